@@ -1,0 +1,8 @@
+//! Pure domain rules of yiyang. Nothing here does I/O, so everything here is unit- and property-tested.
+
+pub mod citizen_id;
+pub mod mask;
+pub mod region_code;
+
+pub use citizen_id::{CitizenId, CitizenIdError, Sex};
+pub use region_code::{RegionCode, RegionCodeError, RegionLevel};

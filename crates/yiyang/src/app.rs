@@ -1,0 +1,194 @@
+//! Application state and the router: the table of contents of the whole HTTP API.
+
+use crate::platform::crypto::KeyRing;
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, REQUEST_ID};
+use crate::region::RegionIndex;
+use crate::{audit, identity, region, registry};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use tokio::sync::{Mutex, RwLock};
+use utoipa::OpenApi;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// "production" (TOTP required for staff) or "demo"
+    pub profile: String,
+    pub idle_timeout_secs: i64,
+    pub absolute_timeout_secs: i64,
+    pub lockout_failures: i64,
+    pub lockout_secs: i64,
+    pub login_attempts_per_minute: u32,
+    pub secure_cookies: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            profile: "production".into(),
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 3600,
+            lockout_failures: 5,
+            lockout_secs: 15 * 60,
+            login_attempts_per_minute: 30,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl Config {
+    pub fn totp_required(&self) -> bool {
+        self.profile == "production"
+    }
+}
+
+/// Fixed-window counter per client address for the login endpoints.
+#[derive(Default)]
+pub struct Throttle {
+    per_minute: u32,
+    hits: StdMutex<HashMap<String, (i64, u32)>>,
+}
+
+impl Throttle {
+    pub fn new(per_minute: u32) -> Throttle {
+        Throttle {
+            per_minute,
+            hits: StdMutex::new(HashMap::new()),
+        }
+    }
+    pub fn allow(&self, key: &str) -> bool {
+        let minute = crate::platform::now_secs() / 60;
+        let mut h = self.hits.lock().expect("throttle lock");
+        if h.len() > 100_000 {
+            h.retain(|_, v| v.0 == minute);
+        }
+        let e = h.entry(key.to_string()).or_insert((minute, 0));
+        if e.0 != minute {
+            *e = (minute, 0);
+        }
+        e.1 += 1;
+        e.1 <= self.per_minute
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: KeyRing,
+    pub config: Arc<Config>,
+    pub regions: Arc<RwLock<RegionIndex>>,
+    pub login_throttle: Arc<Throttle>,
+    pub imports: Arc<Mutex<HashMap<String, Arc<registry::import::Progress>>>>,
+}
+
+impl AppState {
+    pub async fn new(db: Db, keys: KeyRing, config: Config) -> anyhow::Result<AppState> {
+        let regions = RegionIndex::load(&db).await?;
+        Ok(AppState {
+            login_throttle: Arc::new(Throttle::new(config.login_attempts_per_minute)),
+            db,
+            keys,
+            config: Arc::new(config),
+            regions: Arc::new(RwLock::new(regions)),
+            imports: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "颐养 yiyang API", version = "1", description = "养老服务管理平台接口。错误为 RFC 9457 problem 文档，detail 为中文。"),
+    paths(
+        identity::http::login, identity::http::login_totp, identity::http::logout, identity::http::me,
+        identity::http::totp_setup, identity::http::totp_confirm, identity::http::list_users, identity::http::create_user,
+        region::http::tree, region::http::children,
+        registry::http::search, registry::http::detail, registry::http::reveal, registry::http::create, registry::http::update,
+        registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
+        registry::http::upload, registry::http::status, registry::http::errors_xlsx,
+        audit::http::list,
+    ),
+    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"))
+)]
+pub struct ApiDoc;
+
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("openapi")
+}
+
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    resp.headers_mut()
+        .insert("x-request-id", HeaderValue::from_str(&id).expect("ascii"));
+    resp
+}
+
+async fn no_store(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if api {
+        h.insert("cache-control", HeaderValue::from_static("no-store"));
+    }
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("接口不存在")
+}
+
+pub fn router(state: AppState) -> Router {
+    use identity::http as id;
+    use registry::http as reg;
+    let api = Router::new()
+        .route("/auth/login", post(id::login))
+        .route("/auth/totp", post(id::login_totp))
+        .route("/auth/logout", post(id::logout))
+        .route("/me", get(id::me))
+        .route("/me/totp/setup", post(id::totp_setup))
+        .route("/me/totp/confirm", post(id::totp_confirm))
+        .route("/users", get(id::list_users).post(id::create_user))
+        .route("/regions/tree", get(region::http::tree))
+        .route("/regions/{code}/children", get(region::http::children))
+        .route("/elders", post(reg::create))
+        .route("/elders/search", post(reg::search))
+        .route("/elders/export", post(reg::export))
+        .route("/elders/{id}", get(reg::detail).patch(reg::update))
+        .route("/elders/{id}/reveal", post(reg::reveal))
+        .route("/elders/{id}/death", post(reg::death))
+        .route("/elders/{id}/move-out", post(reg::move_out))
+        .route("/registry/template.xlsx", get(reg::template))
+        .route(
+            "/imports/registry",
+            post(reg::upload).layer(DefaultBodyLimit::max(
+                registry::import::MAX_FILE_BYTES + 1024 * 1024,
+            )),
+        )
+        .route("/imports/{id}", get(reg::status))
+        .route("/imports/{id}/errors.xlsx", get(reg::errors_xlsx))
+        .route("/audit", get(audit::http::list))
+        .fallback(api_not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([("content-type", "application/json")], openapi_json()) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(crate::platform::web::static_file)
+        .layer(middleware::from_fn(no_store))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}

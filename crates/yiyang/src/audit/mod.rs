@@ -1,0 +1,249 @@
+//! audit — one row per change and per sensitive read, written inside the caller's transaction,
+//! append-only (triggers refuse UPDATE and DELETE) and SHA-256 hash-chained: each row's hash covers
+//! the previous row's hash, and `audit_head` remembers the last one so a removed tail is noticed.
+
+pub mod http;
+
+use crate::platform::db::{Db, Tx};
+use crate::platform::migrations::Stmt::{self, *};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+pub const MIGRATION: &[Stmt] = &[
+    Both(
+        "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor_id TEXT, actor_name TEXT NOT NULL, \
+         action TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT, region_code TEXT, detail TEXT NOT NULL, \
+         request_id TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+    ),
+    Both("CREATE INDEX audit_log_action ON audit_log (action, seq)"),
+    Both(
+        "CREATE TABLE audit_head (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+    ),
+    Both("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'genesis')"),
+    Sqlite(
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    ),
+    Sqlite(
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    ),
+    Sqlite(
+        "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head BEGIN SELECT RAISE(ABORT, 'audit_head cannot be deleted'); END",
+    ),
+    Sqlite(
+        "CREATE TRIGGER audit_head_forward BEFORE UPDATE ON audit_head WHEN NEW.seq < OLD.seq BEGIN SELECT RAISE(ABORT, 'audit_head only moves forward'); END",
+    ),
+    Postgres(
+        "CREATE FUNCTION audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF TG_TABLE_NAME = 'audit_head' AND TG_OP = 'UPDATE' AND NEW.seq >= OLD.seq THEN RETURN NEW; END IF; \
+         RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+    ),
+    Postgres(
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_refuse()",
+    ),
+    Postgres(
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse()",
+    ),
+    Postgres(
+        "CREATE TRIGGER audit_head_forward BEFORE UPDATE OR DELETE ON audit_head FOR EACH ROW EXECUTE FUNCTION audit_refuse()",
+    ),
+];
+
+/// Who did it. `actor_id` is None for the command line and system jobs.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub action: &'a str,
+    pub entity: &'a str,
+    pub entity_id: Option<&'a str>,
+    pub region_code: Option<&'a str>,
+    /// JSON text; never carries a citizen ID, phone or full name in clear.
+    pub detail: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row_hash(
+    prev: &str,
+    seq: i64,
+    at: &str,
+    actor_id: &str,
+    actor_name: &str,
+    action: &str,
+    entity: &str,
+    entity_id: &str,
+    region_code: &str,
+    detail: &str,
+    request_id: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        prev,
+        &seq.to_string(),
+        at,
+        actor_id,
+        actor_name,
+        action,
+        entity,
+        entity_id,
+        region_code,
+        detail,
+        request_id,
+    ] {
+        // Length-prefixing makes the encoding unambiguous ("ab"+"c" ≠ "a"+"bc").
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Append one audit row in the caller's transaction. Call it last, just before commit: the head row
+/// is locked from here to commit, so this serializes auditing writers for the shortest time.
+pub async fn append(tx: &mut Tx<'_>, who: &Who, e: Entry<'_>) -> Result<i64, sqlx::Error> {
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = head.get(0);
+    let prev: String = head.get(1);
+    let at = crate::platform::now_rfc3339();
+    let request_id = crate::platform::error::current_request_id().unwrap_or_default();
+    let hash = row_hash(
+        &prev,
+        seq,
+        &at,
+        who.actor_id.as_deref().unwrap_or(""),
+        &who.actor_name,
+        e.action,
+        e.entity,
+        e.entity_id.unwrap_or(""),
+        e.region_code.unwrap_or(""),
+        &e.detail,
+        &request_id,
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(&who.actor_id)
+    .bind(&who.actor_name)
+    .bind(e.action)
+    .bind(e.entity)
+    .bind(e.entity_id)
+    .bind(e.region_code)
+    .bind(&e.detail)
+    .bind(&request_id)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(seq)
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub rows: i64,
+    pub ok: bool,
+    pub first_broken_seq: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// Walk the chain from the first row; report the first row whose hash or link does not hold.
+pub async fn verify(db: &Db) -> anyhow::Result<VerifyReport> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query(
+        "SELECT seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash \
+         FROM audit_log ORDER BY seq",
+    )
+    .fetch(&db.pool);
+    let mut expected_prev = "genesis".to_string();
+    let mut expected_seq = 1i64;
+    let mut n = 0i64;
+    let broken = |seq: i64, n: i64, msg: String| VerifyReport {
+        rows: n,
+        ok: false,
+        first_broken_seq: Some(seq),
+        problem: Some(msg),
+    };
+    while let Some(r) = rows.try_next().await? {
+        n += 1;
+        let seq: i64 = r.get(0);
+        if seq != expected_seq {
+            return Ok(broken(
+                expected_seq,
+                n,
+                format!("第 {expected_seq} 条审计记录缺失（下一条是第 {seq} 条）"),
+            ));
+        }
+        let s = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
+        let prev = s(10);
+        let hash = s(11);
+        if prev != expected_prev {
+            return Ok(broken(
+                seq,
+                n,
+                format!("第 {seq} 条审计记录的前序哈希与上一条不符"),
+            ));
+        }
+        let calc = row_hash(
+            &prev,
+            seq,
+            &s(1),
+            &s(2),
+            &s(3),
+            &s(4),
+            &s(5),
+            &s(6),
+            &s(7),
+            &s(8),
+            &s(9),
+        );
+        if calc != hash {
+            return Ok(broken(
+                seq,
+                n,
+                format!("第 {seq} 条审计记录内容被修改（哈希不符）"),
+            ));
+        }
+        expected_prev = hash;
+        expected_seq += 1;
+    }
+    drop(rows);
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await?;
+    let head_seq: i64 = head.get(0);
+    let head_hash: String = head.get(1);
+    if head_seq != expected_seq - 1 {
+        return Ok(broken(
+            expected_seq,
+            n,
+            format!(
+                "审计链尾部被删除：应有 {head_seq} 条，实有 {}；第 {expected_seq} 条起缺失",
+                expected_seq - 1
+            ),
+        ));
+    }
+    if head_hash != expected_prev {
+        return Ok(broken(
+            head_seq,
+            n,
+            format!("第 {head_seq} 条审计记录与链头不符"),
+        ));
+    }
+    Ok(VerifyReport {
+        rows: n,
+        ok: true,
+        first_broken_seq: None,
+        problem: None,
+    })
+}

@@ -1,0 +1,522 @@
+//! The `yiyang` command line: serve, migrate, demo, import, export, user add, verify-audit, export-openapi.
+
+use crate::app::{self, AppState, Config};
+use crate::audit::Who;
+use crate::identity::{Scope, Scopes};
+use crate::platform::crypto::KeyRing;
+use crate::platform::db::Db;
+use crate::platform::migrations;
+use crate::registry::import;
+use clap::{Parser, Subcommand};
+use sqlx::Row;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "yiyang", version, about = "颐养 · 养老服务管理平台")]
+pub struct Cli {
+    /// Database URL: a SQLite file path / sqlite:// URL, or postgres://…
+    #[arg(
+        long,
+        global = true,
+        env = "YIYANG_DATABASE_URL",
+        default_value = "./data/yiyang.db"
+    )]
+    pub database: String,
+    /// Key file for field encryption and blind indexes (created on first run). Keep it outside the database backups.
+    #[arg(
+        long,
+        global = true,
+        env = "YIYANG_KEY_FILE",
+        default_value = "./data/yiyang.key"
+    )]
+    pub key_file: PathBuf,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the web server (migrates first)
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// production: TOTP required for staff; demo: TOTP optional
+        #[arg(long, env = "YIYANG_PROFILE", default_value = "production")]
+        profile: String,
+    },
+    /// Apply database migrations
+    Migrate,
+    /// Fill the database with the synthetic demo county (如皋市-shaped) and demo accounts
+    Demo {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
+    /// Import data from a file
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// Export data to a file
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
+    /// Manage accounts
+    User {
+        #[command(subcommand)]
+        what: UserCmd,
+    },
+    /// Check the audit hash chain; exits 1 and names the first broken row
+    VerifyAudit,
+    /// Print the OpenAPI document
+    ExportOpenapi,
+    /// Write a synthetic registry file (CSV or XLSX by extension) for tests and benchmarks
+    GenRegistryFile {
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+        /// How many of the rows are made invalid (spread through the file)
+        #[arg(long, default_value_t = 0)]
+        bad: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImportWhat {
+    /// Import the elder registry from CSV or XLSX
+    Registry {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ExportWhat {
+    /// Export the registry (masked IDs) to XLSX
+    Registry {
+        #[arg(long, default_value = "registry.xlsx")]
+        out: PathBuf,
+        /// Only this region's subtree
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create a named account; the password is read from standard input
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// system_admin, security_admin, audit_admin, officer, worker (comma-separated)
+        #[arg(long, default_value = "security_admin")]
+        role: String,
+        /// Region the account is bound to (12-digit or short code)
+        #[arg(long)]
+        region: String,
+        /// Comma list of edit, aggregates, individuals
+        #[arg(long, default_value = "edit,aggregates,individuals")]
+        scopes: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("YIYANG_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub async fn open(cli: &Cli, max_conns: u32) -> anyhow::Result<(Db, KeyRing)> {
+    let db = Db::connect(&cli.database, max_conns).await?;
+    migrations::migrate(&db).await?;
+    let keys = KeyRing::load_or_create(&cli.key_file)?;
+    check_key(&db, &keys).await?;
+    Ok((db, keys))
+}
+
+/// The first key used with a database is recorded (as a fingerprint); another key is refused.
+async fn check_key(db: &Db, keys: &KeyRing) -> anyhow::Result<()> {
+    let fp = keys.fingerprint();
+    let row = sqlx::query("SELECT value FROM app_meta WHERE key = 'key_fingerprint'")
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        Some(r) if r.get::<String, _>(0) != fp => {
+            anyhow::bail!("密钥文件与数据库不匹配：请使用创建该数据库时的密钥文件")
+        }
+        Some(_) => Ok(()),
+        None => {
+            sqlx::query("INSERT INTO app_meta (key, value) VALUES ('key_fingerprint', $1)")
+                .bind(fp)
+                .execute(&db.pool)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+fn cli_who() -> Who {
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    Who {
+        actor_id: None,
+        actor_name: format!("cli:{user}"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.cmd {
+        Cmd::Migrate => {
+            let db = Db::connect(&cli.database, 2).await?;
+            let applied = migrations::migrate(&db).await?;
+            println!("已应用 {} 个迁移 {:?}", applied.len(), applied);
+        }
+        Cmd::ExportOpenapi => println!("{}", app::openapi_json()),
+        Cmd::GenRegistryFile {
+            out,
+            rows,
+            bad,
+            seed,
+        } => {
+            let n = crate::demo::write_registry_file(out, *rows, *bad, *seed)?;
+            println!("已写入 {n} 行到 {}", out.display());
+        }
+        Cmd::Serve { listen, profile } => {
+            if profile != "production" && profile != "demo" {
+                anyhow::bail!("--profile 只能是 production 或 demo");
+            }
+            let (db, keys) = open(&cli, 16).await?;
+            let n = import::mark_interrupted(&db).await?;
+            if n > 0 {
+                tracing::warn!(jobs = n, "marked interrupted import jobs as failed");
+            }
+            let config = Config {
+                profile: profile.clone(),
+                ..Config::default()
+            };
+            let state = AppState::new(db, keys, config).await?;
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("颐养已启动：http://{listen}/  （配置：{profile}）");
+            axum::serve(
+                listener,
+                app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        }
+        Cmd::Demo { scale } => {
+            let (db, keys) = open(&cli, 4).await?;
+            let existing: i64 = sqlx::query("SELECT COUNT(*) FROM elder")
+                .fetch_one(&db.pool)
+                .await?
+                .get(0);
+            if existing > 0 {
+                println!("数据库中已有 {existing} 位老年人档案，跳过演示数据生成。");
+            } else {
+                let t = std::time::Instant::now();
+                let n = crate::demo::build(&db, &keys, *scale).await?;
+                println!(
+                    "已生成演示县（如皋市，虚构人员）：{n} 位老年人，用时 {:.1} 秒",
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            crate::demo::ensure_regions(&db).await?;
+            demo_accounts(&db, &cli).await?;
+        }
+        Cmd::Import {
+            what:
+                ImportWhat::Registry {
+                    file,
+                    dry_run,
+                    format,
+                },
+        } => {
+            let (db, keys) = open(&cli, 4).await?;
+            let regions = crate::region::RegionIndex::load(&db).await?;
+            let bytes =
+                std::fs::read(file).map_err(|e| anyhow::anyhow!("无法读取文件 {file:?}：{e}"))?;
+            let name = file
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let scope = Scope::all();
+            let who = cli_who();
+            let ctx = import::Ctx {
+                db: &db,
+                keys: &keys,
+                regions: &regions,
+                scope: &scope,
+                who: &who,
+                progress: Arc::new(import::Progress::default()),
+            };
+            let t = std::time::Instant::now();
+            let job = uuid::Uuid::now_v7().to_string();
+            let s = match import::run_job(&ctx, &job, None, bytes, &name, *dry_run).await {
+                Ok(s) => s,
+                Err(import::ImportError::File(msg)) => {
+                    if format == "json" {
+                        println!("{}", serde_json::json!({"error": msg}));
+                    } else {
+                        eprintln!("导入失败：{msg}");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let secs = t.elapsed().as_secs_f64();
+            if format == "json" {
+                let mut v = serde_json::to_value(&s)?;
+                v["job_id"] = job.into();
+                v["seconds"] = secs.into();
+                v["errors"] = serde_json::to_value(
+                    import::error_list(&db, v["job_id"].as_str().unwrap_or_default()).await?,
+                )?;
+                println!("{v}");
+            } else {
+                println!(
+                    "{}：共 {} 行，可导入 {}，错误 {}；新增 {}，更新 {}，未变化 {}（{:.2} 秒，{:.0} 行/秒）",
+                    if *dry_run {
+                        "预检完成（未写入）"
+                    } else {
+                        "导入完成"
+                    },
+                    s.total,
+                    s.accepted,
+                    s.rejected,
+                    s.inserted,
+                    s.updated,
+                    s.unchanged,
+                    secs,
+                    s.total as f64 / secs.max(1e-9)
+                );
+                for e in s.errors.iter().take(20) {
+                    println!("  第 {} 行：{}", e.row, e.reason);
+                }
+            }
+        }
+        Cmd::Export {
+            what: ExportWhat::Registry { out, region },
+        } => {
+            let (db, keys) = open(&cli, 4).await?;
+            let state = AppState::new(db.clone(), keys.clone(), Config::default()).await?;
+            let scope = match region {
+                Some(r) => Scope::of(
+                    &yiyang_kernel::RegionCode::parse(r).map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+                None => Scope::all(),
+            };
+            let regions = state.regions.read().await.clone();
+            let (bytes, n) =
+                crate::registry::export_xlsx(&state, &scope, &regions, &Default::default(), false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.detail))?;
+            std::fs::write(out, bytes)?;
+            let mut tx = db.begin().await?;
+            crate::audit::append(
+                &mut tx,
+                &cli_who(),
+                crate::audit::Entry {
+                    action: "registry.export",
+                    entity: "elder",
+                    entity_id: None,
+                    region_code: region.as_deref(),
+                    detail: serde_json::json!({"rows": n, "revealed": false}).to_string(),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            println!("已导出 {n} 行到 {}（身份证号已脱敏）", out.display());
+        }
+        Cmd::User {
+            what:
+                UserCmd::Add {
+                    username,
+                    display_name,
+                    role,
+                    region,
+                    scopes,
+                },
+        } => {
+            let (db, _keys) = open(&cli, 2).await?;
+            let mut pw = String::new();
+            std::io::stdin().read_to_string(&mut pw)?;
+            let pw = pw.lines().next().unwrap_or("").to_string();
+            let sc = Scopes {
+                edit: scopes.contains("edit"),
+                aggregates: scopes.contains("aggregates"),
+                individuals: scopes.contains("individuals"),
+            };
+            let u = crate::identity::http::NewUser {
+                username: username.clone(),
+                display_name: display_name.clone().unwrap_or_else(|| username.clone()),
+                password: pw,
+                roles: role.split(',').map(|s| s.trim().to_string()).collect(),
+                region_code: region.clone(),
+                scopes: sc,
+            };
+            let mut tx = db.begin().await?;
+            match crate::identity::http::insert_user(&db, &mut tx, &cli_who(), &u, None).await {
+                Ok(id) => {
+                    tx.commit().await?;
+                    println!("已创建用户 {username}（{id}）");
+                }
+                Err(e) => {
+                    eprintln!("创建用户失败：{}", e.detail);
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Cmd::VerifyAudit => {
+            let db = Db::connect(&cli.database, 2).await?;
+            let r = crate::audit::verify(&db).await?;
+            if r.ok {
+                println!("审计链完整：{} 条记录校验通过", r.rows);
+            } else {
+                println!(
+                    "审计链校验失败：{}（第一条异常记录：seq {}）",
+                    r.problem.unwrap_or_default(),
+                    r.first_broken_seq.unwrap_or(0)
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Demo accounts with random passwords, printed once and kept in a 0600 file beside the database.
+async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
+    let accounts: [(&str, &str, &str, &str, &str); 5] = [
+        (
+            "officer",
+            "县民政局 李科长",
+            "officer",
+            crate::demo::COUNTY,
+            "edit,aggregates,individuals",
+        ),
+        (
+            "town_worker",
+            "城南街道 王社工",
+            "worker",
+            "320682002000",
+            "edit,aggregates,individuals",
+        ),
+        (
+            "auditor",
+            "审计管理员 周审计",
+            "audit_admin",
+            crate::demo::COUNTY,
+            "aggregates",
+        ),
+        (
+            "security",
+            "安全管理员 钱安全",
+            "security_admin",
+            crate::demo::COUNTY,
+            "aggregates",
+        ),
+        (
+            "sysadmin",
+            "系统管理员 孙系统",
+            "system_admin",
+            crate::demo::COUNTY,
+            "",
+        ),
+    ];
+    let dir = cli
+        .key_file
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let file = dir.join("demo-accounts.txt");
+    let mut lines = vec![];
+    for (u, name, role, region, scopes) in accounts {
+        let exists = sqlx::query("SELECT 1 FROM app_user WHERE username = $1")
+            .bind(u)
+            .fetch_optional(&db.pool)
+            .await?
+            .is_some();
+        if exists {
+            continue;
+        }
+        let pw = format!("Yy-{}", crate::platform::crypto::random_token(9));
+        let nu = crate::identity::http::NewUser {
+            username: u.into(),
+            display_name: name.into(),
+            password: pw.clone(),
+            roles: vec![role.into()],
+            region_code: region.into(),
+            scopes: Scopes {
+                edit: scopes.contains("edit"),
+                aggregates: scopes.contains("aggregates"),
+                individuals: scopes.contains("individuals"),
+            },
+        };
+        let mut tx = db.begin().await?;
+        crate::identity::http::insert_user(
+            db,
+            &mut tx,
+            &Who {
+                actor_id: None,
+                actor_name: "yiyang demo".into(),
+            },
+            &nu,
+            None,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+        tx.commit().await?;
+        lines.push(format!("{u}\t{pw}\t{name}"));
+    }
+    if !lines.is_empty() {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).append(true);
+        #[cfg(unix)]
+        o.mode(0o600);
+        let mut f = o.open(&file)?;
+        for l in &lines {
+            writeln!(f, "{l}")?;
+        }
+    }
+    println!(
+        "演示账号（用户名 / 密码，仅演示用，密码随机生成，另存于 {}）：",
+        file.display()
+    );
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        for l in text.lines() {
+            println!("  {l}");
+        }
+    }
+    println!("启动后请访问 http://127.0.0.1:8080/ 登录（演示配置下动态验证码可选）。");
+    Ok(())
+}

@@ -1,0 +1,588 @@
+use super::session::{self, Actor, clear_cookie, cookie_token, set_cookie};
+use super::{Perm, Role, Scopes, password, totp};
+use crate::app::AppState;
+use crate::audit::{self, Entry, Who};
+use crate::platform::error::{ApiError, ApiResult};
+use crate::platform::now_secs;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::net::SocketAddr;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LoginReq {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub region_code: String,
+    pub region_name: String,
+    pub scopes: Scopes,
+    pub permissions: Vec<String>,
+    pub totp_enabled: bool,
+    pub profile: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginResp {
+    /// `done`, `totp` (enter a code) or `totp_enrol` (set up the authenticator, then enter a code)
+    pub next: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub me: Option<Me>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otpauth_url: Option<String>,
+}
+
+const BAD_LOGIN: &str = "用户名或密码错误，或账号已被临时锁定";
+
+/// The peer address when served over TCP (absent in in-process tests).
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _s: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+pub async fn me_of(app: &AppState, a: &Actor) -> Me {
+    let idx = app.regions.read().await;
+    let mut perms: Vec<String> = a
+        .roles
+        .iter()
+        .flat_map(|r| r.perms())
+        .map(|p| p.as_str().to_string())
+        .collect();
+    perms.sort();
+    perms.dedup();
+    Me {
+        id: a.user_id.clone(),
+        username: a.username.clone(),
+        display_name: a.display_name.clone(),
+        roles: a.roles.clone(),
+        region_code: a.region.to_string(),
+        region_name: idx.path_name(a.region.as_str()),
+        scopes: a.scopes,
+        permissions: perms,
+        totp_enabled: a.totp_enabled,
+        profile: app.config.profile.clone(),
+    }
+}
+
+async fn audit_auth(
+    app: &AppState,
+    user_id: Option<String>,
+    username: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let mut tx = app.db.begin().await?;
+    audit::append(
+        &mut tx,
+        &Who {
+            actor_id: user_id.clone(),
+            actor_name: username.to_string(),
+        },
+        Entry {
+            action,
+            entity: "user",
+            entity_id: user_id.as_deref(),
+            region_code: None,
+            detail: detail.to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn with_cookie(mut resp: Response, cookie: String) -> Response {
+    resp.headers_mut()
+        .append(header::SET_COOKIE, cookie.parse().expect("cookie"));
+    resp
+}
+
+async fn register_failure(app: &AppState, user_id: &str, username: &str) -> ApiResult<()> {
+    let now = now_secs();
+    let r = sqlx::query(
+        "UPDATE app_user SET failed_count = failed_count + 1 WHERE id = $1 RETURNING failed_count",
+    )
+    .bind(user_id)
+    .fetch_one(&app.db.pool)
+    .await?;
+    let n: i64 = r.get(0);
+    if n >= app.config.lockout_failures {
+        sqlx::query("UPDATE app_user SET failed_count = 0, locked_until = $1 WHERE id = $2")
+            .bind(now + app.config.lockout_secs)
+            .bind(user_id)
+            .execute(&app.db.pool)
+            .await?;
+        audit_auth(
+            app,
+            Some(user_id.into()),
+            username,
+            "auth.locked",
+            serde_json::json!({"failures": n}),
+        )
+        .await?;
+    } else {
+        audit_auth(
+            app,
+            Some(user_id.into()),
+            username,
+            "auth.login_failed",
+            serde_json::json!({"failures": n}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Password step of the login. Unknown users, wrong passwords and locked accounts get the same answer.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", request_body = LoginReq,
+    responses((status = 200, body = LoginResp), (status = 401, body = crate::platform::error::Problem), (status = 429, body = crate::platform::error::Problem)))]
+pub async fn login(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<LoginReq>,
+) -> ApiResult<Response> {
+    if !app.login_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("登录尝试过于频繁，请一分钟后再试"));
+    }
+    let username = req.username.trim().to_string();
+    let row = sqlx::query("SELECT id, password_hash, locked_until, totp_enabled, disabled FROM app_user WHERE username = $1")
+        .bind(&username)
+        .fetch_optional(&app.db.pool)
+        .await?;
+    let Some(row) = row else {
+        password::verify_async(req.password, password::dummy_hash().to_string()).await;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            BAD_LOGIN,
+        ));
+    };
+    let user_id: String = row.get(0);
+    let phc: String = row.get(1);
+    let locked_until: Option<i64> = row.get(2);
+    let totp_enabled = row.get::<i64, _>(3) != 0;
+    let disabled = row.get::<i64, _>(4) != 0;
+    let ok = password::verify_async(req.password, phc).await;
+    if locked_until.is_some_and(|t| t > now_secs()) || disabled {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            BAD_LOGIN,
+        ));
+    }
+    if !ok {
+        register_failure(&app, &user_id, &username).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            BAD_LOGIN,
+        ));
+    }
+    sqlx::query("UPDATE app_user SET failed_count = 0, locked_until = NULL WHERE id = $1")
+        .bind(&user_id)
+        .execute(&app.db.pool)
+        .await?;
+    let secure = app.config.secure_cookies;
+    if totp_enabled {
+        let token = session::create(&app, &user_id, "totp", ip, None).await?;
+        let body = LoginResp {
+            next: "totp".into(),
+            me: None,
+            secret: None,
+            otpauth_url: None,
+        };
+        return Ok(with_cookie(
+            Json(body).into_response(),
+            set_cookie(&token, secure),
+        ));
+    }
+    if app.config.totp_required() {
+        let secret = totp::new_secret();
+        let enc = app.keys.encrypt(&secret);
+        let token = session::create(&app, &user_id, "totp_enrol", ip, Some(enc)).await?;
+        let body = LoginResp {
+            next: "totp_enrol".into(),
+            me: None,
+            otpauth_url: Some(totp::otpauth_url(&secret, &username)),
+            secret: Some(secret),
+        };
+        return Ok(with_cookie(
+            Json(body).into_response(),
+            set_cookie(&token, secure),
+        ));
+    }
+    let token = session::create(&app, &user_id, "active", ip, None).await?;
+    audit_auth(
+        &app,
+        Some(user_id.clone()),
+        &username,
+        "auth.login",
+        serde_json::json!({"factors": ["password"]}),
+    )
+    .await?;
+    let actor = session::load_actor(&app, &user_id, String::new())
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let body = LoginResp {
+        next: "done".into(),
+        me: Some(me_of(&app, &actor).await),
+        secret: None,
+        otpauth_url: None,
+    };
+    Ok(with_cookie(
+        Json(body).into_response(),
+        set_cookie(&token, secure),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CodeReq {
+    pub code: String,
+}
+
+/// Second step: a TOTP code completes a pending login (and confirms enrolment when it was one).
+#[utoipa::path(post, path = "/api/v1/auth/totp", tag = "identity", request_body = CodeReq,
+    responses((status = 200, body = LoginResp), (status = 401, body = crate::platform::error::Problem)))]
+pub async fn login_totp(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Json(req): Json<CodeReq>,
+) -> ApiResult<Response> {
+    if !app.login_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("登录尝试过于频繁，请一分钟后再试"));
+    }
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    parts.headers = headers;
+    let token = cookie_token(&parts).ok_or_else(ApiError::unauthorized)?;
+    let s = session::lookup(&app, &token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    if s.stage != "totp" && s.stage != "totp_enrol" {
+        return Err(ApiError::bad_request("当前登录不需要动态验证码"));
+    }
+    let u =
+        sqlx::query("SELECT username, totp_secret_enc, locked_until FROM app_user WHERE id = $1")
+            .bind(&s.user_id)
+            .fetch_one(&app.db.pool)
+            .await?;
+    let username: String = u.get(0);
+    if u.get::<Option<i64>, _>(2).is_some_and(|t| t > now_secs()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            BAD_LOGIN,
+        ));
+    }
+    let enc = if s.stage == "totp_enrol" {
+        s.pending_secret_enc.clone()
+    } else {
+        u.get::<Option<Vec<u8>>, _>(1)
+    };
+    let secret = app.keys.decrypt(&enc.ok_or_else(ApiError::unauthorized)?)?;
+    if !totp::verify(&secret, &req.code, now_secs()) {
+        register_failure(&app, &s.user_id, &username).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_totp",
+            "动态验证码不正确或已过期",
+        ));
+    }
+    if s.stage == "totp_enrol" {
+        sqlx::query("UPDATE app_user SET totp_secret_enc = $1, totp_enabled = 1 WHERE id = $2")
+            .bind(app.keys.encrypt(&secret))
+            .bind(&s.user_id)
+            .execute(&app.db.pool)
+            .await?;
+    }
+    // A new token for the authenticated session (no fixation of the pre-login one).
+    sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
+        .bind(&s.token_hash)
+        .execute(&app.db.pool)
+        .await?;
+    let token = session::create(&app, &s.user_id, "active", ip, None).await?;
+    audit_auth(
+        &app,
+        Some(s.user_id.clone()),
+        &username,
+        "auth.login",
+        serde_json::json!({"factors": ["password", "totp"], "enrolled": s.stage == "totp_enrol"}),
+    )
+    .await?;
+    let actor = session::load_actor(&app, &s.user_id, String::new())
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let body = LoginResp {
+        next: "done".into(),
+        me: Some(me_of(&app, &actor).await),
+        secret: None,
+        otpauth_url: None,
+    };
+    Ok(with_cookie(
+        Json(body).into_response(),
+        set_cookie(&token, app.config.secure_cookies),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity", responses((status = 204)))]
+pub async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
+        .bind(&actor.token_hash)
+        .execute(&app.db.pool)
+        .await?;
+    audit_auth(
+        &app,
+        Some(actor.user_id.clone()),
+        &actor.username,
+        "auth.logout",
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        clear_cookie(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity", responses((status = 200, body = Me), (status = 401, body = crate::platform::error::Problem)))]
+pub async fn me(State(app): State<AppState>, actor: Actor) -> Json<Me> {
+    Json(me_of(&app, &actor).await)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TotpSetup {
+    pub secret: String,
+    pub otpauth_url: String,
+}
+
+/// Optional enrolment from the profile page (the demo profile does not force it).
+#[utoipa::path(post, path = "/api/v1/me/totp/setup", tag = "identity", responses((status = 200, body = TotpSetup)))]
+pub async fn totp_setup(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<TotpSetup>> {
+    let secret = totp::new_secret();
+    sqlx::query("UPDATE user_session SET pending_secret_enc = $1 WHERE token_hash = $2")
+        .bind(app.keys.encrypt(&secret))
+        .bind(&actor.token_hash)
+        .execute(&app.db.pool)
+        .await?;
+    Ok(Json(TotpSetup {
+        otpauth_url: totp::otpauth_url(&secret, &actor.username),
+        secret,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "identity", request_body = CodeReq, responses((status = 204), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn totp_confirm(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<CodeReq>,
+) -> ApiResult<StatusCode> {
+    let r = sqlx::query("SELECT pending_secret_enc FROM user_session WHERE token_hash = $1")
+        .bind(&actor.token_hash)
+        .fetch_one(&app.db.pool)
+        .await?;
+    let enc: Option<Vec<u8>> = r.get(0);
+    let secret = app
+        .keys
+        .decrypt(&enc.ok_or_else(|| ApiError::bad_request("请先生成动态验证码密钥"))?)?;
+    if !totp::verify(&secret, &req.code, now_secs()) {
+        return Err(ApiError::invalid("code", "动态验证码不正确或已过期"));
+    }
+    let mut tx = app.db.begin().await?;
+    sqlx::query("UPDATE app_user SET totp_secret_enc = $1, totp_enabled = 1 WHERE id = $2")
+        .bind(app.keys.encrypt(&secret))
+        .bind(&actor.user_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &actor.who(),
+        Entry {
+            action: "auth.totp_enrolled",
+            entity: "user",
+            entity_id: Some(&actor.user_id),
+            region_code: None,
+            detail: "{}".into(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub region_code: String,
+    pub scopes: Scopes,
+    pub locked_until: Option<i64>,
+    pub totp_enabled: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "identity", responses((status = 200, body = Vec<UserRow>), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn list_users(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<UserRow>>> {
+    actor.require(Perm::UsersManage)?;
+    let (lo, hi) = actor.region.subtree_range();
+    let rows = sqlx::query("SELECT id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, locked_until, totp_enabled FROM app_user WHERE region_code BETWEEN $1 AND $2 ORDER BY username")
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&app.db.pool)
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| UserRow {
+                id: r.get(0),
+                username: r.get(1),
+                display_name: r.get(2),
+                roles: session::parse_roles(&r.get::<String, _>(3)),
+                region_code: r.get(4),
+                scopes: Scopes {
+                    edit: r.get::<i64, _>(5) != 0,
+                    aggregates: r.get::<i64, _>(6) != 0,
+                    individuals: r.get::<i64, _>(7) != 0,
+                },
+                locked_until: r.get(8),
+                totp_enabled: r.get::<i64, _>(9) != 0,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub roles: Vec<String>,
+    pub region_code: String,
+    pub scopes: Scopes,
+}
+
+/// Validate and insert a user inside `tx` (used by the API and by `yiyang user add`).
+pub async fn insert_user(
+    app_db: &crate::platform::db::Db,
+    tx: &mut crate::platform::db::Tx<'_>,
+    who: &Who,
+    u: &NewUser,
+    within: Option<&yiyang_kernel::RegionCode>,
+) -> ApiResult<String> {
+    let username = u.username.trim();
+    if username.is_empty()
+        || username.len() > 64
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+    {
+        return Err(ApiError::invalid(
+            "username",
+            "用户名只能包含字母、数字、下划线、点和连字符，长度 1–64",
+        ));
+    }
+    if u.display_name.trim().is_empty() {
+        return Err(ApiError::invalid("display_name", "请填写姓名"));
+    }
+    password::check_policy(&u.password, username).map_err(|m| ApiError::invalid("password", m))?;
+    let mut roles = vec![];
+    for r in &u.roles {
+        roles.push(
+            Role::parse(r).ok_or_else(|| ApiError::invalid("roles", format!("未知角色 {r}")))?,
+        );
+    }
+    if roles.is_empty() {
+        return Err(ApiError::invalid("roles", "至少选择一个角色"));
+    }
+    let admin_roles = [Role::SystemAdmin, Role::SecurityAdmin, Role::AuditAdmin];
+    if roles.iter().filter(|r| admin_roles.contains(r)).count() > 0 && roles.len() > 1 {
+        return Err(ApiError::invalid(
+            "roles",
+            "三员分立：系统、安全、审计管理员角色不能与其他角色兼任",
+        ));
+    }
+    let region = yiyang_kernel::RegionCode::parse(&u.region_code)
+        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    if let Some(w) = within
+        && !w.contains(&region)
+    {
+        return Err(ApiError::forbidden("只能在本人管辖区划内创建用户"));
+    }
+    let _ = app_db;
+    let id = uuid::Uuid::now_v7().to_string();
+    let hash = password::hash_async(u.password.clone()).await;
+    let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(&id)
+        .bind(username)
+        .bind(u.display_name.trim())
+        .bind(hash)
+        .bind(roles_s.join(","))
+        .bind(region.as_str())
+        .bind(u.scopes.edit as i64)
+        .bind(u.scopes.aggregates as i64)
+        .bind(u.scopes.individuals as i64)
+        .bind(crate::platform::now_rfc3339())
+        .execute(&mut **tx)
+        .await;
+    if let Err(sqlx::Error::Database(d)) = &res
+        && d.is_unique_violation()
+    {
+        return Err(ApiError::conflict(format!("用户名 {username} 已存在")));
+    }
+    res?;
+    audit::append(
+        tx,
+        who,
+        Entry {
+            action: "user.create",
+            entity: "user",
+            entity_id: Some(&id),
+            region_code: Some(region.as_str()),
+            detail: serde_json::json!({"username": username, "roles": roles_s, "scopes": u.scopes})
+                .to_string(),
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "identity", request_body = NewUser,
+    responses((status = 201, body = UserRow), (status = 409, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn create_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(u): Json<NewUser>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    actor.require(Perm::UsersManage)?;
+    let mut tx = app.db.begin().await?;
+    let id = insert_user(&app.db, &mut tx, &actor.who(), &u, Some(&actor.region)).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id}))))
+}

@@ -1,0 +1,225 @@
+//! identity — named accounts, roles with separated administrator duties (三员分立), region-bound
+//! scopes, Argon2id passwords, lockout, server-side sessions and TOTP.
+
+pub mod http;
+pub mod password;
+pub mod session;
+pub mod totp;
+
+use crate::platform::error::ApiError;
+use crate::platform::migrations::Stmt::{self, *};
+use serde::{Deserialize, Serialize};
+use yiyang_kernel::RegionCode;
+
+pub use session::Actor;
+
+pub const MIGRATION: &[Stmt] = &[
+    Both(
+        "CREATE TABLE app_user (id TEXT PRIMARY KEY, username TEXT NOT NULL, display_name TEXT NOT NULL, \
+         password_hash TEXT NOT NULL, roles TEXT NOT NULL, region_code TEXT NOT NULL, \
+         scope_edit BIGINT NOT NULL, scope_aggregates BIGINT NOT NULL, scope_individuals BIGINT NOT NULL, \
+         totp_secret_enc BLOB, totp_enabled BIGINT NOT NULL DEFAULT 0, failed_count BIGINT NOT NULL DEFAULT 0, \
+         locked_until BIGINT, disabled BIGINT NOT NULL DEFAULT 0, created_at TEXT NOT NULL, \
+         CONSTRAINT app_user_username_key UNIQUE (username))",
+    ),
+    Both(
+        "CREATE TABLE user_session (token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES app_user (id), \
+         stage TEXT NOT NULL, created_at BIGINT NOT NULL, last_seen BIGINT NOT NULL, ip TEXT, pending_secret_enc BLOB)",
+    ),
+    Both("CREATE INDEX user_session_user ON user_session (user_id)"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 系统管理员: runs the system, cannot read the audit trail or change permissions.
+    SystemAdmin,
+    /// 安全管理员: manages accounts and permissions, cannot edit elder data or read audit.
+    SecurityAdmin,
+    /// 审计管理员: reads the audit trail only.
+    AuditAdmin,
+    /// 民政干部
+    Officer,
+    /// 网格员 / 社工
+    Worker,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s.trim() {
+            "system_admin" => Role::SystemAdmin,
+            "security_admin" => Role::SecurityAdmin,
+            "audit_admin" => Role::AuditAdmin,
+            "officer" => Role::Officer,
+            "worker" => Role::Worker,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SystemAdmin => "system_admin",
+            Role::SecurityAdmin => "security_admin",
+            Role::AuditAdmin => "audit_admin",
+            Role::Officer => "officer",
+            Role::Worker => "worker",
+        }
+    }
+    pub fn zh(self) -> &'static str {
+        match self {
+            Role::SystemAdmin => "系统管理员",
+            Role::SecurityAdmin => "安全管理员",
+            Role::AuditAdmin => "审计管理员",
+            Role::Officer => "民政干部",
+            Role::Worker => "网格员",
+        }
+    }
+    pub fn perms(self) -> &'static [Perm] {
+        use Perm::*;
+        match self {
+            Role::SystemAdmin => &[SystemConfig],
+            Role::SecurityAdmin => &[UsersManage],
+            Role::AuditAdmin => &[AuditRead],
+            Role::Officer => &[
+                RegistryRead,
+                RegistryEdit,
+                RegistryReveal,
+                RegistryImport,
+                RegistryExport,
+                AggregatesRead,
+            ],
+            Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
+        }
+    }
+    pub fn is_staff(self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Perm {
+    RegistryRead,
+    RegistryEdit,
+    RegistryReveal,
+    RegistryImport,
+    RegistryExport,
+    AggregatesRead,
+    AuditRead,
+    UsersManage,
+    SystemConfig,
+}
+
+impl Perm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Perm::RegistryRead => "registry.read",
+            Perm::RegistryEdit => "registry.edit",
+            Perm::RegistryReveal => "registry.reveal",
+            Perm::RegistryImport => "registry.import",
+            Perm::RegistryExport => "registry.export",
+            Perm::AggregatesRead => "aggregates.read",
+            Perm::AuditRead => "audit.read",
+            Perm::UsersManage => "users.manage",
+            Perm::SystemConfig => "system.config",
+        }
+    }
+    fn zh(self) -> &'static str {
+        match self {
+            Perm::RegistryRead => "查询老年人档案",
+            Perm::RegistryEdit => "编辑老年人档案",
+            Perm::RegistryReveal => "查看完整身份信息",
+            Perm::RegistryImport => "批量导入",
+            Perm::RegistryExport => "导出",
+            Perm::AggregatesRead => "查看统计",
+            Perm::AuditRead => "查看审计日志",
+            Perm::UsersManage => "管理用户",
+            Perm::SystemConfig => "系统配置",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct Scopes {
+    /// 编辑
+    pub edit: bool,
+    /// 查看汇总
+    pub aggregates: bool,
+    /// 查询个人
+    pub individuals: bool,
+}
+
+/// The region range a query may touch. Only obtainable from an [`Actor`] that holds the matching
+/// scope, so a store function that takes `&Scope` cannot be called without the check.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub lo: String,
+    pub hi: String,
+    /// None = the whole country (command-line operators only).
+    pub root: Option<RegionCode>,
+}
+
+impl Scope {
+    pub fn of(region: &RegionCode) -> Scope {
+        let (lo, hi) = region.subtree_range();
+        Scope {
+            lo,
+            hi,
+            root: Some(region.clone()),
+        }
+    }
+    /// For the command line run by the operator of the deployment, who holds the database anyway.
+    pub fn all() -> Scope {
+        Scope {
+            lo: "000000000000".into(),
+            hi: "999999999999".into(),
+            root: None,
+        }
+    }
+    pub fn covers(&self, code: &RegionCode) -> bool {
+        self.root.as_ref().is_none_or(|r| r.contains(code))
+    }
+    pub fn contains(&self, code: &str) -> bool {
+        self.lo.as_str() <= code && code <= self.hi.as_str()
+    }
+}
+
+impl Actor {
+    pub fn has(&self, p: Perm) -> bool {
+        self.roles.iter().any(|r| r.perms().contains(&p))
+    }
+    pub fn require(&self, p: Perm) -> Result<(), ApiError> {
+        if self.has(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("您没有“{}”的权限", p.zh())))
+        }
+    }
+    /// Scope for reading individual records.
+    pub fn individuals(&self) -> Result<Scope, ApiError> {
+        self.require(Perm::RegistryRead)?;
+        if !self.scopes.individuals {
+            return Err(ApiError::forbidden("您的账号没有“查询个人”的范围"));
+        }
+        Ok(Scope::of(&self.region))
+    }
+    /// Scope for changing records.
+    pub fn edit(&self) -> Result<Scope, ApiError> {
+        self.require(Perm::RegistryEdit)?;
+        if !self.scopes.edit || !self.scopes.individuals {
+            return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+        }
+        Ok(Scope::of(&self.region))
+    }
+    pub fn aggregates(&self) -> Result<Scope, ApiError> {
+        self.require(Perm::AggregatesRead)?;
+        if !self.scopes.aggregates {
+            return Err(ApiError::forbidden("您的账号没有“查看汇总”的范围"));
+        }
+        Ok(Scope::of(&self.region))
+    }
+    pub fn who(&self) -> crate::audit::Who {
+        crate::audit::Who {
+            actor_id: Some(self.user_id.clone()),
+            actor_name: self.username.clone(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Server-side sessions: an opaque random token in an HttpOnly cookie, its SHA-256 in `user_session`.
+//! Idle and absolute timeouts are checked on every request; logout deletes the row.
+
+use super::{Role, Scopes};
+use crate::app::AppState;
+use crate::platform::crypto::{random_token, sha256_hex};
+use crate::platform::error::ApiError;
+use crate::platform::now_secs;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sqlx::Row;
+use yiyang_kernel::RegionCode;
+
+pub const COOKIE: &str = "yiyang_session";
+
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub region: RegionCode,
+    pub scopes: Scopes,
+    pub totp_enabled: bool,
+    pub token_hash: String,
+}
+
+pub fn parse_roles(s: &str) -> Vec<Role> {
+    s.split(',').filter_map(Role::parse).collect()
+}
+
+pub fn cookie_token(parts: &Parts) -> Option<String> {
+    let header = parts
+        .headers
+        .get(axum::http::header::COOKIE)?
+        .to_str()
+        .ok()?;
+    header.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == COOKIE).then(|| v.to_string())
+    })
+}
+
+pub fn set_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Create a session row at `stage` ("active", "totp", "totp_enrol"); returns the cookie token.
+pub async fn create(
+    app: &AppState,
+    user_id: &str,
+    stage: &str,
+    ip: Option<String>,
+    pending_secret: Option<Vec<u8>>,
+) -> Result<String, ApiError> {
+    let token = random_token(32);
+    let now = now_secs();
+    sqlx::query("INSERT INTO user_session (token_hash, user_id, stage, created_at, last_seen, ip, pending_secret_enc) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(sha256_hex(token.as_bytes()))
+        .bind(user_id)
+        .bind(stage)
+        .bind(now)
+        .bind(now)
+        .bind(ip)
+        .bind(pending_secret)
+        .execute(&app.db.pool)
+        .await?;
+    Ok(token)
+}
+
+pub struct SessionRow {
+    pub token_hash: String,
+    pub user_id: String,
+    pub stage: String,
+    pub pending_secret_enc: Option<Vec<u8>>,
+}
+
+/// Look up a live session (any stage), enforcing the timeouts; expired rows are deleted.
+pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, ApiError> {
+    let th = sha256_hex(token.as_bytes());
+    let Some(r) = sqlx::query("SELECT user_id, stage, created_at, last_seen, pending_secret_enc FROM user_session WHERE token_hash = $1")
+        .bind(&th)
+        .fetch_optional(&app.db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let created: i64 = r.get(2);
+    let last_seen: i64 = r.get(3);
+    let now = now_secs();
+    let cfg = &app.config;
+    if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
+        sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
+            .bind(&th)
+            .execute(&app.db.pool)
+            .await?;
+        return Ok(None);
+    }
+    // Touch at most once a minute: keeps the idle clock right without a write per request.
+    if now - last_seen >= 60 {
+        sqlx::query("UPDATE user_session SET last_seen = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(&th)
+            .execute(&app.db.pool)
+            .await?;
+    }
+    Ok(Some(SessionRow {
+        token_hash: th,
+        user_id: r.get(0),
+        stage: r.get(1),
+        pending_secret_enc: r.get(4),
+    }))
+}
+
+pub async fn load_actor(
+    app: &AppState,
+    user_id: &str,
+    token_hash: String,
+) -> Result<Option<Actor>, ApiError> {
+    let Some(u) = sqlx::query("SELECT id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, totp_enabled, disabled FROM app_user WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&app.db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if u.get::<i64, _>(9) != 0 {
+        return Ok(None);
+    }
+    let region = RegionCode::parse(&u.get::<String, _>(4))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("bad user region: {e}")))?;
+    Ok(Some(Actor {
+        user_id: u.get(0),
+        username: u.get(1),
+        display_name: u.get(2),
+        roles: parse_roles(&u.get::<String, _>(3)),
+        region,
+        scopes: Scopes {
+            edit: u.get::<i64, _>(5) != 0,
+            aggregates: u.get::<i64, _>(6) != 0,
+            individuals: u.get::<i64, _>(7) != 0,
+        },
+        totp_enabled: u.get::<i64, _>(8) != 0,
+        token_hash,
+    }))
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = cookie_token(parts).ok_or_else(ApiError::unauthorized)?;
+        let s = lookup(app, &token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if s.stage != "active" {
+            return Err(ApiError::unauthorized());
+        }
+        load_actor(app, &s.user_id, s.token_hash)
+            .await?
+            .ok_or_else(ApiError::unauthorized)
+    }
+}

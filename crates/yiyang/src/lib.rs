@@ -1,0 +1,11 @@
+//! yiyang (颐养): the elderly-care service platform of a civil-affairs bureau.
+//! One module per capability; `platform` holds what they share; `app` is the API's table of contents.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod demo;
+pub mod identity;
+pub mod platform;
+pub mod region;
+pub mod registry;

@@ -1,0 +1,147 @@
+//! Field encryption (AES-256-GCM) and blind indexes (HMAC-SHA256) for citizen IDs and phones.
+//! The key lives in a file outside the database, created on first run with mode 0600.
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::{Context, bail};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use std::path::Path;
+
+#[derive(Clone)]
+pub struct KeyRing {
+    cipher: Aes256Gcm,
+    mac_key: [u8; 32],
+}
+
+const KEY_FILE_HEADER: &str = "yiyang-key-v1";
+
+impl KeyRing {
+    pub fn from_bytes(enc: [u8; 32], mac: [u8; 32]) -> KeyRing {
+        KeyRing {
+            cipher: Aes256Gcm::new(&enc.into()),
+            mac_key: mac,
+        }
+    }
+
+    /// Load the key file, creating it (0600) when absent.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<KeyRing> {
+        if !path.exists() {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut k = [0u8; 64];
+            rand::thread_rng().fill_bytes(&mut k);
+            let text = format!("{KEY_FILE_HEADER}\n{}\n", hex::encode(k));
+            write_private(path, text.as_bytes())
+                .with_context(|| format!("无法创建密钥文件 {path:?}"))?;
+            tracing::warn!(path = %path.display(), "created a new data key file: back it up, without it encrypted fields cannot be read");
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("无法读取密钥文件 {path:?}"))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(KEY_FILE_HEADER) {
+            bail!("密钥文件 {path:?} 格式不正确");
+        }
+        let k =
+            hex::decode(lines.next().unwrap_or("").trim()).context("密钥文件内容不是十六进制")?;
+        if k.len() != 64 {
+            bail!("密钥文件 {path:?} 长度不正确");
+        }
+        let mut enc = [0u8; 32];
+        let mut mac = [0u8; 32];
+        enc.copy_from_slice(&k[..32]);
+        mac.copy_from_slice(&k[32..]);
+        Ok(KeyRing::from_bytes(enc, mac))
+    }
+
+    /// nonce (12 bytes) || ciphertext+tag
+    pub fn encrypt(&self, plain: &str) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
+            .expect("aes-gcm encrypt");
+        let mut out = Vec::with_capacity(12 + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    pub fn decrypt(&self, blob: &[u8]) -> anyhow::Result<String> {
+        if blob.len() < 12 + 16 {
+            bail!("密文长度不正确");
+        }
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(&blob[..12]), &blob[12..])
+            .map_err(|_| anyhow::anyhow!("解密失败：密钥文件与数据库不匹配或数据被篡改"))?;
+        Ok(String::from_utf8(plain)?)
+    }
+
+    /// Keyed, deterministic index: equal inputs give equal tokens, without the key nothing can be inferred.
+    pub fn blind_index(&self, domain: &str, value: &str) -> String {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("hmac key");
+        m.update(domain.as_bytes());
+        m.update(&[0]);
+        m.update(value.as_bytes());
+        let out = m.finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&out[..18])
+    }
+
+    /// A fingerprint stored in the database so a wrong key file is detected at start.
+    pub fn fingerprint(&self) -> String {
+        self.blind_index("key-fingerprint", "yiyang")
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(data))
+}
+
+pub fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn round_trip_and_index() {
+        let k = KeyRing::from_bytes([1; 32], [2; 32]);
+        let c1 = k.encrypt("320682194601011234");
+        let c2 = k.encrypt("320682194601011234");
+        assert_ne!(c1, c2, "random nonce");
+        assert_eq!(k.decrypt(&c1).unwrap(), "320682194601011234");
+        assert_eq!(k.blind_index("cid", "a"), k.blind_index("cid", "a"));
+        assert_ne!(k.blind_index("cid", "a"), k.blind_index("phone", "a"));
+        let mut bad = c1.clone();
+        bad[20] ^= 1;
+        assert!(k.decrypt(&bad).is_err());
+    }
+}

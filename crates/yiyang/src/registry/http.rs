@@ -1,0 +1,674 @@
+use super::import::{self, Progress, Summary};
+use super::model::{self, ElderInput};
+use super::store::{self, Elder, ElderPage, SearchReq};
+use crate::app::AppState;
+use crate::audit::{self, Entry};
+use crate::identity::{Actor, Perm};
+use crate::platform::error::{ApiError, ApiResult};
+use crate::platform::today;
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+fn xlsx(bytes: Vec<u8>, file: &str) -> Response {
+    let disp = format!(
+        "attachment; filename=\"{}.xlsx\"; filename*=UTF-8''{}",
+        "export",
+        urlencode(file)
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (header::CONTENT_DISPOSITION, disp),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Search elders in the caller's scope (POST, so a name never lands in a URL or an access log).
+#[utoipa::path(post, path = "/api/v1/elders/search", tag = "registry", request_body = SearchReq,
+    responses((status = 200, body = ElderPage), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn search(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(q): Json<SearchReq>,
+) -> ApiResult<Json<ElderPage>> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        store::search(&app.db, &scope, &regions, &q, today()).await?,
+    ))
+}
+
+/// One elder's record (audited as a sensitive read).
+#[utoipa::path(get, path = "/api/v1/elders/{id}", tag = "registry", params(("id" = String, Path)),
+    responses((status = 200, body = Elder), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn detail(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Elder>> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        store::detail(&app.db, &scope, &actor.who(), &id, &regions, today()).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RevealReq {
+    /// citizen_id or phone
+    pub field: String,
+    /// 查看事由
+    pub reason: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Revealed {
+    pub value: String,
+}
+
+/// Show a full citizen ID or phone: needs the reveal permission and a reason; audited.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/reveal", tag = "registry", params(("id" = String, Path)), request_body = RevealReq,
+    responses((status = 200, body = Revealed), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn reveal(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<RevealReq>,
+) -> ApiResult<Json<Revealed>> {
+    let scope = actor.individuals()?;
+    actor.require(Perm::RegistryReveal)?;
+    let value = store::reveal(
+        &app.db,
+        &app.keys,
+        &scope,
+        &actor.who(),
+        &id,
+        &r.field,
+        &r.reason,
+    )
+    .await?;
+    Ok(Json(Revealed { value }))
+}
+
+/// Fields of an elder as the editor and `POST /elders` send them (import-template names).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct ElderFields {
+    pub citizen_id: Option<String>,
+    pub name: Option<String>,
+    pub hukou_region: Option<String>,
+    pub residence_region: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+    pub living_status: Option<String>,
+    pub economic_status: Option<String>,
+    pub family_planning_special: Option<String>,
+    pub disability_grade: Option<i64>,
+    pub entitled_veteran_family: Option<bool>,
+}
+
+fn to_field_errors(msg: String) -> ApiError {
+    ApiError {
+        errors: msg
+            .split('；')
+            .map(|m| crate::platform::error::FieldError {
+                field: String::new(),
+                message: m.to_string(),
+            })
+            .collect(),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", msg)
+    }
+}
+
+fn validate_fields(
+    app: &AppState,
+    regions: &crate::region::RegionIndex,
+    scope: &crate::identity::Scope,
+    f: HashMap<&'static str, String>,
+) -> ApiResult<ElderInput> {
+    let _ = app;
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let region_ok = |r: &str| -> Result<String, String> {
+        let c = regions.check_record_code(r)?;
+        let rc = yiyang_kernel::RegionCode::parse(&c).map_err(|e| e.to_string())?;
+        if !scope.covers(&rc) {
+            return Err(format!("区划代码 {r} 不在您的管辖范围内"));
+        }
+        Ok(c)
+    };
+    model::validate_row(&get, today(), &region_ok).map_err(to_field_errors)
+}
+
+fn fields_map(base: Option<&ElderInput>, f: &ElderFields) -> HashMap<&'static str, String> {
+    let mut m: HashMap<&'static str, String> = HashMap::new();
+    if let Some(b) = base {
+        m.insert("citizen_id", b.citizen_id.as_str().to_string());
+        m.insert("name", b.name.clone());
+        m.insert("hukou_region", b.hukou_region.clone().unwrap_or_default());
+        m.insert("residence_region", b.residence_region.clone());
+        m.insert("address", b.address.clone().unwrap_or_default());
+        m.insert("phone", b.phone.clone().unwrap_or_default());
+        m.insert("lon", b.lon.map(|v| v.to_string()).unwrap_or_default());
+        m.insert("lat", b.lat.map(|v| v.to_string()).unwrap_or_default());
+        m.insert(
+            "living_status",
+            b.living_status.unwrap_or_default().to_string(),
+        );
+        m.insert(
+            "economic_status",
+            b.economic_status.unwrap_or_default().to_string(),
+        );
+        m.insert(
+            "family_planning_special",
+            b.family_planning_special.unwrap_or_default().to_string(),
+        );
+        m.insert(
+            "disability_grade",
+            b.disability_grade
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        );
+        m.insert(
+            "entitled_veteran_family",
+            b.entitled_veteran_family
+                .map(|v| if v { "是" } else { "否" }.to_string())
+                .unwrap_or_default(),
+        );
+        m.insert(
+            "death_date",
+            b.death_date.map(|d| d.to_string()).unwrap_or_default(),
+        );
+    }
+    let mut set = |k: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            m.insert(k, v.clone());
+        }
+    };
+    if base.is_none() {
+        set("citizen_id", &f.citizen_id);
+    }
+    set("name", &f.name);
+    set("hukou_region", &f.hukou_region);
+    set("residence_region", &f.residence_region);
+    set("address", &f.address);
+    set("phone", &f.phone);
+    set("living_status", &f.living_status);
+    set("economic_status", &f.economic_status);
+    set("family_planning_special", &f.family_planning_special);
+    set("lon", &f.lon.map(|v| v.to_string()));
+    set("lat", &f.lat.map(|v| v.to_string()));
+    set(
+        "disability_grade",
+        &f.disability_grade.map(|v| v.to_string()),
+    );
+    set(
+        "entitled_veteran_family",
+        &f.entitled_veteran_family
+            .map(|v| if v { "是" } else { "否" }.to_string()),
+    );
+    m
+}
+
+/// Register one elder by hand. A citizen ID already registered is refused.
+#[utoipa::path(post, path = "/api/v1/elders", tag = "registry", request_body = ElderFields,
+    responses((status = 201, body = Elder), (status = 409, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(f): Json<ElderFields>,
+) -> ApiResult<(StatusCode, Json<Elder>)> {
+    let scope = actor.edit()?;
+    let regions = app.regions.read().await;
+    let input = validate_fields(&app, &regions, &scope, fields_map(None, &f))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = crate::platform::now_rfc3339();
+    let mut tx = app.db.begin().await?;
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO elder ({}) VALUES {}",
+        store::INSERT_COLS,
+        store::placeholders(app.db.backend, 1, store::INSERT_NCOLS)
+    )));
+    let res = store::bind_elder(
+        q,
+        &id,
+        &input,
+        &app.keys,
+        &format!("人工登记（{}）", actor.display_name),
+        &now,
+    )
+    .execute(&mut *tx)
+    .await;
+    if let Err(sqlx::Error::Database(d)) = &res
+        && d.is_unique_violation()
+    {
+        return Err(ApiError::conflict("该身份证号已登记，不能重复建档"));
+    }
+    res?;
+    audit::append(
+        &mut tx,
+        &actor.who(),
+        Entry {
+            action: "elder.create",
+            entity: "elder",
+            entity_id: Some(&id),
+            region_code: Some(&input.residence_region),
+            detail: serde_json::json!({"citizen_id": input.citizen_id.masked()}).to_string(),
+        },
+    )
+    .await?;
+    let e = store::detail_in_tx(&mut tx, &scope, &id, &regions, today()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+async fn apply_change(
+    app: &AppState,
+    actor: &Actor,
+    id: &str,
+    action: &str,
+    f: impl FnOnce(ElderInput) -> ApiResult<HashMap<&'static str, String>>,
+    moved_out: Option<String>,
+) -> ApiResult<Json<Elder>> {
+    let scope = actor.edit()?;
+    let regions = app.regions.read().await;
+    let mut tx = app.db.begin().await?;
+    let base = store::load_input(&mut tx, &app.keys, &scope, id).await?;
+    let input = validate_fields(app, &regions, &scope, f(base)?)?;
+    let now = crate::platform::now_rfc3339();
+    let changed = store::update_content(
+        &mut tx,
+        &app.keys,
+        id,
+        &input,
+        &format!("{}（{}）", action_zh(action), actor.display_name),
+        &now,
+    )
+    .await?;
+    if let Some(d) = &moved_out {
+        sqlx::query("UPDATE elder SET status = 'moved_out', moved_out_date = $1 WHERE id = $2")
+            .bind(d)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    audit::append(
+        &mut tx,
+        &actor.who(),
+        Entry {
+            action,
+            entity: "elder",
+            entity_id: Some(id),
+            region_code: Some(&input.residence_region),
+            detail: serde_json::json!({"changed": changed, "moved_out_date": moved_out})
+                .to_string(),
+        },
+    )
+    .await?;
+    let e = store::detail_in_tx(&mut tx, &scope, id, &regions, today()).await?;
+    tx.commit().await?;
+    Ok(Json(e))
+}
+
+fn action_zh(a: &str) -> &'static str {
+    match a {
+        "elder.death" => "登记死亡",
+        "elder.move_out" => "登记迁出",
+        _ => "修改档案",
+    }
+}
+
+/// Edit an elder (partial: absent fields keep their value).
+#[utoipa::path(patch, path = "/api/v1/elders/{id}", tag = "registry", params(("id" = String, Path)), request_body = ElderFields,
+    responses((status = 200, body = Elder), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn update(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(f): Json<ElderFields>,
+) -> ApiResult<Json<Elder>> {
+    if f.citizen_id.is_some() {
+        return Err(ApiError::invalid(
+            "citizen_id",
+            "身份证号不能修改；如登记有误，请登记迁出后重新建档",
+        ));
+    }
+    apply_change(
+        &app,
+        &actor,
+        &id,
+        "elder.update",
+        |b| Ok(fields_map(Some(&b), &f)),
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DeathReq {
+    pub death_date: String,
+}
+
+/// Record a death: status becomes deceased from that date (later capabilities stop services).
+#[utoipa::path(post, path = "/api/v1/elders/{id}/death", tag = "registry", params(("id" = String, Path)), request_body = DeathReq,
+    responses((status = 200, body = Elder), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn death(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<DeathReq>,
+) -> ApiResult<Json<Elder>> {
+    let d = model::parse_date(&r.death_date)
+        .ok_or_else(|| ApiError::invalid("death_date", "死亡日期格式应为 YYYY-MM-DD"))?;
+    apply_change(
+        &app,
+        &actor,
+        &id,
+        "elder.death",
+        |b| {
+            let mut m = fields_map(Some(&b), &ElderFields::default());
+            m.insert("death_date", d.to_string());
+            Ok(m)
+        },
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MoveOutReq {
+    pub date: String,
+    pub note: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/elders/{id}/move-out", tag = "registry", params(("id" = String, Path)), request_body = MoveOutReq,
+    responses((status = 200, body = Elder), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn move_out(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<MoveOutReq>,
+) -> ApiResult<Json<Elder>> {
+    let d = model::parse_date(&r.date)
+        .filter(|d| *d <= today())
+        .ok_or_else(|| ApiError::invalid("date", "迁出日期格式应为 YYYY-MM-DD，且不晚于今天"))?;
+    let _ = r.note;
+    apply_change(
+        &app,
+        &actor,
+        &id,
+        "elder.move_out",
+        |b| Ok(fields_map(Some(&b), &ElderFields::default())),
+        Some(d.to_string()),
+    )
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ExportReq {
+    #[serde(default)]
+    pub filter: SearchReq,
+    /// 给出事由且有权限时导出完整身份证号
+    pub reveal_reason: Option<String>,
+}
+
+/// Export a search result to XLSX; masked unless the caller may reveal and gives a reason. Audited.
+#[utoipa::path(post, path = "/api/v1/elders/export", tag = "registry", request_body = ExportReq,
+    responses((status = 200, description = "XLSX file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn export(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<ExportReq>,
+) -> ApiResult<Response> {
+    let scope = actor.individuals()?;
+    actor.require(Perm::RegistryExport)?;
+    let reveal = match r
+        .reveal_reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(reason) => {
+            actor.require(Perm::RegistryReveal)?;
+            if reason.chars().count() < 4 {
+                return Err(ApiError::invalid(
+                    "reveal_reason",
+                    "请填写导出完整身份证号的事由（至少4个字）",
+                ));
+            }
+            Some(reason.to_string())
+        }
+        None => None,
+    };
+    let regions = app.regions.read().await;
+    let bytes =
+        crate::registry::export_xlsx(&app, &scope, &regions, &r.filter, reveal.is_some()).await?;
+    let mut tx = app.db.begin().await?;
+    audit::append(&mut tx, &actor.who(), Entry { action: "registry.export", entity: "elder", entity_id: None, region_code: scope.root.as_ref().map(|r| r.as_str()), detail: serde_json::json!({"rows": bytes.1, "revealed": reveal.is_some(), "reason": reveal, "filter": r.filter}).to_string() }).await?;
+    tx.commit().await?;
+    Ok(xlsx(bytes.0, "老年人档案"))
+}
+
+#[utoipa::path(get, path = "/api/v1/registry/template.xlsx", tag = "registry",
+    responses((status = 200, description = "XLSX template", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn template(_actor: Actor) -> ApiResult<Response> {
+    Ok(xlsx(import::template_xlsx()?, "老年人信息导入模板"))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobId {
+    pub id: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ImportStatus {
+    pub id: String,
+    pub state: String,
+    pub dry_run: bool,
+    pub file_name: String,
+    pub total: i64,
+    pub processed: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub errors: Vec<import::RowError>,
+    pub message: Option<String>,
+}
+
+/// Upload a CSV/XLSX file (multipart `file`, `dry_run`); the import runs as a job — poll its status.
+#[utoipa::path(post, path = "/api/v1/imports/registry", tag = "registry",
+    request_body(content_type = "multipart/form-data", description = "file: CSV or XLSX; dry_run: true/false"),
+    responses((status = 202, body = JobId), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn upload(
+    State(app): State<AppState>,
+    actor: Actor,
+    mut mp: Multipart,
+) -> ApiResult<(StatusCode, Json<JobId>)> {
+    actor.require(Perm::RegistryImport)?;
+    let scope = actor.edit()?;
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut dry_run = true;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("上传内容无法读取：{e}")))?
+    {
+        match field.name() {
+            Some("file") => {
+                let name = field.file_name().unwrap_or("upload.csv").to_string();
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限（300 MB）"))?;
+                file = Some((name, data.to_vec()));
+            }
+            Some("dry_run") => {
+                dry_run = field.text().await.unwrap_or_default().trim() != "false";
+            }
+            _ => {}
+        }
+    }
+    let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "请选择要导入的文件"))?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("file", "文件为空"));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let progress = Arc::new(Progress::default());
+    app.imports
+        .lock()
+        .await
+        .insert(id.clone(), progress.clone());
+    let app2 = app.clone();
+    let job = id.clone();
+    let who = actor.who();
+    let uid = actor.user_id.clone();
+    tokio::spawn(async move {
+        let regions = app2.regions.read().await.clone();
+        let ctx = import::Ctx {
+            db: &app2.db,
+            keys: &app2.keys,
+            regions: &regions,
+            scope: &scope,
+            who: &who,
+            progress,
+        };
+        if let Err(e) = import::run_job(&ctx, &job, Some(&uid), bytes, &name, dry_run).await {
+            tracing::warn!(job = %job, error = %e, "import failed");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(JobId { id })))
+}
+
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "registry", params(("id" = String, Path)),
+    responses((status = 200, body = ImportStatus), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn status(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ImportStatus>> {
+    actor.require(Perm::RegistryImport)?;
+    let r = sqlx::query("SELECT state, dry_run, file_name, total, accepted, rejected, inserted, updated, unchanged, message FROM import_job WHERE id = $1 AND user_id = $2")
+        .bind(&id)
+        .bind(&actor.user_id)
+        .fetch_optional(&app.db.pool)
+        .await?;
+    let progress = app.imports.lock().await.get(&id).cloned();
+    let Some(r) = r else {
+        if progress.is_some() {
+            return Ok(Json(ImportStatus {
+                id,
+                state: "queued".into(),
+                dry_run: true,
+                file_name: String::new(),
+                total: 0,
+                processed: 0,
+                accepted: 0,
+                rejected: 0,
+                inserted: 0,
+                updated: 0,
+                unchanged: 0,
+                errors: vec![],
+                message: None,
+            }));
+        }
+        return Err(ApiError::not_found("未找到该导入任务"));
+    };
+    let state: String = r.get(0);
+    let errors = if state == "done" {
+        sqlx::query("SELECT row_no, reason FROM import_job_error WHERE job_id = $1 ORDER BY row_no LIMIT 200")
+            .bind(&id)
+            .fetch_all(&app.db.pool)
+            .await?
+            .into_iter()
+            .map(|e| import::RowError { row: e.get(0), reason: e.get(1) })
+            .collect()
+    } else {
+        vec![]
+    };
+    let (total, processed) = match (&progress, state.as_str()) {
+        (Some(p), "running") => (
+            p.total.load(Ordering::Relaxed),
+            p.processed.load(Ordering::Relaxed),
+        ),
+        _ => (r.get(3), r.get(3)),
+    };
+    Ok(Json(ImportStatus {
+        id,
+        state,
+        dry_run: r.get::<i64, _>(1) != 0,
+        file_name: r.get(2),
+        total,
+        processed,
+        accepted: r.get(4),
+        rejected: r.get(5),
+        inserted: r.get(6),
+        updated: r.get(7),
+        unchanged: r.get(8),
+        errors,
+        message: r.get(9),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.xlsx", tag = "registry", params(("id" = String, Path)),
+    responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn errors_xlsx(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    actor.require(Perm::RegistryImport)?;
+    let owner = sqlx::query("SELECT user_id FROM import_job WHERE id = $1")
+        .bind(&id)
+        .fetch_optional(&app.db.pool)
+        .await?;
+    if owner.map(|r| r.get::<Option<String>, _>(0)) != Some(Some(actor.user_id.clone())) {
+        return Err(ApiError::not_found("未找到该导入任务"));
+    }
+    // The report repeats the rows as uploaded, IDs included: audited like an export.
+    let bytes = import::error_report(&app.db, &app.keys, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("未找到该导入任务"))?;
+    let mut tx = app.db.begin().await?;
+    audit::append(
+        &mut tx,
+        &actor.who(),
+        Entry {
+            action: "registry.import_errors_download",
+            entity: "import_job",
+            entity_id: Some(&id),
+            region_code: None,
+            detail: "{}".into(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(xlsx(bytes, "导入错误报告"))
+}
+
+pub type _Unused = Summary;

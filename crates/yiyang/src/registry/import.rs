@@ -1,0 +1,634 @@
+//! Bulk import of the registry from CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX with Chinese or
+//! English headers. Dry run validates only. A real run is one transaction: the whole file or nothing.
+//! Re-importing the same file changes nothing; a corrected file updates by citizen ID.
+
+use super::model::{self, ElderInput};
+use super::store;
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::platform::crypto::{KeyRing, sha256_hex};
+use crate::platform::db::Db;
+use crate::region::RegionIndex;
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub const MAX_FILE_BYTES: usize = 300 * 1024 * 1024;
+pub const MAX_ROWS: usize = 1_100_000;
+const CHUNK: usize = 500;
+/// Rejected rows kept for the downloadable report (the summary still counts all of them).
+const MAX_STORED_ERRORS: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicI64,
+    pub processed: AtomicI64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RowError {
+    pub row: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
+pub struct Summary {
+    pub total: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub dry_run: bool,
+    pub errors: Vec<RowError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    File(String),
+    #[error("数据库错误: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// The file as a header row plus data rows of cells.
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Box<dyn Iterator<Item = Vec<String>> + Send>,
+    pub approx_rows: usize,
+}
+
+fn decode_text(bytes: &[u8]) -> String {
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return String::from_utf8_lossy(rest).into_owned();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        // Excel on Chinese Windows saves CSV in GBK (GB18030 is its superset).
+        Err(_) => encoding_rs::GB18030.decode(bytes).0.into_owned(),
+    }
+}
+
+pub fn open_table(bytes: Vec<u8>, file_name: &str) -> Result<Table, ImportError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(ImportError::File(format!(
+            "文件过大（上限 {} MB）",
+            MAX_FILE_BYTES / 1024 / 1024
+        )));
+    }
+    let is_zip = bytes.starts_with(b"PK\x03\x04");
+    let lower = file_name.to_lowercase();
+    if is_zip || lower.ends_with(".xlsx") {
+        if !is_zip {
+            return Err(ImportError::File(
+                "文件扩展名为 .xlsx，但内容不是 Excel 文件".into(),
+            ));
+        }
+        return open_xlsx(bytes);
+    }
+    if lower.ends_with(".xls") {
+        return Err(ImportError::File(
+            "不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV".into(),
+        ));
+    }
+    let text = decode_text(&bytes);
+    drop(bytes);
+    let approx_rows = text.lines().count().saturating_sub(1);
+    let text: Arc<str> = Arc::from(text);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(ArcReader {
+            s: text.clone(),
+            pos: 0,
+        });
+    let mut recs = rdr.records();
+    let headers: Vec<String> = match recs.next() {
+        Some(Ok(r)) => r.iter().map(str::to_string).collect(),
+        _ => return Err(ImportError::File("文件为空或无法读取表头".into())),
+    };
+    let rdr2 = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(ArcReader { s: text, pos: 0 });
+    let rows = rdr2.into_records().map(|r| match r {
+        Ok(r) => r.iter().map(str::to_string).collect(),
+        Err(_) => vec!["\u{0}csv".to_string()],
+    });
+    Ok(Table {
+        headers,
+        rows: Box::new(rows),
+        approx_rows,
+    })
+}
+
+/// Reads a shared string so the CSV iterator can own its input.
+struct ArcReader {
+    s: Arc<str>,
+    pos: usize,
+}
+impl std::io::Read for ArcReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let b = &self.s.as_bytes()[self.pos..];
+        let n = b.len().min(buf.len());
+        buf[..n].copy_from_slice(&b[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn open_xlsx(bytes: Vec<u8>) -> Result<Table, ImportError> {
+    use calamine::{Data, Reader, Xlsx};
+    let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes))
+        .map_err(|e| ImportError::File(format!("无法读取 Excel 文件：{e}")))?;
+    let name = wb
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| ImportError::File("Excel 文件中没有工作表".into()))?;
+    let range = wb
+        .worksheet_range(&name)
+        .map_err(|e| ImportError::File(format!("无法读取工作表：{e}")))?;
+    let cell = |c: &Data| -> String {
+        match c {
+            Data::Empty => String::new(),
+            Data::String(s) => s.clone(),
+            // IDs typed as numbers lose nothing below 2^53 only for 15-digit IDs; 18-digit ones must be text.
+            Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+            Data::Float(f) => f.to_string(),
+            Data::Int(i) => i.to_string(),
+            Data::Bool(b) => {
+                if *b {
+                    "是".into()
+                } else {
+                    "否".into()
+                }
+            }
+            Data::DateTime(d) => d
+                .as_datetime()
+                .map(|x| x.date().to_string())
+                .unwrap_or_default(),
+            Data::DateTimeIso(s) => s.clone(),
+            Data::DurationIso(s) => s.clone(),
+            Data::Error(e) => format!("#ERR {e:?}"),
+        }
+    };
+    let mut it = range.rows();
+    let headers: Vec<String> = it
+        .next()
+        .map(|r| r.iter().map(cell).collect())
+        .ok_or_else(|| ImportError::File("工作表为空".into()))?;
+    let rows: Vec<Vec<String>> = it.map(|r| r.iter().map(cell).collect()).collect();
+    let approx_rows = rows.len();
+    Ok(Table {
+        headers,
+        rows: Box::new(rows.into_iter()),
+        approx_rows,
+    })
+}
+
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    pub keys: &'a KeyRing,
+    pub regions: &'a RegionIndex,
+    pub scope: &'a Scope,
+    pub who: &'a Who,
+    pub progress: Arc<Progress>,
+}
+
+/// Map header cells to column keys; every required column must be present.
+pub fn map_headers(headers: &[String]) -> Result<Vec<Option<&'static str>>, ImportError> {
+    let keys: Vec<Option<&'static str>> = headers.iter().map(|h| model::header_key(h)).collect();
+    let missing: Vec<&str> = model::COLUMNS
+        .iter()
+        .filter(|c| c.required && !keys.contains(&Some(c.key)))
+        .map(|c| c.zh)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImportError::File(format!(
+            "表头缺少必填列：{}（请使用下载的模板）",
+            missing.join("、")
+        )));
+    }
+    Ok(keys)
+}
+
+struct Pending {
+    row_no: i64,
+    input: ElderInput,
+    bidx: String,
+}
+
+/// Run an import (dry or real) of an already opened table. Returns the summary and the rejected rows
+/// (row number, reason, original cells) for the error report.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    table: Table,
+    dry_run: bool,
+    job_id: &str,
+    file_sha: &str,
+    file_name: &str,
+) -> Result<(Summary, Vec<(i64, String, Vec<String>)>), ImportError> {
+    let keys_of = map_headers(&table.headers)?;
+    let today = crate::platform::today();
+    ctx.progress
+        .total
+        .store(table.approx_rows as i64, Ordering::Relaxed);
+    let mut summary = Summary {
+        dry_run,
+        ..Default::default()
+    };
+    let mut rejected: Vec<(i64, String, Vec<String>)> = vec![];
+    let mut seen: HashMap<String, i64> = HashMap::new();
+    let source = format!("批量导入 {file_name}");
+    let now = crate::platform::now_rfc3339();
+    let mut tx = if dry_run {
+        None
+    } else {
+        Some(ctx.db.begin().await?)
+    };
+    let region_ok = |r: &str| -> Result<String, String> {
+        let c = ctx.regions.check_record_code(r)?;
+        let rc = yiyang_kernel::RegionCode::parse(&c).map_err(|e| e.to_string())?;
+        if !ctx.scope.covers(&rc) {
+            return Err(format!("区划代码 {r} 不在您的管辖范围内"));
+        }
+        Ok(c)
+    };
+    let mut rows = table.rows;
+    let mut row_no: i64 = 1; // the header is row 1, as Excel counts
+    loop {
+        let mut chunk: Vec<Pending> = Vec::with_capacity(CHUNK);
+        let mut n_read = 0;
+        for cells in rows.by_ref() {
+            row_no += 1;
+            n_read += 1;
+            if cells.iter().all(|c| c.trim().is_empty()) {
+                summary.total += 0;
+                continue;
+            }
+            summary.total += 1;
+            if summary.total as usize > MAX_ROWS {
+                return Err(ImportError::File(format!(
+                    "单个文件最多 {MAX_ROWS} 行，请拆分后导入"
+                )));
+            }
+            if cells.len() == 1 && cells[0] == "\u{0}csv" {
+                rejected.push((
+                    row_no,
+                    "该行格式错误（引号不匹配或含非法字符）".into(),
+                    vec![],
+                ));
+                continue;
+            }
+            let get = |k: &str| -> String {
+                keys_of
+                    .iter()
+                    .position(|x| *x == Some(k))
+                    .and_then(|i| cells.get(i))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            match model::validate_row(&get, today, &region_ok) {
+                Err(reason) => rejected.push((row_no, reason, cells)),
+                Ok(input) => {
+                    let bidx = ctx
+                        .keys
+                        .blind_index(store::CID_DOMAIN, input.citizen_id.as_str());
+                    if let Some(first) = seen.get(&bidx) {
+                        rejected.push((row_no, format!("身份证号与第 {first} 行重复"), cells));
+                    } else {
+                        seen.insert(bidx.clone(), row_no);
+                        chunk.push(Pending {
+                            row_no,
+                            input,
+                            bidx,
+                        });
+                    }
+                }
+            }
+            if chunk.len() >= CHUNK || n_read >= CHUNK * 4 {
+                break;
+            }
+        }
+        if n_read == 0 {
+            break;
+        }
+        // Which of these people are already registered?
+        let mut existing: HashMap<String, (String, String, String)> = HashMap::new();
+        if !chunk.is_empty() {
+            let sql = format!(
+                "SELECT citizen_id_bidx, id, row_digest, residence_region FROM elder WHERE citizen_id_bidx IN {}",
+                store::placeholders(ctx.db.backend, 1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for p in &chunk {
+                q = q.bind(p.bidx.clone());
+            }
+            let found = match tx.as_mut() {
+                Some(t) => q.fetch_all(&mut **t).await?,
+                None => q.fetch_all(&ctx.db.pool).await?,
+            };
+            for r in found {
+                existing.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+            }
+        }
+        let mut inserts: Vec<&Pending> = vec![];
+        let mut updates: Vec<(&Pending, String)> = vec![];
+        let mut outside: HashSet<i64> = HashSet::new();
+        for p in &chunk {
+            match existing.get(&p.bidx) {
+                None => inserts.push(p),
+                Some((id, digest, region)) => {
+                    let rc = yiyang_kernel::RegionCode::parse(region).ok();
+                    if rc.as_ref().is_none_or(|rc| !ctx.scope.covers(rc)) {
+                        outside.insert(p.row_no);
+                    } else if *digest == p.input.digest() {
+                        summary.unchanged += 1;
+                    } else {
+                        updates.push((p, id.clone()));
+                    }
+                }
+            }
+        }
+        for p in &chunk {
+            if outside.contains(&p.row_no) {
+                rejected.push((
+                    p.row_no,
+                    "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移".into(),
+                    vec![],
+                ));
+            }
+        }
+        summary.inserted += inserts.len() as i64;
+        summary.updated += updates.len() as i64;
+        if let Some(t) = tx.as_mut() {
+            for part in inserts.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO elder ({}) VALUES {}",
+                    store::INSERT_COLS,
+                    store::placeholders(ctx.db.backend, part.len(), store::INSERT_NCOLS)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for p in part {
+                    q = store::bind_elder(
+                        q,
+                        &uuid::Uuid::now_v7().to_string(),
+                        &p.input,
+                        ctx.keys,
+                        &source,
+                        &now,
+                    );
+                }
+                q.execute(&mut **t).await?;
+            }
+            for (p, id) in &updates {
+                store::update_content(t, ctx.keys, id, &p.input, &source, &now).await?;
+            }
+        }
+        ctx.progress
+            .processed
+            .fetch_add(n_read as i64, Ordering::Relaxed);
+    }
+    rejected.sort_by_key(|r| r.0);
+    summary.rejected = rejected.len() as i64;
+    summary.accepted = summary.total - summary.rejected;
+    ctx.progress.total.store(row_no - 1, Ordering::Relaxed);
+    ctx.progress.processed.store(row_no - 1, Ordering::Relaxed);
+    summary.errors = rejected
+        .iter()
+        .take(200)
+        .map(|(r, reason, _)| RowError {
+            row: *r,
+            reason: reason.clone(),
+        })
+        .collect();
+    if let Some(mut t) = tx {
+        audit::append(&mut t, ctx.who, Entry {
+            action: "registry.import",
+            entity: "import_job",
+            entity_id: Some(job_id),
+            region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
+            detail: serde_json::json!({
+                "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
+                "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
+            })
+            .to_string(),
+        })
+        .await?;
+        t.commit().await?;
+    }
+    Ok((summary, rejected))
+}
+
+/// Record a job row, run the import, store its outcome and the rejected rows (encrypted: they may
+/// hold citizen IDs in clear).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_job(
+    ctx: &Ctx<'_>,
+    job_id: &str,
+    user_id: Option<&str>,
+    bytes: Vec<u8>,
+    file_name: &str,
+    dry_run: bool,
+) -> Result<Summary, ImportError> {
+    let sha = sha256_hex(&bytes);
+    sqlx::query("INSERT INTO import_job (id, kind, user_id, file_name, file_sha256, dry_run, state, created_at) VALUES ($1, 'registry', $2, $3, $4, $5, 'running', $6)")
+        .bind(job_id)
+        .bind(user_id)
+        .bind(file_name)
+        .bind(&sha)
+        .bind(dry_run as i64)
+        .bind(crate::platform::now_rfc3339())
+        .execute(&ctx.db.pool)
+        .await?;
+    let outcome = match open_table(bytes, file_name) {
+        Ok(table) => {
+            let headers = table.headers.clone();
+            run(ctx, table, dry_run, job_id, &sha, file_name)
+                .await
+                .map(|r| (r, headers))
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(((summary, rejected), headers)) => {
+            let mut tx = ctx.db.begin().await?;
+            for part in rejected
+                .iter()
+                .take(MAX_STORED_ERRORS)
+                .collect::<Vec<_>>()
+                .chunks(300)
+            {
+                let sql = format!(
+                    "INSERT INTO import_job_error (job_id, row_no, reason, cells_enc) VALUES {}",
+                    store::placeholders(ctx.db.backend, part.len(), 4)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (row, reason, cells) in part {
+                    q = q.bind(job_id).bind(*row).bind(reason.clone()).bind(
+                        ctx.keys
+                            .encrypt(&serde_json::to_string(cells).unwrap_or_default()),
+                    );
+                }
+                q.execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE import_job SET state = 'done', total = $1, accepted = $2, rejected = $3, inserted = $4, updated = $5, unchanged = $6, headers = $7, finished_at = $8 WHERE id = $9")
+                .bind(summary.total)
+                .bind(summary.accepted)
+                .bind(summary.rejected)
+                .bind(summary.inserted)
+                .bind(summary.updated)
+                .bind(summary.unchanged)
+                .bind(serde_json::to_string(&headers).unwrap_or_default())
+                .bind(crate::platform::now_rfc3339())
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let msg = match &e {
+                ImportError::Db(_) | ImportError::Other(_) => {
+                    "导入失败，本批次未写入任何数据（数据库错误，请联系管理员）".to_string()
+                }
+                other => other.to_string(),
+            };
+            sqlx::query("UPDATE import_job SET state = 'failed', message = $1, finished_at = $2 WHERE id = $3")
+                .bind(&msg)
+                .bind(crate::platform::now_rfc3339())
+                .bind(job_id)
+                .execute(&ctx.db.pool)
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+/// Jobs left `running` by a killed process: their transaction never committed, so nothing of them is in.
+pub async fn mark_interrupted(db: &Db) -> anyhow::Result<u64> {
+    let r = sqlx::query("UPDATE import_job SET state = 'failed', message = '导入进程中断，本批次未写入任何数据，请重新导入' WHERE state = 'running'")
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// The error report: original cells plus row number and reason, as XLSX.
+pub async fn error_report(
+    db: &Db,
+    keys: &KeyRing,
+    job_id: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(job) = sqlx::query("SELECT headers FROM import_job WHERE id = $1")
+        .bind(job_id)
+        .fetch_optional(&db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let headers: Vec<String> = job
+        .get::<Option<String>, _>(0)
+        .and_then(|h| serde_json::from_str(&h).ok())
+        .unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT row_no, reason, cells_enc FROM import_job_error WHERE job_id = $1 ORDER BY row_no",
+    )
+    .bind(job_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("错误明细")?;
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    ws.write_string_with_format(0, 0, "行号", &bold)?;
+    ws.write_string_with_format(0, 1, "错误原因", &bold)?;
+    for (i, h) in headers.iter().enumerate() {
+        ws.write_string_with_format(0, (i + 2) as u16, h, &bold)?;
+    }
+    ws.set_column_width(1, 50)?;
+    for (n, r) in rows.iter().enumerate() {
+        let row = (n + 1) as u32;
+        ws.write_number(row, 0, r.get::<i64, _>(0) as f64)?;
+        ws.write_string(row, 1, r.get::<String, _>(1))?;
+        let cells: Vec<String> =
+            serde_json::from_str(&keys.decrypt(&r.get::<Vec<u8>, _>(2))?).unwrap_or_default();
+        for (i, c) in cells.iter().enumerate() {
+            ws.write_string(row, (i + 2) as u16, c)?;
+        }
+    }
+    Ok(Some(wb.save_to_buffer()?))
+}
+
+/// The import template: headers, one example row, and a sheet explaining each column.
+pub fn template_xlsx() -> anyhow::Result<Vec<u8>> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let text = rust_xlsxwriter::Format::new().set_num_format("@");
+    let head = rust_xlsxwriter::Format::new()
+        .set_bold()
+        .set_background_color(rust_xlsxwriter::Color::RGB(0xDDEBF7));
+    let ws = wb.add_worksheet();
+    ws.set_name("老年人信息")?;
+    for (i, c) in model::COLUMNS.iter().enumerate() {
+        let title = if c.required {
+            format!("*{}", c.zh)
+        } else {
+            c.zh.to_string()
+        };
+        ws.write_string_with_format(0, i as u16, &title, &head)?;
+        // Text format keeps 18-digit IDs and leading zeros intact when people type into the sheet.
+        ws.set_column_format(i as u16, &text)?;
+        ws.set_column_width(i as u16, 16)?;
+    }
+    let lists: [(&str, &[(&str, &str)]); 3] = [
+        ("living_status", model::LIVING_STATUS),
+        ("economic_status", model::ECONOMIC_STATUS),
+        ("family_planning_special", model::FAMILY_PLANNING),
+    ];
+    for (key, list) in lists {
+        let col = model::COLUMNS
+            .iter()
+            .position(|c| c.key == key)
+            .expect("column") as u16;
+        let v = rust_xlsxwriter::DataValidation::new()
+            .allow_list_strings(&list.iter().map(|(_, z)| *z).collect::<Vec<_>>())?;
+        ws.add_data_validation(1, col, 1_048_575, col, &v)?;
+    }
+    let help = wb.add_worksheet();
+    help.set_name("填写说明")?;
+    help.write_string_with_format(0, 0, "列名", &head)?;
+    help.write_string_with_format(0, 1, "英文列名", &head)?;
+    help.write_string_with_format(0, 2, "必填", &head)?;
+    help.write_string_with_format(0, 3, "说明", &head)?;
+    for (i, c) in model::COLUMNS.iter().enumerate() {
+        let r = (i + 1) as u32;
+        help.write_string(r, 0, c.zh)?;
+        help.write_string(r, 1, c.key)?;
+        help.write_string(r, 2, if c.required { "是" } else { "否" })?;
+        help.write_string(r, 3, c.hint)?;
+    }
+    help.set_column_width(3, 50)?;
+    Ok(wb.save_to_buffer()?)
+}
+
+/// All stored rejected rows of a job (row number and reason), for the command line's JSON summary.
+pub async fn error_list(db: &Db, job_id: &str) -> anyhow::Result<Vec<RowError>> {
+    Ok(
+        sqlx::query(
+            "SELECT row_no, reason FROM import_job_error WHERE job_id = $1 ORDER BY row_no",
+        )
+        .bind(job_id)
+        .fetch_all(&db.pool)
+        .await?
+        .into_iter()
+        .map(|r| RowError {
+            row: r.get(0),
+            reason: r.get(1),
+        })
+        .collect(),
+    )
+}

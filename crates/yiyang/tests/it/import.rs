@@ -1,0 +1,353 @@
+use crate::support::*;
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use serde_json::json;
+use yiyang_kernel::citizen_id::compose;
+
+fn cid(day: u32, seq: u32) -> String {
+    compose(
+        "320682",
+        NaiveDate::from_ymd_opt(1938, 3, day).unwrap(),
+        seq,
+    )
+}
+
+/// 6 good rows and 4 bad ones (bad check digit, unknown region, duplicate ID, bad status).
+fn sample_csv() -> String {
+    let mut s =
+        String::from("身份证号,姓名,性别,居住地区划代码,联系电话,居住状况,经济状况,残疾等级\n");
+    for i in 0..6u32 {
+        s.push_str(&format!(
+            "{},王{}英,,320682001001,1381234567{},独居,低保,\n",
+            cid(i + 1, 11),
+            ["秀", "桂", "玉", "凤", "美", "兰"][i as usize],
+            i
+        ));
+    }
+    let mut bad = cid(20, 11);
+    bad.replace_range(17..18, if bad.ends_with('1') { "2" } else { "1" });
+    s.push_str(&format!("{bad},错号码,,320682001001,,,,\n"));
+    s.push_str(&format!("{},无此村,,110101001001,,,,\n", cid(21, 11)));
+    s.push_str(&format!("{},重复人,,320682001001,,,,\n", cid(1, 11)));
+    s.push_str(&format!("{},状态错,,320682001001,,合租,,\n", cid(22, 11)));
+    s
+}
+
+#[tokio::test]
+async fn db_import_dry_run_real_reimport_and_correction() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let csv = sample_csv();
+    let (s, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "a.csv",
+            csv.as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(
+        (
+            st["total"].as_i64(),
+            st["accepted"].as_i64(),
+            st["rejected"].as_i64()
+        ),
+        (Some(10), Some(6), Some(4)),
+        "{st}"
+    );
+    let reasons: Vec<String> = st["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}:{}", e["row"], e["reason"].as_str().unwrap()))
+        .collect();
+    assert!(
+        reasons[0].starts_with("8:") && reasons[0].contains("校验位"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("9:") && reasons[1].contains("区划"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].starts_with("10:") && reasons[2].contains("与第 2 行重复"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[3].starts_with("11:") && reasons[3].contains("居住状况"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder").await,
+        0,
+        "dry run writes nothing"
+    );
+    // Error report: an XLSX with the original rows.
+    let req = axum::http::Request::builder()
+        .uri(format!(
+            "/api/v1/imports/{}/errors.xlsx",
+            job["id"].as_str().unwrap()
+        ))
+        .header("cookie", &c)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (s, bytes, _) = t.raw(req).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    use calamine::Reader;
+    let range = wb.worksheet_range("错误明细").unwrap();
+    assert_eq!(range.height(), 5);
+    assert_eq!(range.get((1, 3)).unwrap().to_string(), "错号码");
+    // Real run.
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "a.csv",
+            csv.as_bytes(),
+            false,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["inserted"], 6, "{st}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, 6);
+    // Same file again: nothing changes.
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "a.csv",
+            csv.as_bytes(),
+            false,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(
+        (
+            st["inserted"].as_i64(),
+            st["updated"].as_i64(),
+            st["unchanged"].as_i64()
+        ),
+        (Some(0), Some(0), Some(6)),
+        "{st}"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, 6);
+    // A corrected file (one person now lives alone → empty nest, as XLSX) updates by citizen ID and keeps the history.
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (i, h) in [
+        "citizen_id",
+        "name",
+        "residence_region",
+        "living_status",
+        "economic_status",
+        "phone",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string(0, i as u16, *h).unwrap();
+    }
+    for (i, v) in [
+        cid(1, 11),
+        "王秀英".into(),
+        "320682001001".into(),
+        "空巢".into(),
+        "低保".into(),
+        "13812345670".into(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string(1, i as u16, v).unwrap();
+    }
+    let xlsx = wb.save_to_buffer().unwrap();
+    let (_, job) = t
+        .multipart("/api/v1/imports/registry", &c, "fix.xlsx", &xlsx, false)
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["updated"], 1, "{st}");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder WHERE living_status = 'empty_nest'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder_status_change WHERE kind = 'living_status'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'registry.import'")
+            .await,
+        3,
+        "one audit row per real run"
+    );
+}
+
+#[tokio::test]
+async fn db_import_encodings_and_cli_shape() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let csv = sample_csv();
+    let gbk = encoding_rs::GBK.encode(&csv).0.into_owned();
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(csv.as_bytes());
+    let english = csv.replacen(
+        "身份证号,姓名,性别,居住地区划代码,联系电话,居住状况,经济状况,残疾等级",
+        "citizen_id,name,sex,residence_region,phone,living_status,economic_status,disability_grade",
+        1,
+    );
+    for (name, data) in [
+        ("gbk.csv", gbk),
+        ("bom.csv", bom),
+        ("en.csv", english.into_bytes()),
+    ] {
+        let (_, job) = t
+            .multipart("/api/v1/imports/registry", &c, name, &data, true)
+            .await;
+        let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+        assert_eq!(
+            (st["accepted"].as_i64(), st["rejected"].as_i64()),
+            (Some(6), Some(4)),
+            "{name}: {st}"
+        );
+    }
+    // A file without the required columns fails as a whole with a clear message.
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "x.csv",
+            "姓名,电话\n张三,1\n".as_bytes(),
+            true,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["state"], "failed");
+    assert!(st["message"].as_str().unwrap().contains("身份证号"), "{st}");
+    // Not a spreadsheet at all.
+    let (_, job) = t
+        .multipart("/api/v1/imports/registry", &c, "x.xlsx", b"hello", true)
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["state"], "failed");
+}
+
+#[tokio::test]
+async fn db_no_clear_ids_after_import() {
+    let t = TestApp::new("demo", 200).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "a.csv",
+            sample_csv().as_bytes(),
+            false,
+        )
+        .await;
+    t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    // Responses without a reveal carry no clear ID.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bodies = String::new();
+    let (_, page, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"page_size": 200})),
+        )
+        .await;
+    bodies.push_str(&page.to_string());
+    for item in page["items"].as_array().unwrap().iter().take(20) {
+        let (_, d, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/elders/{}", item["id"].as_str().unwrap()),
+                Some(&c),
+                None,
+            )
+            .await;
+        bodies.push_str(&d.to_string());
+    }
+    let (s, x, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/elders/export")
+                .header("cookie", &c)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    std::fs::write(dir.path().join("export.xlsx"), &x).unwrap();
+    // xlsx is a zip: unpack it so the scanner sees the sheet text.
+    let mut zip =
+        calamine::open_workbook_from_rs::<calamine::Xlsx<_>, _>(std::io::Cursor::new(x)).unwrap();
+    use calamine::Reader;
+    let r = zip.worksheet_range("老年人档案").unwrap();
+    assert!(r.height() > 200);
+    for row in r.rows() {
+        bodies.push_str(
+            &row.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        bodies.push('\n');
+    }
+    std::fs::write(dir.path().join("bodies.txt"), &bodies).unwrap();
+    let (ok, out) = scan_clear(dir.path());
+    assert!(ok, "clear IDs in responses: {out}");
+    // The database itself.
+    if let Some(p) = &t.sqlite_path {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&t.state.db.pool)
+            .await
+            .unwrap();
+        let (ok, out) = scan_clear(p.parent().unwrap());
+        assert!(ok, "clear IDs in the SQLite files: {out}");
+    }
+    if let Some(url) = &t.pg_url {
+        let dump = dir.path().join("dump.sql");
+        let st = std::process::Command::new("pg_dump")
+            .arg(url)
+            .arg("-f")
+            .arg(&dump)
+            .status()
+            .expect("pg_dump");
+        assert!(st.success());
+        let (ok, out) = scan_clear(&dump);
+        assert!(ok, "clear IDs in the PostgreSQL dump: {out}");
+    }
+    // A reveal does show it (so the scan above is not vacuous).
+    let id = page["items"][0]["id"].as_str().unwrap();
+    let (_, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/elders/{id}/reveal"),
+            Some(&c),
+            Some(json!({"field": "citizen_id", "reason": "核实身份信息"})),
+        )
+        .await;
+    std::fs::write(
+        dir.path().join("revealed.txt"),
+        v["value"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (ok, _) = scan_clear(dir.path());
+    assert!(!ok, "the scanner finds a revealed ID");
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary: HTTP through the real router (in process), storage on SQLite by
+//! default and on PostgreSQL when TEST_DATABASE_URL is set.
+
+mod audit_chain;
+mod auth;
+mod import;
+mod openapi;
+mod scope_matrix;
+mod support;

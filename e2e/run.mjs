@@ -1,0 +1,353 @@
+#!/usr/bin/env node
+// Browser journey test of the yiyang web console.
+//
+// Drives the Debian chromium (/usr/bin/chromium) through playwright-core: log in, bulk-import a CSV
+// (dry run, error report download, real import), search the registry, reveal a citizen ID with a
+// reason, then log in as the audit administrator and find the elder.reveal entry.
+//
+// Environment:
+//   BASE_URL        server root (default http://127.0.0.1:8080)
+//   USERNAME        officer account (needs registry.import, registry.read, registry.reveal)
+//   PASSWORD
+//   IMPORT_FILE     CSV with some bad rows
+//   SEARCH_NAME     name fragment that matches at least one imported elder
+//   AUDIT_USERNAME  audit administrator (needs audit.read)
+//   AUDIT_PASSWORD
+//   TOTP_SECRET, AUDIT_TOTP_SECRET  optional base32 secrets, only needed if those accounts already use TOTP
+//   CHROMIUM        optional path of the browser (default /usr/bin/chromium)
+//
+// Output: "ok - <step>" / "not ok - <step>: <reason>" per step, then exactly one "N passed, M failed".
+// Screenshots of each major step go to e2e/screenshots/. Never run `playwright install`.
+
+import { createHmac } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const env = (k, d) => (process.env[k] !== undefined && process.env[k] !== '' ? process.env[k] : d)
+
+const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '')
+const USERNAME = env('USERNAME')
+const PASSWORD = env('PASSWORD')
+const IMPORT_FILE = env('IMPORT_FILE')
+const SEARCH_NAME = env('SEARCH_NAME')
+const AUDIT_USERNAME = env('AUDIT_USERNAME')
+const AUDIT_PASSWORD = env('AUDIT_PASSWORD')
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium')
+const STEP_TIMEOUT = 30_000
+const REVEAL_REASON = '核实补贴发放信息'
+
+const SHOTS = join(HERE, 'screenshots')
+mkdirSync(SHOTS, { recursive: true })
+
+const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'SEARCH_NAME', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
+if (missing.length) {
+  console.log(`# missing environment: ${missing.join(', ')}`)
+  process.stdout.write('0 passed, 1 failed\n', () => process.exit(1))
+  await new Promise(() => {})
+}
+if (!existsSync(IMPORT_FILE)) {
+  console.log(`# IMPORT_FILE not found: ${IMPORT_FILE}`)
+  process.stdout.write('0 passed, 1 failed\n', () => process.exit(1))
+  await new Promise(() => {})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiny harness
+
+let passed = 0
+let failed = 0
+let shotNo = 0
+let page
+const notes = [] // server errors seen during the run, printed on failure
+
+async function shot(name) {
+  if (!page) return
+  shotNo += 1
+  const file = join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name.replace(/[^\w\u4e00-\u9fa5.-]+/g, '_')}.png`)
+  try {
+    await page.screenshot({ path: file, fullPage: true, timeout: 10_000 })
+  } catch {
+    /* a screenshot must never fail the run */
+  }
+}
+
+function withTimeout(promise, ms, what) {
+  let t
+  const timeout = new Promise((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s (${what})`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(t))
+}
+
+/** Run one step; the journey stops at the first failure (later steps depend on earlier ones). */
+async function step(name, fn, { screenshot = name } = {}) {
+  try {
+    await withTimeout(Promise.resolve().then(fn), STEP_TIMEOUT, name)
+    passed += 1
+    console.log(`ok - ${name}`)
+    if (screenshot) await shot(screenshot)
+  } catch (e) {
+    failed += 1
+    const msg = String(e?.message ?? e).split('\n')[0]
+    console.log(`not ok - ${name}: ${msg}`)
+    await shot(`FAILED-${name}`)
+    throw new StopJourney()
+  }
+}
+class StopJourney extends Error {}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg)
+}
+
+/** Fail with the element's text if an error alert is showing. */
+async function failIfVisible(locator, prefix) {
+  if (await locator.isVisible()) {
+    const text = await locator.innerText({ timeout: 2_000 }).catch(() => '')
+    throw new Error(`${prefix}: ${text.replace(/\s+/g, ' ').trim()}`)
+  }
+}
+
+// RFC 6238 TOTP (SHA-1, 30 s, 6 digits), for accounts that need a second factor.
+function totp(secretB32, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  const clean = secretB32.replace(/[\s=-]/g, '').toUpperCase()
+  let bits = ''
+  for (const c of clean) {
+    const v = alphabet.indexOf(c)
+    if (v < 0) throw new Error('bad base32 secret')
+    bits += v.toString(2).padStart(5, '0')
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)))
+  const counter = Buffer.alloc(8)
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)))
+  const h = createHmac('sha1', key).update(counter).digest()
+  const o = h[h.length - 1] & 0xf
+  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]
+  return String(n % 1_000_000).padStart(6, '0')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page helpers
+
+const menu = (title) => page.locator('.el-menu-item', { hasText: title })
+const button = (name) => page.getByRole('button', { name, exact: true })
+
+async function login(username, password, totpSecret) {
+  await page.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+  await page.getByText('颐养 · 养老服务管理平台').first().waitFor()
+  await page.getByLabel('用户名').fill(username)
+  await page.getByLabel('密码', { exact: true }).fill(password)
+  await button('登录').click()
+
+  // Either the console shell appears, or a second-factor form.
+  const shell = page.locator('.el-header').getByRole('button', { name: '退出' })
+  const code = page.getByLabel('动态验证码')
+  const error = page.locator('.el-message--error')
+  await shell.or(code).or(error).first().waitFor()
+  await failIfVisible(error, 'login refused')
+  if (await code.isVisible()) {
+    let secret = totpSecret
+    const enrolSecret = page.getByTestId('totp-secret')
+    if (await enrolSecret.isVisible()) secret = (await enrolSecret.innerText()).replace(/\s+/g, '')
+    assert(secret, `account ${username} asks for a TOTP code: set TOTP_SECRET / AUDIT_TOTP_SECRET`)
+    await code.fill(totp(secret))
+    await button('验证').click()
+    await shell.or(error).first().waitFor()
+    await failIfVisible(error, 'TOTP code refused')
+  }
+  assert(!new URL(page.url()).pathname.startsWith('/login'), 'still on the login page')
+}
+
+async function logout() {
+  await page.locator('.el-header').getByRole('button', { name: '退出' }).click()
+  await page.waitForURL(/\/login/)
+  await page.getByLabel('用户名').waitFor()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journey
+
+const profile = mkdtempSync(join(tmpdir(), 'yiyang-e2e-'))
+const downloads = join(profile, 'downloads')
+mkdirSync(downloads, { recursive: true })
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  downloadsPath: downloads,
+  timeout: STEP_TIMEOUT,
+})
+// A fresh context is a fresh, empty profile (cookies, storage); launch() itself runs chromium with a
+// new temporary --user-data-dir that playwright deletes on close.
+const context = await browser.newContext({
+  acceptDownloads: true,
+  locale: 'zh-CN',
+  timezoneId: 'Asia/Shanghai',
+  viewport: { width: 1440, height: 900 },
+})
+page = await context.newPage()
+page.setDefaultTimeout(STEP_TIMEOUT)
+page.on('response', (r) => {
+  if (r.url().includes('/api/') && r.status() >= 500) notes.push(`HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`)
+})
+page.on('pageerror', (e) => notes.push(`page error: ${e.message}`))
+
+const state = {}
+
+try {
+  await step(`open login page (${BASE_URL})`, async () => {
+    await page.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+    await page.getByText('颐养 · 养老服务管理平台').first().waitFor()
+    await page.getByLabel('用户名').waitFor()
+  }, { screenshot: 'login' })
+
+  await step(`log in as ${USERNAME}`, () => login(USERNAME, PASSWORD, env('TOTP_SECRET')), { screenshot: 'after-login' })
+
+  await step('open 批量导入', async () => {
+    await menu('批量导入').click()
+    await page.waitForURL(/\/import$/)
+    await page.getByText('下载模板并选择文件').waitFor()
+    await page.getByText('下载模板').last().waitFor()
+  }, { screenshot: 'import' })
+
+  await step(`choose file ${basename(IMPORT_FILE)}`, async () => {
+    await page.locator('.el-upload input[type=file]').setInputFiles(resolve(IMPORT_FILE))
+    await page.getByText(`已选择：${basename(IMPORT_FILE)}`).waitFor()
+  }, { screenshot: null })
+
+  await step('预检 (dry run) reports errors', async () => {
+    await button('开始预检').click()
+    const stats = page.getByTestId('dry-stats')
+    const failure = page.locator('.el-alert--error')
+    await stats.or(failure).first().waitFor()
+    await failIfVisible(failure, 'dry run failed')
+    const rows = page.getByTestId('error-table').locator('.el-table__body tr.el-table__row')
+    await rows.first().waitFor()
+    state.errorRows = await rows.count()
+    assert(state.errorRows > 0, 'errors table is empty')
+    console.log(`# dry run: ${(await stats.innerText()).replace(/\s+/g, ' ')}; ${state.errorRows} error rows shown`)
+  }, { screenshot: 'dry-run' })
+
+  await step('下载错误报告 downloads an .xlsx', async () => {
+    const [dl] = await Promise.all([page.waitForEvent('download'), button('下载错误报告').click()])
+    const name = dl.suggestedFilename()
+    assert(/\.xlsx$/i.test(name), `download is not .xlsx: ${name}`)
+    const failure = await dl.failure()
+    assert(!failure, `download failed: ${failure}`)
+    const path = join(downloads, `errors-${Date.now()}.xlsx`)
+    await dl.saveAs(path)
+    const size = statSync(path).size
+    assert(size > 0, 'error report is empty')
+    console.log(`# error report: ${name}, ${size} bytes`)
+  }, { screenshot: null })
+
+  await step('正式导入 (real import) finishes', async () => {
+    await button('正式导入').click()
+    // With rejected rows the console asks for confirmation first.
+    const confirm = page.locator('.el-message-box').getByRole('button', { name: '继续导入' })
+    const result = page.getByTestId('import-result')
+    const failure = page.locator('.el-alert--error')
+    await confirm.or(result).or(failure).first().waitFor()
+    if (await confirm.isVisible()) await confirm.click()
+    await result.or(failure).first().waitFor()
+    await failIfVisible(failure, 'import failed')
+    const text = (await result.innerText()).replace(/\s+/g, ' ')
+    assert(/新增/.test(text) && /未变化/.test(text), 'result totals missing')
+    console.log(`# import result: ${text}`)
+  }, { screenshot: 'import-result' })
+
+  await step(`search 老年人档案 for "${SEARCH_NAME}"`, async () => {
+    await menu('老年人档案').click()
+    await page.waitForURL(/\/elders$/)
+    await page.getByLabel('姓名').fill(SEARCH_NAME)
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/elders/search') && r.request().method() === 'POST'),
+      button('查询').click(),
+    ])
+    assert(res.ok(), `search returned HTTP ${res.status()}`)
+    const body = await res.json()
+    assert(body.total > 0 && body.items.length > 0, `no elder matches "${SEARCH_NAME}"`)
+    const first = page.locator('.elder-table .el-table__body tr.el-table__row').first()
+    await first.waitFor()
+    assert((await first.innerText()).includes(SEARCH_NAME), 'first row does not contain the name fragment')
+  }, { screenshot: 'search' })
+
+  await step('open the first row', async () => {
+    await page.locator('.elder-table .el-table__body tr.el-table__row').first().click()
+    await page.waitForURL(/\/elders\/[^/]+$/)
+    const masked = page.getByTestId('citizen-id-masked')
+    await masked.waitFor()
+    state.masked = (await masked.innerText()).trim()
+    assert(state.masked.includes('*'), `ID is not masked: ${state.masked.replace(/\d/g, '#')}`)
+  }, { screenshot: 'elder-detail' })
+
+  await step('查看 身份证号 with a reason reveals the full ID', async () => {
+    await page.getByRole('button', { name: '查看身份证号' }).click()
+    const dialog = page.getByRole('dialog', { name: '查看完整信息' })
+    await dialog.waitFor()
+    await dialog.getByLabel('查看事由').fill(REVEAL_REASON)
+    await dialog.getByRole('button', { name: '确认查看' }).click()
+    const value = dialog.getByTestId('revealed-value')
+    await value.waitFor()
+    const v = (await value.innerText()).trim()
+    assert(v.length === 18, `revealed value has ${v.length} characters, expected 18`)
+    assert(/^\d{17}[\dX]$/.test(v), 'revealed value is not a citizen ID')
+    assert(v !== state.masked, 'revealed value equals the masked one')
+    assert(!v.includes('*'), 'revealed value is still masked')
+    await shot('revealed')
+    await dialog.locator('.el-dialog__footer').getByRole('button', { name: '关闭' }).click()
+    await dialog.waitFor({ state: 'hidden' })
+  }, { screenshot: null })
+
+  await step('log out', logout, { screenshot: null })
+
+  await step(`log in as ${AUDIT_USERNAME}`, () => login(AUDIT_USERNAME, AUDIT_PASSWORD, env('AUDIT_TOTP_SECRET')), { screenshot: 'audit-login' })
+
+  await step('审计日志 shows elder.reveal', async () => {
+    await menu('审计日志').click()
+    await page.waitForURL(/\/audit$/)
+    const table = page.locator('.audit-table')
+    await table.waitFor()
+    const revealRow = table.locator('.el-table__body tr.el-table__row', { hasText: 'elder.reveal' }).first()
+    await page.locator('.audit-table .el-loading-mask').waitFor({ state: 'hidden' }).catch(() => {})
+    if (!(await revealRow.isVisible())) {
+      // Not on the first page: filter by the action.
+      await page.getByLabel('操作').click()
+      await page.locator('.el-select-dropdown__item', { hasText: 'elder.reveal' }).click()
+      await Promise.all([
+        page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('action=elder.reveal')),
+        button('查询').click(),
+      ])
+    }
+    await revealRow.waitFor()
+    const text = await revealRow.innerText()
+    assert(!/\d{17}[\dX]/.test(text), 'audit row shows a full citizen ID')
+  }, { screenshot: 'audit' })
+} catch (e) {
+  if (!(e instanceof StopJourney)) {
+    failed += 1
+    console.log(`not ok - harness: ${String(e?.message ?? e).split('\n')[0]}`)
+  }
+  for (const n of notes) console.log(`# ${n}`)
+} finally {
+  await browser.close().catch(() => {})
+  rmSync(profile, { recursive: true, force: true })
+}
+
+// Exit only once the summary line is flushed (stdout may be a pipe).
+process.stdout.write(`${passed} passed, ${failed} failed\n`, () => process.exit(failed ? 1 : 0))

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Browser tests: start yiyang on a fresh SQLite demo county and drive the web console in headless
+# Chromium (playwright-core + Debian chromium): login → import with bad rows → error report →
+# search → reveal with a reason → the audit viewer shows the reveal.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f web/dist/index.html ] && grep -q 'script' web/dist/index.html || (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+cargo build --release --locked -p yiyang -q
+BIN=$PWD/target/release/yiyang
+W=$(mktemp -d)
+PORT=${E2E_PORT:-18080}
+export YIYANG_DATABASE_URL=$W/yiyang.db YIYANG_KEY_FILE=$W/yiyang.key
+$BIN demo --scale 0.01 > "$W/demo.log"
+$BIN gen-registry-file "$W/import.csv" --rows 300 --bad 12 --seed 99 >/dev/null
+$BIN serve --profile demo --listen 127.0.0.1:$PORT > "$W/serve.log" 2>&1 &
+SPID=$!
+trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+ACC="$W/demo-accounts.txt"
+(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+BASE_URL=http://127.0.0.1:$PORT \
+USERNAME=officer PASSWORD=$(awk '$1=="officer"{print $2}' "$ACC") \
+AUDIT_USERNAME=auditor AUDIT_PASSWORD=$(awk '$1=="auditor"{print $2}' "$ACC") \
+IMPORT_FILE="$W/import.csv" SEARCH_NAME=秀 \
+  node e2e/run.mjs
+# Nothing personal leaked into the server log.
+python3 ../shared/tools/scan-clear-ids "$W/serve.log"

@@ -1,0 +1,170 @@
+// Types of the HTTP contract in docs/api.md (hand-written until the OpenAPI export exists).
+
+export type Permission =
+  | 'registry.read'
+  | 'registry.edit'
+  | 'registry.reveal'
+  | 'registry.import'
+  | 'registry.export'
+  | 'audit.read'
+  | 'users.manage'
+  | 'aggregates.read'
+
+export type Role = 'system_admin' | 'security_admin' | 'audit_admin' | 'officer' | 'worker'
+
+export interface Scopes {
+  edit: boolean
+  aggregates: boolean
+  individuals: boolean
+}
+
+export interface Me {
+  id: number | string
+  username: string
+  display_name: string
+  roles: string[]
+  region_code: string
+  region_name: string
+  scopes: Scopes
+  permissions: string[]
+  totp_enabled: boolean
+  profile: 'demo' | 'production'
+}
+
+export type LoginResult =
+  | { next: 'done'; me: Me }
+  | { next: 'totp' }
+  | { next: 'totp_enrol'; secret: string; otpauth_url: string }
+
+export interface Problem {
+  type?: string
+  title?: string
+  status?: number
+  detail?: string
+  request_id?: string
+  errors?: { field: string; message: string }[]
+}
+
+export interface RegionNode {
+  code: string
+  name: string
+  level: number
+  children?: RegionNode[]
+}
+
+export type ElderStatus = 'active' | 'deceased' | 'moved_out'
+
+export interface ElderSearch {
+  name?: string
+  region_code?: string
+  age_min?: number
+  age_max?: number
+  living_status?: string
+  economic_status?: string
+  status?: ElderStatus
+  sort?: 'name' | 'birth_date' | '-birth_date' | 'region'
+  page?: number
+  page_size?: number
+}
+
+export interface ElderRow {
+  id: number | string
+  name: string
+  sex: '男' | '女'
+  birth_date: string
+  age: number
+  citizen_id_masked: string
+  residence_region: string
+  residence_region_name: string
+  living_status: string | null
+  economic_status: string | null
+  status: ElderStatus
+  /** Chinese labels the server may add next to the codes. */
+  living_status_label?: string | null
+  economic_status_label?: string | null
+  status_label?: string | null
+}
+
+export interface ElderStatusEntry {
+  kind: string
+  value: string | null
+  source: string
+  since: string | null
+}
+
+export interface Elder extends ElderRow {
+  hukou_region: string | null
+  hukou_region_name: string | null
+  address: string | null
+  phone_masked: string | null
+  lon: number | null
+  lat: number | null
+  family_planning_special: string | null
+  family_planning_special_label?: string | null
+  disability_grade: number | null
+  entitled_veteran_family: boolean | null
+  death_date: string | null
+  moved_out_date: string | null
+  statuses: ElderStatusEntry[]
+  created_at: string
+  updated_at: string
+  version?: number
+}
+
+export interface Page<T> {
+  items: T[]
+  total: number
+  page: number
+  page_size: number
+}
+
+export type ImportState = 'queued' | 'running' | 'done' | 'failed'
+
+export interface ImportJob {
+  id: number | string
+  state: ImportState
+  dry_run: boolean
+  file_name: string
+  total: number
+  processed: number
+  accepted: number
+  rejected: number
+  inserted: number
+  updated: number
+  unchanged: number
+  errors: { row: number; reason: string }[]
+  message?: string | null
+}
+
+export interface AuditEntry {
+  seq: number
+  at: string
+  actor: string
+  action: string
+  entity: string | null
+  entity_id: string | number | null
+  region_code?: string | null
+  /** A JSON text (or plain text) describing the change. */
+  detail: unknown
+  hash: string
+}
+
+export interface UserRow {
+  id: number | string
+  username: string
+  display_name: string
+  roles: string[]
+  region_code: string
+  scopes: Scopes
+  locked_until: string | null
+  totp_enabled: boolean
+}
+
+export interface NewUser {
+  username: string
+  display_name: string
+  password: string
+  roles: string[]
+  region_code: string
+  scopes: Scopes
+}

@@ -1,0 +1,17 @@
+import type { Component } from 'vue'
+import { Document, Files, Upload, User } from '@element-plus/icons-vue'
+
+export interface MenuItem {
+  path: string
+  title: string
+  icon: Component
+  /** Permission the item needs; the server checks it again on every call. */
+  perm: string
+}
+
+export const MENU: MenuItem[] = [
+  { path: '/elders', title: '老年人档案', icon: Files, perm: 'registry.read' },
+  { path: '/import', title: '批量导入', icon: Upload, perm: 'registry.import' },
+  { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
+  { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },
+]

@@ -1,0 +1,71 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { setUnauthorizedHandler } from './api/http'
+import { MENU } from './layout/menu'
+import { useAuth } from './stores/auth'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    title?: string
+    perm?: string
+    public?: boolean
+  }
+}
+
+const APP_TITLE = '颐养 · 养老服务管理平台'
+
+const routes: RouteRecordRaw[] = [
+  { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
+  {
+    path: '/',
+    component: () => import('./layout/AppLayout.vue'),
+    children: [
+      { path: '', name: 'home', component: () => import('./layout/HomeView.vue'), meta: { title: '首页' } },
+      { path: 'elders', name: 'elders', component: () => import('./modules/registry/ElderListView.vue'), meta: { title: '老年人档案', perm: 'registry.read' } },
+      { path: 'elders/:id', name: 'elder', component: () => import('./modules/registry/ElderDetailView.vue'), meta: { title: '老年人详情', perm: 'registry.read' } },
+      { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },
+      { path: 'audit', name: 'audit', component: () => import('./modules/audit/AuditView.vue'), meta: { title: '审计日志', perm: 'audit.read' } },
+      { path: 'users', name: 'users', component: () => import('./modules/identity/UsersView.vue'), meta: { title: '用户管理', perm: 'users.manage' } },
+      { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('./layout/NotFoundView.vue'), meta: { title: '页面不存在' } },
+    ],
+  },
+]
+
+export const router = createRouter({
+  history: createWebHistory('/'),
+  routes,
+  scrollBehavior: () => ({ top: 0 }),
+})
+
+router.beforeEach(async (to) => {
+  const auth = useAuth()
+  if (!auth.probed) await auth.probe()
+  if (to.meta.public) {
+    return auth.loggedIn && to.name === 'login' ? { path: '/' } : true
+  }
+  if (!auth.loggedIn) {
+    return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+  }
+  if (to.name === 'home') {
+    const first = MENU.find((m) => auth.can(m.perm))
+    if (first) return { path: first.path }
+  }
+  if (to.meta.perm && !auth.can(to.meta.perm)) {
+    ElMessage.warning('没有访问该页面的权限')
+    return { path: '/' }
+  }
+  return true
+})
+
+router.afterEach((to) => {
+  document.title = to.meta.title && to.name !== 'login' ? `${to.meta.title} - ${APP_TITLE}` : APP_TITLE
+})
+
+// Session expired or revoked in the middle of work: back to the login page, then return here.
+setUnauthorizedHandler(() => {
+  const auth = useAuth()
+  auth.clear()
+  const cur = router.currentRoute.value
+  if (cur.name !== 'login') {
+    router.replace({ name: 'login', query: cur.fullPath !== '/' ? { redirect: cur.fullPath } : {} })
+  }
+})
