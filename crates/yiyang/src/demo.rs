@@ -241,8 +241,9 @@ pub async fn insert_elders(
     source: &str,
 ) -> anyhow::Result<()> {
     let now = crate::platform::now_rfc3339();
+    let today = crate::platform::today().to_string();
     let mut tx = db.begin().await?;
-    for part in elders.chunks(500) {
+    for part in elders.chunks(1000) {
         let sql = format!(
             "INSERT INTO elder ({}) VALUES {}",
             store::INSERT_COLS,
@@ -250,7 +251,15 @@ pub async fn insert_elders(
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for e in part {
-            q = store::bind_elder(q, &uuid::Uuid::now_v7().to_string(), e, keys, source, &now);
+            q = store::bind_elder(
+                q,
+                &uuid::Uuid::now_v7().to_string(),
+                e,
+                keys,
+                source,
+                &now,
+                &today,
+            );
         }
         q.execute(&mut *tx).await?;
     }

@@ -260,6 +260,7 @@ pub async fn create(
         &app.keys,
         &format!("人工登记（{}）", actor.display_name),
         &now,
+        &today().to_string(),
     )
     .execute(&mut *tx)
     .await;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 pub const MAX_FILE_BYTES: usize = 300 * 1024 * 1024;
 pub const MAX_ROWS: usize = 1_100_000;
-const CHUNK: usize = 500;
+const CHUNK: usize = 1000;
 /// Rejected rows kept for the downloadable report (the summary still counts all of them).
 const MAX_STORED_ERRORS: usize = 100_000;
 
@@ -235,6 +235,7 @@ pub async fn run(
 ) -> Result<(Summary, Vec<(i64, String, Vec<String>)>), ImportError> {
     let keys_of = map_headers(&table.headers)?;
     let today = crate::platform::today();
+    let today_s = today.to_string();
     ctx.progress
         .total
         .store(table.approx_rows as i64, Ordering::Relaxed);
@@ -382,6 +383,7 @@ pub async fn run(
                         ctx.keys,
                         &source,
                         &now,
+                        &today_s,
                     );
                 }
                 q.execute(&mut **t).await?;

@@ -187,26 +187,39 @@ pub struct ElderInput {
 impl ElderInput {
     /// A stable digest of the content, so re-importing an unchanged row is recognised as unchanged.
     pub fn digest(&self) -> String {
-        let s = format!(
-            "{}|{}|{:?}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-            self.citizen_id.as_str(),
-            self.name,
-            self.sex,
-            self.birth_date,
-            self.hukou_region,
-            self.residence_region,
-            self.address,
-            self.phone,
-            self.lon,
-            self.lat,
-            self.living_status,
-            self.economic_status,
-            self.family_planning_special,
-            self.disability_grade,
-            self.entitled_veteran_family,
-            self.death_date
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        let mut part = |v: Option<&str>| {
+            // Tag + length framing: None, "" and neighbouring fields can never be confused.
+            match v {
+                None => h.update([0u8]),
+                Some(v) => {
+                    h.update([1u8]);
+                    h.update((v.len() as u32).to_be_bytes());
+                    h.update(v.as_bytes());
+                }
+            }
+        };
+        part(Some(self.citizen_id.as_str()));
+        part(Some(&self.name));
+        part(Some(self.sex.zh()));
+        part(Some(&self.birth_date.to_string()));
+        part(self.hukou_region.as_deref());
+        part(Some(&self.residence_region));
+        part(self.address.as_deref());
+        part(self.phone.as_deref());
+        part(self.lon.map(|v| v.to_bits().to_string()).as_deref());
+        part(self.lat.map(|v| v.to_bits().to_string()).as_deref());
+        part(self.living_status);
+        part(self.economic_status);
+        part(self.family_planning_special);
+        part(self.disability_grade.map(|v| v.to_string()).as_deref());
+        part(
+            self.entitled_veteran_family
+                .map(|v| if v { "1" } else { "0" }),
         );
-        crate::platform::crypto::sha256_hex(s.as_bytes())[..32].to_string()
+        part(self.death_date.map(|d| d.to_string()).as_deref());
+        hex::encode(&h.finalize()[..16])
     }
 
     pub fn status(&self) -> &'static str {

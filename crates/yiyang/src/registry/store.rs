@@ -423,8 +423,8 @@ pub fn bind_elder<'q>(
     keys: &KeyRing,
     source: &str,
     now: &str,
+    today: &str,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let today = crate::platform::today().to_string();
     q = q
         .bind(id.to_string())
         .bind(keys.blind_index(CID_DOMAIN, e.citizen_id.as_str()))
@@ -448,7 +448,7 @@ pub fn bind_elder<'q>(
         .bind(e.death_date.map(|d| d.to_string()))
         .bind(e.status())
         .bind(source.to_string())
-        .bind(today)
+        .bind(today.to_string())
         .bind(e.digest())
         .bind(now.to_string())
         .bind(now.to_string())
