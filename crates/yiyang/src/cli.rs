@@ -64,6 +64,11 @@ pub enum Cmd {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Region tree maintenance
+    Region {
+        #[command(subcommand)]
+        what: RegionCmd,
+    },
     /// Manage accounts
     User {
         #[command(subcommand)]
@@ -108,6 +113,12 @@ pub enum ExportWhat {
         #[arg(long)]
         region: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum RegionCmd {
+    /// Apply a code-change table (merged/split/renamed towns and villages) from a CSV file
+    ApplyChanges { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -392,6 +403,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             }
+        }
+        Cmd::Region {
+            what: RegionCmd::ApplyChanges { file },
+        } => {
+            let (db, _keys) = open(&cli, 2).await?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("无法读取 {file:?}：{e}"))?;
+            let changes = crate::region::parse_changes_csv(&text)?;
+            let r = crate::region::apply_changes(&db, &cli_who(), &changes).await?;
+            println!(
+                "已应用 {} 条区划变更：新建区划 {}，改码老年人 {}，改码账号 {}",
+                r.changes, r.regions_created, r.elders_recoded, r.users_recoded
+            );
         }
         Cmd::VerifyAudit => {
             let db = Db::connect(&cli.database, 2).await?;

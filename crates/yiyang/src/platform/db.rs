@@ -4,6 +4,7 @@
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +17,35 @@ pub enum Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite has one writer at a time. Writers queue here, in order, instead of spinning in
+    /// SQLite's sleeping busy handler, which is what made tail latency bad under load.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
-pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+/// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
+pub struct Tx<'a> {
+    inner: sqlx::Transaction<'a, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx<'_> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 /// `sqlite://` path, a bare file path, or `postgres://`.
 pub fn normalize_url(url: &str) -> String {
@@ -79,15 +106,29 @@ impl Db {
             .connect(&url)
             .await
             .with_context(|| "无法连接数据库".to_string())?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
         match self.backend {
             // A deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
             // writer got there first; taking the write lock up front makes writers queue instead.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx {
+                    inner,
+                    _gate: Some(gate),
+                })
+            }
+            Backend::Postgres => Ok(Tx {
+                inner: self.pool.begin().await?,
+                _gate: None,
+            }),
         }
     }
 

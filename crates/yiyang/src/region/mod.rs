@@ -164,31 +164,157 @@ pub async fn upsert(db: &Db, regions: &[Region]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Record that `old` became `new` (a merged or split town); the old node is closed.
-pub async fn record_change(
+/// One line of a code-change table: `old` became `new` (named `new_name`) on `date`.
+#[derive(Debug, Clone)]
+pub struct CodeChange {
+    pub old: String,
+    pub new: String,
+    pub new_name: Option<String>,
+    pub date: String,
+    /// merge, split, rename
+    pub kind: String,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ChangeReport {
+    pub changes: usize,
+    pub regions_created: usize,
+    pub elders_recoded: u64,
+    pub users_recoded: u64,
+}
+
+/// Apply a code-change table in one transaction: new nodes are created, old ones closed, the map is
+/// recorded (imports carrying old codes follow it), and people and accounts bound to an old code
+/// move to the new one, so later counts add up under the new codes. Audited.
+pub async fn apply_changes(
     db: &Db,
-    old: &str,
-    new: &str,
-    date: &str,
-    kind: &str,
-) -> anyhow::Result<()> {
+    who: &crate::audit::Who,
+    changes: &[CodeChange],
+) -> anyhow::Result<ChangeReport> {
+    let mut rep = ChangeReport {
+        changes: changes.len(),
+        ..Default::default()
+    };
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM region_code_change WHERE old_code = $1")
-        .bind(old)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO region_code_change (old_code, new_code, effective_date, kind) VALUES ($1, $2, $3, $4)")
-        .bind(old)
-        .bind(new)
-        .bind(date)
-        .bind(kind)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE region SET valid_to = $1 WHERE code = $2")
-        .bind(date)
-        .bind(old)
-        .execute(&mut *tx)
-        .await?;
+    for c in changes {
+        let old =
+            RegionCode::parse(&c.old).map_err(|e| anyhow::anyhow!("旧代码 {}：{e}", c.old))?;
+        let new =
+            RegionCode::parse(&c.new).map_err(|e| anyhow::anyhow!("新代码 {}：{e}", c.new))?;
+        if old.level() != new.level() {
+            anyhow::bail!("{} 与 {} 的层级不同，不能对应", c.old, c.new);
+        }
+        if !["merge", "split", "rename"].contains(&c.kind.as_str()) {
+            anyhow::bail!("变更类型应为 merge、split 或 rename：{}", c.kind);
+        }
+        chrono::NaiveDate::parse_from_str(&c.date, "%Y-%m-%d")
+            .map_err(|_| anyhow::anyhow!("生效日期应为 YYYY-MM-DD：{}", c.date))?;
+        let exists = sqlx::query("SELECT 1 FROM region WHERE code = $1")
+            .bind(new.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            let name = c
+                .new_name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("新代码 {} 不在区划表中，请给出名称", c.new))?;
+            sqlx::query("INSERT INTO region (code, name, level, parent_code, valid_from) VALUES ($1, $2, $3, $4, $5)")
+                .bind(new.as_str())
+                .bind(name)
+                .bind(new.level() as i64)
+                .bind(new.parent().map(|p| p.to_string()))
+                .bind(&c.date)
+                .execute(&mut *tx)
+                .await?;
+            rep.regions_created += 1;
+        }
+        sqlx::query("DELETE FROM region_code_change WHERE old_code = $1")
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO region_code_change (old_code, new_code, effective_date, kind) VALUES ($1, $2, $3, $4)")
+            .bind(old.as_str())
+            .bind(new.as_str())
+            .bind(&c.date)
+            .bind(&c.kind)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE region SET valid_to = $1 WHERE code = $2")
+            .bind(&c.date)
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await?;
+        rep.elders_recoded +=
+            sqlx::query("UPDATE elder SET residence_region = $1 WHERE residence_region = $2")
+                .bind(new.as_str())
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query("UPDATE elder SET hukou_region = $1 WHERE hukou_region = $2")
+            .bind(new.as_str())
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await?;
+        rep.users_recoded +=
+            sqlx::query("UPDATE app_user SET region_code = $1 WHERE region_code = $2")
+                .bind(new.as_str())
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+    }
+    crate::audit::append(
+        &mut tx,
+        who,
+        crate::audit::Entry {
+            action: "region.code_change",
+            entity: "region",
+            entity_id: None,
+            region_code: None,
+            detail: serde_json::json!({
+                "changes": changes.iter().map(|c| serde_json::json!({"old": c.old, "new": c.new, "kind": c.kind, "date": c.date})).collect::<Vec<_>>(),
+                "elders_recoded": rep.elders_recoded, "users_recoded": rep.users_recoded
+            })
+            .to_string(),
+        },
+    )
+    .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(rep)
+}
+
+/// Read a code-change table (CSV: 旧代码/old_code, 新代码/new_code, 新名称/new_name, 生效日期/date, 类型/kind).
+pub fn parse_changes_csv(text: &str) -> anyhow::Result<Vec<CodeChange>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let headers: Vec<String> = r.headers()?.iter().map(|h| h.trim().to_string()).collect();
+    let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+    let (o, n) = (col(&["旧代码", "old_code"]), col(&["新代码", "new_code"]));
+    let (nm, d, k) = (
+        col(&["新名称", "new_name"]),
+        col(&["生效日期", "date"]),
+        col(&["类型", "kind"]),
+    );
+    let (Some(o), Some(n), Some(d)) = (o, n, d) else {
+        anyhow::bail!("表头应包含 旧代码、新代码、生效日期（可选：新名称、类型）");
+    };
+    let mut out = vec![];
+    for rec in r.records() {
+        let rec = rec?;
+        let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(|s| s.trim().to_string());
+        out.push(CodeChange {
+            old: get(Some(o)).unwrap_or_default(),
+            new: get(Some(n)).unwrap_or_default(),
+            new_name: get(nm),
+            date: get(Some(d)).unwrap_or_default(),
+            kind: get(k)
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "merge".into()),
+        });
+    }
+    Ok(out)
 }

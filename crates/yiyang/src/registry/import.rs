@@ -2,7 +2,7 @@
 //! English headers. Dry run validates only. A real run is one transaction: the whole file or nothing.
 //! Re-importing the same file changes nothing; a corrected file updates by citizen ID.
 
-use super::model::{self, ElderInput};
+use super::model;
 use super::store;
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
@@ -11,7 +11,7 @@ use crate::platform::db::Db;
 use crate::region::RegionIndex;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -217,63 +217,56 @@ pub fn map_headers(headers: &[String]) -> Result<Vec<Option<&'static str>>, Impo
     Ok(keys)
 }
 
-struct Pending {
-    row_no: i64,
-    input: ElderInput,
-    bidx: String,
+/// What the validating thread hands to the writer: a chunk of valid rows, already encrypted and
+/// digested, and how many file rows it covered.
+struct Batch {
+    rows: Vec<(i64, store::Prepared)>,
+    n_read: i64,
 }
 
-/// Run an import (dry or real) of an already opened table. Returns the summary and the rejected rows
-/// (row number, reason, original cells) for the error report.
-pub async fn run(
-    ctx: &Ctx<'_>,
-    table: Table,
-    dry_run: bool,
-    job_id: &str,
-    file_sha: &str,
-    file_name: &str,
-) -> Result<(Summary, Vec<(i64, String, Vec<String>)>), ImportError> {
-    let keys_of = map_headers(&table.headers)?;
+type Rejected = Vec<(i64, String, Vec<String>)>;
+
+/// Parse, validate, dedupe within the file and prepare rows on a blocking thread, so that this CPU
+/// work overlaps with the database writing the previous chunk.
+fn validate_rows(
+    mut rows: Box<dyn Iterator<Item = Vec<String>> + Send>,
+    keys_of: Vec<Option<&'static str>>,
+    keys: KeyRing,
+    regions: RegionIndex,
+    scope: Scope,
+    out: tokio::sync::mpsc::Sender<Batch>,
+) -> Result<(Rejected, i64, i64), ImportError> {
     let today = crate::platform::today();
-    let today_s = today.to_string();
-    ctx.progress
-        .total
-        .store(table.approx_rows as i64, Ordering::Relaxed);
-    let mut summary = Summary {
-        dry_run,
-        ..Default::default()
-    };
-    let mut rejected: Vec<(i64, String, Vec<String>)> = vec![];
+    let mut rejected: Rejected = vec![];
     let mut seen: HashMap<String, i64> = HashMap::new();
-    let source = format!("批量导入 {file_name}");
-    let now = crate::platform::now_rfc3339();
-    let mut tx = if dry_run {
-        None
-    } else {
-        Some(ctx.db.begin().await?)
-    };
+    let mut total = 0i64;
+    let mut row_no: i64 = 1; // the header is row 1, as Excel counts
+    let col_of: HashMap<&str, usize> = keys_of
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.map(|k| (k, i)))
+        .collect();
     let region_ok = |r: &str| -> Result<String, String> {
-        let c = ctx.regions.check_record_code(r)?;
+        let c = regions.check_record_code(r)?;
         let rc = yiyang_kernel::RegionCode::parse(&c).map_err(|e| e.to_string())?;
-        if !ctx.scope.covers(&rc) {
+        if !scope.covers(&rc) {
             return Err(format!("区划代码 {r} 不在您的管辖范围内"));
         }
         Ok(c)
     };
-    let mut rows = table.rows;
-    let mut row_no: i64 = 1; // the header is row 1, as Excel counts
     loop {
-        let mut chunk: Vec<Pending> = Vec::with_capacity(CHUNK);
-        let mut n_read = 0;
+        let mut batch = Batch {
+            rows: Vec::with_capacity(CHUNK),
+            n_read: 0,
+        };
         for cells in rows.by_ref() {
             row_no += 1;
-            n_read += 1;
+            batch.n_read += 1;
             if cells.iter().all(|c| c.trim().is_empty()) {
-                summary.total += 0;
                 continue;
             }
-            summary.total += 1;
-            if summary.total as usize > MAX_ROWS {
+            total += 1;
+            if total as usize > MAX_ROWS {
                 return Err(ImportError::File(format!(
                     "单个文件最多 {MAX_ROWS} 行，请拆分后导入"
                 )));
@@ -287,47 +280,80 @@ pub async fn run(
                 continue;
             }
             let get = |k: &str| -> String {
-                keys_of
-                    .iter()
-                    .position(|x| *x == Some(k))
-                    .and_then(|i| cells.get(i))
+                col_of
+                    .get(k)
+                    .and_then(|i| cells.get(*i))
                     .cloned()
                     .unwrap_or_default()
             };
             match model::validate_row(&get, today, &region_ok) {
                 Err(reason) => rejected.push((row_no, reason, cells)),
                 Ok(input) => {
-                    let bidx = ctx
-                        .keys
-                        .blind_index(store::CID_DOMAIN, input.citizen_id.as_str());
-                    if let Some(first) = seen.get(&bidx) {
+                    let p = store::Prepared::new(input, &keys);
+                    if let Some(first) = seen.get(&p.bidx) {
                         rejected.push((row_no, format!("身份证号与第 {first} 行重复"), cells));
                     } else {
-                        seen.insert(bidx.clone(), row_no);
-                        chunk.push(Pending {
-                            row_no,
-                            input,
-                            bidx,
-                        });
+                        seen.insert(p.bidx.clone(), row_no);
+                        batch.rows.push((row_no, p));
                     }
                 }
             }
-            if chunk.len() >= CHUNK || n_read >= CHUNK * 4 {
+            if batch.rows.len() >= CHUNK || batch.n_read as usize >= CHUNK * 4 {
                 break;
             }
         }
-        if n_read == 0 {
+        if batch.n_read == 0 {
             break;
         }
+        if out.blocking_send(batch).is_err() {
+            break; // the writer stopped (database error); it reports why
+        }
+    }
+    Ok((rejected, total, row_no - 1))
+}
+
+/// Run an import (dry or real) of an already opened table. Returns the summary and the rejected rows
+/// (row number, reason, original cells) for the error report.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    table: Table,
+    dry_run: bool,
+    job_id: &str,
+    file_sha: &str,
+    file_name: &str,
+) -> Result<(Summary, Rejected), ImportError> {
+    let keys_of = map_headers(&table.headers)?;
+    let today_s = crate::platform::today().to_string();
+    ctx.progress
+        .total
+        .store(table.approx_rows as i64, Ordering::Relaxed);
+    let mut summary = Summary {
+        dry_run,
+        ..Default::default()
+    };
+    let source = format!("批量导入 {file_name}");
+    let now = crate::platform::now_rfc3339();
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (keys, regions, scope) = (ctx.keys.clone(), ctx.regions.clone(), ctx.scope.clone());
+    let validator = tokio::task::spawn_blocking(move || {
+        validate_rows(table.rows, keys_of, keys, regions, scope, send)
+    });
+    let mut tx = if dry_run {
+        None
+    } else {
+        Some(ctx.db.begin().await?)
+    };
+    let mut outside: Rejected = vec![];
+    while let Some(batch) = recv.recv().await {
         // Which of these people are already registered?
         let mut existing: HashMap<String, (String, String, String)> = HashMap::new();
-        if !chunk.is_empty() {
+        if !batch.rows.is_empty() {
             let sql = format!(
                 "SELECT citizen_id_bidx, id, row_digest, residence_region FROM elder WHERE citizen_id_bidx IN {}",
-                store::placeholders(ctx.db.backend, 1, chunk.len())
+                store::placeholders(ctx.db.backend, 1, batch.rows.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for p in &chunk {
+            for (_, p) in &batch.rows {
                 q = q.bind(p.bidx.clone());
             }
             let found = match tx.as_mut() {
@@ -338,17 +364,21 @@ pub async fn run(
                 existing.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
             }
         }
-        let mut inserts: Vec<&Pending> = vec![];
-        let mut updates: Vec<(&Pending, String)> = vec![];
-        let mut outside: HashSet<i64> = HashSet::new();
-        for p in &chunk {
+        let mut inserts: Vec<store::Prepared> = vec![];
+        let mut updates: Vec<(store::Prepared, String)> = vec![];
+        for (row_no, p) in batch.rows {
             match existing.get(&p.bidx) {
                 None => inserts.push(p),
                 Some((id, digest, region)) => {
                     let rc = yiyang_kernel::RegionCode::parse(region).ok();
                     if rc.as_ref().is_none_or(|rc| !ctx.scope.covers(rc)) {
-                        outside.insert(p.row_no);
-                    } else if *digest == p.input.digest() {
+                        outside.push((
+                            row_no,
+                            "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移"
+                                .into(),
+                            vec![],
+                        ));
+                    } else if *digest == p.digest {
                         summary.unchanged += 1;
                     } else {
                         updates.push((p, id.clone()));
@@ -356,35 +386,19 @@ pub async fn run(
                 }
             }
         }
-        for p in &chunk {
-            if outside.contains(&p.row_no) {
-                rejected.push((
-                    p.row_no,
-                    "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移".into(),
-                    vec![],
-                ));
-            }
-        }
         summary.inserted += inserts.len() as i64;
         summary.updated += updates.len() as i64;
         if let Some(t) = tx.as_mut() {
-            for part in inserts.chunks(CHUNK) {
+            let n = inserts.len();
+            if n > 0 {
                 let sql = format!(
                     "INSERT INTO elder ({}) VALUES {}",
                     store::INSERT_COLS,
-                    store::placeholders(ctx.db.backend, part.len(), store::INSERT_NCOLS)
+                    store::placeholders(ctx.db.backend, n, store::INSERT_NCOLS)
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
-                for p in part {
-                    q = store::bind_elder(
-                        q,
-                        &uuid::Uuid::now_v7().to_string(),
-                        &p.input,
-                        ctx.keys,
-                        &source,
-                        &now,
-                        &today_s,
-                    );
+                for p in inserts {
+                    q = store::bind_prepared(q, p, &source, &now, &today_s);
                 }
                 q.execute(&mut **t).await?;
             }
@@ -394,13 +408,19 @@ pub async fn run(
         }
         ctx.progress
             .processed
-            .fetch_add(n_read as i64, Ordering::Relaxed);
+            .fetch_add(batch.n_read, Ordering::Relaxed);
     }
+    let (mut rejected, total, rows_read) = validator
+        .await
+        .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
+    rejected.extend(outside);
     rejected.sort_by_key(|r| r.0);
+    summary.total = total;
     summary.rejected = rejected.len() as i64;
     summary.accepted = summary.total - summary.rejected;
-    ctx.progress.total.store(row_no - 1, Ordering::Relaxed);
-    ctx.progress.processed.store(row_no - 1, Ordering::Relaxed);
+    // Rows refused because the person is registered elsewhere were counted as neither.
+    ctx.progress.total.store(rows_read, Ordering::Relaxed);
+    ctx.progress.processed.store(rows_read, Ordering::Relaxed);
     summary.errors = rejected
         .iter()
         .take(200)
@@ -410,17 +430,21 @@ pub async fn run(
         })
         .collect();
     if let Some(mut t) = tx {
-        audit::append(&mut t, ctx.who, Entry {
-            action: "registry.import",
-            entity: "import_job",
-            entity_id: Some(job_id),
-            region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
-            detail: serde_json::json!({
-                "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
-                "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
-            })
-            .to_string(),
-        })
+        audit::append(
+            &mut t,
+            ctx.who,
+            Entry {
+                action: "registry.import",
+                entity: "import_job",
+                entity_id: Some(job_id),
+                region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
+                detail: serde_json::json!({
+                    "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
+                    "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
+                })
+                .to_string(),
+            },
+        )
         .await?;
         t.commit().await?;
     }

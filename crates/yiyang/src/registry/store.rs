@@ -415,9 +415,37 @@ pub const INSERT_COLS: &str = "id, citizen_id_bidx, citizen_id_enc, citizen_id_m
     disability_grade, entitled_veteran_family, death_date, status, status_source, status_since, row_digest, created_at, updated_at, version";
 pub const INSERT_NCOLS: usize = 27;
 
+/// An elder with its derived columns (blind index, ciphertexts, masks, digest) computed: the CPU
+/// part of an insert, done off the database's thread during imports.
+pub struct Prepared {
+    pub id: String,
+    pub bidx: String,
+    pub cid_enc: Vec<u8>,
+    pub cid_masked: String,
+    pub phone_enc: Option<Vec<u8>>,
+    pub phone_masked: Option<String>,
+    pub digest: String,
+    pub input: ElderInput,
+}
+
+impl Prepared {
+    pub fn new(input: ElderInput, keys: &KeyRing) -> Prepared {
+        Prepared {
+            id: uuid::Uuid::now_v7().to_string(),
+            bidx: keys.blind_index(CID_DOMAIN, input.citizen_id.as_str()),
+            cid_enc: keys.encrypt(input.citizen_id.as_str()),
+            cid_masked: input.citizen_id.masked(),
+            phone_enc: input.phone.as_deref().map(|p| keys.encrypt(p)),
+            phone_masked: input.phone.as_deref().map(yiyang_kernel::mask::phone),
+            digest: input.digest(),
+            input,
+        }
+    }
+}
+
 /// Bind one elder's values onto a query (for single and multi-row inserts).
 pub fn bind_elder<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     id: &str,
     e: &ElderInput,
     keys: &KeyRing,
@@ -425,19 +453,32 @@ pub fn bind_elder<'q>(
     now: &str,
     today: &str,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    q = q
-        .bind(id.to_string())
-        .bind(keys.blind_index(CID_DOMAIN, e.citizen_id.as_str()))
-        .bind(keys.encrypt(e.citizen_id.as_str()))
-        .bind(e.citizen_id.masked())
-        .bind(e.name.clone())
+    let mut p = Prepared::new(e.clone(), keys);
+    p.id = id.to_string();
+    bind_prepared(q, p, source, now, today)
+}
+
+pub fn bind_prepared<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    p: Prepared,
+    source: &str,
+    now: &str,
+    today: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let e = p.input;
+    let status = e.status();
+    q.bind(p.id)
+        .bind(p.bidx)
+        .bind(p.cid_enc)
+        .bind(p.cid_masked)
+        .bind(e.name)
         .bind(e.sex.zh())
         .bind(e.birth_date.to_string())
-        .bind(e.hukou_region.clone())
-        .bind(e.residence_region.clone())
-        .bind(e.address.clone())
-        .bind(e.phone.as_deref().map(|p| keys.encrypt(p)))
-        .bind(e.phone.as_deref().map(yiyang_kernel::mask::phone))
+        .bind(e.hukou_region)
+        .bind(e.residence_region)
+        .bind(e.address)
+        .bind(p.phone_enc)
+        .bind(p.phone_masked)
         .bind(e.lon)
         .bind(e.lat)
         .bind(e.living_status)
@@ -446,14 +487,13 @@ pub fn bind_elder<'q>(
         .bind(e.disability_grade)
         .bind(e.entitled_veteran_family.map(|b| b as i64))
         .bind(e.death_date.map(|d| d.to_string()))
-        .bind(e.status())
+        .bind(status)
         .bind(source.to_string())
         .bind(today.to_string())
-        .bind(e.digest())
+        .bind(p.digest)
         .bind(now.to_string())
         .bind(now.to_string())
-        .bind(1i64);
-    q
+        .bind(1i64)
 }
 
 /// `(…),(…)` placeholders for a multi-row insert. SQLite gets plain `?`: its parser looks up every

@@ -5,5 +5,6 @@ mod audit_chain;
 mod auth;
 mod import;
 mod openapi;
+mod region;
 mod scope_matrix;
 mod support;

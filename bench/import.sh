@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Registry import throughput on generated elders (default 1,000,000), CSV and XLSX, on SQLite and
+# PostgreSQL, next to a raw bulk insert of the same rows into the same database engine (same
+# indexes, no validation, no encryption): Python sqlite3 executemany / psql \copy.
+# Usage: bench/import.sh [ROWS]     (PG at postgres://postgres@127.0.0.1:5432, skipped if absent)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-1000000}
+PGBASE=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+cargo build --release --locked -p yiyang -q
+BIN=$PWD/target/release/yiyang
+W=$PWD/bench/out/import; rm -rf "$W"; mkdir -p "$W"
+export YIYANG_KEY_FILE=$W/yiyang.key
+echo "generating $ROWS rows (CSV and XLSX)…"
+$BIN gen-registry-file "$W/rows.csv" --rows "$ROWS" >/dev/null
+$BIN gen-registry-file "$W/rows.xlsx" --rows "$ROWS" >/dev/null
+RESULTS=$W/results.tsv; : > "$RESULTS"
+
+yiyang_import() { # db-url file label
+  YIYANG_DATABASE_URL=$1 $BIN demo --scale 0 >/dev/null 2>&1
+  local t0 t1; t0=$(date +%s.%N)
+  YIYANG_DATABASE_URL=$1 $BIN import registry "$2" --format json > "$W/last.json"
+  t1=$(date +%s.%N)
+  python3 - "$W/last.json" "$3" "$t0" "$t1" >> "$RESULTS" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); secs = float(sys.argv[4]) - float(sys.argv[3])
+assert s["inserted"] == s["total"], s
+print(f"{sys.argv[2]}\t{s['total']}\t{secs:.2f}")
+PY
+}
+
+# --- SQLite
+yiyang_import "$W/csv.db" "$W/rows.csv" "sqlite yiyang csv"
+yiyang_import "$W/xlsx.db" "$W/rows.xlsx" "sqlite yiyang xlsx"
+python3 - "$W/rows.csv" "$W/raw.db" >> "$RESULTS" <<'PY'
+import csv, sqlite3, sys, time
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))[1:]
+db = sqlite3.connect(sys.argv[2], isolation_level=None)
+db.execute("pragma journal_mode=wal"); db.execute("pragma synchronous=full")
+cols = [f"c{i}" for i in range(16)]
+db.execute(f"create table elder_raw ({', '.join(c + ' text' for c in cols)})")
+db.execute("create unique index raw_cid on elder_raw (c0)")
+db.execute("create index raw_region on elder_raw (c5, c3)")
+db.execute("create index raw_name on elder_raw (c1)")
+t = time.time()
+db.execute("begin")
+db.executemany(f"insert into elder_raw values ({','.join('?' * 16)})", rows)
+db.execute("commit")
+print(f"sqlite raw executemany\t{len(rows)}\t{time.time() - t:.2f}")
+PY
+
+# --- PostgreSQL
+if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  for d in yiyang_bench_csv yiyang_bench_xlsx yiyang_bench_raw; do
+    psql -q "$PGBASE/test" -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" >/dev/null
+  done
+  yiyang_import "$PGBASE/yiyang_bench_csv" "$W/rows.csv" "postgres yiyang csv"
+  yiyang_import "$PGBASE/yiyang_bench_xlsx" "$W/rows.xlsx" "postgres yiyang xlsx"
+  psql -q "$PGBASE/yiyang_bench_raw" -c "CREATE TABLE elder_raw ($(for i in $(seq 0 15); do printf 'c%s text%s' $i "$([ $i -lt 15 ] && echo ,)"; done))" \
+    -c "CREATE UNIQUE INDEX raw_cid ON elder_raw (c0)" -c "CREATE INDEX raw_region ON elder_raw (c5, c3)" -c "CREATE INDEX raw_name ON elder_raw (c1)" >/dev/null
+  t0=$(date +%s.%N)
+  psql -q "$PGBASE/yiyang_bench_raw" -c "\\copy elder_raw FROM '$W/rows.csv' WITH (FORMAT csv, HEADER true)" >/dev/null
+  t1=$(date +%s.%N)
+  echo -e "postgres raw COPY\t$ROWS\t$(python3 -c "print(f'{$t1-$t0:.2f}')")" >> "$RESULTS"
+  for d in yiyang_bench_csv yiyang_bench_xlsx yiyang_bench_raw; do psql -q "$PGBASE/test" -c "DROP DATABASE IF EXISTS $d" >/dev/null; done
+fi
+
+python3 - "$RESULTS" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+raw = {r[0].split()[0]: int(r[1]) / float(r[2]) for r in rows if " raw " in r[0]}
+print()
+print(f"{'run':28} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'vs raw':>7}")
+for name, n, secs in rows:
+    rate = int(n) / float(secs)
+    base = raw.get(name.split()[0])
+    print(f"{name:28} {int(n):>9} {float(secs):>8.2f} {rate:>9.0f} {rate / base if base else float('nan'):>7.2f}")
+print("\nbudget (QUALITY.md): >= 120,000 rows/s CSV end to end on both engines")
+PY
