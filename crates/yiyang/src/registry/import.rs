@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 pub const MAX_FILE_BYTES: usize = 300 * 1024 * 1024;
 pub const MAX_ROWS: usize = 1_100_000;
-const CHUNK: usize = 1000;
+/// Rows per multi-row INSERT. Measured on SQLite: 100 was faster than 20, 250 or 1,000.
+const CHUNK: usize = 100;
 /// Rejected rows kept for the downloadable report (the summary still counts all of them).
 const MAX_STORED_ERRORS: usize = 100_000;
 
@@ -352,7 +353,9 @@ pub async fn run(
                 "SELECT citizen_id_bidx, id, row_digest, residence_region FROM elder WHERE citizen_id_bidx IN {}",
                 store::placeholders(ctx.db.backend, 1, batch.rows.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            // Not a cached prepared statement: PostgreSQL would keep the generic plan it made while the
+            // table was empty (a sequential scan) and every lookup would scan the growing batch.
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
             for (_, p) in &batch.rows {
                 q = q.bind(p.bidx.clone());
             }
