@@ -114,6 +114,8 @@ export interface Elder extends ElderRow {
 export interface Page<T> {
   items: T[]
   total: number
+  /** true when more records match than were counted (the server stops counting at 10,000) */
+  total_capped?: boolean
   page: number
   page_size: number
 }

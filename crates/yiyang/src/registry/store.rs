@@ -16,6 +16,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use yiyang_kernel::citizen_id::age_on;
 
+pub const COUNT_CAP: i64 = 10_000;
 pub const CID_DOMAIN: &str = "citizen_id";
 pub const PHONE_DOMAIN: &str = "phone";
 
@@ -58,7 +59,10 @@ pub struct ElderRow {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ElderPage {
     pub items: Vec<ElderRow>,
+    /// Matching records, counted up to [`COUNT_CAP`]; see `total_capped`.
     pub total: i64,
+    /// True when more than `total` records match (the count stopped at the cap).
+    pub total_capped: bool,
     pub page: i64,
     pub page_size: i64,
 }
@@ -137,8 +141,26 @@ pub(crate) fn where_clause(
         }
         (lo, hi) = code.subtree_range();
     }
+    // Over a county or more, with a filter the region index cannot serve (name fragment, statuses),
+    // walking the index and fetching each row costs far more than one table scan; SQLite's planner
+    // does not know that, so its index is switched off with a unary `+` there.
+    let wide = lo
+        .bytes()
+        .zip(hi.bytes())
+        .take_while(|(a, b)| a == b)
+        .count()
+        <= 6;
+    let unindexed = q.name.as_deref().is_some_and(|n| !n.trim().is_empty())
+        || [&q.living_status, &q.economic_status, &q.status]
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()));
+    let col = if wide && unindexed && db.backend == crate::platform::db::Backend::Sqlite {
+        "+residence_region"
+    } else {
+        "residence_region"
+    };
     let mut binds = vec![lo, hi];
-    let mut sql = "residence_region BETWEEN $1 AND $2".to_string();
+    let mut sql = format!("{col} BETWEEN $1 AND $2");
     let push = |sql: &mut String, cond: &str, v: String, binds: &mut Vec<String>| {
         binds.push(v);
         sql.push_str(&format!(" AND {cond} ${}", binds.len()));
@@ -219,12 +241,22 @@ pub async fn search(
             ));
         }
     };
-    let count_sql = format!("SELECT COUNT(*) FROM elder WHERE {w}");
+    // Counting stops at the cap: an exact count of a loose filter over a million rows costs a full
+    // scan per request, and nobody pages through more than 10,000 rows (they export instead).
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM elder WHERE {w} LIMIT {}) AS capped",
+        COUNT_CAP + 1
+    );
     let mut cq = sqlx::query(AssertSqlSafe(count_sql));
     for b in &binds {
         cq = cq.bind(b.clone());
     }
-    let total: i64 = cq.fetch_one(&db.pool).await?.get(0);
+    let counted: i64 = cq.fetch_one(&db.pool).await?.get(0);
+    let (total, total_capped) = if counted > COUNT_CAP {
+        (COUNT_CAP, true)
+    } else {
+        (counted, false)
+    };
     let n = binds.len();
     let list_sql = format!(
         "SELECT {ROW_COLS} FROM elder WHERE {w} ORDER BY {order} LIMIT ${} OFFSET ${}",
@@ -243,6 +275,7 @@ pub async fn search(
     Ok(ElderPage {
         items: rows.iter().map(|r| row_of(r, today, regions)).collect(),
         total,
+        total_capped,
         page,
         page_size: size,
     })
