@@ -115,6 +115,23 @@ async fn audit_auth(
     Ok(())
 }
 
+/// The answer to a completed login: who is logged in, and the session cookie.
+async fn logged_in(app: &AppState, user_id: &str, token: &str) -> ApiResult<Response> {
+    let actor = session::load_actor(app, user_id, String::new())
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let body = LoginResp {
+        next: "done".into(),
+        me: Some(me_of(app, &actor).await),
+        secret: None,
+        otpauth_url: None,
+    };
+    Ok(with_cookie(
+        Json(body).into_response(),
+        set_cookie(token, app.config.secure_cookies),
+    ))
+}
+
 fn with_cookie(mut resp: Response, cookie: String) -> Response {
     resp.headers_mut()
         .append(header::SET_COOKIE, cookie.parse().expect("cookie"));
@@ -244,19 +261,7 @@ pub async fn login(
         serde_json::json!({"factors": ["password"]}),
     )
     .await?;
-    let actor = session::load_actor(&app, &user_id, String::new())
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    let body = LoginResp {
-        next: "done".into(),
-        me: Some(me_of(&app, &actor).await),
-        secret: None,
-        otpauth_url: None,
-    };
-    Ok(with_cookie(
-        Json(body).into_response(),
-        set_cookie(&token, secure),
-    ))
+    logged_in(&app, &user_id, &token).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -333,19 +338,7 @@ pub async fn login_totp(
         serde_json::json!({"factors": ["password", "totp"], "enrolled": s.stage == "totp_enrol"}),
     )
     .await?;
-    let actor = session::load_actor(&app, &s.user_id, String::new())
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    let body = LoginResp {
-        next: "done".into(),
-        me: Some(me_of(&app, &actor).await),
-        secret: None,
-        otpauth_url: None,
-    };
-    Ok(with_cookie(
-        Json(body).into_response(),
-        set_cookie(&token, app.config.secure_cookies),
-    ))
+    logged_in(&app, &s.user_id, &token).await
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity", responses((status = 204)))]

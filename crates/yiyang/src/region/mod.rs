@@ -134,6 +134,20 @@ impl RegionIndex {
         }
     }
 
+    /// [`Self::check_record_code`], and the code must lie inside `scope`.
+    pub fn check_scoped_code(
+        &self,
+        raw: &str,
+        scope: &crate::identity::Scope,
+    ) -> Result<String, String> {
+        let c = self.check_record_code(raw)?;
+        let rc = RegionCode::parse(&c).map_err(|e| e.to_string())?;
+        if !scope.covers(&rc) {
+            return Err(format!("区划代码 {raw} 不在您的管辖范围内"));
+        }
+        Ok(c)
+    }
+
     /// A code is usable for a record when it is a known village or town (after following changes).
     pub fn check_record_code(&self, raw: &str) -> Result<String, String> {
         let code = RegionCode::parse(raw).map_err(|e| format!("{e}（{raw}）"))?;

@@ -153,14 +153,7 @@ fn validate_fields(
 ) -> ApiResult<ElderInput> {
     let _ = app;
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    let region_ok = |r: &str| -> Result<String, String> {
-        let c = regions.check_record_code(r)?;
-        let rc = yiyang_kernel::RegionCode::parse(&c).map_err(|e| e.to_string())?;
-        if !scope.covers(&rc) {
-            return Err(format!("区划代码 {r} 不在您的管辖范围内"));
-        }
-        Ok(c)
-    };
+    let region_ok = |r: &str| regions.check_scoped_code(r, scope);
     model::validate_row(&get, today(), &region_ok).map_err(to_field_errors)
 }
 

@@ -247,14 +247,7 @@ fn validate_rows(
         .enumerate()
         .filter_map(|(i, k)| k.map(|k| (k, i)))
         .collect();
-    let region_ok = |r: &str| -> Result<String, String> {
-        let c = regions.check_record_code(r)?;
-        let rc = yiyang_kernel::RegionCode::parse(&c).map_err(|e| e.to_string())?;
-        if !scope.covers(&rc) {
-            return Err(format!("区划代码 {r} 不在您的管辖范围内"));
-        }
-        Ok(c)
-    };
+    let region_ok = |r: &str| regions.check_scoped_code(r, &scope);
     loop {
         let mut batch = Batch {
             rows: Vec::with_capacity(CHUNK),
