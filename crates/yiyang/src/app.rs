@@ -145,6 +145,35 @@ async fn no_store(req: Request, next: Next) -> Response {
     resp
 }
 
+/// axum's own rejections (malformed JSON, wrong field types, bad multipart) are plain English text;
+/// turn them into problem documents with a Chinese detail, like every other error.
+async fn problem_rejections(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(api && plain && resp.status().is_client_error()) {
+        return resp;
+    }
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let reason = String::from_utf8_lossy(&bytes)
+        .chars()
+        .take(300)
+        .collect::<String>();
+    let detail = match status.as_u16() {
+        413 => "上传内容超过大小上限".to_string(),
+        415 => "请求的 Content-Type 不正确，应为 application/json".to_string(),
+        _ => format!("请求内容格式不正确，请检查后重试（{reason}）"),
+    };
+    axum::response::IntoResponse::into_response(ApiError::new(status, "bad_request", detail))
+}
+
 async fn api_not_found() -> ApiError {
     ApiError::not_found("接口不存在")
 }
@@ -188,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::platform::web::static_file)
+        .layer(middleware::from_fn(problem_rejections))
         .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -188,8 +188,27 @@ async fn db_passwords_and_bad_input() {
         .header("content-type", "application/json")
         .body(axum::body::Body::from("{not json"))
         .unwrap();
-    let (s, _, _) = t.raw(req).await;
+    let (s, body, h) = t.raw(req).await;
     assert!(s.is_client_error());
+    assert_eq!(h["content-type"], "application/problem+json");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["detail"].as_str().unwrap().contains("请求内容格式不正确"),
+        "{v}"
+    );
+    // A wrong type for a field, too.
+    let (s, v, h) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"page_size": "二十"})),
+        )
+        .await;
+    assert!(
+        s.is_client_error() && h["content-type"] == "application/problem+json",
+        "{v}"
+    );
     let (s, v, _) = t.call("GET", "/api/v1/nothing-here", Some(&c), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["detail"].is_string());
