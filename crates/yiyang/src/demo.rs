@@ -50,6 +50,39 @@ const GIVEN_F: &[&str] = &[
     "淑贞", "巧云", "小妹", "金花",
 ];
 
+const CHARS_M: &[char] = &[
+    '国', '华', '明', '德', '才', '良', '林', '宝', '山', '根', '海', '生', '正', '兴', '福', '田',
+    '开', '春', '士', '康', '学', '文', '建', '忠', '友', '长', '金', '荣', '树', '汉', '振', '义',
+    '洪', '永', '祥', '贵',
+];
+const CHARS_F: &[char] = &[
+    '秀', '英', '桂', '兰', '玉', '珍', '凤', '美', '华', '素', '月', '娥', '翠', '银', '菊', '芳',
+    '爱', '淑', '贞', '巧', '云', '小', '妹', '金', '花', '梅', '琴', '霞', '芬', '萍', '红', '莲',
+    '香', '琴', '娟', '丽',
+];
+
+/// Common given names of that generation for some, composed from typical characters for the rest,
+/// so that names repeat about as much as real ones do.
+fn given_name(rng: &mut StdRng, male: bool) -> String {
+    let (common, chars) = if male {
+        (GIVEN_M, CHARS_M)
+    } else {
+        (GIVEN_F, CHARS_F)
+    };
+    let r = rng.r#gen::<f64>();
+    if r < 0.3 {
+        common[rng.gen_range(0..common.len())].to_string()
+    } else if r < 0.4 {
+        chars[rng.gen_range(0..chars.len())].to_string()
+    } else {
+        format!(
+            "{}{}",
+            chars[rng.gen_range(0..chars.len())],
+            chars[rng.gen_range(0..chars.len())]
+        )
+    }
+}
+
 /// Region rows of the demo county: county, 14 towns, 22 villages each.
 pub fn regions() -> Vec<Region> {
     let mut v = vec![
@@ -154,11 +187,7 @@ pub fn generate(n: usize, villages: &[String], seed: u64, today: NaiveDate) -> V
         let name = format!(
             "{}{}",
             SURNAMES[rng.gen_range(0..SURNAMES.len())],
-            if male {
-                GIVEN_M[rng.gen_range(0..GIVEN_M.len())]
-            } else {
-                GIVEN_F[rng.gen_range(0..GIVEN_F.len())]
-            }
+            given_name(&mut rng, male)
         );
         let r = rng.r#gen::<f64>();
         let living = if r < 0.11 {
@@ -249,19 +278,21 @@ pub async fn insert_elders(
             store::INSERT_COLS,
             store::placeholders(db.backend, part.len(), store::INSERT_NCOLS)
         );
+        let ids: Vec<String> = part
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for e in part {
-            q = store::bind_elder(
-                q,
-                &uuid::Uuid::now_v7().to_string(),
-                e,
-                keys,
-                source,
-                &now,
-                &today,
-            );
+        for (e, id) in part.iter().zip(&ids) {
+            q = store::bind_elder(q, id, e, keys, source, &now, &today);
         }
         q.execute(&mut *tx).await?;
+        let grams: Vec<(&str, &str, &str)> = part
+            .iter()
+            .zip(&ids)
+            .map(|(e, id)| (id.as_str(), e.name.as_str(), e.residence_region.as_str()))
+            .collect();
+        store::insert_grams(&mut tx, &grams).await?;
     }
     audit::append(
         &mut tx,

@@ -7,4 +7,5 @@ mod import;
 mod openapi;
 mod region;
 mod scope_matrix;
+mod search;
 mod support;
