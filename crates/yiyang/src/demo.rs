@@ -287,12 +287,6 @@ pub async fn insert_elders(
             q = store::bind_elder(q, id, e, keys, source, &now, &today);
         }
         q.execute(&mut *tx).await?;
-        let grams: Vec<(&str, &str, &str)> = part
-            .iter()
-            .zip(&ids)
-            .map(|(e, id)| (id.as_str(), e.name.as_str(), e.residence_region.as_str()))
-            .collect();
-        store::insert_grams(&mut tx, &grams).await?;
     }
     audit::append(
         &mut tx,

@@ -24,7 +24,6 @@ pub struct Db {
 
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
 pub struct Tx<'a> {
-    pub backend: Backend,
     inner: sqlx::Transaction<'a, sqlx::Any>,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -123,13 +122,11 @@ impl Db {
                 let gate = self.write_gate.clone().lock_owned().await;
                 let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(Tx {
-                    backend: Backend::Sqlite,
                     inner,
                     _gate: Some(gate),
                 })
             }
             Backend::Postgres => Ok(Tx {
-                backend: Backend::Postgres,
                 inner: self.pool.begin().await?,
                 _gate: None,
             }),

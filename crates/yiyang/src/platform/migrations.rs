@@ -55,11 +55,6 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "registry",
         stmts: crate::registry::MIGRATION,
     },
-    Migration {
-        version: 6,
-        name: "registry_name_gram",
-        stmts: crate::registry::MIGRATION_NAME_GRAM,
-    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -267,11 +267,6 @@ pub async fn apply_changes(
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        sqlx::query("UPDATE elder_name_gram SET residence_region = $1 WHERE residence_region = $2")
-            .bind(new.as_str())
-            .bind(old.as_str())
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("UPDATE elder SET hukou_region = $1 WHERE hukou_region = $2")
             .bind(new.as_str())
             .bind(old.as_str())

@@ -263,7 +263,6 @@ pub async fn create(
         return Err(ApiError::conflict("该身份证号已登记，不能重复建档"));
     }
     res?;
-    store::insert_grams(&mut tx, &[(&id, &input.name, &input.residence_region)]).await?;
     audit::append(
         &mut tx,
         &actor.who(),

@@ -392,26 +392,11 @@ pub async fn run(
                     store::INSERT_COLS,
                     store::placeholders(ctx.db.backend, n, store::INSERT_NCOLS)
                 );
-                let grams: Vec<(String, String, String)> = inserts
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.id.clone(),
-                            p.input.name.clone(),
-                            p.input.residence_region.clone(),
-                        )
-                    })
-                    .collect();
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for p in inserts {
                     q = store::bind_prepared(q, p, &source, &now, &today_s);
                 }
                 q.execute(&mut **t).await?;
-                let refs: Vec<(&str, &str, &str)> = grams
-                    .iter()
-                    .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
-                    .collect();
-                store::insert_grams(t, &refs).await?;
             }
             for (p, id) in &updates {
                 store::update_content(t, ctx.keys, id, &p.input, &source, &now).await?;

@@ -42,24 +42,6 @@ pub const MIGRATION: &[Stmt] = &[
     ),
 ];
 
-/// Name bigrams (with the region, so the scope range is applied inside the index): a name fragment
-/// of two or more characters is found without scanning the registry.
-pub const MIGRATION_NAME_GRAM: &[Stmt] = &[
-    Both(
-        "CREATE TABLE elder_name_gram (gram TEXT NOT NULL, residence_region TEXT NOT NULL, elder_id TEXT NOT NULL, \
-         PRIMARY KEY (gram, residence_region, elder_id))",
-    ),
-    Both("CREATE INDEX elder_name_gram_elder ON elder_name_gram (elder_id)"),
-    // Backfill: every 2-character window of every name (substr/length count characters on both engines).
-    Both(
-        "INSERT INTO elder_name_gram (gram, residence_region, elder_id) \
-         SELECT DISTINCT CASE WHEN length(e.name) = 1 THEN e.name ELSE substr(e.name, p.i, 2) END, e.residence_region, e.id \
-         FROM elder e JOIN (SELECT 1 AS i UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 \
-         UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9) p \
-         ON p.i < length(e.name) OR (p.i = 1 AND length(e.name) = 1)",
-    ),
-];
-
 use crate::app::AppState;
 use crate::identity::Scope;
 use crate::region::RegionIndex;

@@ -142,18 +142,6 @@ pub fn code_of(list: &[(&'static str, &'static str)], v: &str) -> Option<&'stati
         .map(|(c, _)| *c)
 }
 
-/// The 2-character windows of a name (a 1-character name is its own gram), without repeats.
-pub fn name_grams(name: &str) -> Vec<String> {
-    let chars: Vec<char> = name.chars().collect();
-    if chars.len() == 1 {
-        return vec![name.to_string()];
-    }
-    let mut out: Vec<String> = chars.windows(2).map(|w| w.iter().collect()).collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 pub fn label_of(list: &[(&str, &str)], code: &str) -> String {
     list.iter()
         .find(|(c, _)| *c == code)
@@ -562,14 +550,6 @@ mod tests {
                 .unwrap_err()
                 .contains("身份证号应为18位")
         );
-    }
-
-    #[test]
-    fn grams() {
-        assert_eq!(name_grams("王秀英"), vec!["王秀", "秀英"]);
-        assert_eq!(name_grams("张"), vec!["张"]);
-        assert_eq!(name_grams("秀秀秀"), vec!["秀秀"]);
-        assert!(name_grams("").is_empty());
     }
 
     #[test]

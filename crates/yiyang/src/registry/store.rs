@@ -150,20 +150,11 @@ pub(crate) fn where_clause(
         .take_while(|(a, b)| a == b)
         .count()
         <= 6;
-    let name = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let gram = name.and_then(|n| {
-        model::name_grams(n)
-            .into_iter()
-            .find(|g| g.chars().count() == 2)
-    });
     let unindexed = q.name.as_deref().is_some_and(|n| !n.trim().is_empty())
         || [&q.living_status, &q.economic_status, &q.status]
             .iter()
             .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()));
-    // With a gram the query is driven from the gram index; SQLite must not start from the region index.
-    let col = if (gram.is_some() || (wide && unindexed))
-        && db.backend == crate::platform::db::Backend::Sqlite
-    {
+    let col = if wide && unindexed && db.backend == crate::platform::db::Backend::Sqlite {
         "+residence_region"
     } else {
         "residence_region"
@@ -174,14 +165,7 @@ pub(crate) fn where_clause(
         binds.push(v);
         sql.push_str(&format!(" AND {cond} ${}", binds.len()));
     };
-    if let Some(g) = gram {
-        binds.push(g);
-        sql.push_str(&format!(
-            " AND id IN (SELECT elder_id FROM elder_name_gram WHERE gram = ${} AND residence_region BETWEEN $1 AND $2)",
-            binds.len()
-        ));
-    }
-    if let Some(n) = name {
+    if let Some(n) = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if n.chars().count() > 20 {
             return Err(ApiError::invalid("name", "姓名片段不能超过20个字"));
         }
@@ -545,31 +529,6 @@ pub fn bind_prepared<'q>(
         .bind(1i64)
 }
 
-/// Write the name grams of freshly inserted elders `(id, name, residence_region)`.
-pub async fn insert_grams(
-    tx: &mut Tx<'_>,
-    elders: &[(&str, &str, &str)],
-) -> Result<(), sqlx::Error> {
-    let mut rows: Vec<(String, &str, &str)> = vec![];
-    for (id, name, region) in elders {
-        for g in model::name_grams(name) {
-            rows.push((g, region, id));
-        }
-    }
-    for part in rows.chunks(1000) {
-        let sql = format!(
-            "INSERT INTO elder_name_gram (gram, residence_region, elder_id) VALUES {}",
-            placeholders(tx.backend, part.len(), 3)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (g, r, id) in part {
-            q = q.bind(g.clone()).bind(r.to_string()).bind(id.to_string());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 /// `(…),(…)` placeholders for a multi-row insert. SQLite gets plain `?`: its parser looks up every
 /// numbered `$N` in a list, which made a 13,500-parameter statement take ~0.2 s to prepare.
 pub fn placeholders(backend: crate::platform::db::Backend, rows: usize, ncols: usize) -> String {
@@ -664,13 +623,6 @@ pub async fn update_content(
     }
     if old.get::<String, _>(7) != e.name {
         changed.push("name");
-    }
-    if changed.contains(&"name") || changed.contains(&"residence_region") {
-        sqlx::query("DELETE FROM elder_name_gram WHERE elder_id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        insert_grams(tx, &[(id, &e.name, &e.residence_region)]).await?;
     }
     sqlx::query(
         "UPDATE elder SET name = $1, hukou_region = $2, residence_region = $3, address = $4, phone_enc = $5, phone_masked = $6, \
