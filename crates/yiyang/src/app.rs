@@ -85,12 +85,16 @@ pub struct AppState {
     pub regions: Arc<RwLock<RegionIndex>>,
     pub login_throttle: Arc<Throttle>,
     pub imports: Arc<Mutex<HashMap<String, Arc<registry::import::Progress>>>>,
+    pub read_audit: crate::audit::ReadAudit,
+    pub search_index: Arc<registry::search_index::SearchIndex>,
 }
 
 impl AppState {
     pub async fn new(db: Db, keys: KeyRing, config: Config) -> anyhow::Result<AppState> {
         let regions = RegionIndex::load(&db).await?;
         Ok(AppState {
+            read_audit: crate::audit::ReadAudit::start(db.clone()),
+            search_index: Arc::default(),
             login_throttle: Arc::new(Throttle::new(config.login_attempts_per_minute)),
             db,
             keys,

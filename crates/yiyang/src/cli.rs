@@ -231,6 +231,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Config::default()
             };
             let state = AppState::new(db, keys, config).await?;
+            // Build the search index now rather than on the first search.
+            let warm = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = warm.search_index.refresh(&warm.db).await {
+                    tracing::error!(error = %e, "search index build failed");
+                }
+            });
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("颐养已启动：http://{listen}/  （配置：{profile}）");
             axum::serve(

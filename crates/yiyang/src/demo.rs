@@ -272,6 +272,12 @@ pub async fn insert_elders(
     let now = crate::platform::now_rfc3339();
     let today = crate::platform::today().to_string();
     let mut tx = db.begin().await?;
+    let stamp = store::Stamp {
+        source,
+        now: &now,
+        today: &today,
+        change_seq: store::next_change_seq(&mut tx).await?,
+    };
     for part in elders.chunks(1000) {
         let sql = format!(
             "INSERT INTO elder ({}) VALUES {}",
@@ -284,7 +290,7 @@ pub async fn insert_elders(
             .collect();
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (e, id) in part.iter().zip(&ids) {
-            q = store::bind_elder(q, id, e, keys, source, &now, &today);
+            q = store::bind_elder(q, id, e, keys, &stamp);
         }
         q.execute(&mut *tx).await?;
     }

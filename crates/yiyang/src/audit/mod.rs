@@ -104,13 +104,22 @@ fn row_hash(
 /// Append one audit row in the caller's transaction. Call it last, just before commit: the head row
 /// is locked from here to commit, so this serializes auditing writers for the shortest time.
 pub async fn append(tx: &mut Tx<'_>, who: &Who, e: Entry<'_>) -> Result<i64, sqlx::Error> {
+    let request_id = crate::platform::error::current_request_id().unwrap_or_default();
+    append_as(tx, who, e, &request_id).await
+}
+
+async fn append_as(
+    tx: &mut Tx<'_>,
+    who: &Who,
+    e: Entry<'_>,
+    request_id: &str,
+) -> Result<i64, sqlx::Error> {
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
     let seq: i64 = head.get(0);
     let prev: String = head.get(1);
     let at = crate::platform::now_rfc3339();
-    let request_id = crate::platform::error::current_request_id().unwrap_or_default();
     let hash = row_hash(
         &prev,
         seq,
@@ -122,7 +131,7 @@ pub async fn append(tx: &mut Tx<'_>, who: &Who, e: Entry<'_>) -> Result<i64, sql
         e.entity_id.unwrap_or(""),
         e.region_code.unwrap_or(""),
         &e.detail,
-        &request_id,
+        request_id,
     );
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
@@ -137,7 +146,7 @@ pub async fn append(tx: &mut Tx<'_>, who: &Who, e: Entry<'_>) -> Result<i64, sql
     .bind(e.entity_id)
     .bind(e.region_code)
     .bind(&e.detail)
-    .bind(&request_id)
+    .bind(request_id)
     .bind(&prev)
     .bind(&hash)
     .execute(&mut **tx)
@@ -147,6 +156,129 @@ pub async fn append(tx: &mut Tx<'_>, who: &Who, e: Entry<'_>) -> Result<i64, sql
         .execute(&mut **tx)
         .await?;
     Ok(seq)
+}
+
+/// Audit of sensitive reads (a person's detail view) by group commit: one writer task appends the
+/// entries of all concurrent readers in one transaction, so they share one fsync instead of queueing
+/// for one each. A reader waits for that commit before it answers, so no record leaves the server
+/// without its durable audit row. Changes keep auditing inside their own transaction ([`append`]).
+#[derive(Clone)]
+pub struct ReadAudit {
+    send: tokio::sync::mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    who: Who,
+    action: String,
+    entity: String,
+    entity_id: Option<String>,
+    region_code: Option<String>,
+    detail: String,
+    request_id: String,
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// Most entries one transaction takes; bounds how long the write lock is held.
+const GROUP_MAX: usize = 512;
+
+impl ReadAudit {
+    /// Start the writer task on the current runtime; it ends when every handle is dropped.
+    pub fn start(db: Db) -> ReadAudit {
+        let (send, mut recv) = tokio::sync::mpsc::channel::<Pending>(4 * GROUP_MAX);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(GROUP_MAX);
+            while recv.recv_many(&mut batch, GROUP_MAX).await > 0 {
+                let ok = match write_group(&db, &batch).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, entries = batch.len(), "read audit commit failed");
+                        false
+                    }
+                };
+                for p in batch.drain(..) {
+                    let _ = p.done.send(ok);
+                }
+            }
+        });
+        ReadAudit { send }
+    }
+
+    /// Record a sensitive read and wait until it is committed.
+    pub async fn record(&self, who: &Who, e: Entry<'_>) -> Result<(), sqlx::Error> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let p = Pending {
+            who: who.clone(),
+            action: e.action.to_string(),
+            entity: e.entity.to_string(),
+            entity_id: e.entity_id.map(str::to_string),
+            region_code: e.region_code.map(str::to_string),
+            detail: e.detail,
+            request_id: crate::platform::error::current_request_id().unwrap_or_default(),
+            done,
+        };
+        let gone = || sqlx::Error::Protocol("audit writer stopped".into());
+        self.send.send(p).await.map_err(|_| gone())?;
+        match wait.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(sqlx::Error::Protocol("audit commit failed".into())),
+            Err(_) => Err(gone()),
+        }
+    }
+}
+
+/// Append a whole group in one round: the head is advanced once, the hashes are chained here and the
+/// rows go in as one multi-row insert.
+async fn write_group(db: &Db, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = batch.len() as i64;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await?;
+    let last: i64 = head.get(0);
+    let mut prev: String = head.get(1);
+    let at = crate::platform::now_rfc3339();
+    let sql = format!(
+        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) VALUES {}",
+        crate::registry::store::placeholders(db.backend, batch.len(), 12)
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (k, p) in batch.iter().enumerate() {
+        let seq = last - n + 1 + k as i64;
+        let hash = row_hash(
+            &prev,
+            seq,
+            &at,
+            p.who.actor_id.as_deref().unwrap_or(""),
+            &p.who.actor_name,
+            &p.action,
+            &p.entity,
+            p.entity_id.as_deref().unwrap_or(""),
+            p.region_code.as_deref().unwrap_or(""),
+            &p.detail,
+            &p.request_id,
+        );
+        q = q
+            .bind(seq)
+            .bind(at.clone())
+            .bind(p.who.actor_id.clone())
+            .bind(p.who.actor_name.clone())
+            .bind(p.action.clone())
+            .bind(p.entity.clone())
+            .bind(p.entity_id.clone())
+            .bind(p.region_code.clone())
+            .bind(p.detail.clone())
+            .bind(p.request_id.clone())
+            .bind(prev.clone())
+            .bind(hash.clone());
+        prev = hash;
+    }
+    q.execute(&mut *tx).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
 
 #[derive(Debug, Serialize)]

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "registry",
         stmts: crate::registry::MIGRATION,
     },
+    Migration {
+        version: 6,
+        name: "registry_change_seq",
+        stmts: crate::registry::MIGRATION_CHANGE_SEQ,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

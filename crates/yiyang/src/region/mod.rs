@@ -210,6 +210,8 @@ pub async fn apply_changes(
         ..Default::default()
     };
     let mut tx = db.begin().await?;
+    // Recoded elders must reach the search index (see registry::MIGRATION_CHANGE_SEQ).
+    let seq = crate::registry::store::next_change_seq(&mut tx).await?;
     for c in changes {
         let old =
             RegionCode::parse(&c.old).map_err(|e| anyhow::anyhow!("旧代码 {}：{e}", c.old))?;
@@ -260,13 +262,15 @@ pub async fn apply_changes(
             .bind(old.as_str())
             .execute(&mut *tx)
             .await?;
-        rep.elders_recoded +=
-            sqlx::query("UPDATE elder SET residence_region = $1 WHERE residence_region = $2")
-                .bind(new.as_str())
-                .bind(old.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        rep.elders_recoded += sqlx::query(
+            "UPDATE elder SET residence_region = $1, change_seq = $3 WHERE residence_region = $2",
+        )
+        .bind(new.as_str())
+        .bind(old.as_str())
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query("UPDATE elder SET hukou_region = $1 WHERE hukou_region = $2")
             .bind(new.as_str())
             .bind(old.as_str())

@@ -58,7 +58,7 @@ pub async fn search(
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
     Ok(Json(
-        store::search(&app.db, &scope, &regions, &q, today()).await?,
+        store::search(&app.db, &app.search_index, &scope, &regions, &q, today()).await?,
     ))
 }
 
@@ -73,7 +73,16 @@ pub async fn detail(
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
     Ok(Json(
-        store::detail(&app.db, &scope, &actor.who(), &id, &regions, today()).await?,
+        store::detail(
+            &app.db,
+            &app.read_audit,
+            &scope,
+            &actor.who(),
+            &id,
+            &regions,
+            today(),
+        )
+        .await?,
     ))
 }
 
@@ -241,6 +250,7 @@ pub async fn create(
     let id = uuid::Uuid::now_v7().to_string();
     let now = crate::platform::now_rfc3339();
     let mut tx = app.db.begin().await?;
+    let seq = store::next_change_seq(&mut tx).await?;
     let q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO elder ({}) VALUES {}",
         store::INSERT_COLS,
@@ -251,9 +261,12 @@ pub async fn create(
         &id,
         &input,
         &app.keys,
-        &format!("人工登记（{}）", actor.display_name),
-        &now,
-        &today().to_string(),
+        &store::Stamp {
+            source: &format!("人工登记（{}）", actor.display_name),
+            now: &now,
+            today: &today().to_string(),
+            change_seq: seq,
+        },
     )
     .execute(&mut *tx)
     .await;
@@ -294,6 +307,7 @@ async fn apply_change(
     let base = store::load_input(&mut tx, &app.keys, &scope, id).await?;
     let input = validate_fields(app, &regions, &scope, f(base)?)?;
     let now = crate::platform::now_rfc3339();
+    let seq = store::next_change_seq(&mut tx).await?;
     let changed = store::update_content(
         &mut tx,
         &app.keys,
@@ -301,6 +315,7 @@ async fn apply_change(
         &input,
         &format!("{}（{}）", action_zh(action), actor.display_name),
         &now,
+        seq,
     )
     .await?;
     if let Some(d) = &moved_out {

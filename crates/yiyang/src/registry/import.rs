@@ -337,6 +337,16 @@ pub async fn run(
     } else {
         Some(ctx.db.begin().await?)
     };
+    let change_seq = match tx.as_mut() {
+        Some(t) => store::next_change_seq(t).await?,
+        None => 0,
+    };
+    let stamp = store::Stamp {
+        source: &source,
+        now: &now,
+        today: &today_s,
+        change_seq,
+    };
     let mut outside: Rejected = vec![];
     while let Some(batch) = recv.recv().await {
         // Which of these people are already registered?
@@ -394,12 +404,12 @@ pub async fn run(
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for p in inserts {
-                    q = store::bind_prepared(q, p, &source, &now, &today_s);
+                    q = store::bind_prepared(q, p, &stamp);
                 }
                 q.execute(&mut **t).await?;
             }
             for (p, id) in &updates {
-                store::update_content(t, ctx.keys, id, &p.input, &source, &now).await?;
+                store::update_content(t, ctx.keys, id, &p.input, &source, &now, change_seq).await?;
             }
         }
         ctx.progress

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod import;
 pub mod model;
+pub mod search_index;
 pub mod store;
 
 use crate::platform::migrations::Stmt::{self, *};
@@ -42,6 +43,17 @@ pub const MIGRATION: &[Stmt] = &[
     ),
 ];
 
+/// Every transaction that writes elders takes the next number from `registry_head` and stamps it on
+/// the rows it writes. The head row is locked until commit, so numbers become visible in commit
+/// order on both engines: a reader that saw head N can fetch everything newer than N later. The
+/// search index follows the registry this way, also when another process (the CLI) wrote.
+pub const MIGRATION_CHANGE_SEQ: &[Stmt] = &[
+    Both("ALTER TABLE elder ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0"),
+    Both("CREATE INDEX elder_change_seq ON elder (change_seq)"),
+    Both("CREATE TABLE registry_head (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL)"),
+    Both("INSERT INTO registry_head (id, seq) VALUES (1, 0)"),
+];
+
 use crate::app::AppState;
 use crate::identity::Scope;
 use crate::region::RegionIndex;
@@ -56,7 +68,8 @@ pub async fn export_xlsx(
     reveal: bool,
 ) -> crate::platform::error::ApiResult<(Vec<u8>, usize)> {
     let today = crate::platform::today();
-    let (w, binds) = store::where_clause(&app.db, scope, filter, today)?;
+    let f = store::filter_of(scope, filter, today)?;
+    let (w, binds) = store::where_clause(&app.db, &f);
     let sql = format!(
         "SELECT id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, citizen_id_enc, address, phone_masked \
          FROM elder WHERE {w} ORDER BY residence_region, birth_date, id LIMIT 1048575"

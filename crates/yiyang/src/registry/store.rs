@@ -4,6 +4,7 @@
 use super::model::{
     self, ECONOMIC_STATUS, ELDER_STATUS, ElderInput, FAMILY_PLANNING, LIVING_STATUS,
 };
+use super::search_index;
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
 use crate::platform::crypto::KeyRing;
@@ -14,6 +15,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashMap;
 use yiyang_kernel::citizen_id::age_on;
 
 pub const COUNT_CAP: i64 = 10_000;
@@ -124,15 +126,23 @@ fn row_of(r: &AnyRow, today: NaiveDate, regions: &RegionIndex) -> ElderRow {
     }
 }
 
-/// Build WHERE clause and binds for a search; the scope range is always the first predicate.
-pub(crate) fn where_clause(
-    db: &Db,
-    scope: &Scope,
-    q: &SearchReq,
-    today: NaiveDate,
-) -> ApiResult<(String, Vec<String>)> {
-    let mut lo = scope.lo.clone();
-    let mut hi = scope.hi.clone();
+/// A search's conditions, validated once and then applied either by the search index or, for
+/// exports, as SQL, so both read the same rules.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Region subtree as a code range; always inside the caller's scope.
+    pub lo: String,
+    pub hi: String,
+    pub name: Option<String>,
+    pub birth_min: Option<String>,
+    pub birth_max: Option<String>,
+    pub living_status: Option<&'static str>,
+    pub economic_status: Option<&'static str>,
+    pub status: Option<&'static str>,
+}
+
+pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Filter> {
+    let (mut lo, mut hi) = (scope.lo.clone(), scope.hi.clone());
     if let Some(rc) = q.region_code.as_deref().filter(|s| !s.is_empty()) {
         let code = yiyang_kernel::RegionCode::parse(rc)
             .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
@@ -141,46 +151,13 @@ pub(crate) fn where_clause(
         }
         (lo, hi) = code.subtree_range();
     }
-    // Over a county or more, with a filter the region index cannot serve (name fragment, statuses),
-    // walking the index and fetching each row costs far more than one table scan; SQLite's planner
-    // does not know that, so its index is switched off with a unary `+` there.
-    let wide = lo
-        .bytes()
-        .zip(hi.bytes())
-        .take_while(|(a, b)| a == b)
-        .count()
-        <= 6;
-    let unindexed = q.name.as_deref().is_some_and(|n| !n.trim().is_empty())
-        || [&q.living_status, &q.economic_status, &q.status]
-            .iter()
-            .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()));
-    let col = if wide && unindexed && db.backend == crate::platform::db::Backend::Sqlite {
-        "+residence_region"
-    } else {
-        "residence_region"
-    };
-    let mut binds = vec![lo, hi];
-    let mut sql = format!("{col} BETWEEN $1 AND $2");
-    let push = |sql: &mut String, cond: &str, v: String, binds: &mut Vec<String>| {
-        binds.push(v);
-        sql.push_str(&format!(" AND {cond} ${}", binds.len()));
-    };
-    if let Some(n) = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        if n.chars().count() > 20 {
-            return Err(ApiError::invalid("name", "姓名片段不能超过20个字"));
-        }
-        let escaped = n
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        binds.push(format!("%{escaped}%"));
-        sql.push_str(&format!(
-            " AND name {} ${} ESCAPE '\\'",
-            db.ilike(),
-            binds.len()
-        ));
+    let name = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 20) {
+        return Err(ApiError::invalid("name", "姓名片段不能超过20个字"));
     }
-    // Age bands become birth-date bounds, which the (residence_region, birth_date) index serves.
+    // Age bands become birth-date bounds.
+    let mut birth_min = None;
+    let mut birth_max = None;
     if let Some(a) = q.age_min {
         if !(0..=150).contains(&a) {
             return Err(ApiError::invalid("age_min", "年龄应在 0–150 之间"));
@@ -188,7 +165,7 @@ pub(crate) fn where_clause(
         let latest = today
             .checked_sub_months(chrono::Months::new(12 * a as u32))
             .unwrap_or(today);
-        push(&mut sql, "birth_date <=", latest.to_string(), &mut binds);
+        birth_max = Some(latest.to_string());
     }
     if let Some(a) = q.age_max {
         if !(0..=150).contains(&a) {
@@ -199,86 +176,218 @@ pub(crate) fn where_clause(
             .unwrap_or(today)
             .succ_opt()
             .unwrap_or(today);
-        push(&mut sql, "birth_date >=", earliest.to_string(), &mut binds);
+        birth_min = Some(earliest.to_string());
     }
-    if let Some(v) = q.living_status.as_deref().filter(|s| !s.is_empty()) {
-        let c = model::code_of(LIVING_STATUS, v)
-            .ok_or_else(|| ApiError::invalid("living_status", format!("居住状况“{v}”无效")))?;
-        push(&mut sql, "living_status =", c.into(), &mut binds);
-    }
-    if let Some(v) = q.economic_status.as_deref().filter(|s| !s.is_empty()) {
-        let c = model::code_of(ECONOMIC_STATUS, v)
-            .ok_or_else(|| ApiError::invalid("economic_status", format!("经济状况“{v}”无效")))?;
-        push(&mut sql, "economic_status =", c.into(), &mut binds);
-    }
-    if let Some(v) = q.status.as_deref().filter(|s| !s.is_empty()) {
-        let c = model::code_of(ELDER_STATUS, v)
-            .ok_or_else(|| ApiError::invalid("status", format!("状态“{v}”无效")))?;
-        push(&mut sql, "status =", c.into(), &mut binds);
-    }
-    Ok((sql, binds))
+    let pick = |v: &Option<String>,
+                list: &'static [(&'static str, &'static str)],
+                field: &str,
+                zh: &str| {
+        match v.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(v) => model::code_of(list, v)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid(field, format!("{zh}“{v}”无效"))),
+        }
+    };
+    Ok(Filter {
+        lo,
+        hi,
+        name: name.map(str::to_string),
+        birth_min,
+        birth_max,
+        living_status: pick(&q.living_status, LIVING_STATUS, "living_status", "居住状况")?,
+        economic_status: pick(
+            &q.economic_status,
+            ECONOMIC_STATUS,
+            "economic_status",
+            "经济状况",
+        )?,
+        status: pick(&q.status, ELDER_STATUS, "status", "状态")?,
+    })
 }
 
-pub async fn search(
-    db: &Db,
-    scope: &Scope,
-    regions: &RegionIndex,
-    q: &SearchReq,
-    today: NaiveDate,
-) -> ApiResult<ElderPage> {
-    let (w, binds) = where_clause(db, scope, q, today)?;
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
-    let size = q.page_size.unwrap_or(20).clamp(1, 200);
-    let order = match q.sort.as_deref().unwrap_or("region") {
-        "name" => "name, id",
-        "birth_date" => "birth_date, id",
-        "-birth_date" => "birth_date DESC, id",
-        "region" | "" => "residence_region, birth_date, id",
+/// The filter as a WHERE clause with binds (exports and checks); the range is the first predicate.
+pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
+    // Over a county or more, with a filter the region index cannot serve (name fragment, statuses),
+    // walking the index and fetching each row costs far more than one table scan; SQLite's planner
+    // does not know that, so its index is switched off with a unary `+` there.
+    let wide =
+        f.lo.bytes()
+            .zip(f.hi.bytes())
+            .take_while(|(a, b)| a == b)
+            .count()
+            <= 6;
+    let unindexed = f.name.is_some()
+        || f.living_status.is_some()
+        || f.economic_status.is_some()
+        || f.status.is_some();
+    let col = if wide && unindexed && db.backend == crate::platform::db::Backend::Sqlite {
+        "+residence_region"
+    } else {
+        "residence_region"
+    };
+    let mut binds = vec![f.lo.clone(), f.hi.clone()];
+    let mut sql = format!("{col} BETWEEN $1 AND $2");
+    if let Some(n) = &f.name {
+        let escaped = n
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let cond = format!("name {}", db.ilike());
+        binds.push(format!("%{escaped}%"));
+        sql.push_str(&format!(" AND {cond} ${} ESCAPE '\\'", binds.len()));
+    }
+    let mut push = |cond: &str, v: String| {
+        binds.push(v);
+        sql.push_str(&format!(" AND {cond} ${}", binds.len()));
+    };
+    if let Some(v) = &f.birth_min {
+        push("birth_date >=", v.clone());
+    }
+    if let Some(v) = &f.birth_max {
+        push("birth_date <=", v.clone());
+    }
+    if let Some(v) = f.living_status {
+        push("living_status =", v.into());
+    }
+    if let Some(v) = f.economic_status {
+        push("economic_status =", v.into());
+    }
+    if let Some(v) = f.status {
+        push("status =", v.into());
+    }
+    (sql, binds)
+}
+
+fn sort_of(q: &SearchReq) -> ApiResult<search_index::Sort> {
+    use search_index::Sort;
+    Ok(match q.sort.as_deref().unwrap_or("region") {
+        "name" => Sort::Name,
+        "birth_date" => Sort::Birth,
+        "-birth_date" => Sort::BirthDesc,
+        "region" | "" => Sort::Region,
         other => {
             return Err(ApiError::invalid(
                 "sort",
                 format!("不支持的排序方式“{other}”"),
             ));
         }
+    })
+}
+
+/// Search through the in-memory index (brought up to date first), then read the page's rows.
+pub async fn search(
+    db: &Db,
+    index: &search_index::SearchIndex,
+    scope: &Scope,
+    regions: &RegionIndex,
+    q: &SearchReq,
+    today: NaiveDate,
+) -> ApiResult<ElderPage> {
+    let f = filter_of(scope, q, today)?;
+    let sort = sort_of(q)?;
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let num = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| ApiError::invalid("region_code", "区划代码无效"))
     };
-    // Counting stops at the cap: an exact count of a loose filter over a million rows costs a full
-    // scan per request, and nobody pages through more than 10,000 rows (they export instead).
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM elder WHERE {w} LIMIT {}) AS capped",
-        COUNT_CAP + 1
-    );
-    let mut cq = sqlx::query(AssertSqlSafe(count_sql));
-    for b in &binds {
-        cq = cq.bind(b.clone());
-    }
-    let counted: i64 = cq.fetch_one(&db.pool).await?.get(0);
-    let (total, total_capped) = if counted > COUNT_CAP {
-        (COUNT_CAP, true)
-    } else {
-        (counted, false)
+    let query = search_index::Query {
+        lo: num(&f.lo)?,
+        hi: num(&f.hi)?,
+        birth_min: f.birth_min.as_deref().and_then(search_index::date_num),
+        birth_max: f.birth_max.as_deref().and_then(search_index::date_num),
+        name: f.name.as_deref().map(str::to_ascii_lowercase),
+        living: f.living_status.map(search_index::living_code),
+        economic: f.economic_status.map(search_index::economic_code),
+        status: f.status.map(search_index::status_code),
+        sort,
+        offset: ((page - 1) * size) as usize,
+        limit: size as usize,
+        cap: COUNT_CAP as usize,
     };
-    let n = binds.len();
-    let list_sql = format!(
-        "SELECT {ROW_COLS} FROM elder WHERE {w} ORDER BY {order} LIMIT ${} OFFSET ${}",
-        n + 1,
-        n + 2
-    );
-    let mut lq = sqlx::query(AssertSqlSafe(list_sql));
-    for b in &binds {
-        lq = lq.bind(b.clone());
+    index.refresh(db).await?;
+    let hits = index.query(&query).await;
+    let mut items = vec![];
+    if !hits.ids.is_empty() {
+        // The scope range again: the index is a cache, the database is the authority.
+        let sql = format!(
+            "SELECT {ROW_COLS} FROM elder WHERE residence_region BETWEEN $1 AND $2 AND id IN {}",
+            numbered_list(3, hits.ids.len())
+        );
+        let mut lq = sqlx::query(AssertSqlSafe(sql))
+            .bind(&scope.lo)
+            .bind(&scope.hi);
+        for id in &hits.ids {
+            lq = lq.bind(id.clone());
+        }
+        let rows = lq.fetch_all(&db.pool).await?;
+        let mut by_id: HashMap<String, ElderRow> = rows
+            .iter()
+            .map(|r| {
+                let e = row_of(r, today, regions);
+                (e.id.clone(), e)
+            })
+            .collect();
+        items = hits.ids.iter().filter_map(|id| by_id.remove(id)).collect();
     }
-    let rows = lq
-        .bind(size)
-        .bind((page - 1) * size)
-        .fetch_all(&db.pool)
-        .await?;
+    let counted = hits.counted as i64;
     Ok(ElderPage {
-        items: rows.iter().map(|r| row_of(r, today, regions)).collect(),
-        total,
-        total_capped,
+        items,
+        total: counted.min(COUNT_CAP),
+        total_capped: counted > COUNT_CAP,
         page,
         page_size: size,
     })
+}
+
+/// The same search straight in SQL, without the index: the reference the index is tested against.
+pub async fn search_sql(
+    db: &Db,
+    scope: &Scope,
+    q: &SearchReq,
+    today: NaiveDate,
+) -> ApiResult<(Vec<String>, i64)> {
+    let f = filter_of(scope, q, today)?;
+    let (w, binds) = where_clause(db, &f);
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    // Byte order for names on both engines, as the index sorts.
+    let name = match db.backend {
+        crate::platform::db::Backend::Sqlite => "name",
+        crate::platform::db::Backend::Postgres => "name COLLATE \"C\"",
+    };
+    let order = match sort_of(q)? {
+        search_index::Sort::Name => format!("{name}, id"),
+        search_index::Sort::Birth => "birth_date, id".into(),
+        search_index::Sort::BirthDesc => "birth_date DESC, id".into(),
+        search_index::Sort::Region => "residence_region, birth_date, id".into(),
+    };
+    let mut cq = sqlx::query(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM elder WHERE {w}"
+    )));
+    for b in &binds {
+        cq = cq.bind(b.clone());
+    }
+    let total: i64 = cq.fetch_one(&db.pool).await?.get(0);
+    let n = binds.len();
+    let mut lq = sqlx::query(AssertSqlSafe(format!(
+        "SELECT id FROM elder WHERE {w} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    )));
+    for b in &binds {
+        lq = lq.bind(b.clone());
+    }
+    let ids = lq
+        .bind(size)
+        .bind((page - 1) * size)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+    Ok((ids, total))
 }
 
 const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, \
@@ -286,7 +395,7 @@ const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residen
     death_date, moved_out_date, status_source, status_since, created_at, updated_at, version";
 
 async fn fetch_detail(
-    tx: &mut Tx<'_>,
+    conn: &mut sqlx::AnyConnection,
     scope: &Scope,
     id: &str,
     regions: &RegionIndex,
@@ -298,7 +407,7 @@ async fn fetch_detail(
     .bind(id)
     .bind(&scope.lo)
     .bind(&scope.hi)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?
     // Outside the scope looks exactly like absent: no probing for who exists elsewhere.
     .ok_or_else(|| ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内"))?;
@@ -321,7 +430,7 @@ async fn fetch_detail(
     }
     let changes = sqlx::query("SELECT kind, new_value, source, since FROM elder_status_change WHERE elder_id = $1 ORDER BY recorded_at")
         .bind(id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     for c in changes {
         let kind: String = c.get(0);
@@ -366,30 +475,31 @@ async fn fetch_detail(
     })
 }
 
-/// Detail view of one person: a sensitive read, audited in the same transaction.
+/// Detail view of one person: a sensitive read, answered only once its audit row is committed.
 pub async fn detail(
     db: &Db,
+    read_audit: &audit::ReadAudit,
     scope: &Scope,
     who: &Who,
     id: &str,
     regions: &RegionIndex,
     today: NaiveDate,
 ) -> ApiResult<Elder> {
-    let mut tx = db.begin().await?;
-    let e = fetch_detail(&mut tx, scope, id, regions, today).await?;
-    audit::append(
-        &mut tx,
-        who,
-        Entry {
-            action: "elder.view",
-            entity: "elder",
-            entity_id: Some(id),
-            region_code: Some(&e.row.residence_region),
-            detail: "{}".into(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let mut conn = db.pool.acquire().await?;
+    let e = fetch_detail(&mut conn, scope, id, regions, today).await?;
+    drop(conn);
+    read_audit
+        .record(
+            who,
+            Entry {
+                action: "elder.view",
+                entity: "elder",
+                entity_id: Some(id),
+                region_code: Some(&e.row.residence_region),
+                detail: "{}".into(),
+            },
+        )
+        .await?;
     Ok(e)
 }
 
@@ -445,8 +555,17 @@ pub async fn reveal(
 /// Columns written for one elder, in the order of [`INSERT_COLS`].
 pub const INSERT_COLS: &str = "id, citizen_id_bidx, citizen_id_enc, citizen_id_masked, name, sex, birth_date, hukou_region, \
     residence_region, address, phone_enc, phone_masked, lon, lat, living_status, economic_status, family_planning_special, \
-    disability_grade, entitled_veteran_family, death_date, status, status_source, status_since, row_digest, created_at, updated_at, version";
-pub const INSERT_NCOLS: usize = 27;
+    disability_grade, entitled_veteran_family, death_date, status, status_source, status_since, row_digest, created_at, updated_at, version, change_seq";
+pub const INSERT_NCOLS: usize = 28;
+
+/// The change number for this transaction's elder writes (see `MIGRATION_CHANGE_SEQ`). Take it
+/// once per transaction; the head row stays locked until commit.
+pub async fn next_change_seq(tx: &mut Tx<'_>) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query("UPDATE registry_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(r.get(0))
+}
 
 /// An elder with its derived columns (blind index, ciphertexts, masks, digest) computed: the CPU
 /// part of an insert, done off the database's thread during imports.
@@ -476,27 +595,31 @@ impl Prepared {
     }
 }
 
+/// Where a write came from and when: the same for every row of one transaction.
+pub struct Stamp<'a> {
+    pub source: &'a str,
+    pub now: &'a str,
+    pub today: &'a str,
+    pub change_seq: i64,
+}
+
 /// Bind one elder's values onto a query (for single and multi-row inserts).
 pub fn bind_elder<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     id: &str,
     e: &ElderInput,
     keys: &KeyRing,
-    source: &str,
-    now: &str,
-    today: &str,
+    stamp: &Stamp,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let mut p = Prepared::new(e.clone(), keys);
     p.id = id.to_string();
-    bind_prepared(q, p, source, now, today)
+    bind_prepared(q, p, stamp)
 }
 
 pub fn bind_prepared<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     p: Prepared,
-    source: &str,
-    now: &str,
-    today: &str,
+    stamp: &Stamp,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let e = p.input;
     let status = e.status();
@@ -521,12 +644,19 @@ pub fn bind_prepared<'q>(
         .bind(e.entitled_veteran_family.map(|b| b as i64))
         .bind(e.death_date.map(|d| d.to_string()))
         .bind(status)
-        .bind(source.to_string())
-        .bind(today.to_string())
+        .bind(stamp.source.to_string())
+        .bind(stamp.today.to_string())
         .bind(p.digest)
-        .bind(now.to_string())
-        .bind(now.to_string())
+        .bind(stamp.now.to_string())
+        .bind(stamp.now.to_string())
         .bind(1i64)
+        .bind(stamp.change_seq)
+}
+
+/// `($start, …)`: a list of `n` numbered placeholders, for `IN` lists after other binds.
+pub fn numbered_list(start: usize, n: usize) -> String {
+    let v: Vec<String> = (start..start + n).map(|i| format!("${i}")).collect();
+    format!("({})", v.join(","))
 }
 
 /// `(…),(…)` placeholders for a multi-row insert. SQLite gets plain `?`: its parser looks up every
@@ -563,6 +693,7 @@ pub async fn update_content(
     e: &ElderInput,
     source: &str,
     now: &str,
+    change_seq: i64,
 ) -> Result<Vec<&'static str>, sqlx::Error> {
     let old = sqlx::query("SELECT living_status, economic_status, family_planning_special, disability_grade, entitled_veteran_family, death_date, residence_region, name FROM elder WHERE id = $1")
         .bind(id)
@@ -628,7 +759,7 @@ pub async fn update_content(
         "UPDATE elder SET name = $1, hukou_region = $2, residence_region = $3, address = $4, phone_enc = $5, phone_masked = $6, \
          lon = $7, lat = $8, living_status = $9, economic_status = $10, family_planning_special = $11, disability_grade = $12, \
          entitled_veteran_family = $13, death_date = $14, status = CASE WHEN $14 IS NOT NULL THEN 'deceased' WHEN status = 'deceased' THEN 'active' ELSE status END, \
-         row_digest = $15, updated_at = $16, version = version + 1 WHERE id = $17",
+         row_digest = $15, updated_at = $16, version = version + 1, change_seq = $18 WHERE id = $17",
     )
     .bind(e.name.clone())
     .bind(e.hukou_region.clone())
@@ -647,6 +778,7 @@ pub async fn update_content(
     .bind(e.digest())
     .bind(now)
     .bind(id)
+    .bind(change_seq)
     .execute(&mut **tx)
     .await?;
     Ok(changed)
