@@ -87,6 +87,7 @@ pub struct AppState {
     pub imports: Arc<Mutex<HashMap<String, Arc<registry::import::Progress>>>>,
     pub read_audit: crate::audit::ReadAudit,
     pub search_index: Arc<registry::search_index::SearchIndex>,
+    pub sessions: Arc<crate::identity::session::SessionCache>,
 }
 
 impl AppState {
@@ -95,6 +96,7 @@ impl AppState {
         Ok(AppState {
             read_audit: crate::audit::ReadAudit::start(db.clone()),
             search_index: Arc::default(),
+            sessions: Arc::default(),
             login_throttle: Arc::new(Throttle::new(config.login_attempts_per_minute)),
             db,
             keys,

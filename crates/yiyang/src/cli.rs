@@ -221,7 +221,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if profile != "production" && profile != "demo" {
                 anyhow::bail!("--profile 只能是 production 或 demo");
             }
-            let (db, keys) = open(&cli, 16).await?;
+            let (db, keys) = open(
+                &cli,
+                std::env::var("YIYANG_POOL")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(16),
+            )
+            .await?;
             let n = import::mark_interrupted(&db).await?;
             if n > 0 {
                 tracing::warn!(jobs = n, "marked interrupted import jobs as failed");

@@ -347,6 +347,7 @@ pub async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<Resp
         .bind(&actor.token_hash)
         .execute(&app.db.pool)
         .await?;
+    app.sessions.evict(&actor.token_hash);
     audit_auth(
         &app,
         Some(actor.user_id.clone()),
@@ -410,6 +411,7 @@ pub async fn totp_confirm(
         .bind(&actor.user_id)
         .execute(&mut *tx)
         .await?;
+    app.sessions.clear();
     audit::append(
         &mut tx,
         &actor.who(),

@@ -9,6 +9,7 @@ use crate::platform::now_secs;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sqlx::Row;
+use std::collections::HashMap;
 use yiyang_kernel::RegionCode;
 
 pub const COOKIE: &str = "yiyang_session";
@@ -152,10 +153,76 @@ pub async fn load_actor(
     }))
 }
 
+/// Sessions verified against the database in the last [`CACHE_SECS`] seconds. Every API call needs
+/// its actor; this saves that query on bursts of calls. Logout and account changes in this process
+/// evict at once; a change made by another process (a second server, the command line) is seen
+/// within [`CACHE_SECS`]. Timeouts are still checked on every request against the cached times.
+#[derive(Default)]
+pub struct SessionCache {
+    map: std::sync::Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    actor: Actor,
+    created: i64,
+    last_seen: i64,
+    at: std::time::Instant,
+}
+
+pub const CACHE_SECS: u64 = 2;
+const CACHE_MAX: usize = 10_000;
+
+impl SessionCache {
+    pub fn evict(&self, token_hash: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token_hash);
+    }
+    /// After any change to accounts: roles, scopes, second factor, region.
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+    fn get(&self, th: &str, now: i64, idle: i64, absolute: i64) -> Option<Actor> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let c = map.get(th)?;
+        let fresh = c.at.elapsed().as_secs() < CACHE_SECS
+            && now - c.last_seen <= idle
+            && now - c.created <= absolute
+            // Due for its once-a-minute touch: take the database path.
+            && now - c.last_seen < 60;
+        fresh.then(|| c.actor.clone())
+    }
+    fn put(&self, actor: &Actor, created: i64, last_seen: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(
+            actor.token_hash.clone(),
+            Cached {
+                actor: actor.clone(),
+                created,
+                last_seen,
+                at: std::time::Instant::now(),
+            },
+        );
+    }
+}
+
 /// The actor behind a session token, in one query (session joined to its account): the request path
 /// every API call takes, so it stays one round trip. Timeouts apply as in [`lookup`].
 pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, ApiError> {
     let th = sha256_hex(token.as_bytes());
+    let cfg = &app.config;
+    if let Some(a) = app.sessions.get(
+        &th,
+        now_secs(),
+        cfg.idle_timeout_secs,
+        cfg.absolute_timeout_secs,
+    ) {
+        return Ok(Some(a));
+    }
     let Some(r) = sqlx::query(
         "SELECT s.stage, s.created_at, s.last_seen, u.id, u.username, u.display_name, u.roles, u.region_code, \
          u.scope_edit, u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled \
@@ -168,9 +235,8 @@ pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, 
         return Ok(None);
     };
     let created: i64 = r.get(1);
-    let last_seen: i64 = r.get(2);
+    let mut last_seen: i64 = r.get(2);
     let now = now_secs();
-    let cfg = &app.config;
     if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
         sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
             .bind(&th)
@@ -187,10 +253,11 @@ pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, 
             .bind(&th)
             .execute(&app.db.pool)
             .await?;
+        last_seen = now;
     }
     let region = RegionCode::parse(&r.get::<String, _>(7))
         .map_err(|e| ApiError::internal(anyhow::anyhow!("bad user region: {e}")))?;
-    Ok(Some(Actor {
+    let actor = Actor {
         user_id: r.get(3),
         username: r.get(4),
         display_name: r.get(5),
@@ -203,7 +270,9 @@ pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, 
         },
         totp_enabled: r.get::<i64, _>(11) != 0,
         token_hash: th,
-    }))
+    };
+    app.sessions.put(&actor, created, last_seen);
+    Ok(Some(actor))
 }
 
 impl FromRequestParts<AppState> for Actor {

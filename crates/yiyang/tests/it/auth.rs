@@ -213,3 +213,29 @@ async fn db_passwords_and_bad_input() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["detail"].is_string());
 }
+
+/// A session ended by another process (its row deleted) stops working within the session cache's
+/// bound; one ended here (logout) at once.
+#[tokio::test]
+async fn db_session_end_elsewhere_seen_within_cache_bound() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("dan", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("dan").await;
+    assert_eq!(
+        t.call("GET", "/api/v1/me", Some(&c), None).await.0,
+        StatusCode::OK
+    );
+    sqlx::query("DELETE FROM user_session")
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        yiyang::identity::session::CACHE_SECS * 1000 + 100,
+    ))
+    .await;
+    assert_eq!(
+        t.call("GET", "/api/v1/me", Some(&c), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
