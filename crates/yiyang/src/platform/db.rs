@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +25,16 @@ pub struct Db {
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
 pub struct Tx<'a> {
     inner: sqlx::Transaction<'a, sqlx::Any>,
+    backend: Backend,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx<'_> {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.inner.commit().await
+    }
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 }
 
@@ -103,8 +107,11 @@ impl Db {
                     Ok(())
                 })
             });
+        // Index builds in a bulk import take seconds by design; warn only on what is really slow.
+        let connect = <sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(&url)?
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10));
         let pool = opts
-            .connect(&url)
+            .connect_with(connect)
             .await
             .with_context(|| "无法连接数据库".to_string())?;
         Ok(Db {
@@ -123,11 +130,13 @@ impl Db {
                 let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(Tx {
                     inner,
+                    backend: Backend::Sqlite,
                     _gate: Some(gate),
                 })
             }
             Backend::Postgres => Ok(Tx {
                 inner: self.pool.begin().await?,
+                backend: Backend::Postgres,
                 _gate: None,
             }),
         }

@@ -341,6 +341,10 @@ pub async fn run(
         Some(t) => store::next_change_seq(t).await?,
         None => 0,
     };
+    let bulk = match tx.as_mut() {
+        Some(t) => begin_bulk(t, table.approx_rows).await?,
+        None => Bulk::default(),
+    };
     let stamp = store::Stamp {
         source: &source,
         now: &now,
@@ -436,6 +440,7 @@ pub async fn run(
         })
         .collect();
     if let Some(mut t) = tx {
+        end_bulk(&mut t, &bulk).await?;
         audit::append(
             &mut t,
             ctx.who,
@@ -455,6 +460,64 @@ pub async fn run(
         t.commit().await?;
     }
     Ok((summary, rejected))
+}
+
+/// Files at least this large load with a large page cache; when the registry holds fewer than half
+/// as many people as the file, also without the secondary indexes until the end (a first load).
+const BULK_MIN_ROWS: usize = 50_000;
+/// SQLite page cache for a bulk load (KiB): the unique indexes' pages stay in memory instead of
+/// being spilled to the WAL and read back. Back to the normal 8 MB afterwards.
+const BULK_CACHE_KIB: i64 = 262_144;
+
+/// What [`begin_bulk`] changed, for [`end_bulk`] to put back.
+#[derive(Default)]
+struct Bulk {
+    big_cache: bool,
+    dropped_indexes: bool,
+}
+
+/// Bulk mode for a large load: on SQLite a larger page cache for this connection; for a first load
+/// also the secondary indexes dropped inside the transaction (rebuilt by [`end_bulk`] before
+/// commit, so a crash or error leaves them as they were). On PostgreSQL the dropped indexes lock the
+/// table against readers until commit, which is acceptable for a first load only.
+async fn begin_bulk(tx: &mut crate::platform::db::Tx<'_>, rows: usize) -> Result<Bulk, sqlx::Error> {
+    let mut bulk = Bulk::default();
+    if rows < BULK_MIN_ROWS {
+        return Ok(bulk);
+    }
+    if tx.backend() == crate::platform::db::Backend::Sqlite {
+        sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")))
+            .execute(&mut **tx)
+            .await?;
+        bulk.big_cache = true;
+    }
+    let existing: i64 = sqlx::query("SELECT COUNT(*) FROM elder")
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
+    if existing as usize * 2 <= rows {
+        for (name, _) in super::SECONDARY_INDEXES {
+            sqlx::query(AssertSqlSafe(format!("DROP INDEX {name}")))
+                .execute(&mut **tx)
+                .await?;
+        }
+        bulk.dropped_indexes = true;
+    }
+    Ok(bulk)
+}
+
+async fn end_bulk(tx: &mut crate::platform::db::Tx<'_>, bulk: &Bulk) -> Result<(), sqlx::Error> {
+    if bulk.dropped_indexes {
+        for (_, ddl) in super::SECONDARY_INDEXES {
+            sqlx::query(AssertSqlSafe(*ddl)).execute(&mut **tx).await?;
+        }
+    }
+    if bulk.big_cache {
+        sqlx::query("PRAGMA cache_size = -8192")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Record a job row, run the import, store its outcome and the rejected rows (encrypted: they may
