@@ -238,6 +238,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Config::default()
             };
             let state = AppState::new(db, keys, config).await?;
+            crate::region::follow_changes(
+                state.db.clone(),
+                state.regions.clone(),
+                std::time::Duration::from_secs(5),
+            );
             // Build the search index now rather than on the first search.
             let warm = state.clone();
             tokio::spawn(async move {

@@ -77,5 +77,18 @@ pub async fn list(
             hash: r.get(8),
         })
         .collect();
+    // Reading the trail is itself on the trail: who watched, what and which page.
+    app.read_audit
+        .record(
+            &actor.who(),
+            super::Entry {
+                action: "audit.view",
+                entity: "audit_log",
+                entity_id: None,
+                region_code: None,
+                detail: serde_json::json!({"action": action, "page": page}).to_string(),
+            },
+        )
+        .await?;
     Ok(Json(AuditPage { items, total }))
 }

@@ -144,14 +144,14 @@ async fn register_failure(app: &AppState, user_id: &str, username: &str) -> ApiR
         "UPDATE app_user SET failed_count = failed_count + 1 WHERE id = $1 RETURNING failed_count",
     )
     .bind(user_id)
-    .fetch_one(&app.db.pool)
+    .fetch_one(&mut *app.db.writer().await?)
     .await?;
     let n: i64 = r.get(0);
     if n >= app.config.lockout_failures {
         sqlx::query("UPDATE app_user SET failed_count = 0, locked_until = $1 WHERE id = $2")
             .bind(now + app.config.lockout_secs)
             .bind(user_id)
-            .execute(&app.db.pool)
+            .execute(&mut *app.db.writer().await?)
             .await?;
         audit_auth(
             app,
@@ -221,7 +221,7 @@ pub async fn login(
     }
     sqlx::query("UPDATE app_user SET failed_count = 0, locked_until = NULL WHERE id = $1")
         .bind(&user_id)
-        .execute(&app.db.pool)
+        .execute(&mut *app.db.writer().await?)
         .await?;
     let secure = app.config.secure_cookies;
     if totp_enabled {
@@ -321,13 +321,13 @@ pub async fn login_totp(
         sqlx::query("UPDATE app_user SET totp_secret_enc = $1, totp_enabled = 1 WHERE id = $2")
             .bind(app.keys.encrypt(&secret))
             .bind(&s.user_id)
-            .execute(&app.db.pool)
+            .execute(&mut *app.db.writer().await?)
             .await?;
     }
     // A new token for the authenticated session (no fixation of the pre-login one).
     sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
         .bind(&s.token_hash)
-        .execute(&app.db.pool)
+        .execute(&mut *app.db.writer().await?)
         .await?;
     let token = session::create(&app, &s.user_id, "active", ip, None).await?;
     audit_auth(
@@ -345,7 +345,7 @@ pub async fn login_totp(
 pub async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
     sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
         .bind(&actor.token_hash)
-        .execute(&app.db.pool)
+        .execute(&mut *app.db.writer().await?)
         .await?;
     app.sessions.evict(&actor.token_hash);
     audit_auth(
@@ -380,7 +380,7 @@ pub async fn totp_setup(State(app): State<AppState>, actor: Actor) -> ApiResult<
     sqlx::query("UPDATE user_session SET pending_secret_enc = $1 WHERE token_hash = $2")
         .bind(app.keys.encrypt(&secret))
         .bind(&actor.token_hash)
-        .execute(&app.db.pool)
+        .execute(&mut *app.db.writer().await?)
         .await?;
     Ok(Json(TotpSetup {
         otpauth_url: totp::otpauth_url(&secret, &actor.username),

@@ -71,7 +71,7 @@ pub async fn create(
         .bind(now)
         .bind(ip)
         .bind(pending_secret)
-        .execute(&app.db.pool)
+        .execute(&mut *app.db.writer().await?)
         .await?;
     Ok(token)
 }
@@ -100,7 +100,7 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
     if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
         sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
             .bind(&th)
-            .execute(&app.db.pool)
+            .execute(&mut *app.db.writer().await?)
             .await?;
         return Ok(None);
     }
@@ -109,7 +109,7 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
         sqlx::query("UPDATE user_session SET last_seen = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(&th)
-            .execute(&app.db.pool)
+            .execute(&mut *app.db.writer().await?)
             .await?;
     }
     Ok(Some(SessionRow {
@@ -240,7 +240,7 @@ pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, 
     if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
         sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
             .bind(&th)
-            .execute(&app.db.pool)
+            .execute(&mut *app.db.writer().await?)
             .await?;
         return Ok(None);
     }
@@ -251,7 +251,7 @@ pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, 
         sqlx::query("UPDATE user_session SET last_seen = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(&th)
-            .execute(&app.db.pool)
+            .execute(&mut *app.db.writer().await?)
             .await?;
         last_seen = now;
     }

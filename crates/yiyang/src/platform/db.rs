@@ -51,6 +51,26 @@ impl std::ops::DerefMut for Tx<'_> {
     }
 }
 
+/// A connection for single autocommit writes; on SQLite it holds the write gate, so such a write
+/// queues behind a running import in order instead of failing with "database is locked".
+pub struct Writer {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
 /// `sqlite://` path, a bare file path, or `postgres://`.
 pub fn normalize_url(url: &str) -> String {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -95,11 +115,12 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // Durable by default: WAL with fsync on commit; FKs on; wait rather than fail on a busy writer.
+                        // Durable by default: WAL with fsync on commit; FKs on; wait (up to a minute, the length of a
+                        // large import by another process) rather than fail on a busy writer.
                         conn.execute("PRAGMA journal_mode=WAL").await?;
                         conn.execute("PRAGMA synchronous=FULL").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
-                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                        conn.execute("PRAGMA busy_timeout=60000").await?;
                         // 8 MB page cache per connection: 16 connections stay well inside the memory budget.
                         conn.execute("PRAGMA cache_size=-8192").await?;
                         conn.execute("PRAGMA temp_store=MEMORY").await?;
@@ -140,6 +161,18 @@ impl Db {
                 _gate: None,
             }),
         }
+    }
+
+    /// See [`Writer`].
+    pub async fn writer(&self) -> Result<Writer, sqlx::Error> {
+        let gate = match self.backend {
+            Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        Ok(Writer {
+            conn: self.pool.acquire().await?,
+            _gate: gate,
+        })
     }
 
     /// Case-insensitive LIKE operator for this backend.

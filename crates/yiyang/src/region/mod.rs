@@ -159,6 +159,55 @@ impl RegionIndex {
     }
 }
 
+/// Every change to the region tree stamps a new `region_version`, so running servers (which keep the
+/// tree in memory) notice changes made by another process and reload it.
+async fn bump_version(tx: &mut crate::platform::db::Tx<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO app_meta (key, value) VALUES ('region_version', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn version(db: &Db) -> Result<Option<String>, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT value FROM app_meta WHERE key = 'region_version'")
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
+
+/// Reload the server's region tree whenever another process changed it (checked every few seconds).
+pub fn follow_changes(
+    db: Db,
+    index: std::sync::Arc<tokio::sync::RwLock<RegionIndex>>,
+    every: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let mut seen = version(&db).await.ok().flatten();
+        loop {
+            tokio::time::sleep(every).await;
+            let Ok(now) = version(&db).await else {
+                continue;
+            };
+            if now != seen {
+                match RegionIndex::load(&db).await {
+                    Ok(fresh) => {
+                        *index.write().await = fresh;
+                        seen = now;
+                        tracing::info!("region tree reloaded after a change");
+                    }
+                    Err(e) => tracing::error!(error = %e, "region tree reload failed"),
+                }
+            }
+        }
+    });
+}
+
 pub async fn upsert(db: &Db, regions: &[Region]) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
     for r in regions {
@@ -174,6 +223,7 @@ pub async fn upsert(db: &Db, regions: &[Region]) -> anyhow::Result<()> {
             .execute(&mut *tx)
             .await?;
     }
+    bump_version(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -300,6 +350,7 @@ pub async fn apply_changes(
         },
     )
     .await?;
+    bump_version(&mut tx).await?;
     tx.commit().await?;
     Ok(rep)
 }

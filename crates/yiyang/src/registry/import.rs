@@ -480,15 +480,20 @@ struct Bulk {
 /// also the secondary indexes dropped inside the transaction (rebuilt by [`end_bulk`] before
 /// commit, so a crash or error leaves them as they were). On PostgreSQL the dropped indexes lock the
 /// table against readers until commit, which is acceptable for a first load only.
-async fn begin_bulk(tx: &mut crate::platform::db::Tx<'_>, rows: usize) -> Result<Bulk, sqlx::Error> {
+async fn begin_bulk(
+    tx: &mut crate::platform::db::Tx<'_>,
+    rows: usize,
+) -> Result<Bulk, sqlx::Error> {
     let mut bulk = Bulk::default();
     if rows < BULK_MIN_ROWS {
         return Ok(bulk);
     }
     if tx.backend() == crate::platform::db::Backend::Sqlite {
-        sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "PRAGMA cache_size = -{BULK_CACHE_KIB}"
+        )))
+        .execute(&mut **tx)
+        .await?;
         bulk.big_cache = true;
     }
     let existing: i64 = sqlx::query("SELECT COUNT(*) FROM elder")
@@ -539,7 +544,7 @@ pub async fn run_job(
         .bind(&sha)
         .bind(dry_run as i64)
         .bind(crate::platform::now_rfc3339())
-        .execute(&ctx.db.pool)
+        .execute(&mut *ctx.db.writer().await?)
         .await?;
     let outcome = match open_table(bytes, file_name) {
         Ok(table) => {
@@ -598,7 +603,7 @@ pub async fn run_job(
                 .bind(&msg)
                 .bind(crate::platform::now_rfc3339())
                 .bind(job_id)
-                .execute(&ctx.db.pool)
+                .execute(&mut *ctx.db.writer().await?)
                 .await?;
             Err(e)
         }
@@ -608,7 +613,7 @@ pub async fn run_job(
 /// Jobs left `running` by a killed process: their transaction never committed, so nothing of them is in.
 pub async fn mark_interrupted(db: &Db) -> anyhow::Result<u64> {
     let r = sqlx::query("UPDATE import_job SET state = 'failed', message = '导入进程中断，本批次未写入任何数据，请重新导入' WHERE state = 'running'")
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(r.rows_affected())
 }

@@ -106,3 +106,42 @@ async fn db_town_merge_follows_new_codes() {
         "levels must match"
     );
 }
+
+/// A running server notices a region change made by another process (the command line) and reloads
+/// its tree: the new village's name shows without a restart.
+#[tokio::test]
+async fn db_server_follows_region_changes_from_elsewhere() {
+    let t = TestApp::new("demo", 0).await;
+    yiyang::region::follow_changes(
+        t.state.db.clone(),
+        t.state.regions.clone(),
+        std::time::Duration::from_millis(50),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let table = "旧代码,新代码,新名称,生效日期,类型\n320682103205,320682001201,东陈新村社区,2026-01-01,merge\n";
+    apply_changes(
+        &t.state.db,
+        &yiyang::audit::Who {
+            actor_id: None,
+            actor_name: "test".into(),
+        },
+        &parse_changes_csv(table).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut seen = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if t.state
+            .regions
+            .read()
+            .await
+            .path_name("320682001201")
+            .contains("东陈新村社区")
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the server's region tree did not follow the change");
+}

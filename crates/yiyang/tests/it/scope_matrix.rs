@@ -305,6 +305,11 @@ async fn db_separated_duties_and_scopes() {
     let (s, v, _) = t.call("GET", "/api/v1/audit", Some(&c), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(v["total"].as_i64().unwrap() > 0);
+    // Reading the audit trail is audited too.
+    let (_, v, _) = t
+        .call("GET", "/api/v1/audit?action=audit.view", Some(&c), None)
+        .await;
+    assert_eq!(v["items"][0]["actor"], "auditor", "{v}");
     let (s, _, _) = t.call("GET", "/api/v1/users", Some(&c), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "audit admin cannot manage users");
     let c = t.login("sysadm").await;
