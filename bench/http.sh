@@ -53,6 +53,7 @@ run() { wrk -t2 -c64 -d"${DUR}s" --latency -s "$W/$1.lua" "http://127.0.0.1:$POR
 run health /healthz
 run detail /
 run search /
+grep -E 'VmRSS|VmHWM' /proc/$SPID/status > "$W/memory.txt"
 python3 - "$W" <<'PY'
 import re, sys
 w = sys.argv[1]
@@ -70,5 +71,7 @@ print(f"\n{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8
 for name, label in [("health", "GET /healthz (baseline)"), ("detail", "GET /api/v1/elders/{id} (audited)"), ("search", "POST /api/v1/elders/search")]:
     rps, p50, p99, e = parse(name)
     print(f"{label:34} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {e:>8} {rps / base[0]:>16.3f}")
+mem = dict(l.split(":", 1) for l in open(f"{w}/memory.txt"))
+print(f"\nserver memory after the runs: RSS {int(mem['VmRSS'].split()[0]) // 1024} MB, peak {int(mem['VmHWM'].split()[0]) // 1024} MB (budget: a 400k county in <= 300 MB)")
 print("\nbudgets (QUALITY.md, 1M elders, 64 connections): detail p99 <= 20 ms and >= 10k req/s; search p99 <= 100 ms")
 PY

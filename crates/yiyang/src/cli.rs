@@ -279,6 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             crate::demo::ensure_regions(&db).await?;
             demo_accounts(&db, &cli).await?;
+            db.checkpoint_now().await?;
         }
         Cmd::Import {
             what:
@@ -321,6 +322,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let secs = t.elapsed().as_secs_f64();
+            // Leave the database file complete for whoever opens it next (counted in the
+            // process's wall time, not in `seconds`, which ends at the commit).
+            db.checkpoint_now().await?;
             if format == "json" {
                 let mut v = serde_json::to_value(&s)?;
                 v["job_id"] = job.into();

@@ -142,6 +142,16 @@ impl Db {
         })
     }
 
+    /// Fold the whole WAL into the database file and truncate it: the end of a command-line run.
+    pub async fn checkpoint_now(&self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
         match self.backend {
             // A deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
