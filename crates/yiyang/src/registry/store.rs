@@ -101,20 +101,59 @@ pub struct Elder {
 
 const ROW_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status";
 
-fn row_of(r: &AnyRow, today: NaiveDate, regions: &RegionIndex) -> ElderRow {
-    let birth: String = r.get(3);
+/// A result row from either driver: sqlx (both engines) or rusqlite (SQLite's point-read path,
+/// see `Db::sqlite_read`), so one mapping serves both.
+pub(crate) trait Cols {
+    fn text(&self, i: usize) -> String;
+    fn opt_text(&self, i: usize) -> Option<String>;
+    fn opt_int(&self, i: usize) -> Option<i64>;
+    fn opt_float(&self, i: usize) -> Option<f64>;
+}
+
+impl Cols for AnyRow {
+    fn text(&self, i: usize) -> String {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> Option<i64> {
+        self.get(i)
+    }
+    fn opt_float(&self, i: usize) -> Option<f64> {
+        self.get(i)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> String {
+        self.get(i).unwrap_or_default()
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        self.get(i).ok().flatten()
+    }
+    fn opt_int(&self, i: usize) -> Option<i64> {
+        self.get(i).ok().flatten()
+    }
+    fn opt_float(&self, i: usize) -> Option<f64> {
+        self.get(i).ok().flatten()
+    }
+}
+
+fn row_of(r: &impl Cols, today: NaiveDate, regions: &RegionIndex) -> ElderRow {
+    let birth = r.text(3);
     let bd = NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(today);
-    let res: String = r.get(5);
-    let ls: Option<String> = r.get(6);
-    let es: Option<String> = r.get(7);
-    let st: String = r.get(8);
+    let res = r.text(5);
+    let ls = r.opt_text(6);
+    let es = r.opt_text(7);
+    let st = r.text(8);
     ElderRow {
-        id: r.get(0),
-        name: r.get(1),
-        sex: r.get(2),
+        id: r.text(0),
+        name: r.text(1),
+        sex: r.text(2),
         birth_date: birth,
         age: age_on(bd, today),
-        citizen_id_masked: r.get(4),
+        citizen_id_masked: r.text(4),
         residence_region_name: regions.path_name(&res),
         residence_region: res,
         living_status_label: ls.as_deref().map(|c| model::label_of(LIVING_STATUS, c)),
@@ -315,20 +354,34 @@ pub async fn search(
             "SELECT {ROW_COLS} FROM elder WHERE residence_region BETWEEN $1 AND $2 AND id IN {}",
             numbered_list(3, hits.ids.len())
         );
-        let mut lq = sqlx::query(AssertSqlSafe(sql))
-            .bind(&scope.lo)
-            .bind(&scope.hi);
-        for id in &hits.ids {
-            lq = lq.bind(id.clone());
-        }
-        let rows = lq.fetch_all(&db.pool).await?;
-        let mut by_id: HashMap<String, ElderRow> = rows
-            .iter()
-            .map(|r| {
-                let e = row_of(r, today, regions);
-                (e.id.clone(), e)
-            })
-            .collect();
+        let fast = db.sqlite_read(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let params = [&scope.lo, &scope.hi]
+                .into_iter()
+                .chain(hits.ids.iter())
+                .map(|v| v as &dyn rusqlite::ToSql);
+            let mut rows = st.query(rusqlite::params_from_iter(params))?;
+            let mut out = vec![];
+            while let Some(r) = rows.next()? {
+                out.push(row_of(r, today, regions));
+            }
+            Ok(out)
+        });
+        let found = match fast {
+            Some(rows) => rows?,
+            None => {
+                let mut lq = sqlx::query(AssertSqlSafe(sql))
+                    .bind(&scope.lo)
+                    .bind(&scope.hi);
+                for id in &hits.ids {
+                    lq = lq.bind(id.clone());
+                }
+                let rows = lq.fetch_all(&db.pool).await?;
+                rows.iter().map(|r| row_of(r, today, regions)).collect()
+            }
+        };
+        let mut by_id: HashMap<String, ElderRow> =
+            found.into_iter().map(|e| (e.id.clone(), e)).collect();
         items = hits.ids.iter().filter_map(|id| by_id.remove(id)).collect();
     }
     let counted = hits.counted as i64;
@@ -394,6 +447,44 @@ const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residen
     hukou_region, address, phone_masked, lon, lat, family_planning_special, disability_grade, entitled_veteran_family, \
     death_date, moved_out_date, status_source, status_since, created_at, updated_at, version";
 
+/// One status change row: kind, new value, source, since.
+type ChangeRow = (String, Option<String>, String, String);
+
+const DETAIL_SQL: &str = "WHERE id = $1 AND residence_region BETWEEN $2 AND $3";
+const CHANGES_SQL: &str = "SELECT kind, new_value, source, since FROM elder_status_change WHERE elder_id = $1 ORDER BY recorded_at";
+
+fn not_found() -> ApiError {
+    // Outside the scope looks exactly like absent: no probing for who exists elsewhere.
+    ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内")
+}
+
+/// Read one elder in scope on SQLite's point-read path; `None` on PostgreSQL.
+fn fetch_detail_fast(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+    regions: &RegionIndex,
+    today: NaiveDate,
+) -> Option<ApiResult<Elder>> {
+    let sql = format!("SELECT {DETAIL_COLS} FROM elder {DETAIL_SQL}");
+    let found = db.sqlite_read(|c| {
+        let changes: Vec<ChangeRow> = c
+            .prepare_cached(CHANGES_SQL)?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = c.prepare_cached(&sql)?;
+        let mut rows = st.query((id, &scope.lo, &scope.hi))?;
+        Ok(rows.next()?.map(|r| elder_of(r, changes, regions, today)))
+    });
+    let found = found?;
+    Some(
+        found
+            .map_err(ApiError::from)
+            .and_then(|f| f.ok_or_else(not_found)),
+    )
+}
+
+/// Read one elder in scope through `conn` (inside a transaction, it sees the transaction's writes).
 async fn fetch_detail(
     conn: &mut sqlx::AnyConnection,
     scope: &Scope,
@@ -401,21 +492,35 @@ async fn fetch_detail(
     regions: &RegionIndex,
     today: NaiveDate,
 ) -> ApiResult<Elder> {
-    let r = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {DETAIL_COLS} FROM elder WHERE id = $1 AND residence_region BETWEEN $2 AND $3"
-    )))
-    .bind(id)
-    .bind(&scope.lo)
-    .bind(&scope.hi)
-    .fetch_optional(&mut *conn)
-    .await?
-    // Outside the scope looks exactly like absent: no probing for who exists elsewhere.
-    .ok_or_else(|| ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内"))?;
-    let row = row_of(&r, today, regions);
-    let hukou: Option<String> = r.get(9);
-    let fps: Option<String> = r.get(14);
-    let source: String = r.get(19);
-    let since: String = r.get(20);
+    let sql = format!("SELECT {DETAIL_COLS} FROM elder {DETAIL_SQL}");
+    let r = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&scope.lo)
+        .bind(&scope.hi)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(not_found)?;
+    let changes: Vec<ChangeRow> = sqlx::query(CHANGES_SQL)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|c| (c.get(0), c.get(1), c.get(2), c.get(3)))
+        .collect();
+    Ok(elder_of(&r, changes, regions, today))
+}
+
+fn elder_of(
+    r: &impl Cols,
+    changes: Vec<ChangeRow>,
+    regions: &RegionIndex,
+    today: NaiveDate,
+) -> Elder {
+    let row = row_of(r, today, regions);
+    let hukou = r.opt_text(9);
+    let fps = r.opt_text(14);
+    let source = r.text(19);
+    let since = r.text(20);
     let mut statuses = vec![];
     for (kind, v) in [
         ("living_status", row.living_status_label.clone()),
@@ -428,13 +533,7 @@ async fn fetch_detail(
             since: since.clone(),
         });
     }
-    let changes = sqlx::query("SELECT kind, new_value, source, since FROM elder_status_change WHERE elder_id = $1 ORDER BY recorded_at")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-    for c in changes {
-        let kind: String = c.get(0);
-        let value: Option<String> = c.get(1);
+    for (kind, value, source, since) in changes {
         let label = value.as_deref().map(|v| match kind.as_str() {
             "living_status" => model::label_of(LIVING_STATUS, v),
             "economic_status" => model::label_of(ECONOMIC_STATUS, v),
@@ -443,36 +542,36 @@ async fn fetch_detail(
         let info = StatusInfo {
             kind: kind.clone(),
             value: label,
-            source: c.get(2),
-            since: c.get(3),
+            source,
+            since,
         };
         match statuses.iter_mut().find(|s| s.kind == kind) {
             Some(s) => *s = info,
             None => statuses.push(info),
         }
     }
-    Ok(Elder {
+    Elder {
         hukou_region_name: hukou
             .as_deref()
             .map(|h| regions.path_name(h))
             .filter(|s| !s.is_empty()),
         hukou_region: hukou,
-        address: r.get(10),
-        phone_masked: r.get(11),
-        lon: r.get(12),
-        lat: r.get(13),
+        address: r.opt_text(10),
+        phone_masked: r.opt_text(11),
+        lon: r.opt_float(12),
+        lat: r.opt_float(13),
         family_planning_special_label: fps.as_deref().map(|c| model::label_of(FAMILY_PLANNING, c)),
         family_planning_special: fps,
-        disability_grade: r.get(15),
-        entitled_veteran_family: r.get::<Option<i64>, _>(16).map(|v| v != 0),
-        death_date: r.get(17),
-        moved_out_date: r.get(18),
+        disability_grade: r.opt_int(15),
+        entitled_veteran_family: r.opt_int(16).map(|v| v != 0),
+        death_date: r.opt_text(17),
+        moved_out_date: r.opt_text(18),
         statuses,
-        created_at: r.get(21),
-        updated_at: r.get(22),
-        version: r.get(23),
+        created_at: r.text(21),
+        updated_at: r.text(22),
+        version: r.opt_int(23).unwrap_or_default(),
         row,
-    })
+    }
 }
 
 /// Detail view of one person: a sensitive read, answered only once its audit row is committed.
@@ -485,9 +584,13 @@ pub async fn detail(
     regions: &RegionIndex,
     today: NaiveDate,
 ) -> ApiResult<Elder> {
-    let mut conn = db.pool.acquire().await?;
-    let e = fetch_detail(&mut conn, scope, id, regions, today).await?;
-    drop(conn);
+    let e = match fetch_detail_fast(db, scope, id, regions, today) {
+        Some(e) => e?,
+        None => {
+            let mut conn = db.pool.acquire().await?;
+            fetch_detail(&mut conn, scope, id, regions, today).await?
+        }
+    };
     read_audit
         .record(
             who,
