@@ -1,5 +1,6 @@
 //! Pure domain rules of yiyang. Nothing here does I/O, so everything here is unit- and property-tested.
 
+pub mod assessment;
 pub mod citizen_id;
 pub mod mask;
 pub mod region_code;

@@ -4,7 +4,7 @@ use crate::platform::crypto::KeyRing;
 use crate::platform::db::Db;
 use crate::platform::error::{ApiError, REQUEST_ID};
 use crate::region::RegionIndex;
-use crate::{audit, identity, region, registry};
+use crate::{assessment, audit, identity, region, registry};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderValue;
@@ -25,6 +25,7 @@ pub struct Config {
     pub lockout_failures: i64,
     pub lockout_secs: i64,
     pub login_attempts_per_minute: u32,
+    pub public_requests_per_minute: u32,
     pub secure_cookies: bool,
 }
 
@@ -37,6 +38,7 @@ impl Default for Config {
             lockout_failures: 5,
             lockout_secs: 15 * 60,
             login_attempts_per_minute: 30,
+            public_requests_per_minute: 60,
             secure_cookies: false,
         }
     }
@@ -48,7 +50,7 @@ impl Config {
     }
 }
 
-/// Fixed-window counter per client address for the login endpoints.
+/// Fixed-window counter per client address for the login endpoints and the public pages.
 #[derive(Default)]
 pub struct Throttle {
     per_minute: u32,
@@ -84,6 +86,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub regions: Arc<RwLock<RegionIndex>>,
     pub login_throttle: Arc<Throttle>,
+    /// Public pages (no login): requests per address and minute.
+    pub public_throttle: Arc<Throttle>,
     pub imports: Arc<Mutex<HashMap<String, Arc<registry::import::Progress>>>>,
     pub read_audit: crate::audit::ReadAudit,
     pub search_index: Arc<registry::search_index::SearchIndex>,
@@ -98,6 +102,7 @@ impl AppState {
             search_index: Arc::default(),
             sessions: Arc::default(),
             login_throttle: Arc::new(Throttle::new(config.login_attempts_per_minute)),
+            public_throttle: Arc::new(Throttle::new(config.public_requests_per_minute)),
             db,
             keys,
             config: Arc::new(config),
@@ -118,8 +123,9 @@ impl AppState {
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,
         audit::http::list,
+        assessment::http::score,
     ),
-    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"))
+    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"))
 )]
 pub struct ApiDoc;
 
@@ -189,6 +195,7 @@ pub fn router(state: AppState) -> Router {
     use registry::http as reg;
     let api = Router::new()
         .route("/auth/login", post(id::login))
+        .route("/public/assessment/score", post(assessment::http::score))
         .route("/auth/totp", post(id::login_totp))
         .route("/auth/logout", post(id::logout))
         .route("/me", get(id::me))

@@ -2,6 +2,7 @@
 //! One module per capability; `platform` holds what they share; `app` is the API's table of contents.
 
 pub mod app;
+pub mod assessment;
 pub mod audit;
 pub mod cli;
 pub mod demo;

@@ -1,0 +1,118 @@
+//! Public self-check calculator: families score the 26 items of Appendix B themselves and see the
+//! level the standard gives. No login, rate-limited per address, nothing is stored or logged.
+
+use crate::app::AppState;
+use crate::identity::http::ClientIp;
+use crate::platform::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use yiyang_kernel::assessment::{self, Config, Input, RiskEvents};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreReq {
+    /// "GB/T 42195-2022"
+    pub standard: String,
+    /// Item code → score, e.g. {"B1.1": 4, …, "B4.5": 4}: all 26 items of Appendix B.
+    #[schema(value_type = Object)]
+    pub items: BTreeMap<String, u8>,
+    /// 昏迷（A.5.11）
+    #[serde(default)]
+    pub coma: bool,
+    /// 确诊痴呆（F00–F03）
+    #[serde(default)]
+    pub dementia_confirmed: bool,
+    /// 精神科专科医生诊断的其他精神和行为障碍（F04–F99）
+    #[serde(default)]
+    pub psychiatric_dx_by_specialist: bool,
+    /// 近30天照护风险事件次数（0–3，3 表示 3 次及以上）
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub risk_events_30d: RiskEvents,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Reason {
+    /// coma / mental_disorder / risk_events
+    pub rule: String,
+    pub text: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScoreResp {
+    pub standard: String,
+    /// 自理能力、基础运动能力、精神状态、感知觉与社会参与
+    pub domain_scores: [u8; 4],
+    pub total: Option<u8>,
+    pub initial_level: Option<u8>,
+    pub initial_level_name: Option<String>,
+    pub final_level: u8,
+    pub final_level_name: String,
+    pub reasons: Vec<Reason>,
+    pub warnings: Vec<String>,
+}
+
+/// Score a self-check (no login; nothing is stored).
+#[utoipa::path(post, path = "/api/v1/public/assessment/score", tag = "assessment", request_body = ScoreReq,
+    responses((status = 200, body = ScoreResp), (status = 422, body = crate::platform::error::Problem), (status = 429, body = crate::platform::error::Problem)))]
+pub async fn score(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(r): Json<ScoreReq>,
+) -> ApiResult<Json<ScoreResp>> {
+    if !app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("请求过于频繁，请稍后再试"));
+    }
+    if r.standard != assessment::STANDARD {
+        return Err(ApiError::invalid(
+            "standard",
+            format!("自测只支持 {}", assessment::STANDARD),
+        ));
+    }
+    let input = Input {
+        items: r.items,
+        options: BTreeMap::new(),
+        coma: r.coma,
+        dementia_confirmed: r.dementia_confirmed,
+        psychiatric_dx_by_specialist: r.psychiatric_dx_by_specialist,
+        risk_events_30d: r.risk_events_30d,
+    };
+    let o = assessment::assess(&input, &Config::default()).map_err(|e| {
+        let field = match &e {
+            assessment::InputError::UnknownItem(c) => format!("items.{c}"),
+            assessment::InputError::MissingItem { code, .. }
+            | assessment::InputError::ScoreNotAllowed { code, .. }
+            | assessment::InputError::OptionMismatch { code, .. } => format!("items.{code}"),
+            assessment::InputError::RiskCount(t) => format!("risk_events_30d.{t}"),
+            assessment::InputError::ComaLevel => "config".into(),
+        };
+        ApiError::invalid(&field, e.to_string())
+    })?;
+    Ok(Json(ScoreResp {
+        standard: o.standard.into(),
+        domain_scores: o.domain_scores,
+        total: o.total,
+        initial_level: o.initial_level,
+        initial_level_name: o
+            .initial_level
+            .map(|l| assessment::LEVEL_NAMES[l as usize].to_string()),
+        final_level: o.final_level,
+        final_level_name: o.final_level_name().into(),
+        reasons: o
+            .reasons
+            .iter()
+            .map(|x| Reason {
+                rule: match x {
+                    assessment::Reason::Coma => "coma",
+                    assessment::Reason::MentalDisorder => "mental_disorder",
+                    assessment::Reason::RiskEvents { .. } => "risk_events",
+                }
+                .into(),
+                text: x.zh(),
+            })
+            .collect(),
+        warnings: o.warnings,
+    }))
+}
