@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Browser journey test of the yiyang web console.
 //
-// Drives the Debian chromium (/usr/bin/chromium) through playwright-core: log in, bulk-import a CSV
+// Drives the Debian chromium (/usr/bin/chromium) through playwright-core: fill the public self-check
+// (no login) and read its level, log in, bulk-import a CSV
 // (dry run, error report download, real import), search the registry, reveal a citizen ID with a
 // reason, then log in as the audit administrator and find the elder.reveal entry.
 //
@@ -215,6 +216,30 @@ try {
     await page.getByText('颐养 · 养老服务管理平台').first().waitFor()
     await page.getByLabel('用户名').waitFor()
   }, { screenshot: 'login' })
+
+  await step('老年人能力自测 (public, no login) scores a filled form', async () => {
+    await page.getByText('老年人能力自测（家属使用，无需登录）').click()
+    await page.waitForURL(/\/self-check$/)
+    const questions = page.locator('.question[id^="q-"]')
+    await questions.first().waitFor()
+    const n = await questions.count()
+    assert(n === 26, `expected 26 questions, found ${n}`)
+    for (let i = 0; i < n; i++) await questions.nth(i).locator('.option').first().click()
+    // 平地行走: "needs a little support" (2 of 4): total 88, 轻度失能; confirmed dementia raises it one level.
+    await page.locator('[id="q-B2.3"] .option').nth(2).click()
+    await page.locator('.question', { hasText: '医院是否确诊过痴呆' }).locator('.option', { hasText: '确诊过' }).click()
+    await button('看结果').click()
+    const result = page.locator('#result')
+    await result.waitFor()
+    const text = await result.innerText()
+    assert(text.includes('中度失能'), `result shows: ${text.slice(0, 80)}`)
+    assert(text.includes('总分 88 分'), 'total 88 not shown')
+    assert(text.includes('轻度失能'), 'the initial level is not named')
+    await result.scrollIntoViewIfNeeded()
+    await shot('self-check-result')
+    await page.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+    await page.getByLabel('用户名').waitFor()
+  }, { screenshot: null })
 
   await step(`log in as ${USERNAME}`, () => login(USERNAME, PASSWORD, env('TOTP_SECRET')), { screenshot: 'after-login' })
 

@@ -14,6 +14,7 @@ declare module 'vue-router' {
 const APP_TITLE = '颐养 · 养老服务管理平台'
 
 const routes: RouteRecordRaw[] = [
+  { path: '/self-check', name: 'self-check', component: () => import('./modules/assessment/SelfCheckView.vue'), meta: { public: true, title: '老年人能力自测' } },
   { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
   {
     path: '/',

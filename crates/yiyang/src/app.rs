@@ -123,7 +123,7 @@ impl AppState {
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,
         audit::http::list,
-        assessment::http::score,
+        assessment::http::score, assessment::http::form,
     ),
     tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"))
 )]
@@ -196,6 +196,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(id::login))
         .route("/public/assessment/score", post(assessment::http::score))
+        .route("/public/assessment/form", get(assessment::http::form))
         .route("/auth/totp", post(id::login_totp))
         .route("/auth/logout", post(id::logout))
         .route("/me", get(id::me))

@@ -116,3 +116,79 @@ pub async fn score(
         warnings: o.warnings,
     }))
 }
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FormOption {
+    pub code: String,
+    pub score: u8,
+    pub label: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FormItem {
+    pub code: String,
+    pub name: String,
+    pub options: Vec<FormOption>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FormDomain {
+    pub key: String,
+    pub name: String,
+    pub max: u8,
+    pub items: Vec<FormItem>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Form {
+    pub standard: String,
+    pub level_names: Vec<String>,
+    pub domains: Vec<FormDomain>,
+}
+
+/// The items of Appendix B with their option texts, for forms (the public self-check, the assessors' form).
+#[utoipa::path(get, path = "/api/v1/public/assessment/form", tag = "assessment",
+    responses((status = 200, body = Form)))]
+pub async fn form() -> Json<Form> {
+    use assessment::{Domain, ITEMS, LEVEL_NAMES};
+    let domains = Domain::ALL
+        .iter()
+        .map(|d| {
+            let items: Vec<FormItem> = ITEMS
+                .iter()
+                .filter(|i| i.domain == *d)
+                .map(|i| FormItem {
+                    code: i.code.into(),
+                    name: i.name.into(),
+                    options: i
+                        .options
+                        .iter()
+                        .map(|o| FormOption {
+                            code: o.code.into(),
+                            score: o.score,
+                            label: o.label.into(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            FormDomain {
+                key: serde_json::to_value(d)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                name: d.zh().into(),
+                max: ITEMS
+                    .iter()
+                    .filter(|i| i.domain == *d)
+                    .map(|i| i.max())
+                    .sum(),
+                items,
+            }
+        })
+        .collect();
+    Json(Form {
+        standard: assessment::STANDARD.into(),
+        level_names: LEVEL_NAMES.iter().map(|s| s.to_string()).collect(),
+        domains,
+    })
+}
