@@ -10,7 +10,7 @@ export type Permission =
   | 'users.manage'
   | 'aggregates.read'
 
-export type Role = 'system_admin' | 'security_admin' | 'audit_admin' | 'officer' | 'worker'
+export type Role = 'system_admin' | 'security_admin' | 'audit_admin' | 'officer' | 'worker' | 'assessor'
 
 export interface Scopes {
   edit: boolean

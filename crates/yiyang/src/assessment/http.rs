@@ -192,3 +192,39 @@ pub async fn form() -> Json<Form> {
         domains,
     })
 }
+
+/// Record an assessment of an elder (scored by the engine; audited). `corrects` makes it a new
+/// version of an earlier record, which stays as it was.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/assessments", tag = "assessment", params(("id" = String, Path)),
+    request_body = super::store::NewAssessment,
+    responses((status = 201, body = super::store::AssessmentRecord), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(a): Json<super::store::NewAssessment>,
+) -> ApiResult<(axum::http::StatusCode, Json<super::store::AssessmentRecord>)> {
+    let scope = actor.assess()?;
+    let r = super::store::record(
+        &app.db,
+        &scope,
+        &actor.who(),
+        &id,
+        a,
+        crate::platform::today(),
+    )
+    .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(r)))
+}
+
+/// An elder's assessments, newest first (corrected ones marked `superseded`).
+#[utoipa::path(get, path = "/api/v1/elders/{id}/assessments", tag = "assessment", params(("id" = String, Path)),
+    responses((status = 200, body = [super::store::AssessmentRecord]), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn list(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<Vec<super::store::AssessmentRecord>>> {
+    let scope = actor.individuals()?;
+    Ok(Json(super::store::list(&app.db, &scope, &id).await?))
+}

@@ -42,6 +42,8 @@ pub enum Role {
     Officer,
     /// 网格员 / 社工
     Worker,
+    /// 评估员: records ability assessments.
+    Assessor,
 }
 
 impl Role {
@@ -52,6 +54,7 @@ impl Role {
             "audit_admin" => Role::AuditAdmin,
             "officer" => Role::Officer,
             "worker" => Role::Worker,
+            "assessor" => Role::Assessor,
             _ => return None,
         })
     }
@@ -62,6 +65,7 @@ impl Role {
             Role::AuditAdmin => "audit_admin",
             Role::Officer => "officer",
             Role::Worker => "worker",
+            Role::Assessor => "assessor",
         }
     }
     pub fn zh(self) -> &'static str {
@@ -71,6 +75,7 @@ impl Role {
             Role::AuditAdmin => "审计管理员",
             Role::Officer => "民政干部",
             Role::Worker => "网格员",
+            Role::Assessor => "评估员",
         }
     }
     pub fn perms(self) -> &'static [Perm] {
@@ -86,8 +91,10 @@ impl Role {
                 RegistryImport,
                 RegistryExport,
                 AggregatesRead,
+                AssessmentRecord,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
+            Role::Assessor => &[RegistryRead, AssessmentRecord],
         }
     }
     pub fn is_staff(self) -> bool {
@@ -103,6 +110,7 @@ pub enum Perm {
     RegistryImport,
     RegistryExport,
     AggregatesRead,
+    AssessmentRecord,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -117,6 +125,7 @@ impl Perm {
             Perm::RegistryImport => "registry.import",
             Perm::RegistryExport => "registry.export",
             Perm::AggregatesRead => "aggregates.read",
+            Perm::AssessmentRecord => "assessment.record",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -130,6 +139,7 @@ impl Perm {
             Perm::RegistryImport => "批量导入",
             Perm::RegistryExport => "导出",
             Perm::AggregatesRead => "查看统计",
+            Perm::AssessmentRecord => "录入能力评估",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",
@@ -206,6 +216,14 @@ impl Actor {
         self.require(Perm::RegistryEdit)?;
         if !self.scopes.edit || !self.scopes.individuals {
             return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+        }
+        Ok(Scope::of(&self.region))
+    }
+    /// Scope for recording ability assessments.
+    pub fn assess(&self) -> Result<Scope, ApiError> {
+        self.require(Perm::AssessmentRecord)?;
+        if !self.scopes.individuals {
+            return Err(ApiError::forbidden("您的账号没有“查询个人”的范围"));
         }
         Ok(Scope::of(&self.region))
     }

@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "registry_change_seq",
         stmts: crate::registry::MIGRATION_CHANGE_SEQ,
     },
+    Migration {
+        version: 7,
+        name: "assessment",
+        stmts: crate::assessment::MIGRATION,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

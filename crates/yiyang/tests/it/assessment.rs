@@ -124,3 +124,123 @@ async fn public_calculator_is_rate_limited() {
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// An assessor records an assessment of an elder in scope: the engine's levels are stored with the
+/// input, a correction is a new version and the old one stays, people outside the scope look absent,
+/// and every record is audited.
+#[tokio::test]
+async fn db_assessment_record_correct_and_scope() {
+    let t = TestApp::new("demo", 300).await;
+    t.add_user("pg", &["assessor"], "320682000000", all_scopes())
+        .await;
+    t.add_user("town2", &["assessor"], "320682002000", all_scopes())
+        .await;
+    t.add_user("wk", &["worker"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("pg").await;
+    let (_, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"region_code": "320682104000", "page_size": 1})),
+        )
+        .await;
+    let id = v["items"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/elders/{id}/assessments");
+    let body = |items: serde_json::Map<String, Value>, extra: Value| {
+        let mut input = json!({"items": items});
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        json!({"reason": "first", "assessed_on": "2025-03-01", "assessors": ["张评估", "李评估"],
+               "informant": "女儿", "input": input})
+    };
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &path,
+            Some(&c),
+            Some(body(with_total(70), json!({"dementia_confirmed": true}))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["final_level"], 2);
+    assert_eq!(v["final_level_name"], "中度失能");
+    assert_eq!(v["result"]["initial_level"], 1);
+    assert_eq!(v["valid_until"], "2026-03-01");
+    assert_eq!(v["reason_label"], "首次评估");
+    let first = v["id"].as_str().unwrap().to_string();
+    // A correction: the diagnosis was not confirmed after all.
+    let mut fix = body(with_total(70), json!({}));
+    fix["corrects"] = json!(first);
+    fix["reason"] = json!("disputed");
+    let (s, v, _) = t.call("POST", &path, Some(&c), Some(fix)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["final_level"], 1);
+    let (_, v, _) = t.call("GET", &path, Some(&c), None).await;
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let old = list.iter().find(|r| r["id"] == first.as_str()).unwrap();
+    assert_eq!(old["superseded"], true);
+    assert_eq!(
+        old["final_level"], 2,
+        "the corrected record is kept as it was"
+    );
+    // Invalid input names the item; bad assessors and future dates are refused; nothing stored.
+    let mut bad = with_total(70);
+    bad.insert("B3.7".into(), json!(3));
+    let (s, v, _) = t
+        .call("POST", &path, Some(&c), Some(body(bad, json!({}))))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["errors"][0]["field"], "input.items.B3.7");
+    let mut one = body(with_total(70), json!({}));
+    one["assessors"] = json!(["张评估"]);
+    assert_eq!(
+        t.call("POST", &path, Some(&c), Some(one)).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let mut future = body(with_total(70), json!({}));
+    future["assessed_on"] = json!("2999-01-01");
+    assert_eq!(
+        t.call("POST", &path, Some(&c), Some(future)).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, 2);
+    // Outside the assessor's town: absent. A worker may read but not record.
+    let c2 = t.login("town2").await;
+    assert_eq!(
+        t.call("GET", &path, Some(&c2), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.call(
+            "POST",
+            &path,
+            Some(&c2),
+            Some(body(with_total(70), json!({})))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let w = t.login("wk").await;
+    assert_eq!(t.call("GET", &path, Some(&w), None).await.0, StatusCode::OK);
+    assert_eq!(
+        t.call(
+            "POST",
+            &path,
+            Some(&w),
+            Some(body(with_total(70), json!({})))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('assessment.create', 'assessment.correct')").await,
+        2
+    );
+    assert!(yiyang::audit::verify(&t.state.db).await.unwrap().ok);
+}

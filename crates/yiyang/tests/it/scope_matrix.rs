@@ -84,6 +84,37 @@ async fn db_scope_matrix() {
             if inside {
                 assert_eq!(v["value"].as_str().unwrap().len(), 18);
             }
+            let (s, _, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/elders/{id}/assessments"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            expect(StatusCode::OK, &[StatusCode::NOT_FOUND], s, "assessments");
+            let items: serde_json::Map<String, serde_json::Value> =
+                yiyang_kernel::assessment::ITEMS
+                    .iter()
+                    .map(|i| (i.code.to_string(), json!(i.max())))
+                    .collect();
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/elders/{id}/assessments"),
+                    Some(&c),
+                    Some(json!({"reason": "routine", "assessed_on": "2025-06-01", "assessors": ["甲评估", "乙评估"], "input": {"items": items}})),
+                )
+                .await;
+            expect(
+                StatusCode::CREATED,
+                &[StatusCode::NOT_FOUND],
+                s,
+                "record assessment",
+            );
+            if inside {
+                assert_eq!(v["final_level"], 0);
+            }
             let (s, v, _) = t
                 .call(
                     "POST",
