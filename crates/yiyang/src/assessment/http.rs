@@ -226,5 +226,7 @@ pub async fn list(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> ApiResult<Json<Vec<super::store::AssessmentRecord>>> {
     let scope = actor.individuals()?;
-    Ok(Json(super::store::list(&app.db, &scope, &id).await?))
+    Ok(Json(
+        super::store::list(&app.db, &scope, &id, crate::platform::today()).await?,
+    ))
 }

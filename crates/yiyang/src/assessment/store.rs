@@ -54,6 +54,10 @@ pub struct AssessmentRecord {
     pub corrects: Option<String>,
     /// Corrected by a later record.
     pub superseded: bool,
+    /// Past its validity date.
+    pub expired: bool,
+    /// The record that counts now: the newest one not corrected and not expired.
+    pub current: bool,
     pub final_level: i64,
     pub final_level_name: String,
     #[schema(value_type = Object)]
@@ -189,7 +193,7 @@ pub async fn record(
     )
     .await?;
     tx.commit().await?;
-    list(db, scope, elder_id)
+    list(db, scope, elder_id, today)
         .await?
         .into_iter()
         .find(|r| r.id == id)
@@ -199,7 +203,12 @@ pub async fn record(
 }
 
 /// Every assessment of an elder in scope, newest first; `superseded` marks corrected ones.
-pub async fn list(db: &Db, scope: &Scope, elder_id: &str) -> ApiResult<Vec<AssessmentRecord>> {
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    elder_id: &str,
+    today: NaiveDate,
+) -> ApiResult<Vec<AssessmentRecord>> {
     sqlx::query("SELECT 1 FROM elder WHERE id = $1 AND residence_region BETWEEN $2 AND $3")
         .bind(elder_id)
         .bind(&scope.lo)
@@ -220,7 +229,8 @@ pub async fn list(db: &Db, scope: &Scope, elder_id: &str) -> ApiResult<Vec<Asses
     .bind(&scope.hi)
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows
+    let today = today.to_string();
+    let mut out: Vec<AssessmentRecord> = rows
         .iter()
         .map(|r| {
             let reason: String = r.get(3);
@@ -240,6 +250,8 @@ pub async fn list(db: &Db, scope: &Scope, elder_id: &str) -> ApiResult<Vec<Asses
                 informant: r.get(8),
                 corrects: r.get(9),
                 superseded: r.get::<i64, _>(15) > 0,
+                expired: r.get::<String, _>(5) < today,
+                current: false,
                 final_level: level,
                 final_level_name: assessment::LEVEL_NAMES
                     .get(level as usize)
@@ -252,5 +264,9 @@ pub async fn list(db: &Db, scope: &Scope, elder_id: &str) -> ApiResult<Vec<Asses
                 recorded_at: r.get(14),
             }
         })
-        .collect())
+        .collect();
+    if let Some(c) = out.iter_mut().find(|r| !r.superseded && !r.expired) {
+        c.current = true;
+    }
+    Ok(out)
 }

@@ -187,6 +187,28 @@ async fn db_assessment_record_correct_and_scope() {
         old["final_level"], 2,
         "the corrected record is kept as it was"
     );
+    // A routine reassessment today is the current one; the 2025 records have expired.
+    let mut now = body(with_total(90), json!({}));
+    now["reason"] = json!("routine");
+    now["assessed_on"] = json!(yiyang::platform::today().to_string());
+    let (s, v, _) = t.call("POST", &path, Some(&c), Some(now)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v, _) = t.call("GET", &path, Some(&c), None).await;
+    let cur: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["current"] == true)
+        .collect();
+    assert_eq!(cur.len(), 1);
+    assert_eq!(cur[0]["final_level_name"], "能力完好");
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["current"] == false)
+            .all(|r| r["expired"] == true)
+    );
     // Invalid input names the item; bad assessors and future dates are refused; nothing stored.
     let mut bad = with_total(70);
     bad.insert("B3.7".into(), json!(3));
@@ -207,7 +229,7 @@ async fn db_assessment_record_correct_and_scope() {
         t.call("POST", &path, Some(&c), Some(future)).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, 2);
+    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, 3);
     // Outside the assessor's town: absent. A worker may read but not record.
     let c2 = t.login("town2").await;
     assert_eq!(
@@ -240,7 +262,7 @@ async fn db_assessment_record_correct_and_scope() {
     );
     assert_eq!(
         t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('assessment.create', 'assessment.correct')").await,
-        2
+        3
     );
     assert!(yiyang::audit::verify(&t.state.db).await.unwrap().ok);
 }
