@@ -23,6 +23,7 @@ const routes: RouteRecordRaw[] = [
       { path: '', name: 'home', component: () => import('./layout/HomeView.vue'), meta: { title: '首页' } },
       { path: 'elders', name: 'elders', component: () => import('./modules/registry/ElderListView.vue'), meta: { title: '老年人档案', perm: 'registry.read' } },
       { path: 'elders/:id', name: 'elder', component: () => import('./modules/registry/ElderDetailView.vue'), meta: { title: '老年人详情', perm: 'registry.read' } },
+      { path: 'assessments/due', name: 'assessments-due', component: () => import('./modules/assessment/DueView.vue'), meta: { title: '评估任务', perm: 'assessment.record' } },
       { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },
       { path: 'audit', name: 'audit', component: () => import('./modules/audit/AuditView.vue'), meta: { title: '审计日志', perm: 'audit.read' } },
       { path: 'users', name: 'users', component: () => import('./modules/identity/UsersView.vue'), meta: { title: '用户管理', perm: 'users.manage' } },

@@ -1,5 +1,5 @@
 import type { Component } from 'vue'
-import { Document, Files, Upload, User } from '@element-plus/icons-vue'
+import { Document, Files, List, Upload, User } from '@element-plus/icons-vue'
 
 export interface MenuItem {
   path: string
@@ -12,6 +12,7 @@ export interface MenuItem {
 export const MENU: MenuItem[] = [
   { path: '/elders', title: '老年人档案', icon: Files, perm: 'registry.read' },
   { path: '/import', title: '批量导入', icon: Upload, perm: 'registry.import' },
+  { path: '/assessments/due', title: '评估任务', icon: List, perm: 'assessment.record' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
   { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },
 ]

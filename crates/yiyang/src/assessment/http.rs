@@ -230,3 +230,19 @@ pub async fn list(
         super::store::list(&app.db, &scope, &id, crate::platform::today()).await?,
     ))
 }
+
+/// Who is to be assessed: people aged 80+ (by default) without a valid assessment first, then
+/// those whose assessment runs out within 60 days. Paged, within the caller's scope.
+#[utoipa::path(get, path = "/api/v1/assessments/due", tag = "assessment", params(super::store::DueReq),
+    responses((status = 200, body = super::store::DuePage), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn due(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    axum::extract::Query(q): axum::extract::Query<super::store::DueReq>,
+) -> ApiResult<Json<super::store::DuePage>> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::store::due(&app.db, &scope, &regions, &q, crate::platform::today()).await?,
+    ))
+}

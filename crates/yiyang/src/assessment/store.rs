@@ -270,3 +270,171 @@ pub async fn list(
     }
     Ok(out)
 }
+
+/// Days before the end of validity from which a reassessment counts as due.
+pub const DUE_SOON_DAYS: u64 = 60;
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+pub struct DueReq {
+    /// 区划代码：只列该区划及其下级（默认为账号的管辖范围）
+    pub region_code: Option<String>,
+    /// all（默认）/ missing（无有效评估）/ expiring（即将到期）
+    pub status: Option<String>,
+    /// The "missing" group counts people from this age (default 80).
+    pub age_min: Option<i32>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DueRow {
+    pub elder_id: String,
+    pub name: String,
+    pub sex: String,
+    pub age: i32,
+    pub citizen_id_masked: String,
+    pub residence_region: String,
+    pub residence_region_name: String,
+    /// never（从未评估）/ expired（已过期）/ expiring（即将到期）
+    pub due: String,
+    pub due_label: String,
+    pub last_assessed_on: Option<String>,
+    pub valid_until: Option<String>,
+    pub last_level_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DuePage {
+    pub items: Vec<DueRow>,
+    /// Counted up to 10,000 (`total_capped`).
+    pub total: i64,
+    pub total_capped: bool,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+/// Who is to be assessed, in order: people of `age_min`+ without a valid assessment (never assessed,
+/// or the last one expired), then everyone whose assessment runs out within [`DUE_SOON_DAYS`].
+/// Active residents in scope only.
+pub async fn due(
+    db: &Db,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+    q: &DueReq,
+    today: NaiveDate,
+) -> ApiResult<DuePage> {
+    let (mut lo, mut hi) = (scope.lo.clone(), scope.hi.clone());
+    if let Some(rc) = q.region_code.as_deref().filter(|s| !s.is_empty()) {
+        let code = yiyang_kernel::RegionCode::parse(rc)
+            .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+        if !scope.covers(&code) {
+            return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
+        }
+        (lo, hi) = code.subtree_range();
+    }
+    let age_min = q.age_min.unwrap_or(80);
+    if !(0..=150).contains(&age_min) {
+        return Err(ApiError::invalid("age_min", "年龄应在 0–150 之间"));
+    }
+    let born_by = today
+        .checked_sub_months(chrono::Months::new(12 * age_min as u32))
+        .unwrap_or(today)
+        .to_string();
+    let soon = (today + chrono::Days::new(DUE_SOON_DAYS)).to_string();
+    let today_s = today.to_string();
+    // $3 today, $4 the due-soon horizon, $5 the latest birth date of the "missing" group.
+    let missing = "((v.valid_until IS NULL OR v.valid_until < $3) AND e.birth_date <= $5)";
+    let expiring = "(v.valid_until >= $3 AND v.valid_until < $4)";
+    let cond = match q.status.as_deref().unwrap_or("all") {
+        "all" | "" => format!("({missing} OR {expiring})"),
+        "missing" => missing.to_string(),
+        "expiring" => expiring.to_string(),
+        other => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("不支持的筛选“{other}”，应为 all、missing 或 expiring"),
+            ));
+        }
+    };
+    // Each elder's latest assessment that was not corrected (ties: the later record).
+    let from = format!(
+        "FROM elder e LEFT JOIN (SELECT a.elder_id, a.valid_until, a.assessed_on, a.final_level FROM assessment a \
+         WHERE NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
+         AND NOT EXISTS (SELECT 1 FROM assessment b WHERE b.elder_id = a.elder_id \
+           AND NOT EXISTS (SELECT 1 FROM assessment c2 WHERE c2.corrects = b.id) \
+           AND (b.valid_until > a.valid_until OR (b.valid_until = a.valid_until AND b.id > a.id)))) v \
+         ON v.elder_id = e.id \
+         WHERE e.residence_region BETWEEN $1 AND $2 AND e.status = 'active' AND {cond}"
+    );
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let cap = crate::registry::store::COUNT_CAP;
+    let counted: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {from} LIMIT {}) AS capped",
+        cap + 1
+    )))
+    .bind(&lo)
+    .bind(&hi)
+    .bind(&today_s)
+    .bind(&soon)
+    .bind(&born_by)
+    .fetch_one(&db.pool)
+    .await?
+    .get(0);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT e.id, e.name, e.sex, e.birth_date, e.citizen_id_masked, e.residence_region, \
+         v.valid_until, v.assessed_on, v.final_level {from} \
+         ORDER BY CASE WHEN v.valid_until IS NULL OR v.valid_until < $3 THEN 0 ELSE 1 END, \
+         e.residence_region, e.birth_date, e.id LIMIT $6 OFFSET $7"
+    )))
+    .bind(&lo)
+    .bind(&hi)
+    .bind(&today_s)
+    .bind(&soon)
+    .bind(&born_by)
+    .bind(size)
+    .bind((page - 1) * size)
+    .fetch_all(&db.pool)
+    .await?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            let birth: String = r.get(3);
+            let region: String = r.get(5);
+            let valid_until: Option<String> = r.get(6);
+            let level: Option<i64> = r.get(8);
+            let (due, due_label) = match &valid_until {
+                None => ("never", "从未评估"),
+                Some(v) if *v < today_s => ("expired", "已过期"),
+                Some(_) => ("expiring", "即将到期"),
+            };
+            DueRow {
+                elder_id: r.get(0),
+                name: r.get(1),
+                sex: r.get(2),
+                age: NaiveDate::parse_from_str(&birth, "%Y-%m-%d")
+                    .map(|b| yiyang_kernel::citizen_id::age_on(b, today))
+                    .unwrap_or_default(),
+                citizen_id_masked: r.get(4),
+                residence_region_name: regions.path_name(&region),
+                residence_region: region,
+                due: due.into(),
+                due_label: due_label.into(),
+                last_assessed_on: r.get(7),
+                valid_until,
+                last_level_name: level.and_then(|l| {
+                    assessment::LEVEL_NAMES
+                        .get(l as usize)
+                        .map(|s| s.to_string())
+                }),
+            }
+        })
+        .collect();
+    Ok(DuePage {
+        items,
+        total: counted.min(cap),
+        total_capped: counted > cap,
+        page,
+        page_size: size,
+    })
+}

@@ -266,3 +266,124 @@ async fn db_assessment_record_correct_and_scope() {
     );
     assert!(yiyang::audit::verify(&t.state.db).await.unwrap().ok);
 }
+
+/// The due list: 80+ without a valid assessment (never assessed, or expired) first, then those whose
+/// assessment runs out within 60 days; the valid ones are not on it; the scope applies.
+#[tokio::test]
+async fn db_assessment_due_list() {
+    let t = TestApp::new("demo", 300).await;
+    t.add_user("as", &["assessor"], "320682000000", all_scopes())
+        .await;
+    t.add_user("town", &["assessor"], "320682104000", all_scopes())
+        .await;
+    let c = t.login("as").await;
+    let today = yiyang::platform::today();
+    let ago = |months: u32| {
+        today
+            .checked_sub_months(chrono::Months::new(months))
+            .unwrap()
+            .to_string()
+    };
+    let find = |q: Value| {
+        let t = &t;
+        let c = c.clone();
+        async move {
+            let (s, v, _) = t
+                .call("POST", "/api/v1/elders/search", Some(&c), Some(q))
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            v["items"].as_array().unwrap().clone()
+        }
+    };
+    let old = find(json!({"age_min": 80, "page_size": 200})).await;
+    let young = find(json!({"age_max": 79, "page_size": 1})).await;
+    let n80 = old.len() as i64;
+    assert!(n80 > 10);
+    let record = |id: String, on: String| {
+        let t = &t;
+        let c = c.clone();
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/elders/{id}/assessments"),
+                    Some(&c),
+                    Some(json!({"reason": "first", "assessed_on": on, "assessors": ["甲", "乙"], "input": {"items": all_max()}})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+    };
+    let id = |r: &Value| r["id"].as_str().unwrap().to_string();
+    let (valid, expired, expiring) = (id(&old[0]), id(&old[1]), id(&young[0]));
+    record(valid.clone(), ago(1)).await;
+    record(expired.clone(), ago(13)).await;
+    record(expiring.clone(), ago(11)).await;
+    let due = |q: &str| {
+        let t = &t;
+        let c = c.clone();
+        let path = format!("/api/v1/assessments/due?page_size=200{q}");
+        async move {
+            let (s, v, _) = t.call("GET", &path, Some(&c), None).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let v = due("&status=missing").await;
+    assert_eq!(
+        v["total"],
+        n80 - 1,
+        "every 80+ but the validly assessed one"
+    );
+    let items = v["items"].as_array().unwrap();
+    assert!(items.iter().all(|r| r["elder_id"] != valid.as_str()));
+    let e = items
+        .iter()
+        .find(|r| r["elder_id"] == expired.as_str())
+        .unwrap();
+    assert_eq!(e["due"], "expired");
+    assert_eq!(e["last_level_name"], "能力完好");
+    assert!(
+        items
+            .iter()
+            .filter(|r| r["elder_id"] != expired.as_str())
+            .all(|r| r["due"] == "never")
+    );
+    let v = due("&status=expiring").await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["elder_id"], expiring.as_str());
+    // Everything, missing first: the expiring one comes last.
+    let v = due("").await;
+    assert_eq!(v["total"], n80);
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.last().unwrap()["elder_id"], expiring.as_str());
+    // A town's assessor sees only the town; another town is refused.
+    let tc = t.login("town").await;
+    let (_, v, _) = t
+        .call(
+            "GET",
+            "/api/v1/assessments/due?page_size=200",
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert!(v["items"].as_array().unwrap().iter().all(|r| {
+        r["residence_region"]
+            .as_str()
+            .unwrap()
+            .starts_with("320682104")
+    }));
+    let (s, _, _) = t
+        .call(
+            "GET",
+            "/api/v1/assessments/due?region_code=320682002000",
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = t
+        .call("GET", "/api/v1/assessments/due?status=soon", Some(&c), None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
