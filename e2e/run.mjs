@@ -339,6 +339,26 @@ try {
     await dialog.waitFor({ state: 'hidden' })
   }, { screenshot: null })
 
+  await step('采信长护险评定 (adopt an LTC-insurance rating) makes it the current level', async () => {
+    await button('采信长护险评定').click()
+    const dialog = page.getByRole('dialog', { name: '采信长期护理保险失能等级评定' })
+    await dialog.waitFor()
+    await dialog.getByPlaceholder('如：如皋市医疗保障局').fill('如皋市医疗保障局')
+    const rated = new Date(Date.now() - 40 * 86400_000).toISOString().slice(0, 10)
+    await dialog.getByPlaceholder('选择日期').fill(rated)
+    await dialog.getByPlaceholder('选择日期').press('Enter')
+    await dialog.getByPlaceholder('按评定结论填写，如：重度失能二级').fill('重度失能二级')
+    await dialog.locator('.el-select').click()
+    await page.locator('.el-select-dropdown__item', { hasText: '重度失能' }).click()
+    await dialog.getByRole('button', { name: '采信', exact: true }).click()
+    await dialog.waitFor({ state: 'hidden' })
+    const card = page.locator('.page-card', { hasText: '能力评估' })
+    await card.locator('.now', { hasText: '重度失能' }).waitFor()
+    const row = card.locator('.el-table__row', { hasText: '如皋市医疗保障局' })
+    await row.waitFor()
+    assert((await row.innerText()).includes('当前有效'), 'the adopted rating is not marked current')
+  }, { screenshot: 'ltc-adopted' })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${AUDIT_USERNAME}`, () => login(AUDIT_USERNAME, AUDIT_PASSWORD, env('AUDIT_TOTP_SECRET')), { screenshot: 'audit-login' })

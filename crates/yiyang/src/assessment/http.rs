@@ -246,3 +246,27 @@ pub async fn due(
         super::store::due(&app.db, &scope, &regions, &q, crate::platform::today()).await?,
     ))
 }
+
+/// Adopt an existing long-term-care-insurance rating (直接采信) instead of a new assessment: its
+/// source, date and the mapped level; it counts as a valid assessment. Audited.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/assessments/adopt", tag = "assessment", params(("id" = String, Path)),
+    request_body = super::store::NewAdoption,
+    responses((status = 201, body = super::store::AssessmentRecord), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn adopt(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(a): Json<super::store::NewAdoption>,
+) -> ApiResult<(axum::http::StatusCode, Json<super::store::AssessmentRecord>)> {
+    let scope = actor.assess()?;
+    let r = super::store::adopt(
+        &app.db,
+        &scope,
+        &actor.who(),
+        &id,
+        a,
+        crate::platform::today(),
+    )
+    .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(r)))
+}

@@ -19,3 +19,10 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX assessment_elder ON assessment (elder_id, assessed_on)"),
     Both("CREATE INDEX assessment_corrects ON assessment (corrects)"),
 ];
+
+/// An adopted long-term-care-insurance rating (直接采信) is a record of kind `ltc_adoption` with its
+/// source; it counts as a valid assessment like any other.
+pub const MIGRATION_KIND: &[Stmt] = &[
+    Both("ALTER TABLE assessment ADD COLUMN kind TEXT NOT NULL DEFAULT 'assessment'"),
+    Both("ALTER TABLE assessment ADD COLUMN source TEXT"),
+];

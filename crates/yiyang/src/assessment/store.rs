@@ -18,7 +18,11 @@ pub const REASONS: &[(&str, &str)] = &[
     ("immediate", "即时评估"),
     ("disputed", "因对评估结果有疑问进行的复评"),
     ("other", "其他"),
+    ("ltc_adoption", "直接采信长护险评定"),
 ];
+
+/// The standard name stored for adopted ratings.
+pub const LTC_STANDARD: &str = "长期护理保险失能等级评定";
 
 /// Default validity of an assessment (months); per-region settings come with the due lists.
 pub const VALIDITY_MONTHS: u32 = 12;
@@ -40,10 +44,29 @@ pub struct NewAssessment {
     pub input: Input,
 }
 
+/// A long-term-care-insurance rating to adopt (直接采信) instead of a new assessment.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAdoption {
+    /// Who rated, e.g. 如皋市医疗保障局
+    pub source: String,
+    /// Date of the rating, YYYY-MM-DD
+    pub rated_on: String,
+    /// The rating as the source wrote it, e.g. 重度失能二级
+    pub source_level: String,
+    /// Mapped ability level 0–4 (能力完好 … 完全失能)
+    pub level: u8,
+    pub corrects: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AssessmentRecord {
     pub id: String,
     pub elder_id: String,
+    /// assessment / ltc_adoption
+    pub kind: String,
+    /// For adopted ratings: who rated.
+    pub source: Option<String>,
     pub standard: String,
     pub reason: String,
     pub reason_label: String,
@@ -219,7 +242,7 @@ pub async fn list(
     let rows = sqlx::query(
         "SELECT a.id, a.elder_id, a.standard, a.reason, a.assessed_on, a.valid_until, a.assessor1, a.assessor2, \
          a.informant, a.corrects, a.input, a.result, a.final_level, a.recorded_by, a.recorded_at, \
-         (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id) \
+         (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id), a.kind, a.source \
          FROM assessment a JOIN elder e ON e.id = a.elder_id \
          WHERE a.elder_id = $1 AND e.residence_region BETWEEN $2 AND $3 \
          ORDER BY a.assessed_on DESC, a.recorded_at DESC",
@@ -246,7 +269,12 @@ pub async fn list(
                 reason,
                 assessed_on: r.get(4),
                 valid_until: r.get(5),
-                assessors: vec![r.get(6), r.get(7)],
+                assessors: [r.get::<String, _>(6), r.get::<String, _>(7)]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                kind: r.get(16),
+                source: r.get(17),
                 informant: r.get(8),
                 corrects: r.get(9),
                 superseded: r.get::<i64, _>(15) > 0,
@@ -437,4 +465,100 @@ pub async fn due(
         page,
         page_size: size,
     })
+}
+
+/// Record an adopted LTC-insurance rating for an elder in scope (valid 12 months from the rating
+/// date, like an assessment); audited in the same transaction.
+pub async fn adopt(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    elder_id: &str,
+    a: NewAdoption,
+    today: NaiveDate,
+) -> ApiResult<AssessmentRecord> {
+    let source = a.source.trim();
+    if source.is_empty() || source.chars().count() > 100 {
+        return Err(ApiError::invalid("source", "请填写评定机构（100字以内）"));
+    }
+    let source_level = a.source_level.trim();
+    if source_level.is_empty() || source_level.chars().count() > 50 {
+        return Err(ApiError::invalid(
+            "source_level",
+            "请填写原评定等级（50字以内）",
+        ));
+    }
+    if a.level > 4 {
+        return Err(ApiError::invalid(
+            "level",
+            "对应能力等级应为 0–4（能力完好、轻度失能、中度失能、重度失能、完全失能）",
+        ));
+    }
+    let on = NaiveDate::parse_from_str(&a.rated_on, "%Y-%m-%d")
+        .map_err(|_| ApiError::invalid("rated_on", "评定日期格式应为 YYYY-MM-DD"))?;
+    if on > today {
+        return Err(ApiError::invalid("rated_on", "评定日期不能晚于今天"));
+    }
+    let valid_until = on
+        .checked_add_months(chrono::Months::new(VALIDITY_MONTHS))
+        .unwrap_or(on);
+    let mut tx = db.begin().await?;
+    let region = elder_region(&mut tx, scope, elder_id).await?;
+    if let Some(c) = &a.corrects {
+        let same = sqlx::query("SELECT 1 FROM assessment WHERE id = $1 AND elder_id = $2")
+            .bind(c)
+            .bind(elder_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if same.is_none() {
+            return Err(ApiError::invalid(
+                "corrects",
+                "要更正的评估记录不存在或不属于该老年人",
+            ));
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let input = serde_json::json!({"source": source, "rated_on": on.to_string(), "source_level": source_level, "level": a.level});
+    let result =
+        serde_json::json!({"final_level": a.level, "adopted": true, "source_level": source_level});
+    sqlx::query(
+        "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
+         informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source) \
+         VALUES ($1, $2, $3, 'ltc_adoption', $4, $5, '', '', NULL, $6, $7, $8, $9, $10, $11, 'ltc_adoption', $12)",
+    )
+    .bind(&id)
+    .bind(elder_id)
+    .bind(LTC_STANDARD)
+    .bind(on.to_string())
+    .bind(valid_until.to_string())
+    .bind(&a.corrects)
+    .bind(input.to_string())
+    .bind(result.to_string())
+    .bind(a.level as i64)
+    .bind(&who.actor_name)
+    .bind(crate::platform::now_rfc3339())
+    .bind(source)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "assessment.adopt_ltc",
+            entity: "assessment",
+            entity_id: Some(&id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"elder_id": elder_id, "source": source, "level": a.level, "corrects": a.corrects})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    list(db, scope, elder_id, today)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("assessment {id} not found after insert"))
+        })
 }

@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "assessment",
         stmts: crate::assessment::MIGRATION,
     },
+    Migration {
+        version: 8,
+        name: "assessment_kind",
+        stmts: crate::assessment::MIGRATION_KIND,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -387,3 +387,85 @@ async fn db_assessment_due_list() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// An officer adopts a long-term-care-insurance rating: it is stored with its source, counts as the
+/// current valid assessment and takes the elder off the due list; bad input is refused; audited.
+#[tokio::test]
+async fn db_ltc_rating_adopted() {
+    let t = TestApp::new("demo", 200).await;
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let (_, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"age_min": 80, "page_size": 1})),
+        )
+        .await;
+    let id = v["items"][0]["id"].as_str().unwrap().to_string();
+    let due_ids = || {
+        let t = &t;
+        let c = c.clone();
+        async move {
+            let (_, v, _) = t
+                .call(
+                    "GET",
+                    "/api/v1/assessments/due?status=missing&page_size=200",
+                    Some(&c),
+                    None,
+                )
+                .await;
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["elder_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(due_ids().await.contains(&id));
+    let rated_on = yiyang::platform::today()
+        .checked_sub_months(chrono::Months::new(2))
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/elders/{id}/assessments/adopt");
+    let ok = json!({"source": "如皋市医疗保障局", "rated_on": rated_on, "source_level": "重度失能二级", "level": 3});
+    for (field, bad) in [
+        ("level", json!(5)),
+        ("source", json!(" ")),
+        ("rated_on", json!("2999-01-01")),
+    ] {
+        let mut b = ok.clone();
+        b[field] = bad;
+        let (s, v, _) = t.call("POST", &path, Some(&c), Some(b)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {v}");
+        assert_eq!(v["errors"][0]["field"], field);
+    }
+    let (s, v, _) = t.call("POST", &path, Some(&c), Some(ok)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["kind"], "ltc_adoption");
+    assert_eq!(v["source"], "如皋市医疗保障局");
+    assert_eq!(v["final_level_name"], "重度失能");
+    assert_eq!(v["reason_label"], "直接采信长护险评定");
+    assert_eq!(v["current"], true);
+    assert_eq!(v["assessors"], json!([]));
+    assert!(
+        !due_ids().await.contains(&id),
+        "an adopted rating counts as a valid assessment"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.adopt_ltc'")
+            .await,
+        1
+    );
+    // A worker cannot adopt.
+    t.add_user("wk", &["worker"], "320682000000", all_scopes())
+        .await;
+    let w = t.login("wk").await;
+    let (s, _, _) = t
+        .call("POST", &path, Some(&w), Some(json!({"source": "医保局", "rated_on": "2026-01-01", "source_level": "一级", "level": 1})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
