@@ -93,24 +93,8 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
     else {
         return Ok(None);
     };
-    let created: i64 = r.get(2);
-    let last_seen: i64 = r.get(3);
-    let now = now_secs();
-    let cfg = &app.config;
-    if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
-        sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
-            .bind(&th)
-            .execute(&mut *app.db.writer().await?)
-            .await?;
+    if keep_alive(app, &th, r.get(2), r.get(3)).await?.is_none() {
         return Ok(None);
-    }
-    // Touch at most once a minute: keeps the idle clock right without a write per request.
-    if now - last_seen >= 60 {
-        sqlx::query("UPDATE user_session SET last_seen = $1 WHERE token_hash = $2")
-            .bind(now)
-            .bind(&th)
-            .execute(&mut *app.db.writer().await?)
-            .await?;
     }
     Ok(Some(SessionRow {
         token_hash: th,
@@ -120,37 +104,80 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
     }))
 }
 
+/// An account's columns as [`actor_of`] reads them (table alias `u`).
+const ACTOR_COLS: &str = "u.id, u.username, u.display_name, u.roles, u.region_code, u.scope_edit, \
+    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled";
+
+/// The actor from [`ACTOR_COLS`] starting at column `at`; `None` for a disabled account.
+fn actor_of(
+    r: &sqlx::any::AnyRow,
+    at: usize,
+    token_hash: String,
+) -> Result<Option<Actor>, ApiError> {
+    if r.get::<i64, _>(at + 9) != 0 {
+        return Ok(None);
+    }
+    let region = RegionCode::parse(&r.get::<String, _>(at + 4))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("bad user region: {e}")))?;
+    Ok(Some(Actor {
+        user_id: r.get(at),
+        username: r.get(at + 1),
+        display_name: r.get(at + 2),
+        roles: parse_roles(&r.get::<String, _>(at + 3)),
+        region,
+        scopes: Scopes {
+            edit: r.get::<i64, _>(at + 5) != 0,
+            aggregates: r.get::<i64, _>(at + 6) != 0,
+            individuals: r.get::<i64, _>(at + 7) != 0,
+        },
+        totp_enabled: r.get::<i64, _>(at + 8) != 0,
+        token_hash,
+    }))
+}
+
+/// Enforce the idle and absolute timeouts of a session (an expired row is deleted: `None`) and
+/// touch it at most once a minute, which keeps the idle clock right without a write per request.
+/// Returns the session's `last_seen` as it now stands.
+async fn keep_alive(
+    app: &AppState,
+    token_hash: &str,
+    created: i64,
+    last_seen: i64,
+) -> Result<Option<i64>, ApiError> {
+    let now = now_secs();
+    let cfg = &app.config;
+    if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
+        sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *app.db.writer().await?)
+            .await?;
+        return Ok(None);
+    }
+    if now - last_seen >= 60 {
+        sqlx::query("UPDATE user_session SET last_seen = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&mut *app.db.writer().await?)
+            .await?;
+        return Ok(Some(now));
+    }
+    Ok(Some(last_seen))
+}
+
 pub async fn load_actor(
     app: &AppState,
     user_id: &str,
     token_hash: String,
 ) -> Result<Option<Actor>, ApiError> {
-    let Some(u) = sqlx::query("SELECT id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, totp_enabled, disabled FROM app_user WHERE id = $1")
+    let sql = format!("SELECT {ACTOR_COLS} FROM app_user u WHERE u.id = $1");
+    match sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id)
         .fetch_optional(&app.db.pool)
         .await?
-    else {
-        return Ok(None);
-    };
-    if u.get::<i64, _>(9) != 0 {
-        return Ok(None);
+    {
+        Some(u) => actor_of(&u, 0, token_hash),
+        None => Ok(None),
     }
-    let region = RegionCode::parse(&u.get::<String, _>(4))
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("bad user region: {e}")))?;
-    Ok(Some(Actor {
-        user_id: u.get(0),
-        username: u.get(1),
-        display_name: u.get(2),
-        roles: parse_roles(&u.get::<String, _>(3)),
-        region,
-        scopes: Scopes {
-            edit: u.get::<i64, _>(5) != 0,
-            aggregates: u.get::<i64, _>(6) != 0,
-            individuals: u.get::<i64, _>(7) != 0,
-        },
-        totp_enabled: u.get::<i64, _>(8) != 0,
-        token_hash,
-    }))
 }
 
 /// Sessions verified against the database in the last [`CACHE_SECS`] seconds. Every API call needs
@@ -223,53 +250,26 @@ pub async fn active_actor(app: &AppState, token: &str) -> Result<Option<Actor>, 
     ) {
         return Ok(Some(a));
     }
-    let Some(r) = sqlx::query(
-        "SELECT s.stage, s.created_at, s.last_seen, u.id, u.username, u.display_name, u.roles, u.region_code, \
-         u.scope_edit, u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled \
-         FROM user_session s JOIN app_user u ON u.id = s.user_id WHERE s.token_hash = $1",
-    )
-    .bind(&th)
-    .fetch_optional(&app.db.pool)
-    .await?
+    let sql = format!(
+        "SELECT s.stage, s.created_at, s.last_seen, {ACTOR_COLS} \
+         FROM user_session s JOIN app_user u ON u.id = s.user_id WHERE s.token_hash = $1"
+    );
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&th)
+        .fetch_optional(&app.db.pool)
+        .await?
     else {
         return Ok(None);
     };
     let created: i64 = r.get(1);
-    let mut last_seen: i64 = r.get(2);
-    let now = now_secs();
-    if now - last_seen > cfg.idle_timeout_secs || now - created > cfg.absolute_timeout_secs {
-        sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
-            .bind(&th)
-            .execute(&mut *app.db.writer().await?)
-            .await?;
+    let Some(last_seen) = keep_alive(app, &th, created, r.get(2)).await? else {
+        return Ok(None);
+    };
+    if r.get::<String, _>(0) != "active" {
         return Ok(None);
     }
-    if r.get::<String, _>(0) != "active" || r.get::<i64, _>(12) != 0 {
+    let Some(actor) = actor_of(&r, 3, th)? else {
         return Ok(None);
-    }
-    if now - last_seen >= 60 {
-        sqlx::query("UPDATE user_session SET last_seen = $1 WHERE token_hash = $2")
-            .bind(now)
-            .bind(&th)
-            .execute(&mut *app.db.writer().await?)
-            .await?;
-        last_seen = now;
-    }
-    let region = RegionCode::parse(&r.get::<String, _>(7))
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("bad user region: {e}")))?;
-    let actor = Actor {
-        user_id: r.get(3),
-        username: r.get(4),
-        display_name: r.get(5),
-        roles: parse_roles(&r.get::<String, _>(6)),
-        region,
-        scopes: Scopes {
-            edit: r.get::<i64, _>(8) != 0,
-            aggregates: r.get::<i64, _>(9) != 0,
-            individuals: r.get::<i64, _>(10) != 0,
-        },
-        totp_enabled: r.get::<i64, _>(11) != 0,
-        token_hash: th,
     };
     app.sessions.put(&actor, created, last_seen);
     Ok(Some(actor))
