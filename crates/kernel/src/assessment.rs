@@ -536,6 +536,20 @@ pub enum InputError {
     ComaLevel,
 }
 
+impl InputError {
+    /// The input field at fault, as a path in the request (`items.B2.4`, `risk_events_30d.fall`).
+    pub fn field(&self) -> String {
+        match self {
+            InputError::UnknownItem(code)
+            | InputError::MissingItem { code, .. }
+            | InputError::ScoreNotAllowed { code, .. }
+            | InputError::OptionMismatch { code, .. } => format!("items.{code}"),
+            InputError::RiskCount(t) => format!("risk_events_30d.{t}"),
+            InputError::ComaLevel => "config".into(),
+        }
+    }
+}
+
 /// Score one assessment.
 pub fn assess(input: &Input, cfg: &Config) -> Result<Outcome, InputError> {
     if !(3..=4).contains(&cfg.coma_level) {

@@ -79,17 +79,8 @@ pub async fn score(
         psychiatric_dx_by_specialist: r.psychiatric_dx_by_specialist,
         risk_events_30d: r.risk_events_30d,
     };
-    let o = assessment::assess(&input, &Config::default()).map_err(|e| {
-        let field = match &e {
-            assessment::InputError::UnknownItem(c) => format!("items.{c}"),
-            assessment::InputError::MissingItem { code, .. }
-            | assessment::InputError::ScoreNotAllowed { code, .. }
-            | assessment::InputError::OptionMismatch { code, .. } => format!("items.{code}"),
-            assessment::InputError::RiskCount(t) => format!("risk_events_30d.{t}"),
-            assessment::InputError::ComaLevel => "config".into(),
-        };
-        ApiError::invalid(&field, e.to_string())
-    })?;
+    let o = assessment::assess(&input, &Config::default())
+        .map_err(|e| ApiError::invalid(&e.field(), e.to_string()))?;
     Ok(Json(ScoreResp {
         standard: o.standard.into(),
         domain_scores: o.domain_scores,

@@ -113,6 +113,40 @@ async fn elder_region(tx: &mut Tx<'_>, scope: &Scope, elder_id: &str) -> ApiResu
     .ok_or_else(|| ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内"))
 }
 
+fn valid_until(on: NaiveDate) -> NaiveDate {
+    on.checked_add_months(chrono::Months::new(VALIDITY_MONTHS))
+        .unwrap_or(on)
+}
+
+/// A correction must name an earlier record of the same elder.
+async fn check_corrects(tx: &mut Tx<'_>, elder_id: &str, corrects: Option<&str>) -> ApiResult<()> {
+    let Some(c) = corrects else { return Ok(()) };
+    sqlx::query("SELECT 1 FROM assessment WHERE id = $1 AND elder_id = $2")
+        .bind(c)
+        .bind(elder_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::invalid("corrects", "要更正的评估记录不存在或不属于该老年人"))
+}
+
+/// A record just written, as the list shows it (with its current/expired marks).
+async fn stored(
+    db: &Db,
+    scope: &Scope,
+    elder_id: &str,
+    id: &str,
+    today: NaiveDate,
+) -> ApiResult<AssessmentRecord> {
+    list(db, scope, elder_id, today)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("assessment {id} not found after insert"))
+        })
+}
+
 /// Validate, score and store one assessment of an elder in scope; audited in the same transaction.
 pub async fn record(
     db: &Db,
@@ -143,35 +177,12 @@ pub async fn record(
         return Err(ApiError::invalid("assessors", "请填写两名不同的评估员"));
     }
     let cfg = Config::default();
-    let outcome = assessment::assess(&a.input, &cfg).map_err(|e| {
-        let field = match &e {
-            assessment::InputError::UnknownItem(c) => format!("input.items.{c}"),
-            assessment::InputError::MissingItem { code, .. }
-            | assessment::InputError::ScoreNotAllowed { code, .. }
-            | assessment::InputError::OptionMismatch { code, .. } => format!("input.items.{code}"),
-            assessment::InputError::RiskCount(t) => format!("input.risk_events_30d.{t}"),
-            assessment::InputError::ComaLevel => "config".into(),
-        };
-        ApiError::invalid(&field, e.to_string())
-    })?;
-    let valid_until = on
-        .checked_add_months(chrono::Months::new(VALIDITY_MONTHS))
-        .unwrap_or(on);
+    let outcome = assessment::assess(&a.input, &cfg)
+        .map_err(|e| ApiError::invalid(&format!("input.{}", e.field()), e.to_string()))?;
+    let valid_until = valid_until(on);
     let mut tx = db.begin().await?;
     let region = elder_region(&mut tx, scope, elder_id).await?;
-    if let Some(c) = &a.corrects {
-        let same = sqlx::query("SELECT 1 FROM assessment WHERE id = $1 AND elder_id = $2")
-            .bind(c)
-            .bind(elder_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if same.is_none() {
-            return Err(ApiError::invalid(
-                "corrects",
-                "要更正的评估记录不存在或不属于该老年人",
-            ));
-        }
-    }
+    check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = crate::platform::now_rfc3339();
     let result = serde_json::to_string(&outcome).unwrap_or_default();
@@ -216,13 +227,7 @@ pub async fn record(
     )
     .await?;
     tx.commit().await?;
-    list(db, scope, elder_id, today)
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("assessment {id} not found after insert"))
-        })
+    stored(db, scope, elder_id, &id, today).await
 }
 
 /// Every assessment of an elder in scope, newest first; `superseded` marks corrected ones.
@@ -351,15 +356,7 @@ pub async fn due(
     q: &DueReq,
     today: NaiveDate,
 ) -> ApiResult<DuePage> {
-    let (mut lo, mut hi) = (scope.lo.clone(), scope.hi.clone());
-    if let Some(rc) = q.region_code.as_deref().filter(|s| !s.is_empty()) {
-        let code = yiyang_kernel::RegionCode::parse(rc)
-            .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
-        if !scope.covers(&code) {
-            return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
-        }
-        (lo, hi) = code.subtree_range();
-    }
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let age_min = q.age_min.unwrap_or(80);
     if !(0..=150).contains(&age_min) {
         return Err(ApiError::invalid("age_min", "年龄应在 0–150 之间"));
@@ -499,24 +496,10 @@ pub async fn adopt(
     if on > today {
         return Err(ApiError::invalid("rated_on", "评定日期不能晚于今天"));
     }
-    let valid_until = on
-        .checked_add_months(chrono::Months::new(VALIDITY_MONTHS))
-        .unwrap_or(on);
+    let valid_until = valid_until(on);
     let mut tx = db.begin().await?;
     let region = elder_region(&mut tx, scope, elder_id).await?;
-    if let Some(c) = &a.corrects {
-        let same = sqlx::query("SELECT 1 FROM assessment WHERE id = $1 AND elder_id = $2")
-            .bind(c)
-            .bind(elder_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if same.is_none() {
-            return Err(ApiError::invalid(
-                "corrects",
-                "要更正的评估记录不存在或不属于该老年人",
-            ));
-        }
-    }
+    check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let input = serde_json::json!({"source": source, "rated_on": on.to_string(), "source_level": source_level, "level": a.level});
     let result =
@@ -554,11 +537,5 @@ pub async fn adopt(
     )
     .await?;
     tx.commit().await?;
-    list(db, scope, elder_id, today)
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("assessment {id} not found after insert"))
-        })
+    stored(db, scope, elder_id, &id, today).await
 }

@@ -184,6 +184,19 @@ impl Scope {
             root: None,
         }
     }
+    /// The code range of a requested region inside this scope (the whole scope when none is asked);
+    /// a region outside it is refused.
+    pub fn narrow(&self, region_code: Option<&str>) -> Result<(String, String), ApiError> {
+        let Some(rc) = region_code.filter(|s| !s.is_empty()) else {
+            return Ok((self.lo.clone(), self.hi.clone()));
+        };
+        let code =
+            RegionCode::parse(rc).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+        if !self.covers(&code) {
+            return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
+        }
+        Ok(code.subtree_range())
+    }
     pub fn covers(&self, code: &RegionCode) -> bool {
         self.root.as_ref().is_none_or(|r| r.contains(code))
     }

@@ -181,15 +181,7 @@ pub struct Filter {
 }
 
 pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Filter> {
-    let (mut lo, mut hi) = (scope.lo.clone(), scope.hi.clone());
-    if let Some(rc) = q.region_code.as_deref().filter(|s| !s.is_empty()) {
-        let code = yiyang_kernel::RegionCode::parse(rc)
-            .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
-        if !scope.covers(&code) {
-            return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
-        }
-        (lo, hi) = code.subtree_range();
-    }
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let name = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if name.is_some_and(|n| n.chars().count() > 20) {
         return Err(ApiError::invalid("name", "姓名片段不能超过20个字"));
