@@ -62,6 +62,8 @@ export interface ElderSearch {
   living_status?: string
   economic_status?: string
   status?: ElderStatus
+  /** 0–4, or none (no valid assessment). */
+  ability_level?: string
   sort?: 'name' | 'birth_date' | '-birth_date' | 'region'
   page?: number
   page_size?: number
@@ -83,6 +85,10 @@ export interface ElderRow {
   living_status_label?: string | null
   economic_status_label?: string | null
   status_label?: string | null
+  /** Level of the current, still valid assessment (0–4). */
+  ability_level?: number | null
+  ability_level_name?: string | null
+  ability_valid_until?: string | null
 }
 
 export interface ElderStatusEntry {

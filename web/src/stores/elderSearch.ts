@@ -9,6 +9,7 @@ export interface SearchForm {
   living_status: string
   economic_status: string
   status: string
+  ability_level: string
 }
 
 export const emptyForm = (): SearchForm => ({
@@ -18,6 +19,7 @@ export const emptyForm = (): SearchForm => ({
   living_status: '',
   economic_status: '',
   status: '',
+  ability_level: '',
 })
 
 /**
@@ -41,6 +43,7 @@ export const useElderSearch = defineStore('elderSearch', () => {
     if (form.living_status) b.living_status = form.living_status
     if (form.economic_status) b.economic_status = form.economic_status
     if (form.status) b.status = form.status as ElderSearch['status']
+    if (form.ability_level) b.ability_level = form.ability_level
     return b
   }
 

@@ -208,7 +208,7 @@ pub async fn create(
     Ok((axum::http::StatusCode::CREATED, Json(r)))
 }
 
-/// An elder's assessments, newest first (corrected ones marked `superseded`).
+/// An elder's assessments, newest first (corrected ones marked `superseded`). Audited read.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/assessments", tag = "assessment", params(("id" = String, Path)),
     responses((status = 200, body = [super::store::AssessmentRecord]), (status = 404, body = crate::platform::error::Problem)))]
 pub async fn list(
@@ -218,7 +218,15 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<super::store::AssessmentRecord>>> {
     let scope = actor.individuals()?;
     Ok(Json(
-        super::store::list(&app.db, &scope, &id, crate::platform::today()).await?,
+        super::store::view(
+            &app.db,
+            &app.read_audit,
+            &scope,
+            &actor.who(),
+            &id,
+            crate::platform::today(),
+        )
+        .await?,
     ))
 }
 

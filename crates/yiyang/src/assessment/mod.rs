@@ -1,9 +1,13 @@
 //! assessment — ability assessment to GB/T 42195-2022. The scoring rules are pure and live in the
 //! kernel (`yiyang_kernel::assessment`); this module owns the records and the API around them: the
 //! public self-check calculator (no login, stores nothing) and assessment records per elder
-//! (`store.rs`). Validity lists, LTC adoption, imports and the assessors' form come next (issue 3).
+//! (`store.rs`), LTC adoptions, the due list and imports (`import.rs`).
+//!
+//! The level that counts for an elder is kept on the elder row (`ability_*`, migration 9) so that the
+//! registry's search, the due list and later capabilities read it without joining the history.
 
 pub mod http;
+
 pub mod store;
 
 use crate::platform::migrations::Stmt::{self, *};
@@ -25,4 +29,25 @@ pub const MIGRATION: &[Stmt] = &[
 pub const MIGRATION_KIND: &[Stmt] = &[
     Both("ALTER TABLE assessment ADD COLUMN kind TEXT NOT NULL DEFAULT 'assessment'"),
     Both("ALTER TABLE assessment ADD COLUMN source TEXT"),
+];
+
+/// The elder's current assessment, denormalised: the newest record not corrected by a later one
+/// (whether still valid is decided against today's date when read). Kept by `store::set_current`.
+pub const MIGRATION_CURRENT: &[Stmt] = &[
+    Both("ALTER TABLE elder ADD COLUMN ability_assessment_id TEXT"),
+    Both("ALTER TABLE elder ADD COLUMN ability_level BIGINT"),
+    Both("ALTER TABLE elder ADD COLUMN ability_assessed_on TEXT"),
+    Both("ALTER TABLE elder ADD COLUMN ability_valid_until TEXT"),
+    Both(
+        "UPDATE elder SET ability_assessment_id = (SELECT a.id FROM assessment a WHERE a.elder_id = elder.id \
+         AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
+         ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC LIMIT 1) \
+         WHERE EXISTS (SELECT 1 FROM assessment a WHERE a.elder_id = elder.id)",
+    ),
+    Both(
+        "UPDATE elder SET ability_level = (SELECT final_level FROM assessment a WHERE a.id = elder.ability_assessment_id), \
+         ability_assessed_on = (SELECT assessed_on FROM assessment a WHERE a.id = elder.ability_assessment_id), \
+         ability_valid_until = (SELECT valid_until FROM assessment a WHERE a.id = elder.ability_assessment_id) \
+         WHERE ability_assessment_id IS NOT NULL",
+    ),
 ];

@@ -130,6 +130,75 @@ async fn check_corrects(tx: &mut Tx<'_>, elder_id: &str, corrects: Option<&str>)
         .ok_or_else(|| ApiError::invalid("corrects", "要更正的评估记录不存在或不属于该老年人"))
 }
 
+/// The newest record of an elder that no later record corrects, in the order the history lists.
+const CURRENT_SQL: &str = "SELECT a.id, a.final_level, a.assessed_on, a.valid_until FROM assessment a \
+     WHERE a.elder_id = $1 AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
+     ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC LIMIT 1";
+
+/// Copy the elder's current assessment onto the elder row (`ability_*`) and stamp the row's
+/// change number so the registry's search index picks the new level up.
+pub(crate) async fn set_current(tx: &mut Tx<'_>, elder_id: &str) -> Result<(), sqlx::Error> {
+    let cur = sqlx::query(CURRENT_SQL)
+        .bind(elder_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let seq = crate::registry::store::next_change_seq(tx).await?;
+    let (id, level, on, until): (Option<String>, Option<i64>, Option<String>, Option<String>) =
+        match &cur {
+            Some(r) => (
+                Some(r.get(0)),
+                Some(r.get(1)),
+                Some(r.get(2)),
+                Some(r.get(3)),
+            ),
+            None => (None, None, None, None),
+        };
+    sqlx::query(
+        "UPDATE elder SET ability_assessment_id = $1, ability_level = $2, ability_assessed_on = $3, \
+         ability_valid_until = $4, change_seq = $5 WHERE id = $6",
+    )
+    .bind(id)
+    .bind(level)
+    .bind(on)
+    .bind(until)
+    .bind(seq)
+    .bind(elder_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The ability level that counts for an elder today: the current assessment's final level while it
+/// is valid, else none. The public API later capabilities (eligibility, indicators) read.
+pub async fn current_level(
+    db: &Db,
+    elder_id: &str,
+    today: NaiveDate,
+) -> Result<Option<u8>, sqlx::Error> {
+    let r = sqlx::query("SELECT ability_level, ability_valid_until FROM elder WHERE id = $1")
+        .bind(elder_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(r.and_then(|r| {
+        let level: Option<i64> = r.get(0);
+        let until: Option<String> = r.get(1);
+        level_if_valid(level, until.as_deref(), today)
+    }))
+}
+
+/// A stored level counts while its validity date has not passed.
+pub fn level_if_valid(
+    level: Option<i64>,
+    valid_until: Option<&str>,
+    today: NaiveDate,
+) -> Option<u8> {
+    let until = NaiveDate::parse_from_str(valid_until?, "%Y-%m-%d").ok()?;
+    (until >= today)
+        .then_some(level?)
+        .and_then(|l| u8::try_from(l).ok())
+        .filter(|l| *l <= 4)
+}
+
 /// A record just written, as the list shows it (with its current/expired marks).
 async fn stored(
     db: &Db,
@@ -209,6 +278,7 @@ pub async fn record(
     .bind(&now)
     .execute(&mut *tx)
     .await?;
+    set_current(&mut tx, elder_id).await?;
     audit::append(
         &mut tx,
         who,
@@ -230,6 +300,32 @@ pub async fn record(
     stored(db, scope, elder_id, &id, today).await
 }
 
+/// An elder's assessments as a person reads them: health data, so the read is audited
+/// (`assessment.view`) before the answer goes out.
+pub async fn view(
+    db: &Db,
+    read_audit: &audit::ReadAudit,
+    scope: &Scope,
+    who: &Who,
+    elder_id: &str,
+    today: NaiveDate,
+) -> ApiResult<Vec<AssessmentRecord>> {
+    let (region, records) = list_in(db, scope, elder_id, today).await?;
+    read_audit
+        .record(
+            who,
+            Entry {
+                action: "assessment.view",
+                entity: "elder",
+                entity_id: Some(elder_id),
+                region_code: Some(&region),
+                detail: serde_json::json!({"records": records.len()}).to_string(),
+            },
+        )
+        .await?;
+    Ok(records)
+}
+
 /// Every assessment of an elder in scope, newest first; `superseded` marks corrected ones.
 pub async fn list(
     db: &Db,
@@ -237,13 +333,25 @@ pub async fn list(
     elder_id: &str,
     today: NaiveDate,
 ) -> ApiResult<Vec<AssessmentRecord>> {
-    sqlx::query("SELECT 1 FROM elder WHERE id = $1 AND residence_region BETWEEN $2 AND $3")
-        .bind(elder_id)
-        .bind(&scope.lo)
-        .bind(&scope.hi)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内"))?;
+    Ok(list_in(db, scope, elder_id, today).await?.1)
+}
+
+async fn list_in(
+    db: &Db,
+    scope: &Scope,
+    elder_id: &str,
+    today: NaiveDate,
+) -> ApiResult<(String, Vec<AssessmentRecord>)> {
+    let region: String = sqlx::query(
+        "SELECT residence_region FROM elder WHERE id = $1 AND residence_region BETWEEN $2 AND $3",
+    )
+    .bind(elder_id)
+    .bind(&scope.lo)
+    .bind(&scope.hi)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内"))?
+    .get(0);
     let rows = sqlx::query(
         "SELECT a.id, a.elder_id, a.standard, a.reason, a.assessed_on, a.valid_until, a.assessor1, a.assessor2, \
          a.informant, a.corrects, a.input, a.result, a.final_level, a.recorded_by, a.recorded_at, \
@@ -301,7 +409,7 @@ pub async fn list(
     if let Some(c) = out.iter_mut().find(|r| !r.superseded && !r.expired) {
         c.current = true;
     }
-    Ok(out)
+    Ok((region, out))
 }
 
 /// Days before the end of validity from which a reassessment counts as due.
@@ -368,8 +476,9 @@ pub async fn due(
     let soon = (today + chrono::Days::new(DUE_SOON_DAYS)).to_string();
     let today_s = today.to_string();
     // $3 today, $4 the due-soon horizon, $5 the latest birth date of the "missing" group.
-    let missing = "((v.valid_until IS NULL OR v.valid_until < $3) AND e.birth_date <= $5)";
-    let expiring = "(v.valid_until >= $3 AND v.valid_until < $4)";
+    let missing =
+        "((e.ability_valid_until IS NULL OR e.ability_valid_until < $3) AND e.birth_date <= $5)";
+    let expiring = "(e.ability_valid_until >= $3 AND e.ability_valid_until < $4)";
     let cond = match q.status.as_deref().unwrap_or("all") {
         "all" | "" => format!("({missing} OR {expiring})"),
         "missing" => missing.to_string(),
@@ -381,15 +490,10 @@ pub async fn due(
             ));
         }
     };
-    // Each elder's latest assessment that was not corrected (ties: the later record).
+    // The current assessment is kept on the elder row (see `set_current`), so this is one range
+    // scan of the region index.
     let from = format!(
-        "FROM elder e LEFT JOIN (SELECT a.elder_id, a.valid_until, a.assessed_on, a.final_level FROM assessment a \
-         WHERE NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
-         AND NOT EXISTS (SELECT 1 FROM assessment b WHERE b.elder_id = a.elder_id \
-           AND NOT EXISTS (SELECT 1 FROM assessment c2 WHERE c2.corrects = b.id) \
-           AND (b.valid_until > a.valid_until OR (b.valid_until = a.valid_until AND b.id > a.id)))) v \
-         ON v.elder_id = e.id \
-         WHERE e.residence_region BETWEEN $1 AND $2 AND e.status = 'active' AND {cond}"
+        "FROM elder e WHERE e.residence_region BETWEEN $1 AND $2 AND e.status = 'active' AND {cond}"
     );
     let page = q.page.unwrap_or(1).clamp(1, 100_000);
     let size = q.page_size.unwrap_or(20).clamp(1, 200);
@@ -408,8 +512,8 @@ pub async fn due(
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT e.id, e.name, e.sex, e.birth_date, e.citizen_id_masked, e.residence_region, \
-         v.valid_until, v.assessed_on, v.final_level {from} \
-         ORDER BY CASE WHEN v.valid_until IS NULL OR v.valid_until < $3 THEN 0 ELSE 1 END, \
+         e.ability_valid_until, e.ability_assessed_on, e.ability_level {from} \
+         ORDER BY CASE WHEN e.ability_valid_until IS NULL OR e.ability_valid_until < $3 THEN 0 ELSE 1 END, \
          e.residence_region, e.birth_date, e.id LIMIT $6 OFFSET $7"
     )))
     .bind(&lo)
@@ -523,6 +627,7 @@ pub async fn adopt(
     .bind(source)
     .execute(&mut *tx)
     .await?;
+    set_current(&mut tx, elder_id).await?;
     audit::append(
         &mut tx,
         who,

@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "assessment_kind",
         stmts: crate::assessment::MIGRATION_KIND,
     },
+    Migration {
+        version: 9,
+        name: "assessment_current",
+        stmts: crate::assessment::MIGRATION_CURRENT,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

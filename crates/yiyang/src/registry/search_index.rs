@@ -18,8 +18,11 @@ use std::collections::HashMap;
 /// Changed rows kept beside the base; beyond this the base is rebuilt from the database.
 const OVERLAY_MAX: usize = 5_000;
 
-const COLS: &str =
-    "id, name, birth_date, residence_region, living_status, economic_status, status, change_seq";
+const COLS: &str = "id, name, birth_date, residence_region, living_status, economic_status, status, change_seq, \
+     ability_level, ability_valid_until";
+
+/// `level` of a person without any assessment.
+const NO_ASSESSMENT: u8 = u8::MAX;
 
 /// What a search asks for, already validated and in the index's terms (see `store::Filter`).
 #[derive(Debug, Clone)]
@@ -34,6 +37,10 @@ pub struct Query {
     pub living: Option<u8>,
     pub economic: Option<u8>,
     pub status: Option<u8>,
+    /// 0–4: that level from a valid assessment; `store::NO_LEVEL`: no valid assessment.
+    pub ability_level: Option<u8>,
+    /// Today as yyyymmdd, for validity.
+    pub today: u32,
     pub sort: Sort,
     pub offset: usize,
     pub limit: usize,
@@ -69,6 +76,9 @@ struct Entry {
     living: u8,
     economic: u8,
     status: u8,
+    /// The current assessment's level (or [`NO_ASSESSMENT`]) and last valid day (yyyymmdd, 0 if none).
+    level: u8,
+    valid: u32,
 }
 
 /// Base arrays, one slot per person, sorted by (region, birth, id) so a region subtree is one slice.
@@ -85,6 +95,8 @@ struct Base {
     living: Vec<u8>,
     economic: Vec<u8>,
     status: Vec<u8>,
+    level: Vec<u8>,
+    valid: Vec<u32>,
     /// Superseded by an overlay entry.
     dead: Vec<bool>,
     /// Character → slots whose name contains it (ascending), to start a name search from the
@@ -157,6 +169,8 @@ fn entry_of(r: &sqlx::any::AnyRow) -> Result<(Entry, i64), sqlx::Error> {
     let living: Option<String> = r.get(4);
     let economic: Option<String> = r.get(5);
     let status: String = r.get(6);
+    let level: Option<i64> = r.get(8);
+    let valid: Option<String> = r.get(9);
     Ok((
         Entry {
             id: uuid::Uuid::parse_str(&id).map_err(|_| bad("id"))?.as_u128(),
@@ -166,6 +180,10 @@ fn entry_of(r: &sqlx::any::AnyRow) -> Result<(Entry, i64), sqlx::Error> {
             living: code(LIVING_STATUS, living.as_deref()),
             economic: code(ECONOMIC_STATUS, economic.as_deref()),
             status: code(ELDER_STATUS, Some(&status)),
+            level: level
+                .and_then(|l| u8::try_from(l).ok())
+                .unwrap_or(NO_ASSESSMENT),
+            valid: valid.as_deref().and_then(date_num).unwrap_or(0),
         },
         r.get(7),
     ))
@@ -190,6 +208,8 @@ impl Base {
             living: Vec::with_capacity(n),
             economic: Vec::with_capacity(n),
             status: Vec::with_capacity(n),
+            level: Vec::with_capacity(n),
+            valid: Vec::with_capacity(n),
             dead: vec![false; n],
             postings: HashMap::new(),
             living_post: vec![vec![]; LIVING_STATUS.len() + 1],
@@ -213,6 +233,8 @@ impl Base {
             b.living.push(e.living);
             b.economic.push(e.economic);
             b.status.push(e.status);
+            b.level.push(e.level);
+            b.valid.push(e.valid);
             let mut seen: Vec<char> = Vec::with_capacity(4);
             for c in e.name.chars().map(|c| c.to_ascii_lowercase()) {
                 if !seen.contains(&c) {
@@ -300,6 +322,17 @@ impl Index {
         let b = &self.base;
         let needle = q.name.as_deref().map(str::as_bytes);
         let fold = needle.is_some_and(|n| n.iter().any(u8::is_ascii_alphabetic));
+        let level_fits = |level: u8, valid: u32| match q.ability_level {
+            None => true,
+            Some(want) => {
+                let has = level <= 4 && valid >= q.today;
+                if want <= 4 {
+                    has && level == want
+                } else {
+                    !has
+                }
+            }
+        };
         let fits = |birth: u32, living: u8, economic: u8, status: u8, name: &[u8]| {
             q.birth_min.is_none_or(|m| birth >= m)
                 && q.birth_max.is_none_or(|m| birth <= m)
@@ -310,6 +343,7 @@ impl Index {
         };
         let base_fits = |i: usize| {
             !b.dead[i]
+                && level_fits(b.level[i], b.valid[i])
                 && fits(
                     b.birth[i],
                     b.living[i],
@@ -359,6 +393,7 @@ impl Index {
             .filter(|(_, e)| {
                 e.region >= q.lo
                     && e.region <= q.hi
+                    && level_fits(e.level, e.valid)
                     && fits(e.birth, e.living, e.economic, e.status, e.name.as_bytes())
             })
             .map(|(i, _)| Hit::Over(i as u32))
@@ -624,6 +659,8 @@ mod tests {
             living: 0,
             economic: 0,
             status: 1,
+            level: NO_ASSESSMENT,
+            valid: 0,
         }
     }
 
@@ -637,6 +674,8 @@ mod tests {
             living: None,
             economic: None,
             status: None,
+            ability_level: None,
+            today: 20261123,
             sort,
             offset: 0,
             limit: 10,

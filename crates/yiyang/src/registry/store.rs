@@ -34,6 +34,8 @@ pub struct SearchReq {
     pub economic_status: Option<String>,
     /// active / deceased / moved_out
     pub status: Option<String>,
+    /// 能力等级：0–4（能力完好…完全失能，按当前有效评估），none = 无有效评估
+    pub ability_level: Option<String>,
     /// name, birth_date, -birth_date, region
     pub sort: Option<String>,
     pub page: Option<i64>,
@@ -56,6 +58,11 @@ pub struct ElderRow {
     pub economic_status_label: Option<String>,
     pub status: String,
     pub status_label: String,
+    /// Ability level of the current, still valid assessment (0–4); none when there is none.
+    pub ability_level: Option<u8>,
+    pub ability_level_name: Option<String>,
+    /// When the current assessment (valid or not) runs or ran out.
+    pub ability_valid_until: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -99,7 +106,10 @@ pub struct Elder {
     pub version: i64,
 }
 
-const ROW_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status";
+const ROW_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, \
+    ability_level, ability_valid_until";
+/// Where `row_of` finds the two ability columns in each select.
+const ROW_ABILITY_AT: usize = 9;
 
 /// A result row from either driver: sqlx (both engines) or rusqlite (SQLite's point-read path,
 /// see `Db::sqlite_read`), so one mapping serves both.
@@ -140,7 +150,13 @@ impl Cols for rusqlite::Row<'_> {
     }
 }
 
-fn row_of(r: &impl Cols, today: NaiveDate, regions: &RegionIndex) -> ElderRow {
+fn row_of(r: &impl Cols, today: NaiveDate, regions: &RegionIndex, ability_at: usize) -> ElderRow {
+    let valid_until = r.opt_text(ability_at + 1);
+    let level = crate::assessment::store::level_if_valid(
+        r.opt_int(ability_at),
+        valid_until.as_deref(),
+        today,
+    );
     let birth = r.text(3);
     let bd = NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(today);
     let res = r.text(5);
@@ -162,6 +178,10 @@ fn row_of(r: &impl Cols, today: NaiveDate, regions: &RegionIndex) -> ElderRow {
         economic_status: es,
         status_label: model::label_of(ELDER_STATUS, &st),
         status: st,
+        ability_level: level,
+        ability_level_name: level
+            .map(|l| yiyang_kernel::assessment::LEVEL_NAMES[l as usize].to_string()),
+        ability_valid_until: valid_until,
     }
 }
 
@@ -178,7 +198,14 @@ pub struct Filter {
     pub living_status: Option<&'static str>,
     pub economic_status: Option<&'static str>,
     pub status: Option<&'static str>,
+    /// Some(0..=4) a current valid level; Some(NO_LEVEL) no valid assessment.
+    pub ability_level: Option<u8>,
+    /// Today's date, against which validity is judged.
+    pub today: String,
 }
+
+/// `ability_level=none`: no valid assessment.
+pub const NO_LEVEL: u8 = 5;
 
 pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Filter> {
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
@@ -234,6 +261,17 @@ pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Fi
             "经济状况",
         )?,
         status: pick(&q.status, ELDER_STATUS, "status", "状态")?,
+        ability_level: match q.ability_level.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("none") => Some(NO_LEVEL),
+            Some(v) => Some(v.parse::<u8>().ok().filter(|l| *l <= 4).ok_or_else(|| {
+                ApiError::invalid(
+                    "ability_level",
+                    format!("能力等级“{v}”无效，应为 0–4 或 none（无有效评估）"),
+                )
+            })?),
+        },
+        today: today.to_string(),
     })
 }
 
@@ -251,7 +289,8 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
     let unindexed = f.name.is_some()
         || f.living_status.is_some()
         || f.economic_status.is_some()
-        || f.status.is_some();
+        || f.status.is_some()
+        || f.ability_level.is_some();
     let col = if wide && unindexed && db.backend == crate::platform::db::Backend::Sqlite {
         "+residence_region"
     } else {
@@ -286,6 +325,22 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
     }
     if let Some(v) = f.status {
         push("status =", v.into());
+    }
+    match f.ability_level {
+        None => {}
+        Some(NO_LEVEL) => {
+            binds.push(f.today.clone());
+            sql.push_str(&format!(
+                " AND (ability_valid_until IS NULL OR ability_valid_until < ${})",
+                binds.len()
+            ));
+        }
+        Some(l) => {
+            push("ability_valid_until >=", f.today.clone());
+            // A literal: the level is a validated small number, and a text bind would not compare
+            // with the BIGINT column on PostgreSQL.
+            sql.push_str(&format!(" AND ability_level = {l}"));
+        }
     }
     (sql, binds)
 }
@@ -332,6 +387,8 @@ pub async fn search(
         living: f.living_status.map(search_index::living_code),
         economic: f.economic_status.map(search_index::economic_code),
         status: f.status.map(search_index::status_code),
+        ability_level: f.ability_level,
+        today: search_index::date_num(&f.today).unwrap_or(0),
         sort,
         offset: ((page - 1) * size) as usize,
         limit: size as usize,
@@ -355,7 +412,7 @@ pub async fn search(
             let mut rows = st.query(rusqlite::params_from_iter(params))?;
             let mut out = vec![];
             while let Some(r) = rows.next()? {
-                out.push(row_of(r, today, regions));
+                out.push(row_of(r, today, regions, ROW_ABILITY_AT));
             }
             Ok(out)
         });
@@ -369,7 +426,9 @@ pub async fn search(
                     lq = lq.bind(id.clone());
                 }
                 let rows = lq.fetch_all(&db.pool).await?;
-                rows.iter().map(|r| row_of(r, today, regions)).collect()
+                rows.iter()
+                    .map(|r| row_of(r, today, regions, ROW_ABILITY_AT))
+                    .collect()
             }
         };
         let mut by_id: HashMap<String, ElderRow> =
@@ -437,7 +496,7 @@ pub async fn search_sql(
 
 const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, \
     hukou_region, address, phone_masked, lon, lat, family_planning_special, disability_grade, entitled_veteran_family, \
-    death_date, moved_out_date, status_source, status_since, created_at, updated_at, version";
+    death_date, moved_out_date, status_source, status_since, created_at, updated_at, version, ability_level, ability_valid_until";
 
 /// One status change row: kind, new value, source, since.
 type ChangeRow = (String, Option<String>, String, String);
@@ -508,7 +567,7 @@ fn elder_of(
     regions: &RegionIndex,
     today: NaiveDate,
 ) -> Elder {
-    let row = row_of(r, today, regions);
+    let row = row_of(r, today, regions, 24);
     let hukou = r.opt_text(9);
     let fps = r.opt_text(14);
     let source = r.text(19);

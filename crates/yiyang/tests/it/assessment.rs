@@ -264,6 +264,50 @@ async fn db_assessment_record_correct_and_scope() {
         t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('assessment.create', 'assessment.correct')").await,
         3
     );
+    // Health data: every read of the history is audited (two by pg, one by wk; not the refused one
+    // outside the scope).
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.view'")
+            .await,
+        3
+    );
+    // The level that counts is on the elder's search row, and the registry search filters by it.
+    let find = |q: Value| {
+        let t = &t;
+        let c = c.clone();
+        async move {
+            let (s, v, _) = t
+                .call("POST", "/api/v1/elders/search", Some(&c), Some(q))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let v = find(json!({"region_code": "320682104000", "ability_level": "0"})).await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["id"], id.as_str());
+    assert_eq!(v["items"][0]["ability_level_name"], "能力完好");
+    let v = find(json!({"region_code": "320682104000", "ability_level": "none"})).await;
+    let all = find(json!({"region_code": "320682104000"})).await;
+    assert_eq!(
+        v["total"].as_i64().unwrap(),
+        all["total"].as_i64().unwrap() - 1
+    );
+    let v = find(json!({"ability_level": "1"})).await;
+    assert_eq!(
+        v["total"], 0,
+        "the corrected and expired records do not count"
+    );
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"ability_level": "9"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["errors"][0]["field"], "ability_level");
     assert!(yiyang::audit::verify(&t.state.db).await.unwrap().ok);
 }
 

@@ -140,6 +140,10 @@ async fn db_search_index_equals_sql() {
         json!({"sort": "-birth_date", "page": 4, "page_size": 100}),
         json!({"sort": "birth_date", "status": "active", "page": 2}),
         json!({"sort": "name", "age_min": 60, "page": 7}),
+        // The current assessment's level, valid today; none = no valid assessment.
+        json!({"ability_level": "2"}),
+        json!({"ability_level": "4", "sort": "name"}),
+        json!({"ability_level": "none", "age_min": 80, "sort": "-birth_date", "page": 2}),
     ];
     let check = |round: &'static str| {
         let t = &t;
@@ -205,6 +209,68 @@ async fn db_search_index_equals_sql() {
         assert_eq!(s, axum::http::StatusCode::OK, "{v}");
     }
     check("after edits").await;
+    // Assessments: levels 0–4 spread over people, some recorded too long ago to be valid; a
+    // correction replaces an earlier record's level.
+    let (_, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"page_size": 200, "sort": "name"})),
+        )
+        .await;
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "测试".into(),
+    };
+    let record = |elder: String, total: u8, on: String, corrects: Option<String>| {
+        let t = &t;
+        let (who, scope) = (who.clone(), scopes[0].clone());
+        async move {
+            let mut items = std::collections::BTreeMap::new();
+            let mut excess = 90 - total;
+            for def in yiyang_kernel::assessment::ITEMS.iter().rev() {
+                let cut = excess.min(def.max());
+                items.insert(def.code.to_string(), def.max() - cut);
+                excess -= cut;
+            }
+            let a: yiyang::assessment::store::NewAssessment = serde_json::from_value(json!({
+                "reason": "first", "assessed_on": on, "assessors": ["甲", "乙"],
+                "corrects": corrects, "input": {"items": items}}))
+            .unwrap();
+            yiyang::assessment::store::record(&t.state.db, &scope, &who, &elder, a, today)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let people = v["items"].as_array().unwrap();
+    let mut first = String::new();
+    for (n, e) in people.iter().enumerate() {
+        let on = if n % 7 == 0 {
+            "2023-05-01".to_string()
+        } else {
+            today.to_string()
+        };
+        let id = record(
+            e["id"].as_str().unwrap().into(),
+            [90u8, 75, 55, 30, 5][n % 5],
+            on,
+            None,
+        )
+        .await;
+        if n == 1 {
+            first = id;
+        }
+    }
+    record(
+        people[1]["id"].as_str().unwrap().into(),
+        30,
+        today.to_string(),
+        Some(first),
+    )
+    .await;
+    check("after assessments").await;
     // A bulk write of new people, more than the overlay holds, so the base is rebuilt.
     let villages = yiyang::demo::ensure_regions(&t.state.db).await.unwrap();
     let first: std::collections::HashSet<String> =

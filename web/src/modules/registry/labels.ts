@@ -29,6 +29,16 @@ export const ELDER_STATUS: Option[] = [
   { value: 'moved_out', label: '已迁出' },
 ]
 
+/** Search filter by the current assessment's level; none = no valid assessment. */
+export const ABILITY_LEVEL: Option[] = [
+  { value: '0', label: '能力完好' },
+  { value: '1', label: '轻度失能' },
+  { value: '2', label: '中度失能' },
+  { value: '3', label: '重度失能' },
+  { value: '4', label: '完全失能' },
+  { value: 'none', label: '无有效评估' },
+]
+
 export const STATUS_KIND: Record<string, string> = {
   living_status: '居住状况',
   economic_status: '经济状况',
