@@ -4,7 +4,9 @@
 // Drives the Debian chromium (/usr/bin/chromium) through playwright-core: fill the public self-check
 // (no login) and read its level, log in, bulk-import a CSV
 // (dry run, error report download, real import), search the registry, reveal a citizen ID with a
-// reason, then log in as the audit administrator and find the elder.reveal entry.
+// reason, adopt an LTC-insurance rating; as an assessor open the due list, fill the form (live
+// score) and check the printed report; then log in as the audit administrator and find the
+// elder.reveal entry.
 //
 // Environment:
 //   BASE_URL        server root (default http://127.0.0.1:8080)
@@ -14,6 +16,7 @@
 //   SEARCH_NAME     name fragment that matches at least one imported elder
 //   AUDIT_USERNAME  audit administrator (needs audit.read)
 //   AUDIT_PASSWORD
+//   ASSESSOR_USERNAME, ASSESSOR_PASSWORD   an assessor (评估员) of the county
 //   TOTP_SECRET, AUDIT_TOTP_SECRET  optional base32 secrets, only needed if those accounts already use TOTP
 //   CHROMIUM        optional path of the browser (default /usr/bin/chromium)
 //
@@ -35,6 +38,8 @@ const USERNAME = env('USERNAME')
 const PASSWORD = env('PASSWORD')
 const IMPORT_FILE = env('IMPORT_FILE')
 const SEARCH_NAME = env('SEARCH_NAME')
+const ASSESSOR_USERNAME = env('ASSESSOR_USERNAME')
+const ASSESSOR_PASSWORD = env('ASSESSOR_PASSWORD')
 const AUDIT_USERNAME = env('AUDIT_USERNAME')
 const AUDIT_PASSWORD = env('AUDIT_PASSWORD')
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium')
@@ -44,7 +49,7 @@ const REVEAL_REASON = '核实补贴发放信息'
 const SHOTS = join(HERE, 'screenshots')
 mkdirSync(SHOTS, { recursive: true })
 
-const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'SEARCH_NAME', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
+const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'SEARCH_NAME', 'ASSESSOR_USERNAME', 'ASSESSOR_PASSWORD', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
 if (missing.length) {
   console.log(`# missing environment: ${missing.join(', ')}`)
   process.stdout.write('0 passed, 1 failed\n', () => process.exit(1))
@@ -358,6 +363,59 @@ try {
     await row.waitFor()
     assert((await row.innerText()).includes('当前有效'), 'the adopted rating is not marked current')
   }, { screenshot: 'ltc-adopted' })
+
+  await step('log out', logout, { screenshot: null })
+
+  await step(`log in as ${ASSESSOR_USERNAME} (评估员)`, () => login(ASSESSOR_USERNAME, ASSESSOR_PASSWORD, env('ASSESSOR_TOTP_SECRET')), { screenshot: null })
+
+  await step('评估任务 lists the 80+ who are overdue for assessment', async () => {
+    await menu('评估任务').click()
+    await page.waitForURL(/\/assessments\/due$/)
+    const rows = page.locator('.due-table .el-table__body tr.el-table__row')
+    await rows.first().waitFor()
+    const first = await rows.first().innerText()
+    assert(/从未评估|已过期/.test(first), `first row is not overdue: ${first.replace(/\d{6,}/g, '#').slice(0, 60)}`)
+    const age = Number(first.split(/\s+/).find((c) => /^\d{2,3}$/.test(c)))
+    assert(age >= 80, `first overdue person is ${age}, expected 80+`)
+  }, { screenshot: 'due-list' })
+
+  await step('an assessor fills the whole form; the live score shows the levels', async () => {
+    await page.locator('.due-table .el-table__body tr.el-table__row').first().getByRole('button', { name: '去评估' }).click()
+    await page.waitForURL(/\/elders\/[^/]+\/assess$/)
+    const items = page.locator('.item[id^="q-"]')
+    await items.first().waitFor()
+    const n = await items.count()
+    assert(n === 26, `expected 26 items, found ${n}`)
+    await page.getByLabel('评估员一').fill('赵评估')
+    await page.getByLabel('评估员二').fill('钱评估')
+    for (let i = 0; i < n; i++) await items.nth(i).locator('.opt').first().click()
+    // 平地行走 with a little support (2 of 4): total 88, 轻度失能; confirmed dementia (R2) makes it 中度失能.
+    await page.locator('[id="q-B2.3"] .opt').nth(2).click()
+    await page.locator('.el-form-item', { hasText: '确诊痴呆' }).locator('.el-switch').click()
+    const live = page.getByTestId('live-score')
+    await live.getByTestId('final-level').filter({ hasText: '中度失能' }).waitFor()
+    const text = await live.innerText()
+    assert(text.includes('总分 88/90'), `live bar: ${text.replace(/\s+/g, ' ').slice(0, 120)}`)
+    assert(text.includes('初步等级 轻度失能'), 'the initial level is not shown live')
+    await shot('assess-form-live')
+  }, { screenshot: null })
+
+  await step('保存 shows the printable report (Appendix C) with the right levels', async () => {
+    await button('保存并生成报告').click()
+    await page.waitForURL(/\/elders\/[^/]+\/assessments\/[^/]+$/)
+    const report = page.getByTestId('report')
+    await report.waitFor()
+    assert((await page.getByTestId('total').innerText()).trim() === '88', 'report total is not 88')
+    assert((await page.getByTestId('initial-level').innerText()).trim() === '轻度失能', 'report initial level')
+    assert((await page.getByTestId('report-final-level').innerText()).trim() === '中度失能', 'report final level')
+    const text = await report.innerText()
+    assert(text.includes('赵评估') && text.includes('钱评估'), 'both assessors are not on the report')
+    assert(text.includes('确诊痴呆') || text.includes('R2'), 'the change rule is not named')
+    assert(!/\d{17}[\dX]/.test(text), 'report shows a full citizen ID')
+    await page.emulateMedia({ media: 'print' })
+    await shot('assess-report-print')
+    await page.emulateMedia({ media: 'screen' })
+  }, { screenshot: 'assess-report' })
 
   await step('log out', logout, { screenshot: null })
 

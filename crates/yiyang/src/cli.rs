@@ -460,7 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Demo accounts with random passwords, printed once and kept in a 0600 file beside the database.
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 5] = [
+    let accounts: [(&str, &str, &str, &str, &str); 6] = [
         (
             "officer",
             "县民政局 李科长",
@@ -474,6 +474,13 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             "worker",
             "320682002000",
             "edit,aggregates,individuals",
+        ),
+        (
+            "assessor",
+            "评估机构 赵评估",
+            "assessor",
+            crate::demo::COUNTY,
+            "individuals",
         ),
         (
             "auditor",

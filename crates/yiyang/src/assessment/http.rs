@@ -18,6 +18,10 @@ pub struct ScoreReq {
     /// Item code → score, e.g. {"B1.1": 4, …, "B4.5": 4}: all 26 items of Appendix B.
     #[schema(value_type = Object)]
     pub items: BTreeMap<String, u8>,
+    /// Item code → option code, where one score covers two states (B3.9 stupor / coma).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub options: BTreeMap<String, String>,
     /// 昏迷（A.5.11）
     #[serde(default)]
     pub coma: bool,
@@ -65,15 +69,31 @@ pub async fn score(
     if !app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
         return Err(ApiError::too_many("请求过于频繁，请稍后再试"));
     }
+    Ok(Json(score_of(r)?))
+}
+
+/// Score a form for an assessor (logged in, not rate-limited): the live result while the
+/// assessors' form is being filled in. Nothing is stored.
+#[utoipa::path(post, path = "/api/v1/assessments/score", tag = "assessment", request_body = ScoreReq,
+    responses((status = 200, body = ScoreResp), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn score_for_assessor(
+    actor: crate::identity::Actor,
+    Json(r): Json<ScoreReq>,
+) -> ApiResult<Json<ScoreResp>> {
+    actor.assess()?;
+    Ok(Json(score_of(r)?))
+}
+
+fn score_of(r: ScoreReq) -> ApiResult<ScoreResp> {
     if r.standard != assessment::STANDARD {
         return Err(ApiError::invalid(
             "standard",
-            format!("自测只支持 {}", assessment::STANDARD),
+            format!("只支持 {}", assessment::STANDARD),
         ));
     }
     let input = Input {
         items: r.items,
-        options: BTreeMap::new(),
+        options: r.options,
         coma: r.coma,
         dementia_confirmed: r.dementia_confirmed,
         psychiatric_dx_by_specialist: r.psychiatric_dx_by_specialist,
@@ -81,7 +101,7 @@ pub async fn score(
     };
     let o = assessment::assess(&input, &Config::default())
         .map_err(|e| ApiError::invalid(&e.field(), e.to_string()))?;
-    Ok(Json(ScoreResp {
+    Ok(ScoreResp {
         standard: o.standard.into(),
         domain_scores: o.domain_scores,
         total: o.total,
@@ -105,7 +125,7 @@ pub async fn score(
             })
             .collect(),
         warnings: o.warnings,
-    }))
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -254,7 +254,11 @@ pub async fn record(
     check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = crate::platform::now_rfc3339();
-    let result = serde_json::to_string(&outcome).unwrap_or_default();
+    // The reasons in words go with the result, so the printed report reads them as recorded.
+    let mut result = serde_json::to_value(&outcome).unwrap_or_default();
+    result["reason_texts"] = outcome.reasons.iter().map(|r| r.zh()).collect();
+    result["final_level_name"] = outcome.final_level_name().into();
+    let result = result.to_string();
     let input = serde_json::to_string(&a.input).unwrap_or_default();
     sqlx::query(
         "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \

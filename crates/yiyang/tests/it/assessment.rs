@@ -249,6 +249,28 @@ async fn db_assessment_record_correct_and_scope() {
     );
     let w = t.login("wk").await;
     assert_eq!(t.call("GET", &path, Some(&w), None).await.0, StatusCode::OK);
+    // The assessors' live score: for those who may record, stores nothing.
+    let live =
+        json!({"standard": "GB/T 42195-2022", "items": with_total(88), "dementia_confirmed": true});
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/assessments/score",
+            Some(&c),
+            Some(live.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["total"].as_u64(), v["final_level"].as_u64()),
+        (Some(88), Some(2))
+    );
+    assert_eq!(
+        t.call("POST", "/api/v1/assessments/score", Some(&w), Some(live))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(
         t.call(
             "POST",
