@@ -3,6 +3,7 @@
 pub mod assessment;
 pub mod citizen_id;
 pub mod mask;
+pub mod mzt039;
 pub mod region_code;
 
 pub use citizen_id::{CitizenId, CitizenIdError, Sex};

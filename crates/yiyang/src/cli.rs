@@ -89,12 +89,37 @@ pub enum Cmd {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Write a test assessment file (CSV or XLSX by extension) for the people of a generated
+    /// registry file (same --elders and --elder-seed as its --rows and --seed)
+    GenAssessmentFile {
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        elders: usize,
+        #[arg(long, default_value_t = 7)]
+        elder_seed: u64,
+        /// Share of the 80+ assessed (younger people: a tenth of it)
+        #[arg(long, default_value_t = 0.35)]
+        share: f64,
+        #[arg(long, default_value_t = 0)]
+        bad: usize,
+        #[arg(long, default_value_t = 11)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum ImportWhat {
     /// Import the elder registry from CSV or XLSX
     Registry {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Import ability assessments (GB/T 42195-2022 item scores, adopted LTC ratings, legacy MZ/T
+    /// 039-2013 results) from CSV or XLSX
+    Assessments {
         file: PathBuf,
         #[arg(long)]
         dry_run: bool,
@@ -217,6 +242,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let n = crate::demo::write_registry_file(out, *rows, *bad, *seed)?;
             println!("已写入 {n} 行到 {}", out.display());
         }
+        Cmd::GenAssessmentFile {
+            out,
+            elders,
+            elder_seed,
+            share,
+            bad,
+            seed,
+        } => {
+            let n =
+                crate::demo::write_assessment_file(out, *elders, *elder_seed, *share, *bad, *seed)?;
+            println!("已写入 {n} 行到 {}", out.display());
+        }
         Cmd::Serve { listen, profile } => {
             if profile != "production" && profile != "demo" {
                 anyhow::bail!("--profile 只能是 production 或 demo");
@@ -281,14 +318,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo_accounts(&db, &cli).await?;
             db.checkpoint_now().await?;
         }
-        Cmd::Import {
-            what:
+        Cmd::Import { what } => {
+            let (kind, file, dry_run, format) = match what {
                 ImportWhat::Registry {
                     file,
                     dry_run,
                     format,
-                },
-        } => {
+                } => ("registry", file, dry_run, format),
+                ImportWhat::Assessments {
+                    file,
+                    dry_run,
+                    format,
+                } => ("assessment", file, dry_run, format),
+            };
             let (db, keys) = open(&cli, 4).await?;
             let regions = crate::region::RegionIndex::load(&db).await?;
             let bytes =
@@ -309,7 +351,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let t = std::time::Instant::now();
             let job = uuid::Uuid::now_v7().to_string();
-            let s = match import::run_job(&ctx, &job, None, bytes, &name, *dry_run).await {
+            let outcome = if kind == "registry" {
+                import::run_job(&ctx, &job, None, bytes, &name, *dry_run).await
+            } else {
+                crate::assessment::import::run_job(&ctx, &job, None, bytes, &name, *dry_run).await
+            };
+            let s = match outcome {
                 Ok(s) => s,
                 Err(import::ImportError::File(msg)) => {
                     if format == "json" {

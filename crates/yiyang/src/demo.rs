@@ -329,8 +329,32 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
     if n == 0 {
         return Ok(0);
     }
-    let elders = generate(n, &villages, 20201231, crate::platform::today());
+    let today = crate::platform::today();
+    let elders = generate(n, &villages, 20201231, today);
     insert_elders(db, keys, &elders, "演示数据（虚构）").await?;
+    // About a third of the 80+ assessed, some of them long enough ago to be due again.
+    let (headers, rows) = assessment_rows(&elders, 0.35, 0, 4242, today);
+    let regions = crate::region::RegionIndex::load(db).await?;
+    let scope = crate::identity::Scope::all();
+    let who = Who {
+        actor_id: None,
+        actor_name: "演示数据".into(),
+    };
+    let ctx = crate::registry::import::Ctx {
+        db,
+        keys,
+        regions: &regions,
+        scope: &scope,
+        who: &who,
+        progress: Default::default(),
+    };
+    let approx_rows = rows.len();
+    let table = crate::registry::import::Table {
+        headers,
+        rows: Box::new(rows.into_iter()),
+        approx_rows,
+    };
+    crate::assessment::import::run(&ctx, table, false, "demo", "-").await?;
     Ok(n)
 }
 
@@ -427,4 +451,153 @@ pub fn write_registry_file(
         w.flush()?;
     }
     Ok(rows)
+}
+
+/// Assessment rows in the assessment import's shape for some of `elders`: about `share` of the
+/// 80+ and a tenth of that share of the younger ones. Most are GB/T 42195-2022 assessments with
+/// item scores (older people score lower), dated within the last 20 months so some have expired;
+/// one in ten is an adopted LTC rating and one in twenty a legacy MZ/T 039-2013 result. `bad`
+/// rows get one defect each (bad check character, score out of range, one assessor, unknown
+/// person), spread evenly.
+pub fn assessment_rows(
+    elders: &[ElderInput],
+    share: f64,
+    bad: usize,
+    seed: u64,
+    today: NaiveDate,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    use crate::assessment::import::COLUMNS;
+    use yiyang_kernel::assessment::ITEMS;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut headers: Vec<String> = COLUMNS.iter().map(|c| c.1.to_string()).collect();
+    headers.extend(ITEMS.iter().map(|i| format!("{} {}", i.code, i.name)));
+    let col = |k: &str| COLUMNS.iter().position(|c| c.0 == k).unwrap_or(0);
+    let surnames = ["张", "李", "王", "陈", "刘", "杨", "黄", "周"];
+    let mut rows = vec![];
+    for e in elders {
+        let age = yiyang_kernel::citizen_id::age_on(e.birth_date, today);
+        let p = if age >= 80 { share } else { share / 10.0 };
+        if !rng.gen_bool(p.clamp(0.0, 1.0)) {
+            continue;
+        }
+        let mut r = vec![String::new(); headers.len()];
+        r[col("citizen_id")] = e.citizen_id.as_str().to_string();
+        let kind = rng.gen_range(0..20);
+        // Frailer with age: each item loses points with a chance that grows after 75.
+        let frail = ((age - 60).max(0) as f64 / 60.0).min(0.9);
+        let level_name = |l: usize| yiyang_kernel::assessment::LEVEL_NAMES[l].to_string();
+        if kind == 0 {
+            let on = today - chrono::Duration::days(rng.gen_range(1500..2600));
+            r[col("assessed_on")] = on.to_string();
+            r[col("standard")] = "MZ/T 039-2013".into();
+            r[col("level")] = level_name(rng.gen_range(0..4));
+        } else if kind <= 2 {
+            let on = today - chrono::Duration::days(rng.gen_range(10..500));
+            r[col("assessed_on")] = on.to_string();
+            r[col("standard")] = "长护险".into();
+            r[col("level")] = level_name(rng.gen_range(2..5));
+            r[col("source")] = "如皋市医疗保障局".into();
+            r[col("source_level")] =
+                ["重度失能一级", "重度失能二级", "重度失能三级"][rng.gen_range(0..3)].into();
+        } else {
+            let on = today - chrono::Duration::days(rng.gen_range(1..600));
+            r[col("assessed_on")] = on.to_string();
+            r[col("standard")] = "GB/T 42195-2022".into();
+            r[col("reason")] = ["首次评估", "常规评估", "即时评估"][rng.gen_range(0..3)].into();
+            r[col("assessor1")] = format!("{}评估", surnames[rng.gen_range(0..4)]);
+            r[col("assessor2")] = format!("{}评估", surnames[rng.gen_range(4..8)]);
+            r[col("informant")] = ["本人", "女儿", "儿子", "老伴"][rng.gen_range(0..4)].into();
+            if rng.gen_bool(0.05) {
+                r[col("dementia_confirmed")] = "是".into();
+            }
+            if rng.gen_bool(0.03) {
+                r[col("fall")] = "2".into();
+            }
+            for (i, it) in ITEMS.iter().enumerate() {
+                let scores: Vec<u8> = it.options.iter().map(|o| o.score).collect();
+                let max = *scores.iter().max().unwrap_or(&0);
+                let s = if rng.gen_bool(frail) {
+                    scores[rng.gen_range(0..scores.len())]
+                } else {
+                    max
+                };
+                r[COLUMNS.len() + i] = s.to_string();
+            }
+        }
+        rows.push(r);
+    }
+    let n = rows.len();
+    let step = n.checked_div(bad).map_or(usize::MAX, |s| s.max(1));
+    for (i, r) in rows.iter_mut().enumerate() {
+        if step == usize::MAX || i % step != step / 2 || i / step >= bad {
+            continue;
+        }
+        match (i / step) % 4 {
+            0 => {
+                let c = &mut r[col("citizen_id")];
+                let last = c.pop().unwrap_or('0');
+                c.push(if last == '1' { '2' } else { '1' });
+            }
+            1 => {
+                r[col("standard")] = "GB/T 42195-2022".into();
+                r[col("assessor1")] = "甲".into();
+                r[col("assessor2")] = "乙".into();
+                for (j, it) in ITEMS.iter().enumerate() {
+                    r[COLUMNS.len() + j] = it.max().to_string();
+                }
+                r[COLUMNS.len() + 2] = "9".into();
+            }
+            2 => {
+                r[col("standard")] = "GB/T 42195-2022".into();
+                r[col("assessor2")].clear();
+            }
+            _ => {
+                // A valid ID of nobody in the registry (born in 1900).
+                r[col("citizen_id")] = yiyang_kernel::citizen_id::compose(
+                    "320682",
+                    NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(today),
+                    (i % 500) as u32 * 2,
+                );
+            }
+        }
+    }
+    (headers, rows)
+}
+
+/// An assessment file (CSV or XLSX by extension) for the people of `gen-registry-file --rows
+/// elder_rows --seed elder_seed`.
+pub fn write_assessment_file(
+    out: &std::path::Path,
+    elder_rows: usize,
+    elder_seed: u64,
+    share: f64,
+    bad: usize,
+    seed: u64,
+) -> anyhow::Result<usize> {
+    let today = crate::platform::today();
+    let elders = generate(elder_rows, &village_codes(), elder_seed, today);
+    let (headers, rows) = assessment_rows(&elders, share, bad, seed, today);
+    if out.extension().is_some_and(|x| x == "xlsx") {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet_with_constant_memory();
+        for (i, h) in headers.iter().enumerate() {
+            ws.write_string(0, i as u16, h)?;
+        }
+        for (r, rec) in rows.iter().enumerate() {
+            for (c, v) in rec.iter().enumerate() {
+                if !v.is_empty() {
+                    ws.write_string((r + 1) as u32, c as u16, v)?;
+                }
+            }
+        }
+        wb.save(out)?;
+    } else {
+        let mut w = csv::Writer::from_path(out)?;
+        w.write_record(&headers)?;
+        for rec in &rows {
+            w.write_record(rec)?;
+        }
+        w.flush()?;
+    }
+    Ok(rows.len())
 }

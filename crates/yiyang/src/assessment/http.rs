@@ -289,3 +289,77 @@ pub async fn adopt(
     .await?;
     Ok((axum::http::StatusCode::CREATED, Json(r)))
 }
+
+/// Upload assessments (CSV/XLSX, multipart `file`, `dry_run`); runs as an import job — poll
+/// `/api/v1/imports/{id}` and download its error report like a registry import.
+#[utoipa::path(post, path = "/api/v1/imports/assessments", tag = "assessment",
+    request_body(content_type = "multipart/form-data", description = "file: CSV or XLSX; dry_run: true/false"),
+    responses((status = 202, body = crate::registry::http::JobId), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn upload(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    mut mp: axum::extract::Multipart,
+) -> ApiResult<(axum::http::StatusCode, Json<crate::registry::http::JobId>)> {
+    let scope = actor.assess()?;
+    let (name, bytes, dry_run) = crate::registry::http::read_upload(&mut mp).await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let progress = std::sync::Arc::new(crate::registry::import::Progress::default());
+    app.imports
+        .lock()
+        .await
+        .insert(id.clone(), progress.clone());
+    let (app2, job, who, uid) = (app.clone(), id.clone(), actor.who(), actor.user_id.clone());
+    tokio::spawn(async move {
+        let regions = app2.regions.read().await.clone();
+        let ctx = crate::registry::import::Ctx {
+            db: &app2.db,
+            keys: &app2.keys,
+            regions: &regions,
+            scope: &scope,
+            who: &who,
+            progress,
+        };
+        if let Err(e) = super::import::run_job(&ctx, &job, Some(&uid), bytes, &name, dry_run).await
+        {
+            tracing::warn!(job = %job, error = %e, "assessment import failed");
+        }
+    });
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(crate::registry::http::JobId { id }),
+    ))
+}
+
+/// The assessment import template (XLSX): columns, the 26 items, examples and a help sheet.
+#[utoipa::path(get, path = "/api/v1/assessments/template.xlsx", tag = "assessment",
+    responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn template(actor: crate::identity::Actor) -> ApiResult<axum::response::Response> {
+    actor.assess()?;
+    Ok(crate::registry::http::xlsx(
+        super::import::template_xlsx()?,
+        "能力评估导入模板",
+    ))
+}
+
+/// The due list as XLSX for the village workers (masked IDs; at most 100,000 rows); audited as
+/// an export.
+#[utoipa::path(get, path = "/api/v1/assessments/due/export", tag = "assessment", params(super::store::DueReq),
+    responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn due_export(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    axum::extract::Query(q): axum::extract::Query<super::store::DueReq>,
+) -> ApiResult<axum::response::Response> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await.clone();
+    let bytes = super::store::due_xlsx(
+        &app.db,
+        &scope,
+        &actor.who(),
+        &regions,
+        &q,
+        crate::platform::today(),
+    )
+    .await?;
+    Ok(crate::registry::http::xlsx(bytes, "待评估名单"))
+}

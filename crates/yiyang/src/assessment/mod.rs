@@ -7,7 +7,7 @@
 //! registry's search, the due list and later capabilities read it without joining the history.
 
 pub mod http;
-
+pub mod import;
 pub mod store;
 
 use crate::platform::migrations::Stmt::{self, *};

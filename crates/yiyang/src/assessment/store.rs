@@ -81,6 +81,8 @@ pub struct AssessmentRecord {
     pub expired: bool,
     /// The record that counts now: the newest one not corrected and not expired.
     pub current: bool,
+    /// A legacy MZ/T 039-2013 result: shown read-only, never the current level.
+    pub legacy: bool,
     pub final_level: i64,
     pub final_level_name: String,
     #[schema(value_type = Object)]
@@ -130,9 +132,11 @@ async fn check_corrects(tx: &mut Tx<'_>, elder_id: &str, corrects: Option<&str>)
         .ok_or_else(|| ApiError::invalid("corrects", "要更正的评估记录不存在或不属于该老年人"))
 }
 
-/// The newest record of an elder that no later record corrects, in the order the history lists.
+/// The newest record of an elder that no later record corrects, in the order the history lists;
+/// legacy MZ/T 039-2013 results are history only (their levels do not convert to GB/T's).
 const CURRENT_SQL: &str = "SELECT a.id, a.final_level, a.assessed_on, a.valid_until FROM assessment a \
-     WHERE a.elder_id = $1 AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
+     WHERE a.elder_id = $1 AND a.standard <> 'MZ/T 039-2013' \
+     AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
      ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC LIMIT 1";
 
 /// Copy the elder's current assessment onto the elder row (`ability_*`) and stamp the row's
@@ -397,6 +401,7 @@ async fn list_in(
                 superseded: r.get::<i64, _>(15) > 0,
                 expired: r.get::<String, _>(5) < today,
                 current: false,
+                legacy: r.get::<String, _>(2) == super::import::LEGACY_STANDARD,
                 final_level: level,
                 final_level_name: assessment::LEVEL_NAMES
                     .get(level as usize)
@@ -410,7 +415,10 @@ async fn list_in(
             }
         })
         .collect();
-    if let Some(c) = out.iter_mut().find(|r| !r.superseded && !r.expired) {
+    if let Some(c) = out
+        .iter_mut()
+        .find(|r| !r.superseded && !r.expired && !r.legacy)
+    {
         c.current = true;
     }
     Ok((region, out))
@@ -468,6 +476,92 @@ pub async fn due(
     q: &DueReq,
     today: NaiveDate,
 ) -> ApiResult<DuePage> {
+    due_in(db, scope, regions, q, today, None).await
+}
+
+/// Rows an export of the due list may hold.
+pub const DUE_EXPORT_MAX: i64 = 100_000;
+
+/// The due list as XLSX (masked IDs), for the village workers; audited as an export.
+pub async fn due_xlsx(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    regions: &crate::region::RegionIndex,
+    q: &DueReq,
+    today: NaiveDate,
+) -> ApiResult<Vec<u8>> {
+    let page = due_in(db, scope, regions, q, today, Some(DUE_EXPORT_MAX)).await?;
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("待评估名单").map_err(anyhow::Error::from)?;
+    let head = rust_xlsxwriter::Format::new().set_bold();
+    let cols = [
+        ("序号", 6),
+        ("姓名", 10),
+        ("性别", 6),
+        ("年龄", 6),
+        ("身份证号", 22),
+        ("居住地", 36),
+        ("情况", 10),
+        ("上次评估日期", 14),
+        ("上次等级", 10),
+        ("有效期至", 12),
+    ];
+    let w = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+    for (i, (t, width)) in cols.iter().enumerate() {
+        ws.write_string_with_format(0, i as u16, *t, &head)
+            .map_err(w)?;
+        ws.set_column_width(i as u16, *width).map_err(w)?;
+    }
+    for (n, r) in page.items.iter().enumerate() {
+        let row = n as u32 + 1;
+        ws.write_number(row, 0, row as f64).map_err(w)?;
+        let cells = [
+            r.name.as_str(),
+            r.sex.as_str(),
+            "",
+            r.citizen_id_masked.as_str(),
+            r.residence_region_name.as_str(),
+            r.due_label.as_str(),
+            r.last_assessed_on.as_deref().unwrap_or(""),
+            r.last_level_name.as_deref().unwrap_or(""),
+            r.valid_until.as_deref().unwrap_or(""),
+        ];
+        for (i, c) in cells.iter().enumerate() {
+            ws.write_string(row, i as u16 + 1, *c).map_err(w)?;
+        }
+        ws.write_number(row, 3, r.age as f64).map_err(w)?;
+    }
+    ws.set_freeze_panes(1, 0).map_err(w)?;
+    let bytes = wb.save_to_buffer().map_err(w)?;
+    let mut tx = db.begin().await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "assessment.due_export",
+            entity: "assessment",
+            entity_id: None,
+            region_code: scope.root.as_ref().map(|r| r.as_str()),
+            detail: serde_json::json!({"rows": page.items.len(), "region_code": q.region_code, "status": q.status})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(bytes)
+}
+
+/// The due list: one page, or (`export`) up to that many rows from the start.
+async fn due_in(
+    db: &Db,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+    q: &DueReq,
+    today: NaiveDate,
+    export: Option<i64>,
+) -> ApiResult<DuePage> {
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let age_min = q.age_min.unwrap_or(80);
     if !(0..=150).contains(&age_min) {
@@ -499,8 +593,13 @@ pub async fn due(
     let from = format!(
         "FROM elder e WHERE e.residence_region BETWEEN $1 AND $2 AND e.status = 'active' AND {cond}"
     );
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
-    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let (page, size) = match export {
+        Some(max) => (1, max),
+        None => (
+            q.page.unwrap_or(1).clamp(1, 100_000),
+            q.page_size.unwrap_or(20).clamp(1, 200),
+        ),
+    };
     let cap = crate::registry::store::COUNT_CAP;
     let counted: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM (SELECT 1 {from} LIMIT {}) AS capped",

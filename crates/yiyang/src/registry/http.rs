@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-fn xlsx(bytes: Vec<u8>, file: &str) -> Response {
+pub fn xlsx(bytes: Vec<u8>, file: &str) -> Response {
     let disp = format!(
         "attachment; filename=\"{}.xlsx\"; filename*=UTF-8''{}",
         "export",
@@ -521,32 +521,7 @@ pub async fn upload(
 ) -> ApiResult<(StatusCode, Json<JobId>)> {
     actor.require(Perm::RegistryImport)?;
     let scope = actor.edit()?;
-    let mut file: Option<(String, Vec<u8>)> = None;
-    let mut dry_run = true;
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("上传内容无法读取：{e}")))?
-    {
-        match field.name() {
-            Some("file") => {
-                let name = field.file_name().unwrap_or("upload.csv").to_string();
-                let data = field
-                    .bytes()
-                    .await
-                    .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限（300 MB）"))?;
-                file = Some((name, data.to_vec()));
-            }
-            Some("dry_run") => {
-                dry_run = field.text().await.unwrap_or_default().trim() != "false";
-            }
-            _ => {}
-        }
-    }
-    let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "请选择要导入的文件"))?;
-    if bytes.is_empty() {
-        return Err(ApiError::invalid("file", "文件为空"));
-    }
+    let (name, bytes, dry_run) = read_upload(&mut mp).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let progress = Arc::new(Progress::default());
     app.imports
@@ -574,6 +549,47 @@ pub async fn upload(
     Ok((StatusCode::ACCEPTED, Json(JobId { id })))
 }
 
+/// The uploaded file (multipart `file`) and the `dry_run` flag (true unless "false").
+pub async fn read_upload(mp: &mut Multipart) -> ApiResult<(String, Vec<u8>, bool)> {
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut dry_run = true;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("上传内容无法读取：{e}")))?
+    {
+        match field.name() {
+            Some("file") => {
+                let name = field.file_name().unwrap_or("upload.csv").to_string();
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限（300 MB）"))?;
+                file = Some((name, data.to_vec()));
+            }
+            Some("dry_run") => {
+                dry_run = field.text().await.unwrap_or_default().trim() != "false";
+            }
+            _ => {}
+        }
+    }
+    let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "请选择要导入的文件"))?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("file", "文件为空"));
+    }
+    Ok((name, bytes, dry_run))
+}
+
+/// Import jobs are read by whoever may start one (registry or assessment imports); the job must
+/// also be the caller's own.
+fn may_import(actor: &Actor) -> ApiResult<()> {
+    if actor.has(Perm::RegistryImport) || actor.has(Perm::AssessmentRecord) {
+        Ok(())
+    } else {
+        actor.require(Perm::RegistryImport)
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "registry", params(("id" = String, Path)),
     responses((status = 200, body = ImportStatus), (status = 404, body = crate::platform::error::Problem)))]
 pub async fn status(
@@ -581,7 +597,7 @@ pub async fn status(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ImportStatus>> {
-    actor.require(Perm::RegistryImport)?;
+    may_import(&actor)?;
     let r = sqlx::query("SELECT state, dry_run, file_name, total, accepted, rejected, inserted, updated, unchanged, message FROM import_job WHERE id = $1 AND user_id = $2")
         .bind(&id)
         .bind(&actor.user_id)
@@ -651,7 +667,7 @@ pub async fn errors_xlsx(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    actor.require(Perm::RegistryImport)?;
+    may_import(&actor)?;
     let owner = sqlx::query("SELECT user_id FROM import_job WHERE id = $1")
         .bind(&id)
         .fetch_optional(&app.db.pool)

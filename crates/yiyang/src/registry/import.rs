@@ -225,7 +225,8 @@ struct Batch {
     n_read: i64,
 }
 
-type Rejected = Vec<(i64, String, Vec<String>)>;
+/// Rejected rows: file row number, reason, the row's cells as uploaded.
+pub type Rejected = Vec<(i64, String, Vec<String>)>;
 
 /// Parse, validate, dedupe within the file and prepare rows on a blocking thread, so that this CPU
 /// work overlaps with the database writing the previous chunk.
@@ -525,9 +526,7 @@ async fn end_bulk(tx: &mut crate::platform::db::Tx<'_>, bulk: &Bulk) -> Result<(
     Ok(())
 }
 
-/// Record a job row, run the import, store its outcome and the rejected rows (encrypted: they may
-/// hold citizen IDs in clear).
-#[allow(clippy::too_many_arguments)]
+/// Record a job row, run the registry import, store its outcome and the rejected rows.
 pub async fn run_job(
     ctx: &Ctx<'_>,
     job_id: &str,
@@ -536,22 +535,59 @@ pub async fn run_job(
     file_name: &str,
     dry_run: bool,
 ) -> Result<Summary, ImportError> {
+    let job = Job {
+        kind: "registry",
+        id: job_id,
+        user_id,
+        file_name,
+        dry_run,
+    };
+    run_job_with(ctx, job, bytes, |table, sha| async move {
+        run(ctx, table, dry_run, job_id, &sha, file_name).await
+    })
+    .await
+}
+
+/// An import job as the `import_job` table records it.
+pub struct Job<'a> {
+    /// registry / assessment
+    pub kind: &'a str,
+    pub id: &'a str,
+    pub user_id: Option<&'a str>,
+    pub file_name: &'a str,
+    pub dry_run: bool,
+}
+
+/// The job around any import: record the job row, open the file, let `runner` import the table
+/// (given the file's SHA-256), then store the outcome and the rejected rows (encrypted: they may
+/// hold citizen IDs in clear) or the failure. Status, progress and the error report are then
+/// the same for every kind of import.
+pub async fn run_job_with<F, Fut>(
+    ctx: &Ctx<'_>,
+    job: Job<'_>,
+    bytes: Vec<u8>,
+    runner: F,
+) -> Result<Summary, ImportError>
+where
+    F: FnOnce(Table, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Summary, Rejected), ImportError>>,
+{
+    let (job_id, file_name) = (job.id, job.file_name);
     let sha = sha256_hex(&bytes);
-    sqlx::query("INSERT INTO import_job (id, kind, user_id, file_name, file_sha256, dry_run, state, created_at) VALUES ($1, 'registry', $2, $3, $4, $5, 'running', $6)")
+    sqlx::query("INSERT INTO import_job (id, kind, user_id, file_name, file_sha256, dry_run, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'running', $7)")
         .bind(job_id)
-        .bind(user_id)
+        .bind(job.kind)
+        .bind(job.user_id)
         .bind(file_name)
         .bind(&sha)
-        .bind(dry_run as i64)
+        .bind(job.dry_run as i64)
         .bind(crate::platform::now_rfc3339())
         .execute(&mut *ctx.db.writer().await?)
         .await?;
     let outcome = match open_table(bytes, file_name) {
         Ok(table) => {
             let headers = table.headers.clone();
-            run(ctx, table, dry_run, job_id, &sha, file_name)
-                .await
-                .map(|r| (r, headers))
+            runner(table, sha).await.map(|r| (r, headers))
         }
         Err(e) => Err(e),
     };

@@ -535,3 +535,216 @@ async fn db_ltc_rating_adopted() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// Importing assessments: dry run with per-row errors, a real run that scores GB/T rows with the
+/// engine and makes the newest non-legacy record the current level, a re-import that changes
+/// nothing, a corrected row that becomes a new version, an XLSX error report; scope and audit.
+#[tokio::test]
+async fn db_assessment_import() {
+    let t = TestApp::new("demo", 1500).await;
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("town", &["assessor"], "320682104000", all_scopes())
+        .await;
+    t.add_user("wk", &["worker"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let today = yiyang::platform::today();
+    let villages = yiyang::demo::ensure_regions(&t.state.db).await.unwrap();
+    let elders = yiyang::demo::generate(1500, &villages, 42, today);
+    let (headers, rows) = yiyang::demo::assessment_rows(&elders, 0.6, 4, 5, today);
+    let csv_of = |rows: &[Vec<String>]| {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(&headers).unwrap();
+        for r in rows {
+            w.write_record(r).unwrap();
+        }
+        w.into_inner().unwrap()
+    };
+    let file = csv_of(&rows);
+    let n = rows.len() as i64;
+    assert!(n > 100, "{n} rows");
+    let import = |data: Vec<u8>, name: &'static str, dry: bool, cookie: String| {
+        let t = &t;
+        async move {
+            let (s, job) = t
+                .multipart("/api/v1/imports/assessments", &cookie, name, &data, dry)
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+            t.wait_job(job["id"].as_str().unwrap(), &cookie).await
+        }
+    };
+    // Dry run: four bad rows named, nothing written.
+    let st = import(file.clone(), "a.csv", true, c.clone()).await;
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(
+        (st["total"].as_i64(), st["rejected"].as_i64()),
+        (Some(n), Some(4))
+    );
+    let reasons: Vec<&str> = st["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("校验位")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("B1.3")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("两名不同的评估员")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("未在老年人档案中登记")),
+        "{reasons:?}"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, 0);
+    // The real run; its error report is an XLSX with the rows as uploaded.
+    let st = import(file.clone(), "a.csv", false, c.clone()).await;
+    assert_eq!(st["inserted"].as_i64(), Some(n - 4), "{st}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, n - 4);
+    let (s, body, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri(format!(
+                    "/api/v1/imports/{}/errors.xlsx",
+                    st["id"].as_str().unwrap()
+                ))
+                .header(axum::http::header::COOKIE, &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.starts_with(b"PK"));
+    // GB/T rows were scored: the stored level is the engine's, from the stored items.
+    use sqlx::Row;
+    let stored = sqlx::query(
+        "SELECT input, final_level FROM assessment WHERE standard = 'GB/T 42195-2022' ORDER BY id",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert!(!stored.is_empty());
+    for r in &stored {
+        let input: yiyang_kernel::assessment::Input =
+            serde_json::from_str(&r.get::<String, _>(0)).unwrap();
+        let o = yiyang_kernel::assessment::assess(&input, &Default::default()).unwrap();
+        assert_eq!(o.final_level as i64, r.get::<i64, _>(1));
+    }
+    // The current level on the elder row is the newest non-legacy record, exactly as the history
+    // computes it (checked for every person against the list endpoint's `current`).
+    let people = sqlx::query(
+        "SELECT id, ability_assessment_id, ability_level, ability_valid_until FROM elder WHERE id IN (SELECT elder_id FROM assessment)",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    let mut legacy_only = 0;
+    for p in &people {
+        let id: String = p.get(0);
+        let (_, v, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/elders/{id}/assessments"),
+                Some(&c),
+                None,
+            )
+            .await;
+        let list = v.as_array().unwrap();
+        let newest = list.iter().find(|r| r["legacy"] == false);
+        match newest {
+            None => {
+                legacy_only += 1;
+                assert_eq!(p.get::<Option<String>, _>(1), None);
+            }
+            Some(r) => {
+                assert_eq!(p.get::<Option<String>, _>(1).as_deref(), r["id"].as_str());
+                assert_eq!(p.get::<Option<i64>, _>(2), r["final_level"].as_i64());
+            }
+        }
+        assert!(
+            list.iter()
+                .filter(|r| r["current"] == true)
+                .all(|r| r["legacy"] == false)
+        );
+    }
+    assert!(legacy_only < people.len());
+    // Re-import: nothing changes.
+    let st = import(file.clone(), "a.csv", false, c.clone()).await;
+    assert_eq!(
+        (
+            st["inserted"].as_i64(),
+            st["updated"].as_i64(),
+            st["unchanged"].as_i64()
+        ),
+        (Some(0), Some(0), Some(n - 4))
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, n - 4);
+    // A corrected GB/T row (one item lowered) is a new version correcting the stored one.
+    let col = |k: &str| {
+        yiyang::assessment::import::COLUMNS
+            .iter()
+            .position(|c| c.0 == k)
+            .unwrap()
+    };
+    let gbt = rows
+        .iter()
+        .enumerate()
+        .find(|(i, r)| {
+            *i > 10
+                && r[col("standard")] == "GB/T 42195-2022"
+                && !r[col("assessor2")].is_empty()
+                && r[yiyang::assessment::import::COLUMNS.len()] == "4"
+        })
+        .unwrap()
+        .1
+        .clone();
+    let mut fixed = gbt.clone();
+    fixed[yiyang::assessment::import::COLUMNS.len()] = "2".into();
+    let st = import(csv_of(&[fixed]), "fix.csv", false, c.clone()).await;
+    assert_eq!(
+        (st["updated"].as_i64(), st["inserted"].as_i64()),
+        (Some(1), Some(0)),
+        "{st}"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, n - 3);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM assessment WHERE corrects IS NOT NULL")
+            .await,
+        1
+    );
+    // A town's assessor: rows of people elsewhere are refused, the town's are imported.
+    let tc = t.login("town").await;
+    let st = import(file.clone(), "a.csv", true, tc).await;
+    let outside = st["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"].as_str().unwrap().contains("管辖范围"))
+        .count();
+    assert!(outside > 0, "{st}");
+    // Someone who may not record assessments cannot import them.
+    let w = t.login("wk").await;
+    let (s, _) = t
+        .multipart("/api/v1/imports/assessments", &w, "a.csv", &file, true)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The template downloads; one audit row per real import; the chain holds.
+    let (s, body, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri("/api/v1/assessments/template.xlsx")
+                .header(axum::http::header::COOKIE, &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.starts_with(b"PK"));
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.import'")
+            .await,
+        3
+    );
+    assert!(yiyang::audit::verify(&t.state.db).await.unwrap().ok);
+}

@@ -1,0 +1,1037 @@
+//! Import of assessments from CSV or XLSX: GB/T 42195-2022 results with all item scores (scored
+//! here by the engine, as if entered on the form), adopted long-term-care-insurance ratings (level
+//! and source), and legacy MZ/T 039-2013 results (history only). Same behaviour as the registry
+//! import: a dry run, per-row errors with the original row, one transaction for the whole file.
+//!
+//! A row is identified by (person, date, standard): importing the same file again changes nothing;
+//! a row that differs from what is stored becomes a correction of the stored record (which stays).
+
+use super::store::{self as astore, LTC_STANDARD};
+use crate::audit::{self, Entry};
+use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
+use crate::registry::model::parse_date;
+use crate::registry::store::{CID_DOMAIN, next_change_seq, placeholders};
+use chrono::{Datelike, NaiveDate};
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use yiyang_kernel::assessment::{self, Config, Input, RiskEvents};
+use yiyang_kernel::citizen_id::CitizenId;
+use yiyang_kernel::mzt039;
+
+/// Rows per statement (17 columns per assessment row stays far below both engines' bind limits).
+const CHUNK: usize = 500;
+
+/// The columns besides the item scores: key, Chinese header, required, hint for the template.
+pub const COLUMNS: &[(&str, &str, bool, &str)] = &[
+    (
+        "citizen_id",
+        "身份证号",
+        true,
+        "18位身份证号，须已在老年人档案中登记",
+    ),
+    (
+        "assessed_on",
+        "评估日期",
+        true,
+        "评估或评定日期，如 2025-03-01",
+    ),
+    (
+        "standard",
+        "评估标准",
+        true,
+        "GB/T 42195-2022、MZ/T 039-2013 或 长护险（直接采信长期护理保险失能等级评定）",
+    ),
+    (
+        "reason",
+        "评估原因",
+        false,
+        "首次评估、常规评估、即时评估、复评、其他；不填为常规评估",
+    ),
+    (
+        "assessor1",
+        "评估员1",
+        false,
+        "GB/T 42195-2022 评估必填两名评估员",
+    ),
+    ("assessor2", "评估员2", false, ""),
+    ("informant", "信息提供者", false, ""),
+    ("coma", "昏迷", false, "是/否"),
+    ("dementia_confirmed", "确诊痴呆", false, "是/否（F00–F03）"),
+    (
+        "psychiatric_dx_by_specialist",
+        "精神科诊断",
+        false,
+        "是/否：精神科专科医生诊断的其他精神和行为障碍",
+    ),
+    ("fall", "近30天跌倒次数", false, "0–3，3 表示 3 次及以上"),
+    ("wandering", "近30天走失次数", false, ""),
+    ("choking", "近30天噎食次数", false, ""),
+    ("suicide_self_harm", "近30天自杀自伤次数", false, ""),
+    ("other_event", "近30天其他意外次数", false, ""),
+    (
+        "level",
+        "能力等级",
+        false,
+        "长护险采信和无分项的 MZ/T 039-2013 记录必填：能力完好、轻度失能、中度失能、重度失能、完全失能（或 0–4）",
+    ),
+    (
+        "source",
+        "评定机构",
+        false,
+        "长护险采信必填，如 如皋市医疗保障局",
+    ),
+    (
+        "source_level",
+        "原评定等级",
+        false,
+        "长护险评定结论原文，如 重度失能二级",
+    ),
+];
+
+/// The standard of legacy results kept as history (they never become the current level).
+pub const LEGACY_STANDARD: &str = "MZ/T 039-2013";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Std {
+    Gbt,
+    Mzt,
+    Ltc,
+}
+
+impl Std {
+    fn parse(s: &str) -> Option<Std> {
+        let n: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        Some(match n.as_str() {
+            "" | "GB/T42195-2022" | "GB/T42195" | "GBT42195-2022" | "GB/T42195—2022" => Std::Gbt,
+            "MZ/T039-2013" | "MZ/T039" | "MZT039-2013" | "MZ/T039—2013" => Std::Mzt,
+            "长护险" | "长期护理保险" | "LTC" | "直接采信" => Std::Ltc,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Std::Gbt => assessment::STANDARD,
+            Std::Mzt => LEGACY_STANDARD,
+            Std::Ltc => LTC_STANDARD,
+        }
+    }
+}
+
+/// Map a header cell to a column key or an item code ("B2.3" or "B2.3 平地行走").
+fn header_key(h: &str) -> Option<String> {
+    let h = h
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .trim_matches('*')
+        .trim();
+    if let Some((k, ..)) = COLUMNS
+        .iter()
+        .find(|c| c.1 == h || c.0.eq_ignore_ascii_case(h))
+    {
+        return Some(k.to_string());
+    }
+    let code: String = h
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    let code = code.to_ascii_uppercase();
+    let is_item = code.starts_with('B')
+        && code[1..]
+            .split_once('.')
+            .is_some_and(|(a, b)| a.parse::<u8>().is_ok() && b.parse::<u8>().is_ok());
+    is_item.then_some(code)
+}
+
+/// One valid row, ready to write.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub row_no: i64,
+    pub bidx: String,
+    std: Std,
+    pub assessed_on: NaiveDate,
+    pub valid_until: NaiveDate,
+    pub reason: String,
+    pub assessors: [String; 2],
+    pub informant: Option<String>,
+    pub source: Option<String>,
+    /// Stored input and result (JSON text) and the final level.
+    pub input: String,
+    pub result: String,
+    pub level: i64,
+}
+
+fn yes(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "" | "否" | "无" | "0" | "N" | "n" | "false" | "FALSE" => Ok(false),
+        "是" | "有" | "1" | "Y" | "y" | "true" | "TRUE" => Ok(true),
+        other => Err(format!("“{other}”应为 是 或 否")),
+    }
+}
+
+fn count(v: &str) -> Result<u8, String> {
+    let v = v.trim().trim_end_matches("次及以上").trim_end_matches('次');
+    if v.is_empty() || v == "无" {
+        return Ok(0);
+    }
+    v.parse::<u8>()
+        .ok()
+        .filter(|n| *n <= 9)
+        .map(|n| n.min(3))
+        .ok_or_else(|| format!("次数“{v}”应为 0–3"))
+}
+
+fn level_of(v: &str, max: u8) -> Result<u8, String> {
+    let v = v.trim();
+    let names = assessment::LEVEL_NAMES;
+    v.parse::<u8>()
+        .ok()
+        .or_else(|| names.iter().position(|n| *n == v).map(|i| i as u8))
+        .filter(|l| *l <= max)
+        .ok_or_else(|| {
+            format!(
+                "能力等级“{v}”无效，应为 {}（或 0–{max}）",
+                names[..=max as usize].join("、")
+            )
+        })
+}
+
+fn reason_of(v: &str, std: Std) -> Result<String, String> {
+    let v = v.trim();
+    if std == Std::Ltc {
+        return Ok("ltc_adoption".into());
+    }
+    if v.is_empty() {
+        return Ok("routine".into());
+    }
+    astore::REASONS
+        .iter()
+        .filter(|r| r.0 != "ltc_adoption")
+        .find(|r| r.0 == v || r.1 == v || (v == "复评" && r.0 == "disputed"))
+        .map(|r| r.0.to_string())
+        .ok_or_else(|| {
+            format!("评估原因“{v}”无效，应为 首次评估、常规评估、即时评估、复评 或 其他")
+        })
+}
+
+/// Validate one row (values by column key, item scores by code). Pure: no I/O.
+fn validate_row(
+    get: &dyn Fn(&str) -> String,
+    items_in_file: &[String],
+    today: NaiveDate,
+) -> Result<(CitizenId, Prepared), String> {
+    let mut errs: Vec<String> = vec![];
+    let cid = CitizenId::parse(&get("citizen_id"), today).map_err(|e| errs.push(e.to_string()));
+    let on = match parse_date(&get("assessed_on")) {
+        Some(d) if d > today => {
+            errs.push("评估日期不能晚于今天".into());
+            None
+        }
+        Some(d) if d.year_ce().1 < 2000 => {
+            errs.push("评估日期早于2000年，请核对".into());
+            None
+        }
+        Some(d) => Some(d),
+        None => {
+            errs.push("评估日期无效，应为 YYYY-MM-DD".into());
+            None
+        }
+    };
+    let std_raw = get("standard");
+    let Some(std) = Std::parse(&std_raw) else {
+        errs.push(format!(
+            "评估标准“{}”无效，应为 GB/T 42195-2022、MZ/T 039-2013 或 长护险",
+            std_raw.trim()
+        ));
+        return Err(errs.join("；"));
+    };
+    let reason = reason_of(&get("reason"), std).map_err(|e| errs.push(e));
+    let text = |k: &str, max: usize, what: &str, errs: &mut Vec<String>| -> Option<String> {
+        let v = get(k).trim().to_string();
+        if v.chars().count() > max {
+            errs.push(format!("{what}过长（最多{max}个字）"));
+        }
+        (!v.is_empty()).then_some(v)
+    };
+    let a1 = text("assessor1", 30, "评估员1", &mut errs);
+    let a2 = text("assessor2", 30, "评估员2", &mut errs);
+    let informant = text("informant", 30, "信息提供者", &mut errs);
+    let source = text("source", 100, "评定机构", &mut errs);
+    let source_level = text("source_level", 50, "原评定等级", &mut errs);
+    let scores: BTreeMap<String, String> = items_in_file
+        .iter()
+        .map(|c| (c.clone(), get(c).trim().to_string()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let flag = |k: &str, errs: &mut Vec<String>| {
+        yes(&get(k)).unwrap_or_else(|e| {
+            errs.push(format!(
+                "{}：{e}",
+                COLUMNS.iter().find(|c| c.0 == k).map_or(k, |c| c.1)
+            ));
+            false
+        })
+    };
+    let cnt = |k: &str, errs: &mut Vec<String>| {
+        count(&get(k)).unwrap_or_else(|e| {
+            errs.push(e);
+            0
+        })
+    };
+    let coma = flag("coma", &mut errs);
+    let dementia = flag("dementia_confirmed", &mut errs);
+    let psychiatric = flag("psychiatric_dx_by_specialist", &mut errs);
+    let events = RiskEvents {
+        fall: cnt("fall", &mut errs),
+        wandering: cnt("wandering", &mut errs),
+        choking: cnt("choking", &mut errs),
+        suicide_self_harm: cnt("suicide_self_harm", &mut errs),
+        other: cnt("other_event", &mut errs),
+    };
+    let mut level = None;
+    let mut input = serde_json::Value::Null;
+    let mut result = serde_json::Value::Null;
+    match std {
+        Std::Gbt => {
+            if a1.is_none() || a2.is_none() || a1 == a2 {
+                errs.push("GB/T 42195-2022 评估须填写两名不同的评估员".into());
+            }
+            let mut items = BTreeMap::new();
+            for (code, v) in &scores {
+                match v.parse::<u8>() {
+                    Ok(n) => {
+                        items.insert(code.clone(), n);
+                    }
+                    Err(_) => errs.push(format!("{code} 的分值“{v}”不是数字")),
+                }
+            }
+            let inp = Input {
+                items,
+                options: BTreeMap::new(),
+                coma,
+                dementia_confirmed: dementia,
+                psychiatric_dx_by_specialist: psychiatric,
+                risk_events_30d: events,
+            };
+            if errs.is_empty() {
+                match assessment::assess(&inp, &Config::default()) {
+                    Ok(o) => {
+                        level = Some(o.final_level);
+                        let mut r = serde_json::to_value(&o).unwrap_or_default();
+                        r["reason_texts"] = o.reasons.iter().map(|x| x.zh()).collect();
+                        r["final_level_name"] = o.final_level_name().into();
+                        result = r;
+                        input = serde_json::to_value(&inp).unwrap_or_default();
+                    }
+                    Err(e) => errs.push(e.to_string()),
+                }
+            }
+        }
+        Std::Ltc => {
+            if source.is_none() {
+                errs.push("长护险采信须填写评定机构".into());
+            }
+            match level_of(&get("level"), 4) {
+                Ok(l) => level = Some(l),
+                Err(e) => errs.push(e),
+            }
+            if !scores.is_empty() {
+                errs.push("长护险采信不填分项得分".into());
+            }
+            if let (Some(l), Some(on)) = (level, on) {
+                let sl = source_level
+                    .clone()
+                    .unwrap_or_else(|| assessment::LEVEL_NAMES[l as usize].to_string());
+                input = serde_json::json!({"source": source, "rated_on": on.to_string(), "source_level": sl, "level": l});
+                result = serde_json::json!({"final_level": l, "adopted": true, "source_level": sl});
+            }
+        }
+        Std::Mzt => {
+            // History only. With all 22 item scores the result is scored by the MZ/T engine (and
+            // must agree with a level given beside them); without, the level as the earlier system
+            // recorded it (MZ/T has four, 0–3).
+            let given = get("level");
+            let given = (!given.trim().is_empty()).then(|| level_of(&given, 3));
+            if scores.is_empty() {
+                match given {
+                    Some(Ok(l)) => level = Some(l),
+                    Some(Err(e)) => errs.push(e),
+                    None => errs.push("MZ/T 039-2013 记录须填写能力等级或全部 22 项得分".into()),
+                }
+                if let Some(l) = level {
+                    input = serde_json::json!({"level": l});
+                    result = serde_json::json!({"final_level": l, "legacy": true,
+                        "final_level_name": assessment::LEVEL_NAMES[l as usize]});
+                }
+            } else {
+                let mut items = BTreeMap::new();
+                for (code, v) in &scores {
+                    match v.parse::<u8>() {
+                        Ok(n) => {
+                            items.insert(code.clone(), n);
+                        }
+                        Err(_) => errs.push(format!("{code} 的分值“{v}”不是数字")),
+                    }
+                }
+                let inp = mzt039::Input {
+                    items: items.clone(),
+                    dementia: if dementia {
+                        mzt039::Dementia::Mild
+                    } else {
+                        mzt039::Dementia::None
+                    },
+                    // Any listed illness triggers the same clause; which one is not recorded here.
+                    mental_illness: if psychiatric {
+                        mzt039::MentalIllness::Schizophrenia
+                    } else {
+                        mzt039::MentalIllness::None
+                    },
+                    risk_events_30d: events,
+                };
+                if errs.is_empty() {
+                    match mzt039::assess(&inp, &mzt039::Config::default()) {
+                        Ok(o) => {
+                            if let Some(Ok(g)) = given
+                                && g != o.final_level
+                            {
+                                errs.push(format!(
+                                    "填写的能力等级“{}”与按 22 项得分计算的“{}”不符",
+                                    mzt039::LEVEL_NAMES[g as usize],
+                                    o.final_level_name()
+                                ));
+                            }
+                            level = Some(o.final_level);
+                            let mut r = serde_json::to_value(&o).unwrap_or_default();
+                            r["reason_texts"] = o.reasons.iter().map(|x| x.zh()).collect();
+                            r["final_level_name"] = o.final_level_name().into();
+                            r["legacy"] = true.into();
+                            result = r;
+                            input = serde_json::json!({"items": items, "dementia": dementia,
+                                "mental_illness": psychiatric, "risk_events_30d": events});
+                        }
+                        Err(e) => errs.push(e.to_string()),
+                    }
+                }
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs.join("；"));
+    }
+    let (Ok(cid), Some(on), Ok(reason), Some(level)) = (cid, on, reason, level) else {
+        return Err("该行数据不完整".into());
+    };
+    let valid_until = on
+        .checked_add_months(chrono::Months::new(astore::VALIDITY_MONTHS))
+        .unwrap_or(on);
+    Ok((
+        cid,
+        Prepared {
+            row_no: 0,
+            bidx: String::new(),
+            std,
+            assessed_on: on,
+            valid_until,
+            reason,
+            assessors: [a1.unwrap_or_default(), a2.unwrap_or_default()],
+            informant,
+            source,
+            input: input.to_string(),
+            result: result.to_string(),
+            level: level as i64,
+        },
+    ))
+}
+
+/// Parse and validate every row (CPU only, on a blocking thread).
+fn validate_all(
+    mut table: Table,
+    keys: crate::platform::crypto::KeyRing,
+) -> Result<(Vec<Prepared>, Rejected, i64), ImportError> {
+    let today = crate::platform::today();
+    let col_keys: Vec<Option<String>> = table.headers.iter().map(|h| header_key(h)).collect();
+    let missing: Vec<&str> = COLUMNS
+        .iter()
+        .filter(|c| c.2 && !col_keys.iter().any(|k| k.as_deref() == Some(c.0)))
+        .map(|c| c.1)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImportError::File(format!(
+            "表头缺少必填列：{}（请使用下载的评估导入模板）",
+            missing.join("、")
+        )));
+    }
+    let col_of: HashMap<String, usize> = col_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.clone().map(|k| (k, i)))
+        .collect();
+    let items_in_file: Vec<String> = col_keys
+        .iter()
+        .flatten()
+        .filter(|k| k.starts_with('B'))
+        .cloned()
+        .collect();
+    let mut ok = vec![];
+    let mut rejected: Rejected = vec![];
+    let mut seen: HashMap<(String, NaiveDate, Std), i64> = HashMap::new();
+    let mut row_no = 1i64;
+    let mut total = 0i64;
+    for cells in table.rows.by_ref() {
+        row_no += 1;
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        total += 1;
+        if total as usize > crate::registry::import::MAX_ROWS {
+            return Err(ImportError::File(format!(
+                "单个文件最多 {} 行，请拆分后导入",
+                crate::registry::import::MAX_ROWS
+            )));
+        }
+        let get = |k: &str| -> String {
+            col_of
+                .get(k)
+                .and_then(|i| cells.get(*i))
+                .cloned()
+                .unwrap_or_default()
+        };
+        match validate_row(&get, &items_in_file, today) {
+            Err(reason) => rejected.push((row_no, reason, cells)),
+            Ok((cid, mut p)) => {
+                p.row_no = row_no;
+                p.bidx = keys.blind_index(CID_DOMAIN, cid.as_str());
+                let key = (p.bidx.clone(), p.assessed_on, p.std);
+                if let Some(first) = seen.get(&key) {
+                    rejected.push((
+                        row_no,
+                        format!("与第 {first} 行重复（同一人、同一日期、同一标准）"),
+                        cells,
+                    ));
+                } else {
+                    seen.insert(key, row_no);
+                    ok.push(p);
+                }
+            }
+        }
+    }
+    Ok((ok, rejected, total))
+}
+
+/// A stored record that a row may repeat or correct.
+struct Existing {
+    id: String,
+    same: (String, String, String, String, Option<String>),
+}
+
+/// Import assessments (dry or real) from an opened table.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    table: Table,
+    dry_run: bool,
+    job_id: &str,
+    file_sha: &str,
+) -> Result<(Summary, Rejected), ImportError> {
+    ctx.progress
+        .total
+        .store(table.approx_rows as i64, Ordering::Relaxed);
+    let keys = ctx.keys.clone();
+    let (rows, mut rejected, total) =
+        tokio::task::spawn_blocking(move || validate_all(table, keys))
+            .await
+            .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
+    let mut summary = Summary {
+        dry_run,
+        total,
+        ..Default::default()
+    };
+    let mut tx = if dry_run {
+        None
+    } else {
+        Some(ctx.db.begin().await?)
+    };
+    let change_seq = match tx.as_mut() {
+        Some(t) => next_change_seq(t).await?,
+        None => 0,
+    };
+    let now = crate::platform::now_rfc3339();
+    let who = &ctx.who.actor_name;
+    let backend = ctx.db.backend;
+    for chunk in rows.chunks(CHUNK) {
+        // The people: id, residence, and the current record's date (to decide the new current).
+        let sql = format!(
+            "SELECT citizen_id_bidx, id, residence_region, ability_assessed_on FROM elder WHERE citizen_id_bidx IN {}",
+            placeholders(backend, 1, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for p in chunk {
+            q = q.bind(&p.bidx);
+        }
+        let found = match tx.as_mut() {
+            Some(t) => q.fetch_all(&mut **t).await?,
+            None => q.fetch_all(&ctx.db.pool).await?,
+        };
+        let mut elders: HashMap<String, (String, String, Option<String>)> = HashMap::new();
+        for r in found {
+            elders.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        }
+        // Their records that no later record corrects, by (person, date, standard).
+        let ids: Vec<&String> = elders.values().map(|e| &e.0).collect();
+        let mut existing: HashMap<(String, String, String), Existing> = HashMap::new();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
+                 FROM assessment a WHERE a.elder_id IN {} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)",
+                placeholders(backend, 1, ids.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            let found = match tx.as_mut() {
+                Some(t) => q.fetch_all(&mut **t).await?,
+                None => q.fetch_all(&ctx.db.pool).await?,
+            };
+            for r in found {
+                existing.insert(
+                    (r.get(1), r.get(2), r.get(3)),
+                    Existing {
+                        id: r.get(0),
+                        same: (r.get(4), r.get(5), r.get(6), r.get(7), r.get(8)),
+                    },
+                );
+            }
+        }
+        let mut writes: Vec<(&Prepared, String, Option<String>)> = vec![];
+        for p in chunk {
+            let Some((elder_id, region, _)) = elders.get(&p.bidx) else {
+                rejected.push((
+                    p.row_no,
+                    "该身份证号未在老年人档案中登记，请先导入档案".into(),
+                    vec![],
+                ));
+                continue;
+            };
+            let in_scope = yiyang_kernel::RegionCode::parse(region)
+                .ok()
+                .is_some_and(|rc| ctx.scope.covers(&rc));
+            if !in_scope {
+                rejected.push((p.row_no, "该老人不在您的管辖范围内".into(), vec![]));
+                continue;
+            }
+            let key = (
+                elder_id.clone(),
+                p.assessed_on.to_string(),
+                p.std.name().to_string(),
+            );
+            let mine = (
+                p.input.clone(),
+                p.reason.clone(),
+                p.assessors[0].clone(),
+                p.assessors[1].clone(),
+                p.informant.clone(),
+            );
+            match existing.get(&key) {
+                Some(e) if e.same == mine => summary.unchanged += 1,
+                Some(e) => {
+                    summary.updated += 1;
+                    writes.push((p, elder_id.clone(), Some(e.id.clone())));
+                }
+                None => {
+                    summary.inserted += 1;
+                    writes.push((p, elder_id.clone(), None));
+                }
+            }
+        }
+        if let Some(t) = tx.as_mut().filter(|_| !writes.is_empty()) {
+            let mut ids = Vec::with_capacity(writes.len());
+            let sql = format!(
+                "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
+                 informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source) VALUES {}",
+                placeholders(backend, writes.len(), 17)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (p, elder_id, corrects) in &writes {
+                let id = uuid::Uuid::now_v7().to_string();
+                q = q
+                    .bind(id.clone())
+                    .bind(elder_id.clone())
+                    .bind(p.std.name())
+                    .bind(p.reason.clone())
+                    .bind(p.assessed_on.to_string())
+                    .bind(p.valid_until.to_string())
+                    .bind(p.assessors[0].clone())
+                    .bind(p.assessors[1].clone())
+                    .bind(p.informant.clone())
+                    .bind(corrects.clone())
+                    .bind(p.input.clone())
+                    .bind(p.result.clone())
+                    .bind(p.level)
+                    .bind(who.clone())
+                    .bind(now.clone())
+                    .bind(if p.std == Std::Ltc {
+                        "ltc_adoption"
+                    } else {
+                        "assessment"
+                    })
+                    .bind(p.source.clone());
+                ids.push(id);
+            }
+            q.execute(&mut **t).await?;
+            // The new current record per person: the newest written row that is not legacy, when
+            // it is at least as new as the stored current one (a later record wins a tie).
+            let mut current: HashMap<&str, (usize, NaiveDate)> = HashMap::new();
+            for (i, (p, elder_id, _)) in writes.iter().enumerate() {
+                if p.std == Std::Mzt {
+                    continue;
+                }
+                let stored = elders
+                    .get(&p.bidx)
+                    .and_then(|e| e.2.as_deref())
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+                if stored.is_some_and(|d| d > p.assessed_on) {
+                    continue;
+                }
+                match current.get(elder_id.as_str()) {
+                    Some((_, d)) if *d > p.assessed_on => {}
+                    _ => {
+                        current.insert(elder_id, (i, p.assessed_on));
+                    }
+                }
+            }
+            if !current.is_empty() {
+                let sql = format!(
+                    "UPDATE elder SET ability_assessment_id = v.column2, ability_level = v.column3, \
+                     ability_assessed_on = v.column4, ability_valid_until = v.column5, change_seq = {change_seq} \
+                     FROM (VALUES {}) AS v WHERE elder.id = v.column1",
+                    placeholders(backend, current.len(), 5)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (elder_id, (i, _)) in &current {
+                    let p = writes[*i].0;
+                    q = q
+                        .bind(elder_id.to_string())
+                        .bind(ids[*i].clone())
+                        .bind(p.level)
+                        .bind(p.assessed_on.to_string())
+                        .bind(p.valid_until.to_string());
+                }
+                q.execute(&mut **t).await?;
+            }
+        }
+        ctx.progress
+            .processed
+            .fetch_add(chunk.len() as i64, Ordering::Relaxed);
+    }
+    rejected.sort_by_key(|r| r.0);
+    summary.rejected = rejected.len() as i64;
+    summary.accepted = summary.total - summary.rejected;
+    ctx.progress.processed.store(total, Ordering::Relaxed);
+    ctx.progress.total.store(total, Ordering::Relaxed);
+    summary.errors = rejected
+        .iter()
+        .take(200)
+        .map(|(r, reason, _)| RowError {
+            row: *r,
+            reason: reason.clone(),
+        })
+        .collect();
+    if let Some(mut t) = tx {
+        audit::append(
+            &mut t,
+            ctx.who,
+            Entry {
+                action: "assessment.import",
+                entity: "import_job",
+                entity_id: Some(job_id),
+                region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
+                detail: serde_json::json!({
+                    "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
+                    "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
+                })
+                .to_string(),
+            },
+        )
+        .await?;
+        t.commit().await?;
+    }
+    Ok((summary, rejected))
+}
+
+/// Record a job, import the file, store the outcome (see `registry::import::run_job_with`).
+pub async fn run_job(
+    ctx: &Ctx<'_>,
+    job_id: &str,
+    user_id: Option<&str>,
+    bytes: Vec<u8>,
+    file_name: &str,
+    dry_run: bool,
+) -> Result<Summary, ImportError> {
+    let job = crate::registry::import::Job {
+        kind: "assessment",
+        id: job_id,
+        user_id,
+        file_name,
+        dry_run,
+    };
+    crate::registry::import::run_job_with(ctx, job, bytes, |table, sha| async move {
+        run(ctx, table, dry_run, job_id, &sha).await
+    })
+    .await
+}
+
+/// The import template: the columns, the 26 items of Appendix B with their names, one example row
+/// for each kind of record, and a sheet explaining each column.
+pub fn template_xlsx() -> anyhow::Result<Vec<u8>> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let text = rust_xlsxwriter::Format::new().set_num_format("@");
+    let head = rust_xlsxwriter::Format::new()
+        .set_bold()
+        .set_background_color(rust_xlsxwriter::Color::RGB(0xDDEBF7));
+    let ws = wb.add_worksheet();
+    ws.set_name("能力评估")?;
+    let mut col = 0u16;
+    for (_, zh, required, _) in COLUMNS {
+        let title = if *required {
+            format!("*{zh}")
+        } else {
+            zh.to_string()
+        };
+        ws.write_string_with_format(0, col, &title, &head)?;
+        ws.set_column_format(col, &text)?;
+        ws.set_column_width(col, 14)?;
+        col += 1;
+    }
+    let first_item = col;
+    for it in assessment::ITEMS {
+        ws.write_string_with_format(0, col, format!("{} {}", it.code, it.name), &head)?;
+        ws.set_column_width(col, 12)?;
+        col += 1;
+    }
+    // Examples: a GB/T assessment, an adopted LTC rating, a legacy MZ/T result.
+    let examples: [(&str, &str, &str, &str, &str, &str, &str); 3] = [
+        (
+            "2025-03-01",
+            "GB/T 42195-2022",
+            "首次评估",
+            "张评估",
+            "李评估",
+            "",
+            "",
+        ),
+        (
+            "2025-05-10",
+            "长护险",
+            "",
+            "",
+            "",
+            "重度失能",
+            "如皋市医疗保障局",
+        ),
+        (
+            "2021-06-01",
+            "MZ/T 039-2013",
+            "常规评估",
+            "",
+            "",
+            "轻度失能",
+            "",
+        ),
+    ];
+    for (r, (on, std, reason, a1, a2, level, source)) in examples.iter().enumerate() {
+        let r = r as u32 + 1;
+        let put = |ws: &mut rust_xlsxwriter::Worksheet, key: &str, v: &str| -> anyhow::Result<()> {
+            if let Some(c) = COLUMNS.iter().position(|c| c.0 == key) {
+                ws.write_string(r, c as u16, v)?;
+            }
+            Ok(())
+        };
+        put(ws, "citizen_id", "320682194503150021")?;
+        put(ws, "assessed_on", on)?;
+        put(ws, "standard", std)?;
+        put(ws, "reason", reason)?;
+        put(ws, "assessor1", a1)?;
+        put(ws, "assessor2", a2)?;
+        put(ws, "level", level)?;
+        put(ws, "source", source)?;
+        if r == 1 {
+            for (i, it) in assessment::ITEMS.iter().enumerate() {
+                ws.write_number(r, first_item + i as u16, it.max() as f64)?;
+            }
+        }
+    }
+    let help = wb.add_worksheet();
+    help.set_name("填写说明")?;
+    for (c, t) in ["列名", "英文列名", "必填", "说明"].iter().enumerate() {
+        help.write_string_with_format(0, c as u16, *t, &head)?;
+    }
+    let mut r = 1u32;
+    for (key, zh, required, hint) in COLUMNS {
+        help.write_string(r, 0, *zh)?;
+        help.write_string(r, 1, *key)?;
+        help.write_string(r, 2, if *required { "是" } else { "否" })?;
+        help.write_string(r, 3, *hint)?;
+        r += 1;
+    }
+    for it in assessment::ITEMS {
+        let opts: Vec<String> = it
+            .options
+            .iter()
+            .map(|o| format!("{}分 {}", o.score, o.label))
+            .collect();
+        help.write_string(r, 0, format!("{} {}", it.code, it.name))?;
+        help.write_string(r, 1, it.code)?;
+        help.write_string(r, 2, "GB/T 评估必填")?;
+        help.write_string(r, 3, opts.join("；"))?;
+        r += 1;
+    }
+    help.set_column_width(0, 22)?;
+    help.set_column_width(3, 80)?;
+    Ok(wb.save_to_buffer()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> String + 'a {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|p| p.0 == k)
+                .map(|p| p.1.to_string())
+                .unwrap_or_default()
+        }
+    }
+
+    fn items() -> Vec<String> {
+        assessment::ITEMS
+            .iter()
+            .map(|i| i.code.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn headers_map_columns_and_items() {
+        assert_eq!(header_key("*身份证号").as_deref(), Some("citizen_id"));
+        assert_eq!(header_key("B2.3 平地行走").as_deref(), Some("B2.3"));
+        assert_eq!(header_key("b1.10").as_deref(), Some("B1.10"));
+        assert_eq!(header_key("备注"), None);
+        assert_eq!(header_key("Bx"), None);
+    }
+
+    #[test]
+    fn rows_validate_by_standard() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let cid_s = yiyang_kernel::citizen_id::compose(
+            "320682",
+            NaiveDate::from_ymd_opt(1945, 3, 15).unwrap(),
+            2,
+        );
+        let cid = cid_s.as_str();
+        let mut wrong = cid_s.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == '1' { '2' } else { '1' });
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("citizen_id", cid_s.clone()),
+            ("assessed_on", "2025/3/1".into()),
+            ("standard", "GB/T 42195-2022".into()),
+            ("assessor1", "甲".into()),
+            ("assessor2", "乙".into()),
+            ("dementia_confirmed", "是".into()),
+        ];
+        for it in assessment::ITEMS {
+            pairs.push((it.code, it.max().to_string()));
+        }
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_, p) = validate_row(&row(&refs), &items(), today).unwrap();
+        // 90 points is 能力完好; confirmed dementia raises it one level (R2).
+        assert_eq!(p.level, 1);
+        assert_eq!(p.reason, "routine");
+        assert_eq!(p.valid_until.to_string(), "2026-03-01");
+        // A bad score names the item; one assessor is not enough.
+        let mut bad = refs.clone();
+        bad.retain(|p| p.0 != "B3.7" && p.0 != "assessor2");
+        bad.push(("B3.7", "3"));
+        let e = validate_row(&row(&bad), &items(), today).unwrap_err();
+        assert!(e.contains("两名不同的评估员"), "{e}");
+        let mut bad = refs.clone();
+        bad.retain(|p| p.0 != "B3.7");
+        bad.push(("B3.7", "3"));
+        let e = validate_row(&row(&bad), &items(), today).unwrap_err();
+        assert!(e.contains("B3.7"), "{e}");
+        // An adopted rating needs its source and level; a legacy one its level (0–3).
+        let ltc = [
+            ("citizen_id", cid),
+            ("assessed_on", "2025-05-10"),
+            ("standard", "长护险"),
+            ("level", "重度失能"),
+        ];
+        let e = validate_row(&row(&ltc), &items(), today).unwrap_err();
+        assert!(e.contains("评定机构"), "{e}");
+        let mut ltc = ltc.to_vec();
+        ltc.push(("source", "医保局"));
+        let (_, p) = validate_row(&row(&ltc), &items(), today).unwrap();
+        assert_eq!((p.level, p.reason.as_str()), (3, "ltc_adoption"));
+        let mzt = [
+            ("citizen_id", cid),
+            ("assessed_on", "2020-05-10"),
+            ("standard", "MZ/T 039-2013"),
+            ("level", "完全失能"),
+        ];
+        let e = validate_row(&row(&mzt), &items(), today).unwrap_err();
+        assert!(e.contains("能力等级"), "MZ/T has no 完全失能: {e}");
+        // Legacy with all 22 scores: scored by the MZ/T engine; a level beside them must agree.
+        let best: Vec<(String, String)> = mzt039::ITEMS
+            .iter()
+            .map(|i| {
+                let s = if i.domain == mzt039::Domain::Adl {
+                    i.max()
+                } else {
+                    0
+                };
+                (i.code.to_string(), s.to_string())
+            })
+            .collect();
+        let codes: Vec<String> = best.iter().map(|b| b.0.clone()).collect();
+        let mut legacy: Vec<(&str, &str)> = vec![
+            ("citizen_id", cid),
+            ("assessed_on", "2020-05-10"),
+            ("standard", "MZ/T 039-2013"),
+        ];
+        legacy.extend(best.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let (_, p) = validate_row(&row(&legacy), &codes, today).unwrap();
+        assert_eq!(p.level, 0);
+        assert!(p.result.contains("\"legacy\":true"));
+        legacy.push(("level", "重度失能"));
+        let e = validate_row(&row(&legacy), &codes, today).unwrap_err();
+        assert!(e.contains("不符"), "{e}");
+        // Dates in the future, unknown standards, bad IDs: refused with the reason.
+        let e = validate_row(
+            &row(&[
+                ("citizen_id", wrong.as_str()),
+                ("assessed_on", "2027-01-01"),
+                ("standard", "GB/T 42195-2022"),
+            ]),
+            &items(),
+            today,
+        )
+        .unwrap_err();
+        assert!(e.contains("晚于今天") && e.contains("校验"), "{e}");
+        let e = validate_row(
+            &row(&[
+                ("citizen_id", cid),
+                ("assessed_on", "2025-01-01"),
+                ("standard", "ADL"),
+            ]),
+            &items(),
+            today,
+        )
+        .unwrap_err();
+        assert!(e.contains("评估标准"), "{e}");
+    }
+}
