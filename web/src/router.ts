@@ -25,6 +25,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'elders/:id', name: 'elder', component: () => import('./modules/registry/ElderDetailView.vue'), meta: { title: '老年人详情', perm: 'registry.read' } },
       { path: 'elders/:id/assess', name: 'assess', component: () => import('./modules/assessment/AssessFormView.vue'), meta: { title: '能力评估', perm: 'assessment.record' } },
       { path: 'elders/:id/assessments/:aid', name: 'assessment-report', component: () => import('./modules/assessment/AssessReportView.vue'), meta: { title: '评估报告', perm: 'registry.read' } },
+      { path: 'assessments/import', name: 'assessments-import', component: () => import('./modules/registry/ImportView.vue'), props: { kind: 'assessment' }, meta: { title: '评估导入', perm: 'assessment.record' } },
       { path: 'assessments/due', name: 'assessments-due', component: () => import('./modules/assessment/DueView.vue'), meta: { title: '评估任务', perm: 'assessment.record' } },
       { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },
       { path: 'audit', name: 'audit', component: () => import('./modules/audit/AuditView.vue'), meta: { title: '审计日志', perm: 'audit.read' } },

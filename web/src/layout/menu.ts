@@ -13,6 +13,7 @@ export const MENU: MenuItem[] = [
   { path: '/elders', title: '老年人档案', icon: Files, perm: 'registry.read' },
   { path: '/import', title: '批量导入', icon: Upload, perm: 'registry.import' },
   { path: '/assessments/due', title: '评估任务', icon: List, perm: 'assessment.record' },
+  { path: '/assessments/import', title: '评估导入', icon: Upload, perm: 'assessment.record' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
   { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },
 ]

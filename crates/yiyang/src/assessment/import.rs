@@ -10,9 +10,9 @@ use super::store::{self as astore, LTC_STANDARD};
 use crate::audit::{self, Entry};
 use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
 use crate::registry::model::parse_date;
-use crate::registry::store::{CID_DOMAIN, next_change_seq, placeholders};
+use crate::registry::store::{CID_DOMAIN, Cols, next_change_seq, placeholders};
 use chrono::{Datelike, NaiveDate};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use yiyang_kernel::assessment::{self, Config, Input, RiskEvents};
@@ -21,6 +21,9 @@ use yiyang_kernel::mzt039;
 
 /// Rows per statement (17 columns per assessment row stays far below both engines' bind limits).
 const CHUNK: usize = 500;
+/// From this many rows written, SQLite gets a 256 MB page cache for the transaction (as the
+/// registry's bulk load does): the indexes being filled stay in memory instead of being spilled.
+const BULK_MIN_ROWS: usize = 50_000;
 
 /// The columns besides the item scores: key, Chinese header, required, hint for the template.
 pub const COLUMNS: &[(&str, &str, bool, &str)] = &[
@@ -219,14 +222,14 @@ fn reason_of(v: &str, std: Std) -> Result<String, String> {
 }
 
 /// Validate one row (values by column key, item scores by code). Pure: no I/O.
-fn validate_row(
-    get: &dyn Fn(&str) -> String,
+fn validate_row<'c>(
+    get: &dyn Fn(&str) -> &'c str,
     items_in_file: &[String],
     today: NaiveDate,
 ) -> Result<(CitizenId, Prepared), String> {
     let mut errs: Vec<String> = vec![];
-    let cid = CitizenId::parse(&get("citizen_id"), today).map_err(|e| errs.push(e.to_string()));
-    let on = match parse_date(&get("assessed_on")) {
+    let cid = CitizenId::parse(get("citizen_id"), today).map_err(|e| errs.push(e.to_string()));
+    let on = match parse_date(get("assessed_on")) {
         Some(d) if d > today => {
             errs.push("评估日期不能晚于今天".into());
             None
@@ -242,14 +245,14 @@ fn validate_row(
         }
     };
     let std_raw = get("standard");
-    let Some(std) = Std::parse(&std_raw) else {
+    let Some(std) = Std::parse(std_raw) else {
         errs.push(format!(
             "评估标准“{}”无效，应为 GB/T 42195-2022、MZ/T 039-2013 或 长护险",
             std_raw.trim()
         ));
         return Err(errs.join("；"));
     };
-    let reason = reason_of(&get("reason"), std).map_err(|e| errs.push(e));
+    let reason = reason_of(get("reason"), std).map_err(|e| errs.push(e));
     let text = |k: &str, max: usize, what: &str, errs: &mut Vec<String>| -> Option<String> {
         let v = get(k).trim().to_string();
         if v.chars().count() > max {
@@ -262,13 +265,14 @@ fn validate_row(
     let informant = text("informant", 30, "信息提供者", &mut errs);
     let source = text("source", 100, "评定机构", &mut errs);
     let source_level = text("source_level", 50, "原评定等级", &mut errs);
-    let scores: BTreeMap<String, String> = items_in_file
+    // Item code → score as written (only the filled ones), borrowed from the row.
+    let scores: Vec<(&String, &str)> = items_in_file
         .iter()
-        .map(|c| (c.clone(), get(c).trim().to_string()))
+        .map(|c| (c, get(c).trim()))
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let flag = |k: &str, errs: &mut Vec<String>| {
-        yes(&get(k)).unwrap_or_else(|e| {
+        yes(get(k)).unwrap_or_else(|e| {
             errs.push(format!(
                 "{}：{e}",
                 COLUMNS.iter().find(|c| c.0 == k).map_or(k, |c| c.1)
@@ -277,7 +281,7 @@ fn validate_row(
         })
     };
     let cnt = |k: &str, errs: &mut Vec<String>| {
-        count(&get(k)).unwrap_or_else(|e| {
+        count(get(k)).unwrap_or_else(|e| {
             errs.push(e);
             0
         })
@@ -293,8 +297,8 @@ fn validate_row(
         other: cnt("other_event", &mut errs),
     };
     let mut level = None;
-    let mut input = serde_json::Value::Null;
-    let mut result = serde_json::Value::Null;
+    let mut input = String::new();
+    let mut result = String::new();
     match std {
         Std::Gbt => {
             if a1.is_none() || a2.is_none() || a1 == a2 {
@@ -304,7 +308,7 @@ fn validate_row(
             for (code, v) in &scores {
                 match v.parse::<u8>() {
                     Ok(n) => {
-                        items.insert(code.clone(), n);
+                        items.insert((*code).clone(), n);
                     }
                     Err(_) => errs.push(format!("{code} 的分值“{v}”不是数字")),
                 }
@@ -321,11 +325,8 @@ fn validate_row(
                 match assessment::assess(&inp, &Config::default()) {
                     Ok(o) => {
                         level = Some(o.final_level);
-                        let mut r = serde_json::to_value(&o).unwrap_or_default();
-                        r["reason_texts"] = o.reasons.iter().map(|x| x.zh()).collect();
-                        r["final_level_name"] = o.final_level_name().into();
-                        result = r;
-                        input = serde_json::to_value(&inp).unwrap_or_default();
+                        result = astore::result_json(&o);
+                        input = serde_json::to_string(&inp).unwrap_or_default();
                     }
                     Err(e) => errs.push(e.to_string()),
                 }
@@ -335,7 +336,7 @@ fn validate_row(
             if source.is_none() {
                 errs.push("长护险采信须填写评定机构".into());
             }
-            match level_of(&get("level"), 4) {
+            match level_of(get("level"), 4) {
                 Ok(l) => level = Some(l),
                 Err(e) => errs.push(e),
             }
@@ -346,8 +347,10 @@ fn validate_row(
                 let sl = source_level
                     .clone()
                     .unwrap_or_else(|| assessment::LEVEL_NAMES[l as usize].to_string());
-                input = serde_json::json!({"source": source, "rated_on": on.to_string(), "source_level": sl, "level": l});
-                result = serde_json::json!({"final_level": l, "adopted": true, "source_level": sl});
+                input = serde_json::json!({"source": source, "rated_on": on.to_string(), "source_level": sl, "level": l})
+                    .to_string();
+                result = serde_json::json!({"final_level": l, "adopted": true, "source_level": sl})
+                    .to_string();
             }
         }
         Std::Mzt => {
@@ -355,7 +358,7 @@ fn validate_row(
             // must agree with a level given beside them); without, the level as the earlier system
             // recorded it (MZ/T has four, 0–3).
             let given = get("level");
-            let given = (!given.trim().is_empty()).then(|| level_of(&given, 3));
+            let given = (!given.trim().is_empty()).then(|| level_of(given, 3));
             if scores.is_empty() {
                 match given {
                     Some(Ok(l)) => level = Some(l),
@@ -363,16 +366,17 @@ fn validate_row(
                     None => errs.push("MZ/T 039-2013 记录须填写能力等级或全部 22 项得分".into()),
                 }
                 if let Some(l) = level {
-                    input = serde_json::json!({"level": l});
+                    input = serde_json::json!({"level": l}).to_string();
                     result = serde_json::json!({"final_level": l, "legacy": true,
-                        "final_level_name": assessment::LEVEL_NAMES[l as usize]});
+                        "final_level_name": assessment::LEVEL_NAMES[l as usize]})
+                    .to_string();
                 }
             } else {
                 let mut items = BTreeMap::new();
                 for (code, v) in &scores {
                     match v.parse::<u8>() {
                         Ok(n) => {
-                            items.insert(code.clone(), n);
+                            items.insert((*code).clone(), n);
                         }
                         Err(_) => errs.push(format!("{code} 的分值“{v}”不是数字")),
                     }
@@ -409,9 +413,10 @@ fn validate_row(
                             r["reason_texts"] = o.reasons.iter().map(|x| x.zh()).collect();
                             r["final_level_name"] = o.final_level_name().into();
                             r["legacy"] = true.into();
-                            result = r;
+                            result = r.to_string();
                             input = serde_json::json!({"items": items, "dementia": dementia,
-                                "mental_illness": psychiatric, "risk_events_30d": events});
+                                "mental_illness": psychiatric, "risk_events_30d": events})
+                            .to_string();
                         }
                         Err(e) => errs.push(e.to_string()),
                     }
@@ -440,8 +445,8 @@ fn validate_row(
             assessors: [a1.unwrap_or_default(), a2.unwrap_or_default()],
             informant,
             source,
-            input: input.to_string(),
-            result: result.to_string(),
+            input,
+            result,
             level: level as i64,
         },
     ))
@@ -476,46 +481,93 @@ fn validate_all(
         .filter(|k| k.starts_with('B'))
         .cloned()
         .collect();
-    let mut ok = vec![];
-    let mut rejected: Rejected = vec![];
-    let mut seen: HashMap<(String, NaiveDate, Std), i64> = HashMap::new();
+    // Read the file first (sequential), then validate on every core: scoring, encryption keys and
+    // JSON are CPU work, about 15 µs a row.
+    let mut lines: Vec<(i64, Vec<String>)> = vec![];
     let mut row_no = 1i64;
-    let mut total = 0i64;
     for cells in table.rows.by_ref() {
         row_no += 1;
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        total += 1;
-        if total as usize > crate::registry::import::MAX_ROWS {
+        if lines.len() >= crate::registry::import::MAX_ROWS {
             return Err(ImportError::File(format!(
                 "单个文件最多 {} 行，请拆分后导入",
                 crate::registry::import::MAX_ROWS
             )));
         }
-        let get = |k: &str| -> String {
-            col_of
-                .get(k)
-                .and_then(|i| cells.get(*i))
-                .cloned()
-                .unwrap_or_default()
-        };
-        match validate_row(&get, &items_in_file, today) {
-            Err(reason) => rejected.push((row_no, reason, cells)),
-            Ok((cid, mut p)) => {
-                p.row_no = row_no;
-                p.bidx = keys.blind_index(CID_DOMAIN, cid.as_str());
+        lines.push((row_no, cells));
+    }
+    let total = lines.len() as i64;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = lines.len().div_ceil(threads).max(1);
+    type Checked = Result<Prepared, (i64, String, Vec<String>)>;
+    let checked: Vec<Checked> = std::thread::scope(|sc| {
+        let parts: Vec<_> = lines
+            .chunks_mut(per)
+            .map(|part| {
+                let (col_of, items_in_file, keys) = (&col_of, &items_in_file, &keys);
+                sc.spawn(move || {
+                    part.iter_mut()
+                        .map(|(row_no, cells)| {
+                            let checked = {
+                                let cells: &Vec<String> = cells;
+                                let get = |k: &str| -> &str {
+                                    col_of
+                                        .get(k)
+                                        .and_then(|i| cells.get(*i))
+                                        .map_or("", String::as_str)
+                                };
+                                validate_row(&get, items_in_file, today)
+                            };
+                            match checked {
+                                Err(reason) => Err((*row_no, reason, std::mem::take(cells))),
+                                Ok((cid, mut p)) => {
+                                    p.row_no = *row_no;
+                                    p.bidx = keys.blind_index(CID_DOMAIN, cid.as_str());
+                                    Ok(p)
+                                }
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut ok = Vec::with_capacity(checked.len());
+    let mut rejected: Rejected = vec![];
+    let mut seen: HashMap<(String, NaiveDate, Std), i64> = HashMap::new();
+    let mut cells_of: HashMap<i64, Vec<String>> = HashMap::new();
+    for c in checked {
+        match c {
+            Err(r) => rejected.push(r),
+            Ok(p) => {
                 let key = (p.bidx.clone(), p.assessed_on, p.std);
                 if let Some(first) = seen.get(&key) {
-                    rejected.push((
-                        row_no,
-                        format!("与第 {first} 行重复（同一人、同一日期、同一标准）"),
-                        cells,
-                    ));
+                    let msg = format!("与第 {first} 行重复（同一人、同一日期、同一标准）");
+                    cells_of.insert(p.row_no, vec![]);
+                    rejected.push((p.row_no, msg, vec![]));
                 } else {
-                    seen.insert(key, row_no);
+                    seen.insert(key, p.row_no);
                     ok.push(p);
                 }
+            }
+        }
+    }
+    // Duplicates keep their original cells for the error report.
+    if !cells_of.is_empty() {
+        for (row_no, cells) in &lines {
+            if let Some(c) = cells_of.get_mut(row_no) {
+                *c = cells.clone();
+            }
+        }
+        for r in rejected.iter_mut() {
+            if let Some(c) = cells_of.remove(&r.0) {
+                r.2 = c;
             }
         }
     }
@@ -526,6 +578,41 @@ fn validate_all(
 struct Existing {
     id: String,
     same: (String, String, String, String, Option<String>),
+}
+
+/// Run a lookup and map its rows. On SQLite through the point-read path (`Db::sqlite_read`): no
+/// hand-off per row to sqlx's worker thread, which cost more than the lookups themselves. It reads
+/// the last committed state; a real import already holds the write lock (BEGIN IMMEDIATE), so that
+/// state cannot change under it, and its own earlier writes are tracked in memory. On PostgreSQL
+/// inside the transaction.
+async fn lookup<T>(
+    ctx: &Ctx<'_>,
+    tx: Option<&mut crate::platform::db::Tx<'_>>,
+    sql: &str,
+    binds: &[&str],
+    map: impl Fn(&dyn Cols) -> T,
+) -> Result<Vec<T>, sqlx::Error> {
+    let fast = ctx.db.sqlite_read(|c| {
+        let mut st = c.prepare(sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(binds.iter()))?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            out.push(map(r));
+        }
+        Ok(out)
+    });
+    if let Some(r) = fast {
+        return r;
+    }
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_string())).persistent(false);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    let rows = match tx {
+        Some(t) => q.fetch_all(&mut **t).await?,
+        None => q.fetch_all(&ctx.db.pool).await?,
+    };
+    Ok(rows.iter().map(|r| map(r)).collect())
 }
 
 /// Import assessments (dry or real) from an opened table.
@@ -540,10 +627,12 @@ pub async fn run(
         .total
         .store(table.approx_rows as i64, Ordering::Relaxed);
     let keys = ctx.keys.clone();
+    let t0 = std::time::Instant::now();
     let (rows, mut rejected, total) =
         tokio::task::spawn_blocking(move || validate_all(table, keys))
             .await
             .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
+    let validated = t0.elapsed();
     let mut summary = Summary {
         dry_run,
         total,
@@ -561,26 +650,38 @@ pub async fn run(
     let now = crate::platform::now_rfc3339();
     let who = &ctx.who.actor_name;
     let backend = ctx.db.backend;
+    // In citizen-ID-index order, so consecutive lookups touch neighbouring index pages; a stable
+    // sort keeps one person's rows in file order.
+    let mut rows = rows;
+    rows.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+    // Dates this import made current, per person (later chunks must not replace them with older).
+    // Pass 1, decide: who each row is, and whether it is new, unchanged or a correction.
+    struct Write<'a> {
+        p: &'a Prepared,
+        elder_id: String,
+        corrects: Option<String>,
+        /// The person's current record's date before this import.
+        stored_on: Option<NaiveDate>,
+    }
+    let mut writes: Vec<Write> = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
         // The people: id, residence, and the current record's date (to decide the new current).
         let sql = format!(
-            "SELECT citizen_id_bidx, id, residence_region, ability_assessed_on FROM elder WHERE citizen_id_bidx IN {}",
+            "SELECT e.citizen_id_bidx, e.id, e.residence_region, ea.assessed_on FROM elder e \
+             LEFT JOIN elder_ability ea ON ea.elder_id = e.id WHERE e.citizen_id_bidx IN {}",
             placeholders(backend, 1, chunk.len())
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for p in chunk {
-            q = q.bind(&p.bidx);
-        }
-        let found = match tx.as_mut() {
-            Some(t) => q.fetch_all(&mut **t).await?,
-            None => q.fetch_all(&ctx.db.pool).await?,
-        };
+        let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
+        let found = lookup(ctx, tx.as_mut(), &sql, &binds, |r| {
+            (r.text(0), r.text(1), r.text(2), r.opt_text(3))
+        })
+        .await?;
         let mut elders: HashMap<String, (String, String, Option<String>)> = HashMap::new();
-        for r in found {
-            elders.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        for (bidx, id, region, on) in found {
+            elders.insert(bidx, (id, region, on));
         }
         // Their records that no later record corrects, by (person, date, standard).
-        let ids: Vec<&String> = elders.values().map(|e| &e.0).collect();
+        let ids: Vec<&str> = elders.values().map(|e| e.0.as_str()).collect();
         let mut existing: HashMap<(String, String, String), Existing> = HashMap::new();
         if !ids.is_empty() {
             let sql = format!(
@@ -588,27 +689,20 @@ pub async fn run(
                  FROM assessment a WHERE a.elder_id IN {} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)",
                 placeholders(backend, 1, ids.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            let found = match tx.as_mut() {
-                Some(t) => q.fetch_all(&mut **t).await?,
-                None => q.fetch_all(&ctx.db.pool).await?,
-            };
-            for r in found {
-                existing.insert(
-                    (r.get(1), r.get(2), r.get(3)),
+            let found = lookup(ctx, tx.as_mut(), &sql, &ids, |r| {
+                (
+                    (r.text(1), r.text(2), r.text(3)),
                     Existing {
-                        id: r.get(0),
-                        same: (r.get(4), r.get(5), r.get(6), r.get(7), r.get(8)),
+                        id: r.text(0),
+                        same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
                     },
-                );
-            }
+                )
+            })
+            .await?;
+            existing.extend(found);
         }
-        let mut writes: Vec<(&Prepared, String, Option<String>)> = vec![];
         for p in chunk {
-            let Some((elder_id, region, _)) = elders.get(&p.bidx) else {
+            let Some((elder_id, region, stored_on)) = elders.get(&p.bidx) else {
                 rejected.push((
                     p.row_no,
                     "该身份证号未在老年人档案中登记，请先导入档案".into(),
@@ -628,105 +722,145 @@ pub async fn run(
                 p.assessed_on.to_string(),
                 p.std.name().to_string(),
             );
-            let mine = (
-                p.input.clone(),
-                p.reason.clone(),
-                p.assessors[0].clone(),
-                p.assessors[1].clone(),
-                p.informant.clone(),
-            );
-            match existing.get(&key) {
-                Some(e) if e.same == mine => summary.unchanged += 1,
+            let same = |e: &Existing| {
+                e.same.0 == p.input
+                    && e.same.1 == p.reason
+                    && e.same.2 == p.assessors[0]
+                    && e.same.3 == p.assessors[1]
+                    && e.same.4 == p.informant
+            };
+            let corrects = match existing.get(&key) {
+                Some(e) if same(e) => {
+                    summary.unchanged += 1;
+                    continue;
+                }
                 Some(e) => {
                     summary.updated += 1;
-                    writes.push((p, elder_id.clone(), Some(e.id.clone())));
+                    Some(e.id.clone())
                 }
                 None => {
                     summary.inserted += 1;
-                    writes.push((p, elder_id.clone(), None));
+                    None
+                }
+            };
+            writes.push(Write {
+                p,
+                elder_id: elder_id.clone(),
+                corrects,
+                stored_on: stored_on
+                    .as_deref()
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+            });
+        }
+        ctx.progress
+            .processed
+            .fetch_add(chunk.len() as i64 / 2, Ordering::Relaxed);
+    }
+    let written = writes.len();
+    // Pass 2, write, in person order: the assessment index on (person, date), the current-level
+    // table keyed by person and the foreign-key checks then walk their B-trees forwards instead
+    // of jumping around (a stable sort keeps one person's rows in file order).
+    writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
+    if let Some(t) = tx.as_mut() {
+        if backend == crate::platform::db::Backend::Sqlite && writes.len() >= BULK_MIN_ROWS {
+            sqlx::query("PRAGMA cache_size = -262144")
+                .execute(&mut **t)
+                .await?;
+        }
+        // The new current record per person: the newest non-legacy row written, when at least as
+        // new as the stored current one (a later record wins a tie).
+        let mut current: Vec<(usize, usize)> = vec![];
+        let mut at = 0;
+        while at < writes.len() {
+            let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
+            let mut best: Option<usize> = None;
+            for i in at..end {
+                let w = &writes[i];
+                if w.p.std == Std::Mzt || w.stored_on.is_some_and(|d| d > w.p.assessed_on) {
+                    continue;
+                }
+                if best.is_none_or(|b| writes[b].p.assessed_on <= w.p.assessed_on) {
+                    best = Some(i);
                 }
             }
+            if let Some(b) = best {
+                current.push((at, b));
+            }
+            at = end;
         }
-        if let Some(t) = tx.as_mut().filter(|_| !writes.is_empty()) {
-            let mut ids = Vec::with_capacity(writes.len());
+        let ids: Vec<String> = writes
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        for (n, part) in writes.chunks(CHUNK).enumerate() {
             let sql = format!(
                 "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
                  informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source) VALUES {}",
-                placeholders(backend, writes.len(), 17)
+                placeholders(backend, part.len(), 17)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (p, elder_id, corrects) in &writes {
-                let id = uuid::Uuid::now_v7().to_string();
+            for (k, w) in part.iter().enumerate() {
+                let p = w.p;
                 q = q
-                    .bind(id.clone())
-                    .bind(elder_id.clone())
+                    .bind(&ids[n * CHUNK + k])
+                    .bind(&w.elder_id)
                     .bind(p.std.name())
-                    .bind(p.reason.clone())
+                    .bind(&p.reason)
                     .bind(p.assessed_on.to_string())
                     .bind(p.valid_until.to_string())
-                    .bind(p.assessors[0].clone())
-                    .bind(p.assessors[1].clone())
-                    .bind(p.informant.clone())
-                    .bind(corrects.clone())
-                    .bind(p.input.clone())
-                    .bind(p.result.clone())
+                    .bind(&p.assessors[0])
+                    .bind(&p.assessors[1])
+                    .bind(&p.informant)
+                    .bind(&w.corrects)
+                    .bind(&p.input)
+                    .bind(&p.result)
                     .bind(p.level)
-                    .bind(who.clone())
-                    .bind(now.clone())
+                    .bind(who)
+                    .bind(&now)
                     .bind(if p.std == Std::Ltc {
                         "ltc_adoption"
                     } else {
                         "assessment"
                     })
-                    .bind(p.source.clone());
-                ids.push(id);
+                    .bind(&p.source);
             }
             q.execute(&mut **t).await?;
-            // The new current record per person: the newest written row that is not legacy, when
-            // it is at least as new as the stored current one (a later record wins a tie).
-            let mut current: HashMap<&str, (usize, NaiveDate)> = HashMap::new();
-            for (i, (p, elder_id, _)) in writes.iter().enumerate() {
-                if p.std == Std::Mzt {
-                    continue;
-                }
-                let stored = elders
-                    .get(&p.bidx)
-                    .and_then(|e| e.2.as_deref())
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-                if stored.is_some_and(|d| d > p.assessed_on) {
-                    continue;
-                }
-                match current.get(elder_id.as_str()) {
-                    Some((_, d)) if *d > p.assessed_on => {}
-                    _ => {
-                        current.insert(elder_id, (i, p.assessed_on));
-                    }
-                }
-            }
-            if !current.is_empty() {
-                let sql = format!(
-                    "UPDATE elder SET ability_assessment_id = v.column2, ability_level = v.column3, \
-                     ability_assessed_on = v.column4, ability_valid_until = v.column5, change_seq = {change_seq} \
-                     FROM (VALUES {}) AS v WHERE elder.id = v.column1",
-                    placeholders(backend, current.len(), 5)
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (elder_id, (i, _)) in &current {
-                    let p = writes[*i].0;
-                    q = q
-                        .bind(elder_id.to_string())
-                        .bind(ids[*i].clone())
-                        .bind(p.level)
-                        .bind(p.assessed_on.to_string())
-                        .bind(p.valid_until.to_string());
-                }
-                q.execute(&mut **t).await?;
-            }
+            ctx.progress
+                .processed
+                .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
         }
-        ctx.progress
-            .processed
-            .fetch_add(chunk.len() as i64, Ordering::Relaxed);
+        for part in current.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+                 VALUES {} {}",
+                placeholders(backend, part.len(), 6),
+                astore::UPSERT_CURRENT_SET
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (first, b) in part {
+                let p = writes[*b].p;
+                q = q
+                    .bind(&writes[*first].elder_id)
+                    .bind(&ids[*b])
+                    .bind(p.level)
+                    .bind(p.assessed_on.to_string())
+                    .bind(p.valid_until.to_string())
+                    .bind(change_seq);
+            }
+            q.execute(&mut **t).await?;
+        }
+        if backend == crate::platform::db::Backend::Sqlite && writes.len() >= BULK_MIN_ROWS {
+            sqlx::query("PRAGMA cache_size = -8192")
+                .execute(&mut **t)
+                .await?;
+        }
     }
+    tracing::info!(
+        rows = total,
+        validate_ms = validated.as_millis() as u64,
+        write_ms = (t0.elapsed() - validated).as_millis() as u64,
+        "assessment import"
+    );
     rejected.sort_by_key(|r| r.0);
     summary.rejected = rejected.len() as i64;
     summary.accepted = summary.total - summary.rejected;
@@ -758,6 +892,9 @@ pub async fn run(
         )
         .await?;
         t.commit().await?;
+        ctx.db
+            .analyze_after_bulk(&["assessment", "elder_ability"], written)
+            .await?;
     }
     Ok((summary, rejected))
 }
@@ -898,14 +1035,8 @@ pub fn template_xlsx() -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn row<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> String + 'a {
-        move |k: &str| {
-            pairs
-                .iter()
-                .find(|p| p.0 == k)
-                .map(|p| p.1.to_string())
-                .unwrap_or_default()
-        }
+    fn row<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> &'a str + 'a {
+        move |k: &str| pairs.iter().find(|p| p.0 == k).map_or("", |p| p.1)
     }
 
     fn items() -> Vec<String> {

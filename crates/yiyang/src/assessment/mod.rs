@@ -3,8 +3,8 @@
 //! public self-check calculator (no login, stores nothing) and assessment records per elder
 //! (`store.rs`), LTC adoptions, the due list and imports (`import.rs`).
 //!
-//! The level that counts for an elder is kept on the elder row (`ability_*`, migration 9) so that the
-//! registry's search, the due list and later capabilities read it without joining the history.
+//! The level that counts for an elder is kept in `elder_ability` (migration 9) so that the
+//! registry's search, the due list and later capabilities read it without walking the history.
 
 pub mod http;
 pub mod import;
@@ -31,23 +31,29 @@ pub const MIGRATION_KIND: &[Stmt] = &[
     Both("ALTER TABLE assessment ADD COLUMN source TEXT"),
 ];
 
-/// The elder's current assessment, denormalised: the newest record not corrected by a later one
-/// (whether still valid is decided against today's date when read). Kept by `store::set_current`.
+/// The elder's current assessment, one narrow row per assessed person: the newest record not
+/// corrected by a later one and not legacy (whether still valid is decided against today's date
+/// when read). Kept by `store::set_current` and the import, stamped with the registry's change
+/// number so the search index follows it. A table of its own rather than columns on `elder`:
+/// importing 100k assessments then writes 100k small rows instead of rewriting 100k random pages
+/// of the large elder table (measured 4 s for 80k people on SQLite, with raw SQL as well).
 pub const MIGRATION_CURRENT: &[Stmt] = &[
-    Both("ALTER TABLE elder ADD COLUMN ability_assessment_id TEXT"),
-    Both("ALTER TABLE elder ADD COLUMN ability_level BIGINT"),
-    Both("ALTER TABLE elder ADD COLUMN ability_assessed_on TEXT"),
-    Both("ALTER TABLE elder ADD COLUMN ability_valid_until TEXT"),
-    Both(
-        "UPDATE elder SET ability_assessment_id = (SELECT a.id FROM assessment a WHERE a.elder_id = elder.id \
-         AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
-         ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC LIMIT 1) \
-         WHERE EXISTS (SELECT 1 FROM assessment a WHERE a.elder_id = elder.id)",
+    Sqlite(
+        "CREATE TABLE elder_ability (elder_id TEXT PRIMARY KEY REFERENCES elder (id), assessment_id TEXT NOT NULL, \
+         level BIGINT NOT NULL, assessed_on TEXT NOT NULL, valid_until TEXT NOT NULL, change_seq BIGINT NOT NULL) WITHOUT ROWID",
     ),
+    Postgres(
+        "CREATE TABLE elder_ability (elder_id TEXT PRIMARY KEY REFERENCES elder (id), assessment_id TEXT NOT NULL, \
+         level BIGINT NOT NULL, assessed_on TEXT NOT NULL, valid_until TEXT NOT NULL, change_seq BIGINT NOT NULL)",
+    ),
+    Both("CREATE INDEX elder_ability_change_seq ON elder_ability (change_seq)"),
     Both(
-        "UPDATE elder SET ability_level = (SELECT final_level FROM assessment a WHERE a.id = elder.ability_assessment_id), \
-         ability_assessed_on = (SELECT assessed_on FROM assessment a WHERE a.id = elder.ability_assessment_id), \
-         ability_valid_until = (SELECT valid_until FROM assessment a WHERE a.id = elder.ability_assessment_id) \
-         WHERE ability_assessment_id IS NOT NULL",
+        "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+         SELECT a.elder_id, a.id, a.final_level, a.assessed_on, a.valid_until, 0 FROM assessment a \
+         WHERE a.standard <> 'MZ/T 039-2013' AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
+         AND NOT EXISTS (SELECT 1 FROM assessment b WHERE b.elder_id = a.elder_id AND b.standard <> 'MZ/T 039-2013' \
+           AND NOT EXISTS (SELECT 1 FROM assessment c2 WHERE c2.corrects = b.id) \
+           AND (b.assessed_on > a.assessed_on OR (b.assessed_on = a.assessed_on AND (b.recorded_at > a.recorded_at \
+             OR (b.recorded_at = a.recorded_at AND b.id > a.id)))))",
     ),
 ];

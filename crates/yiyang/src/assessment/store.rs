@@ -132,6 +132,23 @@ async fn check_corrects(tx: &mut Tx<'_>, elder_id: &str, corrects: Option<&str>)
         .ok_or_else(|| ApiError::invalid("corrects", "要更正的评估记录不存在或不属于该老年人"))
 }
 
+/// The engine's outcome as stored, with any level-change reasons also in words, so the printed
+/// report reads them as recorded.
+pub fn result_json(o: &assessment::Outcome) -> String {
+    #[derive(Serialize)]
+    struct Stored<'a> {
+        #[serde(flatten)]
+        outcome: &'a assessment::Outcome,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        reason_texts: Vec<String>,
+    }
+    serde_json::to_string(&Stored {
+        outcome: o,
+        reason_texts: o.reasons.iter().map(|r| r.zh()).collect(),
+    })
+    .unwrap_or_default()
+}
+
 /// The newest record of an elder that no later record corrects, in the order the history lists;
 /// legacy MZ/T 039-2013 results are history only (their levels do not convert to GB/T's).
 const CURRENT_SQL: &str = "SELECT a.id, a.final_level, a.assessed_on, a.valid_until FROM assessment a \
@@ -139,38 +156,46 @@ const CURRENT_SQL: &str = "SELECT a.id, a.final_level, a.assessed_on, a.valid_un
      AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id) \
      ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC LIMIT 1";
 
-/// Copy the elder's current assessment onto the elder row (`ability_*`) and stamp the row's
-/// change number so the registry's search index picks the new level up.
+/// Record the elder's current assessment in `elder_ability` (or remove it when none is left),
+/// stamped with the next change number so the registry's search index picks the level up.
 pub(crate) async fn set_current(tx: &mut Tx<'_>, elder_id: &str) -> Result<(), sqlx::Error> {
     let cur = sqlx::query(CURRENT_SQL)
         .bind(elder_id)
         .fetch_optional(&mut **tx)
         .await?;
     let seq = crate::registry::store::next_change_seq(tx).await?;
-    let (id, level, on, until): (Option<String>, Option<i64>, Option<String>, Option<String>) =
-        match &cur {
-            Some(r) => (
-                Some(r.get(0)),
-                Some(r.get(1)),
-                Some(r.get(2)),
-                Some(r.get(3)),
-            ),
-            None => (None, None, None, None),
-        };
-    sqlx::query(
-        "UPDATE elder SET ability_assessment_id = $1, ability_level = $2, ability_assessed_on = $3, \
-         ability_valid_until = $4, change_seq = $5 WHERE id = $6",
-    )
-    .bind(id)
-    .bind(level)
-    .bind(on)
-    .bind(until)
-    .bind(seq)
-    .bind(elder_id)
-    .execute(&mut **tx)
-    .await?;
+    let Some(r) = cur else {
+        sqlx::query("DELETE FROM elder_ability WHERE elder_id = $1")
+            .bind(elder_id)
+            .execute(&mut **tx)
+            .await?;
+        // Nothing left to stamp there: stamp the person, so the search index drops the level.
+        sqlx::query("UPDATE elder SET change_seq = $1 WHERE id = $2")
+            .bind(seq)
+            .bind(elder_id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    };
+    sqlx::query(UPSERT_CURRENT_ONE)
+        .bind(elder_id)
+        .bind(r.get::<String, _>(0))
+        .bind(r.get::<i64, _>(1))
+        .bind(r.get::<String, _>(2))
+        .bind(r.get::<String, _>(3))
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
+
+const UPSERT_CURRENT_ONE: &str = "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (elder_id) DO UPDATE SET assessment_id = excluded.assessment_id, \
+     level = excluded.level, assessed_on = excluded.assessed_on, valid_until = excluded.valid_until, change_seq = excluded.change_seq";
+
+/// The upsert's tail for many rows at once (the import).
+pub(crate) const UPSERT_CURRENT_SET: &str = "ON CONFLICT (elder_id) DO UPDATE SET assessment_id = excluded.assessment_id, \
+     level = excluded.level, assessed_on = excluded.assessed_on, valid_until = excluded.valid_until, change_seq = excluded.change_seq";
 
 /// The ability level that counts for an elder today: the current assessment's final level while it
 /// is valid, else none. The public API later capabilities (eligibility, indicators) read.
@@ -179,7 +204,7 @@ pub async fn current_level(
     elder_id: &str,
     today: NaiveDate,
 ) -> Result<Option<u8>, sqlx::Error> {
-    let r = sqlx::query("SELECT ability_level, ability_valid_until FROM elder WHERE id = $1")
+    let r = sqlx::query("SELECT level, valid_until FROM elder_ability WHERE elder_id = $1")
         .bind(elder_id)
         .fetch_optional(&db.pool)
         .await?;
@@ -258,11 +283,7 @@ pub async fn record(
     check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = crate::platform::now_rfc3339();
-    // The reasons in words go with the result, so the printed report reads them as recorded.
-    let mut result = serde_json::to_value(&outcome).unwrap_or_default();
-    result["reason_texts"] = outcome.reasons.iter().map(|r| r.zh()).collect();
-    result["final_level_name"] = outcome.final_level_name().into();
-    let result = result.to_string();
+    let result = result_json(&outcome);
     let input = serde_json::to_string(&a.input).unwrap_or_default();
     sqlx::query(
         "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
@@ -574,9 +595,8 @@ async fn due_in(
     let soon = (today + chrono::Days::new(DUE_SOON_DAYS)).to_string();
     let today_s = today.to_string();
     // $3 today, $4 the due-soon horizon, $5 the latest birth date of the "missing" group.
-    let missing =
-        "((e.ability_valid_until IS NULL OR e.ability_valid_until < $3) AND e.birth_date <= $5)";
-    let expiring = "(e.ability_valid_until >= $3 AND e.ability_valid_until < $4)";
+    let missing = "((ea.valid_until IS NULL OR ea.valid_until < $3) AND e.birth_date <= $5)";
+    let expiring = "(ea.valid_until >= $3 AND ea.valid_until < $4)";
     let cond = match q.status.as_deref().unwrap_or("all") {
         "all" | "" => format!("({missing} OR {expiring})"),
         "missing" => missing.to_string(),
@@ -588,10 +608,11 @@ async fn due_in(
             ));
         }
     };
-    // The current assessment is kept on the elder row (see `set_current`), so this is one range
-    // scan of the region index.
+    // The current assessment is kept in `elder_ability` (see `set_current`): one range scan of the
+    // region index with a key lookup per person.
     let from = format!(
-        "FROM elder e WHERE e.residence_region BETWEEN $1 AND $2 AND e.status = 'active' AND {cond}"
+        "FROM elder e LEFT JOIN elder_ability ea ON ea.elder_id = e.id \
+         WHERE e.residence_region BETWEEN $1 AND $2 AND e.status = 'active' AND {cond}"
     );
     let (page, size) = match export {
         Some(max) => (1, max),
@@ -615,8 +636,8 @@ async fn due_in(
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT e.id, e.name, e.sex, e.birth_date, e.citizen_id_masked, e.residence_region, \
-         e.ability_valid_until, e.ability_assessed_on, e.ability_level {from} \
-         ORDER BY CASE WHEN e.ability_valid_until IS NULL OR e.ability_valid_until < $3 THEN 0 ELSE 1 END, \
+         ea.valid_until, ea.assessed_on, ea.level {from} \
+         ORDER BY CASE WHEN ea.valid_until IS NULL OR ea.valid_until < $3 THEN 0 ELSE 1 END, \
          e.residence_region, e.birth_date, e.id LIMIT $6 OFFSET $7"
     )))
     .bind(&lo)

@@ -459,6 +459,9 @@ pub async fn run(
         )
         .await?;
         t.commit().await?;
+        ctx.db
+            .analyze_after_bulk(&["elder"], (summary.inserted + summary.updated) as usize)
+            .await?;
     }
     Ok((summary, rejected))
 }

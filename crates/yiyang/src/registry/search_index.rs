@@ -18,8 +18,9 @@ use std::collections::HashMap;
 /// Changed rows kept beside the base; beyond this the base is rebuilt from the database.
 const OVERLAY_MAX: usize = 5_000;
 
-const COLS: &str = "id, name, birth_date, residence_region, living_status, economic_status, status, change_seq, \
-     ability_level, ability_valid_until";
+/// With the current assessment's level from `elder_ability` (owned by the assessment module).
+const COLS: &str = "e.id, e.name, e.birth_date, e.residence_region, e.living_status, e.economic_status, e.status, \
+     e.change_seq, ea.level, ea.valid_until";
 
 /// `level` of a person without any assessment.
 const NO_ASSESSMENT: u8 = u8::MAX;
@@ -569,9 +570,16 @@ async fn head(db: &Db) -> Result<i64, sqlx::Error> {
 }
 
 async fn fetch(db: &Db, since: Option<i64>) -> Result<Vec<Entry>, sqlx::Error> {
+    // Changed people: their own row changed, or their current assessment did.
     let sql = match since {
-        Some(_) => format!("SELECT {COLS} FROM elder WHERE change_seq > $1"),
-        None => format!("SELECT {COLS} FROM elder"),
+        Some(_) => format!(
+            "SELECT {COLS} FROM elder e LEFT JOIN elder_ability ea ON ea.elder_id = e.id WHERE e.change_seq > $1 \
+             UNION ALL SELECT {COLS} FROM elder_ability ea JOIN elder e ON e.id = ea.elder_id \
+             WHERE ea.change_seq > $1 AND e.change_seq <= $1"
+        ),
+        None => {
+            format!("SELECT {COLS} FROM elder e LEFT JOIN elder_ability ea ON ea.elder_id = e.id")
+        }
     };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(s) = since {
@@ -600,7 +608,7 @@ impl SearchIndex {
             None => (None, 0),
         };
         if let Some(s) = seq {
-            let n: i64 = sqlx::query("SELECT COUNT(*) FROM elder WHERE change_seq > $1")
+            let n: i64 = sqlx::query("SELECT (SELECT COUNT(*) FROM elder WHERE change_seq > $1) + (SELECT COUNT(*) FROM elder_ability WHERE change_seq > $1)")
                 .bind(s)
                 .fetch_one(&db.pool)
                 .await?

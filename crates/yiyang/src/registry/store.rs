@@ -107,7 +107,7 @@ pub struct Elder {
 }
 
 const ROW_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, \
-    ability_level, ability_valid_until";
+    (SELECT level FROM elder_ability WHERE elder_id = elder.id), (SELECT valid_until FROM elder_ability WHERE elder_id = elder.id)";
 /// Where `row_of` finds the two ability columns in each select.
 const ROW_ABILITY_AT: usize = 9;
 
@@ -331,15 +331,18 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
         Some(NO_LEVEL) => {
             binds.push(f.today.clone());
             sql.push_str(&format!(
-                " AND (ability_valid_until IS NULL OR ability_valid_until < ${})",
+                " AND NOT EXISTS (SELECT 1 FROM elder_ability WHERE elder_id = elder.id AND valid_until >= ${})",
                 binds.len()
             ));
         }
         Some(l) => {
-            push("ability_valid_until >=", f.today.clone());
-            // A literal: the level is a validated small number, and a text bind would not compare
-            // with the BIGINT column on PostgreSQL.
-            sql.push_str(&format!(" AND ability_level = {l}"));
+            binds.push(f.today.clone());
+            // The level as a literal: a validated small number (a text bind would not compare with
+            // the BIGINT column on PostgreSQL).
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM elder_ability WHERE elder_id = elder.id AND valid_until >= ${} AND level = {l})",
+                binds.len()
+            ));
         }
     }
     (sql, binds)
@@ -496,7 +499,8 @@ pub async fn search_sql(
 
 const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, \
     hukou_region, address, phone_masked, lon, lat, family_planning_special, disability_grade, entitled_veteran_family, \
-    death_date, moved_out_date, status_source, status_since, created_at, updated_at, version, ability_level, ability_valid_until";
+    death_date, moved_out_date, status_source, status_since, created_at, updated_at, version, \
+    (SELECT level FROM elder_ability WHERE elder_id = elder.id), (SELECT valid_until FROM elder_ability WHERE elder_id = elder.id)";
 
 /// One status change row: kind, new value, source, since.
 type ChangeRow = (String, Option<String>, String, String);

@@ -452,6 +452,29 @@ async fn db_assessment_due_list() {
         .call("GET", "/api/v1/assessments/due?status=soon", Some(&c), None)
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // The list as Excel: the same people, masked IDs, audited as an export.
+    let (s, body, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri("/api/v1/assessments/due/export?status=missing")
+                .header(axum::http::header::COOKIE, &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(body)).unwrap();
+    use calamine::Reader;
+    let sheet = book.worksheet_range("待评估名单").unwrap();
+    assert_eq!(sheet.height() as i64 - 1, n80 - 1);
+    let ids: Vec<String> = sheet.rows().skip(1).map(|r| r[4].to_string()).collect();
+    assert!(ids.iter().all(|i| i.contains("********")), "IDs are masked");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.due_export'")
+            .await,
+        1
+    );
 }
 
 /// An officer adopts a long-term-care-insurance rating: it is stored with its source, counts as the
@@ -634,7 +657,8 @@ async fn db_assessment_import() {
     // The current level on the elder row is the newest non-legacy record, exactly as the history
     // computes it (checked for every person against the list endpoint's `current`).
     let people = sqlx::query(
-        "SELECT id, ability_assessment_id, ability_level, ability_valid_until FROM elder WHERE id IN (SELECT elder_id FROM assessment)",
+        "SELECT e.id, ea.assessment_id, ea.level, ea.valid_until FROM elder e LEFT JOIN elder_ability ea ON ea.elder_id = e.id \
+         WHERE e.id IN (SELECT elder_id FROM assessment)",
     )
     .fetch_all(&t.state.db.pool)
     .await
