@@ -363,3 +363,32 @@ pub async fn due_export(
     .await?;
     Ok(crate::registry::http::xlsx(bytes, "待评估名单"))
 }
+
+/// Note a reassessment trigger (复评触发: a risk event, a new diagnosis, a disputed result, a change
+/// of condition): the person goes on the due list until assessed again. Audited.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/assessment-triggers", tag = "assessment", params(("id" = String, Path)),
+    request_body = super::store::NewTrigger,
+    responses((status = 201, body = super::store::Trigger), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn trigger(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(t): Json<super::store::NewTrigger>,
+) -> ApiResult<(axum::http::StatusCode, Json<super::store::Trigger>)> {
+    // Assessors, and the village workers who learn of a fall on a visit.
+    let scope = if actor.has(crate::identity::Perm::AssessmentRecord) {
+        actor.assess()?
+    } else {
+        actor.edit()?
+    };
+    let r = super::store::note_trigger(
+        &app.db,
+        &scope,
+        &actor.who(),
+        &id,
+        t,
+        crate::platform::today(),
+    )
+    .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(r)))
+}

@@ -57,3 +57,14 @@ pub const MIGRATION_CURRENT: &[Stmt] = &[
              OR (b.recorded_at = a.recorded_at AND b.id > a.id)))))",
     ),
 ];
+
+/// Reassessment triggers (复评触发): events after which the current assessment no longer tells the
+/// truth — care-risk events, a new diagnosis, a disputed result, a marked change of condition. A
+/// trigger noted after a person's current assessment puts them on the due list until the next one.
+pub const MIGRATION_TRIGGER: &[Stmt] = &[
+    Both(
+        "CREATE TABLE assessment_trigger (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
+         kind TEXT NOT NULL, noted_on TEXT NOT NULL, note TEXT, recorded_by TEXT NOT NULL, recorded_at TEXT NOT NULL)",
+    ),
+    Both("CREATE INDEX assessment_trigger_elder ON assessment_trigger (elder_id, noted_on)"),
+];

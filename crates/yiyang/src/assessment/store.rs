@@ -445,6 +445,113 @@ async fn list_in(
     Ok((region, out))
 }
 
+/// Kinds of reassessment trigger (复评触发), with their labels.
+pub const TRIGGER_KINDS: &[(&str, &str)] = &[
+    ("risk_event", "照护风险事件（跌倒、走失、噎食、自伤等）"),
+    ("diagnosis", "新的诊断（痴呆、精神障碍等）"),
+    ("disputed", "对评估结果有异议"),
+    ("condition_change", "身体状况明显变化"),
+];
+
+fn trigger_label(kind: &str) -> &str {
+    TRIGGER_KINDS
+        .iter()
+        .find(|k| k.0 == kind)
+        .map_or(kind, |k| k.1)
+}
+
+/// A trigger noted after the person's current assessment (or with none at all) is still open.
+const TRIGGERED: &str = "EXISTS (SELECT 1 FROM assessment_trigger t WHERE t.elder_id = e.id \
+     AND t.noted_on > COALESCE(ea.assessed_on, ''))";
+/// The newest open trigger's kind.
+const OPEN_TRIGGER: &str = "(SELECT t.kind FROM assessment_trigger t WHERE t.elder_id = e.id \
+     AND t.noted_on > COALESCE(ea.assessed_on, '') ORDER BY t.noted_on DESC, t.id DESC LIMIT 1)";
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTrigger {
+    /// risk_event / diagnosis / disputed / condition_change
+    pub kind: String,
+    /// When it happened or was learnt, YYYY-MM-DD
+    pub noted_on: String,
+    /// What happened, in a few words (no names of others, no ID numbers)
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Trigger {
+    pub id: String,
+    pub kind: String,
+    pub kind_label: String,
+    pub noted_on: String,
+    pub note: Option<String>,
+    pub recorded_by: String,
+}
+
+/// Note a reassessment trigger for an elder in scope (audited). Later capabilities (visits,
+/// emergencies) note theirs through this function too.
+pub async fn note_trigger(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    elder_id: &str,
+    t: NewTrigger,
+    today: NaiveDate,
+) -> ApiResult<Trigger> {
+    if !TRIGGER_KINDS.iter().any(|k| k.0 == t.kind) {
+        return Err(ApiError::invalid(
+            "kind",
+            "触发类型应为 risk_event、diagnosis、disputed 或 condition_change（风险事件、新诊断、有异议、状况变化）",
+        ));
+    }
+    let on = NaiveDate::parse_from_str(&t.noted_on, "%Y-%m-%d")
+        .map_err(|_| ApiError::invalid("noted_on", "日期格式应为 YYYY-MM-DD"))?;
+    if on > today {
+        return Err(ApiError::invalid("noted_on", "日期不能晚于今天"));
+    }
+    let note = t.note.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 200) {
+        return Err(ApiError::invalid("note", "说明不能超过200字"));
+    }
+    let mut tx = db.begin().await?;
+    let region = elder_region(&mut tx, scope, elder_id).await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO assessment_trigger (id, elder_id, kind, noted_on, note, recorded_by, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(elder_id)
+    .bind(&t.kind)
+    .bind(on.to_string())
+    .bind(note)
+    .bind(&who.actor_name)
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "assessment.trigger",
+            entity: "elder",
+            entity_id: Some(elder_id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"kind": t.kind, "noted_on": on.to_string()}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Trigger {
+        id,
+        kind_label: trigger_label(&t.kind).into(),
+        kind: t.kind,
+        noted_on: on.to_string(),
+        note: note.map(str::to_string),
+        recorded_by: who.actor_name.clone(),
+    })
+}
+
 /// Days before the end of validity from which a reassessment counts as due.
 pub const DUE_SOON_DAYS: u64 = 60;
 
@@ -452,7 +559,7 @@ pub const DUE_SOON_DAYS: u64 = 60;
 pub struct DueReq {
     /// 区划代码：只列该区划及其下级（默认为账号的管辖范围）
     pub region_code: Option<String>,
-    /// all（默认）/ missing（无有效评估）/ expiring（即将到期）
+    /// all（默认）/ missing（无有效评估）/ triggered（有复评触发）/ expiring（即将到期）
     pub status: Option<String>,
     /// The "missing" group counts people from this age (default 80).
     pub age_min: Option<i32>,
@@ -469,9 +576,11 @@ pub struct DueRow {
     pub citizen_id_masked: String,
     pub residence_region: String,
     pub residence_region_name: String,
-    /// never（从未评估）/ expired（已过期）/ expiring（即将到期）
+    /// never（从未评估）/ expired（已过期）/ triggered（需复评）/ expiring（即将到期）
     pub due: String,
     pub due_label: String,
+    /// The newest trigger noted since the current assessment, if any.
+    pub trigger_kind: Option<String>,
     pub last_assessed_on: Option<String>,
     pub valid_until: Option<String>,
     pub last_level_name: Option<String>,
@@ -598,13 +707,14 @@ async fn due_in(
     let missing = "((ea.valid_until IS NULL OR ea.valid_until < $3) AND e.birth_date <= $5)";
     let expiring = "(ea.valid_until >= $3 AND ea.valid_until < $4)";
     let cond = match q.status.as_deref().unwrap_or("all") {
-        "all" | "" => format!("({missing} OR {expiring})"),
+        "all" | "" => format!("({missing} OR {TRIGGERED} OR {expiring})"),
         "missing" => missing.to_string(),
-        "expiring" => expiring.to_string(),
+        "triggered" => format!("({TRIGGERED} AND NOT {missing})"),
+        "expiring" => format!("({expiring} AND NOT {TRIGGERED})"),
         other => {
             return Err(ApiError::invalid(
                 "status",
-                format!("不支持的筛选“{other}”，应为 all、missing 或 expiring"),
+                format!("不支持的筛选“{other}”，应为 all、missing、triggered 或 expiring"),
             ));
         }
     };
@@ -636,8 +746,9 @@ async fn due_in(
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT e.id, e.name, e.sex, e.birth_date, e.citizen_id_masked, e.residence_region, \
-         ea.valid_until, ea.assessed_on, ea.level {from} \
-         ORDER BY CASE WHEN ea.valid_until IS NULL OR ea.valid_until < $3 THEN 0 ELSE 1 END, \
+         ea.valid_until, ea.assessed_on, ea.level, {OPEN_TRIGGER}, \
+         CASE WHEN {missing} THEN 1 ELSE 0 END {from} \
+         ORDER BY CASE WHEN {missing} THEN 0 WHEN {TRIGGERED} THEN 1 ELSE 2 END, \
          e.residence_region, e.birth_date, e.id LIMIT $6 OFFSET $7"
     )))
     .bind(&lo)
@@ -656,10 +767,13 @@ async fn due_in(
             let region: String = r.get(5);
             let valid_until: Option<String> = r.get(6);
             let level: Option<i64> = r.get(8);
-            let (due, due_label) = match &valid_until {
-                None => ("never", "从未评估"),
-                Some(v) if *v < today_s => ("expired", "已过期"),
-                Some(_) => ("expiring", "即将到期"),
+            let trigger: Option<String> = r.get(9);
+            let is_missing = r.get::<i64, _>(10) == 1;
+            let (due, due_label) = match (&valid_until, is_missing, &trigger) {
+                (None, true, _) => ("never", "从未评估".to_string()),
+                (Some(_), true, _) => ("expired", "已过期".to_string()),
+                (_, false, Some(k)) => ("triggered", format!("需复评：{}", trigger_label(k))),
+                _ => ("expiring", "即将到期".to_string()),
             };
             DueRow {
                 elder_id: r.get(0),
@@ -672,7 +786,8 @@ async fn due_in(
                 residence_region_name: regions.path_name(&region),
                 residence_region: region,
                 due: due.into(),
-                due_label: due_label.into(),
+                due_label,
+                trigger_kind: trigger,
                 last_assessed_on: r.get(7),
                 valid_until,
                 last_level_name: level.and_then(|l| {

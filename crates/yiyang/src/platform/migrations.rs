@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "assessment_current",
         stmts: crate::assessment::MIGRATION_CURRENT,
     },
+    Migration {
+        version: 10,
+        name: "assessment_trigger",
+        stmts: crate::assessment::MIGRATION_TRIGGER,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

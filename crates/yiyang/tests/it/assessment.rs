@@ -452,6 +452,67 @@ async fn db_assessment_due_list() {
         .call("GET", "/api/v1/assessments/due?status=soon", Some(&c), None)
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // A trigger (a fall noted after the assessment) puts the validly assessed person back on the
+    // list, between the missing and the expiring; a new assessment closes it.
+    let tpath = format!("/api/v1/elders/{valid}/assessment-triggers");
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &tpath,
+            Some(&c),
+            Some(json!({"kind": "risk_event", "noted_on": today.to_string(), "note": "近30天跌倒2次"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = due("&status=triggered").await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["elder_id"], valid.as_str());
+    assert_eq!(v["items"][0]["due"], "triggered");
+    assert!(
+        v["items"][0]["due_label"]
+            .as_str()
+            .unwrap()
+            .contains("跌倒")
+    );
+    let v = due("").await;
+    assert_eq!(v["total"], n80 + 1);
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items[items.len() - 2]["elder_id"], valid.as_str());
+    assert_eq!(items.last().unwrap()["elder_id"], expiring.as_str());
+    for (body, status) in [
+        (
+            json!({"kind": "gossip", "noted_on": today.to_string()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"kind": "diagnosis", "noted_on": "2999-01-01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        assert_eq!(t.call("POST", &tpath, Some(&c), Some(body)).await.0, status);
+    }
+    let (s, _, _) = t
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/elders/{}/assessment-triggers",
+                old[2]["id"].as_str().unwrap()
+            ),
+            Some(&tc),
+            Some(json!({"kind": "diagnosis", "noted_on": today.to_string()})),
+        )
+        .await;
+    assert!(
+        s == StatusCode::NOT_FOUND || s == StatusCode::CREATED,
+        "outside the town: absent; inside: noted ({s})"
+    );
+    record(valid.clone(), today.to_string()).await;
+    assert_eq!(due("&status=triggered").await["total"], 0);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.trigger'")
+            .await,
+        1 + (s == StatusCode::CREATED) as i64
+    );
     // The list as Excel: the same people, masked IDs, audited as an export.
     let (s, body, _) = t
         .raw(

@@ -115,6 +115,20 @@ async fn db_scope_matrix() {
             if inside {
                 assert_eq!(v["final_level"], 0);
             }
+            let (s, _, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/elders/{id}/assessment-triggers"),
+                    Some(&c),
+                    Some(json!({"kind": "risk_event", "noted_on": "2025-06-02"})),
+                )
+                .await;
+            expect(
+                StatusCode::CREATED,
+                &[StatusCode::NOT_FOUND],
+                s,
+                "note a reassessment trigger",
+            );
             let (s, v, _) = t
                 .call(
                     "POST",
