@@ -123,7 +123,7 @@ impl AppState {
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,
         audit::http::list,
-        assessment::http::score, assessment::http::score_for_assessor, assessment::http::form, assessment::http::create, assessment::http::list, assessment::http::due, assessment::http::adopt, assessment::http::upload, assessment::http::template, assessment::http::due_export, assessment::http::trigger,
+        assessment::http::score, assessment::http::score_for_assessor, assessment::http::form, assessment::http::create, assessment::http::list, assessment::http::due, assessment::http::adopt, assessment::http::upload, assessment::http::template, assessment::http::due_export, assessment::http::trigger, assessment::http::validity, assessment::http::set_validity,
     ),
     tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"))
 )]
@@ -212,6 +212,10 @@ pub fn router(state: AppState) -> Router {
         .route("/elders/{id}/reveal", post(reg::reveal))
         .route("/assessments/due", get(assessment::http::due))
         .route("/assessments/due/export", get(assessment::http::due_export))
+        .route(
+            "/assessments/validity",
+            get(assessment::http::validity).put(assessment::http::set_validity),
+        )
         .route(
             "/elders/{id}/assessment-triggers",
             post(assessment::http::trigger),

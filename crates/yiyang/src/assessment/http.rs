@@ -392,3 +392,30 @@ pub async fn trigger(
     .await?;
     Ok((axum::http::StatusCode::CREATED, Json(r)))
 }
+
+/// Validity settings that apply within the caller's scope (region → months; default 12).
+#[utoipa::path(get, path = "/api/v1/assessments/validity", tag = "assessment",
+    responses((status = 200, body = [super::store::ValiditySetting]), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn validity(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+) -> ApiResult<Json<Vec<super::store::ValiditySetting>>> {
+    let scope = actor.assess()?;
+    Ok(Json(super::store::list_validity(&app.db, &scope).await?))
+}
+
+/// Set how long assessments stay valid in a region and below it (officers, within their edit
+/// scope; applies to records made from now on). Audited.
+#[utoipa::path(put, path = "/api/v1/assessments/validity", tag = "assessment", request_body = super::store::ValiditySetting,
+    responses((status = 200, body = super::store::ValiditySetting), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn set_validity(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    Json(s): Json<super::store::ValiditySetting>,
+) -> ApiResult<Json<super::store::ValiditySetting>> {
+    actor.require(crate::identity::Perm::AssessmentRecord)?;
+    let scope = actor.edit()?;
+    Ok(Json(
+        super::store::set_validity(&app.db, &scope, &actor.who(), s).await?,
+    ))
+}

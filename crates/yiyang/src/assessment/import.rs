@@ -157,7 +157,6 @@ pub struct Prepared {
     pub bidx: String,
     std: Std,
     pub assessed_on: NaiveDate,
-    pub valid_until: NaiveDate,
     pub reason: String,
     pub assessors: [String; 2],
     pub informant: Option<String>,
@@ -430,9 +429,6 @@ fn validate_row<'c>(
     let (Ok(cid), Some(on), Ok(reason), Some(level)) = (cid, on, reason, level) else {
         return Err("该行数据不完整".into());
     };
-    let valid_until = on
-        .checked_add_months(chrono::Months::new(astore::VALIDITY_MONTHS))
-        .unwrap_or(on);
     Ok((
         cid,
         Prepared {
@@ -440,7 +436,6 @@ fn validate_row<'c>(
             bidx: String::new(),
             std,
             assessed_on: on,
-            valid_until,
             reason,
             assessors: [a1.unwrap_or_default(), a2.unwrap_or_default()],
             informant,
@@ -655,11 +650,17 @@ pub async fn run(
     let mut rows = rows;
     rows.sort_by(|a, b| a.bidx.cmp(&b.bidx));
     // Dates this import made current, per person (later chunks must not replace them with older).
+    // Validity per region (see `store::validity_for`).
+    let settings = match tx.as_mut() {
+        Some(t) => astore::validity_settings(t).await?,
+        None => astore::validity_settings(&mut *ctx.db.pool.acquire().await?).await?,
+    };
     // Pass 1, decide: who each row is, and whether it is new, unchanged or a correction.
     struct Write<'a> {
         p: &'a Prepared,
         elder_id: String,
         corrects: Option<String>,
+        valid_until: NaiveDate,
         /// The person's current record's date before this import.
         stored_on: Option<NaiveDate>,
     }
@@ -747,6 +748,10 @@ pub async fn run(
                 p,
                 elder_id: elder_id.clone(),
                 corrects,
+                valid_until: astore::valid_until(
+                    p.assessed_on,
+                    astore::validity_for(&settings, region),
+                ),
                 stored_on: stored_on
                     .as_deref()
                     .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
@@ -807,7 +812,7 @@ pub async fn run(
                     .bind(p.std.name())
                     .bind(&p.reason)
                     .bind(p.assessed_on.to_string())
-                    .bind(p.valid_until.to_string())
+                    .bind(w.valid_until.to_string())
                     .bind(&p.assessors[0])
                     .bind(&p.assessors[1])
                     .bind(&p.informant)
@@ -844,7 +849,7 @@ pub async fn run(
                     .bind(&ids[*b])
                     .bind(p.level)
                     .bind(p.assessed_on.to_string())
-                    .bind(p.valid_until.to_string())
+                    .bind(writes[*b].valid_until.to_string())
                     .bind(change_seq);
             }
             q.execute(&mut **t).await?;
@@ -1083,7 +1088,6 @@ mod tests {
         // 90 points is 能力完好; confirmed dementia raises it one level (R2).
         assert_eq!(p.level, 1);
         assert_eq!(p.reason, "routine");
-        assert_eq!(p.valid_until.to_string(), "2026-03-01");
         // A bad score names the item; one assessor is not enough.
         let mut bad = refs.clone();
         bad.retain(|p| p.0 != "B3.7" && p.0 != "assessor2");

@@ -67,4 +67,10 @@ pub const MIGRATION_TRIGGER: &[Stmt] = &[
          kind TEXT NOT NULL, noted_on TEXT NOT NULL, note TEXT, recorded_by TEXT NOT NULL, recorded_at TEXT NOT NULL)",
     ),
     Both("CREATE INDEX assessment_trigger_elder ON assessment_trigger (elder_id, noted_on)"),
+    // Validity per region (default 12 months): the most specific region of the person's residence
+    // that has a setting wins.
+    Both(
+        "CREATE TABLE assessment_validity (region_code TEXT PRIMARY KEY, months BIGINT NOT NULL, \
+         set_by TEXT NOT NULL, set_at TEXT NOT NULL)",
+    ),
 ];

@@ -24,7 +24,7 @@ pub const REASONS: &[(&str, &str)] = &[
 /// The standard name stored for adopted ratings.
 pub const LTC_STANDARD: &str = "长期护理保险失能等级评定";
 
-/// Default validity of an assessment (months); per-region settings come with the due lists.
+/// Default validity of an assessment (months); regions may set their own (`assessment_validity`).
 pub const VALIDITY_MONTHS: u32 = 12;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -115,9 +115,111 @@ async fn elder_region(tx: &mut Tx<'_>, scope: &Scope, elder_id: &str) -> ApiResu
     .ok_or_else(|| ApiError::not_found("未找到该老年人档案，或不在您的管辖范围内"))
 }
 
-fn valid_until(on: NaiveDate) -> NaiveDate {
-    on.checked_add_months(chrono::Months::new(VALIDITY_MONTHS))
+/// The end of validity of a record made on `on`, valid for `months`.
+pub fn valid_until(on: NaiveDate, months: u32) -> NaiveDate {
+    on.checked_add_months(chrono::Months::new(months))
         .unwrap_or(on)
+}
+
+/// Validity settings per region (region code → months), all of them: a handful of rows.
+pub async fn validity_settings(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<(String, u32)>, sqlx::Error> {
+    Ok(
+        sqlx::query(
+            "SELECT region_code, months FROM assessment_validity ORDER BY region_code DESC",
+        )
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get::<i64, _>(1).clamp(1, 120) as u32))
+        .collect(),
+    )
+}
+
+/// Months of validity for a person living in `region`: the most specific setting on its path to
+/// the root (settings sorted by code descending: a region's ancestors have smaller codes), else
+/// [`VALIDITY_MONTHS`].
+pub fn validity_for(settings: &[(String, u32)], region: &str) -> u32 {
+    let Ok(rc) = yiyang_kernel::RegionCode::parse(region) else {
+        return VALIDITY_MONTHS;
+    };
+    settings
+        .iter()
+        .find(|(code, _)| yiyang_kernel::RegionCode::parse(code).is_ok_and(|s| s.contains(&rc)))
+        .map_or(VALIDITY_MONTHS, |s| s.1)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValiditySetting {
+    pub region_code: String,
+    /// 1–60
+    pub months: u32,
+}
+
+/// Set the validity of assessments for a region and everything below it (audited). Applies to
+/// records made from now on.
+pub async fn set_validity(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    s: ValiditySetting,
+) -> ApiResult<ValiditySetting> {
+    if !(1..=60).contains(&s.months) {
+        return Err(ApiError::invalid("months", "有效期应为 1–60 个月"));
+    }
+    let rc = yiyang_kernel::RegionCode::parse(&s.region_code)
+        .map_err(|_| ApiError::invalid("region_code", "区划代码无效"))?;
+    if !scope.covers(&rc) {
+        return Err(ApiError::forbidden("该区划不在您的管辖范围内"));
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO assessment_validity (region_code, months, set_by, set_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (region_code) DO UPDATE SET months = excluded.months, set_by = excluded.set_by, set_at = excluded.set_at",
+    )
+    .bind(rc.as_str())
+    .bind(s.months as i64)
+    .bind(&who.actor_name)
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "assessment.validity_set",
+            entity: "region",
+            entity_id: Some(rc.as_str()),
+            region_code: Some(rc.as_str()),
+            detail: serde_json::json!({"months": s.months}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ValiditySetting {
+        region_code: rc.as_str().to_string(),
+        months: s.months,
+    })
+}
+
+/// The settings inside the caller's scope and above it (those that apply to its people).
+pub async fn list_validity(db: &Db, scope: &Scope) -> ApiResult<Vec<ValiditySetting>> {
+    let mut conn = db.pool.acquire().await?;
+    let all = validity_settings(&mut conn).await?;
+    Ok(all
+        .into_iter()
+        .filter(|(code, _)| {
+            yiyang_kernel::RegionCode::parse(code).is_ok_and(|rc| {
+                scope.covers(&rc) || scope.root.as_ref().is_some_and(|r| rc.contains(r))
+            })
+        })
+        .map(|(region_code, months)| ValiditySetting {
+            region_code,
+            months,
+        })
+        .collect())
 }
 
 /// A correction must name an earlier record of the same elder.
@@ -277,10 +379,13 @@ pub async fn record(
     let cfg = Config::default();
     let outcome = assessment::assess(&a.input, &cfg)
         .map_err(|e| ApiError::invalid(&format!("input.{}", e.field()), e.to_string()))?;
-    let valid_until = valid_until(on);
     let mut tx = db.begin().await?;
     let region = elder_region(&mut tx, scope, elder_id).await?;
     check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;
+    let valid_until = valid_until(
+        on,
+        validity_for(&validity_settings(&mut tx).await?, &region),
+    );
     let id = uuid::Uuid::now_v7().to_string();
     let now = crate::platform::now_rfc3339();
     let result = result_json(&outcome);
@@ -839,10 +944,13 @@ pub async fn adopt(
     if on > today {
         return Err(ApiError::invalid("rated_on", "评定日期不能晚于今天"));
     }
-    let valid_until = valid_until(on);
     let mut tx = db.begin().await?;
     let region = elder_region(&mut tx, scope, elder_id).await?;
     check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;
+    let valid_until = valid_until(
+        on,
+        validity_for(&validity_settings(&mut tx).await?, &region),
+    );
     let id = uuid::Uuid::now_v7().to_string();
     let input = serde_json::json!({"source": source, "rated_on": on.to_string(), "source_level": source_level, "level": a.level});
     let result =
@@ -882,4 +990,24 @@ pub async fn adopt(
     .await?;
     tx.commit().await?;
     stored(db, scope, elder_id, &id, today).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_follows_the_most_specific_region() {
+        // Sorted by code descending, as `validity_settings` returns them.
+        let s = vec![
+            ("320682104000".to_string(), 6),
+            ("320682000000".to_string(), 24),
+        ];
+        assert_eq!(validity_for(&s, "320682104203"), 6);
+        assert_eq!(validity_for(&s, "320682002001"), 24);
+        assert_eq!(validity_for(&s, "320623001001"), VALIDITY_MONTHS);
+        assert_eq!(validity_for(&[], "320682104203"), VALIDITY_MONTHS);
+        let on = NaiveDate::from_ymd_opt(2024, 8, 31).unwrap();
+        assert_eq!(valid_until(on, 6).to_string(), "2025-02-28");
+    }
 }

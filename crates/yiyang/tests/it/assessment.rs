@@ -833,3 +833,86 @@ async fn db_assessment_import() {
     );
     assert!(yiyang::audit::verify(&t.state.db).await.unwrap().ok);
 }
+
+/// Validity per region: a town's setting applies to its people (records and imports), others keep
+/// the default 12 months; only within the officer's scope; bad values refused; audited.
+#[tokio::test]
+async fn db_assessment_validity_per_region() {
+    let t = TestApp::new("demo", 400).await;
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("town", &["officer"], "320682104000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let tc = t.login("town").await;
+    let put = |cookie: String, body: Value| {
+        let t = &t;
+        async move {
+            t.call(
+                "PUT",
+                "/api/v1/assessments/validity",
+                Some(&cookie),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = put(
+        tc.clone(),
+        json!({"region_code": "320682104000", "months": 6}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, _) = put(
+        tc.clone(),
+        json!({"region_code": "320682000000", "months": 24}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "above the town");
+    let (s, v, _) = put(
+        c.clone(),
+        json!({"region_code": "320682000000", "months": 0}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["errors"][0]["field"], "months");
+    let (_, v, _) = t
+        .call("GET", "/api/v1/assessments/validity", Some(&tc), None)
+        .await;
+    assert_eq!(v, json!([{"region_code": "320682104000", "months": 6}]));
+    // One person in the town, one elsewhere.
+    let find = |region: &'static str| {
+        let t = &t;
+        let c = c.clone();
+        async move {
+            let (_, v, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/elders/search",
+                    Some(&c),
+                    Some(json!({"region_code": region, "page_size": 1})),
+                )
+                .await;
+            v["items"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let inside = find("320682104000").await;
+    let outside = find("320682002000").await;
+    for (id, until) in [(&inside, "2025-09-01"), (&outside, "2026-03-01")] {
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &format!("/api/v1/elders/{id}/assessments"),
+                Some(&c),
+                Some(json!({"reason": "first", "assessed_on": "2025-03-01", "assessors": ["甲", "乙"], "input": {"items": all_max()}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["valid_until"], until);
+    }
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.validity_set'")
+            .await,
+        1
+    );
+}
