@@ -767,97 +767,108 @@ pub async fn run(
     // of jumping around (a stable sort keeps one person's rows in file order).
     writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
     if let Some(t) = tx.as_mut() {
-        if backend == crate::platform::db::Backend::Sqlite && writes.len() >= BULK_MIN_ROWS {
+        let big = backend == crate::platform::db::Backend::Sqlite && writes.len() >= BULK_MIN_ROWS;
+        if big {
             sqlx::query("PRAGMA cache_size = -262144")
                 .execute(&mut **t)
                 .await?;
         }
-        // The new current record per person: the newest non-legacy row written, when at least as
-        // new as the stored current one (a later record wins a tie).
-        let mut current: Vec<(usize, usize)> = vec![];
-        let mut at = 0;
-        while at < writes.len() {
-            let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
-            let mut best: Option<usize> = None;
-            for i in at..end {
-                let w = &writes[i];
-                if w.p.std == Std::Mzt || w.stored_on.is_some_and(|d| d > w.p.assessed_on) {
-                    continue;
+        let written: Result<(), sqlx::Error> = async {
+            // The new current record per person: the newest non-legacy row written, when at least as
+            // new as the stored current one (a later record wins a tie).
+            let mut current: Vec<(usize, usize)> = vec![];
+            let mut at = 0;
+            while at < writes.len() {
+                let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
+                let mut best: Option<usize> = None;
+                for i in at..end {
+                    let w = &writes[i];
+                    if w.p.std == Std::Mzt || w.stored_on.is_some_and(|d| d > w.p.assessed_on) {
+                        continue;
+                    }
+                    if best.is_none_or(|b| writes[b].p.assessed_on <= w.p.assessed_on) {
+                        best = Some(i);
+                    }
                 }
-                if best.is_none_or(|b| writes[b].p.assessed_on <= w.p.assessed_on) {
-                    best = Some(i);
+                if let Some(b) = best {
+                    current.push((at, b));
                 }
+                at = end;
             }
-            if let Some(b) = best {
-                current.push((at, b));
+            let ids: Vec<String> = writes
+                .iter()
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect();
+            for (n, part) in writes.chunks(CHUNK).enumerate() {
+                let sql = format!(
+                    "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
+                     informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source) VALUES {}",
+                    placeholders(backend, part.len(), 17)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (k, w) in part.iter().enumerate() {
+                    let p = w.p;
+                    q = q
+                        .bind(&ids[n * CHUNK + k])
+                        .bind(&w.elder_id)
+                        .bind(p.std.name())
+                        .bind(&p.reason)
+                        .bind(p.assessed_on.to_string())
+                        .bind(w.valid_until.to_string())
+                        .bind(&p.assessors[0])
+                        .bind(&p.assessors[1])
+                        .bind(&p.informant)
+                        .bind(&w.corrects)
+                        .bind(&p.input)
+                        .bind(&p.result)
+                        .bind(p.level)
+                        .bind(who)
+                        .bind(&now)
+                        .bind(if p.std == Std::Ltc {
+                            "ltc_adoption"
+                        } else {
+                            "assessment"
+                        })
+                        .bind(&p.source);
+                }
+                q.execute(&mut **t).await?;
+                ctx.progress
+                    .processed
+                    .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
             }
-            at = end;
+            for part in current.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+                     VALUES {} {}",
+                    placeholders(backend, part.len(), 6),
+                    astore::UPSERT_CURRENT_SET
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (first, b) in part {
+                    let p = writes[*b].p;
+                    q = q
+                        .bind(&writes[*first].elder_id)
+                        .bind(&ids[*b])
+                        .bind(p.level)
+                        .bind(p.assessed_on.to_string())
+                        .bind(writes[*b].valid_until.to_string())
+                        .bind(change_seq);
+                }
+                q.execute(&mut **t).await?;
+            }
+            Ok(())
         }
-        let ids: Vec<String> = writes
-            .iter()
-            .map(|_| uuid::Uuid::now_v7().to_string())
-            .collect();
-        for (n, part) in writes.chunks(CHUNK).enumerate() {
-            let sql = format!(
-                "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
-                 informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source) VALUES {}",
-                placeholders(backend, part.len(), 17)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (k, w) in part.iter().enumerate() {
-                let p = w.p;
-                q = q
-                    .bind(&ids[n * CHUNK + k])
-                    .bind(&w.elder_id)
-                    .bind(p.std.name())
-                    .bind(&p.reason)
-                    .bind(p.assessed_on.to_string())
-                    .bind(w.valid_until.to_string())
-                    .bind(&p.assessors[0])
-                    .bind(&p.assessors[1])
-                    .bind(&p.informant)
-                    .bind(&w.corrects)
-                    .bind(&p.input)
-                    .bind(&p.result)
-                    .bind(p.level)
-                    .bind(who)
-                    .bind(&now)
-                    .bind(if p.std == Std::Ltc {
-                        "ltc_adoption"
-                    } else {
-                        "assessment"
-                    })
-                    .bind(&p.source);
-            }
-            q.execute(&mut **t).await?;
-            ctx.progress
-                .processed
-                .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
-        }
-        for part in current.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
-                 VALUES {} {}",
-                placeholders(backend, part.len(), 6),
-                astore::UPSERT_CURRENT_SET
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (first, b) in part {
-                let p = writes[*b].p;
-                q = q
-                    .bind(&writes[*first].elder_id)
-                    .bind(&ids[*b])
-                    .bind(p.level)
-                    .bind(p.assessed_on.to_string())
-                    .bind(writes[*b].valid_until.to_string())
-                    .bind(change_seq);
-            }
-            q.execute(&mut **t).await?;
-        }
-        if backend == crate::platform::db::Backend::Sqlite && writes.len() >= BULK_MIN_ROWS {
-            sqlx::query("PRAGMA cache_size = -8192")
+        .await;
+        // Back to the normal page cache before the connection returns to the pool, also after an
+        // error (a rollback does not undo a PRAGMA).
+        if big {
+            let reset = sqlx::query("PRAGMA cache_size = -8192")
                 .execute(&mut **t)
-                .await?;
+                .await;
+            written?;
+            reset?;
+        } else {
+            written?;
         }
     }
     tracing::info!(

@@ -123,22 +123,53 @@ pub async fn reveal(
     Ok(Json(Revealed { value }))
 }
 
-/// Fields of an elder as the editor and `POST /elders` send them (import-template names).
+/// Fields of an elder as the editor and `POST /elders` send them (import-template names). In a
+/// PATCH an absent field is kept and `null` (or an empty string) clears it, as in a JSON merge
+/// patch; the optional fields therefore tell "absent" (`None`) from "null" (`Some(None)`).
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ElderFields {
     pub citizen_id: Option<String>,
     pub name: Option<String>,
-    pub hukou_region: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub hukou_region: Option<Option<String>>,
     pub residence_region: Option<String>,
-    pub address: Option<String>,
-    pub phone: Option<String>,
-    pub lon: Option<f64>,
-    pub lat: Option<f64>,
-    pub living_status: Option<String>,
-    pub economic_status: Option<String>,
-    pub family_planning_special: Option<String>,
-    pub disability_grade: Option<i64>,
-    pub entitled_veteran_family: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    pub lon: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    pub lat: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub living_status: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub economic_status: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub family_planning_special: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub disability_grade: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    pub entitled_veteran_family: Option<Option<bool>>,
+}
+
+/// A field that is present: its value, or `None` for `null` (absent fields stay `None` outside).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(Option::deserialize(d)?))
 }
 
 fn to_field_errors(msg: String) -> ApiError {
@@ -206,32 +237,40 @@ fn fields_map(base: Option<&ElderInput>, f: &ElderFields) -> HashMap<&'static st
             b.death_date.map(|d| d.to_string()).unwrap_or_default(),
         );
     }
-    let mut set = |k: &'static str, v: &Option<String>| {
+    let mut set = |k: &'static str, v: Option<String>| {
         if let Some(v) = v {
-            m.insert(k, v.clone());
+            m.insert(k, v);
         }
     };
-    if base.is_none() {
-        set("citizen_id", &f.citizen_id);
+    // Present fields: a value sets, null clears (an empty value is "none" to the row rules).
+    fn given<T>(v: &Option<Option<T>>, show: impl Fn(&T) -> String) -> Option<String> {
+        v.as_ref().map(|v| v.as_ref().map(show).unwrap_or_default())
     }
-    set("name", &f.name);
-    set("hukou_region", &f.hukou_region);
-    set("residence_region", &f.residence_region);
-    set("address", &f.address);
-    set("phone", &f.phone);
-    set("living_status", &f.living_status);
-    set("economic_status", &f.economic_status);
-    set("family_planning_special", &f.family_planning_special);
-    set("lon", &f.lon.map(|v| v.to_string()));
-    set("lat", &f.lat.map(|v| v.to_string()));
+    if base.is_none() {
+        set("citizen_id", f.citizen_id.clone());
+    }
+    set("name", f.name.clone());
+    set("hukou_region", given(&f.hukou_region, String::clone));
+    set("residence_region", f.residence_region.clone());
+    set("address", given(&f.address, String::clone));
+    set("phone", given(&f.phone, String::clone));
+    set("living_status", given(&f.living_status, String::clone));
+    set("economic_status", given(&f.economic_status, String::clone));
+    set(
+        "family_planning_special",
+        given(&f.family_planning_special, String::clone),
+    );
+    set("lon", given(&f.lon, f64::to_string));
+    set("lat", given(&f.lat, f64::to_string));
     set(
         "disability_grade",
-        &f.disability_grade.map(|v| v.to_string()),
+        given(&f.disability_grade, i64::to_string),
     );
     set(
         "entitled_veteran_family",
-        &f.entitled_veteran_family
-            .map(|v| if v { "是" } else { "否" }.to_string()),
+        given(&f.entitled_veteran_family, |v| {
+            if *v { "是" } else { "否" }.to_string()
+        }),
     );
     m
 }

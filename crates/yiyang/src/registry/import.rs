@@ -353,77 +353,99 @@ pub async fn run(
         change_seq,
     };
     let mut outside: Rejected = vec![];
-    while let Some(batch) = recv.recv().await {
-        // Which of these people are already registered?
-        let mut existing: HashMap<String, (String, String, String)> = HashMap::new();
-        if !batch.rows.is_empty() {
-            let sql = format!(
-                "SELECT citizen_id_bidx, id, row_digest, residence_region FROM elder WHERE citizen_id_bidx IN {}",
-                store::placeholders(ctx.db.backend, 1, batch.rows.len())
-            );
-            // Not a cached prepared statement: PostgreSQL would keep the generic plan it made while the
-            // table was empty (a sequential scan) and every lookup would scan the growing batch.
-            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-            for (_, p) in &batch.rows {
-                q = q.bind(p.bidx.clone());
+    // The loading itself; on an error the connection goes back to the pool, so its page cache is
+    // first put back to normal (a rollback does not undo a PRAGMA).
+    let loaded: Result<(), ImportError> = async {
+        while let Some(batch) = recv.recv().await {
+            // Which of these people are already registered?
+            let mut existing: HashMap<String, (String, String, String)> = HashMap::new();
+            if !batch.rows.is_empty() {
+                let sql = format!(
+                    "SELECT citizen_id_bidx, id, row_digest, residence_region FROM elder WHERE citizen_id_bidx IN {}",
+                    store::placeholders(ctx.db.backend, 1, batch.rows.len())
+                );
+                // Not a cached prepared statement: PostgreSQL would keep the generic plan it made while the
+                // table was empty (a sequential scan) and every lookup would scan the growing batch.
+                let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+                for (_, p) in &batch.rows {
+                    q = q.bind(p.bidx.clone());
+                }
+                let found = match tx.as_mut() {
+                    Some(t) => q.fetch_all(&mut **t).await?,
+                    None => q.fetch_all(&ctx.db.pool).await?,
+                };
+                for r in found {
+                    existing.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+                }
             }
-            let found = match tx.as_mut() {
-                Some(t) => q.fetch_all(&mut **t).await?,
-                None => q.fetch_all(&ctx.db.pool).await?,
-            };
-            for r in found {
-                existing.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
-            }
-        }
-        let mut inserts: Vec<store::Prepared> = vec![];
-        let mut updates: Vec<(store::Prepared, String)> = vec![];
-        for (row_no, p) in batch.rows {
-            match existing.get(&p.bidx) {
-                None => inserts.push(p),
-                Some((id, digest, region)) => {
-                    let rc = yiyang_kernel::RegionCode::parse(region).ok();
-                    if rc.as_ref().is_none_or(|rc| !ctx.scope.covers(rc)) {
-                        outside.push((
-                            row_no,
-                            "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移"
-                                .into(),
-                            vec![],
-                        ));
-                    } else if *digest == p.digest {
-                        summary.unchanged += 1;
-                    } else {
-                        updates.push((p, id.clone()));
+            let mut inserts: Vec<store::Prepared> = vec![];
+            let mut updates: Vec<(store::Prepared, String)> = vec![];
+            for (row_no, p) in batch.rows {
+                match existing.get(&p.bidx) {
+                    None => inserts.push(p),
+                    Some((id, digest, region)) => {
+                        let rc = yiyang_kernel::RegionCode::parse(region).ok();
+                        if rc.as_ref().is_none_or(|rc| !ctx.scope.covers(rc)) {
+                            outside.push((
+                                row_no,
+                                "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移"
+                                    .into(),
+                                vec![],
+                            ));
+                        } else if *digest == p.digest {
+                            summary.unchanged += 1;
+                        } else {
+                            updates.push((p, id.clone()));
+                        }
                     }
                 }
             }
-        }
-        summary.inserted += inserts.len() as i64;
-        summary.updated += updates.len() as i64;
-        if let Some(t) = tx.as_mut() {
-            let n = inserts.len();
-            if n > 0 {
-                let sql = format!(
-                    "INSERT INTO elder ({}) VALUES {}",
-                    store::INSERT_COLS,
-                    store::placeholders(ctx.db.backend, n, store::INSERT_NCOLS)
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for p in inserts {
-                    q = store::bind_prepared(q, p, &stamp);
+            summary.inserted += inserts.len() as i64;
+            summary.updated += updates.len() as i64;
+            if let Some(t) = tx.as_mut() {
+                let n = inserts.len();
+                if n > 0 {
+                    let sql = format!(
+                        "INSERT INTO elder ({}) VALUES {}",
+                        store::INSERT_COLS,
+                        store::placeholders(ctx.db.backend, n, store::INSERT_NCOLS)
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for p in inserts {
+                        q = store::bind_prepared(q, p, &stamp);
+                    }
+                    q.execute(&mut **t).await?;
                 }
-                q.execute(&mut **t).await?;
+                for (p, id) in &updates {
+                    store::update_content(t, ctx.keys, id, &p.input, &source, &now, change_seq).await?;
+                }
             }
-            for (p, id) in &updates {
-                store::update_content(t, ctx.keys, id, &p.input, &source, &now, change_seq).await?;
-            }
+            ctx.progress
+                .processed
+                .fetch_add(batch.n_read, Ordering::Relaxed);
         }
-        ctx.progress
-            .processed
-            .fetch_add(batch.n_read, Ordering::Relaxed);
+        Ok(())
     }
-    let (mut rejected, total, rows_read) = validator
+    .await;
+    // The validator stops sending once nobody receives (it would wait forever after an error).
+    drop(recv);
+    let validated = validator
         .await
-        .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
+        .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))
+        .and_then(|r| r);
+    let (mut rejected, total, rows_read) = match (loaded, validated) {
+        (Ok(()), Ok(v)) => v,
+        (Err(e), _) | (Ok(()), Err(e)) => {
+            if bulk.big_cache
+                && let Some(t) = tx.as_mut()
+            {
+                let _ = sqlx::query("PRAGMA cache_size = -8192")
+                    .execute(&mut **t)
+                    .await;
+            }
+            return Err(e);
+        }
+    };
     rejected.extend(outside);
     rejected.sort_by_key(|r| r.0);
     summary.total = total;

@@ -7,6 +7,7 @@ mod auth;
 mod import;
 mod openapi;
 mod region;
+mod registry;
 mod scope_matrix;
 mod search;
 mod support;
