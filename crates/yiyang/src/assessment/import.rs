@@ -447,11 +447,21 @@ fn validate_row<'c>(
     ))
 }
 
-/// Parse and validate every row (CPU only, on a blocking thread).
-fn validate_all(
+/// A row checked by the validator: ready to write (with its cells, kept for a duplicate's error
+/// report), or rejected with the reason and its cells.
+type Checked = Result<(Prepared, Vec<String>), (i64, String, Vec<String>)>;
+
+/// Rows validated per batch; batches flow to the database side while the next one is validated.
+const BATCH: usize = 4096;
+
+/// Read and validate the file on a blocking thread, `BATCH` rows at a time on every core (scoring,
+/// blind index and JSON are CPU work), sending each batch in file order. Returns the number of
+/// non-empty rows.
+fn validate_stream(
     mut table: Table,
     keys: crate::platform::crypto::KeyRing,
-) -> Result<(Vec<Prepared>, Rejected, i64), ImportError> {
+    out: tokio::sync::mpsc::Sender<Vec<Checked>>,
+) -> Result<i64, ImportError> {
     let today = crate::platform::today();
     let col_keys: Vec<Option<String>> = table.headers.iter().map(|h| header_key(h)).collect();
     let missing: Vec<&str> = COLUMNS
@@ -476,97 +486,73 @@ fn validate_all(
         .filter(|k| k.starts_with('B'))
         .cloned()
         .collect();
-    // Read the file first (sequential), then validate on every core: scoring, encryption keys and
-    // JSON are CPU work, about 15 µs a row.
-    let mut lines: Vec<(i64, Vec<String>)> = vec![];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut row_no = 1i64;
-    for cells in table.rows.by_ref() {
-        row_no += 1;
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
+    let mut total = 0i64;
+    loop {
+        let mut lines: Vec<(i64, Vec<String>)> = Vec::with_capacity(BATCH);
+        for cells in table.rows.by_ref() {
+            row_no += 1;
+            if cells.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            lines.push((row_no, cells));
+            if lines.len() == BATCH {
+                break;
+            }
         }
-        if lines.len() >= crate::registry::import::MAX_ROWS {
+        if lines.is_empty() {
+            return Ok(total);
+        }
+        total += lines.len() as i64;
+        if total as usize > crate::registry::import::MAX_ROWS {
             return Err(ImportError::File(format!(
                 "单个文件最多 {} 行，请拆分后导入",
                 crate::registry::import::MAX_ROWS
             )));
         }
-        lines.push((row_no, cells));
-    }
-    let total = lines.len() as i64;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = lines.len().div_ceil(threads).max(1);
-    type Checked = Result<Prepared, (i64, String, Vec<String>)>;
-    let checked: Vec<Checked> = std::thread::scope(|sc| {
-        let parts: Vec<_> = lines
-            .chunks_mut(per)
-            .map(|part| {
-                let (col_of, items_in_file, keys) = (&col_of, &items_in_file, &keys);
-                sc.spawn(move || {
-                    part.iter_mut()
-                        .map(|(row_no, cells)| {
-                            let checked = {
-                                let cells: &Vec<String> = cells;
-                                let get = |k: &str| -> &str {
-                                    col_of
-                                        .get(k)
-                                        .and_then(|i| cells.get(*i))
-                                        .map_or("", String::as_str)
+        let per = lines.len().div_ceil(threads).max(1);
+        let checked: Vec<Checked> = std::thread::scope(|sc| {
+            let parts: Vec<_> = lines
+                .chunks_mut(per)
+                .map(|part| {
+                    let (col_of, items_in_file, keys) = (&col_of, &items_in_file, &keys);
+                    sc.spawn(move || {
+                        part.iter_mut()
+                            .map(|(row_no, cells)| {
+                                let checked = {
+                                    let cells: &Vec<String> = cells;
+                                    let get = |k: &str| -> &str {
+                                        col_of
+                                            .get(k)
+                                            .and_then(|i| cells.get(*i))
+                                            .map_or("", String::as_str)
+                                    };
+                                    validate_row(&get, items_in_file, today)
                                 };
-                                validate_row(&get, items_in_file, today)
-                            };
-                            match checked {
-                                Err(reason) => Err((*row_no, reason, std::mem::take(cells))),
-                                Ok((cid, mut p)) => {
-                                    p.row_no = *row_no;
-                                    p.bidx = keys.blind_index(CID_DOMAIN, cid.as_str());
-                                    Ok(p)
+                                let cells = std::mem::take(cells);
+                                match checked {
+                                    Err(reason) => Err((*row_no, reason, cells)),
+                                    Ok((cid, mut p)) => {
+                                        p.row_no = *row_no;
+                                        p.bidx = keys.blind_index(CID_DOMAIN, cid.as_str());
+                                        Ok((p, cells))
+                                    }
                                 }
-                            }
-                        })
-                        .collect::<Vec<_>>()
+                            })
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let mut ok = Vec::with_capacity(checked.len());
-    let mut rejected: Rejected = vec![];
-    let mut seen: HashMap<(String, NaiveDate, Std), i64> = HashMap::new();
-    let mut cells_of: HashMap<i64, Vec<String>> = HashMap::new();
-    for c in checked {
-        match c {
-            Err(r) => rejected.push(r),
-            Ok(p) => {
-                let key = (p.bidx.clone(), p.assessed_on, p.std);
-                if let Some(first) = seen.get(&key) {
-                    let msg = format!("与第 {first} 行重复（同一人、同一日期、同一标准）");
-                    cells_of.insert(p.row_no, vec![]);
-                    rejected.push((p.row_no, msg, vec![]));
-                } else {
-                    seen.insert(key, p.row_no);
-                    ok.push(p);
-                }
-            }
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        if out.blocking_send(checked).is_err() {
+            return Ok(total); // the database side stopped; it reports why
         }
     }
-    // Duplicates keep their original cells for the error report.
-    if !cells_of.is_empty() {
-        for (row_no, cells) in &lines {
-            if let Some(c) = cells_of.get_mut(row_no) {
-                *c = cells.clone();
-            }
-        }
-        for r in rejected.iter_mut() {
-            if let Some(c) = cells_of.remove(&r.0) {
-                r.2 = c;
-            }
-        }
-    }
-    Ok((ok, rejected, total))
 }
 
 /// A stored record that a row may repeat or correct.
@@ -623,16 +609,13 @@ pub async fn run(
         .store(table.approx_rows as i64, Ordering::Relaxed);
     let keys = ctx.keys.clone();
     let t0 = std::time::Instant::now();
-    let (rows, mut rejected, total) =
-        tokio::task::spawn_blocking(move || validate_all(table, keys))
-            .await
-            .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
-    let validated = t0.elapsed();
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Vec<Checked>>(2);
+    let validator = tokio::task::spawn_blocking(move || validate_stream(table, keys, send));
     let mut summary = Summary {
         dry_run,
-        total,
         ..Default::default()
     };
+    let mut rejected: Rejected = vec![];
     let mut tx = if dry_run {
         None
     } else {
@@ -645,122 +628,146 @@ pub async fn run(
     let now = crate::platform::now_rfc3339();
     let who = &ctx.who.actor_name;
     let backend = ctx.db.backend;
-    // In citizen-ID-index order, so consecutive lookups touch neighbouring index pages; a stable
-    // sort keeps one person's rows in file order.
-    let mut rows = rows;
-    rows.sort_by(|a, b| a.bidx.cmp(&b.bidx));
-    // Dates this import made current, per person (later chunks must not replace them with older).
     // Validity per region (see `store::validity_for`).
     let settings = match tx.as_mut() {
         Some(t) => astore::validity_settings(t).await?,
         None => astore::validity_settings(&mut *ctx.db.pool.acquire().await?).await?,
     };
-    // Pass 1, decide: who each row is, and whether it is new, unchanged or a correction.
-    struct Write<'a> {
-        p: &'a Prepared,
+    // Pass 1, decide, batch by batch while the validator checks the next: who each row is, and
+    // whether it is new, unchanged or a correction.
+    struct Write {
+        p: Prepared,
         elder_id: String,
         corrects: Option<String>,
         valid_until: NaiveDate,
         /// The person's current record's date before this import.
         stored_on: Option<NaiveDate>,
     }
-    let mut writes: Vec<Write> = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(CHUNK) {
-        // The people: id, residence, and the current record's date (to decide the new current).
-        let sql = format!(
-            "SELECT e.citizen_id_bidx, e.id, e.residence_region, ea.assessed_on FROM elder e \
-             LEFT JOIN elder_ability ea ON ea.elder_id = e.id WHERE e.citizen_id_bidx IN {}",
-            placeholders(backend, 1, chunk.len())
-        );
-        let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
-        let found = lookup(ctx, tx.as_mut(), &sql, &binds, |r| {
-            (r.text(0), r.text(1), r.text(2), r.opt_text(3))
-        })
-        .await?;
-        let mut elders: HashMap<String, (String, String, Option<String>)> = HashMap::new();
-        for (bidx, id, region, on) in found {
-            elders.insert(bidx, (id, region, on));
+    let mut writes: Vec<Write> = vec![];
+    let mut seen: HashMap<(String, NaiveDate, Std), i64> = HashMap::new();
+    while let Some(batch) = recv.recv().await {
+        let n = batch.len() as i64;
+        let mut rows: Vec<Prepared> = Vec::with_capacity(batch.len());
+        for c in batch {
+            match c {
+                Err(r) => rejected.push(r),
+                Ok((p, cells)) => {
+                    let key = (p.bidx.clone(), p.assessed_on, p.std);
+                    if let Some(first) = seen.get(&key) {
+                        let msg = format!("与第 {first} 行重复（同一人、同一日期、同一标准）");
+                        rejected.push((p.row_no, msg, cells));
+                    } else {
+                        seen.insert(key, p.row_no);
+                        rows.push(p);
+                    }
+                }
+            }
         }
-        // Their records that no later record corrects, by (person, date, standard).
-        let ids: Vec<&str> = elders.values().map(|e| e.0.as_str()).collect();
-        let mut existing: HashMap<(String, String, String), Existing> = HashMap::new();
-        if !ids.is_empty() {
+        // In citizen-ID-index order, so consecutive lookups touch neighbouring index pages.
+        rows.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Prepared> = rows.by_ref().take(CHUNK).collect();
+            // The people: id, residence, and the current record's date (to decide the new current).
             let sql = format!(
-                "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
-                 FROM assessment a WHERE a.elder_id IN {} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)",
-                placeholders(backend, 1, ids.len())
+                "SELECT e.citizen_id_bidx, e.id, e.residence_region, ea.assessed_on FROM elder e \
+             LEFT JOIN elder_ability ea ON ea.elder_id = e.id WHERE e.citizen_id_bidx IN {}",
+                placeholders(backend, 1, chunk.len())
             );
-            let found = lookup(ctx, tx.as_mut(), &sql, &ids, |r| {
-                (
-                    (r.text(1), r.text(2), r.text(3)),
-                    Existing {
-                        id: r.text(0),
-                        same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
-                    },
-                )
+            let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
+            let found = lookup(ctx, tx.as_mut(), &sql, &binds, |r| {
+                (r.text(0), r.text(1), r.text(2), r.opt_text(3))
             })
             .await?;
-            existing.extend(found);
-        }
-        for p in chunk {
-            let Some((elder_id, region, stored_on)) = elders.get(&p.bidx) else {
-                rejected.push((
-                    p.row_no,
-                    "该身份证号未在老年人档案中登记，请先导入档案".into(),
-                    vec![],
-                ));
-                continue;
-            };
-            let in_scope = yiyang_kernel::RegionCode::parse(region)
-                .ok()
-                .is_some_and(|rc| ctx.scope.covers(&rc));
-            if !in_scope {
-                rejected.push((p.row_no, "该老人不在您的管辖范围内".into(), vec![]));
-                continue;
+            let mut elders: HashMap<String, (String, String, Option<String>)> = HashMap::new();
+            for (bidx, id, region, on) in found {
+                elders.insert(bidx, (id, region, on));
             }
-            let key = (
-                elder_id.clone(),
-                p.assessed_on.to_string(),
-                p.std.name().to_string(),
-            );
-            let same = |e: &Existing| {
-                e.same.0 == p.input
-                    && e.same.1 == p.reason
-                    && e.same.2 == p.assessors[0]
-                    && e.same.3 == p.assessors[1]
-                    && e.same.4 == p.informant
-            };
-            let corrects = match existing.get(&key) {
-                Some(e) if same(e) => {
-                    summary.unchanged += 1;
+            // Their records that no later record corrects, by (person, date, standard).
+            let ids: Vec<&str> = elders.values().map(|e| e.0.as_str()).collect();
+            let mut existing: HashMap<(String, String, String), Existing> = HashMap::new();
+            if !ids.is_empty() {
+                let sql = format!(
+                    "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
+                 FROM assessment a WHERE a.elder_id IN {} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)",
+                    placeholders(backend, 1, ids.len())
+                );
+                let found = lookup(ctx, tx.as_mut(), &sql, &ids, |r| {
+                    (
+                        (r.text(1), r.text(2), r.text(3)),
+                        Existing {
+                            id: r.text(0),
+                            same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
+                        },
+                    )
+                })
+                .await?;
+                existing.extend(found);
+            }
+            for p in chunk {
+                let Some((elder_id, region, stored_on)) = elders.get(&p.bidx) else {
+                    rejected.push((
+                        p.row_no,
+                        "该身份证号未在老年人档案中登记，请先导入档案".into(),
+                        vec![],
+                    ));
+                    continue;
+                };
+                let in_scope = yiyang_kernel::RegionCode::parse(region)
+                    .ok()
+                    .is_some_and(|rc| ctx.scope.covers(&rc));
+                if !in_scope {
+                    rejected.push((p.row_no, "该老人不在您的管辖范围内".into(), vec![]));
                     continue;
                 }
-                Some(e) => {
-                    summary.updated += 1;
-                    Some(e.id.clone())
-                }
-                None => {
-                    summary.inserted += 1;
-                    None
-                }
-            };
-            writes.push(Write {
-                p,
-                elder_id: elder_id.clone(),
-                corrects,
-                valid_until: astore::valid_until(
-                    p.assessed_on,
-                    astore::validity_for(&settings, region),
-                ),
-                stored_on: stored_on
-                    .as_deref()
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
-            });
+                let key = (
+                    elder_id.clone(),
+                    p.assessed_on.to_string(),
+                    p.std.name().to_string(),
+                );
+                let same = |e: &Existing| {
+                    e.same.0 == p.input
+                        && e.same.1 == p.reason
+                        && e.same.2 == p.assessors[0]
+                        && e.same.3 == p.assessors[1]
+                        && e.same.4 == p.informant
+                };
+                let corrects = match existing.get(&key) {
+                    Some(e) if same(e) => {
+                        summary.unchanged += 1;
+                        continue;
+                    }
+                    Some(e) => {
+                        summary.updated += 1;
+                        Some(e.id.clone())
+                    }
+                    None => {
+                        summary.inserted += 1;
+                        None
+                    }
+                };
+                let valid_until =
+                    astore::valid_until(p.assessed_on, astore::validity_for(&settings, region));
+                writes.push(Write {
+                    p,
+                    elder_id: elder_id.clone(),
+                    corrects,
+                    valid_until,
+                    stored_on: stored_on
+                        .as_deref()
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                });
+            }
         }
-        ctx.progress
-            .processed
-            .fetch_add(chunk.len() as i64 / 2, Ordering::Relaxed);
+        ctx.progress.processed.fetch_add(n / 2, Ordering::Relaxed);
     }
+    // The validator stops once nobody receives; its count of rows, or the file's error.
+    drop(recv);
+    let total = validator
+        .await
+        .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
+    summary.total = total;
+    let validated = t0.elapsed();
     let written = writes.len();
     // Pass 2, write, in person order: the assessment index on (person, date), the current-level
     // table keyed by person and the foreign-key checks then walk their B-trees forwards instead
@@ -807,7 +814,7 @@ pub async fn run(
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for (k, w) in part.iter().enumerate() {
-                    let p = w.p;
+                    let p = &w.p;
                     q = q
                         .bind(&ids[n * CHUNK + k])
                         .bind(&w.elder_id)
@@ -845,7 +852,7 @@ pub async fn run(
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for (first, b) in part {
-                    let p = writes[*b].p;
+                    let p = &writes[*b].p;
                     q = q
                         .bind(&writes[*first].elder_id)
                         .bind(&ids[*b])
@@ -873,7 +880,7 @@ pub async fn run(
     }
     tracing::info!(
         rows = total,
-        validate_ms = validated.as_millis() as u64,
+        read_validate_decide_ms = validated.as_millis() as u64,
         write_ms = (t0.elapsed() - validated).as_millis() as u64,
         "assessment import"
     );
