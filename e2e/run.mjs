@@ -417,6 +417,28 @@ try {
     await page.emulateMedia({ media: 'screen' })
   }, { screenshot: 'assess-report' })
 
+  await step('登记复评触发 (a fall) puts the just-assessed elder on the due list as 需复评', async () => {
+    await button('返回档案').click()
+    await page.waitForURL(/\/elders\/[^/]+$/)
+    const name = (await page.locator('.page-card h2, .page-card .name').first().innerText().catch(() => '')).trim()
+    await button('登记复评触发').click()
+    const dialog = page.getByRole('dialog', { name: '登记复评触发' })
+    await dialog.waitFor()
+    await dialog.locator('.el-select').click()
+    await page.locator('.el-select-dropdown__item', { hasText: '照护风险事件' }).click()
+    await dialog.getByPlaceholder(/近30天跌倒2次/).fill('近30天跌倒2次')
+    await dialog.getByRole('button', { name: '登记', exact: true }).click()
+    await dialog.waitFor({ state: 'hidden' })
+    await menu('评估任务').click()
+    await page.waitForURL(/\/assessments\/due$/)
+    await page.locator('.el-radio-button', { hasText: '需复评' }).click()
+    const row = page.locator('.due-table .el-table__body tr.el-table__row').first()
+    await row.waitFor()
+    const text = await row.innerText()
+    assert(text.includes('需复评（风险事件）'), `due row: ${text.replace(/\d{6,}/g, '#').slice(0, 80)}`)
+    if (name) assert(text.includes(name.split(/\s/)[0]), 'the triggered row is another person')
+  }, { screenshot: 'due-triggered' })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${AUDIT_USERNAME}`, () => login(AUDIT_USERNAME, AUDIT_PASSWORD, env('AUDIT_TOTP_SECRET')), { screenshot: 'audit-login' })

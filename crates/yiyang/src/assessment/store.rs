@@ -565,12 +565,22 @@ fn trigger_label(kind: &str) -> &str {
         .map_or(kind, |k| k.1)
 }
 
-/// A trigger noted after the person's current assessment (or with none at all) is still open.
-const TRIGGERED: &str = "EXISTS (SELECT 1 FROM assessment_trigger t WHERE t.elder_id = e.id \
-     AND t.noted_on > COALESCE(ea.assessed_on, ''))";
-/// The newest open trigger's kind.
-const OPEN_TRIGGER: &str = "(SELECT t.kind FROM assessment_trigger t WHERE t.elder_id = e.id \
-     AND t.noted_on > COALESCE(ea.assessed_on, '') ORDER BY t.noted_on DESC, t.id DESC LIMIT 1)";
+/// The few words a list cell has room for.
+fn trigger_short(kind: &str) -> &str {
+    match kind {
+        "risk_event" => "风险事件",
+        "diagnosis" => "新诊断",
+        "disputed" => "结果有异议",
+        "condition_change" => "状况变化",
+        other => other,
+    }
+}
+
+/// A trigger is open while the person's current assessment predates it: there is none, it was made
+/// on an earlier day, or on the same day but recorded before the trigger (a fall in the afternoon
+/// after a morning assessment still counts).
+const TRIGGER_OPEN: &str = "t.elder_id = e.id AND (ea.assessed_on IS NULL OR t.noted_on > ea.assessed_on \
+     OR (t.noted_on = ea.assessed_on AND t.recorded_at > (SELECT a.recorded_at FROM assessment a WHERE a.id = ea.assessment_id)))";
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -811,11 +821,16 @@ async fn due_in(
     // $3 today, $4 the due-soon horizon, $5 the latest birth date of the "missing" group.
     let missing = "((ea.valid_until IS NULL OR ea.valid_until < $3) AND e.birth_date <= $5)";
     let expiring = "(ea.valid_until >= $3 AND ea.valid_until < $4)";
+    let triggered = format!("EXISTS (SELECT 1 FROM assessment_trigger t WHERE {TRIGGER_OPEN})");
+    // The newest open trigger's kind.
+    let open_trigger = format!(
+        "(SELECT t.kind FROM assessment_trigger t WHERE {TRIGGER_OPEN} ORDER BY t.noted_on DESC, t.id DESC LIMIT 1)"
+    );
     let cond = match q.status.as_deref().unwrap_or("all") {
-        "all" | "" => format!("({missing} OR {TRIGGERED} OR {expiring})"),
+        "all" | "" => format!("({missing} OR {triggered} OR {expiring})"),
         "missing" => missing.to_string(),
-        "triggered" => format!("({TRIGGERED} AND NOT {missing})"),
-        "expiring" => format!("({expiring} AND NOT {TRIGGERED})"),
+        "triggered" => format!("({triggered} AND NOT {missing})"),
+        "expiring" => format!("({expiring} AND NOT {triggered})"),
         other => {
             return Err(ApiError::invalid(
                 "status",
@@ -851,9 +866,9 @@ async fn due_in(
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT e.id, e.name, e.sex, e.birth_date, e.citizen_id_masked, e.residence_region, \
-         ea.valid_until, ea.assessed_on, ea.level, {OPEN_TRIGGER}, \
+         ea.valid_until, ea.assessed_on, ea.level, {open_trigger}, \
          CASE WHEN {missing} THEN 1 ELSE 0 END {from} \
-         ORDER BY CASE WHEN {missing} THEN 0 WHEN {TRIGGERED} THEN 1 ELSE 2 END, \
+         ORDER BY CASE WHEN {missing} THEN 0 WHEN {triggered} THEN 1 ELSE 2 END, \
          e.residence_region, e.birth_date, e.id LIMIT $6 OFFSET $7"
     )))
     .bind(&lo)
@@ -877,7 +892,7 @@ async fn due_in(
             let (due, due_label) = match (&valid_until, is_missing, &trigger) {
                 (None, true, _) => ("never", "从未评估".to_string()),
                 (Some(_), true, _) => ("expired", "已过期".to_string()),
-                (_, false, Some(k)) => ("triggered", format!("需复评：{}", trigger_label(k))),
+                (_, false, Some(k)) => ("triggered", format!("需复评（{}）", trigger_short(k))),
                 _ => ("expiring", "即将到期".to_string()),
             };
             DueRow {

@@ -472,7 +472,7 @@ async fn db_assessment_due_list() {
         v["items"][0]["due_label"]
             .as_str()
             .unwrap()
-            .contains("跌倒")
+            .contains("风险事件")
     );
     let v = due("").await;
     assert_eq!(v["total"], n80 + 1);
@@ -508,10 +508,21 @@ async fn db_assessment_due_list() {
     );
     record(valid.clone(), today.to_string()).await;
     assert_eq!(due("&status=triggered").await["total"], 0);
+    // A fall later on the day of that assessment opens it again.
+    let (s2, _, _) = t
+        .call(
+            "POST",
+            &tpath,
+            Some(&c),
+            Some(json!({"kind": "risk_event", "noted_on": today.to_string()})),
+        )
+        .await;
+    assert_eq!(s2, StatusCode::CREATED);
+    assert_eq!(due("&status=triggered").await["total"], 1);
     assert_eq!(
         t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.trigger'")
             .await,
-        1 + (s == StatusCode::CREATED) as i64
+        2 + (s == StatusCode::CREATED) as i64
     );
     // The list as Excel: the same people, masked IDs, audited as an export.
     let (s, body, _) = t
