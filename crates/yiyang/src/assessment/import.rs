@@ -546,9 +546,11 @@ fn validate_stream(
                 .collect();
             parts
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+                .map(|h| h.join())
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.into_iter().flatten().collect())
+        })
+        .map_err(|_| ImportError::Other(anyhow::anyhow!("a validation thread failed")))?;
         if out.blocking_send(checked).is_err() {
             return Ok(total); // the database side stopped; it reports why
         }
@@ -648,6 +650,8 @@ pub async fn run(
     while let Some(batch) = recv.recv().await {
         let n = batch.len() as i64;
         let mut rows: Vec<Prepared> = Vec::with_capacity(batch.len());
+        // The rows' cells until they are decided: a row refused below keeps them for the report.
+        let mut cells_of: HashMap<i64, Vec<String>> = HashMap::with_capacity(batch.len());
         for c in batch {
             match c {
                 Err(r) => rejected.push(r),
@@ -658,6 +662,7 @@ pub async fn run(
                         rejected.push((p.row_no, msg, cells));
                     } else {
                         seen.insert(key, p.row_no);
+                        cells_of.insert(p.row_no, cells);
                         rows.push(p);
                     }
                 }
@@ -705,21 +710,22 @@ pub async fn run(
                 existing.extend(found);
             }
             for p in chunk {
-                let Some((elder_id, region, stored_on)) = elders.get(&p.bidx) else {
+                // Unregistered and registered elsewhere get the same answer: an import must not tell
+                // whether a citizen ID is registered outside the caller's region.
+                let found = elders.get(&p.bidx).filter(|(_, region, _)| {
+                    yiyang_kernel::RegionCode::parse(region)
+                        .ok()
+                        .is_some_and(|rc| ctx.scope.covers(&rc))
+                });
+                let Some((elder_id, region, stored_on)) = found else {
                     rejected.push((
                         p.row_no,
-                        "该身份证号未在老年人档案中登记，请先导入档案".into(),
-                        vec![],
+                        "该身份证号未在您管辖范围内的老年人档案中登记，请先导入档案或核对身份证号"
+                            .into(),
+                        cells_of.remove(&p.row_no).unwrap_or_default(),
                     ));
                     continue;
                 };
-                let in_scope = yiyang_kernel::RegionCode::parse(region)
-                    .ok()
-                    .is_some_and(|rc| ctx.scope.covers(&rc));
-                if !in_scope {
-                    rejected.push((p.row_no, "该老人不在您的管辖范围内".into(), vec![]));
-                    continue;
-                }
                 let key = (
                     elder_id.clone(),
                     p.assessed_on.to_string(),

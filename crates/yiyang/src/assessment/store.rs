@@ -261,11 +261,14 @@ const CURRENT_SQL: &str = "SELECT a.id, a.final_level, a.assessed_on, a.valid_un
 /// Record the elder's current assessment in `elder_ability` (or remove it when none is left),
 /// stamped with the next change number so the registry's search index picks the level up.
 pub(crate) async fn set_current(tx: &mut Tx<'_>, elder_id: &str) -> Result<(), sqlx::Error> {
+    // The change number first: it locks `registry_head` until commit, so on PostgreSQL a
+    // concurrent writer's choice cannot be made from a state older than ours (SQLite writers are
+    // serialised anyway).
+    let seq = crate::registry::store::next_change_seq(tx).await?;
     let cur = sqlx::query(CURRENT_SQL)
         .bind(elder_id)
         .fetch_optional(&mut **tx)
         .await?;
-    let seq = crate::registry::store::next_change_seq(tx).await?;
     let Some(r) = cur else {
         sqlx::query("DELETE FROM elder_ability WHERE elder_id = $1")
             .bind(elder_id)
@@ -492,7 +495,7 @@ async fn list_in(
          (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id), a.kind, a.source \
          FROM assessment a JOIN elder e ON e.id = a.elder_id \
          WHERE a.elder_id = $1 AND e.residence_region BETWEEN $2 AND $3 \
-         ORDER BY a.assessed_on DESC, a.recorded_at DESC",
+         ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC",
     )
     .bind(elder_id)
     .bind(&scope.lo)
@@ -541,10 +544,17 @@ async fn list_in(
             }
         })
         .collect();
-    if let Some(c) = out
-        .iter_mut()
-        .find(|r| !r.superseded && !r.expired && !r.legacy)
-    {
+    // The record that counts is the one `elder_ability` names (the newest not corrected, not
+    // legacy), while it is valid: the same answer the search and the due list give.
+    let current: Option<String> = sqlx::query(
+        "SELECT assessment_id FROM elder_ability WHERE elder_id = $1 AND valid_until >= $2",
+    )
+    .bind(elder_id)
+    .bind(&today)
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| r.get(0));
+    if let Some(c) = out.iter_mut().find(|r| Some(&r.id) == current.as_ref()) {
         c.current = true;
     }
     Ok((region, out))

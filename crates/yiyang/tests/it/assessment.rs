@@ -689,7 +689,9 @@ async fn db_assessment_import() {
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|r| r.contains("未在老年人档案中登记")),
+        reasons
+            .iter()
+            .any(|r| r.contains("未在您管辖范围内的老年人档案中登记")),
         "{reasons:?}"
     );
     assert_eq!(t.count("SELECT COUNT(*) FROM assessment").await, 0);
@@ -816,7 +818,7 @@ async fn db_assessment_import() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["reason"].as_str().unwrap().contains("管辖范围"))
+        .filter(|e| e["reason"].as_str().unwrap().contains("未在您管辖范围内"))
         .count();
     assert!(outside > 0, "{st}");
     // Someone who may not record assessments cannot import them.
