@@ -262,7 +262,15 @@ pub async fn due(
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
     Ok(Json(
-        super::store::due(&app.db, &scope, &regions, &q, crate::platform::today()).await?,
+        super::store::due(
+            &app.db,
+            &app.search_index,
+            &scope,
+            &regions,
+            &q,
+            crate::platform::today(),
+        )
+        .await?,
     ))
 }
 
@@ -354,6 +362,7 @@ pub async fn due_export(
     let regions = app.regions.read().await.clone();
     let bytes = super::store::due_xlsx(
         &app.db,
+        &app.search_index,
         &scope,
         &actor.who(),
         &regions,

@@ -593,6 +593,126 @@ async fn fetch(db: &Db, since: Option<i64>) -> Result<Vec<Entry>, sqlx::Error> {
     Ok(out)
 }
 
+/// The assessment due list asked of the index (see `assessment::store::due`): who in a region
+/// range is due, in the list's order — group 0 the aged without a valid assessment, group 1 those
+/// with an open reassessment trigger, group 2 those whose validity runs out soon — each group in
+/// (region, birth date, id) order, the base order, so no sorting is needed.
+pub struct DueQuery {
+    pub lo: u64,
+    pub hi: u64,
+    /// yyyymmdd
+    pub today: u32,
+    /// The "missing" group counts people born on or before this day (the age threshold).
+    pub born_by: u32,
+    /// Validity ending before this day counts as "soon".
+    pub soon: u32,
+    /// Which of the three groups are wanted.
+    pub groups: [bool; 3],
+    /// People with an open trigger (read from the database: a handful).
+    pub triggered: std::collections::HashSet<u128>,
+    /// Index code of the elder status `active`.
+    pub active: u8,
+    pub offset: usize,
+    pub limit: usize,
+    pub cap: usize,
+}
+
+/// The columns the due list needs of one person.
+#[derive(Clone, Copy)]
+struct DueView {
+    id: u128,
+    birth: u32,
+    status: u8,
+    valid: u32,
+}
+
+/// Merge two iterators sorted by key into one sorted stream.
+fn merge_sorted<K: Ord, T>(
+    a: impl Iterator<Item = (K, T)>,
+    b: impl Iterator<Item = (K, T)>,
+) -> impl Iterator<Item = T> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let take_b = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => y.0 < x.0,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if take_b { b.next() } else { a.next() }.map(|(_, t)| t)
+    })
+}
+
+impl Index {
+    /// Everyone live in a region range, base and overlay merged, in (region, birth, id) order.
+    fn in_order(&self, lo: u64, hi: u64) -> impl Iterator<Item = DueView> + '_ {
+        let b = &self.base;
+        let a = b.region.partition_point(|r| *r < lo);
+        let z = b.region.partition_point(|r| *r <= hi);
+        let base = (a..z).filter(move |i| !b.dead[*i]).map(move |i| {
+            (
+                (b.region[i], b.birth[i], b.id[i]),
+                DueView {
+                    id: b.id[i],
+                    birth: b.birth[i],
+                    status: b.status[i],
+                    valid: b.valid[i],
+                },
+            )
+        });
+        let over = self
+            .overlay
+            .iter()
+            .filter(move |e| e.region >= lo && e.region <= hi)
+            .map(|e| {
+                (
+                    order_key(e),
+                    DueView {
+                        id: e.id,
+                        birth: e.birth,
+                        status: e.status,
+                        valid: e.valid,
+                    },
+                )
+            });
+        merge_sorted(base, over)
+    }
+
+    fn due(&self, q: &DueQuery) -> Hits {
+        let group = |v: &DueView| -> Option<usize> {
+            if v.status != q.active {
+                return None;
+            }
+            if v.valid < q.today && v.birth <= q.born_by {
+                Some(0)
+            } else if q.triggered.contains(&v.id) {
+                Some(1)
+            } else if v.valid >= q.today && v.valid < q.soon {
+                Some(2)
+            } else {
+                None
+            }
+        };
+        let want = q.offset + q.limit;
+        let stop = want.max(q.cap + 1);
+        let mut ids = vec![];
+        let mut counted = 0;
+        for g in (0..3).filter(|g| q.groups[*g]) {
+            for v in self.in_order(q.lo, q.hi) {
+                if counted >= stop {
+                    break;
+                }
+                if group(&v) == Some(g) {
+                    if counted >= q.offset && counted < want {
+                        ids.push(uuid::Uuid::from_u128(v.id).to_string());
+                    }
+                    counted += 1;
+                }
+            }
+        }
+        Hits { ids, counted }
+    }
+}
+
 impl SearchIndex {
     /// Bring the index up to the database's current head (build it on first use).
     pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
@@ -640,6 +760,17 @@ impl SearchIndex {
             "search index built"
         );
         Ok(())
+    }
+
+    /// The assessment due list as of the last refresh (see [`DueQuery`]).
+    pub async fn due(&self, q: &DueQuery) -> Hits {
+        match self.inner.read().await.as_ref() {
+            Some(i) => i.due(q),
+            None => Hits {
+                ids: vec![],
+                counted: 0,
+            },
+        }
     }
 
     /// Search the index as of its last refresh.
