@@ -879,10 +879,13 @@ async fn due_in(
 ) -> ApiResult<DuePage> {
     use crate::registry::search_index::{self as si, DueQuery};
     let f = due_filter(scope, q, today, export)?;
-    // People with an open trigger in the range: few, so read them here.
+    // People with an open trigger in the range: few, so read them here, starting from the
+    // triggers (CROSS JOIN fixes that order on SQLite, whose planner would otherwise walk the
+    // region's people first: 3 s for a county of 1M).
     let triggered: std::collections::HashSet<u128> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT DISTINCT t.elder_id FROM assessment_trigger t JOIN elder e ON e.id = t.elder_id \
-         LEFT JOIN elder_ability ea ON ea.elder_id = e.id WHERE e.residence_region BETWEEN $1 AND $2 AND {TRIGGER_OPEN}"
+        "SELECT DISTINCT t.elder_id FROM assessment_trigger t CROSS JOIN elder e \
+         LEFT JOIN elder_ability ea ON ea.elder_id = e.id \
+         WHERE e.id = t.elder_id AND e.residence_region BETWEEN $1 AND $2 AND {TRIGGER_OPEN}"
     )))
     .bind(&f.lo)
     .bind(&f.hi)
