@@ -364,6 +364,20 @@ try {
     assert((await row.innerText()).includes('当前有效'), 'the adopted rating is not marked current')
   }, { screenshot: 'ltc-adopted' })
 
+  await step('有效期设置: the officer sets 24 months for the county', async () => {
+    await menu('评估任务').click()
+    await page.waitForURL(/\/assessments\/due$/)
+    await button('有效期设置').click()
+    const dialog = page.getByRole('dialog', { name: '评估有效期设置' })
+    await dialog.waitFor()
+    await dialog.locator('.el-input-number input').fill('24')
+    await dialog.getByRole('button', { name: '保存', exact: true }).click()
+    await dialog.locator('.validity-table .el-table__row', { hasText: '24 个月' }).waitFor()
+    await shot('validity')
+    await dialog.getByRole('button', { name: '关闭', exact: true }).click()
+    await dialog.waitFor({ state: 'hidden' })
+  }, { screenshot: null })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${ASSESSOR_USERNAME} (评估员)`, () => login(ASSESSOR_USERNAME, ASSESSOR_PASSWORD, env('ASSESSOR_TOTP_SECRET')), { screenshot: null })

@@ -116,6 +116,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
 export const get = <T>(path: string, opts?: RequestOptions) => api<T>('GET', path, undefined, opts)
 export const post = <T>(path: string, body?: unknown, opts?: RequestOptions) => api<T>('POST', path, body, opts)
 export const patch = <T>(path: string, body?: unknown, opts?: RequestOptions) => api<T>('PATCH', path, body, opts)
+export const put = <T>(path: string, body?: unknown, opts?: RequestOptions) => api<T>('PUT', path, body, opts)
 
 function filenameFrom(res: Response, fallback: string): string {
   const cd = res.headers.get('content-disposition') || ''
