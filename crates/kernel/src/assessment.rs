@@ -418,6 +418,29 @@ pub enum RiskCountMode {
     PerType,
 }
 
+impl RiskCountMode {
+    /// The number of 30-day events the rule compares with 2.
+    pub fn count(self, counts: &[u8]) -> u8 {
+        match self {
+            RiskCountMode::Total => counts.iter().sum(),
+            RiskCountMode::PerType => counts.iter().copied().max().unwrap_or(0),
+        }
+    }
+}
+
+/// The change rules both standards share (GB/T R2/R3, MZ/T clauses 1/2): a mental disorder and
+/// two or more risk events each raise the level by one, together by one unless `stack`. Returns
+/// the raise, whether the mental rule applied and the event count when the event rule did.
+pub fn change_bump(mental: bool, events: u8, stack: bool) -> (u8, bool, Option<u8>) {
+    let risky = events >= 2;
+    let bump = mental as u8 + risky as u8;
+    (
+        if stack { bump } else { bump.min(1) },
+        mental,
+        risky.then_some(events),
+    )
+}
+
 /// The standard's open points (§1.6), stored with every result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -624,22 +647,17 @@ pub fn assess(input: &Input, cfg: &Config) -> Result<Outcome, InputError> {
     } else {
         // Complete here: without a coma every item is required.
         let initial = initial.unwrap_or(4);
-        let mut bump = 0u8;
-        if input.dementia_confirmed || input.psychiatric_dx_by_specialist {
-            reasons.push(Reason::MentalDisorder);
-            bump += 1;
-        }
         let counts = input.risk_events_30d.counts().map(|c| c.1);
-        let events = match cfg.risk_count_mode {
-            RiskCountMode::Total => counts.iter().sum::<u8>(),
-            RiskCountMode::PerType => counts.iter().copied().max().unwrap_or(0),
-        };
-        if events >= 2 {
-            reasons.push(Reason::RiskEvents { count: events });
-            bump += 1;
+        let (bump, mental, events) = change_bump(
+            input.dementia_confirmed || input.psychiatric_dx_by_specialist,
+            cfg.risk_count_mode.count(&counts),
+            cfg.stack_adjustments,
+        );
+        if mental {
+            reasons.push(Reason::MentalDisorder);
         }
-        if !cfg.stack_adjustments {
-            bump = bump.min(1);
+        if let Some(count) = events {
+            reasons.push(Reason::RiskEvents { count });
         }
         (initial + bump).min(4)
     };

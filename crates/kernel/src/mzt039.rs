@@ -758,22 +758,17 @@ pub fn assess(input: &Input, cfg: &Config) -> Result<Outcome, InputError> {
     } else {
         // Not in a coma, so every item was required and `initial` is known.
         let initial = initial.unwrap_or(3);
-        let mut bump = 0u8;
-        if mental_disorder {
-            reasons.push(Reason::MentalDisorder);
-            bump += 1;
-        }
         let n = counts.map(|c| c.1);
-        let events = match cfg.risk_count_mode {
-            RiskCountMode::Total => n.iter().sum::<u8>(),
-            RiskCountMode::PerType => n.iter().copied().max().unwrap_or(0),
-        };
-        if events >= 2 {
-            reasons.push(Reason::RiskEvents { count: events });
-            bump += 1;
+        let (bump, mental, events) = crate::assessment::change_bump(
+            mental_disorder,
+            cfg.risk_count_mode.count(&n),
+            cfg.stack_adjustments,
+        );
+        if mental {
+            reasons.push(Reason::MentalDisorder);
         }
-        if !cfg.stack_adjustments {
-            bump = bump.min(1);
+        if let Some(count) = events {
+            reasons.push(Reason::RiskEvents { count });
         }
         (initial + bump).min(3)
     };

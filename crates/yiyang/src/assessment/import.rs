@@ -7,7 +7,6 @@
 //! a row that differs from what is stored becomes a correction of the stored record (which stays).
 
 use super::store::{self as astore, LTC_STANDARD};
-use crate::audit::{self, Entry};
 use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
 use crate::registry::model::parse_date;
 use crate::registry::store::{CID_DOMAIN, Cols, next_change_seq, placeholders};
@@ -904,20 +903,13 @@ pub async fn run(
         })
         .collect();
     if let Some(mut t) = tx {
-        audit::append(
+        crate::registry::import::audit_import(
             &mut t,
-            ctx.who,
-            Entry {
-                action: "assessment.import",
-                entity: "import_job",
-                entity_id: Some(job_id),
-                region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
-                detail: serde_json::json!({
-                    "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
-                    "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
-                })
-                .to_string(),
-            },
+            ctx,
+            "assessment.import",
+            job_id,
+            file_sha,
+            &summary,
         )
         .await?;
         t.commit().await?;

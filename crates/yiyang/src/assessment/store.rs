@@ -101,6 +101,16 @@ fn label(code: &str) -> String {
         .to_string()
 }
 
+/// A date field (YYYY-MM-DD) that may not lie in the future; `what` names it in the message.
+fn past_date(field: &str, raw: &str, what: &str, today: NaiveDate) -> ApiResult<NaiveDate> {
+    let on = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ApiError::invalid(field, format!("{what}格式应为 YYYY-MM-DD")))?;
+    if on > today {
+        return Err(ApiError::invalid(field, format!("{what}不能晚于今天")));
+    }
+    Ok(on)
+}
+
 /// The elder's residence if inside `scope`; outside looks like absent.
 async fn elder_region(tx: &mut Tx<'_>, scope: &Scope, elder_id: &str) -> ApiResult<String> {
     sqlx::query(
@@ -365,11 +375,7 @@ pub async fn record(
             "评估原因应为 first、routine、immediate、disputed 或 other（首次、常规、即时、复评、其他）",
         ));
     }
-    let on = NaiveDate::parse_from_str(&a.assessed_on, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid("assessed_on", "评估日期格式应为 YYYY-MM-DD"))?;
-    if on > today {
-        return Err(ApiError::invalid("assessed_on", "评估日期不能晚于今天"));
-    }
+    let on = past_date("assessed_on", &a.assessed_on, "评估日期", today)?;
     let assessors: Vec<String> = a
         .assessors
         .iter()
@@ -629,11 +635,7 @@ pub async fn note_trigger(
             "触发类型应为 risk_event、diagnosis、disputed 或 condition_change（风险事件、新诊断、有异议、状况变化）",
         ));
     }
-    let on = NaiveDate::parse_from_str(&t.noted_on, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid("noted_on", "日期格式应为 YYYY-MM-DD"))?;
-    if on > today {
-        return Err(ApiError::invalid("noted_on", "日期不能晚于今天"));
-    }
+    let on = past_date("noted_on", &t.noted_on, "日期", today)?;
     let note = t.note.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if note.is_some_and(|n| n.chars().count() > 200) {
         return Err(ApiError::invalid("note", "说明不能超过200字"));
@@ -1078,11 +1080,7 @@ pub async fn adopt(
             "对应能力等级应为 0–4（能力完好、轻度失能、中度失能、重度失能、完全失能）",
         ));
     }
-    let on = NaiveDate::parse_from_str(&a.rated_on, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid("rated_on", "评定日期格式应为 YYYY-MM-DD"))?;
-    if on > today {
-        return Err(ApiError::invalid("rated_on", "评定日期不能晚于今天"));
-    }
+    let on = past_date("rated_on", &a.rated_on, "评定日期", today)?;
     let mut tx = db.begin().await?;
     let region = elder_region(&mut tx, scope, elder_id).await?;
     check_corrects(&mut tx, elder_id, a.corrects.as_deref()).await?;

@@ -464,28 +464,40 @@ pub async fn run(
         .collect();
     if let Some(mut t) = tx {
         end_bulk(&mut t, &bulk).await?;
-        audit::append(
-            &mut t,
-            ctx.who,
-            Entry {
-                action: "registry.import",
-                entity: "import_job",
-                entity_id: Some(job_id),
-                region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
-                detail: serde_json::json!({
-                    "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
-                    "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
-                })
-                .to_string(),
-            },
-        )
-        .await?;
+        audit_import(&mut t, ctx, "registry.import", job_id, file_sha, &summary).await?;
         t.commit().await?;
         ctx.db
             .analyze_after_bulk(&["elder"], (summary.inserted + summary.updated) as usize)
             .await?;
     }
     Ok((summary, rejected))
+}
+
+/// The one audit row of a real import, in its transaction: the file's digest and the counts.
+pub async fn audit_import(
+    tx: &mut crate::platform::db::Tx<'_>,
+    ctx: &Ctx<'_>,
+    action: &str,
+    job_id: &str,
+    file_sha: &str,
+    summary: &Summary,
+) -> Result<i64, sqlx::Error> {
+    audit::append(
+        tx,
+        ctx.who,
+        Entry {
+            action,
+            entity: "import_job",
+            entity_id: Some(job_id),
+            region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
+            detail: serde_json::json!({
+                "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
+                "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
+            })
+            .to_string(),
+        },
+    )
+    .await
 }
 
 /// Files at least this large load with a large page cache; when the registry holds fewer than half
