@@ -2,6 +2,8 @@
 
 pub mod assessment;
 pub mod citizen_id;
+pub mod codes;
+pub mod eligibility;
 pub mod mask;
 pub mod mzt039;
 pub mod region_code;

@@ -4,13 +4,13 @@ use crate::platform::crypto::KeyRing;
 use crate::platform::db::Db;
 use crate::platform::error::{ApiError, REQUEST_ID};
 use crate::region::RegionIndex;
-use crate::{assessment, audit, identity, region, registry};
+use crate::{assessment, audit, catalog, identity, region, registry};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use tokio::sync::{Mutex, RwLock};
@@ -124,8 +124,9 @@ impl AppState {
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,
         audit::http::list,
         assessment::http::score, assessment::http::score_for_assessor, assessment::http::form, assessment::http::create, assessment::http::list, assessment::http::due, assessment::http::adopt, assessment::http::upload, assessment::http::template, assessment::http::due_export, assessment::http::trigger, assessment::http::validity, assessment::http::set_validity,
+        catalog::http::get_catalog, catalog::http::language, catalog::http::check_rule, catalog::http::open_draft, catalog::http::put_item, catalog::http::delete_item, catalog::http::publish, catalog::http::run_evaluation, catalog::http::elder_eligibility, catalog::http::public_catalog,
     ),
-    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"))
+    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"))
 )]
 pub struct ApiDoc;
 
@@ -253,6 +254,24 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/imports/{id}", get(reg::status))
         .route("/imports/{id}/errors.xlsx", get(reg::errors_xlsx))
+        .route("/public/catalog", get(catalog::http::public_catalog))
+        .route("/catalog", get(catalog::http::get_catalog))
+        .route("/catalog/language", get(catalog::http::language))
+        .route("/catalog/check-rule", post(catalog::http::check_rule))
+        .route("/catalog/drafts", post(catalog::http::open_draft))
+        .route(
+            "/catalog/versions/{id}/items/{code}",
+            put(catalog::http::put_item).delete(catalog::http::delete_item),
+        )
+        .route(
+            "/catalog/versions/{id}/publish",
+            post(catalog::http::publish),
+        )
+        .route("/catalog/evaluate", post(catalog::http::run_evaluation))
+        .route(
+            "/elders/{id}/eligibility",
+            get(catalog::http::elder_eligibility),
+        )
         .route("/audit", get(audit::http::list))
         .fallback(api_not_found);
     Router::new()

@@ -355,6 +355,14 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
         approx_rows,
     };
     crate::assessment::import::run(&ctx, table, false, "demo", "-").await?;
+    // The county's basic-service catalogue, published and run once: the grants are there at start.
+    crate::catalog::store::seed_demo(db, COUNTY, &who)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    let names = |c: &str| regions.name(&format!("{c:0<12}")).unwrap_or(c).to_string();
+    crate::catalog::evaluate::run(db, &scope, &who, COUNTY, today, &names)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
     Ok(n)
 }
 

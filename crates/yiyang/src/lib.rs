@@ -4,6 +4,7 @@
 pub mod app;
 pub mod assessment;
 pub mod audit;
+pub mod catalog;
 pub mod cli;
 pub mod demo;
 pub mod identity;

@@ -80,6 +80,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "assessment_trigger",
         stmts: crate::assessment::MIGRATION_TRIGGER,
     },
+    Migration {
+        version: 11,
+        name: "catalog",
+        stmts: crate::catalog::MIGRATION,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -4,6 +4,7 @@
 mod assessment;
 mod audit_chain;
 mod auth;
+mod catalog;
 mod import;
 mod openapi;
 mod region;

@@ -1,0 +1,337 @@
+//! Catalogue API: read and edit a region's catalogue, check a rule while typing, publish, run the
+//! evaluation, explain one elder, and the public catalogue page's data.
+
+use super::evaluate::{self, ItemExplanation, RunSummary};
+use super::store::{self, CatalogView, ItemDef, VersionView};
+use crate::app::AppState;
+use crate::audit::Entry;
+use crate::identity::http::ClientIp;
+use crate::identity::{Actor, Perm};
+use crate::platform::error::{ApiError, ApiResult};
+use crate::region::RegionIndex;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use yiyang_kernel::eligibility::{self, FieldHelp, RuleError};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RegionQuery {
+    /// Region of the catalogue (default: the caller's region)
+    pub region_code: Option<String>,
+}
+
+/// Names a region code or a code prefix (as rules write subtrees) for reasons.
+pub fn namer(idx: &RegionIndex) -> impl Fn(&str) -> String + Sync + '_ {
+    |code: &str| {
+        let full = format!("{code:0<12}");
+        idx.name(&full)
+            .map(str::to_string)
+            .unwrap_or_else(|| code.to_string())
+    }
+}
+
+/// The catalogue of a region (published and draft).
+#[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog", params(RegionQuery),
+    responses((status = 200, body = CatalogView), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn get_catalog(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<RegionQuery>,
+) -> ApiResult<Json<CatalogView>> {
+    let scope = actor.aggregates()?;
+    let code = q
+        .region_code
+        .unwrap_or_else(|| actor.region.as_str().to_string());
+    scope.narrow(Some(&code))?;
+    Ok(Json(store::view(&app.db, &code).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LanguageHelp {
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<FieldHelp>,
+    /// (code, 中文)
+    pub benefit_kinds: Vec<(String, String)>,
+    pub examples: Vec<String>,
+}
+
+/// The fields, operators and values the rule language knows (for the editor).
+#[utoipa::path(get, path = "/api/v1/catalog/language", tag = "catalog", responses((status = 200, body = LanguageHelp)))]
+pub async fn language(_actor: Actor) -> Json<LanguageHelp> {
+    Json(LanguageHelp {
+        fields: eligibility::field_help(),
+        benefit_kinds: store::BENEFIT_KINDS
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        examples: vec![
+            "状态 = 在册 且 年龄 >= 80".into(),
+            "状态 = 在册 且 经济状况 属于 [特困, 低保, 低保边缘] 且 能力等级 >= 中度失能".into(),
+            "状态 = 在册 且 (居住状况 属于 [独居, 空巢] 或 计生特殊家庭 属于 [失独, 伤残])".into(),
+            "户籍地 位于 320682104000".into(),
+        ],
+    })
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleCheckReq {
+    pub rule: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RuleCheckResp {
+    pub ok: bool,
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<RuleError>,
+}
+
+/// Check a rule without saving it (the editor checks while the officer types).
+#[utoipa::path(post, path = "/api/v1/catalog/check-rule", tag = "catalog", request_body = RuleCheckReq,
+    responses((status = 200, body = RuleCheckResp)))]
+pub async fn check_rule(
+    actor: Actor,
+    Json(r): Json<RuleCheckReq>,
+) -> ApiResult<Json<RuleCheckResp>> {
+    actor.require(Perm::CatalogManage)?;
+    let error = eligibility::Rule::parse(&r.rule).err();
+    Ok(Json(RuleCheckResp {
+        ok: error.is_none(),
+        error,
+    }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftReq {
+    pub region_code: String,
+}
+
+/// Open the region's draft (a copy of the published catalogue when there is none yet).
+#[utoipa::path(post, path = "/api/v1/catalog/drafts", tag = "catalog", request_body = DraftReq,
+    responses((status = 200, body = VersionView), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn open_draft(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<DraftReq>,
+) -> ApiResult<Json<VersionView>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    Ok(Json(
+        store::open_draft(&app.db, &scope, &actor.who(), &r.region_code).await?,
+    ))
+}
+
+/// Add or replace an item of a draft. The rule and every tier rule are checked; a bad one gets
+/// 422 naming the field and the column.
+#[utoipa::path(put, path = "/api/v1/catalog/versions/{id}/items/{code}", tag = "catalog", request_body = ItemDef,
+    responses((status = 200, body = ItemDef), (status = 409, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn put_item(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, code)): Path<(String, String)>,
+    Json(d): Json<ItemDef>,
+) -> ApiResult<Json<ItemDef>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    if d.code != code {
+        return Err(ApiError::invalid("code", "项目代码与地址中的不一致"));
+    }
+    Ok(Json(
+        store::put_item(&app.db, &scope, &actor.who(), &id, d).await?,
+    ))
+}
+
+/// Remove an item from a draft.
+#[utoipa::path(delete, path = "/api/v1/catalog/versions/{id}/items/{code}", tag = "catalog",
+    responses((status = 204), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn delete_item(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, code)): Path<(String, String)>,
+) -> ApiResult<axum::http::StatusCode> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    store::delete_item(&app.db, &scope, &actor.who(), &id, &code).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishReq {
+    /// YYYY-MM-DD
+    pub effective_from: String,
+}
+
+/// Publish a draft; the previous catalogue is superseded.
+#[utoipa::path(post, path = "/api/v1/catalog/versions/{id}/publish", tag = "catalog", request_body = PublishReq,
+    responses((status = 200, body = VersionView), (status = 409, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn publish(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<PublishReq>,
+) -> ApiResult<Json<VersionView>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    Ok(Json(
+        store::publish(&app.db, &scope, &actor.who(), &id, &r.effective_from).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateReq {
+    pub region_code: String,
+}
+
+/// Run the published catalogue over everyone living in the region and apply the changes.
+#[utoipa::path(post, path = "/api/v1/catalog/evaluate", tag = "catalog", request_body = EvaluateReq,
+    responses((status = 200, body = RunSummary), (status = 409, body = crate::platform::error::Problem)))]
+pub async fn run_evaluation(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<EvaluateReq>,
+) -> ApiResult<Json<RunSummary>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    let idx = app.regions.read().await;
+    let names = namer(&idx);
+    let s = evaluate::run(
+        &app.db,
+        &scope,
+        &actor.who(),
+        &r.region_code,
+        crate::platform::today(),
+        &names,
+    )
+    .await?;
+    Ok(Json(s))
+}
+
+/// Which catalogue items apply to an elder and why (audited: it shows statuses and the level).
+#[utoipa::path(get, path = "/api/v1/elders/{id}/eligibility", tag = "catalog",
+    responses((status = 200, body = Vec<ItemExplanation>), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn elder_eligibility(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ItemExplanation>>> {
+    let scope = actor.individuals()?;
+    let idx = app.regions.read().await;
+    let names = namer(&idx);
+    let (region, items) =
+        evaluate::explain_elder(&app.db, &scope, &id, crate::platform::today(), &names).await?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            Entry {
+                action: "catalog.explain",
+                entity: "elder",
+                entity_id: Some(&id),
+                region_code: Some(&region),
+                detail: serde_json::json!({"items": items.len()}).to_string(),
+            },
+        )
+        .await?;
+    Ok(Json(items))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicTier {
+    pub label: String,
+    pub amount: f64,
+    pub quota: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicItem {
+    pub code: String,
+    pub name: String,
+    pub category: String,
+    pub benefit_kind: String,
+    pub provision: String,
+    pub standard: String,
+    pub department: String,
+    pub no_application: bool,
+    /// 对象条件 as written.
+    pub eligibility: String,
+    pub tiers: Vec<PublicTier>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicCatalog {
+    pub region_code: String,
+    pub region_name: String,
+    pub version_number: i64,
+    pub effective_from: Option<String>,
+    pub items: Vec<PublicItem>,
+}
+
+/// The published catalogue of a region, for everyone (no login).
+#[utoipa::path(get, path = "/api/v1/public/catalog", tag = "catalog", params(RegionQuery),
+    responses((status = 200, body = Vec<PublicCatalog>), (status = 429, body = crate::platform::error::Problem)))]
+pub async fn public_catalog(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<RegionQuery>,
+) -> ApiResult<Json<Vec<PublicCatalog>>> {
+    if !app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("请求过于频繁，请稍后再试"));
+    }
+    let codes: Vec<String> = match q.region_code.filter(|s| !s.is_empty()) {
+        Some(c) => vec![
+            yiyang_kernel::RegionCode::parse(&c)
+                .map_err(|e| ApiError::invalid("region_code", e.to_string()))?
+                .as_str()
+                .to_string(),
+        ],
+        None => {
+            use sqlx::Row;
+            sqlx::query("SELECT region_code FROM catalog_version WHERE state = 'published' ORDER BY region_code")
+                .fetch_all(&app.db.pool)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        }
+    };
+    let idx = app.regions.read().await;
+    let mut out = vec![];
+    for code in codes {
+        let Some(v) = store::version_by_state(&app.db, &code, "published").await? else {
+            continue;
+        };
+        out.push(PublicCatalog {
+            region_name: idx.path_name(&code),
+            region_code: code,
+            version_number: v.number,
+            effective_from: v.effective_from,
+            items: v
+                .items
+                .into_iter()
+                .map(|d| PublicItem {
+                    tiers: d
+                        .tiers
+                        .iter()
+                        .map(|t| PublicTier {
+                            label: t.label.clone(),
+                            amount: t.amount,
+                            quota: t.quota,
+                        })
+                        .collect(),
+                    code: d.code,
+                    name: d.name,
+                    category: d.category,
+                    benefit_kind: d.benefit_kind,
+                    provision: d.provision,
+                    standard: d.standard,
+                    department: d.department,
+                    no_application: d.no_application,
+                    eligibility: d.rule,
+                })
+                .collect(),
+        });
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,58 @@
+//! catalog — the basic-service catalogue (基本养老服务目录清单) of a region as data: items with who
+//! is eligible (a rule in the kernel's rule language, `yiyang_kernel::eligibility`), what is
+//! provided and to what standard, the benefit (cash per month, service quota per month, or once)
+//! in tiers, the paying department and the split of funding across levels. A region edits a draft
+//! version and publishes it; `evaluate.rs` then runs every published item over the whole registry
+//! (服务找人) and keeps entitlements: granted at once where the item needs no application
+//! (免申即享), proposed for approval where it does, ended on death, suspended on move-out — each
+//! transition kept with the rule version, the reasons and the facts it was decided on.
+
+pub mod evaluate;
+pub mod http;
+pub mod store;
+
+use crate::platform::migrations::Stmt::{self, *};
+
+pub const MIGRATION: &[Stmt] = &[
+    // One catalogue per region; versions numbered per region; at most one draft and one published.
+    Both(
+        "CREATE TABLE catalog_version (id TEXT PRIMARY KEY, region_code TEXT NOT NULL, number BIGINT NOT NULL, \
+         state TEXT NOT NULL, effective_from TEXT, created_by TEXT NOT NULL, created_at TEXT NOT NULL, \
+         published_by TEXT, published_at TEXT, \
+         CONSTRAINT catalog_version_number_key UNIQUE (region_code, number), \
+         CONSTRAINT catalog_version_state_check CHECK (state IN ('draft', 'published', 'superseded')))",
+    ),
+    Both(
+        "CREATE UNIQUE INDEX catalog_version_one_open ON catalog_version (region_code, state) \
+         WHERE state IN ('draft', 'published')",
+    ),
+    // The item's whole definition is one JSON document (`store::ItemDef`), checked when saved.
+    Both(
+        "CREATE TABLE catalog_item (version_id TEXT NOT NULL REFERENCES catalog_version (id), code TEXT NOT NULL, \
+         position BIGINT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (version_id, code))",
+    ),
+    Both(
+        "CREATE TABLE entitlement (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
+         catalog_region TEXT NOT NULL, item_code TEXT NOT NULL, state TEXT NOT NULL, tier TEXT NOT NULL, \
+         amount_fen BIGINT NOT NULL, quota BIGINT NOT NULL, residence_region TEXT NOT NULL, since TEXT NOT NULL, \
+         ended_on TEXT, version_id TEXT NOT NULL, reasons TEXT NOT NULL, snapshot TEXT NOT NULL, updated_at TEXT NOT NULL, \
+         CONSTRAINT entitlement_state_check CHECK (state IN ('proposed', 'granted', 'suspended', 'ended')))",
+    ),
+    // One open entitlement per person and item: the evaluation and approvals rely on it.
+    Both(
+        "CREATE UNIQUE INDEX entitlement_open ON entitlement (elder_id, catalog_region, item_code) \
+         WHERE state <> 'ended'",
+    ),
+    Both("CREATE INDEX entitlement_item ON entitlement (catalog_region, item_code, state)"),
+    // Every transition, with the run (or approval) that made it and why.
+    Both(
+        "CREATE TABLE entitlement_change (id TEXT PRIMARY KEY, entitlement_id TEXT NOT NULL REFERENCES entitlement (id), \
+         run_id TEXT, from_state TEXT, to_state TEXT NOT NULL, tier TEXT NOT NULL, amount_fen BIGINT NOT NULL, \
+         on_date TEXT NOT NULL, note TEXT NOT NULL, by_name TEXT NOT NULL, at TEXT NOT NULL)",
+    ),
+    Both("CREATE INDEX entitlement_change_entitlement ON entitlement_change (entitlement_id)"),
+    Both(
+        "CREATE TABLE catalog_run (id TEXT PRIMARY KEY, region_code TEXT NOT NULL, version_id TEXT NOT NULL, \
+         on_date TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, by_name TEXT NOT NULL, summary TEXT NOT NULL)",
+    ),
+];
