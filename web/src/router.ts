@@ -15,6 +15,7 @@ const APP_TITLE = '颐养 · 养老服务管理平台'
 
 const routes: RouteRecordRaw[] = [
   { path: '/self-check', name: 'self-check', component: () => import('./modules/assessment/SelfCheckView.vue'), meta: { public: true, title: '老年人能力自测' } },
+  { path: '/services', name: 'services', component: () => import('./modules/catalog/ServicesView.vue'), meta: { public: true, title: '基本养老服务目录' } },
   { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
   {
     path: '/',
@@ -27,6 +28,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'elders/:id/assessments/:aid', name: 'assessment-report', component: () => import('./modules/assessment/AssessReportView.vue'), meta: { title: '评估报告', perm: 'registry.read' } },
       { path: 'assessments/import', name: 'assessments-import', component: () => import('./modules/registry/ImportView.vue'), props: { kind: 'assessment' }, meta: { title: '评估导入', perm: 'assessment.record' } },
       { path: 'assessments/due', name: 'assessments-due', component: () => import('./modules/assessment/DueView.vue'), meta: { title: '评估任务', perm: 'assessment.record' } },
+      { path: 'catalog', name: 'catalog', component: () => import('./modules/catalog/CatalogView.vue'), meta: { title: '服务目录', perm: 'catalog.manage' } },
       { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },
       { path: 'audit', name: 'audit', component: () => import('./modules/audit/AuditView.vue'), meta: { title: '审计日志', perm: 'audit.read' } },
       { path: 'users', name: 'users', component: () => import('./modules/identity/UsersView.vue'), meta: { title: '用户管理', perm: 'users.manage' } },

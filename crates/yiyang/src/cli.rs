@@ -159,6 +159,21 @@ pub enum CatalogCmd {
         #[arg(long, default_value = "text")]
         format: String,
     },
+    /// Publish a catalogue from a JSON file (an array of items, as `show` prints them): opens the
+    /// region's draft, replaces its items with the file's, and publishes it
+    Publish {
+        file: PathBuf,
+        #[arg(long)]
+        region: String,
+        /// YYYY-MM-DD (default: today)
+        #[arg(long)]
+        effective_from: Option<String>,
+    },
+    /// Print the published items of a region's catalogue as JSON
+    Show {
+        #[arg(long)]
+        region: String,
+    },
     /// Read one citizen ID from standard input (never from the command line) and print, for every
     /// published item, whether it applies, the amount or quota, and why
     Explain {
@@ -711,6 +726,48 @@ async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+        }
+        CatalogCmd::Publish {
+            file,
+            region,
+            effective_from,
+        } => {
+            use crate::catalog::store;
+            let items: Vec<store::ItemDef> = serde_json::from_slice(&std::fs::read(file)?)
+                .map_err(|e| anyhow::anyhow!("目录文件格式不正确：{e}"))?;
+            let api = |e: crate::platform::error::ApiError| anyhow::anyhow!(e.detail);
+            let scope = Scope::all();
+            let draft = store::open_draft(&db, &scope, &who, region)
+                .await
+                .map_err(api)?;
+            for old in &draft.items {
+                store::delete_item(&db, &scope, &who, &draft.id, &old.code)
+                    .await
+                    .map_err(api)?;
+            }
+            for d in items {
+                let code = d.code.clone();
+                store::put_item(&db, &scope, &who, &draft.id, d)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("项目 {code}：{}", e.detail))?;
+            }
+            let eff = on_date(effective_from)?.to_string();
+            let v = store::publish(&db, &scope, &who, &draft.id, &eff)
+                .await
+                .map_err(api)?;
+            println!(
+                "已发布 {} 服务目录第 {} 版，共 {} 项，自 {eff} 起生效",
+                regions.path_name(&v.region_code),
+                v.number,
+                v.items.len()
+            );
+        }
+        CatalogCmd::Show { region } => {
+            let v = crate::catalog::store::view(&db, region)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            let items = v.published.map(|p| p.items).unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&items)?);
         }
         CatalogCmd::Explain { on, format } => {
             let on = on_date(on)?;

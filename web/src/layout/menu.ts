@@ -1,5 +1,5 @@
 import type { Component } from 'vue'
-import { Document, Files, List, Upload, User } from '@element-plus/icons-vue'
+import { Document, Files, List, Tickets, Upload, User } from '@element-plus/icons-vue'
 
 export interface MenuItem {
   path: string
@@ -14,6 +14,7 @@ export const MENU: MenuItem[] = [
   { path: '/import', title: '批量导入', icon: Upload, perm: 'registry.import' },
   { path: '/assessments/due', title: '评估任务', icon: List, perm: 'assessment.record' },
   { path: '/assessments/import', title: '评估导入', icon: Upload, perm: 'assessment.record' },
+  { path: '/catalog', title: '服务目录', icon: Tickets, perm: 'catalog.manage' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
   { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },
 ]

@@ -335,3 +335,21 @@ pub async fn public_catalog(
     }
     Ok(Json(out))
 }
+
+/// Simulate a draft against the current registry (nothing is changed): people and money per month
+/// per item and per town, before (the published catalogue) and after (the draft).
+#[utoipa::path(post, path = "/api/v1/catalog/versions/{id}/simulate", tag = "catalog",
+    responses((status = 200, body = evaluate::Simulation), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn simulate(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<evaluate::Simulation>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.aggregates()?;
+    let idx = app.regions.read().await;
+    let names = namer(&idx);
+    Ok(Json(
+        evaluate::simulate(&app.db, &scope, &id, crate::platform::today(), &names).await?,
+    ))
+}

@@ -35,7 +35,7 @@ pub const MIGRATION: &[Stmt] = &[
         "CREATE TABLE entitlement (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
          catalog_region TEXT NOT NULL, item_code TEXT NOT NULL, state TEXT NOT NULL, tier TEXT NOT NULL, \
          amount_fen BIGINT NOT NULL, quota BIGINT NOT NULL, residence_region TEXT NOT NULL, since TEXT NOT NULL, \
-         ended_on TEXT, version_id TEXT NOT NULL, reasons TEXT NOT NULL, snapshot TEXT NOT NULL, updated_at TEXT NOT NULL, \
+         ended_on TEXT, version_id TEXT NOT NULL, run_id TEXT NOT NULL, reasons TEXT NOT NULL, updated_at TEXT NOT NULL, \
          CONSTRAINT entitlement_state_check CHECK (state IN ('proposed', 'granted', 'suspended', 'ended')))",
     ),
     // One open entitlement per person and item: the evaluation and approvals rely on it.
@@ -43,8 +43,18 @@ pub const MIGRATION: &[Stmt] = &[
         "CREATE UNIQUE INDEX entitlement_open ON entitlement (elder_id, catalog_region, item_code) \
          WHERE state <> 'ended'",
     ),
-    Both("CREATE INDEX entitlement_item ON entitlement (catalog_region, item_code, state)"),
-    // Every transition, with the run (or approval) that made it and why.
+    // Covers the evaluation's read of everything open in a catalogue: an index-only pass instead of
+    // reading the wide rows (reasons) of millions of entitlements.
+    Both(
+        "CREATE INDEX entitlement_scan ON entitlement (catalog_region, elder_id, item_code, state, tier, amount_fen, quota)",
+    ),
+    // The facts a run decided on, once per person and run (an entitlement names its run).
+    Both(
+        "CREATE TABLE eligibility_snapshot (run_id TEXT NOT NULL, elder_id TEXT NOT NULL, facts TEXT NOT NULL, \
+         PRIMARY KEY (run_id, elder_id))",
+    ),
+    // Every later transition, with the run (or approval) that made it and why; the first (to
+    // granted or proposed) is the entitlement row itself, with its run.
     Both(
         "CREATE TABLE entitlement_change (id TEXT PRIMARY KEY, entitlement_id TEXT NOT NULL REFERENCES entitlement (id), \
          run_id TEXT, from_state TEXT, to_state TEXT NOT NULL, tier TEXT NOT NULL, amount_fen BIGINT NOT NULL, \

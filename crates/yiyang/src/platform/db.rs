@@ -23,6 +23,8 @@ pub struct Db {
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// SQLite only: the file, for the point-read path ([`Db::sqlite_read`]).
     sqlite_path: Option<Arc<str>>,
+    /// PostgreSQL only: the URL, for bulk reads through COPY on a native connection ([`Db::scan`]).
+    pg_url: Option<Arc<str>>,
 }
 
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
@@ -145,7 +147,104 @@ impl Db {
             backend,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             sqlite_path,
+            pg_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
         })
+    }
+
+    /// Read a large result fast and hand each row to `f` as text columns (`None` for NULL). Whole-
+    /// registry jobs read a million rows; through sqlx Any that costs 5–7 µs a row (measured), so
+    /// SQLite reads on its own read-only rusqlite connection and PostgreSQL through `COPY … TO
+    /// STDOUT` on a native connection. `sql` takes no parameters (COPY cannot bind them): callers
+    /// inline only values they validated (region codes are digits).
+    pub async fn scan(
+        &self,
+        sql: &str,
+        ncols: usize,
+        mut f: impl FnMut(&[Option<&str>]) + Send + 'static,
+    ) -> Result<(), sqlx::Error> {
+        if let Some(path) = &self.sqlite_path {
+            let path = path.clone();
+            let sql = sql.to_string();
+            return tokio::task::spawn_blocking(move || {
+                let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite scan: {e}"));
+                let c = rusqlite::Connection::open_with_flags(
+                    &*path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(fail)?;
+                c.execute_batch(
+                    "PRAGMA busy_timeout=60000; PRAGMA cache_size=-65536; PRAGMA query_only=1;",
+                )
+                .map_err(fail)?;
+                let mut st = c.prepare(&sql).map_err(fail)?;
+                let mut rows = st.query([]).map_err(fail)?;
+                // Text is handed on borrowed; only numbers (better CAST in the query) are formatted.
+                let mut nums: Vec<String> = vec![String::new(); ncols];
+                let mut kinds: Vec<u8> = vec![0; ncols];
+                while let Some(r) = rows.next().map_err(fail)? {
+                    for (i, k) in kinds.iter_mut().enumerate() {
+                        *k = match r.get_ref(i).map_err(fail)? {
+                            rusqlite::types::ValueRef::Null => 0,
+                            rusqlite::types::ValueRef::Integer(n) => {
+                                nums[i] = n.to_string();
+                                2
+                            }
+                            rusqlite::types::ValueRef::Real(x) => {
+                                nums[i] = x.to_string();
+                                2
+                            }
+                            _ => 1,
+                        };
+                    }
+                    let mut cols: Vec<Option<&str>> = Vec::with_capacity(ncols);
+                    for (i, k) in kinds.iter().enumerate() {
+                        cols.push(match k {
+                            0 => None,
+                            2 => Some(nums[i].as_str()),
+                            _ => match r.get_ref(i).map_err(fail)? {
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    Some(std::str::from_utf8(t).unwrap_or_default())
+                                }
+                                _ => None,
+                            },
+                        });
+                    }
+                    f(&cols);
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("scan task: {e}")))?;
+        }
+        use futures_util::TryStreamExt;
+        use sqlx::Connection;
+        let url = self.pg_url.as_deref().expect("postgres has its url");
+        let mut conn = sqlx::postgres::PgConnection::connect(url).await?;
+        let mut out = conn
+            .copy_out_raw(&format!("COPY ({sql}) TO STDOUT"))
+            .await?;
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut line_fn = |line: &[u8]| {
+            let text = std::str::from_utf8(line).unwrap_or_default();
+            let cols: Vec<Option<std::borrow::Cow<str>>> =
+                text.split('\t').map(pg_text_field).collect();
+            let refs: Vec<Option<&str>> = cols.iter().map(|s| s.as_deref()).collect();
+            f(&refs);
+        };
+        while let Some(chunk) = out.try_next().await? {
+            buf.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(n) = memchr::memchr(b'\n', &buf[start..]) {
+                line_fn(&buf[start..start + n]);
+                start += n + 1;
+            }
+            buf.drain(..start);
+        }
+        drop(out);
+        conn.close().await?;
+        Ok(())
     }
 
     /// Run a short read on SQLite right here, on a read-only connection kept per thread, and `None`
@@ -251,4 +350,30 @@ impl Db {
             Backend::Postgres => "ILIKE",
         }
     }
+}
+
+/// One field of PostgreSQL's COPY text format: `\N` is NULL; backslash escapes undone.
+fn pg_text_field(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if s == "\\N" {
+        return None;
+    }
+    if !s.contains('\\') {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(o) => out.push(o),
+            None => {}
+        }
+    }
+    Some(std::borrow::Cow::Owned(out))
 }

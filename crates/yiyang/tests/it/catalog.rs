@@ -250,6 +250,74 @@ async fn db_catalog_publish_evaluate_explain() {
         changes_before
     );
 
+    // A simulation of a draft that raises the 80–89 band to 60 元 changes nothing and says what it
+    // would cost, per item and per town.
+    let (_, d2, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/drafts",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(d2["number"], 2);
+    assert_eq!(
+        d2["items"].as_array().unwrap().len(),
+        2,
+        "the draft copies the published items"
+    );
+    let vid2 = d2["id"].as_str().unwrap().to_string();
+    let mut raised = longevity();
+    raised["tiers"][0]["amount"] = json!(60);
+    let (s, v, _) = t
+        .call(
+            "PUT",
+            &format!("/api/v1/catalog/versions/{vid2}/items/longevity_allowance"),
+            Some(&c),
+            Some(raised),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ents = t.count("SELECT COUNT(*) FROM entitlement").await;
+    let (s, sim, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/catalog/versions/{vid2}/simulate"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sim}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM entitlement").await, ents);
+    let band80 = want.values().filter(|f| **f == 5000).count() as f64;
+    let lg = &sim["items"][0];
+    assert_eq!(lg["before_people"], json!(want.len()));
+    assert_eq!(lg["after_people"], json!(want.len()));
+    assert_eq!(
+        lg["before_monthly"].as_f64().unwrap(),
+        monthly as f64 / 100.0
+    );
+    assert_eq!(
+        lg["after_monthly"].as_f64().unwrap(),
+        monthly as f64 / 100.0 + 10.0 * band80
+    );
+    let towns = sim["towns"].as_array().unwrap();
+    let town_after: f64 = towns
+        .iter()
+        .map(|t| t["after_monthly"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (town_after - lg["after_monthly"].as_f64().unwrap()).abs() < 1e-6,
+        "towns add up to the item (the other item is one-off)"
+    );
+    assert!(
+        towns
+            .iter()
+            .all(|t| t["name"].as_str().unwrap().ends_with('镇')
+                || t["name"].as_str().unwrap().ends_with("街道")),
+        "{towns:?}"
+    );
+
     // A death ends the allowance from the date of death; a move-out suspends it.
     let mut granted: Vec<&String> = want.keys().collect();
     granted.sort();
@@ -377,6 +445,65 @@ async fn db_catalog_publish_evaluate_explain() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["items"][0]["name"], "高龄津贴");
     assert_eq!(v[0]["items"][0]["tiers"][2]["amount"], 300.0);
+
+    // Publishing the draft (80–89 band raised, the adaptation item dropped): the band's amounts
+    // follow, the dropped item ends for everyone who held it.
+    let (s, _, _) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/catalog/versions/{vid2}/items/home_adaptation"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/catalog/versions/{vid2}/publish"),
+            Some(&c),
+            Some(json!({"effective_from": "2026-01-01"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, r4, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluate",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    let band80_active = want
+        .iter()
+        .filter(|(id, f)| **f == 5000 && **id != dead && **id != moved)
+        .count();
+    assert_eq!(r4["items"][0]["changed"], json!(band80_active), "{r4}");
+    let now_held = held(&t, "longevity_allowance").await;
+    assert!(
+        now_held
+            .values()
+            .filter(|h| h.1 == "80–89周岁" && h.0 == "granted")
+            .all(|h| h.2 == 6000)
+    );
+    assert!(
+        held(&t, "home_adaptation").await.is_empty(),
+        "a dropped item ends"
+    );
+    let dropped = t
+        .count("SELECT COUNT(*) FROM entitlement_change WHERE note LIKE '%项目已取消%'")
+        .await;
+    assert!(dropped >= 1 && dropped as usize <= want_adapt, "{dropped}");
+
+    // Every decision names the run whose snapshot holds the facts it was made on.
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM entitlement e WHERE NOT EXISTS (SELECT 1 FROM eligibility_snapshot s \
+             WHERE s.run_id = e.run_id AND s.elder_id = e.elder_id)"
+        )
+        .await,
+        0
+    );
 
     for action in [
         "catalog.publish",

@@ -1,0 +1,107 @@
+// Types of the catalogue API (see /api/openapi.json, tag "catalog").
+export interface Reason { ok: boolean; text: string }
+export interface TierDef { label: string; rule?: string | null; amount: number; quota: number }
+export interface Funding { province: number; city: number; county: number; town: number }
+export interface ItemDef {
+  code: string
+  name: string
+  category: string
+  benefit_kind: 'cash_monthly' | 'service_monthly' | 'one_off'
+  provision: string
+  standard: string
+  department: string
+  funding: Funding
+  no_application: boolean
+  rule: string
+  tiers: TierDef[]
+}
+export interface VersionView {
+  id: string
+  region_code: string
+  number: number
+  state: 'draft' | 'published' | 'superseded'
+  effective_from: string | null
+  published_at: string | null
+  published_by: string | null
+  items: ItemDef[]
+}
+export interface CatalogView { region_code: string; published: VersionView | null; draft: VersionView | null }
+export interface ItemCount {
+  code: string
+  name: string
+  eligible: number
+  granted: number
+  proposed: number
+  suspended: number
+  ended: number
+  new: number
+  changed: number
+  monthly_amount: number
+}
+export interface RunSummary {
+  run_id: string
+  region_code: string
+  version_number: number
+  on: string
+  elders: number
+  changes: number
+  items: ItemCount[]
+  millis: number
+}
+export interface ItemExplanation {
+  catalog_region: string
+  code: string
+  name: string
+  category: string
+  benefit_kind: string
+  no_application: boolean
+  applies: boolean
+  tier: string | null
+  amount: number | null
+  quota: number | null
+  reasons: Reason[]
+  entitlement_state: 'proposed' | 'granted' | 'suspended' | null
+  entitlement_since: string | null
+}
+
+export const KIND_LABEL: Record<string, string> = {
+  cash_monthly: '现金（按月）',
+  service_monthly: '服务（按月）',
+  one_off: '一次性',
+}
+export const STATE_LABEL: Record<string, string> = {
+  granted: '已享受',
+  proposed: '待审批',
+  suspended: '已暂停',
+}
+
+/** "50 元/月", "4 次/月（价值 120 元）", "1000 元（一次性）" */
+export function benefitText(kind: string, amount: number | null | undefined, quota: number | null | undefined): string {
+  const yuan = (a: number) => `${Number.isInteger(a) ? a : a.toFixed(2)} 元`
+  if (amount == null) return '—'
+  if (kind === 'one_off') return `${yuan(amount)}（一次性）`
+  if (kind === 'service_monthly') return amount > 0 ? `${quota} 次/月（价值 ${yuan(amount)}）` : `${quota} 次/月`
+  return `${yuan(amount)}/月`
+}
+
+export interface SimItem {
+  code: string
+  name: string
+  before_people: number
+  after_people: number
+  before_monthly: number
+  after_monthly: number
+  before_one_off: number
+  after_one_off: number
+}
+export interface SimTown { code: string; name: string; before_people: number; after_people: number; before_monthly: number; after_monthly: number }
+export interface Simulation {
+  region_code: string
+  on: string
+  elders: number
+  before_version: number | null
+  after_version: number
+  items: SimItem[]
+  towns: SimTown[]
+  millis: number
+}
