@@ -683,7 +683,7 @@ async fn write(
         };
         let row = sqlx::query(
             "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
-             quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($11, reasons), run_id = $12 \
+             quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($11, reasons), run_id = COALESCE($12, run_id) \
              WHERE elder_id = $8 AND catalog_region = $9 AND item_code = $10 AND state <> 'ended' RETURNING id, tier, amount_fen",
         )
         .bind(to)
@@ -697,7 +697,8 @@ async fn write(
         .bind(region)
         .bind(&item_code)
         .bind(reasons)
-        .bind(run_id)
+        // The snapshot is written for the people of this run; one gone keeps their last decision's.
+        .bind(matches!(holder, Holder::Elder(_)).then_some(run_id))
         .fetch_optional(&mut *tx)
         .await?;
         // Gone meanwhile (an approval or another run in between): nothing left to change.
