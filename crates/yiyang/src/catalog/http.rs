@@ -353,3 +353,40 @@ pub async fn simulate(
         evaluate::simulate(&app.db, &scope, &id, crate::platform::today(), &names).await?,
     ))
 }
+
+/// Entitlements of people in the caller's scope by state (default: proposed, the approval queue).
+#[utoipa::path(get, path = "/api/v1/entitlements", tag = "catalog", params(super::entitlement::ListQuery),
+    responses((status = 200, body = super::entitlement::EntitlementPage), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn list_entitlements(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<super::entitlement::ListQuery>,
+) -> ApiResult<Json<super::entitlement::EntitlementPage>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.individuals()?;
+    let idx = app.regions.read().await;
+    Ok(Json(
+        super::entitlement::list(&app.db, &scope, &idx, q).await?,
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DecideResp {
+    /// granted / ended
+    pub state: String,
+}
+
+/// Approve or refuse a proposed entitlement (audited).
+#[utoipa::path(post, path = "/api/v1/entitlements/{id}/decision", tag = "catalog", request_body = super::entitlement::DecideReq,
+    responses((status = 200, body = DecideResp), (status = 409, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn decide_entitlement(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<super::entitlement::DecideReq>,
+) -> ApiResult<Json<DecideResp>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    let state = super::entitlement::decide(&app.db, &scope, &actor.who(), &id, r).await?;
+    Ok(Json(DecideResp { state }))
+}

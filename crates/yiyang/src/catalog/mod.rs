@@ -7,6 +7,7 @@
 //! (免申即享), proposed for approval where it does, ended on death, suspended on move-out — each
 //! transition kept with the rule version, the reasons and the facts it was decided on.
 
+pub mod entitlement;
 pub mod evaluate;
 pub mod http;
 pub mod store;

@@ -364,6 +364,8 @@ async fn apply_change(
             .execute(&mut *tx)
             .await?;
     }
+    // A death ends, a move-out suspends the elder's entitlements, in this same transaction.
+    crate::catalog::entitlement::follow_registry(&mut tx, id, &actor.who()).await?;
     audit::append(
         &mut tx,
         &actor.who(),

@@ -250,6 +250,109 @@ async fn db_catalog_publish_evaluate_explain() {
         changes_before
     );
 
+    // The approval queue: proposed adaptations, approved or refused (with a reason) by the officer.
+    let (s, q, _) = t
+        .call(
+            "GET",
+            "/api/v1/entitlements?item_code=home_adaptation",
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(q["total"], json!(want_adapt));
+    let queue: Vec<String> = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        q["items"][0]["citizen_id_masked"]
+            .as_str()
+            .unwrap()
+            .contains('*')
+    );
+    assert!(
+        q["items"][0]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ok"] == true)
+    );
+    if queue.len() >= 2 {
+        let path = |id: &str| format!("/api/v1/entitlements/{id}/decision");
+        let (s, _, _) = t
+            .call(
+                "POST",
+                &path(&queue[0]),
+                Some(&w),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &path(&queue[0]),
+                Some(&c),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["state"].clone()),
+            (StatusCode::OK, json!("granted")),
+            "{v}"
+        );
+        let (s, _, _) = t
+            .call(
+                "POST",
+                &path(&queue[0]),
+                Some(&c),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "decided once");
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &path(&queue[1]),
+                Some(&c),
+                Some(json!({"approve": false})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["errors"][0]["field"], "note");
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &path(&queue[1]),
+                Some(&c),
+                Some(json!({"approve": false, "note": "已享受同类改造"})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["state"].clone()),
+            (StatusCode::OK, json!("ended")),
+            "{v}"
+        );
+        assert_eq!(t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('entitlement.approve', 'entitlement.refuse')").await, 2);
+        // The next run leaves the officer's decisions alone (a refusal is not proposed again the
+        // same day: the person holds an ended entitlement and is proposed anew only by a later run).
+        let (_, again, _) = t
+            .call(
+                "POST",
+                "/api/v1/catalog/evaluate",
+                Some(&c),
+                Some(json!({"region_code": COUNTY})),
+            )
+            .await;
+        assert_eq!(
+            held(&t, "home_adaptation").await.len(),
+            want_adapt - 1 + again["items"][1]["new"].as_u64().unwrap() as usize
+        );
+    }
+
     // A simulation of a draft that raises the 80–89 band to 60 元 changes nothing and says what it
     // would cost, per item and per town.
     let (_, d2, _) = t
@@ -341,16 +444,6 @@ async fn db_catalog_publish_evaluate_explain() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, r3, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
-    assert_eq!(r3["items"][0]["ended"], 1, "{r3}");
-    assert_eq!(r3["items"][0]["suspended"], 1, "{r3}");
     let row = sqlx::query("SELECT state, ended_on FROM entitlement WHERE elder_id = $1 AND item_code = 'longevity_allowance'")
         .bind(&dead)
         .fetch_one(&t.state.db.pool)
@@ -371,6 +464,18 @@ async fn db_catalog_publish_evaluate_explain() {
     .unwrap()
     .get(0);
     assert!(note.contains("死亡"), "{note}");
+    // The registry events already did it (same transaction as the death): the run finds nothing.
+    let (_, r3, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluate",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(r3["items"][0]["ended"], 0, "{r3}");
+    assert_eq!(r3["items"][0]["suspended"], 1, "{r3}");
+    assert_eq!(r3["changes"], 0, "{r3}");
 
     // Explanations: a person under 80 reads why not; the dead person reads why not either.
     let young = people

@@ -1,0 +1,315 @@
+//! The entitlement lifecycle outside the evaluation run: registry events (a death ends everything
+//! from the date of death, a move-out suspends) in the same transaction as the registry change,
+//! and the officer's approval of proposed entitlements. Every transition is a row of
+//! `entitlement_change`; approvals are audited.
+
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::platform::db::{Db, Tx};
+use crate::platform::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+#[allow(clippy::too_many_arguments)]
+async fn log_change(
+    tx: &mut Tx<'_>,
+    entitlement_id: &str,
+    from: &str,
+    to: &str,
+    tier: &str,
+    amount_fen: i64,
+    on: &str,
+    note: &str,
+    by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO entitlement_change (id, entitlement_id, run_id, from_state, to_state, tier, amount_fen, on_date, note, by_name, at) \
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(entitlement_id)
+    .bind(from)
+    .bind(to)
+    .bind(tier)
+    .bind(amount_fen)
+    .bind(on)
+    .bind(note)
+    .bind(by)
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Called by the registry in the transaction that records a death or a move-out: the elder's open
+/// entitlements follow at once, so the next payment batch no longer contains them even before the
+/// next evaluation run. Returns how many changed.
+pub async fn follow_registry(
+    tx: &mut Tx<'_>,
+    elder_id: &str,
+    who: &Who,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("SELECT status, death_date, moved_out_date FROM elder WHERE id = $1")
+        .bind(elder_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let (status, death, moved): (String, Option<String>, Option<String>) =
+        (r.get(0), r.get(1), r.get(2));
+    let open = sqlx::query("SELECT id, state, tier, amount_fen FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
+        .bind(elder_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let today = crate::platform::today().to_string();
+    let mut n = 0;
+    for o in open {
+        let (id, state, tier, amount): (String, String, String, i64) =
+            (o.get(0), o.get(1), o.get(2), o.get(3));
+        let (to, on, note) = match (status.as_str(), state.as_str()) {
+            ("deceased", _) => (
+                "ended",
+                death.clone().unwrap_or(today.clone()),
+                "死亡，待遇自死亡之日终止",
+            ),
+            ("moved_out", "granted") => (
+                "suspended",
+                moved.clone().unwrap_or(today.clone()),
+                "已迁出，待遇暂停",
+            ),
+            ("moved_out", "proposed") => (
+                "ended",
+                moved.clone().unwrap_or(today.clone()),
+                "已迁出，待审批的待遇取消",
+            ),
+            _ => continue,
+        };
+        sqlx::query(
+            "UPDATE entitlement SET state = $2, ended_on = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(to)
+        .bind((to == "ended").then_some(on.as_str()))
+        .bind(crate::platform::now_rfc3339())
+        .execute(&mut **tx)
+        .await?;
+        log_change(
+            tx,
+            &id,
+            &state,
+            to,
+            &tier,
+            amount,
+            &on,
+            note,
+            &who.actor_name,
+        )
+        .await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// proposed (default) / granted / suspended / ended
+    pub state: Option<String>,
+    pub item_code: Option<String>,
+    pub region_code: Option<String>,
+    pub page: Option<u32>,
+    pub page_size: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EntitlementRow {
+    pub id: String,
+    pub elder_id: String,
+    pub name: String,
+    pub citizen_id_masked: String,
+    pub age: i32,
+    pub residence_region: String,
+    pub residence_region_name: String,
+    pub catalog_region: String,
+    pub item_code: String,
+    pub state: String,
+    pub tier: String,
+    pub amount: f64,
+    pub quota: i64,
+    pub since: String,
+    #[schema(value_type = Vec<Object>)]
+    pub reasons: Vec<yiyang_kernel::eligibility::Reason>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EntitlementPage {
+    pub items: Vec<EntitlementRow>,
+    pub total: i64,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+/// Entitlements of people living in the caller's scope, by state and item (the approval queue).
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+    q: ListQuery,
+) -> ApiResult<EntitlementPage> {
+    let state = q.state.unwrap_or_else(|| "proposed".into());
+    if !["proposed", "granted", "suspended", "ended"].contains(&state.as_str()) {
+        return Err(ApiError::invalid(
+            "state",
+            "状态应为 proposed、granted、suspended 或 ended",
+        ));
+    }
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    let page = q.page.unwrap_or(1).max(1);
+    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let item = q.item_code.filter(|s| !s.is_empty());
+    let filter =
+        "n.state = $1 AND n.residence_region BETWEEN $2 AND $3 AND ($4 = '' OR n.item_code = $4)";
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM entitlement n WHERE {filter}"
+    )))
+    .bind(&state)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(item.clone().unwrap_or_default())
+    .fetch_one(&db.pool)
+    .await?
+    .get(0);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, n.residence_region, n.catalog_region, n.item_code, \
+         n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         WHERE {filter} ORDER BY n.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
+    )))
+    .bind(&state)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(item.unwrap_or_default())
+    .bind(size as i64)
+    .bind(((page - 1) * size) as i64)
+    .fetch_all(&db.pool)
+    .await?;
+    let today = crate::platform::today();
+    let items = rows
+        .iter()
+        .map(|r| {
+            let birth: String = r.get(4);
+            let region: String = r.get(5);
+            EntitlementRow {
+                id: r.get(0),
+                elder_id: r.get(1),
+                name: r.get(2),
+                citizen_id_masked: r.get(3),
+                age: chrono::NaiveDate::parse_from_str(&birth, "%Y-%m-%d")
+                    .map(|b| yiyang_kernel::citizen_id::age_on(b, today))
+                    .unwrap_or(0),
+                residence_region_name: regions.path_name(&region),
+                residence_region: region,
+                catalog_region: r.get(6),
+                item_code: r.get(7),
+                state: r.get(8),
+                tier: r.get(9),
+                amount: r.get::<i64, _>(10) as f64 / 100.0,
+                quota: r.get(11),
+                since: r.get(12),
+                reasons: serde_json::from_str(&r.get::<String, _>(13)).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(EntitlementPage {
+        items,
+        total,
+        page,
+        page_size: size,
+    })
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideReq {
+    pub approve: bool,
+    /// 审批意见 (required when refusing)
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Approve (→ granted) or refuse (→ ended) a proposed entitlement of a person in scope. Audited.
+pub async fn decide(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    id: &str,
+    r: DecideReq,
+) -> ApiResult<String> {
+    let note = r
+        .note
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if !r.approve && note.is_empty() {
+        return Err(ApiError::invalid("note", "不予批准时请填写审批意见"));
+    }
+    if note.chars().count() > 200 {
+        return Err(ApiError::invalid("note", "审批意见最多 200 字"));
+    }
+    let mut tx = db.begin().await?;
+    let row = sqlx::query("SELECT state, residence_region, tier, amount_fen, item_code FROM entitlement WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(1)))
+        .ok_or_else(|| ApiError::not_found("未找到该待遇"))?;
+    let (state, region, tier, amount, item): (String, String, String, i64, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    if state != "proposed" {
+        return Err(ApiError::conflict(
+            "该待遇不在待审批状态（可能已被他人处理）",
+        ));
+    }
+    let to = if r.approve { "granted" } else { "ended" };
+    let today = crate::platform::today().to_string();
+    sqlx::query("UPDATE entitlement SET state = $2, since = CASE WHEN $2 = 'granted' THEN $3 ELSE since END, ended_on = $4, updated_at = $5 WHERE id = $1")
+        .bind(id)
+        .bind(to)
+        .bind(&today)
+        .bind((to == "ended").then_some(today.as_str()))
+        .bind(crate::platform::now_rfc3339())
+        .execute(&mut *tx)
+        .await?;
+    let text = if r.approve {
+        format!("审批通过 {note}")
+    } else {
+        format!("不予批准：{note}")
+    };
+    log_change(
+        &mut tx,
+        id,
+        "proposed",
+        to,
+        &tier,
+        amount,
+        &today,
+        text.trim(),
+        &who.actor_name,
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: if r.approve {
+                "entitlement.approve"
+            } else {
+                "entitlement.refuse"
+            },
+            entity: "entitlement",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"item": item, "note": note}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(to.to_string())
+}
