@@ -404,6 +404,18 @@ try {
     await dialog.getByRole('button', { name: '保存到草稿' }).click()
     await dialog.waitFor({ state: 'hidden' })
     await page.locator('.items .el-table__row', { hasText: '九十岁以上老人营养补贴' }).waitFor()
+    // Simulation before publishing: the new item's people and money, nothing changed yet.
+    const [simRes] = await Promise.all([
+      page.waitForResponse((r) => /\/simulate$/.test(r.url())),
+      button('模拟测算').click(),
+    ])
+    assert(simRes.ok(), `simulation returned HTTP ${simRes.status()}`)
+    const sim = await simRes.json()
+    const simItem = sim.items.find((i) => i.code === 'nutrition_90')
+    assert(simItem && simItem.before_people === 0 && simItem.after_people > 0, `simulation: ${JSON.stringify(simItem)}`)
+    await page.locator('.sim .el-table__row', { hasText: '九十岁以上老人营养补贴' }).waitFor()
+    await page.locator('.sim .town').first().waitFor()
+    await shot('catalog-simulation')
     await button('发布').click()
     const pub = page.getByRole('dialog', { name: '发布服务目录' })
     await pub.waitFor()
@@ -421,7 +433,17 @@ try {
     const row = page.locator('.run .el-table__row', { hasText: '九十岁以上老人营养补贴' })
     await row.waitFor()
     console.log(`# evaluation: ${run.elders} elders, ${run.changes} changes, ${item.granted} granted the new item, ${run.millis} ms`)
-  }, { screenshot: 'catalog-evaluated' })
+    await shot('catalog-evaluated')
+    // The approval queue: items that need approval were proposed; the officer approves one.
+    await page.getByRole('tab', { name: '待审批' }).click()
+    const first = page.locator('.queue-table .el-table__body tr.el-table__row').first()
+    await first.waitFor()
+    const [dec] = await Promise.all([
+      page.waitForResponse((r) => /\/decision$/.test(r.url())),
+      first.getByRole('button', { name: '批准', exact: true }).click(),
+    ])
+    assert(dec.ok() && (await dec.json()).state === 'granted', `approval returned HTTP ${dec.status()}`)
+  }, { screenshot: 'catalog-approvals' })
 
   await step('the elder page says which services apply and why', async () => {
     await page.goto(state.elderUrl)

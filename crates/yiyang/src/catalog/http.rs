@@ -390,3 +390,111 @@ pub async fn decide_entitlement(
     let state = super::entitlement::decide(&app.db, &scope, &actor.who(), &id, r).await?;
     Ok(Json(DecideResp { state }))
 }
+
+/// Make the cash batch of a month for a catalogue (audited); 409 when it exists.
+#[utoipa::path(post, path = "/api/v1/payment-batches", tag = "catalog", request_body = super::payment::BatchReq,
+    responses((status = 200, body = super::payment::BatchView), (status = 409, body = crate::platform::error::Problem)))]
+pub async fn create_batch(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<super::payment::BatchReq>,
+) -> ApiResult<Json<super::payment::BatchView>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    let idx = app.regions.read().await;
+    Ok(Json(
+        super::payment::create(&app.db, &scope, &actor.who(), &idx, r).await?,
+    ))
+}
+
+/// The batches of a region, newest month first.
+#[utoipa::path(get, path = "/api/v1/payment-batches", tag = "catalog", params(RegionQuery),
+    responses((status = 200, body = Vec<super::payment::BatchRow>)))]
+pub async fn list_batches(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<RegionQuery>,
+) -> ApiResult<Json<Vec<super::payment::BatchRow>>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.aggregates()?;
+    let code = q
+        .region_code
+        .unwrap_or_else(|| actor.region.as_str().to_string());
+    Ok(Json(super::payment::list(&app.db, &scope, &code).await?))
+}
+
+/// One batch: totals per town, item and funding level, and how many lines pay the dead.
+#[utoipa::path(get, path = "/api/v1/payment-batches/{id}", tag = "catalog",
+    responses((status = 200, body = super::payment::BatchView), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn get_batch(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<super::payment::BatchView>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.aggregates()?;
+    let idx = app.regions.read().await;
+    Ok(Json(
+        super::payment::view(&app.db, &scope, &idx, &id).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BankFileReq {
+    /// 给出事由且有权限时导出完整身份证号（银行代发需要）
+    #[serde(default)]
+    pub reveal_reason: Option<String>,
+}
+
+/// The bank file of a batch (XLSX, audited); full citizen IDs only with the reveal permission and a reason.
+#[utoipa::path(post, path = "/api/v1/payment-batches/{id}/bank-file", tag = "catalog", request_body = BankFileReq,
+    responses((status = 200, description = "XLSX file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn bank_file(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<BankFileReq>,
+) -> ApiResult<axum::response::Response> {
+    actor.require(Perm::CatalogManage)?;
+    actor.require(Perm::RegistryExport)?;
+    let scope = actor.individuals()?;
+    let reason = r
+        .reveal_reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(reason) = reason {
+        actor.require(Perm::RegistryReveal)?;
+        if reason.chars().count() < 4 {
+            return Err(ApiError::invalid(
+                "reveal_reason",
+                "请填写导出完整身份证号的事由（至少4个字）",
+            ));
+        }
+    }
+    let (bytes, month) =
+        super::payment::bank_file(&app.db, &app.keys, &scope, &actor.who(), &id, reason).await?;
+    Ok(crate::registry::http::xlsx(
+        bytes,
+        &format!("{month}发放名单"),
+    ))
+}
+
+/// Payments for months that began after the person's death, in every batch of the region.
+#[utoipa::path(get, path = "/api/v1/payment-check", tag = "catalog", params(RegionQuery),
+    responses((status = 200, body = Vec<super::payment::AfterDeath>)))]
+pub async fn payment_check(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<RegionQuery>,
+) -> ApiResult<Json<Vec<super::payment::AfterDeath>>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.individuals()?;
+    let code = q
+        .region_code
+        .unwrap_or_else(|| actor.region.as_str().to_string());
+    Ok(Json(
+        super::payment::paid_after_death(&app.db, &scope, &code).await?,
+    ))
+}

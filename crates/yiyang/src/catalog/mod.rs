@@ -10,6 +10,7 @@
 pub mod entitlement;
 pub mod evaluate;
 pub mod http;
+pub mod payment;
 pub mod store;
 
 use crate::platform::migrations::Stmt::{self, *};
@@ -62,6 +63,19 @@ pub const MIGRATION: &[Stmt] = &[
          on_date TEXT NOT NULL, note TEXT NOT NULL, by_name TEXT NOT NULL, at TEXT NOT NULL)",
     ),
     Both("CREATE INDEX entitlement_change_entitlement ON entitlement_change (entitlement_id)"),
+    // Monthly cash batches: one per catalogue and month, one line per payment, split by level.
+    Both(
+        "CREATE TABLE payment_batch (id TEXT PRIMARY KEY, catalog_region TEXT NOT NULL, month TEXT NOT NULL, \
+         created_by TEXT NOT NULL, created_at TEXT NOT NULL, lines BIGINT NOT NULL, total_fen BIGINT NOT NULL, \
+         CONSTRAINT payment_batch_month_key UNIQUE (catalog_region, month))",
+    ),
+    Both(
+        "CREATE TABLE payment_line (batch_id TEXT NOT NULL REFERENCES payment_batch (id), entitlement_id TEXT NOT NULL, \
+         elder_id TEXT NOT NULL, item_code TEXT NOT NULL, amount_fen BIGINT NOT NULL, town_code TEXT NOT NULL, \
+         province_fen BIGINT NOT NULL, city_fen BIGINT NOT NULL, county_fen BIGINT NOT NULL, town_fen BIGINT NOT NULL, \
+         PRIMARY KEY (batch_id, entitlement_id))",
+    ),
+    Both("CREATE INDEX payment_line_elder ON payment_line (elder_id)"),
     Both(
         "CREATE TABLE catalog_run (id TEXT PRIMARY KEY, region_code TEXT NOT NULL, version_id TEXT NOT NULL, \
          on_date TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, by_name TEXT NOT NULL, summary TEXT NOT NULL)",

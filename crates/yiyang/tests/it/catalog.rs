@@ -625,3 +625,231 @@ async fn db_catalog_publish_evaluate_explain() {
         assert!(n >= 1, "{action} audited");
     }
 }
+
+async fn bank_file(
+    t: &TestApp,
+    cookie: &str,
+    id: &str,
+    reason: Option<&str>,
+) -> (StatusCode, Vec<Vec<String>>) {
+    let body = json!({ "reveal_reason": reason }).to_string();
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/payment-batches/{id}/bank-file"))
+        .header("cookie", cookie)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let (s, bytes, _) = t.raw(req).await;
+    if s != StatusCode::OK {
+        return (s, vec![]);
+    }
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    (
+        s,
+        range
+            .rows()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect(),
+    )
+}
+
+/// Monthly cash batches: the lines are the granted cash entitlements of living residents, the
+/// totals add up per town and funding level; a death ends the allowance and removes the person
+/// from the next batch, and a payment for a month that began after the death is flagged; the bank
+/// file masks IDs unless revealed with a reason; all of it audited.
+#[tokio::test]
+async fn db_payment_batch_and_death_check() {
+    let t = TestApp::new("demo", 300).await;
+    t.add_user("of", &["officer"], COUNTY, all_scopes()).await;
+    t.add_user("wk", &["worker"], COUNTY, all_scopes()).await;
+    let c = t.login("of").await;
+    let w = t.login("wk").await;
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "test".into(),
+    };
+    yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
+        .await
+        .unwrap();
+    let (s, run, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluate",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{run}");
+
+    let today = yiyang::platform::today();
+    let month = today.format("%Y-%m").to_string();
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/payment-batches",
+            Some(&c),
+            Some(json!({"region_code": COUNTY, "month": "2026-13"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("month"))
+    );
+    let (s, b, _) = t
+        .call(
+            "POST",
+            "/api/v1/payment-batches",
+            Some(&c),
+            Some(json!({"region_code": COUNTY, "month": month})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/payment-batches",
+            Some(&c),
+            Some(json!({"region_code": COUNTY, "month": month})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "one batch per month");
+
+    // Direct count: granted entitlements of the cash items (高龄津贴, 护理补贴) of living people.
+    let want: Vec<(String, i64)> = sqlx::query(
+        "SELECT n.elder_id, n.amount_fen FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         WHERE n.state = 'granted' AND e.status = 'active' AND n.item_code IN ('longevity_allowance', 'care_subsidy')",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    assert!(want.len() > 10);
+    let total: i64 = want.iter().map(|w| w.1).sum();
+    assert_eq!(b["lines"], json!(want.len()));
+    assert_eq!(b["total"].as_f64().unwrap(), total as f64 / 100.0);
+    let lv = &b["by_level"];
+    let levels = ["province", "city", "county", "town"]
+        .iter()
+        .map(|k| lv[k].as_f64().unwrap())
+        .sum::<f64>();
+    assert!(
+        (levels - total as f64 / 100.0).abs() < 1e-6,
+        "levels add up: {lv}"
+    );
+    assert_eq!(
+        lv["county"].as_f64().unwrap(),
+        total as f64 / 100.0,
+        "高龄津贴 is paid by the county alone"
+    );
+    let towns: f64 = b["by_town"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["amount"].as_f64().unwrap())
+        .sum();
+    assert!((towns - total as f64 / 100.0).abs() < 1e-6);
+    assert_eq!(b["paid_after_death"], 0);
+
+    // The bank file: workers may not; masked by default; full IDs with a reason.
+    let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(bank_file(&t, &w, &id, None).await.0, StatusCode::FORBIDDEN);
+    let (s, rows) = bank_file(&t, &c, &id, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(rows.len(), want.len() + 1);
+    assert!(rows[1][1].contains('*'), "masked by default");
+    let (_, rows) = bank_file(&t, &c, &id, Some("银行代发高龄津贴")).await;
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[1].len() == 18 && !r[1].contains('*'))
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.export'")
+            .await,
+        2
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.batch'")
+            .await,
+        1
+    );
+
+    // A death recorded now, dated before this month began: the allowance ends, this month's
+    // payment is flagged, and next month's batch leaves the person out.
+    let dead = want[0].0.clone();
+    let death = (today - chrono::Days::new(40)).to_string();
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/elders/{dead}/death"),
+            Some(&c),
+            Some(json!({"death_date": death})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM entitlement WHERE state <> 'ended' AND elder_id IN (SELECT id FROM elder WHERE status = 'deceased')").await,
+        0
+    );
+    let (_, chk, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/payment-check?region_code={COUNTY}"),
+            Some(&c),
+            None,
+        )
+        .await;
+    let flagged: Vec<&Value> = chk.as_array().unwrap().iter().collect();
+    assert!(
+        !flagged.is_empty()
+            && flagged
+                .iter()
+                .all(|f| f["elder_id"] == dead.as_str() && f["month"] == month.as_str()),
+        "{chk}"
+    );
+    assert_eq!(flagged[0]["death_date"], death.as_str());
+    let (_, b1, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/payment-batches/{id}"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(b1["paid_after_death"], json!(flagged.len()));
+    let next = (today.with_day(1).unwrap() + chrono::Months::new(1))
+        .format("%Y-%m")
+        .to_string();
+    let (s, b2, _) = t
+        .call(
+            "POST",
+            "/api/v1/payment-batches",
+            Some(&c),
+            Some(json!({"region_code": COUNTY, "month": next})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b2}");
+    let in_next: i64 =
+        sqlx::query("SELECT COUNT(*) FROM payment_line WHERE batch_id = $1 AND elder_id = $2")
+            .bind(b2["id"].as_str().unwrap())
+            .bind(&dead)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(in_next, 0, "the dead are not in the next batch");
+    assert_eq!(
+        b2["lines"].as_i64().unwrap(),
+        b["lines"].as_i64().unwrap() - flagged.len() as i64
+    );
+    let (_, list, _) = t
+        .call("GET", "/api/v1/payment-batches", Some(&c), None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}

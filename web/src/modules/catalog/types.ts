@@ -105,3 +105,20 @@ export interface Simulation {
   towns: SimTown[]
   millis: number
 }
+
+export interface EntitlementRow {
+  id: string
+  elder_id: string
+  name: string
+  citizen_id_masked: string
+  age: number
+  residence_region_name: string
+  item_code: string
+  state: string
+  tier: string
+  amount: number
+  quota: number
+  since: string
+  reasons: Reason[]
+}
+export interface EntitlementPage { items: EntitlementRow[]; total: number; page: number; page_size: number }

@@ -1,0 +1,418 @@
+//! Monthly cash batches (发放批次): every granted entitlement of a cash item (按月现金) of a
+//! catalogue, for one month, with the amount split across the funding levels; totals per town and
+//! level; the bank file; and the check that flags anyone paid for a month that began after their
+//! date of death.
+
+use super::store::{self, ItemDef};
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+fn month_bounds(month: &str) -> ApiResult<(String, String)> {
+    let first = chrono::NaiveDate::parse_from_str(&format!("{}-01", month.trim()), "%Y-%m-%d")
+        .map_err(|_| ApiError::invalid("month", "月份应写成 YYYY-MM，如 2026-12"))?;
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .expect("in range");
+    let limit = crate::platform::today()
+        .checked_add_months(chrono::Months::new(1))
+        .expect("in range");
+    if first > limit {
+        return Err(ApiError::invalid("month", "只能生成本月或下月的发放批次"));
+    }
+    Ok((first.to_string(), (next - chrono::Days::new(1)).to_string()))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TownTotal {
+    pub code: String,
+    pub name: String,
+    pub people: i64,
+    pub amount: f64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemTotal {
+    pub code: String,
+    pub people: i64,
+    pub amount: f64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LevelTotals {
+    pub province: f64,
+    pub city: f64,
+    pub county: f64,
+    pub town: f64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    pub id: String,
+    pub catalog_region: String,
+    pub month: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub lines: i64,
+    pub total: f64,
+    pub by_town: Vec<TownTotal>,
+    pub by_item: Vec<ItemTotal>,
+    pub by_level: LevelTotals,
+    /// Lines for people whose death date lies before the month began (to be recovered).
+    pub paid_after_death: i64,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchReq {
+    pub region_code: String,
+    /// YYYY-MM
+    pub month: String,
+}
+
+/// Make the batch of a month: one line per granted cash entitlement of a living resident (in
+/// place since the month's last day at the latest), amounts split by the item's funding shares
+/// (the town takes the rounding remainder). One batch per catalogue and month. Audited.
+pub async fn create(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    regions: &crate::region::RegionIndex,
+    r: BatchReq,
+) -> ApiResult<BatchView> {
+    let rc = yiyang_kernel::RegionCode::parse(&r.region_code)
+        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    if !scope.covers(&rc) {
+        return Err(ApiError::forbidden("该区划不在您的管辖范围内"));
+    }
+    let (first, last) = month_bounds(&r.month)?;
+    let month = first[..7].to_string();
+    let v = store::version_by_state(db, rc.as_str(), "published")
+        .await?
+        .ok_or_else(|| ApiError::conflict("该区划还没有发布的服务目录"))?;
+    let cash: Vec<&ItemDef> = v
+        .items
+        .iter()
+        .filter(|i| i.benefit_kind == "cash_monthly")
+        .collect();
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO payment_batch (id, catalog_region, month, created_by, created_at, lines, total_fen) VALUES ($1, $2, $3, $4, $5, 0, 0)",
+    )
+    .bind(&id)
+    .bind(rc.as_str())
+    .bind(&month)
+    .bind(&who.actor_name)
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::conflict(format!("{month} 的发放批次已经生成")),
+        _ => e.into(),
+    })?;
+    for item in cash {
+        let f = &item.funding;
+        // Shares are whole percents (checked when the item was saved); integer division floors.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
+             province_fen, city_fen, county_fen, town_fen) \
+             SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(n.residence_region, 1, 9) || '000', \
+             n.amount_fen * {p} / 100, n.amount_fen * {c} / 100, n.amount_fen * {k} / 100, \
+             n.amount_fen - n.amount_fen * {p} / 100 - n.amount_fen * {c} / 100 - n.amount_fen * {k} / 100 \
+             FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+             WHERE n.catalog_region = $2 AND n.item_code = $3 AND n.state = 'granted' AND e.status = 'active' AND n.since <= $4",
+            p = f.province,
+            c = f.city,
+            k = f.county
+        )))
+        .bind(&id)
+        .bind(rc.as_str())
+        .bind(&item.code)
+        .bind(&last)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let r2 = sqlx::query(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_line WHERE batch_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (lines, total): (i64, i64) = (r2.get(0), r2.get(1));
+    sqlx::query("UPDATE payment_batch SET lines = $2, total_fen = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(lines)
+        .bind(total)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "payment.batch",
+            entity: "payment_batch",
+            entity_id: Some(&id),
+            region_code: Some(rc.as_str()),
+            detail: serde_json::json!({"month": month, "lines": lines, "total_fen": total})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    view(db, scope, regions, &id).await
+}
+
+async fn batch_region(db: &Db, scope: &Scope, id: &str) -> ApiResult<(String, String)> {
+    let r = sqlx::query("SELECT catalog_region, month FROM payment_batch WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("发放批次不存在"))?;
+    Ok((r.get(0), r.get(1)))
+}
+
+const AFTER_DEATH: &str = "e.death_date IS NOT NULL AND e.death_date < b.month || '-01'";
+
+pub async fn view(
+    db: &Db,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+    id: &str,
+) -> ApiResult<BatchView> {
+    batch_region(db, scope, id).await?;
+    let b = sqlx::query("SELECT id, catalog_region, month, created_by, created_at, lines, total_fen FROM payment_batch WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await?;
+    let towns = sqlx::query(
+        "SELECT town_code, COUNT(DISTINCT elder_id), CAST(SUM(amount_fen) AS BIGINT) FROM payment_line WHERE batch_id = $1 GROUP BY town_code ORDER BY town_code",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    let items = sqlx::query("SELECT item_code, COUNT(*), CAST(SUM(amount_fen) AS BIGINT) FROM payment_line WHERE batch_id = $1 GROUP BY item_code ORDER BY item_code")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+    let lv = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(province_fen), 0) AS BIGINT), CAST(COALESCE(SUM(city_fen), 0) AS BIGINT), CAST(COALESCE(SUM(county_fen), 0) AS BIGINT), CAST(COALESCE(SUM(town_fen), 0) AS BIGINT) \
+         FROM payment_line WHERE batch_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?;
+    let flagged: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM payment_line l JOIN payment_batch b ON b.id = l.batch_id JOIN elder e ON e.id = l.elder_id \
+         WHERE l.batch_id = $1 AND {AFTER_DEATH}"
+    )))
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?
+    .get(0);
+    let yuan = |f: i64| f as f64 / 100.0;
+    Ok(BatchView {
+        id: b.get(0),
+        catalog_region: b.get(1),
+        month: b.get(2),
+        created_by: b.get(3),
+        created_at: b.get(4),
+        lines: b.get(5),
+        total: yuan(b.get(6)),
+        by_town: towns
+            .iter()
+            .map(|r| {
+                let code: String = r.get(0);
+                TownTotal {
+                    name: regions.name(&code).unwrap_or(&code).to_string(),
+                    code,
+                    people: r.get(1),
+                    amount: yuan(r.get(2)),
+                }
+            })
+            .collect(),
+        by_item: items
+            .iter()
+            .map(|r| ItemTotal {
+                code: r.get(0),
+                people: r.get(1),
+                amount: yuan(r.get(2)),
+            })
+            .collect(),
+        by_level: LevelTotals {
+            province: yuan(lv.get(0)),
+            city: yuan(lv.get(1)),
+            county: yuan(lv.get(2)),
+            town: yuan(lv.get(3)),
+        },
+        paid_after_death: flagged,
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchRow {
+    pub id: String,
+    pub month: String,
+    pub lines: i64,
+    pub total: f64,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+pub async fn list(db: &Db, scope: &Scope, region_code: &str) -> ApiResult<Vec<BatchRow>> {
+    let (lo, hi) = scope.narrow(Some(region_code))?;
+    let rows = sqlx::query(
+        "SELECT id, month, lines, total_fen, created_by, created_at FROM payment_batch WHERE catalog_region BETWEEN $1 AND $2 ORDER BY month DESC",
+    )
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| BatchRow {
+            id: r.get(0),
+            month: r.get(1),
+            lines: r.get(2),
+            total: r.get::<i64, _>(3) as f64 / 100.0,
+            created_by: r.get(4),
+            created_at: r.get(5),
+        })
+        .collect())
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AfterDeath {
+    pub batch_id: String,
+    pub month: String,
+    pub elder_id: String,
+    pub name: String,
+    pub citizen_id_masked: String,
+    pub item_code: String,
+    pub amount: f64,
+    pub death_date: String,
+}
+
+/// Every payment, in any batch of the region, for a month that began after the person's date of
+/// death: money to recover.
+pub async fn paid_after_death(
+    db: &Db,
+    scope: &Scope,
+    region_code: &str,
+) -> ApiResult<Vec<AfterDeath>> {
+    let (lo, hi) = scope.narrow(Some(region_code))?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT b.id, b.month, e.id, e.name, e.citizen_id_masked, l.item_code, l.amount_fen, e.death_date \
+         FROM payment_line l JOIN payment_batch b ON b.id = l.batch_id JOIN elder e ON e.id = l.elder_id \
+         WHERE b.catalog_region BETWEEN $1 AND $2 AND e.residence_region BETWEEN $1 AND $2 AND {AFTER_DEATH} \
+         ORDER BY b.month, e.residence_region, e.id LIMIT 10000"
+    )))
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AfterDeath {
+            batch_id: r.get(0),
+            month: r.get(1),
+            elder_id: r.get(2),
+            name: r.get(3),
+            citizen_id_masked: r.get(4),
+            item_code: r.get(5),
+            amount: r.get::<i64, _>(6) as f64 / 100.0,
+            death_date: r.get(7),
+        })
+        .collect())
+}
+
+/// The bank file of a batch (XLSX): one row per payment. The citizen ID is masked unless the
+/// caller may reveal and `reveal` is set (the handler checks the reason); the export is audited.
+pub async fn bank_file(
+    db: &Db,
+    keys: &crate::platform::crypto::KeyRing,
+    scope: &Scope,
+    who: &Who,
+    id: &str,
+    reveal: Option<&str>,
+) -> ApiResult<(Vec<u8>, String)> {
+    let (region, month) = batch_region(db, scope, id).await?;
+    let rows = sqlx::query(
+        "SELECT e.citizen_id_masked, e.citizen_id_enc, e.name, l.amount_fen, l.item_code, l.town_code FROM payment_line l \
+         JOIN elder e ON e.id = l.elder_id WHERE l.batch_id = $1 ORDER BY l.town_code, e.id, l.item_code",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    let names: std::collections::HashMap<String, String> =
+        store::version_by_state(db, &region, "published")
+            .await?
+            .map(|v| v.items)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.code, d.name))
+            .collect();
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name(format!("{month}发放"))
+        .map_err(anyhow::Error::from)?;
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
+    for (i, h) in [
+        "序号",
+        "身份证号",
+        "姓名",
+        "金额（元）",
+        "项目",
+        "镇（街道）代码",
+        "发放月份",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string_with_format(0, i as u16, *h, &bold)
+            .map_err(anyhow::Error::from)?;
+    }
+    let mut total = 0i64;
+    for (n, r) in rows.iter().enumerate() {
+        let row = (n + 1) as u32;
+        let cid = match reveal {
+            Some(_) => keys.decrypt(&r.get::<Vec<u8>, _>(1))?,
+            None => r.get(0),
+        };
+        let amount: i64 = r.get(3);
+        total += amount;
+        let code: String = r.get(4);
+        let xl = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+        ws.write_number(row, 0, row as f64).map_err(xl)?;
+        ws.write_string(row, 1, cid).map_err(xl)?;
+        ws.write_string(row, 2, r.get::<String, _>(2)).map_err(xl)?;
+        ws.write_number_with_format(row, 3, amount as f64 / 100.0, &money)
+            .map_err(xl)?;
+        ws.write_string(row, 4, names.get(&code).cloned().unwrap_or(code))
+            .map_err(xl)?;
+        ws.write_string(row, 5, r.get::<String, _>(5)).map_err(xl)?;
+        ws.write_string(row, 6, &month).map_err(xl)?;
+    }
+    let bytes = wb.save_to_buffer().map_err(anyhow::Error::from)?;
+    let mut tx = db.begin().await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "payment.export",
+            entity: "payment_batch",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"month": month, "rows": rows.len(), "total_fen": total, "revealed": reveal.is_some(), "reason": reveal})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((bytes, month))
+}
