@@ -445,6 +445,22 @@ try {
     assert(dec.ok() && (await dec.json()).state === 'granted', `approval returned HTTP ${dec.status()}`)
   }, { screenshot: 'catalog-approvals' })
 
+  await step("发放批次: this month's batch with totals per level and town; the after-death check runs", async () => {
+    await page.getByRole('tab', { name: '发放批次' }).click()
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/payment-batches') && r.request().method() === 'POST'),
+      button('生成发放批次').click(),
+    ])
+    assert(res.ok(), `batch returned HTTP ${res.status()}`)
+    const b = await res.json()
+    assert(b.lines > 0 && b.total > 0, `empty batch: ${JSON.stringify(b).slice(0, 200)}`)
+    await page.locator('.batch-table .el-table__row', { hasText: b.month }).waitFor()
+    await page.locator('.payments .town').first().waitFor()
+    await button('死亡后发放核查').click()
+    await page.locator('.payments .el-alert').first().waitFor()
+    console.log(`# batch ${b.month}: ${b.lines} payments, ${b.total} 元`)
+  }, { screenshot: 'catalog-batch' })
+
   await step('the elder page says which services apply and why', async () => {
     await page.goto(state.elderUrl)
     const card = page.locator('.eligibility')

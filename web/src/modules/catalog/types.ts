@@ -122,3 +122,19 @@ export interface EntitlementRow {
   reasons: Reason[]
 }
 export interface EntitlementPage { items: EntitlementRow[]; total: number; page: number; page_size: number }
+
+export interface BatchRow { id: string; month: string; lines: number; total: number; created_by: string; created_at: string }
+export interface BatchView {
+  id: string
+  catalog_region: string
+  month: string
+  created_by: string
+  created_at: string
+  lines: number
+  total: number
+  by_town: { code: string; name: string; people: number; amount: number }[]
+  by_item: { code: string; people: number; amount: number }[]
+  by_level: { province: number; city: number; county: number; town: number }
+  paid_after_death: number
+}
+export interface AfterDeath { batch_id: string; month: string; elder_id: string; name: string; citizen_id_masked: string; item_code: string; amount: number; death_date: string }
