@@ -26,6 +26,15 @@ pub fn phone(s: &str) -> String {
     out
 }
 
+/// Name in a message that leaves the platform: the family name, the rest masked (`张**`).
+pub fn name(s: &str) -> String {
+    let mut chars = s.trim().chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -36,5 +45,12 @@ mod tests {
         );
         assert_eq!(super::phone("13812345678"), "138****5678");
         assert_eq!(super::phone("123"), "***");
+    }
+
+    #[test]
+    fn names_keep_the_family_name() {
+        assert_eq!(super::name("张秀英"), "张**");
+        assert_eq!(super::name(" 李明 "), "李*");
+        assert_eq!(super::name(""), "");
     }
 }

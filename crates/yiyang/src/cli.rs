@@ -319,6 +319,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Config::default()
             };
             let state = AppState::new(db, keys, config).await?;
+            match crate::platform::outbox::Gateway::from_env() {
+                Some(gw) => {
+                    tracing::info!(url = %gw.url, "notifications go to the gateway");
+                    crate::platform::outbox::start(state.db.clone(), state.keys.clone(), gw);
+                }
+                None => {
+                    tracing::info!("YIYANG_NOTIFY_URL not set: notifications wait in the outbox")
+                }
+            }
             crate::region::follow_changes(
                 state.db.clone(),
                 state.regions.clone(),

@@ -254,7 +254,7 @@ pub async fn decide(
         return Err(ApiError::invalid("note", "审批意见最多 200 字"));
     }
     let mut tx = db.begin().await?;
-    let row = sqlx::query("SELECT state, residence_region, tier, amount_fen, item_code FROM entitlement WHERE id = $1")
+    let row = sqlx::query("SELECT state, residence_region, tier, amount_fen, item_code, elder_id FROM entitlement WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?

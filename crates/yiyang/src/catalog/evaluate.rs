@@ -342,111 +342,21 @@ fn decide(
     (tier, act)
 }
 
-pub type Names<'a> = &'a (dyn Fn(&str) -> String + Sync);
-
-/// Evaluate a region's published catalogue over everyone living there and apply the differences.
-pub async fn run(
-    db: &Db,
-    scope: &Scope,
-    who: &Who,
-    region_code: &str,
+/// The decisions for a slice of the people (`base` = the index of its first person).
+fn decide_part(
+    part: &[ElderFacts],
+    base: usize,
+    open: &HashMap<String, Vec<Open>>,
+    c: &Compiled,
+    mut counts: Vec<ItemCount>,
     on: NaiveDate,
-    names: Names<'_>,
-) -> ApiResult<RunSummary> {
-    let started = std::time::Instant::now();
-    let started_at = crate::platform::now_rfc3339();
-    let rc = RegionCode::parse(region_code)
-        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
-    if !scope.covers(&rc) {
-        return Err(ApiError::forbidden("该区划不在您的管辖范围内"));
-    }
-    let version = store::version_by_state(db, rc.as_str(), "published")
-        .await?
-        .ok_or_else(|| ApiError::conflict("该区划还没有发布的服务目录"))?;
-    let c = compile_version(version)?;
-    let (lo, hi) = rc.subtree_range();
-    let elders = load_facts(db, &lo, &hi, on).await?;
-    let t_facts = started.elapsed();
-
-    // Open entitlements of this catalogue, by person. Items dropped from the catalogue keep their
-    // codes to be ended below.
-    let items: std::sync::Arc<Vec<(String, Vec<String>)>> = std::sync::Arc::new(
-        c.items
-            .iter()
-            .map(|(d, r)| {
-                (
-                    d.code.clone(),
-                    r.tiers.iter().map(|t| t.label.clone()).collect(),
-                )
-            })
-            .collect(),
-    );
-    type Loaded = (
-        HashMap<String, Vec<Open>>,
-        Vec<(String, String, &'static str)>,
-    );
-    let loaded: std::sync::Arc<std::sync::Mutex<Loaded>> = Default::default();
-    {
-        let sink = loaded.clone();
-        let items = items.clone();
-        // The region code is digits (parsed above): safe to write into the statement.
-        let table = "entitlement";
-        let sql = format!(
-            "SELECT elder_id, item_code, state, tier, CAST(amount_fen AS TEXT), CAST(quota AS TEXT) FROM {table} \
-             WHERE catalog_region = '{}' AND state <> 'ended'",
-            rc.as_str()
-        );
-        db.scan(&sql, 6, move |r| {
-            let (elder, code, state, tier) = (
-                r[0].unwrap_or_default(),
-                r[1].unwrap_or_default(),
-                r[2].unwrap_or_default(),
-                r[3].unwrap_or_default(),
-            );
-            let n = |i: usize| r[i].and_then(|v| v.parse::<i64>().ok()).unwrap_or_default();
-            let mut g = sink.lock().expect("not poisoned");
-            match items.iter().position(|(c, _)| c == code) {
-                Some(i) => {
-                    let o = Open {
-                        item: i,
-                        state: state_of(state),
-                        tier: items[i].1.iter().position(|l| l == tier),
-                        amount_fen: n(4),
-                        quota: n(5),
-                    };
-                    match g.0.get_mut(elder) {
-                        Some(v) => v.push(o),
-                        None => {
-                            g.0.insert(elder.to_string(), vec![o]);
-                        }
-                    }
-                }
-                None => {
-                    g.1.push((elder.to_string(), code.to_string(), state_of(state)))
-                }
-            }
-        })
-        .await?;
-    }
-    let (mut open, dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
-    let t_open = started.elapsed();
-    let mut counts: Vec<ItemCount> = c
-        .items
-        .iter()
-        .map(|(d, _)| ItemCount {
-            code: d.code.clone(),
-            name: d.name.clone(),
-            ..Default::default()
-        })
-        .collect();
+) -> (Vec<Action>, Vec<ItemCount>) {
     let mut actions = vec![];
-    for (ei, ef) in elders.iter().enumerate() {
-        let mut held = open.remove(ef.id.as_str()).unwrap_or_default();
+    for (k, ef) in part.iter().enumerate() {
+        let ei = base + k;
+        let held = open.get(ef.id.as_str());
         for (ii, (def, rule)) in c.items.iter().enumerate() {
-            let cur = held
-                .iter()
-                .position(|o| o.item == ii)
-                .map(|p| held.swap_remove(p));
+            let cur = held.and_then(|h| h.iter().find(|o| o.item == ii)).copied();
             let (tier, act) = decide(ef, ei, ii, def, rule, cur, on);
             if tier.is_some() {
                 counts[ii].eligible += 1;
@@ -490,6 +400,151 @@ pub async fn run(
             }
         }
     }
+    (actions, counts)
+}
+
+impl ItemCount {
+    fn add(&mut self, o: &ItemCount) {
+        self.eligible += o.eligible;
+        self.granted += o.granted;
+        self.proposed += o.proposed;
+        self.suspended += o.suspended;
+        self.ended += o.ended;
+        self.new += o.new;
+        self.changed += o.changed;
+        self.monthly_amount += o.monthly_amount;
+    }
+}
+
+pub type Names<'a> = &'a (dyn Fn(&str) -> String + Sync);
+
+/// Evaluate a region's published catalogue over everyone living there and apply the differences.
+pub async fn run(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    region_code: &str,
+    on: NaiveDate,
+    names: Names<'_>,
+) -> ApiResult<RunSummary> {
+    let started = std::time::Instant::now();
+    let started_at = crate::platform::now_rfc3339();
+    let rc = RegionCode::parse(region_code)
+        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    if !scope.covers(&rc) {
+        return Err(ApiError::forbidden("该区划不在您的管辖范围内"));
+    }
+    let version = store::version_by_state(db, rc.as_str(), "published")
+        .await?
+        .ok_or_else(|| ApiError::conflict("该区划还没有发布的服务目录"))?;
+    let c = compile_version(version)?;
+    let (lo, hi) = rc.subtree_range();
+    // Open entitlements of this catalogue, by person. Items dropped from the catalogue keep their
+    // codes to be ended below.
+    let items: std::sync::Arc<Vec<(String, Vec<String>)>> = std::sync::Arc::new(
+        c.items
+            .iter()
+            .map(|(d, r)| {
+                (
+                    d.code.clone(),
+                    r.tiers.iter().map(|t| t.label.clone()).collect(),
+                )
+            })
+            .collect(),
+    );
+    type Loaded = (
+        HashMap<String, Vec<Open>>,
+        Vec<(String, String, &'static str)>,
+    );
+    let loaded: std::sync::Arc<std::sync::Mutex<Loaded>> = Default::default();
+    let elders = {
+        let sink = loaded.clone();
+        let items = items.clone();
+        // The region code is digits (parsed above): safe to write into the statement.
+        let sql = format!(
+            "SELECT elder_id, item_code, state, tier, CAST(amount_fen AS TEXT), CAST(quota AS TEXT) FROM entitlement \
+             WHERE catalog_region = '{}' AND state <> 'ended'",
+            rc.as_str()
+        );
+        // The people and what they hold are read at the same time, one core each.
+        let held_scan = db.scan(&sql, 6, move |r| {
+            let (elder, code, state, tier) = (
+                r[0].unwrap_or_default(),
+                r[1].unwrap_or_default(),
+                r[2].unwrap_or_default(),
+                r[3].unwrap_or_default(),
+            );
+            let n = |i: usize| r[i].and_then(|v| v.parse::<i64>().ok()).unwrap_or_default();
+            let mut g = sink.lock().expect("not poisoned");
+            match items.iter().position(|(c, _)| c == code) {
+                Some(i) => {
+                    let o = Open {
+                        item: i,
+                        state: state_of(state),
+                        tier: items[i].1.iter().position(|l| l == tier),
+                        amount_fen: n(4),
+                        quota: n(5),
+                    };
+                    match g.0.get_mut(elder) {
+                        Some(v) => v.push(o),
+                        None => {
+                            g.0.insert(elder.to_string(), vec![o]);
+                        }
+                    }
+                }
+                None => {
+                    g.1.push((elder.to_string(), code.to_string(), state_of(state)))
+                }
+            }
+        });
+        let (elders, ()) = tokio::try_join!(load_facts(db, &lo, &hi, on), async {
+            held_scan.await.map_err(ApiError::from)
+        })?;
+        elders
+    };
+    let (open, dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
+    let t_open = started.elapsed();
+    // Decide on every core: each half of the people gives its actions and counts.
+    let blank: Vec<ItemCount> = c
+        .items
+        .iter()
+        .map(|(d, _)| ItemCount {
+            code: d.code.clone(),
+            name: d.name.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = elders.len().div_ceil(threads).max(1);
+    let parts: Vec<(Vec<Action>, Vec<ItemCount>)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = elders
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                let (open, c, blank) = (&open, &c, blank.clone());
+                sc.spawn(move || decide_part(part, k * chunk, open, c, blank, on))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("decision thread"))
+            .collect()
+    });
+    let mut counts = blank;
+    let mut actions = vec![];
+    for (acts, cs) in parts {
+        actions.extend(acts);
+        for (a, b) in counts.iter_mut().zip(cs) {
+            a.add(&b);
+        }
+    }
+    let present: std::collections::HashSet<&str> = elders.iter().map(|e| e.id.as_str()).collect();
+    let open: Vec<(String, Vec<Open>)> = open
+        .into_iter()
+        .filter(|(id, _)| !present.contains(id.as_str()))
+        .collect();
     // Whoever still holds something is no longer living in the region (moved to another
     // catalogue's area), or holds an item the catalogue dropped: end it.
     let items = &items;
@@ -539,8 +594,7 @@ pub async fn run(
     )
     .await?;
     tracing::info!(
-        facts_ms = t_facts.as_millis() as u64,
-        open_ms = (t_open - t_facts).as_millis() as u64,
+        read_ms = t_open.as_millis() as u64,
         decide_ms = (t_decide - t_open).as_millis() as u64,
         write_ms = (started.elapsed() - t_decide).as_millis() as u64,
         changes = summary.changes,
@@ -723,6 +777,9 @@ async fn write(
         .bind(&now)
         .execute(&mut *tx)
         .await?;
+    }
+    if n_changes > 0 {
+        crate::platform::outbox::enqueue_run(&mut tx, run_id).await?;
     }
     let summary = RunSummary {
         run_id: run_id.to_string(),

@@ -85,6 +85,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog",
         stmts: crate::catalog::MIGRATION,
     },
+    Migration {
+        version: 12,
+        name: "notification_outbox",
+        stmts: crate::platform::outbox::MIGRATION,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -3,6 +3,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod migrations;
+pub mod outbox;
 pub mod web;
 
 /// Business dates are in China Standard Time (UTC+8, no DST since 1991).

@@ -853,3 +853,156 @@ async fn db_payment_batch_and_death_check() {
         .await;
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
+
+#[derive(Clone, Default)]
+struct FakeGateway {
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+/// A message gateway on a local port: answers 503 while `down`, else records and answers 200.
+async fn fake_gateway() -> (String, FakeGateway) {
+    use axum::routing::post;
+    let g = FakeGateway::default();
+    let state = g.clone();
+    let app = axum::Router::new().route(
+        "/sms",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let g = state.clone();
+            async move {
+                if g.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                g.got
+                    .lock()
+                    .unwrap()
+                    .push((key, serde_json::from_str(&body).unwrap()));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/sms"), g)
+}
+
+/// Grants queue a message in the same transaction; the real HTTP sender delivers them to a local
+/// gateway. While the gateway is down (or unreachable) nothing is lost: the rows wait and are
+/// delivered once it answers, each exactly once, with the phone read from the registry.
+#[tokio::test]
+async fn db_notifications_survive_a_down_gateway() {
+    use yiyang::platform::outbox::{Gateway, deliver_due};
+    let t = TestApp::new("demo", 200).await;
+    t.add_user("of", &["officer"], COUNTY, all_scopes()).await;
+    let c = t.login("of").await;
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "test".into(),
+    };
+    yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
+        .await
+        .unwrap();
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluate",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let granted = t
+        .count("SELECT COUNT(*) FROM entitlement WHERE state = 'granted'")
+        .await;
+    assert!(granted > 20);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM notification_outbox WHERE state = 'pending'")
+            .await,
+        granted,
+        "one message per grant, queued with it"
+    );
+    let with_phone = t
+        .count("SELECT COUNT(*) FROM notification_outbox o JOIN elder e ON e.id = o.elder_id WHERE e.phone_enc IS NOT NULL")
+        .await as u64;
+    let (db, keys) = (&t.state.db, &t.state.keys);
+
+    // Unreachable, then down: every attempt fails, nothing is lost.
+    let nowhere = Gateway {
+        url: "http://127.0.0.1:9/sms".into(),
+        token: None,
+    };
+    let (sent, failed, skipped) = deliver_due(db, keys, &nowhere, 10_000).await.unwrap();
+    assert_eq!(
+        (sent, failed, skipped),
+        (0, with_phone, granted as u64 - with_phone)
+    );
+    let (url, gw) = fake_gateway().await;
+    gw.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let gateway = Gateway {
+        url,
+        token: Some("t0ken".into()),
+    };
+    assert_eq!(
+        deliver_due(db, keys, &gateway, 10_000).await.unwrap(),
+        (0, 0, 0),
+        "backing off: nothing due yet"
+    );
+    sqlx::query("UPDATE notification_outbox SET next_attempt_at = 0 WHERE state = 'pending'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliver_due(db, keys, &gateway, 10_000).await.unwrap(),
+        (0, with_phone, 0)
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM notification_outbox WHERE state = 'pending' AND attempts = 2")
+            .await as u64,
+        with_phone
+    );
+
+    // Up again: everything is delivered once.
+    gw.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    sqlx::query("UPDATE notification_outbox SET next_attempt_at = 0 WHERE state = 'pending'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliver_due(db, keys, &gateway, 10_000).await.unwrap(),
+        (with_phone, 0, 0)
+    );
+    assert_eq!(
+        deliver_due(db, keys, &gateway, 10_000).await.unwrap(),
+        (0, 0, 0)
+    );
+    let got = gw.got.lock().unwrap().clone();
+    assert_eq!(got.len() as u64, with_phone);
+    let keys_seen: std::collections::HashSet<&String> = got.iter().map(|g| &g.0).collect();
+    assert_eq!(keys_seen.len(), got.len(), "one request per message");
+    for (key, body) in &got {
+        assert_eq!(body["id"].as_str().unwrap(), key);
+        let to = body["to"].as_str().unwrap();
+        assert!(
+            to.len() >= 7 && to.bytes().all(|b| b.is_ascii_digit()),
+            "{to}"
+        );
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("【颐养】")
+                && (text.contains("高龄津贴") || text.contains("探访关爱")),
+            "{text}"
+        );
+        assert!(!text.contains(to));
+    }
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM notification_outbox WHERE state = 'pending'")
+            .await,
+        0
+    );
+}

@@ -1,0 +1,292 @@
+//! Notifications to elders and families through an outbox: a row is written in the same
+//! transaction as the change it tells about (an entitlement granted, ended or refused), and a
+//! sender delivers pending rows to an SMS/message gateway over HTTP, retrying with backoff. If the
+//! gateway is down nothing is lost: rows stay pending. Delivery is at least once; every request
+//! carries the row id as `Idempotency-Key` so the gateway can drop repeats.
+//!
+//! The row holds no phone number and no text: both are read when sending (the phone decrypted from
+//! the registry), so a changed phone number is used and no personal data sits in the outbox.
+
+use super::crypto::KeyRing;
+use super::db::Db;
+use crate::platform::migrations::Stmt::{self, *};
+use sqlx::Row;
+use std::time::Duration;
+
+pub const MIGRATION: &[Stmt] = &[
+    Both(
+        "CREATE TABLE notification_outbox (id TEXT PRIMARY KEY, entitlement_id TEXT NOT NULL, elder_id TEXT NOT NULL, \
+         event TEXT NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, \
+         created_at TEXT NOT NULL, sent_at TEXT, last_error TEXT, \
+         CONSTRAINT notification_outbox_state_check CHECK (state IN ('pending', 'sent', 'failed', 'skipped')))",
+    ),
+    Both("CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at)"),
+];
+
+/// After this many failed attempts a row is `failed` (shown to the officer, not retried).
+pub const MAX_ATTEMPTS: i64 = 12;
+
+/// Seconds to wait after the n-th failure: 30 s, doubling, at most an hour.
+pub fn backoff(attempts: i64) -> i64 {
+    (30i64 << attempts.clamp(0, 7)).min(3600)
+}
+
+/// Where messages go: the gateway's URL (http://host:port/path) and an optional bearer token.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl Gateway {
+    /// From `YIYANG_NOTIFY_URL` and `YIYANG_NOTIFY_TOKEN`; none when the URL is not set.
+    pub fn from_env() -> Option<Gateway> {
+        let url = std::env::var("YIYANG_NOTIFY_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        Some(Gateway {
+            url,
+            token: std::env::var("YIYANG_NOTIFY_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// POST one JSON message; Ok on a 2xx answer. Plain HTTP/1.1 (a TLS relay sits in front
+    /// where the gateway is remote).
+    pub async fn post(
+        &self,
+        idempotency_key: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        use http_body_util::{BodyExt, Full};
+        let uri: hyper::Uri = self.url.parse().map_err(|e| format!("网关地址无效：{e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err("网关地址应以 http:// 开头".into());
+        }
+        let host = uri.host().ok_or("网关地址缺少主机")?.to_string();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| "连接网关超时".to_string())?
+        .map_err(|e| format!("无法连接网关：{e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("网关握手失败：{e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = hyper::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", format!("{host}:{port}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", idempotency_key);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .map_err(|e| format!("请求构造失败：{e}"))?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+            .await
+            .map_err(|_| "网关响应超时".to_string())?
+            .map_err(|e| format!("发送失败：{e}"))?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("网关返回 HTTP {}", status.as_u16()))
+        }
+    }
+}
+
+/// What a message says, in plain words: the item, what it brings, from when.
+async fn render(
+    db: &Db,
+    entitlement_id: &str,
+    event: &str,
+) -> Result<Option<(Vec<u8>, serde_json::Value)>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT n.item_code, n.tier, n.amount_fen, n.quota, n.since, n.ended_on, n.version_id, e.name, e.phone_enc, e.status \
+         FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id = $1",
+    )
+    .bind(entitlement_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let code: String = r.get(0);
+    let def: Option<String> =
+        sqlx::query("SELECT definition FROM catalog_item WHERE version_id = $1 AND code = $2")
+            .bind(r.get::<String, _>(6))
+            .bind(&code)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|x| x.get(0));
+    let def: Option<crate::catalog::store::ItemDef> =
+        def.and_then(|d| serde_json::from_str(&d).ok());
+    let item = def.as_ref().map_or(code.clone(), |d| d.name.clone());
+    let kind = def
+        .as_ref()
+        .map_or("cash_monthly", |d| d.benefit_kind.as_str());
+    let amount = r.get::<i64, _>(2) as f64 / 100.0;
+    let benefit = match kind {
+        "one_off" => format!("一次性 {amount} 元"),
+        "service_monthly" => format!("每月上门服务 {} 次", r.get::<i64, _>(3)),
+        _ => format!("每月 {amount} 元"),
+    };
+    let name: String = r.get(7);
+    let who = yiyang_kernel::mask::name(&name);
+    let text = match event {
+        "granted" => format!(
+            "【颐养】{who}您好：您已享受“{item}”，{benefit}，自{}起。无需申请，如有疑问请联系所在村（社区）。",
+            r.get::<String, _>(4)
+        ),
+        "ended" => format!(
+            "【颐养】{who}您好：您的“{item}”自{}起停止，原因是不再符合条件。如有异议请联系所在村（社区）。",
+            r.get::<Option<String>, _>(5).unwrap_or_default()
+        ),
+        _ => format!("【颐养】{who}您好：您的“{item}”申请未获批准，详情请联系所在村（社区）。"),
+    };
+    let phone: Option<Vec<u8>> = r.get(8);
+    let status: String = r.get(9);
+    if status == "deceased" {
+        return Ok(None);
+    }
+    Ok(phone.map(|p| {
+        (
+            p,
+            serde_json::json!({ "template": format!("entitlement_{event}"), "text": text }),
+        )
+    }))
+}
+
+/// Deliver what is due now (up to `limit` rows). Returns (sent, failed attempts, skipped).
+pub async fn deliver_due(
+    db: &Db,
+    keys: &KeyRing,
+    gw: &Gateway,
+    limit: i64,
+) -> Result<(u64, u64, u64), sqlx::Error> {
+    let now = super::now_secs();
+    let rows = sqlx::query(
+        "SELECT id, entitlement_id, event, attempts FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    let (mut sent, mut failed, mut skipped) = (0, 0, 0);
+    for r in rows {
+        let (id, ent, event, attempts): (String, String, String, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let msg = render(db, &ent, &event).await?;
+        let Some((phone_enc, mut body)) = msg else {
+            // No phone on record, or the person has died: nothing to send.
+            sqlx::query("UPDATE notification_outbox SET state = 'skipped', last_error = '无联系电话或已故' WHERE id = $1")
+                .bind(&id)
+                .execute(&db.pool)
+                .await?;
+            skipped += 1;
+            continue;
+        };
+        let phone = keys.decrypt(&phone_enc).unwrap_or_default();
+        body["id"] = serde_json::json!(id);
+        body["to"] = serde_json::json!(phone);
+        match gw.post(&id, &body).await {
+            Ok(()) => {
+                sqlx::query("UPDATE notification_outbox SET state = 'sent', sent_at = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1")
+                    .bind(&id)
+                    .bind(super::now_rfc3339())
+                    .execute(&db.pool)
+                    .await?;
+                sent += 1;
+            }
+            Err(e) => {
+                let n = attempts + 1;
+                let state = if n >= MAX_ATTEMPTS {
+                    "failed"
+                } else {
+                    "pending"
+                };
+                sqlx::query("UPDATE notification_outbox SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5 WHERE id = $1")
+                    .bind(&id)
+                    .bind(state)
+                    .bind(n)
+                    .bind(now + backoff(n))
+                    .bind(&e)
+                    .execute(&db.pool)
+                    .await?;
+                failed += 1;
+            }
+        }
+    }
+    Ok((sent, failed, skipped))
+}
+
+/// The server's sender loop: every few seconds, deliver what is due.
+pub fn start(db: Db, keys: KeyRing, gw: Gateway) {
+    tokio::spawn(async move {
+        loop {
+            match deliver_due(&db, &keys, &gw, 50).await {
+                Ok((s, f, _)) if s + f > 0 => tracing::info!(sent = s, failed = f, "notifications"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "notification outbox"),
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    });
+}
+
+/// Queue the messages of an evaluation run, in its transaction: everyone granted by the run, and
+/// every living person whose entitlement the run ended. One statement each, on the database side.
+pub async fn enqueue_run(tx: &mut super::db::Tx<'_>, run_id: &str) -> Result<(), sqlx::Error> {
+    let now = super::now_rfc3339();
+    sqlx::query(
+        "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
+         SELECT n.id || ':granted', n.id, n.elder_id, 'granted', 'pending', 0, 0, CAST($2 AS TEXT) FROM entitlement n \
+         WHERE n.run_id = $1 AND n.state = 'granted' ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(&now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
+         SELECT c.entitlement_id || ':ended', c.entitlement_id, n.elder_id, 'ended', 'pending', 0, 0, CAST($2 AS TEXT) \
+         FROM entitlement_change c JOIN entitlement n ON n.id = c.entitlement_id JOIN elder e ON e.id = n.elder_id \
+         WHERE c.run_id = $1 AND c.to_state = 'ended' AND e.status = 'active' ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(&now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Queue one message (an approval or a refusal), in the caller's transaction.
+pub async fn enqueue(
+    tx: &mut super::db::Tx<'_>,
+    entitlement_id: &str,
+    elder_id: &str,
+    event: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(format!("{entitlement_id}:{event}"))
+    .bind(entitlement_id)
+    .bind(elder_id)
+    .bind(event)
+    .bind(super::now_rfc3339())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
