@@ -469,6 +469,7 @@ try {
     assert(/年龄 \d+ 岁，(满|未满) 80 岁/.test(text), 'no age reason for 高龄津贴')
     assert(/能力等级为重度失能/.test(text), 'the adopted level does not show in the reasons')
     await card.scrollIntoViewIfNeeded()
+    await page.waitForTimeout(400) // let the tags finish their fade-in before the screenshot
   }, { screenshot: 'elder-eligibility' })
 
   await step('基本养老服务目录 (public page) lists the published items in large type', async () => {
@@ -476,8 +477,9 @@ try {
     await page.locator('.item', { hasText: '九十岁以上老人营养补贴' }).waitFor()
     const t = await page.locator('.item', { hasText: '高龄津贴' }).innerText()
     assert(/不用申请/.test(t) && /300 元\/月/.test(t), `高龄津贴 card: ${t.slice(0, 120)}`)
+    await shot('public-services')
     await page.goto(state.elderUrl)
-  }, { screenshot: 'public-services' })
+  }, { screenshot: null })
 
   await step('log out', logout, { screenshot: null })
 
