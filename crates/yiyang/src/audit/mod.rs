@@ -108,17 +108,31 @@ pub async fn append(tx: &mut Tx<'_>, who: &Who, e: Entry<'_>) -> Result<i64, sql
     append_as(tx, who, e, &request_id).await
 }
 
-async fn append_as(
-    tx: &mut Tx<'_>,
-    who: &Who,
-    e: Entry<'_>,
-    request_id: &str,
-) -> Result<i64, sqlx::Error> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
-    let seq: i64 = head.get(0);
-    let prev: String = head.get(1);
+/// One audit row, ready to insert after the head moved to `seq` (whose previous hash is `prev`).
+/// The bulk writers (rusqlite on SQLite, a native connection on PostgreSQL) insert it with the same
+/// three statements as [`append`]: bump the head, insert the row, set the head's hash.
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: String,
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Option<String>,
+    pub region_code: Option<String>,
+    pub detail: String,
+    pub request_id: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+pub const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+pub const INSERT_ROW: &str = "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+pub const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+
+pub fn row_after(seq: i64, prev: String, who: &Who, e: &Entry<'_>, request_id: &str) -> AuditRow {
+    let request_id = request_id.to_string();
     let at = crate::platform::now_rfc3339();
     let hash = row_hash(
         &prev,
@@ -131,31 +145,119 @@ async fn append_as(
         e.entity_id.unwrap_or(""),
         e.region_code.unwrap_or(""),
         &e.detail,
-        request_id,
+        &request_id,
     );
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(seq)
-    .bind(&at)
-    .bind(&who.actor_id)
-    .bind(&who.actor_name)
-    .bind(e.action)
-    .bind(e.entity)
-    .bind(e.entity_id)
-    .bind(e.region_code)
-    .bind(&e.detail)
-    .bind(request_id)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
+    AuditRow {
+        seq,
+        at,
+        actor_id: who.actor_id.clone(),
+        actor_name: who.actor_name.clone(),
+        action: e.action.to_string(),
+        entity: e.entity.to_string(),
+        entity_id: e.entity_id.map(str::to_string),
+        region_code: e.region_code.map(str::to_string),
+        detail: e.detail.clone(),
+        request_id,
+        prev_hash: prev,
+        hash,
+    }
+}
+
+/// [`append`] on a rusqlite transaction (the SQLite bulk writer).
+pub fn append_sqlite(tx: &rusqlite::Transaction, who: &Who, e: Entry<'_>) -> rusqlite::Result<i64> {
+    let (seq, prev): (i64, String) = tx.query_row(BUMP_HEAD, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let r = row_after(
+        seq,
+        prev,
+        who,
+        &e,
+        &crate::platform::error::current_request_id().unwrap_or_default(),
+    );
+    tx.execute(
+        INSERT_ROW,
+        rusqlite::params![
+            r.seq,
+            r.at,
+            r.actor_id,
+            r.actor_name,
+            r.action,
+            r.entity,
+            r.entity_id,
+            r.region_code,
+            r.detail,
+            r.request_id,
+            r.prev_hash,
+            r.hash
+        ],
+    )?;
+    tx.execute(SET_HEAD, [&r.hash])?;
+    Ok(seq)
+}
+
+/// [`append`] on a native PostgreSQL connection (the PostgreSQL bulk writer).
+pub async fn append_pg(
+    conn: &mut sqlx::postgres::PgConnection,
+    who: &Who,
+    e: Entry<'_>,
+) -> Result<i64, sqlx::Error> {
+    let head = sqlx::query(BUMP_HEAD).fetch_one(&mut *conn).await?;
+    let r = row_after(
+        head.get(0),
+        head.get(1),
+        who,
+        &e,
+        &crate::platform::error::current_request_id().unwrap_or_default(),
+    );
+    sqlx::query(INSERT_ROW)
+        .bind(r.seq)
+        .bind(&r.at)
+        .bind(&r.actor_id)
+        .bind(&r.actor_name)
+        .bind(&r.action)
+        .bind(&r.entity)
+        .bind(&r.entity_id)
+        .bind(&r.region_code)
+        .bind(&r.detail)
+        .bind(&r.request_id)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(SET_HEAD)
+        .bind(&r.hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.seq)
+}
+
+async fn append_as(
+    tx: &mut Tx<'_>,
+    who: &Who,
+    e: Entry<'_>,
+    request_id: &str,
+) -> Result<i64, sqlx::Error> {
+    let head = sqlx::query(BUMP_HEAD).fetch_one(&mut **tx).await?;
+    let r = row_after(head.get(0), head.get(1), who, &e, request_id);
+    sqlx::query(INSERT_ROW)
+        .bind(r.seq)
+        .bind(&r.at)
+        .bind(&r.actor_id)
+        .bind(&r.actor_name)
+        .bind(&r.action)
+        .bind(&r.entity)
+        .bind(&r.entity_id)
+        .bind(&r.region_code)
+        .bind(&r.detail)
+        .bind(&r.request_id)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
         .execute(&mut **tx)
         .await?;
-    Ok(seq)
+    sqlx::query(SET_HEAD)
+        .bind(&r.hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.seq)
 }
 
 /// Audit of sensitive reads (a person's detail view) by group commit: one writer task appends the

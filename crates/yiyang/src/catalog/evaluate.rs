@@ -603,6 +603,101 @@ pub async fn run(
     Ok(summary)
 }
 
+/// A new entitlement, as written.
+struct NewRow {
+    id: String,
+    elder_id: String,
+    item_code: String,
+    state: &'static str,
+    tier: String,
+    amount_fen: i64,
+    quota: i64,
+    residence: String,
+    reasons: String,
+}
+
+/// A transition of an open entitlement, found by (person, catalogue, item).
+struct ChangeRow {
+    elder_id: String,
+    item_code: String,
+    from: &'static str,
+    to: &'static str,
+    tier: Option<(String, i64, i64)>,
+    reasons: Option<String>,
+    /// Names this run (whose snapshot holds the person's facts); false for someone gone.
+    set_run: bool,
+    on_date: String,
+    note: String,
+}
+
+/// Everything a run writes, worked out before the transaction so that it holds the write lock only
+/// for the writing.
+struct Plan {
+    run_id: String,
+    region: String,
+    version_id: String,
+    version_number: i64,
+    on: String,
+    now: String,
+    who: Who,
+    snapshots: Vec<(String, String)>,
+    news: Vec<NewRow>,
+    changes: Vec<ChangeRow>,
+    started_at: String,
+}
+
+impl Plan {
+    fn audit_detail(&self, digest: String) -> String {
+        serde_json::json!({
+            "version": self.version_number,
+            "on": self.on,
+            "changes": self.news.len() + self.changes.len(),
+            "transitions_sha256": digest,
+        })
+        .to_string()
+    }
+    fn audit_entry<'a>(&'a self, detail: String) -> Entry<'a> {
+        // One audit row per run; the digest over its transitions makes a later edit detectable.
+        Entry {
+            action: "catalog.evaluate",
+            entity: "catalog_run",
+            entity_id: Some(&self.run_id),
+            region_code: Some(&self.region),
+            detail,
+        }
+    }
+    fn ended_note(c: &ChangeRow) -> Option<&'static str> {
+        match c.to {
+            "ended" => Some("ended"),
+            "granted" => Some("granted"),
+            _ => None,
+        }
+    }
+}
+
+/// COPY text format: backslash, tab and line breaks escaped.
+fn copy_field(out: &mut String, v: &str) {
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn copy_line(out: &mut String, fields: &[&str]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        copy_field(out, f);
+    }
+    out.push('\n');
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn write(
     db: &Db,
@@ -618,13 +713,7 @@ async fn write(
     started_at: &str,
     started: std::time::Instant,
 ) -> ApiResult<RunSummary> {
-    let now = crate::platform::now_rfc3339();
-    let mut digest = Sha256::new();
-    let mut tx = db.begin().await?;
-    let backend = db.backend;
     let n_changes = actions.len() as u64;
-    // New entitlements in multi-row batches (the first run of a county grants tens of thousands).
-    const ENT_COLS: usize = 14;
     let mut news = vec![];
     let mut changes = vec![];
     for a in actions {
@@ -649,63 +738,54 @@ async fn write(
     }));
     decided.sort_unstable();
     decided.dedup();
-    for chunk in decided.chunks(1000) {
-        let sql = format!(
-            "INSERT INTO eligibility_snapshot (run_id, elder_id, facts) VALUES {}",
-            crate::registry::store::placeholders(backend, chunk.len(), 3)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for &ei in chunk {
-            q = q
-                .bind(run_id.to_string())
-                .bind(elders[ei].id.clone())
-                .bind(elders[ei].snapshot(on));
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for chunk in news.chunks(800) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for &(ei, ii, ti, state) in chunk {
-            let ef = &elders[ei];
-            let (def, rule) = &c.items[ii];
-            let t = &rule.tiers[ti];
-            let d = rule.explain(&ef.facts(), on, names);
-            let id = uuid::Uuid::now_v7().to_string();
-            digest.update(format!("{id}|{state}|{}|{}\n", t.label, t.amount_fen));
-            rows.push((
-                id,
-                ef,
-                def,
-                t,
+    let snapshots: Vec<(String, String)> = decided
+        .iter()
+        .map(|&i| (elders[i].id.clone(), elders[i].snapshot(on)))
+        .collect();
+    // In person order, so the indexes keyed by person grow at their end instead of everywhere.
+    news.sort_unstable_by(|a, b| elders[a.0].id.cmp(&elders[b.0].id).then(a.1.cmp(&b.1)));
+    // The reasons of every new decision, worked out on every core.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let reasons: Vec<String> = std::thread::scope(|sc| {
+        let per = news.len().div_ceil(threads).max(1);
+        let hs: Vec<_> = news
+            .chunks(per)
+            .map(|part| {
+                sc.spawn(move || {
+                    part.iter()
+                        .map(|&(ei, ii, _, _)| {
+                            let d = c.items[ii].1.explain(&elders[ei].facts(), on, names);
+                            serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .flat_map(|h| h.join().expect("reasons thread"))
+            .collect()
+    });
+    let news: Vec<NewRow> = news
+        .iter()
+        .zip(reasons)
+        .map(|(&(ei, ii, ti, state), reasons)| {
+            let t = &c.items[ii].1.tiers[ti];
+            NewRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                elder_id: elders[ei].id.clone(),
+                item_code: c.items[ii].0.code.clone(),
                 state,
-                serde_json::to_string(&d.reasons).map_err(ApiError::internal)?,
-            ));
-        }
-        let sql = format!(
-            "INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, \
-             since, version_id, run_id, reasons, updated_at) VALUES {}",
-            crate::registry::store::placeholders(backend, rows.len(), ENT_COLS)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (id, ef, def, t, state, reasons) in &rows {
-            q = q
-                .bind(id.clone())
-                .bind(ef.id.clone())
-                .bind(region.to_string())
-                .bind(def.code.clone())
-                .bind(state.to_string())
-                .bind(t.label.clone())
-                .bind(t.amount_fen)
-                .bind(t.quota)
-                .bind(ef.residence.clone())
-                .bind(on.to_string())
-                .bind(c.version.id.clone())
-                .bind(run_id.to_string())
-                .bind(reasons.clone())
-                .bind(now.clone());
-        }
-        q.execute(&mut *tx).await?;
-    }
+                tier: t.label.clone(),
+                amount_fen: t.amount_fen,
+                quota: t.quota,
+                residence: elders[ei].residence.clone(),
+                reasons,
+            }
+        })
+        .collect();
+    let mut change_rows = vec![];
     for a in changes {
         let Action::Change {
             holder,
@@ -719,68 +799,46 @@ async fn write(
         else {
             continue;
         };
-        let elder_id = match &holder {
-            Holder::Elder(i) => elders[*i].id.as_str(),
-            Holder::Gone { elder_id, .. } => elder_id.as_str(),
-        };
-        let (label, amount, quota) = match &tier {
-            Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
-            None => (None, None, None),
-        };
         // Why, as of this run: the item's reasons for a person of the run (none for one gone).
-        let reasons = match (&holder, c.items.iter().find(|(d, _)| d.code == item_code)) {
-            (Holder::Elder(i), Some((_, rule))) => Some(
-                serde_json::to_string(&rule.explain(&elders[*i].facts(), on, names).reasons)
-                    .map_err(ApiError::internal)?,
-            ),
-            _ => None,
+        let (elder_id, reasons, set_run) = match &holder {
+            Holder::Elder(i) => {
+                let r = c
+                    .items
+                    .iter()
+                    .find(|(d, _)| d.code == item_code)
+                    .map(|(_, rule)| {
+                        serde_json::to_string(&rule.explain(&elders[*i].facts(), on, names).reasons)
+                            .unwrap_or_else(|_| "[]".into())
+                    });
+                (elders[*i].id.clone(), r, true)
+            }
+            Holder::Gone { elder_id } => (elder_id.clone(), None, false),
         };
-        let row = sqlx::query(
-            "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
-             quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($11, reasons), run_id = COALESCE($12, run_id) \
-             WHERE elder_id = $8 AND catalog_region = $9 AND item_code = $10 AND state <> 'ended' RETURNING id, tier, amount_fen",
-        )
-        .bind(to)
-        .bind(label)
-        .bind(amount)
-        .bind(quota)
-        .bind((to == "ended").then(|| when.to_string()))
-        .bind(&now)
-        .bind(&c.version.id)
-        .bind(elder_id)
-        .bind(region)
-        .bind(&item_code)
-        .bind(reasons)
-        // The snapshot is written for the people of this run; one gone keeps their last decision's.
-        .bind(matches!(holder, Holder::Elder(_)).then_some(run_id))
-        .fetch_optional(&mut *tx)
-        .await?;
-        // Gone meanwhile (an approval or another run in between): nothing left to change.
-        let Some(row) = row else { continue };
-        let (id, stored_tier, stored_amount): (String, String, i64) =
-            (row.get(0), row.get(1), row.get(2));
-        digest.update(format!("{id}|{to}|{stored_tier}|{stored_amount}\n"));
-        sqlx::query(
-            "INSERT INTO entitlement_change (id, entitlement_id, run_id, from_state, to_state, tier, amount_fen, on_date, note, by_name, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&id)
-        .bind(run_id)
-        .bind(from)
-        .bind(to)
-        .bind(&stored_tier)
-        .bind(stored_amount)
-        .bind(when.to_string())
-        .bind(&note)
-        .bind(&who.actor_name)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+        change_rows.push(ChangeRow {
+            elder_id,
+            item_code,
+            from,
+            to,
+            tier,
+            reasons,
+            set_run,
+            on_date: when.to_string(),
+            note,
+        });
     }
-    if n_changes > 0 {
-        crate::platform::outbox::enqueue_run(&mut tx, run_id).await?;
-    }
+    let plan = Plan {
+        run_id: run_id.to_string(),
+        region: region.to_string(),
+        version_id: c.version.id.clone(),
+        version_number: c.version.number,
+        on: on.to_string(),
+        now: crate::platform::now_rfc3339(),
+        who: who.clone(),
+        snapshots,
+        news,
+        changes: change_rows,
+        started_at: started_at.to_string(),
+    };
     let summary = RunSummary {
         run_id: run_id.to_string(),
         region_code: region.to_string(),
@@ -789,44 +847,302 @@ async fn write(
         elders: elders.len() as u64,
         changes: n_changes,
         items: counts,
-        millis: started.elapsed().as_millis() as u64,
+        millis: 0,
     };
     let summary_json = serde_json::to_string(&summary).map_err(ApiError::internal)?;
-    sqlx::query(
-        "INSERT INTO catalog_run (id, region_code, version_id, on_date, started_at, finished_at, by_name, summary) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(run_id)
-    .bind(region)
-    .bind(&c.version.id)
-    .bind(on.to_string())
-    .bind(started_at)
-    .bind(crate::platform::now_rfc3339())
-    .bind(&who.actor_name)
-    .bind(&summary_json)
-    .execute(&mut *tx)
-    .await?;
-    // One audit row per run; the digest over its transitions makes a later edit of them detectable.
-    audit::append(
+    match db.backend {
+        crate::platform::db::Backend::Sqlite => {
+            db.sqlite_bulk(move |tx| apply_sqlite(tx, &plan, &summary_json))
+                .await?
+        }
+        crate::platform::db::Backend::Postgres => apply_pg(db, &plan, &summary_json).await?,
+    }
+    Ok(RunSummary {
+        millis: started.elapsed().as_millis() as u64,
+        ..summary
+    })
+}
+
+const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, since, version_id, run_id, reasons, updated_at";
+const OUTBOX_COLS: &str =
+    "id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at";
+const OUTBOX_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
+     VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5) ON CONFLICT (id) DO NOTHING";
+const RUN_INSERT: &str = "INSERT INTO catalog_run (id, region_code, version_id, on_date, started_at, finished_at, by_name, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const CHANGE_INSERT: &str = "INSERT INTO entitlement_change (id, entitlement_id, run_id, from_state, to_state, tier, amount_fen, on_date, note, by_name, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// $1 state, $2–$4 new tier/amount/quota or NULL, $5 ended_on, $6 now, $7 version, $8 reasons or
+/// NULL, $9 run or NULL, $10 person, $11 catalogue, $12 item (in order of appearance: SQLite binds
+/// `$N` by first appearance).
+const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
+     quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($8, reasons), \
+     run_id = COALESCE($9, run_id) WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state <> 'ended' \
+     RETURNING id, tier, amount_fen";
+
+/// The run's writes on SQLite: prepared statements on the bulk writer's connection.
+fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rusqlite::Result<()> {
+    use rusqlite::{OptionalExtension, params};
+    let mut digest = Sha256::new();
+    let mut snap = tx.prepare(
+        "INSERT INTO eligibility_snapshot (run_id, elder_id, facts) VALUES ($1, $2, $3)",
+    )?;
+    for (elder, facts) in &p.snapshots {
+        snap.execute(params![p.run_id, elder, facts])?;
+    }
+    let mut ent = tx.prepare(&format!("INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))?;
+    let mut out = tx.prepare(OUTBOX_INSERT)?;
+    for n in &p.news {
+        ent.execute(params![
+            n.id,
+            n.elder_id,
+            p.region,
+            n.item_code,
+            n.state,
+            n.tier,
+            n.amount_fen,
+            n.quota,
+            n.residence,
+            p.on,
+            p.version_id,
+            p.run_id,
+            n.reasons,
+            p.now
+        ])?;
+        digest.update(format!(
+            "{}|{}|{}|{}\n",
+            n.id, n.state, n.tier, n.amount_fen
+        ));
+        if n.state == "granted" {
+            out.execute(params![
+                format!("{}:granted", n.id),
+                n.id,
+                n.elder_id,
+                "granted",
+                p.now
+            ])?;
+        }
+    }
+    let mut upd = tx.prepare(CHANGE_UPDATE)?;
+    let mut chg = tx.prepare(CHANGE_INSERT)?;
+    for ch in &p.changes {
+        let (label, amount, quota) = match &ch.tier {
+            Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
+            None => (None, None, None),
+        };
+        let row: Option<(String, String, i64)> = upd
+            .query_row(
+                params![
+                    ch.to,
+                    label,
+                    amount,
+                    quota,
+                    (ch.to == "ended").then_some(ch.on_date.as_str()),
+                    p.now,
+                    p.version_id,
+                    ch.reasons,
+                    ch.set_run.then_some(p.run_id.as_str()),
+                    ch.elder_id,
+                    p.region,
+                    ch.item_code
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        // Gone meanwhile (an approval in between): nothing left to change.
+        let Some((id, tier, amount)) = row else {
+            continue;
+        };
+        digest.update(format!("{id}|{}|{tier}|{amount}\n", ch.to));
+        chg.execute(params![
+            uuid::Uuid::now_v7().to_string(),
+            id,
+            p.run_id,
+            ch.from,
+            ch.to,
+            tier,
+            amount,
+            ch.on_date,
+            ch.note,
+            p.who.actor_name,
+            p.now
+        ])?;
+        if let Some(event) = Plan::ended_note(ch) {
+            out.execute(params![
+                format!("{id}:{event}"),
+                id,
+                ch.elder_id,
+                event,
+                p.now
+            ])?;
+        }
+    }
+    tx.execute(
+        RUN_INSERT,
+        params![
+            p.run_id,
+            p.region,
+            p.version_id,
+            p.on,
+            p.started_at,
+            crate::platform::now_rfc3339(),
+            p.who.actor_name,
+            summary_json
+        ],
+    )?;
+    let detail = p.audit_detail(hex::encode(digest.finalize()));
+    audit::append_sqlite(tx, &p.who, p.audit_entry(detail))?;
+    Ok(())
+}
+
+/// The run's writes on PostgreSQL: COPY for the new rows, on a native connection's transaction.
+async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = db.pg_native().await?;
+    let mut tx = conn.begin().await?;
+    let mut digest = Sha256::new();
+    async fn copy(
+        tx: &mut sqlx::postgres::PgConnection,
+        stmt: &str,
+        data: String,
+    ) -> Result<(), sqlx::Error> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut c = tx.copy_in_raw(stmt).await?;
+        c.send(data.into_bytes()).await?;
+        c.finish().await?;
+        Ok(())
+    }
+    let mut buf = String::new();
+    for (elder, facts) in &p.snapshots {
+        copy_line(&mut buf, &[&p.run_id, elder, facts]);
+    }
+    copy(
         &mut tx,
-        who,
-        Entry {
-            action: "catalog.evaluate",
-            entity: "catalog_run",
-            entity_id: Some(run_id),
-            region_code: Some(region),
-            detail: serde_json::json!({
-                "version": c.version.number,
-                "on": on.to_string(),
-                "changes": n_changes,
-                "transitions_sha256": hex::encode(digest.finalize()),
-            })
-            .to_string(),
-        },
+        "COPY eligibility_snapshot (run_id, elder_id, facts) FROM STDIN",
+        std::mem::take(&mut buf),
     )
     .await?;
+    let mut outbox = String::new();
+    for chunk in p.news.chunks(50_000) {
+        for n in chunk {
+            let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
+            copy_line(
+                &mut buf,
+                &[
+                    &n.id,
+                    &n.elder_id,
+                    &p.region,
+                    &n.item_code,
+                    n.state,
+                    &n.tier,
+                    &amount,
+                    &quota,
+                    &n.residence,
+                    &p.on,
+                    &p.version_id,
+                    &p.run_id,
+                    &n.reasons,
+                    &p.now,
+                ],
+            );
+            digest.update(format!(
+                "{}|{}|{}|{}\n",
+                n.id, n.state, n.tier, n.amount_fen
+            ));
+            if n.state == "granted" {
+                copy_line(
+                    &mut outbox,
+                    &[
+                        &format!("{}:granted", n.id),
+                        &n.id,
+                        &n.elder_id,
+                        "granted",
+                        "pending",
+                        "0",
+                        "0",
+                        &p.now,
+                    ],
+                );
+            }
+        }
+        copy(
+            &mut tx,
+            &format!("COPY entitlement ({ENT_COLS}) FROM STDIN"),
+            std::mem::take(&mut buf),
+        )
+        .await?;
+        copy(
+            &mut tx,
+            &format!("COPY notification_outbox ({OUTBOX_COLS}) FROM STDIN"),
+            std::mem::take(&mut outbox),
+        )
+        .await?;
+    }
+    for ch in &p.changes {
+        let (label, amount, quota) = match &ch.tier {
+            Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
+            None => (None, None, None),
+        };
+        let row = sqlx::query(CHANGE_UPDATE)
+            .bind(ch.to)
+            .bind(label)
+            .bind(amount)
+            .bind(quota)
+            .bind((ch.to == "ended").then_some(ch.on_date.as_str()))
+            .bind(&p.now)
+            .bind(&p.version_id)
+            .bind(&ch.reasons)
+            .bind(ch.set_run.then_some(p.run_id.as_str()))
+            .bind(&ch.elder_id)
+            .bind(&p.region)
+            .bind(&ch.item_code)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { continue };
+        let (id, tier, amount): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+        digest.update(format!("{id}|{}|{tier}|{amount}\n", ch.to));
+        sqlx::query(CHANGE_INSERT)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&id)
+            .bind(&p.run_id)
+            .bind(ch.from)
+            .bind(ch.to)
+            .bind(&tier)
+            .bind(amount)
+            .bind(&ch.on_date)
+            .bind(&ch.note)
+            .bind(&p.who.actor_name)
+            .bind(&p.now)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(event) = Plan::ended_note(ch) {
+            sqlx::query(OUTBOX_INSERT)
+                .bind(format!("{id}:{event}"))
+                .bind(&id)
+                .bind(&ch.elder_id)
+                .bind(event)
+                .bind(&p.now)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    sqlx::query(RUN_INSERT)
+        .bind(&p.run_id)
+        .bind(&p.region)
+        .bind(&p.version_id)
+        .bind(&p.on)
+        .bind(&p.started_at)
+        .bind(crate::platform::now_rfc3339())
+        .bind(&p.who.actor_name)
+        .bind(summary_json)
+        .execute(&mut *tx)
+        .await?;
+    let detail = p.audit_detail(hex::encode(digest.finalize()));
+    audit::append_pg(&mut tx, &p.who, p.audit_entry(detail)).await?;
     tx.commit().await?;
-    Ok(summary)
+    conn.close().await?;
+    Ok(())
 }
 
 /// One item of one catalogue, for one person: whether it applies and why.

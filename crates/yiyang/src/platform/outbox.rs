@@ -244,32 +244,6 @@ pub fn start(db: Db, keys: KeyRing, gw: Gateway) {
     });
 }
 
-/// Queue the messages of an evaluation run, in its transaction: everyone granted by the run, and
-/// every living person whose entitlement the run ended. One statement each, on the database side.
-pub async fn enqueue_run(tx: &mut super::db::Tx<'_>, run_id: &str) -> Result<(), sqlx::Error> {
-    let now = super::now_rfc3339();
-    sqlx::query(
-        "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
-         SELECT n.id || ':granted', n.id, n.elder_id, 'granted', 'pending', 0, 0, CAST($2 AS TEXT) FROM entitlement n \
-         WHERE n.run_id = $1 AND n.state = 'granted' ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(run_id)
-    .bind(&now)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
-         SELECT c.entitlement_id || ':ended', c.entitlement_id, n.elder_id, 'ended', 'pending', 0, 0, CAST($2 AS TEXT) \
-         FROM entitlement_change c JOIN entitlement n ON n.id = c.entitlement_id JOIN elder e ON e.id = n.elder_id \
-         WHERE c.run_id = $1 AND c.to_state = 'ended' AND e.status = 'active' ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(run_id)
-    .bind(&now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Queue one message (an approval or a refusal), in the caller's transaction.
 pub async fn enqueue(
     tx: &mut super::db::Tx<'_>,
