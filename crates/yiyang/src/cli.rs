@@ -711,6 +711,8 @@ async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!(e.detail))?;
                 runs.push(s);
             }
+            // A first run leaves a WAL of gigabytes; fold it in now rather than in the next reader.
+            db.checkpoint_now().await?;
             if format == "json" {
                 println!("{}", serde_json::json!({ "runs": runs }));
             } else {

@@ -850,6 +850,8 @@ async fn write(
         millis: 0,
     };
     let summary_json = serde_json::to_string(&summary).map_err(ApiError::internal)?;
+    let planned = started.elapsed();
+    let rows = (plan.news.len(), plan.snapshots.len(), plan.changes.len());
     match db.backend {
         crate::platform::db::Backend::Sqlite => {
             db.sqlite_bulk(move |tx| apply_sqlite(tx, &plan, &summary_json))
@@ -857,6 +859,14 @@ async fn write(
         }
         crate::platform::db::Backend::Postgres => apply_pg(db, &plan, &summary_json).await?,
     }
+    tracing::info!(
+        planned_at_ms = planned.as_millis() as u64,
+        applied_ms = (started.elapsed() - planned).as_millis() as u64,
+        new = rows.0,
+        snapshots = rows.1,
+        changes = rows.2,
+        "catalog evaluation written"
+    );
     Ok(RunSummary {
         millis: started.elapsed().as_millis() as u64,
         ..summary
