@@ -42,6 +42,8 @@ pub struct Facts<'a> {
     /// The ability level of a valid assessment on the evaluation date; `None` without one.
     pub ability_level: Option<i64>,
     pub death_date: Option<NaiveDate>,
+    /// Names of the lists (名单) the elder is on, e.g. 重点帮扶对象.
+    pub lists: &'a [String],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,7 @@ pub enum Field {
     EntitledVeteranFamily,
     AbilityLevel,
     DeathDate,
+    Lists,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +75,8 @@ enum Ty {
     Enum(&'static [(&'static str, &'static str)]),
     Region,
     Bool,
+    /// Membership in named lists (名单 包含 X).
+    List,
 }
 
 struct FieldDef {
@@ -172,6 +177,12 @@ const FIELDS: &[FieldDef] = &[
         zh: "死亡日期",
         ty: Ty::Date,
     },
+    FieldDef {
+        field: Field::Lists,
+        code: "lists",
+        zh: "名单",
+        ty: Ty::List,
+    },
 ];
 
 fn def(f: Field) -> &'static FieldDef {
@@ -203,6 +214,7 @@ pub fn field_help() -> Vec<FieldHelp> {
                 Ty::Enum(list) => ("选项", "= != 属于", list.iter().map(|x| x.1).collect()),
                 Ty::Region => ("区划", "= != 位于", vec![]),
                 Ty::Bool => ("是否", "= !=", vec!["是", "否"]),
+                Ty::List => ("名单", "包含", vec![]),
             };
             let values = if d.field == Field::AbilityLevel {
                 LEVEL_NAMES.to_vec()
@@ -286,6 +298,10 @@ enum Expr {
         v: bool,
         negate: bool,
     },
+    /// On at least one of the named lists.
+    List {
+        names: Vec<String>,
+    },
 }
 
 /// A rule that does not parse or check: where (1-based character column) and what to fix.
@@ -323,6 +339,7 @@ enum Tok {
     Not,
     In,
     Within,
+    Contains,
 }
 
 /// Chinese keywords can sit between CJK names without spaces ("年龄>=80且状态=在册"), so a CJK run
@@ -332,6 +349,7 @@ const CJK_KEYWORDS: &[(&str, Tok)] = &[
     ("或者", Tok::Or),
     ("属于", Tok::In),
     ("位于", Tok::Within),
+    ("包含", Tok::Contains),
     ("且", Tok::And),
     ("或", Tok::Or),
     ("非", Tok::Not),
@@ -493,6 +511,7 @@ fn lex(src: &str) -> Result<Vec<(usize, Tok)>, RuleError> {
                     "not" => Tok::Not,
                     "in" => Tok::In,
                     "within" => Tok::Within,
+                    "contains" => Tok::Contains,
                     _ => Tok::Ident(w),
                 };
                 out.push((start, tok));
@@ -597,6 +616,30 @@ impl Parser {
         let op = match self.peek() {
             Some(Tok::Op(o)) => Some(*o),
             Some(Tok::In) => None,
+            Some(Tok::Contains) => {
+                self.pos += 1;
+                if !matches!(d.ty, Ty::List) {
+                    return Err(RuleError {
+                        column: opcol + 1,
+                        message: format!("“包含”只能用于名单，不能用于“{}”", d.zh),
+                    });
+                }
+                let mut names = vec![];
+                for (c, v) in self.values()? {
+                    let n = match v {
+                        Lit::Str(s) => s,
+                        Lit::Num(n) => n.to_string(),
+                    };
+                    if n.trim().is_empty() || n.chars().count() > 30 {
+                        return Err(RuleError {
+                            column: c + 1,
+                            message: "名单名称应为 1–30 个字".into(),
+                        });
+                    }
+                    names.push(n.trim().to_string());
+                }
+                return Ok(Expr::List { names });
+            }
             Some(Tok::Within) => {
                 self.pos += 1;
                 if !matches!(d.ty, Ty::Region) {
@@ -714,6 +757,10 @@ impl Parser {
                 Some(Op::Ne) => self.region(d, vals, false, true),
                 _ => Err(bad_op("区划")),
             },
+            Ty::List => Err(RuleError {
+                column: opcol + 1,
+                message: "“名单”只能用“包含”，如：名单 包含 重点帮扶对象".into(),
+            }),
             Ty::Bool => {
                 let negate = match op {
                     Some(Op::Eq) => false,
@@ -809,6 +856,7 @@ fn what_ops(ty: Ty) -> &'static str {
         Ty::Enum(_) => "= != 属于",
         Ty::Region => "= != 位于",
         Ty::Bool => "= !=",
+        Ty::List => "包含",
     }
 }
 
@@ -836,6 +884,23 @@ impl Rule {
             source: source.trim().to_string(),
             expr,
         })
+    }
+
+    /// The list names the rule refers to (the store checks that they exist).
+    pub fn lists(&self) -> Vec<String> {
+        fn walk(e: &Expr, out: &mut Vec<String>) {
+            match e {
+                Expr::All(xs) | Expr::Any(xs) => xs.iter().for_each(|x| walk(x, out)),
+                Expr::Not(x) => walk(x, out),
+                Expr::List { names } => out.extend(names.iter().cloned()),
+                _ => {}
+            }
+        }
+        let mut out = vec![];
+        walk(&self.expr, &mut out);
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The decision alone, without reasons: the path of the whole-registry evaluation.
@@ -912,6 +977,7 @@ fn holds(e: &Expr, x: &Facts, on: NaiveDate) -> bool {
         } => region_of(*f, x)
             .is_some_and(|a| prefixes.iter().any(|p| a.starts_with(p.as_str())) != *negate),
         Expr::Bool { f, v, negate } => bool_of(*f, x).is_some_and(|a| (a == *v) != *negate),
+        Expr::List { names } => x.lists.iter().any(|l| names.contains(l)),
     }
 }
 
@@ -1082,6 +1148,19 @@ fn leaf_text(
                 want.join("、")
             );
         }
+        Expr::List { names } => {
+            let on: Vec<&str> = x
+                .lists
+                .iter()
+                .filter(|l| names.contains(l))
+                .map(String::as_str)
+                .collect();
+            if on.is_empty() {
+                let _ = write!(s, "不在名单“{}”中", names.join("”“"));
+            } else {
+                let _ = write!(s, "在名单“{}”中", on.join("”“"));
+            }
+        }
         Expr::Bool { f, .. } => {
             let d = def(*f);
             let Some(a) = bool_of(*f, x) else {
@@ -1224,6 +1303,7 @@ mod tests {
             entitled_veteran_family: Some(false),
             ability_level: None,
             death_date: None,
+            lists: &[],
         }
     }
     fn names(code: &str) -> String {
@@ -1426,6 +1506,32 @@ mod tests {
                 .unwrap()
                 .holds(&f, d("2025-01-01"))
         );
+    }
+
+    #[test]
+    fn lists_are_named_and_explained() {
+        let r = Rule::parse("状态 = 在册 且 名单 包含 [重点帮扶对象, 失能照护试点]").unwrap();
+        assert_eq!(
+            r.lists(),
+            vec!["失能照护试点".to_string(), "重点帮扶对象".to_string()]
+        );
+        let on = d("2025-11-29");
+        let mut f = facts("1950-01-01");
+        let (ok, rs) = r.explain(&f, on, &names);
+        assert!(!ok);
+        assert_eq!(rs[0].text, "不在名单“重点帮扶对象”“失能照护试点”中");
+        let lists = vec!["重点帮扶对象".to_string()];
+        f.lists = &lists;
+        assert!(r.holds(&f, on));
+        assert_eq!(
+            r.explain(&f, on, &names).1[1].text,
+            "在名单“重点帮扶对象”中"
+        );
+        assert!(Rule::parse("lists contains pilot").unwrap().lists() == vec!["pilot".to_string()]);
+        let e = Rule::parse("名单 = 重点帮扶对象").unwrap_err();
+        assert!(e.message.contains("只能用“包含”"), "{e}");
+        let e = Rule::parse("年龄 包含 3").unwrap_err();
+        assert!(e.message.contains("“包含”只能用于名单"), "{e}");
     }
 
     fn arb_facts() -> impl Strategy<Value = (i64, Option<i64>, usize, usize, bool)> {

@@ -42,6 +42,8 @@ pub struct ElderFacts {
     pub level: Option<i64>,
     pub death_date: Option<NaiveDate>,
     pub moved_out_date: Option<NaiveDate>,
+    /// The lists (名单) the person is on.
+    pub lists: Vec<String>,
 }
 
 impl ElderFacts {
@@ -59,6 +61,7 @@ impl ElderFacts {
             entitled_veteran_family: self.veteran,
             ability_level: self.level,
             death_date: self.death_date,
+            lists: &self.lists,
         }
     }
 
@@ -78,6 +81,7 @@ impl ElderFacts {
             "entitled_veteran_family": self.veteran,
             "ability_level": self.level,
             "death_date": self.death_date.map(|d| d.to_string()),
+            "lists": self.lists,
         })
         .to_string()
     }
@@ -123,6 +127,7 @@ fn facts_of(c: &[Option<&str>], on: NaiveDate) -> Option<ElderFacts> {
         level: int(13).filter(|l| (0..=4).contains(l) && date(c[14]).is_some_and(|u| u >= on)),
         death_date: date(c[11]),
         moved_out_date: date(c[12]),
+        lists: vec![],
     })
 }
 
@@ -152,7 +157,33 @@ pub async fn load_facts(db: &Db, lo: &str, hi: &str, on: NaiveDate) -> ApiResult
         }
     })
     .await?;
-    Ok(std::mem::take(&mut *out.lock().expect("not poisoned")))
+    let mut people = std::mem::take(&mut *out.lock().expect("not poisoned"));
+    // List memberships are few (thousands); attach them by person.
+    let members = lists_by_person(db, None).await?;
+    if !members.is_empty() {
+        for p in people.iter_mut() {
+            if let Some(l) = members.get(&p.id) {
+                p.lists = l.clone();
+            }
+        }
+    }
+    Ok(people)
+}
+
+/// Person → the lists they are on (all people, or one).
+async fn lists_by_person(
+    db: &Db,
+    elder_id: Option<&str>,
+) -> ApiResult<HashMap<String, Vec<String>>> {
+    let rows = sqlx::query("SELECT elder_id, list_name FROM elder_list_member WHERE ($1 = '' OR elder_id = $1) ORDER BY elder_id, list_name")
+        .bind(elder_id.unwrap_or_default())
+        .fetch_all(&db.pool)
+        .await?;
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for r in rows {
+        m.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    Ok(m)
 }
 
 pub struct Compiled {
@@ -1200,6 +1231,11 @@ pub async fn explain_elder(
         .and_then(|c| facts_of(&c.iter().map(|v| v.as_deref()).collect::<Vec<_>>(), on))
         .filter(|f| scope.contains(&f.residence))
         .ok_or_else(|| ApiError::not_found("未找到该老年人"))?;
+    let mut ef = ef;
+    ef.lists = lists_by_person(db, Some(elder_id))
+        .await?
+        .remove(elder_id)
+        .unwrap_or_default();
     let held = sqlx::query("SELECT catalog_region, item_code, state, since FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
         .bind(elder_id)
         .fetch_all(&db.pool)

@@ -498,3 +498,49 @@ pub async fn payment_check(
         super::payment::paid_after_death(&app.db, &scope, &code).await?,
     ))
 }
+
+/// The named lists (名单) rules can test, with their members in the caller's scope.
+#[utoipa::path(get, path = "/api/v1/elder-lists", tag = "catalog", responses((status = 200, body = Vec<super::lists::ListView>)))]
+pub async fn lists(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<super::lists::ListView>>> {
+    let scope = actor.aggregates()?;
+    Ok(Json(super::lists::all(&app.db, &scope).await?))
+}
+
+/// Create a named list (audited).
+#[utoipa::path(post, path = "/api/v1/elder-lists", tag = "catalog", request_body = super::lists::NewList,
+    responses((status = 200, body = super::lists::ListView), (status = 409, body = crate::platform::error::Problem)))]
+pub async fn create_list(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(l): Json<super::lists::NewList>,
+) -> ApiResult<Json<super::lists::ListView>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    Ok(Json(
+        super::lists::create(&app.db, &scope, &actor.who(), l).await?,
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MembersResp {
+    pub changed: i64,
+}
+
+/// Put people on a list or take them off (audited).
+#[utoipa::path(post, path = "/api/v1/elder-lists/{list}/members", tag = "catalog", request_body = super::lists::MembersReq,
+    responses((status = 200, body = MembersResp), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn list_members(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+    Json(r): Json<super::lists::MembersReq>,
+) -> ApiResult<Json<MembersResp>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    Ok(Json(MembersResp {
+        changed: super::lists::members(&app.db, &scope, &actor.who(), &name, r).await?,
+    }))
+}

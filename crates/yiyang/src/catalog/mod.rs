@@ -10,6 +10,7 @@
 pub mod entitlement;
 pub mod evaluate;
 pub mod http;
+pub mod lists;
 pub mod payment;
 pub mod store;
 
@@ -72,6 +73,17 @@ pub const MIGRATION: &[Stmt] = &[
          on_date TEXT NOT NULL, note TEXT NOT NULL, by_name TEXT NOT NULL, at TEXT NOT NULL)",
     ),
     Both("CREATE INDEX entitlement_change_entitlement ON entitlement_change (entitlement_id)"),
+    // Named lists of people (名单), e.g. 重点帮扶对象, that rules can test (名单 包含 …).
+    Both(
+        "CREATE TABLE elder_list (name TEXT PRIMARY KEY, region_code TEXT NOT NULL, description TEXT, \
+         created_by TEXT NOT NULL, created_at TEXT NOT NULL)",
+    ),
+    Both(
+        "CREATE TABLE elder_list_member (list_name TEXT NOT NULL REFERENCES elder_list (name), \
+         elder_id TEXT NOT NULL REFERENCES elder (id), added_by TEXT NOT NULL, added_at TEXT NOT NULL, \
+         PRIMARY KEY (list_name, elder_id))",
+    ),
+    Both("CREATE INDEX elder_list_member_elder ON elder_list_member (elder_id)"),
     // Monthly cash batches: one per catalogue and month, one line per payment, split by level.
     Both(
         "CREATE TABLE payment_batch (id TEXT PRIMARY KEY, catalog_region TEXT NOT NULL, month TEXT NOT NULL, \

@@ -388,7 +388,18 @@ pub async fn put_item(
     version_id: &str,
     mut d: ItemDef,
 ) -> ApiResult<ItemDef> {
-    compile(&d)?;
+    let compiled = compile(&d)?;
+    // A rule may only name lists that exist.
+    let mut names = compiled.rule.lists();
+    for t in &compiled.tiers {
+        names.extend(t.rule.as_ref().map(|r| r.lists()).unwrap_or_default());
+    }
+    if let Some(n) = super::lists::missing(db, &names).await?.first() {
+        return Err(ApiError::invalid(
+            "rule",
+            format!("名单“{n}”不存在，请先建立该名单"),
+        ));
+    }
     d.name = d.name.trim().to_string();
     d.rule = d.rule.trim().to_string();
     let mut tx = db.begin().await?;

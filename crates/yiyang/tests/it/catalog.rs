@@ -1010,3 +1010,144 @@ async fn db_notifications_survive_a_down_gateway() {
         0
     );
 }
+
+/// Named lists: a rule may test membership (名单 包含 …) only of a list that exists; the run grants
+/// exactly the people on it, and the explanation says so; membership changes are audited.
+#[tokio::test]
+async fn db_list_membership_in_rules() {
+    let t = TestApp::new("demo", 120).await;
+    t.add_user("of", &["officer"], COUNTY, all_scopes()).await;
+    let c = t.login("of").await;
+    let ids: Vec<String> =
+        sqlx::query("SELECT id FROM elder WHERE status = 'active' ORDER BY id LIMIT 4")
+            .fetch_all(&t.state.db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    let (_, d, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/drafts",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    let vid = d["id"].as_str().unwrap().to_string();
+    let item = json!({
+        "code": "key_support", "name": "重点帮扶慰问", "category": "关爱服务", "benefit_kind": "one_off",
+        "provision": "慰问金", "standard": "", "department": "县民政局", "funding": {"county": 100},
+        "no_application": true, "rule": "状态 = 在册 且 名单 包含 重点帮扶对象", "tiers": [{"label": "每人", "amount": 500}]
+    });
+    let path = format!("/api/v1/catalog/versions/{vid}/items/key_support");
+    let (s, v, _) = t.call("PUT", &path, Some(&c), Some(item.clone())).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("名单“重点帮扶对象”不存在"),
+        "{v}"
+    );
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elder-lists",
+            Some(&c),
+            Some(json!({"name": "重点帮扶对象", "region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/elder-lists",
+            Some(&c),
+            Some(json!({"name": "重点帮扶对象", "region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let members =
+        "/api/v1/elder-lists/%E9%87%8D%E7%82%B9%E5%B8%AE%E6%89%B6%E5%AF%B9%E8%B1%A1/members";
+    let (s, v, _) = t
+        .call(
+            "POST",
+            members,
+            Some(&c),
+            Some(json!({"elder_ids": ids[..3]})),
+        )
+        .await;
+    assert_eq!((s, v["changed"].clone()), (StatusCode::OK, json!(3)), "{v}");
+    let (s, v, _) = t
+        .call(
+            "POST",
+            members,
+            Some(&c),
+            Some(json!({"elder_ids": ["nobody"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = t.call("PUT", &path, Some(&c), Some(item)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/catalog/versions/{vid}/publish"),
+            Some(&c),
+            Some(json!({"effective_from": "2025-01-01"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, run, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluate",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(run["items"][0]["granted"], 3, "{run}");
+    let got = held(&t, "key_support").await;
+    assert!(ids[..3].iter().all(|i| got.contains_key(i)) && !got.contains_key(&ids[3]));
+    let (_, ex, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/elders/{}/eligibility", ids[0]),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(ex[0]["reasons"][1]["text"], "在名单“重点帮扶对象”中");
+    let (_, ex, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/elders/{}/eligibility", ids[3]),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(ex[0]["reasons"][0]["text"], "不在名单“重点帮扶对象”中");
+    // Off the list: the next run ends it.
+    let (_, v, _) = t
+        .call(
+            "POST",
+            members,
+            Some(&c),
+            Some(json!({"elder_ids": [ids[0]], "remove": true})),
+        )
+        .await;
+    assert_eq!(v["changed"], 1);
+    let (_, run, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluate",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(run["items"][0]["ended"], 1, "{run}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('list.create', 'list.add', 'list.remove')").await, 3);
+    let (_, l, _) = t.call("GET", "/api/v1/elder-lists", Some(&c), None).await;
+    assert_eq!(l[0]["members"], 2);
+}
