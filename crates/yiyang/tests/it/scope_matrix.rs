@@ -44,6 +44,15 @@ async fn db_scope_matrix() {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         records.push((v["id"].as_str().unwrap().to_string(), village.to_string()));
     }
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elder-lists",
+            Some(&county),
+            Some(json!({"name": "scope_test", "region_code": COUNTY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let mut checked = 0;
     for (u, ur) in users {
         let c = t.login(u).await;
@@ -174,6 +183,73 @@ async fn db_scope_matrix() {
                 &[StatusCode::FORBIDDEN],
                 s,
                 "region children",
+            );
+            // The catalogue: an elder's eligibility, lists, the approval queue, the payment check,
+            // the catalogue itself and its evaluation.
+            let (s, _, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/elders/{id}/eligibility"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            expect(StatusCode::OK, &[StatusCode::NOT_FOUND], s, "eligibility");
+            let (s, _, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/elder-lists/scope_test/members",
+                    Some(&c),
+                    Some(json!({"elder_ids": [id]})),
+                )
+                .await;
+            expect(
+                StatusCode::OK,
+                &[StatusCode::UNPROCESSABLE_ENTITY],
+                s,
+                "list member",
+            );
+            let (s, _, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/entitlements?region_code={region}"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            expect(StatusCode::OK, &[StatusCode::FORBIDDEN], s, "entitlements");
+            let (s, _, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/payment-check?region_code={region}"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            expect(StatusCode::OK, &[StatusCode::FORBIDDEN], s, "payment check");
+            let (s, _, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/catalog?region_code={region}"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            expect(StatusCode::OK, &[StatusCode::FORBIDDEN], s, "catalogue");
+            let (s, _, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/catalog/evaluate",
+                    Some(&c),
+                    Some(json!({"region_code": region})),
+                )
+                .await;
+            // Allowed, but nothing is published for a village: 409.
+            expect(
+                StatusCode::CONFLICT,
+                &[StatusCode::FORBIDDEN],
+                s,
+                "evaluate",
             );
             let cid = compose(
                 "320682",
