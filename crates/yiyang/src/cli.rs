@@ -470,7 +470,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (bytes, n) =
                 crate::registry::export_xlsx(&state, &scope, &regions, &Default::default(), false)
                     .await
-                    .map_err(|e| anyhow::anyhow!(e.detail))?;
+                    .map_err(api_err)?;
             std::fs::write(out, bytes)?;
             let mut tx = db.begin().await?;
             crate::audit::append(
@@ -646,7 +646,7 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             None,
         )
         .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?;
+        .map_err(api_err)?;
         tx.commit().await?;
         lines.push(format!("{u}\t{pw}\t{name}"));
     }
@@ -708,7 +708,7 @@ async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {
             for code in codes {
                 let s = evaluate::run(&db, &Scope::all(), &who, &code, on, &names)
                     .await
-                    .map_err(|e| anyhow::anyhow!(e.detail))?;
+                    .map_err(api_err)?;
                 runs.push(s);
             }
             // A first run leaves a WAL of gigabytes; fold it in now rather than in the next reader.
@@ -776,7 +776,7 @@ async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {
         CatalogCmd::Show { region } => {
             let v = crate::catalog::store::view(&db, region)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
+                .map_err(api_err)?;
             let items = v.published.map(|p| p.items).unwrap_or_default();
             println!("{}", serde_json::to_string_pretty(&items)?);
         }
@@ -795,7 +795,7 @@ async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!("未找到该身份证号的老年人"))?;
             let (region, items) = evaluate::explain_elder(&db, &Scope::all(), &id, on, &names)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
+                .map_err(api_err)?;
             // Reading a person's eligibility is a sensitive read, from the command line as well.
             let mut tx = db.begin().await?;
             crate::audit::append(
@@ -849,4 +849,12 @@ async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An API error for the operator: the Chinese message, and the cause behind an internal error.
+fn api_err(e: crate::platform::error::ApiError) -> anyhow::Error {
+    match e.internal {
+        Some(cause) => anyhow::anyhow!("{}（{cause:#}）", e.detail),
+        None => anyhow::anyhow!(e.detail),
+    }
 }

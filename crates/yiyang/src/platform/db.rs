@@ -333,9 +333,10 @@ impl Db {
 
     /// SQLite only: run `f` in one `BEGIN IMMEDIATE` transaction on a rusqlite connection of its
     /// own, in line with the other writers (it holds the write gate), and commit. For writes of
-    /// millions of rows: a prepared statement stepping on this thread costs a fraction of binding
-    /// every value through sqlx Any (measured for the evaluation's first run: 37 s → see
-    /// `bench/catalog-evaluate.sh`). Same durability settings as the pool.
+    /// millions of rows: prepared statements stepping on this thread instead of binding every
+    /// value through sqlx Any. (For the evaluation's first run of 2.2M entitlements it did not
+    /// change the time — SQLite's own B-tree work dominates, see the issue notes — a larger cache
+    /// and deferring the WAL checkpoint did not either.) Same durability settings as the pool.
     pub async fn sqlite_bulk<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
