@@ -83,7 +83,8 @@ pub async fn follow_registry(
             _ => continue,
         };
         sqlx::query(
-            "UPDATE entitlement SET state = $2, ended_on = $3, updated_at = $4 WHERE id = $1",
+            "UPDATE entitlement SET state = $2, ended_on = $3, updated_at = $4, \
+             end_kind = CASE WHEN $2 = 'ended' THEN 'registry' ELSE NULL END WHERE id = $1",
         )
         .bind(&id)
         .bind(to)
@@ -269,7 +270,10 @@ pub async fn decide(
     }
     let to = if r.approve { "granted" } else { "ended" };
     let today = crate::platform::today().to_string();
-    sqlx::query("UPDATE entitlement SET state = $2, since = CASE WHEN $2 = 'granted' THEN $3 ELSE since END, ended_on = $4, updated_at = $5 WHERE id = $1")
+    sqlx::query(
+        "UPDATE entitlement SET state = $2, since = CASE WHEN $2 = 'granted' THEN $3 ELSE since END, ended_on = $4, updated_at = $5, \
+         end_kind = CASE WHEN $2 = 'ended' THEN 'refused' ELSE NULL END WHERE id = $1",
+    )
         .bind(id)
         .bind(to)
         .bind(&today)

@@ -378,6 +378,7 @@ fn decide_part(
     part: &[ElderFacts],
     base: usize,
     open: &HashMap<String, Vec<Open>>,
+    refused: &std::collections::HashSet<(String, String)>,
     c: &Compiled,
     mut counts: Vec<ItemCount>,
     on: NaiveDate,
@@ -388,7 +389,15 @@ fn decide_part(
         let held = open.get(ef.id.as_str());
         for (ii, (def, rule)) in c.items.iter().enumerate() {
             let cur = held.and_then(|h| h.iter().find(|o| o.item == ii)).copied();
-            let (tier, act) = decide(ef, ei, ii, def, rule, cur, on);
+            let (tier, mut act) = decide(ef, ei, ii, def, rule, cur, on);
+            // Refused by an officer under this catalogue version: not proposed again until the
+            // catalogue changes.
+            if matches!(act, Some(Action::New { .. }))
+                && !refused.is_empty()
+                && refused.contains(&(ef.id.clone(), def.code.clone()))
+            {
+                act = None;
+            }
             if tier.is_some() {
                 counts[ii].eligible += 1;
             }
@@ -534,6 +543,16 @@ pub async fn run(
         elders
     };
     let (open, dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
+    let refused: std::collections::HashSet<(String, String)> = sqlx::query(
+        "SELECT elder_id, item_code FROM entitlement WHERE catalog_region = $1 AND end_kind = 'refused' AND version_id = $2",
+    )
+    .bind(rc.as_str())
+    .bind(&c.version.id)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     let t_open = started.elapsed();
     // Decide on every core: each half of the people gives its actions and counts.
     let blank: Vec<ItemCount> = c
@@ -554,8 +573,8 @@ pub async fn run(
             .chunks(chunk)
             .enumerate()
             .map(|(k, part)| {
-                let (open, c, blank) = (&open, &c, blank.clone());
-                sc.spawn(move || decide_part(part, k * chunk, open, c, blank, on))
+                let (open, refused, c, blank) = (&open, &refused, &c, blank.clone());
+                sc.spawn(move || decide_part(part, k * chunk, open, refused, c, blank, on))
             })
             .collect();
         handles
@@ -917,7 +936,7 @@ const CHANGE_INSERT: &str = "INSERT INTO entitlement_change (id, entitlement_id,
 /// `$N` by first appearance).
 const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
      quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($8, reasons), \
-     run_id = COALESCE($9, run_id) WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state <> 'ended' \
+     run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state <> 'ended' \
      RETURNING id, tier, amount_fen";
 
 /// The run's writes on SQLite: prepared statements on the bulk writer's connection.

@@ -55,11 +55,15 @@ pub const MIGRATION: &[Stmt] = &[
         "CREATE TABLE entitlement (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
          catalog_region TEXT NOT NULL, item_code TEXT NOT NULL, state TEXT NOT NULL, tier TEXT NOT NULL, \
          amount_fen BIGINT NOT NULL, quota BIGINT NOT NULL, residence_region TEXT NOT NULL, since TEXT NOT NULL, \
-         ended_on TEXT, version_id TEXT NOT NULL, run_id TEXT NOT NULL, reasons TEXT NOT NULL, updated_at TEXT NOT NULL, \
+         ended_on TEXT, end_kind TEXT, version_id TEXT NOT NULL, run_id TEXT NOT NULL, reasons TEXT NOT NULL, updated_at TEXT NOT NULL, \
          CONSTRAINT entitlement_state_check CHECK (state IN ('proposed', 'granted', 'suspended', 'ended')))",
     ),
     Both(ENTITLEMENT_INDEXES[0].1),
     Both(ENTITLEMENT_INDEXES[1].1),
+    // Refusals stand for the catalogue version they were made under (few rows).
+    Both(
+        "CREATE INDEX entitlement_refused ON entitlement (catalog_region, version_id) WHERE end_kind = 'refused'",
+    ),
     // The facts a run decided on, once per person and run (an entitlement names its run).
     Both(
         "CREATE TABLE eligibility_snapshot (run_id TEXT NOT NULL, elder_id TEXT NOT NULL, facts TEXT NOT NULL, \

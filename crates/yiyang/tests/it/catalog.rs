@@ -280,7 +280,12 @@ async fn db_catalog_publish_evaluate_explain() {
             .iter()
             .all(|r| r["ok"] == true)
     );
-    if queue.len() >= 2 {
+    assert!(
+        queue.len() >= 2,
+        "the test county needs two proposals: {}",
+        queue.len()
+    );
+    {
         let path = |id: &str| format!("/api/v1/entitlements/{id}/decision");
         let (s, _, _) = t
             .call(
@@ -337,8 +342,8 @@ async fn db_catalog_publish_evaluate_explain() {
             "{v}"
         );
         assert_eq!(t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('entitlement.approve', 'entitlement.refuse')").await, 2);
-        // The next run leaves the officer's decisions alone (a refusal is not proposed again the
-        // same day: the person holds an ended entitlement and is proposed anew only by a later run).
+        // The next run leaves the officer's decisions alone: the refusal stands under this
+        // catalogue version (not proposed again), the approval stays granted.
         let (_, again, _) = t
             .call(
                 "POST",
@@ -350,6 +355,10 @@ async fn db_catalog_publish_evaluate_explain() {
         assert_eq!(
             held(&t, "home_adaptation").await.len(),
             want_adapt - 1 + again["items"][1]["new"].as_u64().unwrap() as usize
+        );
+        assert_eq!(
+            again["items"][1]["new"], 0,
+            "a refusal is not proposed again: {again}"
         );
     }
 
