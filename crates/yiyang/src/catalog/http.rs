@@ -544,3 +544,32 @@ pub async fn list_members(
         changed: super::lists::members(&app.db, &scope, &actor.who(), &name, r).await?,
     }))
 }
+
+/// Put the people of a CSV/XLSX file (身份证号 column) on a list; `dry_run` (default true) checks
+/// only. Refused rows come back with their row number and reason.
+#[utoipa::path(post, path = "/api/v1/elder-lists/{list}/members/import", tag = "catalog",
+    request_body(content_type = "multipart/form-data", description = "file: CSV/XLSX with a 身份证号 column; dry_run: true/false"),
+    responses((status = 200, body = super::lists::MemberImport), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn import_list_members(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(list): Path<String>,
+    mut mp: axum::extract::Multipart,
+) -> ApiResult<Json<super::lists::MemberImport>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    let (file_name, bytes, dry_run) = crate::registry::http::read_upload(&mut mp).await?;
+    Ok(Json(
+        super::lists::import_members(
+            &app.db,
+            &app.keys,
+            &scope,
+            &actor.who(),
+            &list,
+            &file_name,
+            bytes,
+            dry_run,
+        )
+        .await?,
+    ))
+}

@@ -187,3 +187,103 @@ pub async fn members(
     tx.commit().await?;
     Ok(changed)
 }
+
+/// A refused row of a member file.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RowProblem {
+    /// Row number as Excel shows it (the header is row 1).
+    pub row: usize,
+    pub reason: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberImport {
+    pub total: usize,
+    pub accepted: usize,
+    pub rejected: Vec<RowProblem>,
+    /// Put on the list by this upload (0 for a dry run; people already on it are not counted).
+    pub added: i64,
+    pub dry_run: bool,
+}
+
+/// Put the people of a file (CSV or XLSX with a 身份证号 / citizen_id column) on a list: every row
+/// checked first (a valid ID, a registered person in the caller's scope), refused rows listed with
+/// their reason, the others added in one transaction. A dry run adds nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn import_members(
+    db: &Db,
+    keys: &crate::platform::crypto::KeyRing,
+    scope: &Scope,
+    who: &Who,
+    name: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+    dry_run: bool,
+) -> ApiResult<MemberImport> {
+    let table = crate::registry::import::open_table(bytes, file_name)
+        .map_err(|e| ApiError::invalid("file", e.to_string()))?;
+    let col = table
+        .headers
+        .iter()
+        .position(|h| matches!(h.trim(), "身份证号" | "公民身份号码" | "citizen_id"))
+        .ok_or_else(|| ApiError::invalid("file", "文件第一行应有“身份证号”列"))?;
+    let today = crate::platform::today();
+    let (mut ids, mut rejected, mut total) = (vec![], vec![], 0);
+    for (i, row) in table.rows.enumerate() {
+        total += 1;
+        let raw = row
+            .get(col)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let cid = match yiyang_kernel::CitizenId::parse(&raw, today) {
+            Ok(c) => c,
+            Err(e) => {
+                rejected.push(RowProblem {
+                    row: i + 2,
+                    reason: format!("身份证号无效：{e}"),
+                });
+                continue;
+            }
+        };
+        let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
+        let found =
+            sqlx::query("SELECT id, residence_region FROM elder WHERE citizen_id_bidx = $1")
+                .bind(&bidx)
+                .fetch_optional(&db.pool)
+                .await?
+                .filter(|r| scope.contains(&r.get::<String, _>(1)));
+        match found {
+            Some(r) => ids.push(r.get::<String, _>(0)),
+            // One message for "unknown" and "elsewhere": nobody probes who is registered outside.
+            None => rejected.push(RowProblem {
+                row: i + 2,
+                reason: "未找到该身份证号的老年人（或不在您的管辖范围内）".into(),
+            }),
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let accepted = total - rejected.len();
+    let added = if dry_run || ids.is_empty() {
+        0
+    } else {
+        members(
+            db,
+            scope,
+            who,
+            name,
+            MembersReq {
+                elder_ids: ids,
+                remove: false,
+            },
+        )
+        .await?
+    };
+    Ok(MemberImport {
+        total,
+        accepted,
+        rejected,
+        added,
+        dry_run,
+    })
+}

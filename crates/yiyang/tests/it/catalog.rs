@@ -1159,4 +1159,54 @@ async fn db_list_membership_in_rules() {
     assert_eq!(t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('list.create', 'list.add', 'list.remove')").await, 3);
     let (_, l, _) = t.call("GET", "/api/v1/elder-lists", Some(&c), None).await;
     assert_eq!(l[0]["members"], 2);
+
+    // A member file (the officer's Excel habit): refused rows with their row number and reason;
+    // a dry run adds nothing; the real upload adds the good rows.
+    let villages = yiyang::demo::village_codes();
+    let people = yiyang::demo::generate(120, &villages, 42, yiyang::platform::today());
+    let unknown = yiyang_kernel::citizen_id::compose(
+        "320682",
+        chrono::NaiveDate::from_ymd_opt(1941, 2, 3).unwrap(),
+        999,
+    );
+    let csv = format!(
+        "身份证号,姓名\n{},甲\n12345,乙\n{unknown},丙\n{},丁\n",
+        people[0].citizen_id.as_str(),
+        people[1].citizen_id.as_str()
+    );
+    let import =
+        "/api/v1/elder-lists/%E9%87%8D%E7%82%B9%E5%B8%AE%E6%89%B6%E5%AF%B9%E8%B1%A1/members/import";
+    let (s, v) = t
+        .multipart(import, &c, "名单.csv", csv.as_bytes(), true)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["total"].clone(),
+            v["accepted"].clone(),
+            v["added"].clone()
+        ),
+        (json!(4), json!(2), json!(0)),
+        "{v}"
+    );
+    assert_eq!(v["rejected"][0]["row"], 3);
+    assert!(
+        v["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("身份证号无效")
+    );
+    assert_eq!(v["rejected"][1]["row"], 4);
+    let (_, l, _) = t.call("GET", "/api/v1/elder-lists", Some(&c), None).await;
+    assert_eq!(l[0]["members"], 2, "a dry run adds nothing");
+    let (s, v) = t
+        .multipart(import, &c, "名单.csv", csv.as_bytes(), false)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, l, _) = t.call("GET", "/api/v1/elder-lists", Some(&c), None).await;
+    assert_eq!(
+        l[0]["members"].as_i64().unwrap(),
+        2 + v["added"].as_i64().unwrap()
+    );
+    assert!(v["added"].as_i64().unwrap() >= 1);
 }
