@@ -178,9 +178,9 @@ pub async fn list(
     .await?
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, n.residence_region, n.catalog_region, n.item_code, \
+        "SELECT n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, n.catalog_region, n.item_code, \
          n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-         WHERE {filter} ORDER BY n.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
+         WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
     )))
     .bind(&state)
     .bind(&lo)
@@ -255,32 +255,57 @@ pub async fn decide(
         return Err(ApiError::invalid("note", "审批意见最多 200 字"));
     }
     let mut tx = db.begin().await?;
-    let row = sqlx::query("SELECT state, residence_region, tier, amount_fen, item_code, elder_id FROM entitlement WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .filter(|r| scope.contains(&r.get::<String, _>(1)))
-        .ok_or_else(|| ApiError::not_found("未找到该待遇"))?;
+    // Scope by where the person lives now (the entitlement's own region may be older).
+    let row = sqlx::query(
+        "SELECT n.state, e.residence_region, n.tier, n.amount_fen, n.item_code, n.elder_id, e.status FROM entitlement n \
+         JOIN elder e ON e.id = n.elder_id WHERE n.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .filter(|r| scope.contains(&r.get::<String, _>(1)))
+    .ok_or_else(|| ApiError::not_found("未找到该待遇"))?;
     let (state, region, tier, amount, item): (String, String, String, i64, String) =
         (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let elder: String = row.get(5);
     if state != "proposed" {
         return Err(ApiError::conflict(
             "该待遇不在待审批状态（可能已被他人处理）",
         ));
     }
+    if r.approve && row.get::<String, _>(6) != "active" {
+        return Err(ApiError::conflict("该老年人已故或已迁出，不能批准"));
+    }
     let to = if r.approve { "granted" } else { "ended" };
     let today = crate::platform::today().to_string();
-    sqlx::query(
+    // Only from proposed (a second officer deciding at the same moment gets 409), and under the
+    // region's current catalogue version, so a refusal stands until the catalogue changes.
+    let n = sqlx::query(
         "UPDATE entitlement SET state = $2, since = CASE WHEN $2 = 'granted' THEN $3 ELSE since END, ended_on = $4, updated_at = $5, \
-         end_kind = CASE WHEN $2 = 'ended' THEN 'refused' ELSE NULL END WHERE id = $1",
+         end_kind = CASE WHEN $2 = 'ended' THEN 'refused' ELSE NULL END, \
+         version_id = COALESCE((SELECT v.id FROM catalog_version v WHERE v.region_code = entitlement.catalog_region AND v.state = 'published'), version_id) \
+         WHERE id = $1 AND state = 'proposed'",
     )
-        .bind(id)
-        .bind(to)
-        .bind(&today)
-        .bind((to == "ended").then_some(today.as_str()))
-        .bind(crate::platform::now_rfc3339())
-        .execute(&mut *tx)
-        .await?;
+    .bind(id)
+    .bind(to)
+    .bind(&today)
+    .bind((to == "ended").then_some(today.as_str()))
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(ApiError::conflict(
+            "该待遇不在待审批状态（可能已被他人处理）",
+        ));
+    }
+    crate::platform::outbox::enqueue(
+        &mut tx,
+        id,
+        &elder,
+        if r.approve { "granted" } else { "refused" },
+    )
+    .await?;
     let text = if r.approve {
         format!("审批通过 {note}")
     } else {

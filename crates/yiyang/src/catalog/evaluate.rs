@@ -716,10 +716,12 @@ impl Plan {
             detail,
         }
     }
+    /// The message a transition sends: an end only to someone who had it, a grant only when newly
+    /// granted (a band change of a granted entitlement says nothing).
     fn ended_note(c: &ChangeRow) -> Option<&'static str> {
-        match c.to {
-            "ended" => Some("ended"),
-            "granted" => Some("granted"),
+        match (c.from, c.to) {
+            ("granted" | "suspended", "ended") => Some("ended"),
+            ("suspended", "granted") => Some("granted"),
             _ => None,
         }
     }
@@ -902,13 +904,24 @@ async fn write(
     let summary_json = serde_json::to_string(&summary).map_err(ApiError::internal)?;
     let planned = started.elapsed();
     let rows = (plan.news.len(), plan.snapshots.len(), plan.changes.len());
-    match db.backend {
+    let applied = match db.backend {
         crate::platform::db::Backend::Sqlite => {
             db.sqlite_bulk(move |tx| apply_sqlite(tx, &plan, &summary_json))
-                .await?
+                .await
         }
-        crate::platform::db::Backend::Postgres => apply_pg(db, &plan, &summary_json).await?,
-    }
+        crate::platform::db::Backend::Postgres => apply_pg(db, &plan, &summary_json).await,
+    };
+    // Another run of the same catalogue got there between this run's read and its write: nothing
+    // of this one was written (one transaction); it is simply run again.
+    applied.map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            ApiError::conflict("同一目录的另一次资格评估刚刚写入，请重新运行")
+        }
+        sqlx::Error::Protocol(m) if m.contains("UNIQUE constraint failed") => {
+            ApiError::conflict("同一目录的另一次资格评估刚刚写入，请重新运行")
+        }
+        _ => ApiError::from(e),
+    })?;
     tracing::info!(
         planned_at_ms = planned.as_millis() as u64,
         applied_ms = (started.elapsed() - planned).as_millis() as u64,
@@ -936,7 +949,7 @@ const CHANGE_INSERT: &str = "INSERT INTO entitlement_change (id, entitlement_id,
 /// `$N` by first appearance).
 const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
      quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($8, reasons), \
-     run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state <> 'ended' \
+     run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state = $13 \
      RETURNING id, tier, amount_fen";
 
 /// The run's writes on SQLite: prepared statements on the bulk writer's connection.
@@ -1003,7 +1016,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
                     ch.set_run.then_some(p.run_id.as_str()),
                     ch.elder_id,
                     p.region,
-                    ch.item_code
+                    ch.item_code,
+                    ch.from
                 ],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -1157,6 +1171,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
             .bind(&ch.elder_id)
             .bind(&p.region)
             .bind(&ch.item_code)
+            .bind(ch.from)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { continue };

@@ -142,6 +142,12 @@ pub async fn members(
         .await?
         .map(|r| r.get(0))
         .ok_or_else(|| ApiError::not_found("名单不存在"))?;
+    // A list belongs to its region: only those over it change who is on it.
+    let owner = yiyang_kernel::RegionCode::parse(&region)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    if !scope.covers(&owner) {
+        return Err(ApiError::forbidden("该名单属于上级或其他地区，您不能修改"));
+    }
     let now = crate::platform::now_rfc3339();
     let mut changed = 0;
     for id in &r.elder_ids {

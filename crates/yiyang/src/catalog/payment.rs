@@ -120,11 +120,12 @@ pub async fn create(
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
              province_fen, city_fen, county_fen, town_fen) \
-             SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(n.residence_region, 1, 9) || '000', \
+             SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(e.residence_region, 1, 9) || '000', \
              n.amount_fen * {p} / 100, n.amount_fen * {c} / 100, n.amount_fen * {k} / 100, \
              n.amount_fen - n.amount_fen * {p} / 100 - n.amount_fen * {c} / 100 - n.amount_fen * {k} / 100 \
              FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-             WHERE n.catalog_region = $2 AND n.item_code = $3 AND n.state = 'granted' AND e.status = 'active' AND n.since <= $4",
+             WHERE n.catalog_region = $2 AND n.item_code = $3 AND n.state = 'granted' AND e.status = 'active' AND n.since <= $4 \
+             AND e.residence_region BETWEEN $5 AND $6",
             p = f.province,
             c = f.city,
             k = f.county
@@ -133,6 +134,8 @@ pub async fn create(
         .bind(rc.as_str())
         .bind(&item.code)
         .bind(&last)
+        .bind(rc.subtree_range().0)
+        .bind(rc.subtree_range().1)
         .execute(&mut *tx)
         .await?;
     }

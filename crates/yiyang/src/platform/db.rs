@@ -346,7 +346,10 @@ impl Db {
             .clone()
             .expect("sqlite_bulk on SQLite only");
         let gate = self.write_gate.clone().lock_owned().await;
-        let out = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            // The gate goes with the work: if the caller is dropped, the lock is still held until
+            // this transaction ends.
+            let _gate = gate;
             let fail =
                 |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite bulk write: {e}"));
             let mut c = rusqlite::Connection::open(&*path).map_err(fail)?;
@@ -363,9 +366,7 @@ impl Db {
             Ok(v)
         })
         .await
-        .map_err(|e| sqlx::Error::Protocol(format!("bulk write task: {e}")))?;
-        drop(gate);
-        out
+        .map_err(|e| sqlx::Error::Protocol(format!("bulk write task: {e}")))?
     }
 
     /// PostgreSQL only: a native connection (for `COPY … FROM STDIN` into a transaction).
@@ -417,6 +418,9 @@ fn pg_text_field(s: &str) -> Option<std::borrow::Cow<'_, str>> {
         }
         match it.next() {
             Some('t') => out.push('\t'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
             Some(o) => out.push(o),

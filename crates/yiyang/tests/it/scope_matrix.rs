@@ -44,15 +44,18 @@ async fn db_scope_matrix() {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         records.push((v["id"].as_str().unwrap().to_string(), village.to_string()));
     }
-    let (s, v, _) = t
-        .call(
-            "POST",
-            "/api/v1/elder-lists",
-            Some(&county),
-            Some(json!({"name": "scope_test", "region_code": COUNTY})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    // Each user's own list (a list belongs to a region; only those over it change it).
+    for (u, r) in users {
+        let (s, v, _) = t
+            .call(
+                "POST",
+                "/api/v1/elder-lists",
+                Some(&county),
+                Some(json!({"name": format!("scope_{u}"), "region_code": r})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
     let mut checked = 0;
     for (u, ur) in users {
         let c = t.login(u).await;
@@ -198,7 +201,7 @@ async fn db_scope_matrix() {
             let (s, _, _) = t
                 .call(
                     "POST",
-                    "/api/v1/elder-lists/scope_test/members",
+                    &format!("/api/v1/elder-lists/scope_{u}/members"),
                     Some(&c),
                     Some(json!({"elder_ids": [id]})),
                 )
