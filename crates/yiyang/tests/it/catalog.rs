@@ -1097,6 +1097,19 @@ async fn db_list_membership_in_rules() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // A town officer may not change who is on the county's list.
+    t.add_user("town", &["officer"], "320682001000", all_scopes())
+        .await;
+    let town = t.login("town").await;
+    let (s, _, _) = t
+        .call(
+            "POST",
+            members,
+            Some(&town),
+            Some(json!({"elder_ids": [ids[3]]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, v, _) = t.call("PUT", &path, Some(&c), Some(item)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, _, _) = t
