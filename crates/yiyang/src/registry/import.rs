@@ -418,6 +418,10 @@ pub async fn run(
                 }
                 for (p, id) in &updates {
                     store::update_content(t, ctx.keys, id, &p.input, &source, &now, change_seq).await?;
+                    // A death arriving by file ends the entitlements at once, as a recorded one does.
+                    if p.input.death_date.is_some() {
+                        crate::catalog::entitlement::follow_registry(t, id, ctx.who).await?;
+                    }
                 }
             }
             ctx.progress

@@ -865,6 +865,48 @@ async fn db_payment_batch_and_death_check() {
         .call("GET", "/api/v1/payment-batches", Some(&c), None)
         .await;
     assert_eq!(list.as_array().unwrap().len(), 2);
+
+    // A death arriving in a registry file ends the entitlements at once, like a recorded one.
+    let other = want
+        .iter()
+        .map(|w| w.0.clone())
+        .find(|id| *id != dead)
+        .unwrap();
+    let r = sqlx::query("SELECT citizen_id_enc, name, residence_region FROM elder WHERE id = $1")
+        .bind(&other)
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap();
+    let cid = t.state.keys.decrypt(&r.get::<Vec<u8>, _>(0)).unwrap();
+    let csv = format!(
+        "身份证号,姓名,居住地区划代码,死亡日期\n{cid},{},{},{}\n",
+        r.get::<String, _>(1),
+        r.get::<String, _>(2),
+        (today - chrono::Days::new(3))
+    );
+    let (s, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "deaths.csv",
+            csv.as_bytes(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["updated"], 1, "{st}");
+    let open: i64 =
+        sqlx::query("SELECT COUNT(*) FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
+            .bind(&other)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(
+        open, 0,
+        "a death by file ends the entitlements in the import's transaction"
+    );
 }
 
 #[derive(Clone, Default)]
