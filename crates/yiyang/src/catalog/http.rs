@@ -205,8 +205,9 @@ pub async fn run_evaluation(
         crate::platform::today(),
         &names,
     )
-    .await?;
-    Ok(Json(s))
+    .await;
+    crate::platform::release_memory();
+    Ok(Json(s?))
 }
 
 /// Which catalogue items apply to an elder and why (audited: it shows statuses and the level).
@@ -349,9 +350,9 @@ pub async fn simulate(
     let scope = actor.aggregates()?;
     let idx = app.regions.read().await;
     let names = namer(&idx);
-    Ok(Json(
-        evaluate::simulate(&app.db, &scope, &id, crate::platform::today(), &names).await?,
-    ))
+    let sim = evaluate::simulate(&app.db, &scope, &id, crate::platform::today(), &names).await;
+    crate::platform::release_memory();
+    Ok(Json(sim?))
 }
 
 /// Entitlements of people in the caller's scope by state (default: proposed, the approval queue).

@@ -18,3 +18,14 @@ pub fn now_rfc3339() -> String {
 pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// Hand the memory of a finished whole-registry job back to the system. glibc keeps freed heap
+/// in its arenas, so a server that evaluated a 400k county once would stay at its peak (measured:
+/// 342 MB RSS after one run, against a 300 MB budget for serving that county).
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
