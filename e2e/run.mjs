@@ -461,6 +461,37 @@ try {
     console.log(`# batch ${b.month}: ${b.lines} payments, ${b.total} 元`)
   }, { screenshot: 'catalog-batch' })
 
+  await step('名单: make a list and put people on it from the imported Excel file (dry run, refused rows, confirm)', async () => {
+    await page.getByRole('tab', { name: '名单' }).click()
+    await button('新建名单').click()
+    const box = page.locator('.el-message-box')
+    await box.waitFor()
+    await box.locator('input').fill('重点帮扶对象')
+    await box.getByRole('button', { name: '建立' }).click()
+    const row = page.locator('.list-table .el-table__row', { hasText: '重点帮扶对象' })
+    await row.waitFor()
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), row.getByText('从 Excel 加入人员').click()])
+    const [dry] = await Promise.all([
+      page.waitForResponse((r) => /\/members\/import$/.test(r.url())),
+      chooser.setFiles(resolve(IMPORT_FILE)),
+    ])
+    const check = await dry.json()
+    assert(dry.ok() && check.dry_run && check.accepted > 0 && check.rejected.length > 0, `dry run: ${JSON.stringify(check).slice(0, 200)}`)
+    const confirm = page.locator('.el-message-box', { hasText: '确认加入' })
+    await confirm.waitFor()
+    const [real] = await Promise.all([
+      page.waitForResponse((r) => /\/members\/import$/.test(r.url()) && r.status() === 200),
+      confirm.getByRole('button', { name: '加入' }).click(),
+    ])
+    const done = await real.json()
+    assert(!done.dry_run && done.added === check.accepted, `added ${done.added} of ${check.accepted}`)
+    await page.locator('.list-table .el-table__row', { hasText: String(done.added) }).waitFor()
+    await page.locator('.lists .sim .el-table__row').first().waitFor()
+    await page.locator('.el-message-box').waitFor({ state: 'hidden' })
+    await page.waitForTimeout(500) // the loading mask and the message box fade out
+    console.log(`# list: ${done.added} added, ${check.rejected.length} rows refused`)
+  }, { screenshot: 'catalog-lists' })
+
   await step('the elder page says which services apply and why', async () => {
     await page.goto(state.elderUrl)
     const card = page.locator('.eligibility')
