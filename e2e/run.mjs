@@ -422,12 +422,14 @@ try {
     await pub.getByRole('button', { name: '发布', exact: true }).click()
     await pub.waitFor({ state: 'hidden' })
     await page.getByRole('tab', { name: /现行目录（第 2 版）/ }).waitFor()
+    // The run is a job: the page follows it until the status says done.
     const [res] = await Promise.all([
-      page.waitForResponse((r) => r.url().endsWith('/api/v1/catalog/evaluate')),
+      page.waitForResponse(async (r) => /\/api\/v1\/catalog\/evaluations\/[^/]+$/.test(r.url()) && r.ok() && (await r.json()).state !== 'running'),
       button('运行资格评估（服务找人）').click(),
     ])
-    assert(res.ok(), `evaluation returned HTTP ${res.status()}`)
-    const run = await res.json()
+    const st = await res.json()
+    assert(st.state === 'done', `evaluation ${st.state}: ${st.error}`)
+    const run = st.summary
     const item = run.items.find((i) => i.code === 'nutrition_90')
     assert(item && item.granted > 0 && item.granted === item.eligible, `new item not granted: ${JSON.stringify(item)}`)
     const row = page.locator('.run .el-table__row', { hasText: '九十岁以上老人营养补贴' })

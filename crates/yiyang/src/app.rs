@@ -89,6 +89,8 @@ pub struct AppState {
     /// Public pages (no login): requests per address and minute.
     pub public_throttle: Arc<Throttle>,
     pub imports: Arc<Mutex<HashMap<String, Arc<registry::import::Progress>>>>,
+    /// Eligibility runs started from the console, while they run and a while after.
+    pub evaluations: Arc<StdMutex<HashMap<String, Arc<catalog::http::EvalJob>>>>,
     pub read_audit: crate::audit::ReadAudit,
     pub search_index: Arc<registry::search_index::SearchIndex>,
     pub sessions: Arc<crate::identity::session::SessionCache>,
@@ -108,6 +110,7 @@ impl AppState {
             config: Arc::new(config),
             regions: Arc::new(RwLock::new(regions)),
             imports: Arc::new(Mutex::new(HashMap::new())),
+            evaluations: Arc::default(),
         })
     }
 }
@@ -124,7 +127,7 @@ impl AppState {
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,
         audit::http::list,
         assessment::http::score, assessment::http::score_for_assessor, assessment::http::form, assessment::http::create, assessment::http::list, assessment::http::due, assessment::http::adopt, assessment::http::upload, assessment::http::template, assessment::http::due_export, assessment::http::trigger, assessment::http::validity, assessment::http::set_validity,
-        catalog::http::get_catalog, catalog::http::language, catalog::http::check_rule, catalog::http::open_draft, catalog::http::put_item, catalog::http::delete_item, catalog::http::publish, catalog::http::simulate, catalog::http::run_evaluation, catalog::http::elder_eligibility, catalog::http::public_catalog, catalog::http::list_entitlements, catalog::http::decide_entitlement, catalog::http::create_batch, catalog::http::list_batches, catalog::http::get_batch, catalog::http::bank_file, catalog::http::payment_check, catalog::http::lists, catalog::http::create_list, catalog::http::list_members, catalog::http::import_list_members,
+        catalog::http::get_catalog, catalog::http::language, catalog::http::check_rule, catalog::http::open_draft, catalog::http::put_item, catalog::http::delete_item, catalog::http::publish, catalog::http::simulate, catalog::http::run_evaluation, catalog::http::start_evaluation, catalog::http::evaluation_status, catalog::http::elder_eligibility, catalog::http::public_catalog, catalog::http::list_entitlements, catalog::http::decide_entitlement, catalog::http::create_batch, catalog::http::list_batches, catalog::http::get_batch, catalog::http::bank_file, catalog::http::payment_check, catalog::http::lists, catalog::http::create_list, catalog::http::list_members, catalog::http::import_list_members,
     ),
     tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"))
 )]
@@ -272,6 +275,14 @@ pub fn router(state: AppState) -> Router {
             post(catalog::http::simulate),
         )
         .route("/catalog/evaluate", post(catalog::http::run_evaluation))
+        .route(
+            "/catalog/evaluations",
+            post(catalog::http::start_evaluation),
+        )
+        .route(
+            "/catalog/evaluations/{id}",
+            get(catalog::http::evaluation_status),
+        )
         .route("/entitlements", get(catalog::http::list_entitlements))
         .route(
             "/payment-batches",

@@ -467,6 +467,36 @@ pub async fn run(
     on: NaiveDate,
     names: Names<'_>,
 ) -> ApiResult<RunSummary> {
+    run_with(db, scope, who, region_code, on, names, &Progress::default()).await
+}
+
+/// Where a run stands, for the console's progress bar: the phase (1 reading, 2 deciding,
+/// 3 writing, 4 done), the people read and the changes to write.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub phase: std::sync::atomic::AtomicU8,
+    pub elders: std::sync::atomic::AtomicU64,
+    pub changes: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn set(&self, phase: u8) {
+        self.phase
+            .store(phase, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// [`run`], reporting its progress.
+pub async fn run_with(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    region_code: &str,
+    on: NaiveDate,
+    names: Names<'_>,
+    progress: &Progress,
+) -> ApiResult<RunSummary> {
+    progress.set(1);
     let started = std::time::Instant::now();
     let started_at = crate::platform::now_rfc3339();
     let rc = RegionCode::parse(region_code)
@@ -554,6 +584,10 @@ pub async fn run(
     .map(|r| (r.get(0), r.get(1)))
     .collect();
     let t_open = started.elapsed();
+    progress
+        .elders
+        .store(elders.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    progress.set(2);
     // Decide on every core: each half of the people gives its actions and counts.
     let blank: Vec<ItemCount> = c
         .items
@@ -627,6 +661,10 @@ pub async fn run(
     }
 
     let t_decide = started.elapsed();
+    progress
+        .changes
+        .store(actions.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    progress.set(3);
     let run_id = uuid::Uuid::now_v7().to_string();
     let summary = write(
         db,

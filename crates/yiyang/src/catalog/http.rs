@@ -12,6 +12,7 @@ use crate::region::RegionIndex;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use yiyang_kernel::eligibility::{self, FieldHelp, RuleError};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -573,4 +574,159 @@ pub async fn import_list_members(
         )
         .await?,
     ))
+}
+
+/// An eligibility run started from the console (a job: the request returns at once).
+pub struct EvalJob {
+    pub id: String,
+    pub region_code: String,
+    pub started_at: std::time::Instant,
+    pub progress: evaluate::Progress,
+    /// The summary, or the status and Chinese message of the error.
+    pub outcome: std::sync::Mutex<Option<Result<RunSummary, (u16, String)>>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EvalStarted {
+    pub id: String,
+}
+
+/// Start the run of the region's published catalogue as a job (the console follows it with
+/// `GET /catalog/evaluations/{id}`). Refused at once when the catalogue is missing or a run of
+/// the same region is going on.
+#[utoipa::path(post, path = "/api/v1/catalog/evaluations", tag = "catalog", request_body = EvaluateReq,
+    responses((status = 202, body = EvalStarted), (status = 409, body = crate::platform::error::Problem)))]
+pub async fn start_evaluation(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<EvaluateReq>,
+) -> ApiResult<(axum::http::StatusCode, Json<EvalStarted>)> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    let rc = yiyang_kernel::RegionCode::parse(&r.region_code)
+        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    if !scope.covers(&rc) {
+        return Err(ApiError::forbidden("该区划不在您的管辖范围内"));
+    }
+    if store::version_by_state(&app.db, rc.as_str(), "published")
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::conflict("该区划还没有发布的服务目录"));
+    }
+    let job = Arc::new(EvalJob {
+        id: uuid::Uuid::now_v7().to_string(),
+        region_code: rc.as_str().to_string(),
+        started_at: std::time::Instant::now(),
+        progress: evaluate::Progress::default(),
+        outcome: std::sync::Mutex::new(None),
+    });
+    {
+        let mut jobs = app.evaluations.lock().expect("not poisoned");
+        if jobs.values().any(|j| {
+            j.region_code == job.region_code && j.outcome.lock().expect("not poisoned").is_none()
+        }) {
+            return Err(ApiError::conflict("该区划的资格评估正在进行，请稍候"));
+        }
+        // Keep an hour of finished runs for their pages.
+        jobs.retain(|_, j| {
+            j.outcome.lock().expect("not poisoned").is_none()
+                || j.started_at.elapsed().as_secs() < 3600
+        });
+        jobs.insert(job.id.clone(), job.clone());
+    }
+    let (who, id) = (actor.who(), job.id.clone());
+    tokio::spawn(async move {
+        let r = {
+            let idx = app.regions.read().await;
+            let names = namer(&idx);
+            evaluate::run_with(
+                &app.db,
+                &scope,
+                &who,
+                &job.region_code,
+                crate::platform::today(),
+                &names,
+                &job.progress,
+            )
+            .await
+        };
+        crate::platform::release_memory();
+        job.progress
+            .phase
+            .store(4, std::sync::atomic::Ordering::Relaxed);
+        *job.outcome.lock().expect("not poisoned") = Some(r.map_err(|e| {
+            if e.status.is_server_error() {
+                tracing::error!(error = ?e.internal, "evaluation job failed");
+            }
+            (e.status.as_u16(), e.detail)
+        }));
+    });
+    Ok((axum::http::StatusCode::ACCEPTED, Json(EvalStarted { id })))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EvalStatus {
+    pub id: String,
+    pub region_code: String,
+    /// running / done / failed
+    pub state: String,
+    /// 1 reading, 2 deciding, 3 writing, 4 done
+    pub phase: u8,
+    pub phase_label: String,
+    pub elders: u64,
+    pub changes: u64,
+    pub seconds: f64,
+    pub summary: Option<RunSummary>,
+    pub error: Option<String>,
+}
+
+/// Where a console-started run stands.
+#[utoipa::path(get, path = "/api/v1/catalog/evaluations/{id}", tag = "catalog",
+    responses((status = 200, body = EvalStatus), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn evaluation_status(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EvalStatus>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.aggregates()?;
+    let job = app
+        .evaluations
+        .lock()
+        .expect("not poisoned")
+        .get(&id)
+        .cloned()
+        .filter(|j| scope.contains(&j.region_code))
+        .ok_or_else(|| ApiError::not_found("未找到该评估任务"))?;
+    let phase = job
+        .progress
+        .phase
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let outcome = job.outcome.lock().expect("not poisoned").clone();
+    let (state, summary, error) = match outcome {
+        None => ("running", None, None),
+        Some(Ok(s)) => ("done", Some(s), None),
+        Some(Err((_, e))) => ("failed", None, Some(e)),
+    };
+    let label =
+        ["准备", "读取老年人信息", "逐项判断资格", "写入变动", "完成"][phase.min(4) as usize];
+    Ok(Json(EvalStatus {
+        id: job.id.clone(),
+        region_code: job.region_code.clone(),
+        state: state.into(),
+        phase,
+        phase_label: label.into(),
+        elders: job
+            .progress
+            .elders
+            .load(std::sync::atomic::Ordering::Relaxed),
+        changes: job
+            .progress
+            .changes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        seconds: job.started_at.elapsed().as_secs_f64(),
+        summary,
+        error,
+    }))
 }

@@ -1202,15 +1202,52 @@ async fn db_list_membership_in_rules() {
         )
         .await;
     assert_eq!(v["changed"], 1);
-    let (_, run, _) = t
+    // This time as the console runs it: a job, followed until done.
+    let (s, job, _) = t
         .call(
             "POST",
-            "/api/v1/catalog/evaluate",
+            "/api/v1/catalog/evaluations",
             Some(&c),
             Some(json!({"region_code": COUNTY})),
         )
         .await;
-    assert_eq!(run["items"][0]["ended"], 1, "{run}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let path = format!(
+        "/api/v1/catalog/evaluations/{}",
+        job["id"].as_str().unwrap()
+    );
+    let mut st = json!(null);
+    for _ in 0..200 {
+        (_, st, _) = t.call("GET", &path, Some(&c), None).await;
+        if st["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (
+            st["state"].clone(),
+            st["phase"].clone(),
+            st["phase_label"].clone()
+        ),
+        (json!("done"), json!(4), json!("完成")),
+        "{st}"
+    );
+    assert_eq!(st["summary"]["items"][0]["ended"], 1, "{st}");
+    assert_eq!(st["elders"], 120);
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/evaluations",
+            Some(&c),
+            Some(json!({"region_code": "320682001000"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "no catalogue published for that town"
+    );
     assert_eq!(t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('list.create', 'list.add', 'list.remove')").await, 3);
     let (_, l, _) = t.call("GET", "/api/v1/elder-lists", Some(&c), None).await;
     assert_eq!(l[0]["members"], 2);
