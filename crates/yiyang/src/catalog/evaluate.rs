@@ -975,10 +975,13 @@ async fn write(
 }
 
 const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, since, version_id, run_id, reasons, updated_at";
+/// Columns of the per-person run messages written by COPY.
 const OUTBOX_COLS: &str =
-    "id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at";
+    "id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at, run_id";
 const OUTBOX_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
      VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5) ON CONFLICT (id) DO NOTHING";
+const OUTBOX_RUN_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at, run_id) \
+     VALUES ($1, NULL, $2, 'granted', 'pending', 0, 0, $3, $4) ON CONFLICT (id) DO NOTHING";
 const RUN_INSERT: &str = "INSERT INTO catalog_run (id, region_code, version_id, on_date, started_at, finished_at, by_name, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const CHANGE_INSERT: &str = "INSERT INTO entitlement_change (id, entitlement_id, run_id, from_state, to_state, tier, amount_fen, on_date, note, by_name, at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -1002,6 +1005,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
     }
     let mut ent = tx.prepare(&format!("INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))?;
     let mut out = tx.prepare(OUTBOX_INSERT)?;
+    let mut run_out = tx.prepare(OUTBOX_RUN_INSERT)?;
+    let mut last_told: Option<String> = None;
     for n in &p.news {
         ent.execute(params![
             n.id,
@@ -1023,14 +1028,15 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
             "{}|{}|{}|{}\n",
             n.id, n.state, n.tier, n.amount_fen
         ));
-        if n.state == "granted" {
-            out.execute(params![
-                format!("{}:granted", n.id),
-                n.id,
+        // One message per person and run, listing everything it granted (rows come in person order).
+        if n.state == "granted" && last_told.as_deref() != Some(n.elder_id.as_str()) {
+            run_out.execute(params![
+                format!("{}:{}", p.run_id, n.elder_id),
                 n.elder_id,
-                "granted",
-                p.now
+                p.now,
+                p.run_id
             ])?;
+            last_told = Some(n.elder_id.clone());
         }
     }
     let mut upd = tx.prepare(CHANGE_UPDATE)?;
@@ -1136,6 +1142,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
     )
     .await?;
     let mut outbox = String::new();
+    let mut last_told: Option<String> = None;
     for chunk in p.news.chunks(50_000) {
         for n in chunk {
             let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
@@ -1162,20 +1169,13 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
                 "{}|{}|{}|{}\n",
                 n.id, n.state, n.tier, n.amount_fen
             ));
-            if n.state == "granted" {
-                copy_line(
-                    &mut outbox,
-                    &[
-                        &format!("{}:granted", n.id),
-                        &n.id,
-                        &n.elder_id,
-                        "granted",
-                        "pending",
-                        "0",
-                        "0",
-                        &p.now,
-                    ],
-                );
+            // One message per person and run (rows come in person order); ids and times need no escaping.
+            if n.state == "granted" && last_told.as_deref() != Some(n.elder_id.as_str()) {
+                outbox.push_str(&format!(
+                    "{}:{}\t\\N\t{}\tgranted\tpending\t0\t0\t{}\t{}\n",
+                    p.run_id, n.elder_id, n.elder_id, p.now, p.run_id
+                ));
+                last_told = Some(n.elder_id.clone());
             }
         }
         copy(

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 pub const MIGRATION: &[Stmt] = &[
     Both(
-        "CREATE TABLE notification_outbox (id TEXT PRIMARY KEY, entitlement_id TEXT NOT NULL, elder_id TEXT NOT NULL, \
+        "CREATE TABLE notification_outbox (id TEXT PRIMARY KEY, entitlement_id TEXT, elder_id TEXT NOT NULL, \
          event TEXT NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, \
-         created_at TEXT NOT NULL, sent_at TEXT, last_error TEXT, \
+         created_at TEXT NOT NULL, sent_at TEXT, last_error TEXT, run_id TEXT, \
          CONSTRAINT notification_outbox_state_check CHECK (state IN ('pending', 'sent', 'failed', 'skipped')))",
     ),
     Both("CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at)"),
@@ -104,6 +104,89 @@ impl Gateway {
     }
 }
 
+/// An item's name and what it brings, in words ("高龄津贴", "每月 50 元").
+async fn item_words(
+    db: &Db,
+    version_id: &str,
+    code: &str,
+    amount_fen: i64,
+    quota: i64,
+) -> Result<(String, String), sqlx::Error> {
+    let def: Option<crate::catalog::store::ItemDef> =
+        sqlx::query("SELECT definition FROM catalog_item WHERE version_id = $1 AND code = $2")
+            .bind(version_id)
+            .bind(code)
+            .fetch_optional(&db.pool)
+            .await?
+            .and_then(|x| serde_json::from_str(&x.get::<String, _>(0)).ok());
+    let item = def.as_ref().map_or(code.to_string(), |d| d.name.clone());
+    let amount = amount_fen as f64 / 100.0;
+    let benefit = match def
+        .as_ref()
+        .map_or("cash_monthly", |d| d.benefit_kind.as_str())
+    {
+        "one_off" => format!("一次性 {amount} 元"),
+        "service_monthly" => format!("每月上门服务 {quota} 次"),
+        _ => format!("每月 {amount} 元"),
+    };
+    Ok((item, benefit))
+}
+
+/// The message of a run's grants to one person: every item granted by the run, in one text
+/// (a first run grants several items at once; one message, not one per item).
+async fn render_run(
+    db: &Db,
+    elder_id: &str,
+    run_id: &str,
+) -> Result<Option<(Vec<u8>, serde_json::Value)>, sqlx::Error> {
+    let Some(e) = sqlx::query("SELECT name, phone_enc, status FROM elder WHERE id = $1")
+        .bind(elder_id)
+        .fetch_optional(&db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (name, phone, status): (String, Option<Vec<u8>>, String) = (e.get(0), e.get(1), e.get(2));
+    if status == "deceased" {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT item_code, amount_fen, quota, since, version_id FROM entitlement \
+         WHERE elder_id = $1 AND run_id = $2 AND state = 'granted' ORDER BY item_code",
+    )
+    .bind(elder_id)
+    .bind(run_id)
+    .fetch_all(&db.pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = vec![];
+    for r in &rows {
+        let (item, benefit) = item_words(
+            db,
+            &r.get::<String, _>(4),
+            &r.get::<String, _>(0),
+            r.get(1),
+            r.get(2),
+        )
+        .await?;
+        parts.push(format!("{item}（{benefit}）"));
+    }
+    let text = format!(
+        "【颐养】{}您好：您已享受以下基本养老服务：{}，自{}起。无需申请，如有疑问请联系所在村（社区）。",
+        yiyang_kernel::mask::name(&name),
+        parts.join("、"),
+        rows[0].get::<String, _>(3)
+    );
+    Ok(phone.map(|p| {
+        (
+            p,
+            serde_json::json!({ "template": "entitlement_granted", "text": text }),
+        )
+    }))
+}
+
 /// What a message says, in plain words: the item, what it brings, from when.
 async fn render(
     db: &Db,
@@ -121,25 +204,7 @@ async fn render(
         return Ok(None);
     };
     let code: String = r.get(0);
-    let def: Option<String> =
-        sqlx::query("SELECT definition FROM catalog_item WHERE version_id = $1 AND code = $2")
-            .bind(r.get::<String, _>(6))
-            .bind(&code)
-            .fetch_optional(&db.pool)
-            .await?
-            .map(|x| x.get(0));
-    let def: Option<crate::catalog::store::ItemDef> =
-        def.and_then(|d| serde_json::from_str(&d).ok());
-    let item = def.as_ref().map_or(code.clone(), |d| d.name.clone());
-    let kind = def
-        .as_ref()
-        .map_or("cash_monthly", |d| d.benefit_kind.as_str());
-    let amount = r.get::<i64, _>(2) as f64 / 100.0;
-    let benefit = match kind {
-        "one_off" => format!("一次性 {amount} 元"),
-        "service_monthly" => format!("每月上门服务 {} 次", r.get::<i64, _>(3)),
-        _ => format!("每月 {amount} 元"),
-    };
+    let (item, benefit) = item_words(db, &r.get::<String, _>(6), &code, r.get(2), r.get(3)).await?;
     let name: String = r.get(7);
     let who = yiyang_kernel::mask::name(&name);
     let text = match event {
@@ -175,7 +240,7 @@ pub async fn deliver_due(
 ) -> Result<(u64, u64, u64), sqlx::Error> {
     let now = super::now_secs();
     let rows = sqlx::query(
-        "SELECT id, entitlement_id, event, attempts FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+        "SELECT id, entitlement_id, event, attempts, elder_id, run_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
          ORDER BY next_attempt_at, id LIMIT $2",
     )
     .bind(now)
@@ -184,9 +249,14 @@ pub async fn deliver_due(
     .await?;
     let (mut sent, mut failed, mut skipped) = (0, 0, 0);
     for r in rows {
-        let (id, ent, event, attempts): (String, String, String, i64) =
+        let (id, ent, event, attempts): (String, Option<String>, String, i64) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
-        let msg = render(db, &ent, &event).await?;
+        let (elder, run): (String, Option<String>) = (r.get(4), r.get(5));
+        let msg = match (ent, run) {
+            (Some(ent), _) => render(db, &ent, &event).await?,
+            (None, Some(run)) => render_run(db, &elder, &run).await?,
+            (None, None) => None,
+        };
         let Some((phone_enc, mut body)) = msg else {
             // No phone on record, or the person has died: nothing to send.
             sqlx::query("UPDATE notification_outbox SET state = 'skipped', last_error = '无联系电话或已故' WHERE id = $1")

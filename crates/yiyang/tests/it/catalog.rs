@@ -972,15 +972,16 @@ async fn db_notifications_survive_a_down_gateway() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    // One message per person and run, listing every item the run granted.
     let granted = t
-        .count("SELECT COUNT(*) FROM entitlement WHERE state = 'granted'")
+        .count("SELECT COUNT(DISTINCT elder_id) FROM entitlement WHERE state = 'granted'")
         .await;
     assert!(granted > 20);
     assert_eq!(
         t.count("SELECT COUNT(*) FROM notification_outbox WHERE state = 'pending'")
             .await,
         granted,
-        "one message per grant, queued with it"
+        "one message per person granted, queued with the run"
     );
     let with_phone = t
         .count("SELECT COUNT(*) FROM notification_outbox o JOIN elder e ON e.id = o.elder_id WHERE e.phone_enc IS NOT NULL")
@@ -1050,6 +1051,7 @@ async fn db_notifications_survive_a_down_gateway() {
         let text = body["text"].as_str().unwrap();
         assert!(
             text.starts_with("【颐养】")
+                && text.contains("您已享受以下基本养老服务")
                 && (text.contains("高龄津贴") || text.contains("探访关爱")),
             "{text}"
         );
