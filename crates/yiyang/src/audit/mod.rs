@@ -131,6 +131,26 @@ pub const INSERT_ROW: &str = "INSERT INTO audit_log (seq, at, actor_id, actor_na
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 pub const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 
+/// [`INSERT_ROW`] with an [`AuditRow`] bound, for either sqlx connection type (the pool's Any and
+/// the bulk writer's native PostgreSQL); a macro because the two are different `Database`s.
+macro_rules! insert_row {
+    ($r:expr) => {
+        sqlx::query(INSERT_ROW)
+            .bind($r.seq)
+            .bind(&$r.at)
+            .bind(&$r.actor_id)
+            .bind(&$r.actor_name)
+            .bind(&$r.action)
+            .bind(&$r.entity)
+            .bind(&$r.entity_id)
+            .bind(&$r.region_code)
+            .bind(&$r.detail)
+            .bind(&$r.request_id)
+            .bind(&$r.prev_hash)
+            .bind(&$r.hash)
+    };
+}
+
 pub fn row_after(seq: i64, prev: String, who: &Who, e: &Entry<'_>, request_id: &str) -> AuditRow {
     let request_id = request_id.to_string();
     let at = crate::platform::now_rfc3339();
@@ -208,21 +228,7 @@ pub async fn append_pg(
         &e,
         &crate::platform::error::current_request_id().unwrap_or_default(),
     );
-    sqlx::query(INSERT_ROW)
-        .bind(r.seq)
-        .bind(&r.at)
-        .bind(&r.actor_id)
-        .bind(&r.actor_name)
-        .bind(&r.action)
-        .bind(&r.entity)
-        .bind(&r.entity_id)
-        .bind(&r.region_code)
-        .bind(&r.detail)
-        .bind(&r.request_id)
-        .bind(&r.prev_hash)
-        .bind(&r.hash)
-        .execute(&mut *conn)
-        .await?;
+    insert_row!(r).execute(&mut *conn).await?;
     sqlx::query(SET_HEAD)
         .bind(&r.hash)
         .execute(&mut *conn)
@@ -238,21 +244,7 @@ async fn append_as(
 ) -> Result<i64, sqlx::Error> {
     let head = sqlx::query(BUMP_HEAD).fetch_one(&mut **tx).await?;
     let r = row_after(head.get(0), head.get(1), who, &e, request_id);
-    sqlx::query(INSERT_ROW)
-        .bind(r.seq)
-        .bind(&r.at)
-        .bind(&r.actor_id)
-        .bind(&r.actor_name)
-        .bind(&r.action)
-        .bind(&r.entity)
-        .bind(&r.entity_id)
-        .bind(&r.region_code)
-        .bind(&r.detail)
-        .bind(&r.request_id)
-        .bind(&r.prev_hash)
-        .bind(&r.hash)
-        .execute(&mut **tx)
-        .await?;
+    insert_row!(r).execute(&mut **tx).await?;
     sqlx::query(SET_HEAD)
         .bind(&r.hash)
         .execute(&mut **tx)

@@ -756,7 +756,7 @@ impl Plan {
     }
     /// The message a transition sends: an end only to someone who had it, a grant only when newly
     /// granted (a band change of a granted entitlement says nothing).
-    fn ended_note(c: &ChangeRow) -> Option<&'static str> {
+    fn message_event(c: &ChangeRow) -> Option<&'static str> {
         match (c.from, c.to) {
             ("granted" | "suspended", "ended") => Some("ended"),
             ("suspended", "granted") => Some("granted"),
@@ -1084,7 +1084,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
             p.who.actor_name,
             p.now
         ])?;
-        if let Some(event) = Plan::ended_note(ch) {
+        if let Some(event) = Plan::message_event(ch) {
             out.execute(params![
                 format!("{id}:{event}"),
                 id,
@@ -1229,7 +1229,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
             .bind(&p.now)
             .execute(&mut *tx)
             .await?;
-        if let Some(event) = Plan::ended_note(ch) {
+        if let Some(event) = Plan::message_event(ch) {
             sqlx::query(OUTBOX_INSERT)
                 .bind(format!("{id}:{event}"))
                 .bind(&id)

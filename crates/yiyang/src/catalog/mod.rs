@@ -16,23 +16,6 @@ pub mod store;
 
 use crate::platform::migrations::Stmt::{self, *};
 
-/// The entitlement table's secondary indexes (name, DDL). (Dropping them for a first run of 2.2M
-/// rows and building them after the load was tried: no gain measured, the run is bound by the
-/// volume written, not by index maintenance.)
-pub const ENTITLEMENT_INDEXES: &[(&str, &str)] = &[
-    // One open entitlement per person and item: the evaluation and approvals rely on it.
-    (
-        "entitlement_open",
-        "CREATE UNIQUE INDEX entitlement_open ON entitlement (elder_id, catalog_region, item_code) WHERE state <> 'ended'",
-    ),
-    // Covers the evaluation's read of everything open in a catalogue: an index-only pass instead
-    // of reading the wide rows (reasons) of millions of entitlements.
-    (
-        "entitlement_scan",
-        "CREATE INDEX entitlement_scan ON entitlement (catalog_region, elder_id, item_code, state, tier, amount_fen, quota)",
-    ),
-];
-
 pub const MIGRATION: &[Stmt] = &[
     // One catalogue per region; versions numbered per region; at most one draft and one published.
     Both(
@@ -58,8 +41,16 @@ pub const MIGRATION: &[Stmt] = &[
          ended_on TEXT, end_kind TEXT, version_id TEXT NOT NULL, run_id TEXT NOT NULL, reasons TEXT NOT NULL, updated_at TEXT NOT NULL, \
          CONSTRAINT entitlement_state_check CHECK (state IN ('proposed', 'granted', 'suspended', 'ended')))",
     ),
-    Both(ENTITLEMENT_INDEXES[0].1),
-    Both(ENTITLEMENT_INDEXES[1].1),
+    // One open entitlement per person and item: the evaluation and approvals rely on it.
+    Both(
+        "CREATE UNIQUE INDEX entitlement_open ON entitlement (elder_id, catalog_region, item_code) WHERE state <> 'ended'",
+    ),
+    // Covers the evaluation's read of everything open in a catalogue: an index-only pass instead
+    // of reading the wide rows (reasons) of millions of entitlements. (Dropping these two for a
+    // first run of 2.2M rows and building them after the load gave no measured gain.)
+    Both(
+        "CREATE INDEX entitlement_scan ON entitlement (catalog_region, elder_id, item_code, state, tier, amount_fen, quota)",
+    ),
     // Refusals stand for the catalogue version they were made under (few rows).
     Both(
         "CREATE INDEX entitlement_refused ON entitlement (catalog_region, version_id) WHERE end_kind = 'refused'",

@@ -187,11 +187,12 @@ pub async fn view(
     regions: &crate::region::RegionIndex,
     id: &str,
 ) -> ApiResult<BatchView> {
-    batch_region(db, scope, id).await?;
     let b = sqlx::query("SELECT id, catalog_region, month, created_by, created_at, lines, total_fen FROM payment_batch WHERE id = $1")
         .bind(id)
-        .fetch_one(&db.pool)
-        .await?;
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(1)))
+        .ok_or_else(|| ApiError::not_found("发放批次不存在"))?;
     let towns = sqlx::query(
         "SELECT town_code, COUNT(DISTINCT elder_id), CAST(SUM(amount_fen) AS BIGINT) FROM payment_line WHERE batch_id = $1 GROUP BY town_code ORDER BY town_code",
     )

@@ -203,6 +203,10 @@ async fn render(
     else {
         return Ok(None);
     };
+    // The dead get no message (and no lookups for one).
+    if r.get::<String, _>(9) == "deceased" {
+        return Ok(None);
+    }
     let code: String = r.get(0);
     let (item, benefit) = item_words(db, &r.get::<String, _>(6), &code, r.get(2), r.get(3)).await?;
     let name: String = r.get(7);
@@ -219,10 +223,6 @@ async fn render(
         _ => format!("【颐养】{who}您好：您的“{item}”申请未获批准，详情请联系所在村（社区）。"),
     };
     let phone: Option<Vec<u8>> = r.get(8);
-    let status: String = r.get(9);
-    if status == "deceased" {
-        return Ok(None);
-    }
     Ok(phone.map(|p| {
         (
             p,

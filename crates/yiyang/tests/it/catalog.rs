@@ -43,6 +43,17 @@ fn years(b: NaiveDate, on: NaiveDate) -> i32 {
     y
 }
 
+/// Run the county's published catalogue as an officer.
+async fn evaluate(t: &TestApp, cookie: &str) -> (StatusCode, Value, axum::http::HeaderMap) {
+    t.call(
+        "POST",
+        "/api/v1/catalog/evaluate",
+        Some(cookie),
+        Some(json!({"region_code": COUNTY})),
+    )
+    .await
+}
+
 async fn held(t: &TestApp, item: &str) -> HashMap<String, (String, String, i64)> {
     sqlx::query("SELECT elder_id, state, tier, amount_fen FROM entitlement WHERE item_code = $1 AND state <> 'ended'")
         .bind(item)
@@ -159,14 +170,7 @@ async fn db_catalog_publish_evaluate_explain() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, run, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (s, run, _) = evaluate(&t, &c).await;
     assert_eq!(s, StatusCode::OK, "{run}");
 
     // The direct count: every active resident, age and band computed here.
@@ -236,14 +240,7 @@ async fn db_catalog_publish_evaluate_explain() {
 
     // Nothing changed: nothing written.
     let changes_before = t.count("SELECT COUNT(*) FROM entitlement_change").await;
-    let (_, again, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (_, again, _) = evaluate(&t, &c).await;
     assert_eq!(again["changes"], 0, "{again}");
     assert_eq!(
         t.count("SELECT COUNT(*) FROM entitlement_change").await,
@@ -344,14 +341,7 @@ async fn db_catalog_publish_evaluate_explain() {
         assert_eq!(t.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('entitlement.approve', 'entitlement.refuse')").await, 2);
         // The next run leaves the officer's decisions alone: the refusal stands under this
         // catalogue version (not proposed again), the approval stays granted.
-        let (_, again, _) = t
-            .call(
-                "POST",
-                "/api/v1/catalog/evaluate",
-                Some(&c),
-                Some(json!({"region_code": COUNTY})),
-            )
-            .await;
+        let (_, again, _) = evaluate(&t, &c).await;
         assert_eq!(
             held(&t, "home_adaptation").await.len(),
             want_adapt - 1 + again["items"][1]["new"].as_u64().unwrap() as usize
@@ -474,14 +464,7 @@ async fn db_catalog_publish_evaluate_explain() {
     .get(0);
     assert!(note.contains("死亡"), "{note}");
     // The registry events already did it (same transaction as the death): the run finds nothing.
-    let (_, r3, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (_, r3, _) = evaluate(&t, &c).await;
     assert_eq!(r3["items"][0]["ended"], 0, "{r3}");
     assert_eq!(r3["items"][0]["suspended"], 1, "{r3}");
     assert_eq!(r3["changes"], 0, "{r3}");
@@ -580,14 +563,7 @@ async fn db_catalog_publish_evaluate_explain() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, r4, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (_, r4, _) = evaluate(&t, &c).await;
     let band80_active = want
         .iter()
         .filter(|(id, f)| **f == 5000 && **id != dead && **id != moved)
@@ -688,14 +664,7 @@ async fn db_payment_batch_and_death_check() {
     yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
         .await
         .unwrap();
-    let (s, run, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (s, run, _) = evaluate(&t, &c).await;
     assert_eq!(s, StatusCode::OK, "{run}");
 
     let today = yiyang::platform::today();
@@ -963,14 +932,7 @@ async fn db_notifications_survive_a_down_gateway() {
     yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
         .await
         .unwrap();
-    let (s, _, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (s, _, _) = evaluate(&t, &c).await;
     assert_eq!(s, StatusCode::OK);
     // One message per person and run, listing every item the run granted.
     let granted = t
@@ -1165,14 +1127,7 @@ async fn db_list_membership_in_rules() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, run, _) = t
-        .call(
-            "POST",
-            "/api/v1/catalog/evaluate",
-            Some(&c),
-            Some(json!({"region_code": COUNTY})),
-        )
-        .await;
+    let (_, run, _) = evaluate(&t, &c).await;
     assert_eq!(run["items"][0]["granted"], 3, "{run}");
     let got = held(&t, "key_support").await;
     assert!(ids[..3].iter().all(|i| got.contains_key(i)) && !got.contains_key(&ids[3]));
