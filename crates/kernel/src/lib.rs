@@ -4,6 +4,7 @@ pub mod assessment;
 pub mod citizen_id;
 pub mod codes;
 pub mod eligibility;
+pub mod indicator;
 pub mod mask;
 pub mod mzt039;
 pub mod region_code;

@@ -79,6 +79,11 @@ pub enum Cmd {
         #[command(subcommand)]
         what: CatalogCmd,
     },
+    /// Indicators (重点指标): one value for scripts, rollup rebuild, target sheets
+    Indicators {
+        #[command(subcommand)]
+        what: IndicatorCmd,
+    },
     /// Check the audit hash chain; exits 1 and names the first broken row
     VerifyAudit,
     /// Print the OpenAPI document
@@ -142,6 +147,44 @@ pub enum ExportWhat {
         /// Only this region's subtree
         #[arg(long)]
         region: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IndicatorCmd {
+    /// Print one indicator at one region and period: value, numerator, denominator, target
+    Value {
+        /// Indicator id, e.g. assessment_coverage_80
+        id: String,
+        #[arg(long)]
+        region: String,
+        /// YYYY or YYYY-MM
+        #[arg(long)]
+        period: String,
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Recount every rollup from the records (otherwise the server refreshes them incrementally)
+    Rebuild {
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Bring the rollups up to date (incremental when possible), as the server does every minute
+    Refresh,
+    /// Import a target sheet shaped like the plans' tables (指标, year columns, 属性)
+    ImportTargets {
+        file: PathBuf,
+        /// Region the targets belong to (unless the sheet has a 区划代码 column)
+        #[arg(long)]
+        region: String,
+        /// The plan's title, kept with each target
+        #[arg(long)]
+        source: Option<String>,
+        /// Unknown indicator names become local (hand-entered) indicators
+        #[arg(long)]
+        create_missing: bool,
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -333,6 +376,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state.regions.clone(),
                 std::time::Duration::from_secs(5),
             );
+            crate::indicator::rollup::keep_fresh(state.db.clone(), std::time::Duration::from_secs(30));
             // Build the search index now rather than on the first search.
             let warm = state.clone();
             tokio::spawn(async move {
@@ -368,6 +412,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             crate::demo::ensure_regions(&db).await?;
+            let targets: i64 = sqlx::query("SELECT COUNT(*) FROM indicator_target")
+                .fetch_one(&db.pool)
+                .await?
+                .get(0);
+            if targets == 0 {
+                let n = crate::indicator::targets::seed_demo(&db, crate::demo::COUNTY, crate::demo::CITY)
+                    .await
+                    .map_err(api_err)?;
+                println!("已录入演示目标：如皋市 2025 年、演示市（宿迁市 2020–2022 年目标表）共 {n} 条");
+            }
+            let r = crate::indicator::rollup::refresh(&db, crate::platform::today(), true)
+                .await
+                .map_err(api_err)?;
+            println!("指标汇总已生成：{} 行，用时 {} 毫秒", r.rows_written, r.millis);
             demo_accounts(&db, &cli).await?;
             db.checkpoint_now().await?;
         }
@@ -541,6 +599,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Cmd::Catalog { what } => return catalog_cmd(&cli, what).await,
+        Cmd::Indicators { what } => return indicator_cmd(&cli, what).await,
         Cmd::VerifyAudit => {
             let db = Db::connect(&cli.database, 2).await?;
             let r = crate::audit::verify(&db).await?;
@@ -682,6 +741,98 @@ fn on_date(on: &Option<String>) -> anyhow::Result<chrono::NaiveDate> {
         Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
             .map_err(|_| anyhow::anyhow!("--on 应为 YYYY-MM-DD")),
     }
+}
+
+async fn indicator_cmd(cli: &Cli, what: &IndicatorCmd) -> anyhow::Result<ExitCode> {
+    use crate::indicator::{query, rollup, targets};
+    let (db, _keys) = open(cli, 4).await?;
+    let today = crate::platform::today();
+    match what {
+        IndicatorCmd::Value {
+            id,
+            region,
+            period,
+            format,
+        } => {
+            let v = query::value(&db, id, region, period, today)
+                .await
+                .map_err(api_err)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                let f = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_else(|| "—".into());
+                println!(
+                    "{}（{} {}）：{}{}  分子 {}  分母 {}  目标 {}  数据截至 {}",
+                    v.name,
+                    v.region_code,
+                    v.period,
+                    f(v.value),
+                    v.unit,
+                    f(v.numerator),
+                    f(v.denominator),
+                    f(v.target),
+                    v.as_of.unwrap_or_else(|| "（尚未汇总）".into())
+                );
+            }
+        }
+        IndicatorCmd::Rebuild { format } => {
+            let r = rollup::refresh(&db, today, true).await.map_err(api_err)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "指标汇总已重建：{} 位老年人，{}–{} 年，{} 行，用时 {} 毫秒",
+                    r.elders, r.first_year, r.last_year, r.rows_written, r.millis
+                );
+            }
+        }
+        IndicatorCmd::Refresh => {
+            let r = rollup::refresh(&db, today, false).await.map_err(api_err)?;
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        IndicatorCmd::ImportTargets {
+            file,
+            region,
+            source,
+            create_missing,
+            dry_run,
+        } => {
+            let bytes = std::fs::read(file)?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let r = targets::import_sheet(
+                &db,
+                &Scope::all(),
+                &cli_who(),
+                region,
+                &name,
+                bytes,
+                source.clone(),
+                *dry_run,
+                *create_missing,
+            )
+            .await
+            .map_err(api_err)?;
+            for row in r.rows.iter().filter(|r| !r.errors.is_empty()) {
+                println!("第 {} 行（{}）：{}", row.row, row.name, row.errors.join("；"));
+            }
+            println!(
+                "共 {} 行：可导入 {}，有误 {}；写入目标 {} 条，新建本地指标 {} 个{}",
+                r.rows.len(),
+                r.accepted,
+                r.rejected,
+                r.written,
+                r.created_indicators,
+                if r.dry_run { "（试导入，未写入）" } else { "" }
+            );
+            if r.rejected > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn catalog_cmd(cli: &Cli, what: &CatalogCmd) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,8 @@ use std::collections::HashSet;
 use yiyang_kernel::CitizenId;
 
 pub const COUNTY: &str = "320682000000";
+/// The demo city (南通市); it carries 宿迁's 2020–2022 target table for the demo.
+pub const CITY: &str = "320600000000";
 const TOWNS: &[&str] = &[
     "如城街道",
     "城南街道",

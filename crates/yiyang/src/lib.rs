@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod demo;
 pub mod identity;
+pub mod indicator;
 pub mod platform;
 pub mod region;
 pub mod registry;

@@ -323,6 +323,8 @@ pub async fn decide(
         &who.actor_name,
     )
     .await?;
+    // The person's holdings changed: their town's indicator rollups are recounted.
+    crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
     audit::append(
         &mut tx,
         who,

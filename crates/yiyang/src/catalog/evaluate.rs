@@ -688,6 +688,12 @@ pub async fn run_with(
         changes = summary.changes,
         "catalog evaluation"
     );
+    if summary.changes > 0 {
+        // Holdings changed across the region: its indicator rollups are recounted. After the
+        // run's commit (its writers are engine-specific); should this insert be lost to a crash,
+        // the next day's full rebuild recounts everything anyway.
+        crate::indicator::rollup::mark_dirty(&mut *db.writer().await?, rc.as_str()).await?;
+    }
     Ok(summary)
 }
 

@@ -93,6 +93,7 @@ impl Role {
                 AggregatesRead,
                 AssessmentRecord,
                 CatalogManage,
+                IndicatorManage,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
@@ -114,6 +115,8 @@ pub enum Perm {
     AssessmentRecord,
     /// Define, publish and evaluate the basic-service catalogue; approve proposed entitlements.
     CatalogManage,
+    /// Set indicator targets and enter the values the records cannot give.
+    IndicatorManage,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -130,6 +133,7 @@ impl Perm {
             Perm::AggregatesRead => "aggregates.read",
             Perm::AssessmentRecord => "assessment.record",
             Perm::CatalogManage => "catalog.manage",
+            Perm::IndicatorManage => "indicator.manage",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -145,6 +149,7 @@ impl Perm {
             Perm::AggregatesRead => "查看统计",
             Perm::AssessmentRecord => "录入能力评估",
             Perm::CatalogManage => "管理服务目录",
+            Perm::IndicatorManage => "管理指标目标",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

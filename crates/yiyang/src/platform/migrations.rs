@@ -90,6 +90,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notification_outbox",
         stmts: crate::platform::outbox::MIGRATION,
     },
+    Migration {
+        version: 13,
+        name: "indicator",
+        stmts: crate::indicator::MIGRATION,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

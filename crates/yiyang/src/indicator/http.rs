@@ -1,0 +1,360 @@
+//! Indicator API: definitions, the dashboard of a node and year, single values, the gap list
+//! behind a coverage figure (paged and as XLSX, audited), targets (one by one, or a plan-shaped
+//! sheet with a dry run), values entered by hand, and a refresh of the rollups.
+
+use super::{drill, query, rollup, targets};
+use crate::app::AppState;
+use crate::audit::Entry;
+use crate::identity::{Actor, Perm};
+use crate::platform::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::Response;
+use chrono::Datelike;
+use serde::Deserialize;
+
+/// All indicators the system knows (built-in and local).
+#[utoipa::path(get, path = "/api/v1/indicators/definitions", tag = "indicator",
+    responses((status = 200, body = Vec<targets::Definition>)))]
+pub async fn definitions(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<targets::Definition>>> {
+    actor.aggregates()?;
+    Ok(Json(targets::definitions(&app.db).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DashboardQuery {
+    /// Node of the region tree (default: the caller's region)
+    pub region_code: Option<String>,
+    /// Year (default: this year)
+    pub year: Option<i32>,
+    /// Every indicator, also those without a target or records yet
+    pub all: Option<bool>,
+}
+
+/// Target, actual and status of every indicator at one node for one year, with the children and
+/// the monthly trend. Reads only rollups.
+#[utoipa::path(get, path = "/api/v1/indicators/dashboard", tag = "indicator", params(DashboardQuery),
+    responses((status = 200, body = query::Dashboard), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn dashboard(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<DashboardQuery>,
+) -> ApiResult<Json<query::Dashboard>> {
+    let scope = actor.aggregates()?;
+    let code = q
+        .region_code
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| actor.region.as_str().to_string());
+    scope.narrow(Some(&code))?;
+    let today = crate::platform::today();
+    let regions = app.regions.read().await.clone();
+    Ok(Json(
+        query::dashboard(
+            &app.db,
+            &regions,
+            &code,
+            q.year.unwrap_or(today.year()),
+            today,
+            q.all.unwrap_or(false),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ValueQuery {
+    pub id: String,
+    pub region_code: String,
+    /// YYYY or YYYY-MM
+    pub period: String,
+}
+
+/// One indicator at one node and period: value, numerator, denominator, target.
+#[utoipa::path(get, path = "/api/v1/indicators/value", tag = "indicator", params(ValueQuery),
+    responses((status = 200, body = query::ValueView), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn value(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<ValueQuery>,
+) -> ApiResult<Json<query::ValueView>> {
+    let scope = actor.aggregates()?;
+    scope.narrow(Some(&q.region_code))?;
+    Ok(Json(
+        query::value(&app.db, &q.id, &q.region_code, &q.period, crate::platform::today()).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct GapQuery {
+    pub region_code: String,
+    /// YYYY or YYYY-MM
+    pub period: String,
+    pub page: Option<usize>,
+    pub page_size: Option<usize>,
+}
+
+/// The people behind a coverage figure's gap (e.g. the 80+ without a valid assessment), by town;
+/// needs the "search individuals" scope and is audited.
+#[utoipa::path(get, path = "/api/v1/indicators/{id}/gap", tag = "indicator", params(("id" = String, Path), GapQuery),
+    responses((status = 200, body = drill::Gap), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn gap(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<GapQuery>,
+) -> ApiResult<Json<drill::Gap>> {
+    let scope = actor.individuals()?;
+    scope.narrow(Some(&q.region_code))?;
+    let regions = app.regions.read().await.clone();
+    let g = drill::list(
+        &app.db,
+        &regions,
+        &id,
+        &q.region_code,
+        &q.period,
+        crate::platform::today(),
+        q.page.unwrap_or(1),
+        q.page_size.unwrap_or(50),
+    )
+    .await?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            Entry {
+                action: "indicator.gap.view",
+                entity: "indicator",
+                entity_id: Some(&id),
+                region_code: Some(&g.region_code),
+                detail: serde_json::json!({"period": g.period, "total": g.total, "page": g.page, "shown": g.people.len()})
+                    .to_string(),
+            },
+        )
+        .await?;
+    Ok(Json(g))
+}
+
+/// The whole gap list as XLSX (masked IDs), audited as an export.
+#[utoipa::path(get, path = "/api/v1/indicators/{id}/gap.xlsx", tag = "indicator", params(("id" = String, Path), GapQuery),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn gap_xlsx(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<GapQuery>,
+) -> ApiResult<Response> {
+    actor.require(Perm::RegistryExport)?;
+    let scope = actor.individuals()?;
+    scope.narrow(Some(&q.region_code))?;
+    let def = targets::definition(&app.db, &id).await?;
+    let regions = app.regions.read().await.clone();
+    let (bytes, n) = drill::xlsx(
+        &app.db,
+        &regions,
+        &id,
+        &def.name,
+        &q.region_code,
+        &q.period,
+        crate::platform::today(),
+    )
+    .await?;
+    let mut tx = app.db.begin().await?;
+    crate::audit::append(
+        &mut tx,
+        &actor.who(),
+        Entry {
+            action: "indicator.gap.export",
+            entity: "indicator",
+            entity_id: Some(&id),
+            region_code: Some(&q.region_code),
+            detail: serde_json::json!({"period": q.period, "rows": n}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(crate::registry::http::xlsx(
+        bytes,
+        &format!("{}差额名单", def.name),
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TargetsQuery {
+    pub region_code: Option<String>,
+    pub year: Option<i32>,
+}
+
+/// Targets under a node (its subtree), optionally of one year.
+#[utoipa::path(get, path = "/api/v1/indicators/targets", tag = "indicator", params(TargetsQuery),
+    responses((status = 200, body = Vec<targets::Target>)))]
+pub async fn list_targets(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<TargetsQuery>,
+) -> ApiResult<Json<Vec<targets::Target>>> {
+    let scope = actor.aggregates()?;
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    Ok(Json(targets::list(&app.db, &lo, &hi, q.year).await?))
+}
+
+/// Set (or replace) one target.
+#[utoipa::path(put, path = "/api/v1/indicators/targets", tag = "indicator", request_body = targets::Target,
+    responses((status = 200, body = targets::Target), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn set_target(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(t): Json<targets::Target>,
+) -> ApiResult<Json<targets::Target>> {
+    actor.require(Perm::IndicatorManage)?;
+    let scope = actor.aggregates()?;
+    Ok(Json(targets::set(&app.db, &scope, &actor.who(), t).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TargetKey {
+    pub region_code: String,
+    pub year: i32,
+    pub indicator_id: String,
+}
+
+#[utoipa::path(delete, path = "/api/v1/indicators/targets", tag = "indicator", params(TargetKey),
+    responses((status = 204), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn delete_target(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(k): Query<TargetKey>,
+) -> ApiResult<axum::http::StatusCode> {
+    actor.require(Perm::IndicatorManage)?;
+    let scope = actor.aggregates()?;
+    targets::delete(
+        &app.db,
+        &scope,
+        &actor.who(),
+        &k.region_code,
+        k.year,
+        &k.indicator_id,
+    )
+    .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TemplateQuery {
+    /// Year columns, comma-separated (default: this year)
+    pub years: Option<String>,
+}
+
+/// An empty target sheet in the plans' shape, listing the built-in indicators.
+#[utoipa::path(get, path = "/api/v1/indicators/targets/template", tag = "indicator", params(TemplateQuery),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn target_template(actor: Actor, Query(q): Query<TemplateQuery>) -> ApiResult<Response> {
+    actor.aggregates()?;
+    let this = crate::platform::today().year();
+    let years: Vec<i32> = q
+        .years
+        .as_deref()
+        .unwrap_or("")
+        .split([',', '，'])
+        .filter_map(|y| y.trim().parse().ok())
+        .filter(|y| (2000..=2100).contains(y))
+        .take(10)
+        .collect();
+    let years = if years.is_empty() { vec![this] } else { years };
+    Ok(crate::registry::http::xlsx(
+        targets::template_xlsx(&years)?,
+        "指标目标模板",
+    ))
+}
+
+/// Import a target sheet (CSV/XLSX shaped like the plans' tables). Fields: file, region_code,
+/// dry_run (default true), create_missing (unknown indicator names become local indicators),
+/// source (the plan's title).
+#[utoipa::path(post, path = "/api/v1/indicators/targets/import", tag = "indicator",
+    request_body(content_type = "multipart/form-data", description = "file, region_code, dry_run, create_missing, source"),
+    responses((status = 200, body = targets::SheetImport), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn import_targets(
+    State(app): State<AppState>,
+    actor: Actor,
+    mut mp: Multipart,
+) -> ApiResult<Json<targets::SheetImport>> {
+    actor.require(Perm::IndicatorManage)?;
+    let scope = actor.aggregates()?;
+    let (mut file, mut region, mut dry_run, mut create, mut source) =
+        (None, None, true, false, None);
+    while let Some(f) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("上传内容无法读取：{e}")))?
+    {
+        match f.name() {
+            Some("file") => {
+                let name = f.file_name().unwrap_or("targets.xlsx").to_string();
+                let data = f
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限"))?;
+                file = Some((name, data.to_vec()));
+            }
+            Some("region_code") => region = Some(f.text().await.unwrap_or_default()),
+            Some("dry_run") => dry_run = f.text().await.unwrap_or_default().trim() != "false",
+            Some("create_missing") => {
+                create = f.text().await.unwrap_or_default().trim() == "true"
+            }
+            Some("source") => {
+                source = Some(f.text().await.unwrap_or_default()).filter(|s| !s.trim().is_empty())
+            }
+            _ => {}
+        }
+    }
+    let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "请选择要导入的文件"))?;
+    let region = region
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| actor.region.as_str().to_string());
+    Ok(Json(
+        targets::import_sheet(
+            &app.db,
+            &scope,
+            &actor.who(),
+            region.trim(),
+            &name,
+            bytes,
+            source,
+            dry_run,
+            create,
+        )
+        .await?,
+    ))
+}
+
+/// Enter a value by hand (milestones: 1 done / 0 not done; manual figures) with its evidence.
+#[utoipa::path(post, path = "/api/v1/indicators/{id}/entries", tag = "indicator", params(("id" = String, Path)),
+    request_body = targets::EntryReq,
+    responses((status = 200, body = targets::EntryView), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn enter(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(e): Json<targets::EntryReq>,
+) -> ApiResult<Json<targets::EntryView>> {
+    actor.require(Perm::IndicatorManage)?;
+    let scope = actor.aggregates()?;
+    Ok(Json(
+        targets::enter(&app.db, &scope, &actor.who(), &id, e).await?,
+    ))
+}
+
+/// Bring the rollups up to date now (the server also does it every minute).
+#[utoipa::path(post, path = "/api/v1/indicators/refresh", tag = "indicator",
+    responses((status = 200, body = rollup::RefreshReport)))]
+pub async fn refresh(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<rollup::RefreshReport>> {
+    actor.require(Perm::IndicatorManage)?;
+    actor.aggregates()?;
+    let r = rollup::refresh(&app.db, crate::platform::today(), false).await?;
+    crate::platform::release_memory();
+    Ok(Json(r))
+}

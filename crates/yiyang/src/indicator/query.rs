@@ -1,0 +1,396 @@
+//! Dashboard and single values, read from the rollups (never from the records): a node and its
+//! children for one year, the year's months for the trend, the targets and the entered values.
+
+use super::targets::{self, Definition, EntryView, Target};
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult};
+use crate::region::RegionIndex;
+use chrono::NaiveDate;
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+use yiyang_kernel::RegionCode;
+use yiyang_kernel::indicator::{self as k, Direction, Formula, Period, Status};
+
+type Measures = BTreeMap<String, i64>;
+
+/// Rollup rows of a node and its children for one year: (code, period) → measures.
+async fn rows(db: &Db, code: &str, year: i32) -> ApiResult<HashMap<(String, String), Measures>> {
+    let lo = format!("{year}");
+    let hi = format!("{year}-99");
+    let rows = sqlx::query(
+        "SELECT region_code, period, measures FROM indicator_rollup WHERE region_code = $1 AND period BETWEEN $2 AND $3 \
+         UNION ALL SELECT region_code, period, measures FROM indicator_rollup WHERE parent_code = $1 AND period BETWEEN $2 AND $3",
+    )
+    .bind(code)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                (r.get::<String, _>(0), r.get::<String, _>(1)),
+                serde_json::from_str(&r.get::<String, _>(2)).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TrendPoint {
+    /// YYYY-MM
+    pub period: String,
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChildValue {
+    pub code: String,
+    pub name: String,
+    pub target: Option<f64>,
+    pub value: Option<f64>,
+    pub numerator: Option<f64>,
+    pub denominator: Option<f64>,
+    pub status: String,
+    pub status_zh: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IndicatorRow {
+    #[serde(flatten)]
+    pub def: Definition,
+    pub target: Option<f64>,
+    /// binding / expected (of the target)
+    pub class: Option<String>,
+    pub class_zh: Option<String>,
+    /// ge / le
+    pub direction: Option<String>,
+    pub target_source: Option<String>,
+    pub value: Option<f64>,
+    pub numerator: Option<f64>,
+    pub denominator: Option<f64>,
+    /// met / on_track / at_risk / missed / no_target / no_data / not_started
+    pub status: String,
+    pub status_zh: String,
+    /// For monthly means: the month with the lowest rate.
+    pub worst_month: Option<String>,
+    /// The entered value's evidence (entered indicators).
+    pub entry: Option<EntryView>,
+    pub trend: Vec<TrendPoint>,
+    pub children: Vec<ChildValue>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Dashboard {
+    pub region_code: String,
+    pub region_name: String,
+    pub year: i32,
+    /// When the rollups were last refreshed.
+    pub as_of: Option<String>,
+    /// The day the running year's values are counted on.
+    pub today: String,
+    /// status → how many indicators (with a target) have it.
+    pub summary: BTreeMap<String, usize>,
+    pub indicators: Vec<IndicatorRow>,
+}
+
+struct Computed {
+    value: k::Value,
+    worst: Option<String>,
+    trend: Vec<TrendPoint>,
+}
+
+fn compute(
+    def: &k::Def,
+    rows: &HashMap<(String, String), Measures>,
+    code: &str,
+    year: i32,
+    today: NaiveDate,
+) -> Computed {
+    let empty = Measures::new();
+    let at = |p: &str| rows.get(&(code.to_string(), p.to_string()));
+    let months: Vec<Period> = Period::year_and_months(year, today)
+        .into_iter()
+        .filter(|p| p.month.is_some())
+        .collect();
+    let trend: Vec<TrendPoint> = months
+        .iter()
+        .map(|p| TrendPoint {
+            period: p.key(),
+            value: at(&p.key()).and_then(|m| k::compute(&def.formula, m).value),
+        })
+        .collect();
+    match def.formula {
+        Formula::MeanMonthly { num, den } => {
+            let ms: Vec<&dyn k::Sums> = months
+                .iter()
+                .map(|p| at(&p.key()).unwrap_or(&empty) as &dyn k::Sums)
+                .collect();
+            let (value, worst) = k::mean_monthly(num, den, &ms);
+            Computed {
+                value,
+                worst: worst.map(|i| months[i].key()),
+                trend,
+            }
+        }
+        _ => Computed {
+            value: at(&year.to_string())
+                .map(|m| k::compute(&def.formula, m))
+                .unwrap_or_default(),
+            worst: None,
+            trend,
+        },
+    }
+}
+
+fn status_of(
+    year: i32,
+    today: NaiveDate,
+    target: Option<&Target>,
+    value: Option<f64>,
+    trend: &[TrendPoint],
+) -> Status {
+    let monthly: Vec<(u32, f64)> = trend
+        .iter()
+        .filter_map(|t| {
+            let m: u32 = t.period.get(5..7)?.parse().ok()?;
+            Some((m, t.value?))
+        })
+        .collect();
+    k::status(
+        year,
+        today,
+        target.map(|t| {
+            (
+                t.value,
+                Direction::parse(&t.direction).unwrap_or(Direction::AtLeast),
+            )
+        }),
+        value,
+        &monthly,
+    )
+}
+
+fn status_code(s: Status) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The dashboard of `code` for `year`: every indicator with a target there, and every one the
+/// records compute (`all`: every definition).
+pub async fn dashboard(
+    db: &Db,
+    regions: &RegionIndex,
+    code: &str,
+    year: i32,
+    today: NaiveDate,
+    all: bool,
+) -> ApiResult<Dashboard> {
+    let rc = RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    let code = rc.as_str().to_string();
+    if !(2000..=2100).contains(&year) {
+        return Err(ApiError::invalid("year", "年份超出范围（2000–2100）"));
+    }
+    let rows = rows(db, &code, year).await?;
+    let (lo, hi) = rc.subtree_range();
+    let children: Vec<(String, String)> = regions
+        .children(&code)
+        .into_iter()
+        .map(|r| (r.code.clone(), r.name.clone()))
+        .collect();
+    let targets: HashMap<(String, String), Target> = targets::list(db, &lo, &hi, Some(year))
+        .await?
+        .into_iter()
+        .filter(|t| t.region_code == code || children.iter().any(|c| c.0 == t.region_code))
+        .map(|t| ((t.indicator_id.clone(), t.region_code.clone()), t))
+        .collect();
+    let entries = targets::latest_entries(db, &lo, &hi, &year.to_string()).await?;
+    let defs = targets::definitions(db).await?;
+    let mut out = vec![];
+    let mut summary = BTreeMap::new();
+    for d in defs {
+        let target = targets.get(&(d.id.clone(), code.clone()));
+        let has_child_target = children
+            .iter()
+            .any(|c| targets.contains_key(&(d.id.clone(), c.0.clone())));
+        if !(all || target.is_some() || has_child_target || d.source == "records") {
+            continue;
+        }
+        let kdef = k::find(&d.id).filter(|x| x.source == k::Source::Records);
+        let (val, worst, trend) = match kdef {
+            Some(kd) => {
+                let c = compute(kd, &rows, &code, year, today);
+                (c.value, c.worst, c.trend)
+            }
+            None => {
+                let v = entries.get(&(d.id.clone(), code.clone())).map(|e| e.value);
+                (
+                    k::Value {
+                        value: v,
+                        ..Default::default()
+                    },
+                    None,
+                    vec![],
+                )
+            }
+        };
+        let st = status_of(year, today, target, val.value, &trend);
+        if target.is_some() {
+            *summary.entry(status_code(st)).or_insert(0) += 1;
+        }
+        let kids = children
+            .iter()
+            .map(|(cc, name)| {
+                let t = targets.get(&(d.id.clone(), cc.clone()));
+                let (v, tr) = match kdef {
+                    Some(kd) => {
+                        let c = compute(kd, &rows, cc, year, today);
+                        (c.value, c.trend)
+                    }
+                    None => (
+                        k::Value {
+                            value: entries.get(&(d.id.clone(), cc.clone())).map(|e| e.value),
+                            ..Default::default()
+                        },
+                        vec![],
+                    ),
+                };
+                let s = status_of(year, today, t.or(target), v.value, &tr);
+                ChildValue {
+                    code: cc.clone(),
+                    name: name.clone(),
+                    // A child without its own target is measured against its parent's.
+                    target: t.or(target).map(|t| t.value),
+                    value: v.value,
+                    numerator: v.numerator,
+                    denominator: v.denominator,
+                    status: status_code(s),
+                    status_zh: s.zh().into(),
+                }
+            })
+            .collect();
+        out.push(IndicatorRow {
+            entry: entries.get(&(d.id.clone(), code.clone())).cloned(),
+            def: d,
+            target: target.map(|t| t.value),
+            class: target.map(|t| t.class.clone()),
+            class_zh: target.map(|t| {
+                k::Class::parse(&t.class)
+                    .map(|c| c.zh())
+                    .unwrap_or("")
+                    .to_string()
+            }),
+            direction: target.map(|t| t.direction.clone()),
+            target_source: target.and_then(|t| t.source.clone()),
+            value: val.value,
+            numerator: val.numerator,
+            denominator: val.denominator,
+            status: status_code(st),
+            status_zh: st.zh().into(),
+            worst_month: worst,
+            trend,
+            children: kids,
+        });
+    }
+    // Binding targets first, then expected, then those without a target; the plan's order within.
+    out.sort_by_key(|r| match r.class.as_deref() {
+        Some("binding") => 0,
+        Some(_) => 1,
+        None => 2,
+    });
+    Ok(Dashboard {
+        region_name: regions.name(&code).unwrap_or(&code).to_string(),
+        region_code: code,
+        year,
+        as_of: super::rollup::built_at(db).await?,
+        today: today.to_string(),
+        summary,
+        indicators: out,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ValueView {
+    pub indicator_id: String,
+    pub name: String,
+    pub region_code: String,
+    pub period: String,
+    pub value: Option<f64>,
+    pub numerator: Option<f64>,
+    pub denominator: Option<f64>,
+    pub unit: String,
+    pub target: Option<f64>,
+    pub class: Option<String>,
+    pub direction: Option<String>,
+    pub status: String,
+    pub as_of: Option<String>,
+}
+
+/// One indicator at one node and period (for `yiyang indicators value` and scripts).
+pub async fn value(
+    db: &Db,
+    id: &str,
+    code: &str,
+    period: &str,
+    today: NaiveDate,
+) -> ApiResult<ValueView> {
+    let def = targets::definition(db, id).await?;
+    let rc = RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    let code = rc.as_str().to_string();
+    let p = Period::parse(period).map_err(|m| ApiError::invalid("period", m))?;
+    if p.snapshot_day(today).is_none() {
+        return Err(ApiError::invalid("period", format!("期间 {} 尚未开始", p.key())));
+    }
+    let target = targets::list(db, &code, &code, Some(p.year))
+        .await?
+        .into_iter()
+        .find(|t| t.indicator_id == def.id);
+    let v = match k::find(&def.id).filter(|d| d.source == k::Source::Records) {
+        Some(kd) => {
+            let rows = rows(db, &code, p.year).await?;
+            match p.month {
+                // A month's value is that month's own (for a monthly mean: the month's rate).
+                Some(_) => rows
+                    .get(&(code.clone(), p.key()))
+                    .map(|m| k::compute(&kd.formula, m))
+                    .unwrap_or_default(),
+                None => compute(kd, &rows, &code, p.year, today).value,
+            }
+        }
+        None => k::Value {
+            value: targets::latest_entries(db, &code, &code, &p.key())
+                .await?
+                .get(&(def.id.clone(), code.clone()))
+                .map(|e| e.value),
+            ..Default::default()
+        },
+    };
+    let st = if p.month.is_none() {
+        let trend = match k::find(&def.id).filter(|d| d.source == k::Source::Records) {
+            Some(kd) => compute(kd, &rows(db, &code, p.year).await?, &code, p.year, today).trend,
+            None => vec![],
+        };
+        status_of(p.year, today, target.as_ref(), v.value, &trend)
+    } else {
+        Status::NoTarget
+    };
+    Ok(ValueView {
+        indicator_id: def.id,
+        name: def.name,
+        region_code: code,
+        period: p.key(),
+        value: v.value.map(|x| (x * 10000.0).round() / 10000.0),
+        numerator: v.numerator,
+        denominator: v.denominator,
+        unit: def.unit,
+        target: target.as_ref().map(|t| t.value),
+        class: target.as_ref().map(|t| t.class.clone()),
+        direction: target.as_ref().map(|t| t.direction.clone()),
+        status: status_code(st),
+        as_of: super::rollup::built_at(db).await?,
+    })
+}
