@@ -242,7 +242,9 @@ pub static DEFS: &[Def] = &[
         &["享受基本养老服务人数"],
         K::Count,
         "人",
-        F::Count { measure: m::ENTITLED },
+        F::Count {
+            measure: m::ENTITLED,
+        },
         S::Records,
         "期末在世、在册且至少享有一项已批准的基本养老服务项目的老年人数",
     ),
@@ -252,7 +254,9 @@ pub static DEFS: &[Def] = &[
         &["60周岁及以上老年人数", "老年人口数"],
         K::Count,
         "人",
-        F::Count { measure: m::ELDERS_60 },
+        F::Count {
+            measure: m::ELDERS_60,
+        },
         S::Records,
         "期末在世、在册且年满60周岁的老年人数",
     ),
@@ -613,8 +617,12 @@ fn ratio(num: Option<f64>, den: Option<f64>, scale: f64) -> Value {
 pub fn mean_monthly(num: &str, den: &str, months: &[&dyn Sums]) -> (Value, Option<usize>) {
     let mut vals = vec![];
     for (i, s) in months.iter().enumerate() {
-        if let Some(v) = ratio(s.get(num).map(|v| v as f64), s.get(den).map(|v| v as f64), 100.0)
-            .value
+        if let Some(v) = ratio(
+            s.get(num).map(|v| v as f64),
+            s.get(den).map(|v| v as f64),
+            100.0,
+        )
+        .value
         {
             vals.push((i, v));
         }
@@ -623,10 +631,7 @@ pub fn mean_monthly(num: &str, den: &str, months: &[&dyn Sums]) -> (Value, Optio
         return (Value::default(), None);
     }
     let mean = vals.iter().map(|v| v.1).sum::<f64>() / vals.len() as f64;
-    let worst = vals
-        .iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|v| v.0);
+    let worst = vals.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|v| v.0);
     (
         Value {
             value: Some(mean),
@@ -722,10 +727,7 @@ pub fn project(points: &[(u32, f64)], month: u32) -> Option<f64> {
     if sxx == 0.0 {
         return None;
     }
-    let sxy: f64 = points
-        .iter()
-        .map(|p| (p.0 as f64 - mx) * (p.1 - my))
-        .sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 as f64 - mx) * (p.1 - my)).sum();
     let slope = sxy / sxx;
     Some(my + slope * (month as f64 - mx))
 }
@@ -882,7 +884,9 @@ mod tests {
             "assessment_coverage_80"
         );
         assert_eq!(
-            find_by_name(" 老年人接受居家上门服务覆盖率（%） ").unwrap().id,
+            find_by_name(" 老年人接受居家上门服务覆盖率（%） ")
+                .unwrap()
+                .id,
             "home_service_share"
         );
         assert_eq!(
@@ -892,13 +896,20 @@ mod tests {
         assert!(find_by_name("不存在的指标").is_none());
         // Every computable formula names measures; entered ones have no formula.
         for d in DEFS {
-            assert_eq!(d.formula == F::Entered, matches!(d.kind, K::Manual | K::Milestone));
+            assert_eq!(
+                d.formula == F::Entered,
+                matches!(d.kind, K::Manual | K::Milestone)
+            );
         }
     }
 
     #[test]
     fn formulas() {
-        let s = sums(&[("elders_80", 400), ("elders_80_assessed", 300), ("elders_60", 2000)]);
+        let s = sums(&[
+            ("elders_80", 400),
+            ("elders_80_assessed", 300),
+            ("elders_60", 2000),
+        ]);
         let v = compute(&find("assessment_coverage_80").unwrap().formula, &s);
         assert_eq!(v.value, Some(75.0));
         assert_eq!((v.numerator, v.denominator), (Some(300.0), Some(400.0)));
@@ -945,21 +956,33 @@ mod tests {
         assert_eq!(status(2024, today, ge, None, &[]), Status::NoData);
         // Running year: rising 10 points a month from 20 reaches 130 by December: on track.
         let rising: Vec<_> = (1..=6).map(|m| (m, 10.0 + 10.0 * m as f64)).collect();
-        assert_eq!(status(2025, today, ge, Some(70.0), &rising), Status::OnTrack);
+        assert_eq!(
+            status(2025, today, ge, Some(70.0), &rising),
+            Status::OnTrack
+        );
         // Flat at 50: at risk.
         let flat: Vec<_> = (1..=6).map(|m| (m, 50.0)).collect();
         assert_eq!(status(2025, today, ge, Some(50.0), &flat), Status::AtRisk);
         // Already there: met.
         assert_eq!(status(2025, today, ge, Some(85.0), &flat), Status::Met);
         // One month: no trend, at risk.
-        assert_eq!(status(2025, today, ge, Some(50.0), &[(1, 50.0)]), Status::AtRisk);
+        assert_eq!(
+            status(2025, today, ge, Some(50.0), &[(1, 50.0)]),
+            Status::AtRisk
+        );
         // ≤ targets.
         let le = Some((5.0, Direction::AtMost));
         assert_eq!(status(2024, today, le, Some(4.0), &[]), Status::Met);
         assert_eq!(status(2024, today, le, Some(6.0), &[]), Status::Missed);
         // Display rounding: 99.996 meets 100.
         assert_eq!(
-            status(2024, today, Some((100.0, Direction::AtLeast)), Some(99.996), &[]),
+            status(
+                2024,
+                today,
+                Some((100.0, Direction::AtLeast)),
+                Some(99.996),
+                &[]
+            ),
             Status::Met
         );
     }
@@ -1003,11 +1026,15 @@ mod tests {
         );
         assert_eq!(parse_target("1,000", None).unwrap(), (1000.0, None));
         assert_eq!(
-            parse_target("completed", find("service_circle_coverage")).unwrap().0,
+            parse_target("completed", find("service_circle_coverage"))
+                .unwrap()
+                .0,
             100.0
         );
         assert_eq!(
-            parse_target("done", find("facility_plan_compiled")).unwrap().0,
+            parse_target("done", find("facility_plan_compiled"))
+                .unwrap()
+                .0,
             1.0
         );
         assert!(parse_target("120%", pct).is_err());

@@ -376,7 +376,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state.regions.clone(),
                 std::time::Duration::from_secs(5),
             );
-            crate::indicator::rollup::keep_fresh(state.db.clone(), std::time::Duration::from_secs(30));
+            crate::indicator::rollup::keep_fresh(
+                state.db.clone(),
+                std::time::Duration::from_secs(30),
+            );
             // Build the search index now rather than on the first search.
             let warm = state.clone();
             tokio::spawn(async move {
@@ -417,15 +420,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?
                 .get(0);
             if targets == 0 {
-                let n = crate::indicator::targets::seed_demo(&db, crate::demo::COUNTY, crate::demo::CITY)
-                    .await
-                    .map_err(api_err)?;
-                println!("已录入演示目标：如皋市 2025 年、演示市（宿迁市 2020–2022 年目标表）共 {n} 条");
+                let n = crate::indicator::targets::seed_demo(
+                    &db,
+                    crate::demo::COUNTY,
+                    crate::demo::CITY,
+                )
+                .await
+                .map_err(api_err)?;
+                println!(
+                    "已录入演示目标：如皋市 2025 年、演示市（宿迁市 2020–2022 年目标表）共 {n} 条"
+                );
             }
             let r = crate::indicator::rollup::refresh(&db, crate::platform::today(), true)
                 .await
                 .map_err(api_err)?;
-            println!("指标汇总已生成：{} 行，用时 {} 毫秒", r.rows_written, r.millis);
+            println!(
+                "指标汇总已生成：{} 行，用时 {} 毫秒",
+                r.rows_written, r.millis
+            );
             demo_accounts(&db, &cli).await?;
             db.checkpoint_now().await?;
         }
@@ -620,13 +632,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Demo accounts with random passwords, printed once and kept in a 0600 file beside the database.
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 6] = [
+    let accounts: [(&str, &str, &str, &str, &str); 7] = [
         (
             "officer",
             "县民政局 李科长",
             "officer",
             crate::demo::COUNTY,
             "edit,aggregates,individuals",
+        ),
+        (
+            "city_officer",
+            "市民政局 陈处长",
+            "officer",
+            crate::demo::CITY,
+            "aggregates,individuals",
         ),
         (
             "town_worker",
@@ -816,7 +835,12 @@ async fn indicator_cmd(cli: &Cli, what: &IndicatorCmd) -> anyhow::Result<ExitCod
             .await
             .map_err(api_err)?;
             for row in r.rows.iter().filter(|r| !r.errors.is_empty()) {
-                println!("第 {} 行（{}）：{}", row.row, row.name, row.errors.join("；"));
+                println!(
+                    "第 {} 行（{}）：{}",
+                    row.row,
+                    row.name,
+                    row.errors.join("；")
+                );
             }
             println!(
                 "共 {} 行：可导入 {}，有误 {}；写入目标 {} 条，新建本地指标 {} 个{}",
@@ -825,7 +849,11 @@ async fn indicator_cmd(cli: &Cli, what: &IndicatorCmd) -> anyhow::Result<ExitCod
                 r.rejected,
                 r.written,
                 r.created_indicators,
-                if r.dry_run { "（试导入，未写入）" } else { "" }
+                if r.dry_run {
+                    "（试导入，未写入）"
+                } else {
+                    ""
+                }
             );
             if r.rejected > 0 {
                 return Ok(ExitCode::from(1));

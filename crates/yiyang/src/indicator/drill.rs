@@ -17,7 +17,10 @@ use yiyang_kernel::indicator::Period;
 
 /// Indicators with a list behind them.
 pub fn drillable(id: &str) -> bool {
-    matches!(id, "assessment_coverage_80" | "longevity_allowance_coverage")
+    matches!(
+        id,
+        "assessment_coverage_80" | "longevity_allowance_coverage"
+    )
 }
 
 /// In the gap on day `d`, and why (in words for the list).
@@ -25,7 +28,12 @@ fn gap(id: &str, p: &Person, d: NaiveDate) -> Option<String> {
     let f = p.flags(d);
     match id {
         "assessment_coverage_80" if f.elder_80 && !f.assessed => {
-            let before = p.assessed.iter().filter(|(a, _)| *a <= d).map(|x| x.1).max();
+            let before = p
+                .assessed
+                .iter()
+                .filter(|(a, _)| *a <= d)
+                .map(|x| x.1)
+                .max();
             Some(match before {
                 Some(u) => format!("评估已于 {u} 到期"),
                 None if p.assessed.is_empty() => "从未评估".into(),
@@ -147,14 +155,20 @@ async fn details(
         .collect())
 }
 
-fn check(id: &str, code: &str, period: &str, today: NaiveDate) -> ApiResult<(RegionCode, Period, NaiveDate)> {
+fn check(
+    id: &str,
+    code: &str,
+    period: &str,
+    today: NaiveDate,
+) -> ApiResult<(RegionCode, Period, NaiveDate)> {
     if !drillable(id) {
         return Err(ApiError::invalid(
             "indicator_id",
             "该指标没有可下钻的名单（仅覆盖率类指标提供差额名单）",
         ));
     }
-    let rc = RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    let rc =
+        RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
     let p = Period::parse(period).map_err(|m| ApiError::invalid("period", m))?;
     let d = p
         .snapshot_day(today)
@@ -234,9 +248,17 @@ pub async fn xlsx(
         ),
     )
     .map_err(e)?;
-    for (c, h) in ["乡镇（街道）", "村（社区）", "姓名", "身份证号", "性别", "年龄", "情况"]
-        .iter()
-        .enumerate()
+    for (c, h) in [
+        "乡镇（街道）",
+        "村（社区）",
+        "姓名",
+        "身份证号",
+        "性别",
+        "年龄",
+        "情况",
+    ]
+    .iter()
+    .enumerate()
     {
         ws.write_with_format(1, c as u16, *h, &bold).map_err(e)?;
     }

@@ -83,7 +83,14 @@ pub async fn value(
     let scope = actor.aggregates()?;
     scope.narrow(Some(&q.region_code))?;
     Ok(Json(
-        query::value(&app.db, &q.id, &q.region_code, &q.period, crate::platform::today()).await?,
+        query::value(
+            &app.db,
+            &q.id,
+            &q.region_code,
+            &q.period,
+            crate::platform::today(),
+        )
+        .await?,
     ))
 }
 
@@ -299,9 +306,7 @@ pub async fn import_targets(
             }
             Some("region_code") => region = Some(f.text().await.unwrap_or_default()),
             Some("dry_run") => dry_run = f.text().await.unwrap_or_default().trim() != "false",
-            Some("create_missing") => {
-                create = f.text().await.unwrap_or_default().trim() == "true"
-            }
+            Some("create_missing") => create = f.text().await.unwrap_or_default().trim() == "true",
             Some("source") => {
                 source = Some(f.text().await.unwrap_or_default()).filter(|s| !s.trim().is_empty())
             }

@@ -14,6 +14,20 @@ use yiyang_kernel::indicator::{self as k, Direction, Formula, Period, Status};
 
 type Measures = BTreeMap<String, i64>;
 
+/// A rollup row as a formula sees it: a measure the rollups count but left out is zero (rows keep
+/// only non-zero counts); a measure no capability supplies yet is missing (no value, not 0%).
+struct RowSums<'a>(&'a Measures);
+
+impl k::Sums for RowSums<'_> {
+    fn get(&self, measure: &str) -> Option<i64> {
+        self.0.get(measure).copied().or_else(|| {
+            yiyang_kernel::indicator::measure::ALL
+                .contains(&measure)
+                .then_some(0)
+        })
+    }
+}
+
 /// Rollup rows of a node and its children for one year: (code, period) → measures.
 async fn rows(db: &Db, code: &str, year: i32) -> ApiResult<HashMap<(String, String), Measures>> {
     let lo = format!("{year}");
@@ -119,15 +133,16 @@ fn compute(
         .iter()
         .map(|p| TrendPoint {
             period: p.key(),
-            value: at(&p.key()).and_then(|m| k::compute(&def.formula, m).value),
+            value: at(&p.key()).and_then(|m| k::compute(&def.formula, &RowSums(m)).value),
         })
         .collect();
     match def.formula {
         Formula::MeanMonthly { num, den } => {
-            let ms: Vec<&dyn k::Sums> = months
+            let sums: Vec<RowSums> = months
                 .iter()
-                .map(|p| at(&p.key()).unwrap_or(&empty) as &dyn k::Sums)
+                .map(|p| RowSums(at(&p.key()).unwrap_or(&empty)))
                 .collect();
+            let ms: Vec<&dyn k::Sums> = sums.iter().map(|s| s as &dyn k::Sums).collect();
             let (value, worst) = k::mean_monthly(num, den, &ms);
             Computed {
                 value,
@@ -137,7 +152,7 @@ fn compute(
         }
         _ => Computed {
             value: at(&year.to_string())
-                .map(|m| k::compute(&def.formula, m))
+                .map(|m| k::compute(&def.formula, &RowSums(m)))
                 .unwrap_or_default(),
             worst: None,
             trend,
@@ -190,7 +205,8 @@ pub async fn dashboard(
     today: NaiveDate,
     all: bool,
 ) -> ApiResult<Dashboard> {
-    let rc = RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    let rc =
+        RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
     let code = rc.as_str().to_string();
     if !(2000..=2100).contains(&year) {
         return Err(ApiError::invalid("year", "年份超出范围（2000–2100）"));
@@ -339,11 +355,15 @@ pub async fn value(
     today: NaiveDate,
 ) -> ApiResult<ValueView> {
     let def = targets::definition(db, id).await?;
-    let rc = RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    let rc =
+        RegionCode::parse(code).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
     let code = rc.as_str().to_string();
     let p = Period::parse(period).map_err(|m| ApiError::invalid("period", m))?;
     if p.snapshot_day(today).is_none() {
-        return Err(ApiError::invalid("period", format!("期间 {} 尚未开始", p.key())));
+        return Err(ApiError::invalid(
+            "period",
+            format!("期间 {} 尚未开始", p.key()),
+        ));
     }
     let target = targets::list(db, &code, &code, Some(p.year))
         .await?
@@ -356,7 +376,7 @@ pub async fn value(
                 // A month's value is that month's own (for a monthly mean: the month's rate).
                 Some(_) => rows
                     .get(&(code.clone(), p.key()))
-                    .map(|m| k::compute(&kd.formula, m))
+                    .map(|m| k::compute(&kd.formula, &RowSums(m)))
                     .unwrap_or_default(),
                 None => compute(kd, &rows, &code, p.year, today).value,
             }

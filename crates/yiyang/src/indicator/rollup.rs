@@ -187,7 +187,18 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
         drop(people);
         let rows = node_rows(counts, &periods);
         let written = rows.len();
-        write(db, st.as_ref(), None, rows, &dirty_marks, head, today, first, last).await?;
+        write(
+            db,
+            st.as_ref(),
+            None,
+            rows,
+            &dirty_marks,
+            head,
+            today,
+            first,
+            last,
+        )
+        .await?;
         return Ok(RefreshReport {
             mode: "full".into(),
             towns: 0,
@@ -202,7 +213,18 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
     let towns = changed_towns(db, st.seq, head, &dirty_marks, &periods).await?;
     if towns.is_empty() {
         if !dirty_marks.is_empty() || head != st.seq {
-            write(db, Some(&st), Some(&towns), vec![], &dirty_marks, head, today, first, last).await?;
+            write(
+                db,
+                Some(&st),
+                Some(&towns),
+                vec![],
+                &dirty_marks,
+                head,
+                today,
+                first,
+                last,
+            )
+            .await?;
         }
         return Ok(RefreshReport {
             mode: "none".into(),
@@ -236,7 +258,18 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
         }
     }
     let written = rows.len();
-    write(db, Some(&st), Some(&towns), rows, &dirty_marks, head, today, first, last).await?;
+    write(
+        db,
+        Some(&st),
+        Some(&towns),
+        rows,
+        &dirty_marks,
+        head,
+        today,
+        first,
+        last,
+    )
+    .await?;
     Ok(RefreshReport {
         mode: "incremental".into(),
         towns: towns.len(),
@@ -279,7 +312,10 @@ async fn changed_towns(
             let code: String = r.get(0);
             let m: BTreeMap<String, i64> =
                 serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default();
-            (code[..9].to_string(), m.get(measure::ROWS).copied().unwrap_or(0))
+            (
+                code[..9].to_string(),
+                m.get(measure::ROWS).copied().unwrap_or(0),
+            )
         })
         .collect();
         let now: HashMap<String, i64> = sqlx::query(
@@ -488,7 +524,9 @@ fn node_rows(leaves: HashMap<String, Vec<Counts>>, periods: &[Period]) -> Vec<No
     }
     let mut rows = Vec::with_capacity(nodes.len() * periods.len());
     for (code, v) in nodes {
-        let level = RegionCode::parse(&code).map(|r| r.level() as i64).unwrap_or(5);
+        let level = RegionCode::parse(&code)
+            .map(|r| r.level() as i64)
+            .unwrap_or(5);
         for (p, c) in periods.iter().zip(v) {
             rows.push(NodeRow {
                 code: code.clone(),
@@ -605,20 +643,20 @@ async fn write(
                     }
                     let mut up = parent_of(&code);
                     while let Some(p) = up {
-                        let acc = delta.entry((p.clone(), r.period.clone())).or_insert([0; NM]);
+                        let acc = delta
+                            .entry((p.clone(), r.period.clone()))
+                            .or_insert([0; NM]);
                         for i in 0..NM {
                             acc[i] += d[i];
                         }
                         up = parent_of(&p);
                     }
                 }
-                sqlx::query(
-                    "DELETE FROM indicator_rollup WHERE region_code BETWEEN $1 AND $2",
-                )
-                .bind(format!("{t}000"))
-                .bind(format!("{t}999"))
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("DELETE FROM indicator_rollup WHERE region_code BETWEEN $1 AND $2")
+                    .bind(format!("{t}000"))
+                    .bind(format!("{t}999"))
+                    .execute(&mut *tx)
+                    .await?;
             }
             for ((code, period), d) in delta {
                 let old = sqlx::query(

@@ -59,9 +59,10 @@ impl Definition {
 /// Built-in definitions, then the regions' own.
 pub async fn definitions(db: &Db) -> ApiResult<Vec<Definition>> {
     let mut v: Vec<Definition> = k::DEFS.iter().map(Definition::of).collect();
-    for r in sqlx::query("SELECT id, name, kind, unit FROM indicator_custom ORDER BY created_at, id")
-        .fetch_all(&db.pool)
-        .await?
+    for r in
+        sqlx::query("SELECT id, name, kind, unit FROM indicator_custom ORDER BY created_at, id")
+            .fetch_all(&db.pool)
+            .await?
     {
         let kind: String = r.get(2);
         let kind_zh = match kind.as_str() {
@@ -146,12 +147,8 @@ fn check(t: &Target, defs: &[Definition], scope: &Scope) -> Result<Target, Strin
         .iter()
         .find(|d| d.id == t.indicator_id)
         .ok_or_else(|| format!("指标“{}”不存在", t.indicator_id))?;
-    let class = Class::parse(&t.class).ok_or_else(|| {
-        format!(
-            "属性“{}”不正确，应为 约束性 或 预期性",
-            t.class
-        )
-    })?;
+    let class = Class::parse(&t.class)
+        .ok_or_else(|| format!("属性“{}”不正确，应为 约束性 或 预期性", t.class))?;
     let direction = Direction::parse(&t.direction)
         .ok_or_else(|| format!("方向“{}”不正确，应为 ≥ 或 ≤", t.direction))?;
     if !t.value.is_finite() || t.value < 0.0 {
@@ -306,12 +303,7 @@ pub async fn import_sheet(
     }
     let table = crate::registry::import::open_table(bytes, file_name)
         .map_err(|e| ApiError::invalid("file", e.to_string()))?;
-    let find = |names: &[&str]| {
-        table
-            .headers
-            .iter()
-            .position(|h| names.contains(&h.trim()))
-    };
+    let find = |names: &[&str]| table.headers.iter().position(|h| names.contains(&h.trim()));
     let name_col = find(&["指标", "指标名称", "主要指标", "indicator"])
         .ok_or_else(|| ApiError::invalid("file", "表头应有“指标”列（指标名称）"))?;
     let class_col = find(&["属性", "指标属性", "类别", "class"]);
@@ -372,13 +364,17 @@ pub async fn import_sheet(
                 let (kind, unit) = if first.ends_with('%') || first.ends_with('％') {
                     ("ratio", "%")
                 } else if k::parse_target(&first, None).is_ok_and(|_| {
-                    matches!(first.as_str(), "done" | "completed" | "完成" | "已完成" | "建成" | "编制完成")
+                    matches!(
+                        first.as_str(),
+                        "done" | "completed" | "完成" | "已完成" | "建成" | "编制完成"
+                    )
                 }) {
                     ("milestone", "")
                 } else {
                     ("count", "")
                 };
-                let id = format!("local_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+                // Time-ordered (UUID v7), so local indicators list in the order the sheet had them.
+                let id = format!("local_{}", uuid::Uuid::now_v7().simple());
                 new_defs.push((id.clone(), name.clone(), kind.into()));
                 defs.push(Definition {
                     id: id.clone(),

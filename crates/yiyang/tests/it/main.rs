@@ -6,6 +6,7 @@ mod audit_chain;
 mod auth;
 mod catalog;
 mod import;
+mod indicator;
 mod openapi;
 mod region;
 mod registry;

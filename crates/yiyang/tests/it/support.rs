@@ -186,6 +186,38 @@ impl TestApp {
         (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
     }
 
+    /// A multipart POST with any fields: (name, file name for a file part, bytes).
+    pub async fn multipart_fields(
+        &self,
+        uri: &str,
+        cookie: &str,
+        fields: Vec<(&str, Option<&str>, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let boundary = "XyZ123boundary";
+        let mut body = vec![];
+        for (name, file, data) in fields {
+            match file {
+                Some(f) => body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes()),
+                None => body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+            }
+            body.extend_from_slice(&data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header(header::COOKIE, cookie)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        let (s, b, _) = self.raw(req).await;
+        (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+
     /// Wait for an import job to finish and return its status.
     pub async fn wait_job(&self, id: &str, cookie: &str) -> Value {
         for _ in 0..600 {
