@@ -98,7 +98,14 @@ pub enum Cmd {
         bad: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Spread the people over the synthetic province of `gen-province-regions`
+        #[arg(long)]
+        province: bool,
     },
+    /// Add a synthetic province's region tree (12 cities, 72 counties, 12,960 villages) for
+    /// benchmarks at province scale
+    #[command(hide = true)]
+    GenProvinceRegions,
     /// Write a test assessment file (CSV or XLSX by extension) for the people of a generated
     /// registry file (same --elders and --elder-seed as its --rows and --seed)
     GenAssessmentFile {
@@ -114,6 +121,9 @@ pub enum Cmd {
         bad: usize,
         #[arg(long, default_value_t = 11)]
         seed: u64,
+        /// The people of a `gen-registry-file --province` file
+        #[arg(long)]
+        province: bool,
     },
 }
 
@@ -325,9 +335,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rows,
             bad,
             seed,
+            province,
         } => {
-            let n = crate::demo::write_registry_file(out, *rows, *bad, *seed)?;
+            let n = crate::demo::write_registry_file(out, *rows, *bad, *seed, *province)?;
             println!("已写入 {n} 行到 {}", out.display());
+        }
+        Cmd::GenProvinceRegions => {
+            let (db, _keys) = open(&cli, 2).await?;
+            crate::demo::ensure_regions(&db).await?;
+            let r = crate::demo::province_regions();
+            crate::region::upsert(&db, &r).await?;
+            println!("已添加模拟省区划 {} 个节点", r.len());
         }
         Cmd::GenAssessmentFile {
             out,
@@ -336,9 +354,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             share,
             bad,
             seed,
+            province,
         } => {
-            let n =
-                crate::demo::write_assessment_file(out, *elders, *elder_seed, *share, *bad, *seed)?;
+            let n = crate::demo::write_assessment_file(
+                out,
+                *elders,
+                *elder_seed,
+                *share,
+                *bad,
+                *seed,
+                *province,
+            )?;
             println!("已写入 {n} 行到 {}", out.display());
         }
         Cmd::Serve { listen, profile } => {

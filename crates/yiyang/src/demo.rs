@@ -368,6 +368,57 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
     Ok(n)
 }
 
+/// A synthetic province for benchmarks (`gen-province-regions`): 12 more cities of 江苏省 (the
+/// demo's 南通市 aside), 6 counties each, 12 towns a county, 15 villages a town — 12,960 villages,
+/// about a province's shape. Codes that cannot collide with the demo county (counties 21–26).
+pub fn province_regions() -> Vec<Region> {
+    let mut v = vec![];
+    for c in (1..=13).filter(|c| *c != 6) {
+        let city = format!("32{c:02}00000000");
+        v.push(Region {
+            code: city.clone(),
+            name: format!("模拟{c}市"),
+            level: 2,
+            parent_code: Some("320000000000".into()),
+        });
+        for k in 21..=26 {
+            let county = format!("32{c:02}{k:02}000000");
+            v.push(Region {
+                code: county.clone(),
+                name: format!("模拟{c}市{k}县"),
+                level: 3,
+                parent_code: Some(city.clone()),
+            });
+            for t in 101..=112 {
+                let town = format!("32{c:02}{k:02}{t:03}000");
+                v.push(Region {
+                    code: town.clone(),
+                    name: format!("模拟{k}县{t}镇"),
+                    level: 4,
+                    parent_code: Some(county.clone()),
+                });
+                for vi in 201..=215 {
+                    v.push(Region {
+                        code: format!("32{c:02}{k:02}{t:03}{vi:03}"),
+                        name: format!("模拟{t}镇{vi}村"),
+                        level: 5,
+                        parent_code: Some(town.clone()),
+                    });
+                }
+            }
+        }
+    }
+    v
+}
+
+pub fn province_villages() -> Vec<String> {
+    province_regions()
+        .into_iter()
+        .filter(|r| r.level == 5)
+        .map(|r| r.code)
+        .collect()
+}
+
 /// Village codes of the demo county (no database needed).
 pub fn village_codes() -> Vec<String> {
     regions()
@@ -384,8 +435,14 @@ pub fn write_registry_file(
     rows: usize,
     bad: usize,
     seed: u64,
+    province: bool,
 ) -> anyhow::Result<usize> {
-    let elders = generate(rows, &village_codes(), seed, crate::platform::today());
+    let villages = if province {
+        province_villages()
+    } else {
+        village_codes()
+    };
+    let elders = generate(rows, &villages, seed, crate::platform::today());
     let headers: Vec<&str> = crate::registry::model::COLUMNS
         .iter()
         .map(|c| c.zh)
@@ -583,9 +640,15 @@ pub fn write_assessment_file(
     share: f64,
     bad: usize,
     seed: u64,
+    province: bool,
 ) -> anyhow::Result<usize> {
     let today = crate::platform::today();
-    let elders = generate(elder_rows, &village_codes(), elder_seed, today);
+    let villages = if province {
+        province_villages()
+    } else {
+        village_codes()
+    };
+    let elders = generate(elder_rows, &villages, elder_seed, today);
     let (headers, rows) = assessment_rows(&elders, share, bad, seed, today);
     if out.extension().is_some_and(|x| x == "xlsx") {
         let mut wb = rust_xlsxwriter::Workbook::new();

@@ -50,7 +50,7 @@ pub async fn dashboard(
         .unwrap_or_else(|| actor.region.as_str().to_string());
     scope.narrow(Some(&code))?;
     let today = crate::platform::today();
-    let regions = app.regions.read().await.clone();
+    let regions = app.regions.read().await;
     Ok(Json(
         query::dashboard(
             &app.db,
@@ -115,7 +115,7 @@ pub async fn gap(
 ) -> ApiResult<Json<drill::Gap>> {
     let scope = actor.individuals()?;
     scope.narrow(Some(&q.region_code))?;
-    let regions = app.regions.read().await.clone();
+    let regions = app.regions.read().await;
     let g = drill::list(
         &app.db,
         &regions,
@@ -156,7 +156,7 @@ pub async fn gap_xlsx(
     let scope = actor.individuals()?;
     scope.narrow(Some(&q.region_code))?;
     let def = targets::definition(&app.db, &id).await?;
-    let regions = app.regions.read().await.clone();
+    let regions = app.regions.read().await;
     let (bytes, n) = drill::xlsx(
         &app.db,
         &regions,

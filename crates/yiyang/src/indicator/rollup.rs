@@ -151,6 +151,24 @@ async fn years(db: &Db, today: NaiveDate) -> ApiResult<(i32, i32)> {
     Ok((first, this))
 }
 
+/// The periods kept: every year, and the months of this year and last year (the trends people
+/// look at; older years are judged by their year-end value). Keeps a province's rollups at a few
+/// hundred thousand rows instead of a million.
+fn kept_periods(first: i32, last: i32, today: NaiveDate) -> Vec<Period> {
+    (first..=last)
+        .flat_map(|y| {
+            if y >= last - 1 {
+                Period::year_and_months(y, today)
+            } else {
+                vec![Period {
+                    year: y,
+                    month: None,
+                }]
+            }
+        })
+        .collect()
+}
+
 /// When the rollups were last refreshed (RFC 3339), for "数据截至".
 pub async fn built_at(db: &Db) -> ApiResult<Option<String>> {
     Ok(state(db).await?.map(|s| s.built_at))
@@ -177,9 +195,7 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-    let periods: Vec<Period> = (first..=last)
-        .flat_map(|y| Period::year_and_months(y, today))
-        .collect();
+    let periods = kept_periods(first, last, today);
     if full {
         let people = load(db, Which::All).await?;
         let n = people.len();
@@ -243,11 +259,16 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
     // Town subtrees only: the nodes above are adjusted by difference in `write`.
     let mut rows = node_rows(counts, &periods);
     rows.retain(|r| r.level >= 4);
-    // A town that is now empty still needs its zero row, so the difference reaches the county.
+    // A town that is now empty still needs its zero rows, so the difference reaches the county.
+    let have: std::collections::HashSet<(String, String)> = rows
+        .iter()
+        .filter(|r| r.level == 4)
+        .map(|r| (r.code.clone(), r.period.clone()))
+        .collect();
     for t in &towns {
         let code = format!("{t}000");
         for p in &periods {
-            if !rows.iter().any(|r| r.code == code && r.period == p.key()) {
+            if !have.contains(&(code.clone(), p.key())) {
                 rows.push(NodeRow {
                     code: code.clone(),
                     period: p.key(),
@@ -615,6 +636,7 @@ async fn write(
             "指标汇总正在由另一个任务刷新，请稍后再试",
         ));
     }
+    let mut extra: Vec<NodeRow> = vec![];
     match towns {
         None => {
             sqlx::query("DELETE FROM indicator_rollup")
@@ -622,72 +644,86 @@ async fn write(
                 .await?;
         }
         Some(towns) => {
-            // Old town rows, to carry the difference upwards.
-            let mut delta: BTreeMap<(String, String), Counts> = BTreeMap::new();
-            for t in towns {
-                let code = format!("{t}000");
-                let old: HashMap<String, Counts> = sqlx::query(
-                    "SELECT period, measures FROM indicator_rollup WHERE region_code = $1",
-                )
-                .bind(&code)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|r| (r.get::<String, _>(0), decode(&r.get::<String, _>(1))))
-                .collect();
-                for r in rows.iter().filter(|r| r.code == code) {
-                    let o = old.get(&r.period).copied().unwrap_or([0; NM]);
-                    let mut d = [0; NM];
-                    for i in 0..NM {
-                        d[i] = r.counts[i] - o[i];
-                    }
-                    let mut up = parent_of(&code);
-                    while let Some(p) = up {
-                        let acc = delta
-                            .entry((p.clone(), r.period.clone()))
-                            .or_insert([0; NM]);
-                        for i in 0..NM {
-                            acc[i] += d[i];
-                        }
-                        up = parent_of(&p);
-                    }
+            // The towns' old rows, to carry the difference upwards (one read per 400 towns).
+            let codes: Vec<String> = towns.iter().map(|t| format!("{t}000")).collect();
+            let mut old: HashMap<(String, String), Counts> = HashMap::new();
+            for chunk in codes.chunks(400) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT region_code, period, measures FROM indicator_rollup WHERE region_code IN ({})",
+                    marks.join(",")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for c in chunk {
+                    q = q.bind(c.clone());
                 }
+                for r in q.fetch_all(&mut *tx).await? {
+                    old.insert((r.get(0), r.get(1)), decode(&r.get::<String, _>(2)));
+                }
+            }
+            let mut delta: BTreeMap<(String, String), Counts> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.level == 4) {
+                let o = old
+                    .get(&(r.code.clone(), r.period.clone()))
+                    .copied()
+                    .unwrap_or([0; NM]);
+                let mut up = parent_of(&r.code);
+                while let Some(p) = up {
+                    let acc = delta
+                        .entry((p.clone(), r.period.clone()))
+                        .or_insert([0; NM]);
+                    for i in 0..NM {
+                        acc[i] += r.counts[i] - o[i];
+                    }
+                    up = parent_of(&p);
+                }
+            }
+            for t in towns {
                 sqlx::query("DELETE FROM indicator_rollup WHERE region_code BETWEEN $1 AND $2")
                     .bind(format!("{t}000"))
                     .bind(format!("{t}999"))
                     .execute(&mut *tx)
                     .await?;
             }
-            for ((code, period), d) in delta {
-                let old = sqlx::query(
-                    "SELECT measures FROM indicator_rollup WHERE region_code = $1 AND period = $2",
+            // The nodes above (counties, cities, the province: few) read, adjusted, rewritten.
+            let above: BTreeSet<String> = delta.keys().map(|k| k.0.clone()).collect();
+            let mut current: HashMap<(String, String), Counts> = HashMap::new();
+            for code in &above {
+                for r in sqlx::query(
+                    "SELECT period, measures FROM indicator_rollup WHERE region_code = $1",
                 )
-                .bind(&code)
-                .bind(&period)
-                .fetch_optional(&mut *tx)
+                .bind(code)
+                .fetch_all(&mut *tx)
                 .await?
-                .map(|r| decode(&r.get::<String, _>(0)))
-                .unwrap_or([0; NM]);
-                let mut n = old;
-                for i in 0..NM {
-                    n[i] += d[i];
+                {
+                    current.insert((code.clone(), r.get(0)), decode(&r.get::<String, _>(1)));
                 }
-                sqlx::query(
-                    "INSERT INTO indicator_rollup (region_code, period, parent_code, level, measures) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (region_code, period) DO UPDATE SET measures = excluded.measures",
-                )
-                .bind(&code)
-                .bind(&period)
-                .bind(parent_of(&code))
-                .bind(RegionCode::parse(&code).map(|r| r.level() as i64).unwrap_or(1))
-                .bind(encode(&n))
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("DELETE FROM indicator_rollup WHERE region_code = $1")
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await?;
             }
+            for ((code, period), d) in delta {
+                let e = current.entry((code, period)).or_insert([0; NM]);
+                for i in 0..NM {
+                    e[i] += d[i];
+                }
+            }
+            extra = current
+                .into_iter()
+                .map(|((code, period), counts)| NodeRow {
+                    level: RegionCode::parse(&code)
+                        .map(|r| r.level() as i64)
+                        .unwrap_or(1),
+                    code,
+                    period,
+                    counts,
+                })
+                .collect();
         }
     }
     // Many rows per statement: one round trip per 400 rows instead of one per row.
-    for chunk in rows.chunks(400) {
+    for chunk in rows.iter().chain(&extra).collect::<Vec<_>>().chunks(400) {
         let mut sql = String::from(
             "INSERT INTO indicator_rollup (region_code, period, parent_code, level, measures) VALUES ",
         );
