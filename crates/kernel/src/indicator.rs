@@ -169,6 +169,7 @@ pub struct Def {
     pub definition: &'static str,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn def(
     id: &'static str,
     name: &'static str,

@@ -64,6 +64,38 @@ pub async fn dashboard(
     ))
 }
 
+/// The dashboard's table (and each indicator's children) as XLSX.
+#[utoipa::path(get, path = "/api/v1/indicators/dashboard.xlsx", tag = "indicator", params(DashboardQuery),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn dashboard_xlsx(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<DashboardQuery>,
+) -> ApiResult<Response> {
+    let scope = actor.aggregates()?;
+    let code = q
+        .region_code
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| actor.region.as_str().to_string());
+    scope.narrow(Some(&code))?;
+    let today = crate::platform::today();
+    let regions = app.regions.read().await;
+    let d = query::dashboard(
+        &app.db,
+        &regions,
+        &code,
+        q.year.unwrap_or(today.year()),
+        today,
+        q.all.unwrap_or(false),
+    )
+    .await?;
+    let bytes = query::dashboard_xlsx(&d)?;
+    Ok(crate::registry::http::xlsx(
+        bytes,
+        &format!("{}{}年重点指标", d.region_name, d.year),
+    ))
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ValueQuery {
     pub id: String,

@@ -414,3 +414,107 @@ pub async fn value(
         as_of: super::rollup::built_at(db).await?,
     })
 }
+
+/// The dashboard as an XLSX: one sheet with every indicator (target, value, numerator,
+/// denominator, status), one with the children of the node for each indicator computed from
+/// records or entered, as officers paste them into their reports.
+pub fn dashboard_xlsx(d: &Dashboard) -> ApiResult<Vec<u8>> {
+    let e = ApiError::internal;
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let num = |v: Option<f64>| v.map(|x| (x * 100.0).round() / 100.0);
+    let ws = wb.add_worksheet();
+    ws.set_name("指标").map_err(e)?;
+    ws.write(
+        0,
+        0,
+        format!(
+            "{} {} 年重点指标（数据截至 {}）",
+            d.region_name,
+            d.year,
+            d.as_of.as_deref().unwrap_or("—")
+        ),
+    )
+    .map_err(e)?;
+    let heads = [
+        "指标", "属性", "单位", "方向", "目标", "实际", "分子", "分母", "状态", "说明",
+    ];
+    for (c, h) in heads.iter().enumerate() {
+        ws.write_with_format(1, c as u16, *h, &bold).map_err(e)?;
+    }
+    ws.set_column_width(0, 44).map_err(e)?;
+    ws.set_column_width(9, 40).map_err(e)?;
+    for (i, r) in d.indicators.iter().enumerate() {
+        let row = i as u32 + 2;
+        ws.write(row, 0, &r.def.name).map_err(e)?;
+        ws.write(row, 1, r.class_zh.as_deref().unwrap_or(""))
+            .map_err(e)?;
+        ws.write(row, 2, &r.def.unit).map_err(e)?;
+        ws.write(
+            row,
+            3,
+            match r.direction.as_deref() {
+                Some("le") => "≤",
+                Some(_) => "≥",
+                None => "",
+            },
+        )
+        .map_err(e)?;
+        for (c, v) in [
+            (4, r.target),
+            (5, num(r.value)),
+            (6, r.numerator),
+            (7, r.denominator),
+        ] {
+            if let Some(v) = v {
+                ws.write(row, c, v).map_err(e)?;
+            }
+        }
+        ws.write(row, 8, &r.status_zh).map_err(e)?;
+        let note = match (&r.def.pending, &r.entry) {
+            (Some(p), _) => format!("待接入：{p}"),
+            (None, Some(en)) => format!("依据：{}（{}）", en.evidence, en.entered_by),
+            _ => String::new(),
+        };
+        ws.write(row, 9, note).map_err(e)?;
+    }
+    let ws = wb.add_worksheet();
+    ws.set_name("下级").map_err(e)?;
+    for (c, h) in [
+        "指标",
+        "区划",
+        "区划代码",
+        "目标",
+        "实际",
+        "分子",
+        "分母",
+        "状态",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_with_format(0, c as u16, *h, &bold).map_err(e)?;
+    }
+    ws.set_column_width(0, 44).map_err(e)?;
+    let mut row = 1u32;
+    for r in d.indicators.iter().filter(|r| r.def.source != "pending") {
+        for k in &r.children {
+            ws.write(row, 0, &r.def.name).map_err(e)?;
+            ws.write(row, 1, &k.name).map_err(e)?;
+            ws.write(row, 2, &k.code).map_err(e)?;
+            for (c, v) in [
+                (3, k.target),
+                (4, num(k.value)),
+                (5, k.numerator),
+                (6, k.denominator),
+            ] {
+                if let Some(v) = v {
+                    ws.write(row, c, v).map_err(e)?;
+                }
+            }
+            ws.write(row, 7, &k.status_zh).map_err(e)?;
+            row += 1;
+        }
+    }
+    wb.save_to_buffer().map_err(e)
+}

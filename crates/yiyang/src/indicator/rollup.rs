@@ -412,7 +412,9 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
             format!(" AND substr({col}, 1, 9) IN ({list})")
         }
     };
-    let index: Arc<Mutex<(HashMap<String, usize>, Vec<Person>)>> = Arc::default();
+    // Person id → index, and the people, filled by the three scans in turn.
+    type Loaded = (HashMap<String, usize>, Vec<Person>);
+    let index: Arc<Mutex<Loaded>> = Arc::default();
     let sink = index.clone();
     db.scan(
         &format!(

@@ -516,6 +516,28 @@ async fn db_dashboard_targets_entries_and_gap() {
     use calamine::Reader;
     let sheet = wb.worksheet_range_at(0).unwrap().unwrap();
     assert_eq!(sheet.height() as f64, gap_n + 2.0);
+    // The dashboard's table as XLSX: one row per indicator, and the towns of each computed one.
+    let (s, bytes, _) = t
+        .raw(
+            axum::http::Request::get(format!(
+                "/api/v1/indicators/dashboard.xlsx?region_code={COUNTY}&year=2025"
+            ))
+            .header("cookie", &c)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let main = wb.worksheet_range("指标").unwrap();
+    assert_eq!(main.height(), inds.len() + 2);
+    assert!(
+        main.rows()
+            .any(|r| r[0] == "80周岁以上老年人能力综合评估覆盖率" && r[8] == "未达标")
+    );
+    let kids = wb.worksheet_range("下级").unwrap();
+    assert!(kids.height() > 14);
     let audits: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action IN ('indicator.gap.view', 'indicator.gap.export')")
         .fetch_one(&t.state.db.pool)
         .await
