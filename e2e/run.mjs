@@ -537,6 +537,7 @@ try {
     const m = /共 ([\d,]+) 人/.exec(head)
     assert(m && Number(m[1].replace(/,/g, '')) > 0, `no gap count: ${head.slice(0, 200)}`)
     assert(/从未评估|到期/.test(head), 'gap rows do not say why')
+    await page.waitForTimeout(500) // the drawer slides in
     await shot('indicators-gap')
     const [dl] = await Promise.all([page.waitForEvent('download'), drawer.getByRole('button', { name: '导出 Excel' }).click()])
     const name = dl.suggestedFilename()

@@ -791,6 +791,36 @@ async fn db_target_sheet_import() {
     )
     .await;
     assert!(v.is_err() || v.unwrap().target == Some(100.0));
+    // The same as an Excel sheet (the plans' tables usually come as .xlsx), 2028 this time.
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (r, row) in [
+        ["序号", "指标", "2028年", "属性"],
+        ["1", "80周岁以上老年人能力综合评估覆盖率", "100%", "约束性"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (c, v) in row.iter().enumerate() {
+            ws.write(r as u32, c as u16, *v).unwrap();
+        }
+    }
+    let xlsx = wb.save_to_buffer().unwrap();
+    let (s, r) = t
+        .multipart_fields(
+            "/api/v1/indicators/targets/import",
+            &c,
+            vec![
+                ("file", Some("plan.xlsx"), xlsx),
+                ("region_code", None, COUNTY.as_bytes().to_vec()),
+                ("dry_run", None, b"false".to_vec()),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["written"], 1, "{r}");
+    assert_eq!(r["rows"][0]["targets"][0]["year"], 2028);
+    assert_eq!(r["rows"][0]["targets"][0]["class"], "binding");
     // Outside the caller's scope: refused.
     t.add_user("wk", &["officer"], TOWN, all_scopes()).await;
     let w = t.login("wk").await;

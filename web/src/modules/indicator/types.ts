@@ -75,9 +75,9 @@ export const STATUS: Record<StatusCode, { icon: string; type: 'success' | 'prima
   not_started: { icon: '…', type: 'info', color: '#9e9e9e' },
 }
 
-export function fmt(v: number | null | undefined, unit: string): string {
+export function fmt(v: number | null | undefined, unit: string, kind = ''): string {
   if (v === null || v === undefined) return '—'
+  if (kind === 'milestone') return v >= 1 ? '已完成' : '未完成'
   if (unit === '%') return `${v.toFixed(1)}%`
-  if (unit === '') return v >= 1 ? '已完成' : '未完成'
   return `${Number.isInteger(v) ? v.toLocaleString('zh-CN') : v.toFixed(2)}${unit === '人' || unit === '户' || unit === '张' || unit === '人次' ? ' ' + unit : unit}`
 }
