@@ -1,7 +1,7 @@
 //! The people behind a number: for a coverage indicator, everyone in the gap (e.g. the 80+ without
-//! a valid assessment on the period's last day), by town and village, paged or as an XLSX for the
-//! village workers. Decided by the same `Person::flags` as the rollups, so the list's length is
-//! exactly the rollup's denominator minus its numerator.
+//! a valid assessment on the period's last day); for a count, everyone counted. By town and
+//! village, paged or as an XLSX for the village workers. Decided by the same `Person::flags` as
+//! the rollups, so a gap list's length is exactly denominator − numerator, a count's its value.
 
 use super::rollup::{self, Person, Which};
 use crate::platform::db::Db;
@@ -17,16 +17,24 @@ use yiyang_kernel::indicator::Period;
 
 /// Indicators with a list behind them.
 pub fn drillable(id: &str) -> bool {
-    matches!(
-        id,
-        "assessment_coverage_80" | "longevity_allowance_coverage"
-    )
+    part(id).is_some()
 }
 
-/// In the gap on day `d`, and why (in words for the list).
+/// What the list of an indicator holds: "gap" (a coverage's missing people) or "counted".
+pub fn part(id: &str) -> Option<&'static str> {
+    match id {
+        "assessment_coverage_80" | "longevity_allowance_coverage" => Some("gap"),
+        "elders_60" | "entitled_elders" => Some("counted"),
+        _ => None,
+    }
+}
+
+/// On the list on day `d`, and why (in words for the list).
 fn gap(id: &str, p: &Person, d: NaiveDate) -> Option<String> {
     let f = p.flags(d);
     match id {
+        "elders_60" if f.elder_60 => Some("在世、在册".into()),
+        "entitled_elders" if f.entitled => Some("享有基本养老服务".into()),
         "assessment_coverage_80" if f.elder_80 && !f.assessed => {
             let before = p
                 .assessed
@@ -69,6 +77,8 @@ pub struct TownCount {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Gap {
     pub indicator_id: String,
+    /// gap: the people a coverage misses; counted: the people a count counts
+    pub part: String,
     pub region_code: String,
     pub period: String,
     /// The day the list is decided on.
@@ -164,7 +174,7 @@ fn check(
     if !drillable(id) {
         return Err(ApiError::invalid(
             "indicator_id",
-            "该指标没有可下钻的名单（仅覆盖率类指标提供差额名单）",
+            "该指标没有可下钻的名单（覆盖率提供差额名单，人数提供人员名单；其余指标的数据尚未接入或为手工填报）",
         ));
     }
     let rc =
@@ -200,6 +210,7 @@ pub async fn list(
     let end = (start + page_size).min(all.len());
     let people = details(db, regions, &all[start..end], d).await?;
     Ok(Gap {
+        part: part(id).unwrap_or("gap").into(),
         indicator_id: id.into(),
         region_code: rc.as_str().into(),
         period: p.key(),
@@ -232,6 +243,15 @@ pub async fn xlsx(
     let (rc, p, d) = check(id, code, period, today)?;
     let (lo, hi) = rc.subtree_range();
     let all = members(db, id, &lo, &hi, d).await?;
+    if all.len() > 1_000_000 {
+        return Err(ApiError::invalid(
+            "region_code",
+            format!(
+                "名单共 {} 人，超过一张 Excel 表的上限，请选择下级区划分别导出",
+                all.len()
+            ),
+        ));
+    }
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     let e = ApiError::internal;
@@ -240,10 +260,15 @@ pub async fn xlsx(
         0,
         0,
         format!(
-            "{}（{}，{}，截至 {d}）差额名单：共 {} 人",
+            "{}（{}，{}，截至 {d}）{}：共 {} 人",
             name,
             regions.path_name(rc.as_str()),
             p.key(),
+            if part(id) == Some("gap") {
+                "差额名单"
+            } else {
+                "人员名单"
+            },
             all.len()
         ),
     )

@@ -1,5 +1,5 @@
-//! Indicator API: definitions, the dashboard of a node and year, single values, the gap list
-//! behind a coverage figure (paged and as XLSX, audited), targets (one by one, or a plan-shaped
+//! Indicator API: definitions, the dashboard of a node and year, single values, the list of people
+//! behind a number (paged and as XLSX, audited), targets (one by one, or a plan-shaped
 //! sheet with a dry run), values entered by hand, and a refresh of the rollups.
 
 use super::{drill, query, rollup, targets};
@@ -135,11 +135,11 @@ pub struct GapQuery {
     pub page_size: Option<usize>,
 }
 
-/// The people behind a coverage figure's gap (e.g. the 80+ without a valid assessment), by town;
-/// needs the "search individuals" scope and is audited.
-#[utoipa::path(get, path = "/api/v1/indicators/{id}/gap", tag = "indicator", params(("id" = String, Path), GapQuery),
+/// The people behind a number — a coverage's gap (e.g. the 80+ without a valid assessment) or
+/// the people a count counts — by town; needs the "search individuals" scope and is audited.
+#[utoipa::path(get, path = "/api/v1/indicators/{id}/people", tag = "indicator", params(("id" = String, Path), GapQuery),
     responses((status = 200, body = drill::Gap), (status = 403, body = crate::platform::error::Problem)))]
-pub async fn gap(
+pub async fn people(
     State(app): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -163,7 +163,7 @@ pub async fn gap(
         .record(
             &actor.who(),
             Entry {
-                action: "indicator.gap.view",
+                action: "indicator.people.view",
                 entity: "indicator",
                 entity_id: Some(&id),
                 region_code: Some(&g.region_code),
@@ -175,10 +175,10 @@ pub async fn gap(
     Ok(Json(g))
 }
 
-/// The whole gap list as XLSX (masked IDs), audited as an export.
-#[utoipa::path(get, path = "/api/v1/indicators/{id}/gap.xlsx", tag = "indicator", params(("id" = String, Path), GapQuery),
+/// The whole list as XLSX (masked IDs), audited as an export.
+#[utoipa::path(get, path = "/api/v1/indicators/{id}/people.xlsx", tag = "indicator", params(("id" = String, Path), GapQuery),
     responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
-pub async fn gap_xlsx(
+pub async fn people_xlsx(
     State(app): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -204,7 +204,7 @@ pub async fn gap_xlsx(
         &mut tx,
         &actor.who(),
         Entry {
-            action: "indicator.gap.export",
+            action: "indicator.people.export",
             entity: "indicator",
             entity_id: Some(&id),
             region_code: Some(&q.region_code),
@@ -215,7 +215,15 @@ pub async fn gap_xlsx(
     tx.commit().await?;
     Ok(crate::registry::http::xlsx(
         bytes,
-        &format!("{}差额名单", def.name),
+        &format!(
+            "{}{}",
+            def.name,
+            if drill::part(&id) == Some("gap") {
+                "差额名单"
+            } else {
+                "人员名单"
+            }
+        ),
     ))
 }
 

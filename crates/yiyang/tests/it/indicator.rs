@@ -477,7 +477,7 @@ async fn db_dashboard_targets_entries_and_gap() {
     // The gap list has exactly denominator − numerator people, by town, all in the gap.
     let gap_n = cov["denominator"].as_f64().unwrap() - cov["numerator"].as_f64().unwrap();
     let (s, g, _) = t
-        .call("GET", &format!("/api/v1/indicators/assessment_coverage_80/gap?region_code={COUNTY}&period=2025&page_size=10"), Some(&c), None)
+        .call("GET", &format!("/api/v1/indicators/assessment_coverage_80/people?region_code={COUNTY}&period=2025&page_size=10"), Some(&c), None)
         .await;
     assert_eq!(s, StatusCode::OK, "{g}");
     assert_eq!(g["total"].as_f64().unwrap(), gap_n);
@@ -498,7 +498,7 @@ async fn db_dashboard_targets_entries_and_gap() {
     }
     let (s, bytes, h) = t
         .raw(
-            axum::http::Request::get(format!("/api/v1/indicators/assessment_coverage_80/gap.xlsx?region_code={COUNTY}&period=2025"))
+            axum::http::Request::get(format!("/api/v1/indicators/assessment_coverage_80/people.xlsx?region_code={COUNTY}&period=2025"))
                 .header("cookie", &c)
                 .body(axum::body::Body::empty())
                 .unwrap(),
@@ -516,6 +516,27 @@ async fn db_dashboard_targets_entries_and_gap() {
     use calamine::Reader;
     let sheet = wb.worksheet_range_at(0).unwrap().unwrap();
     assert_eq!(sheet.height() as f64, gap_n + 2.0);
+    // A count's list holds exactly the people it counts.
+    let e60 = inds.iter().find(|i| i["id"] == "elders_60").unwrap();
+    let (s, g, _) = t
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/indicators/elders_60/people?region_code={TOWN}&period=2025&page_size=5"
+            ),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    assert_eq!(g["part"], "counted");
+    let town_60 = e60["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["code"] == TOWN)
+        .unwrap();
+    assert_eq!(g["total"].as_f64(), town_60["value"].as_f64());
     // The dashboard's table as XLSX: one row per indicator, and the towns of each computed one.
     let (s, bytes, _) = t
         .raw(
@@ -538,12 +559,13 @@ async fn db_dashboard_targets_entries_and_gap() {
     );
     let kids = wb.worksheet_range("下级").unwrap();
     assert!(kids.height() > 14);
-    let audits: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action IN ('indicator.gap.view', 'indicator.gap.export')")
+    let audits: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action IN ('indicator.people.view', 'indicator.people.export')")
         .fetch_one(&t.state.db.pool)
         .await
         .unwrap()
         .get(0);
-    assert_eq!(audits, 2);
+    // Two views (the gap, the count's list) and one export, each audited.
+    assert_eq!(audits, 3);
 
     // A town worker sees only their town: another town's list is refused, their own is allowed.
     t.add_user("wk", &["worker"], TOWN, all_scopes()).await;
@@ -561,7 +583,7 @@ async fn db_dashboard_targets_entries_and_gap() {
         .call(
             "GET",
             &format!(
-                "/api/v1/indicators/assessment_coverage_80/gap?region_code={COUNTY}&period=2025"
+                "/api/v1/indicators/assessment_coverage_80/people?region_code={COUNTY}&period=2025"
             ),
             Some(&w),
             None,
@@ -572,7 +594,7 @@ async fn db_dashboard_targets_entries_and_gap() {
         .call(
             "GET",
             &format!(
-                "/api/v1/indicators/assessment_coverage_80/gap?region_code={TOWN}&period=2025"
+                "/api/v1/indicators/assessment_coverage_80/people?region_code={TOWN}&period=2025"
             ),
             Some(&w),
             None,
@@ -605,7 +627,7 @@ async fn db_dashboard_targets_entries_and_gap() {
         .call(
             "GET",
             &format!(
-                "/api/v1/indicators/assessment_coverage_80/gap?region_code={COUNTY}&period=2025"
+                "/api/v1/indicators/assessment_coverage_80/people?region_code={COUNTY}&period=2025"
             ),
             Some(&a),
             None,
@@ -633,7 +655,9 @@ async fn db_dashboard_targets_entries_and_gap() {
             "尚未开始",
         ),
         (
-            format!("/api/v1/indicators/elders_60/gap?region_code={COUNTY}&period=2025"),
+            format!(
+                "/api/v1/indicators/home_service_share/people?region_code={COUNTY}&period=2025"
+            ),
             "没有可下钻",
         ),
     ] {

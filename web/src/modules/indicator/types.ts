@@ -51,6 +51,7 @@ export interface Dashboard {
 export interface GapPerson { elder_id: string; name: string; citizen_id_masked: string; sex: string; age: number; town: string; village: string; note: string }
 export interface Gap {
   indicator_id: string
+  part: 'gap' | 'counted'
   region_code: string
   period: string
   day: string
