@@ -45,6 +45,27 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The code as the API writes it (the serde name).
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::Ratio => "ratio",
+            Kind::Count => "count",
+            Kind::PerN => "per_n",
+            Kind::Milestone => "milestone",
+            Kind::Manual => "manual",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        [
+            Kind::Ratio,
+            Kind::Count,
+            Kind::PerN,
+            Kind::Milestone,
+            Kind::Manual,
+        ]
+        .into_iter()
+        .find(|k| k.code() == s)
+    }
     pub fn zh(self) -> &'static str {
         match self {
             Kind::Ratio => "比率",
@@ -663,6 +684,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// The code as the API writes it (the serde name).
+    pub fn code(self) -> &'static str {
+        match self {
+            Status::Met => "met",
+            Status::OnTrack => "on_track",
+            Status::AtRisk => "at_risk",
+            Status::Missed => "missed",
+            Status::NoTarget => "no_target",
+            Status::NoData => "no_data",
+            Status::NotStarted => "not_started",
+        }
+    }
     pub fn zh(self) -> &'static str {
         match self {
             Status::Met => "已达标",
@@ -986,6 +1019,25 @@ mod tests {
             ),
             Status::Met
         );
+    }
+
+    #[test]
+    fn codes_are_the_serde_names() {
+        for k in [K::Ratio, K::Count, K::PerN, K::Milestone, K::Manual] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.code());
+            assert_eq!(Kind::parse(k.code()), Some(k));
+        }
+        for s in [
+            Status::Met,
+            Status::OnTrack,
+            Status::AtRisk,
+            Status::Missed,
+            Status::NoTarget,
+            Status::NoData,
+            Status::NotStarted,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.code());
+        }
     }
 
     #[test]

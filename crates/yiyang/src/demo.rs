@@ -419,6 +419,15 @@ pub fn province_villages() -> Vec<String> {
         .collect()
 }
 
+/// The villages generated people live in: the synthetic province's or the demo county's.
+fn villages(province: bool) -> Vec<String> {
+    if province {
+        province_villages()
+    } else {
+        village_codes()
+    }
+}
+
 /// Village codes of the demo county (no database needed).
 pub fn village_codes() -> Vec<String> {
     regions()
@@ -437,11 +446,7 @@ pub fn write_registry_file(
     seed: u64,
     province: bool,
 ) -> anyhow::Result<usize> {
-    let villages = if province {
-        province_villages()
-    } else {
-        village_codes()
-    };
+    let villages = villages(province);
     let elders = generate(rows, &villages, seed, crate::platform::today());
     let headers: Vec<&str> = crate::registry::model::COLUMNS
         .iter()
@@ -643,11 +648,7 @@ pub fn write_assessment_file(
     province: bool,
 ) -> anyhow::Result<usize> {
     let today = crate::platform::today();
-    let villages = if province {
-        province_villages()
-    } else {
-        village_codes()
-    };
+    let villages = villages(province);
     let elders = generate(elder_rows, &villages, elder_seed, today);
     let (headers, rows) = assessment_rows(&elders, share, bad, seed, today);
     if out.extension().is_some_and(|x| x == "xlsx") {

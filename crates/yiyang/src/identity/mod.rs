@@ -200,12 +200,16 @@ impl Scope {
         let Some(rc) = region_code.filter(|s| !s.is_empty()) else {
             return Ok((self.lo.clone(), self.hi.clone()));
         };
+        Ok(self.region(rc)?.subtree_range())
+    }
+    /// A requested region code, parsed, and refused when outside this scope.
+    pub fn region(&self, raw: &str) -> Result<RegionCode, ApiError> {
         let code =
-            RegionCode::parse(rc).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+            RegionCode::parse(raw).map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
         if !self.covers(&code) {
             return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
         }
-        Ok(code.subtree_range())
+        Ok(code)
     }
     pub fn covers(&self, code: &RegionCode) -> bool {
         self.root.as_ref().is_none_or(|r| r.contains(code))

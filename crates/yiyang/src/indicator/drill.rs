@@ -30,7 +30,7 @@ pub fn part(id: &str) -> Option<&'static str> {
 }
 
 /// On the list on day `d`, and why (in words for the list).
-fn gap(id: &str, p: &Person, d: NaiveDate) -> Option<String> {
+fn listed(id: &str, p: &Person, d: NaiveDate) -> Option<String> {
     let f = p.flags(d);
     match id {
         "elders_60" if f.elder_60 => Some("在世、在册".into()),
@@ -56,7 +56,7 @@ fn gap(id: &str, p: &Person, d: NaiveDate) -> Option<String> {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct GapPerson {
+pub struct ListedPerson {
     pub elder_id: String,
     pub name: String,
     pub citizen_id_masked: String,
@@ -75,7 +75,7 @@ pub struct TownCount {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Gap {
+pub struct PeopleList {
     pub indicator_id: String,
     /// gap: the people a coverage misses; counted: the people a count counts
     pub part: String,
@@ -87,7 +87,7 @@ pub struct Gap {
     pub by_town: Vec<TownCount>,
     pub page: usize,
     pub page_size: usize,
-    pub people: Vec<GapPerson>,
+    pub people: Vec<ListedPerson>,
 }
 
 /// Everyone in the gap, ordered by village then id: (elder id, leaf code, note, birth).
@@ -101,7 +101,7 @@ async fn members(
     let people = rollup::load(db, Which::Range(lo, hi)).await?;
     let mut v: Vec<_> = people
         .iter()
-        .filter_map(|p| gap(id, p, d).map(|n| (p.id.clone(), p.leaf.clone(), n, p.birth)))
+        .filter_map(|p| listed(id, p, d).map(|n| (p.id.clone(), p.leaf.clone(), n, p.birth)))
         .collect();
     v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     Ok(v)
@@ -123,7 +123,7 @@ async fn details(
     regions: &RegionIndex,
     part: &[(String, String, String, Option<NaiveDate>)],
     d: NaiveDate,
-) -> ApiResult<Vec<GapPerson>> {
+) -> ApiResult<Vec<ListedPerson>> {
     if part.is_empty() {
         return Ok(vec![]);
     }
@@ -147,7 +147,7 @@ async fn details(
         .filter_map(|(id, leaf, note, birth)| {
             let (name, cid, sex) = found.get(id)?.clone();
             let (town, village) = town_of(regions, leaf);
-            Some(GapPerson {
+            Some(ListedPerson {
                 elder_id: id.clone(),
                 name,
                 citizen_id_masked: cid,
@@ -196,7 +196,7 @@ pub async fn list(
     today: NaiveDate,
     page: usize,
     page_size: usize,
-) -> ApiResult<Gap> {
+) -> ApiResult<PeopleList> {
     let (rc, p, d) = check(id, code, period, today)?;
     let (lo, hi) = rc.subtree_range();
     let all = members(db, id, &lo, &hi, d).await?;
@@ -209,7 +209,7 @@ pub async fn list(
     let start = ((page - 1) * page_size).min(all.len());
     let end = (start + page_size).min(all.len());
     let people = details(db, regions, &all[start..end], d).await?;
-    Ok(Gap {
+    Ok(PeopleList {
         part: part(id).unwrap_or("gap").into(),
         indicator_id: id.into(),
         region_code: rc.as_str().into(),

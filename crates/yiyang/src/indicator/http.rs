@@ -6,7 +6,7 @@ use super::{drill, query, rollup, targets};
 use crate::app::AppState;
 use crate::audit::Entry;
 use crate::identity::{Actor, Perm};
-use crate::platform::error::{ApiError, ApiResult};
+use crate::platform::error::ApiResult;
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::response::Response;
@@ -43,6 +43,16 @@ pub async fn dashboard(
     actor: Actor,
     Query(q): Query<DashboardQuery>,
 ) -> ApiResult<Json<query::Dashboard>> {
+    Ok(Json(dashboard_for(&app, &actor, q).await?))
+}
+
+/// The dashboard a query asks for (default: the caller's region, this year), inside the caller's
+/// aggregate scope.
+async fn dashboard_for(
+    app: &AppState,
+    actor: &Actor,
+    q: DashboardQuery,
+) -> ApiResult<query::Dashboard> {
     let scope = actor.aggregates()?;
     let code = q
         .region_code
@@ -51,17 +61,15 @@ pub async fn dashboard(
     scope.narrow(Some(&code))?;
     let today = crate::platform::today();
     let regions = app.regions.read().await;
-    Ok(Json(
-        query::dashboard(
-            &app.db,
-            &regions,
-            &code,
-            q.year.unwrap_or(today.year()),
-            today,
-            q.all.unwrap_or(false),
-        )
-        .await?,
-    ))
+    query::dashboard(
+        &app.db,
+        &regions,
+        &code,
+        q.year.unwrap_or(today.year()),
+        today,
+        q.all.unwrap_or(false),
+    )
+    .await
 }
 
 /// The dashboard's table (and each indicator's children) as XLSX.
@@ -72,23 +80,7 @@ pub async fn dashboard_xlsx(
     actor: Actor,
     Query(q): Query<DashboardQuery>,
 ) -> ApiResult<Response> {
-    let scope = actor.aggregates()?;
-    let code = q
-        .region_code
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| actor.region.as_str().to_string());
-    scope.narrow(Some(&code))?;
-    let today = crate::platform::today();
-    let regions = app.regions.read().await;
-    let d = query::dashboard(
-        &app.db,
-        &regions,
-        &code,
-        q.year.unwrap_or(today.year()),
-        today,
-        q.all.unwrap_or(false),
-    )
-    .await?;
+    let d = dashboard_for(&app, &actor, q).await?;
     let bytes = query::dashboard_xlsx(&d)?;
     Ok(crate::registry::http::xlsx(
         bytes,
@@ -138,13 +130,13 @@ pub struct GapQuery {
 /// The people behind a number — a coverage's gap (e.g. the 80+ without a valid assessment) or
 /// the people a count counts — by town; needs the "search individuals" scope and is audited.
 #[utoipa::path(get, path = "/api/v1/indicators/{id}/people", tag = "indicator", params(("id" = String, Path), GapQuery),
-    responses((status = 200, body = drill::Gap), (status = 403, body = crate::platform::error::Problem)))]
+    responses((status = 200, body = drill::PeopleList), (status = 403, body = crate::platform::error::Problem)))]
 pub async fn people(
     State(app): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
     Query(q): Query<GapQuery>,
-) -> ApiResult<Json<drill::Gap>> {
+) -> ApiResult<Json<drill::PeopleList>> {
     let scope = actor.individuals()?;
     scope.narrow(Some(&q.region_code))?;
     let regions = app.regions.read().await;
@@ -328,41 +320,20 @@ pub async fn import_targets(
 ) -> ApiResult<Json<targets::SheetImport>> {
     actor.require(Perm::IndicatorManage)?;
     let scope = actor.aggregates()?;
-    let (mut file, mut region, mut dry_run, mut create, mut source) =
-        (None, None, true, false, None);
-    while let Some(f) = mp
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("上传内容无法读取：{e}")))?
-    {
-        match f.name() {
-            Some("file") => {
-                let name = f.file_name().unwrap_or("targets.xlsx").to_string();
-                let data = f
-                    .bytes()
-                    .await
-                    .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限"))?;
-                file = Some((name, data.to_vec()));
-            }
-            Some("region_code") => region = Some(f.text().await.unwrap_or_default()),
-            Some("dry_run") => dry_run = f.text().await.unwrap_or_default().trim() != "false",
-            Some("create_missing") => create = f.text().await.unwrap_or_default().trim() == "true",
-            Some("source") => {
-                source = Some(f.text().await.unwrap_or_default()).filter(|s| !s.trim().is_empty())
-            }
-            _ => {}
-        }
-    }
-    let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "请选择要导入的文件"))?;
-    let region = region
-        .filter(|s| !s.trim().is_empty())
+    let (name, bytes, f) = crate::registry::http::read_upload_fields(&mut mp).await?;
+    let text = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let dry_run = text("dry_run") != Some("false");
+    let create = text("create_missing") == Some("true");
+    let source = text("source").map(str::to_string);
+    let region = text("region_code")
+        .map(str::to_string)
         .unwrap_or_else(|| actor.region.as_str().to_string());
     Ok(Json(
         targets::import_sheet(
             &app.db,
             &scope,
             &actor.who(),
-            region.trim(),
+            &region,
             &name,
             bytes,
             source,

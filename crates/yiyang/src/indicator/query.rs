@@ -188,13 +188,6 @@ fn status_of(
     )
 }
 
-fn status_code(s: Status) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// The dashboard of `code` for `year`: every indicator with a target there, and every one the
 /// records compute (`all`: every definition).
 pub async fn dashboard(
@@ -256,7 +249,7 @@ pub async fn dashboard(
         };
         let st = status_of(year, today, target, val.value, &trend);
         if target.is_some() {
-            *summary.entry(status_code(st)).or_insert(0) += 1;
+            *summary.entry(st.code().into()).or_insert(0) += 1;
         }
         let kids = children
             .iter()
@@ -284,7 +277,7 @@ pub async fn dashboard(
                     value: v.value,
                     numerator: v.numerator,
                     denominator: v.denominator,
-                    status: status_code(s),
+                    status: s.code().into(),
                     status_zh: s.zh().into(),
                 }
             })
@@ -305,7 +298,7 @@ pub async fn dashboard(
             value: val.value,
             numerator: val.numerator,
             denominator: val.denominator,
-            status: status_code(st),
+            status: st.code().into(),
             status_zh: st.zh().into(),
             worst_month: worst,
             trend,
@@ -369,31 +362,34 @@ pub async fn value(
         .await?
         .into_iter()
         .find(|t| t.indicator_id == def.id);
-    let v = match k::find(&def.id).filter(|d| d.source == k::Source::Records) {
+    // One read of the year's rollups gives the value and, for a year, the trend its status needs.
+    let (v, trend) = match k::find(&def.id).filter(|d| d.source == k::Source::Records) {
         Some(kd) => {
             let rows = rows(db, &code, p.year).await?;
+            let c = compute(kd, &rows, &code, p.year, today);
             match p.month {
                 // A month's value is that month's own (for a monthly mean: the month's rate).
-                Some(_) => rows
-                    .get(&(code.clone(), p.key()))
-                    .map(|m| k::compute(&kd.formula, &RowSums(m)))
-                    .unwrap_or_default(),
-                None => compute(kd, &rows, &code, p.year, today).value,
+                Some(_) => (
+                    rows.get(&(code.clone(), p.key()))
+                        .map(|m| k::compute(&kd.formula, &RowSums(m)))
+                        .unwrap_or_default(),
+                    c.trend,
+                ),
+                None => (c.value, c.trend),
             }
         }
-        None => k::Value {
-            value: targets::latest_entries(db, &code, &code, &p.key())
-                .await?
-                .get(&(def.id.clone(), code.clone()))
-                .map(|e| e.value),
-            ..Default::default()
-        },
+        None => (
+            k::Value {
+                value: targets::latest_entries(db, &code, &code, &p.key())
+                    .await?
+                    .get(&(def.id.clone(), code.clone()))
+                    .map(|e| e.value),
+                ..Default::default()
+            },
+            vec![],
+        ),
     };
     let st = if p.month.is_none() {
-        let trend = match k::find(&def.id).filter(|d| d.source == k::Source::Records) {
-            Some(kd) => compute(kd, &rows(db, &code, p.year).await?, &code, p.year, today).trend,
-            None => vec![],
-        };
         status_of(p.year, today, target.as_ref(), v.value, &trend)
     } else {
         Status::NoTarget
@@ -410,7 +406,7 @@ pub async fn value(
         target: target.as_ref().map(|t| t.value),
         class: target.as_ref().map(|t| t.class.clone()),
         direction: target.as_ref().map(|t| t.direction.clone()),
-        status: status_code(st),
+        status: st.code().into(),
         as_of: super::rollup::built_at(db).await?,
     })
 }

@@ -196,6 +196,15 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
             .map(|r| (r.get(0), r.get(1)))
             .collect();
     let periods = kept_periods(first, last, today);
+    let report = |mode: &str, towns: usize, elders: usize, rows_written: usize| RefreshReport {
+        mode: mode.into(),
+        towns,
+        elders,
+        rows_written,
+        first_year: first,
+        last_year: last,
+        millis: t0.elapsed().as_millis(),
+    };
     if full {
         let people = load(db, Which::All).await?;
         let n = people.len();
@@ -215,15 +224,7 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
             last,
         )
         .await?;
-        return Ok(RefreshReport {
-            mode: "full".into(),
-            towns: 0,
-            elders: n,
-            rows_written: written,
-            first_year: first,
-            last_year: last,
-            millis: t0.elapsed().as_millis(),
-        });
+        return Ok(report("full", 0, n, written));
     }
     let st = st.expect("checked above");
     let towns = changed_towns(db, st.seq, head, &dirty_marks, &periods).await?;
@@ -242,15 +243,7 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
             )
             .await?;
         }
-        return Ok(RefreshReport {
-            mode: "none".into(),
-            towns: 0,
-            elders: 0,
-            rows_written: 0,
-            first_year: first,
-            last_year: last,
-            millis: t0.elapsed().as_millis(),
-        });
+        return Ok(report("none", 0, 0, 0));
     }
     let people = load(db, Which::Towns(&towns)).await?;
     let n = people.len();
@@ -291,15 +284,7 @@ pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<R
         last,
     )
     .await?;
-    Ok(RefreshReport {
-        mode: "incremental".into(),
-        towns: towns.len(),
-        elders: n,
-        rows_written: written,
-        first_year: first,
-        last_year: last,
-        millis: t0.elapsed().as_millis(),
-    })
+    Ok(report("incremental", towns.len(), n, written))
 }
 
 /// The 9-digit prefixes of the towns to recount.

@@ -9,7 +9,7 @@ use crate::platform::error::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use yiyang_kernel::RegionCode;
-use yiyang_kernel::indicator::{self as k, Class, Direction, Period, Source};
+use yiyang_kernel::indicator::{self as k, Class, Direction, Kind, Period, Source};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Definition {
@@ -40,10 +40,7 @@ impl Definition {
         Definition {
             id: d.id.into(),
             name: d.name.into(),
-            kind: serde_json::to_value(d.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            kind: d.kind.code().into(),
             kind_zh: d.kind.zh().into(),
             unit: d.unit.into(),
             definition: d.definition.into(),
@@ -65,12 +62,7 @@ pub async fn definitions(db: &Db) -> ApiResult<Vec<Definition>> {
             .await?
     {
         let kind: String = r.get(2);
-        let kind_zh = match kind.as_str() {
-            "count" => "数量",
-            "ratio" => "比率",
-            "milestone" => "里程碑",
-            _ => "手工填报",
-        };
+        let kind_zh = Kind::parse(&kind).unwrap_or(Kind::Manual).zh();
         v.push(Definition {
             id: r.get(0),
             name: r.get(1),
@@ -222,11 +214,7 @@ pub async fn delete(
     year: i32,
     indicator_id: &str,
 ) -> ApiResult<()> {
-    let rc = RegionCode::parse(region_code)
-        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
-    if !scope.covers(&rc) {
-        return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
-    }
+    let rc = scope.region(region_code)?;
     let mut tx = db.begin().await?;
     let n = sqlx::query(
         "DELETE FROM indicator_target WHERE region_code = $1 AND year = $2 AND indicator_id = $3",
@@ -296,11 +284,7 @@ pub async fn import_sheet(
     dry_run: bool,
     create_missing: bool,
 ) -> ApiResult<SheetImport> {
-    let region = RegionCode::parse(region_code)
-        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
-    if !scope.covers(&region) {
-        return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
-    }
+    let region = scope.region(region_code)?;
     let table = crate::registry::import::open_table(bytes, file_name)
         .map_err(|e| ApiError::invalid("file", e.to_string()))?;
     let find = |names: &[&str]| table.headers.iter().position(|h| names.contains(&h.trim()));
@@ -571,11 +555,7 @@ pub async fn enter(
             format!("“{}”由系统根据档案计算，不能手工填报", def.name),
         ));
     }
-    let rc = RegionCode::parse(&e.region_code)
-        .map_err(|x| ApiError::invalid("region_code", x.to_string()))?;
-    if !scope.covers(&rc) {
-        return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
-    }
+    let rc = scope.region(&e.region_code)?;
     let period = Period::parse(&e.period).map_err(|m| ApiError::invalid("period", m))?;
     if !e.value.is_finite() || e.value < 0.0 {
         return Err(ApiError::invalid("value", "数值应为非负数"));

@@ -592,8 +592,18 @@ pub async fn upload(
 
 /// The uploaded file (multipart `file`) and the `dry_run` flag (true unless "false").
 pub async fn read_upload(mp: &mut Multipart) -> ApiResult<(String, Vec<u8>, bool)> {
+    let (name, bytes, fields) = read_upload_fields(mp).await?;
+    // A dry run unless the form says otherwise.
+    let dry_run = fields.get("dry_run").is_none_or(|v| v.trim() != "false");
+    Ok((name, bytes, dry_run))
+}
+
+/// An upload form: the file (name and bytes) and every other field as text.
+pub async fn read_upload_fields(
+    mp: &mut Multipart,
+) -> ApiResult<(String, Vec<u8>, std::collections::HashMap<String, String>)> {
     let mut file: Option<(String, Vec<u8>)> = None;
-    let mut dry_run = true;
+    let mut fields = std::collections::HashMap::new();
     while let Some(field) = mp
         .next_field()
         .await
@@ -608,17 +618,18 @@ pub async fn read_upload(mp: &mut Multipart) -> ApiResult<(String, Vec<u8>, bool
                     .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限（300 MB）"))?;
                 file = Some((name, data.to_vec()));
             }
-            Some("dry_run") => {
-                dry_run = field.text().await.unwrap_or_default().trim() != "false";
+            Some(other) => {
+                let k = other.to_string();
+                fields.insert(k, field.text().await.unwrap_or_default());
             }
-            _ => {}
+            None => {}
         }
     }
     let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "请选择要导入的文件"))?;
     if bytes.is_empty() {
         return Err(ApiError::invalid("file", "文件为空"));
     }
-    Ok((name, bytes, dry_run))
+    Ok((name, bytes, fields))
 }
 
 /// Import jobs are read by whoever may start one (registry or assessment imports); the job must

@@ -48,8 +48,8 @@ export interface Dashboard {
   summary: Record<string, number>
   indicators: IndicatorRow[]
 }
-export interface GapPerson { elder_id: string; name: string; citizen_id_masked: string; sex: string; age: number; town: string; village: string; note: string }
-export interface Gap {
+export interface ListedPerson { elder_id: string; name: string; citizen_id_masked: string; sex: string; age: number; town: string; village: string; note: string }
+export interface PeopleList {
   indicator_id: string
   part: 'gap' | 'counted'
   region_code: string
@@ -59,7 +59,7 @@ export interface Gap {
   by_town: { code: string; name: string; count: number }[]
   page: number
   page_size: number
-  people: GapPerson[]
+  people: ListedPerson[]
 }
 export interface Target { region_code: string; year: number; indicator_id: string; class: string; direction: string; value: number; source: string | null }
 export interface SheetRow { row: number; name: string; indicator_id: string | null; targets: Target[]; errors: string[]; new_indicator: boolean }
