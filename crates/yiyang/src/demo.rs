@@ -355,6 +355,7 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
         headers,
         rows: Box::new(rows.into_iter()),
         approx_rows,
+        again: None,
     };
     crate::assessment::import::run(&ctx, table, false, "demo", "-").await?;
     // The county's basic-service catalogue, published and run once: the grants are there at start.

@@ -14,7 +14,7 @@
 use super::store::{self, ItemDef, VersionView};
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
-use crate::platform::db::Db;
+use crate::platform::db::{Db, copy_line};
 use crate::platform::error::{ApiError, ApiResult};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -769,29 +769,6 @@ impl Plan {
             _ => None,
         }
     }
-}
-
-/// COPY text format: backslash, tab and line breaks escaped.
-fn copy_field(out: &mut String, v: &str) {
-    for ch in v.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn copy_line(out: &mut String, fields: &[&str]) {
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
-        }
-        copy_field(out, f);
-    }
-    out.push('\n');
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -341,6 +341,15 @@ impl Db {
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, sqlx::Error> {
+        self.sqlite_bulk_or_rollback(move |tx| f(tx).map(|v| (v, true)))
+            .await
+    }
+
+    /// [`Db::sqlite_bulk`] where `f` also says whether to commit (`true`) or roll back.
+    pub async fn sqlite_bulk_or_rollback<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<(T, bool)> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
         let path = self
             .sqlite_path
             .clone()
@@ -361,12 +370,44 @@ impl Db {
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(fail)?;
-            let v = f(&tx).map_err(fail)?;
-            tx.commit().map_err(fail)?;
+            let (v, commit) = f(&tx).map_err(fail)?;
+            if commit {
+                tx.commit().map_err(fail)?;
+            } else {
+                tx.rollback().map_err(fail)?;
+            }
             Ok(v)
         })
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("bulk write task: {e}")))?
+    }
+
+    /// SQLite only: run `f` on a read-only connection of its own on a blocking thread: a long read
+    /// (a dry-run import's lookups) that must neither hold the write gate nor a pool connection.
+    pub async fn sqlite_readonly<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
+        let path = self
+            .sqlite_path
+            .clone()
+            .expect("sqlite_readonly on SQLite only");
+        tokio::task::spawn_blocking(move || {
+            let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite read: {e}"));
+            let c = rusqlite::Connection::open_with_flags(
+                &*path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(fail)?;
+            c.execute_batch(
+                "PRAGMA busy_timeout=60000; PRAGMA cache_size=-65536; PRAGMA query_only=1;",
+            )
+            .map_err(fail)?;
+            f(&c).map_err(fail)
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("sqlite read task: {e}")))?
     }
 
     /// PostgreSQL only: a native connection (for `COPY … FROM STDIN` into a transaction).
@@ -399,6 +440,103 @@ impl Db {
             Backend::Postgres => "ILIKE",
         }
     }
+}
+
+/// One value of a row written by a bulk writer (rusqlite statement, PostgreSQL COPY or a sqlx bind),
+/// typed even when NULL: PostgreSQL refuses a text NULL for a BIGINT column.
+#[derive(Debug, Clone, Copy)]
+pub enum Cell<'a> {
+    Text(Option<&'a str>),
+    Blob(Option<&'a [u8]>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+impl rusqlite::ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match *self {
+            Cell::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Cell::Blob(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Cell::Int(Some(i)) => ToSqlOutput::Owned(Value::Integer(i)),
+            Cell::Real(Some(x)) => ToSqlOutput::Owned(Value::Real(x)),
+            _ => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+impl Cell<'_> {
+    /// Bind onto a sqlx query (the general write path).
+    pub fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        match self {
+            Cell::Text(v) => q.bind(v.map(str::to_string)),
+            Cell::Blob(v) => q.bind(v.map(<[u8]>::to_vec)),
+            Cell::Int(v) => q.bind(v),
+            Cell::Real(v) => q.bind(v),
+        }
+    }
+
+    /// Append in PostgreSQL's COPY text format: `\N` is NULL, bytea is `\\x` and hex.
+    pub fn copy_into(self, out: &mut String) {
+        use std::fmt::Write;
+        match self {
+            Cell::Text(Some(s)) => copy_field(out, s),
+            Cell::Blob(Some(b)) => {
+                out.push_str("\\\\x");
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for byte in b {
+                    out.push(HEX[(byte >> 4) as usize] as char);
+                    out.push(HEX[(byte & 15) as usize] as char);
+                }
+            }
+            Cell::Int(Some(i)) => {
+                let _ = write!(out, "{i}");
+            }
+            // Rust prints the shortest text that reads back to the same f64.
+            Cell::Real(Some(x)) => {
+                let _ = write!(out, "{x:?}");
+            }
+            _ => out.push_str("\\N"),
+        }
+    }
+}
+
+/// One COPY text line of typed cells.
+pub fn copy_cells(out: &mut String, cells: &[Cell<'_>]) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        c.copy_into(out);
+    }
+    out.push('\n');
+}
+
+/// COPY text format: backslash, tab and line breaks escaped.
+pub fn copy_field(out: &mut String, v: &str) {
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// One COPY text line of text fields.
+pub fn copy_line(out: &mut String, fields: &[&str]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        copy_field(out, f);
+    }
+    out.push('\n');
 }
 
 /// One field of PostgreSQL's COPY text format: `\N` is NULL; backslash escapes undone.

@@ -56,11 +56,17 @@ pub enum ImportError {
     Other(#[from] anyhow::Error),
 }
 
+/// Data rows of cells, in file order.
+pub type RowIter = Box<dyn Iterator<Item = Vec<String>> + Send>;
+
 /// The file as a header row plus data rows of cells.
 pub struct Table {
     pub headers: Vec<String>,
-    pub rows: Box<dyn Iterator<Item = Vec<String>> + Send>,
+    pub rows: RowIter,
     pub approx_rows: usize,
+    /// The data rows again from the start (an import that has to change its path part-way reads
+    /// the file again instead of keeping every row).
+    pub again: Option<Arc<dyn Fn() -> RowIter + Send + Sync>>,
 }
 
 fn decode_text(bytes: &[u8]) -> String {
@@ -107,23 +113,28 @@ pub fn open_table(bytes: Vec<u8>, file_name: &str) -> Result<Table, ImportError>
             s: text.clone(),
             pos: 0,
         });
-    let mut recs = rdr.records();
-    let headers: Vec<String> = match recs.next() {
+    let headers: Vec<String> = match rdr.records().next() {
         Some(Ok(r)) => r.iter().map(str::to_string).collect(),
         _ => return Err(ImportError::File("文件为空或无法读取表头".into())),
     };
-    let rdr2 = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(ArcReader { s: text, pos: 0 });
-    let rows = rdr2.into_records().map(|r| match r {
-        Ok(r) => r.iter().map(str::to_string).collect(),
-        Err(_) => vec!["\u{0}csv".to_string()],
-    });
+    let again = move || -> RowIter {
+        let rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(ArcReader {
+                s: text.clone(),
+                pos: 0,
+            });
+        Box::new(rdr.into_records().map(|r| match r {
+            Ok(r) => r.iter().map(str::to_string).collect(),
+            Err(_) => vec!["\u{0}csv".to_string()],
+        }))
+    };
     Ok(Table {
         headers,
-        rows: Box::new(rows),
+        rows: again(),
         approx_rows,
+        again: Some(Arc::new(again)),
     })
 }
 
@@ -183,12 +194,17 @@ fn open_xlsx(bytes: Vec<u8>) -> Result<Table, ImportError> {
         .next()
         .map(|r| r.iter().map(cell).collect())
         .ok_or_else(|| ImportError::File("工作表为空".into()))?;
-    let rows: Vec<Vec<String>> = it.map(|r| r.iter().map(cell).collect()).collect();
+    let rows: Arc<Vec<Vec<String>>> = Arc::new(it.map(|r| r.iter().map(cell).collect()).collect());
     let approx_rows = rows.len();
+    let again = move || -> RowIter {
+        let rows = rows.clone();
+        Box::new((0..rows.len()).map(move |i| rows[i].clone()))
+    };
     Ok(Table {
         headers,
-        rows: Box::new(rows.into_iter()),
+        rows: again(),
         approx_rows,
+        again: Some(Arc::new(again)),
     })
 }
 
@@ -220,9 +236,9 @@ pub fn map_headers(headers: &[String]) -> Result<Vec<Option<&'static str>>, Impo
 
 /// What the validating thread hands to the writer: a chunk of valid rows, already encrypted and
 /// digested, and how many file rows it covered.
-struct Batch {
-    rows: Vec<(i64, store::Prepared)>,
-    n_read: i64,
+pub(super) struct Batch {
+    pub rows: Vec<(i64, store::Prepared)>,
+    pub n_read: i64,
 }
 
 /// Rejected rows: file row number, reason, the row's cells as uploaded.
@@ -230,8 +246,9 @@ pub type Rejected = Vec<(i64, String, Vec<String>)>;
 
 /// Parse, validate, dedupe within the file and prepare rows on a blocking thread, so that this CPU
 /// work overlaps with the database writing the previous chunk.
-fn validate_rows(
-    mut rows: Box<dyn Iterator<Item = Vec<String>> + Send>,
+pub(super) fn validate_rows(
+    mut rows: RowIter,
+    chunk: usize,
     keys_of: Vec<Option<&'static str>>,
     keys: KeyRing,
     regions: RegionIndex,
@@ -251,7 +268,7 @@ fn validate_rows(
     let region_ok = |r: &str| regions.check_scoped_code(r, &scope);
     loop {
         let mut batch = Batch {
-            rows: Vec::with_capacity(CHUNK),
+            rows: Vec::with_capacity(chunk),
             n_read: 0,
         };
         for cells in rows.by_ref() {
@@ -293,7 +310,7 @@ fn validate_rows(
                     }
                 }
             }
-            if batch.rows.len() >= CHUNK || batch.n_read as usize >= CHUNK * 4 {
+            if batch.rows.len() >= chunk || batch.n_read as usize >= chunk * 4 {
                 break;
             }
         }
@@ -309,7 +326,57 @@ fn validate_rows(
 
 /// Run an import (dry or real) of an already opened table. Returns the summary and the rejected rows
 /// (row number, reason, original cells) for the error report.
+///
+/// Two paths, one outcome: the bulk path ([`super::bulk`]) writes new people straight through the
+/// engine's own bulk interface and serves every dry run, first load and unchanged re-import. A real
+/// run that meets someone whose registered data the file changes rolls that back and goes the
+/// general path below, which records each change with its status history (a corrected file).
 pub async fn run(
+    ctx: &Ctx<'_>,
+    table: Table,
+    dry_run: bool,
+    job_id: &str,
+    file_sha: &str,
+    file_name: &str,
+) -> Result<(Summary, Rejected), ImportError> {
+    let Table {
+        headers,
+        rows,
+        approx_rows,
+        again,
+    } = table;
+    let Some(again) = again else {
+        let table = Table {
+            headers,
+            rows,
+            approx_rows,
+            again: None,
+        };
+        return run_general(ctx, table, dry_run, job_id, file_sha, file_name).await;
+    };
+    let keys_of = map_headers(&headers)?;
+    let job = super::bulk::JobInfo {
+        id: job_id,
+        file_sha,
+        file_name,
+    };
+    match super::bulk::run(ctx, rows, approx_rows, keys_of, dry_run, &job).await? {
+        super::bulk::Outcome::Done(summary, rejected) => Ok((summary, rejected)),
+        super::bulk::Outcome::HasUpdates => {
+            tracing::info!(job_id, "import changes registered people: general path");
+            ctx.progress.processed.store(0, Ordering::Relaxed);
+            let table = Table {
+                headers,
+                rows: again(),
+                approx_rows,
+                again: None,
+            };
+            run_general(ctx, table, dry_run, job_id, file_sha, file_name).await
+        }
+    }
+}
+
+async fn run_general(
     ctx: &Ctx<'_>,
     table: Table,
     dry_run: bool,
@@ -331,7 +398,7 @@ pub async fn run(
     let (send, mut recv) = tokio::sync::mpsc::channel::<Batch>(2);
     let (keys, regions, scope) = (ctx.keys.clone(), ctx.regions.clone(), ctx.scope.clone());
     let validator = tokio::task::spawn_blocking(move || {
-        validate_rows(table.rows, keys_of, keys, regions, scope, send)
+        validate_rows(table.rows, CHUNK, keys_of, keys, regions, scope, send)
     });
     let mut tx = if dry_run {
         None
@@ -381,22 +448,14 @@ pub async fn run(
             let mut inserts: Vec<store::Prepared> = vec![];
             let mut updates: Vec<(store::Prepared, String)> = vec![];
             for (row_no, p) in batch.rows {
-                match existing.get(&p.bidx) {
-                    None => inserts.push(p),
-                    Some((id, digest, region)) => {
-                        let rc = yiyang_kernel::RegionCode::parse(region).ok();
-                        if rc.as_ref().is_none_or(|rc| !ctx.scope.covers(rc)) {
-                            outside.push((
-                                row_no,
-                                "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移"
-                                    .into(),
-                                vec![],
-                            ));
-                        } else if *digest == p.digest {
-                            summary.unchanged += 1;
-                        } else {
-                            updates.push((p, id.clone()));
-                        }
+                let found = existing.get(&p.bidx);
+                match classify(found.map(|(i, d, r)| (i.as_str(), d.as_str(), r.as_str())), &p, ctx.scope) {
+                    Class::Insert => inserts.push(p),
+                    Class::Outside => outside.push((row_no, OUTSIDE.into(), vec![])),
+                    Class::Unchanged => summary.unchanged += 1,
+                    Class::Update => {
+                        let id = found.map(|f| f.0.clone()).unwrap_or_default();
+                        updates.push((p, id));
                     }
                 }
             }
@@ -411,7 +470,7 @@ pub async fn run(
                         store::placeholders(ctx.db.backend, n, store::INSERT_NCOLS)
                     );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for p in inserts {
+                    for p in &inserts {
                         q = store::bind_prepared(q, p, &stamp);
                     }
                     q.execute(&mut **t).await?;
@@ -451,21 +510,7 @@ pub async fn run(
         }
     };
     rejected.extend(outside);
-    rejected.sort_by_key(|r| r.0);
-    summary.total = total;
-    summary.rejected = rejected.len() as i64;
-    summary.accepted = summary.total - summary.rejected;
-    // Rows refused because the person is registered elsewhere were counted as neither.
-    ctx.progress.total.store(rows_read, Ordering::Relaxed);
-    ctx.progress.processed.store(rows_read, Ordering::Relaxed);
-    summary.errors = rejected
-        .iter()
-        .take(200)
-        .map(|(r, reason, _)| RowError {
-            row: *r,
-            reason: reason.clone(),
-        })
-        .collect();
+    finish_summary(&mut summary, &mut rejected, total, rows_read, &ctx.progress);
     if let Some(mut t) = tx {
         end_bulk(&mut t, &bulk).await?;
         audit_import(&mut t, ctx, "registry.import", job_id, file_sha, &summary).await?;
@@ -475,6 +520,64 @@ pub async fn run(
             .await?;
     }
     Ok((summary, rejected))
+}
+
+/// The rejected rows in file order, the counts that follow from them, and the progress at 100%.
+pub(super) fn finish_summary(
+    summary: &mut Summary,
+    rejected: &mut Rejected,
+    total: i64,
+    rows_read: i64,
+    progress: &Progress,
+) {
+    rejected.sort_by_key(|r| r.0);
+    summary.total = total;
+    summary.rejected = rejected.len() as i64;
+    summary.accepted = summary.total - summary.rejected;
+    progress.total.store(rows_read, Ordering::Relaxed);
+    progress.processed.store(rows_read, Ordering::Relaxed);
+    summary.errors = rejected
+        .iter()
+        .take(200)
+        .map(|(r, reason, _)| RowError {
+            row: *r,
+            reason: reason.clone(),
+        })
+        .collect();
+}
+
+/// Why a row of someone registered outside the importer's scope is refused.
+pub(super) const OUTSIDE: &str =
+    "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移";
+
+/// What an import does with one valid row, given the registered person with the same citizen ID
+/// (id, row digest, residence region) if there is one.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Class {
+    Insert,
+    Unchanged,
+    Update,
+    Outside,
+}
+
+pub(super) fn classify(
+    found: Option<(&str, &str, &str)>,
+    p: &store::Prepared,
+    scope: &Scope,
+) -> Class {
+    match found {
+        None => Class::Insert,
+        Some((_, digest, region)) => {
+            let rc = yiyang_kernel::RegionCode::parse(region).ok();
+            if rc.as_ref().is_none_or(|rc| !scope.covers(rc)) {
+                Class::Outside
+            } else if digest == p.digest {
+                Class::Unchanged
+            } else {
+                Class::Update
+            }
+        }
+    }
 }
 
 /// The one audit row of a real import, in its transaction: the file's digest and the counts.
@@ -489,19 +592,30 @@ pub async fn audit_import(
     audit::append(
         tx,
         ctx.who,
-        Entry {
-            action,
-            entity: "import_job",
-            entity_id: Some(job_id),
-            region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
-            detail: serde_json::json!({
-                "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
-                "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
-            })
-            .to_string(),
-        },
+        import_entry(ctx.scope, action, job_id, file_sha, summary),
     )
     .await
+}
+
+/// The audit entry of a real import (see [`audit_import`]).
+pub fn import_entry<'a>(
+    scope: &'a Scope,
+    action: &'a str,
+    job_id: &'a str,
+    file_sha: &str,
+    summary: &Summary,
+) -> Entry<'a> {
+    Entry {
+        action,
+        entity: "import_job",
+        entity_id: Some(job_id),
+        region_code: scope.root.as_ref().map(|r| r.as_str()),
+        detail: serde_json::json!({
+            "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
+            "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
+        })
+        .to_string(),
+    }
 }
 
 /// Files at least this large load with a large page cache; when the registry holds fewer than half
@@ -510,6 +624,11 @@ const BULK_MIN_ROWS: usize = 50_000;
 /// SQLite page cache for a bulk load (KiB): the unique indexes' pages stay in memory instead of
 /// being spilled to the WAL and read back. Back to the normal 8 MB afterwards.
 const BULK_CACHE_KIB: i64 = 262_144;
+
+/// A load at least twice the size of the registry builds the secondary indexes once at the end.
+pub(super) fn first_load(existing: i64, rows: usize) -> bool {
+    rows >= BULK_MIN_ROWS && existing as usize * 2 <= rows
+}
 
 /// What [`begin_bulk`] changed, for [`end_bulk`] to put back.
 #[derive(Default)]
@@ -542,8 +661,8 @@ async fn begin_bulk(
         .fetch_one(&mut **tx)
         .await?
         .get(0);
-    if existing as usize * 2 <= rows {
-        for (name, _) in super::SECONDARY_INDEXES {
+    if first_load(existing, rows) {
+        for (name, _) in super::rebuilt_after_load() {
             sqlx::query(AssertSqlSafe(format!("DROP INDEX {name}")))
                 .execute(&mut **tx)
                 .await?;
@@ -555,7 +674,7 @@ async fn begin_bulk(
 
 async fn end_bulk(tx: &mut crate::platform::db::Tx<'_>, bulk: &Bulk) -> Result<(), sqlx::Error> {
     if bulk.dropped_indexes {
-        for (_, ddl) in super::SECONDARY_INDEXES {
+        for (_, ddl) in super::rebuilt_after_load() {
             sqlx::query(AssertSqlSafe(*ddl)).execute(&mut **tx).await?;
         }
     }

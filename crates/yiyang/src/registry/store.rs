@@ -8,7 +8,7 @@ use super::search_index;
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
 use crate::platform::crypto::KeyRing;
-use crate::platform::db::{Db, Tx};
+use crate::platform::db::{Cell, Db, Tx};
 use crate::platform::error::{ApiError, ApiResult};
 use crate::region::RegionIndex;
 use chrono::NaiveDate;
@@ -735,6 +735,8 @@ pub struct Prepared {
     pub phone_enc: Option<Vec<u8>>,
     pub phone_masked: Option<String>,
     pub digest: String,
+    birth_date: String,
+    death_date: Option<String>,
     pub input: ElderInput,
 }
 
@@ -748,8 +750,46 @@ impl Prepared {
             phone_enc: input.phone.as_deref().map(|p| keys.encrypt(p)),
             phone_masked: input.phone.as_deref().map(yiyang_kernel::mask::phone),
             digest: input.digest(),
+            birth_date: input.birth_date.to_string(),
+            death_date: input.death_date.map(|d| d.to_string()),
             input,
         }
+    }
+
+    /// The row's values in the order of [`INSERT_COLS`]: the one place that order is written, for
+    /// the sqlx insert, the SQLite bulk writer and PostgreSQL COPY alike.
+    pub fn cells<'a>(&'a self, stamp: &'a Stamp) -> [Cell<'a>; INSERT_NCOLS] {
+        let e = &self.input;
+        [
+            Cell::Text(Some(&self.id)),
+            Cell::Text(Some(&self.bidx)),
+            Cell::Blob(Some(&self.cid_enc)),
+            Cell::Text(Some(&self.cid_masked)),
+            Cell::Text(Some(&e.name)),
+            Cell::Text(Some(e.sex.zh())),
+            Cell::Text(Some(&self.birth_date)),
+            Cell::Text(e.hukou_region.as_deref()),
+            Cell::Text(Some(&e.residence_region)),
+            Cell::Text(e.address.as_deref()),
+            Cell::Blob(self.phone_enc.as_deref()),
+            Cell::Text(self.phone_masked.as_deref()),
+            Cell::Real(e.lon),
+            Cell::Real(e.lat),
+            Cell::Text(e.living_status),
+            Cell::Text(e.economic_status),
+            Cell::Text(e.family_planning_special),
+            Cell::Int(e.disability_grade),
+            Cell::Int(e.entitled_veteran_family.map(|b| b as i64)),
+            Cell::Text(self.death_date.as_deref()),
+            Cell::Text(Some(e.status())),
+            Cell::Text(Some(stamp.source)),
+            Cell::Text(Some(stamp.today)),
+            Cell::Text(Some(&self.digest)),
+            Cell::Text(Some(stamp.now)),
+            Cell::Text(Some(stamp.now)),
+            Cell::Int(Some(1)),
+            Cell::Int(Some(stamp.change_seq)),
+        ]
     }
 }
 
@@ -771,44 +811,15 @@ pub fn bind_elder<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let mut p = Prepared::new(e.clone(), keys);
     p.id = id.to_string();
-    bind_prepared(q, p, stamp)
+    bind_prepared(q, &p, stamp)
 }
 
 pub fn bind_prepared<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    p: Prepared,
+    p: &Prepared,
     stamp: &Stamp,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let e = p.input;
-    let status = e.status();
-    q.bind(p.id)
-        .bind(p.bidx)
-        .bind(p.cid_enc)
-        .bind(p.cid_masked)
-        .bind(e.name)
-        .bind(e.sex.zh())
-        .bind(e.birth_date.to_string())
-        .bind(e.hukou_region)
-        .bind(e.residence_region)
-        .bind(e.address)
-        .bind(p.phone_enc)
-        .bind(p.phone_masked)
-        .bind(e.lon)
-        .bind(e.lat)
-        .bind(e.living_status)
-        .bind(e.economic_status)
-        .bind(e.family_planning_special)
-        .bind(e.disability_grade)
-        .bind(e.entitled_veteran_family.map(|b| b as i64))
-        .bind(e.death_date.map(|d| d.to_string()))
-        .bind(status)
-        .bind(stamp.source.to_string())
-        .bind(stamp.today.to_string())
-        .bind(p.digest)
-        .bind(stamp.now.to_string())
-        .bind(stamp.now.to_string())
-        .bind(1i64)
-        .bind(stamp.change_seq)
+    p.cells(stamp).into_iter().fold(q, |q, c| c.bind(q))
 }
 
 /// `($start, …)`: a list of `n` numbered placeholders, for `IN` lists after other binds.

@@ -351,3 +351,113 @@ async fn db_no_clear_ids_after_import() {
     let (ok, _) = scan_clear(dir.path());
     assert!(!ok, "the scanner finds a revealed ID");
 }
+
+/// Person `i` of the large test file: birth dates spread over 1930–1959, villages of towns A and B.
+fn big_row(i: u32, living: &str) -> String {
+    let birth = NaiveDate::from_ymd_opt(1930, 1, 1).unwrap() + chrono::Days::new((i / 800) as u64);
+    let village = if i.is_multiple_of(2) {
+        "320682001001"
+    } else {
+        "320682002001"
+    };
+    format!(
+        "{},李{}英,{village},{living}\n",
+        compose("320682", birth, i % 800 + 100),
+        ["秀", "桂", "玉", "凤"][(i % 4) as usize]
+    )
+}
+
+/// The bulk path: a first load large enough to rebuild the secondary indexes, then a file mixing new,
+/// unchanged, changed and out-of-scope people (which the bulk path hands to the general path), as a
+/// dry run and for real.
+#[tokio::test]
+async fn db_import_bulk_first_load_then_mixed_file() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("townb", &["officer"], "320682002000", all_scopes())
+        .await;
+    let head = "身份证号,姓名,居住地区划代码,居住状况\n";
+    let n = 60_000u32;
+    let mut big = String::from(head);
+    for i in 0..n {
+        big.push_str(&big_row(i, "独居"));
+    }
+    let c = t.login("imp").await;
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "big.csv",
+            big.as_bytes(),
+            false,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["inserted"], n, "{st}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, n as i64);
+    // Dropped for the load and built again in its transaction.
+    let indexes = if t.pg_url.is_some() {
+        t.count("SELECT COUNT(*) FROM pg_indexes WHERE indexname IN ('elder_region_birth', 'elder_name', 'elder_change_seq')")
+            .await
+    } else {
+        t.count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('elder_region_birth', 'elder_name', 'elder_change_seq')")
+            .await
+    };
+    assert_eq!(indexes, 3);
+    assert_eq!(
+        t.count("SELECT COUNT(DISTINCT change_seq) FROM elder")
+            .await,
+        1
+    );
+
+    // Town B's officer: two new people, one unchanged, one changed (now 空巢), one of town A.
+    let mut mixed = String::from(head);
+    mixed.push_str(&big_row(n + 1, "独居"));
+    mixed.push_str(&big_row(n + 3, "独居"));
+    mixed.push_str(&big_row(1, "独居"));
+    mixed.push_str(&big_row(3, "空巢"));
+    mixed.push_str(&big_row(2, "独居"));
+    let cb = t.login("townb").await;
+    for dry_run in [true, false] {
+        let (_, job) = t
+            .multipart(
+                "/api/v1/imports/registry",
+                &cb,
+                "mixed.csv",
+                mixed.as_bytes(),
+                dry_run,
+            )
+            .await;
+        let st = t.wait_job(job["id"].as_str().unwrap(), &cb).await;
+        let counts = [
+            "total",
+            "accepted",
+            "rejected",
+            "inserted",
+            "updated",
+            "unchanged",
+        ]
+        .map(|k| st[k].as_i64().unwrap());
+        assert_eq!(counts, [5, 4, 1, 2, 1, 1], "dry run {dry_run}: {st}");
+        assert_eq!(st["errors"][0]["row"], 6, "{st}");
+        let expect = if dry_run { n } else { n + 2 };
+        assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, expect as i64);
+    }
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder WHERE living_status = 'empty_nest'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder_status_change WHERE kind = 'living_status'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'registry.import'")
+            .await,
+        2,
+        "one audit row per real run, none for the rolled-back bulk attempt"
+    );
+}

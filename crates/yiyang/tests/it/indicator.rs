@@ -48,6 +48,7 @@ async fn script(db: &Db, keys: &KeyRing, n: usize) {
         headers,
         rows: Box::new(rows.into_iter()),
         approx_rows,
+        again: None,
     };
     yiyang::assessment::import::run(&ctx, table, false, "test", "-")
         .await
