@@ -192,7 +192,7 @@ fn validate_fields(
     f: HashMap<&'static str, String>,
 ) -> ApiResult<ElderInput> {
     let _ = app;
-    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
     let region_ok = |r: &str| regions.check_scoped_code(r, scope);
     model::validate_row(&get, today(), &region_ok).map_err(to_field_errors)
 }
