@@ -412,13 +412,15 @@ impl Db {
 
     /// PostgreSQL only: a native connection (for `COPY … FROM STDIN` into a transaction).
     pub async fn pg_native(&self) -> Result<sqlx::postgres::PgConnection, sqlx::Error> {
-        use sqlx::Connection;
-        sqlx::postgres::PgConnection::connect(
-            self.pg_url
-                .as_deref()
-                .expect("pg_native on PostgreSQL only"),
-        )
-        .await
+        let url = self
+            .pg_url
+            .as_deref()
+            .expect("pg_native on PostgreSQL only");
+        // Index builds in a bulk load take seconds by design, as on the pool.
+        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10))
+            .connect()
+            .await
     }
 
     /// See [`Writer`].

@@ -184,7 +184,9 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
         today: &today,
         change_seq,
     };
-    let mut loaded = load_sqlite(tx, Some(&stamp), &mut w)?;
+    // Insert first when most of the file is new; look up first when most of it is likely there.
+    let insert_first = existing as usize * 2 <= w.approx_rows;
+    let mut loaded = load_sqlite(tx, Some((&stamp, insert_first)), &mut w)?;
     if loaded.stopped {
         return Ok((loaded, false));
     }
@@ -222,13 +224,16 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     Ok((loaded, true))
 }
 
-/// SQLite: look every valid row up by its blind index and insert the new ones (when `stamp` is
-/// given: a real run). A real run stops at the first change.
+/// SQLite: look every valid row up by its blind index and insert the new ones (when `write` is
+/// given: a real run, and whether to try the insert before the lookup). A real run stops at the
+/// first change.
 fn load_sqlite(
     c: &rusqlite::Connection,
-    stamp: Option<&Stamp>,
+    write: Option<(&Stamp, bool)>,
     w: &mut Work,
 ) -> rusqlite::Result<Loaded> {
+    let stamp = write.map(|(s, _)| s);
+    let insert_first = write.is_some_and(|(_, f)| f);
     use rusqlite::OptionalExtension;
     let mut look = c.prepare(LOOKUP_ONE)?;
     // A real run inserts first and looks up only the rows that were already there: one probe of
@@ -250,7 +255,8 @@ fn load_sqlite(
         };
         waited += t.elapsed();
         for (row_no, p) in &batch.rows {
-            if let (Some(ins), Some(st)) = (insert.as_mut(), stamp)
+            if insert_first
+                && let (Some(ins), Some(st)) = (insert.as_mut(), stamp)
                 && ins.execute(rusqlite::params_from_iter(p.cells(st)))? == 1
             {
                 loaded.take(*row_no, Class::Insert);
@@ -269,6 +275,12 @@ fn load_sqlite(
             if class == Class::Update && stamp.is_some() {
                 loaded.stopped = true;
                 return Ok(loaded);
+            }
+            if class == Class::Insert
+                && let (Some(ins), Some(st)) = (insert.as_mut(), stamp)
+            {
+                // Looked up first and absent: new.
+                ins.execute(rusqlite::params_from_iter(p.cells(st)))?;
             }
             loaded.take(*row_no, class);
         }

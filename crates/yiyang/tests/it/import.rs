@@ -384,17 +384,24 @@ async fn db_import_bulk_first_load_then_mixed_file() {
         big.push_str(&big_row(i, "独居"));
     }
     let c = t.login("imp").await;
-    let (_, job) = t
-        .multipart(
-            "/api/v1/imports/registry",
-            &c,
-            "big.csv",
-            big.as_bytes(),
-            false,
-        )
-        .await;
-    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
-    assert_eq!(st["inserted"], n, "{st}");
+    // Three of them registered already: the load inserts first and finds those three unchanged.
+    let first: String = big.lines().take(4).map(|l| format!("{l}\n")).collect();
+    for (name, file) in [("three.csv", &first), ("big.csv", &big)] {
+        let (_, job) = t
+            .multipart("/api/v1/imports/registry", &c, name, file.as_bytes(), false)
+            .await;
+        let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+        let expect = if name == "three.csv" {
+            (3, 0)
+        } else {
+            (n as i64 - 3, 3)
+        };
+        let got = (
+            st["inserted"].as_i64().unwrap(),
+            st["unchanged"].as_i64().unwrap(),
+        );
+        assert_eq!(got, expect, "{st}");
+    }
     assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, n as i64);
     // Dropped for the load and built again in its transaction.
     let indexes = if t.pg_url.is_some() {
@@ -408,7 +415,8 @@ async fn db_import_bulk_first_load_then_mixed_file() {
     assert_eq!(
         t.count("SELECT COUNT(DISTINCT change_seq) FROM elder")
             .await,
-        1
+        2,
+        "one change number per load"
     );
 
     // Town B's officer: two new people, one unchanged, one changed (now 空巢), one of town A.
@@ -457,7 +465,7 @@ async fn db_import_bulk_first_load_then_mixed_file() {
     assert_eq!(
         t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'registry.import'")
             .await,
-        2,
+        3,
         "one audit row per real run, none for the rolled-back bulk attempt"
     );
 }
