@@ -7,6 +7,7 @@
 //! a row that differs from what is stored becomes a correction of the stored record (which stays).
 
 use super::store::{self as astore, LTC_STANDARD};
+use crate::platform::db::Cell;
 use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
 use crate::registry::model::parse_date;
 use crate::registry::store::{CID_DOMAIN, Cols, next_change_seq, placeholders};
@@ -20,9 +21,6 @@ use yiyang_kernel::mzt039;
 
 /// Rows per statement (17 columns per assessment row stays far below both engines' bind limits).
 const CHUNK: usize = 500;
-/// From this many rows written, SQLite gets a 256 MB page cache for the transaction (as the
-/// registry's bulk load does): the indexes being filled stay in memory instead of being spilled.
-const BULK_MIN_ROWS: usize = 50_000;
 
 /// The columns besides the item scores: key, Chinese header, required, hint for the template.
 pub const COLUMNS: &[(&str, &str, bool, &str)] = &[
@@ -562,6 +560,102 @@ struct Existing {
     same: (String, String, String, String, Option<String>),
 }
 
+const NEXT_CHANGE_SEQ: &str = "UPDATE registry_head SET seq = seq + 1 WHERE id = 1 RETURNING seq";
+const ASSESSMENT_COLS: &str = "id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
+     informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source";
+const ABILITY_COLS: &str = "elder_id, assessment_id, level, assessed_on, valid_until, change_seq";
+
+/// A decided row as written: its new id and dates as text.
+struct Row {
+    id: String,
+    elder_id: String,
+    corrects: Option<String>,
+    assessed_on: String,
+    valid_until: String,
+    p: Prepared,
+}
+
+/// Who recorded the import, when, and its change number.
+type Stamp = (String, String, i64);
+
+impl Row {
+    /// The values in the order of [`ASSESSMENT_COLS`], for both writers.
+    fn cells<'a>(&'a self, stamp: &'a Stamp) -> [Cell<'a>; 17] {
+        let p = &self.p;
+        let kind = if p.std == Std::Ltc {
+            "ltc_adoption"
+        } else {
+            "assessment"
+        };
+        [
+            Cell::Text(Some(&self.id)),
+            Cell::Text(Some(&self.elder_id)),
+            Cell::Text(Some(p.std.name())),
+            Cell::Text(Some(&p.reason)),
+            Cell::Text(Some(&self.assessed_on)),
+            Cell::Text(Some(&self.valid_until)),
+            Cell::Text(Some(&p.assessors[0])),
+            Cell::Text(Some(&p.assessors[1])),
+            Cell::Text(p.informant.as_deref()),
+            Cell::Text(self.corrects.as_deref()),
+            Cell::Text(Some(&p.input)),
+            Cell::Text(Some(&p.result)),
+            Cell::Int(Some(p.level)),
+            Cell::Text(Some(&stamp.0)),
+            Cell::Text(Some(&stamp.1)),
+            Cell::Text(Some(kind)),
+            Cell::Text(p.source.as_deref()),
+        ]
+    }
+
+    /// The person's current-level row ([`ABILITY_COLS`]): `first` names the person, `best` is
+    /// their new current record.
+    fn ability_cells<'a>(first: &'a Row, best: &'a Row, change_seq: i64) -> [Cell<'a>; 6] {
+        [
+            Cell::Text(Some(&first.elder_id)),
+            Cell::Text(Some(&best.id)),
+            Cell::Int(Some(best.p.level)),
+            Cell::Text(Some(&best.assessed_on)),
+            Cell::Text(Some(&best.valid_until)),
+            Cell::Int(Some(change_seq)),
+        ]
+    }
+}
+
+/// The writes of a real run on SQLite, in person order, through two prepared statements.
+fn write_sqlite(
+    t: &rusqlite::Transaction,
+    rows: &[Row],
+    current: &[(usize, usize)],
+    stamp: &Stamp,
+    progress: &crate::registry::import::Progress,
+) -> rusqlite::Result<()> {
+    let marks = |n: usize| vec!["?"; n].join(",");
+    let mut ins = t.prepare(&format!(
+        "INSERT INTO assessment ({ASSESSMENT_COLS}) VALUES ({})",
+        marks(17)
+    ))?;
+    for (i, r) in rows.iter().enumerate() {
+        ins.execute(rusqlite::params_from_iter(r.cells(stamp)))?;
+        if i % 1000 == 999 {
+            progress.processed.fetch_add(500, Ordering::Relaxed);
+        }
+    }
+    let mut up = t.prepare(&format!(
+        "INSERT INTO elder_ability ({ABILITY_COLS}) VALUES ({}) {}",
+        marks(6),
+        astore::UPSERT_CURRENT_SET
+    ))?;
+    for (first, b) in current {
+        up.execute(rusqlite::params_from_iter(Row::ability_cells(
+            &rows[*first],
+            &rows[*b],
+            stamp.2,
+        )))?;
+    }
+    Ok(())
+}
+
 /// Run a lookup and map its rows. On SQLite through the point-read path (`Db::sqlite_read`): no
 /// hand-off per row to sqlx's worker thread, which cost more than the lookups themselves. It reads
 /// the last committed state; a real import already holds the write lock (BEGIN IMMEDIATE), so that
@@ -617,14 +711,27 @@ pub async fn run(
         ..Default::default()
     };
     let mut rejected: Rejected = vec![];
-    let mut tx = if dry_run {
+    // A real run on SQLite writes through prepared statements on a write transaction held open on
+    // its own thread (binding 17 values a row through sqlx Any was half the import); it holds the
+    // write lock from here, so the lookups below read a state nobody else can change.
+    let sqlite = ctx.db.backend == crate::platform::db::Backend::Sqlite;
+    let wtx = if dry_run || !sqlite {
+        None
+    } else {
+        Some(ctx.db.sqlite_write_tx().await?)
+    };
+    let mut tx = if dry_run || sqlite {
         None
     } else {
         Some(ctx.db.begin().await?)
     };
-    let change_seq = match tx.as_mut() {
-        Some(t) => next_change_seq(t).await?,
-        None => 0,
+    let change_seq = match (&wtx, tx.as_mut()) {
+        (Some(w), _) => {
+            w.call(|t| t.query_row(NEXT_CHANGE_SEQ, [], |r| r.get(0)))
+                .await?
+        }
+        (None, Some(t)) => next_change_seq(t).await?,
+        (None, None) => 0,
     };
     let now = crate::platform::now_rfc3339();
     let who = &ctx.who.actor_name;
@@ -778,109 +885,71 @@ pub async fn run(
     // table keyed by person and the foreign-key checks then walk their B-trees forwards instead
     // of jumping around (a stable sort keeps one person's rows in file order).
     writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
-    if let Some(t) = tx.as_mut() {
-        let big = backend == crate::platform::db::Backend::Sqlite && writes.len() >= BULK_MIN_ROWS;
-        if big {
-            sqlx::query("PRAGMA cache_size = -262144")
-                .execute(&mut **t)
-                .await?;
+    // The new current record per person: the newest non-legacy row written, when at least as new
+    // as the stored current one (a later record wins a tie).
+    let mut current: Vec<(usize, usize)> = vec![];
+    let mut at = 0;
+    while at < writes.len() {
+        let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
+        let mut best: Option<usize> = None;
+        for i in at..end {
+            let w = &writes[i];
+            if w.p.std == Std::Mzt || w.stored_on.is_some_and(|d| d > w.p.assessed_on) {
+                continue;
+            }
+            if best.is_none_or(|b| writes[b].p.assessed_on <= w.p.assessed_on) {
+                best = Some(i);
+            }
         }
-        let written: Result<(), sqlx::Error> = async {
-            // The new current record per person: the newest non-legacy row written, when at least as
-            // new as the stored current one (a later record wins a tie).
-            let mut current: Vec<(usize, usize)> = vec![];
-            let mut at = 0;
-            while at < writes.len() {
-                let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
-                let mut best: Option<usize> = None;
-                for i in at..end {
-                    let w = &writes[i];
-                    if w.p.std == Std::Mzt || w.stored_on.is_some_and(|d| d > w.p.assessed_on) {
-                        continue;
-                    }
-                    if best.is_none_or(|b| writes[b].p.assessed_on <= w.p.assessed_on) {
-                        best = Some(i);
-                    }
-                }
-                if let Some(b) = best {
-                    current.push((at, b));
-                }
-                at = end;
-            }
-            let ids: Vec<String> = writes
-                .iter()
-                .map(|_| uuid::Uuid::now_v7().to_string())
-                .collect();
-            for (n, part) in writes.chunks(CHUNK).enumerate() {
-                let sql = format!(
-                    "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
-                     informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source) VALUES {}",
-                    placeholders(backend, part.len(), 17)
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (k, w) in part.iter().enumerate() {
-                    let p = &w.p;
-                    q = q
-                        .bind(&ids[n * CHUNK + k])
-                        .bind(&w.elder_id)
-                        .bind(p.std.name())
-                        .bind(&p.reason)
-                        .bind(p.assessed_on.to_string())
-                        .bind(w.valid_until.to_string())
-                        .bind(&p.assessors[0])
-                        .bind(&p.assessors[1])
-                        .bind(&p.informant)
-                        .bind(&w.corrects)
-                        .bind(&p.input)
-                        .bind(&p.result)
-                        .bind(p.level)
-                        .bind(who)
-                        .bind(&now)
-                        .bind(if p.std == Std::Ltc {
-                            "ltc_adoption"
-                        } else {
-                            "assessment"
-                        })
-                        .bind(&p.source);
-                }
-                q.execute(&mut **t).await?;
-                ctx.progress
-                    .processed
-                    .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
-            }
-            for part in current.chunks(CHUNK) {
-                let sql = format!(
-                    "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
-                     VALUES {} {}",
-                    placeholders(backend, part.len(), 6),
-                    astore::UPSERT_CURRENT_SET
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (first, b) in part {
-                    let p = &writes[*b].p;
-                    q = q
-                        .bind(&writes[*first].elder_id)
-                        .bind(&ids[*b])
-                        .bind(p.level)
-                        .bind(p.assessed_on.to_string())
-                        .bind(writes[*b].valid_until.to_string())
-                        .bind(change_seq);
-                }
-                q.execute(&mut **t).await?;
-            }
-            Ok(())
+        if let Some(b) = best {
+            current.push((at, b));
         }
-        .await;
-        // Back to the normal page cache before the connection returns to the pool, also after an
-        // error (a rollback does not undo a PRAGMA).
-        if big {
-            let reset = sqlx::query("PRAGMA cache_size = -8192")
-                .execute(&mut **t)
-                .await;
-            written?;
-            reset?;
-        } else {
-            written?;
+        at = end;
+    }
+    let rows: Vec<Row> = writes
+        .into_iter()
+        .map(|w| Row {
+            id: uuid::Uuid::now_v7().to_string(),
+            assessed_on: w.p.assessed_on.to_string(),
+            valid_until: w.valid_until.to_string(),
+            elder_id: w.elder_id,
+            corrects: w.corrects,
+            p: w.p,
+        })
+        .collect();
+    let stamp = (who.to_string(), now.clone(), change_seq);
+    if let Some(w) = &wtx {
+        let progress = ctx.progress.clone();
+        w.call(move |t| write_sqlite(t, &rows, &current, &stamp, &progress))
+            .await?;
+    } else if let Some(t) = tx.as_mut() {
+        for part in rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO assessment ({ASSESSMENT_COLS}) VALUES {}",
+                placeholders(backend, part.len(), 17)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in part {
+                q = r.cells(&stamp).into_iter().fold(q, |q, c| c.bind(q));
+            }
+            q.execute(&mut **t).await?;
+            ctx.progress
+                .processed
+                .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
+        }
+        for part in current.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO elder_ability ({ABILITY_COLS}) VALUES {} {}",
+                placeholders(backend, part.len(), 6),
+                astore::UPSERT_CURRENT_SET
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (first, b) in part {
+                q = Row::ability_cells(&rows[*first], &rows[*b], change_seq)
+                    .into_iter()
+                    .fold(q, |q, c| c.bind(q));
+            }
+            q.execute(&mut **t).await?;
         }
     }
     tracing::info!(
@@ -902,6 +971,22 @@ pub async fn run(
             reason: reason.clone(),
         })
         .collect();
+    if let Some(w) = wtx {
+        let (who, scope, job, sha) = (
+            ctx.who.clone(),
+            ctx.scope.clone(),
+            job_id.to_string(),
+            file_sha.to_string(),
+        );
+        let s = summary.clone();
+        w.call(move |t| {
+            let e =
+                crate::registry::import::import_entry(&scope, "assessment.import", &job, &sha, &s);
+            crate::audit::append_sqlite(t, &who, e)
+        })
+        .await?;
+        w.commit().await?;
+    }
     if let Some(mut t) = tx {
         crate::registry::import::audit_import(
             &mut t,

@@ -382,6 +382,60 @@ impl Db {
         .map_err(|e| sqlx::Error::Protocol(format!("bulk write task: {e}")))?
     }
 
+    /// SQLite only: a write transaction (`BEGIN IMMEDIATE`, holding the write gate) kept open on a
+    /// thread of its own, for an import that decides in async code and writes millions of values
+    /// through prepared statements ([`SqliteWriteTx::call`]). Rolled back unless committed.
+    pub async fn sqlite_write_tx(&self) -> Result<SqliteWriteTx, sqlx::Error> {
+        let path = self
+            .sqlite_path
+            .clone()
+            .expect("sqlite_write_tx on SQLite only");
+        let gate = self.write_gate.clone().lock_owned().await;
+        let (send, mut recv) = tokio::sync::mpsc::unbounded_channel::<TxJob>();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel::<Result<(), sqlx::Error>>();
+        std::thread::spawn(move || {
+            let _gate = gate;
+            let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite write: {e}"));
+            let open = || -> rusqlite::Result<rusqlite::Connection> {
+                let c = rusqlite::Connection::open(&*path)?;
+                c.execute_batch(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+                     PRAGMA busy_timeout=60000; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
+                )?;
+                Ok(c)
+            };
+            let mut c = match open() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(fail(e)));
+                    return;
+                }
+            };
+            let tx = match c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(fail(e)));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            while let Some(job) = recv.blocking_recv() {
+                match job {
+                    TxJob::Run(f) => f(&tx),
+                    TxJob::Commit(done) => {
+                        let _ = done.send(tx.commit().map_err(fail));
+                        return;
+                    }
+                }
+            }
+            // Dropped without a commit: the transaction rolls back here.
+        });
+        ready
+            .await
+            .map_err(|_| sqlx::Error::Protocol("sqlite write thread ended".into()))??;
+        Ok(SqliteWriteTx { send })
+    }
+
     /// SQLite only: run `f` on a read-only connection of its own on a blocking thread: a long read
     /// (a dry-run import's lookups) that must neither hold the write gate nor a pool connection.
     pub async fn sqlite_readonly<T: Send + 'static>(
@@ -441,6 +495,42 @@ impl Db {
             Backend::Sqlite => "LIKE",
             Backend::Postgres => "ILIKE",
         }
+    }
+}
+
+enum TxJob {
+    Run(Box<dyn FnOnce(&rusqlite::Transaction) + Send>),
+    Commit(tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>),
+}
+
+/// See [`Db::sqlite_write_tx`].
+pub struct SqliteWriteTx {
+    send: tokio::sync::mpsc::UnboundedSender<TxJob>,
+}
+
+impl SqliteWriteTx {
+    /// Run `f` on the transaction's thread and wait for its result.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = TxJob::Run(Box::new(move |tx| {
+            let _ = done.send(f(tx));
+        }));
+        let gone = || sqlx::Error::Protocol("sqlite write thread ended".into());
+        self.send.send(job).map_err(|_| gone())?;
+        result
+            .await
+            .map_err(|_| gone())?
+            .map_err(|e| sqlx::Error::Protocol(format!("sqlite write: {e}")))
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let gone = || sqlx::Error::Protocol("sqlite write thread ended".into());
+        self.send.send(TxJob::Commit(done)).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
     }
 }
 
