@@ -10,7 +10,7 @@ use super::store::{self as astore, LTC_STANDARD};
 use crate::platform::db::Cell;
 use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
 use crate::registry::model::parse_date;
-use crate::registry::store::{CID_DOMAIN, Cols, next_change_seq, placeholders};
+use crate::registry::store::{CID_DOMAIN, Cols, NEXT_CHANGE_SEQ, next_change_seq, placeholders};
 use chrono::{Datelike, NaiveDate};
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeMap, HashMap};
@@ -560,7 +560,6 @@ struct Existing {
     same: (String, String, String, String, Option<String>),
 }
 
-const NEXT_CHANGE_SEQ: &str = "UPDATE registry_head SET seq = seq + 1 WHERE id = 1 RETURNING seq";
 const ASSESSMENT_COLS: &str = "id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
      informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source";
 const ABILITY_COLS: &str = "elder_id, assessment_id, level, assessed_on, valid_until, change_seq";

@@ -162,61 +162,49 @@ impl Db {
         ncols: usize,
         mut f: impl FnMut(&[Option<&str>]) + Send + 'static,
     ) -> Result<(), sqlx::Error> {
-        if let Some(path) = &self.sqlite_path {
-            let path = path.clone();
+        if self.sqlite_path.is_some() {
             let sql = sql.to_string();
-            return tokio::task::spawn_blocking(move || {
-                let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite scan: {e}"));
-                let c = rusqlite::Connection::open_with_flags(
-                    &*path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(fail)?;
-                c.execute_batch(
-                    "PRAGMA busy_timeout=60000; PRAGMA cache_size=-65536; PRAGMA query_only=1;",
-                )
-                .map_err(fail)?;
-                let mut st = c.prepare(&sql).map_err(fail)?;
-                let mut rows = st.query([]).map_err(fail)?;
-                // Text is handed on borrowed; only numbers (better CAST in the query) are formatted.
-                let mut nums: Vec<String> = vec![String::new(); ncols];
-                let mut kinds: Vec<u8> = vec![0; ncols];
-                while let Some(r) = rows.next().map_err(fail)? {
-                    for (i, k) in kinds.iter_mut().enumerate() {
-                        *k = match r.get_ref(i).map_err(fail)? {
-                            rusqlite::types::ValueRef::Null => 0,
-                            rusqlite::types::ValueRef::Integer(n) => {
-                                nums[i] = n.to_string();
-                                2
-                            }
-                            rusqlite::types::ValueRef::Real(x) => {
-                                nums[i] = x.to_string();
-                                2
-                            }
-                            _ => 1,
-                        };
-                    }
-                    let mut cols: Vec<Option<&str>> = Vec::with_capacity(ncols);
-                    for (i, k) in kinds.iter().enumerate() {
-                        cols.push(match k {
-                            0 => None,
-                            2 => Some(nums[i].as_str()),
-                            _ => match r.get_ref(i).map_err(fail)? {
-                                rusqlite::types::ValueRef::Text(t)
-                                | rusqlite::types::ValueRef::Blob(t) => {
-                                    Some(std::str::from_utf8(t).unwrap_or_default())
+            return self
+                .sqlite_readonly(move |c| {
+                    let mut st = c.prepare(&sql)?;
+                    let mut rows = st.query([])?;
+                    // Text is handed on borrowed; only numbers (better CAST in the query) are formatted.
+                    let mut nums: Vec<String> = vec![String::new(); ncols];
+                    let mut kinds: Vec<u8> = vec![0; ncols];
+                    while let Some(r) = rows.next()? {
+                        for (i, k) in kinds.iter_mut().enumerate() {
+                            *k = match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => 0,
+                                rusqlite::types::ValueRef::Integer(n) => {
+                                    nums[i] = n.to_string();
+                                    2
                                 }
-                                _ => None,
-                            },
-                        });
+                                rusqlite::types::ValueRef::Real(x) => {
+                                    nums[i] = x.to_string();
+                                    2
+                                }
+                                _ => 1,
+                            };
+                        }
+                        let mut cols: Vec<Option<&str>> = Vec::with_capacity(ncols);
+                        for (i, k) in kinds.iter().enumerate() {
+                            cols.push(match k {
+                                0 => None,
+                                2 => Some(nums[i].as_str()),
+                                _ => match r.get_ref(i)? {
+                                    rusqlite::types::ValueRef::Text(t)
+                                    | rusqlite::types::ValueRef::Blob(t) => {
+                                        Some(std::str::from_utf8(t).unwrap_or_default())
+                                    }
+                                    _ => None,
+                                },
+                            });
+                        }
+                        f(&cols);
                     }
-                    f(&cols);
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|e| sqlx::Error::Protocol(format!("scan task: {e}")))?;
+                    Ok(())
+                })
+                .await;
         }
         use futures_util::TryStreamExt;
         use sqlx::Connection;
@@ -361,12 +349,7 @@ impl Db {
             let _gate = gate;
             let fail =
                 |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite bulk write: {e}"));
-            let mut c = rusqlite::Connection::open(&*path).map_err(fail)?;
-            c.execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
-                 PRAGMA busy_timeout=60000; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
-            )
-            .map_err(fail)?;
+            let mut c = open_bulk_writer(&path).map_err(fail)?;
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(fail)?;
@@ -396,15 +379,7 @@ impl Db {
         std::thread::spawn(move || {
             let _gate = gate;
             let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite write: {e}"));
-            let open = || -> rusqlite::Result<rusqlite::Connection> {
-                let c = rusqlite::Connection::open(&*path)?;
-                c.execute_batch(
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
-                     PRAGMA busy_timeout=60000; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
-                )?;
-                Ok(c)
-            };
-            let mut c = match open() {
+            let mut c = match open_bulk_writer(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = ready_tx.send(Err(fail(e)));
@@ -496,6 +471,17 @@ impl Db {
             Backend::Postgres => "ILIKE",
         }
     }
+}
+
+/// A rusqlite connection for a bulk writer: the pool's durability settings and a 256 MB page
+/// cache, so the indexes being filled stay in memory instead of being spilled to the WAL.
+fn open_bulk_writer(path: &str) -> rusqlite::Result<rusqlite::Connection> {
+    let c = rusqlite::Connection::open(path)?;
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+         PRAGMA busy_timeout=60000; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
+    )?;
+    Ok(c)
 }
 
 enum TxJob {

@@ -9,7 +9,7 @@
 //! file, recording each change with its status history.
 
 use super::import::{self, Batch, Class, Ctx, ImportError, Rejected, RowIter, Summary};
-use super::store::{self, Prepared, Stamp};
+use super::store::{self, NEXT_CHANGE_SEQ, Prepared, Stamp};
 use crate::audit;
 use crate::platform::db::{Backend, copy_cells};
 use std::sync::atomic::Ordering;
@@ -36,7 +36,6 @@ const LOOKUP_ONE: &str =
     "SELECT id, row_digest, residence_region FROM elder WHERE citizen_id_bidx = $1";
 const LOOKUP_ANY: &str = "SELECT citizen_id_bidx, id, row_digest, residence_region FROM elder \
      WHERE citizen_id_bidx = ANY($1)";
-const NEXT_CHANGE_SEQ: &str = "UPDATE registry_head SET seq = seq + 1 WHERE id = 1 RETURNING seq";
 
 /// What the writer did with the valid rows.
 #[derive(Default)]

@@ -716,12 +716,14 @@ pub const INSERT_COLS: &str = "id, citizen_id_bidx, citizen_id_enc, citizen_id_m
     disability_grade, entitled_veteran_family, death_date, status, status_source, status_since, row_digest, created_at, updated_at, version, change_seq";
 pub const INSERT_NCOLS: usize = 28;
 
+/// See [`next_change_seq`]; for the bulk writers' own connections.
+pub const NEXT_CHANGE_SEQ: &str =
+    "UPDATE registry_head SET seq = seq + 1 WHERE id = 1 RETURNING seq";
+
 /// The change number for this transaction's elder writes (see `MIGRATION_CHANGE_SEQ`). Take it
 /// once per transaction; the head row stays locked until commit.
 pub async fn next_change_seq(tx: &mut Tx<'_>) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query("UPDATE registry_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-        .fetch_one(&mut **tx)
-        .await?;
+    let r = sqlx::query(NEXT_CHANGE_SEQ).fetch_one(&mut **tx).await?;
     Ok(r.get(0))
 }
 
