@@ -179,7 +179,7 @@ pub async fn list(
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, n.catalog_region, n.item_code, \
-         n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons, n.run_id FROM entitlement n JOIN elder e ON e.id = n.elder_id \
          WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
     )))
     .bind(&state)
@@ -191,9 +191,25 @@ pub async fn list(
     .fetch_all(&db.pool)
     .await?;
     let today = crate::platform::today();
+    // Decisions of a run carry no stored reasons ('' in the row): they come from its snapshot.
+    let derive: Vec<(String, String, String)> = rows
+        .iter()
+        .filter(|r| r.get::<String, _>(13).is_empty())
+        .map(|r| (r.get(14), r.get(1), r.get(7)))
+        .collect();
+    let names = super::http::namer(regions);
+    let mut derived = super::evaluate::reasons_of_runs(db, &derive, &names).await?;
     let items = rows
         .iter()
         .map(|r| {
+            let stored: String = r.get(13);
+            let reasons = if stored.is_empty() {
+                derived
+                    .remove(&(r.get(14), r.get(1), r.get(7)))
+                    .unwrap_or_default()
+            } else {
+                serde_json::from_str(&stored).unwrap_or_default()
+            };
             let birth: String = r.get(4);
             let region: String = r.get(5);
             EntitlementRow {
@@ -213,7 +229,7 @@ pub async fn list(
                 amount: r.get::<i64, _>(10) as f64 / 100.0,
                 quota: r.get(11),
                 since: r.get(12),
-                reasons: serde_json::from_str(&r.get::<String, _>(13)).unwrap_or_default(),
+                reasons,
             }
         })
         .collect();

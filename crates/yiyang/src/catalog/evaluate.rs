@@ -20,6 +20,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use yiyang_kernel::eligibility::{Facts, ItemRule, Reason};
 use yiyang_kernel::{RegionCode, Sex};
@@ -65,26 +66,79 @@ impl ElderFacts {
         }
     }
 
-    /// The facts a decision was made on, kept with it (no ID, name or phone).
-    fn snapshot(&self, on: NaiveDate) -> String {
-        serde_json::json!({
-            "on": on.to_string(),
-            "age": yiyang_kernel::citizen_id::age_on(self.birth_date, on),
-            "birth_date": self.birth_date.to_string(),
-            "residence_region": self.residence,
-            "hukou_region": self.hukou,
-            "status": self.status,
-            "living_status": self.living,
-            "economic_status": self.economic,
-            "family_planning_special": self.family_planning,
-            "disability_grade": self.disability,
-            "entitled_veteran_family": self.veteran,
-            "ability_level": self.level,
-            "death_date": self.death_date.map(|d| d.to_string()),
-            "lists": self.lists,
+    /// The facts a decision was made on, kept with it (no ID, name or phone): everything the
+    /// rules can read, and nothing else. The reasons of a run's decision are worked out from it
+    /// when shown (`from_snapshot`), not stored with each of the millions of entitlements.
+    fn snapshot(&self) -> String {
+        serde_json::to_string(&Snapshot {
+            birth_date: self.birth_date,
+            sex: self.sex.map(|s| s.zh().into()),
+            residence_region: self.residence.as_str().into(),
+            hukou_region: self.hukou.as_deref().map(Cow::from),
+            status: self.status.as_str().into(),
+            living_status: self.living.as_deref().map(Cow::from),
+            economic_status: self.economic.as_deref().map(Cow::from),
+            family_planning_special: self.family_planning.as_deref().map(Cow::from),
+            disability_grade: self.disability,
+            entitled_veteran_family: self.veteran,
+            ability_level: self.level,
+            death_date: self.death_date,
+            lists: Cow::Borrowed(&self.lists),
         })
-        .to_string()
+        .unwrap_or_default()
     }
+
+    /// The facts of a stored snapshot (`None` when it cannot be read).
+    pub fn from_snapshot(elder_id: &str, json: &str) -> Option<ElderFacts> {
+        let s: Snapshot<'_> = serde_json::from_str(json).ok()?;
+        Some(ElderFacts {
+            id: elder_id.to_string(),
+            birth_date: s.birth_date,
+            sex: s.sex.as_deref().and_then(Sex::parse_zh),
+            residence: s.residence_region.into_owned(),
+            hukou: s.hukou_region.map(Cow::into_owned),
+            status: s.status.into_owned(),
+            living: s.living_status.map(Cow::into_owned),
+            economic: s.economic_status.map(Cow::into_owned),
+            family_planning: s.family_planning_special.map(Cow::into_owned),
+            disability: s.disability_grade,
+            veteran: s.entitled_veteran_family,
+            level: s.ability_level,
+            death_date: s.death_date,
+            moved_out_date: None,
+            lists: s.lists.into_owned(),
+        })
+    }
+}
+
+/// A snapshot as stored: empty fields are left out (a million of them are written by a first run).
+#[derive(Serialize, serde::Deserialize)]
+struct Snapshot<'a> {
+    birth_date: NaiveDate,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    sex: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    residence_region: Cow<'a, str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    hukou_region: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    living_status: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    economic_status: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    family_planning_special: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disability_grade: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entitled_veteran_family: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ability_level: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    death_date: Option<NaiveDate>,
+    #[serde(default, borrow, skip_serializing_if = "<[String]>::is_empty")]
+    lists: Cow<'a, [String]>,
 }
 
 /// The facts of the rules, every column as text so that both read paths (a row of the pool, a
@@ -707,7 +761,6 @@ struct NewRow {
     amount_fen: i64,
     quota: i64,
     residence: String,
-    reasons: String,
 }
 
 /// A transition of an open entitlement, found by (person, catalogue, item).
@@ -813,37 +866,13 @@ async fn write(
     decided.dedup();
     let snapshots: Vec<(String, String)> = decided
         .iter()
-        .map(|&i| (elders[i].id.clone(), elders[i].snapshot(on)))
+        .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
         .collect();
     // In person order, so the indexes keyed by person grow at their end instead of everywhere.
     news.sort_unstable_by(|a, b| elders[a.0].id.cmp(&elders[b.0].id).then(a.1.cmp(&b.1)));
-    // The reasons of every new decision, worked out on every core.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let reasons: Vec<String> = std::thread::scope(|sc| {
-        let per = news.len().div_ceil(threads).max(1);
-        let hs: Vec<_> = news
-            .chunks(per)
-            .map(|part| {
-                sc.spawn(move || {
-                    part.iter()
-                        .map(|&(ei, ii, _, _)| {
-                            let d = c.items[ii].1.explain(&elders[ei].facts(), on, names);
-                            serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into())
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .flat_map(|h| h.join().expect("reasons thread"))
-            .collect()
-    });
     let news: Vec<NewRow> = news
         .iter()
-        .zip(reasons)
-        .map(|(&(ei, ii, ti, state), reasons)| {
+        .map(|&(ei, ii, ti, state)| {
             let t = &c.items[ii].1.tiers[ti];
             NewRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -854,7 +883,6 @@ async fn write(
                 amount_fen: t.amount_fen,
                 quota: t.quota,
                 residence: elders[ei].residence.clone(),
-                reasons,
             }
         })
         .collect();
@@ -958,22 +986,22 @@ async fn write(
 }
 
 const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, since, version_id, run_id, reasons, updated_at";
-/// Columns of the per-person run messages written by COPY.
-const OUTBOX_COLS: &str =
-    "id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at, run_id";
 const OUTBOX_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
      VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5) ON CONFLICT (id) DO NOTHING";
+/// The run's one message row: the sender expands it into one message per person granted
+/// (`platform::outbox::expand_runs`).
 const OUTBOX_RUN_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at, run_id) \
-     VALUES ($1, NULL, $2, 'granted', 'pending', 0, 0, $3, $4) ON CONFLICT (id) DO NOTHING";
+     VALUES ($1, NULL, '', 'run_granted', 'pending', 0, 0, $2, $3) ON CONFLICT (id) DO NOTHING";
 const RUN_INSERT: &str = "INSERT INTO catalog_run (id, region_code, version_id, on_date, started_at, finished_at, by_name, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const CHANGE_INSERT: &str = "INSERT INTO entitlement_change (id, entitlement_id, run_id, from_state, to_state, tier, amount_fen, on_date, note, by_name, at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 /// $1 state, $2–$4 new tier/amount/quota or NULL, $5 ended_on, $6 now, $7 version, $8 reasons or
-/// NULL, $9 run or NULL, $10 person, $11 catalogue, $12 item (in order of appearance: SQLite binds
-/// `$N` by first appearance).
+/// NULL, $9 run or NULL, $10 person, $11 catalogue, $12 item, $13 the state held (in order of
+/// appearance: SQLite binds `$N` by first appearance). `state <> 'ended'` lets SQLite use the
+/// partial index `entitlement_open` (it cannot tell that `state = $13` implies it).
 const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
      quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($8, reasons), \
-     run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state = $13 \
+     run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state = $13 AND state <> 'ended' \
      RETURNING id, tier, amount_fen";
 
 /// The run's writes on SQLite: prepared statements on the bulk writer's connection.
@@ -988,8 +1016,6 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
     }
     let mut ent = tx.prepare(&format!("INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))?;
     let mut out = tx.prepare(OUTBOX_INSERT)?;
-    let mut run_out = tx.prepare(OUTBOX_RUN_INSERT)?;
-    let mut last_told: Option<String> = None;
     for n in &p.news {
         ent.execute(params![
             n.id,
@@ -1004,23 +1030,19 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
             p.on,
             p.version_id,
             p.run_id,
-            n.reasons,
+            "",
             p.now
         ])?;
         digest.update(format!(
             "{}|{}|{}|{}\n",
             n.id, n.state, n.tier, n.amount_fen
         ));
-        // One message per person and run, listing everything it granted (rows come in person order).
-        if n.state == "granted" && last_told.as_deref() != Some(n.elder_id.as_str()) {
-            run_out.execute(params![
-                format!("{}:{}", p.run_id, n.elder_id),
-                n.elder_id,
-                p.now,
-                p.run_id
-            ])?;
-            last_told = Some(n.elder_id.clone());
-        }
+    }
+    if p.news.iter().any(|n| n.state == "granted") {
+        tx.execute(
+            OUTBOX_RUN_INSERT,
+            params![format!("{}:granted", p.run_id), p.now, p.run_id],
+        )?;
     }
     let mut upd = tx.prepare(CHANGE_UPDATE)?;
     let mut chg = tx.prepare(CHANGE_INSERT)?;
@@ -1124,8 +1146,6 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
         std::mem::take(&mut buf),
     )
     .await?;
-    let mut outbox = String::new();
-    let mut last_told: Option<String> = None;
     for chunk in p.news.chunks(50_000) {
         for n in chunk {
             let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
@@ -1144,7 +1164,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
                     &p.on,
                     &p.version_id,
                     &p.run_id,
-                    &n.reasons,
+                    "",
                     &p.now,
                 ],
             );
@@ -1152,14 +1172,6 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
                 "{}|{}|{}|{}\n",
                 n.id, n.state, n.tier, n.amount_fen
             ));
-            // One message per person and run (rows come in person order); ids and times need no escaping.
-            if n.state == "granted" && last_told.as_deref() != Some(n.elder_id.as_str()) {
-                outbox.push_str(&format!(
-                    "{}:{}\t\\N\t{}\tgranted\tpending\t0\t0\t{}\t{}\n",
-                    p.run_id, n.elder_id, n.elder_id, p.now, p.run_id
-                ));
-                last_told = Some(n.elder_id.clone());
-            }
         }
         copy(
             &mut tx,
@@ -1167,12 +1179,14 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
             std::mem::take(&mut buf),
         )
         .await?;
-        copy(
-            &mut tx,
-            &format!("COPY notification_outbox ({OUTBOX_COLS}) FROM STDIN"),
-            std::mem::take(&mut outbox),
-        )
-        .await?;
+    }
+    if p.news.iter().any(|n| n.state == "granted") {
+        sqlx::query(OUTBOX_RUN_INSERT)
+            .bind(format!("{}:granted", p.run_id))
+            .bind(&p.now)
+            .bind(&p.run_id)
+            .execute(&mut *tx)
+            .await?;
     }
     for ch in &p.changes {
         let (label, amount, quota) = match &ch.tier {
@@ -1494,4 +1508,100 @@ pub async fn simulate(
         towns: towns.into_values().collect(),
         millis: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The reasons of decisions made by runs, worked out again from what each run stored: its
+/// catalogue version, its date and the person's snapshot. A run stores no reasons with the
+/// entitlements it creates (a first run creates millions); they are a pure function of these.
+/// Keyed by (run, person, item); a decision whose snapshot or item is gone is left out.
+pub async fn reasons_of_runs(
+    db: &Db,
+    wanted: &[(String, String, String)],
+    names: Names<'_>,
+) -> ApiResult<HashMap<(String, String, String), Vec<Reason>>> {
+    let mut out = HashMap::new();
+    let mut rules: HashMap<(String, String), Option<ItemRule>> = HashMap::new();
+    for (run, elder, item) in wanted {
+        let row = sqlx::query(
+            "SELECT r.version_id, r.on_date, s.facts FROM catalog_run r \
+             JOIN eligibility_snapshot s ON s.run_id = r.id AND s.elder_id = $2 WHERE r.id = $1",
+        )
+        .bind(run)
+        .bind(elder)
+        .fetch_optional(&db.pool)
+        .await?;
+        let Some(row) = row else { continue };
+        let (version, on, facts): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let key = (version.clone(), item.clone());
+        if !rules.contains_key(&key) {
+            let def = store::items_of(db, &version)
+                .await?
+                .into_iter()
+                .find(|d| d.code == *item);
+            rules.insert(key.clone(), def.and_then(|d| store::compile(&d).ok()));
+        }
+        let (Some(rule), Some(ef), Some(on)) = (
+            &rules[&key],
+            ElderFacts::from_snapshot(elder, &facts),
+            date(Some(&on)),
+        ) else {
+            continue;
+        };
+        out.insert(
+            (run.clone(), elder.clone(), item.clone()),
+            rule.explain(&ef.facts(), on, names).reasons,
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person() -> ElderFacts {
+        ElderFacts {
+            id: "p1".into(),
+            birth_date: NaiveDate::from_ymd_opt(1944, 3, 1).unwrap(),
+            sex: Some(Sex::Female),
+            residence: "320682104201".into(),
+            hukou: Some("320682104000".into()),
+            status: "active".into(),
+            living: Some("living_alone".into()),
+            economic: None,
+            family_planning: Some("lost_only_child".into()),
+            disability: Some(2),
+            veteran: Some(false),
+            level: Some(3),
+            death_date: None,
+            moved_out_date: None,
+            lists: vec!["重点帮扶对象".into(), "带\"引号\"的名单".into()],
+        }
+    }
+
+    /// A stored snapshot gives back every fact a rule can read, and leaves out empty ones.
+    #[test]
+    fn snapshot_round_trip() {
+        let p = person();
+        let json = p.snapshot();
+        assert!(
+            !json.contains("null") && !json.contains("economic_status"),
+            "{json}"
+        );
+        let back = ElderFacts::from_snapshot("p1", &json).unwrap();
+        assert_eq!(back.snapshot(), json);
+        assert_eq!(format!("{:?}", back.facts()), format!("{:?}", p.facts()));
+        let mut bare = person();
+        (bare.sex, bare.hukou, bare.lists) = (None, None, vec![]);
+        let back = ElderFacts::from_snapshot("p1", &bare.snapshot()).unwrap();
+        assert_eq!(format!("{:?}", back.facts()), format!("{:?}", bare.facts()));
+        // Snapshots written before the lean format (with nulls, `on` and `age`) still read.
+        let old = r#"{"ability_level":null,"age":61,"birth_date":"1965-10-24","death_date":null,"lists":[],"on":"2026-11-30","residence_region":"320682110207","status":"active"}"#;
+        let f = ElderFacts::from_snapshot("p2", old).unwrap();
+        assert_eq!(
+            (f.birth_date.to_string(), f.level),
+            ("1965-10-24".into(), None)
+        );
+        assert!(ElderFacts::from_snapshot("p3", "{}").is_none());
+    }
 }

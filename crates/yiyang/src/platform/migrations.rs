@@ -95,6 +95,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "indicator",
         stmts: crate::indicator::MIGRATION,
     },
+    Migration {
+        version: 14,
+        name: "catalog_lean_run",
+        stmts: crate::catalog::MIGRATION_LEAN_RUN,
+    },
+    Migration {
+        version: 15,
+        name: "notification_run_rows",
+        stmts: crate::platform::outbox::MIGRATION_RUN_ROWS,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -23,6 +23,18 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at)"),
 ];
 
+/// A run's grants are queued as one row (event `run_granted`, no person) instead of one row per
+/// person: a first run grants a million people at once, and writing a million rows in its
+/// transaction cost more than the rest of the run. The sender expands that row into the
+/// per-person messages a slice at a time, remembering where it stopped (`expanded_to`, the last
+/// person queued, in person order); the run's row is `sent` once every person is queued.
+pub const MIGRATION_RUN_ROWS: &[Stmt] = &[Both(
+    "ALTER TABLE notification_outbox ADD COLUMN expanded_to TEXT",
+)];
+
+/// The event of a run's one row; the id is `{run}:granted` (a person's message is `{run}:{person}`).
+pub const RUN_GRANTED: &str = "run_granted";
+
 /// After this many failed attempts a row is `failed` (shown to the officer, not retried).
 pub const MAX_ATTEMPTS: i64 = 12;
 
@@ -150,9 +162,10 @@ async fn render_run(
     if status == "deceased" {
         return Ok(None);
     }
+    // `state <> 'ended'`: the words of the partial index `entitlement_open`, so SQLite uses it.
     let rows = sqlx::query(
         "SELECT item_code, amount_fen, quota, since, version_id FROM entitlement \
-         WHERE elder_id = $1 AND run_id = $2 AND state = 'granted' ORDER BY item_code",
+         WHERE elder_id = $1 AND run_id = $2 AND state = 'granted' AND state <> 'ended' ORDER BY item_code",
     )
     .bind(elder_id)
     .bind(run_id)
@@ -239,9 +252,10 @@ pub async fn deliver_due(
     limit: i64,
 ) -> Result<(u64, u64, u64), sqlx::Error> {
     let now = super::now_secs();
+    expand_runs(db, limit).await?;
     let rows = sqlx::query(
         "SELECT id, entitlement_id, event, attempts, elder_id, run_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, id LIMIT $2",
+         AND event <> 'run_granted' ORDER BY next_attempt_at, id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
@@ -298,6 +312,63 @@ pub async fn deliver_due(
         }
     }
     Ok((sent, failed, skipped))
+}
+
+/// Queue the per-person messages of runs' grants: up to `limit` more people of each pending run
+/// row, each with the message id `{run}:{person}`, the cursor moved in the same transaction (a
+/// crash repeats nothing: the ids are fixed and inserted once).
+pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
+    let runs = sqlx::query(
+        "SELECT id, run_id, COALESCE(expanded_to, '') FROM notification_outbox WHERE state = 'pending' AND event = 'run_granted' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut queued = 0;
+    for r in runs {
+        let (id, run, after): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        // People the run decided on (its snapshots, in person order) who hold a grant of it.
+        let people: Vec<String> = sqlx::query(
+            "SELECT s.elder_id FROM eligibility_snapshot s WHERE s.run_id = $1 AND s.elder_id > $2 \
+             AND EXISTS (SELECT 1 FROM entitlement n WHERE n.elder_id = s.elder_id AND n.run_id = $1 \
+             AND n.state <> 'ended' AND n.state = 'granted') ORDER BY s.elder_id LIMIT $3",
+        )
+        .bind(&run)
+        .bind(&after)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|p| p.get(0))
+        .collect();
+        let now = super::now_rfc3339();
+        let mut tx = db.begin().await?;
+        for elder in &people {
+            sqlx::query(
+                "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at, run_id) \
+                 VALUES ($1, NULL, $2, 'granted', 'pending', 0, 0, $3, $4) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(format!("{run}:{elder}"))
+            .bind(elder)
+            .bind(&now)
+            .bind(&run)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = (people.len() as i64) < limit;
+        sqlx::query(
+            "UPDATE notification_outbox SET expanded_to = $1, state = CASE WHEN $2 THEN 'sent' ELSE state END, \
+             sent_at = CASE WHEN $2 THEN $3 ELSE sent_at END WHERE id = $4",
+        )
+        .bind(people.last().map_or(after.as_str(), String::as_str))
+        .bind(done)
+        .bind(&now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        queued += people.len() as u64;
+    }
+    Ok(queued)
 }
 
 /// The server's sender loop: every few seconds, deliver what is due.
