@@ -440,6 +440,8 @@ try {
     await page.getByRole('tab', { name: '待审批' }).click()
     const first = page.locator('.queue-table .el-table__body tr.el-table__row').first()
     await first.waitFor()
+    // Why each was proposed: worked out again from the run's snapshot (a run stores no reasons).
+    assert(/✔ 状态为在册/.test(await first.innerText()), 'the approval queue shows no reasons')
     const [dec] = await Promise.all([
       page.waitForResponse((r) => /\/decision$/.test(r.url())),
       first.getByRole('button', { name: '批准', exact: true }).click(),
