@@ -627,7 +627,6 @@ pub async fn run_with(
         elders
     };
     let (open, dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
-    let held = open.values().map(Vec::len).sum::<usize>() + dropped.len();
     let refused: std::collections::HashSet<(String, String)> = sqlx::query(
         "SELECT elder_id, item_code FROM entitlement WHERE catalog_region = $1 AND end_kind = 'refused' AND version_id = $2",
     )
@@ -724,7 +723,6 @@ pub async fn run_with(
     let summary = write(
         db,
         who,
-        held,
         &c,
         &elders,
         actions,
@@ -790,8 +788,6 @@ struct Plan {
     now: String,
     who: Who,
     snapshots: Vec<(String, String)>,
-    /// Open entitlements of the catalogue before the run.
-    held: usize,
     news: Vec<NewRow>,
     changes: Vec<ChangeRow>,
     started_at: String,
@@ -832,7 +828,6 @@ impl Plan {
 async fn write(
     db: &Db,
     who: &Who,
-    held: usize,
     c: &Compiled,
     elders: &[ElderFacts],
     actions: Vec<Action>,
@@ -941,7 +936,6 @@ async fn write(
         now: crate::platform::now_rfc3339(),
         who: who.clone(),
         snapshots,
-        held,
         news,
         changes: change_rows,
         started_at: started_at.to_string(),
@@ -1152,16 +1146,6 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
         std::mem::take(&mut buf),
     )
     .await?;
-    // Checking each new row's person one by one took 8 of the 16 s a first run's 2.2M rows cost to
-    // COPY; checked again as one join once they are in (0.9 s), the key is as strict. Done when
-    // the run more than triples the catalogue (a first run), not for a run adding a few rows to a
-    // large table (whose whole check would then cost more). The drop locks the table to the commit.
-    let recheck = p.news.len() > 2 * p.held;
-    if recheck {
-        sqlx::raw_sql("ALTER TABLE entitlement DROP CONSTRAINT entitlement_elder_id_fkey")
-            .execute(&mut *tx)
-            .await?;
-    }
     for chunk in p.news.chunks(50_000) {
         for n in chunk {
             let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
@@ -1194,13 +1178,6 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
             &format!("COPY entitlement ({ENT_COLS}) FROM STDIN"),
             std::mem::take(&mut buf),
         )
-        .await?;
-    }
-    if recheck {
-        sqlx::raw_sql(
-            "ALTER TABLE entitlement ADD CONSTRAINT entitlement_elder_id_fkey FOREIGN KEY (elder_id) REFERENCES elder (id)",
-        )
-        .execute(&mut *tx)
         .await?;
     }
     if p.news.iter().any(|n| n.state == "granted") {
