@@ -32,6 +32,12 @@ pub const MIGRATION_RUN_ROWS: &[Stmt] = &[Both(
     "ALTER TABLE notification_outbox ADD COLUMN expanded_to TEXT",
 )];
 
+/// An entitlement `n` as its run created it, granted (免申即享): no transition since. A run's
+/// band change or resumption of something already held also names the run, but tells nobody of a
+/// grant; an approval sends its own message.
+const CREATED_GRANTED: &str =
+    "NOT EXISTS (SELECT 1 FROM entitlement_change c WHERE c.entitlement_id = n.id)";
+
 /// The event of a run's one row; the id is `{run}:granted` (a person's message is `{run}:{person}`).
 pub const RUN_GRANTED: &str = "run_granted";
 
@@ -163,10 +169,10 @@ async fn render_run(
         return Ok(None);
     }
     // `state <> 'ended'`: the words of the partial index `entitlement_open`, so SQLite uses it.
-    let rows = sqlx::query(
-        "SELECT item_code, amount_fen, quota, since, version_id FROM entitlement \
-         WHERE elder_id = $1 AND run_id = $2 AND state = 'granted' AND state <> 'ended' ORDER BY item_code",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT item_code, amount_fen, quota, since, version_id FROM entitlement n \
+         WHERE elder_id = $1 AND run_id = $2 AND state = 'granted' AND state <> 'ended' AND {CREATED_GRANTED} ORDER BY item_code",
+    )))
     .bind(elder_id)
     .bind(run_id)
     .fetch_all(&db.pool)
@@ -327,14 +333,14 @@ pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
     for r in runs {
         let (id, run, after): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         // People the run decided on (its snapshots, in person order) who hold a grant of it.
-        let people: Vec<String> = sqlx::query(
+        let people: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT s.elder_id FROM eligibility_snapshot s WHERE s.run_id = $1 AND s.elder_id > $2 \
              AND EXISTS (SELECT 1 FROM entitlement n WHERE n.elder_id = s.elder_id AND n.run_id = $1 \
-             AND n.state <> 'ended' AND n.state = 'granted') ORDER BY s.elder_id LIMIT $3",
-        )
+             AND n.state <> 'ended' AND n.state = 'granted' AND {CREATED_GRANTED}) ORDER BY s.elder_id LIMIT $3",
+        )))
         .bind(&run)
         .bind(&after)
-        .bind(limit)
+        .bind(limit.max(1))
         .fetch_all(&db.pool)
         .await?
         .iter()
@@ -354,7 +360,7 @@ pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
             .execute(&mut *tx)
             .await?;
         }
-        let done = (people.len() as i64) < limit;
+        let done = (people.len() as i64) < limit.max(1);
         sqlx::query(
             "UPDATE notification_outbox SET expanded_to = $1, state = CASE WHEN $2 THEN 'sent' ELSE state END, \
              sent_at = CASE WHEN $2 THEN $3 ELSE sent_at END WHERE id = $4",

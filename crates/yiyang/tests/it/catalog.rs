@@ -1050,6 +1050,57 @@ async fn db_notifications_survive_a_down_gateway() {
             .await,
         0
     );
+
+    // A later run: one person turns 85 (a new grant: told), one granted 80–89 turns 95 (a band
+    // change of something already held: not told of a grant).
+    let today = yiyang::platform::today();
+    let born = |age: i32| {
+        today
+            .with_year(today.year() - age)
+            .unwrap_or(today)
+            .to_string()
+    };
+    let banded: String = sqlx::query(
+        "SELECT elder_id FROM entitlement WHERE item_code = 'longevity_allowance' AND state = 'granted' AND amount_fen = 5000 ORDER BY elder_id LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    let newly: String = sqlx::query(
+        "SELECT id FROM elder e WHERE status = 'active' AND NOT EXISTS (SELECT 1 FROM entitlement n WHERE n.elder_id = e.id) ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    for (id, age) in [(&banded, 95), (&newly, 85)] {
+        sqlx::query("UPDATE elder SET birth_date = $1 WHERE id = $2")
+            .bind(born(age))
+            .bind(id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let (s, run2, _) = evaluate(&t, &c).await;
+    assert_eq!(s, StatusCode::OK, "{run2}");
+    assert_eq!(held(&t, "longevity_allowance").await[&banded].2, 10000);
+    assert_eq!(
+        yiyang::platform::outbox::expand_runs(db, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let told: Vec<String> = sqlx::query(
+        "SELECT elder_id FROM notification_outbox WHERE state = 'pending' AND event = 'granted'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(told, vec![newly], "only the new grant is told");
 }
 
 /// Named lists: a rule may test membership (名单 包含 …) only of a list that exists; the run grants
