@@ -729,16 +729,19 @@ async fn write_pg(
     if current.is_empty() {
         return Ok(());
     }
-    sqlx::raw_sql(
-        "CREATE TEMPORARY TABLE elder_ability_in (LIKE elder_ability) ON COMMIT DROP",
-    )
-    .execute(&mut *t)
-    .await?;
+    sqlx::raw_sql("CREATE TEMPORARY TABLE elder_ability_in (LIKE elder_ability) ON COMMIT DROP")
+        .execute(&mut *t)
+        .await?;
     for (first, b) in current {
-        copy_cells(&mut buf, &Row::ability_cells(&rows[*first], &rows[*b], stamp.2));
+        copy_cells(
+            &mut buf,
+            &Row::ability_cells(&rows[*first], &rows[*b], stamp.2),
+        );
     }
     let mut cp = t
-        .copy_in_raw(&format!("COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN"))
+        .copy_in_raw(&format!(
+            "COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN"
+        ))
         .await?;
     cp.send(buf.into_bytes()).await?;
     cp.finish().await?;

@@ -370,6 +370,69 @@ fn big_row(i: u32, living: &str) -> String {
 /// The bulk path: a first load large enough to rebuild the secondary indexes, then a file mixing new,
 /// unchanged, changed and out-of-scope people (which the bulk path hands to the general path), as a
 /// dry run and for real.
+/// A first load into an empty registry: on PostgreSQL the citizen-ID key is built after the COPY;
+/// it is back and holds (a second row with the same blind index is refused by the database).
+#[tokio::test]
+async fn db_import_first_load_into_empty_registry() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let n = 50_000u32;
+    let mut big = String::from("身份证号,姓名,居住地区划代码,居住状况\n");
+    for i in 0..n {
+        big.push_str(&big_row(i, "独居"));
+    }
+    let c = t.login("imp").await;
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "big.csv",
+            big.as_bytes(),
+            false,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["inserted"].as_i64(), Some(n as i64), "{st}");
+    if t.pg_url.is_some() {
+        assert_eq!(
+            t.count("SELECT COUNT(*) FROM pg_constraint WHERE conname = 'elder_citizen_id_key' AND contype = 'u'")
+                .await,
+            1
+        );
+    }
+    // The same row under a new id: refused with the same blind index, accepted with another.
+    let copy_of = |bidx: &'static str, id: &'static str| {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO elder (id, citizen_id_bidx, citizen_id_enc, citizen_id_masked, name, sex, birth_date, residence_region, \
+             status, status_source, status_since, row_digest, created_at, updated_at, version) \
+             SELECT '{id}', {bidx}, citizen_id_enc, citizen_id_masked, name, sex, birth_date, residence_region, \
+             status, status_source, status_since, row_digest, created_at, updated_at, version FROM elder WHERE name = '李秀英' LIMIT 1"
+        )))
+        .execute(&t.state.db.pool)
+    };
+    let dup = copy_of("citizen_id_bidx", "dup").await;
+    assert!(dup.is_err(), "a repeated citizen ID must be refused");
+    copy_of("citizen_id_bidx || 'x'", "other").await.unwrap();
+    // Found again by the key: the same rows again change nothing.
+    let again: String = big.lines().take(101).map(|l| format!("{l}\n")).collect();
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "again.csv",
+            again.as_bytes(),
+            false,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(
+        (st["inserted"].as_i64(), st["unchanged"].as_i64()),
+        (Some(0), Some(100)),
+        "{st}"
+    );
+}
+
 #[tokio::test]
 async fn db_import_bulk_first_load_then_mixed_file() {
     let t = TestApp::new("demo", 0).await;
