@@ -105,6 +105,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notification_run_rows",
         stmts: crate::platform::outbox::MIGRATION_RUN_ROWS,
     },
+    Migration {
+        version: 16,
+        name: "notification_run_index",
+        stmts: crate::platform::outbox::MIGRATION_RUN_INDEX,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

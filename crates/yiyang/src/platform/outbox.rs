@@ -32,6 +32,12 @@ pub const MIGRATION_RUN_ROWS: &[Stmt] = &[Both(
     "ALTER TABLE notification_outbox ADD COLUMN expanded_to TEXT",
 )];
 
+/// The runs' rows still to expand, found without walking every pending message (a million may
+/// wait while the gateway is down; the sender looks for runs every few seconds).
+pub const MIGRATION_RUN_INDEX: &[Stmt] = &[Both(
+    "CREATE INDEX notification_outbox_runs ON notification_outbox (id) WHERE event = 'run_granted' AND state = 'pending'",
+)];
+
 /// An entitlement `n` as its run created it, granted (免申即享): no transition since. A run's
 /// band change or resumption of something already held also names the run, but tells nobody of a
 /// grant; an approval sends its own message.
