@@ -41,7 +41,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the web server (migrates first)
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "YIYANG_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
         /// production: TOTP required for staff; demo: TOTP optional
         #[arg(long, env = "YIYANG_PROFILE", default_value = "production")]
@@ -776,7 +776,12 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             println!("  {l}");
         }
     }
-    println!("启动后请访问 http://127.0.0.1:8080/ 登录（演示配置下动态验证码可选）。");
+    // Where `serve` will listen (`--listen`, else YIYANG_LISTEN as scripts/demo.sh passes it on).
+    let listen = std::env::var("YIYANG_LISTEN")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    println!("启动后请访问 http://{listen}/ 登录（演示配置下动态验证码可选）。");
     Ok(())
 }
 
