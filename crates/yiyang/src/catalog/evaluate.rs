@@ -813,6 +813,10 @@ impl Plan {
             detail,
         }
     }
+    /// Whether the run grants anyone something new (and so queues its one message row).
+    fn grants_any(&self) -> bool {
+        self.news.iter().any(|n| n.state == "granted")
+    }
     /// The message a transition sends: an end only to someone who had it, a grant only when newly
     /// granted (a band change of a granted entitlement says nothing).
     fn message_event(c: &ChangeRow) -> Option<&'static str> {
@@ -1038,7 +1042,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
             n.id, n.state, n.tier, n.amount_fen
         ));
     }
-    if p.news.iter().any(|n| n.state == "granted") {
+    if p.grants_any() {
         tx.execute(
             OUTBOX_RUN_INSERT,
             params![format!("{}:granted", p.run_id), p.now, p.run_id],
@@ -1180,7 +1184,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
         )
         .await?;
     }
-    if p.news.iter().any(|n| n.state == "granted") {
+    if p.grants_any() {
         sqlx::query(OUTBOX_RUN_INSERT)
             .bind(format!("{}:granted", p.run_id))
             .bind(&p.now)
