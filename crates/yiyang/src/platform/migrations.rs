@@ -110,6 +110,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notification_run_index",
         stmts: crate::platform::outbox::MIGRATION_RUN_INDEX,
     },
+    Migration {
+        version: 17,
+        name: "elder_permanent",
+        stmts: crate::registry::MIGRATION_ELDER_PERMANENT,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -83,3 +83,38 @@ async fn db_elder_edit_sets_keeps_and_clears() {
             >= 3
     );
 }
+
+/// An elder row is permanent: deleting it or changing its id is refused by the database itself
+/// (PostgreSQL's bulk tables rely on that instead of foreign keys), other edits pass.
+#[tokio::test]
+async fn db_elder_rows_are_never_deleted_nor_rekeyed() {
+    let t = TestApp::new("demo", 3).await;
+    let pool = &t.state.db.pool;
+    let id: String = sqlx::query_scalar("SELECT id FROM elder ORDER BY id LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let del = sqlx::query("DELETE FROM elder WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await;
+    assert!(del.is_err(), "an elder row was deleted");
+    let rekey = sqlx::query("UPDATE elder SET id = 'someone-else' WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await;
+    assert!(rekey.is_err(), "an elder's id was changed");
+    let edit = sqlx::query("UPDATE elder SET address = '新地址' WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(edit.rows_affected(), 1);
+    // Setting the id to itself is no change and passes.
+    sqlx::query("UPDATE elder SET id = id WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, 3);
+}
