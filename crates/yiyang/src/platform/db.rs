@@ -272,7 +272,9 @@ impl Db {
     /// After a large load PostgreSQL's statistics still describe the tables as they were, and the
     /// next import's lookups get sequential-scan plans until autovacuum catches up (measured: an
     /// unchanged re-import of 104k assessments took 40 s). Refresh them at once (PostgreSQL only;
-    /// SQLite plans by its indexes without statistics).
+    /// SQLite plans by its indexes without statistics). A target may name the columns queries
+    /// select on, `table (a, b)`: sampling wide payload columns (an assessment's input and result
+    /// JSON) doubled the time and serves no plan.
     pub async fn analyze_after_bulk(
         &self,
         tables: &[&str],

@@ -135,6 +135,21 @@ impl Cols for AnyRow {
     }
 }
 
+impl Cols for sqlx::postgres::PgRow {
+    fn text(&self, i: usize) -> String {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> Option<i64> {
+        self.get(i)
+    }
+    fn opt_float(&self, i: usize) -> Option<f64> {
+        self.get(i)
+    }
+}
+
 impl Cols for rusqlite::Row<'_> {
     fn text(&self, i: usize) -> String {
         self.get(i).unwrap_or_default()
