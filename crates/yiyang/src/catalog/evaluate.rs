@@ -787,7 +787,8 @@ struct Plan {
     on: String,
     now: String,
     who: Who,
-    snapshots: Vec<(String, String)>,
+    /// The facts of everyone decided on, packed (`snapshot.rs`).
+    snapshots: Vec<super::snapshot::Chunk>,
     news: Vec<NewRow>,
     changes: Vec<ChangeRow>,
     started_at: String,
@@ -868,10 +869,12 @@ async fn write(
     }));
     decided.sort_unstable();
     decided.dedup();
-    let snapshots: Vec<(String, String)> = decided
-        .iter()
-        .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
-        .collect();
+    let snapshots = super::snapshot::pack(
+        decided
+            .iter()
+            .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
+            .collect(),
+    );
     // In person order, so the indexes keyed by person grow at their end instead of everywhere.
     news.sort_unstable_by(|a, b| elders[a.0].id.cmp(&elders[b.0].id).then(a.1.cmp(&b.1)));
     let news: Vec<NewRow> = news
@@ -956,7 +959,8 @@ async fn write(
     };
     let summary_json = serde_json::to_string(&summary).map_err(ApiError::internal)?;
     let planned = started.elapsed();
-    let rows = (plan.news.len(), plan.snapshots.len(), plan.changes.len());
+    let people: i64 = plan.snapshots.iter().map(|c| c.people).sum();
+    let rows = (plan.news.len(), people, plan.changes.len());
     let applied = match db.backend {
         crate::platform::db::Backend::Sqlite => {
             db.sqlite_bulk(move |tx| apply_sqlite(tx, &plan, &summary_json))
@@ -1012,11 +1016,9 @@ const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE(
 fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rusqlite::Result<()> {
     use rusqlite::{OptionalExtension, params};
     let mut digest = Sha256::new();
-    let mut snap = tx.prepare(
-        "INSERT INTO eligibility_snapshot (run_id, elder_id, facts) VALUES ($1, $2, $3)",
-    )?;
-    for (elder, facts) in &p.snapshots {
-        snap.execute(params![p.run_id, elder, facts])?;
+    let mut snap = tx.prepare(super::snapshot::INSERT)?;
+    for c in &p.snapshots {
+        snap.execute(params![p.run_id, c.first, c.last, c.people, c.data])?;
     }
     let mut ent = tx.prepare(&format!("INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))?;
     let mut out = tx.prepare(OUTBOX_INSERT)?;
@@ -1141,15 +1143,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
         Ok(())
     }
     let mut buf = String::new();
-    for (elder, facts) in &p.snapshots {
-        copy_line(&mut buf, &[&p.run_id, elder, facts]);
-    }
-    copy(
-        &mut tx,
-        "COPY eligibility_snapshot (run_id, elder_id, facts) FROM STDIN",
-        std::mem::take(&mut buf),
-    )
-    .await?;
+    super::snapshot::insert_pg(&mut tx, &p.run_id, &p.snapshots).await?;
     for chunk in p.news.chunks(50_000) {
         for n in chunk {
             let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
@@ -1525,17 +1519,22 @@ pub async fn reasons_of_runs(
 ) -> ApiResult<HashMap<(String, String, String), Vec<Reason>>> {
     let mut out = HashMap::new();
     let mut rules: HashMap<(String, String), Option<ItemRule>> = HashMap::new();
+    let mut runs: HashMap<String, Option<(String, String)>> = HashMap::new();
+    let mut snapshots = super::snapshot::Reader::default();
     for (run, elder, item) in wanted {
-        let row = sqlx::query(
-            "SELECT r.version_id, r.on_date, s.facts FROM catalog_run r \
-             JOIN eligibility_snapshot s ON s.run_id = r.id AND s.elder_id = $2 WHERE r.id = $1",
-        )
-        .bind(run)
-        .bind(elder)
-        .fetch_optional(&db.pool)
-        .await?;
-        let Some(row) = row else { continue };
-        let (version, on, facts): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if !runs.contains_key(run) {
+            let row = sqlx::query("SELECT version_id, on_date FROM catalog_run WHERE id = $1")
+                .bind(run)
+                .fetch_optional(&db.pool)
+                .await?;
+            runs.insert(run.clone(), row.map(|r| (r.get(0), r.get(1))));
+        }
+        let Some((version, on)) = runs[run].clone() else {
+            continue;
+        };
+        let Some(facts) = snapshots.facts(db, run, elder).await? else {
+            continue;
+        };
         let key = (version.clone(), item.clone());
         if !rules.contains_key(&key) {
             let def = store::items_of(db, &version)

@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod http;
 pub mod lists;
 pub mod payment;
+pub mod snapshot;
 pub mod store;
 
 use crate::platform::migrations::Stmt::{self, *};

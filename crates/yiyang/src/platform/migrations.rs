@@ -115,6 +115,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "elder_permanent",
         stmts: crate::registry::MIGRATION_ELDER_PERMANENT,
     },
+    Migration {
+        version: 18,
+        name: "catalog_snapshot_chunks",
+        stmts: crate::catalog::snapshot::MIGRATION,
+    },
 ];
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {

@@ -338,20 +338,48 @@ pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
     let mut queued = 0;
     for r in runs {
         let (id, run, after): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        // People the run decided on (its snapshots, in person order) who hold a grant of it.
-        let people: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT s.elder_id FROM eligibility_snapshot s WHERE s.run_id = $1 AND s.elder_id > $2 \
-             AND EXISTS (SELECT 1 FROM entitlement n WHERE n.elder_id = s.elder_id AND n.run_id = $1 \
-             AND n.state <> 'ended' AND n.state = 'granted' AND {CREATED_GRANTED}) ORDER BY s.elder_id LIMIT $3",
-        )))
-        .bind(&run)
-        .bind(&after)
-        .bind(limit.max(1))
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|p| p.get(0))
-        .collect();
+        // People the run decided on (its snapshot chunks, in person order) who hold a grant of
+        // it, up to `limit`; `cursor` is the last person looked at.
+        let limit = limit.max(1) as usize;
+        let (mut people, mut cursor, mut more) = (Vec::<String>::new(), after.clone(), true);
+        while people.len() < limit {
+            let next = crate::catalog::snapshot::people_after(db, &run, &cursor).await?;
+            if next.is_empty() {
+                more = false;
+                break;
+            }
+            // The people's placeholders first, the run's last (SQLite's `?` bind in order).
+            let sql = format!(
+                "SELECT DISTINCT n.elder_id FROM entitlement n WHERE n.elder_id IN {} AND n.run_id = {} \
+                 AND n.state <> 'ended' AND n.state = 'granted' AND {CREATED_GRANTED}",
+                crate::registry::store::placeholders(db.backend, 1, next.len()),
+                match db.backend {
+                    super::db::Backend::Sqlite => "?".to_string(),
+                    super::db::Backend::Postgres => format!("${}", next.len() + 1),
+                }
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in &next {
+                q = q.bind(p);
+            }
+            q = q.bind(&run);
+            let granted: std::collections::HashSet<String> = q
+                .fetch_all(&db.pool)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for p in next {
+                if granted.contains(&p) {
+                    people.push(p.clone());
+                }
+                cursor = p;
+                if people.len() == limit {
+                    break;
+                }
+            }
+        }
+        let done = !more;
         let now = super::now_rfc3339();
         let mut tx = db.begin().await?;
         for elder in &people {
@@ -366,12 +394,11 @@ pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
             .execute(&mut *tx)
             .await?;
         }
-        let done = (people.len() as i64) < limit.max(1);
         sqlx::query(
             "UPDATE notification_outbox SET expanded_to = $1, state = CASE WHEN $2 THEN 'sent' ELSE state END, \
              sent_at = CASE WHEN $2 THEN $3 ELSE sent_at END WHERE id = $4",
         )
-        .bind(people.last().map_or(after.as_str(), String::as_str))
+        .bind(&cursor)
         .bind(done)
         .bind(&now)
         .bind(&id)
