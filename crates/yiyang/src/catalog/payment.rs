@@ -114,30 +114,47 @@ pub async fn create(
         sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::conflict(format!("{month} 的发放批次已经生成")),
         _ => e.into(),
     })?;
-    for item in cash {
-        let f = &item.funding;
-        // Shares are whole percents (checked when the item was saved); integer division floors.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+    if !cash.is_empty() {
+        // One pass over the catalogue's entitlements for every cash item (a statement per item
+        // read all of them once per item). Each item's shares come in by CASE: whole percents,
+        // checked when the item was saved, so safe to write into the statement; the codes are
+        // bound ($6…). Integer division floors; the town's share takes the remainder.
+        let share = |pick: fn(&ItemDef) -> u8| {
+            let arms: String = cash
+                .iter()
+                .enumerate()
+                .map(|(i, item)| format!(" WHEN ${} THEN {}", i + 6, pick(item)))
+                .collect();
+            format!("n.amount_fen * (CASE n.item_code{arms} ELSE 0 END) / 100")
+        };
+        let (p, c, k) = (
+            share(|i| i.funding.province),
+            share(|i| i.funding.city),
+            share(|i| i.funding.county),
+        );
+        let codes = (0..cash.len())
+            .map(|i| format!("${}", i + 6))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
             "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
              province_fen, city_fen, county_fen, town_fen) \
              SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(e.residence_region, 1, 9) || '000', \
-             n.amount_fen * {p} / 100, n.amount_fen * {c} / 100, n.amount_fen * {k} / 100, \
-             n.amount_fen - n.amount_fen * {p} / 100 - n.amount_fen * {c} / 100 - n.amount_fen * {k} / 100 \
+             {p}, {c}, {k}, n.amount_fen - {p} - {c} - {k} \
              FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-             WHERE n.catalog_region = $2 AND n.item_code = $3 AND n.state = 'granted' AND e.status = 'active' AND n.since <= $4 \
-             AND e.residence_region BETWEEN $5 AND $6",
-            p = f.province,
-            c = f.city,
-            k = f.county
-        )))
-        .bind(&id)
-        .bind(rc.as_str())
-        .bind(&item.code)
-        .bind(&last)
-        .bind(rc.subtree_range().0)
-        .bind(rc.subtree_range().1)
-        .execute(&mut *tx)
-        .await?;
+             WHERE n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
+             AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&id)
+            .bind(rc.as_str())
+            .bind(&last)
+            .bind(rc.subtree_range().0)
+            .bind(rc.subtree_range().1);
+        for item in &cash {
+            q = q.bind(&item.code);
+        }
+        q.execute(&mut *tx).await?;
     }
     let r2 = sqlx::query(
         "SELECT COUNT(*), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_line WHERE batch_id = $1",

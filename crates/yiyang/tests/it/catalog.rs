@@ -670,8 +670,55 @@ async fn db_payment_batch_and_death_check() {
     yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
         .await
         .unwrap();
+    // Three people in hardship with a severe assessed disability: eligible for 护理补贴.
+    let pool = &t.state.db.pool;
+    let three: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND id NOT IN (SELECT elder_id FROM elder_ability) ORDER BY id LIMIT 3",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for id in &three {
+        sqlx::query("UPDATE elder SET economic_status = 'extreme_poverty' WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+             VALUES ($1, 'test', 3, '2026-01-01', '2099-12-31', 0)",
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
     let (s, run, _) = evaluate(&t, &c).await;
     assert_eq!(s, StatusCode::OK, "{run}");
+
+    // 护理补贴 needs approval: approve what the run proposed, so the batch pays two cash items
+    // with different splits (高龄津贴 county 100%; 护理补贴 city 30, county 50, town 20).
+    let proposed: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM entitlement WHERE item_code = 'care_subsidy' AND state = 'proposed'",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        !proposed.is_empty(),
+        "the demo has people proposed for 护理补贴"
+    );
+    for id in &proposed {
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &format!("/api/v1/entitlements/{id}/decision"),
+                Some(&c),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
 
     let today = yiyang::platform::today();
     let month = today.format("%Y-%m").to_string();
@@ -730,11 +777,26 @@ async fn db_payment_batch_and_death_check() {
         (levels - total as f64 / 100.0).abs() < 1e-6,
         "levels add up: {lv}"
     );
-    assert_eq!(
-        lv["county"].as_f64().unwrap(),
-        total as f64 / 100.0,
-        "高龄津贴 is paid by the county alone"
-    );
+    // Every line split by its own item's shares (floors; the town takes the remainder).
+    let lines: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT item_code, amount_fen, province_fen, city_fen, county_fen, town_fen FROM payment_line",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    let mut items = std::collections::BTreeSet::new();
+    for (item, amount, p, c, k, town) in &lines {
+        let (wp, wc, wk) = match item.as_str() {
+            "longevity_allowance" => (0, 0, 100),
+            "care_subsidy" => (0, 30, 50),
+            other => panic!("{other} is not a cash item"),
+        };
+        let want = (amount * wp / 100, amount * wc / 100, amount * wk / 100);
+        assert_eq!((*p, *c, *k), want, "{item} {amount}");
+        assert_eq!(*town, amount - want.0 - want.1 - want.2);
+        items.insert(item.clone());
+    }
+    assert_eq!(items.len(), 2, "both cash items paid: {items:?}");
     let towns: f64 = b["by_town"]
         .as_array()
         .unwrap()
