@@ -1129,54 +1129,44 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
     let mut conn = db.pg_native().await?;
     let mut tx = conn.begin().await?;
     let mut digest = Sha256::new();
-    async fn copy(
-        tx: &mut sqlx::postgres::PgConnection,
-        stmt: &str,
-        data: String,
-    ) -> Result<(), sqlx::Error> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let mut c = tx.copy_in_raw(stmt).await?;
-        c.send(data.into_bytes()).await?;
-        c.finish().await?;
-        Ok(())
-    }
     let mut buf = String::new();
     super::snapshot::insert_pg(&mut tx, &p.run_id, &p.snapshots).await?;
-    for chunk in p.news.chunks(50_000) {
-        for n in chunk {
-            let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
-            copy_line(
-                &mut buf,
-                &[
-                    &n.id,
-                    &n.elder_id,
-                    &p.region,
-                    &n.item_code,
-                    n.state,
-                    &n.tier,
-                    &amount,
-                    &quota,
-                    &n.residence,
-                    &p.on,
-                    &p.version_id,
-                    &p.run_id,
-                    "",
-                    &p.now,
-                ],
-            );
-            digest.update(format!(
-                "{}|{}|{}|{}\n",
-                n.id, n.state, n.tier, n.amount_fen
-            ));
+    // One COPY for all new rows, sent 20k rows at a time without waiting between them: the
+    // server stores one slice while the next is formatted here (a COPY per slice waited for each).
+    if !p.news.is_empty() {
+        let mut c = tx
+            .copy_in_raw(&format!("COPY entitlement ({ENT_COLS}) FROM STDIN"))
+            .await?;
+        for chunk in p.news.chunks(20_000) {
+            for n in chunk {
+                let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
+                copy_line(
+                    &mut buf,
+                    &[
+                        &n.id,
+                        &n.elder_id,
+                        &p.region,
+                        &n.item_code,
+                        n.state,
+                        &n.tier,
+                        &amount,
+                        &quota,
+                        &n.residence,
+                        &p.on,
+                        &p.version_id,
+                        &p.run_id,
+                        "",
+                        &p.now,
+                    ],
+                );
+                digest.update(format!(
+                    "{}|{}|{}|{}\n",
+                    n.id, n.state, n.tier, n.amount_fen
+                ));
+            }
+            c.send(std::mem::take(&mut buf).into_bytes()).await?;
         }
-        copy(
-            &mut tx,
-            &format!("COPY entitlement ({ENT_COLS}) FROM STDIN"),
-            std::mem::take(&mut buf),
-        )
-        .await?;
+        c.finish().await?;
     }
     if p.grants_any() {
         sqlx::query(OUTBOX_RUN_INSERT)
