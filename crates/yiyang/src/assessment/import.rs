@@ -713,18 +713,22 @@ async fn write_pg(
 ) -> Result<(), sqlx::Error> {
     use crate::platform::db::copy_cells;
     let mut buf = String::new();
-    for part in rows.chunks(10_000) {
-        for r in part {
-            copy_cells(&mut buf, &r.cells(stamp));
-        }
+    // One COPY, sent a slice at a time without waiting in between: the server stores one slice
+    // while the next is formatted.
+    if !rows.is_empty() {
         let mut cp = t
             .copy_in_raw(&format!("COPY assessment ({ASSESSMENT_COLS}) FROM STDIN"))
             .await?;
-        cp.send(std::mem::take(&mut buf).into_bytes()).await?;
+        for part in rows.chunks(5_000) {
+            for r in part {
+                copy_cells(&mut buf, &r.cells(stamp));
+            }
+            cp.send(std::mem::take(&mut buf).into_bytes()).await?;
+            progress
+                .processed
+                .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
+        }
         cp.finish().await?;
-        progress
-            .processed
-            .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
     }
     if current.is_empty() {
         return Ok(());
