@@ -1511,6 +1511,9 @@ pub async fn reasons_of_runs(
     let mut rules: HashMap<(String, String), Option<ItemRule>> = HashMap::new();
     let mut runs: HashMap<String, Option<(String, String)>> = HashMap::new();
     let mut snapshots = super::snapshot::Reader::default();
+    // In (run, person) order, so that neighbours share the reader's chunk.
+    let mut wanted: Vec<&(String, String, String)> = wanted.iter().collect();
+    wanted.sort();
     for (run, elder, item) in wanted {
         if !runs.contains_key(run) {
             let row = sqlx::query("SELECT version_id, on_date FROM catalog_run WHERE id = $1")

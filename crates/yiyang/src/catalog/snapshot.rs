@@ -2,8 +2,8 @@
 //! order, each holding the lines `person \t facts-JSON \n`, deflated. A first run over a county
 //! decides on nearly a million people; one row per person cost a quarter of its write (measured on
 //! SQLite: 26.2 s with them, 19.1 s without, for 891k people). Snapshots are read one person at a
-//! time (the reasons an approval queue shows) or a run's people in order (the grant messages), so
-//! a chunk found by its first person serves both.
+//! time (the reasons an approval queue shows) or a run's people in order (the grant messages): both
+//! find a chunk by a seek on its key (run, first person).
 
 use crate::platform::db::Db;
 use sqlx::Row;
@@ -89,25 +89,24 @@ pub fn pack(mut people: Vec<(String, String)>) -> Vec<Chunk> {
     })
 }
 
-/// The (person, facts) lines of a stored chunk, in person order.
-pub fn unpack(encoding: &str, data: &[u8]) -> Vec<(String, String)> {
+/// The (person, facts) lines of a stored chunk, in person order. A chunk that does not inflate is
+/// an error, not an empty chunk: the grant messages would otherwise skip its people silently.
+pub fn unpack(encoding: &str, data: &[u8]) -> Result<Vec<(String, String)>, sqlx::Error> {
     let text = match encoding {
         "deflate" => {
             let mut s = String::new();
-            if flate2::read::DeflateDecoder::new(data)
+            flate2::read::DeflateDecoder::new(data)
                 .read_to_string(&mut s)
-                .is_err()
-            {
-                return vec![];
-            }
+                .map_err(|e| sqlx::Error::Decode(format!("snapshot chunk: {e}").into()))?;
             s
         }
         _ => String::from_utf8_lossy(data).into_owned(),
     };
-    text.lines()
+    Ok(text
+        .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+        .collect())
 }
 
 /// SQLite's prepared statement for [`Chunk`] rows of a run (bulk writer).
@@ -136,28 +135,45 @@ pub async fn insert_pg(
     Ok(())
 }
 
-/// The chunk of a run holding `elder` or the first person after it: (first person, lines).
-async fn chunk_from(
+/// The chunk of a run that would hold `elder`: the last one starting at or before it (a seek on
+/// the key; chunks of a run do not overlap).
+async fn chunk_at(
     db: &Db,
     run_id: &str,
     elder: &str,
-) -> Result<Option<(String, Vec<(String, String)>)>, sqlx::Error> {
+) -> Result<Option<Vec<(String, String)>>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT first_elder, encoding, data FROM eligibility_snapshot_chunk \
-         WHERE run_id = $1 AND last_elder >= $2 ORDER BY first_elder LIMIT 1",
+        "SELECT encoding, data FROM eligibility_snapshot_chunk \
+         WHERE run_id = $1 AND first_elder <= $2 ORDER BY first_elder DESC LIMIT 1",
     )
     .bind(run_id)
     .bind(elder)
     .fetch_optional(&db.pool)
     .await?;
-    Ok(row.map(|r| {
-        let (first, enc, data): (String, String, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
-        (first, unpack(&enc, &data))
-    }))
+    row.map(|r| unpack(&r.get::<String, _>(0), &r.get::<Vec<u8>, _>(1)))
+        .transpose()
 }
 
-/// Reads one person's facts at a time, keeping the last chunk (an approval page shows people of
-/// one run in person order: neighbours share a chunk).
+/// The first chunk of a run starting after `elder`.
+async fn chunk_after(
+    db: &Db,
+    run_id: &str,
+    elder: &str,
+) -> Result<Option<Vec<(String, String)>>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT encoding, data FROM eligibility_snapshot_chunk \
+         WHERE run_id = $1 AND first_elder > $2 ORDER BY first_elder LIMIT 1",
+    )
+    .bind(run_id)
+    .bind(elder)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| unpack(&r.get::<String, _>(0), &r.get::<Vec<u8>, _>(1)))
+        .transpose()
+}
+
+/// Reads one person's facts at a time, keeping the last chunk: asked in (run, person) order,
+/// neighbours share it.
 #[derive(Default)]
 pub struct Reader {
     last: Option<(String, Vec<(String, String)>)>,
@@ -176,8 +192,8 @@ impl Reader {
                 && lines.last().is_some_and(|l| l.0.as_str() >= elder)
         });
         if !cached {
-            let found = chunk_from(db, run_id, elder).await?;
-            self.last = found.map(|(_, lines)| (run_id.to_string(), lines));
+            let found = chunk_at(db, run_id, elder).await?;
+            self.last = found.map(|lines| (run_id.to_string(), lines));
         }
         Ok(self.last.as_ref().and_then(|(_, lines)| {
             lines
@@ -190,22 +206,24 @@ impl Reader {
 
 /// The people a run decided on after `after`, in person order: up to one chunk's worth.
 pub async fn people_after(db: &Db, run_id: &str, after: &str) -> Result<Vec<String>, sqlx::Error> {
-    // `last_elder > after`: the chunk still holding someone after the cursor.
-    let row = sqlx::query(
-        "SELECT encoding, data FROM eligibility_snapshot_chunk \
-         WHERE run_id = $1 AND last_elder > $2 ORDER BY first_elder LIMIT 1",
-    )
-    .bind(run_id)
-    .bind(after)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(row
-        .map(|r| unpack(&r.get::<String, _>(0), &r.get::<Vec<u8>, _>(1)))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| id.as_str() > after)
-        .collect())
+    // The rest of the chunk holding the cursor, else the next chunk.
+    let rest = |lines: Vec<(String, String)>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| id.as_str() > after)
+            .collect()
+    };
+    if let Some(lines) = chunk_at(db, run_id, after).await? {
+        let people = rest(lines);
+        if !people.is_empty() {
+            return Ok(people);
+        }
+    }
+    Ok(chunk_after(db, run_id, after)
+        .await?
+        .map(rest)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -229,7 +247,7 @@ mod tests {
         assert_eq!(chunks[2].last, "p01299");
         let mut back = vec![];
         for c in &chunks {
-            let lines = unpack("deflate", &c.data);
+            let lines = unpack("deflate", &c.data).unwrap();
             assert_eq!(lines.len() as i64, c.people);
             assert_eq!(lines[0].0, c.first);
             back.extend(lines);
@@ -238,8 +256,9 @@ mod tests {
         want.sort();
         assert_eq!(back, want);
         assert_eq!(
-            unpack("plain", b"p1\t{\"sex\":\"\xe5\xa5\xb3\"}\n"),
+            unpack("plain", b"p1\t{\"sex\":\"\xe5\xa5\xb3\"}\n").unwrap(),
             vec![("p1".to_string(), "{\"sex\":\"女\"}".to_string())]
         );
+        assert!(unpack("deflate", b"not deflated").is_err());
     }
 }

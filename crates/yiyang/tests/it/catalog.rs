@@ -1412,3 +1412,64 @@ async fn db_list_membership_in_rules() {
     );
     assert!(v["added"].as_i64().unwrap() >= 1);
 }
+
+/// Snapshot chunks are found by a seek on their key, also when a run's people sit one to a chunk
+/// (runs from before migration 18): every person once, in order, and one person's facts.
+#[tokio::test]
+async fn db_snapshot_chunks_found_by_seek() {
+    use yiyang::catalog::snapshot::{Reader, pack, people_after};
+    let t = TestApp::new("demo", 0).await;
+    let db = &t.state.db;
+    let facts = |p: &str| format!("{{\"birth_date\":\"1940-01-01\",\"hukou_region\":\"{p}\"}}");
+    // p01…p05 one to a chunk, as migrated; p10…p29 packed (one chunk).
+    for i in 1..=5 {
+        let p = format!("p{i:02}");
+        sqlx::query(
+            "INSERT INTO eligibility_snapshot_chunk (run_id, first_elder, last_elder, people, encoding, data) \
+             VALUES ('r1', $1, $1, 1, 'plain', $2)",
+        )
+        .bind(&p)
+        .bind(format!("{p}\t{}\n", facts(&p)).into_bytes())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let packed = pack(
+        (10..30)
+            .map(|i| format!("p{i:02}"))
+            .map(|p| (p.clone(), facts(&p)))
+            .collect(),
+    );
+    assert_eq!(packed.len(), 1);
+    for c in &packed {
+        sqlx::query(
+            "INSERT INTO eligibility_snapshot_chunk (run_id, first_elder, last_elder, people, encoding, data) \
+             VALUES ('r1', $1, $2, $3, 'deflate', $4)",
+        )
+        .bind(&c.first)
+        .bind(&c.last)
+        .bind(c.people)
+        .bind(&c.data)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let mut seen = vec![];
+    let mut cursor = String::new();
+    loop {
+        let next = people_after(db, "r1", &cursor).await.unwrap();
+        let Some(last) = next.last() else { break };
+        cursor = last.clone();
+        seen.extend(next);
+    }
+    let want: Vec<String> = (1..=5).chain(10..30).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(seen, want);
+    // From the middle of the packed chunk.
+    assert_eq!(people_after(db, "r1", "p27").await.unwrap(), ["p28", "p29"]);
+    let mut r = Reader::default();
+    assert_eq!(r.facts(db, "r1", "p03").await.unwrap(), Some(facts("p03")));
+    assert_eq!(r.facts(db, "r1", "p07").await.unwrap(), None);
+    assert_eq!(r.facts(db, "r1", "p15").await.unwrap(), Some(facts("p15")));
+    assert_eq!(r.facts(db, "r1", "p16").await.unwrap(), Some(facts("p16")));
+    assert_eq!(r.facts(db, "r2", "p16").await.unwrap(), None);
+}

@@ -104,6 +104,11 @@ async fn db_elder_rows_are_never_deleted_nor_rekeyed() {
         .execute(pool)
         .await;
     assert!(rekey.is_err(), "an elder's id was changed");
+    let null = sqlx::query("UPDATE elder SET id = NULL WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await;
+    assert!(null.is_err(), "an elder's id was cleared");
     let edit = sqlx::query("UPDATE elder SET address = '新地址' WHERE id = $1")
         .bind(&id)
         .execute(pool)
