@@ -135,39 +135,37 @@ pub async fn insert_pg(
     Ok(())
 }
 
-/// The chunk of a run that would hold `elder`: the last one starting at or before it (a seek on
-/// the key; chunks of a run do not overlap).
-async fn chunk_at(
-    db: &Db,
-    run_id: &str,
-    elder: &str,
-) -> Result<Option<Vec<(String, String)>>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT encoding, data FROM eligibility_snapshot_chunk \
-         WHERE run_id = $1 AND first_elder <= $2 ORDER BY first_elder DESC LIMIT 1",
-    )
-    .bind(run_id)
-    .bind(elder)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.map(|r| unpack(&r.get::<String, _>(0), &r.get::<Vec<u8>, _>(1)))
-        .transpose()
+/// Which chunk of a run to seek, relative to a person (chunks of a run do not overlap).
+#[derive(Clone, Copy)]
+enum Seek {
+    /// The one that would hold the person: the last starting at or before them.
+    Holding,
+    /// The first starting after them.
+    After,
 }
 
-/// The first chunk of a run starting after `elder`.
-async fn chunk_after(
+/// A seek on the key (run, first person); the chunk's lines.
+async fn chunk(
     db: &Db,
     run_id: &str,
     elder: &str,
+    seek: Seek,
 ) -> Result<Option<Vec<(String, String)>>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT encoding, data FROM eligibility_snapshot_chunk \
-         WHERE run_id = $1 AND first_elder > $2 ORDER BY first_elder LIMIT 1",
-    )
-    .bind(run_id)
-    .bind(elder)
-    .fetch_optional(&db.pool)
-    .await?;
+    let sql = match seek {
+        Seek::Holding => {
+            "SELECT encoding, data FROM eligibility_snapshot_chunk \
+             WHERE run_id = $1 AND first_elder <= $2 ORDER BY first_elder DESC LIMIT 1"
+        }
+        Seek::After => {
+            "SELECT encoding, data FROM eligibility_snapshot_chunk \
+             WHERE run_id = $1 AND first_elder > $2 ORDER BY first_elder LIMIT 1"
+        }
+    };
+    let row = sqlx::query(sql)
+        .bind(run_id)
+        .bind(elder)
+        .fetch_optional(&db.pool)
+        .await?;
     row.map(|r| unpack(&r.get::<String, _>(0), &r.get::<Vec<u8>, _>(1)))
         .transpose()
 }
@@ -192,7 +190,7 @@ impl Reader {
                 && lines.last().is_some_and(|l| l.0.as_str() >= elder)
         });
         if !cached {
-            let found = chunk_at(db, run_id, elder).await?;
+            let found = chunk(db, run_id, elder, Seek::Holding).await?;
             self.last = found.map(|lines| (run_id.to_string(), lines));
         }
         Ok(self.last.as_ref().and_then(|(_, lines)| {
@@ -214,13 +212,13 @@ pub async fn people_after(db: &Db, run_id: &str, after: &str) -> Result<Vec<Stri
             .filter(|id| id.as_str() > after)
             .collect()
     };
-    if let Some(lines) = chunk_at(db, run_id, after).await? {
+    if let Some(lines) = chunk(db, run_id, after, Seek::Holding).await? {
         let people = rest(lines);
         if !people.is_empty() {
             return Ok(people);
         }
     }
-    Ok(chunk_after(db, run_id, after)
+    Ok(chunk(db, run_id, after, Seek::After)
         .await?
         .map(rest)
         .unwrap_or_default())

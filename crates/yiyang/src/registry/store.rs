@@ -120,35 +120,26 @@ pub(crate) trait Cols {
     fn opt_float(&self, i: usize) -> Option<f64>;
 }
 
-impl Cols for AnyRow {
-    fn text(&self, i: usize) -> String {
-        self.get(i)
-    }
-    fn opt_text(&self, i: usize) -> Option<String> {
-        self.get(i)
-    }
-    fn opt_int(&self, i: usize) -> Option<i64> {
-        self.get(i)
-    }
-    fn opt_float(&self, i: usize) -> Option<f64> {
-        self.get(i)
-    }
+/// sqlx rows read every column type directly.
+macro_rules! cols_by_get {
+    ($($row:ty),*) => {$(
+        impl Cols for $row {
+            fn text(&self, i: usize) -> String {
+                self.get(i)
+            }
+            fn opt_text(&self, i: usize) -> Option<String> {
+                self.get(i)
+            }
+            fn opt_int(&self, i: usize) -> Option<i64> {
+                self.get(i)
+            }
+            fn opt_float(&self, i: usize) -> Option<f64> {
+                self.get(i)
+            }
+        }
+    )*};
 }
-
-impl Cols for sqlx::postgres::PgRow {
-    fn text(&self, i: usize) -> String {
-        self.get(i)
-    }
-    fn opt_text(&self, i: usize) -> Option<String> {
-        self.get(i)
-    }
-    fn opt_int(&self, i: usize) -> Option<i64> {
-        self.get(i)
-    }
-    fn opt_float(&self, i: usize) -> Option<f64> {
-        self.get(i)
-    }
-}
+cols_by_get!(AnyRow, sqlx::postgres::PgRow);
 
 impl Cols for rusqlite::Row<'_> {
     fn text(&self, i: usize) -> String {
