@@ -8,6 +8,11 @@ pub enum Stmt {
     Both(&'static str),
     Sqlite(&'static str),
     Postgres(&'static str),
+    /// An edit of SQLite's stored schema text (`sqlite_schema`) that leaves the file's format
+    /// alone, such as restating a CHECK constraint in equivalent words. Run with
+    /// `writable_schema` on, then the schema version is raised so every connection reloads it
+    /// (SQLite's documented procedure for changes ALTER TABLE cannot make).
+    SqliteSchemaEdit(&'static str),
 }
 use Stmt::*;
 
@@ -120,7 +125,91 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog_snapshot_chunks",
         stmts: crate::catalog::snapshot::MIGRATION,
     },
+    Migration {
+        version: 19,
+        name: "sqlite_checks_without_in",
+        stmts: SQLITE_CHECKS_WITHOUT_IN,
+    },
 ];
+
+/// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on
+/// every row written (OpenEphemeral): 3.3 µs per row, measured on 1M inserts (1.8 s without the
+/// check, 5.1 s with it, 1.6 s with the same check written with OR), and 7 s of a first
+/// catalogue run's 2.24M entitlements. The same conditions written with `=` and `OR` cost nothing.
+/// PostgreSQL keeps the IN form (it has no such cost). Every CHECK of the schema is here, so
+/// `tests::no_sqlite_check_builds_a_table_per_row` can hold the line.
+const SQLITE_CHECKS_WITHOUT_IN: &[Stmt] = &[
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(sql, \
+         'CHECK (status IN (''active'', ''deceased'', ''moved_out''))', \
+         'CHECK (status = ''active'' OR status = ''deceased'' OR status = ''moved_out'')') \
+         WHERE type = 'table' AND name = 'elder'",
+    ),
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(sql, \
+         'CHECK (state IN (''draft'', ''published'', ''superseded''))', \
+         'CHECK (state = ''draft'' OR state = ''published'' OR state = ''superseded'')') \
+         WHERE type = 'table' AND name = 'catalog_version'",
+    ),
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(sql, \
+         'CHECK (state IN (''proposed'', ''granted'', ''suspended'', ''ended''))', \
+         'CHECK (state = ''proposed'' OR state = ''granted'' OR state = ''suspended'' OR state = ''ended'')') \
+         WHERE type = 'table' AND name = 'entitlement'",
+    ),
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(sql, \
+         'CHECK (state IN (''pending'', ''sent'', ''failed'', ''skipped''))', \
+         'CHECK (state = ''pending'' OR state = ''sent'' OR state = ''failed'' OR state = ''skipped'')') \
+         WHERE type = 'table' AND name = 'notification_outbox'",
+    ),
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(sql, \
+         'CHECK (kind IN (''count'', ''ratio'', ''milestone'', ''manual''))', \
+         'CHECK (kind = ''count'' OR kind = ''ratio'' OR kind = ''milestone'' OR kind = ''manual'')') \
+         WHERE type = 'table' AND name = 'indicator_custom'",
+    ),
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(replace(sql, \
+         'CHECK (class IN (''binding'', ''expected''))', \
+         'CHECK (class = ''binding'' OR class = ''expected'')'), \
+         'CHECK (direction IN (''ge'', ''le''))', \
+         'CHECK (direction = ''ge'' OR direction = ''le'')') \
+         WHERE type = 'table' AND name = 'indicator_target'",
+    ),
+    SqliteSchemaEdit(
+        "UPDATE sqlite_schema SET sql = replace(sql, \
+         'CHECK (encoding IN (''plain'', ''deflate''))', \
+         'CHECK (encoding = ''plain'' OR encoding = ''deflate'')') \
+         WHERE type = 'table' AND name = 'eligibility_snapshot_chunk'",
+    ),
+];
+
+/// See [`Stmt::SqliteSchemaEdit`]. The edit must leave every stored row valid under the new text.
+async fn edit_sqlite_schema(tx: &mut super::db::Tx<'static>, sql: &str) -> Result<(), sqlx::Error> {
+    let version: i64 = sqlx::query("PRAGMA schema_version")
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
+    sqlx::raw_sql("PRAGMA writable_schema = ON")
+        .execute(&mut **tx)
+        .await?;
+    let edited = sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+        .execute(&mut **tx)
+        .await;
+    // Off again whatever happened; RESET also reloads this connection's copy of the schema.
+    sqlx::raw_sql("PRAGMA writable_schema = RESET")
+        .execute(&mut **tx)
+        .await?;
+    edited?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "PRAGMA schema_version = {}",
+        version + 1
+    )))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {
     sqlx::query(
@@ -154,6 +243,12 @@ pub async fn migrate(db: &Db) -> anyhow::Result<Vec<String>> {
                 (Both(q), b) => render(q, b),
                 (Sqlite(q), Backend::Sqlite) => q.to_string(),
                 (Postgres(q), Backend::Postgres) => q.to_string(),
+                (SqliteSchemaEdit(q), Backend::Sqlite) => {
+                    edit_sqlite_schema(&mut tx, q)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("迁移 {} 失败: {e}\n{q}", m.name))?;
+                    continue;
+                }
                 _ => continue,
             };
             sqlx::raw_sql(AssertSqlSafe(sql.clone()))

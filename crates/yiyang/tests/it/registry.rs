@@ -86,6 +86,75 @@ async fn db_elder_edit_sets_keeps_and_clears() {
 
 /// An elder row is permanent: deleting it or changing its id is refused by the database itself
 /// (PostgreSQL's bulk tables rely on that instead of foreign keys), other edits pass.
+/// The state checks refuse unknown values on both engines; on SQLite they are worded so that a row
+/// written builds no temporary table (migration 19, `sqlite_checks_without_in`).
+#[tokio::test]
+async fn db_state_checks_refuse_unknown_values_cheaply() {
+    let t = TestApp::new("demo", 3).await;
+    let pool = &t.state.db.pool;
+    let id: String = sqlx::query_scalar("SELECT id FROM elder ORDER BY id LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let bad = sqlx::query("UPDATE elder SET status = 'missing' WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await;
+    assert!(bad.is_err(), "an unknown elder status was stored");
+    for ok in ["moved_out", "deceased", "active"] {
+        sqlx::query("UPDATE elder SET status = $1 WHERE id = $2")
+            .bind(ok)
+            .bind(&id)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let version = |state: &'static str| {
+        sqlx::query(
+            "INSERT INTO catalog_version (id, region_code, number, state, created_by, created_at) \
+             VALUES ($1, '320682000000', 99, $1, 't', 't')",
+        )
+        .bind(state)
+        .execute(pool)
+    };
+    assert!(
+        version("archived").await.is_err(),
+        "an unknown catalogue state was stored"
+    );
+    version("superseded").await.unwrap();
+    if t.state.db.backend == yiyang::platform::db::Backend::Sqlite {
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%CHECK%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(tables.len() >= 7, "{tables:?}");
+        for (name, sql) in &tables {
+            assert!(!sql.contains(" IN ("), "{name} still checks with IN: {sql}");
+        }
+        for stmt in [
+            "EXPLAIN UPDATE elder SET status = 'active' WHERE id = 'x'",
+            "EXPLAIN INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
+             residence_region, since, version_id, run_id, reasons, updated_at) \
+             VALUES ('i', 'e', 'r', 'c', 'granted', 't', 0, 0, 'r', 's', 'v', 'u', '', 'n')",
+        ] {
+            let plan = sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            let opcodes: Vec<String> = plan
+                .iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, 1))
+                .collect();
+            assert!(
+                !opcodes.iter().any(|o| o == "OpenEphemeral"),
+                "a temporary table per row: {stmt}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn db_elder_rows_are_never_deleted_nor_rekeyed() {
     let t = TestApp::new("demo", 3).await;
