@@ -130,6 +130,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sqlite_checks_without_in",
         stmts: SQLITE_CHECKS_WITHOUT_IN,
     },
+    Migration {
+        version: 20,
+        name: "entitlement_run_defaults",
+        stmts: crate::catalog::MIGRATION_RUN_DEFAULTS,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on
