@@ -179,9 +179,8 @@ pub async fn list(
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, n.catalog_region, n.item_code, \
-         n.state, n.tier, n.amount_fen, n.quota, {} AS since_on, n.reasons, n.run_id FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-         WHERE {filter} ORDER BY e.residence_region, since_on, n.id LIMIT $5 OFFSET $6",
-        super::since_of("n")
+         n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons, n.run_id FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
     )))
     .bind(&state)
     .bind(&lo)

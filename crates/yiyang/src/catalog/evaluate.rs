@@ -993,8 +993,8 @@ async fn write(
     })
 }
 
-/// A new row leaves since, version_id and updated_at to its run (`catalog::MIGRATION_RUN_DEFAULTS`).
-const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, run_id, reasons";
+/// A new row leaves version_id and updated_at to its run (`catalog::MIGRATION_RUN_DEFAULTS`).
+const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, since, run_id, reasons";
 const OUTBOX_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
      VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5) ON CONFLICT (id) DO NOTHING";
 /// The run's one message row: the sender expands it into one message per person granted
@@ -1007,11 +1007,9 @@ const CHANGE_INSERT: &str = "INSERT INTO entitlement_change (id, entitlement_id,
 /// $1 state, $2–$4 new tier/amount/quota or NULL, $5 ended_on, $6 now, $7 version, $8 reasons or
 /// NULL, $9 run or NULL, $10 person, $11 catalogue, $12 item, $13 the state held (in order of
 /// appearance: SQLite binds `$N` by first appearance). `state <> 'ended'` lets SQLite use the
-/// partial index `entitlement_open` (it cannot tell that `state = $13` implies it). A start date
-/// left to the creating run is written down before the row names this run.
+/// partial index `entitlement_open` (it cannot tell that `state = $13` implies it).
 const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE($2, tier), amount_fen = COALESCE($3, amount_fen), \
      quota = COALESCE($4, quota), ended_on = $5, updated_at = $6, version_id = $7, reasons = COALESCE($8, reasons), \
-     since = COALESCE(since, (SELECT r.on_date FROM catalog_run r WHERE r.id = entitlement.run_id)), \
      run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state = $13 AND state <> 'ended' \
      RETURNING id, tier, amount_fen";
 
@@ -1024,7 +1022,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
         snap.execute(params![p.run_id, c.first, c.last, c.people, c.data])?;
     }
     let mut ent = tx.prepare(&format!(
-        "INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))?;
     let mut out = tx.prepare(OUTBOX_INSERT)?;
     for n in &p.news {
@@ -1038,6 +1036,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
             n.amount_fen,
             n.quota,
             n.residence,
+            p.on,
             p.run_id,
             ""
         ])?;
@@ -1154,6 +1153,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
                         &amount,
                         &quota,
                         &n.residence,
+                        &p.on,
                         &p.run_id,
                         "",
                     ],
@@ -1292,10 +1292,7 @@ pub async fn explain_elder(
         .await?
         .remove(elder_id)
         .unwrap_or_default();
-    let held = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT catalog_region, item_code, state, {} FROM entitlement n WHERE elder_id = $1 AND state <> 'ended'",
-        super::since_of("n")
-    )))
+    let held = sqlx::query("SELECT catalog_region, item_code, state, since FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
         .bind(elder_id)
         .fetch_all(&db.pool)
         .await?;

@@ -98,29 +98,23 @@ pub const MIGRATION: &[Stmt] = &[
     ),
 ];
 
-/// The entitlements a run creates leave out what is the same for every one of them: their start
-/// date, catalogue version and time written are the run's (`catalog_run`), read through
-/// [`since_of`] and [`version_of`] until a later change writes the row's own. A first run over a
-/// county writes 2.24M rows; these three columns were a quarter of each (73 of ~280 bytes).
-/// SQLite's NOT NULL goes by the schema edit its documentation allows for removing a constraint.
+/// The entitlements a run creates leave out two columns that are the same for every one of them:
+/// the catalogue version and the time written are the run's (`catalog_run`), read through
+/// [`version_of`] until a later change writes the row's own. A first run over a county writes
+/// 2.24M rows; the two were 63 of each row's ~280 bytes. (The start date stays in the row: the
+/// rollups, the lists and the payment batch read it for every row, and a lookup of the run per
+/// row cost them 1–2 µs a row.) SQLite's NOT NULL goes by the schema edit its documentation allows
+/// for removing a constraint.
 pub const MIGRATION_RUN_DEFAULTS: &[Stmt] = &[
-    Postgres("ALTER TABLE entitlement ALTER COLUMN since DROP NOT NULL"),
     Postgres("ALTER TABLE entitlement ALTER COLUMN version_id DROP NOT NULL"),
     Postgres("ALTER TABLE entitlement ALTER COLUMN updated_at DROP NOT NULL"),
     SqliteSchemaEdit(
-        "UPDATE sqlite_schema SET sql = replace(replace(replace(sql, \
-         ' since TEXT NOT NULL,', ' since TEXT,'), \
+        "UPDATE sqlite_schema SET sql = replace(replace(sql, \
          ' version_id TEXT NOT NULL,', ' version_id TEXT,'), \
          ' updated_at TEXT NOT NULL,', ' updated_at TEXT,') \
          WHERE type = 'table' AND name = 'entitlement'",
     ),
 ];
-
-/// SQL for the start date of entitlement `n`: its own, else its run's date (see
-/// [`MIGRATION_RUN_DEFAULTS`]).
-pub fn since_of(n: &str) -> String {
-    format!("COALESCE({n}.since, (SELECT r.on_date FROM catalog_run r WHERE r.id = {n}.run_id))")
-}
 
 /// SQL for the catalogue version entitlement `n` was decided under: its own, else its run's.
 pub fn version_of(n: &str) -> String {

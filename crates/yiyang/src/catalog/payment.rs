@@ -143,8 +143,7 @@ pub async fn create(
              {p}, {c}, {k}, n.amount_fen - {p} - {c} - {k} \
              FROM entitlement n JOIN elder e ON e.id = n.elder_id \
              WHERE n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
-             AND (n.since <= $3 OR (n.since IS NULL AND n.run_id IN (SELECT r.id FROM catalog_run r WHERE r.on_date <= $3))) \
-             AND e.residence_region BETWEEN $4 AND $5"
+             AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&id)

@@ -458,10 +458,9 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
     let sink = index.clone();
     db.scan(
         &format!(
-            "SELECT t.elder_id, t.item_code, {}, t.ended_on FROM entitlement t JOIN elder e ON e.id = t.elder_id \
+            "SELECT t.elder_id, t.item_code, t.since, t.ended_on FROM entitlement t JOIN elder e ON e.id = t.elder_id \
              WHERE (t.state IN ('granted', 'suspended') OR (t.state = 'ended' AND EXISTS (SELECT 1 FROM entitlement_change c \
              WHERE c.entitlement_id = t.id AND (c.to_state = 'granted' OR c.from_state IN ('granted', 'suspended'))))){}",
-            crate::catalog::since_of("t"),
             filter("e.residence_region")
         ),
         4,

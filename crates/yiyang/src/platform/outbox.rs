@@ -176,9 +176,8 @@ async fn render_run(
     }
     // `state <> 'ended'`: the words of the partial index `entitlement_open`, so SQLite uses it.
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT item_code, amount_fen, quota, {}, {} FROM entitlement n \
+        "SELECT item_code, amount_fen, quota, since, {} FROM entitlement n \
          WHERE elder_id = $1 AND run_id = $2 AND state = 'granted' AND state <> 'ended' AND {CREATED_GRANTED} ORDER BY item_code",
-        crate::catalog::since_of("n"),
         crate::catalog::version_of("n"),
     )))
     .bind(elder_id)
@@ -221,9 +220,8 @@ async fn render(
     event: &str,
 ) -> Result<Option<(Vec<u8>, serde_json::Value)>, sqlx::Error> {
     let Some(r) = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT n.item_code, n.tier, n.amount_fen, n.quota, {}, n.ended_on, {}, e.name, e.phone_enc, e.status \
+        "SELECT n.item_code, n.tier, n.amount_fen, n.quota, n.since, n.ended_on, {}, e.name, e.phone_enc, e.status \
          FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id = $1",
-        crate::catalog::since_of("n"),
         crate::catalog::version_of("n"),
     )))
     .bind(entitlement_id)

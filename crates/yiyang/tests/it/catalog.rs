@@ -562,41 +562,27 @@ async fn db_catalog_publish_evaluate_explain() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    // The first run's grants leave their start date to it: say it ran on an earlier day. The
-    // start date must survive the tier change below (which makes the row name the later run).
-    let first_run: String = sqlx::query_scalar(
-        "SELECT id FROM catalog_run WHERE region_code = $1 ORDER BY started_at LIMIT 1",
-    )
-    .bind(COUNTY)
-    .fetch_one(&t.state.db.pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE catalog_run SET on_date = '2025-06-01' WHERE id = $1")
-        .bind(&first_run)
-        .execute(&t.state.db.pool)
-        .await
-        .unwrap();
+    // The first run's grants leave their catalogue version and time written to the run: they are
+    // read as the run's (version 1) until a change writes the row's own (version 2 below).
     let left_to_run = t
-        .count("SELECT COUNT(*) FROM entitlement WHERE since IS NULL AND version_id IS NULL")
+        .count("SELECT COUNT(*) FROM entitlement WHERE version_id IS NULL AND updated_at IS NULL")
         .await;
     assert!(left_to_run as usize >= want.len() - 2, "{left_to_run}");
     let (_, r4, _) = evaluate(&t, &c).await;
-    let starts: Vec<(String, Option<String>, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT n.tier, n.since, {} FROM entitlement n WHERE n.item_code = 'longevity_allowance' AND n.state = 'granted'",
-        yiyang::catalog::since_of("n")
+    let versions: Vec<(String, Option<String>, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT n.tier, n.version_id, {} FROM entitlement n WHERE n.item_code = 'longevity_allowance' AND n.state = 'granted'",
+        yiyang::catalog::version_of("n")
     )))
     .fetch_all(&t.state.db.pool)
     .await
     .unwrap();
-    assert!(!starts.is_empty());
-    for (tier, own, since) in &starts {
-        assert_eq!(since, "2025-06-01", "start date of a {tier} grant");
+    assert!(versions.iter().any(|v| v.0 != "80–89周岁"), "{versions:?}");
+    for (tier, own, version) in &versions {
         if tier == "80–89周岁" {
-            assert_eq!(
-                own.as_deref(),
-                Some("2025-06-01"),
-                "written down when changed"
-            );
+            assert_eq!(own.as_deref(), Some(vid2.as_str()), "written by the change");
+        } else {
+            assert_eq!(own, &None, "a {tier} grant is as its run made it");
+            assert_eq!(version, &vid, "read as its run's version");
         }
     }
     let band80_active = want

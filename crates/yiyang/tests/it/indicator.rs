@@ -121,9 +121,7 @@ async fn direct(db: &Db, prefix: &str, day: NaiveDate) -> (f64, f64, f64) {
     .map(|r| (r.get(0), r.get(1), r.get(2)))
     .collect();
     let held: Vec<(String, String, Option<String>)> = sqlx::query(
-        // A run's own grants leave their start date to the run.
-        "SELECT n.elder_id, COALESCE(n.since, r.on_date), n.ended_on FROM entitlement n LEFT JOIN catalog_run r ON r.id = n.run_id \
-         WHERE n.item_code = 'longevity_allowance' AND n.state = 'granted'",
+        "SELECT elder_id, since, ended_on FROM entitlement WHERE item_code = 'longevity_allowance' AND state = 'granted'",
     )
     .fetch_all(&db.pool)
     .await
