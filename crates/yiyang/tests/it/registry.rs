@@ -84,18 +84,13 @@ async fn db_elder_edit_sets_keeps_and_clears() {
     );
 }
 
-/// An elder row is permanent: deleting it or changing its id is refused by the database itself
-/// (PostgreSQL's bulk tables rely on that instead of foreign keys), other edits pass.
 /// The state checks refuse unknown values on both engines; on SQLite they are worded so that a row
 /// written builds no temporary table (migration 19, `sqlite_checks_without_in`).
 #[tokio::test]
 async fn db_state_checks_refuse_unknown_values_cheaply() {
     let t = TestApp::new("demo", 3).await;
     let pool = &t.state.db.pool;
-    let id: String = sqlx::query_scalar("SELECT id FROM elder ORDER BY id LIMIT 1")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let id = first_elder(pool).await;
     let bad = sqlx::query("UPDATE elder SET status = 'missing' WHERE id = $1")
         .bind(&id)
         .execute(pool)
@@ -155,14 +150,21 @@ async fn db_state_checks_refuse_unknown_values_cheaply() {
     }
 }
 
+/// The id of the first elder of a test database.
+async fn first_elder(pool: &sqlx::AnyPool) -> String {
+    sqlx::query_scalar("SELECT id FROM elder ORDER BY id LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// An elder row is permanent: deleting it or changing its id is refused by the database itself
+/// (PostgreSQL's bulk tables rely on that instead of foreign keys), other edits pass.
 #[tokio::test]
 async fn db_elder_rows_are_never_deleted_nor_rekeyed() {
     let t = TestApp::new("demo", 3).await;
     let pool = &t.state.db.pool;
-    let id: String = sqlx::query_scalar("SELECT id FROM elder ORDER BY id LIMIT 1")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let id = first_elder(pool).await;
     let del = sqlx::query("DELETE FROM elder WHERE id = $1")
         .bind(&id)
         .execute(pool)
