@@ -44,7 +44,6 @@ cols = [f"c{i}" for i in range(16)]
 db.execute(f"create table elder_raw ({', '.join(c + ' text' for c in cols)})")
 db.execute("create unique index raw_cid on elder_raw (c0)")
 db.execute("create index raw_region on elder_raw (c5, c3)")
-db.execute("create index raw_name on elder_raw (c1)")
 t = time.time()
 db.execute("begin")
 db.executemany(f"insert into elder_raw values ({','.join('?' * 16)})", rows)
@@ -61,24 +60,39 @@ if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   yiyang_import "$PGBASE/yiyang_bench_csv" "$W/rows.csv" "postgres yiyang csv again" unchanged
   yiyang_import "$PGBASE/yiyang_bench_xlsx" "$W/rows.xlsx" "postgres yiyang xlsx"
   psql -q "$PGBASE/yiyang_bench_raw" -c "CREATE TABLE elder_raw ($(for i in $(seq 0 15); do printf 'c%s text%s' $i "$([ $i -lt 15 ] && echo ,)"; done))" \
-    -c "CREATE UNIQUE INDEX raw_cid ON elder_raw (c0)" -c "CREATE INDEX raw_region ON elder_raw (c5, c3)" -c "CREATE INDEX raw_name ON elder_raw (c1)" >/dev/null
+    -c "CREATE UNIQUE INDEX raw_cid ON elder_raw (c0)" -c "CREATE INDEX raw_region ON elder_raw (c5, c3)" >/dev/null
   t0=$(date +%s.%N)
   psql -q "$PGBASE/yiyang_bench_raw" -c "\\copy elder_raw FROM '$W/rows.csv' WITH (FORMAT csv, HEADER true)" >/dev/null
   t1=$(date +%s.%N)
   echo -e "postgres raw COPY\t$ROWS\t$(python3 -c "print(f'{$t1-$t0:.2f}')")" >> "$RESULTS"
+  FLOOR_PG=(--postgres "$PGBASE/yiyang_bench_raw")
+fi
+
+# QUALITY.md's floor (the bare stack's load of 1M narrow rows with two indexes), measured here.
+$BIN bench-floor "$W" --rows "$ROWS" ${FLOOR_PG[@]+"${FLOOR_PG[@]}"} >> "$RESULTS"
+if [ -n "${FLOOR_PG+x}" ]; then
   for d in yiyang_bench_csv yiyang_bench_xlsx yiyang_bench_raw; do psql -q "$PGBASE/test" -c "DROP DATABASE IF EXISTS $d" >/dev/null; done
 fi
 
 python3 - "$RESULTS" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-raw = {r[0].split()[0]: int(r[1]) / float(r[2]) for r in rows if " raw " in r[0]}
-# "vs raw": how many times the raw insert's rate each run reaches (1.00 = as fast as raw).
+rate = lambda r: int(r[1]) / float(r[2])
+raw = {r[0].split()[0]: rate(r) for r in rows if " raw " in r[0]}
+floor = {r[0].split()[0]: rate(r) for r in rows if r[0].endswith("floor load+2 indexes")}
+# "vs raw": how many times the raw insert's rate of the same rows each run reaches (1.00 = as
+# fast as raw). "vs floor": the same against QUALITY.md's floor measured here; the budget is 0.33.
 print()
-print(f"{'run':28} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'vs raw':>7}")
-for name, n, secs in rows:
-    rate = int(n) / float(secs)
-    base = raw.get(name.split()[0])
-    print(f"{name:28} {int(n):>9} {float(secs):>8.2f} {rate:>9.0f} {rate / base if base else float('nan'):>7.2f}")
-print("\nbudget (QUALITY.md): >= 120,000 rows/s CSV end to end on both engines")
+print(f"{'run':30} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'vs raw':>7} {'vs floor':>8}")
+for r in rows:
+    name, n, secs = r
+    engine = name.split()[0]
+    base, fl = raw.get(engine), floor.get(engine)
+    nan = float("nan")
+    print(f"{name:30} {int(n):>9} {float(secs):>8.2f} {rate(r):>9.0f} "
+          f"{rate(r) / base if base else nan:>7.2f} {rate(r) / fl if fl else nan:>8.2f}")
+print("\nbudget (QUALITY.md): >= 120,000 rows/s CSV end to end on both engines, a third of the floor")
+print("measured there (SQLite 360k, PostgreSQL 280k rows/s with both indexes); here a third of it is")
+for engine, f in floor.items():
+    print(f"  {engine}: {f / 3:,.0f} rows/s")
 PY

@@ -102,6 +102,16 @@ pub enum Cmd {
         #[arg(long)]
         province: bool,
     },
+    /// Measure QUALITY.md's bare-stack import floor on this machine (`floor.rs`): SQLite in
+    /// DIR/floor.db, PostgreSQL in the database at --postgres; prints label, rows and seconds
+    #[command(hide = true)]
+    BenchFloor {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Add a synthetic province's region tree (12 cities, 72 counties, 12,960 villages) for
     /// benchmarks at province scale
     #[command(hide = true)]
@@ -339,6 +349,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let n = crate::demo::write_registry_file(out, *rows, *bad, *seed, *province)?;
             println!("已写入 {n} 行到 {}", out.display());
+        }
+        Cmd::BenchFloor {
+            dir,
+            rows,
+            postgres,
+        } => {
+            let csv = dir.join("floor.csv");
+            crate::floor::write_csv(&csv, *rows)?;
+            let line = |engine: &str, f: crate::floor::Floor| {
+                println!("{engine} floor load\t{}\t{:.2}", f.rows, f.load);
+                println!(
+                    "{engine} floor load+2 indexes\t{}\t{:.2}",
+                    f.rows, f.with_indexes
+                );
+            };
+            line("sqlite", crate::floor::sqlite(&dir.join("floor.db"), &csv)?);
+            if let Some(url) = postgres {
+                line("postgres", crate::floor::postgres(url, &csv).await?);
+            }
         }
         Cmd::GenProvinceRegions => {
             let (db, _keys) = open(&cli, 2).await?;

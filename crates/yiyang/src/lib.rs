@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
+pub mod floor;
 pub mod identity;
 pub mod indicator;
 pub mod platform;

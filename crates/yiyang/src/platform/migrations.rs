@@ -135,6 +135,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "entitlement_run_defaults",
         stmts: crate::catalog::MIGRATION_RUN_DEFAULTS,
     },
+    Migration {
+        version: 21,
+        name: "elder_name_index_dropped",
+        stmts: crate::registry::MIGRATION_DROP_NAME_INDEX,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on
