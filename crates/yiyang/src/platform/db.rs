@@ -498,13 +498,16 @@ impl Db {
     }
 }
 
-/// A rusqlite connection for a bulk writer: the pool's durability settings and a 256 MB page
-/// cache, so the indexes being filled stay in memory instead of being spilled to the WAL.
+/// A rusqlite connection for a bulk writer: the pool's durability settings and a page cache of up
+/// to 1 GB, so that what a large transaction writes stays in memory until its commit instead of
+/// being spilled to the WAL part-way (and read back, and spilled again). SQLite takes cache pages
+/// only as it needs them and frees them when the connection closes after the job; a 1M-person
+/// first load uses about 600 MB. Against 256 MB that load took 9.93/10.02 → 9.37/9.60 s.
 fn open_bulk_writer(path: &str) -> rusqlite::Result<rusqlite::Connection> {
     let c = rusqlite::Connection::open(path)?;
     c.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
-         PRAGMA busy_timeout=60000; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
+         PRAGMA busy_timeout=60000; PRAGMA cache_size=-1048576; PRAGMA temp_store=MEMORY;",
     )?;
     Ok(c)
 }
