@@ -84,6 +84,16 @@ async fn db_elder_edit_sets_keeps_and_clears() {
     );
 }
 
+/// A new SQLite file is made with 8 KB pages (`Db::connect`): a first load of 1M people writes
+/// and folds back fewer, fuller pages. (PostgreSQL's pages are its own.)
+#[tokio::test]
+async fn db_new_sqlite_file_has_8k_pages() {
+    let t = TestApp::new("demo", 3).await;
+    if t.pg_url.is_none() {
+        assert_eq!(t.count("PRAGMA page_size").await, 8192);
+    }
+}
+
 /// The state checks refuse unknown values on both engines; on SQLite they are worded so that a row
 /// written builds no temporary table (migration 19, `sqlite_checks_without_in`).
 #[tokio::test]
