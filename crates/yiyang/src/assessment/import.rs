@@ -625,7 +625,7 @@ impl Row {
 fn write_sqlite(
     t: &rusqlite::Transaction,
     rows: &[Row],
-    current: &[(usize, usize)],
+    current: &[(usize, usize, bool)],
     stamp: &Stamp,
     progress: &crate::registry::import::Progress,
 ) -> rusqlite::Result<()> {
@@ -645,7 +645,7 @@ fn write_sqlite(
         marks(6),
         astore::UPSERT_CURRENT_SET
     ))?;
-    for (first, b) in current {
+    for (first, b, _) in current {
         up.execute(rusqlite::params_from_iter(Row::ability_cells(
             &rows[*first],
             &rows[*b],
@@ -707,7 +707,7 @@ async fn lookup<T>(
 async fn write_pg(
     t: &mut sqlx::postgres::PgConnection,
     rows: &[Row],
-    current: &[(usize, usize)],
+    current: &[(usize, usize, bool)],
     stamp: &Stamp,
     progress: &crate::registry::import::Progress,
 ) -> Result<(), sqlx::Error> {
@@ -730,16 +730,56 @@ async fn write_pg(
         }
         cp.finish().await?;
     }
-    if current.is_empty() {
+    // People without a current row when looked up (most of a first import) get theirs by COPY
+    // straight into the table; the others by an upsert through a temporary table (0.5 s of a
+    // 100k import when everyone went that way). Should someone have got a current row since the
+    // lookup, the COPY fails on the key, is undone to its savepoint, and they go the upsert way.
+    let (fresh, held): (Vec<&(usize, usize, bool)>, Vec<_>) = current.iter().partition(|c| !c.2);
+    let mut upsert = held;
+    if !fresh.is_empty() {
+        for c in &fresh {
+            copy_cells(
+                &mut buf,
+                &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2),
+            );
+        }
+        sqlx::raw_sql("SAVEPOINT ability_copy")
+            .execute(&mut *t)
+            .await?;
+        let copied = async {
+            let mut cp = t
+                .copy_in_raw(&format!("COPY elder_ability ({ABILITY_COLS}) FROM STDIN"))
+                .await?;
+            cp.send(std::mem::take(&mut buf).into_bytes()).await?;
+            cp.finish().await
+        }
+        .await;
+        match copied {
+            Ok(_) => {
+                sqlx::raw_sql("RELEASE SAVEPOINT ability_copy")
+                    .execute(&mut *t)
+                    .await?;
+            }
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT ability_copy")
+                    .execute(&mut *t)
+                    .await?;
+                upsert.extend(fresh);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if upsert.is_empty() {
         return Ok(());
     }
+    buf.clear();
     sqlx::raw_sql("CREATE TEMPORARY TABLE elder_ability_in (LIKE elder_ability) ON COMMIT DROP")
         .execute(&mut *t)
         .await?;
-    for (first, b) in current {
+    for c in upsert {
         copy_cells(
             &mut buf,
-            &Row::ability_cells(&rows[*first], &rows[*b], stamp.2),
+            &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2),
         );
     }
     let mut cp = t
@@ -958,7 +998,8 @@ pub async fn run(
     writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
     // The new current record per person: the newest non-legacy row written, when at least as new
     // as the stored current one (a later record wins a tie).
-    let mut current: Vec<(usize, usize)> = vec![];
+    // (first row of the person, their new current record, whether they had a current row).
+    let mut current: Vec<(usize, usize, bool)> = vec![];
     let mut at = 0;
     while at < writes.len() {
         let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
@@ -973,7 +1014,7 @@ pub async fn run(
             }
         }
         if let Some(b) = best {
-            current.push((at, b));
+            current.push((at, b, writes[at].stored_on.is_some()));
         }
         at = end;
     }

@@ -967,3 +967,68 @@ async fn db_assessment_validity_per_region() {
         1
     );
 }
+
+/// PostgreSQL writes the current levels of people who had none by COPY straight into
+/// `elder_ability`. Should one of them get a current row between the lookup and that COPY (another
+/// writer), the COPY is undone to its savepoint and everyone goes the upsert way: the import
+/// still succeeds and every current level is the imported one. The other writer is played by a
+/// trigger that gives one imported person a bogus current row just before the COPY.
+#[tokio::test]
+async fn db_assessment_import_current_level_meanwhile() {
+    let t = TestApp::new("demo", 300).await;
+    if t.pg_url.is_none() {
+        return; // SQLite holds the write lock from the lookup on: nobody can come in between.
+    }
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let pool = &t.state.db.pool;
+    for ddl in [
+        "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+         SELECT elder_id, id, 0, '1900-01-01', '1900-01-01', 0 FROM assessment ORDER BY elder_id LIMIT 1 \
+         ON CONFLICT (elder_id) DO NOTHING; RETURN NULL; END $$",
+        "CREATE TRIGGER meanwhile AFTER INSERT ON assessment FOR EACH STATEMENT EXECUTE FUNCTION meanwhile()",
+    ] {
+        sqlx::query(ddl).execute(pool).await.unwrap();
+    }
+    let today = yiyang::platform::today();
+    let villages = yiyang::demo::ensure_regions(&t.state.db).await.unwrap();
+    let elders = yiyang::demo::generate(300, &villages, 42, today);
+    let (headers, rows) = yiyang::demo::assessment_rows(&elders, 0.6, 0, 5, today);
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(&headers).unwrap();
+    for r in &rows {
+        w.write_record(r).unwrap();
+    }
+    let (s, job) = t
+        .multipart(
+            "/api/v1/imports/assessments",
+            &c,
+            "a.csv",
+            &w.into_inner().unwrap(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(st["inserted"].as_i64(), Some(rows.len() as i64), "{st}");
+    // The bogus row was there (the trigger ran) and was overwritten by the imported level.
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder_ability WHERE valid_until = '1900-01-01'")
+            .await,
+        0
+    );
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM elder_ability ea JOIN assessment a ON a.id = ea.assessment_id \
+             WHERE a.elder_id = ea.elder_id AND a.final_level = ea.level"
+        )
+        .await,
+        t.count(
+            "SELECT COUNT(DISTINCT elder_id) FROM assessment WHERE standard <> 'MZ/T 039-2013'"
+        )
+        .await
+    );
+}
