@@ -51,6 +51,7 @@ pub const MIGRATION: &[Stmt] = &[
     ),
     // Scope is a range on residence_region; birth_date second serves age bands inside a subtree.
     Both(SECONDARY_INDEXES[0].1),
+    // Dropped again by migration 21 (`MIGRATION_DROP_NAME_INDEX`).
     Both("CREATE INDEX elder_name ON elder (name)"),
     Both(
         "CREATE TABLE elder_status_change (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
