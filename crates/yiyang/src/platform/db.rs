@@ -145,12 +145,13 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // 8 KB pages for a new database file (an existing one keeps its own;
+                        // set before the WAL switch, which writes the file's header): a 1M-person
+                        // first load went 10.1 → 8.7 s on average over five pairs (fewer, fuller
+                        // b-tree pages to split, spill and checkpoint).
+                        conn.execute("PRAGMA page_size=8192").await?;
                         // Durable by default: WAL with fsync on commit; FKs on; wait (up to a minute, the length of a
                         // large import by another process) rather than fail on a busy writer.
-                        // 8 KB pages for a new database file (an existing one keeps its own):
-                        // a 1M-person first load went 10.1 → 8.7 s on average over five pairs
-                        // (fewer, fuller b-tree pages to split, spill and checkpoint).
-                        conn.execute("PRAGMA page_size=8192").await?;
                         conn.execute("PRAGMA journal_mode=WAL").await?;
                         conn.execute("PRAGMA synchronous=FULL").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
