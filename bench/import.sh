@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Registry import throughput on generated elders (default 1,000,000), CSV and XLSX, on SQLite and
 # PostgreSQL, next to a raw bulk insert of the same rows into the same database engine (same
-# indexes, no validation, no encryption): Python sqlite3 executemany / psql \copy.
+# indexes, no validation, no encryption): Python sqlite3 executemany / psql \copy; and next to
+# QUALITY.md's floor measured on this machine (`yiyang bench-floor`, src/floor.rs), against which
+# the budget is a third.
 # Usage: bench/import.sh [ROWS]     (PG at postgres://postgres@127.0.0.1:5432, skipped if absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
