@@ -6,6 +6,7 @@
 # Usage: bench/assessment-import.sh [ELDERS] [SHARE]   (PG at postgres://postgres@127.0.0.1:5432, skipped if absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 ELDERS=${1:-1000000}
 SHARE=${2:-0.42} # share of the 80+ assessed: about 104k rows for 1M elders
 PGBASE=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
@@ -20,10 +21,7 @@ $BIN gen-assessment-file "$W/a.xlsx" --elders "$ELDERS" --share "$SHARE" >/dev/n
 RESULTS=$W/results.tsv; : > "$RESULTS"
 
 timed_import() { # db-url file label [expect: inserted|unchanged]
-  # What earlier steps left dirty (the registry load: ~1 GB of PostgreSQL WAL) is written out
-  # before the clock starts, as for the raw baseline.
-  case $1 in postgres*) psql -q "$1" -c CHECKPOINT >/dev/null ;; esac
-  sync
+  settle "$1"
   local t0 t1; t0=$(date +%s.%N)
   YIYANG_DATABASE_URL=$1 $BIN import assessments "$2" --format json > "$W/last.json" 2>/dev/null
   t1=$(date +%s.%N)
@@ -44,6 +42,7 @@ YIYANG_DATABASE_URL=$DB $BIN demo --scale 0 >/dev/null 2>&1
 YIYANG_DATABASE_URL=$DB $BIN import registry "$W/elders.csv" >/dev/null 2>&1
 timed_import "$DB" "$W/a.csv" "sqlite yiyang csv"
 timed_import "$DB" "$W/a.csv" "sqlite yiyang csv again" unchanged
+settle "$DB"
 python3 - "$DB" >> "$RESULTS" <<'PY'
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -74,7 +73,7 @@ if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   psql -q "$PG" -c "\\copy (SELECT * FROM assessment) TO '$W/stored.csv' WITH (FORMAT csv)" \
     -c "CREATE TABLE assessment_raw (LIKE assessment INCLUDING ALL)" >/dev/null
   n=$(wc -l < "$W/stored.csv")
-  psql -q "$PG" -c CHECKPOINT >/dev/null; sync
+  settle "$PG"
   t0=$(date +%s.%N)
   psql -q "$PG" -c "\\copy assessment_raw FROM '$W/stored.csv' WITH (FORMAT csv)" >/dev/null
   t1=$(date +%s.%N)

@@ -6,6 +6,7 @@
 # Usage: bench/catalog-evaluate.sh [ELDERS]   (PG at postgres://postgres@127.0.0.1:5432, skipped if absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 ELDERS=${1:-1000000}
 PGBASE=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 cargo build --release --locked -p yiyang -q
@@ -21,9 +22,7 @@ COLS="e.id, e.birth_date, e.sex, e.residence_region, e.hukou_region, e.status, e
 FACTS="SELECT $COLS FROM elder e LEFT JOIN elder_ability a ON a.elder_id = e.id"
 
 timed_eval() { # db-url label
-  # What earlier steps left dirty (imports, the last run) is written out before the clock starts.
-  case $1 in postgres*) psql -q "$1" -c CHECKPOINT >/dev/null ;; esac
-  sync
+  settle "$1"
   local t0 t1; t0=$(date +%s.%N)
   YIYANG_DATABASE_URL=$1 $BIN catalog evaluate --region 320682000000 --format json > "$W/last.json" 2>/dev/null
   t1=$(date +%s.%N)

@@ -66,7 +66,7 @@ export function showProblem(p: Problem) {
   }
   if (p.request_id) lines.push(h('div', { class: 'problem-rid' }, `请求编号：${p.request_id}`))
   ElMessage.closeAll() // one toast at a time (see main.ts)
-  ElMessage({ type: 'error', message: h('div', lines), duration: 6000, showClose: true, grouping: true })
+  ElMessage({ type: 'error', message: h('div', lines), duration: 6000, showClose: true })
 }
 
 let redirecting = false

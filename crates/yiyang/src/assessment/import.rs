@@ -701,9 +701,9 @@ async fn lookup<T>(
     Ok(rows.iter().map(|r| map(r)).collect())
 }
 
-/// A real run's writes on PostgreSQL, on its transaction: the records by COPY, the current levels
-/// by COPY into a temporary table and one upsert from it (17 binds a row through sqlx took 6.7 s
-/// for 104k records).
+/// A real run's writes on PostgreSQL, on its transaction: the records by COPY (17 binds a row
+/// through sqlx took 6.7 s for 104k records); the current levels of people who had none by COPY
+/// straight into `elder_ability`, the others' by COPY into a temporary table and one upsert from it.
 async fn write_pg(
     t: &mut sqlx::postgres::PgConnection,
     rows: &[Row],
@@ -733,16 +733,17 @@ async fn write_pg(
     // People without a current row when looked up (most of a first import) get theirs by COPY
     // straight into the table; the others by an upsert through a temporary table (0.5 s of a
     // 100k import when everyone went that way). Should someone have got a current row since the
-    // lookup, the COPY fails on the key, is undone to its savepoint, and they go the upsert way.
-    let (fresh, held): (Vec<&(usize, usize, bool)>, Vec<_>) = current.iter().partition(|c| !c.2);
-    let mut upsert = held;
-    if !fresh.is_empty() {
-        for c in &fresh {
-            copy_cells(
-                &mut buf,
-                &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2),
-            );
+    // lookup, the COPY fails on the key, is undone to its savepoint, and everyone goes the upsert
+    // way (in person order, as everywhere else here).
+    let cells_of = |buf: &mut String, people: &[&(usize, usize, bool)]| {
+        for c in people {
+            copy_cells(buf, &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2));
         }
+    };
+    let fresh: Vec<&(usize, usize, bool)> = current.iter().filter(|c| !c.2).collect();
+    let mut upsert: Vec<&(usize, usize, bool)> = current.iter().filter(|c| c.2).collect();
+    if !fresh.is_empty() {
+        cells_of(&mut buf, &fresh);
         sqlx::raw_sql("SAVEPOINT ability_copy")
             .execute(&mut *t)
             .await?;
@@ -764,7 +765,7 @@ async fn write_pg(
                 sqlx::raw_sql("ROLLBACK TO SAVEPOINT ability_copy")
                     .execute(&mut *t)
                     .await?;
-                upsert.extend(fresh);
+                upsert = current.iter().collect();
             }
             Err(e) => return Err(e),
         }
@@ -776,12 +777,7 @@ async fn write_pg(
     sqlx::raw_sql("CREATE TEMPORARY TABLE elder_ability_in (LIKE elder_ability) ON COMMIT DROP")
         .execute(&mut *t)
         .await?;
-    for c in upsert {
-        copy_cells(
-            &mut buf,
-            &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2),
-        );
-    }
+    cells_of(&mut buf, &upsert);
     let mut cp = t
         .copy_in_raw(&format!(
             "COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN"

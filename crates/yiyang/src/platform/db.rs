@@ -506,8 +506,10 @@ impl Db {
 /// A rusqlite connection for a bulk writer: the pool's durability settings and a page cache of up
 /// to 1 GB, so that what a large transaction writes stays in memory until its commit instead of
 /// being spilled to the WAL part-way (and read back, and spilled again). SQLite takes cache pages
-/// only as it needs them and frees them when the connection closes after the job; a 1M-person
-/// first load uses about 600 MB. Against 256 MB that load took 9.93/10.02 → 9.37/9.60 s.
+/// only as it needs them and frees them when the connection closes after the job: a 1M-person
+/// first load uses about 600 MB, a 400k county's about 240 MB (as under the earlier 256 MB cap,
+/// so a county server's peak during an import stays where it was). Against 256 MB, the 1M load
+/// took 9.93/10.02 → 9.37/9.60 s.
 fn open_bulk_writer(path: &str) -> rusqlite::Result<rusqlite::Connection> {
     let c = rusqlite::Connection::open(path)?;
     c.execute_batch(

@@ -1,5 +1,6 @@
 //! One ordered migration history for both backends. Each step is portable SQL, with a few
-//! statements gated to one backend (triggers differ in syntax). Additive only.
+//! statements gated to one backend (triggers differ in syntax). A released migration is never
+//! edited: a later one changes what it made (e.g. migration 21 drops an index migration 5 created).
 
 use super::db::{Backend, Db};
 use sqlx::{AssertSqlSafe, Row};

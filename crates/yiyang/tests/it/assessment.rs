@@ -984,10 +984,15 @@ async fn db_assessment_import_current_level_meanwhile() {
     let c = t.login("of").await;
     let pool = &t.state.db.pool;
     for ddl in [
+        // The other writer's person must get a current level from the file: not a legacy record.
+        "CREATE TABLE meanwhile_fired (elder_id TEXT NOT NULL)",
         "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
          INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
-         SELECT elder_id, id, 0, '1900-01-01', '1900-01-01', 0 FROM assessment ORDER BY elder_id LIMIT 1 \
-         ON CONFLICT (elder_id) DO NOTHING; RETURN NULL; END $$",
+         SELECT elder_id, id, 0, '1900-01-01', '1900-01-01', 0 FROM assessment \
+         WHERE standard <> 'MZ/T 039-2013' ORDER BY elder_id LIMIT 1 \
+         ON CONFLICT (elder_id) DO NOTHING; \
+         INSERT INTO meanwhile_fired SELECT elder_id FROM elder_ability WHERE valid_until = '1900-01-01'; \
+         RETURN NULL; END $$",
         "CREATE TRIGGER meanwhile AFTER INSERT ON assessment FOR EACH STATEMENT EXECUTE FUNCTION meanwhile()",
     ] {
         sqlx::query(ddl).execute(pool).await.unwrap();
@@ -1015,6 +1020,7 @@ async fn db_assessment_import_current_level_meanwhile() {
     assert_eq!(st["state"], "done", "{st}");
     assert_eq!(st["inserted"].as_i64(), Some(rows.len() as i64), "{st}");
     // The bogus row was there (the trigger ran) and was overwritten by the imported level.
+    assert_eq!(t.count("SELECT COUNT(*) FROM meanwhile_fired").await, 1);
     assert_eq!(
         t.count("SELECT COUNT(*) FROM elder_ability WHERE valid_until = '1900-01-01'")
             .await,
