@@ -1163,7 +1163,8 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
                     n.id, n.state, n.tier, n.amount_fen
                 ));
             }
-            c.send(std::mem::take(&mut buf).into_bytes()).await?;
+            c.send(buf.as_bytes()).await?;
+            buf.clear(); // its capacity is kept for the next slice
         }
         c.finish().await?;
     }

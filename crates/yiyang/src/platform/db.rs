@@ -309,11 +309,11 @@ impl Db {
         written: usize,
     ) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres && written >= 10_000 {
-            for t in tables {
-                sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {t}")))
-                    .execute(&self.pool)
-                    .await?;
-            }
+            // Each table on its own connection, all at once: the server samples them side by side.
+            futures_util::future::try_join_all(tables.iter().map(|t| {
+                sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {t}"))).execute(&self.pool)
+            }))
+            .await?;
         }
         Ok(())
     }
@@ -535,16 +535,32 @@ impl SqliteWriteTx {
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, sqlx::Error> {
+        self.submit(f).await
+    }
+
+    /// Queue `f` on the transaction's thread at once and return the wait for its result: the
+    /// caller goes on (reads the next batch, say) while the thread writes. Jobs run in the order
+    /// submitted.
+    pub fn submit<T, F>(&self, f: F) -> impl Future<Output = Result<T, sqlx::Error>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (done, result) = tokio::sync::oneshot::channel();
         let job = TxJob::Run(Box::new(move |tx| {
             let _ = done.send(f(tx));
         }));
-        let gone = || sqlx::Error::Protocol("sqlite write thread ended".into());
-        self.send.send(job).map_err(|_| gone())?;
-        result
-            .await
-            .map_err(|_| gone())?
-            .map_err(|e| sqlx::Error::Protocol(format!("sqlite write: {e}")))
+        let sent = self.send.send(job).is_ok();
+        async move {
+            let gone = || sqlx::Error::Protocol("sqlite write thread ended".into());
+            if !sent {
+                return Err(gone());
+            }
+            result
+                .await
+                .map_err(|_| gone())?
+                .map_err(|e| sqlx::Error::Protocol(format!("sqlite write: {e}")))
+        }
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
@@ -630,15 +646,22 @@ pub fn copy_cells(out: &mut String, cells: &[Cell<'_>]) {
 
 /// COPY text format: backslash, tab and line breaks escaped.
 pub fn copy_field(out: &mut String, v: &str) {
-    for ch in v.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
+    // Runs between special bytes are copied whole (a char at a time was a tenth of an import's
+    // client time); the four are ASCII, so the cuts fall on char boundaries.
+    let mut from = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let esc = match b {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        out.push_str(&v[from..i]);
+        out.push_str(esc);
+        from = i + 1;
     }
+    out.push_str(&v[from..]);
 }
 
 /// One COPY text line of text fields.
@@ -679,4 +702,23 @@ fn pg_text_field(s: &str) -> Option<std::borrow::Cow<'_, str>> {
         }
     }
     Some(std::borrow::Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What `copy_field` writes, PostgreSQL's reading (`pg_text_field`) gives back unchanged,
+        /// on one line and without a bare tab.
+        #[test]
+        fn copy_field_round_trips(v in "(\\PC|[\\\\\t\n\r])*") {
+            let mut out = String::new();
+            copy_field(&mut out, &v);
+            prop_assert!(!out.contains(['\t', '\n', '\r']));
+            let back = pg_text_field(&out);
+            prop_assert_eq!(back.as_deref(), Some(v.as_str()));
+        }
+    }
 }

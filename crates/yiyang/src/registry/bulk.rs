@@ -363,7 +363,8 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 loaded.take(*row_no, Class::Insert);
             }
             let t = std::time::Instant::now();
-            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+            copy.send(buf.as_bytes()).await?;
+            buf.clear(); // its capacity is kept for the next slice
             copied += t.elapsed();
             w.progress
                 .processed
@@ -418,7 +419,8 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 let t = std::time::Instant::now();
                 if !buf.is_empty() {
                     let mut copy = tx.copy_in_raw(&copy_sql).await?;
-                    copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+                    copy.send(buf.as_bytes()).await?;
+                    buf.clear(); // its capacity is kept for the next slice
                     copy.finish().await?;
                 }
                 copied += t.elapsed();
