@@ -397,6 +397,11 @@ pub struct RiskEvents {
 }
 
 impl RiskEvents {
+    /// No event of any kind.
+    pub fn is_none(&self) -> bool {
+        *self == RiskEvents::default()
+    }
+
     fn counts(&self) -> [(&'static str, u8); 5] {
         [
             ("fall", self.fall),
@@ -466,23 +471,29 @@ impl Default for Config {
 }
 
 /// What the assessors entered. `items` maps item codes to scores; `options` may name the chosen
-/// option where one score covers two states (B3.9 `stupor` / `coma`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// option where one score covers two states (B3.9 `stupor` / `coma`). Written without the fields
+/// that hold their defaults (no options, no, none): reading fills them in again, and most records
+/// are a third shorter (stored once per assessment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
     pub items: BTreeMap<String, u8>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
     /// A.5.11 昏迷.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub coma: bool,
     /// Dementia F00–F03, confirmed (确诊).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub dementia_confirmed: bool,
     /// Another mental or behavioural disorder F04–F99 diagnosed by a psychiatric specialist.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub psychiatric_dx_by_specialist: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "RiskEvents::is_none")]
     pub risk_events_30d: RiskEvents,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -677,6 +688,38 @@ pub fn assess(input: &Input, cfg: &Config) -> Result<Outcome, InputError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn input_is_written_without_defaults_and_read_back_whole() {
+        let plain = all_max();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(
+            json.starts_with(r#"{"items":{"#) && json.ends_with("}}"),
+            "{json}"
+        );
+        for absent in ["options", "coma", "dementia", "psychiatric", "risk_events"] {
+            assert!(!json.contains(absent), "{absent} in {json}");
+        }
+        assert_eq!(serde_json::from_str::<Input>(&json).unwrap(), plain);
+        // As records were stored before: every field written out.
+        let full = json.trim_end_matches('}').to_string()
+            + r#"},"options":{},"coma":false,"dementia_confirmed":false,"psychiatric_dx_by_specialist":false,"risk_events_30d":{"fall":0,"wandering":0,"choking":0,"suicide_self_harm":0,"other":0}}"#;
+        assert_eq!(serde_json::from_str::<Input>(&full).unwrap(), plain);
+        // Anything not at its default is written.
+        let mut marked = plain.clone();
+        marked.coma = true;
+        marked.risk_events_30d.fall = 2;
+        marked.options.insert("B3.9".into(), "coma".into());
+        let json = serde_json::to_string(&marked).unwrap();
+        for present in [
+            r#""coma":true"#,
+            r#""fall":2"#,
+            r#""options":{"B3.9":"coma"}"#,
+        ] {
+            assert!(json.contains(present), "{present} not in {json}");
+        }
+        assert_eq!(serde_json::from_str::<Input>(&json).unwrap(), marked);
+    }
 
     fn all_max() -> Input {
         Input {

@@ -19,6 +19,10 @@ use yiyang_kernel::assessment::{self, Config, Input, RiskEvents};
 use yiyang_kernel::citizen_id::CitizenId;
 use yiyang_kernel::mzt039;
 
+/// foldhash, not SipHash: the keys are column names, keyed digests and ids, none of them chosen by
+/// whoever writes the file; SipHash was a twentieth of the import's time.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Rows per statement (17 columns per assessment row stays far below both engines' bind limits).
 const CHUNK: usize = 500;
 
@@ -472,7 +476,7 @@ fn validate_stream(
             missing.join("、")
         )));
     }
-    let col_of: HashMap<String, usize> = col_keys
+    let col_of: FastMap<String, usize> = col_keys
         .iter()
         .enumerate()
         .filter_map(|(i, k)| k.clone().map(|k| (k, i)))
@@ -564,6 +568,16 @@ const ASSESSMENT_COLS: &str = "id, elder_id, standard, reason, assessed_on, vali
      informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source";
 const ABILITY_COLS: &str = "elder_id, assessment_id, level, assessed_on, valid_until, change_seq";
 
+/// A row decided in pass 1: whose it is and whether it corrects a stored record.
+struct Write {
+    p: Prepared,
+    elder_id: String,
+    corrects: Option<String>,
+    valid_until: NaiveDate,
+    /// The person's current record's date before this import.
+    stored_on: Option<NaiveDate>,
+}
+
 /// A decided row as written: its new id and dates as text.
 struct Row {
     id: String,
@@ -571,7 +585,26 @@ struct Row {
     corrects: Option<String>,
     assessed_on: String,
     valid_until: String,
+    stored_on: Option<NaiveDate>,
     p: Prepared,
+}
+
+/// Decided rows as written, in person order (a stable sort keeps one person's rows in the order
+/// decided), each with a new id.
+fn to_rows(mut writes: Vec<Write>) -> Vec<Row> {
+    writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
+    writes
+        .into_iter()
+        .map(|w| Row {
+            id: uuid::Uuid::now_v7().to_string(),
+            assessed_on: w.p.assessed_on.to_string(),
+            valid_until: w.valid_until.to_string(),
+            elder_id: w.elder_id,
+            corrects: w.corrects,
+            stored_on: w.stored_on,
+            p: w.p,
+        })
+        .collect()
 }
 
 /// Who recorded the import, when, and its change number.
@@ -621,28 +654,33 @@ impl Row {
     }
 }
 
-/// The writes of a real run on SQLite, in person order, through two prepared statements.
-fn write_sqlite(
+/// A group of records of a real run on SQLite, on its transaction's thread while the next
+/// batch is decided.
+fn insert_records_sqlite(
+    t: &rusqlite::Transaction,
+    rows: &[Row],
+    stamp: &Stamp,
+) -> rusqlite::Result<()> {
+    let mut ins = t.prepare_cached(&format!(
+        "INSERT INTO assessment ({ASSESSMENT_COLS}) VALUES ({})",
+        ["?"; 17].join(",")
+    ))?;
+    for r in rows {
+        ins.execute(rusqlite::params_from_iter(r.cells(stamp)))?;
+    }
+    Ok(())
+}
+
+/// A real SQLite run's current levels, in person order, once the records are in.
+fn write_current_sqlite(
     t: &rusqlite::Transaction,
     rows: &[Row],
     current: &[(usize, usize, bool)],
     stamp: &Stamp,
-    progress: &crate::registry::import::Progress,
 ) -> rusqlite::Result<()> {
-    let marks = |n: usize| vec!["?"; n].join(",");
-    let mut ins = t.prepare(&format!(
-        "INSERT INTO assessment ({ASSESSMENT_COLS}) VALUES ({})",
-        marks(17)
-    ))?;
-    for (i, r) in rows.iter().enumerate() {
-        ins.execute(rusqlite::params_from_iter(r.cells(stamp)))?;
-        if i % 1000 == 999 {
-            progress.processed.fetch_add(500, Ordering::Relaxed);
-        }
-    }
     let mut up = t.prepare(&format!(
         "INSERT INTO elder_ability ({ABILITY_COLS}) VALUES ({}) {}",
-        marks(6),
+        ["?"; 6].join(","),
         astore::UPSERT_CURRENT_SET
     ))?;
     for (first, b, _) in current {
@@ -656,8 +694,8 @@ fn write_sqlite(
 }
 
 /// Run a lookup of a group of keys and map its rows. `sql` names the keys with `{keys}`: an `IN`
-/// list of placeholders, or on a real PostgreSQL run `= ANY($1)` with one array (one plan, one
-/// value to send, on the run's transaction). On SQLite through the point-read path
+/// list of placeholders, or on PostgreSQL `= ANY($1)` with one array (one plan, one value to
+/// send, on the run's lookup connection). On SQLite through the point-read path
 /// (`Db::sqlite_read`): no hand-off per row to sqlx's worker thread, which cost more than the
 /// lookups themselves. It reads the last committed state; a real import already holds the write
 /// lock (BEGIN IMMEDIATE), so that state cannot change under it, and its own earlier writes are
@@ -701,35 +739,37 @@ async fn lookup<T>(
     Ok(rows.iter().map(|r| map(r)).collect())
 }
 
-/// A real run's writes on PostgreSQL, on its transaction: the records by COPY (17 binds a row
-/// through sqlx took 6.7 s for 104k records); the current levels of people who had none by COPY
-/// straight into `elder_ability`, the others' by COPY into a temporary table and one upsert from it.
-async fn write_pg(
+/// One group of records into the COPY a real PostgreSQL run keeps open (17 binds a row through
+/// sqlx took 6.7 s for 104k records), a slice at a time without waiting in between: the server
+/// stores one slice while the next is formatted.
+async fn copy_records(
+    cp: &mut sqlx::postgres::PgCopyIn<&mut sqlx::postgres::PgConnection>,
+    buf: &mut String,
+    rows: &[Row],
+    stamp: &Stamp,
+) -> Result<(), sqlx::Error> {
+    use crate::platform::db::copy_cells;
+    for part in rows.chunks(1_024) {
+        for r in part {
+            copy_cells(buf, &r.cells(stamp));
+        }
+        cp.send(buf.as_bytes()).await?;
+        buf.clear(); // its capacity is kept for the next slice
+    }
+    Ok(())
+}
+
+/// A real PostgreSQL run's current levels, on its transaction once the records are in: those of
+/// people who had none when looked up by COPY straight into `elder_ability`, the others' by COPY
+/// into a temporary table and one upsert from it.
+async fn write_current_pg(
     t: &mut sqlx::postgres::PgConnection,
     rows: &[Row],
     current: &[(usize, usize, bool)],
     stamp: &Stamp,
-    progress: &crate::registry::import::Progress,
 ) -> Result<(), sqlx::Error> {
     use crate::platform::db::copy_cells;
     let mut buf = String::new();
-    // One COPY, sent a slice at a time without waiting in between: the server stores one slice
-    // while the next is formatted.
-    if !rows.is_empty() {
-        let mut cp = t
-            .copy_in_raw(&format!("COPY assessment ({ASSESSMENT_COLS}) FROM STDIN"))
-            .await?;
-        for part in rows.chunks(5_000) {
-            for r in part {
-                copy_cells(&mut buf, &r.cells(stamp));
-            }
-            cp.send(std::mem::take(&mut buf).into_bytes()).await?;
-            progress
-                .processed
-                .fetch_add(part.len() as i64 / 2, Ordering::Relaxed);
-        }
-        cp.finish().await?;
-    }
     // People without a current row when looked up (most of a first import) get theirs by COPY
     // straight into the table; the others by an upsert through a temporary table (0.5 s of a
     // 100k import when everyone went that way). Should someone have got a current row since the
@@ -751,7 +791,8 @@ async fn write_pg(
             let mut cp = t
                 .copy_in_raw(&format!("COPY elder_ability ({ABILITY_COLS}) FROM STDIN"))
                 .await?;
-            cp.send(std::mem::take(&mut buf).into_bytes()).await?;
+            cp.send(buf.as_bytes()).await?;
+            buf.clear(); // its capacity is kept for the next slice
             cp.finish().await
         }
         .await;
@@ -823,7 +864,23 @@ pub async fn run(
     } else {
         Some(ctx.db.sqlite_write_tx().await?)
     };
-    // A real run on PostgreSQL: a native connection's transaction (COPY, array lookups).
+    // On PostgreSQL two native connections: one reads (array lookups, in a dry run too), while a
+    // real run's transaction on the other takes the records through one COPY kept open across
+    // batches, so the server stores one batch while the next is looked up. The transaction takes
+    // the change number first, a row lock every writer takes: the reads begin after any earlier
+    // writer committed, and no later one commits before this run does.
+    let mut look = if sqlite {
+        None
+    } else {
+        let mut c = ctx.db.pg_native().await?;
+        // Its queries find rows by key, and an index is always the way: statistics from before
+        // the import (an empty table) planned a scan of `assessment`, which the open COPY makes
+        // longer with every batch.
+        sqlx::raw_sql("SET enable_seqscan = off; SET max_parallel_workers_per_gather = 0")
+            .execute(&mut c)
+            .await?;
+        Some(c)
+    };
     let mut pg_conn = if dry_run || sqlite {
         None
     } else {
@@ -847,138 +904,200 @@ pub async fn run(
         }
         (None, None) => 0,
     };
-    let now = crate::platform::now_rfc3339();
-    let who = &ctx.who.actor_name;
+    let stamp: Stamp = (
+        ctx.who.actor_name.to_string(),
+        crate::platform::now_rfc3339(),
+        change_seq,
+    );
     // Validity per region (see `store::validity_for`).
     // (Read-only settings, read from the pool.)
     let settings = astore::validity_settings(&mut *ctx.db.pool.acquire().await?).await?;
-    // Pass 1, decide, batch by batch while the validator checks the next: who each row is, and
-    // whether it is new, unchanged or a correction.
-    struct Write {
-        p: Prepared,
-        elder_id: String,
-        corrects: Option<String>,
-        valid_until: NaiveDate,
-        /// The person's current record's date before this import.
-        stored_on: Option<NaiveDate>,
-    }
-    let mut writes: Vec<Write> = vec![];
-    let mut seen: HashMap<(String, NaiveDate, Std), i64> = HashMap::new();
-    while let Some(batch) = recv.recv().await {
-        let n = batch.len() as i64;
-        let mut rows: Vec<Prepared> = Vec::with_capacity(batch.len());
-        // The rows' cells until they are decided: a row refused below keeps them for the report.
-        let mut cells_of: HashMap<i64, Vec<String>> = HashMap::with_capacity(batch.len());
-        for c in batch {
-            match c {
-                Err(r) => rejected.push(r),
-                Ok((p, cells)) => {
-                    let key = (p.bidx.clone(), p.assessed_on, p.std);
-                    if let Some(first) = seen.get(&key) {
-                        let msg = format!("与第 {first} 行重复（同一人、同一日期、同一标准）");
-                        rejected.push((p.row_no, msg, cells));
-                    } else {
-                        seen.insert(key, p.row_no);
-                        cells_of.insert(p.row_no, cells);
-                        rows.push(p);
+    let mut rows: Vec<Row> = vec![];
+    let mut inserting = vec![];
+    let mut seen: FastMap<(String, NaiveDate, Std), i64> = FastMap::default();
+    // Where pass 1's time goes (logged): waiting for the validator, and in lookups.
+    let mut waited = std::time::Duration::ZERO;
+    let mut tl = std::time::Duration::ZERO;
+    // (The COPY holds the transaction's connection until the end of this block.)
+    {
+        let mut copy = match tx.as_mut() {
+            Some(t) => Some(
+                t.copy_in_raw(&format!("COPY assessment ({ASSESSMENT_COLS}) FROM STDIN"))
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut copy_buf = String::new();
+        // Pass 1, decide, batch by batch while the validator checks the next: who each row is, and
+        // whether it is new, unchanged or a correction. A real run writes each batch's records as
+        // soon as they are decided (PostgreSQL: into the COPY; SQLite: on the write transaction's
+        // thread), while the next batch is looked up.
+        let mut tw = std::time::Instant::now();
+        while let Some(batch) = recv.recv().await {
+            waited += tw.elapsed();
+            let n = batch.len() as i64;
+            let mut checked: Vec<Prepared> = Vec::with_capacity(batch.len());
+            // The rows' cells until they are decided: a row refused below keeps them for the report.
+            let mut cells_of: FastMap<i64, Vec<String>> =
+                FastMap::with_capacity_and_hasher(batch.len(), Default::default());
+            for c in batch {
+                match c {
+                    Err(r) => rejected.push(r),
+                    Ok((p, cells)) => {
+                        let key = (p.bidx.clone(), p.assessed_on, p.std);
+                        if let Some(first) = seen.get(&key) {
+                            let msg = format!("与第 {first} 行重复（同一人、同一日期、同一标准）");
+                            rejected.push((p.row_no, msg, cells));
+                        } else {
+                            seen.insert(key, p.row_no);
+                            cells_of.insert(p.row_no, cells);
+                            checked.push(p);
+                        }
                     }
                 }
             }
-        }
-        // In citizen-ID-index order, so consecutive lookups touch neighbouring index pages.
-        rows.sort_by(|a, b| a.bidx.cmp(&b.bidx));
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            // PostgreSQL takes a whole batch's keys as one array (one round trip).
-            let per = if tx.is_some() { BATCH } else { CHUNK };
-            let chunk: Vec<Prepared> = rows.by_ref().take(per).collect();
-            // The people: id, residence, and the current record's date (to decide the new current).
-            let sql = "SELECT e.citizen_id_bidx, e.id, e.residence_region, ea.assessed_on FROM elder e \
-             LEFT JOIN elder_ability ea ON ea.elder_id = e.id WHERE e.citizen_id_bidx {keys}";
-            let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
-            let found = lookup(ctx, tx.as_deref_mut(), sql, &binds, |r| {
-                (r.text(0), r.text(1), r.text(2), r.opt_text(3))
-            })
-            .await?;
-            let mut elders: HashMap<String, (String, String, Option<String>)> = HashMap::new();
-            for (bidx, id, region, on) in found {
-                elders.insert(bidx, (id, region, on));
-            }
-            // Their records that no later record corrects, by (person, date, standard).
-            let ids: Vec<&str> = elders.values().map(|e| e.0.as_str()).collect();
-            let mut existing: HashMap<(String, String, String), Existing> = HashMap::new();
-            if !ids.is_empty() {
-                let sql = "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
-                 FROM assessment a WHERE a.elder_id {keys} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
-                let found = lookup(ctx, tx.as_deref_mut(), sql, &ids, |r| {
-                    (
-                        (r.text(1), r.text(2), r.text(3)),
-                        Existing {
-                            id: r.text(0),
-                            same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
-                        },
-                    )
+            // In citizen-ID-index order, so consecutive lookups touch neighbouring index pages.
+            checked.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+            let mut checked = checked.into_iter().peekable();
+            let mut decided: Vec<Write> = vec![];
+            while checked.peek().is_some() {
+                // PostgreSQL takes a whole batch's keys as one array (one round trip).
+                let per = if look.is_some() { BATCH } else { CHUNK };
+                let chunk: Vec<Prepared> = checked.by_ref().take(per).collect();
+                // The people: id and residence; then their current records' dates (to decide the
+                // new current). Two queries, each by key: as one join PostgreSQL hashed the whole
+                // current-level table for every batch once it had statistics (151 ms a batch
+                // against 32).
+                let sql = "SELECT e.citizen_id_bidx, e.id, e.residence_region FROM elder e \
+                 WHERE e.citizen_id_bidx {keys}";
+                let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
+                let tt = std::time::Instant::now();
+                let found = lookup(ctx, look.as_mut(), sql, &binds, |r| {
+                    (r.text(0), r.text(1), r.text(2))
                 })
                 .await?;
-                existing.extend(found);
-            }
-            for p in chunk {
-                // Unregistered and registered elsewhere get the same answer: an import must not tell
-                // whether a citizen ID is registered outside the caller's region.
-                let found = elders.get(&p.bidx).filter(|(_, region, _)| {
-                    yiyang_kernel::RegionCode::parse(region)
-                        .ok()
-                        .is_some_and(|rc| ctx.scope.covers(&rc))
-                });
-                let Some((elder_id, region, stored_on)) = found else {
-                    rejected.push((
-                        p.row_no,
-                        "该身份证号未在您管辖范围内的老年人档案中登记，请先导入档案或核对身份证号"
-                            .into(),
-                        cells_of.remove(&p.row_no).unwrap_or_default(),
-                    ));
-                    continue;
-                };
-                let key = (
-                    elder_id.clone(),
-                    p.assessed_on.to_string(),
-                    p.std.name().to_string(),
-                );
-                let same = |e: &Existing| {
-                    e.same.0 == p.input
-                        && e.same.1 == p.reason
-                        && e.same.2 == p.assessors[0]
-                        && e.same.3 == p.assessors[1]
-                        && e.same.4 == p.informant
-                };
-                let corrects = match existing.get(&key) {
-                    Some(e) if same(e) => {
-                        summary.unchanged += 1;
+                let mut elders: FastMap<String, (String, String, Option<String>)> =
+                    FastMap::default();
+                for (bidx, id, region) in found {
+                    elders.insert(bidx, (id, region, None));
+                }
+                let ids: Vec<&str> = elders.values().map(|e| e.0.as_str()).collect();
+                let mut stored_on: FastMap<String, String> = FastMap::default();
+                let mut existing: FastMap<(String, String, String), Existing> = FastMap::default();
+                if !ids.is_empty() {
+                    let sql =
+                        "SELECT elder_id, assessed_on FROM elder_ability WHERE elder_id {keys}";
+                    let found =
+                        lookup(ctx, look.as_mut(), sql, &ids, |r| (r.text(0), r.text(1))).await?;
+                    stored_on.extend(found);
+                    // Their records that no later record corrects, by (person, date, standard).
+                    let sql = "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
+                     FROM assessment a WHERE a.elder_id {keys} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
+                    let found = lookup(ctx, look.as_mut(), sql, &ids, |r| {
+                        (
+                            (r.text(1), r.text(2), r.text(3)),
+                            Existing {
+                                id: r.text(0),
+                                same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
+                            },
+                        )
+                    })
+                    .await?;
+                    existing.extend(found);
+                }
+                for e in elders.values_mut() {
+                    e.2 = stored_on.remove(&e.0);
+                }
+                tl += tt.elapsed();
+                for p in chunk {
+                    // Unregistered and registered elsewhere get the same answer: an import must not tell
+                    // whether a citizen ID is registered outside the caller's region.
+                    let found = elders.get(&p.bidx).filter(|(_, region, _)| {
+                        yiyang_kernel::RegionCode::parse(region)
+                            .ok()
+                            .is_some_and(|rc| ctx.scope.covers(&rc))
+                    });
+                    let Some((elder_id, region, stored_on)) = found else {
+                        rejected.push((
+                            p.row_no,
+                            "该身份证号未在您管辖范围内的老年人档案中登记，请先导入档案或核对身份证号"
+                                .into(),
+                            cells_of.remove(&p.row_no).unwrap_or_default(),
+                        ));
                         continue;
-                    }
-                    Some(e) => {
-                        summary.updated += 1;
-                        Some(e.id.clone())
-                    }
-                    None => {
-                        summary.inserted += 1;
-                        None
-                    }
-                };
-                let valid_until =
-                    astore::valid_until(p.assessed_on, astore::validity_for(&settings, region));
-                writes.push(Write {
-                    p,
-                    elder_id: elder_id.clone(),
-                    corrects,
-                    valid_until,
-                    stored_on: stored_on
-                        .as_deref()
-                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
-                });
+                    };
+                    let key = (
+                        elder_id.clone(),
+                        p.assessed_on.to_string(),
+                        p.std.name().to_string(),
+                    );
+                    // Inputs stored before defaults were left out read the same once parsed.
+                    let same_input = |stored: &str| {
+                        stored == p.input
+                            || (p.std == Std::Gbt
+                                && matches!(
+                                    (
+                                        serde_json::from_str::<Input>(stored),
+                                        serde_json::from_str::<Input>(&p.input),
+                                    ),
+                                    (Ok(a), Ok(b)) if a == b
+                                ))
+                    };
+                    let same = |e: &Existing| {
+                        same_input(&e.same.0)
+                            && e.same.1 == p.reason
+                            && e.same.2 == p.assessors[0]
+                            && e.same.3 == p.assessors[1]
+                            && e.same.4 == p.informant
+                    };
+                    let corrects = match existing.get(&key) {
+                        Some(e) if same(e) => {
+                            summary.unchanged += 1;
+                            continue;
+                        }
+                        Some(e) => {
+                            summary.updated += 1;
+                            Some(e.id.clone())
+                        }
+                        None => {
+                            summary.inserted += 1;
+                            None
+                        }
+                    };
+                    let valid_until =
+                        astore::valid_until(p.assessed_on, astore::validity_for(&settings, region));
+                    decided.push(Write {
+                        p,
+                        elder_id: elder_id.clone(),
+                        corrects,
+                        valid_until,
+                        stored_on: stored_on
+                            .as_deref()
+                            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                    });
+                }
             }
+            // PostgreSQL: into the COPY now, in person order within the batch.
+            if let Some(cp) = copy.as_mut() {
+                let group = to_rows(decided);
+                copy_records(cp, &mut copy_buf, &group, &stamp).await?;
+                rows.extend(group);
+            } else if let Some(w) = &wtx {
+                // SQLite: queued on the write transaction's thread, written while the next
+                // batch is decided, and handed back for the current levels.
+                let group = to_rows(decided);
+                let stamp = stamp.clone();
+                inserting.push(w.submit(move |t| {
+                    insert_records_sqlite(t, &group, &stamp)?;
+                    Ok(group)
+                }));
+            }
+            ctx.progress.processed.fetch_add(n, Ordering::Relaxed);
+            tw = std::time::Instant::now();
         }
-        ctx.progress.processed.fetch_add(n / 2, Ordering::Relaxed);
+        if let Some(cp) = copy {
+            cp.finish().await?;
+        }
     }
     // The validator stops once nobody receives; its count of rows, or the file's error.
     drop(recv);
@@ -987,55 +1106,49 @@ pub async fn run(
         .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
     summary.total = total;
     let validated = t0.elapsed();
-    let written = writes.len();
-    // Pass 2, write, in person order: the assessment index on (person, date), the current-level
-    // table keyed by person and the foreign-key checks then walk their B-trees forwards instead
-    // of jumping around (a stable sort keeps one person's rows in file order).
-    writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
+    // Pass 2, the current levels, once every record is in: all rows in person order (a stable
+    // sort keeps one person's rows in file order), so the current-level table keyed by person is
+    // walked forwards. (Each batch's records were written in person order for the same reason:
+    // the assessment index on (person, date) and the foreign-key checks.)
+    for group in inserting {
+        rows.extend(group.await?);
+    }
+    rows.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
+    let written = rows.len();
     // The new current record per person: the newest non-legacy row written, when at least as new
     // as the stored current one (a later record wins a tie).
     // (first row of the person, their new current record, whether they had a current row).
     let mut current: Vec<(usize, usize, bool)> = vec![];
     let mut at = 0;
-    while at < writes.len() {
-        let end = at + writes[at..].partition_point(|w| w.elder_id == writes[at].elder_id);
+    while at < rows.len() {
+        let end = at + rows[at..].partition_point(|r| r.elder_id == rows[at].elder_id);
         let mut best: Option<usize> = None;
         for i in at..end {
-            let w = &writes[i];
-            if w.p.std == Std::Mzt || w.stored_on.is_some_and(|d| d > w.p.assessed_on) {
+            let r = &rows[i];
+            if r.p.std == Std::Mzt || r.stored_on.is_some_and(|d| d > r.p.assessed_on) {
                 continue;
             }
-            if best.is_none_or(|b| writes[b].p.assessed_on <= w.p.assessed_on) {
+            if best.is_none_or(|b| rows[b].p.assessed_on <= r.p.assessed_on) {
                 best = Some(i);
             }
         }
         if let Some(b) = best {
-            current.push((at, b, writes[at].stored_on.is_some()));
+            current.push((at, b, rows[at].stored_on.is_some()));
         }
         at = end;
     }
-    let rows: Vec<Row> = writes
-        .into_iter()
-        .map(|w| Row {
-            id: uuid::Uuid::now_v7().to_string(),
-            assessed_on: w.p.assessed_on.to_string(),
-            valid_until: w.valid_until.to_string(),
-            elder_id: w.elder_id,
-            corrects: w.corrects,
-            p: w.p,
-        })
-        .collect();
-    let stamp = (who.to_string(), now.clone(), change_seq);
     if let Some(w) = &wtx {
-        let progress = ctx.progress.clone();
-        w.call(move |t| write_sqlite(t, &rows, &current, &stamp, &progress))
+        let stamp = stamp.clone();
+        w.call(move |t| write_current_sqlite(t, &rows, &current, &stamp))
             .await?;
     } else if let Some(t) = tx.as_mut() {
-        write_pg(t, &rows, &current, &stamp, &ctx.progress).await?;
+        write_current_pg(t, &rows, &current, &stamp).await?;
     }
     tracing::info!(
         rows = total,
         read_validate_decide_ms = validated.as_millis() as u64,
+        waiting_for_validator_ms = waited.as_millis() as u64,
+        lookups_ms = tl.as_millis() as u64,
         write_ms = (t0.elapsed() - validated).as_millis() as u64,
         "assessment import"
     );
