@@ -696,7 +696,7 @@ fn write_current_sqlite(
 /// Run a lookup of a group of keys and map its rows. `sql` names the keys with `{keys}`: an `IN`
 /// list of placeholders, or on PostgreSQL `= ANY($1)` with one array (one plan, one value to
 /// send, on the run's lookup connection). On SQLite through the point-read path
-/// (`Db::sqlite_read`): no hand-off per row to sqlx's worker thread, which cost more than the
+/// (`Db::sqlite_read_bulk`): no hand-off per row to sqlx's worker thread, which cost more than the
 /// lookups themselves. It reads the last committed state; a real import already holds the write
 /// lock (BEGIN IMMEDIATE), so that state cannot change under it, and its own earlier writes are
 /// tracked in memory.
@@ -719,7 +719,7 @@ async fn lookup<T>(
         "{keys}",
         &format!("IN {}", placeholders(ctx.db.backend, 1, binds.len())),
     );
-    let fast = ctx.db.sqlite_read(|c| {
+    let fast = ctx.db.sqlite_read_bulk(|c| {
         let mut st = c.prepare(&sql)?;
         let mut rows = st.query(rusqlite::params_from_iter(binds.iter()))?;
         let mut out = vec![];

@@ -272,13 +272,40 @@ impl Db {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Option<Result<T, sqlx::Error>> {
-        let path = self.sqlite_path.as_ref()?;
         thread_local! {
             static READERS: std::cell::RefCell<HashMap<Arc<str>, rusqlite::Connection>> =
                 std::cell::RefCell::new(HashMap::new());
         }
+        self.read_on(&READERS, "", f)
+    }
+
+    /// [`Db::sqlite_read`] for a bulk job's lookups (tens of thousands of keys in a row): its
+    /// connection maps the file into memory instead of copying each page in through a read call
+    /// (an assessment import's 104k lookups: 1.2–1.5 s → 0.7–0.8 s, system time 0.5–0.9 s → 0.1 s).
+    /// Not for the server's reads: there search went from 1.6k to 1.3k requests a second, p99 76 →
+    /// 98 ms, each scattered row a fresh page fault.
+    pub fn sqlite_read_bulk<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T, sqlx::Error>> {
+        thread_local! {
+            static READERS: std::cell::RefCell<HashMap<Arc<str>, rusqlite::Connection>> =
+                std::cell::RefCell::new(HashMap::new());
+        }
+        self.read_on(&READERS, "PRAGMA mmap_size=2147418112;", f)
+    }
+
+    fn read_on<T>(
+        &self,
+        readers: &'static std::thread::LocalKey<
+            std::cell::RefCell<HashMap<Arc<str>, rusqlite::Connection>>,
+        >,
+        pragmas: &str,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T, sqlx::Error>> {
+        let path = self.sqlite_path.as_ref()?;
         let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite read: {e}"));
-        Some(READERS.with(|m| {
+        Some(readers.with(|m| {
             let mut m = m.borrow_mut();
             if !m.contains_key(path) {
                 let c = rusqlite::Connection::open_with_flags(
@@ -287,9 +314,9 @@ impl Db {
                         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(fail)?;
-                c.execute_batch(
-                    "PRAGMA busy_timeout=10000; PRAGMA cache_size=-8192; PRAGMA query_only=1;",
-                )
+                c.execute_batch(&format!(
+                    "PRAGMA busy_timeout=10000; PRAGMA cache_size=-8192; PRAGMA query_only=1; {pragmas}"
+                ))
                 .map_err(fail)?;
                 m.insert(path.clone(), c);
             }
