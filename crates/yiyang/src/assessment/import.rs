@@ -661,6 +661,15 @@ fn insert_records_sqlite(
     rows: &[Row],
     stamp: &Stamp,
 ) -> rusqlite::Result<()> {
+    // A batch before this one may have failed in a way that made SQLite roll the whole
+    // transaction back (a full disk, an I/O error): writing on would commit row by row. Stop; the
+    // earlier batch's error is reported when its result is awaited, and nothing is kept.
+    if t.is_autocommit() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some("the import's transaction was rolled back".into()),
+        ));
+    }
     let mut ins = t.prepare_cached(&format!(
         "INSERT INTO assessment ({ASSESSMENT_COLS}) VALUES ({})",
         ["?"; 17].join(",")
@@ -867,8 +876,9 @@ pub async fn run(
     // On PostgreSQL two native connections: one reads (array lookups, in a dry run too), while a
     // real run's transaction on the other takes the records through one COPY kept open across
     // batches, so the server stores one batch while the next is looked up. The transaction takes
-    // the change number first, a row lock every writer takes: the reads begin after any earlier
-    // writer committed, and no later one commits before this run does.
+    // the change number first, a row lock every import and every change of a current level holds
+    // until it commits: the reads see every earlier import, and no other import commits before
+    // this one.
     let mut look = if sqlite {
         None
     } else {
@@ -1092,7 +1102,10 @@ pub async fn run(
                     Ok(group)
                 }));
             }
-            ctx.progress.processed.fetch_add(n, Ordering::Relaxed);
+            // The last tenth is for the current levels, the commit and the statistics.
+            ctx.progress
+                .processed
+                .fetch_add(n - n / 10, Ordering::Relaxed);
             tw = std::time::Instant::now();
         }
         if let Some(cp) = copy {
@@ -1146,10 +1159,10 @@ pub async fn run(
     }
     tracing::info!(
         rows = total,
-        read_validate_decide_ms = validated.as_millis() as u64,
+        read_validate_decide_write_ms = validated.as_millis() as u64,
         waiting_for_validator_ms = waited.as_millis() as u64,
         lookups_ms = tl.as_millis() as u64,
-        write_ms = (t0.elapsed() - validated).as_millis() as u64,
+        current_levels_ms = (t0.elapsed() - validated).as_millis() as u64,
         "assessment import"
     );
     rejected.sort_by_key(|r| r.0);
