@@ -737,15 +737,8 @@ async fn lookup<T>(
         }
         Ok(out)
     });
-    if let Some(r) = fast {
-        return r;
-    }
-    let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-    for b in binds {
-        q = q.bind(*b);
-    }
-    let rows = q.fetch_all(&ctx.db.pool).await?;
-    Ok(rows.iter().map(|r| map(r)).collect())
+    // PostgreSQL runs always pass their lookup connection, so this is SQLite.
+    fast.unwrap_or_else(|| Err(sqlx::Error::Protocol("lookup without a connection".into())))
 }
 
 /// One group of records into the COPY a real PostgreSQL run keeps open (17 binds a row through

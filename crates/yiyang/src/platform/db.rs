@@ -272,11 +272,7 @@ impl Db {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Option<Result<T, sqlx::Error>> {
-        thread_local! {
-            static READERS: std::cell::RefCell<HashMap<Arc<str>, rusqlite::Connection>> =
-                std::cell::RefCell::new(HashMap::new());
-        }
-        self.read_on(&READERS, "", f)
+        self.read_on(false, f)
     }
 
     /// [`Db::sqlite_read`] for a bulk job's lookups (tens of thousands of keys in a row): its
@@ -290,39 +286,39 @@ impl Db {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Option<Result<T, sqlx::Error>> {
-        thread_local! {
-            static READERS: std::cell::RefCell<HashMap<Arc<str>, rusqlite::Connection>> =
-                std::cell::RefCell::new(HashMap::new());
-        }
-        self.read_on(&READERS, "PRAGMA mmap_size=2147418112;", f)
+        self.read_on(true, f)
     }
 
+    /// The read-only connection of this thread for this file, plain or mapped, opened on first use.
     fn read_on<T>(
         &self,
-        readers: &'static std::thread::LocalKey<
-            std::cell::RefCell<HashMap<Arc<str>, rusqlite::Connection>>,
-        >,
-        pragmas: &str,
+        mapped: bool,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Option<Result<T, sqlx::Error>> {
-        let path = self.sqlite_path.as_ref()?;
+        type Readers = HashMap<(Arc<str>, bool), rusqlite::Connection>;
+        thread_local! {
+            static READERS: std::cell::RefCell<Readers> = std::cell::RefCell::new(HashMap::new());
+        }
+        let key = (self.sqlite_path.clone()?, mapped);
         let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite read: {e}"));
-        Some(readers.with(|m| {
+        Some(READERS.with(|m| {
             let mut m = m.borrow_mut();
-            if !m.contains_key(path) {
+            if !m.contains_key(&key) {
                 let c = rusqlite::Connection::open_with_flags(
-                    &**path,
+                    &*key.0,
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(fail)?;
-                c.execute_batch(&format!(
-                    "PRAGMA busy_timeout=10000; PRAGMA cache_size=-8192; PRAGMA query_only=1; {pragmas}"
-                ))
+                c.execute_batch(if mapped {
+                    "PRAGMA busy_timeout=10000; PRAGMA cache_size=-8192; PRAGMA query_only=1; PRAGMA mmap_size=2147418112;"
+                } else {
+                    "PRAGMA busy_timeout=10000; PRAGMA cache_size=-8192; PRAGMA query_only=1;"
+                })
                 .map_err(fail)?;
-                m.insert(path.clone(), c);
+                m.insert(key.clone(), c);
             }
-            f(&m[path]).map_err(fail)
+            f(&m[&key]).map_err(fail)
         }))
     }
 
