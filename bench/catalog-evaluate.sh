@@ -32,8 +32,9 @@ r = json.load(open(sys.argv[1]))["runs"][0]; secs = float(sys.argv[4]) - float(s
 print(f"{sys.argv[2]}\t{r['elders']}\t{len(r['items'])}\t{r['changes']}\t{secs:.2f}\t{r['millis']/1000:.2f}")
 PY
 }
-deaths() { # db-url: 1,000 deaths through SQL (the registry's own path is tested elsewhere)
-  echo "UPDATE elder SET status = 'deceased', death_date = '2026-01-01' WHERE id IN (SELECT elder_id FROM entitlement WHERE item_code = 'longevity_allowance' AND state = 'granted' ORDER BY elder_id LIMIT 1000);"
+deaths() { # db-url: 1,000 deaths of 高龄津贴 holders (living, born before 1945) through SQL (the
+  # registry's own path is tested elsewhere); the next run ends what they held.
+  echo "UPDATE elder SET status = 'deceased', death_date = '2026-01-01' WHERE id IN (SELECT id FROM elder WHERE status = 'active' AND birth_date < '1945-01-01' ORDER BY id LIMIT 1000);"
 }
 
 run_engine() { # db-url label-prefix raw-read-command…

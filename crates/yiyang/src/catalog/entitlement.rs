@@ -9,6 +9,7 @@ use crate::platform::db::{Db, Tx};
 use crate::platform::error::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use std::collections::HashMap;
 
 #[allow(clippy::too_many_arguments)]
 async fn log_change(
@@ -55,6 +56,11 @@ pub async fn follow_registry(
         .await?;
     let (status, death, moved): (String, Option<String>, Option<String>) =
         (r.get(0), r.get(1), r.get(2));
+    if status == "active" {
+        return Ok(0);
+    }
+    // Grants still packed as their run made them become rows first (`pack.rs`).
+    super::pack::take_tx(tx, &[elder_id]).await?;
     let open = sqlx::query("SELECT id, state, tier, amount_fen FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
         .bind(elder_id)
         .fetch_all(&mut **tx)
@@ -167,39 +173,149 @@ pub async fn list(
     let item = q.item_code.filter(|s| !s.is_empty());
     let filter =
         "n.state = $1 AND n.residence_region BETWEEN $2 AND $3 AND ($4 = '' OR n.item_code = $4)";
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM entitlement n WHERE {filter}"
-    )))
-    .bind(&state)
-    .bind(&lo)
-    .bind(&hi)
-    .bind(item.clone().unwrap_or_default())
-    .fetch_one(&db.pool)
-    .await?
-    .get(0);
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, n.catalog_region, n.item_code, \
-         n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons, n.run_id FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-         WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
-    )))
-    .bind(&state)
-    .bind(&lo)
-    .bind(&hi)
-    .bind(item.unwrap_or_default())
-    .bind(size as i64)
-    .bind(((page - 1) * size) as i64)
-    .fetch_all(&db.pool)
-    .await?;
+    // Grants still packed as their run made them (`pack.rs`) are listed with the rows.
+    let packed: Vec<super::pack::Held> = if state == "granted" {
+        let (lo, hi, item) = (lo.clone(), hi.clone(), item.clone());
+        super::pack::of_catalog(&mut *db.pool.acquire().await?, None, move |e| {
+            e.residence.as_str() >= lo.as_str()
+                && e.residence.as_str() <= hi.as_str()
+                && item.as_deref().is_none_or(|i| e.item_code == i)
+        })
+        .await?
+    } else {
+        vec![]
+    };
+    const COLS: &str = "n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, n.catalog_region, \
+         n.item_code, n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons, n.run_id";
+    let (total, rows, page_packed) = if packed.is_empty() {
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM entitlement n WHERE {filter}"
+        )))
+        .bind(&state)
+        .bind(&lo)
+        .bind(&hi)
+        .bind(item.clone().unwrap_or_default())
+        .fetch_one(&db.pool)
+        .await?
+        .get(0);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+             WHERE {filter} ORDER BY n.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
+        )))
+        .bind(&state)
+        .bind(&lo)
+        .bind(&hi)
+        .bind(item.unwrap_or_default())
+        .bind(size as i64)
+        .bind(((page - 1) * size) as i64)
+        .fetch_all(&db.pool)
+        .await?;
+        (total, rows, vec![])
+    } else {
+        // The page is cut from the keys of both, in one order; then its rows are read.
+        let mut keys: Vec<(String, String, String, Option<usize>)> =
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT n.residence_region, n.since, n.id FROM entitlement n WHERE {filter}"
+            )))
+            .bind(&state)
+            .bind(&lo)
+            .bind(&hi)
+            .bind(item.clone().unwrap_or_default())
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), None))
+            .collect();
+        keys.extend(packed.iter().enumerate().map(|(k, h)| {
+            (
+                h.entry.residence.clone(),
+                h.pack.since.clone(),
+                h.id(),
+                Some(k),
+            )
+        }));
+        keys.sort_unstable();
+        let total = keys.len() as i64;
+        let window: Vec<_> = keys
+            .into_iter()
+            .skip(((page - 1) * size) as usize)
+            .take(size as usize)
+            .collect();
+        let ids: Vec<&str> = window
+            .iter()
+            .filter(|k| k.3.is_none())
+            .map(|k| k.2.as_str())
+            .collect();
+        let mut rows = vec![];
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT {COLS} FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id IN ({})",
+                crate::registry::store::placeholders(db.backend, 1, ids.len())
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            rows = q.fetch_all(&db.pool).await?;
+        }
+        let page_packed: Vec<(usize, &super::pack::Held)> = window
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, k)| k.3.map(|i| (pos, &packed[i])))
+            .collect();
+        let order: HashMap<String, usize> = window
+            .iter()
+            .enumerate()
+            .map(|(pos, k)| (k.2.clone(), pos))
+            .collect();
+        rows.sort_by_key(|r| order.get(&r.get::<String, _>(0)).copied());
+        (total, rows, page_packed)
+    };
+    // The people of the packed grants on the page (name, masked ID, birth date, residence).
+    let mut people: HashMap<String, (String, String, String, String)> = HashMap::new();
+    if !page_packed.is_empty() {
+        let ids: Vec<&str> = page_packed
+            .iter()
+            .map(|(_, h)| h.entry.elder_id.as_str())
+            .collect();
+        let sql = format!(
+            "SELECT id, name, citizen_id_masked, birth_date, residence_region FROM elder WHERE id IN ({})",
+            crate::registry::store::placeholders(db.backend, 1, ids.len())
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&db.pool).await? {
+            people.insert(r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4)));
+        }
+    }
     let today = crate::platform::today();
     // Decisions of a run carry no stored reasons ('' in the row): they come from its snapshot.
-    let derive: Vec<(String, String, String)> = rows
+    let mut derive: Vec<(String, String, String)> = rows
         .iter()
         .filter(|r| r.get::<String, _>(13).is_empty())
         .map(|r| (r.get(14), r.get(1), r.get(7)))
         .collect();
+    derive.extend(page_packed.iter().map(|(_, h)| {
+        (
+            h.pack.run_id.clone(),
+            h.entry.elder_id.clone(),
+            h.entry.item_code.clone(),
+        )
+    }));
     let names = super::http::namer(regions);
     let mut derived = super::evaluate::reasons_of_runs(db, &derive, &names).await?;
-    let items = rows
+    let age = |birth: &str| {
+        chrono::NaiveDate::parse_from_str(birth, "%Y-%m-%d")
+            .map(|b| yiyang_kernel::citizen_id::age_on(b, today))
+            .unwrap_or(0)
+    };
+    let mut items: Vec<EntitlementRow> = rows
         .iter()
         .map(|r| {
             let stored: String = r.get(13);
@@ -217,9 +333,7 @@ pub async fn list(
                 elder_id: r.get(1),
                 name: r.get(2),
                 citizen_id_masked: r.get(3),
-                age: chrono::NaiveDate::parse_from_str(&birth, "%Y-%m-%d")
-                    .map(|b| yiyang_kernel::citizen_id::age_on(b, today))
-                    .unwrap_or(0),
+                age: age(&birth),
                 residence_region_name: regions.path_name(&region),
                 residence_region: region,
                 catalog_region: r.get(6),
@@ -233,6 +347,37 @@ pub async fn list(
             }
         })
         .collect();
+    for (pos, h) in page_packed {
+        let e = &h.entry;
+        let (name, masked, birth, region) = people.get(&e.elder_id).cloned().unwrap_or_default();
+        let reasons = derived
+            .remove(&(
+                h.pack.run_id.clone(),
+                e.elder_id.clone(),
+                e.item_code.clone(),
+            ))
+            .unwrap_or_default();
+        items.insert(
+            pos.min(items.len()),
+            EntitlementRow {
+                id: h.id(),
+                elder_id: e.elder_id.clone(),
+                name,
+                citizen_id_masked: masked,
+                age: age(&birth),
+                residence_region_name: regions.path_name(&region),
+                residence_region: region,
+                catalog_region: h.pack.catalog_region.clone(),
+                item_code: e.item_code.clone(),
+                state: "granted".into(),
+                tier: e.tier.clone(),
+                amount: e.amount_fen as f64 / 100.0,
+                quota: e.quota,
+                since: h.pack.since.clone(),
+                reasons,
+            },
+        );
+    }
     Ok(EntitlementPage {
         items,
         total,

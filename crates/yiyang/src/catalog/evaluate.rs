@@ -295,6 +295,8 @@ struct Open {
     tier: Option<usize>,
     amount_fen: i64,
     quota: i64,
+    /// Packed (`pack.rs`): the index of its run in the read's list of runs with packs.
+    packed: Option<u32>,
 }
 
 fn state_of(s: &str) -> &'static str {
@@ -327,6 +329,8 @@ enum Action {
         tier: Option<(String, i64, i64)>,
         on: NaiveDate,
         note: String,
+        /// Held packed: the index of its run (it becomes a row first).
+        packed: Option<u32>,
     },
 }
 
@@ -352,6 +356,7 @@ fn decide(
         tier,
         on: when,
         note,
+        packed: o.packed,
     };
     match ef.status.as_str() {
         "deceased" => {
@@ -562,6 +567,13 @@ pub async fn run_with(
         .await?
         .ok_or_else(|| ApiError::conflict("该区划还没有发布的服务目录"))?;
     let c = compile_version(version)?;
+    // The runs of this catalogue so far: the write refuses if another was written meanwhile (its
+    // grants are packed, where no unique index would catch a second copy of them).
+    let runs_before: i64 = sqlx::query("SELECT COUNT(*) FROM catalog_run WHERE region_code = $1")
+        .bind(rc.as_str())
+        .fetch_one(&db.pool)
+        .await?
+        .get(0);
     let (lo, hi) = rc.subtree_range();
     // Open entitlements of this catalogue, by person. Items dropped from the catalogue keep their
     // codes to be ended below.
@@ -576,13 +588,15 @@ pub async fn run_with(
             })
             .collect(),
     );
+    /// What everyone holds, and what they hold of items the catalogue dropped (with its pack).
     type Loaded = (
         HashMap<String, Vec<Open>>,
-        Vec<(String, String, &'static str)>,
+        Vec<(String, String, &'static str, Option<u32>)>,
     );
     let loaded: std::sync::Arc<std::sync::Mutex<Loaded>> = Default::default();
     let elders = {
         let sink = loaded.clone();
+        let pack_items = items.clone();
         let items = items.clone();
         // The region code is digits (parsed above): safe to write into the statement.
         let sql = format!(
@@ -608,6 +622,7 @@ pub async fn run_with(
                         tier: items[i].1.iter().position(|l| l == tier),
                         amount_fen: n(4),
                         quota: n(5),
+                        packed: None,
                     };
                     match g.0.get_mut(elder) {
                         Some(v) => v.push(o),
@@ -617,16 +632,53 @@ pub async fn run_with(
                     }
                 }
                 None => {
-                    g.1.push((elder.to_string(), code.to_string(), state_of(state)))
+                    g.1.push((elder.to_string(), code.to_string(), state_of(state), None))
                 }
             }
         });
-        let (elders, ()) = tokio::try_join!(load_facts(db, &lo, &hi, on), async {
-            held_scan.await.map_err(ApiError::from)
-        })?;
-        elders
+        // Granted entitlements still packed as their run made them (`pack.rs`), held like rows;
+        // `Open::packed` names the run by its index in the runs read.
+        let packs = async {
+            let start: (Loaded, Vec<String>) = Default::default();
+            super::pack::scan(
+                &mut *db.pool.acquire().await?,
+                Some(rc.as_str()),
+                start,
+                move |(held, runs), pack, e| {
+                    if runs.last() != Some(&pack.run_id) {
+                        runs.push(pack.run_id.clone());
+                    }
+                    let run = Some((runs.len() - 1) as u32);
+                    match pack_items.iter().position(|(c, _)| *c == e.item_code) {
+                        Some(i) => held.0.entry(e.elder_id).or_default().push(Open {
+                            item: i,
+                            state: "granted",
+                            tier: pack_items[i].1.iter().position(|l| *l == e.tier),
+                            amount_fen: e.amount_fen,
+                            quota: e.quota,
+                            packed: run,
+                        }),
+                        None => held.1.push((e.elder_id, e.item_code, "granted", run)),
+                    }
+                },
+            )
+            .await
+            .map_err(ApiError::from)
+        };
+        let (elders, (), packed) = tokio::try_join!(
+            load_facts(db, &lo, &hi, on),
+            async { held_scan.await.map_err(ApiError::from) },
+            packs
+        )?;
+        (elders, packed)
     };
-    let (open, dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
+    let (elders, ((mut open, mut dropped), pack_runs)) = elders;
+    // The rows (few once a first run packed its grants) join what the packs hold.
+    let (rows_open, rows_dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
+    for (elder, os) in rows_open {
+        open.entry(elder).or_default().extend(os);
+    }
+    dropped.extend(rows_dropped);
     let refused: std::collections::HashSet<(String, String)> = sqlx::query(
         "SELECT elder_id, item_code FROM entitlement WHERE catalog_region = $1 AND end_kind = 'refused' AND version_id = $2",
     )
@@ -695,11 +747,16 @@ pub async fn run_with(
                     items[o.item].0.clone(),
                     o.state,
                     Some(o.item),
+                    o.packed,
                 )
             })
         })
-        .chain(dropped.into_iter().map(|(e, code, st)| (e, code, st, None)));
-    for (elder_id, item_code, from, item) in gone {
+        .chain(
+            dropped
+                .into_iter()
+                .map(|(e, code, st, packed)| (e, code, st, None, packed)),
+        );
+    for (elder_id, item_code, from, item, packed) in gone {
         if let Some(i) = item {
             counts[i].ended += 1;
         }
@@ -711,6 +768,7 @@ pub async fn run_with(
             tier: None,
             on,
             note: "不在本目录适用范围或项目已取消".into(),
+            packed,
         });
     }
 
@@ -726,8 +784,12 @@ pub async fn run_with(
         &c,
         &elders,
         actions,
-        &run_id,
-        rc.as_str(),
+        Written {
+            run_id: &run_id,
+            region: rc.as_str(),
+            pack_runs: &pack_runs,
+            runs_before,
+        },
         on,
         names,
         counts,
@@ -775,6 +837,8 @@ struct ChangeRow {
     set_run: bool,
     on_date: String,
     note: String,
+    /// Held packed: the pack (run, bucket) it is taken out of first.
+    pack: Option<(String, String)>,
 }
 
 /// Everything a run writes, worked out before the transaction so that it holds the write lock only
@@ -789,9 +853,28 @@ struct Plan {
     who: Who,
     /// The facts of everyone decided on, packed (`snapshot.rs`).
     snapshots: Vec<super::snapshot::Chunk>,
+    /// New grants, packed (`pack.rs`): (bucket, entries, data).
+    packs: Vec<(String, i64, Vec<u8>)>,
+    /// New proposals: rows.
     news: Vec<NewRow>,
     changes: Vec<ChangeRow>,
     started_at: String,
+    /// The digest of the transitions so far (the packed grants); the write adds the rest.
+    digest: Sha256,
+    /// The catalogue's runs when this one read: another since means this one is refused.
+    runs_before: i64,
+}
+
+/// Marks the error of a run refused because another run of its catalogue was written meanwhile.
+const ANOTHER_RUN: &str = "another evaluation run of this catalogue was written meanwhile";
+
+/// What identifies a run's write.
+struct Written<'a> {
+    run_id: &'a str,
+    region: &'a str,
+    /// The runs with packs in the read, by index (`Open::packed`).
+    pack_runs: &'a [String],
+    runs_before: i64,
 }
 
 impl Plan {
@@ -816,7 +899,21 @@ impl Plan {
     }
     /// Whether the run grants anyone something new (and so queues its one message row).
     fn grants_any(&self) -> bool {
-        self.news.iter().any(|n| n.state == "granted")
+        !self.packs.is_empty() || self.news.iter().any(|n| n.state == "granted")
+    }
+    /// The packs to take entitlements out of, and the (person, item) pairs to take.
+    fn takes(&self) -> (Vec<(String, String)>, super::pack::Wanted<'_>) {
+        let mut packs: Vec<(String, String)> =
+            self.changes.iter().filter_map(|c| c.pack.clone()).collect();
+        packs.sort_unstable();
+        packs.dedup();
+        let wanted = self
+            .changes
+            .iter()
+            .filter(|c| c.pack.is_some())
+            .map(|c| (c.elder_id.as_str(), c.item_code.as_str()))
+            .collect();
+        (packs, wanted)
     }
     /// The message a transition sends: an end only to someone who had it, a grant only when newly
     /// granted (a band change of a granted entitlement says nothing).
@@ -836,8 +933,7 @@ async fn write(
     c: &Compiled,
     elders: &[ElderFacts],
     actions: Vec<Action>,
-    run_id: &str,
-    region: &str,
+    w: Written<'_>,
     on: NaiveDate,
     names: Names<'_>,
     counts: Vec<ItemCount>,
@@ -869,13 +965,46 @@ async fn write(
     }));
     decided.sort_unstable();
     decided.dedup();
-    let snapshots = super::snapshot::pack(
-        decided
-            .iter()
-            .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
-            .collect(),
-    );
+    // Written as JSON on every core (a first run decides on most of a county).
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let facts: Vec<(String, String)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = decided
+            .chunks(decided.len().div_ceil(threads).max(1))
+            .map(|part| {
+                sc.spawn(move || {
+                    part.iter()
+                        .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("snapshot thread"))
+            .collect()
+    });
+    let snapshots = super::snapshot::pack(facts);
+    let t_snapshots = started.elapsed();
+    let Written {
+        run_id,
+        region,
+        pack_runs,
+        runs_before,
+    } = w;
+    // Grants are packed; proposals (an officer decides each) are rows.
+    let (grants, news): (Vec<_>, Vec<_>) = news.into_iter().partition(|n| n.3 == "granted");
+    let packs = pack_grants(c, elders, &grants);
+    // The packed grants enter the digest as packed: each pack's bucket and bytes.
+    let mut digest = Sha256::new();
+    for (bucket, _, data) in &packs {
+        digest.update(bucket.as_bytes());
+        digest.update(data);
+    }
+    let t_packs = started.elapsed();
     // In person order, so the indexes keyed by person grow at their end instead of everywhere.
+    let mut news = news;
     news.sort_unstable_by(|a, b| elders[a.0].id.cmp(&elders[b.0].id).then(a.1.cmp(&b.1)));
     let news: Vec<NewRow> = news
         .iter()
@@ -903,6 +1032,7 @@ async fn write(
             tier,
             on: when,
             note,
+            packed,
         } = a
         else {
             continue;
@@ -922,6 +1052,12 @@ async fn write(
             }
             Holder::Gone { elder_id } => (elder_id.clone(), None, false),
         };
+        let pack = packed.map(|i| {
+            (
+                pack_runs[i as usize].clone(),
+                super::pack::bucket(&elder_id).to_string(),
+            )
+        });
         change_rows.push(ChangeRow {
             elder_id,
             item_code,
@@ -932,6 +1068,7 @@ async fn write(
             set_run,
             on_date: when.to_string(),
             note,
+            pack,
         });
     }
     let plan = Plan {
@@ -943,9 +1080,12 @@ async fn write(
         now: crate::platform::now_rfc3339(),
         who: who.clone(),
         snapshots,
+        packs,
         news,
         changes: change_rows,
         started_at: started_at.to_string(),
+        digest,
+        runs_before,
     };
     let summary = RunSummary {
         run_id: run_id.to_string(),
@@ -960,7 +1100,8 @@ async fn write(
     let summary_json = serde_json::to_string(&summary).map_err(ApiError::internal)?;
     let planned = started.elapsed();
     let people: i64 = plan.snapshots.iter().map(|c| c.people).sum();
-    let rows = (plan.news.len(), people, plan.changes.len());
+    let packed: i64 = plan.packs.iter().map(|p| p.1).sum();
+    let rows = (plan.news.len(), people, plan.changes.len(), packed);
     let applied = match db.backend {
         crate::platform::db::Backend::Sqlite => {
             db.sqlite_bulk(move |tx| apply_sqlite(tx, &plan, &summary_json))
@@ -974,15 +1115,20 @@ async fn write(
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             ApiError::conflict("同一目录的另一次资格评估刚刚写入，请重新运行")
         }
-        sqlx::Error::Protocol(m) if m.contains("UNIQUE constraint failed") => {
+        sqlx::Error::Protocol(m)
+            if m.contains("UNIQUE constraint failed") || m.contains(ANOTHER_RUN) =>
+        {
             ApiError::conflict("同一目录的另一次资格评估刚刚写入，请重新运行")
         }
         _ => ApiError::from(e),
     })?;
     tracing::info!(
+        snapshots_at_ms = t_snapshots.as_millis() as u64,
+        packs_at_ms = t_packs.as_millis() as u64,
         planned_at_ms = planned.as_millis() as u64,
         applied_ms = (started.elapsed() - planned).as_millis() as u64,
-        new = rows.0,
+        new_rows = rows.0,
+        new_packed = rows.3,
         snapshots = rows.1,
         changes = rows.2,
         "catalog evaluation written"
@@ -990,6 +1136,71 @@ async fn write(
     Ok(RunSummary {
         millis: started.elapsed().as_millis() as u64,
         ..summary
+    })
+}
+
+/// A run's new grants (elder, item, tier, state), packed by bucket (`pack.rs`): each bucket's
+/// lines are written straight from the decisions, in person and item order, and deflated, on
+/// every core. (Building an entry of four strings per grant and sorting two million of them took
+/// longer than all the rest of a first run's planning.)
+fn pack_grants(
+    c: &Compiled,
+    elders: &[ElderFacts],
+    grants: &[(usize, usize, usize, &'static str)],
+) -> Vec<(String, i64, Vec<u8>)> {
+    type Refs = Vec<(usize, usize, usize)>;
+    let mut by_bucket: HashMap<&str, Refs, foldhash::fast::RandomState> = HashMap::default();
+    for &(ei, ii, ti, _) in grants {
+        by_bucket
+            .entry(super::pack::bucket(&elders[ei].id))
+            .or_default()
+            .push((ei, ii, ti));
+    }
+    let mut buckets: Vec<(&str, Refs)> = by_bucket.into_iter().collect();
+    buckets.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let per = buckets.len().div_ceil(threads).max(1);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = buckets
+            .chunks_mut(per)
+            .map(|part| {
+                sc.spawn(move || {
+                    let mut raw = Vec::new();
+                    part.iter_mut()
+                        .map(|(bucket, refs)| {
+                            let key = |r: &(usize, usize, usize)| (elders[r.0].id.as_str(), r.1);
+                            if !refs.is_sorted_by(|a, b| key(a) <= key(b)) {
+                                refs.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+                            }
+                            raw.clear();
+                            for &(ei, ii, ti) in refs.iter() {
+                                let t = &c.items[ii].1.tiers[ti];
+                                super::pack::write_line(
+                                    &mut raw,
+                                    &elders[ei].id,
+                                    &c.items[ii].0.code,
+                                    &t.label,
+                                    t.amount_fen,
+                                    t.quota,
+                                    &elders[ei].residence,
+                                );
+                            }
+                            (
+                                bucket.to_string(),
+                                refs.len() as i64,
+                                super::pack::deflate(&raw),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("grant packing thread"))
+            .collect()
     })
 }
 
@@ -1016,11 +1227,27 @@ const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE(
 /// The run's writes on SQLite: prepared statements on the bulk writer's connection.
 fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rusqlite::Result<()> {
     use rusqlite::{OptionalExtension, params};
-    let mut digest = Sha256::new();
+    // The bulk writer holds SQLite's write lock: no other run can be written in between.
+    let runs: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM catalog_run WHERE region_code = $1",
+        params![p.region],
+        |r| r.get(0),
+    )?;
+    if runs != p.runs_before {
+        return Err(super::pack::sqlite_error(ANOTHER_RUN));
+    }
+    let mut digest = p.digest.clone();
     let mut snap = tx.prepare(super::snapshot::INSERT)?;
     for c in &p.snapshots {
         snap.execute(params![p.run_id, c.first, c.last, c.people, c.data])?;
     }
+    let mut packs = tx.prepare(super::pack::INSERT)?;
+    for (bucket, n, data) in &p.packs {
+        packs.execute(params![p.run_id, bucket, p.region, p.on, n, data])?;
+    }
+    // What changes of a packed entitlement becomes a row first.
+    let (from, wanted) = p.takes();
+    super::pack::take_sqlite(tx, &from, &wanted)?;
     let mut ent = tx.prepare(&format!(
         "INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))?;
@@ -1129,9 +1356,26 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
     use sqlx::Connection;
     let mut conn = db.pg_native().await?;
     let mut tx = conn.begin().await?;
-    let mut digest = Sha256::new();
+    // Runs of one catalogue write one at a time, and one that read before another was written
+    // is refused.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('catalog_run:' || $1))")
+        .bind(&p.region)
+        .execute(&mut *tx)
+        .await?;
+    let runs: i64 = sqlx::query("SELECT COUNT(*) FROM catalog_run WHERE region_code = $1")
+        .bind(&p.region)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+    if runs != p.runs_before {
+        return Err(sqlx::Error::Protocol(ANOTHER_RUN.into()));
+    }
+    let mut digest = p.digest.clone();
     let mut buf = String::new();
     super::snapshot::insert_pg(&mut tx, &p.run_id, &p.snapshots).await?;
+    super::pack::insert_pg(&mut tx, &p.run_id, &p.region, &p.on, &p.packs).await?;
+    let (from, wanted) = p.takes();
+    super::pack::take_pg(&mut tx, &from, &wanted).await?;
     // One COPY for all new rows, sent 20k rows at a time without waiting between them: the
     // server stores one slice while the next is formatted here (a COPY per slice waited for each).
     if !p.news.is_empty() {
@@ -1293,10 +1537,26 @@ pub async fn explain_elder(
         .await?
         .remove(elder_id)
         .unwrap_or_default();
-    let held = sqlx::query("SELECT catalog_region, item_code, state, since FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
-        .bind(elder_id)
-        .fetch_all(&db.pool)
-        .await?;
+    let mut conn = db.pool.acquire().await?;
+    // (catalogue, item, state, since): the rows and the grants still packed.
+    let mut held: Vec<(String, String, String, String)> = sqlx::query(
+        "SELECT catalog_region, item_code, state, since FROM entitlement WHERE elder_id = $1 AND state <> 'ended'",
+    )
+    .bind(elder_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect();
+    for h in super::pack::of_elder(&mut conn, elder_id).await? {
+        held.push((
+            h.pack.catalog_region.clone(),
+            h.entry.item_code,
+            "granted".into(),
+            h.pack.since.clone(),
+        ));
+    }
+    drop(conn);
     let mut out = vec![];
     for v in store::published_covering(db, &ef.residence).await? {
         let c = compile_version(v)?;
@@ -1319,9 +1579,9 @@ pub async fn explain_elder(
                 }
             };
             let t = d.tier.map(|t| &rule.tiers[t]);
-            let h = held.iter().find(|r| {
-                r.get::<String, _>(0) == c.version.region_code && r.get::<String, _>(1) == def.code
-            });
+            let h = held
+                .iter()
+                .find(|r| r.0 == c.version.region_code && r.1 == def.code);
             out.push(ItemExplanation {
                 catalog_region: c.version.region_code.clone(),
                 code: def.code.clone(),
@@ -1334,8 +1594,8 @@ pub async fn explain_elder(
                 amount: t.map(|t| t.amount_fen as f64 / 100.0),
                 quota: t.map(|t| t.quota),
                 reasons: d.reasons,
-                entitlement_state: h.map(|r| r.get(2)),
-                entitlement_since: h.map(|r| r.get(3)),
+                entitlement_state: h.map(|r| r.2.clone()),
+                entitlement_since: h.map(|r| r.3.clone()),
             });
         }
     }

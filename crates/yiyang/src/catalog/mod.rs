@@ -11,6 +11,7 @@ pub mod entitlement;
 pub mod evaluate;
 pub mod http;
 pub mod lists;
+pub mod pack;
 pub mod payment;
 pub mod snapshot;
 pub mod store;

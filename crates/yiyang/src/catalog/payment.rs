@@ -136,25 +136,73 @@ pub async fn create(
             .map(|i| format!("${}", i + 6))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
-             province_fen, city_fen, county_fen, town_fen) \
-             SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(e.residence_region, 1, 9) || '000', \
-             {p}, {c}, {k}, n.amount_fen - {p} - {c} - {k} \
-             FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-             WHERE n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
-             AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&id)
-            .bind(rc.as_str())
-            .bind(&last)
-            .bind(rc.subtree_range().0)
-            .bind(rc.subtree_range().1);
-        for item in &cash {
-            q = q.bind(&item.code);
+        // Grants still packed as their run made them (`pack.rs`) go through a temporary table of
+        // them, so that one statement makes the lines of both.
+        let codes_set: std::collections::HashSet<String> =
+            cash.iter().map(|i| i.code.clone()).collect();
+        let packed: Vec<super::pack::Held> =
+            super::pack::of_catalog(&mut tx, Some(rc.as_str()), move |e| {
+                codes_set.contains(&e.item_code)
+            })
+            .await?
+            .into_iter()
+            .filter(|h| h.pack.since.as_str() <= last.as_str())
+            .collect();
+        let mut sources = vec!["entitlement"];
+        if !packed.is_empty() {
+            sqlx::query(
+                "CREATE TEMP TABLE packed_grant (id TEXT NOT NULL, elder_id TEXT NOT NULL, catalog_region TEXT NOT NULL, \
+                 item_code TEXT NOT NULL, amount_fen BIGINT NOT NULL, since TEXT NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            for part in packed.chunks(1000) {
+                let sql = format!(
+                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) VALUES {}",
+                    crate::registry::store::placeholders(db.backend, part.len(), 6)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for h in part {
+                    q = q
+                        .bind(h.id())
+                        .bind(&h.entry.elder_id)
+                        .bind(&h.pack.catalog_region)
+                        .bind(&h.entry.item_code)
+                        .bind(h.entry.amount_fen)
+                        .bind(&h.pack.since);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            sources.push(
+                "(SELECT id, elder_id, catalog_region, item_code, amount_fen, since, 'granted' AS state FROM packed_grant)",
+            );
         }
-        q.execute(&mut *tx).await?;
+        for source in &sources {
+            let sql = format!(
+                "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
+                 province_fen, city_fen, county_fen, town_fen) \
+                 SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(e.residence_region, 1, 9) || '000', \
+                 {p}, {c}, {k}, n.amount_fen - {p} - {c} - {k} \
+                 FROM {source} n JOIN elder e ON e.id = n.elder_id \
+                 WHERE n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
+                 AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&id)
+                .bind(rc.as_str())
+                .bind(&last)
+                .bind(rc.subtree_range().0)
+                .bind(rc.subtree_range().1);
+            for item in &cash {
+                q = q.bind(&item.code);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        if !packed.is_empty() {
+            sqlx::query("DROP TABLE packed_grant")
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     let r2 = sqlx::query(
         "SELECT COUNT(*), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_line WHERE batch_id = $1",

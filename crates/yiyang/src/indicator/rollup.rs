@@ -477,6 +477,25 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
         },
     )
     .await?;
+    // Grants still packed as their run made them (`catalog::pack`): held from the run's date, with
+    // no end (one that ends becomes a row). Only people of the scan above count.
+    let index = crate::catalog::pack::scan(
+        &mut *db.pool.acquire().await?,
+        None,
+        index,
+        |index, pack, e| {
+            let mut g = index.lock().expect("not poisoned");
+            let (map, people) = &mut *g;
+            if let (Some(i), Some(since)) = (map.get(&e.elder_id), date(Some(&pack.since))) {
+                let span = (since, None);
+                if e.item_code == LONGEVITY_ITEM {
+                    people[*i].longevity.push(span);
+                }
+                people[*i].entitled.push(span);
+            }
+        },
+    )
+    .await?;
     let people = std::mem::take(&mut index.lock().expect("not poisoned").1);
     Ok(people)
 }

@@ -141,6 +141,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "elder_name_index_dropped",
         stmts: crate::registry::MIGRATION_DROP_NAME_INDEX,
     },
+    Migration {
+        version: 22,
+        name: "entitlement_packs",
+        stmts: crate::catalog::pack::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

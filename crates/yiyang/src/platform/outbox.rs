@@ -47,6 +47,9 @@ const CREATED_GRANTED: &str =
 /// The event of a run's one row; the id is `{run}:granted` (a person's message is `{run}:{person}`).
 pub const RUN_GRANTED: &str = "run_granted";
 
+/// A run row's cursor through the run's packs starts with this (then the last bucket queued).
+const PACK_CURSOR: &str = "bucket:";
+
 /// After this many failed attempts a row is `failed` (shown to the officer, not retried).
 pub const MAX_ATTEMPTS: i64 = 12;
 
@@ -184,26 +187,47 @@ async fn render_run(
     .bind(run_id)
     .fetch_all(&db.pool)
     .await?;
-    if rows.is_empty() {
+    // (item, amount, quota, since, version): the rows, and the grants still packed.
+    let mut granted: Vec<(String, i64, i64, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    let packed: Vec<crate::catalog::pack::Held> =
+        crate::catalog::pack::of_elder(&mut *db.pool.acquire().await?, elder_id)
+            .await?
+            .into_iter()
+            .filter(|h| h.pack.run_id == run_id)
+            .collect();
+    if !packed.is_empty() {
+        let version: String = sqlx::query("SELECT version_id FROM catalog_run WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&db.pool)
+            .await?
+            .get(0);
+        for h in packed {
+            granted.push((
+                h.entry.item_code,
+                h.entry.amount_fen,
+                h.entry.quota,
+                h.pack.since.clone(),
+                version.clone(),
+            ));
+        }
+        granted.sort();
+    }
+    if granted.is_empty() {
         return Ok(None);
     }
     let mut parts = vec![];
-    for r in &rows {
-        let (item, benefit) = item_words(
-            db,
-            &r.get::<String, _>(4),
-            &r.get::<String, _>(0),
-            r.get(1),
-            r.get(2),
-        )
-        .await?;
+    for (code, amount, quota, _, version) in &granted {
+        let (item, benefit) = item_words(db, version, code, *amount, *quota).await?;
         parts.push(format!("{item}（{benefit}）"));
     }
     let text = format!(
         "【颐养】{}您好：您已享受以下基本养老服务：{}，自{}起。无需申请，如有疑问请联系所在村（社区）。",
         yiyang_kernel::mask::name(&name),
         parts.join("、"),
-        rows[0].get::<String, _>(3)
+        granted[0].3
     );
     Ok(phone.map(|p| {
         (
@@ -340,11 +364,41 @@ pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
     let mut queued = 0;
     for r in runs {
         let (id, run, after): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        // People the run decided on (its snapshot chunks, in person order) who hold a grant of
-        // it, up to `limit`; `cursor` is the last person looked at.
         let limit = limit.max(1) as usize;
         let (mut people, mut cursor, mut more) = (Vec::<String>::new(), after.clone(), true);
-        while people.len() < limit {
+        // A run's grants are packed by bucket of people (`catalog::pack`): whole buckets in
+        // order, everyone still in one (a grant that changed since left its pack, and tells of
+        // itself). The cursor is the last bucket queued.
+        let packed = match after.strip_prefix(PACK_CURSOR) {
+            Some(b) => Some(b.to_string()),
+            None if after.is_empty() && crate::catalog::pack::run_has_packs(db, &run).await? => {
+                Some(String::new())
+            }
+            None => None,
+        };
+        if let Some(mut bucket) = packed {
+            while people.len() < limit {
+                let Some(next) = crate::catalog::pack::run_buckets_after(db, &run, &bucket, 1)
+                    .await?
+                    .pop()
+                else {
+                    more = false;
+                    break;
+                };
+                let mut inside: Vec<String> = crate::catalog::pack::of_run_bucket(db, &run, &next)
+                    .await?
+                    .into_iter()
+                    .map(|e| e.elder_id)
+                    .collect();
+                inside.dedup();
+                people.extend(inside);
+                bucket = next;
+            }
+            cursor = format!("{PACK_CURSOR}{bucket}");
+        }
+        // Runs from before packing: people the run decided on (its snapshot chunks, in person
+        // order) who hold a grant of it, up to `limit`; `cursor` is the last person looked at.
+        while more && !cursor.starts_with(PACK_CURSOR) && people.len() < limit {
             let next = crate::catalog::snapshot::people_after(db, &run, &cursor).await?;
             if next.is_empty() {
                 more = false;

@@ -55,7 +55,8 @@ async fn evaluate(t: &TestApp, cookie: &str) -> (StatusCode, Value, axum::http::
 }
 
 async fn held(t: &TestApp, item: &str) -> HashMap<String, (String, String, i64)> {
-    sqlx::query("SELECT elder_id, state, tier, amount_fen FROM entitlement WHERE item_code = $1 AND state <> 'ended'")
+    t.unpack().await;
+    sqlx::query("SELECT elder_id, state, tier, amount_fen FROM entitlement_all WHERE item_code = $1 AND state <> 'ended'")
         .bind(item)
         .fetch_all(&t.state.db.pool)
         .await
@@ -209,6 +210,13 @@ async fn db_catalog_publish_evaluate_explain() {
         want.len() > 20,
         "the test county needs 80+ people: {}",
         want.len()
+    );
+    // The run's grants are packed (`catalog::pack`), not rows; what needs approval is a row.
+    assert!(t.count("SELECT COUNT(*) FROM entitlement_pack").await > 0);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM entitlement WHERE state = 'granted'")
+            .await,
+        0
     );
     let got = held(&t, "longevity_allowance").await;
     assert_eq!(got.len(), want.len());
@@ -379,7 +387,8 @@ async fn db_catalog_publish_evaluate_explain() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let ents = t.count("SELECT COUNT(*) FROM entitlement").await;
+    t.unpack().await;
+    let ents = t.count("SELECT COUNT(*) FROM entitlement_all").await;
     let (s, sim, _) = t
         .call(
             "POST",
@@ -389,7 +398,8 @@ async fn db_catalog_publish_evaluate_explain() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{sim}");
-    assert_eq!(t.count("SELECT COUNT(*) FROM entitlement").await, ents);
+    t.unpack().await;
+    assert_eq!(t.count("SELECT COUNT(*) FROM entitlement_all").await, ents);
     let band80 = want.values().filter(|f| **f == 5000).count() as f64;
     let lg = &sim["items"][0];
     assert_eq!(lg["before_people"], json!(want.len()));
@@ -564,13 +574,17 @@ async fn db_catalog_publish_evaluate_explain() {
     assert_eq!(s, StatusCode::OK, "{v}");
     // The first run's grants leave their catalogue version and time written to the run: they are
     // read as the run's (version 1) until a change writes the row's own (version 2 below).
+    t.unpack().await;
     let left_to_run = t
-        .count("SELECT COUNT(*) FROM entitlement WHERE version_id IS NULL AND updated_at IS NULL")
+        .count(
+            "SELECT COUNT(*) FROM entitlement_all WHERE version_id IS NULL AND updated_at IS NULL",
+        )
         .await;
     assert!(left_to_run as usize >= want.len() - 2, "{left_to_run}");
     let (_, r4, _) = evaluate(&t, &c).await;
+    t.unpack().await;
     let versions: Vec<(String, Option<String>, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT n.tier, n.version_id, {} FROM entitlement n WHERE n.item_code = 'longevity_allowance' AND n.state = 'granted'",
+        "SELECT n.tier, n.version_id, {} FROM entitlement_all n WHERE n.item_code = 'longevity_allowance' AND n.state = 'granted'",
         yiyang::catalog::version_of("n")
     )))
     .fetch_all(&t.state.db.pool)
@@ -611,8 +625,9 @@ async fn db_catalog_publish_evaluate_explain() {
     assert!(report.ok, "audit chain broken");
 
     // Every decision names the run whose snapshot holds the facts it was made on.
+    t.unpack().await;
     let decisions: Vec<(String, String)> =
-        sqlx::query_as("SELECT run_id, elder_id FROM entitlement ORDER BY run_id, elder_id")
+        sqlx::query_as("SELECT run_id, elder_id FROM entitlement_all ORDER BY run_id, elder_id")
             .fetch_all(&t.state.db.pool)
             .await
             .unwrap();
@@ -776,8 +791,9 @@ async fn db_payment_batch_and_death_check() {
     assert_eq!(s, StatusCode::CONFLICT, "one batch per month");
 
     // Direct count: granted entitlements of the cash items (高龄津贴, 护理补贴) of living people.
+    t.unpack().await;
     let want: Vec<(String, i64)> = sqlx::query(
-        "SELECT n.elder_id, n.amount_fen FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+        "SELECT n.elder_id, n.amount_fen FROM entitlement_all n JOIN elder e ON e.id = n.elder_id \
          WHERE n.state = 'granted' AND e.status = 'active' AND n.item_code IN ('longevity_allowance', 'care_subsidy')",
     )
     .fetch_all(&t.state.db.pool)
@@ -865,8 +881,9 @@ async fn db_payment_batch_and_death_check() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    t.unpack().await;
     assert_eq!(
-        t.count("SELECT COUNT(*) FROM entitlement WHERE state <> 'ended' AND elder_id IN (SELECT id FROM elder WHERE status = 'deceased')").await,
+        t.count("SELECT COUNT(*) FROM entitlement_all WHERE state <> 'ended' AND elder_id IN (SELECT id FROM elder WHERE status = 'deceased')").await,
         0
     );
     let (_, chk, _) = t
@@ -955,13 +972,15 @@ async fn db_payment_batch_and_death_check() {
     assert_eq!(s, StatusCode::ACCEPTED, "{job}");
     let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
     assert_eq!(st["updated"], 1, "{st}");
-    let open: i64 =
-        sqlx::query("SELECT COUNT(*) FROM entitlement WHERE elder_id = $1 AND state <> 'ended'")
-            .bind(&other)
-            .fetch_one(&t.state.db.pool)
-            .await
-            .unwrap()
-            .get(0);
+    t.unpack().await;
+    let open: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM entitlement_all WHERE elder_id = $1 AND state <> 'ended'",
+    )
+    .bind(&other)
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap()
+    .get(0);
     assert_eq!(
         open, 0,
         "a death by file ends the entitlements in the import's transaction"
@@ -1033,8 +1052,9 @@ async fn db_notifications_survive_a_down_gateway() {
     );
     // The run queues one row; the sender expands it into one message per person granted,
     // listing every item the run granted.
+    t.unpack().await;
     let granted = t
-        .count("SELECT COUNT(DISTINCT elder_id) FROM entitlement WHERE state = 'granted'")
+        .count("SELECT COUNT(DISTINCT elder_id) FROM entitlement_all WHERE state = 'granted'")
         .await;
     assert!(granted > 20);
     assert_eq!(
@@ -1158,15 +1178,16 @@ async fn db_notifications_survive_a_down_gateway() {
             .unwrap_or(today)
             .to_string()
     };
+    t.unpack().await;
     let banded: String = sqlx::query(
-        "SELECT elder_id FROM entitlement WHERE item_code = 'longevity_allowance' AND state = 'granted' AND amount_fen = 5000 ORDER BY elder_id LIMIT 1",
+        "SELECT elder_id FROM entitlement_all WHERE item_code = 'longevity_allowance' AND state = 'granted' AND amount_fen = 5000 ORDER BY elder_id LIMIT 1",
     )
     .fetch_one(&db.pool)
     .await
     .unwrap()
     .get(0);
     let newly: String = sqlx::query(
-        "SELECT id FROM elder e WHERE status = 'active' AND NOT EXISTS (SELECT 1 FROM entitlement n WHERE n.elder_id = e.id) ORDER BY id LIMIT 1",
+        "SELECT id FROM elder e WHERE status = 'active' AND NOT EXISTS (SELECT 1 FROM entitlement_all n WHERE n.elder_id = e.id) ORDER BY id LIMIT 1",
     )
     .fetch_one(&db.pool)
     .await
@@ -1494,4 +1515,110 @@ async fn db_snapshot_chunks_found_by_seek() {
     assert_eq!(r.facts(db, "r1", "p15").await.unwrap(), Some(facts("p15")));
     assert_eq!(r.facts(db, "r1", "p16").await.unwrap(), Some(facts("p16")));
     assert_eq!(r.facts(db, "r2", "p16").await.unwrap(), None);
+}
+
+/// Two runs of one catalogue at the same time: grants are packed, where no unique index would
+/// refuse a second copy, so a run that read before another was written is refused (409, "run it
+/// again"). The test holds the write back (SQLite's write lock; PostgreSQL's lock of the
+/// catalogue's runs) until both runs have read, so the second to write always read too early.
+/// Every item of the catalogue is granted without application, so no proposal's unique index
+/// catches the second copy instead.
+#[tokio::test]
+async fn db_concurrent_runs_never_grant_twice() {
+    use std::sync::atomic::Ordering;
+    use yiyang::catalog::evaluate::{Progress, run_with};
+    let t = TestApp::new("demo", 400).await;
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "test".into(),
+    };
+    let db = &t.state.db;
+    yiyang::catalog::store::seed_demo(db, COUNTY, &who)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE catalog_item SET definition = REPLACE(definition, '\"no_application\":false', '\"no_application\":true')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let scope = yiyang::identity::Scope::all();
+    let today = yiyang::platform::today();
+    let names = |c: &str| c.to_string();
+    let (pa, pb) = (Progress::default(), Progress::default());
+    // Hold the write back.
+    let hold = match db.backend {
+        yiyang::platform::db::Backend::Sqlite => (Some(db.begin().await.unwrap()), None),
+        yiyang::platform::db::Backend::Postgres => {
+            let mut c = db.pool.acquire().await.unwrap();
+            sqlx::query("SELECT pg_advisory_lock(hashtext('catalog_run:' || $1))")
+                .bind(COUNTY)
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            (None, Some(c))
+        }
+    };
+    let release = async {
+        // Phase 3: read and decided, writing (held back).
+        while pa.phase.load(Ordering::Relaxed) < 3 || pb.phase.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let (tx, conn) = hold;
+        drop(tx);
+        if let Some(mut c) = conn {
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('catalog_run:' || $1))")
+                .bind(COUNTY)
+                .execute(&mut *c)
+                .await
+                .unwrap();
+        }
+    };
+    let (a, b, ()) = tokio::join!(
+        run_with(db, &scope, &who, COUNTY, today, &names, &pa),
+        run_with(db, &scope, &who, COUNTY, today, &names, &pb),
+        release
+    );
+    let mut statuses: Vec<StatusCode> = [&a, &b]
+        .iter()
+        .map(|r| match r {
+            Ok(_) => StatusCode::OK,
+            Err(e) => e.status,
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![StatusCode::OK, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
+    t.unpack().await;
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM (SELECT elder_id, catalog_region, item_code FROM entitlement_all \
+             WHERE state <> 'ended' GROUP BY elder_id, catalog_region, item_code HAVING COUNT(*) > 1) d"
+        )
+        .await,
+        0,
+        "an item held twice"
+    );
+    assert!(t.count("SELECT COUNT(*) FROM entitlement_pack").await > 0);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM entitlement").await,
+        0,
+        "everything granted, packed"
+    );
+    // Run again after the refusal: nothing left to change.
+    let again = run_with(
+        db,
+        &scope,
+        &who,
+        COUNTY,
+        today,
+        &names,
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.changes, 0);
 }

@@ -120,8 +120,9 @@ async fn direct(db: &Db, prefix: &str, day: NaiveDate) -> (f64, f64, f64) {
     .into_iter()
     .map(|r| (r.get(0), r.get(1), r.get(2)))
     .collect();
+    unpack(db).await;
     let held: Vec<(String, String, Option<String>)> = sqlx::query(
-        "SELECT elder_id, since, ended_on FROM entitlement WHERE item_code = 'longevity_allowance' AND state = 'granted'",
+        "SELECT elder_id, since, ended_on FROM entitlement_all WHERE item_code = 'longevity_allowance' AND state = 'granted'",
     )
     .fetch_all(&db.pool)
     .await

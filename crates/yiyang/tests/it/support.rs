@@ -241,6 +241,48 @@ impl TestApp {
             .unwrap()
             .get(0)
     }
+
+    /// Every entitlement as one table, `entitlement_all`, made afresh: the rows and the grants
+    /// still packed (`catalog::pack`), the latter as rows a run writes them (no version, no time
+    /// of their own). Tests that count or look up entitlements read it.
+    pub async fn unpack(&self) {
+        unpack(&self.state.db).await
+    }
+}
+
+/// [`TestApp::unpack`] for a database.
+pub async fn unpack(db: &Db) {
+    sqlx::query("DROP TABLE IF EXISTS entitlement_all")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE entitlement_all AS SELECT * FROM entitlement")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let packed =
+        yiyang::catalog::pack::of_catalog(&mut db.pool.acquire().await.unwrap(), None, |_| true)
+            .await
+            .unwrap();
+    for h in packed {
+        sqlx::query(
+            "INSERT INTO entitlement_all (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
+             residence_region, since, run_id, reasons) VALUES ($1, $2, $3, $4, 'granted', $5, $6, $7, $8, $9, $10, '')",
+        )
+        .bind(h.id())
+        .bind(&h.entry.elder_id)
+        .bind(&h.pack.catalog_region)
+        .bind(&h.entry.item_code)
+        .bind(&h.entry.tier)
+        .bind(h.entry.amount_fen)
+        .bind(h.entry.quota)
+        .bind(&h.entry.residence)
+        .bind(&h.pack.since)
+        .bind(&h.pack.run_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
 }
 
 pub fn cookie_of(h: &axum::http::HeaderMap) -> String {
