@@ -5,7 +5,8 @@
 //! version and publishes it; `evaluate.rs` then runs every published item over the whole registry
 //! (服务找人) and keeps entitlements: granted at once where the item needs no application
 //! (免申即享), proposed for approval where it does, ended on death, suspended on move-out — each
-//! transition kept with the rule version, the reasons and the facts it was decided on.
+//! transition kept with the rule version, the reasons and the facts it was decided on. A run's
+//! grants are packed (`pack.rs`) until something changes them.
 
 pub mod entitlement;
 pub mod evaluate;

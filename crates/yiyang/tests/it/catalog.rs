@@ -66,6 +66,55 @@ async fn held(t: &TestApp, item: &str) -> HashMap<String, (String, String, i64)>
         .collect()
 }
 
+/// Every granted entitlement of an item through the list API, page by page (7 a page, so that
+/// pages mix rows and packed grants): pages in order (residence, since, id), no one twice, and
+/// the same total on every page.
+async fn granted_list(t: &TestApp, cookie: &str, item: &str) -> Vec<Value> {
+    let mut all: Vec<Value> = vec![];
+    let mut total = None;
+    for page in 1.. {
+        let (s, v, _) = t
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/entitlements?state=granted&item_code={item}&page={page}&page_size=7"
+                ),
+                Some(cookie),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(*total.get_or_insert(v["total"].clone()), v["total"]);
+        let rows = v["items"].as_array().unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        all.extend(rows.iter().cloned());
+    }
+    assert_eq!(json!(all.len()), total.unwrap());
+    let ids: std::collections::HashSet<&str> =
+        all.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), all.len(), "someone listed twice");
+    let key = |r: &Value| {
+        (
+            r["residence_region"].as_str().unwrap().to_string(),
+            r["since"].as_str().unwrap().to_string(),
+            r["id"].as_str().unwrap().to_string(),
+        )
+    };
+    assert!(
+        all.windows(2).all(|w| key(&w[0]) <= key(&w[1])),
+        "out of order"
+    );
+    for r in &all {
+        assert_eq!(r["state"], "granted");
+        assert!(!r["name"].as_str().unwrap().is_empty(), "{r}");
+        assert!(r["citizen_id_masked"].as_str().unwrap().contains('*'));
+        assert!(!r["reasons"].as_array().unwrap().is_empty(), "{r}");
+    }
+    all
+}
+
 /// An officer defines items (bad rules refused with the field and column), publishes, evaluates:
 /// the grants equal a direct count over the registry with the right bands; a second run changes
 /// nothing; a death ends the allowance from the date of death; a move-out suspends; every
@@ -220,6 +269,13 @@ async fn db_catalog_publish_evaluate_explain() {
     );
     let got = held(&t, "longevity_allowance").await;
     assert_eq!(got.len(), want.len());
+    // The list of what is granted reads the packs: everyone, with their amounts.
+    let listed = granted_list(&t, &c, "longevity_allowance").await;
+    assert_eq!(listed.len(), want.len());
+    for r in &listed {
+        let fen = (r["amount"].as_f64().unwrap() * 100.0).round() as i64;
+        assert_eq!(Some(&fen), want.get(r["elder_id"].as_str().unwrap()), "{r}");
+    }
     for (id, fen) in &want {
         assert_eq!(got[id].0, "granted", "免申即享 grants at once");
         assert_eq!(got[id].2, *fen, "band of {id}");
@@ -605,6 +661,17 @@ async fn db_catalog_publish_evaluate_explain() {
         .count();
     assert_eq!(r4["items"][0]["changed"], json!(band80_active), "{r4}");
     let now_held = held(&t, "longevity_allowance").await;
+    // Now rows (the changed band) and packs (the others) together.
+    let listed = granted_list(&t, &c, "longevity_allowance").await;
+    assert_eq!(
+        listed.len(),
+        now_held.values().filter(|h| h.0 == "granted").count()
+    );
+    assert!(
+        t.count("SELECT COUNT(*) FROM entitlement WHERE state = 'granted' AND item_code = 'longevity_allowance'")
+            .await
+            > 0
+    );
     assert!(
         now_held
             .values()
