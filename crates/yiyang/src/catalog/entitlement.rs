@@ -115,6 +115,29 @@ pub async fn follow_registry(
     Ok(n)
 }
 
+/// A packed grant in the list's order (residence, since, id).
+struct Ranked {
+    key: (String, String, String),
+    held: super::pack::Held,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// proposed (default) / granted / suspended / ended
@@ -173,34 +196,77 @@ pub async fn list(
     let item = q.item_code.filter(|s| !s.is_empty());
     let filter =
         "n.state = $1 AND n.residence_region BETWEEN $2 AND $3 AND ($4 = '' OR n.item_code = $4)";
-    // Grants still packed as their run made them (`pack.rs`) are listed with the rows.
-    let packed: Vec<super::pack::Held> = if state == "granted" {
+    // Grants still packed as their run made them (`pack.rs`) are listed with the rows, in the
+    // order (residence, since, id). Only the first `page × size` of them are kept while the packs
+    // are read: a county holds two million.
+    let keep = (page as usize) * (size as usize);
+    let (packed_total, packed): (u64, Vec<Ranked>) = if state == "granted" {
         let (lo, hi, item) = (lo.clone(), hi.clone(), item.clone());
-        super::pack::of_catalog(&mut *db.pool.acquire().await?, None, move |e| {
-            e.residence.as_str() >= lo.as_str()
-                && e.residence.as_str() <= hi.as_str()
-                && item.as_deref().is_none_or(|i| e.item_code == i)
-        })
-        .await?
+        let start = (0u64, std::collections::BinaryHeap::<Ranked>::new());
+        let (n, heap) = super::pack::scan(
+            &mut *db.pool.acquire().await?,
+            None,
+            start,
+            move |(n, heap), pack, e| {
+                let inside = e.residence.as_str() >= lo.as_str()
+                    && e.residence.as_str() <= hi.as_str()
+                    && item.as_deref().is_none_or(|i| e.item_code == i);
+                if !inside {
+                    return;
+                }
+                *n += 1;
+                if heap.len() == keep {
+                    // Not among the first: decided without building its id where possible.
+                    let top = heap.peek().expect("keep > 0");
+                    let near = (e.residence.as_str(), pack.since.as_str());
+                    match near.cmp(&(top.key.0.as_str(), top.key.1.as_str())) {
+                        std::cmp::Ordering::Greater => return,
+                        std::cmp::Ordering::Equal
+                            if super::pack::id(&pack.run_id, &e.elder_id, &e.item_code)
+                                >= top.key.2 =>
+                        {
+                            return;
+                        }
+                        _ => {}
+                    }
+                    heap.pop();
+                }
+                let held = super::pack::Held {
+                    pack: pack.clone(),
+                    entry: e,
+                };
+                heap.push(Ranked {
+                    key: (
+                        held.entry.residence.clone(),
+                        held.pack.since.clone(),
+                        held.id(),
+                    ),
+                    held,
+                });
+            },
+        )
+        .await?;
+        (n, heap.into_sorted_vec())
     } else {
-        vec![]
+        (0, vec![])
     };
     const COLS: &str = "n.id, n.elder_id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, n.catalog_region, \
          n.item_code, n.state, n.tier, n.amount_fen, n.quota, n.since, n.reasons, n.run_id";
-    let (total, rows, page_packed) = if packed.is_empty() {
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM entitlement n WHERE {filter}"
-        )))
-        .bind(&state)
-        .bind(&lo)
-        .bind(&hi)
-        .bind(item.clone().unwrap_or_default())
-        .fetch_one(&db.pool)
-        .await?
-        .get(0);
+    let rows_total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM entitlement n WHERE {filter}"
+    )))
+    .bind(&state)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(item.clone().unwrap_or_default())
+    .fetch_one(&db.pool)
+    .await?
+    .get(0);
+    let total = rows_total + packed_total as i64;
+    let (rows, page_packed) = if packed.is_empty() {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-             WHERE {filter} ORDER BY n.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
+             WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
         )))
         .bind(&state)
         .bind(&lo)
@@ -210,32 +276,36 @@ pub async fn list(
         .bind(((page - 1) * size) as i64)
         .fetch_all(&db.pool)
         .await?;
-        (total, rows, vec![])
+        (rows, vec![])
     } else {
-        // The page is cut from the keys of both, in one order; then its rows are read.
+        // The page is cut from the first keys of both, in one order (byte order: PostgreSQL
+        // is told so, whatever the database's collation); then its rows are read.
+        let c = match db.backend {
+            crate::platform::db::Backend::Postgres => " COLLATE \"C\"",
+            crate::platform::db::Backend::Sqlite => "",
+        };
         let mut keys: Vec<(String, String, String, Option<usize>)> =
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT n.residence_region, n.since, n.id FROM entitlement n WHERE {filter}"
+                "SELECT n.residence_region, n.since, n.id FROM entitlement n WHERE {filter} \
+                 ORDER BY n.residence_region{c}, n.since{c}, n.id{c} LIMIT $5"
             )))
             .bind(&state)
             .bind(&lo)
             .bind(&hi)
             .bind(item.clone().unwrap_or_default())
+            .bind(keep as i64)
             .fetch_all(&db.pool)
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), None))
             .collect();
-        keys.extend(packed.iter().enumerate().map(|(k, h)| {
-            (
-                h.entry.residence.clone(),
-                h.pack.since.clone(),
-                h.id(),
-                Some(k),
-            )
-        }));
+        keys.extend(
+            packed
+                .iter()
+                .enumerate()
+                .map(|(k, r)| (r.key.0.clone(), r.key.1.clone(), r.key.2.clone(), Some(k))),
+        );
         keys.sort_unstable();
-        let total = keys.len() as i64;
         let window: Vec<_> = keys
             .into_iter()
             .skip(((page - 1) * size) as usize)
@@ -263,7 +333,7 @@ pub async fn list(
         let page_packed: Vec<(usize, &super::pack::Held)> = window
             .iter()
             .enumerate()
-            .filter_map(|(pos, k)| k.3.map(|i| (pos, &packed[i])))
+            .filter_map(|(pos, k)| k.3.map(|i| (pos, &packed[i].held)))
             .collect();
         let order: HashMap<String, usize> = window
             .iter()
@@ -271,7 +341,7 @@ pub async fn list(
             .map(|(pos, k)| (k.2.clone(), pos))
             .collect();
         rows.sort_by_key(|r| order.get(&r.get::<String, _>(0)).copied());
-        (total, rows, page_packed)
+        (rows, page_packed)
     };
     // The people of the packed grants on the page (name, masked ID, birth date, residence).
     let mut people: HashMap<String, (String, String, String, String)> = HashMap::new();

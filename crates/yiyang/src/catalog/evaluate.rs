@@ -638,47 +638,55 @@ pub async fn run_with(
         });
         // Granted entitlements still packed as their run made them (`pack.rs`), held like rows;
         // `Open::packed` names the run by its index in the runs read.
+        // The packs are read (one statement) before the rows: a grant taken out of its pack into
+        // a row in between (a death recorded meanwhile) is then read twice, and the row wins
+        // below; read the other way round it could be in neither, and be granted a second time.
+        // Inflating them goes on beside the rows' read.
         let packs = async {
+            let fetched =
+                super::pack::fetch(&mut *db.pool.acquire().await?, Some(rc.as_str())).await?;
             let start: (Loaded, Vec<String>) = Default::default();
-            super::pack::scan(
-                &mut *db.pool.acquire().await?,
-                Some(rc.as_str()),
-                start,
-                move |(held, runs), pack, e| {
-                    if runs.last() != Some(&pack.run_id) {
-                        runs.push(pack.run_id.clone());
-                    }
-                    let run = Some((runs.len() - 1) as u32);
-                    match pack_items.iter().position(|(c, _)| *c == e.item_code) {
-                        Some(i) => held.0.entry(e.elder_id).or_default().push(Open {
-                            item: i,
-                            state: "granted",
-                            tier: pack_items[i].1.iter().position(|l| *l == e.tier),
-                            amount_fen: e.amount_fen,
-                            quota: e.quota,
-                            packed: run,
-                        }),
-                        None => held.1.push((e.elder_id, e.item_code, "granted", run)),
-                    }
-                },
-            )
-            .await
-            .map_err(ApiError::from)
+            let unpack = fetched.feed(start, move |(held, runs), pack, e| {
+                if runs.last() != Some(&pack.run_id) {
+                    runs.push(pack.run_id.clone());
+                }
+                let run = Some((runs.len() - 1) as u32);
+                match pack_items.iter().position(|(c, _)| *c == e.item_code) {
+                    Some(i) => held.0.entry(e.elder_id).or_default().push(Open {
+                        item: i,
+                        state: "granted",
+                        tier: pack_items[i].1.iter().position(|l| *l == e.tier),
+                        amount_fen: e.amount_fen,
+                        quota: e.quota,
+                        packed: run,
+                    }),
+                    None => held.1.push((e.elder_id, e.item_code, "granted", run)),
+                }
+            });
+            let (packed, ()) = tokio::try_join!(unpack, held_scan)?;
+            Ok::<_, sqlx::Error>(packed)
         };
-        let (elders, (), packed) = tokio::try_join!(
-            load_facts(db, &lo, &hi, on),
-            async { held_scan.await.map_err(ApiError::from) },
-            packs
-        )?;
+        let (elders, packed) = tokio::try_join!(load_facts(db, &lo, &hi, on), async {
+            packs.await.map_err(ApiError::from)
+        })?;
         (elders, packed)
     };
     let (elders, ((mut open, mut dropped), pack_runs)) = elders;
     // The rows (few once a first run packed its grants) join what the packs hold.
     let (rows_open, rows_dropped) = std::mem::take(&mut *loaded.lock().expect("not poisoned"));
-    for (elder, os) in rows_open {
-        open.entry(elder).or_default().extend(os);
+    for (elder, rows) in rows_open {
+        let held = open.entry(elder).or_default();
+        held.retain(|o| !rows.iter().any(|r| r.item == o.item));
+        held.extend(rows);
     }
-    dropped.extend(rows_dropped);
+    if !rows_dropped.is_empty() {
+        let rows: std::collections::HashSet<(&str, &str)> = rows_dropped
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str()))
+            .collect();
+        dropped.retain(|d| !rows.contains(&(d.0.as_str(), d.1.as_str())));
+        dropped.extend(rows_dropped);
+    }
     let refused: std::collections::HashSet<(String, String)> = sqlx::query(
         "SELECT elder_id, item_code FROM entitlement WHERE catalog_region = $1 AND end_kind = 'refused' AND version_id = $2",
     )
@@ -1356,12 +1364,10 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
     use sqlx::Connection;
     let mut conn = db.pg_native().await?;
     let mut tx = conn.begin().await?;
-    // Runs of one catalogue write one at a time, and one that read before another was written
-    // is refused.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('catalog_run:' || $1))")
-        .bind(&p.region)
-        .execute(&mut *tx)
-        .await?;
+    // Runs write one at a time (and registry events taking grants out of packs wait for them:
+    // `pack::PG_LOCK`), and a run that read before another of its catalogue was written is
+    // refused.
+    sqlx::query(super::pack::PG_LOCK).execute(&mut *tx).await?;
     let runs: i64 = sqlx::query("SELECT COUNT(*) FROM catalog_run WHERE region_code = $1")
         .bind(&p.region)
         .fetch_one(&mut *tx)

@@ -211,6 +211,17 @@ where
     S: Send + 'static,
     F: Fn(&mut S, &std::sync::Arc<PackOf>, Entry) + Send + 'static,
 {
+    fetch(conn, region).await?.feed(state, f).await
+}
+
+/// Packs as read, still deflated: [`Fetched::feed`] inflates them.
+pub struct Fetched(Vec<(std::sync::Arc<PackOf>, Vec<u8>)>);
+
+/// The packs of a catalogue, or of all (`None`), read in one statement.
+pub async fn fetch(
+    conn: &mut sqlx::AnyConnection,
+    region: Option<&str>,
+) -> Result<Fetched, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT run_id, catalog_region, since, data FROM entitlement_pack \
          WHERE ($1 = '' OR catalog_region = $1) ORDER BY run_id, bucket",
@@ -231,9 +242,20 @@ where
             )
         })
         .collect();
-    tokio::task::spawn_blocking(move || feed(&packs, state, f))
-        .await
-        .map_err(|e| sqlx::Error::Protocol(format!("unpacking task: {e}")))?
+    Ok(Fetched(packs))
+}
+
+impl Fetched {
+    /// Hand every entry to `f` with `state` (see [`scan`]).
+    pub async fn feed<S, F>(self, state: S, f: F) -> Result<S, sqlx::Error>
+    where
+        S: Send + 'static,
+        F: Fn(&mut S, &std::sync::Arc<PackOf>, Entry) + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || feed(&self.0, state, f))
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("unpacking task: {e}")))?
+    }
 }
 
 fn feed<S, F>(
@@ -377,16 +399,25 @@ const PACK_UPDATE: &str =
     "UPDATE entitlement_pack SET data = $1, entries = $2 WHERE run_id = $3 AND bucket = $4";
 const PACK_DELETE: &str = "DELETE FROM entitlement_pack WHERE run_id = $1 AND bucket = $2";
 
+/// On PostgreSQL, whatever takes grants out of packs (a registry event, a run's write) first takes
+/// this one lock, held to commit: a registry import recording many deaths locks packs in the
+/// order of its file, a run in the order of its packs, and without it the two could deadlock.
+/// (SQLite has one writer at a time.)
+pub const PG_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('entitlement_pack'))";
+
 /// Take the packed entitlements of `people` out of their packs into rows, in the caller's
-/// transaction (any engine; on PostgreSQL the packs are locked first, so two transactions never
-/// rewrite one pack from the same old copy). Returns how many became rows.
+/// transaction (any engine; on PostgreSQL under [`PG_LOCK`], with the packs locked too, so two
+/// transactions never rewrite one pack from the same old copy). Returns how many became rows.
 pub async fn take_tx(tx: &mut Tx<'_>, people: &[&str]) -> Result<u64, sqlx::Error> {
     let mut buckets: Vec<&str> = people.iter().map(|p| bucket(p)).collect();
     buckets.sort_unstable();
     buckets.dedup();
     let wanted: HashSet<&str> = people.iter().copied().collect();
     let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE",
+        Backend::Postgres => {
+            sqlx::query(PG_LOCK).execute(&mut **tx).await?;
+            " FOR UPDATE"
+        }
         Backend::Sqlite => "",
     };
     let mut n = 0;

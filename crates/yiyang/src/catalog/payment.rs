@@ -173,8 +173,11 @@ pub async fn create(
                 }
                 q.execute(&mut *tx).await?;
             }
+            // A grant taken out of its pack since it was read above is a row now, and already
+            // has its line (PostgreSQL reads each statement afresh): the row's line stands.
             sources.push(
-                "(SELECT id, elder_id, catalog_region, item_code, amount_fen, since, 'granted' AS state FROM packed_grant)",
+                "(SELECT p.id, p.elder_id, p.catalog_region, p.item_code, p.amount_fen, p.since, 'granted' AS state \
+                 FROM packed_grant p WHERE NOT EXISTS (SELECT 1 FROM payment_line x WHERE x.batch_id = $1 AND x.entitlement_id = p.id))",
             );
         }
         for source in &sources {

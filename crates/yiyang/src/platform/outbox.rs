@@ -192,24 +192,26 @@ async fn render_run(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
-    let packed: Vec<crate::catalog::pack::Held> =
-        crate::catalog::pack::of_elder(&mut *db.pool.acquire().await?, elder_id)
+    let bucket = crate::catalog::pack::bucket(elder_id);
+    let packed: Vec<crate::catalog::pack::Entry> =
+        crate::catalog::pack::of_run_bucket(db, run_id, bucket)
             .await?
             .into_iter()
-            .filter(|h| h.pack.run_id == run_id)
+            .filter(|e| e.elder_id == elder_id)
             .collect();
     if !packed.is_empty() {
-        let version: String = sqlx::query("SELECT version_id FROM catalog_run WHERE id = $1")
+        // A packed grant is since its run's date, under its run's catalogue version.
+        let run = sqlx::query("SELECT version_id, on_date FROM catalog_run WHERE id = $1")
             .bind(run_id)
             .fetch_one(&db.pool)
-            .await?
-            .get(0);
-        for h in packed {
+            .await?;
+        let (version, since): (String, String) = (run.get(0), run.get(1));
+        for e in packed {
             granted.push((
-                h.entry.item_code,
-                h.entry.amount_fen,
-                h.entry.quota,
-                h.pack.since.clone(),
+                e.item_code,
+                e.amount_fen,
+                e.quota,
+                since.clone(),
                 version.clone(),
             ));
         }

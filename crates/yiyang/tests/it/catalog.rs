@@ -1586,8 +1586,8 @@ async fn db_snapshot_chunks_found_by_seek() {
 
 /// Two runs of one catalogue at the same time: grants are packed, where no unique index would
 /// refuse a second copy, so a run that read before another was written is refused (409, "run it
-/// again"). The test holds the write back (SQLite's write lock; PostgreSQL's lock of the
-/// catalogue's runs) until both runs have read, so the second to write always read too early.
+/// again"). The test holds the write back (SQLite's write lock; PostgreSQL's `pack::PG_LOCK`)
+/// until both runs have read, so the second to write always read too early.
 /// Every item of the catalogue is granted without application, so no proposal's unique index
 /// catches the second copy instead.
 #[tokio::test]
@@ -1618,8 +1618,7 @@ async fn db_concurrent_runs_never_grant_twice() {
         yiyang::platform::db::Backend::Sqlite => (Some(db.begin().await.unwrap()), None),
         yiyang::platform::db::Backend::Postgres => {
             let mut c = db.pool.acquire().await.unwrap();
-            sqlx::query("SELECT pg_advisory_lock(hashtext('catalog_run:' || $1))")
-                .bind(COUNTY)
+            sqlx::query("SELECT pg_advisory_lock(hashtext('entitlement_pack'))")
                 .execute(&mut *c)
                 .await
                 .unwrap();
@@ -1634,8 +1633,7 @@ async fn db_concurrent_runs_never_grant_twice() {
         let (tx, conn) = hold;
         drop(tx);
         if let Some(mut c) = conn {
-            sqlx::query("SELECT pg_advisory_unlock(hashtext('catalog_run:' || $1))")
-                .bind(COUNTY)
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('entitlement_pack'))")
                 .execute(&mut *c)
                 .await
                 .unwrap();
