@@ -99,6 +99,7 @@ pub async fn create(
         .filter(|i| i.benefit_kind == "cash_monthly")
         .collect();
     let id = uuid::Uuid::now_v7().to_string();
+    let started = std::time::Instant::now();
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO payment_batch (id, catalog_region, month, created_by, created_at, lines, total_fen) VALUES ($1, $2, $3, $4, $5, 0, 0)",
@@ -140,7 +141,7 @@ pub async fn create(
         // them, so that one statement makes the lines of both.
         let codes_set: std::collections::HashSet<String> =
             cash.iter().map(|i| i.code.clone()).collect();
-        let packed: Vec<super::pack::Held> =
+        let mut packed: Vec<super::pack::Held> =
             super::pack::of_catalog(&mut tx, Some(rc.as_str()), move |e| {
                 codes_set.contains(&e.item_code)
             })
@@ -148,7 +149,19 @@ pub async fn create(
             .into_iter()
             .filter(|h| h.pack.since.as_str() <= last.as_str())
             .collect();
-        let mut sources = vec!["entitlement"];
+        // In id order (run, person, item), so the lines' keys are written in order: packs come
+        // by bucket, and lines in that order went into the keys at random (4 s instead of 0.7 s
+        // for a county's 230k on SQLite).
+        packed.sort_unstable_by(|a, b| {
+            (&a.pack.run_id, &a.entry.elder_id, &a.entry.item_code).cmp(&(
+                &b.pack.run_id,
+                &b.entry.elder_id,
+                &b.entry.item_code,
+            ))
+        });
+        // (source, extra condition)
+        let mut sources = vec![("entitlement", "")];
+        let t_read = started.elapsed();
         if !packed.is_empty() {
             sqlx::query(
                 "CREATE TEMP TABLE packed_grant (id TEXT NOT NULL, elder_id TEXT NOT NULL, catalog_region TEXT NOT NULL, \
@@ -156,39 +169,65 @@ pub async fn create(
             )
             .execute(&mut *tx)
             .await?;
-            for part in packed.chunks(1000) {
-                let sql = format!(
-                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) VALUES {}",
-                    crate::registry::store::placeholders(db.backend, part.len(), 6)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for h in part {
-                    q = q
-                        .bind(h.id())
-                        .bind(&h.entry.elder_id)
-                        .bind(&h.pack.catalog_region)
-                        .bind(&h.entry.item_code)
-                        .bind(h.entry.amount_fen)
-                        .bind(&h.pack.since);
+            // As JSON, 20k grants a statement, unpacked by the engine: binding six values a grant
+            // through sqlx cost about 30 µs a grant (9 s for a county's 230k cash grants).
+            let fill = match db.backend {
+                crate::platform::db::Backend::Sqlite => {
+                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) \
+                     SELECT json_extract(value, '$.i'), json_extract(value, '$.e'), json_extract(value, '$.r'), \
+                     json_extract(value, '$.c'), json_extract(value, '$.a'), json_extract(value, '$.s') FROM json_each($1)"
                 }
-                q.execute(&mut *tx).await?;
+                crate::platform::db::Backend::Postgres => {
+                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) \
+                     SELECT x.i, x.e, x.r, x.c, x.a, x.s FROM json_to_recordset(CAST($1 AS json)) \
+                     AS x (i text, e text, r text, c text, a bigint, s text)"
+                }
+            };
+            for part in packed.chunks(20_000) {
+                let rows: Vec<serde_json::Value> = part
+                    .iter()
+                    .map(|h| {
+                        serde_json::json!({
+                            "i": h.id(),
+                            "e": h.entry.elder_id,
+                            "r": h.pack.catalog_region,
+                            "c": h.entry.item_code,
+                            "a": h.entry.amount_fen,
+                            "s": h.pack.since,
+                        })
+                    })
+                    .collect();
+                sqlx::query(fill)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .execute(&mut *tx)
+                    .await?;
             }
-            // A grant taken out of its pack since it was read above is a row now, and already
-            // has its line (PostgreSQL reads each statement afresh): the row's line stands.
-            sources.push(
-                "(SELECT p.id, p.elder_id, p.catalog_region, p.item_code, p.amount_fen, p.since, 'granted' AS state \
-                 FROM packed_grant p WHERE NOT EXISTS (SELECT 1 FROM payment_line x WHERE x.batch_id = $1 AND x.entitlement_id = p.id))",
-            );
+            // On PostgreSQL, a grant taken out of its pack since it was read above is a row now
+            // and already has its line (each statement reads afresh): the row's line stands.
+            // (SQLite's write lock, held since the batch began, keeps everyone else out.)
+            sources.push((
+                "(SELECT id, elder_id, catalog_region, item_code, amount_fen, since, 'granted' AS state FROM packed_grant)",
+                match db.backend {
+                    crate::platform::db::Backend::Postgres => {
+                        " AND NOT EXISTS (SELECT 1 FROM payment_line x WHERE x.batch_id = $1 AND x.entitlement_id = n.id)"
+                    }
+                    crate::platform::db::Backend::Sqlite => "",
+                },
+            ));
         }
-        for source in &sources {
+        let t_staged = started.elapsed();
+        // CROSS JOIN: SQLite then reads the entitlements first and finds each person by key
+        // (with JOIN it walked the county's people and probed the unindexed temporary table);
+        // PostgreSQL plans it as the join it is.
+        for (source, extra) in &sources {
             let sql = format!(
                 "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
                  province_fen, city_fen, county_fen, town_fen) \
                  SELECT CAST($1 AS TEXT), n.id, n.elder_id, n.item_code, n.amount_fen, SUBSTR(e.residence_region, 1, 9) || '000', \
                  {p}, {c}, {k}, n.amount_fen - {p} - {c} - {k} \
-                 FROM {source} n JOIN elder e ON e.id = n.elder_id \
-                 WHERE n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
-                 AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5"
+                 FROM {source} n CROSS JOIN elder e \
+                 WHERE e.id = n.elder_id AND n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
+                 AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5{extra}"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&id)
@@ -206,6 +245,13 @@ pub async fn create(
                 .execute(&mut *tx)
                 .await?;
         }
+        tracing::info!(
+            packed = packed.len(),
+            packs_read_ms = t_read.as_millis() as u64,
+            staged_at_ms = t_staged.as_millis() as u64,
+            lines_at_ms = started.elapsed().as_millis() as u64,
+            "payment batch"
+        );
     }
     let r2 = sqlx::query(
         "SELECT COUNT(*), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_line WHERE batch_id = $1",
@@ -234,6 +280,10 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    tracing::info!(
+        committed_at_ms = started.elapsed().as_millis() as u64,
+        "payment batch written"
+    );
     view(db, scope, regions, &id).await
 }
 
