@@ -404,9 +404,10 @@ pub async fn create_batch(
     actor.require(Perm::CatalogManage)?;
     let scope = actor.edit()?;
     let idx = app.regions.read().await;
-    Ok(Json(
-        super::payment::create(&app.db, &scope, &actor.who(), &idx, r).await?,
-    ))
+    let batch = super::payment::create(&app.db, &scope, &actor.who(), &idx, r).await;
+    // It read every packed cash grant of the catalogue.
+    crate::platform::release_memory();
+    Ok(Json(batch?))
 }
 
 /// The batches of a region, newest month first.

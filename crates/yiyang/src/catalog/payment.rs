@@ -169,38 +169,22 @@ pub async fn create(
             )
             .execute(&mut *tx)
             .await?;
-            // As JSON, 20k grants a statement, unpacked by the engine: binding six values a grant
-            // through sqlx cost about 30 µs a grant (9 s for a county's 230k cash grants).
-            let fill = match db.backend {
-                crate::platform::db::Backend::Sqlite => {
-                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) \
-                     SELECT json_extract(value, '$.i'), json_extract(value, '$.e'), json_extract(value, '$.r'), \
-                     json_extract(value, '$.c'), json_extract(value, '$.a'), json_extract(value, '$.s') FROM json_each($1)"
+            for part in packed.chunks(1000) {
+                let sql = format!(
+                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) VALUES {}",
+                    crate::registry::store::placeholders(db.backend, part.len(), 6)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for h in part {
+                    q = q
+                        .bind(h.id())
+                        .bind(&h.entry.elder_id)
+                        .bind(&h.pack.catalog_region)
+                        .bind(&h.entry.item_code)
+                        .bind(h.entry.amount_fen)
+                        .bind(&h.pack.since);
                 }
-                crate::platform::db::Backend::Postgres => {
-                    "INSERT INTO packed_grant (id, elder_id, catalog_region, item_code, amount_fen, since) \
-                     SELECT x.i, x.e, x.r, x.c, x.a, x.s FROM json_to_recordset(CAST($1 AS json)) \
-                     AS x (i text, e text, r text, c text, a bigint, s text)"
-                }
-            };
-            for part in packed.chunks(20_000) {
-                let rows: Vec<serde_json::Value> = part
-                    .iter()
-                    .map(|h| {
-                        serde_json::json!({
-                            "i": h.id(),
-                            "e": h.entry.elder_id,
-                            "r": h.pack.catalog_region,
-                            "c": h.entry.item_code,
-                            "a": h.entry.amount_fen,
-                            "s": h.pack.since,
-                        })
-                    })
-                    .collect();
-                sqlx::query(fill)
-                    .bind(serde_json::Value::Array(rows).to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                q.execute(&mut *tx).await?;
             }
             // On PostgreSQL, a grant taken out of its pack since it was read above is a row now
             // and already has its line (each statement reads afresh): the row's line stands.
