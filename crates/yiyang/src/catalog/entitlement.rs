@@ -115,6 +115,9 @@ pub async fn follow_registry(
     Ok(n)
 }
 
+/// How far the list pages (page × size).
+const MAX_LISTED: u64 = 50_000;
+
 /// A packed grant in the list's order (residence, since, id).
 struct Ranked {
     key: (String, String, String),
@@ -193,6 +196,14 @@ pub async fn list(
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let page = q.page.unwrap_or(1).max(1);
     let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    // A page is cut from the first page × size entitlements of the rows and of the packs (kept
+    // in memory while the packs are read): deeper lists are for the export, not for paging.
+    if u64::from(page) * u64::from(size) > MAX_LISTED {
+        return Err(ApiError::invalid(
+            "page",
+            format!("只能翻看前 {MAX_LISTED} 条，请按区划或项目缩小范围"),
+        ));
+    }
     let item = q.item_code.filter(|s| !s.is_empty());
     let filter =
         "n.state = $1 AND n.residence_region BETWEEN $2 AND $3 AND ($4 = '' OR n.item_code = $4)";

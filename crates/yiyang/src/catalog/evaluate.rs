@@ -639,8 +639,10 @@ pub async fn run_with(
         // Granted entitlements still packed as their run made them (`pack.rs`), held like rows;
         // `Open::packed` names the run by its index in the runs read.
         // The packs are read (one statement) before the rows: a grant taken out of its pack into
-        // a row in between (a death recorded meanwhile) is then read twice, and the row wins
-        // below; read the other way round it could be in neither, and be granted a second time.
+        // a row in between (a death or move-out recorded meanwhile) is then read as packed, and
+        // as a row too if still open (the row wins below); its stale change finds nothing to
+        // change when written. Read the other way round it could be in neither, and be granted
+        // a second time.
         // Inflating them goes on beside the rows' read.
         let packs = async {
             let fetched =

@@ -141,6 +141,13 @@ pub async fn create(
         // them, so that one statement makes the lines of both.
         let codes_set: std::collections::HashSet<String> =
             cash.iter().map(|i| i.code.clone()).collect();
+        // On PostgreSQL no grant may leave its pack while the batch reads packs and rows in
+        // separate statements (it could be read in neither or, ended meanwhile, still paid):
+        // what takes grants out of packs waits for this lock (`pack::PG_LOCK`). SQLite's write
+        // lock, held since the batch's first insert, keeps everyone out already.
+        if db.backend == crate::platform::db::Backend::Postgres {
+            sqlx::query(super::pack::PG_LOCK).execute(&mut *tx).await?;
+        }
         let mut packed: Vec<super::pack::Held> =
             super::pack::of_catalog(&mut tx, Some(rc.as_str()), move |e| {
                 codes_set.contains(&e.item_code)
@@ -150,7 +157,7 @@ pub async fn create(
             .filter(|h| h.pack.since.as_str() <= last.as_str())
             .collect();
         // In id order (run, person, item), so the lines' keys are written in order: packs come
-        // by bucket, and lines in that order went into the keys at random (4 s instead of 0.7 s
+        // by bucket, and lines in that order went into the keys at random (4–5 s instead of 0.8 s
         // for a county's 230k on SQLite).
         packed.sort_unstable_by(|a, b| {
             (&a.pack.run_id, &a.entry.elder_id, &a.entry.item_code).cmp(&(
@@ -159,8 +166,7 @@ pub async fn create(
                 &b.entry.item_code,
             ))
         });
-        // (source, extra condition)
-        let mut sources = vec![("entitlement", "")];
+        let mut sources = vec!["entitlement"];
         let t_read = started.elapsed();
         if !packed.is_empty() {
             sqlx::query(
@@ -186,24 +192,15 @@ pub async fn create(
                 }
                 q.execute(&mut *tx).await?;
             }
-            // On PostgreSQL, a grant taken out of its pack since it was read above is a row now
-            // and already has its line (each statement reads afresh): the row's line stands.
-            // (SQLite's write lock, held since the batch began, keeps everyone else out.)
-            sources.push((
+            sources.push(
                 "(SELECT id, elder_id, catalog_region, item_code, amount_fen, since, 'granted' AS state FROM packed_grant)",
-                match db.backend {
-                    crate::platform::db::Backend::Postgres => {
-                        " AND NOT EXISTS (SELECT 1 FROM payment_line x WHERE x.batch_id = $1 AND x.entitlement_id = n.id)"
-                    }
-                    crate::platform::db::Backend::Sqlite => "",
-                },
-            ));
+            );
         }
         let t_staged = started.elapsed();
         // CROSS JOIN: SQLite then reads the entitlements first and finds each person by key
         // (with JOIN it walked the county's people and probed the unindexed temporary table);
         // PostgreSQL plans it as the join it is.
-        for (source, extra) in &sources {
+        for source in &sources {
             let sql = format!(
                 "INSERT INTO payment_line (batch_id, entitlement_id, elder_id, item_code, amount_fen, town_code, \
                  province_fen, city_fen, county_fen, town_fen) \
@@ -211,7 +208,7 @@ pub async fn create(
                  {p}, {c}, {k}, n.amount_fen - {p} - {c} - {k} \
                  FROM {source} n CROSS JOIN elder e \
                  WHERE e.id = n.elder_id AND n.catalog_region = $2 AND n.item_code IN ({codes}) AND n.state = 'granted' AND e.status = 'active' \
-                 AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5{extra}"
+                 AND n.since <= $3 AND e.residence_region BETWEEN $4 AND $5"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&id)
@@ -231,7 +228,7 @@ pub async fn create(
         }
         tracing::info!(
             packed = packed.len(),
-            packs_read_ms = t_read.as_millis() as u64,
+            packs_read_at_ms = t_read.as_millis() as u64,
             staged_at_ms = t_staged.as_millis() as u64,
             lines_at_ms = started.elapsed().as_millis() as u64,
             "payment batch"

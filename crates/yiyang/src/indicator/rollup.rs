@@ -453,6 +453,10 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
         },
     )
     .await?;
+    // Grants still packed as their run made them (`catalog::pack`) are read (one statement) before
+    // the rows: one taken into a row in between is then counted in both, which changes no
+    // person's flags, rather than in neither.
+    let packs = crate::catalog::pack::fetch(&mut *db.pool.acquire().await?, None).await?;
     // Entitlements held: granted (or suspended, which still counts as held) from `since`; an ended
     // one counts until its end only if it was ever granted (not a proposal that ended).
     let sink = index.clone();
@@ -477,13 +481,10 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
         },
     )
     .await?;
-    // Grants still packed as their run made them (`catalog::pack`): held from the run's date, with
-    // no end (one that ends becomes a row). Only people of the scan above count.
-    let index = crate::catalog::pack::scan(
-        &mut *db.pool.acquire().await?,
-        None,
-        index,
-        |index, pack, e| {
+    // The packed grants: held from the run's date, with no end (one that ends becomes a row).
+    // Only people of the scan above count.
+    let index = packs
+        .feed(index, |index: &mut Arc<Mutex<Loaded>>, pack, e| {
             let mut g = index.lock().expect("not poisoned");
             let (map, people) = &mut *g;
             if let (Some(i), Some(since)) = (map.get(&e.elder_id), date(Some(&pack.since))) {
@@ -493,9 +494,8 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
                 }
                 people[*i].entitled.push(span);
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     let people = std::mem::take(&mut index.lock().expect("not poisoned").1);
     Ok(people)
 }

@@ -269,6 +269,20 @@ async fn db_catalog_publish_evaluate_explain() {
     );
     let got = held(&t, "longevity_allowance").await;
     assert_eq!(got.len(), want.len());
+    // Paging stops at 50,000 (page × size): deeper is for the export.
+    let (s, v, _) = t
+        .call(
+            "GET",
+            "/api/v1/entitlements?state=granted&page=251&page_size=200",
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("page")),
+        "{v}"
+    );
     // The list of what is granted reads the packs: everyone, with their amounts.
     let listed = granted_list(&t, &c, "longevity_allowance").await;
     assert_eq!(listed.len(), want.len());
