@@ -531,64 +531,101 @@ pub fn take_sqlite(
     Ok(n)
 }
 
-/// [`take_sqlite`] on the evaluation's native PostgreSQL transaction (each pack locked first).
+/// [`take_sqlite`] on the evaluation's native PostgreSQL transaction: the packs are locked and
+/// read in one statement, rewritten, deleted and their grants inserted as rows in one statement
+/// each (a run after a thousand deaths touches a thousand packs: a statement per pack and per
+/// grant was thousands of round trips).
 pub async fn take_pg(
     tx: &mut sqlx::postgres::PgConnection,
     packs: &[(String, String)],
     wanted: &Wanted<'_>,
 ) -> Result<u64, sqlx::Error> {
-    let mut n = 0;
-    for (run, b) in packs {
-        let Some(r) = sqlx::query(
-            "SELECT catalog_region, since, data FROM entitlement_pack WHERE run_id = $1 AND bucket = $2 FOR UPDATE",
-        )
-        .bind(run)
-        .bind(b)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            continue;
-        };
-        let (region, since): (String, String) = (r.get(0), r.get(1));
-        let (kept, taken) = split(decode(&r.get::<Vec<u8>, _>(2))?, |e| {
+    if packs.is_empty() {
+        return Ok(0);
+    }
+    let rows = sqlx::query(
+        "SELECT p.run_id, p.bucket, p.catalog_region, p.since, p.data FROM entitlement_pack p \
+         JOIN UNNEST($1::text[], $2::text[]) AS w (r, b) ON p.run_id = w.r AND p.bucket = w.b \
+         ORDER BY p.run_id, p.bucket FOR UPDATE OF p",
+    )
+    .bind(packs.iter().map(|p| p.0.as_str()).collect::<Vec<_>>())
+    .bind(packs.iter().map(|p| p.1.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    // Rewritten packs (run, bucket, data, entries), emptied ones (run, bucket), and new rows.
+    let mut upd: Vec<(String, String, Vec<u8>, i64)> = vec![];
+    let mut del: Vec<(String, String)> = vec![];
+    let mut new_rows: Vec<(String, String, String, Entry)> = vec![]; // (run, region, since, entry)
+    for r in rows {
+        let (run, b, region, since): (String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (kept, taken) = split(decode(&r.get::<Vec<u8>, _>(4))?, |e| {
             wanted.contains(&(e.elder_id.as_str(), e.item_code.as_str()))
         });
         if taken.is_empty() {
             continue;
         }
         if kept.is_empty() {
-            sqlx::query(PACK_DELETE)
-                .bind(run)
-                .bind(b)
-                .execute(&mut *tx)
-                .await?;
+            del.push((run.clone(), b));
         } else {
-            sqlx::query(PACK_UPDATE)
-                .bind(encode(&kept))
-                .bind(kept.len() as i64)
-                .bind(run)
-                .bind(b)
-                .execute(&mut *tx)
-                .await?;
+            upd.push((run.clone(), b, encode(&kept), kept.len() as i64));
         }
-        for e in &taken {
-            sqlx::query(ROW_INSERT)
-                .bind(id(run, &e.elder_id, &e.item_code))
-                .bind(&e.elder_id)
-                .bind(&region)
-                .bind(&e.item_code)
-                .bind(&e.tier)
-                .bind(e.amount_fen)
-                .bind(e.quota)
-                .bind(&e.residence)
-                .bind(&since)
-                .bind(run)
-                .execute(&mut *tx)
-                .await?;
-            n += 1;
+        for e in taken {
+            new_rows.push((run.clone(), region.clone(), since.clone(), e));
         }
     }
-    Ok(n)
+    if !upd.is_empty() {
+        sqlx::query(
+            "UPDATE entitlement_pack p SET data = u.d, entries = u.n \
+             FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bigint[]) AS u (r, b, d, n) \
+             WHERE p.run_id = u.r AND p.bucket = u.b",
+        )
+        .bind(upd.iter().map(|u| u.0.as_str()).collect::<Vec<_>>())
+        .bind(upd.iter().map(|u| u.1.as_str()).collect::<Vec<_>>())
+        .bind(upd.iter().map(|u| u.2.as_slice()).collect::<Vec<_>>())
+        .bind(upd.iter().map(|u| u.3).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !del.is_empty() {
+        sqlx::query(
+            "DELETE FROM entitlement_pack p USING UNNEST($1::text[], $2::text[]) AS u (r, b) \
+             WHERE p.run_id = u.r AND p.bucket = u.b",
+        )
+        .bind(del.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())
+        .bind(del.iter().map(|d| d.1.as_str()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !new_rows.is_empty() {
+        let col = |f: fn(&(String, String, String, Entry)) -> &str| -> Vec<&str> {
+            new_rows.iter().map(f).collect()
+        };
+        let ids: Vec<String> = new_rows
+            .iter()
+            .map(|(run, _, _, e)| id(run, &e.elder_id, &e.item_code))
+            .collect();
+        sqlx::query(
+            "INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
+             residence_region, since, run_id, reasons) \
+             SELECT i, e, r, c, 'granted', t, a, q, h, s, u, '' FROM UNNEST($1::text[], $2::text[], $3::text[], \
+             $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[]) \
+             AS x (i, e, r, c, t, a, q, h, s, u)",
+        )
+        .bind(&ids)
+        .bind(col(|x| x.3.elder_id.as_str()))
+        .bind(col(|x| x.1.as_str()))
+        .bind(col(|x| x.3.item_code.as_str()))
+        .bind(col(|x| x.3.tier.as_str()))
+        .bind(new_rows.iter().map(|x| x.3.amount_fen).collect::<Vec<_>>())
+        .bind(new_rows.iter().map(|x| x.3.quota).collect::<Vec<_>>())
+        .bind(col(|x| x.3.residence.as_str()))
+        .bind(col(|x| x.2.as_str()))
+        .bind(col(|x| x.0.as_str()))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(new_rows.len() as u64)
 }
 
 /// An error of ours inside a SQLite bulk write (its message reaches the caller).
