@@ -330,10 +330,8 @@ pub async fn list(
         let mut rows = vec![];
         if !ids.is_empty() {
             let sql = format!(
-                "SELECT {COLS} FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id IN ({})",
+                "SELECT {COLS} FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id IN {}",
                 crate::registry::store::placeholders(db.backend, 1, ids.len())
-                    .trim_start_matches('(')
-                    .trim_end_matches(')')
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in &ids {
@@ -362,10 +360,8 @@ pub async fn list(
             .map(|(_, h)| h.entry.elder_id.as_str())
             .collect();
         let sql = format!(
-            "SELECT id, name, citizen_id_masked, birth_date, residence_region FROM elder WHERE id IN ({})",
+            "SELECT id, name, citizen_id_masked, birth_date, residence_region FROM elder WHERE id IN {}",
             crate::registry::store::placeholders(db.backend, 1, ids.len())
-                .trim_start_matches('(')
-                .trim_end_matches(')')
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &ids {

@@ -714,9 +714,7 @@ pub async fn run_with(
             ..Default::default()
         })
         .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = crate::platform::cores();
     let chunk = elders.len().div_ceil(threads).max(1);
     let parts: Vec<(Vec<Action>, Vec<ItemCount>)> = std::thread::scope(|sc| {
         let handles: Vec<_> = elders
@@ -976,9 +974,7 @@ async fn write(
     decided.sort_unstable();
     decided.dedup();
     // Written as JSON on every core (a first run decides on most of a county).
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = crate::platform::cores();
     let facts: Vec<(String, String)> = std::thread::scope(|sc| {
         let handles: Vec<_> = decided
             .chunks(decided.len().div_ceil(threads).max(1))
@@ -1168,9 +1164,7 @@ fn pack_grants(
     }
     let mut buckets: Vec<(&str, Refs)> = by_bucket.into_iter().collect();
     buckets.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = crate::platform::cores();
     let per = buckets.len().div_ceil(threads).max(1);
     std::thread::scope(|sc| {
         let handles: Vec<_> = buckets

@@ -266,9 +266,7 @@ fn feed<S, F>(
 where
     F: Fn(&mut S, &std::sync::Arc<PackOf>, Entry),
 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = crate::platform::cores();
     for group in packs.chunks(256) {
         let per = group.len().div_ceil(threads).max(1);
         let decoded: Vec<Result<Vec<Vec<Entry>>, sqlx::Error>> = std::thread::scope(|sc| {

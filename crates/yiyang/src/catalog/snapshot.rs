@@ -48,9 +48,7 @@ pub struct Chunk {
 pub fn pack(mut people: Vec<(String, String)>) -> Vec<Chunk> {
     people.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let parts: Vec<&[(String, String)]> = people.chunks(PEOPLE_PER_CHUNK).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = crate::platform::cores();
     let per = parts.len().div_ceil(threads).max(1);
     std::thread::scope(|sc| {
         let handles: Vec<_> = parts

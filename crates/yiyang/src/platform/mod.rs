@@ -6,6 +6,14 @@ pub mod migrations;
 pub mod outbox;
 pub mod web;
 
+/// Threads for a whole-registry job's CPU work (deciding, packing, inflating): one per core, at
+/// most 8.
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// Business dates are in China Standard Time (UTC+8, no DST since 1991).
 pub fn today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
