@@ -658,6 +658,33 @@ impl Cell<'_> {
     }
 }
 
+/// PostgreSQL's binary COPY (`WITH (FORMAT binary)`): the signature, no flags, no header
+/// extension. A bulk writer sends it once before its first row.
+pub const COPY_BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The binary COPY's end: a tuple of -1 fields.
+pub const COPY_BINARY_TRAILER: &[u8] = b"\xff\xff";
+
+/// One binary COPY tuple of typed cells, for columns of type TEXT, BYTEA, BIGINT and DOUBLE
+/// PRECISION (the types migrations give them). Nothing is escaped, hex-encoded or printed, on
+/// either side: a million registry rows took 1.4 s of the client's CPU in the text format.
+pub fn copy_binary_row(out: &mut Vec<u8>, cells: &[Cell<'_>]) {
+    fn put(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
+    for c in cells {
+        match *c {
+            Cell::Text(Some(s)) => put(out, s.as_bytes()),
+            Cell::Blob(Some(b)) => put(out, b),
+            Cell::Int(Some(i)) => put(out, &i.to_be_bytes()),
+            Cell::Real(Some(x)) => put(out, &x.to_bits().to_be_bytes()),
+            // NULL: length -1, no bytes.
+            _ => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+}
+
 /// One COPY text line of typed cells.
 pub fn copy_cells(out: &mut String, cells: &[Cell<'_>]) {
     for (i, c) in cells.iter().enumerate() {

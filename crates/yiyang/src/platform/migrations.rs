@@ -146,6 +146,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "entitlement_packs",
         stmts: crate::catalog::pack::MIGRATION,
     },
+    Migration {
+        version: 23,
+        name: "elder_citizen_id_index",
+        stmts: crate::registry::MIGRATION_CID_INDEX,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

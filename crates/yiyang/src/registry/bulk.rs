@@ -11,7 +11,7 @@
 use super::import::{self, Batch, Class, Ctx, ImportError, Rejected, RowIter, Summary};
 use super::store::{self, NEXT_CHANGE_SEQ, Prepared, Stamp};
 use crate::audit;
-use crate::platform::db::{Backend, copy_cells};
+use crate::platform::db::{Backend, COPY_BINARY_HEADER, COPY_BINARY_TRAILER, copy_binary_row};
 use std::sync::atomic::Ordering;
 
 /// The job the rows belong to, for the audit row.
@@ -110,7 +110,16 @@ pub async fn run(
     let (done_tx, done) = tokio::sync::oneshot::channel::<(i64, i64)>();
     let (keys, regions, scope) = (ctx.keys.clone(), ctx.regions.clone(), ctx.scope.clone());
     let validator = tokio::task::spawn_blocking(move || {
-        let r = import::validate_rows(rows, CHUNK, keys_of, keys, regions, scope, send);
+        let r = import::validate_rows(
+            rows,
+            approx_rows,
+            CHUNK,
+            keys_of,
+            keys,
+            regions,
+            scope,
+            send,
+        );
         if let Ok((rejected, total, _)) = &r {
             let _ = done_tx.send((*total, rejected.len() as i64));
         }
@@ -174,8 +183,16 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     let change_seq: i64 = tx.query_row(NEXT_CHANGE_SEQ, [], |r| r.get(0))?;
     let existing: i64 = tx.query_row("SELECT COUNT(*) FROM elder", [], |r| r.get(0))?;
     let rebuild = import::first_load(existing, w.approx_rows);
+    // Into an empty registry everyone is new (the validator took out repeats within the file, and
+    // this transaction holds the write lock): the citizen-ID key is built once at the end too.
+    let empty = rebuild && existing == 0;
+    let rebuilt = || {
+        super::rebuilt_after_load()
+            .copied()
+            .chain(empty.then_some(super::SQLITE_CID_INDEX))
+    };
     if rebuild {
-        for (name, _) in super::rebuilt_after_load() {
+        for (name, _) in rebuilt() {
             tx.execute(&format!("DROP INDEX {name}"), [])?;
         }
     }
@@ -187,8 +204,14 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
         change_seq,
     };
     // Insert first when most of the file is new; look up first when most of it is likely there.
-    let insert_first = existing as usize * 2 <= w.approx_rows;
-    let mut loaded = load_sqlite(tx, Some((&stamp, insert_first)), &mut w)?;
+    let order = if empty {
+        Order::InsertOnly
+    } else if existing as usize * 2 <= w.approx_rows {
+        Order::InsertFirst
+    } else {
+        Order::LookUpFirst
+    };
+    let mut loaded = load_sqlite(tx, Some((&stamp, order)), &mut w)?;
     if loaded.stopped {
         return Ok((loaded, false));
     }
@@ -200,7 +223,7 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     if rebuild {
         // The validator is done by now: the sorter may use the other core.
         tx.execute_batch("PRAGMA threads = 2")?;
-        for (_, ddl) in super::rebuilt_after_load() {
+        for (_, ddl) in rebuilt() {
             tx.execute(ddl, [])?;
         }
         tx.execute_batch("PRAGMA threads = 0")?;
@@ -226,25 +249,41 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     Ok((loaded, true))
 }
 
+/// How a real SQLite run meets each row.
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    /// An empty registry without its citizen-ID key: everyone is new, nothing to look up.
+    InsertOnly,
+    /// Mostly new people: insert, and look up only the rows that were already there (one probe of
+    /// the unique index per new person instead of two).
+    InsertFirst,
+    /// Mostly people already there: look up first.
+    LookUpFirst,
+}
+
 /// SQLite: look every valid row up by its blind index and insert the new ones (when `write` is
-/// given: a real run, and whether to try the insert before the lookup). A real run stops at the
-/// first change.
+/// given: a real run, and in which order). A real run stops at the first change.
 fn load_sqlite(
     c: &rusqlite::Connection,
-    write: Option<(&Stamp, bool)>,
+    write: Option<(&Stamp, Order)>,
     w: &mut Work,
 ) -> rusqlite::Result<Loaded> {
     let stamp = write.map(|(s, _)| s);
-    let insert_first = write.is_some_and(|(_, f)| f);
+    let order = write.map(|(_, o)| o);
+    let insert_first = matches!(order, Some(Order::InsertFirst | Order::InsertOnly));
     use rusqlite::OptionalExtension;
     let mut look = c.prepare(LOOKUP_ONE)?;
-    // A real run inserts first and looks up only the rows that were already there: one probe of
-    // the unique index per new person instead of two.
     let mut insert = match stamp {
         Some(_) => Some(c.prepare(&format!(
-            "INSERT INTO elder ({}) VALUES ({}) ON CONFLICT (citizen_id_bidx) DO NOTHING",
+            "INSERT INTO elder ({}) VALUES ({}){}",
             store::INSERT_COLS,
-            vec!["?"; store::INSERT_NCOLS].join(",")
+            vec!["?"; store::INSERT_NCOLS].join(","),
+            // Without the key (dropped for this load) there is no conflict to name.
+            if order == Some(Order::InsertOnly) {
+                ""
+            } else {
+                " ON CONFLICT (citizen_id_bidx) DO NOTHING"
+            }
         ))?),
         None => None,
     };
@@ -340,11 +379,14 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
         today: &w.today,
         change_seq,
     };
-    let copy_sql = format!("COPY elder ({}) FROM STDIN", store::INSERT_COLS);
+    let copy_sql = format!(
+        "COPY elder ({}) FROM STDIN WITH (FORMAT binary)",
+        store::INSERT_COLS
+    );
     let mut loaded = Loaded::default();
     let mut group: Vec<(i64, Prepared)> = Vec::with_capacity(PG_GROUP);
     let mut group_read = 0i64;
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::new();
     let mut waited = std::time::Duration::ZERO;
     let (mut looked, mut copied) = (waited, waited);
     if empty {
@@ -352,6 +394,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
         // someone inserted meanwhile by another import fails the unique index, and with it this
         // transaction): one COPY streams the rows while PostgreSQL writes the earlier ones.
         let mut copy = tx.copy_in_raw(&copy_sql).await?;
+        buf.extend_from_slice(COPY_BINARY_HEADER);
         loop {
             let t = std::time::Instant::now();
             let Some(batch) = w.recv.recv().await else {
@@ -359,11 +402,11 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
             };
             waited += t.elapsed();
             for (row_no, p) in &batch.rows {
-                copy_cells(&mut buf, &p.cells(&stamp));
+                copy_binary_row(&mut buf, &p.cells(&stamp));
                 loaded.take(*row_no, Class::Insert);
             }
             let t = std::time::Instant::now();
-            copy.send(buf.as_bytes()).await?;
+            copy.send(buf.as_slice()).await?;
             buf.clear(); // its capacity is kept for the next slice
             copied += t.elapsed();
             w.progress
@@ -371,6 +414,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 .fetch_add(batch.n_read, Ordering::Relaxed);
         }
         let t = std::time::Instant::now();
+        copy.send(COPY_BINARY_TRAILER).await?;
         copy.finish().await?;
         copied += t.elapsed();
     } else {
@@ -408,7 +452,10 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                         break;
                     }
                     if class == Class::Insert && !w.dry_run {
-                        copy_cells(&mut buf, &p.cells(&stamp));
+                        if buf.is_empty() {
+                            buf.extend_from_slice(COPY_BINARY_HEADER);
+                        }
+                        copy_binary_row(&mut buf, &p.cells(&stamp));
                     }
                     loaded.take(*row_no, class);
                 }
@@ -418,8 +465,9 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 looked += t.elapsed();
                 let t = std::time::Instant::now();
                 if !buf.is_empty() {
+                    buf.extend_from_slice(COPY_BINARY_TRAILER);
                     let mut copy = tx.copy_in_raw(&copy_sql).await?;
-                    copy.send(buf.as_bytes()).await?;
+                    copy.send(buf.as_slice()).await?;
                     buf.clear(); // its capacity is kept for the next slice
                     copy.finish().await?;
                 }

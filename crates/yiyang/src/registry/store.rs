@@ -758,8 +758,8 @@ impl Prepared {
             phone_enc: input.phone.as_deref().map(|p| keys.encrypt(p)),
             phone_masked: input.phone.as_deref().map(yiyang_kernel::mask::phone),
             digest: input.digest(),
-            birth_date: input.birth_date.to_string(),
-            death_date: input.death_date.map(|d| d.to_string()),
+            birth_date: super::model::iso_date(input.birth_date),
+            death_date: input.death_date.map(super::model::iso_date),
             input,
         }
     }
