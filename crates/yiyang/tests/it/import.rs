@@ -400,6 +400,19 @@ async fn db_import_first_load_into_empty_registry() {
                 .await,
             1
         );
+    } else {
+        // SQLite: the key is the named index of migration 23, built again, and the file checks clean.
+        assert_eq!(
+            t.count("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = 'elder_citizen_id_key' \
+                     AND sql LIKE 'CREATE UNIQUE INDEX%'")
+                .await,
+            1
+        );
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
     }
     // The same row under a new id: refused with the same blind index, accepted with another.
     let copy_of = |bidx: &'static str, id: &'static str| {
