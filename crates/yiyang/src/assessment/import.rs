@@ -7,7 +7,7 @@
 //! a row that differs from what is stored becomes a correction of the stored record (which stays).
 
 use super::store::{self as astore, LTC_STANDARD};
-use crate::platform::db::Cell;
+use crate::platform::db::{COPY_BINARY_HEADER, COPY_BINARY_TRAILER, Cell, copy_binary_row};
 use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
 use crate::registry::model::parse_date;
 use crate::registry::store::{CID_DOMAIN, Cols, NEXT_CHANGE_SEQ, placeholders};
@@ -702,33 +702,23 @@ fn write_current_sqlite(
     Ok(())
 }
 
-/// Run a lookup of a group of keys and map its rows. `sql` names the keys with `{keys}`: an `IN`
-/// list of placeholders, or on PostgreSQL `= ANY($1)` with one array (one plan, one value to
-/// send, on the run's lookup connection). On SQLite through the point-read path
-/// (`Db::sqlite_read_bulk`): no hand-off per row to sqlx's worker thread, which cost more than the
-/// lookups themselves. It reads the last committed state; a real import already holds the write
-/// lock (BEGIN IMMEDIATE), so that state cannot change under it, and its own earlier writes are
-/// tracked in memory.
-async fn lookup<T>(
-    ctx: &Ctx<'_>,
-    pg: Option<&mut sqlx::postgres::PgConnection>,
+/// SQLite: run a lookup of a group of keys and map its rows; `sql` names the keys with `{keys}`,
+/// an `IN` list of placeholders. Through the point-read path (`Db::sqlite_read_bulk`): no hand-off
+/// per row to sqlx's worker thread, which cost more than the lookups themselves. It reads the last
+/// committed state; a real import already holds the write lock (BEGIN IMMEDIATE), so that state
+/// cannot change under it, and its own earlier writes are tracked in memory. (PostgreSQL looks up
+/// with [`FIND_PG`].)
+fn lookup<T>(
+    db: &crate::platform::db::Db,
     sql: &str,
     binds: &[&str],
     map: impl Fn(&dyn Cols) -> T,
 ) -> Result<Vec<T>, sqlx::Error> {
-    if let Some(c) = pg {
-        let rows = sqlx::query(AssertSqlSafe(sql.replace("{keys}", "= ANY($1)")))
-            .bind(binds)
-            .persistent(false)
-            .fetch_all(&mut *c)
-            .await?;
-        return Ok(rows.iter().map(|r| map(r)).collect());
-    }
     let sql = sql.replace(
         "{keys}",
-        &format!("IN {}", placeholders(ctx.db.backend, 1, binds.len())),
+        &format!("IN {}", placeholders(db.backend, 1, binds.len())),
     );
-    let fast = ctx.db.sqlite_read_bulk(|c| {
+    let fast = db.sqlite_read_bulk(|c| {
         let mut st = c.prepare(&sql)?;
         let mut rows = st.query(rusqlite::params_from_iter(binds.iter()))?;
         let mut out = vec![];
@@ -737,8 +727,106 @@ async fn lookup<T>(
         }
         Ok(out)
     });
-    // PostgreSQL runs always pass their lookup connection, so this is SQLite.
     fast.unwrap_or_else(|| Err(sqlx::Error::Protocol("lookup without a connection".into())))
+}
+
+/// What a group of rows is decided on: who each citizen ID is, and their records.
+#[derive(Default)]
+struct Found {
+    /// By blind index: (person's id, residence, their current level's date if they have one).
+    elders: FastMap<String, (String, String, Option<String>)>,
+    /// Their records that no later record corrects, by (person, date, standard).
+    existing: FastMap<(String, String, String), Existing>,
+}
+
+/// PostgreSQL: the three lookups of [`find`] as one statement, one round trip a batch instead of
+/// three, and the people's ids never leave the server (the round trips and the ids sent back and
+/// forth were a third of the lookups' time on 104k rows). Each part is tagged in column 0; the
+/// records and current levels are found by index from an array of the people's ids, as in `find`.
+const FIND_PG: &str = "WITH e AS MATERIALIZED (SELECT citizen_id_bidx, id, residence_region FROM elder \
+     WHERE citizen_id_bidx = ANY($1)), \
+     ids AS MATERIALIZED (SELECT array_agg(id) AS ids FROM e) \
+     SELECT 'e', citizen_id_bidx, id, residence_region, NULL, NULL, NULL, NULL, NULL, NULL FROM e \
+     UNION ALL SELECT 'c', elder_id, assessed_on, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM elder_ability \
+     WHERE elder_id = ANY((SELECT ids FROM ids)::text[]) \
+     UNION ALL SELECT 'a', a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
+     FROM assessment a WHERE a.elder_id = ANY((SELECT ids FROM ids)::text[]) \
+     AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
+
+async fn find_pg(
+    c: &mut sqlx::postgres::PgConnection,
+    keys: &[&str],
+) -> Result<Found, sqlx::Error> {
+    use sqlx::Row as _;
+    let rows = sqlx::query(FIND_PG)
+        .bind(keys)
+        .persistent(false)
+        .fetch_all(&mut *c)
+        .await?;
+    let mut out = Found::default();
+    let mut stored_on: FastMap<String, String> = FastMap::default();
+    for r in &rows {
+        let t = |i: usize| -> String { r.get::<Option<String>, _>(i).unwrap_or_default() };
+        match r.get::<&str, _>(0) {
+            "e" => {
+                out.elders.insert(t(1), (t(2), t(3), None));
+            }
+            "c" => {
+                stored_on.insert(t(1), t(2));
+            }
+            _ => {
+                out.existing.insert(
+                    (t(2), t(3), t(4)),
+                    Existing {
+                        id: t(1),
+                        same: (t(5), t(6), t(7), t(8), r.get(9)),
+                    },
+                );
+            }
+        }
+    }
+    for e in out.elders.values_mut() {
+        e.2 = stored_on.remove(&e.0);
+    }
+    Ok(out)
+}
+
+/// SQLite: look a group of blind indexes up (sorted: consecutive probes touch neighbouring index
+/// pages). The people, their current levels' dates, their records: three queries, each by key (as one
+/// join PostgreSQL hashed the whole current-level table for every batch once it had statistics,
+/// 151 ms a batch against 32).
+fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Error> {
+    let sql = "SELECT e.citizen_id_bidx, e.id, e.residence_region FROM elder e \
+         WHERE e.citizen_id_bidx {keys}";
+    let found = lookup(db, sql, keys, |r| (r.text(0), r.text(1), r.text(2)))?;
+    let mut out = Found::default();
+    for (bidx, id, region) in found {
+        out.elders.insert(bidx, (id, region, None));
+    }
+    let ids: Vec<&str> = out.elders.values().map(|e| e.0.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = "SELECT elder_id, assessed_on FROM elder_ability WHERE elder_id {keys}";
+    let mut stored_on: FastMap<String, String> = lookup(db, sql, &ids, |r| (r.text(0), r.text(1)))?
+        .into_iter()
+        .collect();
+    let sql = "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
+         FROM assessment a WHERE a.elder_id {keys} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
+    let found = lookup(db, sql, &ids, |r| {
+        (
+            (r.text(1), r.text(2), r.text(3)),
+            Existing {
+                id: r.text(0),
+                same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
+            },
+        )
+    })?;
+    out.existing.extend(found);
+    for e in out.elders.values_mut() {
+        e.2 = stored_on.remove(&e.0);
+    }
+    Ok(out)
 }
 
 /// One group of records into the COPY a real PostgreSQL run keeps open (17 binds a row through
@@ -746,16 +834,15 @@ async fn lookup<T>(
 /// stores one slice while the next is formatted.
 async fn copy_records(
     cp: &mut sqlx::postgres::PgCopyIn<&mut sqlx::postgres::PgConnection>,
-    buf: &mut String,
+    buf: &mut Vec<u8>,
     rows: &[Row],
     stamp: &Stamp,
 ) -> Result<(), sqlx::Error> {
-    use crate::platform::db::copy_cells;
     for part in rows.chunks(1_024) {
         for r in part {
-            copy_cells(buf, &r.cells(stamp));
+            copy_binary_row(buf, &r.cells(stamp));
         }
-        cp.send(buf.as_bytes()).await?;
+        cp.send(buf.as_slice()).await?;
         buf.clear(); // its capacity is kept for the next slice
     }
     Ok(())
@@ -770,17 +857,19 @@ async fn write_current_pg(
     current: &[(usize, usize, bool)],
     stamp: &Stamp,
 ) -> Result<(), sqlx::Error> {
-    use crate::platform::db::copy_cells;
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::new();
     // People without a current row when looked up (most of a first import) get theirs by COPY
     // straight into the table; the others by an upsert through a temporary table (0.5 s of a
     // 100k import when everyone went that way). Should someone have got a current row since the
     // lookup, the COPY fails on the key, is undone to its savepoint, and everyone goes the upsert
     // way (in person order, as everywhere else here).
-    let cells_of = |buf: &mut String, people: &[&(usize, usize, bool)]| {
+    // One whole binary COPY: header, tuples, trailer.
+    let cells_of = |buf: &mut Vec<u8>, people: &[&(usize, usize, bool)]| {
+        buf.extend_from_slice(COPY_BINARY_HEADER);
         for c in people {
-            copy_cells(buf, &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2));
+            copy_binary_row(buf, &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2));
         }
+        buf.extend_from_slice(COPY_BINARY_TRAILER);
     };
     let fresh: Vec<&(usize, usize, bool)> = current.iter().filter(|c| !c.2).collect();
     let mut upsert: Vec<&(usize, usize, bool)> = current.iter().filter(|c| c.2).collect();
@@ -791,9 +880,11 @@ async fn write_current_pg(
             .await?;
         let copied = async {
             let mut cp = t
-                .copy_in_raw(&format!("COPY elder_ability ({ABILITY_COLS}) FROM STDIN"))
+                .copy_in_raw(&format!(
+                    "COPY elder_ability ({ABILITY_COLS}) FROM STDIN WITH (FORMAT binary)"
+                ))
                 .await?;
-            cp.send(buf.as_bytes()).await?;
+            cp.send(buf.as_slice()).await?;
             buf.clear(); // its capacity is kept for the next slice
             cp.finish().await
         }
@@ -823,10 +914,10 @@ async fn write_current_pg(
     cells_of(&mut buf, &upsert);
     let mut cp = t
         .copy_in_raw(&format!(
-            "COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN"
+            "COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN WITH (FORMAT binary)"
         ))
         .await?;
-    cp.send(buf.into_bytes()).await?;
+    cp.send(buf).await?;
     cp.finish().await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "INSERT INTO elder_ability ({ABILITY_COLS}) SELECT {ABILITY_COLS} FROM elder_ability_in {}",
@@ -925,18 +1016,51 @@ pub async fn run(
     {
         let mut copy = match tx.as_mut() {
             Some(t) => Some(
-                t.copy_in_raw(&format!("COPY assessment ({ASSESSMENT_COLS}) FROM STDIN"))
-                    .await?,
+                t.copy_in_raw(&format!(
+                    "COPY assessment ({ASSESSMENT_COLS}) FROM STDIN WITH (FORMAT binary)"
+                ))
+                .await?,
             ),
             None => None,
         };
-        let mut copy_buf = String::new();
+        // Binary COPY: the header goes with the first tuples, the trailer before the end.
+        let mut copy_buf: Vec<u8> = COPY_BINARY_HEADER.to_vec();
         // Pass 1, decide, batch by batch while the validator checks the next: who each row is, and
         // whether it is new, unchanged or a correction. A real run writes each batch's records as
         // soon as they are decided (PostgreSQL: into the COPY; SQLite: on the write transaction's
         // thread), while the next batch is looked up.
+        // PostgreSQL: a task of its own looks each batch up on the lookup connection as it comes
+        // from the validator, while this loop decides and writes the one before (the lookups were
+        // half of a 104k import, waited for batch by batch). SQLite looks up inline, fast enough.
+        let (found_tx, mut found_rx) =
+            tokio::sync::mpsc::channel::<(Vec<Checked>, Option<Found>)>(2);
+        let prefetch = tokio::spawn(async move {
+            let mut took = std::time::Duration::ZERO;
+            while let Some(batch) = recv.recv().await {
+                let found = match look.as_mut() {
+                    Some(c) => {
+                        let t = std::time::Instant::now();
+                        let mut keys: Vec<&str> = batch
+                            .iter()
+                            .filter_map(|c| c.as_ref().ok().map(|(p, _)| p.bidx.as_str()))
+                            .collect();
+                        keys.sort_unstable();
+                        keys.dedup();
+                        let found = find_pg(c, &keys).await?;
+                        took += t.elapsed();
+                        Some(found)
+                    }
+                    None => None,
+                };
+                if found_tx.send((batch, found)).await.is_err() {
+                    break; // the decider stopped
+                }
+            }
+            // Dropping the receiver here stops the validator if it is still reading.
+            Ok::<_, sqlx::Error>(took)
+        });
         let mut tw = std::time::Instant::now();
-        while let Some(batch) = recv.recv().await {
+        while let Some((batch, prefound)) = found_rx.recv().await {
             waited += tw.elapsed();
             let n = batch.len() as i64;
             let mut checked: Vec<Prepared> = Vec::with_capacity(batch.len());
@@ -964,54 +1088,24 @@ pub async fn run(
             let mut checked = checked.into_iter().peekable();
             let mut decided: Vec<Write> = vec![];
             while checked.peek().is_some() {
-                // PostgreSQL takes a whole batch's keys as one array (one round trip).
-                let per = if look.is_some() { BATCH } else { CHUNK };
+                // Looked up already (PostgreSQL: the whole batch); else a chunk at a time.
+                let per = if prefound.is_some() {
+                    usize::MAX
+                } else {
+                    CHUNK
+                };
                 let chunk: Vec<Prepared> = checked.by_ref().take(per).collect();
-                // The people: id and residence; then their current records' dates (to decide the
-                // new current). Two queries, each by key: as one join PostgreSQL hashed the whole
-                // current-level table for every batch once it had statistics (151 ms a batch
-                // against 32).
-                let sql = "SELECT e.citizen_id_bidx, e.id, e.residence_region FROM elder e \
-                 WHERE e.citizen_id_bidx {keys}";
-                let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
-                let tt = std::time::Instant::now();
-                let found = lookup(ctx, look.as_mut(), sql, &binds, |r| {
-                    (r.text(0), r.text(1), r.text(2))
-                })
-                .await?;
-                let mut elders: FastMap<String, (String, String, Option<String>)> =
-                    FastMap::default();
-                for (bidx, id, region) in found {
-                    elders.insert(bidx, (id, region, None));
-                }
-                let ids: Vec<&str> = elders.values().map(|e| e.0.as_str()).collect();
-                let mut stored_on: FastMap<String, String> = FastMap::default();
-                let mut existing: FastMap<(String, String, String), Existing> = FastMap::default();
-                if !ids.is_empty() {
-                    let sql =
-                        "SELECT elder_id, assessed_on FROM elder_ability WHERE elder_id {keys}";
-                    let found =
-                        lookup(ctx, look.as_mut(), sql, &ids, |r| (r.text(0), r.text(1))).await?;
-                    stored_on.extend(found);
-                    // Their records that no later record corrects, by (person, date, standard).
-                    let sql = "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
-                     FROM assessment a WHERE a.elder_id {keys} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
-                    let found = lookup(ctx, look.as_mut(), sql, &ids, |r| {
-                        (
-                            (r.text(1), r.text(2), r.text(3)),
-                            Existing {
-                                id: r.text(0),
-                                same: (r.text(4), r.text(5), r.text(6), r.text(7), r.opt_text(8)),
-                            },
-                        )
-                    })
-                    .await?;
-                    existing.extend(found);
-                }
-                for e in elders.values_mut() {
-                    e.2 = stored_on.remove(&e.0);
-                }
-                tl += tt.elapsed();
+                let looked_up;
+                let Found { elders, existing } = match &prefound {
+                    Some(f) => f,
+                    None => {
+                        let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
+                        let tt = std::time::Instant::now();
+                        looked_up = find(ctx.db, &binds)?;
+                        tl += tt.elapsed();
+                        &looked_up
+                    }
+                };
                 for p in chunk {
                     // Unregistered and registered elsewhere get the same answer: an import must not tell
                     // whether a citizen ID is registered outside the caller's region.
@@ -1101,12 +1195,18 @@ pub async fn run(
                 .fetch_add(n - n / 10, Ordering::Relaxed);
             tw = std::time::Instant::now();
         }
-        if let Some(cp) = copy {
+        drop(found_rx);
+        tl += prefetch
+            .await
+            .map_err(|e| ImportError::Other(anyhow::anyhow!("assessment lookups: {e}")))??;
+        if let Some(mut cp) = copy {
+            copy_buf.extend_from_slice(COPY_BINARY_TRAILER);
+            cp.send(copy_buf.as_slice()).await?;
             cp.finish().await?;
         }
     }
-    // The validator stops once nobody receives; its count of rows, or the file's error.
-    drop(recv);
+    // The validator stops once nobody receives (the look-up task held its receiver until it
+    // ended); its count of rows, or the file's error.
     let total = validator
         .await
         .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
