@@ -1302,12 +1302,13 @@ pub async fn run(
         .await?;
         t.commit().await?;
         ctx.db
-            .analyze_after_bulk(
+            .analyze_sampled(
                 &[
                     "assessment (id, elder_id, assessed_on, standard, kind, corrects, valid_until, final_level, recorded_at)",
                     "elder_ability",
                 ],
                 written,
+                Some(30),
             )
             .await?;
     }

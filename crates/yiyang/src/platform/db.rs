@@ -333,10 +333,27 @@ impl Db {
         tables: &[&str],
         written: usize,
     ) -> Result<(), sqlx::Error> {
+        self.analyze_sampled(tables, written, None).await
+    }
+
+    /// [`Db::analyze_after_bulk`] sampling `300 × target` rows instead of the server's default
+    /// (30,000 at target 100), for tables whose columns are dates, levels and keys, where a
+    /// smaller sample describes them as well. ANALYZE's time is mostly reading its sample: the
+    /// assessments of a 104k import took 0.22–0.38 s at the default, 0.10 s at 30.
+    pub async fn analyze_sampled(
+        &self,
+        tables: &[&str],
+        written: usize,
+        target: Option<u32>,
+    ) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres && written >= 10_000 {
+            // `SET LOCAL` lasts for the one implicit transaction of the two statements.
+            let set = target
+                .map(|t| format!("SET LOCAL default_statistics_target = {t}; "))
+                .unwrap_or_default();
             // Each table on its own connection, all at once: the server samples them side by side.
             futures_util::future::try_join_all(tables.iter().map(|t| {
-                sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {t}"))).execute(&self.pool)
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{set}ANALYZE {t}"))).execute(&self.pool)
             }))
             .await?;
         }
