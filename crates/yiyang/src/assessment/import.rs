@@ -730,6 +730,16 @@ fn lookup<T>(
     fast.unwrap_or_else(|| Err(sqlx::Error::Protocol("lookup without a connection".into())))
 }
 
+/// A spawned task that ends when its handle is dropped: should the import stop on an error, its
+/// look-up task stops too instead of running one more query.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a group of rows is decided on: who each citizen ID is, and their records.
 #[derive(Default)]
 struct Found {
@@ -1034,7 +1044,7 @@ pub async fn run(
         // half of a 104k import, waited for batch by batch). SQLite looks up inline, fast enough.
         let (found_tx, mut found_rx) =
             tokio::sync::mpsc::channel::<(Vec<Checked>, Option<Found>)>(2);
-        let prefetch = tokio::spawn(async move {
+        let mut prefetch = AbortOnDrop(tokio::spawn(async move {
             let mut took = std::time::Duration::ZERO;
             while let Some(batch) = recv.recv().await {
                 let found = match look.as_mut() {
@@ -1058,7 +1068,7 @@ pub async fn run(
             }
             // Dropping the receiver here stops the validator if it is still reading.
             Ok::<_, sqlx::Error>(took)
-        });
+        }));
         let mut tw = std::time::Instant::now();
         while let Some((batch, prefound)) = found_rx.recv().await {
             waited += tw.elapsed();
@@ -1196,7 +1206,7 @@ pub async fn run(
             tw = std::time::Instant::now();
         }
         drop(found_rx);
-        tl += prefetch
+        tl += (&mut prefetch.0)
             .await
             .map_err(|e| ImportError::Other(anyhow::anyhow!("assessment lookups: {e}")))??;
         if let Some(mut cp) = copy {

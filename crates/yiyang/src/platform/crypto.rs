@@ -14,7 +14,7 @@ use std::path::Path;
 pub struct KeyRing {
     cipher: Aes256Gcm,
     /// The HMAC keyed once: each blind index clones it instead of hashing the key's two pads again
-    /// (a third of the HMAC's work on a short value).
+    /// (half the HMAC's work on a value shorter than a block).
     mac: Hmac<Sha256>,
 }
 

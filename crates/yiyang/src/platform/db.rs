@@ -649,30 +649,6 @@ impl Cell<'_> {
             Cell::Real(v) => q.bind(v),
         }
     }
-
-    /// Append in PostgreSQL's COPY text format: `\N` is NULL, bytea is `\\x` and hex.
-    pub fn copy_into(self, out: &mut String) {
-        use std::fmt::Write;
-        match self {
-            Cell::Text(Some(s)) => copy_field(out, s),
-            Cell::Blob(Some(b)) => {
-                out.push_str("\\\\x");
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                for byte in b {
-                    out.push(HEX[(byte >> 4) as usize] as char);
-                    out.push(HEX[(byte & 15) as usize] as char);
-                }
-            }
-            Cell::Int(Some(i)) => {
-                let _ = write!(out, "{i}");
-            }
-            // Rust prints the shortest text that reads back to the same f64.
-            Cell::Real(Some(x)) => {
-                let _ = write!(out, "{x:?}");
-            }
-            _ => out.push_str("\\N"),
-        }
-    }
 }
 
 /// PostgreSQL's binary COPY (`WITH (FORMAT binary)`): the signature, no flags, no header
@@ -700,17 +676,6 @@ pub fn copy_binary_row(out: &mut Vec<u8>, cells: &[Cell<'_>]) {
             _ => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
     }
-}
-
-/// One COPY text line of typed cells.
-pub fn copy_cells(out: &mut String, cells: &[Cell<'_>]) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
-        }
-        c.copy_into(out);
-    }
-    out.push('\n');
 }
 
 /// COPY text format: backslash, tab and line breaks escaped.

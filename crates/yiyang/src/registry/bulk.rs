@@ -186,10 +186,12 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     // Into an empty registry everyone is new (the validator took out repeats within the file, and
     // this transaction holds the write lock): the citizen-ID key is built once at the end too.
     let empty = rebuild && existing == 0;
+    // The key first: a repeated citizen ID fails before the other builds are done.
     let rebuilt = || {
-        super::rebuilt_after_load()
-            .copied()
-            .chain(empty.then_some(super::SQLITE_CID_INDEX))
+        empty
+            .then_some(super::SQLITE_CID_INDEX)
+            .into_iter()
+            .chain(super::rebuilt_after_load().copied())
     };
     if rebuild {
         for (name, _) in rebuilt() {
@@ -414,7 +416,10 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 .fetch_add(batch.n_read, Ordering::Relaxed);
         }
         let t = std::time::Instant::now();
-        copy.send(COPY_BINARY_TRAILER).await?;
+        // What is left (the header itself when the file had no rows) and the end.
+        buf.extend_from_slice(COPY_BINARY_TRAILER);
+        copy.send(buf.as_slice()).await?;
+        buf.clear();
         copy.finish().await?;
         copied += t.elapsed();
     } else {

@@ -370,6 +370,35 @@ fn big_row(i: u32, living: &str) -> String {
 /// The bulk path: a first load large enough to rebuild the secondary indexes, then a file mixing new,
 /// unchanged, changed and out-of-scope people (which the bulk path hands to the general path), as a
 /// dry run and for real.
+/// A file of headers only (the blank template) into an empty registry, for real: nothing to write,
+/// and the job ends done, not failed (the binary COPY into an empty registry still sends its
+/// header before its end).
+#[tokio::test]
+async fn db_import_headers_only_into_empty_registry() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let file = "身份证号,姓名,居住地区划代码,居住状况\n";
+    let (_, job) = t
+        .multipart(
+            "/api/v1/imports/registry",
+            &c,
+            "blank.csv",
+            file.as_bytes(),
+            false,
+        )
+        .await;
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(
+        (st["total"].as_i64(), st["inserted"].as_i64()),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, 0);
+}
+
 /// A first load into an empty registry: on PostgreSQL the citizen-ID key is built after the COPY;
 /// it is back and holds (a second row with the same blind index is refused by the database).
 #[tokio::test]
