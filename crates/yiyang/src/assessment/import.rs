@@ -7,7 +7,7 @@
 //! a row that differs from what is stored becomes a correction of the stored record (which stays).
 
 use super::store::{self as astore, LTC_STANDARD};
-use crate::platform::db::{COPY_BINARY_HEADER, COPY_BINARY_TRAILER, Cell, copy_binary_row};
+use crate::platform::db::{Cell, CopyBinary};
 use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
 use crate::registry::model::parse_date;
 use crate::registry::store::{CID_DOMAIN, Cols, NEXT_CHANGE_SEQ, placeholders};
@@ -749,10 +749,21 @@ struct Found {
     existing: FastMap<(String, String, String), Existing>,
 }
 
+impl Found {
+    /// Each person's current level's date, from (person's id → date).
+    fn levels_dated(&mut self, mut stored_on: FastMap<String, String>) {
+        for e in self.elders.values_mut() {
+            e.2 = stored_on.remove(&e.0);
+        }
+    }
+}
+
 /// PostgreSQL: the three lookups of [`find`] as one statement, one round trip a batch instead of
 /// three, and the people's ids never leave the server (the round trips and the ids sent back and
 /// forth were a third of the lookups' time on 104k rows). Each part is tagged in column 0; the
-/// records and current levels are found by index from an array of the people's ids, as in `find`.
+/// records and current levels are found by index from an array of the people's ids, not joined
+/// (as a join PostgreSQL hashed the whole current-level table for every batch once it had
+/// statistics, 151 ms a batch against 32).
 const FIND_PG: &str = "WITH e AS MATERIALIZED (SELECT citizen_id_bidx, id, residence_region FROM elder \
      WHERE citizen_id_bidx = ANY($1)), \
      ids AS MATERIALIZED (SELECT array_agg(id) AS ids FROM e) \
@@ -795,16 +806,12 @@ async fn find_pg(
             }
         }
     }
-    for e in out.elders.values_mut() {
-        e.2 = stored_on.remove(&e.0);
-    }
+    out.levels_dated(stored_on);
     Ok(out)
 }
 
 /// SQLite: look a group of blind indexes up (sorted: consecutive probes touch neighbouring index
-/// pages). The people, their current levels' dates, their records: three queries, each by key (as one
-/// join PostgreSQL hashed the whole current-level table for every batch once it had statistics,
-/// 151 ms a batch against 32).
+/// pages). The people, their current levels' dates, their records: three queries, each by key.
 fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Error> {
     let sql = "SELECT e.citizen_id_bidx, e.id, e.residence_region FROM elder e \
          WHERE e.citizen_id_bidx {keys}";
@@ -818,7 +825,7 @@ fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Erro
         return Ok(out);
     }
     let sql = "SELECT elder_id, assessed_on FROM elder_ability WHERE elder_id {keys}";
-    let mut stored_on: FastMap<String, String> = lookup(db, sql, &ids, |r| (r.text(0), r.text(1)))?
+    let stored_on: FastMap<String, String> = lookup(db, sql, &ids, |r| (r.text(0), r.text(1)))?
         .into_iter()
         .collect();
     let sql = "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
@@ -833,9 +840,7 @@ fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Erro
         )
     })?;
     out.existing.extend(found);
-    for e in out.elders.values_mut() {
-        e.2 = stored_on.remove(&e.0);
-    }
+    out.levels_dated(stored_on);
     Ok(out)
 }
 
@@ -844,16 +849,15 @@ fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Erro
 /// stores one slice while the next is formatted.
 async fn copy_records(
     cp: &mut sqlx::postgres::PgCopyIn<&mut sqlx::postgres::PgConnection>,
-    buf: &mut Vec<u8>,
+    out: &mut CopyBinary,
     rows: &[Row],
     stamp: &Stamp,
 ) -> Result<(), sqlx::Error> {
     for part in rows.chunks(1_024) {
         for r in part {
-            copy_binary_row(buf, &r.cells(stamp));
+            out.row(&r.cells(stamp));
         }
-        cp.send(buf.as_slice()).await?;
-        buf.clear(); // its capacity is kept for the next slice
+        out.send(cp).await?;
     }
     Ok(())
 }
@@ -867,36 +871,32 @@ async fn write_current_pg(
     current: &[(usize, usize, bool)],
     stamp: &Stamp,
 ) -> Result<(), sqlx::Error> {
-    let mut buf: Vec<u8> = Vec::new();
     // People without a current row when looked up (most of a first import) get theirs by COPY
     // straight into the table; the others by an upsert through a temporary table (0.5 s of a
     // 100k import when everyone went that way). Should someone have got a current row since the
     // lookup, the COPY fails on the key, is undone to its savepoint, and everyone goes the upsert
     // way (in person order, as everywhere else here).
-    // One whole binary COPY: header, tuples, trailer.
-    let cells_of = |buf: &mut Vec<u8>, people: &[&(usize, usize, bool)]| {
-        buf.extend_from_slice(COPY_BINARY_HEADER);
+    let cells_of = |people: &[&(usize, usize, bool)]| {
+        let mut out = CopyBinary::default();
         for c in people {
-            copy_binary_row(buf, &Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2));
+            out.row(&Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2));
         }
-        buf.extend_from_slice(COPY_BINARY_TRAILER);
+        out
     };
     let fresh: Vec<&(usize, usize, bool)> = current.iter().filter(|c| !c.2).collect();
     let mut upsert: Vec<&(usize, usize, bool)> = current.iter().filter(|c| c.2).collect();
     if !fresh.is_empty() {
-        cells_of(&mut buf, &fresh);
+        let out = cells_of(&fresh);
         sqlx::raw_sql("SAVEPOINT ability_copy")
             .execute(&mut *t)
             .await?;
         let copied = async {
-            let mut cp = t
+            let cp = t
                 .copy_in_raw(&format!(
                     "COPY elder_ability ({ABILITY_COLS}) FROM STDIN WITH (FORMAT binary)"
                 ))
                 .await?;
-            cp.send(buf.as_slice()).await?;
-            buf.clear(); // its capacity is kept for the next slice
-            cp.finish().await
+            out.finish(cp).await
         }
         .await;
         match copied {
@@ -917,18 +917,15 @@ async fn write_current_pg(
     if upsert.is_empty() {
         return Ok(());
     }
-    buf.clear();
     sqlx::raw_sql("CREATE TEMPORARY TABLE elder_ability_in (LIKE elder_ability) ON COMMIT DROP")
         .execute(&mut *t)
         .await?;
-    cells_of(&mut buf, &upsert);
-    let mut cp = t
+    let cp = t
         .copy_in_raw(&format!(
             "COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN WITH (FORMAT binary)"
         ))
         .await?;
-    cp.send(buf).await?;
-    cp.finish().await?;
+    cells_of(&upsert).finish(cp).await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "INSERT INTO elder_ability ({ABILITY_COLS}) SELECT {ABILITY_COLS} FROM elder_ability_in {}",
         astore::UPSERT_CURRENT_SET
@@ -1033,8 +1030,7 @@ pub async fn run(
             ),
             None => None,
         };
-        // Binary COPY: the header goes with the first tuples, the trailer before the end.
-        let mut copy_buf: Vec<u8> = COPY_BINARY_HEADER.to_vec();
+        let mut copy_buf = CopyBinary::default();
         // Pass 1, decide, batch by batch while the validator checks the next: who each row is, and
         // whether it is new, unchanged or a correction. A real run writes each batch's records as
         // soon as they are decided (PostgreSQL: into the COPY; SQLite: on the write transaction's
@@ -1209,10 +1205,8 @@ pub async fn run(
         tl += (&mut prefetch.0)
             .await
             .map_err(|e| ImportError::Other(anyhow::anyhow!("assessment lookups: {e}")))??;
-        if let Some(mut cp) = copy {
-            copy_buf.extend_from_slice(COPY_BINARY_TRAILER);
-            cp.send(copy_buf.as_slice()).await?;
-            cp.finish().await?;
+        if let Some(cp) = copy {
+            copy_buf.finish(cp).await?;
         }
     }
     // The validator stops once nobody receives (the look-up task held its receiver until it

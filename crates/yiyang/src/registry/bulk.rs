@@ -11,7 +11,7 @@
 use super::import::{self, Batch, Class, Ctx, ImportError, Rejected, RowIter, Summary};
 use super::store::{self, NEXT_CHANGE_SEQ, Prepared, Stamp};
 use crate::audit;
-use crate::platform::db::{Backend, COPY_BINARY_HEADER, COPY_BINARY_TRAILER, copy_binary_row};
+use crate::platform::db::{Backend, CopyBinary};
 use std::sync::atomic::Ordering;
 
 /// The job the rows belong to, for the audit row.
@@ -108,18 +108,9 @@ pub async fn run(
     // Room for two PostgreSQL groups: the validator keeps working while a lookup or COPY runs.
     let (send, recv) = tokio::sync::mpsc::channel::<Batch>(2 * PG_GROUP / CHUNK);
     let (done_tx, done) = tokio::sync::oneshot::channel::<(i64, i64)>();
-    let (keys, regions, scope) = (ctx.keys.clone(), ctx.regions.clone(), ctx.scope.clone());
+    let checks = ctx.checks();
     let validator = tokio::task::spawn_blocking(move || {
-        let r = import::validate_rows(
-            rows,
-            approx_rows,
-            CHUNK,
-            keys_of,
-            keys,
-            regions,
-            scope,
-            send,
-        );
+        let r = import::validate_rows(rows, approx_rows, CHUNK, keys_of, checks, send);
         if let Ok((rejected, total, _)) = &r {
             let _ = done_tx.send((*total, rejected.len() as i64));
         }
@@ -388,7 +379,6 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
     let mut loaded = Loaded::default();
     let mut group: Vec<(i64, Prepared)> = Vec::with_capacity(PG_GROUP);
     let mut group_read = 0i64;
-    let mut buf: Vec<u8> = Vec::new();
     let mut waited = std::time::Duration::ZERO;
     let (mut looked, mut copied) = (waited, waited);
     if empty {
@@ -396,7 +386,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
         // someone inserted meanwhile by another import fails the unique index, and with it this
         // transaction): one COPY streams the rows while PostgreSQL writes the earlier ones.
         let mut copy = tx.copy_in_raw(&copy_sql).await?;
-        buf.extend_from_slice(COPY_BINARY_HEADER);
+        let mut out = CopyBinary::default();
         loop {
             let t = std::time::Instant::now();
             let Some(batch) = w.recv.recv().await else {
@@ -404,23 +394,18 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
             };
             waited += t.elapsed();
             for (row_no, p) in &batch.rows {
-                copy_binary_row(&mut buf, &p.cells(&stamp));
+                out.row(&p.cells(&stamp));
                 loaded.take(*row_no, Class::Insert);
             }
             let t = std::time::Instant::now();
-            copy.send(buf.as_slice()).await?;
-            buf.clear(); // its capacity is kept for the next slice
+            out.send(&mut copy).await?;
             copied += t.elapsed();
             w.progress
                 .processed
                 .fetch_add(batch.n_read, Ordering::Relaxed);
         }
         let t = std::time::Instant::now();
-        // What is left (the header itself when the file had no rows) and the end.
-        buf.extend_from_slice(COPY_BINARY_TRAILER);
-        copy.send(buf.as_slice()).await?;
-        buf.clear();
-        copy.finish().await?;
+        out.finish(copy).await?;
         copied += t.elapsed();
     } else {
         loop {
@@ -434,6 +419,8 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
             }
             if group.len() >= PG_GROUP || (end && !group.is_empty()) {
                 let t = std::time::Instant::now();
+                // This group's new people, one COPY of their own.
+                let mut out = CopyBinary::default();
                 let bidx: Vec<&str> = group.iter().map(|(_, p)| p.bidx.as_str()).collect();
                 // Planned with the values each time: a plan kept from an empty table would scan it.
                 let found = sqlx::query(LOOKUP_ANY)
@@ -457,10 +444,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                         break;
                     }
                     if class == Class::Insert && !w.dry_run {
-                        if buf.is_empty() {
-                            buf.extend_from_slice(COPY_BINARY_HEADER);
-                        }
-                        copy_binary_row(&mut buf, &p.cells(&stamp));
+                        out.row(&p.cells(&stamp));
                     }
                     loaded.take(*row_no, class);
                 }
@@ -469,12 +453,9 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 }
                 looked += t.elapsed();
                 let t = std::time::Instant::now();
-                if !buf.is_empty() {
-                    buf.extend_from_slice(COPY_BINARY_TRAILER);
-                    let mut copy = tx.copy_in_raw(&copy_sql).await?;
-                    copy.send(buf.as_slice()).await?;
-                    buf.clear(); // its capacity is kept for the next slice
-                    copy.finish().await?;
+                if out.rows() > 0 {
+                    let copy = tx.copy_in_raw(&copy_sql).await?;
+                    std::mem::take(&mut out).finish(copy).await?;
                 }
                 copied += t.elapsed();
                 group.clear();

@@ -247,17 +247,35 @@ pub(super) struct Batch {
 /// Rejected rows: file row number, reason, the row's cells as uploaded.
 pub type Rejected = Vec<(i64, String, Vec<String>)>;
 
+/// What checking and preparing a row needs, owned by the validating thread.
+pub(super) struct Checks {
+    keys: KeyRing,
+    regions: RegionIndex,
+    scope: Scope,
+}
+
+impl Ctx<'_> {
+    pub(super) fn checks(&self) -> Checks {
+        Checks {
+            keys: self.keys.clone(),
+            regions: self.regions.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
 /// Parse, validate, dedupe within the file and prepare rows on a blocking thread, so that this CPU
 /// work overlaps with the database writing the previous chunk.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn validate_rows(
     mut rows: RowIter,
     expect_rows: usize,
     chunk: usize,
     keys_of: Vec<Option<&'static str>>,
-    keys: KeyRing,
-    regions: RegionIndex,
-    scope: Scope,
+    Checks {
+        keys,
+        regions,
+        scope,
+    }: Checks,
     out: tokio::sync::mpsc::Sender<Batch>,
 ) -> Result<(Rejected, i64, i64), ImportError> {
     let today = crate::platform::today();
@@ -406,18 +424,9 @@ async fn run_general(
     let source = format!("批量导入 {file_name}");
     let now = crate::platform::now_rfc3339();
     let (send, mut recv) = tokio::sync::mpsc::channel::<Batch>(2);
-    let (keys, regions, scope) = (ctx.keys.clone(), ctx.regions.clone(), ctx.scope.clone());
+    let checks = ctx.checks();
     let validator = tokio::task::spawn_blocking(move || {
-        validate_rows(
-            table.rows,
-            table.approx_rows,
-            CHUNK,
-            keys_of,
-            keys,
-            regions,
-            scope,
-            send,
-        )
+        validate_rows(table.rows, table.approx_rows, CHUNK, keys_of, checks, send)
     });
     let mut tx = if dry_run {
         None
