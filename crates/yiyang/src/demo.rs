@@ -353,7 +353,7 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
     let approx_rows = rows.len();
     let table = crate::registry::import::Table {
         headers,
-        rows: Box::new(rows.into_iter()),
+        rows: Box::new(rows.into_iter().map(csv::StringRecord::from)),
         approx_rows,
         again: None,
     };

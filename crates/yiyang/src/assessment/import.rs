@@ -8,7 +8,7 @@
 
 use super::store::{self as astore, LTC_STANDARD};
 use crate::platform::db::{Cell, CopyBinary};
-use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table};
+use crate::registry::import::{Ctx, ImportError, Rejected, RowError, Summary, Table, owned_cells};
 use crate::registry::model::parse_date;
 use crate::registry::store::{CID_DOMAIN, Cols, NEXT_CHANGE_SEQ, placeholders};
 use chrono::{Datelike, NaiveDate};
@@ -304,15 +304,16 @@ fn validate_row<'c>(
             if a1.is_none() || a2.is_none() || a1 == a2 {
                 errs.push("GB/T 42195-2022 评估须填写两名不同的评估员".into());
             }
-            let mut items = BTreeMap::new();
+            // Collected, not inserted one by one: built from sorted pairs in one go (26 inserts a
+            // row were a twelfth of the import's CPU).
+            let mut pairs = Vec::with_capacity(scores.len());
             for (code, v) in &scores {
                 match v.parse::<u8>() {
-                    Ok(n) => {
-                        items.insert((*code).clone(), n);
-                    }
+                    Ok(n) => pairs.push(((*code).clone(), n)),
                     Err(_) => errs.push(format!("{code} 的分值“{v}”不是数字")),
                 }
             }
+            let items: BTreeMap<String, u8> = pairs.into_iter().collect();
             let inp = Input {
                 items,
                 options: BTreeMap::new(),
@@ -450,7 +451,7 @@ fn validate_row<'c>(
 
 /// A row checked by the validator: ready to write (with its cells, kept for a duplicate's error
 /// report), or rejected with the reason and its cells.
-type Checked = Result<(Prepared, Vec<String>), (i64, String, Vec<String>)>;
+type Checked = Result<(Prepared, csv::StringRecord), (i64, String, Vec<String>)>;
 
 /// Rows validated per batch; batches flow to the database side while the next one is validated.
 const BATCH: usize = 4096;
@@ -491,7 +492,7 @@ fn validate_stream(
     let mut row_no = 1i64;
     let mut total = 0i64;
     loop {
-        let mut lines: Vec<(i64, Vec<String>)> = Vec::with_capacity(BATCH);
+        let mut lines: Vec<(i64, csv::StringRecord)> = Vec::with_capacity(BATCH);
         for cells in table.rows.by_ref() {
             row_no += 1;
             if cells.iter().all(|c| c.trim().is_empty()) {
@@ -522,18 +523,14 @@ fn validate_stream(
                         part.iter_mut()
                             .map(|(row_no, cells)| {
                                 let checked = {
-                                    let cells: &Vec<String> = cells;
                                     let get = |k: &str| -> &str {
-                                        col_of
-                                            .get(k)
-                                            .and_then(|i| cells.get(*i))
-                                            .map_or("", String::as_str)
+                                        col_of.get(k).and_then(|i| cells.get(*i)).unwrap_or("")
                                     };
                                     validate_row(&get, items_in_file, today)
                                 };
                                 let cells = std::mem::take(cells);
                                 match checked {
-                                    Err(reason) => Err((*row_no, reason, cells)),
+                                    Err(reason) => Err((*row_no, reason, owned_cells(&cells))),
                                     Ok((cid, mut p)) => {
                                         p.row_no = *row_no;
                                         p.bidx = keys.blind_index(CID_DOMAIN, cid.as_str());
@@ -568,7 +565,7 @@ const ASSESSMENT_COLS: &str = "id, elder_id, standard, reason, assessed_on, vali
      informant, corrects, input, result, final_level, recorded_by, recorded_at, kind, source";
 const ABILITY_COLS: &str = "elder_id, assessment_id, level, assessed_on, valid_until, change_seq";
 
-/// A row decided in pass 1: whose it is and whether it corrects a stored record.
+/// A decided row: whose it is and whether it corrects a stored record.
 struct Write {
     p: Prepared,
     elder_id: String,
@@ -640,18 +637,53 @@ impl Row {
         ]
     }
 
-    /// The person's current-level row ([`ABILITY_COLS`]): `first` names the person, `best` is
-    /// their new current record.
-    fn ability_cells<'a>(first: &'a Row, best: &'a Row, change_seq: i64) -> [Cell<'a>; 6] {
+    /// The person's current-level row ([`ABILITY_COLS`]), this being their new current record.
+    fn ability_cells(&self, change_seq: i64) -> [Cell<'_>; 6] {
         [
-            Cell::Text(Some(&first.elder_id)),
-            Cell::Text(Some(&best.id)),
-            Cell::Int(Some(best.p.level)),
-            Cell::Text(Some(&best.assessed_on)),
-            Cell::Text(Some(&best.valid_until)),
+            Cell::Text(Some(&self.elder_id)),
+            Cell::Text(Some(&self.id)),
+            Cell::Int(Some(self.p.level)),
+            Cell::Text(Some(&self.assessed_on)),
+            Cell::Text(Some(&self.valid_until)),
             Cell::Int(Some(change_seq)),
         ]
     }
+}
+
+/// The date of each person's current record as this import has set it so far, by person id: a
+/// person whose records come in two batches has the first batch's level replaced only by a record
+/// at least as new.
+type Levels = FastMap<String, NaiveDate>;
+
+/// The current levels a group of decided rows (in person order) sets: for each person, the newest
+/// non-legacy row at least as new as their current record, stored before the import or set by an
+/// earlier batch of it (a later record wins a tie). Each as (row, whether the person had a current
+/// row already).
+fn current_of(rows: &[Row], levels: &mut Levels) -> Vec<(usize, bool)> {
+    let mut out = vec![];
+    let mut at = 0;
+    while at < rows.len() {
+        let end = at + rows[at..].partition_point(|r| r.elder_id == rows[at].elder_id);
+        let prev = levels
+            .get(&rows[at].elder_id)
+            .copied()
+            .or(rows[at].stored_on);
+        let mut best: Option<usize> = None;
+        for (i, r) in rows.iter().enumerate().take(end).skip(at) {
+            if r.p.std == Std::Mzt || prev.is_some_and(|d| d > r.p.assessed_on) {
+                continue;
+            }
+            if best.is_none_or(|b| rows[b].p.assessed_on <= r.p.assessed_on) {
+                best = Some(i);
+            }
+        }
+        if let Some(b) = best {
+            levels.insert(rows[b].elder_id.clone(), rows[b].p.assessed_on);
+            out.push((b, prev.is_some()));
+        }
+        at = end;
+    }
+    out
 }
 
 /// A group of records of a real run on SQLite, on its transaction's thread while the next
@@ -680,24 +712,20 @@ fn insert_records_sqlite(
     Ok(())
 }
 
-/// A real SQLite run's current levels, in person order, once the records are in.
+/// A group's current levels on a real SQLite run, after its records.
 fn write_current_sqlite(
     t: &rusqlite::Transaction,
     rows: &[Row],
-    current: &[(usize, usize, bool)],
+    current: &[(usize, bool)],
     stamp: &Stamp,
 ) -> rusqlite::Result<()> {
-    let mut up = t.prepare(&format!(
+    let mut up = t.prepare_cached(&format!(
         "INSERT INTO elder_ability ({ABILITY_COLS}) VALUES ({}) {}",
         ["?"; 6].join(","),
         astore::UPSERT_CURRENT_SET
     ))?;
-    for (first, b, _) in current {
-        up.execute(rusqlite::params_from_iter(Row::ability_cells(
-            &rows[*first],
-            &rows[*b],
-            stamp.2,
-        )))?;
+    for (b, _) in current {
+        up.execute(rusqlite::params_from_iter(rows[*b].ability_cells(stamp.2)))?;
     }
     Ok(())
 }
@@ -750,28 +778,40 @@ struct Found {
 }
 
 impl Found {
-    /// Each person's current level's date, from (person's id → date).
-    fn levels_dated(&mut self, mut stored_on: FastMap<String, String>) {
+    /// Each person's current record's date, from their records: the current record is the newest
+    /// one not corrected and not legacy (`store::CURRENT_SQL`, which `elder_ability` mirrors), so
+    /// it needs no look-up of its own (that look-up was a third of the look-ups' time).
+    fn levels_dated(&mut self) {
+        let mut newest: FastMap<&str, &str> = FastMap::default();
+        for (elder, on, std) in self.existing.keys() {
+            if std != LEGACY_STANDARD {
+                let d = newest.entry(elder.as_str()).or_insert(on.as_str());
+                if on.as_str() > *d {
+                    *d = on.as_str();
+                }
+            }
+        }
+        let newest: FastMap<String, String> = newest
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for e in self.elders.values_mut() {
-            e.2 = stored_on.remove(&e.0);
+            e.2 = newest.get(&e.0).cloned();
         }
     }
 }
 
-/// PostgreSQL: the three lookups of [`find`] as one statement, one round trip a batch instead of
-/// three, and the people's ids never leave the server (the round trips and the ids sent back and
+/// PostgreSQL: the two lookups of [`find`] as one statement, one round trip a batch instead of
+/// two, and the people's ids never leave the server (the round trips and the ids sent back and
 /// forth were a third of the lookups' time on 104k rows). Each part is tagged in column 0; the
-/// records and current levels are found by index from an array of the people's ids, not joined
-/// (as a join PostgreSQL hashed the whole current-level table for every batch once it had
-/// statistics, 151 ms a batch against 32).
+/// records are found by index from an array of the people's ids, not joined (as a join
+/// PostgreSQL hashed a whole table for every batch once it had statistics, 151 ms a batch against
+/// 32).
 const FIND_PG: &str = "WITH e AS MATERIALIZED (SELECT citizen_id_bidx, id, residence_region FROM elder \
-     WHERE citizen_id_bidx = ANY($1)), \
-     ids AS MATERIALIZED (SELECT array_agg(id) AS ids FROM e) \
+     WHERE citizen_id_bidx = ANY($1)) \
      SELECT 'e', citizen_id_bidx, id, residence_region, NULL, NULL, NULL, NULL, NULL, NULL FROM e \
-     UNION ALL SELECT 'c', elder_id, assessed_on, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM elder_ability \
-     WHERE elder_id = ANY((SELECT ids FROM ids)::text[]) \
      UNION ALL SELECT 'a', a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
-     FROM assessment a WHERE a.elder_id = ANY((SELECT ids FROM ids)::text[]) \
+     FROM assessment a WHERE a.elder_id = ANY((SELECT array_agg(id) FROM e)::text[]) \
      AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
 
 async fn find_pg(
@@ -785,15 +825,11 @@ async fn find_pg(
         .fetch_all(&mut *c)
         .await?;
     let mut out = Found::default();
-    let mut stored_on: FastMap<String, String> = FastMap::default();
     for r in &rows {
         let t = |i: usize| -> String { r.get::<Option<String>, _>(i).unwrap_or_default() };
         match r.get::<&str, _>(0) {
             "e" => {
                 out.elders.insert(t(1), (t(2), t(3), None));
-            }
-            "c" => {
-                stored_on.insert(t(1), t(2));
             }
             _ => {
                 out.existing.insert(
@@ -806,12 +842,12 @@ async fn find_pg(
             }
         }
     }
-    out.levels_dated(stored_on);
+    out.levels_dated();
     Ok(out)
 }
 
 /// SQLite: look a group of blind indexes up (sorted: consecutive probes touch neighbouring index
-/// pages). The people, their current levels' dates, their records: three queries, each by key.
+/// pages). The people, then their records: two queries, each by key.
 fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Error> {
     let sql = "SELECT e.citizen_id_bidx, e.id, e.residence_region FROM elder e \
          WHERE e.citizen_id_bidx {keys}";
@@ -824,10 +860,6 @@ fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Erro
     if ids.is_empty() {
         return Ok(out);
     }
-    let sql = "SELECT elder_id, assessed_on FROM elder_ability WHERE elder_id {keys}";
-    let stored_on: FastMap<String, String> = lookup(db, sql, &ids, |r| (r.text(0), r.text(1)))?
-        .into_iter()
-        .collect();
     let sql = "SELECT a.id, a.elder_id, a.assessed_on, a.standard, a.input, a.reason, a.assessor1, a.assessor2, a.informant \
          FROM assessment a WHERE a.elder_id {keys} AND NOT EXISTS (SELECT 1 FROM assessment c WHERE c.corrects = a.id)";
     let found = lookup(db, sql, &ids, |r| {
@@ -840,53 +872,62 @@ fn find(db: &crate::platform::db::Db, keys: &[&str]) -> Result<Found, sqlx::Erro
         )
     })?;
     out.existing.extend(found);
-    out.levels_dated(stored_on);
+    out.levels_dated();
     Ok(out)
 }
 
-/// One group of records into the COPY a real PostgreSQL run keeps open (17 binds a row through
-/// sqlx took 6.7 s for 104k records), a slice at a time without waiting in between: the server
-/// stores one slice while the next is formatted.
-async fn copy_records(
-    cp: &mut sqlx::postgres::PgCopyIn<&mut sqlx::postgres::PgConnection>,
-    out: &mut CopyBinary,
-    rows: &[Row],
-    stamp: &Stamp,
-) -> Result<(), sqlx::Error> {
-    for part in rows.chunks(1_024) {
-        for r in part {
-            out.row(&r.cells(stamp));
-        }
-        out.send(cp).await?;
-    }
-    Ok(())
+/// A decided group on its way to the writer: its rows in person order, and the current levels
+/// they set (see [`current_of`]).
+struct Group {
+    rows: Vec<Row>,
+    current: Vec<(usize, bool)>,
 }
 
-/// A real PostgreSQL run's current levels, on its transaction once the records are in: those of
-/// people who had none when looked up by COPY straight into `elder_ability`, the others' by COPY
-/// into a temporary table and one upsert from it.
+/// A real PostgreSQL run's writer, on its own task with the import's transaction while the next
+/// batches are looked up and decided: each group's records by binary COPY (17 binds a row through
+/// sqlx took 6.7 s for 104k records), a slice at a time without waiting in between, then their
+/// current levels. Hands the connection back, its transaction still open, when the groups end.
+async fn write_groups_pg(
+    mut conn: sqlx::postgres::PgConnection,
+    mut groups: tokio::sync::mpsc::Receiver<Group>,
+    stamp: Stamp,
+) -> Result<sqlx::postgres::PgConnection, sqlx::Error> {
+    while let Some(g) = groups.recv().await {
+        let mut cp = conn
+            .copy_in_raw(&format!(
+                "COPY assessment ({ASSESSMENT_COLS}) FROM STDIN WITH (FORMAT binary)"
+            ))
+            .await?;
+        let mut out = CopyBinary::default();
+        for part in g.rows.chunks(1_024) {
+            for r in part {
+                out.row(&r.cells(&stamp));
+            }
+            out.send(&mut cp).await?;
+        }
+        out.finish(cp).await?;
+        write_current_pg(&mut conn, &g.rows, &g.current, stamp.2).await?;
+    }
+    Ok(conn)
+}
+
+/// A group's current levels on a real PostgreSQL run, after its records: those of people who had
+/// none by COPY straight into `elder_ability`, the others' by one upsert from arrays. Should
+/// someone have got a current row since the lookup, the COPY fails on the key, is undone to its
+/// savepoint, and everyone goes the upsert way.
 async fn write_current_pg(
     t: &mut sqlx::postgres::PgConnection,
     rows: &[Row],
-    current: &[(usize, usize, bool)],
-    stamp: &Stamp,
+    current: &[(usize, bool)],
+    change_seq: i64,
 ) -> Result<(), sqlx::Error> {
-    // People without a current row when looked up (most of a first import) get theirs by COPY
-    // straight into the table; the others by an upsert through a temporary table (0.5 s of a
-    // 100k import when everyone went that way). Should someone have got a current row since the
-    // lookup, the COPY fails on the key, is undone to its savepoint, and everyone goes the upsert
-    // way (in person order, as everywhere else here).
-    let cells_of = |people: &[&(usize, usize, bool)]| {
-        let mut out = CopyBinary::default();
-        for c in people {
-            out.row(&Row::ability_cells(&rows[c.0], &rows[c.1], stamp.2));
-        }
-        out
-    };
-    let fresh: Vec<&(usize, usize, bool)> = current.iter().filter(|c| !c.2).collect();
-    let mut upsert: Vec<&(usize, usize, bool)> = current.iter().filter(|c| c.2).collect();
+    let fresh: Vec<usize> = current.iter().filter(|c| !c.1).map(|c| c.0).collect();
+    let mut upsert: Vec<usize> = current.iter().filter(|c| c.1).map(|c| c.0).collect();
     if !fresh.is_empty() {
-        let out = cells_of(&fresh);
+        let mut out = CopyBinary::default();
+        for b in &fresh {
+            out.row(&rows[*b].ability_cells(change_seq));
+        }
         sqlx::raw_sql("SAVEPOINT ability_copy")
             .execute(&mut *t)
             .await?;
@@ -909,7 +950,7 @@ async fn write_current_pg(
                 sqlx::raw_sql("ROLLBACK TO SAVEPOINT ability_copy")
                     .execute(&mut *t)
                     .await?;
-                upsert = current.iter().collect();
+                upsert = current.iter().map(|c| c.0).collect();
             }
             Err(e) => return Err(e),
         }
@@ -917,19 +958,18 @@ async fn write_current_pg(
     if upsert.is_empty() {
         return Ok(());
     }
-    sqlx::raw_sql("CREATE TEMPORARY TABLE elder_ability_in (LIKE elder_ability) ON COMMIT DROP")
-        .execute(&mut *t)
-        .await?;
-    let cp = t
-        .copy_in_raw(&format!(
-            "COPY elder_ability_in ({ABILITY_COLS}) FROM STDIN WITH (FORMAT binary)"
-        ))
-        .await?;
-    cells_of(&upsert).finish(cp).await?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "INSERT INTO elder_ability ({ABILITY_COLS}) SELECT {ABILITY_COLS} FROM elder_ability_in {}",
+    let col = |f: fn(&Row) -> &str| -> Vec<&str> { upsert.iter().map(|b| f(&rows[*b])).collect() };
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO elder_ability ({ABILITY_COLS}) SELECT e, a, l, o, v, $6 \
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[]) AS u (e, a, l, o, v) {}",
         astore::UPSERT_CURRENT_SET
     )))
+    .bind(col(|r| &r.elder_id))
+    .bind(col(|r| &r.id))
+    .bind(upsert.iter().map(|b| rows[*b].p.level).collect::<Vec<i64>>())
+    .bind(col(|r| &r.assessed_on))
+    .bind(col(|r| &r.valid_until))
+    .bind(change_seq)
     .execute(&mut *t)
     .await?;
     Ok(())
@@ -965,11 +1005,11 @@ pub async fn run(
         Some(ctx.db.sqlite_write_tx().await?)
     };
     // On PostgreSQL two native connections: one reads (array lookups, in a dry run too), while a
-    // real run's transaction on the other takes the records through one COPY kept open across
-    // batches, so the server stores one batch while the next is looked up. The transaction takes
-    // the change number first, a row lock every import and every change of a current level holds
-    // until it commits: the reads see every earlier import, and no other import commits before
-    // this one.
+    // real run's transaction on the other is written by a task of its own (see
+    // `write_groups_pg`), so the server stores one batch while the next is looked up. The
+    // transaction takes the change number first, a row lock every import and every change of a
+    // current level holds until it commits: the reads see every earlier import, and no other
+    // import commits before this one.
     let mut look = if sqlite {
         None
     } else {
@@ -982,16 +1022,17 @@ pub async fn run(
             .await?;
         Some(c)
     };
-    let mut pg_conn = if dry_run || sqlite {
+    // (The transaction is begun and ended by hand: the connection moves to the writer's task and
+    // back. Should the import stop on an error, the connection is dropped, and the server rolls
+    // the transaction back as it closes.)
+    let mut pg_tx = if dry_run || sqlite {
         None
     } else {
-        Some(ctx.db.pg_native().await?)
+        let mut c = ctx.db.pg_native().await?;
+        sqlx::raw_sql("BEGIN").execute(&mut c).await?;
+        Some(c)
     };
-    let mut tx = match pg_conn.as_mut() {
-        Some(c) => Some(sqlx::Connection::begin(c).await?),
-        None => None,
-    };
-    let change_seq = match (&wtx, tx.as_mut()) {
+    let change_seq = match (&wtx, pg_tx.as_mut()) {
         (Some(w), _) => {
             w.call(|t| t.query_row(NEXT_CHANGE_SEQ, [], |r| r.get(0)))
                 .await?
@@ -999,7 +1040,7 @@ pub async fn run(
         (None, Some(t)) => {
             use sqlx::Row as _;
             sqlx::query(NEXT_CHANGE_SEQ)
-                .fetch_one(&mut **t)
+                .fetch_one(&mut *t)
                 .await?
                 .get::<i64, _>(0)
         }
@@ -1013,28 +1054,27 @@ pub async fn run(
     // Validity per region (see `store::validity_for`).
     // (Read-only settings, read from the pool.)
     let settings = astore::validity_settings(&mut *ctx.db.pool.acquire().await?).await?;
-    let mut rows: Vec<Row> = vec![];
     let mut inserting = vec![];
+    let mut levels = Levels::default();
+    let mut written = 0usize;
     let mut seen: FastMap<(String, NaiveDate, Std), i64> = FastMap::default();
-    // Where pass 1's time goes (logged): waiting for the validator, and in lookups.
+    // Where the decider's time goes (logged): waiting for looked-up batches (PostgreSQL; SQLite:
+    // for the validator), in lookups, and waiting for the writer (PostgreSQL).
     let mut waited = std::time::Duration::ZERO;
+    let mut writer_wait = std::time::Duration::ZERO;
     let mut tl = std::time::Duration::ZERO;
-    // (The COPY holds the transaction's connection until the end of this block.)
+    let (group_tx, group_rx) = tokio::sync::mpsc::channel::<Group>(2);
+    let mut writer = pg_tx
+        .take()
+        .map(|c| AbortOnDrop(tokio::spawn(write_groups_pg(c, group_rx, stamp.clone()))));
+    let mut group_tx = writer.as_ref().map(|_| group_tx);
     {
-        let mut copy = match tx.as_mut() {
-            Some(t) => Some(
-                t.copy_in_raw(&format!(
-                    "COPY assessment ({ASSESSMENT_COLS}) FROM STDIN WITH (FORMAT binary)"
-                ))
-                .await?,
-            ),
-            None => None,
-        };
-        let mut copy_buf = CopyBinary::default();
-        // Pass 1, decide, batch by batch while the validator checks the next: who each row is, and
-        // whether it is new, unchanged or a correction. A real run writes each batch's records as
-        // soon as they are decided (PostgreSQL: into the COPY; SQLite: on the write transaction's
-        // thread), while the next batch is looked up.
+        // Decide, batch by batch while the validator checks the next: who each row is, and
+        // whether it is new, unchanged or a correction. A real run writes each batch's records and
+        // the current levels they set as soon as they are decided (PostgreSQL: on the writer's
+        // task; SQLite: on the write transaction's thread), while the next batch is looked up, so
+        // nothing is left to write once the file is read (the current levels afterwards were a
+        // sixth of a 104k import).
         // PostgreSQL: a task of its own looks each batch up on the lookup connection as it comes
         // from the validator, while this loop decides and writes the one before (the lookups were
         // half of a 104k import, waited for batch by batch). SQLite looks up inline, fast enough.
@@ -1071,7 +1111,7 @@ pub async fn run(
             let n = batch.len() as i64;
             let mut checked: Vec<Prepared> = Vec::with_capacity(batch.len());
             // The rows' cells until they are decided: a row refused below keeps them for the report.
-            let mut cells_of: FastMap<i64, Vec<String>> =
+            let mut cells_of: FastMap<i64, csv::StringRecord> =
                 FastMap::with_capacity_and_hasher(batch.len(), Default::default());
             for c in batch {
                 match c {
@@ -1080,7 +1120,7 @@ pub async fn run(
                         let key = (p.bidx.clone(), p.assessed_on, p.std);
                         if let Some(first) = seen.get(&key) {
                             let msg = format!("与第 {first} 行重复（同一人、同一日期、同一标准）");
-                            rejected.push((p.row_no, msg, cells));
+                            rejected.push((p.row_no, msg, owned_cells(&cells)));
                         } else {
                             seen.insert(key, p.row_no);
                             cells_of.insert(p.row_no, cells);
@@ -1125,7 +1165,10 @@ pub async fn run(
                             p.row_no,
                             "该身份证号未在您管辖范围内的老年人档案中登记，请先导入档案或核对身份证号"
                                 .into(),
-                            cells_of.remove(&p.row_no).unwrap_or_default(),
+                            cells_of
+                                .remove(&p.row_no)
+                                .map(|c| owned_cells(&c))
+                                .unwrap_or_default(),
                         ));
                         continue;
                     };
@@ -1180,35 +1223,49 @@ pub async fn run(
                     });
                 }
             }
-            // PostgreSQL: into the COPY now, in person order within the batch.
-            if let Some(cp) = copy.as_mut() {
-                let group = to_rows(decided);
-                copy_records(cp, &mut copy_buf, &group, &stamp).await?;
-                rows.extend(group);
+            // In person order within the batch.
+            if let Some(send) = &group_tx {
+                let rows = to_rows(decided);
+                let current = current_of(&rows, &mut levels);
+                written += rows.len();
+                let tw = std::time::Instant::now();
+                let sent = send.send(Group { rows, current }).await;
+                writer_wait += tw.elapsed();
+                if sent.is_err() {
+                    break; // the writer stopped; its error is reported below
+                }
             } else if let Some(w) = &wtx {
                 // SQLite: queued on the write transaction's thread, written while the next
-                // batch is decided, and handed back for the current levels.
-                let group = to_rows(decided);
+                // batch is decided.
+                let rows = to_rows(decided);
+                let current = current_of(&rows, &mut levels);
+                written += rows.len();
                 let stamp = stamp.clone();
                 inserting.push(w.submit(move |t| {
-                    insert_records_sqlite(t, &group, &stamp)?;
-                    Ok(group)
+                    insert_records_sqlite(t, &rows, &stamp)?;
+                    write_current_sqlite(t, &rows, &current, &stamp)
                 }));
             }
-            // The last tenth is for the current levels, the commit and the statistics.
+            // The last tenth is for the commit and the statistics.
             ctx.progress
                 .processed
                 .fetch_add(n - n / 10, Ordering::Relaxed);
             tw = std::time::Instant::now();
         }
         drop(found_rx);
+        // The writer's error first: a failed write stops the loop above early.
+        group_tx = None;
+        if let Some(w) = writer.as_mut() {
+            pg_tx =
+                Some((&mut w.0).await.map_err(|e| {
+                    ImportError::Other(anyhow::anyhow!("assessment writer: {e}"))
+                })??);
+        }
         tl += (&mut prefetch.0)
             .await
             .map_err(|e| ImportError::Other(anyhow::anyhow!("assessment lookups: {e}")))??;
-        if let Some(cp) = copy {
-            copy_buf.finish(cp).await?;
-        }
     }
+    drop(group_tx);
     // The validator stops once nobody receives (the look-up task held its receiver until it
     // ended); its count of rows, or the file's error.
     let total = validator
@@ -1216,50 +1273,17 @@ pub async fn run(
         .map_err(|e| ImportError::Other(anyhow::anyhow!("validator: {e}")))??;
     summary.total = total;
     let validated = t0.elapsed();
-    // Pass 2, the current levels, once every record is in: all rows in person order (a stable
-    // sort keeps one person's rows in file order), so the current-level table keyed by person is
-    // walked forwards. (Each batch's records were written in person order for the same reason:
-    // the assessment index on (person, date) and the foreign-key checks.)
-    for group in inserting {
-        rows.extend(group.await?);
-    }
-    rows.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
-    let written = rows.len();
-    // The new current record per person: the newest non-legacy row written, when at least as new
-    // as the stored current one (a later record wins a tie).
-    // (first row of the person, their new current record, whether they had a current row).
-    let mut current: Vec<(usize, usize, bool)> = vec![];
-    let mut at = 0;
-    while at < rows.len() {
-        let end = at + rows[at..].partition_point(|r| r.elder_id == rows[at].elder_id);
-        let mut best: Option<usize> = None;
-        for i in at..end {
-            let r = &rows[i];
-            if r.p.std == Std::Mzt || r.stored_on.is_some_and(|d| d > r.p.assessed_on) {
-                continue;
-            }
-            if best.is_none_or(|b| rows[b].p.assessed_on <= r.p.assessed_on) {
-                best = Some(i);
-            }
-        }
-        if let Some(b) = best {
-            current.push((at, b, rows[at].stored_on.is_some()));
-        }
-        at = end;
-    }
-    if let Some(w) = &wtx {
-        let stamp = stamp.clone();
-        w.call(move |t| write_current_sqlite(t, &rows, &current, &stamp))
-            .await?;
-    } else if let Some(t) = tx.as_mut() {
-        write_current_pg(t, &rows, &current, &stamp).await?;
+    // SQLite: the last batches' writes.
+    for w in inserting {
+        w.await?;
     }
     tracing::info!(
         rows = total,
         read_validate_decide_write_ms = validated.as_millis() as u64,
-        waiting_for_validator_ms = waited.as_millis() as u64,
+        waiting_for_batches_ms = waited.as_millis() as u64,
         lookups_ms = tl.as_millis() as u64,
-        current_levels_ms = (t0.elapsed() - validated).as_millis() as u64,
+        waiting_for_writer_ms = writer_wait.as_millis() as u64,
+        last_writes_ms = (t0.elapsed() - validated).as_millis() as u64,
         "assessment import"
     );
     rejected.sort_by_key(|r| r.0);
@@ -1291,9 +1315,9 @@ pub async fn run(
         .await?;
         w.commit().await?;
     }
-    if let Some(mut t) = tx {
+    if let Some(mut c) = pg_tx {
         crate::audit::append_pg(
-            &mut t,
+            &mut c,
             ctx.who,
             crate::registry::import::import_entry(
                 ctx.scope,
@@ -1304,7 +1328,7 @@ pub async fn run(
             ),
         )
         .await?;
-        t.commit().await?;
+        sqlx::raw_sql("COMMIT").execute(&mut c).await?;
         ctx.db
             .analyze_sampled(
                 &[

@@ -1053,3 +1053,131 @@ async fn db_assessment_import_current_level_meanwhile() {
         .await
     );
 }
+
+/// The import writes each batch's current levels with its records (4,096 rows a batch). A person
+/// whose records come in two batches ends with the newest as current, whichever batch holds it:
+/// a newer record in the later batch replaces the earlier one's level, an older one does not, and
+/// on the same day the later record wins, as in the history (`store::CURRENT_SQL`).
+#[tokio::test]
+async fn db_assessment_import_person_in_two_batches() {
+    use yiyang::assessment::import::COLUMNS;
+    let t = TestApp::new("demo", 300).await;
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let today = yiyang::platform::today();
+    let villages = yiyang::demo::ensure_regions(&t.state.db).await.unwrap();
+    let elders = yiyang::demo::generate(300, &villages, 42, today);
+    let (headers, _) = yiyang::demo::assessment_rows(&elders, 0.0, 0, 5, today);
+    let col = |k: &str| COLUMNS.iter().position(|c| c.0 == k).unwrap();
+    let first_item = COLUMNS.len();
+    let day = |d: i64| (today - chrono::Duration::days(d)).to_string();
+    // A GB/T row with every item at `score_of(item)`.
+    let gbt = |cid: &str, on: String, low: bool| {
+        let mut r = vec![String::new(); headers.len()];
+        r[col("citizen_id")] = cid.to_string();
+        r[col("assessed_on")] = on;
+        r[col("standard")] = "GB/T 42195-2022".into();
+        r[col("assessor1")] = "张评估".into();
+        r[col("assessor2")] = "李评估".into();
+        for (i, it) in yiyang_kernel::assessment::ITEMS.iter().enumerate() {
+            let scores = it.options.iter().map(|o| o.score);
+            r[first_item + i] = if low { scores.min() } else { scores.max() }
+                .unwrap()
+                .to_string();
+        }
+        r
+    };
+    let cid = |i: usize| elders[i].citizen_id.as_str().to_string();
+    let mut rows = vec![
+        gbt(&cid(0), day(200), false),
+        gbt(&cid(1), day(200), false),
+        gbt(&cid(2), day(200), false),
+    ];
+    // Legacy results of 50 other people fill the rest of the first batch and more.
+    for i in 3..53 {
+        for k in 0..83 {
+            let mut r = vec![String::new(); headers.len()];
+            r[col("citizen_id")] = cid(i);
+            r[col("assessed_on")] = day(1000 + k);
+            r[col("standard")] = "MZ/T 039-2013".into();
+            r[col("level")] = "轻度失能".into();
+            rows.push(r);
+        }
+    }
+    assert!(rows.len() > 4096 + 3);
+    // In the second batch: person 0 newer (replaces), person 1 older (does not), person 2 an
+    // adopted rating on the same day (the later record wins).
+    rows.push(gbt(&cid(0), day(100), true));
+    rows.push(gbt(&cid(1), day(300), true));
+    let mut ltc = vec![String::new(); headers.len()];
+    ltc[col("citizen_id")] = cid(2);
+    ltc[col("assessed_on")] = day(200);
+    ltc[col("standard")] = "长护险".into();
+    ltc[col("level")] = "重度失能".into();
+    ltc[col("source")] = "如皋市医疗保障局".into();
+    rows.push(ltc);
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(&headers).unwrap();
+    for r in &rows {
+        w.write_record(r).unwrap();
+    }
+    let file = w.into_inner().unwrap();
+    for (round, expect) in [("inserted", rows.len()), ("unchanged", rows.len())] {
+        let (s, job) = t
+            .multipart("/api/v1/imports/assessments", &c, "a.csv", &file, false)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+        let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+        assert_eq!(st["state"], "done", "{st}");
+        assert_eq!(st[round].as_i64(), Some(expect as i64), "{round}: {st}");
+        // Each person's current row is the record the history names current.
+        assert_eq!(
+            t.count(
+                "SELECT COUNT(*) FROM elder e WHERE COALESCE((SELECT assessment_id FROM elder_ability WHERE elder_id = e.id), '') \
+                 <> COALESCE((SELECT a.id FROM assessment a WHERE a.elder_id = e.id AND a.standard <> 'MZ/T 039-2013' \
+                 AND NOT EXISTS (SELECT 1 FROM assessment x WHERE x.corrects = a.id) \
+                 ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC LIMIT 1), '')"
+            )
+            .await,
+            0,
+            "{round}"
+        );
+    }
+    use sqlx::Row;
+    let current = |i: usize| {
+        let cid = cid(i);
+        let t = &t;
+        async move {
+            let bidx = t
+                .state
+                .keys
+                .blind_index(yiyang::registry::store::CID_DOMAIN, &cid);
+            let r = sqlx::query(
+                "SELECT ea.assessed_on, ea.level, a.standard FROM elder_ability ea JOIN elder e ON e.id = ea.elder_id \
+                 JOIN assessment a ON a.id = ea.assessment_id WHERE e.citizen_id_bidx = $1",
+            )
+            .bind(bidx)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+            (
+                r.get::<String, _>(0),
+                r.get::<i64, _>(1),
+                r.get::<String, _>(2),
+            )
+        }
+    };
+    assert_eq!(current(0).await, (day(100), 4, "GB/T 42195-2022".into()));
+    assert_eq!(current(1).await, (day(200), 0, "GB/T 42195-2022".into()));
+    assert_eq!(
+        current(2).await,
+        (day(200), 3, yiyang::assessment::store::LTC_STANDARD.into())
+    );
+    // Legacy results never become current.
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder_ability").await,
+        3,
+        "only the three people with non-legacy records"
+    );
+}

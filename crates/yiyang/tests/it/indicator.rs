@@ -46,7 +46,7 @@ async fn script(db: &Db, keys: &KeyRing, n: usize) {
     let approx_rows = rows.len();
     let table = yiyang::registry::import::Table {
         headers,
-        rows: Box::new(rows.into_iter()),
+        rows: Box::new(rows.into_iter().map(csv::StringRecord::from)),
         approx_rows,
         again: None,
     };
