@@ -1180,4 +1180,24 @@ async fn db_assessment_import_person_in_two_batches() {
         3,
         "only the three people with non-legacy records"
     );
+    // A later file, against the stored current records (found from the records themselves): an
+    // older record for person 0 leaves theirs, a newer one for person 1 replaces it.
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(&headers).unwrap();
+    w.write_record(gbt(&cid(0), day(150), false)).unwrap();
+    w.write_record(gbt(&cid(1), day(50), true)).unwrap();
+    let (s, job) = t
+        .multipart(
+            "/api/v1/imports/assessments",
+            &c,
+            "b.csv",
+            &w.into_inner().unwrap(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
+    assert_eq!(st["inserted"].as_i64(), Some(2), "{st}");
+    assert_eq!(current(0).await, (day(100), 4, "GB/T 42195-2022".into()));
+    assert_eq!(current(1).await, (day(50), 4, "GB/T 42195-2022".into()));
 }
