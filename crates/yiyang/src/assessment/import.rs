@@ -588,10 +588,19 @@ struct Row {
 
 /// Decided rows as written, in person order (a stable sort keeps one person's rows in the order
 /// decided), each with a new id.
-fn to_rows(mut writes: Vec<Write>) -> Vec<Row> {
-    writes.sort_by(|a, b| a.elder_id.cmp(&b.elder_id));
-    writes
+/// (The order is found on indexes, and each row moved once: sorting the rows themselves moved
+/// their 200-odd bytes a dozen times, a sixth of the deciding loop.)
+fn to_rows(writes: Vec<Write>) -> Vec<Row> {
+    let mut order: Vec<u32> = (0..writes.len() as u32).collect();
+    order.sort_by(|a, b| {
+        writes[*a as usize]
+            .elder_id
+            .cmp(&writes[*b as usize].elder_id)
+    });
+    let mut writes: Vec<Option<Write>> = writes.into_iter().map(Some).collect();
+    order
         .into_iter()
+        .filter_map(|i| writes[i as usize].take())
         .map(|w| Row {
             id: uuid::Uuid::now_v7().to_string(),
             assessed_on: iso_date(w.p.assessed_on),
@@ -1156,8 +1165,11 @@ pub async fn run(
                     }
                 }
             }
-            // In citizen-ID-index order, so consecutive lookups touch neighbouring index pages.
-            checked.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+            // SQLite looks up here, a chunk at a time: in citizen-ID-index order, so consecutive
+            // lookups touch neighbouring index pages. (PostgreSQL's look-up task sorts its keys.)
+            if prefound.is_none() {
+                checked.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+            }
             let mut checked = checked.into_iter().peekable();
             let mut decided: Vec<Write> = vec![];
             while checked.peek().is_some() {
