@@ -1145,10 +1145,8 @@ pub async fn run(
         while let Some((batch, prefound)) = found_rx.recv().await {
             waited += tw.elapsed();
             let n = batch.len() as i64;
-            let mut checked: Vec<Prepared> = Vec::with_capacity(batch.len());
-            // The rows' cells until they are decided: a row refused below keeps them for the report.
-            let mut cells_of: FastMap<i64, csv::StringRecord> =
-                FastMap::with_capacity_and_hasher(batch.len(), Default::default());
+            // Each with its cells until it is decided: a row refused below keeps them for the report.
+            let mut checked: Vec<(Prepared, csv::StringRecord)> = Vec::with_capacity(batch.len());
             for c in batch {
                 match c {
                     Err(r) => rejected.push(r),
@@ -1159,8 +1157,7 @@ pub async fn run(
                             rejected.push((p.row_no, msg, owned_cells(&cells)));
                         } else {
                             seen.insert(key, p.row_no);
-                            cells_of.insert(p.row_no, cells);
-                            checked.push(p);
+                            checked.push((p, cells));
                         }
                     }
                 }
@@ -1168,7 +1165,7 @@ pub async fn run(
             // SQLite looks up here, a chunk at a time: in citizen-ID-index order, so consecutive
             // lookups touch neighbouring index pages. (PostgreSQL's look-up task sorts its keys.)
             if prefound.is_none() {
-                checked.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+                checked.sort_by(|a, b| a.0.bidx.cmp(&b.0.bidx));
             }
             let mut checked = checked.into_iter().peekable();
             let mut decided: Vec<Write> = vec![];
@@ -1179,19 +1176,20 @@ pub async fn run(
                 } else {
                     CHUNK
                 };
-                let chunk: Vec<Prepared> = checked.by_ref().take(per).collect();
+                let chunk: Vec<(Prepared, csv::StringRecord)> =
+                    checked.by_ref().take(per).collect();
                 let looked_up;
                 let Found { elders, existing } = match &prefound {
                     Some(f) => f,
                     None => {
-                        let binds: Vec<&str> = chunk.iter().map(|p| p.bidx.as_str()).collect();
+                        let binds: Vec<&str> = chunk.iter().map(|c| c.0.bidx.as_str()).collect();
                         let tt = std::time::Instant::now();
                         looked_up = find(ctx.db, &binds, records)?;
                         tl += tt.elapsed();
                         &looked_up
                     }
                 };
-                for p in chunk {
+                for (p, cells) in chunk {
                     // Unregistered and registered elsewhere get the same answer: an import must not tell
                     // whether a citizen ID is registered outside the caller's region.
                     let found = elders.get(&p.bidx).filter(|(_, region, _)| {
@@ -1204,18 +1202,10 @@ pub async fn run(
                             p.row_no,
                             "该身份证号未在您管辖范围内的老年人档案中登记，请先导入档案或核对身份证号"
                                 .into(),
-                            cells_of
-                                .remove(&p.row_no)
-                                .map(|c| owned_cells(&c))
-                                .unwrap_or_default(),
+                            owned_cells(&cells),
                         ));
                         continue;
                     };
-                    let key = (
-                        elder_id.clone(),
-                        iso_date(p.assessed_on),
-                        p.std.name().to_string(),
-                    );
                     // Inputs stored before defaults were left out read the same once parsed.
                     let same_input = |stored: &str| {
                         stored == p.input
@@ -1235,7 +1225,17 @@ pub async fn run(
                             && e.same.3 == p.assessors[1]
                             && e.same.4 == p.informant
                     };
-                    let corrects = match existing.get(&key) {
+                    // (No key is built when there is nothing to find, as in a first import.)
+                    let stored = if existing.is_empty() {
+                        None
+                    } else {
+                        existing.get(&(
+                            elder_id.clone(),
+                            iso_date(p.assessed_on),
+                            p.std.name().to_string(),
+                        ))
+                    };
+                    let corrects = match stored {
                         Some(e) if same(e) => {
                             summary.unchanged += 1;
                             continue;
