@@ -1054,7 +1054,7 @@ async fn db_assessment_import_current_level_meanwhile() {
     );
 }
 
-/// The import writes each batch's current levels with its records (4,096 rows a batch). A person
+/// The import writes each batch's current levels with its records (`batch_rows` a batch). A person
 /// whose records come in two batches ends with the newest as current, whichever batch holds it:
 /// a newer record in the later batch replaces the earlier one's level, an older one does not, and
 /// on the same day the later record wins, as in the history (`store::CURRENT_SQL`).
@@ -1094,8 +1094,11 @@ async fn db_assessment_import_person_in_two_batches() {
         gbt(&cid(1), day(200), false),
         gbt(&cid(2), day(200), false),
     ];
-    // Legacy results of 50 other people fill the rest of the first batch and more.
-    for i in 3..53 {
+    // Legacy results of other people fill the rest of the first batch and more.
+    let batch = yiyang::assessment::import::batch_rows(t.state.db.backend);
+    let fillers = (batch + 10).div_ceil(83);
+    assert!(3 + fillers < elders.len());
+    for i in 3..3 + fillers {
         for k in 0..83 {
             let mut r = vec![String::new(); headers.len()];
             r[col("citizen_id")] = cid(i);
@@ -1105,7 +1108,7 @@ async fn db_assessment_import_person_in_two_batches() {
             rows.push(r);
         }
     }
-    assert!(rows.len() > 4096 + 3);
+    assert!(rows.len() > batch + 3);
     // In the second batch: person 0 newer (replaces), person 1 older (does not), person 2 an
     // adopted rating on the same day (the later record wins).
     rows.push(gbt(&cid(0), day(100), true));
