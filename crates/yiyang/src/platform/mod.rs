@@ -15,22 +15,25 @@ pub fn cores() -> usize {
 }
 
 /// While alive, the process gets no new transparent huge pages (`prctl(PR_SET_THP_DISABLE)`, what
-/// mimalloc's `allow_thp=0` does); the last guard dropped allows them again. For jobs that allocate
-/// and free many small values: mimalloc hands freed memory back 64 KB at a time, and the kernel
-/// then zeroed a whole 2 MB page again on the next touch. A 104k assessment import spent 0.4–0.8 s
-/// of its client's system time on that, 0.15–0.27 s without. Not process-wide: a registry load on
-/// SQLite, whose 1 GB page cache is few large allocations, was 0.4 s slower without huge pages.
+/// mimalloc's `allow_thp=0` does); the last guard dropped restores what was set before. For jobs
+/// that allocate and free many small values: mimalloc hands freed memory back 64 KB at a time, and
+/// the kernel then zeroed a whole 2 MB page again on the next touch. A 104k assessment import
+/// spent 0.4–0.8 s of its client's system time on that, 0.15–0.27 s without. Not process-wide: a
+/// registry load on SQLite, whose 1 GB page cache is few large allocations, was 0.4 s slower
+/// without huge pages.
 pub struct NoHugePages(());
 
-static NO_HUGE_PAGES: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+/// Guards alive, and whether huge pages were off before the first of them.
+static NO_HUGE_PAGES: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
 
 impl NoHugePages {
     pub fn new() -> NoHugePages {
-        let mut n = NO_HUGE_PAGES.lock().unwrap_or_else(|e| e.into_inner());
-        if *n == 0 {
-            set_thp_disabled(true);
+        let mut g = NO_HUGE_PAGES.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 == 0 {
+            g.1 = thp(None);
+            thp(Some(true));
         }
-        *n += 1;
+        g.0 += 1;
         NoHugePages(())
     }
 }
@@ -43,28 +46,45 @@ impl Default for NoHugePages {
 
 impl Drop for NoHugePages {
     fn drop(&mut self) {
-        let mut n = NO_HUGE_PAGES.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        if *n == 0 {
-            set_thp_disabled(false);
+        let mut g = NO_HUGE_PAGES.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= 1;
+        if g.0 == 0 && !g.1 {
+            thp(Some(false));
         }
     }
 }
 
-fn set_thp_disabled(off: bool) {
-    // SAFETY (below): prctl with PR_SET_THP_DISABLE takes plain integers and touches no memory
-    // of ours; it only changes how later page faults of this process are served.
+/// Set whether this process's transparent huge pages are off (`Some`), or read it (`None`);
+/// returns whether they are off. Elsewhere than on Linux, nothing and false.
+fn thp(set: Option<bool>) -> bool {
     #[cfg(target_os = "linux")]
     {
         let z: libc::c_ulong = 0;
-        // SAFETY: see above.
-        let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(off), z, z, z) };
-        if r != 0 {
-            tracing::debug!(off, "prctl(PR_SET_THP_DISABLE) failed");
+        // SAFETY: prctl with PR_{SET,GET}_THP_DISABLE takes plain integers and touches no memory
+        // of ours; it only changes (or tells) how later page faults of this process are served.
+        let r = unsafe {
+            match set {
+                Some(off) => {
+                    libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(off), z, z, z)
+                }
+                None => libc::prctl(libc::PR_GET_THP_DISABLE, z, z, z, z),
+            }
+        };
+        match set {
+            Some(off) => {
+                if r != 0 {
+                    tracing::debug!(off, "prctl(PR_SET_THP_DISABLE) failed");
+                }
+                off
+            }
+            None => r == 1,
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = off;
+    {
+        let _ = set;
+        false
+    }
 }
 
 /// Business dates are in China Standard Time (UTC+8, no DST since 1991).
@@ -88,5 +108,28 @@ pub fn release_memory() {
     // SAFETY: malloc_trim only returns free pages to the kernel; it touches no live allocation.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod thp_tests {
+    use super::*;
+
+    #[test]
+    fn no_huge_pages_while_a_guard_lives_then_as_before() {
+        let before = thp(None);
+        {
+            let _a = NoHugePages::new();
+            let _b = NoHugePages::new();
+            assert!(thp(None));
+            drop(_a);
+            assert!(thp(None), "one guard still alive");
+        }
+        assert_eq!(thp(None), before);
+        // Off before the first guard: it stays off after the last.
+        thp(Some(true));
+        drop(NoHugePages::new());
+        assert!(thp(None));
+        thp(Some(before));
     }
 }
