@@ -803,8 +803,9 @@ impl Found {
     /// one not corrected and not legacy (`store::CURRENT_SQL`, which `elder_ability` mirrors), so
     /// it needs no look-up of its own (that look-up was a third of the look-ups' time).
     fn levels_dated(&mut self) {
+        let Found { elders, existing } = self;
         let mut newest: FastMap<&str, &str> = FastMap::default();
-        for (elder, on, std) in self.existing.keys() {
+        for (elder, on, std) in existing.keys() {
             if std != LEGACY_STANDARD {
                 let d = newest.entry(elder.as_str()).or_insert(on.as_str());
                 if on.as_str() > *d {
@@ -812,12 +813,8 @@ impl Found {
                 }
             }
         }
-        let newest: FastMap<String, String> = newest
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for e in self.elders.values_mut() {
-            e.2 = newest.get(&e.0).cloned();
+        for e in elders.values_mut() {
+            e.2 = newest.get(e.0.as_str()).map(|d| d.to_string());
         }
     }
 }

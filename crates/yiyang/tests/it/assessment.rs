@@ -1021,8 +1021,8 @@ async fn db_assessment_import_current_level_meanwhile() {
     for r in &rows {
         w.write_record(r).unwrap();
     }
-    let (s, job) = t
-        .multipart(
+    let st = t
+        .import_file(
             "/api/v1/imports/assessments",
             &c,
             "a.csv",
@@ -1030,8 +1030,6 @@ async fn db_assessment_import_current_level_meanwhile() {
             false,
         )
         .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
-    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
     assert_eq!(st["state"], "done", "{st}");
     assert_eq!(st["inserted"].as_i64(), Some(rows.len() as i64), "{st}");
     // The bogus row was there (the trigger ran) and was overwritten by the imported level.
@@ -1127,11 +1125,9 @@ async fn db_assessment_import_person_in_two_batches() {
     }
     let file = w.into_inner().unwrap();
     for (round, expect) in [("inserted", rows.len()), ("unchanged", rows.len())] {
-        let (s, job) = t
-            .multipart("/api/v1/imports/assessments", &c, "a.csv", &file, false)
+        let st = t
+            .import_file("/api/v1/imports/assessments", &c, "a.csv", &file, false)
             .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{job}");
-        let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
         assert_eq!(st["state"], "done", "{st}");
         assert_eq!(st[round].as_i64(), Some(expect as i64), "{round}: {st}");
         // Each person's current row is the record the history names current.
@@ -1189,8 +1185,8 @@ async fn db_assessment_import_person_in_two_batches() {
     w.write_record(&headers).unwrap();
     w.write_record(gbt(&cid(0), day(150), false)).unwrap();
     w.write_record(gbt(&cid(1), day(50), true)).unwrap();
-    let (s, job) = t
-        .multipart(
+    let st = t
+        .import_file(
             "/api/v1/imports/assessments",
             &c,
             "b.csv",
@@ -1198,8 +1194,6 @@ async fn db_assessment_import_person_in_two_batches() {
             false,
         )
         .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
-    let st = t.wait_job(job["id"].as_str().unwrap(), &c).await;
     assert_eq!(st["inserted"].as_i64(), Some(2), "{st}");
     assert_eq!(current(0).await, (day(100), 4, "GB/T 42195-2022".into()));
     assert_eq!(current(1).await, (day(50), 4, "GB/T 42195-2022".into()));

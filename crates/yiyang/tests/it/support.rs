@@ -218,6 +218,21 @@ impl TestApp {
         (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
     }
 
+    /// Upload a file to an import endpoint (`dry`: a dry run), which must accept the job, and
+    /// return the finished job's status.
+    pub async fn import_file(
+        &self,
+        uri: &str,
+        cookie: &str,
+        name: &str,
+        data: &[u8],
+        dry: bool,
+    ) -> Value {
+        let (s, job) = self.multipart(uri, cookie, name, data, dry).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+        self.wait_job(job["id"].as_str().unwrap(), cookie).await
+    }
+
     /// Wait for an import job to finish and return its status.
     pub async fn wait_job(&self, id: &str, cookie: &str) -> Value {
         for _ in 0..600 {
