@@ -236,6 +236,9 @@ pub async fn import_members(
     let today = crate::platform::today();
     let (mut ids, mut rejected, mut total) = (vec![], vec![], 0);
     for (i, row) in table.rows.enumerate() {
+        if row.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
         total += 1;
         let raw = row
             .get(col)

@@ -4,6 +4,7 @@ pub mod db;
 pub mod error;
 pub mod migrations;
 pub mod outbox;
+pub mod sheet;
 pub mod web;
 
 /// Threads for a whole-registry job's CPU work (deciding, packing, inflating): one per core, at

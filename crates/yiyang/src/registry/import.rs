@@ -17,8 +17,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-pub const MAX_FILE_BYTES: usize = 300 * 1024 * 1024;
-pub const MAX_ROWS: usize = 1_100_000;
+pub use crate::platform::sheet::{MAX_FILE_BYTES, MAX_ROWS, RowIter, Table};
 /// Rows per multi-row INSERT. Measured on SQLite: 100 was faster than 20, 250 or 1,000.
 const CHUNK: usize = 100;
 /// Rejected rows kept for the downloadable report (the summary still counts all of them).
@@ -58,165 +57,14 @@ pub enum ImportError {
     Other(#[from] anyhow::Error),
 }
 
-/// Data rows of cells, in file order. A row is one buffer and the ends of its cells (two
-/// allocations a row, not one per cell: a 104k-row assessment file of 44 columns made 4.6M strings,
-/// and allocating and freeing them was a sixth of the import's CPU).
-pub type RowIter = Box<dyn Iterator<Item = csv::StringRecord> + Send>;
-
 /// A row's cells as owned strings, for the error report of a refused row.
 pub fn owned_cells(cells: &csv::StringRecord) -> Vec<String> {
     cells.iter().map(str::to_string).collect()
 }
 
-/// The file as a header row plus data rows of cells.
-pub struct Table {
-    pub headers: Vec<String>,
-    pub rows: RowIter,
-    pub approx_rows: usize,
-    /// The data rows again from the start (an import that has to change its path part-way reads
-    /// the file again instead of keeping every row).
-    pub again: Option<Arc<dyn Fn() -> RowIter + Send + Sync>>,
-}
-
-/// The file as text, without copying it when it is UTF-8 already (a million rows are 130 MB).
-fn decode_text(mut bytes: Vec<u8>) -> String {
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        bytes.drain(..3);
-    }
-    match String::from_utf8(bytes) {
-        Ok(s) => s,
-        // Excel on Chinese Windows saves CSV in GBK (GB18030 is its superset).
-        Err(e) => encoding_rs::GB18030.decode(e.as_bytes()).0.into_owned(),
-    }
-}
-
+/// Opens an uploaded file (`platform::sheet`), its error as a file error.
 pub fn open_table(bytes: Vec<u8>, file_name: &str) -> Result<Table, ImportError> {
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(ImportError::File(format!(
-            "文件过大（上限 {} MB）",
-            MAX_FILE_BYTES / 1024 / 1024
-        )));
-    }
-    let is_zip = bytes.starts_with(b"PK\x03\x04");
-    let lower = file_name.to_lowercase();
-    if is_zip || lower.ends_with(".xlsx") {
-        if !is_zip {
-            return Err(ImportError::File(
-                "文件扩展名为 .xlsx，但内容不是 Excel 文件".into(),
-            ));
-        }
-        return open_xlsx(bytes);
-    }
-    if lower.ends_with(".xls") {
-        return Err(ImportError::File(
-            "不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV".into(),
-        ));
-    }
-    let text = Arc::new(decode_text(bytes));
-    let approx_rows = memchr::memchr_iter(b'\n', text.as_bytes())
-        .count()
-        .saturating_sub(usize::from(text.ends_with('\n')));
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(ArcReader {
-            s: text.clone(),
-            pos: 0,
-        });
-    let headers: Vec<String> = match rdr.records().next() {
-        Some(Ok(r)) => r.iter().map(str::to_string).collect(),
-        _ => return Err(ImportError::File("文件为空或无法读取表头".into())),
-    };
-    let again = move || -> RowIter {
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(ArcReader {
-                s: text.clone(),
-                pos: 0,
-            });
-        Box::new(rdr.into_records().map(|r| match r {
-            Ok(r) => r,
-            Err(_) => csv::StringRecord::from(vec!["\u{0}csv"]),
-        }))
-    };
-    Ok(Table {
-        headers,
-        rows: again(),
-        approx_rows,
-        again: Some(Arc::new(again)),
-    })
-}
-
-/// Reads a shared string so the CSV iterator can own its input.
-struct ArcReader {
-    s: Arc<String>,
-    pos: usize,
-}
-impl std::io::Read for ArcReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let b = &self.s.as_bytes()[self.pos..];
-        let n = b.len().min(buf.len());
-        buf[..n].copy_from_slice(&b[..n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-fn open_xlsx(bytes: Vec<u8>) -> Result<Table, ImportError> {
-    use calamine::{Data, Reader, Xlsx};
-    let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes))
-        .map_err(|e| ImportError::File(format!("无法读取 Excel 文件：{e}")))?;
-    let name = wb
-        .sheet_names()
-        .first()
-        .cloned()
-        .ok_or_else(|| ImportError::File("Excel 文件中没有工作表".into()))?;
-    let range = wb
-        .worksheet_range(&name)
-        .map_err(|e| ImportError::File(format!("无法读取工作表：{e}")))?;
-    let cell = |c: &Data| -> String {
-        match c {
-            Data::Empty => String::new(),
-            Data::String(s) => s.clone(),
-            // IDs typed as numbers lose nothing below 2^53 only for 15-digit IDs; 18-digit ones must be text.
-            Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-            Data::Float(f) => f.to_string(),
-            Data::Int(i) => i.to_string(),
-            Data::Bool(b) => {
-                if *b {
-                    "是".into()
-                } else {
-                    "否".into()
-                }
-            }
-            Data::DateTime(d) => d
-                .as_datetime()
-                .map(|x| x.date().to_string())
-                .unwrap_or_default(),
-            Data::DateTimeIso(s) => s.clone(),
-            Data::DurationIso(s) => s.clone(),
-            Data::Error(e) => format!("#ERR {e:?}"),
-        }
-    };
-    let mut it = range.rows();
-    let headers: Vec<String> = it
-        .next()
-        .map(|r| r.iter().map(cell).collect())
-        .ok_or_else(|| ImportError::File("工作表为空".into()))?;
-    let rows: Arc<Vec<csv::StringRecord>> =
-        Arc::new(it.map(|r| r.iter().map(cell).collect()).collect());
-    let approx_rows = rows.len();
-    let again = move || -> RowIter {
-        let rows = rows.clone();
-        Box::new((0..rows.len()).map(move |i| rows[i].clone()))
-    };
-    Ok(Table {
-        headers,
-        rows: again(),
-        approx_rows,
-        again: Some(Arc::new(again)),
-    })
+    crate::platform::sheet::open_table(bytes, file_name).map_err(ImportError::File)
 }
 
 pub struct Ctx<'a> {
@@ -319,7 +167,7 @@ pub(super) fn validate_rows(
                     "单个文件最多 {MAX_ROWS} 行，请拆分后导入"
                 )));
             }
-            if cells.len() == 1 && &cells[0] == "\u{0}csv" {
+            if cells.len() == 1 && &cells[0] == crate::platform::sheet::MALFORMED {
                 rejected.push((
                     row_no,
                     "该行格式错误（引号不匹配或含非法字符）".into(),

@@ -5,6 +5,7 @@ mod assessment;
 mod audit_chain;
 mod auth;
 mod catalog;
+mod hostile;
 mod import;
 mod indicator;
 mod openapi;
