@@ -73,7 +73,7 @@ export interface ElderRow {
   id: number | string
   name: string
   sex: '男' | '女'
-  birth_date: string
+  /** 周岁: lists never carry the birth date (it would complete the masked ID). */
   age: number
   citizen_id_masked: string
   residence_region: string
@@ -99,6 +99,8 @@ export interface ElderStatusEntry {
 }
 
 export interface Elder extends ElderRow {
+  /** Only in the audited detail. */
+  birth_date: string
   hukou_region: string | null
   hukou_region_name: string | null
   address: string | null

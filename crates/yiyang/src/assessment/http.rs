@@ -261,17 +261,33 @@ pub async fn due(
 ) -> ApiResult<Json<super::store::DuePage>> {
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
-    Ok(Json(
-        super::store::due(
-            &app.db,
-            &app.search_index,
-            &scope,
-            &regions,
-            &q,
-            crate::platform::today(),
+    let page = super::store::due(
+        &app.db,
+        &app.search_index,
+        &scope,
+        &regions,
+        &q,
+        crate::platform::today(),
+    )
+    .await?;
+    // A list of named people: one audit row a request.
+    app.read_audit
+        .record(
+            &actor.who(),
+            crate::audit::Entry {
+                action: "assessment.due.view",
+                entity: "assessment",
+                entity_id: None,
+                region_code: q
+                    .region_code
+                    .as_deref()
+                    .or(scope.root.as_ref().map(|r| r.as_str())),
+                detail: serde_json::json!({"status": q.status, "age_min": q.age_min, "page": page.page, "shown": page.items.len(), "total": page.total})
+                    .to_string(),
+            },
         )
-        .await?,
-    ))
+        .await?;
+    Ok(Json(page))
 }
 
 /// Adopt an existing long-term-care-insurance rating (直接采信) instead of a new assessment: its
@@ -358,6 +374,7 @@ pub async fn due_export(
     actor: crate::identity::Actor,
     axum::extract::Query(q): axum::extract::Query<super::store::DueReq>,
 ) -> ApiResult<axum::response::Response> {
+    actor.require(crate::identity::Perm::RegistryExport)?;
     let scope = actor.individuals()?;
     let regions = app.regions.read().await.clone();
     let bytes = super::store::due_xlsx(

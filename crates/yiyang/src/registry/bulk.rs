@@ -63,12 +63,19 @@ impl Loaded {
 
     /// The summary as the audit row records it, given the validator's total and rejected count.
     fn summary(&self, dry_run: bool, total: i64, rejected: i64) -> Summary {
-        let rejected = rejected + self.outside.len() as i64;
+        let outside = self.outside.len() as i64;
+        // A dry run answers for people registered elsewhere as for unknown IDs.
+        let (rejected, seen_new) = if dry_run {
+            (rejected, outside)
+        } else {
+            (rejected + outside, 0)
+        };
         Summary {
+            outside,
             total,
             accepted: total - rejected,
             rejected,
-            inserted: self.inserted,
+            inserted: self.inserted + seen_new,
             updated: self.updated,
             unchanged: self.unchanged,
             dry_run,
@@ -157,7 +164,9 @@ pub async fn run(
         return Ok(Outcome::HasUpdates);
     }
     let mut summary = loaded.summary(dry_run, total, rejected.len() as i64);
-    rejected.extend(loaded.outside);
+    if !dry_run {
+        rejected.extend(loaded.outside);
+    }
     import::finish_summary(&mut summary, &mut rejected, total, rows_read, &ctx.progress);
     if !dry_run {
         ctx.db

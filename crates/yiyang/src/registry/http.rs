@@ -57,9 +57,27 @@ pub async fn search(
 ) -> ApiResult<Json<ElderPage>> {
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
-    Ok(Json(
-        store::search(&app.db, &app.search_index, &scope, &regions, &q, today()).await?,
-    ))
+    let page = store::search(&app.db, &app.search_index, &scope, &regions, &q, today()).await?;
+    // Looking a person up by name is a sensitive read (the name itself is logged masked).
+    if q.name.as_deref().is_some_and(|n| !n.trim().is_empty()) {
+        app.read_audit
+            .record(
+                &actor.who(),
+                Entry {
+                    action: "elder.search",
+                    entity: "elder",
+                    entity_id: None,
+                    region_code: q
+                        .region_code
+                        .as_deref()
+                        .or(scope.root.as_ref().map(|r| r.as_str())),
+                    detail: serde_json::json!({"filter": audited_filter(&q), "total": page.total, "shown": page.items.len()})
+                        .to_string(),
+                },
+            )
+            .await?;
+    }
+    Ok(Json(page))
 }
 
 /// One elder's record (audited as a sensitive read).
@@ -518,7 +536,7 @@ pub async fn export(
     let bytes =
         crate::registry::export_xlsx(&app, &scope, &regions, &r.filter, reveal.is_some()).await?;
     let mut tx = app.db.begin().await?;
-    audit::append(&mut tx, &actor.who(), Entry { action: "registry.export", entity: "elder", entity_id: None, region_code: scope.root.as_ref().map(|r| r.as_str()), detail: serde_json::json!({"rows": bytes.1, "revealed": reveal.is_some(), "reason": reveal, "filter": r.filter}).to_string() }).await?;
+    audit::append(&mut tx, &actor.who(), Entry { action: "registry.export", entity: "elder", entity_id: None, region_code: scope.root.as_ref().map(|r| r.as_str()), detail: serde_json::json!({"rows": bytes.1, "revealed": reveal.is_some(), "reason": reveal, "contains_birth_date": true, "filter": audited_filter(&r.filter)}).to_string() }).await?;
     tx.commit().await?;
     Ok(xlsx(bytes.0, "老年人档案"))
 }
@@ -749,3 +767,11 @@ pub async fn errors_xlsx(
 }
 
 pub type _Unused = Summary;
+
+/// A search filter as the audit log keeps it: a searched name only masked (the log is read by
+/// auditors, who need to see that a name was searched, not whose).
+pub fn audited_filter(f: &store::SearchReq) -> store::SearchReq {
+    let mut f = f.clone();
+    f.name = f.name.as_deref().map(yiyang_kernel::mask::name);
+    f
+}

@@ -45,6 +45,10 @@ pub struct Summary {
     pub unchanged: i64,
     pub dry_run: bool,
     pub errors: Vec<RowError>,
+    /// Rows of people registered outside the importer's scope. A dry run counts them as new, as it
+    /// would an unknown ID (no probing who is registered elsewhere), and the attempt is audited.
+    #[serde(skip)]
+    pub outside: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -391,7 +395,12 @@ async fn run_general(
             return Err(e);
         }
     };
-    rejected.extend(outside);
+    summary.outside = outside.len() as i64;
+    if tx.is_some() {
+        rejected.extend(outside);
+    } else {
+        summary.inserted += summary.outside;
+    }
     finish_summary(&mut summary, &mut rejected, total, rows_read, &ctx.progress);
     if let Some(mut t) = tx {
         end_bulk(&mut t, &bulk).await?;
@@ -428,9 +437,9 @@ pub(super) fn finish_summary(
         .collect();
 }
 
-/// Why a row of someone registered outside the importer's scope is refused.
-pub(super) const OUTSIDE: &str =
-    "该身份证号已在您管辖范围以外的区划登记，请联系上级民政部门办理迁移";
+/// Why a real import refuses a row of someone registered outside the importer's scope (a dry run
+/// does not tell: it answers as for an unknown ID).
+pub(super) const OUTSIDE: &str = "该身份证号不能由您登记，请联系上级民政部门核实";
 
 /// What an import does with one valid row, given the registered person with the same citizen ID
 /// (id, row digest, residence region) if there is one.
@@ -494,7 +503,8 @@ pub fn import_entry<'a>(
         region_code: scope.root.as_ref().map(|r| r.as_str()),
         detail: serde_json::json!({
             "file_sha256": file_sha, "total": summary.total, "inserted": summary.inserted,
-            "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected
+            "updated": summary.updated, "unchanged": summary.unchanged, "rejected": summary.rejected,
+            "outside_scope": summary.outside
         })
         .to_string(),
     }
@@ -629,7 +639,7 @@ where
     let outcome = match open_table(bytes, file_name) {
         Ok(table) => {
             let headers = table.headers.clone();
-            runner(table, sha).await.map(|r| (r, headers))
+            runner(table, sha.clone()).await.map(|r| (r, headers))
         }
         Err(e) => Err(e),
     };
@@ -667,6 +677,26 @@ where
                 .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
+            // A dry run that met people registered outside the caller's scope told them nothing,
+            // but the attempt is on record.
+            if job.dry_run && summary.outside > 0 {
+                audit::append(
+                    &mut tx,
+                    ctx.who,
+                    Entry {
+                        action: "import.outside_scope",
+                        entity: "import_job",
+                        entity_id: Some(job_id),
+                        region_code: ctx.scope.root.as_ref().map(|r| r.as_str()),
+                        detail: serde_json::json!({
+                            "kind": job.kind, "dry_run": true, "file_sha256": sha,
+                            "rows": summary.outside
+                        })
+                        .to_string(),
+                    },
+                )
+                .await?;
+            }
             tx.commit().await?;
             Ok(summary)
         }

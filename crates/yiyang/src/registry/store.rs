@@ -47,7 +47,8 @@ pub struct ElderRow {
     pub id: String,
     pub name: String,
     pub sex: String,
-    pub birth_date: String,
+    /// 周岁 today. Lists show the age, never the birth date: with the birth date beside it the
+    /// masked ID would be the whole ID (the masked digits are exactly the birth date).
     pub age: i32,
     pub citizen_id_masked: String,
     pub residence_region: String,
@@ -88,6 +89,8 @@ pub struct StatusInfo {
 pub struct Elder {
     #[serde(flatten)]
     pub row: ElderRow,
+    /// Only in the detail, whose every read is audited.
+    pub birth_date: String,
     pub hukou_region: Option<String>,
     pub hukou_region_name: Option<String>,
     pub address: Option<String>,
@@ -173,7 +176,6 @@ fn row_of(r: &impl Cols, today: NaiveDate, regions: &RegionIndex, ability_at: us
         id: r.text(0),
         name: r.text(1),
         sex: r.text(2),
-        birth_date: birth,
         age: age_on(bd, today),
         citizen_id_masked: r.text(4),
         residence_region_name: regions.path_name(&res),
@@ -612,6 +614,7 @@ fn elder_of(
         }
     }
     Elder {
+        birth_date: r.text(3),
         hukou_region_name: hukou
             .as_deref()
             .map(|h| regions.path_name(h))

@@ -562,12 +562,25 @@ async fn db_assessment_due_list() {
             }
         }
     }
-    // The list as Excel: the same people, masked IDs, audited as an export.
+    // The list as Excel: the same people, masked IDs, audited as an export; only for accounts
+    // that may export.
+    let (s, _, _) = t
+        .call(
+            "GET",
+            "/api/v1/assessments/due/export?status=missing",
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an assessor may not export");
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    let officer = t.login("of").await;
     let (s, body, _) = t
         .raw(
             axum::http::Request::builder()
                 .uri("/api/v1/assessments/due/export?status=missing")
-                .header(axum::http::header::COOKIE, &c)
+                .header(axum::http::header::COOKIE, &officer)
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )

@@ -9,6 +9,7 @@ mod hostile;
 mod import;
 mod indicator;
 mod openapi;
+mod privacy;
 mod region;
 mod registry;
 mod scope_matrix;
