@@ -98,6 +98,7 @@ pub struct AppState {
 
 impl AppState {
     pub async fn new(db: Db, keys: KeyRing, config: Config) -> anyhow::Result<AppState> {
+        db.use_keys(&keys);
         let regions = RegionIndex::load(&db).await?;
         Ok(AppState {
             read_audit: crate::audit::ReadAudit::start(db.clone()),

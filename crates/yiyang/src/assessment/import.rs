@@ -1350,7 +1350,9 @@ pub async fn run(
             reason: reason.clone(),
         })
         .collect();
+    let chain = ctx.db.chain_key()?;
     if let Some(w) = wtx {
+        let chain = chain.clone();
         let (who, scope, job, sha) = (
             ctx.who.clone(),
             ctx.scope.clone(),
@@ -1361,7 +1363,7 @@ pub async fn run(
         w.call(move |t| {
             let e =
                 crate::registry::import::import_entry(&scope, "assessment.import", &job, &sha, &s);
-            crate::audit::append_sqlite(t, &who, e)
+            crate::audit::append_sqlite(t, &chain, &who, e)
         })
         .await?;
         w.commit().await?;
@@ -1369,6 +1371,7 @@ pub async fn run(
     if let Some(mut c) = pg_tx {
         crate::audit::append_pg(
             &mut c,
+            &chain,
             ctx.who,
             crate::registry::import::import_entry(
                 ctx.scope,

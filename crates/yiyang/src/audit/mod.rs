@@ -1,11 +1,17 @@
 //! audit — one row per change and per sensitive read, written inside the caller's transaction,
-//! append-only (triggers refuse UPDATE and DELETE) and SHA-256 hash-chained: each row's hash covers
-//! the previous row's hash, and `audit_head` remembers the last one so a removed tail is noticed.
+//! append-only (triggers refuse UPDATE and DELETE) and chained with a keyed MAC (HMAC-SHA256 under
+//! a key derived from the key file, which is not in the database): each row's MAC covers the
+//! previous row's, and `audit_head` remembers the last one so a removed tail is noticed. Whoever
+//! can write the database can still drop the triggers and rewind the tail together with the head;
+//! checkpoints of the head kept outside the database (`checkpoint.rs`) catch that.
 
+pub mod checkpoint;
 pub mod http;
 
+use crate::platform::crypto::ChainKey;
 use crate::platform::db::{Db, Tx};
 use crate::platform::migrations::Stmt::{self, *};
+use hmac::Mac;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -49,6 +55,14 @@ pub const MIGRATION: &[Stmt] = &[
     ),
 ];
 
+/// Rows written before the chain was keyed (plain SHA-256) are chained again under the key by
+/// [`key_legacy_chain`], once, after checking them; `keyed` says that is done.
+pub const MIGRATION_KEYED: &[Stmt] = &[
+    Both("ALTER TABLE audit_head ADD COLUMN keyed BIGINT NOT NULL DEFAULT 0"),
+    // An empty chain has nothing to convert.
+    Both("UPDATE audit_head SET keyed = 1 WHERE seq = 0"),
+];
+
 /// Who did it. `actor_id` is None for the command line and system jobs.
 #[derive(Debug, Clone)]
 pub struct Who {
@@ -66,8 +80,11 @@ pub struct Entry<'a> {
     pub detail: String,
 }
 
+/// The chain's MAC of one row: HMAC-SHA256 under the chain key (`Some`), or the plain SHA-256 of
+/// rows written before the key (`None`, only to check them before they are chained again).
 #[allow(clippy::too_many_arguments)]
 fn row_hash(
+    key: Option<&ChainKey>,
     prev: &str,
     seq: i64,
     at: &str,
@@ -80,8 +97,7 @@ fn row_hash(
     detail: &str,
     request_id: &str,
 ) -> String {
-    let mut h = Sha256::new();
-    for part in [
+    let parts = [
         prev,
         &seq.to_string(),
         at,
@@ -93,12 +109,26 @@ fn row_hash(
         region_code,
         detail,
         request_id,
-    ] {
-        // Length-prefixing makes the encoding unambiguous ("ab"+"c" ≠ "a"+"bc").
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
+    ];
+    // Length-prefixing makes the encoding unambiguous ("ab"+"c" ≠ "a"+"bc").
+    match key {
+        Some(k) => {
+            let mut h = k.mac();
+            for part in parts {
+                h.update(&(part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+            hex::encode(h.finalize().into_bytes())
+        }
+        None => {
+            let mut h = Sha256::new();
+            for part in parts {
+                Digest::update(&mut h, (part.len() as u64).to_be_bytes());
+                Digest::update(&mut h, part.as_bytes());
+            }
+            hex::encode(h.finalize())
+        }
     }
-    hex::encode(h.finalize())
 }
 
 /// Append one audit row in the caller's transaction. Call it last, just before commit: the head row
@@ -151,10 +181,18 @@ macro_rules! insert_row {
     };
 }
 
-pub fn row_after(seq: i64, prev: String, who: &Who, e: &Entry<'_>, request_id: &str) -> AuditRow {
+pub fn row_after(
+    key: &ChainKey,
+    seq: i64,
+    prev: String,
+    who: &Who,
+    e: &Entry<'_>,
+    request_id: &str,
+) -> AuditRow {
     let request_id = request_id.to_string();
     let at = crate::platform::now_rfc3339();
     let hash = row_hash(
+        Some(key),
         &prev,
         seq,
         &at,
@@ -184,9 +222,15 @@ pub fn row_after(seq: i64, prev: String, who: &Who, e: &Entry<'_>, request_id: &
 }
 
 /// [`append`] on a rusqlite transaction (the SQLite bulk writer).
-pub fn append_sqlite(tx: &rusqlite::Transaction, who: &Who, e: Entry<'_>) -> rusqlite::Result<i64> {
+pub fn append_sqlite(
+    tx: &rusqlite::Transaction,
+    key: &ChainKey,
+    who: &Who,
+    e: Entry<'_>,
+) -> rusqlite::Result<i64> {
     let (seq, prev): (i64, String) = tx.query_row(BUMP_HEAD, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let r = row_after(
+        key,
         seq,
         prev,
         who,
@@ -217,11 +261,13 @@ pub fn append_sqlite(tx: &rusqlite::Transaction, who: &Who, e: Entry<'_>) -> rus
 /// [`append`] on a native PostgreSQL connection (the PostgreSQL bulk writer).
 pub async fn append_pg(
     conn: &mut sqlx::postgres::PgConnection,
+    key: &ChainKey,
     who: &Who,
     e: Entry<'_>,
 ) -> Result<i64, sqlx::Error> {
     let head = sqlx::query(BUMP_HEAD).fetch_one(&mut *conn).await?;
     let r = row_after(
+        key,
         head.get(0),
         head.get(1),
         who,
@@ -242,8 +288,9 @@ async fn append_as(
     e: Entry<'_>,
     request_id: &str,
 ) -> Result<i64, sqlx::Error> {
+    let key = tx.chain_key()?;
     let head = sqlx::query(BUMP_HEAD).fetch_one(&mut **tx).await?;
-    let r = row_after(head.get(0), head.get(1), who, &e, request_id);
+    let r = row_after(&key, head.get(0), head.get(1), who, &e, request_id);
     insert_row!(r).execute(&mut **tx).await?;
     sqlx::query(SET_HEAD)
         .bind(&r.hash)
@@ -323,6 +370,7 @@ impl ReadAudit {
 /// Append a whole group in one round: the head is advanced once, the hashes are chained here and the
 /// rows go in as one multi-row insert.
 async fn write_group(db: &Db, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let key = db.chain_key()?;
     let mut tx = db.begin().await?;
     let n = batch.len() as i64;
     let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
@@ -340,6 +388,7 @@ async fn write_group(db: &Db, batch: &[Pending]) -> Result<(), sqlx::Error> {
     for (k, p) in batch.iter().enumerate() {
         let seq = last - n + 1 + k as i64;
         let hash = row_hash(
+            Some(&key),
             &prev,
             seq,
             &at,
@@ -381,46 +430,135 @@ pub struct VerifyReport {
     pub ok: bool,
     pub first_broken_seq: Option<i64>,
     pub problem: Option<String>,
+    /// Checkpoints compared with the rows.
+    pub checkpoints: usize,
 }
 
-/// Walk the chain from the first row; report the first row whose hash or link does not hold.
-pub async fn verify(db: &Db) -> anyhow::Result<VerifyReport> {
-    use futures_util::TryStreamExt;
-    let mut rows = sqlx::query(
-        "SELECT seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash \
-         FROM audit_log ORDER BY seq",
-    )
-    .fetch(&db.pool);
-    let mut expected_prev = "genesis".to_string();
-    let mut expected_seq = 1i64;
-    let mut n = 0i64;
+const CHAIN_ROWS: &str = "SELECT seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash \
+     FROM audit_log ORDER BY seq";
+
+/// Walk the chain from the first row under the chain key; report the first row whose MAC or link
+/// does not hold, a head that does not match the last row, or rows that do not match a checkpoint
+/// kept outside the database (a rewritten row before it, or a tail cut off after it).
+pub async fn verify(
+    db: &Db,
+    checkpoints: &[checkpoint::Checkpoint],
+) -> anyhow::Result<VerifyReport> {
+    let key = db.chain_key()?;
+    let keyed: i64 = sqlx::query("SELECT keyed FROM audit_head WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await?
+        .get(0);
     let broken = |seq: i64, n: i64, msg: String| VerifyReport {
         rows: n,
         ok: false,
         first_broken_seq: Some(seq),
         problem: Some(msg),
+        checkpoints: checkpoints.len(),
     };
+    if keyed == 0 {
+        return Ok(broken(
+            1,
+            0,
+            "审计链尚未以密钥计算（请先用本系统的密钥文件运行 yiyang migrate 或启动服务）".into(),
+        ));
+    }
+    let at_seq: std::collections::HashMap<i64, &str> = checkpoints
+        .iter()
+        .map(|c| (c.seq, c.hash.as_str()))
+        .collect();
+    let walk = walk_chain(db, Some(&key), |seq, hash| match at_seq.get(&seq) {
+        Some(h) if *h != hash => Some(format!(
+            "第 {seq} 条审计记录与审计检查点不符：检查点之前的记录被改写"
+        )),
+        _ => None,
+    })
+    .await?;
+    let (n, last_seq, last_hash) = match walk {
+        Ok(v) => v,
+        Err((seq, n, msg)) => return Ok(broken(seq, n, msg)),
+    };
+    if let Some(c) = checkpoints
+        .iter()
+        .filter(|c| c.seq > last_seq)
+        .max_by_key(|c| c.seq)
+    {
+        return Ok(broken(
+            last_seq + 1,
+            n,
+            format!(
+                "审计链在检查点 seq {} 之后被截断：检查点记录时已有 {} 条，数据库中只有 {last_seq} 条",
+                c.seq, c.seq
+            ),
+        ));
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await?;
+    let head_seq: i64 = head.get(0);
+    let head_hash: String = head.get(1);
+    if head_seq != last_seq {
+        return Ok(broken(
+            last_seq + 1,
+            n,
+            format!(
+                "审计链尾部被删除：应有 {head_seq} 条，实有 {last_seq}；第 {} 条起缺失",
+                last_seq + 1
+            ),
+        ));
+    }
+    if head_hash != last_hash {
+        return Ok(broken(
+            head_seq,
+            n,
+            format!("第 {head_seq} 条审计记录与链头不符"),
+        ));
+    }
+    Ok(VerifyReport {
+        rows: n,
+        ok: true,
+        first_broken_seq: None,
+        problem: None,
+        checkpoints: checkpoints.len(),
+    })
+}
+
+/// Every row in order, its link and MAC checked (`key`; `None`: the plain SHA-256 of rows written
+/// before the key) and `also` asked of each (seq, hash). Ok((rows, last seq, last hash)), or the
+/// first broken row as Err((seq, rows read, problem)).
+#[allow(clippy::type_complexity)]
+async fn walk_chain(
+    db: &Db,
+    key: Option<&ChainKey>,
+    mut also: impl FnMut(i64, &str) -> Option<String>,
+) -> anyhow::Result<Result<(i64, i64, String), (i64, i64, String)>> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query(CHAIN_ROWS).fetch(&db.pool);
+    let mut expected_prev = "genesis".to_string();
+    let mut expected_seq = 1i64;
+    let mut n = 0i64;
     while let Some(r) = rows.try_next().await? {
         n += 1;
         let seq: i64 = r.get(0);
         if seq != expected_seq {
-            return Ok(broken(
+            return Ok(Err((
                 expected_seq,
                 n,
                 format!("第 {expected_seq} 条审计记录缺失（下一条是第 {seq} 条）"),
-            ));
+            )));
         }
         let s = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
         let prev = s(10);
         let hash = s(11);
         if prev != expected_prev {
-            return Ok(broken(
+            return Ok(Err((
                 seq,
                 n,
                 format!("第 {seq} 条审计记录的前序哈希与上一条不符"),
-            ));
+            )));
         }
         let calc = row_hash(
+            key,
             &prev,
             seq,
             &s(1),
@@ -434,42 +572,87 @@ pub async fn verify(db: &Db) -> anyhow::Result<VerifyReport> {
             &s(9),
         );
         if calc != hash {
-            return Ok(broken(
+            return Ok(Err((
                 seq,
                 n,
-                format!("第 {seq} 条审计记录内容被修改（哈希不符）"),
-            ));
+                format!("第 {seq} 条审计记录内容被修改（校验码不符）"),
+            )));
+        }
+        if let Some(msg) = also(seq, &hash) {
+            return Ok(Err((seq, n, msg)));
         }
         expected_prev = hash;
         expected_seq += 1;
     }
-    drop(rows);
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+    Ok(Ok((n, expected_seq - 1, expected_prev)))
+}
+
+/// Once, for a database whose audit rows were chained with plain SHA-256 before the chain was
+/// keyed: check that chain, then chain every row again under the key (the append-only triggers
+/// are lifted for that one transaction). Nothing to do when already keyed. Called by every program
+/// that opens the database with its key file, before anything is audited.
+pub async fn key_legacy_chain(db: &Db) -> anyhow::Result<Option<i64>> {
+    let key = db.chain_key()?;
+    let keyed: i64 = sqlx::query("SELECT keyed FROM audit_head WHERE id = 1")
         .fetch_one(&db.pool)
+        .await?
+        .get(0);
+    if keyed != 0 {
+        return Ok(None);
+    }
+    if let Err((seq, _, msg)) = walk_chain(db, None, |_, _| None).await? {
+        anyhow::bail!("审计链在第 {seq} 条已损坏（{msg}），无法启用密钥校验；请先核查数据库");
+    }
+    let rows = sqlx::query(CHAIN_ROWS).fetch_all(&db.pool).await?;
+    let mut tx = db.begin().await?;
+    let (off, on): (&[&str], &[&str]) = match db.backend {
+        crate::platform::db::Backend::Sqlite => (
+            &["DROP TRIGGER IF EXISTS audit_log_no_update"],
+            &[
+                "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+            ],
+        ),
+        crate::platform::db::Backend::Postgres => (
+            &["ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"],
+            &["ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"],
+        ),
+    };
+    for s in off {
+        sqlx::query(*s).execute(&mut *tx).await?;
+    }
+    let mut prev = "genesis".to_string();
+    for r in &rows {
+        let s = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
+        let seq: i64 = r.get(0);
+        let hash = row_hash(
+            Some(&key),
+            &prev,
+            seq,
+            &s(1),
+            &s(2),
+            &s(3),
+            &s(4),
+            &s(5),
+            &s(6),
+            &s(7),
+            &s(8),
+            &s(9),
+        );
+        sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
+            .bind(&prev)
+            .bind(&hash)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        prev = hash;
+    }
+    for s in on {
+        sqlx::query(*s).execute(&mut *tx).await?;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1, keyed = 1 WHERE id = 1")
+        .bind(&prev)
+        .execute(&mut *tx)
         .await?;
-    let head_seq: i64 = head.get(0);
-    let head_hash: String = head.get(1);
-    if head_seq != expected_seq - 1 {
-        return Ok(broken(
-            expected_seq,
-            n,
-            format!(
-                "审计链尾部被删除：应有 {head_seq} 条，实有 {}；第 {expected_seq} 条起缺失",
-                expected_seq - 1
-            ),
-        ));
-    }
-    if head_hash != expected_prev {
-        return Ok(broken(
-            head_seq,
-            n,
-            format!("第 {head_seq} 条审计记录与链头不符"),
-        ));
-    }
-    Ok(VerifyReport {
-        rows: n,
-        ok: true,
-        first_broken_seq: None,
-        problem: None,
-    })
+    tx.commit().await?;
+    Ok(Some(rows.len() as i64))
 }

@@ -852,6 +852,8 @@ struct ChangeRow {
 /// Everything a run writes, worked out before the transaction so that it holds the write lock only
 /// for the writing.
 struct Plan {
+    /// The audit chain's key, for the run's audit row written on the bulk connection.
+    chain: crate::platform::crypto::ChainKey,
     run_id: String,
     region: String,
     version_id: String,
@@ -1078,6 +1080,7 @@ async fn write(
         });
     }
     let plan = Plan {
+        chain: db.chain_key()?,
         run_id: run_id.to_string(),
         region: region.to_string(),
         version_id: c.version.id.clone(),
@@ -1351,7 +1354,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rus
         ],
     )?;
     let detail = p.audit_detail(hex::encode(digest.finalize()));
-    audit::append_sqlite(tx, &p.who, p.audit_entry(detail))?;
+    audit::append_sqlite(tx, &p.chain, &p.who, p.audit_entry(detail))?;
     Ok(())
 }
 
@@ -1483,7 +1486,7 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
         .execute(&mut *tx)
         .await?;
     let detail = p.audit_detail(hex::encode(digest.finalize()));
-    audit::append_pg(&mut tx, &p.who, p.audit_entry(detail)).await?;
+    audit::append_pg(&mut tx, &p.chain, &p.who, p.audit_entry(detail)).await?;
     tx.commit().await?;
     conn.close().await?;
     Ok(())

@@ -20,12 +20,36 @@ pub struct KeyRing {
 
 const KEY_FILE_HEADER: &str = "yiyang-key-v1";
 
+/// The audit chain's MAC key. Derived from the key file and never stored in the database, so
+/// whoever can write the database cannot recompute the chain after changing a row.
+#[derive(Clone)]
+pub struct ChainKey(Hmac<Sha256>);
+
+impl ChainKey {
+    /// A fresh MAC under this key.
+    pub fn mac(&self) -> Hmac<Sha256> {
+        self.0.clone()
+    }
+}
+
 impl KeyRing {
     pub fn from_bytes(enc: [u8; 32], mac: [u8; 32]) -> KeyRing {
         KeyRing {
             cipher: Aes256Gcm::new(&enc.into()),
             mac: <Hmac<Sha256> as Mac>::new_from_slice(&mac).expect("hmac key"),
         }
+    }
+
+    /// The audit chain's key: the blind-index key's MAC of a fixed label (one key file, two
+    /// independent keys).
+    pub fn chain_key(&self) -> ChainKey {
+        let k = self
+            .mac
+            .clone()
+            .chain_update(b"yiyang audit chain v1")
+            .finalize()
+            .into_bytes();
+        ChainKey(<Hmac<Sha256> as Mac>::new_from_slice(&k).expect("hmac key"))
     }
 
     /// Load the key file, creating it (0600) when absent.

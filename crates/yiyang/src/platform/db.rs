@@ -25,6 +25,9 @@ pub struct Db {
     sqlite_path: Option<Arc<str>>,
     /// PostgreSQL only: the URL, for bulk reads through COPY on a native connection ([`Db::scan`]).
     pg_url: Option<Arc<str>>,
+    /// The audit chain's key, given once the key file is loaded ([`Db::use_keys`]); shared by
+    /// every clone of this handle.
+    chain: Arc<std::sync::OnceLock<crate::platform::crypto::ChainKey>>,
 }
 
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
@@ -32,9 +35,14 @@ pub struct Tx<'a> {
     inner: sqlx::Transaction<'a, sqlx::Any>,
     backend: Backend,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    chain: Option<crate::platform::crypto::ChainKey>,
 }
 
 impl Tx<'_> {
+    /// The audit chain's key (see [`Db::chain_key`]).
+    pub fn chain_key(&self) -> Result<crate::platform::crypto::ChainKey, sqlx::Error> {
+        self.chain.clone().ok_or_else(no_chain_key)
+    }
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.inner.commit().await
     }
@@ -174,6 +182,7 @@ impl Db {
             pool,
             backend,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            chain: Arc::default(),
             sqlite_path,
             pg_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
         })
@@ -370,6 +379,17 @@ impl Db {
         Ok(())
     }
 
+    /// Give this database the key file's keys: the audit chain is keyed from here on. Every
+    /// program that writes audit rows calls it once, right after loading the key file.
+    pub fn use_keys(&self, keys: &crate::platform::crypto::KeyRing) {
+        let _ = self.chain.set(keys.chain_key());
+    }
+
+    /// The audit chain's key; an error where the key file was never given.
+    pub fn chain_key(&self) -> Result<crate::platform::crypto::ChainKey, sqlx::Error> {
+        self.chain.get().cloned().ok_or_else(no_chain_key)
+    }
+
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
         match self.backend {
             // A deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
@@ -381,12 +401,14 @@ impl Db {
                     inner,
                     backend: Backend::Sqlite,
                     _gate: Some(gate),
+                    chain: self.chain.get().cloned(),
                 })
             }
             Backend::Postgres => Ok(Tx {
                 inner: self.pool.begin().await?,
                 backend: Backend::Postgres,
                 _gate: None,
+                chain: self.chain.get().cloned(),
             }),
         }
     }
@@ -800,4 +822,8 @@ mod tests {
             prop_assert_eq!(back.as_deref(), Some(v.as_str()));
         }
     }
+}
+
+fn no_chain_key() -> sqlx::Error {
+    sqlx::Error::Protocol("审计密钥未加载（需要密钥文件）".into())
 }

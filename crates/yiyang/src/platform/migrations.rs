@@ -151,6 +151,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "elder_citizen_id_index",
         stmts: crate::registry::MIGRATION_CID_INDEX,
     },
+    Migration {
+        version: 24,
+        name: "audit_keyed_chain",
+        stmts: crate::audit::MIGRATION_KEYED,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -91,6 +91,7 @@ struct Work {
     done: tokio::sync::oneshot::Receiver<(i64, i64)>,
     scope: crate::identity::Scope,
     who: audit::Who,
+    chain: crate::platform::crypto::ChainKey,
     progress: std::sync::Arc<import::Progress>,
     dry_run: bool,
     approx_rows: usize,
@@ -128,6 +129,7 @@ pub async fn run(
         done,
         scope: ctx.scope.clone(),
         who: ctx.who.clone(),
+        chain: ctx.db.chain_key()?,
         progress: ctx.progress.clone(),
         dry_run,
         approx_rows,
@@ -233,6 +235,7 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     let summary = loaded.summary(false, total, rejected);
     audit::append_sqlite(
         tx,
+        &w.chain,
         &w.who,
         import::import_entry(
             &w.scope,
@@ -516,6 +519,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
     let summary = loaded.summary(false, total, rejected);
     audit::append_pg(
         &mut tx,
+        &w.chain,
         &w.who,
         import::import_entry(
             &w.scope,

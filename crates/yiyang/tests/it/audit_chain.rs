@@ -7,7 +7,7 @@ async fn tamper(t: &TestApp, sql: &str) {
     // Done "by hand", as an attacker with database access would: switch the guard off first.
     match db.backend {
         Backend::Sqlite => {
-            sqlx::raw_sql("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+            sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;")
                 .execute(&db.pool)
                 .await
                 .unwrap();
@@ -28,7 +28,7 @@ async fn tamper(t: &TestApp, sql: &str) {
 #[tokio::test]
 async fn db_audit_is_append_only() {
     let t = TestApp::new("demo", 10).await;
-    let r = yiyang::audit::verify(&t.state.db).await.unwrap();
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
     assert!(r.ok && r.rows >= 1, "{r:?}");
     assert!(
         sqlx::query("UPDATE audit_log SET actor_name = 'x'")
@@ -68,7 +68,7 @@ async fn db_altered_row_is_named() {
         "UPDATE audit_log SET detail = '{\"rows\": 1}' WHERE seq = 2",
     )
     .await;
-    let r = yiyang::audit::verify(&t.state.db).await.unwrap();
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
     assert!(!r.ok);
     assert_eq!(r.first_broken_seq, Some(2), "{r:?}");
 }
@@ -86,7 +86,7 @@ async fn db_removed_tail_is_named() {
         .unwrap()
         .get(0);
     tamper(&t, &format!("DELETE FROM audit_log WHERE seq = {last}")).await;
-    let r = yiyang::audit::verify(&t.state.db).await.unwrap();
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
     assert!(!r.ok);
     assert_eq!(r.first_broken_seq, Some(last), "{r:?}");
     // A row removed from the middle is named too.
@@ -96,6 +96,201 @@ async fn db_removed_tail_is_named() {
             .await;
     }
     tamper(&t, "DELETE FROM audit_log WHERE seq = 2").await;
-    let r = yiyang::audit::verify(&t.state.db).await.unwrap();
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
     assert_eq!(r.first_broken_seq, Some(2), "{r:?}");
+}
+
+/// The plain SHA-256 of a row as the chain had it before it was keyed (length-prefixed fields).
+fn sha_row(prev: &str, r: &sqlx::any::AnyRow) -> String {
+    use sha2::{Digest, Sha256};
+    let s = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
+    let seq: i64 = r.get(0);
+    let mut h = Sha256::new();
+    for part in [
+        prev.to_string(),
+        seq.to_string(),
+        s(1),
+        s(2),
+        s(3),
+        s(4),
+        s(5),
+        s(6),
+        s(7),
+        s(8),
+        s(9),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Recompute every row's hash with plain SHA-256 and set the head to match, as someone who can
+/// write the database but has no key file would.
+async fn rechain_with_sha(t: &TestApp) {
+    let rows = sqlx::query(
+        "SELECT seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id \
+         FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    let mut prev = "genesis".to_string();
+    let mut sql = String::new();
+    for r in &rows {
+        let h = sha_row(&prev, r);
+        let seq: i64 = r.get(0);
+        sql.push_str(&format!(
+            "UPDATE audit_log SET prev_hash = '{prev}', hash = '{h}' WHERE seq = {seq};"
+        ));
+        prev = h;
+    }
+    sql.push_str(&format!(
+        "UPDATE audit_head SET hash = '{prev}' WHERE id = 1;"
+    ));
+    tamper(t, &sql).await;
+}
+
+async fn three_users(t: &TestApp) {
+    for u in ["d1", "d2", "d3"] {
+        t.add_user(u, &["officer"], "320682000000", all_scopes())
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn db_row_rewritten_with_a_recomputed_plain_chain_is_named() {
+    let t = TestApp::new("demo", 10).await;
+    three_users(&t).await;
+    assert!(yiyang::audit::verify(&t.state.db, &[]).await.unwrap().ok);
+    // An elder.reveal made into an elder.view, the chain recomputed with SHA-256.
+    tamper(
+        &t,
+        "UPDATE audit_log SET action = 'elder.view' WHERE seq = 2",
+    )
+    .await;
+    rechain_with_sha(&t).await;
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(
+        r.first_broken_seq,
+        Some(1),
+        "the very first row no longer has the keyed MAC: {r:?}"
+    );
+    // The key is what makes it: the same check without the key's MAC (plain SHA-256) would pass.
+    let key = yiyang::platform::crypto::KeyRing::from_bytes([1; 32], [2; 32]);
+    let other = yiyang::platform::db::Db::connect(
+        t.pg_url
+            .clone()
+            .unwrap_or_else(|| t.sqlite_path.clone().unwrap().display().to_string())
+            .as_str(),
+        1,
+    )
+    .await
+    .unwrap();
+    other.use_keys(&key);
+    assert!(!yiyang::audit::verify(&other, &[]).await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn db_tail_cut_back_after_a_checkpoint_is_named() {
+    use yiyang::audit::checkpoint;
+    let t = TestApp::new("demo", 10).await;
+    three_users(&t).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = checkpoint::Sink {
+        file: Some(dir.path().join("checkpoints.log")),
+        gateway: None,
+    };
+    let c = checkpoint::take(&t.state.db, &sink).await.unwrap();
+    let key = t.state.db.chain_key().unwrap();
+    let read = || checkpoint::read(sink.file.as_ref().unwrap(), &key).unwrap();
+    assert_eq!(read(), vec![c.clone()]);
+    assert!(
+        yiyang::audit::verify(&t.state.db, &read())
+            .await
+            .unwrap()
+            .ok
+    );
+    // More rows after the checkpoint are fine.
+    t.add_user("d4", &["worker"], "320682000000", all_scopes())
+        .await;
+    let r = yiyang::audit::verify(&t.state.db, &read()).await.unwrap();
+    assert!(r.ok && r.checkpoints == 1, "{r:?}");
+    // The last rows deleted and the head set back to a row before the checkpoint: the chain on its
+    // own still adds up, the checkpoint does not.
+    let back = c.seq - 2;
+    let hash: String = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+        .bind(back)
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    let drop_head_guard = match t.state.db.backend {
+        Backend::Sqlite => "DROP TRIGGER IF EXISTS audit_head_forward;",
+        Backend::Postgres => "ALTER TABLE audit_head DISABLE TRIGGER USER;",
+    };
+    tamper(
+        &t,
+        &format!(
+            "{drop_head_guard} DELETE FROM audit_log WHERE seq > {back}; UPDATE audit_head SET seq = {back}, hash = '{hash}' WHERE id = 1;"
+        ),
+    )
+    .await;
+    assert!(
+        yiyang::audit::verify(&t.state.db, &[]).await.unwrap().ok,
+        "without checkpoints it passes"
+    );
+    let r = yiyang::audit::verify(&t.state.db, &read()).await.unwrap();
+    assert!(!r.ok, "{r:?}");
+    let p = r.problem.unwrap();
+    assert!(
+        p.contains(&format!("审计链在检查点 seq {} 之后被截断", c.seq)),
+        "{p}"
+    );
+    // A checkpoint line cannot be made up without the key.
+    let f = sink.file.as_ref().unwrap();
+    let text = std::fs::read_to_string(f).unwrap();
+    std::fs::write(
+        f,
+        text.replace(&format!("seq={}", c.seq), &format!("seq={back}")),
+    )
+    .unwrap();
+    let e = checkpoint::read(f, &key).unwrap_err().to_string();
+    assert!(e.contains("第 1 行"), "{e}");
+}
+
+#[tokio::test]
+async fn db_a_chain_from_before_the_key_is_checked_and_keyed_once() {
+    let t = TestApp::new("demo", 10).await;
+    three_users(&t).await;
+    // A database as it was before the chain was keyed.
+    rechain_with_sha(&t).await;
+    sqlx::query("UPDATE audit_head SET keyed = 0 WHERE id = 1")
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
+    assert!(!r.ok, "an unkeyed chain is not taken as verified: {r:?}");
+    let n = yiyang::audit::key_legacy_chain(&t.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n >= 4);
+    assert!(yiyang::audit::verify(&t.state.db, &[]).await.unwrap().ok);
+    assert_eq!(
+        yiyang::audit::key_legacy_chain(&t.state.db).await.unwrap(),
+        None
+    );
+    // The guard is back: rows cannot be changed.
+    assert!(
+        sqlx::query("UPDATE audit_log SET actor_name = 'x'")
+            .execute(&t.state.db.pool)
+            .await
+            .is_err()
+    );
+    // New rows chain on under the key.
+    t.add_user("d9", &["worker"], "320682000000", all_scopes())
+        .await;
+    assert!(yiyang::audit::verify(&t.state.db, &[]).await.unwrap().ok);
 }

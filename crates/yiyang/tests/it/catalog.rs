@@ -702,7 +702,7 @@ async fn db_catalog_publish_evaluate_explain() {
     assert!(dropped >= 1 && dropped as usize <= want_adapt, "{dropped}");
 
     // The runs' audit rows (written by the bulk writers) keep the chain intact.
-    let report = yiyang::audit::verify(&t.state.db).await.unwrap();
+    let report = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
     assert!(report.ok, "audit chain broken");
 
     // Every decision names the run whose snapshot holds the facts it was made on.

@@ -25,6 +25,7 @@ fn who() -> Who {
 /// (some expired, some adopted LTC ratings, some legacy), the demo catalogue run once (so the
 /// longevity allowance is held), and some deaths and move-outs on fixed dates.
 async fn script(db: &Db, keys: &KeyRing, n: usize) {
+    db.use_keys(keys);
     let today = yiyang::platform::today();
     let villages = yiyang::demo::ensure_regions(db).await.unwrap();
     let elders = yiyang::demo::generate(n, &villages, 777, today);

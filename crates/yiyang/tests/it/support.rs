@@ -40,14 +40,21 @@ pub async fn fresh_db() -> (
             let (prefix, _) = base.rsplit_once('/').expect("url with database");
             let url = format!("{prefix}/{name}");
             let db = Db::connect(&url, 8).await.unwrap();
+            db.use_keys(&test_keys());
             (db, None, Some(url), dir)
         }
         _ => {
             let path = dir.path().join("t.db");
             let db = Db::connect(path.to_str().unwrap(), 8).await.unwrap();
+            db.use_keys(&test_keys());
             (db, Some(path), None, dir)
         }
     }
+}
+
+/// The key file every test database uses.
+pub fn test_keys() -> KeyRing {
+    KeyRing::from_bytes([7; 32], [9; 32])
 }
 
 impl TestApp {
@@ -55,7 +62,7 @@ impl TestApp {
     pub async fn new(profile: &str, elders: usize) -> TestApp {
         let (db, sqlite_path, pg_url, dir) = fresh_db().await;
         yiyang::platform::migrations::migrate(&db).await.unwrap();
-        let keys = KeyRing::from_bytes([7; 32], [9; 32]);
+        let keys = test_keys();
         let villages = yiyang::demo::ensure_regions(&db).await.unwrap();
         if elders > 0 {
             let e = yiyang::demo::generate(elders, &villages, 42, yiyang::platform::today());
