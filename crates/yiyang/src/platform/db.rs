@@ -805,6 +805,10 @@ fn pg_text_field(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(std::borrow::Cow::Owned(out))
 }
 
+fn no_chain_key() -> sqlx::Error {
+    sqlx::Error::Protocol("审计密钥未加载（需要密钥文件）".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -824,6 +828,3 @@ mod tests {
     }
 }
 
-fn no_chain_key() -> sqlx::Error {
-    sqlx::Error::Protocol("审计密钥未加载（需要密钥文件）".into())
-}
