@@ -223,7 +223,7 @@ pub fn row_after(
 
 /// [`append`] on a rusqlite transaction (the SQLite bulk writer).
 pub fn append_sqlite(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     key: &ChainKey,
     who: &Who,
     e: Entry<'_>,

@@ -459,6 +459,47 @@ impl Db {
         .map_err(|e| sqlx::Error::Protocol(format!("bulk write task: {e}")))?
     }
 
+    /// SQLite only: like [`Db::sqlite_bulk`], but `f` commits its work in chunks
+    /// ([`Chunks::commit`]): between two chunks the write gate is let go, so the writers queued
+    /// meanwhile (an audited read, a single edit) go first. What `f` wrote after its last commit
+    /// is committed when it returns Ok, and rolled back when it fails.
+    pub async fn sqlite_chunked<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Chunks) -> rusqlite::Result<(T, bool)> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
+        let path = self
+            .sqlite_path
+            .clone()
+            .expect("sqlite_chunked on SQLite only");
+        let gate = self.write_gate.clone();
+        let held = gate.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let fail =
+                |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite chunked write: {e}"));
+            let conn = open_bulk_writer(&path).map_err(fail)?;
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+            let chunks = Chunks {
+                conn,
+                gate,
+                held: std::cell::RefCell::new(Some(held)),
+                commits: std::cell::Cell::new(0),
+            };
+            match f(&chunks) {
+                Ok((v, commit)) => {
+                    let end = if commit { "COMMIT" } else { "ROLLBACK" };
+                    chunks.conn.execute_batch(end).map_err(fail)?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = chunks.conn.execute_batch("ROLLBACK");
+                    Err(fail(e))
+                }
+            }
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("chunked write task: {e}")))?
+    }
+
     /// SQLite only: a write transaction (`BEGIN IMMEDIATE`, holding the write gate) kept open on a
     /// thread of its own, for an import that decides in async code and writes millions of values
     /// through prepared statements ([`SqliteWriteTx::call`]). Rolled back unless committed.
@@ -581,6 +622,39 @@ fn open_bulk_writer(path: &str) -> rusqlite::Result<rusqlite::Connection> {
          PRAGMA busy_timeout=60000; PRAGMA cache_size=-1048576; PRAGMA temp_store=MEMORY;",
     )?;
     Ok(c)
+}
+
+/// A long SQLite write in chunks (see [`Db::sqlite_chunked`]): a rusqlite connection inside a
+/// `BEGIN IMMEDIATE` transaction while it holds the process's write gate.
+/// `commit` takes `&self`: the statements a writer prepared borrow the connection meanwhile.
+pub struct Chunks {
+    conn: rusqlite::Connection,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    held: std::cell::RefCell<Option<tokio::sync::OwnedMutexGuard<()>>>,
+    commits: std::cell::Cell<u64>,
+}
+
+impl Chunks {
+    /// The connection, inside the current chunk's transaction.
+    pub fn conn(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+
+    /// Commit the chunk, let the writers that queued meanwhile have the write lock (the gate is
+    /// first come, first served), then take it back and begin the next chunk.
+    pub fn commit(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.commits.set(self.commits.get() + 1);
+        self.held.replace(None);
+        self.held
+            .replace(Some(self.gate.clone().blocking_lock_owned()));
+        self.conn.execute_batch("BEGIN IMMEDIATE")
+    }
+
+    /// Chunks committed so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.get()
+    }
 }
 
 enum TxJob {
@@ -827,4 +901,3 @@ mod tests {
         }
     }
 }
-

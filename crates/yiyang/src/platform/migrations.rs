@@ -156,6 +156,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_keyed_chain",
         stmts: crate::audit::MIGRATION_KEYED,
     },
+    Migration {
+        version: 25,
+        name: "import_job_progress",
+        stmts: crate::registry::MIGRATION_JOB_PROGRESS,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -11,7 +11,7 @@
 use super::import::{self, Batch, Class, Ctx, ImportError, Rejected, RowIter, Summary};
 use super::store::{self, NEXT_CHANGE_SEQ, Prepared, Stamp};
 use crate::audit;
-use crate::platform::db::{Backend, CopyBinary};
+use crate::platform::db::{Backend, Chunks, CopyBinary};
 use std::sync::atomic::Ordering;
 
 /// The job the rows belong to, for the audit row.
@@ -23,8 +23,12 @@ pub struct JobInfo<'a> {
 
 pub enum Outcome {
     Done(Summary, Rejected),
-    /// A real run found people whose registered data the file changes; nothing was written.
-    HasUpdates,
+    /// A real run found people whose registered data the file changes. What it inserted before,
+    /// in chunks already committed, stays (the general path then finds those people unchanged):
+    /// how many.
+    HasUpdates {
+        inserted: i64,
+    },
 }
 
 /// Valid rows per batch handed from the validating thread to the writer.
@@ -47,8 +51,11 @@ struct Loaded {
     unchanged: i64,
     updated: i64,
     outside: Rejected,
-    /// Nothing was written: a real run met a change (or the validator failed).
+    /// A real run met a change (or the validator failed): what it wrote since its last commit is
+    /// rolled back.
     stopped: bool,
+    /// Inserted in chunks already committed.
+    committed_inserted: i64,
 }
 
 impl Loaded {
@@ -144,13 +151,13 @@ pub async fn run(
             .db
             .sqlite_readonly(move |c| {
                 let mut w = work;
-                load_sqlite(c, None, &mut w)
+                load_sqlite(c, None, &mut w, None)
             })
             .await
             .map_err(ImportError::from),
         Backend::Sqlite => ctx
             .db
-            .sqlite_bulk_or_rollback(move |tx| write_sqlite(tx, work))
+            .sqlite_chunked(move |ch| write_sqlite(ch, work))
             .await
             .map_err(ImportError::from),
         Backend::Postgres => load_pg(ctx.db, work).await,
@@ -163,7 +170,9 @@ pub async fn run(
     let (mut rejected, total, rows_read) = validated?;
     let loaded = loaded?;
     if loaded.stopped {
-        return Ok(Outcome::HasUpdates);
+        return Ok(Outcome::HasUpdates {
+            inserted: loaded.committed_inserted,
+        });
     }
     let mut summary = loaded.summary(dry_run, total, rejected.len() as i64);
     if !dry_run {
@@ -178,16 +187,20 @@ pub async fn run(
     Ok(Outcome::Done(summary, rejected))
 }
 
-/// SQLite, real run: the change number, the secondary indexes dropped for a first load, the rows,
-/// the indexes built again, the audit row; committed only when every row was new or unchanged.
-fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Loaded, bool)> {
+/// SQLite, real run. Into an empty registry: one transaction, the secondary indexes and the
+/// citizen-ID key built once after the rows. Into a registry in use: chunks of at most
+/// [`import::CHUNK_HOLD`] each, committed with the job's progress and an audit row of their own,
+/// so that other users' writes (an audited read among them) go on in between. Stops at the first
+/// person the file changes (the general path takes over).
+fn write_sqlite(ch: &Chunks, mut w: Work) -> rusqlite::Result<(Loaded, bool)> {
+    let tx = ch.conn();
     let t0 = std::time::Instant::now();
     let change_seq: i64 = tx.query_row(NEXT_CHANGE_SEQ, [], |r| r.get(0))?;
     let existing: i64 = tx.query_row("SELECT COUNT(*) FROM elder", [], |r| r.get(0))?;
     let rebuild = import::first_load(existing, w.approx_rows);
     // Into an empty registry everyone is new (the validator took out repeats within the file, and
     // this transaction holds the write lock): the citizen-ID key is built once at the end too.
-    let empty = rebuild && existing == 0;
+    let empty = rebuild;
     // The key first: a repeated citizen ID fails before the other builds are done.
     let rebuilt = || {
         empty
@@ -215,7 +228,40 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
     } else {
         Order::LookUpFirst
     };
-    let mut loaded = load_sqlite(tx, Some((&stamp, order)), &mut w)?;
+    let (chain, who, scope, job_id) = (
+        w.chain.clone(),
+        w.who.clone(),
+        w.scope.clone(),
+        w.job_id.clone(),
+    );
+    let mut since = std::time::Instant::now();
+    let mut chunk = |loaded: &mut Loaded, rows_done: i64| -> rusqlite::Result<Option<i64>> {
+        if empty || since.elapsed() < import::CHUNK_HOLD {
+            return Ok(None);
+        }
+        tx.execute(
+            import::JOB_PROGRESS,
+            rusqlite::params![rows_done, loaded.inserted, 0, job_id],
+        )?;
+        audit::append_sqlite(
+            tx,
+            &chain,
+            &who,
+            import::part_entry(
+                &scope,
+                "registry.import.part",
+                &job_id,
+                rows_done,
+                loaded.inserted,
+                0,
+            ),
+        )?;
+        ch.commit()?;
+        loaded.committed_inserted = loaded.inserted;
+        since = std::time::Instant::now();
+        Ok(Some(tx.query_row(NEXT_CHANGE_SEQ, [], |r| r.get(0))?))
+    };
+    let mut loaded = load_sqlite(tx, Some((stamp, order)), &mut w, Some(&mut chunk))?;
     if loaded.stopped {
         return Ok((loaded, false));
     }
@@ -233,6 +279,10 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
         tx.execute_batch("PRAGMA threads = 0")?;
     }
     let summary = loaded.summary(false, total, rejected);
+    tx.execute(
+        import::JOB_PROGRESS,
+        rusqlite::params![total, summary.inserted, 0, w.job_id],
+    )?;
     audit::append_sqlite(
         tx,
         &w.chain,
@@ -249,6 +299,7 @@ fn write_sqlite(tx: &rusqlite::Transaction, mut w: Work) -> rusqlite::Result<(Lo
         rows_ms = loaded_at.as_millis() as u64,
         indexes_ms = (t0.elapsed() - loaded_at).as_millis() as u64,
         rebuild,
+        chunks = ch.commits() + 1,
         "registry bulk load written, committing"
     );
     Ok((loaded, true))
@@ -268,17 +319,22 @@ enum Order {
 
 /// SQLite: look every valid row up by its blind index and insert the new ones (when `write` is
 /// given: a real run, and in which order). A real run stops at the first change.
+/// `chunk` is asked after each batch (with the file rows read so far) whether to commit; it
+/// answers the next chunk's change number when it did.
+type ChunkHook<'a> = &'a mut dyn FnMut(&mut Loaded, i64) -> rusqlite::Result<Option<i64>>;
+
 fn load_sqlite(
     c: &rusqlite::Connection,
-    write: Option<(&Stamp, Order)>,
+    write: Option<(Stamp, Order)>,
     w: &mut Work,
+    mut chunk: Option<ChunkHook>,
 ) -> rusqlite::Result<Loaded> {
-    let stamp = write.map(|(s, _)| s);
+    let mut stamp_now = write.map(|(s, _)| s);
     let order = write.map(|(_, o)| o);
     let insert_first = matches!(order, Some(Order::InsertFirst | Order::InsertOnly));
     use rusqlite::OptionalExtension;
     let mut look = c.prepare(LOOKUP_ONE)?;
-    let mut insert = match stamp {
+    let mut insert = match stamp_now {
         Some(_) => Some(c.prepare(&format!(
             "INSERT INTO elder ({}) VALUES ({}){}",
             store::INSERT_COLS,
@@ -294,12 +350,14 @@ fn load_sqlite(
     };
     let mut loaded = Loaded::default();
     let mut waited = std::time::Duration::ZERO;
+    let mut rows_read = 0i64;
     loop {
         let t = std::time::Instant::now();
         let Some(batch) = w.recv.blocking_recv() else {
             break;
         };
         waited += t.elapsed();
+        let stamp = stamp_now.as_ref();
         for (row_no, p) in &batch.rows {
             if insert_first
                 && let (Some(ins), Some(st)) = (insert.as_mut(), stamp)
@@ -333,6 +391,13 @@ fn load_sqlite(
         w.progress
             .processed
             .fetch_add(batch.n_read, Ordering::Relaxed);
+        rows_read += batch.n_read;
+        if let Some(hook) = chunk.as_mut()
+            && let Some(seq) = hook(&mut loaded, rows_read)?
+            && let Some(st) = stamp_now.as_mut()
+        {
+            st.change_seq = seq;
+        }
     }
     tracing::debug!(
         waited_ms = waited.as_millis() as u64,
@@ -378,12 +443,14 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
             .await?;
         }
     }
-    let stamp = Stamp {
+    let mut stamp = Stamp {
         source: &w.source,
         now: &w.now,
         today: &w.today,
         change_seq,
     };
+    let mut since = std::time::Instant::now();
+    let mut rows_done = 0i64;
     let copy_sql = format!(
         "COPY elder ({}) FROM STDIN WITH (FORMAT binary)",
         store::INSERT_COLS
@@ -474,7 +541,40 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 w.progress
                     .processed
                     .fetch_add(group_read, Ordering::Relaxed);
+                rows_done += group_read;
                 group_read = 0;
+                // A registry in use: commit this chunk and let others write before the next.
+                if !w.dry_run && !end && since.elapsed() >= import::CHUNK_HOLD {
+                    sqlx::query(import::JOB_PROGRESS)
+                        .bind(rows_done)
+                        .bind(loaded.inserted)
+                        .bind(0i64)
+                        .bind(&w.job_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    audit::append_pg(
+                        &mut tx,
+                        &w.chain,
+                        &w.who,
+                        import::part_entry(
+                            &w.scope,
+                            "registry.import.part",
+                            &w.job_id,
+                            rows_done,
+                            loaded.inserted,
+                            0,
+                        ),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    loaded.committed_inserted = loaded.inserted;
+                    tx = conn.begin().await?;
+                    stamp.change_seq = sqlx::query(NEXT_CHANGE_SEQ)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .get(0);
+                    since = std::time::Instant::now();
+                }
             }
             if end {
                 break;
@@ -517,6 +617,13 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
         }
     }
     let summary = loaded.summary(false, total, rejected);
+    sqlx::query(import::JOB_PROGRESS)
+        .bind(total)
+        .bind(summary.inserted)
+        .bind(0i64)
+        .bind(&w.job_id)
+        .execute(&mut *tx)
+        .await?;
     audit::append_pg(
         &mut tx,
         &w.chain,

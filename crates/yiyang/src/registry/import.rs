@@ -238,7 +238,7 @@ pub async fn run(
             approx_rows,
             again: None,
         };
-        return run_general(ctx, table, dry_run, job_id, file_sha, file_name).await;
+        return run_general(ctx, table, dry_run, job_id, file_sha, file_name, 0).await;
     };
     let keys_of = map_headers(&headers)?;
     let job = super::bulk::JobInfo {
@@ -248,8 +248,12 @@ pub async fn run(
     };
     match super::bulk::run(ctx, rows, approx_rows, keys_of, dry_run, &job).await? {
         super::bulk::Outcome::Done(summary, rejected) => Ok((summary, rejected)),
-        super::bulk::Outcome::HasUpdates => {
-            tracing::info!(job_id, "import changes registered people: general path");
+        super::bulk::Outcome::HasUpdates { inserted } => {
+            tracing::info!(
+                job_id,
+                inserted,
+                "import changes registered people: general path"
+            );
             ctx.progress.processed.store(0, Ordering::Relaxed);
             let table = Table {
                 headers,
@@ -257,11 +261,14 @@ pub async fn run(
                 approx_rows,
                 again: None,
             };
-            run_general(ctx, table, dry_run, job_id, file_sha, file_name).await
+            run_general(ctx, table, dry_run, job_id, file_sha, file_name, inserted).await
         }
     }
 }
 
+/// The general path: a transaction per chunk of at most [`CHUNK_HOLD`] (one for a first load into
+/// an empty registry), each with the job's progress and an audit row. `carried`: people a bulk
+/// pass inserted before it met a change; this pass finds them unchanged and counts them as new.
 async fn run_general(
     ctx: &Ctx<'_>,
     table: Table,
@@ -269,6 +276,7 @@ async fn run_general(
     job_id: &str,
     file_sha: &str,
     file_name: &str,
+    carried: i64,
 ) -> Result<(Summary, Rejected), ImportError> {
     let keys_of = map_headers(&table.headers)?;
     let today_s = crate::platform::today().to_string();
@@ -291,7 +299,7 @@ async fn run_general(
     } else {
         Some(ctx.db.begin().await?)
     };
-    let change_seq = match tx.as_mut() {
+    let mut change_seq = match tx.as_mut() {
         Some(t) => store::next_change_seq(t).await?,
         None => 0,
     };
@@ -299,7 +307,9 @@ async fn run_general(
         Some(t) => begin_bulk(t, table.approx_rows).await?,
         None => Bulk::default(),
     };
-    let stamp = store::Stamp {
+    let mut since = std::time::Instant::now();
+    let mut rows_done = 0i64;
+    let mut stamp = store::Stamp {
         source: &source,
         now: &now,
         today: &today_s,
@@ -372,6 +382,42 @@ async fn run_general(
             ctx.progress
                 .processed
                 .fetch_add(batch.n_read, Ordering::Relaxed);
+            rows_done += batch.n_read;
+            // Into a registry in use: commit this chunk and let others write before the next.
+            if !bulk.dropped_indexes
+                && since.elapsed() >= CHUNK_HOLD
+                && let Some(mut t) = tx.take()
+            {
+                let (ins, upd) = (summary.inserted + carried.min(summary.unchanged), summary.updated);
+                sqlx::query(JOB_PROGRESS)
+                    .bind(rows_done)
+                    .bind(ins)
+                    .bind(upd)
+                    .bind(job_id)
+                    .execute(&mut *t)
+                    .await?;
+                audit::append(
+                    &mut t,
+                    ctx.who,
+                    part_entry(ctx.scope, "registry.import.part", job_id, rows_done, ins, upd),
+                )
+                .await?;
+                if bulk.big_cache {
+                    // The connection goes back to the pool between chunks.
+                    sqlx::query("PRAGMA cache_size = -8192").execute(&mut *t).await?;
+                }
+                t.commit().await?;
+                let mut t = ctx.db.begin().await?;
+                if bulk.big_cache {
+                    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")))
+                        .execute(&mut *t)
+                        .await?;
+                }
+                change_seq = store::next_change_seq(&mut t).await?;
+                stamp.change_seq = change_seq;
+                tx = Some(t);
+                since = std::time::Instant::now();
+            }
         }
         Ok(())
     }
@@ -395,6 +441,10 @@ async fn run_general(
             return Err(e);
         }
     };
+    // Those a bulk pass inserted in its committed chunks, this pass found unchanged.
+    let carried = carried.min(summary.unchanged);
+    summary.inserted += carried;
+    summary.unchanged -= carried;
     summary.outside = outside.len() as i64;
     if tx.is_some() {
         rejected.extend(outside);
@@ -404,6 +454,13 @@ async fn run_general(
     finish_summary(&mut summary, &mut rejected, total, rows_read, &ctx.progress);
     if let Some(mut t) = tx {
         end_bulk(&mut t, &bulk).await?;
+        sqlx::query(JOB_PROGRESS)
+            .bind(rows_read)
+            .bind(summary.inserted)
+            .bind(summary.updated)
+            .bind(job_id)
+            .execute(&mut *t)
+            .await?;
         audit_import(&mut t, ctx, "registry.import", job_id, file_sha, &summary).await?;
         t.commit().await?;
         ctx.db
@@ -517,9 +574,41 @@ const BULK_MIN_ROWS: usize = 50_000;
 /// being spilled to the WAL and read back. Back to the normal 8 MB afterwards.
 const BULK_CACHE_KIB: i64 = 262_144;
 
-/// A load at least twice the size of the registry builds the secondary indexes once at the end.
+/// A large load into an empty registry builds the secondary indexes once at the end, in one
+/// transaction (nobody's records to read yet). Into a registry in use, a load goes in chunks with
+/// the indexes kept, so that other users' reads and writes go on between the chunks.
 pub(super) fn first_load(existing: i64, rows: usize) -> bool {
-    rows >= BULK_MIN_ROWS && existing as usize * 2 <= rows
+    rows >= BULK_MIN_ROWS && existing == 0
+}
+
+/// How long one chunk of an import into a registry in use may hold the write lock (SQLite) or the
+/// registry's change-number and audit heads (both engines) before it commits and lets others go.
+pub(super) const CHUNK_HOLD: std::time::Duration = std::time::Duration::from_millis(80);
+
+/// The job row's account of what is committed, updated in each chunk's transaction, so it tells
+/// the truth after a crash: file rows whose outcome is committed, people inserted and updated.
+pub(super) const JOB_PROGRESS: &str =
+    "UPDATE import_job SET committed_rows = $1, inserted = $2, updated = $3 WHERE id = $4";
+
+/// The audit entry of one committed chunk of a real import (the closing entry sums them up).
+pub fn part_entry<'a>(
+    scope: &'a Scope,
+    action: &'a str,
+    job_id: &'a str,
+    rows_done: i64,
+    inserted: i64,
+    updated: i64,
+) -> Entry<'a> {
+    Entry {
+        action,
+        entity: "import_job",
+        entity_id: Some(job_id),
+        region_code: scope.root.as_ref().map(|r| r.as_str()),
+        detail: serde_json::json!({
+            "committed_rows": rows_done, "inserted": inserted, "updated": updated
+        })
+        .to_string(),
+    }
 }
 
 /// What [`begin_bulk`] changed, for [`end_bulk`] to put back.
@@ -701,10 +790,20 @@ where
             Ok(summary)
         }
         Err(e) => {
+            // Chunks committed before the failure stay: say so.
+            let p = sqlx::query(
+                "SELECT committed_rows, inserted, updated FROM import_job WHERE id = $1",
+            )
+            .bind(job_id)
+            .fetch_one(&ctx.db.pool)
+            .await?;
+            let (rows, ins, upd): (i64, i64, i64) = (p.get(0), p.get(1), p.get(2));
             let msg = match &e {
                 ImportError::Db(_) | ImportError::Other(_) => {
-                    "导入失败，本批次未写入任何数据（数据库错误，请联系管理员）".to_string()
+                    tracing::error!(error = %e, job_id, "import failed");
+                    stopped_message("导入失败（数据库错误，请联系管理员）", rows, ins, upd)
                 }
+                other if rows > 0 => stopped_message(&other.to_string(), rows, ins, upd),
                 other => other.to_string(),
             };
             sqlx::query("UPDATE import_job SET state = 'failed', message = $1, finished_at = $2 WHERE id = $3")
@@ -720,10 +819,33 @@ where
 
 /// Jobs left `running` by a killed process: their transaction never committed, so nothing of them is in.
 pub async fn mark_interrupted(db: &Db) -> anyhow::Result<u64> {
-    let r = sqlx::query("UPDATE import_job SET state = 'failed', message = '导入进程中断，本批次未写入任何数据，请重新导入' WHERE state = 'running'")
-        .execute(&mut *db.writer().await?)
-        .await?;
-    Ok(r.rows_affected())
+    let jobs = sqlx::query(
+        "SELECT id, committed_rows, inserted, updated FROM import_job WHERE state = 'running'",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for j in &jobs {
+        let msg = stopped_message("导入进程中断", j.get(1), j.get(2), j.get(3));
+        sqlx::query("UPDATE import_job SET state = 'failed', message = $1 WHERE id = $2")
+            .bind(msg)
+            .bind(j.get::<String, _>(0))
+            .execute(&mut *db.writer().await?)
+            .await?;
+    }
+    Ok(jobs.len() as u64)
+}
+
+/// What a job that stopped part-way left, from its row's committed progress: an import into a
+/// registry in use commits in chunks, and re-importing the same file completes it without
+/// repeating anyone (people are matched by citizen ID).
+fn stopped_message(what: &str, rows: i64, inserted: i64, updated: i64) -> String {
+    if inserted + updated == 0 && rows == 0 {
+        format!("{what}，本批次未写入任何数据，请重新导入")
+    } else {
+        format!(
+            "{what}：文件前 {rows} 行已处理并保存（新增 {inserted} 人，更新 {updated} 人），其余未写入；请重新导入同一文件完成其余部分，已保存的不会重复"
+        )
+    }
 }
 
 /// The error report: original cells plus row number and reason, as XLSX.

@@ -109,6 +109,11 @@ pub const MIGRATION: &[Stmt] = &[
     ),
 ];
 
+/// An import into a registry in use commits in chunks; the job row says how far it got.
+pub const MIGRATION_JOB_PROGRESS: &[Stmt] = &[Both(
+    "ALTER TABLE import_job ADD COLUMN committed_rows BIGINT NOT NULL DEFAULT 0",
+)];
+
 /// Every transaction that writes elders takes the next number from `registry_head` and stamps it on
 /// the rows it writes. The head row is locked until commit, so numbers become visible in commit
 /// order on both engines: a reader that saw head N can fetch everything newer than N later. The

@@ -805,6 +805,7 @@ impl Prepared {
 }
 
 /// Where a write came from and when: the same for every row of one transaction.
+#[derive(Clone, Copy)]
 pub struct Stamp<'a> {
     pub source: &'a str,
     pub now: &'a str,
