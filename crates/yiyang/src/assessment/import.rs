@@ -709,7 +709,7 @@ fn current_of(rows: &[Row], levels: &mut Levels) -> Vec<(usize, bool)> {
 /// A group of records of a real run on SQLite, on its transaction's thread while the next
 /// batch is decided.
 fn insert_records_sqlite(
-    t: &rusqlite::Transaction,
+    t: &rusqlite::Connection,
     rows: &[Row],
     stamp: &Stamp,
 ) -> rusqlite::Result<()> {
@@ -734,7 +734,7 @@ fn insert_records_sqlite(
 
 /// A group's current levels on a real SQLite run, after its records.
 fn write_current_sqlite(
-    t: &rusqlite::Transaction,
+    t: &rusqlite::Connection,
     rows: &[Row],
     current: &[(usize, bool)],
     stamp: &Stamp,
@@ -921,6 +921,31 @@ fn find(db: &crate::platform::db::Db, keys: &[&str], records: bool) -> Result<Fo
 struct Group {
     rows: Vec<Row>,
     current: Vec<(usize, bool)>,
+    /// The job's progress once this group is written: file rows decided, records inserted and
+    /// corrected (written with the chunk that holds the group).
+    progress: (i64, i64, i64),
+}
+
+/// What a real run's writer needs to commit in chunks: the job row to update and the audit row
+/// each chunk gets.
+struct ChunkAudit {
+    job_id: String,
+    chain: crate::platform::crypto::ChainKey,
+    who: crate::audit::Who,
+    scope: crate::identity::Scope,
+}
+
+impl ChunkAudit {
+    fn entry(&self, (rows, ins, upd): (i64, i64, i64)) -> crate::audit::Entry<'_> {
+        crate::registry::import::part_entry(
+            &self.scope,
+            "assessment.import.part",
+            &self.job_id,
+            rows,
+            ins,
+            upd,
+        )
+    }
 }
 
 /// A real PostgreSQL run's writer, on its own task with the import's transaction while the next
@@ -930,8 +955,10 @@ struct Group {
 async fn write_groups_pg(
     mut conn: sqlx::postgres::PgConnection,
     mut groups: tokio::sync::mpsc::Receiver<Group>,
-    stamp: Stamp,
+    mut stamp: Stamp,
+    chunks: ChunkAudit,
 ) -> Result<sqlx::postgres::PgConnection, sqlx::Error> {
+    let mut since = std::time::Instant::now();
     while let Some(g) = groups.recv().await {
         let mut cp = conn
             .copy_in_raw(&format!(
@@ -947,8 +974,38 @@ async fn write_groups_pg(
         }
         out.finish(cp).await?;
         write_current_pg(&mut conn, &g.rows, &g.current, stamp.2).await?;
+        // Commit what is written once a chunk has held the change-number and audit heads long
+        // enough: others' writes go in between (see `registry::import::chunk_hold`).
+        if since.elapsed() >= crate::registry::import::chunk_hold() {
+            commit_chunk_pg(&mut conn, &chunks, g.progress, &mut stamp).await?;
+            since = std::time::Instant::now();
+        }
     }
     Ok(conn)
+}
+
+/// The job's progress and an audit row, commit, then a new transaction with its change number.
+async fn commit_chunk_pg(
+    conn: &mut sqlx::postgres::PgConnection,
+    chunks: &ChunkAudit,
+    progress: (i64, i64, i64),
+    stamp: &mut Stamp,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Row as _;
+    sqlx::query(crate::registry::import::JOB_PROGRESS)
+        .bind(progress.0)
+        .bind(progress.1)
+        .bind(progress.2)
+        .bind(&chunks.job_id)
+        .execute(&mut *conn)
+        .await?;
+    crate::audit::append_pg(conn, &chunks.chain, &chunks.who, chunks.entry(progress)).await?;
+    sqlx::raw_sql("COMMIT; BEGIN").execute(&mut *conn).await?;
+    stamp.2 = sqlx::query(NEXT_CHANGE_SEQ)
+        .fetch_one(&mut *conn)
+        .await?
+        .get::<i64, _>(0);
+    Ok(())
 }
 
 /// A group's current levels on a real PostgreSQL run, after its records: those of people who had
@@ -1090,7 +1147,8 @@ pub async fn run(
         }
         (None, None) => 0,
     };
-    let stamp: Stamp = (
+    let chain = ctx.db.chain_key()?;
+    let mut stamp: Stamp = (
         ctx.who.actor_name.to_string(),
         crate::platform::now_rfc3339(),
         change_seq,
@@ -1109,9 +1167,20 @@ pub async fn run(
     let mut writer_wait = std::time::Duration::ZERO;
     let mut tl = std::time::Duration::ZERO;
     let (group_tx, group_rx) = tokio::sync::mpsc::channel::<Group>(2);
-    let mut writer = pg_tx
-        .take()
-        .map(|c| AbortOnDrop(tokio::spawn(write_groups_pg(c, group_rx, stamp.clone()))));
+    let mut writer = pg_tx.take().map(|c| {
+        let chunks = ChunkAudit {
+            job_id: job_id.to_string(),
+            chain: chain.clone(),
+            who: ctx.who.clone(),
+            scope: ctx.scope.clone(),
+        };
+        AbortOnDrop(tokio::spawn(write_groups_pg(
+            c,
+            group_rx,
+            stamp.clone(),
+            chunks,
+        )))
+    });
     let mut group_tx = writer.as_ref().map(|_| group_tx);
     {
         // Decide, batch by batch while the validator checks the next: who each row is, and
@@ -1151,6 +1220,8 @@ pub async fn run(
             Ok::<_, sqlx::Error>(took)
         }));
         let mut tw = std::time::Instant::now();
+        let mut since = std::time::Instant::now();
+        let mut rows_seen = 0i64;
         while let Some((batch, prefound)) = found_rx.recv().await {
             waited += tw.elapsed();
             let n = batch.len() as i64;
@@ -1279,7 +1350,14 @@ pub async fn run(
                 let current = current_of(&rows, &mut levels);
                 written += rows.len();
                 let tw = std::time::Instant::now();
-                let sent = send.send(Group { rows, current }).await;
+                let progress = (rows_seen + n, summary.inserted, summary.updated);
+                let sent = send
+                    .send(Group {
+                        rows,
+                        current,
+                        progress,
+                    })
+                    .await;
                 writer_wait += tw.elapsed();
                 if sent.is_err() {
                     break; // the writer stopped; its error is reported below
@@ -1290,12 +1368,48 @@ pub async fn run(
                 let rows = to_rows(decided);
                 let current = current_of(&rows, &mut levels);
                 written += rows.len();
-                let stamp = stamp.clone();
+                let st = stamp.clone();
                 inserting.push(w.submit(move |t| {
-                    insert_records_sqlite(t, &rows, &stamp)?;
-                    write_current_sqlite(t, &rows, &current, &stamp)
+                    insert_records_sqlite(t, &rows, &st)?;
+                    write_current_sqlite(t, &rows, &current, &st)
                 }));
+                // Commit once the chunk has held the write lock long enough: others' writes
+                // (an audited read among them) go in between.
+                if since.elapsed() >= crate::registry::import::chunk_hold() {
+                    let progress = (rows_seen + n, summary.inserted, summary.updated);
+                    let (chain, who, scope, job) = (
+                        chain.clone(),
+                        ctx.who.clone(),
+                        ctx.scope.clone(),
+                        job_id.to_string(),
+                    );
+                    w.call(move |t| {
+                        t.execute(
+                            crate::registry::import::JOB_PROGRESS,
+                            rusqlite::params![progress.0, progress.1, progress.2, job],
+                        )?;
+                        let chunks = ChunkAudit {
+                            job_id: job,
+                            chain,
+                            who,
+                            scope,
+                        };
+                        crate::audit::append_sqlite(
+                            t,
+                            &chunks.chain,
+                            &chunks.who,
+                            chunks.entry(progress),
+                        )
+                    })
+                    .await?;
+                    w.commit_chunk().await?;
+                    stamp.2 = w
+                        .call(|t| t.query_row(NEXT_CHANGE_SEQ, [], |r| r.get(0)))
+                        .await?;
+                    since = std::time::Instant::now();
+                }
             }
+            rows_seen += n;
             // The last tenth is for the commit and the statistics.
             ctx.progress
                 .processed
@@ -1350,7 +1464,6 @@ pub async fn run(
             reason: reason.clone(),
         })
         .collect();
-    let chain = ctx.db.chain_key()?;
     if let Some(w) = wtx {
         let chain = chain.clone();
         let (who, scope, job, sha) = (
@@ -1361,6 +1474,10 @@ pub async fn run(
         );
         let s = summary.clone();
         w.call(move |t| {
+            t.execute(
+                crate::registry::import::JOB_PROGRESS,
+                rusqlite::params![s.total, s.inserted, s.updated, job],
+            )?;
             let e =
                 crate::registry::import::import_entry(&scope, "assessment.import", &job, &sha, &s);
             crate::audit::append_sqlite(t, &chain, &who, e)
@@ -1369,6 +1486,13 @@ pub async fn run(
         w.commit().await?;
     }
     if let Some(mut c) = pg_tx {
+        sqlx::query(crate::registry::import::JOB_PROGRESS)
+            .bind(summary.total)
+            .bind(summary.inserted)
+            .bind(summary.updated)
+            .bind(job_id)
+            .execute(&mut c)
+            .await?;
         crate::audit::append_pg(
             &mut c,
             &chain,

@@ -308,9 +308,11 @@ const UPSERT_CURRENT_ONE: &str = "INSERT INTO elder_ability (elder_id, assessmen
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (elder_id) DO UPDATE SET assessment_id = excluded.assessment_id, \
      level = excluded.level, assessed_on = excluded.assessed_on, valid_until = excluded.valid_until, change_seq = excluded.change_seq";
 
-/// The upsert's tail for many rows at once (the import).
+/// The upsert's tail for many rows at once (the import). An import commits in chunks, so a newer
+/// assessment recorded meanwhile by someone else is never replaced by an older one of the file.
 pub(crate) const UPSERT_CURRENT_SET: &str = "ON CONFLICT (elder_id) DO UPDATE SET assessment_id = excluded.assessment_id, \
-     level = excluded.level, assessed_on = excluded.assessed_on, valid_until = excluded.valid_until, change_seq = excluded.change_seq";
+     level = excluded.level, assessed_on = excluded.assessed_on, valid_until = excluded.valid_until, change_seq = excluded.change_seq \
+     WHERE excluded.assessed_on >= elder_ability.assessed_on";
 
 /// The ability level that counts for an elder today: the current assessment's final level while it
 /// is valid, else none. The public API later capabilities (eligibility, indicators) read.

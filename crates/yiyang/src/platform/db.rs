@@ -502,27 +502,26 @@ impl Db {
 
     /// SQLite only: a write transaction (`BEGIN IMMEDIATE`, holding the write gate) kept open on a
     /// thread of its own, for an import that decides in async code and writes millions of values
-    /// through prepared statements ([`SqliteWriteTx::call`]). Rolled back unless committed.
+    /// through prepared statements ([`SqliteWriteTx::call`]); [`SqliteWriteTx::commit_chunk`]
+    /// commits what is written so far and lets queued writers go before the next chunk. Rolled
+    /// back (since the last chunk) unless committed.
     pub async fn sqlite_write_tx(&self) -> Result<SqliteWriteTx, sqlx::Error> {
         let path = self
             .sqlite_path
             .clone()
             .expect("sqlite_write_tx on SQLite only");
-        let gate = self.write_gate.clone().lock_owned().await;
+        let gate = self.write_gate.clone();
+        let held = gate.clone().lock_owned().await;
         let (send, mut recv) = tokio::sync::mpsc::unbounded_channel::<TxJob>();
         let (ready_tx, ready) = tokio::sync::oneshot::channel::<Result<(), sqlx::Error>>();
         std::thread::spawn(move || {
-            let _gate = gate;
+            let mut held = Some(held);
             let fail = |e: rusqlite::Error| sqlx::Error::Protocol(format!("sqlite write: {e}"));
-            let mut c = match open_bulk_writer(&path) {
+            let c = match open_bulk_writer(&path).and_then(|c| {
+                c.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(c)
+            }) {
                 Ok(c) => c,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(fail(e)));
-                    return;
-                }
-            };
-            let tx = match c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-                Ok(tx) => tx,
                 Err(e) => {
                     let _ = ready_tx.send(Err(fail(e)));
                     return;
@@ -531,14 +530,24 @@ impl Db {
             let _ = ready_tx.send(Ok(()));
             while let Some(job) = recv.blocking_recv() {
                 match job {
-                    TxJob::Run(f) => f(&tx),
+                    TxJob::Run(f) => f(&c),
+                    TxJob::Chunk(done) => {
+                        let r = c.execute_batch("COMMIT").and_then(|_| {
+                            drop(held.take());
+                            held = Some(gate.clone().blocking_lock_owned());
+                            c.execute_batch("BEGIN IMMEDIATE")
+                        });
+                        let _ = done.send(r.map_err(fail));
+                    }
                     TxJob::Commit(done) => {
-                        let _ = done.send(tx.commit().map_err(fail));
+                        let _ = done.send(c.execute_batch("COMMIT").map_err(fail));
                         return;
                     }
                 }
             }
-            // Dropped without a commit: the transaction rolls back here.
+            // Dropped without a commit: what was written since the last chunk rolls back.
+            let _ = c.execute_batch("ROLLBACK");
+            drop(held);
         });
         ready
             .await
@@ -658,7 +667,9 @@ impl Chunks {
 }
 
 enum TxJob {
-    Run(Box<dyn FnOnce(&rusqlite::Transaction) + Send>),
+    Run(Box<dyn FnOnce(&rusqlite::Connection) + Send>),
+    /// Commit, let others write, begin again.
+    Chunk(tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>),
     Commit(tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>),
 }
 
@@ -671,7 +682,7 @@ impl SqliteWriteTx {
     /// Run `f` on the transaction's thread and wait for its result.
     pub async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, sqlx::Error> {
         self.submit(f).await
     }
@@ -682,7 +693,7 @@ impl SqliteWriteTx {
     pub fn submit<T, F>(&self, f: F) -> impl Future<Output = Result<T, sqlx::Error>> + use<T, F>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
         let job = TxJob::Run(Box::new(move |tx| {
@@ -699,6 +710,15 @@ impl SqliteWriteTx {
                 .map_err(|_| gone())?
                 .map_err(|e| sqlx::Error::Protocol(format!("sqlite write: {e}")))
         }
+    }
+
+    /// Commit what the jobs queued so far wrote, let the writers waiting meanwhile go, and begin
+    /// the next chunk.
+    pub async fn commit_chunk(&self) -> Result<(), sqlx::Error> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let gone = || sqlx::Error::Protocol("sqlite write thread ended".into());
+        self.send.send(TxJob::Chunk(done)).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {

@@ -189,7 +189,7 @@ pub async fn run(
 
 /// SQLite, real run. Into an empty registry: one transaction, the secondary indexes and the
 /// citizen-ID key built once after the rows. Into a registry in use: chunks of at most
-/// [`import::CHUNK_HOLD`] each, committed with the job's progress and an audit row of their own,
+/// [`import::chunk_hold`] each, committed with the job's progress and an audit row of their own,
 /// so that other users' writes (an audited read among them) go on in between. Stops at the first
 /// person the file changes (the general path takes over).
 fn write_sqlite(ch: &Chunks, mut w: Work) -> rusqlite::Result<(Loaded, bool)> {
@@ -236,7 +236,7 @@ fn write_sqlite(ch: &Chunks, mut w: Work) -> rusqlite::Result<(Loaded, bool)> {
     );
     let mut since = std::time::Instant::now();
     let mut chunk = |loaded: &mut Loaded, rows_done: i64| -> rusqlite::Result<Option<i64>> {
-        if empty || since.elapsed() < import::CHUNK_HOLD {
+        if empty || since.elapsed() < import::chunk_hold() {
             return Ok(None);
         }
         tx.execute(
@@ -544,7 +544,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                 rows_done += group_read;
                 group_read = 0;
                 // A registry in use: commit this chunk and let others write before the next.
-                if !w.dry_run && !end && since.elapsed() >= import::CHUNK_HOLD {
+                if !w.dry_run && !end && since.elapsed() >= import::chunk_hold() {
                     sqlx::query(import::JOB_PROGRESS)
                         .bind(rows_done)
                         .bind(loaded.inserted)

@@ -266,7 +266,7 @@ pub async fn run(
     }
 }
 
-/// The general path: a transaction per chunk of at most [`CHUNK_HOLD`] (one for a first load into
+/// The general path: a transaction per chunk of at most [`chunk_hold`] (one for a first load into
 /// an empty registry), each with the job's progress and an audit row. `carried`: people a bulk
 /// pass inserted before it met a change; this pass finds them unchanged and counts them as new.
 async fn run_general(
@@ -385,7 +385,7 @@ async fn run_general(
             rows_done += batch.n_read;
             // Into a registry in use: commit this chunk and let others write before the next.
             if !bulk.dropped_indexes
-                && since.elapsed() >= CHUNK_HOLD
+                && since.elapsed() >= chunk_hold()
                 && let Some(mut t) = tx.take()
             {
                 let (ins, upd) = (summary.inserted + carried.min(summary.unchanged), summary.updated);
@@ -582,12 +582,23 @@ pub(super) fn first_load(existing: i64, rows: usize) -> bool {
 }
 
 /// How long one chunk of an import into a registry in use may hold the write lock (SQLite) or the
-/// registry's change-number and audit heads (both engines) before it commits and lets others go.
-pub(super) const CHUNK_HOLD: std::time::Duration = std::time::Duration::from_millis(80);
+/// registry's change-number and audit heads (both engines) before it commits and lets others go:
+/// 20 ms, or `YIYANG_IMPORT_CHUNK_MS`. Shorter chunks answer others sooner and cost the import a
+/// commit each.
+pub fn chunk_hold() -> std::time::Duration {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    std::time::Duration::from_millis(*MS.get_or_init(|| {
+        std::env::var("YIYANG_IMPORT_CHUNK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|ms| (5..=10_000).contains(ms))
+            .unwrap_or(20)
+    }))
+}
 
 /// The job row's account of what is committed, updated in each chunk's transaction, so it tells
 /// the truth after a crash: file rows whose outcome is committed, people inserted and updated.
-pub(super) const JOB_PROGRESS: &str =
+pub const JOB_PROGRESS: &str =
     "UPDATE import_job SET committed_rows = $1, inserted = $2, updated = $3 WHERE id = $4";
 
 /// The audit entry of one committed chunk of a real import (the closing entry sums them up).
