@@ -53,6 +53,7 @@ upload() { # file kind -> prints "start end" (unix seconds) after the job is don
 RESULTS=$W/results.txt; : > "$RESULTS"
 for engine in $ENGINES; do
   echo "== $engine: demo county at scale $SCALE"
+  rm -f "$W/demo-accounts.txt"
   if [ "$engine" = sqlite ]; then
     URL=$W/county.db; TPL=$W/template.db
     YIYANG_DATABASE_URL=$TPL $BIN demo --scale "$SCALE" > "$W/demo.log"

@@ -33,6 +33,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },
       { path: 'audit', name: 'audit', component: () => import('./modules/audit/AuditView.vue'), meta: { title: '审计日志', perm: 'audit.read' } },
       { path: 'users', name: 'users', component: () => import('./modules/identity/UsersView.vue'), meta: { title: '用户管理', perm: 'users.manage' } },
+      { path: 'password', name: 'password', component: () => import('./modules/identity/PasswordView.vue'), meta: { title: '修改密码' } },
       { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('./layout/NotFoundView.vue'), meta: { title: '页面不存在' } },
     ],
   },
@@ -52,6 +53,10 @@ router.beforeEach(async (to) => {
   }
   if (!auth.loggedIn) {
     return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+  }
+  // A password someone else set is replaced before anything else.
+  if (auth.me?.must_change_password && to.name !== 'password') {
+    return { name: 'password' }
   }
   if (to.name === 'home') {
     const first = MENU.find((m) => auth.can(m.perm))

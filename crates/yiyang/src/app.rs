@@ -122,6 +122,7 @@ impl AppState {
     paths(
         identity::http::login, identity::http::login_totp, identity::http::logout, identity::http::me,
         identity::http::totp_setup, identity::http::totp_confirm, identity::http::list_users, identity::http::create_user,
+        identity::http::change_password, identity::http::disable_user, identity::http::enable_user, identity::http::unlock_user, identity::http::reset_user_password, identity::http::change_user_access,
         region::http::tree, region::http::children,
         registry::http::search, registry::http::detail, registry::http::reveal, registry::http::create, registry::http::update,
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
@@ -208,7 +209,13 @@ pub fn router(state: AppState) -> Router {
         .route("/me", get(id::me))
         .route("/me/totp/setup", post(id::totp_setup))
         .route("/me/totp/confirm", post(id::totp_confirm))
+        .route("/me/password", post(id::change_password))
         .route("/users", get(id::list_users).post(id::create_user))
+        .route("/users/{id}/disable", post(id::disable_user))
+        .route("/users/{id}/enable", post(id::enable_user))
+        .route("/users/{id}/unlock", post(id::unlock_user))
+        .route("/users/{id}/reset-password", post(id::reset_user_password))
+        .route("/users/{id}/access", put(id::change_user_access))
         .route("/regions/tree", get(region::http::tree))
         .route("/regions/{code}/children", get(region::http::children))
         .route("/elders", post(reg::create))

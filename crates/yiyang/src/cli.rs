@@ -283,6 +283,30 @@ pub enum UserCmd {
         #[arg(long, default_value = "edit,aggregates,individuals")]
         scopes: String,
     },
+    /// Disable an account: its sessions end at once
+    Disable {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account
+    Enable {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a lockout after failed logins
+    Unlock {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Set a new password (read from standard input) that the owner must change at the next login
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -672,7 +696,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scopes: sc,
             };
             let mut tx = db.begin().await?;
-            match crate::identity::http::insert_user(&db, &mut tx, &cli_who(), &u, None).await {
+            // Whoever typed the password hands the account over: it is changed at the first login.
+            match crate::identity::http::insert_user(&db, &mut tx, &cli_who(), &u, None, true).await
+            {
                 Ok(id) => {
                     tx.commit().await?;
                     println!("已创建用户 {username}（{id}）");
@@ -683,6 +709,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Cmd::User { what } => return user_cmd(&cli, what).await,
         Cmd::Region {
             what: RegionCmd::ApplyChanges { file },
         } => {
@@ -827,6 +854,8 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             },
             &nu,
             None,
+            // The demo's accounts are for trying it out: their passwords are printed for that.
+            false,
         )
         .await
         .map_err(api_err)?;
@@ -1145,5 +1174,56 @@ fn api_err(e: crate::platform::error::ApiError) -> anyhow::Error {
     match e.internal {
         Some(cause) => anyhow::anyhow!("{}（{cause:#}）", e.detail),
         None => anyhow::anyhow!(e.detail),
+    }
+}
+
+/// Account lifecycle on the server's command line (the same rules and audit as the console).
+async fn user_cmd(cli: &Cli, what: &UserCmd) -> anyhow::Result<ExitCode> {
+    use crate::identity::lifecycle::{self, Action, Admin};
+    let (db, _keys) = open(cli, 2).await?;
+    let admin = Admin {
+        who: cli_who(),
+        user_id: None,
+        region: None,
+    };
+    let done = async {
+        match what {
+            UserCmd::Add { .. } => unreachable!("handled above"),
+            UserCmd::Disable { username, reason }
+            | UserCmd::Enable { username, reason }
+            | UserCmd::Unlock { username, reason } => {
+                let (action, word) = match what {
+                    UserCmd::Disable { .. } => (Action::Disable, "已停用"),
+                    UserCmd::Enable { .. } => (Action::Enable, "已启用"),
+                    _ => (Action::Unlock, "已解除锁定"),
+                };
+                let id = lifecycle::id_of(&db, username).await?;
+                lifecycle::set_state(&db, &admin, &id, action, reason).await?;
+                Ok(format!("{word}账号 {username}"))
+            }
+            UserCmd::ResetPassword { username, reason } => {
+                let mut pw = String::new();
+                std::io::stdin().read_to_string(&mut pw).map_err(|e| {
+                    crate::platform::error::ApiError::bad_request(format!("无法读取新密码：{e}"))
+                })?;
+                let pw = pw.lines().next().unwrap_or("").to_string();
+                let id = lifecycle::id_of(&db, username).await?;
+                lifecycle::reset_password(&db, &admin, &id, Some(pw), reason).await?;
+                Ok(format!(
+                    "已重置账号 {username} 的密码；该账号的会话已结束，下次登录时须修改密码"
+                ))
+            }
+        }
+    }
+    .await;
+    match done {
+        Ok(msg) => {
+            println!("{msg}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err::<_, crate::platform::error::ApiError>(e) => {
+            eprintln!("操作失败：{}", e.detail);
+            Ok(ExitCode::from(1))
+        }
     }
 }

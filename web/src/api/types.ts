@@ -28,6 +28,8 @@ export interface Me {
   scopes: Scopes
   permissions: string[]
   totp_enabled: boolean
+  /** A new or reset account: the password must be changed before anything else. */
+  must_change_password: boolean
   profile: 'demo' | 'production'
 }
 
@@ -166,8 +168,11 @@ export interface UserRow {
   roles: string[]
   region_code: string
   scopes: Scopes
-  locked_until: string | null
+  /** Unix seconds, while locked after failed logins. */
+  locked_until: number | null
   totp_enabled: boolean
+  disabled: boolean
+  must_change_password: boolean
 }
 
 export interface NewUser {

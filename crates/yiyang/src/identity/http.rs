@@ -29,6 +29,8 @@ pub struct Me {
     pub scopes: Scopes,
     pub permissions: Vec<String>,
     pub totp_enabled: bool,
+    /// A new or reset account: the password must be changed before anything else.
+    pub must_change_password: bool,
     pub profile: String,
 }
 
@@ -84,6 +86,7 @@ pub async fn me_of(app: &AppState, a: &Actor) -> Me {
         scopes: a.scopes,
         permissions: perms,
         totp_enabled: a.totp_enabled,
+        must_change_password: a.must_change_password,
         profile: app.config.profile.clone(),
     }
 }
@@ -186,7 +189,7 @@ pub async fn login(
         return Err(ApiError::too_many("登录尝试过于频繁，请一分钟后再试"));
     }
     let username = req.username.trim().to_string();
-    let row = sqlx::query("SELECT id, password_hash, locked_until, totp_enabled, disabled FROM app_user WHERE username = $1")
+    let row = sqlx::query("SELECT id, password_hash, locked_until, totp_enabled, disabled FROM app_user WHERE lower(username) = lower($1)")
         .bind(&username)
         .fetch_optional(&app.db.pool)
         .await?;
@@ -309,14 +312,15 @@ pub async fn login_totp(
         u.get::<Option<Vec<u8>>, _>(1)
     };
     let secret = app.keys.decrypt(&enc.ok_or_else(ApiError::unauthorized)?)?;
-    if !totp::verify(&secret, &req.code, now_secs()) {
+    let Some(step) = totp::verify_step(&secret, &req.code, now_secs()) else {
         register_failure(&app, &s.user_id, &username).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_totp",
             "动态验证码不正确或已过期",
         ));
-    }
+    };
+    take_step(&app, &s.user_id, step).await?;
     if s.stage == "totp_enrol" {
         sqlx::query("UPDATE app_user SET totp_secret_enc = $1, totp_enabled = 1 WHERE id = $2")
             .bind(app.keys.encrypt(&secret))
@@ -367,15 +371,76 @@ pub async fn me(State(app): State<AppState>, actor: Actor) -> Json<Me> {
     Json(me_of(&app, &actor).await)
 }
 
+/// Take a TOTP time step for an account: each is accepted once (the update is the check, so two
+/// requests with the same code cannot both pass).
+async fn take_step(app: &AppState, user_id: &str, step: i64) -> ApiResult<()> {
+    let r = sqlx::query("UPDATE app_user SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)")
+        .bind(step)
+        .bind(user_id)
+        .execute(&mut *app.db.writer().await?)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_used",
+            "该动态验证码已经用过，请等待验证器显示下一个验证码",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+pub struct ReEnrol {
+    /// Required when a second factor is already set up: the password …
+    pub password: Option<String>,
+    /// … and a current code of the authenticator in use.
+    pub code: Option<String>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TotpSetup {
     pub secret: String,
     pub otpauth_url: String,
 }
 
-/// Optional enrolment from the profile page (the demo profile does not force it).
-#[utoipa::path(post, path = "/api/v1/me/totp/setup", tag = "identity", responses((status = 200, body = TotpSetup)))]
-pub async fn totp_setup(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<TotpSetup>> {
+/// Optional enrolment from the profile page (the demo profile does not force it). Replacing an
+/// authenticator already set up takes the password and a current code of the old one.
+#[utoipa::path(post, path = "/api/v1/me/totp/setup", tag = "identity", request_body(content = Option<ReEnrol>),
+    responses((status = 200, body = TotpSetup), (status = 401, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn totp_setup(
+    State(app): State<AppState>,
+    actor: Actor,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TotpSetup>> {
+    if actor.totp_enabled {
+        let r: ReEnrol = if body.is_empty() {
+            ReEnrol::default()
+        } else {
+            serde_json::from_slice(&body).map_err(|_| {
+                ApiError::bad_request("请求内容应为 JSON：{\"password\": …, \"code\": …}")
+            })?
+        };
+        let (Some(pw), Some(code)) = (r.password, r.code) else {
+            return Err(ApiError::invalid(
+                "code",
+                "更换验证器需要输入登录密码和当前验证器上的动态验证码",
+            ));
+        };
+        let u = sqlx::query("SELECT password_hash, totp_secret_enc FROM app_user WHERE id = $1")
+            .bind(&actor.user_id)
+            .fetch_one(&app.db.pool)
+            .await?;
+        let phc: String = u.get(0);
+        let enc: Option<Vec<u8>> = u.get(1);
+        let old = app.keys.decrypt(&enc.ok_or_else(ApiError::unauthorized)?)?;
+        if !password::verify_async(pw, phc).await {
+            return Err(ApiError::invalid("password", "登录密码不正确"));
+        }
+        let Some(step) = totp::verify_step(&old, &code, now_secs()) else {
+            return Err(ApiError::invalid("code", "动态验证码不正确或已过期"));
+        };
+        take_step(&app, &actor.user_id, step).await?;
+    }
     let secret = totp::new_secret();
     sqlx::query("UPDATE user_session SET pending_secret_enc = $1 WHERE token_hash = $2")
         .bind(app.keys.encrypt(&secret))
@@ -402,13 +467,14 @@ pub async fn totp_confirm(
     let secret = app
         .keys
         .decrypt(&enc.ok_or_else(|| ApiError::bad_request("请先生成动态验证码密钥"))?)?;
-    if !totp::verify(&secret, &req.code, now_secs()) {
+    let Some(step) = totp::verify_step(&secret, &req.code, now_secs()) else {
         return Err(ApiError::invalid("code", "动态验证码不正确或已过期"));
-    }
+    };
     let mut tx = app.db.begin().await?;
-    sqlx::query("UPDATE app_user SET totp_secret_enc = $1, totp_enabled = 1 WHERE id = $2")
+    sqlx::query("UPDATE app_user SET totp_secret_enc = $1, totp_enabled = 1, totp_last_step = $3 WHERE id = $2")
         .bind(app.keys.encrypt(&secret))
         .bind(&actor.user_id)
+        .bind(step)
         .execute(&mut *tx)
         .await?;
     app.sessions.clear();
@@ -438,6 +504,30 @@ pub struct UserRow {
     pub scopes: Scopes,
     pub locked_until: Option<i64>,
     pub totp_enabled: bool,
+    pub disabled: bool,
+    pub must_change_password: bool,
+}
+
+/// The columns [`user_row`] reads.
+pub const USER_ROW_COLS: &str = "id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, locked_until, totp_enabled, disabled, must_change_password";
+
+pub fn user_row(r: &sqlx::any::AnyRow) -> UserRow {
+    UserRow {
+        id: r.get(0),
+        username: r.get(1),
+        display_name: r.get(2),
+        roles: session::parse_roles(&r.get::<String, _>(3)),
+        region_code: r.get(4),
+        scopes: Scopes {
+            edit: r.get::<i64, _>(5) != 0,
+            aggregates: r.get::<i64, _>(6) != 0,
+            individuals: r.get::<i64, _>(7) != 0,
+        },
+        locked_until: r.get::<Option<i64>, _>(8).filter(|t| *t > now_secs()),
+        totp_enabled: r.get::<i64, _>(9) != 0,
+        disabled: r.get::<i64, _>(10) != 0,
+        must_change_password: r.get::<i64, _>(11) != 0,
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "identity", responses((status = 200, body = Vec<UserRow>), (status = 403, body = crate::platform::error::Problem)))]
@@ -447,29 +537,36 @@ pub async fn list_users(
 ) -> ApiResult<Json<Vec<UserRow>>> {
     actor.require(Perm::UsersManage)?;
     let (lo, hi) = actor.region.subtree_range();
-    let rows = sqlx::query("SELECT id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, locked_until, totp_enabled FROM app_user WHERE region_code BETWEEN $1 AND $2 ORDER BY username")
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(&app.db.pool)
-        .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| UserRow {
-                id: r.get(0),
-                username: r.get(1),
-                display_name: r.get(2),
-                roles: session::parse_roles(&r.get::<String, _>(3)),
-                region_code: r.get(4),
-                scopes: Scopes {
-                    edit: r.get::<i64, _>(5) != 0,
-                    aggregates: r.get::<i64, _>(6) != 0,
-                    individuals: r.get::<i64, _>(7) != 0,
-                },
-                locked_until: r.get(8),
-                totp_enabled: r.get::<i64, _>(9) != 0,
-            })
-            .collect(),
-    ))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_ROW_COLS} FROM app_user WHERE region_code BETWEEN $1 AND $2 ORDER BY username"
+    )))
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&app.db.pool)
+    .await?;
+    Ok(Json(rows.iter().map(user_row).collect()))
+}
+
+/// Roles as named, checked: known, at least one, and no administrator role beside another (三员分立).
+pub fn parse_role_list(names: &[String]) -> ApiResult<Vec<Role>> {
+    let mut roles = vec![];
+    for r in names {
+        roles.push(
+            Role::parse(r).ok_or_else(|| ApiError::invalid("roles", format!("未知角色 {r}")))?,
+        );
+    }
+    roles.dedup();
+    if roles.is_empty() {
+        return Err(ApiError::invalid("roles", "至少选择一个角色"));
+    }
+    let admin_roles = [Role::SystemAdmin, Role::SecurityAdmin, Role::AuditAdmin];
+    if roles.iter().any(|r| admin_roles.contains(r)) && roles.len() > 1 {
+        return Err(ApiError::invalid(
+            "roles",
+            "三员分立：系统、安全、审计管理员角色不能与其他角色兼任",
+        ));
+    }
+    Ok(roles)
 }
 
 #[derive(Deserialize, utoipa::ToSchema, Clone)]
@@ -483,12 +580,14 @@ pub struct NewUser {
 }
 
 /// Validate and insert a user inside `tx` (used by the API and by `yiyang user add`).
+/// `must_change`: the password was set by someone else and is changed at the first login.
 pub async fn insert_user(
     app_db: &crate::platform::db::Db,
     tx: &mut crate::platform::db::Tx<'_>,
     who: &Who,
     u: &NewUser,
     within: Option<&yiyang_kernel::RegionCode>,
+    must_change: bool,
 ) -> ApiResult<String> {
     let username = u.username.trim();
     if username.is_empty()
@@ -506,22 +605,7 @@ pub async fn insert_user(
         return Err(ApiError::invalid("display_name", "请填写姓名"));
     }
     password::check_policy(&u.password, username).map_err(|m| ApiError::invalid("password", m))?;
-    let mut roles = vec![];
-    for r in &u.roles {
-        roles.push(
-            Role::parse(r).ok_or_else(|| ApiError::invalid("roles", format!("未知角色 {r}")))?,
-        );
-    }
-    if roles.is_empty() {
-        return Err(ApiError::invalid("roles", "至少选择一个角色"));
-    }
-    let admin_roles = [Role::SystemAdmin, Role::SecurityAdmin, Role::AuditAdmin];
-    if roles.iter().filter(|r| admin_roles.contains(r)).count() > 0 && roles.len() > 1 {
-        return Err(ApiError::invalid(
-            "roles",
-            "三员分立：系统、安全、审计管理员角色不能与其他角色兼任",
-        ));
-    }
+    let roles = parse_role_list(&u.roles)?;
     let region = yiyang_kernel::RegionCode::parse(&u.region_code)
         .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
     if let Some(w) = within
@@ -533,7 +617,16 @@ pub async fn insert_user(
     let id = uuid::Uuid::now_v7().to_string();
     let hash = password::hash_async(u.password.clone()).await;
     let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+    let taken = sqlx::query("SELECT 1 FROM app_user WHERE lower(username) = lower($1)")
+        .bind(username)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if taken.is_some() {
+        return Err(ApiError::conflict(format!(
+            "用户名 {username} 已存在（不区分大小写）"
+        )));
+    }
+    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at, must_change_password) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
         .bind(&id)
         .bind(username)
         .bind(u.display_name.trim())
@@ -544,6 +637,7 @@ pub async fn insert_user(
         .bind(u.scopes.aggregates as i64)
         .bind(u.scopes.individuals as i64)
         .bind(crate::platform::now_rfc3339())
+        .bind(must_change as i64)
         .execute(&mut **tx)
         .await;
     if let Err(sqlx::Error::Database(d)) = &res
@@ -577,7 +671,166 @@ pub async fn create_user(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     actor.require(Perm::UsersManage)?;
     let mut tx = app.db.begin().await?;
-    let id = insert_user(&app.db, &mut tx, &actor.who(), &u, Some(&actor.region)).await?;
+    // The administrator chose this password: the owner replaces it at the first login.
+    let id = insert_user(
+        &app.db,
+        &mut tx,
+        &actor.who(),
+        &u,
+        Some(&actor.region),
+        true,
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id}))))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ReasonReq {
+    /// 操作事由
+    pub reason: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TemporaryPassword {
+    /// Shown once: hand it to the owner, who must change it at the next login.
+    pub temporary_password: String,
+}
+
+fn admin_of(actor: &Actor) -> ApiResult<super::lifecycle::Admin<'_>> {
+    actor.require(Perm::UsersManage)?;
+    Ok(super::lifecycle::Admin {
+        who: actor.who(),
+        user_id: Some(&actor.user_id),
+        region: Some(&actor.region),
+    })
+}
+
+async fn set_state(
+    app: &AppState,
+    actor: &Actor,
+    id: &str,
+    action: super::lifecycle::Action,
+    reason: &str,
+) -> ApiResult<Json<UserRow>> {
+    super::lifecycle::set_state(&app.db, &admin_of(actor)?, id, action, reason).await?;
+    app.sessions.clear();
+    Ok(Json(super::lifecycle::row(&app.db, id).await?))
+}
+
+/// Disable an account (its sessions end at once). Audited with the reason.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
+    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn disable_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(r): Json<ReasonReq>,
+) -> ApiResult<Json<UserRow>> {
+    set_state(
+        &app,
+        &actor,
+        &id,
+        super::lifecycle::Action::Disable,
+        &r.reason,
+    )
+    .await
+}
+
+/// Enable a disabled account again. Audited with the reason.
+#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
+    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn enable_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(r): Json<ReasonReq>,
+) -> ApiResult<Json<UserRow>> {
+    set_state(
+        &app,
+        &actor,
+        &id,
+        super::lifecycle::Action::Enable,
+        &r.reason,
+    )
+    .await
+}
+
+/// Lift a lockout after failed logins. Audited with the reason.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
+    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn unlock_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(r): Json<ReasonReq>,
+) -> ApiResult<Json<UserRow>> {
+    set_state(
+        &app,
+        &actor,
+        &id,
+        super::lifecycle::Action::Unlock,
+        &r.reason,
+    )
+    .await
+}
+
+/// Reset a password: a temporary one, shown once, that the owner must change at the next login;
+/// the account's sessions end. Audited with the reason.
+#[utoipa::path(post, path = "/api/v1/users/{id}/reset-password", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
+    responses((status = 200, body = TemporaryPassword), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn reset_user_password(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(r): Json<ReasonReq>,
+) -> ApiResult<Json<TemporaryPassword>> {
+    let pw =
+        super::lifecycle::reset_password(&app.db, &admin_of(&actor)?, &id, None, &r.reason).await?;
+    app.sessions.clear();
+    Ok(Json(TemporaryPassword {
+        temporary_password: pw,
+    }))
+}
+
+/// Change an account's roles, region and scopes. Not one's own, not another security
+/// administrator's, and never to security administrator. Audited with the reason.
+#[utoipa::path(put, path = "/api/v1/users/{id}/access", tag = "identity", params(("id" = String, Path)), request_body = super::lifecycle::AccessChange,
+    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn change_user_access(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(c): Json<super::lifecycle::AccessChange>,
+) -> ApiResult<Json<UserRow>> {
+    super::lifecycle::change_access(&app.db, &admin_of(&actor)?, &id, &c).await?;
+    app.sessions.clear();
+    Ok(Json(super::lifecycle::row(&app.db, &id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change one's own password (the current one is required); one's other sessions end.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "identity", request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn change_password(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(c): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    super::lifecycle::change_own(
+        &app.db,
+        &actor.who(),
+        &actor.user_id,
+        &actor.token_hash,
+        &c.current_password,
+        &c.new_password,
+    )
+    .await?;
+    app.sessions.clear();
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! scopes, Argon2id passwords, lockout, server-side sessions and TOTP.
 
 pub mod http;
+pub mod lifecycle;
 pub mod password;
 pub mod session;
 pub mod totp;

@@ -23,6 +23,8 @@ pub struct Actor {
     pub region: RegionCode,
     pub scopes: Scopes,
     pub totp_enabled: bool,
+    /// Until changed, the account may only change its password (and read who it is, log out).
+    pub must_change_password: bool,
     pub token_hash: String,
 }
 
@@ -106,7 +108,7 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
 
 /// An account's columns as [`actor_of`] reads them (table alias `u`).
 const ACTOR_COLS: &str = "u.id, u.username, u.display_name, u.roles, u.region_code, u.scope_edit, \
-    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled";
+    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled, u.must_change_password";
 
 /// The actor from [`ACTOR_COLS`] starting at column `at`; `None` for a disabled account.
 fn actor_of(
@@ -131,6 +133,7 @@ fn actor_of(
             individuals: r.get::<i64, _>(at + 7) != 0,
         },
         totp_enabled: r.get::<i64, _>(at + 8) != 0,
+        must_change_password: r.get::<i64, _>(at + 10) != 0,
         token_hash,
     }))
 }
@@ -283,8 +286,26 @@ impl FromRequestParts<AppState> for Actor {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = cookie_token(parts).ok_or_else(ApiError::unauthorized)?;
-        active_actor(app, &token)
+        let actor = active_actor(app, &token)
             .await?
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or_else(ApiError::unauthorized)?;
+        // A password someone else set (a new or reset account) is replaced before anything else.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(parts.uri.path(), |u| u.0.path());
+        if actor.must_change_password
+            && !matches!(
+                path,
+                "/api/v1/me" | "/api/v1/me/password" | "/api/v1/auth/logout"
+            )
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "password_change_required",
+                "请先修改密码：新账号首次登录或密码被重置后，需要设置自己的新密码",
+            ));
+        }
+        Ok(actor)
     }
 }

@@ -62,14 +62,21 @@ pub fn code_at(secret: &[u8], unix_secs: i64) -> String {
 
 /// Accept the current step and one on either side (clock drift of phones).
 pub fn verify(secret_b32: &str, code: &str, unix_secs: i64) -> bool {
-    let Some(secret) = base32_decode(secret_b32) else {
-        return false;
-    };
+    verify_step(secret_b32, code, unix_secs).is_some()
+}
+
+/// The time step whose code this is (current or one on either side); the caller takes each step
+/// once, so a code seen over a shoulder or in a log cannot be used again.
+pub fn verify_step(secret_b32: &str, code: &str, unix_secs: i64) -> Option<i64> {
+    let secret = base32_decode(secret_b32)?;
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    (-1..=1).any(|d| code_at(&secret, unix_secs + d * 30) == code)
+    (-1..=1)
+        .map(|d| unix_secs + d * 30)
+        .find(|t| code_at(&secret, *t) == code)
+        .map(|t| t / 30)
 }
 
 pub fn otpauth_url(secret_b32: &str, username: &str) -> String {

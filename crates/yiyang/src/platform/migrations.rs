@@ -161,6 +161,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "import_job_progress",
         stmts: crate::registry::MIGRATION_JOB_PROGRESS,
     },
+    Migration {
+        version: 26,
+        name: "account_lifecycle",
+        stmts: crate::identity::lifecycle::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -1,6 +1,7 @@
 //! The one integration-test binary: HTTP through the real router (in process), storage on SQLite by
 //! default and on PostgreSQL when TEST_DATABASE_URL is set.
 
+mod accounts;
 mod assessment;
 mod audit_chain;
 mod auth;

@@ -105,6 +105,7 @@ impl TestApp {
             },
             &u,
             None,
+            false,
         )
         .await
         .unwrap();
