@@ -42,6 +42,9 @@ const ASSESSOR_USERNAME = env('ASSESSOR_USERNAME')
 const ASSESSOR_PASSWORD = env('ASSESSOR_PASSWORD')
 const AUDIT_USERNAME = env('AUDIT_USERNAME')
 const AUDIT_PASSWORD = env('AUDIT_PASSWORD')
+// Optional: a security administrator, for the account-lifecycle steps.
+const SECURITY_USERNAME = env('SECURITY_USERNAME')
+const SECURITY_PASSWORD = env('SECURITY_PASSWORD')
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium')
 const STEP_TIMEOUT = 30_000
 const REVEAL_REASON = '核实补贴发放信息'
@@ -650,6 +653,73 @@ try {
     const text = await revealRow.innerText()
     assert(!/\d{17}[\dX]/.test(text), 'audit row shows a full citizen ID')
   }, { screenshot: 'audit' })
+
+  if (SECURITY_USERNAME) {
+    await step('log out', logout, { screenshot: null })
+    await step(`log in as ${SECURITY_USERNAME} (安全管理员)`, () => login(SECURITY_USERNAME, SECURITY_PASSWORD, env('SECURITY_TOTP_SECRET')), { screenshot: null })
+
+    const NEW_USER = 'e2e_worker'
+    const rowOf = (u) => page.locator('.el-table__body tr.el-table__row', { hasText: u }).first()
+    // Element Plus puts the test id on the <input> itself or on its wrapper, by version.
+    const field = (id) => page.locator(`input[data-testid="${id}"], [data-testid="${id}"] input`).first()
+    async function userAction(u, item, reason) {
+      await page.getByTestId(`user-actions-${u}`).click()
+      await page.locator('.el-dropdown-menu__item:visible', { hasText: item }).click()
+      await field('act-reason').fill(reason)
+      await Promise.all([
+        page.waitForResponse((r) => r.url().includes(`/api/v1/users/`) && r.request().method() !== 'GET'),
+        page.getByTestId('act-confirm').click(),
+      ])
+    }
+
+    await step('用户管理: create an account with an initial password', async () => {
+      await menu('用户管理').click()
+      await page.waitForURL(/\/users$/)
+      await button('新建用户').click()
+      const dlg = page.locator('.el-dialog', { hasText: '新建用户' })
+      await dlg.getByLabel('用户名').fill(NEW_USER)
+      await dlg.getByLabel('姓名').fill('周网格')
+      await dlg.getByLabel('初始密码').fill(state.initialPw = 'Chushi-Mima-2026')
+      await dlg.locator('.el-checkbox', { hasText: '村（社区）工作人员' }).click()
+      await dlg.getByLabel('所属区划代码').fill('320682000000')
+      await Promise.all([page.waitForResponse((r) => r.url().endsWith('/api/v1/users') && r.request().method() === 'POST'), dlg.getByRole('button', { name: '创建' }).click()])
+      await rowOf(NEW_USER).getByText('待本人设置密码').waitFor()
+    }, { screenshot: 'users-created' })
+
+    await step('停用 with a reason: the account shows 已停用', async () => {
+      await userAction(NEW_USER, '停用账号', '调离岗位')
+      await rowOf(NEW_USER).getByText('已停用').waitFor()
+    }, { screenshot: 'users-disabled' })
+
+    await step('启用 and 重置密码: a temporary password shown once', async () => {
+      await userAction(NEW_USER, '启用账号', '返岗')
+      await rowOf(NEW_USER).getByText('待本人设置密码').waitFor()
+      await userAction(NEW_USER, '重置密码', '忘记密码')
+      const temp = page.getByTestId('temp-password')
+      await temp.waitFor()
+      state.tempPw = (await temp.innerText()).trim()
+      assert(state.tempPw.length >= 12, `temporary password: ${state.tempPw}`)
+      await page.locator('.el-dialog', { hasText: '重置密码：' }).waitFor({ state: 'hidden' })
+      await page.waitForTimeout(400) // the dialog's opening transition
+      await shot('users-temp-password')
+      await button('我已记下').click()
+    }, { screenshot: null })
+
+    await step('log out', logout, { screenshot: null })
+
+    await step('the reset account must set its own password before anything else', async () => {
+      await login(NEW_USER, state.tempPw)
+      await page.waitForURL(/\/password$/)
+      await page.getByTestId('must-change').waitFor()
+      await shot('password-must-change')
+      await field('pw-current').fill(state.tempPw)
+      await field('pw-new').fill('Zhou-wangge-2026')
+      await field('pw-again').fill('Zhou-wangge-2026')
+      await Promise.all([page.waitForResponse((r) => r.url().endsWith('/api/v1/me/password')), page.getByTestId('pw-save').click()])
+      await page.waitForURL((u) => !u.pathname.endsWith('/password'))
+      await page.locator('.el-header').getByRole('button', { name: '退出' }).waitFor()
+    }, { screenshot: 'password-changed' })
+  }
 } catch (e) {
   if (!(e instanceof StopJourney)) {
     failed += 1

@@ -2,7 +2,8 @@
 # Browser tests: start yiyang on a fresh SQLite demo county and drive the web console in headless
 # Chromium (playwright-core + Debian chromium): login → import with bad rows → error report →
 # search → reveal with a reason → adopt an LTC rating → an assessor's due list, form and report →
-# the audit viewer shows the reveal.
+# the audit viewer shows the reveal → the security admin creates, disables, enables and resets an
+# account, which must then set its own password.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f web/dist/index.html ] && grep -q 'script' web/dist/index.html || (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
@@ -23,6 +24,7 @@ BASE_URL=http://127.0.0.1:$PORT \
 USERNAME=officer PASSWORD=$(awk '$1=="officer"{print $2}' "$ACC") \
 ASSESSOR_USERNAME=assessor ASSESSOR_PASSWORD=$(awk '$1=="assessor"{print $2}' "$ACC") \
 AUDIT_USERNAME=auditor AUDIT_PASSWORD=$(awk '$1=="auditor"{print $2}' "$ACC") \
+SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$ACC") \
 IMPORT_FILE="$W/import.csv" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.
