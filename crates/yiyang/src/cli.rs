@@ -33,14 +33,10 @@ pub struct Cli {
         default_value = "./data/yiyang.key"
     )]
     pub key_file: PathBuf,
-    /// Where checkpoints of the audit chain's head are appended (`off`: nowhere). Keep it on
-    /// another disk or machine than the database if you can; `verify-audit` reads it.
-    #[arg(
-        long,
-        global = true,
-        env = "YIYANG_AUDIT_CHECKPOINTS",
-        default_value = "./data/audit-checkpoints.log"
-    )]
+    /// Where checkpoints of the audit chain's head are appended (`off`: nowhere; default:
+    /// audit-checkpoints.log beside the key file, ./data/audit-checkpoints.log). Keep it on another
+    /// disk or machine than the database if you can; `verify-audit` reads it.
+    #[arg(long, global = true, env = "YIYANG_AUDIT_CHECKPOINTS", default_value = "")]
     pub audit_checkpoints: String,
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -469,7 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // A checkpoint of the audit head now and every 10 minutes while it moves.
             crate::audit::checkpoint::start(
                 state.db.clone(),
-                crate::audit::checkpoint::Sink::new(&cli.audit_checkpoints),
+                checkpoint_sink(&cli),
                 std::time::Duration::from_secs(600),
             );
             match crate::platform::outbox::Gateway::from_env() {
@@ -727,7 +723,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Indicators { what } => return indicator_cmd(&cli, what).await,
         Cmd::AuditCheckpoint => {
             let (db, _keys) = open(&cli, 2).await?;
-            let sink = crate::audit::checkpoint::Sink::new(&cli.audit_checkpoints);
+            let sink = checkpoint_sink(&cli);
             if sink.file.is_none() && sink.gateway.is_none() {
                 anyhow::bail!(
                     "未设置审计检查点的去处（--audit-checkpoints 或 YIYANG_AUDIT_CHECKPOINT_NOTIFY）"
@@ -738,7 +734,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::VerifyAudit => {
             let (db, _keys) = open_keyed(&cli, 2).await?;
-            let sink = crate::audit::checkpoint::Sink::new(&cli.audit_checkpoints);
+            let sink = checkpoint_sink(&cli);
             let checkpoints = match &sink.file {
                 Some(f) => crate::audit::checkpoint::read(f, &db.chain_key()?)?,
                 None => vec![],
@@ -1226,4 +1222,19 @@ async fn user_cmd(cli: &Cli, what: &UserCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Where this server's audit checkpoints go (see `Cli::audit_checkpoints`).
+fn checkpoint_sink(cli: &Cli) -> crate::audit::checkpoint::Sink {
+    let file = match cli.audit_checkpoints.as_str() {
+        "" => cli
+            .key_file
+            .parent()
+            .map(|p| p.join("audit-checkpoints.log"))
+            .unwrap_or_else(|| PathBuf::from("audit-checkpoints.log"))
+            .display()
+            .to_string(),
+        other => other.to_string(),
+    };
+    crate::audit::checkpoint::Sink::new(&file)
 }
