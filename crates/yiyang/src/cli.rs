@@ -36,7 +36,12 @@ pub struct Cli {
     /// Where checkpoints of the audit chain's head are appended (`off`: nowhere; default:
     /// audit-checkpoints.log beside the key file, ./data/audit-checkpoints.log). Keep it on another
     /// disk or machine than the database if you can; `verify-audit` reads it.
-    #[arg(long, global = true, env = "YIYANG_AUDIT_CHECKPOINTS", default_value = "")]
+    #[arg(
+        long,
+        global = true,
+        env = "YIYANG_AUDIT_CHECKPOINTS",
+        default_value = ""
+    )]
     pub audit_checkpoints: String,
     #[command(subcommand)]
     pub cmd: Cmd,

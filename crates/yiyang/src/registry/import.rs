@@ -309,6 +309,7 @@ async fn run_general(
     };
     let mut since = std::time::Instant::now();
     let mut rows_done = 0i64;
+    let mut written_before = (0i64, 0i64);
     let mut stamp = store::Stamp {
         source: &source,
         now: &now,
@@ -389,19 +390,23 @@ async fn run_general(
                 && let Some(mut t) = tx.take()
             {
                 let (ins, upd) = (summary.inserted + carried.min(summary.unchanged), summary.updated);
-                sqlx::query(JOB_PROGRESS)
-                    .bind(rows_done)
-                    .bind(ins)
-                    .bind(upd)
-                    .bind(job_id)
-                    .execute(&mut *t)
+                // A chunk that wrote nothing (all unchanged) leaves no progress or audit row.
+                if (summary.inserted, summary.updated) != written_before {
+                    written_before = (summary.inserted, summary.updated);
+                    sqlx::query(JOB_PROGRESS)
+                        .bind(rows_done)
+                        .bind(ins)
+                        .bind(upd)
+                        .bind(job_id)
+                        .execute(&mut *t)
+                        .await?;
+                    audit::append(
+                        &mut t,
+                        ctx.who,
+                        part_entry(ctx.scope, "registry.import.part", job_id, rows_done, ins, upd),
+                    )
                     .await?;
-                audit::append(
-                    &mut t,
-                    ctx.who,
-                    part_entry(ctx.scope, "registry.import.part", job_id, rows_done, ins, upd),
-                )
-                .await?;
+                }
                 if bulk.big_cache {
                     // The connection goes back to the pool between chunks.
                     sqlx::query("PRAGMA cache_size = -8192").execute(&mut *t).await?;
