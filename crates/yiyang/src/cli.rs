@@ -56,6 +56,13 @@ pub enum Cmd {
         /// production: TOTP required for staff; demo: TOTP optional
         #[arg(long, env = "YIYANG_PROFILE", default_value = "production")]
         profile: String,
+        /// Cookies only over HTTPS, and HSTS (default: on in production, off in demo). Turn it
+        /// off only where the console is reached over plain HTTP on a closed network.
+        #[arg(long, env = "YIYANG_SECURE_COOKIES")]
+        secure_cookies: Option<bool>,
+        /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For names the client
+        #[arg(long, env = "YIYANG_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxy: Vec<std::net::IpAddr>,
     },
     /// Apply database migrations
     Migrate,
@@ -446,7 +453,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             println!("已写入 {n} 行到 {}", out.display());
         }
-        Cmd::Serve { listen, profile } => {
+        Cmd::Serve {
+            listen,
+            profile,
+            secure_cookies,
+            trusted_proxy,
+        } => {
             if profile != "production" && profile != "demo" {
                 anyhow::bail!("--profile 只能是 production 或 demo");
             }
@@ -464,8 +476,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let config = Config {
                 profile: profile.clone(),
+                secure_cookies: secure_cookies.unwrap_or(profile == "production"),
+                trusted_proxies: trusted_proxy.clone(),
                 ..Config::default()
             };
+            if !config.secure_cookies && profile == "production" {
+                tracing::warn!(
+                    "cookies are sent over plain HTTP (--secure-cookies false): use this only on a closed network"
+                );
+            }
             let state = AppState::new(db, keys, config).await?;
             // A checkpoint of the audit head now and every 10 minutes while it moves.
             crate::audit::checkpoint::start(

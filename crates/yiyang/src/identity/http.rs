@@ -51,19 +51,49 @@ const BAD_LOGIN: &str = "用户名或密码错误，或账号已被临时锁定"
 /// The peer address when served over TCP (absent in in-process tests).
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+/// The client's address: the peer's, or, when the peer is a trusted reverse proxy
+/// (`--trusted-proxy`), the nearest address in `X-Forwarded-For` that is not one of them. The login
+/// throttle and the public pages' limit count by it, so behind a proxy they see real clients.
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _s: &S,
+        app: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            client_ip(peer, &parts.headers, &app.config.trusted_proxies).map(|ip| ip.to_string()),
         ))
     }
+}
+
+/// See [`ClientIp`]. Addresses a client wrote itself (left of the last trusted hop) are not believed.
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    Some(
+        hops.iter()
+            .rev()
+            .find(|a| !trusted.contains(a))
+            .copied()
+            .unwrap_or(peer),
+    )
 }
 
 pub async fn me_of(app: &AppState, a: &Actor) -> Me {

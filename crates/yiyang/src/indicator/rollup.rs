@@ -177,6 +177,24 @@ pub async fn built_at(db: &Db) -> ApiResult<Option<String>> {
 /// Bring the rollups up to date: a full rebuild when there are none, on a new day or when the kept
 /// years changed; otherwise recount only the towns that changed. `force_full` for the command.
 pub async fn refresh(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<RefreshReport> {
+    match refresh_once(db, today, force_full).await {
+        // An incremental refresh that fails (whatever the cause) must not fail every 30 s until
+        // the nightly rebuild: its cause goes to the log, with the request id where there is one,
+        // and the rollups are rebuilt in full at once.
+        Err(e) if !force_full => {
+            tracing::error!(
+                error = %e.detail,
+                internal = ?e.internal,
+                request_id = crate::platform::error::current_request_id().unwrap_or_default(),
+                "incremental indicator refresh failed; rebuilding in full"
+            );
+            refresh_once(db, today, true).await
+        }
+        r => r,
+    }
+}
+
+async fn refresh_once(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<RefreshReport> {
     let t0 = std::time::Instant::now();
     let st = state(db).await?;
     let (first, last) = years(db, today).await?;

@@ -146,6 +146,16 @@ impl Db {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("创建数据目录 {dir:?} 失败"))?;
             }
+            // A new database file is readable by its owner only, like the key file (SQLite gives
+            // its -wal and -shm files the same mode).
+            if !path.is_empty() && path != ":memory:" && !std::path::Path::new(path).exists() {
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                o.open(path)
+                    .with_context(|| format!("无法创建数据库文件 {path}"))?;
+            }
         }
         let opts = AnyPoolOptions::new()
             .max_connections(max_connections)

@@ -315,6 +315,15 @@ pub fn parse_phone(v: &str) -> Result<String, String> {
     Ok(digits)
 }
 
+/// Characters of a free-text address.
+pub const MAX_ADDRESS: usize = 200;
+
+/// Characters that reorder the text around them when shown (right-to-left overrides and the
+/// like): a name or address holding one reads differently from what is stored.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// Validate one raw row (values by column key). `region_ok` checks and maps a region code.
 pub fn validate_row<'a>(
     get: &dyn Fn(&str) -> &'a str,
@@ -335,7 +344,15 @@ pub fn validate_row<'a>(
         errs.push("姓名不能为空".into());
     } else if name.chars().count() > 50 {
         errs.push("姓名过长（最多50个字）".into());
-    } else if name.chars().any(|c| c.is_ascii_digit() || c.is_control()) {
+    } else if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        errs.push("姓名含有看不见的控制字符，请重新输入".into());
+    } else if let Some(c) = name.chars().find(|c| {
+        !(c.is_alphabetic() || c.is_ascii_digit() || matches!(c, '·' | '•' | '.' | ' ' | '-'))
+    }) {
+        errs.push(format!(
+            "姓名不能含有符号“{c}”：只能是汉字、字母，以及少数民族姓名中的间隔号（·）"
+        ));
+    } else if name.chars().any(|c| c.is_ascii_digit()) {
         errs.push("姓名不能含有数字".into());
     }
     let mut sex = None;
@@ -364,6 +381,18 @@ pub fn validate_row<'a>(
             None
         }
         Some(r) => match region_ok(r) {
+            // Where someone lives is a village or community: counts, visits and services are
+            // planned per village, and every rollup sums villages up to the county.
+            Ok(c)
+                if yiyang_kernel::RegionCode::parse(&c).is_ok_and(|rc| {
+                    rc.level() != yiyang_kernel::region_code::RegionLevel::Village
+                }) =>
+            {
+                errs.push(format!(
+                    "居住地区划代码 {r} 是乡镇（街道）或更高一级的代码，请填写到村（社区）一级"
+                ));
+                None
+            }
             Ok(c) => Some(c),
             Err(e) => {
                 errs.push(format!("居住地{e}"));
@@ -472,7 +501,14 @@ pub fn validate_row<'a>(
             Some(d) => Some(d),
         },
     };
-    let address = opt(get("address")).map(|a| a.chars().take(200).collect::<String>());
+    let address = opt(get("address")).map(str::to_string);
+    if let Some(a) = &address {
+        if a.chars().count() > MAX_ADDRESS {
+            errs.push(format!("居住地址过长（最多 {MAX_ADDRESS} 个字）"));
+        } else if a.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+            errs.push("居住地址含有看不见的控制字符，请重新输入".into());
+        }
+    }
     if !errs.is_empty() {
         return Err(errs.join("；"));
     }

@@ -876,7 +876,8 @@ pub async fn update_content(
     now: &str,
     change_seq: i64,
 ) -> Result<Vec<&'static str>, sqlx::Error> {
-    let old = sqlx::query("SELECT living_status, economic_status, family_planning_special, disability_grade, entitled_veteran_family, death_date, residence_region, name FROM elder WHERE id = $1")
+    let old = sqlx::query("SELECT living_status, economic_status, family_planning_special, disability_grade, entitled_veteran_family, death_date, residence_region, name, \
+         hukou_region, address, phone_enc, lon, lat FROM elder WHERE id = $1")
         .bind(id)
         .fetch_one(&mut **tx)
         .await?;
@@ -935,6 +936,22 @@ pub async fn update_content(
     }
     if old.get::<String, _>(7) != e.name {
         changed.push("name");
+    }
+    // The rest by name only (the audit row says what changed, never the values).
+    if old.get::<Option<String>, _>(8) != e.hukou_region {
+        changed.push("hukou_region");
+    }
+    if old.get::<Option<String>, _>(9) != e.address {
+        changed.push("address");
+    }
+    let old_phone = old
+        .get::<Option<Vec<u8>>, _>(10)
+        .and_then(|b| keys.decrypt(&b).ok());
+    if old_phone != e.phone {
+        changed.push("phone");
+    }
+    if old.get::<Option<f64>, _>(11) != e.lon || old.get::<Option<f64>, _>(12) != e.lat {
+        changed.push("location");
     }
     sqlx::query(
         "UPDATE elder SET name = $1, hukou_region = $2, residence_region = $3, address = $4, phone_enc = $5, phone_masked = $6, \

@@ -209,6 +209,21 @@ async fn db_passwords_and_bad_input() {
         s.is_client_error() && h["content-type"] == "application/problem+json",
         "{v}"
     );
+    // Said in Chinese, naming the field, without the JSON library's English.
+    let d = v["detail"].as_str().unwrap();
+    assert!(d.contains("page_size") && d.contains("类型"), "{d}");
+    for english in ["Failed", "deserialize", "expected", "invalid type"] {
+        assert!(!d.contains(english), "{d}");
+    }
+    let (_, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"sort": 5, "status": "x"})),
+        )
+        .await;
+    assert!(!v["detail"].as_str().unwrap().contains("invalid"), "{v}");
     let (s, v, _) = t.call("GET", "/api/v1/nothing-here", Some(&c), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["detail"].is_string());
@@ -238,4 +253,47 @@ async fn db_session_end_elsewhere_seen_within_cache_bound() {
         t.call("GET", "/api/v1/me", Some(&c), None).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The SQLite file is its owner's only, like the key file; pages forbid framing and foreign
+/// scripts; behind a trusted proxy the login throttle counts the real client.
+#[tokio::test]
+async fn db_file_mode_headers_and_proxy() {
+    let t = TestApp::new("demo", 0).await;
+    #[cfg(unix)]
+    if let Some(p) = &t.sqlite_path {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{p:?}");
+    }
+    let (_, _, h) = t.call("GET", "/login", None, None).await;
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP (demo)"
+    );
+    use axum::http::HeaderMap;
+    use yiyang::identity::http::client_ip;
+    let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+    let client: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let mut hm = HeaderMap::new();
+    hm.insert(
+        "x-forwarded-for",
+        "198.51.100.1, 203.0.113.7".parse().unwrap(),
+    );
+    assert_eq!(
+        client_ip(Some(proxy), &hm, &[proxy]),
+        Some(client),
+        "the hop the proxy saw"
+    );
+    assert_eq!(
+        client_ip(Some(proxy), &hm, &[]),
+        Some(proxy),
+        "an untrusted peer's header is ignored"
+    );
+    assert_eq!(client_ip(Some(client), &hm, &[proxy]), Some(client));
 }

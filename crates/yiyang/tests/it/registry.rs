@@ -204,3 +204,87 @@ async fn db_elder_rows_are_never_deleted_nor_rekeyed() {
         .unwrap();
     assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, 3);
 }
+
+/// A residence is a village or community: a county or town code is refused with a sentence saying
+/// so, and an edit's audit row names every field it changed.
+#[tokio::test]
+async fn db_residence_is_a_village_and_edits_name_their_fields() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("of", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let cid = |seq| {
+        yiyang_kernel::citizen_id::compose(
+            "320682",
+            chrono::NaiveDate::from_ymd_opt(1941, 5, 6).unwrap(),
+            seq,
+        )
+    };
+    for code in ["320682000000", "320682104000"] {
+        let (s, v, _) = t
+            .call(
+                "POST",
+                "/api/v1/elders",
+                Some(&c),
+                Some(json!({"citizen_id": cid(31), "name": "测试老人", "residence_region": code})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {v}");
+        assert!(v.to_string().contains("村（社区）"), "{v}");
+    }
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders",
+            Some(&c),
+            Some(json!({"citizen_id": cid(32), "name": "测试老人", "residence_region": "320682104203"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap();
+    let (s, v, _) = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/elders/{id}"),
+            Some(&c),
+            Some(json!({"address": "5组3号", "phone": "13812345678", "hukou_region": "320682104000"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let d: String = sqlx::Row::get(
+        &sqlx::query(
+            "SELECT detail FROM audit_log WHERE action = 'elder.update' ORDER BY seq DESC",
+        )
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap(),
+        0,
+    );
+    for f in ["address", "phone", "hukou_region"] {
+        assert!(d.contains(f), "{f} not named in {d}");
+    }
+    assert!(
+        !d.contains("13812345678") && !d.contains("5组3号"),
+        "values stay out: {d}"
+    );
+    // Free text is bounded and shown as stored: markup, reordering controls and very long text
+    // are refused with a sentence that says what to fix.
+    let long = "长".repeat(300_000);
+    for (body, says) in [
+        (json!({"name": "<script>alert(1)</script>"}), "符号“<”"),
+        (json!({"name": "王\u{202E}英秀"}), "控制字符"),
+        (json!({"address": long}), "居住地址过长"),
+        (json!({"address": "幸福路\u{202E}5号"}), "控制字符"),
+    ] {
+        let (s, v, _) = t
+            .call(
+                "PATCH",
+                &format!("/api/v1/elders/{id}"),
+                Some(&c),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v.to_string().contains(says), "{says}: {v}");
+    }
+}
