@@ -141,7 +141,7 @@ impl Ord for Ranked {
     }
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Serialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// proposed (default) / granted / suspended / ended
     pub state: Option<String>,

@@ -367,9 +367,23 @@ pub async fn list_entitlements(
     actor.require(Perm::CatalogManage)?;
     let scope = actor.individuals()?;
     let idx = app.regions.read().await;
-    Ok(Json(
-        super::entitlement::list(&app.db, &scope, &idx, q).await?,
-    ))
+    let filter = serde_json::to_value(&q).unwrap_or_default();
+    let page = super::entitlement::list(&app.db, &scope, &idx, q).await?;
+    // A list of named people and what they receive: one audit row a request.
+    app.read_audit
+        .record(
+            &actor.who(),
+            crate::audit::Entry {
+                action: "entitlement.list",
+                entity: "entitlement",
+                entity_id: None,
+                region_code: scope.root.as_ref().map(|r| r.as_str()),
+                detail: serde_json::json!({"filter": filter, "page": page.page, "shown": page.items.len(), "total": page.total})
+                    .to_string(),
+            },
+        )
+        .await?;
+    Ok(Json(page))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -497,9 +511,20 @@ pub async fn payment_check(
     let code = q
         .region_code
         .unwrap_or_else(|| actor.region.as_str().to_string());
-    Ok(Json(
-        super::payment::paid_after_death(&app.db, &scope, &code).await?,
-    ))
+    let found = super::payment::paid_after_death(&app.db, &scope, &code).await?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            crate::audit::Entry {
+                action: "payment.check",
+                entity: "payment",
+                entity_id: None,
+                region_code: Some(&code),
+                detail: serde_json::json!({"found": found.len()}).to_string(),
+            },
+        )
+        .await?;
+    Ok(Json(found))
 }
 
 /// The named lists (名单) rules can test, with their members in the caller's scope.

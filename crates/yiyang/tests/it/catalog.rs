@@ -336,6 +336,11 @@ async fn db_catalog_publish_evaluate_explain() {
         .await;
     assert_eq!(s, StatusCode::OK, "{q}");
     assert_eq!(q["total"], json!(want_adapt));
+    // A list of named people: on record, one row a request.
+    let listed = t
+        .count("SELECT COUNT(*) FROM audit_log WHERE action = 'entitlement.list'")
+        .await;
+    assert!(listed >= 1);
     let queue: Vec<String> = q["items"]
         .as_array()
         .unwrap()
