@@ -127,7 +127,7 @@ impl AppState {
     paths(
         identity::http::login, identity::http::login_totp, identity::http::logout, identity::http::me,
         identity::http::totp_setup, identity::http::totp_confirm, identity::http::list_users, identity::http::create_user,
-        identity::http::change_password, identity::http::disable_user, identity::http::enable_user, identity::http::unlock_user, identity::http::reset_user_password, identity::http::change_user_access,
+        identity::http::change_password, identity::http::set_user_state, identity::http::reset_user_password, identity::http::change_user_access,
         region::http::tree, region::http::children,
         registry::http::search, registry::http::detail, registry::http::reveal, registry::http::create, registry::http::update,
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
@@ -153,7 +153,8 @@ pub fn openapi_json() -> String {
 /// wrong type (415), invalid values (422) and too many requests (429).
 fn with_problem_answers(mut doc: serde_json::Value) -> serde_json::Value {
     use serde_json::json;
-    let problem = json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let problem =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
     let common = [
         ("400", "请求格式不正确"),
         ("401", "未登录或会话已结束"),
@@ -337,9 +338,7 @@ pub fn router(state: AppState) -> Router {
         .route("/me/totp/confirm", post(id::totp_confirm))
         .route("/me/password", post(id::change_password))
         .route("/users", get(id::list_users).post(id::create_user))
-        .route("/users/{id}/disable", post(id::disable_user))
-        .route("/users/{id}/enable", post(id::enable_user))
-        .route("/users/{id}/unlock", post(id::unlock_user))
+        .route("/users/{id}/{action}", post(id::set_user_state))
         .route("/users/{id}/reset-password", post(id::reset_user_password))
         .route("/users/{id}/access", put(id::change_user_access))
         .route("/regions/tree", get(region::http::tree))

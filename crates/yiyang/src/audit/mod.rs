@@ -523,6 +523,25 @@ pub async fn verify(
     })
 }
 
+/// The MAC of a row of [`CHAIN_ROWS`] after `prev`.
+fn stored_row_hash(key: Option<&ChainKey>, prev: &str, r: &sqlx::any::AnyRow) -> String {
+    let s = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
+    row_hash(
+        key,
+        prev,
+        r.get(0),
+        &s(1),
+        &s(2),
+        &s(3),
+        &s(4),
+        &s(5),
+        &s(6),
+        &s(7),
+        &s(8),
+        &s(9),
+    )
+}
+
 /// Every row in order, its link and MAC checked (`key`; `None`: the plain SHA-256 of rows written
 /// before the key) and `also` asked of each (seq, hash). Ok((rows, last seq, last hash)), or the
 /// first broken row as Err((seq, rows read, problem)).
@@ -557,20 +576,7 @@ async fn walk_chain(
                 format!("第 {seq} 条审计记录的前序哈希与上一条不符"),
             )));
         }
-        let calc = row_hash(
-            key,
-            &prev,
-            seq,
-            &s(1),
-            &s(2),
-            &s(3),
-            &s(4),
-            &s(5),
-            &s(6),
-            &s(7),
-            &s(8),
-            &s(9),
-        );
+        let calc = stored_row_hash(key, &prev, &r);
         if calc != hash {
             return Ok(Err((
                 seq,
@@ -622,22 +628,8 @@ pub async fn key_legacy_chain(db: &Db) -> anyhow::Result<Option<i64>> {
     }
     let mut prev = "genesis".to_string();
     for r in &rows {
-        let s = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
         let seq: i64 = r.get(0);
-        let hash = row_hash(
-            Some(&key),
-            &prev,
-            seq,
-            &s(1),
-            &s(2),
-            &s(3),
-            &s(4),
-            &s(5),
-            &s(6),
-            &s(7),
-            &s(8),
-            &s(9),
-        );
+        let hash = stored_row_hash(Some(&key), &prev, r);
         sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
             .bind(&prev)
             .bind(&hash)

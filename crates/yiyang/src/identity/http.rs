@@ -736,73 +736,28 @@ fn admin_of(actor: &Actor) -> ApiResult<super::lifecycle::Admin<'_>> {
     })
 }
 
-async fn set_state(
-    app: &AppState,
-    actor: &Actor,
-    id: &str,
-    action: super::lifecycle::Action,
-    reason: &str,
+/// Disable (its sessions end at once), enable again, or unlock an account after failed logins.
+/// Audited with the reason.
+#[utoipa::path(post, path = "/api/v1/users/{id}/{action}", tag = "identity",
+    params(("id" = String, Path), ("action" = String, Path, description = "disable（停用）/ enable（启用）/ unlock（解除锁定）")),
+    request_body = ReasonReq,
+    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn set_user_state(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    Json(r): Json<ReasonReq>,
 ) -> ApiResult<Json<UserRow>> {
-    super::lifecycle::set_state(&app.db, &admin_of(actor)?, id, action, reason).await?;
+    use super::lifecycle::Action;
+    let action = match action.as_str() {
+        "disable" => Action::Disable,
+        "enable" => Action::Enable,
+        "unlock" => Action::Unlock,
+        _ => return Err(ApiError::not_found("接口不存在")),
+    };
+    super::lifecycle::set_state(&app.db, &admin_of(&actor)?, &id, action, &r.reason).await?;
     app.sessions.clear();
-    Ok(Json(super::lifecycle::row(&app.db, id).await?))
-}
-
-/// Disable an account (its sessions end at once). Audited with the reason.
-#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
-    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
-pub async fn disable_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    Json(r): Json<ReasonReq>,
-) -> ApiResult<Json<UserRow>> {
-    set_state(
-        &app,
-        &actor,
-        &id,
-        super::lifecycle::Action::Disable,
-        &r.reason,
-    )
-    .await
-}
-
-/// Enable a disabled account again. Audited with the reason.
-#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
-    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
-pub async fn enable_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    Json(r): Json<ReasonReq>,
-) -> ApiResult<Json<UserRow>> {
-    set_state(
-        &app,
-        &actor,
-        &id,
-        super::lifecycle::Action::Enable,
-        &r.reason,
-    )
-    .await
-}
-
-/// Lift a lockout after failed logins. Audited with the reason.
-#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "identity", params(("id" = String, Path)), request_body = ReasonReq,
-    responses((status = 200, body = UserRow), (status = 403, body = crate::platform::error::Problem), (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
-pub async fn unlock_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    Json(r): Json<ReasonReq>,
-) -> ApiResult<Json<UserRow>> {
-    set_state(
-        &app,
-        &actor,
-        &id,
-        super::lifecycle::Action::Unlock,
-        &r.reason,
-    )
-    .await
+    Ok(Json(super::lifecycle::row(&app.db, &id).await?))
 }
 
 /// Reset a password: a temporary one, shown once, that the owner must change at the next login;
