@@ -51,7 +51,9 @@ pub async fn get_catalog(
 pub struct LanguageHelp {
     #[schema(value_type = Vec<Object>)]
     pub fields: Vec<FieldHelp>,
-    /// (code, 中文)
+    /// [code, 中文] pairs (documented as two-string arrays: a tuple's `prefixItems` is more than
+    /// common OpenAPI tools read)
+    #[schema(value_type = Vec<Vec<String>>)]
     pub benefit_kinds: Vec<(String, String)>,
     pub examples: Vec<String>,
 }

@@ -442,14 +442,17 @@ pub async fn totp_setup(
     actor: Actor,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<TotpSetup>> {
+    // Refused when malformed whether or not it is needed: the document says what it must be.
+    let r: ReEnrol = if body.is_empty() {
+        ReEnrol::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::bad_request(
+                "请求内容应为 JSON：{\"password\": 登录密码, \"code\": 动态验证码}",
+            )
+        })?
+    };
     if actor.totp_enabled {
-        let r: ReEnrol = if body.is_empty() {
-            ReEnrol::default()
-        } else {
-            serde_json::from_slice(&body).map_err(|_| {
-                ApiError::bad_request("请求内容应为 JSON：{\"password\": …, \"code\": …}")
-            })?
-        };
         let (Some(pw), Some(code)) = (r.password, r.code) else {
             return Err(ApiError::invalid(
                 "code",
