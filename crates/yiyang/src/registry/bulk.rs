@@ -239,23 +239,27 @@ fn write_sqlite(ch: &Chunks, mut w: Work) -> rusqlite::Result<(Loaded, bool)> {
         if empty || since.elapsed() < import::chunk_hold() {
             return Ok(None);
         }
-        tx.execute(
-            import::JOB_PROGRESS,
-            rusqlite::params![rows_done, loaded.inserted, 0, job_id],
-        )?;
-        audit::append_sqlite(
-            tx,
-            &chain,
-            &who,
-            import::part_entry(
-                &scope,
-                "registry.import.part",
-                &job_id,
-                rows_done,
-                loaded.inserted,
-                0,
-            ),
-        )?;
+        // A chunk that only looked people up (an unchanged re-import) lets go of the lock too,
+        // but leaves no progress or audit row.
+        if loaded.inserted > loaded.committed_inserted {
+            tx.execute(
+                import::JOB_PROGRESS,
+                rusqlite::params![rows_done, loaded.inserted, 0, job_id],
+            )?;
+            audit::append_sqlite(
+                tx,
+                &chain,
+                &who,
+                import::part_entry(
+                    &scope,
+                    "registry.import.part",
+                    &job_id,
+                    rows_done,
+                    loaded.inserted,
+                    0,
+                ),
+            )?;
+        }
         ch.commit()?;
         loaded.committed_inserted = loaded.inserted;
         since = std::time::Instant::now();
@@ -543,29 +547,27 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                     .fetch_add(group_read, Ordering::Relaxed);
                 rows_done += group_read;
                 group_read = 0;
-                // A registry in use: commit this chunk and let others write before the next.
+                // A registry in use: commit this chunk (it holds the change-number lock) and
+                // let others write before the next. One that wrote nothing (an unchanged
+                // re-import's) leaves no progress or audit row.
                 if !w.dry_run && !end && since.elapsed() >= import::chunk_hold() {
-                    sqlx::query(import::JOB_PROGRESS)
-                        .bind(rows_done)
-                        .bind(loaded.inserted)
-                        .bind(0i64)
-                        .bind(&w.job_id)
-                        .execute(&mut *tx)
+                    if loaded.inserted > loaded.committed_inserted {
+                        progress_pg(&mut tx, rows_done, loaded.inserted, &w.job_id).await?;
+                        audit::append_pg(
+                            &mut tx,
+                            &w.chain,
+                            &w.who,
+                            import::part_entry(
+                                &w.scope,
+                                "registry.import.part",
+                                &w.job_id,
+                                rows_done,
+                                loaded.inserted,
+                                0,
+                            ),
+                        )
                         .await?;
-                    audit::append_pg(
-                        &mut tx,
-                        &w.chain,
-                        &w.who,
-                        import::part_entry(
-                            &w.scope,
-                            "registry.import.part",
-                            &w.job_id,
-                            rows_done,
-                            loaded.inserted,
-                            0,
-                        ),
-                    )
-                    .await?;
+                    }
                     tx.commit().await?;
                     loaded.committed_inserted = loaded.inserted;
                     tx = conn.begin().await?;
@@ -617,13 +619,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
         }
     }
     let summary = loaded.summary(false, total, rejected);
-    sqlx::query(import::JOB_PROGRESS)
-        .bind(total)
-        .bind(summary.inserted)
-        .bind(0i64)
-        .bind(&w.job_id)
-        .execute(&mut *tx)
-        .await?;
+    progress_pg(&mut tx, total, summary.inserted, &w.job_id).await?;
     audit::append_pg(
         &mut tx,
         &w.chain,
@@ -647,4 +643,21 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
         "registry bulk load committed"
     );
     Ok(loaded)
+}
+
+/// The job row's progress in the writer's transaction (the bulk path inserts only).
+async fn progress_pg(
+    tx: &mut sqlx::PgConnection,
+    rows: i64,
+    inserted: i64,
+    job_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(import::JOB_PROGRESS)
+        .bind(rows)
+        .bind(inserted)
+        .bind(0i64)
+        .bind(job_id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
