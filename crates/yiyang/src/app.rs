@@ -3,6 +3,7 @@
 use crate::platform::crypto::KeyRing;
 use crate::platform::db::Db;
 use crate::platform::error::{ApiError, REQUEST_ID};
+use crate::platform::openapi;
 use crate::region::RegionIndex;
 use crate::{assessment, audit, catalog, identity, indicator, region, registry};
 use axum::Router;
@@ -143,54 +144,8 @@ pub struct ApiDoc;
 
 pub fn openapi_json() -> String {
     let doc = serde_json::to_value(ApiDoc::openapi()).expect("openapi");
-    serde_json::to_string_pretty(&with_problem_answers(doc)).expect("openapi")
-}
-
-/// What every operation can answer besides its own: errors are RFC 9457 problem documents
-/// (`application/problem+json`, as the server sends them), and any route may refuse a malformed
-/// request (400), an absent or ended session (401), a missing permission or scope (403), an
-/// unknown id (404), a wrong method (405), a conflict (409), a body too large (413) or of the
-/// wrong type (415), invalid values (422) and too many requests (429).
-fn with_problem_answers(mut doc: serde_json::Value) -> serde_json::Value {
-    use serde_json::json;
-    let problem =
-        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
-    let common = [
-        ("400", "请求格式不正确"),
-        ("401", "未登录或会话已结束"),
-        ("403", "没有权限或不在管辖范围内"),
-        ("404", "不存在或不在管辖范围内"),
-        ("405", "该地址不支持此请求方法"),
-        ("409", "与现有数据冲突"),
-        ("413", "上传内容超过大小上限"),
-        ("415", "请求的 Content-Type 不正确"),
-        ("422", "内容不符合要求（detail 与 errors 说明要改什么）"),
-        ("429", "请求过于频繁"),
-    ];
-    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return doc;
-    };
-    for item in paths.values_mut() {
-        let Some(ops) = item.as_object_mut() else {
-            continue;
-        };
-        for op in ops.values_mut() {
-            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
-                continue;
-            };
-            for (code, r) in responses.iter_mut() {
-                if code.starts_with('4') || code.starts_with('5') {
-                    r["content"] = problem.clone();
-                }
-            }
-            for (code, what) in common {
-                responses
-                    .entry(code)
-                    .or_insert_with(|| json!({"description": what, "content": problem.clone()}));
-            }
-        }
-    }
-    doc
+    let doc = openapi::with_request_rules(openapi::with_problem_answers(doc));
+    serde_json::to_string_pretty(&doc).expect("openapi")
 }
 
 async fn request_id(req: Request, next: Next) -> Response {
@@ -489,6 +444,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::platform::web::static_file)
+        .layer(middleware::from_fn(openapi::limit_text))
         .layer(middleware::from_fn(problem_rejections))
         .layer(middleware::from_fn_with_state(
             state.config.secure_cookies,

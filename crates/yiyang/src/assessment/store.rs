@@ -849,12 +849,10 @@ fn due_filter(
             ));
         }
     };
+    let paged = crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     let (page, size) = match export {
         Some(max) => (1, max),
-        None => (
-            q.page.unwrap_or(1).clamp(1, 100_000),
-            q.page_size.unwrap_or(20).clamp(1, 200),
-        ),
+        None => paged,
     };
     Ok(DueFilter {
         lo,

@@ -42,8 +42,7 @@ pub async fn list(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     actor.require(Perm::AuditRead)?;
-    let page = q.page.unwrap_or(1).max(1);
-    let size = q.page_size.unwrap_or(50).clamp(1, 500);
+    let (page, size) = crate::platform::web::paging(q.page, q.page_size, 50, 500)?;
     let action = q.action.filter(|a| !a.is_empty());
     let (total, rows) = if let Some(a) = &action {
         let t: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = $1")

@@ -186,7 +186,10 @@ pub async fn list(
     regions: &crate::region::RegionIndex,
     q: ListQuery,
 ) -> ApiResult<EntitlementPage> {
-    let state = q.state.unwrap_or_else(|| "proposed".into());
+    let state = q
+        .state
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "proposed".into());
     if !["proposed", "granted", "suspended", "ended"].contains(&state.as_str()) {
         return Err(ApiError::invalid(
             "state",
@@ -194,11 +197,12 @@ pub async fn list(
         ));
     }
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
-    let page = q.page.unwrap_or(1).max(1);
-    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let (page, size) =
+        crate::platform::web::paging(q.page.map(i64::from), q.page_size.map(i64::from), 20, 200)?;
+    let (page, size) = (page as u32, size as u32);
     // A page is cut from the first page × size entitlements of the rows and of the packs (kept
     // in memory while the packs are read): deeper lists are for the export, not for paging.
-    if u64::from(page) * u64::from(size) > MAX_LISTED {
+    if u64::from(page) * u64::from(size) > MAX_LISTED || u64::from(page) > MAX_LISTED / 200 {
         return Err(ApiError::invalid(
             "page",
             format!("只能翻看前 {MAX_LISTED} 条，请按区划或项目缩小范围"),

@@ -321,7 +321,7 @@ pub async fn login_totp(
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     if s.stage != "totp" && s.stage != "totp_enrol" {
-        return Err(ApiError::bad_request("当前登录不需要动态验证码"));
+        return Err(ApiError::conflict("当前登录不需要动态验证码"));
     }
     let u =
         sqlx::query("SELECT username, totp_secret_enc, locked_until FROM app_user WHERE id = $1")
@@ -443,10 +443,17 @@ pub async fn totp_setup(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<TotpSetup>> {
     // Refused when malformed whether or not it is needed: the document says what it must be.
-    let r: ReEnrol = if body.is_empty() {
+    // An object, or nothing (an empty body or JSON null).
+    let r: ReEnrol = if body.is_empty() || body.trim_ascii() == b"null" {
         ReEnrol::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "请求内容应为 JSON：{\"password\": 登录密码, \"code\": 动态验证码}",
+            ));
+        }
+        serde_json::from_value(v).map_err(|_| {
             ApiError::bad_request(
                 "请求内容应为 JSON：{\"password\": 登录密码, \"code\": 动态验证码}",
             )
@@ -499,7 +506,7 @@ pub async fn totp_confirm(
     let enc: Option<Vec<u8>> = r.get(0);
     let secret = app
         .keys
-        .decrypt(&enc.ok_or_else(|| ApiError::bad_request("请先生成动态验证码密钥"))?)?;
+        .decrypt(&enc.ok_or_else(|| ApiError::conflict("请先生成动态验证码密钥"))?)?;
     let Some(step) = totp::verify_step(&secret, &req.code, now_secs()) else {
         return Err(ApiError::invalid("code", "动态验证码不正确或已过期"));
     };

@@ -204,8 +204,6 @@ pub async fn list(
     for m in &all {
         *towns.entry(format!("{}000", &m.1[..9])).or_insert(0) += 1;
     }
-    let page_size = page_size.clamp(1, 200);
-    let page = page.max(1);
     let start = ((page - 1) * page_size).min(all.len());
     let end = (start + page_size).min(all.len());
     let people = details(db, regions, &all[start..end], d).await?;

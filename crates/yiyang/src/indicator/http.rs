@@ -6,6 +6,7 @@ use super::{drill, query, rollup, targets};
 use crate::app::AppState;
 use crate::audit::Entry;
 use crate::identity::{Actor, Perm};
+use crate::platform::error::ApiError;
 use crate::platform::error::ApiResult;
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
@@ -139,6 +140,13 @@ pub async fn people(
 ) -> ApiResult<Json<drill::PeopleList>> {
     let scope = actor.individuals()?;
     scope.narrow(Some(&q.region_code))?;
+    let (page, page_size) = crate::platform::web::paging(
+        q.page.map(|p| p as i64),
+        q.page_size.map(|p| p as i64),
+        50,
+        200,
+    )?;
+    let (page, page_size) = (page as usize, page_size as usize);
     let regions = app.regions.read().await;
     let g = drill::list(
         &app.db,
@@ -147,8 +155,8 @@ pub async fn people(
         &q.region_code,
         &q.period,
         crate::platform::today(),
-        q.page.unwrap_or(1),
-        q.page_size.unwrap_or(50),
+        page,
+        page_size,
     )
     .await?;
     app.read_audit
@@ -235,6 +243,9 @@ pub async fn list_targets(
 ) -> ApiResult<Json<Vec<targets::Target>>> {
     let scope = actor.aggregates()?;
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    if q.year.is_some_and(|y| !(2000..=2100).contains(&y)) {
+        return Err(ApiError::invalid("year", "年份超出范围（2000–2100）"));
+    }
     Ok(Json(targets::list(&app.db, &lo, &hi, q.year).await?))
 }
 
@@ -291,15 +302,24 @@ pub struct TemplateQuery {
 pub async fn target_template(actor: Actor, Query(q): Query<TemplateQuery>) -> ApiResult<Response> {
     actor.aggregates()?;
     let this = crate::platform::today().year();
-    let years: Vec<i32> = q
-        .years
-        .as_deref()
-        .unwrap_or("")
-        .split([',', '，'])
-        .filter_map(|y| y.trim().parse().ok())
-        .filter(|y| (2000..=2100).contains(y))
-        .take(10)
-        .collect();
+    let mut years: Vec<i32> = vec![];
+    for piece in q.years.as_deref().unwrap_or("").split([',', '，']) {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        let year = piece
+            .parse()
+            .ok()
+            .filter(|y| (2000..=2100).contains(y))
+            .ok_or_else(|| {
+                ApiError::invalid("years", "年份应为 2000–2100 之间的数字，多个年份用逗号分隔")
+            })?;
+        years.push(year);
+    }
+    if years.len() > 10 {
+        return Err(ApiError::invalid("years", "一次最多 10 个年份"));
+    }
     let years = if years.is_empty() { vec![this] } else { years };
     Ok(crate::registry::http::xlsx(
         targets::template_xlsx(&years)?,
@@ -320,10 +340,14 @@ pub async fn import_targets(
 ) -> ApiResult<Json<targets::SheetImport>> {
     actor.require(Perm::IndicatorManage)?;
     let scope = actor.aggregates()?;
-    let (name, bytes, f) = crate::registry::http::read_upload_fields(&mut mp).await?;
+    let (name, bytes, f) = crate::registry::http::read_upload_fields(
+        &mut mp,
+        &["dry_run", "create_missing", "source", "region_code"],
+    )
+    .await?;
     let text = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let dry_run = text("dry_run") != Some("false");
-    let create = text("create_missing") == Some("true");
+    let dry_run = crate::registry::http::form_flag(&f, "dry_run", true)?;
+    let create = crate::registry::http::form_flag(&f, "create_missing", false)?;
     let source = text("source").map(str::to_string);
     let region = text("region_code")
         .map(str::to_string)

@@ -3,6 +3,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod migrations;
+pub mod openapi;
 pub mod outbox;
 pub mod sheet;
 pub mod web;

@@ -40,3 +40,33 @@ pub async fn static_file(uri: Uri) -> Response {
     )
         .into_response()
 }
+
+/// Highest page number any list serves.
+pub const PAGE_MAX: i64 = 100_000;
+
+/// A list request's page and page size, checked: page 1–[`PAGE_MAX`], size 1–`max_size`
+/// (`default_size` when not given). Out of range is refused, never silently clamped, so what the
+/// API document says is what the server does.
+pub fn paging(
+    page: Option<i64>,
+    page_size: Option<i64>,
+    default_size: i64,
+    max_size: i64,
+) -> crate::platform::error::ApiResult<(i64, i64)> {
+    use crate::platform::error::ApiError;
+    let page = page.unwrap_or(1);
+    if !(1..=PAGE_MAX).contains(&page) {
+        return Err(ApiError::invalid(
+            "page",
+            format!("页码应在 1–{PAGE_MAX} 之间"),
+        ));
+    }
+    let size = page_size.unwrap_or(default_size);
+    if !(1..=max_size).contains(&size) {
+        return Err(ApiError::invalid(
+            "page_size",
+            format!("每页条数应在 1–{max_size} 之间"),
+        ));
+    }
+    Ok((page, size))
+}

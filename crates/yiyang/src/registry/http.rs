@@ -610,23 +610,38 @@ pub async fn upload(
 
 /// The uploaded file (multipart `file`) and the `dry_run` flag (true unless "false").
 pub async fn read_upload(mp: &mut Multipart) -> ApiResult<(String, Vec<u8>, bool)> {
-    let (name, bytes, fields) = read_upload_fields(mp).await?;
+    let (name, bytes, fields) = read_upload_fields(mp, &["dry_run"]).await?;
     // A dry run unless the form says otherwise.
-    let dry_run = fields.get("dry_run").is_none_or(|v| v.trim() != "false");
+    let dry_run = form_flag(&fields, "dry_run", true)?;
     Ok((name, bytes, dry_run))
 }
 
-/// An upload form: the file (name and bytes) and every other field as text.
+/// A yes/no field of an upload form: `true` or `false`, `default` when absent or blank.
+pub fn form_flag(
+    fields: &std::collections::HashMap<String, String>,
+    key: &str,
+    default: bool,
+) -> ApiResult<bool> {
+    match fields.get(key).map(|v| v.trim()).unwrap_or("") {
+        "" => Ok(default),
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::invalid(key, format!("{key} 应为 true 或 false"))),
+    }
+}
+
+/// An upload form: the file (name and bytes) and the other fields, as text, of those `allowed`;
+/// any other field is refused, as the API document says.
 pub async fn read_upload_fields(
     mp: &mut Multipart,
+    allowed: &[&str],
 ) -> ApiResult<(String, Vec<u8>, std::collections::HashMap<String, String>)> {
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut fields = std::collections::HashMap::new();
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("上传内容无法读取：{e}")))?
-    {
+    while let Some(field) = mp.next_field().await.map_err(|e| {
+        tracing::info!(error = %e, "multipart refused");
+        ApiError::bad_request("上传内容无法读取：表单（multipart/form-data）格式不正确")
+    })? {
         match field.name() {
             Some("file") => {
                 let name = field.file_name().unwrap_or("upload.csv").to_string();
@@ -636,9 +651,16 @@ pub async fn read_upload_fields(
                     .map_err(|_| ApiError::bad_request("文件上传中断或超过大小上限（300 MB）"))?;
                 file = Some((name, data.to_vec()));
             }
-            Some(other) => {
+            Some(other) if allowed.contains(&other) => {
                 let k = other.to_string();
                 fields.insert(k, field.text().await.unwrap_or_default());
+            }
+            Some(other) => {
+                let shown: String = other.chars().filter(|c| !c.is_control()).take(30).collect();
+                return Err(ApiError::invalid(
+                    "file",
+                    format!("表单中有本接口不接受的字段“{shown}”"),
+                ));
             }
             None => {}
         }

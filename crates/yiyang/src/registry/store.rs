@@ -216,6 +216,9 @@ pub struct Filter {
 pub const NO_LEVEL: u8 = 5;
 
 pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Filter> {
+    // Sort and paging are checked here too, so an export refuses what a search would.
+    sort_of(q)?;
+    crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let name = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if name.is_some_and(|n| n.chars().count() > 20) {
@@ -383,8 +386,7 @@ pub async fn search(
 ) -> ApiResult<ElderPage> {
     let f = filter_of(scope, q, today)?;
     let sort = sort_of(q)?;
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
-    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let (page, size) = crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     let num = |s: &str| {
         s.parse::<u64>()
             .map_err(|_| ApiError::invalid("region_code", "区划代码无效"))
@@ -465,8 +467,7 @@ pub async fn search_sql(
 ) -> ApiResult<(Vec<String>, i64)> {
     let f = filter_of(scope, q, today)?;
     let (w, binds) = where_clause(db, &f);
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
-    let size = q.page_size.unwrap_or(20).clamp(1, 200);
+    let (page, size) = crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     // Byte order for names on both engines, as the index sorts.
     let name = match db.backend {
         crate::platform::db::Backend::Sqlite => "name",

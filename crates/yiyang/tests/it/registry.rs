@@ -273,7 +273,7 @@ async fn db_residence_is_a_village_and_edits_name_their_fields() {
     for (body, says) in [
         (json!({"name": "<script>alert(1)</script>"}), "符号“<”"),
         (json!({"name": "王\u{202E}英秀"}), "控制字符"),
-        (json!({"address": long}), "居住地址过长"),
+        (json!({"address": long}), "居住地址最多 200 个字"),
         (json!({"address": "幸福路\u{202E}5号"}), "控制字符"),
     ] {
         let (s, v, _) = t
