@@ -28,4 +28,4 @@ SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$
 IMPORT_FILE="$W/import.csv" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.
-python3 ../shared/tools/scan-clear-ids "$W/serve.log"
+$BIN scan-clear-ids "$W/serve.log"

@@ -171,6 +171,36 @@ pub fn age_on(birth: NaiveDate, on: NaiveDate) -> i32 {
     age
 }
 
+/// Citizen IDs in clear anywhere in `data` (a database file, a dump, a log, an HTTP body): every
+/// run of 18 characters not inside a longer number, with a valid check character and a birth date
+/// between 1880 and `latest_year`. Returns each one's offset and its masked form, so a report of
+/// what was found leaks nothing itself.
+pub fn find_in_clear(data: &[u8], latest_year: i32) -> Vec<(usize, String)> {
+    let mut found = vec![];
+    let digit = |b: u8| b.is_ascii_digit();
+    let mut i = 0;
+    while i + 18 <= data.len() {
+        let w = &data[i..i + 18];
+        let bounded =
+            (i == 0 || !digit(data[i - 1])) && data.get(i + 18).is_none_or(|b| !digit(*b));
+        let shaped = w[0] != b'0'
+            && w[..17].iter().all(|b| digit(*b))
+            && (digit(w[17]) || w[17] == b'X' || w[17] == b'x');
+        if bounded && shaped && check_char(&w[..17]) == w[17].to_ascii_uppercase() {
+            let text = std::str::from_utf8(w).unwrap_or_default();
+            let year: i32 = text[6..10].parse().unwrap_or(0);
+            let born = NaiveDate::parse_from_str(&text[6..14], "%Y%m%d").is_ok();
+            if born && (1880..=latest_year).contains(&year) {
+                found.push((i, format!("{}********{}", &text[..6], &text[14..])));
+                i += 18;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +279,22 @@ mod tests {
             age_on(leap, NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()),
             81
         );
+    }
+
+    #[test]
+    fn finds_ids_in_clear_and_nothing_else() {
+        let id = compose("320682", NaiveDate::from_ymd_opt(1940, 3, 1).unwrap(), 12);
+        let masked = format!("{}********{}", &id[..6], &id[14..]);
+        let text = format!("name=王秀英 id={id}, again:{id}\n");
+        let hits = find_in_clear(text.as_bytes(), 2026);
+        assert_eq!(hits.len(), 2);
+        assert_eq!(hits[0].1, masked);
+        // Inside a longer number, masked, or with a wrong check character: not an ID.
+        let mut wrong = id.clone().into_bytes();
+        wrong[17] = if wrong[17] == b'1' { b'2' } else { b'1' };
+        for s in [format!("9{id}"), masked, String::from_utf8(wrong).unwrap()] {
+            assert!(find_in_clear(s.as_bytes(), 2026).is_empty(), "{s}");
+        }
     }
 
     proptest! {

@@ -108,6 +108,9 @@ pub enum Cmd {
     AuditCheckpoint,
     /// Print the OpenAPI document
     ExportOpenapi,
+    /// Look for citizen IDs in clear in files or folders (database files, dumps, logs); exits 1
+    /// and names where (masked) when any is found
+    ScanClearIds { paths: Vec<PathBuf> },
     /// Write a synthetic registry file (CSV or XLSX by extension) for tests and benchmarks
     GenRegistryFile {
         out: PathBuf,
@@ -397,6 +400,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("已应用 {} 个迁移 {:?}", applied.len(), applied);
         }
         Cmd::ExportOpenapi => println!("{}", app::openapi_json()),
+        Cmd::ScanClearIds { paths } => {
+            let found = crate::platform::crypto::scan_clear_ids(paths)?;
+            for line in found.iter().take(20) {
+                println!("{line}");
+            }
+            println!("{} 个明文身份证号", found.len());
+            if !found.is_empty() {
+                std::process::exit(1);
+            }
+        }
         Cmd::GenRegistryFile {
             out,
             rows,

@@ -154,6 +154,59 @@ pub fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
+/// Citizen IDs in clear in these files, or in the files under these folders: one line per find,
+/// `file: offset N: 320682********1234`. Files are read 8 MB at a time.
+pub fn scan_clear_ids(paths: &[std::path::PathBuf]) -> std::io::Result<Vec<String>> {
+    use std::io::Read;
+    let year = chrono::Datelike::year(&crate::platform::today());
+    let mut files = vec![];
+    let mut todo: Vec<std::path::PathBuf> = paths.to_vec();
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                todo.push(e?.path());
+            }
+        } else if p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    let mut found = vec![];
+    for f in files {
+        let Ok(mut file) = std::fs::File::open(&f) else {
+            continue;
+        };
+        // Each read keeps the last 19 bytes of the one before: an ID that starts there is found
+        // whole in the next, with the byte before it; one found at 0 was reported already.
+        const KEEP: usize = 19;
+        let mut buf: Vec<u8> = vec![];
+        let mut base = 0usize;
+        let mut chunk = vec![0u8; 8 << 20];
+        loop {
+            let n = file.read(&mut chunk)?;
+            let last = n == 0;
+            buf.extend_from_slice(&chunk[..n]);
+            let end = if last {
+                buf.len() + 1
+            } else {
+                buf.len().saturating_sub(KEEP - 1)
+            };
+            for (at, masked) in yiyang_kernel::citizen_id::find_in_clear(&buf, year) {
+                if at < end && !(base > 0 && at == 0) {
+                    found.push(format!("{}: offset {}: {masked}", f.display(), base + at));
+                }
+            }
+            if last {
+                break;
+            }
+            let cut = buf.len().saturating_sub(KEEP);
+            base += cut;
+            buf.drain(..cut);
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +222,26 @@ mod tests {
         let mut bad = c1.clone();
         bad[20] ^= 1;
         assert!(k.decrypt(&bad).is_err());
+    }
+
+    #[test]
+    fn clear_ids_are_found_across_read_boundaries_once() {
+        let id = yiyang_kernel::citizen_id::compose(
+            "320682",
+            chrono::NaiveDate::from_ymd_opt(1941, 5, 6).unwrap(),
+            7,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        // One ID across the first 8 MB read's end, one inside the kept tail, one at the start.
+        for at in [(8 << 20) - 9, (8 << 20) - 19, (8 << 20) - 18, 0] {
+            let mut data = vec![b'a'; 9 << 20];
+            data[at..at + 18].copy_from_slice(id.as_bytes());
+            let f = dir.path().join(format!("f{at}"));
+            std::fs::write(&f, &data).unwrap();
+            let found = scan_clear_ids(&[f]).unwrap();
+            assert_eq!(found.len(), 1, "at {at}: {found:?}");
+            assert!(found[0].contains(&format!("offset {at}:")), "{found:?}");
+            assert!(!found[0].contains(&id), "the report masks it");
+        }
     }
 }

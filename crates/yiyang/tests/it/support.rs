@@ -326,21 +326,8 @@ pub fn all_scopes() -> Scopes {
     }
 }
 
-/// The repository's scan-clear-ids tool (shared/tools) over a path; true when no clear ID is found.
+/// Citizen IDs in clear under a path (`yiyang scan-clear-ids`); true when none is found.
 pub fn scan_clear(path: &std::path::Path) -> (bool, String) {
-    let tool = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/tools/scan-clear-ids");
-    let out = std::process::Command::new("python3")
-        .arg(&tool)
-        .arg(path)
-        .output()
-        .expect("run scan-clear-ids");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let found = yiyang::platform::crypto::scan_clear_ids(&[path.to_path_buf()]).expect("scan");
+    (found.is_empty(), found.join("\n"))
 }
