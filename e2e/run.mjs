@@ -344,8 +344,34 @@ try {
     assert(v !== state.masked, 'revealed value equals the masked one')
     assert(!v.includes('*'), 'revealed value is still masked')
     await shot('revealed')
+    state.cid = v
     await dialog.locator('.el-dialog__footer').getByRole('button', { name: '关闭' }).click()
     await dialog.waitFor({ state: 'hidden' })
+  }, { screenshot: null })
+
+  await step('search 老年人档案 by the whole 身份证号 and by its last 6 digits', async () => {
+    const search = async (text) => {
+      await menu('老年人档案').click()
+      await page.waitForURL(/\/elders$/)
+      await page.getByLabel('姓名').fill(text)
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/api/v1/elders/search') && r.request().method() === 'POST'),
+        button('查询').click(),
+      ])
+      assert(res.ok(), `search returned HTTP ${res.status()}`)
+      return res.json()
+    }
+    const whole = await search(state.cid)
+    assert(whole.total === 1, `the whole ID found ${whole.total} people`)
+    assert(whole.items[0].citizen_id_masked.endsWith(state.cid.slice(14)), 'found someone else')
+    const tail = await search(state.cid.slice(12))
+    assert(tail.total >= 1, 'the last 6 digits found nobody')
+    assert(tail.items.every((r) => r.citizen_id_masked.endsWith(state.cid.slice(14))), 'a tail match with other last digits')
+    await page.locator('.elder-table .el-table__body tr.el-table__row').first().waitFor()
+    await shot('search-by-id-tail')
+    // Back to the person for the next steps.
+    await page.goto(state.elderUrl, { waitUntil: 'domcontentloaded' })
+    await page.getByTestId('citizen-id-masked').waitFor()
   }, { screenshot: null })
 
   await step('采信长护险评定 (adopt an LTC-insurance rating) makes it the current level', async () => {
@@ -519,11 +545,23 @@ try {
     await page.goto(state.elderUrl)
   }, { screenshot: null })
 
-  await step('重点指标: the 2025 dashboard shows target, actual and status; drill into the missed 80+ coverage and export the list', async () => {
+  await step('重点指标: opens on the running year (the 2025 target carried, and said so); the 2025 dashboard shows target, actual and status; drill into the missed 80+ coverage and export the list', async () => {
     await menu('重点指标').click()
     await page.waitForURL(/\/indicators$/)
+    const thisYear = new Date().getFullYear()
+    await page.getByText(new RegExp(`如皋市 ${thisYear} 年`)).first().waitFor()
+    const current = page.locator('.el-table__row', { hasText: '80周岁以上老年人能力综合评估覆盖率' }).first()
+    await current.waitFor()
+    const now = await current.innerText()
+    assert(/沿用2025年目标/.test(now), `the carried target is not said: ${now}`)
+    assert(/\d+\.\d%/.test(now.replace('100.0%', '')), `no actual value this year: ${now}`)
+    await shot('indicators-this-year')
+    await page.locator('.el-select__wrapper', { hasText: `${thisYear} 年` }).first().click()
+    await page.getByRole('option', { name: '2025 年' }).click()
+    await page.getByText('如皋市 2025 年').first().waitFor()
     const row = page.locator('.el-table__row', { hasText: '80周岁以上老年人能力综合评估覆盖率' }).first()
     await row.waitFor()
+    await page.waitForTimeout(300)
     const text = await row.innerText()
     assert(/≥ 100\.0%/.test(text), `target not shown: ${text}`)
     assert(/✗ 未达标/.test(text), `status is not 未达标 (in words and sign): ${text}`)

@@ -82,6 +82,9 @@ pub struct IndicatorRow {
     /// ge / le
     pub direction: Option<String>,
     pub target_source: Option<String>,
+    /// Set when the node has no target of its own and is held to an ancestor's: that
+    /// ancestor's name (沿用上级目标).
+    pub target_from: Option<String>,
     pub value: Option<f64>,
     pub numerator: Option<f64>,
     pub denominator: Option<f64>,
@@ -217,12 +220,47 @@ pub async fn dashboard(
         .filter(|t| t.region_code == code || children.iter().any(|c| c.0 == t.region_code))
         .map(|t| ((t.indicator_id.clone(), t.region_code.clone()), t))
         .collect();
+    // A node without its own target for the year is held to the nearest ancestor's (a town to
+    // the county's); failing that, to the latest earlier year's, its own or an ancestor's (a plan's
+    // end-year target holds until the next plan's are entered). Each says where it comes from.
+    let mut inherited: HashMap<String, (Target, String)> = HashMap::new();
+    let mut line = vec![rc.clone()];
+    let mut up = rc.parent();
+    while let Some(a) = up {
+        up = a.parent();
+        line.push(a);
+    }
+    for a in line.iter().skip(1) {
+        for t in targets::list(db, a.as_str(), a.as_str(), Some(year)).await? {
+            let from = regions.name(a.as_str()).unwrap_or(a.as_str()).to_string();
+            inherited.entry(t.indicator_id.clone()).or_insert((t, from));
+        }
+    }
+    for (i, a) in line.iter().enumerate() {
+        let mut earlier: Vec<Target> = targets::list(db, a.as_str(), a.as_str(), None)
+            .await?
+            .into_iter()
+            .filter(|t| t.year < year)
+            .collect();
+        earlier.sort_by_key(|t| std::cmp::Reverse(t.year));
+        for t in earlier {
+            let place = if i == 0 {
+                String::new()
+            } else {
+                regions.name(a.as_str()).unwrap_or(a.as_str()).to_string()
+            };
+            let from = format!("{place}{}年", t.year);
+            inherited.entry(t.indicator_id.clone()).or_insert((t, from));
+        }
+    }
     let entries = targets::latest_entries(db, &lo, &hi, &year.to_string()).await?;
     let defs = targets::definitions(db).await?;
     let mut out = vec![];
     let mut summary = BTreeMap::new();
     for d in defs {
-        let target = targets.get(&(d.id.clone(), code.clone()));
+        let own = targets.get(&(d.id.clone(), code.clone()));
+        let from_above = own.is_none().then(|| inherited.get(&d.id)).flatten();
+        let target = own.or(from_above.map(|(t, _)| t));
         let has_child_target = children
             .iter()
             .any(|c| targets.contains_key(&(d.id.clone(), c.0.clone())));
@@ -295,6 +333,7 @@ pub async fn dashboard(
             }),
             direction: target.map(|t| t.direction.clone()),
             target_source: target.and_then(|t| t.source.clone()),
+            target_from: from_above.map(|(_, name)| name.clone()),
             value: val.value,
             numerator: val.numerator,
             denominator: val.denominator,

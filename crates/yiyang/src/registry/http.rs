@@ -57,7 +57,16 @@ pub async fn search(
 ) -> ApiResult<Json<ElderPage>> {
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
-    let page = store::search(&app.db, &app.search_index, &scope, &regions, &q, today()).await?;
+    let page = store::search(
+        &app.db,
+        &app.search_index,
+        &app.keys,
+        &scope,
+        &regions,
+        &q,
+        today(),
+    )
+    .await?;
     // Looking a person up by name is a sensitive read (the name itself is logged masked).
     if q.name.as_deref().is_some_and(|n| !n.trim().is_empty()) {
         app.read_audit
@@ -794,6 +803,11 @@ pub type _Unused = Summary;
 /// auditors, who need to see that a name was searched, not whose).
 pub fn audited_filter(f: &store::SearchReq) -> store::SearchReq {
     let mut f = f.clone();
-    f.name = f.name.as_deref().map(yiyang_kernel::mask::name);
+    f.name = f.name.as_deref().map(|n| match store::IdQuery::of(n) {
+        // An ID searched for is logged masked like everywhere else; a tail by its length only.
+        Some(store::IdQuery::Whole(t)) => format!("身份证号 {}********{}", &t[..6], &t[14..]),
+        Some(store::IdQuery::Tail(t)) => format!("身份证号后{}位", t.len()),
+        None => yiyang_kernel::mask::name(n),
+    });
     f
 }

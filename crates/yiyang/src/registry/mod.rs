@@ -176,7 +176,7 @@ pub async fn export_xlsx(
     reveal: bool,
 ) -> crate::platform::error::ApiResult<(Vec<u8>, usize)> {
     let today = crate::platform::today();
-    let f = store::filter_of(scope, filter, today)?;
+    let f = store::with_blind_index(store::filter_of(scope, filter, today)?, &app.keys);
     let (w, binds) = store::where_clause(&app.db, &f);
     let sql = format!(
         "SELECT id, name, sex, birth_date, citizen_id_masked, residence_region, living_status, economic_status, status, citizen_id_enc, address, phone_masked \

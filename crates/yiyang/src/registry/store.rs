@@ -69,7 +69,7 @@ pub struct ElderRow {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ElderPage {
     pub items: Vec<ElderRow>,
-    /// Matching records, counted up to [`COUNT_CAP`]; see `total_capped`.
+    /// Matching records, all counted.
     pub total: i64,
     /// True when more than `total` records match (the count stopped at the cap).
     pub total_capped: bool,
@@ -210,6 +210,34 @@ pub struct Filter {
     pub ability_level: Option<u8>,
     /// Today's date, against which validity is judged.
     pub today: String,
+    /// The search box held a citizen ID or its last digits instead of a name.
+    pub id: Option<IdQuery>,
+}
+
+/// A citizen ID typed in the search box: whole (found through its blind index, never compared in
+/// clear) or its last 4–6 characters (the last 4 are in the masked form; the 5th and 6th from the
+/// end are the day of birth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdQuery {
+    Whole(String),
+    Tail(String),
+}
+
+impl IdQuery {
+    /// What the name box holds, if it is an ID or an ID's tail (digits, the last maybe X).
+    pub fn of(text: &str) -> Option<IdQuery> {
+        let t = text.trim().to_ascii_uppercase();
+        let n = t.len();
+        let shaped = n > 0
+            && t.is_ascii()
+            && t[..n - 1].bytes().all(|b| b.is_ascii_digit())
+            && (t.as_bytes()[n - 1].is_ascii_digit() || t.ends_with('X'));
+        match n {
+            18 if shaped => Some(IdQuery::Whole(t)),
+            4..=6 if shaped => Some(IdQuery::Tail(t)),
+            _ => None,
+        }
+    }
 }
 
 /// `ability_level=none`: no valid assessment.
@@ -221,6 +249,8 @@ pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Fi
     crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let name = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let id = name.and_then(IdQuery::of);
+    let name = if id.is_some() { None } else { name };
     if name.is_some_and(|n| n.chars().count() > 20) {
         return Err(ApiError::invalid("name", "姓名片段不能超过20个字"));
     }
@@ -283,6 +313,7 @@ pub fn filter_of(scope: &Scope, q: &SearchReq, today: NaiveDate) -> ApiResult<Fi
             })?),
         },
         today: today.to_string(),
+        id,
     })
 }
 
@@ -298,6 +329,7 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
             .count()
             <= 6;
     let unindexed = f.name.is_some()
+        || matches!(f.id, Some(IdQuery::Tail(_)))
         || f.living_status.is_some()
         || f.economic_status.is_some()
         || f.status.is_some()
@@ -322,6 +354,23 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
         binds.push(v);
         sql.push_str(&format!(" AND {cond} ${}", binds.len()));
     };
+    match &f.id {
+        // The caller turned the whole ID into its blind index (`with_blind_index`).
+        Some(IdQuery::Whole(bidx)) => push("citizen_id_bidx =", bidx.clone()),
+        Some(IdQuery::Tail(t)) => {
+            let n = t.len();
+            push("citizen_id_masked LIKE", format!("%{}", &t[n - 4..]));
+            if n > 4 {
+                // Birth day digits: YYYY-MM-DD holds DD at 9–10.
+                let from = 9 + (6 - n);
+                push(
+                    &format!("substr(birth_date, {from}, {}) =", n - 4),
+                    t[..n - 4].to_string(),
+                );
+            }
+        }
+        None => {}
+    }
     if let Some(v) = &f.birth_min {
         push("birth_date >=", v.clone());
     }
@@ -379,12 +428,13 @@ fn sort_of(q: &SearchReq) -> ApiResult<search_index::Sort> {
 pub async fn search(
     db: &Db,
     index: &search_index::SearchIndex,
+    keys: &crate::platform::crypto::KeyRing,
     scope: &Scope,
     regions: &RegionIndex,
     q: &SearchReq,
     today: NaiveDate,
 ) -> ApiResult<ElderPage> {
-    let f = filter_of(scope, q, today)?;
+    let f = with_blind_index(filter_of(scope, q, today)?, keys);
     let sort = sort_of(q)?;
     let (page, size) = crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     let num = |s: &str| {
@@ -405,10 +455,20 @@ pub async fn search(
         sort,
         offset: ((page - 1) * size) as usize,
         limit: size as usize,
-        cap: COUNT_CAP as usize,
+        // Counted to the end: the total a person sees is exact.
+        cap: usize::MAX / 2,
     };
-    index.refresh(db).await?;
-    let hits = index.query(&query).await;
+    // An ID or its last digits are looked up in the database (the index holds no IDs).
+    let hits = if f.id.is_some() {
+        let (ids, total) = sql_page(db, &f, q).await?;
+        search_index::Hits {
+            ids,
+            counted: total as usize,
+        }
+    } else {
+        index.refresh(db).await?;
+        index.query(&query).await
+    };
     let mut items = vec![];
     if !hits.ids.is_empty() {
         // The scope range again: the index is a cache, the database is the authority.
@@ -448,11 +508,10 @@ pub async fn search(
             found.into_iter().map(|e| (e.id.clone(), e)).collect();
         items = hits.ids.iter().filter_map(|id| by_id.remove(id)).collect();
     }
-    let counted = hits.counted as i64;
     Ok(ElderPage {
         items,
-        total: counted.min(COUNT_CAP),
-        total_capped: counted > COUNT_CAP,
+        total: hits.counted as i64,
+        total_capped: false,
         page,
         page_size: size,
     })
@@ -466,7 +525,20 @@ pub async fn search_sql(
     today: NaiveDate,
 ) -> ApiResult<(Vec<String>, i64)> {
     let f = filter_of(scope, q, today)?;
-    let (w, binds) = where_clause(db, &f);
+    sql_page(db, &f, q).await
+}
+
+/// A whole ID in the filter becomes its blind index: the ID is never compared in clear.
+pub fn with_blind_index(mut f: Filter, keys: &crate::platform::crypto::KeyRing) -> Filter {
+    if let Some(IdQuery::Whole(id)) = &f.id {
+        f.id = Some(IdQuery::Whole(keys.blind_index(CID_DOMAIN, id)));
+    }
+    f
+}
+
+/// One page of a filter's matches, by SQL, and the exact count.
+async fn sql_page(db: &Db, f: &Filter, q: &SearchReq) -> ApiResult<(Vec<String>, i64)> {
+    let (w, binds) = where_clause(db, f);
     let (page, size) = crate::platform::web::paging(q.page, q.page_size, 20, 200)?;
     // Byte order for names on both engines, as the index sorts.
     let name = match db.backend {

@@ -467,6 +467,58 @@ async fn db_dashboard_targets_entries_and_gap() {
     assert_eq!(cov["status"], "missed", "{cov}");
     assert_eq!(cov["children"].as_array().unwrap().len(), 14);
     assert_eq!(cov["trend"].as_array().unwrap().len(), 12);
+    assert!(cov["target_from"].is_null(), "the county's own target");
+    // A town with no target of its own is held to the county's, and says so; the same target
+    // the county's view measures it against.
+    let town_in_county = cov["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == TOWN)
+        .unwrap()
+        .clone();
+    let (s, town_dash, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/indicators/dashboard?region_code={TOWN}&year=2025"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{town_dash}");
+    let town_cov = town_dash["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "assessment_coverage_80")
+        .unwrap();
+    assert_eq!(town_cov["target"], 100.0);
+    assert_eq!(town_cov["target"], town_in_county["target"]);
+    assert_eq!(town_cov["status"], town_in_county["status"]);
+    assert!(
+        town_cov["target_from"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{town_cov}"
+    );
+    // A year with no targets yet keeps the latest earlier year's, and says which.
+    let (s, next, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/indicators/dashboard?region_code={COUNTY}&year=2026"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{next}");
+    let next_cov = next["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "assessment_coverage_80")
+        .unwrap();
+    assert_eq!(next_cov["target"], 100.0);
+    assert_eq!(next_cov["target_from"], "2025年");
     // Every 如皋 2025 row is on the dashboard, binding ones first.
     assert!(inds.iter().filter(|i| i["target"].is_number()).count() >= 19);
     assert_eq!(inds[0]["class"], "binding");

@@ -29,6 +29,8 @@ export interface IndicatorRow extends Definition {
   class_zh: string | null
   direction: 'ge' | 'le' | null
   target_source: string | null
+  /** The ancestor whose target applies, when the node has none of its own. */
+  target_from: string | null
   value: number | null
   numerator: number | null
   denominator: number | null
@@ -71,7 +73,7 @@ export const STATUS: Record<StatusCode, { icon: string; type: 'success' | 'prima
   on_track: { icon: '↗', type: 'primary', color: '#1565c0' },
   at_risk: { icon: '!', type: 'warning', color: '#e65100' },
   missed: { icon: '✗', type: 'danger', color: '#c62828' },
-  no_target: { icon: '–', type: 'info', color: '#9e9e9e' },
+  no_target: { icon: '○', type: 'info', color: '#9e9e9e' },
   no_data: { icon: '?', type: 'info', color: '#9e9e9e' },
   not_started: { icon: '…', type: 'info', color: '#9e9e9e' },
 }
