@@ -478,6 +478,42 @@ try {
     assert(dec.ok() && (await dec.json()).state === 'granted', `approval returned HTTP ${dec.status()}`)
   }, { screenshot: 'catalog-approvals' })
 
+  await step('待审批 in bulk: filter by a town, refuse all of it with one reason', async () => {
+    const total = async () => Number((/共 ([\d,]+) 项待审批/.exec(await page.locator('.approvals').innerText()) || [0, '0'])[1].replace(/,/g, ''))
+    const before = await total()
+    const townSelect = page.locator('.el-select', { has: page.getByLabel('乡镇（街道）') }).first()
+    // The first town that has proposals.
+    let town = 0
+    let inTown = 0
+    for (; town < 14; town++) {
+      await townSelect.click()
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => /\/entitlements\?/.test(r.url())),
+        page.locator('.el-select-dropdown:visible .el-select-dropdown__item').nth(town).click(),
+      ])
+      inTown = (await res.json()).total
+      if (inTown > 0) break
+    }
+    assert(inTown > 0 && inTown < before, `no town with part of the ${before} proposals`)
+    await page.locator('.approvals').getByText(`共 ${inTown.toLocaleString('zh-CN')} 项待审批`).waitFor()
+    await page.getByRole('button', { name: '全部不予批准' }).click()
+    const box = page.locator('.el-message-box')
+    await box.locator('input').fill('本年度名额已满，明年优先安排')
+    await shot('catalog-bulk-refuse')
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/entitlements/decisions')),
+      box.getByRole('button', { name: '确定' }).click(),
+    ])
+    const body = await res.json()
+    assert(res.ok() && body.decided === inTown && body.remaining === 0, `bulk refusal: ${JSON.stringify(body)}`)
+    await page.locator('.approvals').getByText('共 0 项待审批').waitFor()
+    // The other towns' proposals are untouched.
+    await townSelect.locator('.el-select__caret, .el-select__clear').first().hover()
+    await page.locator('.approvals .el-select__clear').first().click()
+    await page.locator('.approvals').getByText(`共 ${(before - inTown).toLocaleString('zh-CN')} 项待审批`).waitFor()
+    console.log(`# bulk: refused ${inTown} in one town, ${before - inTown} left elsewhere`)
+  }, { screenshot: 'catalog-bulk-done' })
+
   await step("发放批次: this month's batch with totals per level and town; the after-death check runs", async () => {
     await page.getByRole('tab', { name: '发放批次' }).click()
     const [res] = await Promise.all([

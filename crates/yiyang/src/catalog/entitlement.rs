@@ -147,6 +147,8 @@ pub struct ListQuery {
     pub state: Option<String>,
     pub item_code: Option<String>,
     pub region_code: Option<String>,
+    /// 档次 (tier label), e.g. 80–89周岁
+    pub tier: Option<String>,
     pub page: Option<u32>,
     pub page_size: Option<u32>,
 }
@@ -209,14 +211,15 @@ pub async fn list(
         ));
     }
     let item = q.item_code.filter(|s| !s.is_empty());
-    let filter =
-        "n.state = $1 AND n.residence_region BETWEEN $2 AND $3 AND ($4 = '' OR n.item_code = $4)";
+    let tier = q.tier.clone().unwrap_or_default();
+    let filter = "n.state = $1 AND n.residence_region BETWEEN $2 AND $3 AND ($4 = '' OR n.item_code = $4) \
+         AND ($5 = '' OR n.tier = $5)";
     // Grants still packed as their run made them (`pack.rs`) are listed with the rows, in the
     // order (residence, since, id). Only the first `page × size` of them are kept while the packs
     // are read: a county holds two million.
     let keep = (page as usize) * (size as usize);
     let (packed_total, packed): (u64, Vec<Ranked>) = if state == "granted" {
-        let (lo, hi, item) = (lo.clone(), hi.clone(), item.clone());
+        let (lo, hi, item, tier) = (lo.clone(), hi.clone(), item.clone(), tier.clone());
         let start = (0u64, std::collections::BinaryHeap::<Ranked>::new());
         let (n, heap) = super::pack::scan(
             &mut *db.pool.acquire().await?,
@@ -225,7 +228,8 @@ pub async fn list(
             move |(n, heap), pack, e| {
                 let inside = e.residence.as_str() >= lo.as_str()
                     && e.residence.as_str() <= hi.as_str()
-                    && item.as_deref().is_none_or(|i| e.item_code == i);
+                    && item.as_deref().is_none_or(|i| e.item_code == i)
+                    && (tier.is_empty() || e.tier == tier);
                 if !inside {
                     return;
                 }
@@ -274,6 +278,7 @@ pub async fn list(
     .bind(&lo)
     .bind(&hi)
     .bind(item.clone().unwrap_or_default())
+    .bind(&tier)
     .fetch_one(&db.pool)
     .await?
     .get(0);
@@ -281,12 +286,13 @@ pub async fn list(
     let (rows, page_packed) = if packed.is_empty() {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM entitlement n JOIN elder e ON e.id = n.elder_id \
-             WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $5 OFFSET $6"
+             WHERE {filter} ORDER BY e.residence_region, n.since, n.id LIMIT $6 OFFSET $7"
         )))
         .bind(&state)
         .bind(&lo)
         .bind(&hi)
         .bind(item.unwrap_or_default())
+        .bind(&tier)
         .bind(size as i64)
         .bind(((page - 1) * size) as i64)
         .fetch_all(&db.pool)
@@ -302,12 +308,13 @@ pub async fn list(
         let mut keys: Vec<(String, String, String, Option<usize>)> =
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT n.residence_region, n.since, n.id FROM entitlement n WHERE {filter} \
-                 ORDER BY n.residence_region{c}, n.since{c}, n.id{c} LIMIT $5"
+                 ORDER BY n.residence_region{c}, n.since{c}, n.id{c} LIMIT $6"
             )))
             .bind(&state)
             .bind(&lo)
             .bind(&hi)
             .bind(item.clone().unwrap_or_default())
+            .bind(&tier)
             .bind(keep as i64)
             .fetch_all(&db.pool)
             .await?
@@ -475,6 +482,122 @@ pub struct DecideReq {
     #[serde(default)]
     pub note: Option<String>,
 }
+
+/// Many decisions at once: the entitlements named, or every proposed one matching the filter, up
+/// to [`BULK_MAX`] a request (the console repeats with `after` until nothing remains, showing
+/// progress). Each is decided, logged and audited as one person's, in its own transaction.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDecideReq {
+    /// These entitlements (1–500) …
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    /// … or, when true, the proposed entitlements matching the filter below.
+    #[serde(default)]
+    pub all_matching: bool,
+    pub region_code: Option<String>,
+    pub item_code: Option<String>,
+    pub tier: Option<String>,
+    /// Continue after this entitlement id (the previous answer's `next_after`).
+    pub after: Option<String>,
+    pub approve: bool,
+    /// 审批意见 (required when refusing; the refusal notice carries it)
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BulkDecideResp {
+    pub decided: u64,
+    /// Decided by someone else meanwhile, or (approvals) the person died or moved out.
+    pub skipped: u64,
+    /// Still proposed and matching after this batch (filter mode).
+    pub remaining: i64,
+    pub next_after: Option<String>,
+}
+
+pub const BULK_MAX: usize = 500;
+
+pub async fn decide_many(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    r: BulkDecideReq,
+) -> ApiResult<BulkDecideResp> {
+    let note = r.note.as_deref().map(str::trim).unwrap_or_default();
+    if !r.approve && note.is_empty() {
+        return Err(ApiError::invalid("note", "不予批准时请填写审批意见"));
+    }
+    let (ids, filter) = match (&r.ids, r.all_matching) {
+        (Some(ids), false) if (1..=BULK_MAX).contains(&ids.len()) => (ids.clone(), None),
+        (None, true) => {
+            let (lo, hi) = scope.narrow(r.region_code.as_deref())?;
+            let f = (
+                lo,
+                hi,
+                r.item_code.clone().unwrap_or_default(),
+                r.tier.clone().unwrap_or_default(),
+            );
+            let ids = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT n.id FROM entitlement n WHERE {BULK_FILTER} ORDER BY n.id LIMIT {BULK_MAX}"
+            )))
+            .bind(&f.0)
+            .bind(&f.1)
+            .bind(&f.2)
+            .bind(&f.3)
+            .bind(r.after.clone().unwrap_or_default())
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect();
+            (ids, Some(f))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "ids",
+                format!("请选择 1–{BULK_MAX} 条待遇，或选择“全部符合条件的”"),
+            ));
+        }
+    };
+    let (mut decided, mut skipped) = (0, 0);
+    for id in &ids {
+        let one = DecideReq {
+            approve: r.approve,
+            note: Some(note.to_string()),
+        };
+        match decide(db, scope, who, id, one).await {
+            Ok(_) => decided += 1,
+            Err(e) if matches!(e.status.as_u16(), 404 | 409) => skipped += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    let next_after = ids.last().cloned();
+    let remaining = match (&filter, &next_after) {
+        (Some(f), Some(after)) => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM entitlement n WHERE {BULK_FILTER}"
+        )))
+        .bind(&f.0)
+        .bind(&f.1)
+        .bind(&f.2)
+        .bind(&f.3)
+        .bind(after)
+        .fetch_one(&db.pool)
+        .await?
+        .get(0),
+        _ => 0,
+    };
+    Ok(BulkDecideResp {
+        decided,
+        skipped,
+        remaining,
+        next_after,
+    })
+}
+
+/// Proposed entitlements of people living in a range, by item and tier, past a cursor.
+const BULK_FILTER: &str = "n.state = 'proposed' AND n.residence_region BETWEEN $1 AND $2 \
+     AND ($3 = '' OR n.item_code = $3) AND ($4 = '' OR n.tier = $4) AND n.id > $5";
 
 /// Approve (→ granted) or refuse (→ ended) a proposed entitlement of a person in scope. Audited.
 pub async fn decide(

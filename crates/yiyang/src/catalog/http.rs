@@ -409,6 +409,22 @@ pub async fn decide_entitlement(
     Ok(Json(DecideResp { state }))
 }
 
+/// Approve or refuse many proposed entitlements: those named, or every one matching a filter (the
+/// next 500 a request; repeat with `after`). Each decision is audited as one person's.
+#[utoipa::path(post, path = "/api/v1/entitlements/decisions", tag = "catalog", request_body = super::entitlement::BulkDecideReq,
+    responses((status = 200, body = super::entitlement::BulkDecideResp), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn decide_entitlements(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<super::entitlement::BulkDecideReq>,
+) -> ApiResult<Json<super::entitlement::BulkDecideResp>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    Ok(Json(
+        super::entitlement::decide_many(&app.db, &scope, &actor.who(), r).await?,
+    ))
+}
+
 /// Make the cash batch of a month for a catalogue (audited); 409 when it exists.
 #[utoipa::path(post, path = "/api/v1/payment-batches", tag = "catalog", request_body = super::payment::BatchReq,
     responses((status = 200, body = super::payment::BatchView), (status = 409, body = crate::platform::error::Problem)))]

@@ -240,6 +240,17 @@ async fn render_run(
 }
 
 /// What a message says, in plain words: the item, what it brings, from when.
+/// The text a person's message would say (tests and previews).
+pub async fn render_text(
+    db: &Db,
+    entitlement_id: &str,
+    event: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(render(db, entitlement_id, event)
+        .await?
+        .and_then(|(_, m)| m["text"].as_str().map(str::to_string)))
+}
+
 async fn render(
     db: &Db,
     entitlement_id: &str,
@@ -273,7 +284,27 @@ async fn render(
             "【颐养】{who}您好：您的“{item}”自{}起停止，原因是不再符合条件。如有异议请联系所在村（社区）。",
             r.get::<Option<String>, _>(5).unwrap_or_default()
         ),
-        _ => format!("【颐养】{who}您好：您的“{item}”申请未获批准，详情请联系所在村（社区）。"),
+        _ => {
+            // The officer's reason, as written when refusing (`不予批准：…`).
+            let note: Option<String> = sqlx::query(
+                "SELECT note FROM entitlement_change WHERE entitlement_id = $1 AND to_state = 'ended' \
+                 ORDER BY at DESC LIMIT 1",
+            )
+            .bind(entitlement_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.get(0));
+            let why = note
+                .as_deref()
+                .and_then(|n| n.strip_prefix("不予批准："))
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| format!("原因：{n}。"))
+                .unwrap_or_default();
+            format!(
+                "【颐养】{who}您好：您的“{item}”申请未获批准。{why}如有异议请联系所在村（社区）。"
+            )
+        }
     };
     let phone: Option<Vec<u8>> = r.get(8);
     Ok(phone.map(|p| {

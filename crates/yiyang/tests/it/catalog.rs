@@ -1706,3 +1706,186 @@ async fn db_concurrent_runs_never_grant_twice() {
     .unwrap();
     assert_eq!(again.changes, 0);
 }
+
+/// The approval queue decided in bulk: a town's proposals all at once (in batches that continue
+/// after the last id), each audited as one person's; a refusal needs a reason and its notice
+/// carries it; a worker cannot; named ids decide only those.
+#[tokio::test]
+async fn db_bulk_decisions_on_a_filtered_queue() {
+    let t = TestApp::new("demo", 1500).await;
+    t.add_user("of", &["officer"], COUNTY, all_scopes()).await;
+    t.add_user("wk", &["worker"], "320682001000", all_scopes())
+        .await;
+    let c = t.login("of").await;
+    let w = t.login("wk").await;
+    let (_, draft, _) = t
+        .call(
+            "POST",
+            "/api/v1/catalog/drafts",
+            Some(&c),
+            Some(json!({"region_code": COUNTY})),
+        )
+        .await;
+    let vid = draft["id"].as_str().unwrap().to_string();
+    let mut item = adaptation();
+    // Everyone 60+ and active: a long queue.
+    item["rule"] = json!("状态 = 在册 且 年龄 >= 60");
+    let (s, v, _) = t
+        .call(
+            "PUT",
+            &format!("/api/v1/catalog/versions/{vid}/items/home_adaptation"),
+            Some(&c),
+            Some(item),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/catalog/versions/{vid}/publish"),
+            Some(&c),
+            Some(json!({"effective_from": "2025-01-01"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    evaluate(&t, &c).await;
+    let proposed = |town: &'static str| {
+        let db = t.state.db.clone();
+        async move {
+            sqlx::query(
+                "SELECT COUNT(*) FROM entitlement WHERE state = 'proposed' AND residence_region LIKE $1",
+            )
+            .bind(format!("{}%", &town[..9]))
+            .fetch_one(&db.pool)
+            .await
+            .map(|r| sqlx::Row::get::<i64, _>(&r, 0))
+            .unwrap()
+        }
+    };
+    let town = "320682001000";
+    let in_town = proposed(town).await;
+    let all_before = t
+        .count("SELECT COUNT(*) FROM entitlement WHERE state = 'proposed'")
+        .await;
+    assert!(
+        in_town > 0 && all_before > in_town,
+        "{in_town} of {all_before}"
+    );
+    // The queue filters by town, item and tier.
+    let (_, q, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/entitlements?state=proposed&region_code={town}&item_code=home_adaptation&tier=每户&page_size=5"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(q["total"].as_i64().unwrap(), in_town, "{q}");
+    // A worker may not; a refusal without a reason is refused.
+    let body = |extra: Value| {
+        let mut b =
+            json!({"all_matching": true, "region_code": town, "item_code": "home_adaptation"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/entitlements/decisions",
+            Some(&w),
+            Some(body(json!({"approve": true}))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/entitlements/decisions",
+            Some(&c),
+            Some(body(json!({"approve": false}))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Refuse the whole town with one reason, batch after batch.
+    let (mut decided, mut after, mut rounds) = (0, None::<String>, 0);
+    loop {
+        let mut b = body(json!({"approve": false, "note": "本年度改造名额已满"}));
+        if let Some(a) = &after {
+            b["after"] = json!(a);
+        }
+        let (s, v, _) = t
+            .call("POST", "/api/v1/entitlements/decisions", Some(&c), Some(b))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        decided += v["decided"].as_i64().unwrap();
+        rounds += 1;
+        if v["remaining"] == 0 {
+            break;
+        }
+        after = v["next_after"].as_str().map(str::to_string);
+        assert!(rounds < 100);
+    }
+    assert_eq!(decided, in_town);
+    assert_eq!(proposed(town).await, 0);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM entitlement WHERE state = 'proposed'")
+            .await,
+        all_before - in_town,
+        "only the town's"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'entitlement.refuse'")
+            .await,
+        in_town,
+        "one audit row a person"
+    );
+    // The refusal notice carries the reason.
+    let ent: String = sqlx::query(
+        "SELECT o.entitlement_id FROM notification_outbox o JOIN elder e ON e.id = o.elder_id \
+         WHERE o.event = 'refused' AND e.phone_enc IS NOT NULL LIMIT 1",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .map(|r| sqlx::Row::get(&r, 0))
+    .unwrap();
+    let text = yiyang::platform::outbox::render_text(&t.state.db, &ent, "refused")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("原因：本年度改造名额已满"), "{text}");
+    // Named ids: just those two.
+    let (_, q, _) = t
+        .call(
+            "GET",
+            "/api/v1/entitlements?state=proposed&page_size=2",
+            Some(&c),
+            None,
+        )
+        .await;
+    let ids: Vec<Value> = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    let before = t
+        .count("SELECT COUNT(*) FROM entitlement WHERE state = 'granted'")
+        .await;
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/entitlements/decisions",
+            Some(&c),
+            Some(json!({"ids": ids, "approve": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["decided"], 2);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM entitlement WHERE state = 'granted'")
+            .await,
+        before + 2
+    );
+}
