@@ -249,7 +249,26 @@ try {
     await page.getByLabel('用户名').waitFor()
   }, { screenshot: null })
 
-  await step(`log in as ${USERNAME}`, () => login(USERNAME, PASSWORD, env('TOTP_SECRET')), { screenshot: 'after-login' })
+  await step(`log in as ${USERNAME}`, () => login(USERNAME, PASSWORD, env('TOTP_SECRET')), { screenshot: null })
+
+  // Each role lands on its 工作台: cards for what it may do, each opening its list.
+  const workbench = async (must, mustNot = []) => {
+    await page.waitForURL((u) => u.pathname === '/')
+    const cards = page.locator('.workbench .card')
+    await cards.first().waitFor()
+    const text = await page.locator('.workbench').innerText()
+    for (const t of must) assert(text.includes(t), `workbench lacks ${t}: ${text.slice(0, 300)}`)
+    for (const t of mustNot) assert(!text.includes(t), `workbench shows ${t}`)
+  }
+  await step('工作台 after login: approvals waiting, assessments due, targets at risk; a card opens its list', async () => {
+    await workbench(['待审批待遇', '80周岁以上未评估', '目标预警'], ['被锁定的账号', '发送失败的通知'])
+    await shot('workbench-officer')
+    await page.locator('.workbench .card', { hasText: '80周岁以上未评估' }).click()
+    await page.waitForURL(/\/assessments\/due\?status=missing$/)
+    await page.locator('.due-table .el-table__body tr.el-table__row').first().waitFor()
+    await menu('工作台').click()
+    await workbench(['待审批待遇'])
+  }, { screenshot: null })
 
   await step('open 批量导入', async () => {
     await menu('批量导入').click()
@@ -705,7 +724,8 @@ try {
 
   await step('log out', logout, { screenshot: null })
 
-  await step(`log in as ${AUDIT_USERNAME}`, () => login(AUDIT_USERNAME, AUDIT_PASSWORD, env('AUDIT_TOTP_SECRET')), { screenshot: 'audit-login' })
+  await step(`log in as ${AUDIT_USERNAME}`, () => login(AUDIT_USERNAME, AUDIT_PASSWORD, env('AUDIT_TOTP_SECRET')), { screenshot: null })
+  await step('the auditor lands on a workbench of sensitive operations', () => workbench(['今日敏感操作'], ['待审批待遇']), { screenshot: 'workbench-auditor' })
 
   await step('审计日志 shows elder.reveal', async () => {
     await menu('审计日志').click()
@@ -731,6 +751,7 @@ try {
   if (SECURITY_USERNAME) {
     await step('log out', logout, { screenshot: null })
     await step(`log in as ${SECURITY_USERNAME} (安全管理员)`, () => login(SECURITY_USERNAME, SECURITY_PASSWORD, env('SECURITY_TOTP_SECRET')), { screenshot: null })
+    await step('the security administrator lands on a workbench of accounts', () => workbench(['被锁定的账号', '已停用的账号'], ['待审批待遇']), { screenshot: 'workbench-security' })
 
     const NEW_USER = 'e2e_worker'
     const rowOf = (u) => page.locator('.el-table__body tr.el-table__row', { hasText: u }).first()
@@ -793,6 +814,14 @@ try {
       await page.waitForURL((u) => !u.pathname.endsWith('/password'))
       await page.locator('.el-header').getByRole('button', { name: '退出' }).waitFor()
     }, { screenshot: 'password-changed' })
+  }
+
+  if (env('SYSADMIN_USERNAME')) {
+    await step('log out', logout, { screenshot: null })
+    await step('the system administrator lands on a workbench of the system, not an empty page', async () => {
+      await login(env('SYSADMIN_USERNAME'), env('SYSADMIN_PASSWORD'))
+      await workbench(['发送失败的通知', '数据库'], ['待审批待遇', '今日敏感操作'])
+    }, { screenshot: 'workbench-sysadmin' })
   }
 } catch (e) {
   if (!(e instanceof StopJourney)) {

@@ -25,6 +25,7 @@ USERNAME=officer PASSWORD=$(awk '$1=="officer"{print $2}' "$ACC") \
 ASSESSOR_USERNAME=assessor ASSESSOR_PASSWORD=$(awk '$1=="assessor"{print $2}' "$ACC") \
 AUDIT_USERNAME=auditor AUDIT_PASSWORD=$(awk '$1=="auditor"{print $2}' "$ACC") \
 SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$ACC") \
+SYSADMIN_USERNAME=sysadmin SYSADMIN_PASSWORD=$(awk '$1=="sysadmin"{print $2}' "$ACC") \
 IMPORT_FILE="$W/import.csv" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.

@@ -1,6 +1,5 @@
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { setUnauthorizedHandler } from './api/http'
-import { MENU } from './layout/menu'
 import { useAuth } from './stores/auth'
 
 declare module 'vue-router' {
@@ -21,7 +20,7 @@ const routes: RouteRecordRaw[] = [
     path: '/',
     component: () => import('./layout/AppLayout.vue'),
     children: [
-      { path: '', name: 'home', component: () => import('./layout/HomeView.vue'), meta: { title: '首页' } },
+      { path: '', name: 'home', component: () => import('./layout/HomeView.vue'), meta: { title: '工作台' } },
       { path: 'elders', name: 'elders', component: () => import('./modules/registry/ElderListView.vue'), meta: { title: '老年人档案', perm: 'registry.read' } },
       { path: 'elders/:id', name: 'elder', component: () => import('./modules/registry/ElderDetailView.vue'), meta: { title: '老年人详情', perm: 'registry.read' } },
       { path: 'elders/:id/assess', name: 'assess', component: () => import('./modules/assessment/AssessFormView.vue'), meta: { title: '能力评估', perm: 'assessment.record' } },
@@ -57,10 +56,6 @@ router.beforeEach(async (to) => {
   // A password someone else set is replaced before anything else.
   if (auth.me?.must_change_password && to.name !== 'password') {
     return { name: 'password' }
-  }
-  if (to.name === 'home') {
-    const first = MENU.find((m) => auth.can(m.perm))
-    if (first) return { path: first.path }
   }
   if (to.meta.perm && !auth.can(to.meta.perm)) {
     ElMessage.warning('没有访问该页面的权限')

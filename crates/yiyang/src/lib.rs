@@ -13,3 +13,4 @@ pub mod indicator;
 pub mod platform;
 pub mod region;
 pub mod registry;
+pub mod workbench;

@@ -1,15 +1,16 @@
 import type { Component } from 'vue'
-import { DataLine, Document, Files, List, Tickets, Upload, User } from '@element-plus/icons-vue'
+import { DataLine, Document, Files, House, List, Tickets, Upload, User } from '@element-plus/icons-vue'
 
 export interface MenuItem {
   path: string
   title: string
   icon: Component
-  /** Permission the item needs; the server checks it again on every call. */
+  /** Permission the item needs (empty: every account); the server checks it again on every call. */
   perm: string
 }
 
 export const MENU: MenuItem[] = [
+  { path: '/', title: '工作台', icon: House, perm: '' },
   { path: '/elders', title: '老年人档案', icon: Files, perm: 'registry.read' },
   { path: '/import', title: '批量导入', icon: Upload, perm: 'registry.import' },
   { path: '/assessments/due', title: '评估任务', icon: List, perm: 'assessment.record' },

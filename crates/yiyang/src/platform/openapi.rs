@@ -269,7 +269,11 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         ("NewList", "name", json!({"minLength": 1, "maxLength": 30})),
         ("DecideReq", "note", json!({"maxLength": 200})),
         ("BulkDecideReq", "note", json!({"maxLength": 200})),
-        ("BulkDecideReq", "ids", json!({"minItems": 1, "maxItems": 500})),
+        (
+            "BulkDecideReq",
+            "ids",
+            json!({"minItems": 1, "maxItems": 500}),
+        ),
         ("NewTrigger", "note", json!({"maxLength": 200})),
         ("TierDef", "quota", json!({"minimum": 0})),
         ("TierDef", "amount", json!({"minimum": 0})),

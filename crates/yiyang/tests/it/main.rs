@@ -16,3 +16,4 @@ mod registry;
 mod scope_matrix;
 mod search;
 mod support;
+mod workbench;

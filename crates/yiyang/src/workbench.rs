@@ -1,0 +1,272 @@
+//! 工作台: what waits for the person who just logged in, by what their account may do — each a
+//! count with the page that lists it. Counts only: no names, so opening it is not an audited read.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::app::AppState;
+use crate::identity::{Actor, Perm};
+use crate::platform::error::ApiResult;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/workbench", get(workbench))
+}
+
+/// One thing to look at: how many, in a sentence, and where the list is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Card {
+    pub title: String,
+    pub count: i64,
+    /// What the number counts, in a sentence.
+    pub note: String,
+    /// The console page that lists them (empty: nothing to open).
+    pub link: String,
+    /// warning (waits for you) / danger (overdue, at risk) / info
+    pub tone: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Workbench {
+    pub display_name: String,
+    pub region_name: String,
+    pub today: String,
+    pub cards: Vec<Card>,
+}
+
+fn card(title: &str, count: i64, note: String, link: &str, tone: &str) -> Card {
+    Card {
+        title: title.into(),
+        count,
+        note,
+        link: link.into(),
+        tone: tone.into(),
+    }
+}
+
+async fn count(db: &crate::platform::db::Db, sql: &'static str, binds: &[&str]) -> ApiResult<i64> {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    Ok(q.fetch_one(&db.pool).await?.get(0))
+}
+
+/// The caller's workbench: cards for what their permissions cover, inside their scope.
+#[utoipa::path(get, path = "/api/v1/workbench", tag = "identity",
+    responses((status = 200, body = Workbench)))]
+pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Workbench>> {
+    let db = &app.db;
+    let today = crate::platform::today();
+    let day = today.to_string();
+    let regions = app.regions.read().await;
+    let (lo, hi) = actor.region.subtree_range();
+    let mut cards = vec![];
+    if actor.has(Perm::CatalogManage) {
+        let n = count(
+            db,
+            "SELECT COUNT(*) FROM entitlement WHERE state = 'proposed' AND residence_region BETWEEN $1 AND $2",
+            &[&lo, &hi],
+        )
+        .await?;
+        cards.push(card(
+            "待审批待遇",
+            n,
+            "资格评估发现符合条件、需要审批的待遇".into(),
+            "/catalog?tab=approvals",
+            if n > 0 { "warning" } else { "info" },
+        ));
+        let runs = count(
+            db,
+            "SELECT COUNT(*) FROM catalog_run WHERE started_at >= $1 AND region_code BETWEEN $2 AND $3",
+            &[&day, &lo, &hi],
+        )
+        .await?;
+        cards.push(card(
+            "今日资格评估",
+            runs,
+            "今天运行的“服务找人”次数".into(),
+            "/catalog",
+            "info",
+        ));
+    }
+    if actor.has(Perm::AssessmentRecord)
+        && let Ok(scope) = actor.individuals()
+    {
+        for (status, title, note, tone) in [
+            (
+                "missing",
+                "80周岁以上未评估",
+                "80周岁及以上、没有有效能力评估的在册老年人",
+                "danger",
+            ),
+            (
+                "triggered",
+                "需复评",
+                "登记了跌倒、新诊断等复评触发的老年人",
+                "warning",
+            ),
+            ("expiring", "评估即将到期", "能力评估将在30天内到期", "info"),
+        ] {
+            let q = crate::assessment::store::DueReq {
+                region_code: None,
+                status: Some(status.into()),
+                age_min: None,
+                page: Some(1),
+                page_size: Some(1),
+            };
+            let page =
+                crate::assessment::store::due(db, &app.search_index, &scope, &regions, &q, today)
+                    .await?;
+            let note = if page.total_capped {
+                format!("{note}（超过 {} 人）", page.total)
+            } else {
+                note.to_string()
+            };
+            cards.push(card(
+                title,
+                page.total,
+                note,
+                &format!("/assessments/due?status={status}"),
+                tone,
+            ));
+        }
+    }
+    if actor.has(Perm::RegistryImport) || actor.has(Perm::AssessmentRecord) {
+        let n = count(
+            db,
+            "SELECT COUNT(*) FROM import_job WHERE user_id = $1 AND created_at >= $2 AND dry_run = 0",
+            &[&actor.user_id, &day],
+        )
+        .await?;
+        cards.push(card(
+            "今日导入",
+            n,
+            "你今天完成或正在进行的正式导入".into(),
+            "/import",
+            "info",
+        ));
+    }
+    if actor.has(Perm::AggregatesRead) {
+        let d = crate::indicator::query::dashboard(
+            db,
+            &regions,
+            actor.region.as_str(),
+            chrono::Datelike::year(&today),
+            today,
+            false,
+        )
+        .await?;
+        let risky = ["at_risk", "missed"]
+            .iter()
+            .map(|k| d.summary.get(*k).copied().unwrap_or(0) as i64)
+            .sum();
+        cards.push(card(
+            "目标预警",
+            risky,
+            format!("{}本年度有风险或未达标的重点指标", d.region_name),
+            "/indicators",
+            if risky > 0 { "danger" } else { "info" },
+        ));
+    }
+    if actor.has(Perm::AuditRead) {
+        let n = count(
+            db,
+            "SELECT COUNT(*) FROM audit_log WHERE at >= $1 AND action IN ('elder.reveal', 'elder.export', 'payment.bank_file')",
+            &[&day],
+        )
+        .await?;
+        cards.push(card(
+            "今日敏感操作",
+            n,
+            "今天查看完整身份证号、导出名单和银行代发文件的次数".into(),
+            "/audit",
+            "info",
+        ));
+    }
+    if actor.has(Perm::UsersManage) {
+        let now = chrono::Utc::now().timestamp().to_string();
+        let locked = count(
+            db,
+            "SELECT COUNT(*) FROM app_user WHERE disabled = 0 AND locked_until IS NOT NULL AND CAST(locked_until AS TEXT) > $1",
+            &[&now],
+        )
+        .await?;
+        let disabled = count(db, "SELECT COUNT(*) FROM app_user WHERE disabled = 1", &[]).await?;
+        cards.push(card(
+            "被锁定的账号",
+            locked,
+            "多次输错密码、暂时锁定的账号（可解锁）".into(),
+            "/users",
+            if locked > 0 { "warning" } else { "info" },
+        ));
+        cards.push(card(
+            "已停用的账号",
+            disabled,
+            "已停用、不能登录的账号".into(),
+            "/users",
+            "info",
+        ));
+    }
+    if actor.has(Perm::SystemConfig) {
+        let pending = count(
+            db,
+            "SELECT COUNT(*) FROM notification_outbox WHERE state = 'pending'",
+            &[],
+        )
+        .await?;
+        let failed = count(
+            db,
+            "SELECT COUNT(*) FROM notification_outbox WHERE state = 'failed'",
+            &[],
+        )
+        .await?;
+        // Beijing time, as the offices read clocks.
+        let as_of = crate::indicator::rollup::built_at(db)
+            .await?
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .and_then(|t| {
+                chrono::FixedOffset::east_opt(8 * 3600)
+                    .map(|bj| t.with_timezone(&bj).format("%Y-%m-%d %H:%M").to_string())
+            });
+        cards.push(card(
+            "待发送通知",
+            pending,
+            "排队等待发往短信网关的通知".into(),
+            "",
+            "info",
+        ));
+        cards.push(card(
+            "发送失败的通知",
+            failed,
+            "多次重试仍未送达的通知（请检查短信网关配置）".into(),
+            "",
+            if failed > 0 { "danger" } else { "info" },
+        ));
+        cards.push(card(
+            "数据库",
+            count(db, "SELECT COUNT(*) FROM schema_migrations", &[]).await?,
+            format!(
+                "{}，已应用的迁移数；指标汇总于 {}",
+                match db.backend {
+                    crate::platform::db::Backend::Sqlite => "SQLite",
+                    crate::platform::db::Backend::Postgres => "PostgreSQL",
+                },
+                as_of.as_deref().unwrap_or("—")
+            ),
+            "",
+            "info",
+        ));
+    }
+    Ok(Json(Workbench {
+        display_name: actor.display_name.clone(),
+        region_name: regions
+            .name(actor.region.as_str())
+            .unwrap_or(actor.region.as_str())
+            .to_string(),
+        today: day,
+        cards,
+    }))
+}
