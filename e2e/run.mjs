@@ -727,25 +727,25 @@ try {
   await step(`log in as ${AUDIT_USERNAME}`, () => login(AUDIT_USERNAME, AUDIT_PASSWORD, env('AUDIT_TOTP_SECRET')), { screenshot: null })
   await step('the auditor lands on a workbench of sensitive operations', () => workbench(['今日敏感操作'], ['待审批待遇']), { screenshot: 'workbench-auditor' })
 
-  await step('审计日志 shows elder.reveal', async () => {
+  await step('审计日志 says in words who viewed whose full ID, filters by action, exports to Excel', async () => {
     await menu('审计日志').click()
     await page.waitForURL(/\/audit$/)
     const table = page.locator('.audit-table')
     await table.waitFor()
-    const revealRow = table.locator('.el-table__body tr.el-table__row', { hasText: 'elder.reveal' }).first()
-    await page.locator('.audit-table .el-loading-mask').waitFor({ state: 'hidden' }).catch(() => {})
-    if (!(await revealRow.isVisible())) {
-      // Not on the first page: filter by the action.
-      await page.getByLabel('操作').click()
-      await page.locator('.el-select-dropdown__item', { hasText: 'elder.reveal' }).click()
-      await Promise.all([
-        page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('action=elder.reveal')),
-        button('查询').click(),
-      ])
-    }
+    await page.getByLabel('操作', { exact: true }).click()
+    await page.locator('.el-select-dropdown__item:visible', { hasText: '查看完整信息' }).click()
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('action=elder.reveal')),
+      button('查询').click(),
+    ])
+    const revealRow = table.locator('.el-table__body tr.el-table__row', { hasText: '查看完整信息' }).first()
     await revealRow.waitFor()
     const text = await revealRow.innerText()
+    assert(/李科长 查看了 \S+ 的完整信息（事由：/.test(text), `not a sentence: ${text.replace(/\d{6,}/g, '#')}`)
+    assert(!/elder\.reveal/.test(text), 'the raw action code is shown')
     assert(!/\d{17}[\dX]/.test(text), 'audit row shows a full citizen ID')
+    const [dl] = await Promise.all([page.waitForEvent('download'), button('导出 Excel').click()])
+    assert(/审计日志.*\.xlsx$/.test(dl.suggestedFilename()), `download name: ${dl.suggestedFilename()}`)
   }, { screenshot: 'audit' })
 
   if (SECURITY_USERNAME) {

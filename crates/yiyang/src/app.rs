@@ -133,7 +133,7 @@ impl AppState {
         registry::http::search, registry::http::detail, registry::http::reveal, registry::http::create, registry::http::update,
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,
-        audit::http::list,
+        audit::http::list, audit::http::export,
         assessment::http::score, assessment::http::score_for_assessor, assessment::http::form, assessment::http::create, assessment::http::list, assessment::http::due, assessment::http::adopt, assessment::http::upload, assessment::http::template, assessment::http::due_export, assessment::http::trigger, assessment::http::validity, assessment::http::set_validity,
         catalog::http::get_catalog, catalog::http::language, catalog::http::check_rule, catalog::http::open_draft, catalog::http::put_item, catalog::http::delete_item, catalog::http::publish, catalog::http::simulate, catalog::http::run_evaluation, catalog::http::start_evaluation, catalog::http::evaluation_status, catalog::http::elder_eligibility, catalog::http::public_catalog, catalog::http::list_entitlements, catalog::http::decide_entitlement, catalog::http::decide_entitlements, crate::workbench::workbench, catalog::http::create_batch, catalog::http::list_batches, catalog::http::get_batch, catalog::http::bank_file, catalog::http::payment_check, catalog::http::lists, catalog::http::create_list, catalog::http::list_members, catalog::http::import_list_members,
         indicator::http::definitions, indicator::http::dashboard, indicator::http::dashboard_xlsx, indicator::http::value, indicator::http::people, indicator::http::people_xlsx, indicator::http::list_targets, indicator::http::set_target, indicator::http::delete_target, indicator::http::target_template, indicator::http::import_targets, indicator::http::enter, indicator::http::refresh,
@@ -438,6 +438,7 @@ pub fn router(state: AppState) -> Router {
             get(catalog::http::elder_eligibility),
         )
         .route("/audit", get(audit::http::list))
+        .route("/audit/export.xlsx", get(audit::http::export))
         .merge(crate::workbench::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_wrong_method);

@@ -159,6 +159,11 @@ export interface AuditEntry {
   /** A JSON text (or plain text) describing the change. */
   detail: unknown
   hash: string
+  actor_login: string
+  action_zh: string
+  entity_zh: string
+  /** The row as a sentence: 县民政局 李科长 批准了 王** 的高龄津贴 */
+  sentence: string
 }
 
 export interface UserRow {

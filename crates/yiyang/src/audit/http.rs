@@ -1,28 +1,51 @@
+//! The audit viewer: filters by time, operator, object and action; rows as sentences; an Excel
+//! export. Reading and exporting the trail are themselves on the trail.
+
 use crate::app::AppState;
 use crate::identity::{Actor, Perm};
-use crate::platform::error::ApiResult;
+use crate::platform::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use std::collections::HashMap;
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Serialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     pub page: Option<i64>,
     pub page_size: Option<i64>,
     /// e.g. `elder.reveal`
     pub action: Option<String>,
+    /// From this day (YYYY-MM-DD) …
+    pub from: Option<String>,
+    /// … to this day, inclusive.
+    pub to: Option<String>,
+    /// Part of the operator's name
+    pub actor: Option<String>,
+    /// What was acted on: elder, entitlement, app_user, …
+    pub entity: Option<String>,
+    /// One record's id (e.g. an elder's)
+    pub entity_id: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub seq: i64,
     pub at: String,
+    /// Who acted: the account's name (县民政局 李科长), or its login name when it has none.
     pub actor: String,
+    /// The login name as stored in the row.
+    pub actor_login: String,
     pub action: String,
+    /// The action's name (登录、批准待遇 …)
+    pub action_zh: String,
     pub entity: String,
+    pub entity_zh: String,
     pub entity_id: Option<String>,
     pub region_code: Option<String>,
+    /// The row as a sentence: 县民政局 李科长 批准了 王** 的高龄津贴
+    pub sentence: String,
     pub detail: String,
     pub hash: String,
 }
@@ -31,6 +54,184 @@ pub struct AuditRow {
 pub struct AuditPage {
     pub items: Vec<AuditRow>,
     pub total: i64,
+}
+
+const EXPORT_MAX: i64 = 100_000;
+
+fn text(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The WHERE clause and binds of a query's filters.
+fn filter(q: &AuditQuery) -> ApiResult<(String, Vec<String>)> {
+    let mut sql = String::from("1 = 1");
+    let mut binds: Vec<String> = vec![];
+    let mut add = |cond: &str, v: String| {
+        binds.push(v);
+        sql.push_str(&format!(" AND {cond} ${}", binds.len()));
+    };
+    let day = |s: &Option<String>, field: &str| -> ApiResult<Option<chrono::NaiveDate>> {
+        s.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|_| ApiError::invalid(field, "日期应为 YYYY-MM-DD"))
+            })
+            .transpose()
+    };
+    if let Some(d) = day(&q.from, "from")? {
+        add("at >=", d.to_string());
+    }
+    if let Some(d) = day(&q.to, "to")? {
+        add("at <", d.succ_opt().unwrap_or(d).to_string());
+    }
+    if let Some(a) = text(&q.action) {
+        add("action =", a.to_string());
+    }
+    if let Some(e) = text(&q.entity) {
+        add("entity =", e.to_string());
+    }
+    if let Some(e) = text(&q.entity_id) {
+        add("entity_id =", e.to_string());
+    }
+    if let Some(a) = text(&q.actor) {
+        let escaped = a
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        binds.push(format!("%{escaped}%"));
+        // By login name or by the account's name.
+        let k = binds.len();
+        sql.push_str(&format!(
+            " AND (actor_name LIKE ${k} ESCAPE '\\' OR actor_id IN \
+             (SELECT id FROM app_user WHERE display_name LIKE ${k} ESCAPE '\\'))"
+        ));
+    }
+    Ok((sql, binds))
+}
+
+async fn rows(
+    app: &AppState,
+    q: &AuditQuery,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<(i64, Vec<AuditRow>)> {
+    let (w, binds) = filter(q)?;
+    let mut cq = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM audit_log WHERE {w}"
+    )));
+    for b in &binds {
+        cq = cq.bind(b.clone());
+    }
+    let total: i64 = cq.fetch_one(&app.db.pool).await?.get(0);
+    let n = binds.len();
+    let mut lq = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT seq, at, actor_name, action, entity, entity_id, region_code, detail, hash, actor_id FROM audit_log \
+         WHERE {w} ORDER BY seq DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    )));
+    for b in &binds {
+        lq = lq.bind(b.clone());
+    }
+    let raw = lq.bind(limit).bind(offset).fetch_all(&app.db.pool).await?;
+    // Who each row concerns, in one look-up per kind: masked names, item names.
+    let ids = |kind: &str| -> Vec<String> {
+        raw.iter()
+            .filter(|r| r.get::<String, _>(4) == kind)
+            .filter_map(|r| r.get::<Option<String>, _>(5))
+            .collect()
+    };
+    let mut person: HashMap<String, String> = HashMap::new();
+    let mut item_of: HashMap<String, String> = HashMap::new();
+    for chunk in ids("elder").chunks(500) {
+        let sql = format!(
+            "SELECT id, name FROM elder WHERE id IN {}",
+            crate::registry::store::placeholders(app.db.backend, 1, chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&app.db.pool).await? {
+            person.insert(r.get(0), yiyang_kernel::mask::name(&r.get::<String, _>(1)));
+        }
+    }
+    for chunk in ids("entitlement").chunks(500) {
+        let sql = format!(
+            "SELECT n.id, e.name, n.item_code FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id IN {}",
+            crate::registry::store::placeholders(app.db.backend, 1, chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&app.db.pool).await? {
+            person.insert(r.get(0), yiyang_kernel::mask::name(&r.get::<String, _>(1)));
+            item_of.insert(r.get(0), r.get(2));
+        }
+    }
+    let display: HashMap<String, String> = sqlx::query("SELECT id, display_name FROM app_user")
+        .fetch_all(&app.db.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut item_name: HashMap<String, String> = HashMap::new();
+    if !item_of.is_empty() {
+        for r in sqlx::query("SELECT code, definition FROM catalog_item")
+            .fetch_all(&app.db.pool)
+            .await?
+        {
+            let def: serde_json::Value =
+                serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default();
+            if let Some(n) = def["name"].as_str() {
+                item_name.insert(r.get(0), n.to_string());
+            }
+        }
+    }
+    let items = raw
+        .into_iter()
+        .map(|r| {
+            let action: String = r.get(3);
+            let entity: String = r.get(4);
+            let entity_id: Option<String> = r.get(5);
+            let detail: String = r.get(7);
+            let login: String = r.get(2);
+            let actor = r
+                .get::<Option<String>, _>(9)
+                .and_then(|id| display.get(&id).cloned())
+                .unwrap_or_else(|| login.clone());
+            let who = entity_id.as_ref().and_then(|id| person.get(id));
+            let item = entity_id
+                .as_ref()
+                .and_then(|id| item_of.get(id))
+                .map(|c| item_name.get(c).cloned().unwrap_or_else(|| c.clone()));
+            AuditRow {
+                seq: r.get(0),
+                at: r.get(1),
+                sentence: super::words::sentence(
+                    &actor,
+                    &action,
+                    &entity,
+                    who.map(String::as_str),
+                    item.as_deref(),
+                    &detail,
+                ),
+                action_zh: super::words::action_zh(&action).to_string(),
+                entity_zh: super::words::entity_zh(&entity).to_string(),
+                actor,
+                actor_login: login,
+                action,
+                entity,
+                entity_id,
+                region_code: r.get(6),
+                detail,
+                hash: r.get(8),
+            }
+        })
+        .collect();
+    Ok((total, items))
 }
 
 /// Audit viewer: the audit administrator only (三员分立: nobody else reads the audit trail).
@@ -43,39 +244,7 @@ pub async fn list(
 ) -> ApiResult<Json<AuditPage>> {
     actor.require(Perm::AuditRead)?;
     let (page, size) = crate::platform::web::paging(q.page, q.page_size, 50, 500)?;
-    let action = q.action.filter(|a| !a.is_empty());
-    let (total, rows) = if let Some(a) = &action {
-        let t: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = $1")
-            .bind(a)
-            .fetch_one(&app.db.pool)
-            .await?
-            .get(0);
-        let rows = sqlx::query("SELECT seq, at, actor_name, action, entity, entity_id, region_code, detail, hash FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3")
-            .bind(a).bind(size).bind((page - 1) * size).fetch_all(&app.db.pool).await?;
-        (t, rows)
-    } else {
-        let t: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log")
-            .fetch_one(&app.db.pool)
-            .await?
-            .get(0);
-        let rows = sqlx::query("SELECT seq, at, actor_name, action, entity, entity_id, region_code, detail, hash FROM audit_log ORDER BY seq DESC LIMIT $1 OFFSET $2")
-            .bind(size).bind((page - 1) * size).fetch_all(&app.db.pool).await?;
-        (t, rows)
-    };
-    let items = rows
-        .into_iter()
-        .map(|r| AuditRow {
-            seq: r.get(0),
-            at: r.get(1),
-            actor: r.get(2),
-            action: r.get(3),
-            entity: r.get(4),
-            entity_id: r.get(5),
-            region_code: r.get(6),
-            detail: r.get(7),
-            hash: r.get(8),
-        })
-        .collect();
+    let (total, items) = rows(&app, &q, size, (page - 1) * size).await?;
     // Reading the trail is itself on the trail: who watched, what and which page.
     app.read_audit
         .record(
@@ -85,9 +254,73 @@ pub async fn list(
                 entity: "audit_log",
                 entity_id: None,
                 region_code: None,
-                detail: serde_json::json!({"action": action, "page": page}).to_string(),
+                detail: serde_json::json!({"filter": q, "page": page}).to_string(),
             },
         )
         .await?;
     Ok(Json(AuditPage { items, total }))
+}
+
+/// The filtered trail as an Excel file (at most 100,000 rows, newest first); audited.
+#[utoipa::path(get, path = "/api/v1/audit/export.xlsx", tag = "audit", params(AuditQuery),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn export(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    actor.require(Perm::AuditRead)?;
+    let (total, items) = rows(&app, &q, EXPORT_MAX, 0).await?;
+    let w = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("审计日志").map_err(w)?;
+    let head = rust_xlsxwriter::Format::new().set_bold();
+    let cols = [
+        ("序号", 10),
+        ("时间", 24),
+        ("操作人", 18),
+        ("操作", 18),
+        ("对象", 12),
+        ("说明", 60),
+        ("区划代码", 14),
+    ];
+    for (i, (t, width)) in cols.iter().enumerate() {
+        ws.write_string_with_format(0, i as u16, *t, &head)
+            .map_err(w)?;
+        ws.set_column_width(i as u16, *width).map_err(w)?;
+    }
+    for (n, r) in items.iter().enumerate() {
+        let row = n as u32 + 1;
+        ws.write_number(row, 0, r.seq as f64).map_err(w)?;
+        for (i, c) in [
+            r.at.as_str(),
+            r.actor.as_str(),
+            r.action_zh.as_str(),
+            r.entity_zh.as_str(),
+            r.sentence.as_str(),
+            r.region_code.as_deref().unwrap_or(""),
+        ]
+        .iter()
+        .enumerate()
+        {
+            ws.write_string(row, i as u16 + 1, *c).map_err(w)?;
+        }
+    }
+    ws.set_freeze_panes(1, 0).map_err(w)?;
+    let bytes = wb.save_to_buffer().map_err(w)?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            super::Entry {
+                action: "audit.export",
+                entity: "audit_log",
+                entity_id: None,
+                region_code: None,
+                detail: serde_json::json!({"filter": q, "rows": items.len(), "total": total})
+                    .to_string(),
+            },
+        )
+        .await?;
+    Ok(crate::registry::http::xlsx(bytes, "审计日志"))
 }

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod http;
+pub mod words;
 
 use crate::platform::crypto::ChainKey;
 use crate::platform::db::{Db, Tx};
