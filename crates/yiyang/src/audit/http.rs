@@ -110,6 +110,29 @@ fn filter(q: &AuditQuery) -> ApiResult<(String, Vec<String>)> {
     Ok((sql, binds))
 }
 
+/// Rows `(id, name, item code)` of a look-up ending in `IN`, for these ids, 500 at a time.
+async fn by_ids(
+    app: &AppState,
+    select: &str,
+    ids: &[String],
+) -> ApiResult<Vec<(String, String, Option<String>)>> {
+    let mut out = vec![];
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "{select} {}",
+            crate::registry::store::placeholders(app.db.backend, 1, chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&app.db.pool).await? {
+            out.push((r.get(0), r.get(1), r.get(2)));
+        }
+    }
+    Ok(out)
+}
+
 async fn rows(
     app: &AppState,
     q: &AuditQuery,
@@ -144,31 +167,23 @@ async fn rows(
     };
     let mut person: HashMap<String, String> = HashMap::new();
     let mut item_of: HashMap<String, String> = HashMap::new();
-    for chunk in ids("elder").chunks(500) {
-        let sql = format!(
-            "SELECT id, name FROM elder WHERE id IN {}",
-            crate::registry::store::placeholders(app.db.backend, 1, chunk.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in chunk {
-            q = q.bind(id);
-        }
-        for r in q.fetch_all(&app.db.pool).await? {
-            person.insert(r.get(0), yiyang_kernel::mask::name(&r.get::<String, _>(1)));
-        }
-    }
-    for chunk in ids("entitlement").chunks(500) {
-        let sql = format!(
-            "SELECT n.id, e.name, n.item_code FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id IN {}",
-            crate::registry::store::placeholders(app.db.backend, 1, chunk.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in chunk {
-            q = q.bind(id);
-        }
-        for r in q.fetch_all(&app.db.pool).await? {
-            person.insert(r.get(0), yiyang_kernel::mask::name(&r.get::<String, _>(1)));
-            item_of.insert(r.get(0), r.get(2));
+    // (id, person's name, item code) of the elders and the entitlements on the page.
+    let elders = by_ids(
+        app,
+        "SELECT id, name, CAST(NULL AS TEXT) FROM elder WHERE id IN",
+        &ids("elder"),
+    )
+    .await?;
+    let ents = by_ids(
+        app,
+        "SELECT n.id, e.name, n.item_code FROM entitlement n JOIN elder e ON e.id = n.elder_id WHERE n.id IN",
+        &ids("entitlement"),
+    )
+    .await?;
+    for (id, name, item) in elders.into_iter().chain(ents) {
+        person.insert(id.clone(), yiyang_kernel::mask::name(&name));
+        if let Some(code) = item {
+            item_of.insert(id, code);
         }
     }
     let display: HashMap<String, String> = sqlx::query("SELECT id, display_name FROM app_user")
