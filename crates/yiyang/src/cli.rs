@@ -328,6 +328,8 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -548,7 +550,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?
                 .get(0);
             if existing > 0 {
-                println!("数据库中已有 {existing} 位老年人档案，跳过演示数据生成。");
+                println!(
+                    "数据库中已有 {existing} 位老年人档案，保留现有数据，不再生成（--scale {scale} 不起作用）。\
+                     要换一个规模，请先删除数据目录（默认 ./data）再运行。"
+                );
             } else {
                 let t = std::time::Instant::now();
                 let n = crate::demo::build(&db, &keys, *scale).await?;
