@@ -7,11 +7,11 @@ use crate::platform::openapi;
 use crate::region::RegionIndex;
 use crate::{assessment, audit, catalog, identity, indicator, region, registry};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use tokio::sync::{Mutex, RwLock};
@@ -280,165 +280,15 @@ async fn api_not_found() -> ApiError {
 }
 
 pub fn router(state: AppState) -> Router {
-    use identity::http as id;
-    use registry::http as reg;
+    // The API's table of contents: each capability adds its own routes.
     let api = Router::new()
-        .route("/auth/login", post(id::login))
-        .route("/public/assessment/score", post(assessment::http::score))
-        .route("/public/assessment/form", get(assessment::http::form))
-        .route("/auth/totp", post(id::login_totp))
-        .route("/auth/logout", post(id::logout))
-        .route("/me", get(id::me))
-        .route("/me/totp/setup", post(id::totp_setup))
-        .route("/me/totp/confirm", post(id::totp_confirm))
-        .route("/me/password", post(id::change_password))
-        .route("/users", get(id::list_users).post(id::create_user))
-        .route("/users/{id}/{action}", post(id::set_user_state))
-        .route("/users/{id}/reset-password", post(id::reset_user_password))
-        .route("/users/{id}/access", put(id::change_user_access))
-        .route("/regions/tree", get(region::http::tree))
-        .route("/regions/{code}/children", get(region::http::children))
-        .route("/elders", post(reg::create))
-        .route("/elders/search", post(reg::search))
-        .route("/elders/export", post(reg::export))
-        .route("/elders/{id}", get(reg::detail).patch(reg::update))
-        .route("/elders/{id}/reveal", post(reg::reveal))
-        .route("/assessments/due", get(assessment::http::due))
-        .route("/assessments/due/export", get(assessment::http::due_export))
-        .route(
-            "/assessments/validity",
-            get(assessment::http::validity).put(assessment::http::set_validity),
-        )
-        .route(
-            "/elders/{id}/assessment-triggers",
-            post(assessment::http::trigger),
-        )
-        .route(
-            "/assessments/template.xlsx",
-            get(assessment::http::template),
-        )
-        .route(
-            "/imports/assessments",
-            post(assessment::http::upload).layer(DefaultBodyLimit::max(
-                registry::import::MAX_FILE_BYTES + 1024 * 1024,
-            )),
-        )
-        .route(
-            "/assessments/score",
-            post(assessment::http::score_for_assessor),
-        )
-        .route(
-            "/elders/{id}/assessments/adopt",
-            post(assessment::http::adopt),
-        )
-        .route(
-            "/elders/{id}/assessments",
-            get(assessment::http::list).post(assessment::http::create),
-        )
-        .route("/elders/{id}/death", post(reg::death))
-        .route("/elders/{id}/move-out", post(reg::move_out))
-        .route("/registry/template.xlsx", get(reg::template))
-        .route(
-            "/imports/registry",
-            post(reg::upload).layer(DefaultBodyLimit::max(
-                registry::import::MAX_FILE_BYTES + 1024 * 1024,
-            )),
-        )
-        .route("/imports/{id}", get(reg::status))
-        .route("/imports/{id}/errors.xlsx", get(reg::errors_xlsx))
-        .route("/public/catalog", get(catalog::http::public_catalog))
-        .route("/catalog", get(catalog::http::get_catalog))
-        .route("/catalog/language", get(catalog::http::language))
-        .route("/catalog/check-rule", post(catalog::http::check_rule))
-        .route("/catalog/drafts", post(catalog::http::open_draft))
-        .route(
-            "/catalog/versions/{id}/items/{code}",
-            put(catalog::http::put_item).delete(catalog::http::delete_item),
-        )
-        .route(
-            "/catalog/versions/{id}/publish",
-            post(catalog::http::publish),
-        )
-        .route(
-            "/catalog/versions/{id}/simulate",
-            post(catalog::http::simulate),
-        )
-        .route("/catalog/evaluate", post(catalog::http::run_evaluation))
-        .route(
-            "/catalog/evaluations",
-            post(catalog::http::start_evaluation),
-        )
-        .route(
-            "/catalog/evaluations/{id}",
-            get(catalog::http::evaluation_status),
-        )
-        .route("/indicators/definitions", get(indicator::http::definitions))
-        .route("/indicators/dashboard", get(indicator::http::dashboard))
-        .route(
-            "/indicators/dashboard.xlsx",
-            get(indicator::http::dashboard_xlsx),
-        )
-        .route("/indicators/value", get(indicator::http::value))
-        .route("/indicators/refresh", post(indicator::http::refresh))
-        .route(
-            "/indicators/targets",
-            get(indicator::http::list_targets)
-                .put(indicator::http::set_target)
-                .delete(indicator::http::delete_target),
-        )
-        .route(
-            "/indicators/targets/template",
-            get(indicator::http::target_template),
-        )
-        .route(
-            "/indicators/targets/import",
-            post(indicator::http::import_targets),
-        )
-        .route("/indicators/{id}/people", get(indicator::http::people))
-        .route(
-            "/indicators/{id}/people.xlsx",
-            get(indicator::http::people_xlsx),
-        )
-        .route("/indicators/{id}/entries", post(indicator::http::enter))
-        .route("/entitlements", get(catalog::http::list_entitlements))
-        .route(
-            "/payment-batches",
-            get(catalog::http::list_batches).post(catalog::http::create_batch),
-        )
-        .route("/payment-batches/{id}", get(catalog::http::get_batch))
-        .route(
-            "/payment-batches/{id}/bank-file",
-            post(catalog::http::bank_file),
-        )
-        .route("/payment-check", get(catalog::http::payment_check))
-        .route(
-            "/elder-lists",
-            get(catalog::http::lists).post(catalog::http::create_list),
-        )
-        .route(
-            "/elder-lists/{list}/members",
-            post(catalog::http::list_members),
-        )
-        .route(
-            "/elder-lists/{list}/members/import",
-            post(catalog::http::import_list_members).layer(DefaultBodyLimit::max(
-                registry::import::MAX_FILE_BYTES + 1024 * 1024,
-            )),
-        )
-        .route(
-            "/entitlements/{id}/decision",
-            post(catalog::http::decide_entitlement),
-        )
-        .route(
-            "/entitlements/decisions",
-            post(catalog::http::decide_entitlements),
-        )
-        .route(
-            "/elders/{id}/eligibility",
-            get(catalog::http::elder_eligibility),
-        )
-        .route("/audit", get(audit::http::list))
-        .route("/audit/export.xlsx", get(audit::http::export))
+        .merge(identity::http::routes())
+        .merge(region::http::routes())
+        .merge(registry::http::routes())
+        .merge(assessment::http::routes())
+        .merge(catalog::http::routes())
+        .merge(indicator::http::routes())
+        .merge(audit::http::routes())
         .merge(crate::workbench::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_wrong_method);

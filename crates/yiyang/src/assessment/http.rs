@@ -10,6 +10,26 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use yiyang_kernel::assessment::{self, Config, Input, RiskEvents};
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/public/assessment/score", post(score))
+        .route("/public/assessment/form", get(form))
+        .route("/assessments/due", get(due))
+        .route("/assessments/due/export", get(due_export))
+        .route("/assessments/validity", get(validity).put(set_validity))
+        .route("/elders/{id}/assessment-triggers", post(trigger))
+        .route("/assessments/template.xlsx", get(template))
+        .route(
+            "/imports/assessments",
+            post(upload).layer(crate::registry::http::upload_limit()),
+        )
+        .route("/assessments/score", post(score_for_assessor))
+        .route("/elders/{id}/assessments/adopt", post(adopt))
+        .route("/elders/{id}/assessments", get(list).post(create))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreReq {

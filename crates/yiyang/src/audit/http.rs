@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/audit", get(list))
+        .route("/audit/export.xlsx", get(export))
+}
+
 #[derive(Deserialize, Serialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     pub page: Option<i64>,

@@ -15,6 +15,40 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use yiyang_kernel::eligibility::{self, FieldHelp, RuleError};
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/public/catalog", get(public_catalog))
+        .route("/catalog", get(get_catalog))
+        .route("/catalog/language", get(language))
+        .route("/catalog/check-rule", post(check_rule))
+        .route("/catalog/drafts", post(open_draft))
+        .route(
+            "/catalog/versions/{id}/items/{code}",
+            put(put_item).delete(delete_item),
+        )
+        .route("/catalog/versions/{id}/publish", post(publish))
+        .route("/catalog/versions/{id}/simulate", post(simulate))
+        .route("/catalog/evaluate", post(run_evaluation))
+        .route("/catalog/evaluations", post(start_evaluation))
+        .route("/catalog/evaluations/{id}", get(evaluation_status))
+        .route("/entitlements", get(list_entitlements))
+        .route("/entitlements/{id}/decision", post(decide_entitlement))
+        .route("/entitlements/decisions", post(decide_entitlements))
+        .route("/payment-batches", get(list_batches).post(create_batch))
+        .route("/payment-batches/{id}", get(get_batch))
+        .route("/payment-batches/{id}/bank-file", post(bank_file))
+        .route("/payment-check", get(payment_check))
+        .route("/elder-lists", get(lists).post(create_list))
+        .route("/elder-lists/{list}/members", post(list_members))
+        .route(
+            "/elder-lists/{list}/members/import",
+            post(import_list_members).layer(crate::registry::http::upload_limit()),
+        )
+        .route("/elders/{id}/eligibility", get(elder_eligibility))
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct RegionQuery {
     /// Region of the catalogue (default: the caller's region)

@@ -12,6 +12,23 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::net::SocketAddr;
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/totp", post(login_totp))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .route("/me/totp/setup", post(totp_setup))
+        .route("/me/totp/confirm", post(totp_confirm))
+        .route("/me/password", post(change_password))
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}/{action}", post(set_user_state))
+        .route("/users/{id}/reset-password", post(reset_user_password))
+        .route("/users/{id}/access", put(change_user_access))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginReq {
     pub username: String,

@@ -14,6 +14,26 @@ use axum::response::Response;
 use chrono::Datelike;
 use serde::Deserialize;
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/indicators/definitions", get(definitions))
+        .route("/indicators/dashboard", get(dashboard))
+        .route("/indicators/dashboard.xlsx", get(dashboard_xlsx))
+        .route("/indicators/value", get(value))
+        .route("/indicators/refresh", post(refresh))
+        .route(
+            "/indicators/targets",
+            get(list_targets).put(set_target).delete(delete_target),
+        )
+        .route("/indicators/targets/template", get(target_template))
+        .route("/indicators/targets/import", post(import_targets))
+        .route("/indicators/{id}/people", get(people))
+        .route("/indicators/{id}/people.xlsx", get(people_xlsx))
+        .route("/indicators/{id}/entries", post(enter))
+}
+
 /// All indicators the system knows (built-in and local).
 #[utoipa::path(get, path = "/api/v1/indicators/definitions", tag = "indicator",
     responses((status = 200, body = Vec<targets::Definition>)))]

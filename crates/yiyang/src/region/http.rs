@@ -6,6 +6,14 @@ use axum::extract::{Path, State};
 
 use super::RegionNode;
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/regions/tree", get(tree))
+        .route("/regions/{code}/children", get(children))
+}
+
 /// The region tree under the caller's own node (three levels deep).
 #[utoipa::path(get, path = "/api/v1/regions/tree", tag = "region",
     responses((status = 200, body = Vec<RegionNode>), (status = 401, body = crate::platform::error::Problem)))]

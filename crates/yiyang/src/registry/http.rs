@@ -16,6 +16,28 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<crate::app::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/elders", post(create))
+        .route("/elders/search", post(search))
+        .route("/elders/export", post(export))
+        .route("/elders/{id}", get(detail).patch(update))
+        .route("/elders/{id}/reveal", post(reveal))
+        .route("/elders/{id}/death", post(death))
+        .route("/elders/{id}/move-out", post(move_out))
+        .route("/registry/template.xlsx", get(template))
+        .route("/imports/registry", post(upload).layer(upload_limit()))
+        .route("/imports/{id}", get(status))
+        .route("/imports/{id}/errors.xlsx", get(errors_xlsx))
+}
+
+/// Uploads may be as large as the import allows (other requests keep axum's 2 MB).
+pub fn upload_limit() -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(super::import::MAX_FILE_BYTES + 1024 * 1024)
+}
+
 pub fn xlsx(bytes: Vec<u8>, file: &str) -> Response {
     let disp = format!(
         "attachment; filename=\"{}.xlsx\"; filename*=UTF-8''{}",

@@ -433,7 +433,11 @@ async fn db_separated_duties_and_scopes() {
     let (_, v, _) = t
         .call("GET", "/api/v1/audit?action=audit.view", Some(&c), None)
         .await;
-    assert_eq!(v["items"][0]["actor"], "auditor", "{v}");
+    assert_eq!(v["items"][0]["actor_login"], "auditor", "{v}");
+    assert_eq!(
+        v["items"][0]["actor"], "测试auditor",
+        "the account's name: {v}"
+    );
     let (s, _, _) = t.call("GET", "/api/v1/users", Some(&c), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "audit admin cannot manage users");
     let c = t.login("sysadm").await;
