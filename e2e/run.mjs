@@ -591,11 +591,15 @@ try {
     await page.waitForTimeout(400) // let the tags finish their fade-in before the screenshot
   }, { screenshot: 'elder-eligibility' })
 
-  await step('基本养老服务目录 (public page) lists the published items in large type', async () => {
+  await step('基本养老服务目录 (public page) lists the published items in large type, who may have them in plain words, and the phones to call', async () => {
     await page.goto(`${BASE_URL}/services`)
     await page.locator('.item', { hasText: '九十岁以上老人营养补贴' }).waitFor()
     const t = await page.locator('.item', { hasText: '高龄津贴' }).innerText()
     assert(/不用申请/.test(t) && /300 元\/月/.test(t), `高龄津贴 card: ${t.slice(0, 120)}`)
+    assert(/80 周岁及以上.*老年人/.test(t), `the rule is not in plain words: ${t.slice(0, 200)}`)
+    assert(!/>=|属于 \[|且 /.test(t), `rule syntax on the public page: ${t.slice(0, 200)}`)
+    const phones = await page.locator('.phones').first().innerText()
+    assert(/12349/.test(phones) && /0513-80000000/.test(phones), `phones: ${phones}`)
     await shot('public-services')
     await page.goto(state.elderUrl)
   }, { screenshot: null })

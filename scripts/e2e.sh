@@ -14,7 +14,7 @@ PORT=${E2E_PORT:-18080}
 export YIYANG_DATABASE_URL=$W/yiyang.db YIYANG_KEY_FILE=$W/yiyang.key
 $BIN demo --scale 0.01 > "$W/demo.log"
 $BIN gen-registry-file "$W/import.csv" --rows 300 --bad 12 --seed 99 >/dev/null
-$BIN serve --profile demo --listen 127.0.0.1:$PORT > "$W/serve.log" 2>&1 &
+$BIN serve --profile demo --listen 127.0.0.1:$PORT --office-phone 0513-80000000 > "$W/serve.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

@@ -1281,8 +1281,201 @@ impl ItemRule {
     }
 }
 
+/// A rule as a person reads it on the public page: "状态为在册、80 周岁及以上、户籍在如皋市" becomes
+/// "80 周岁及以上、户籍在如皋市的在册老年人". `region` names a code (a subtree's prefix, padded).
+impl Rule {
+    pub fn plain_zh(&self, region: &dyn Fn(&str) -> String) -> String {
+        let active = |e: &Expr| matches!(e, Expr::Enum { f: Field::Status, vs, negate: false } if vs.as_slice() == ["active"]);
+        let (parts, in_register): (Vec<&Expr>, bool) = match &self.expr {
+            Expr::All(xs) => (
+                xs.iter().filter(|x| !active(x)).collect(),
+                xs.iter().any(active),
+            ),
+            e if active(e) => (vec![], true),
+            e => (vec![e], false),
+        };
+        // An 或 among other conditions is bracketed; alone it needs none.
+        let alone = parts.len() == 1;
+        let said: Vec<String> = parts.iter().map(|e| plain(e, region, alone)).collect();
+        let who = if in_register {
+            "在册老年人"
+        } else {
+            "老年人"
+        };
+        if said.is_empty() {
+            format!("所有{who}")
+        } else {
+            format!("{}的{who}", said.join("、"))
+        }
+    }
+}
+
+fn op_words(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "为",
+        Op::Ne => "不为",
+        Op::Lt => "低于",
+        Op::Le => "不高于",
+        Op::Gt => "高于",
+        Op::Ge => "不低于",
+    }
+}
+
+fn enum_zh(f: Field, code: &str) -> &'static str {
+    match def(f).ty {
+        Ty::Enum(list) => list.iter().find(|x| x.0 == code).map_or("", |x| x.1),
+        _ => "",
+    }
+}
+
+fn or_list(xs: &[String]) -> String {
+    match xs {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{}或{last}", rest.join("、")),
+    }
+}
+
+/// One condition in words; `top`: directly under the rule's 且 (no brackets needed).
+fn plain(e: &Expr, region: &dyn Fn(&str) -> String, top: bool) -> String {
+    let level = |v: i64| {
+        crate::assessment::LEVEL_NAMES
+            .get(v as usize)
+            .copied()
+            .unwrap_or("")
+    };
+    match e {
+        Expr::All(xs) => {
+            let s: Vec<String> = xs.iter().map(|x| plain(x, region, false)).collect();
+            let s = s.join("且");
+            if top { s } else { format!("（{s}）") }
+        }
+        Expr::Any(xs) => {
+            // Between conditions "，或" (values inside one condition take "、…或").
+            let s: Vec<String> = xs.iter().map(|x| plain(x, region, false)).collect();
+            let s = s.join("，或");
+            if top { s } else { format!("（{s}）") }
+        }
+        Expr::Not(x) => format!("不符合“{}”", plain(x, region, true)),
+        Expr::Int {
+            f: Field::Age,
+            op,
+            v,
+        } => match op {
+            Op::Ge => format!("{v} 周岁及以上"),
+            Op::Gt => format!("{} 周岁及以上", v + 1),
+            Op::Le => format!("{v} 周岁及以下"),
+            Op::Lt => format!("{} 周岁及以下", v - 1),
+            Op::Eq => format!("{v} 周岁"),
+            Op::Ne => format!("不是 {v} 周岁"),
+        },
+        Expr::Int {
+            f: Field::AbilityLevel,
+            op,
+            v,
+        } => match op {
+            Op::Ge => format!("经评估为{}及以上", level(*v)),
+            Op::Gt => format!("经评估为{}及以上", level(v + 1)),
+            Op::Le => format!("经评估为{}及以下", level(*v)),
+            Op::Lt => format!("经评估为{}及以下", level(v - 1)),
+            Op::Eq => format!("经评估为{}", level(*v)),
+            Op::Ne => format!("评估等级不是{}", level(*v)),
+        },
+        Expr::Int { f, op, v } => {
+            let d = def(*f);
+            let unit = match d.ty {
+                Ty::Int { unit, .. } => unit,
+                _ => "",
+            };
+            format!("{}{}{v}{unit}", d.zh, op_words(*op))
+        }
+        Expr::IntIn { f, vs } => {
+            let d = def(*f);
+            let unit = match d.ty {
+                Ty::Int { unit, .. } => unit,
+                _ => "",
+            };
+            let vs: Vec<String> = vs
+                .iter()
+                .map(|v| match f {
+                    Field::AbilityLevel => level(*v).to_string(),
+                    _ => format!("{v}{unit}"),
+                })
+                .collect();
+            format!("{}为{}", d.zh, or_list(&vs))
+        }
+        Expr::Date { f, op, v } => {
+            let when = match op {
+                Op::Eq => "为",
+                Op::Ne => "不是",
+                Op::Lt => "早于",
+                Op::Le => "不晚于",
+                Op::Gt => "晚于",
+                Op::Ge => "不早于",
+            };
+            format!("{}{when} {}", def(*f).zh, v.format("%Y年%-m月%-d日"))
+        }
+        Expr::Enum { f, vs, negate } => {
+            let names: Vec<String> = vs.iter().map(|c| enum_zh(*f, c).to_string()).collect();
+            let is = if *negate { "不是" } else { "为" };
+            format!("{}{is}{}", def(*f).zh, or_list(&names))
+        }
+        Expr::Region {
+            f,
+            prefixes,
+            negate,
+        } => {
+            let names: Vec<String> = prefixes.iter().map(|p| region(p)).collect();
+            let place = if *f == Field::HukouRegion {
+                "户籍"
+            } else {
+                "居住"
+            };
+            let is = if *negate { "不在" } else { "在" };
+            format!("{place}{is}{}", or_list(&names))
+        }
+        Expr::Bool { f, v, negate } => {
+            let yes = *v != *negate;
+            format!("{}{}", if yes { "属于" } else { "不属于" }, def(*f).zh)
+        }
+        Expr::List { names } => {
+            let names: Vec<String> = names.iter().map(|n| format!("“{n}”")).collect();
+            format!("列入{}名单", or_list(&names))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rules_read_as_plain_chinese() {
+        let name = |p: &str| {
+            if p.starts_with("320682") {
+                "如皋市".to_string()
+            } else {
+                p.to_string()
+            }
+        };
+        let plain = |src: &str| Rule::parse(src).unwrap().plain_zh(&name);
+        assert_eq!(
+            plain("状态 = 在册 且 年龄 >= 80 且 户籍地 位于 320682"),
+            "80 周岁及以上、户籍在如皋市的在册老年人"
+        );
+        assert_eq!(
+            plain("经济状况 属于 [特困, 低保, 低保边缘] 且 能力等级 >= 2"),
+            "经济状况为特困、低保或低保边缘、经评估为中度失能及以上的老年人"
+        );
+        assert_eq!(plain("状态 = 在册"), "所有在册老年人");
+        assert_eq!(
+            plain("状态 = 在册 且 (居住状况 = 独居 或 优抚对象 = 是)"),
+            "居住状况为独居，或属于优抚对象的在册老年人"
+        );
+        assert_eq!(
+            plain("年龄 >= 60 且 (居住状况 = 独居 或 优抚对象 = 是)"),
+            "60 周岁及以上、（居住状况为独居，或属于优抚对象）的老年人"
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -32,6 +32,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see `identity::http::ClientIp`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The bureau's office telephone, shown on the public pages beside the 12349 hotline.
+    pub office_phone: Option<String>,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             public_requests_per_minute: 60,
             secure_cookies: false,
             trusted_proxies: vec![],
+            office_phone: None,
         }
     }
 }

@@ -63,6 +63,9 @@ pub enum Cmd {
         /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For names the client
         #[arg(long, env = "YIYANG_TRUSTED_PROXIES", value_delimiter = ',')]
         trusted_proxy: Vec<std::net::IpAddr>,
+        /// The bureau's office telephone for the public pages (beside the 12349 hotline)
+        #[arg(long, env = "YIYANG_OFFICE_PHONE")]
+        office_phone: Option<String>,
     },
     /// Apply database migrations
     Migrate,
@@ -473,6 +476,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             profile,
             secure_cookies,
             trusted_proxy,
+            office_phone,
         } => {
             if profile != "production" && profile != "demo" {
                 anyhow::bail!("--profile 只能是 production 或 demo");
@@ -493,6 +497,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 profile: profile.clone(),
                 secure_cookies: secure_cookies.unwrap_or(profile == "production"),
                 trusted_proxies: trusted_proxy.clone(),
+                office_phone: office_phone.clone(),
                 ..Config::default()
             };
             if !config.secure_cookies && profile == "production" {

@@ -292,8 +292,10 @@ pub struct PublicItem {
     pub standard: String,
     pub department: String,
     pub no_application: bool,
-    /// 对象条件 as written.
+    /// 对象条件 as written (in the rule language).
     pub eligibility: String,
+    /// 谁可以享受, in plain Chinese: 80 周岁及以上、户籍在如皋市的在册老年人
+    pub eligibility_zh: String,
     pub tiers: Vec<PublicTier>,
 }
 
@@ -304,6 +306,10 @@ pub struct PublicCatalog {
     pub version_number: i64,
     pub effective_from: Option<String>,
     pub items: Vec<PublicItem>,
+    /// 12349, the national elderly-care service hotline.
+    pub hotline: String,
+    /// The bureau's office telephone, where the county has set one.
+    pub office_phone: Option<String>,
 }
 
 /// The published catalogue of a region, for everyone (no login).
@@ -366,9 +372,16 @@ pub async fn public_catalog(
                     standard: d.standard,
                     department: d.department,
                     no_application: d.no_application,
+                    eligibility_zh: yiyang_kernel::eligibility::Rule::parse(&d.rule)
+                        .map(|r| {
+                            r.plain_zh(&|p| idx.name(&format!("{p:0<12}")).unwrap_or(p).to_string())
+                        })
+                        .unwrap_or_else(|_| d.rule.clone()),
                     eligibility: d.rule,
                 })
                 .collect(),
+            hotline: "12349".into(),
+            office_phone: app.config.office_phone.clone(),
         });
     }
     Ok(Json(out))

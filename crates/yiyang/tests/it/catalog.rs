@@ -626,6 +626,12 @@ async fn db_catalog_publish_evaluate_explain() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["items"][0]["name"], "高龄津贴");
     assert_eq!(v[0]["items"][0]["tiers"][2]["amount"], 300.0);
+    // Who may have it, in plain words (not the rule language); the hotline to call.
+    assert_eq!(
+        v[0]["items"][0]["eligibility_zh"],
+        "80 周岁及以上的在册老年人"
+    );
+    assert_eq!(v[0]["hotline"], "12349");
 
     // Publishing the draft (80–89 band raised, the adaptation item dropped): the band's amounts
     // follow, the dropped item ends for everyone who held it.
