@@ -103,11 +103,7 @@ fn filter(q: &AuditQuery) -> ApiResult<(String, Vec<String>)> {
         add("entity_id =", e.to_string());
     }
     if let Some(a) = text(&q.actor) {
-        let escaped = a
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        binds.push(format!("%{escaped}%"));
+        binds.push(crate::platform::db::like_containing(a));
         // By login name or by the account's name.
         let k = binds.len();
         sql.push_str(&format!(
@@ -118,7 +114,8 @@ fn filter(q: &AuditQuery) -> ApiResult<(String, Vec<String>)> {
     Ok((sql, binds))
 }
 
-/// Rows `(id, name, item code)` of a look-up ending in `IN`, for these ids, 500 at a time.
+/// Rows of three text columns (the third may be NULL) of a look-up ending in `IN`, for these
+/// ids, 500 at a time.
 async fn by_ids(
     app: &AppState,
     select: &str,
@@ -194,25 +191,37 @@ async fn rows(
             item_of.insert(id, code);
         }
     }
-    let display: HashMap<String, String> = sqlx::query("SELECT id, display_name FROM app_user")
-        .fetch_all(&app.db.pool)
-        .await?
+    // The operators' account names and the items' names, of this page only.
+    let mut actors: Vec<String> = raw
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .filter_map(|r| r.get::<Option<String>, _>(9))
         .collect();
-    let mut item_name: HashMap<String, String> = HashMap::new();
-    if !item_of.is_empty() {
-        for r in sqlx::query("SELECT code, definition FROM catalog_item")
-            .fetch_all(&app.db.pool)
-            .await?
-        {
-            let def: serde_json::Value =
-                serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default();
-            if let Some(n) = def["name"].as_str() {
-                item_name.insert(r.get(0), n.to_string());
-            }
-        }
-    }
+    actors.sort_unstable();
+    actors.dedup();
+    let display: HashMap<String, String> = by_ids(
+        app,
+        "SELECT id, display_name, CAST(NULL AS TEXT) FROM app_user WHERE id IN",
+        &actors,
+    )
+    .await?
+    .into_iter()
+    .map(|(id, name, _)| (id, name))
+    .collect();
+    let mut codes: Vec<String> = item_of.values().cloned().collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let item_name: HashMap<String, String> = by_ids(
+        app,
+        "SELECT code, definition, CAST(NULL AS TEXT) FROM catalog_item WHERE code IN",
+        &codes,
+    )
+    .await?
+    .into_iter()
+    .filter_map(|(code, def, _)| {
+        let def: serde_json::Value = serde_json::from_str(&def).unwrap_or_default();
+        def["name"].as_str().map(|n| (code, n.to_string()))
+    })
+    .collect();
     let items = raw
         .into_iter()
         .map(|r| {

@@ -223,35 +223,37 @@ pub async fn dashboard(
     // A node without its own target for the year is held to the nearest ancestor's (a town to
     // the county's); failing that, to the latest earlier year's, its own or an ancestor's (a plan's
     // end-year target holds until the next plan's are entered). Each says where it comes from.
-    let mut inherited: HashMap<String, (Target, String)> = HashMap::new();
     let mut line = vec![rc.clone()];
     let mut up = rc.parent();
     while let Some(a) = up {
         up = a.parent();
         line.push(a);
     }
-    for a in line.iter().skip(1) {
-        for t in targets::list(db, a.as_str(), a.as_str(), Some(year)).await? {
-            let from = regions.name(a.as_str()).unwrap_or(a.as_str()).to_string();
-            inherited.entry(t.indicator_id.clone()).or_insert((t, from));
+    // Every year's targets of the node and its ancestors, read once, nearest first.
+    let mut held: Vec<(usize, Target)> = vec![];
+    for (i, a) in line.iter().enumerate() {
+        for t in targets::list(db, a.as_str(), a.as_str(), None).await? {
+            held.push((i, t));
         }
     }
-    for (i, a) in line.iter().enumerate() {
-        let mut earlier: Vec<Target> = targets::list(db, a.as_str(), a.as_str(), None)
-            .await?
-            .into_iter()
-            .filter(|t| t.year < year)
-            .collect();
-        earlier.sort_by_key(|t| std::cmp::Reverse(t.year));
-        for t in earlier {
-            let place = if i == 0 {
-                String::new()
-            } else {
-                regions.name(a.as_str()).unwrap_or(a.as_str()).to_string()
-            };
-            let from = format!("{place}{}年", t.year);
-            inherited.entry(t.indicator_id.clone()).or_insert((t, from));
-        }
+    let name = |i: usize| {
+        let a = line[i].as_str();
+        regions.name(a).unwrap_or(a).to_string()
+    };
+    let mut inherited: HashMap<String, (Target, String)> = HashMap::new();
+    for (i, t) in held.iter().filter(|(i, t)| *i > 0 && t.year == year) {
+        inherited
+            .entry(t.indicator_id.clone())
+            .or_insert((t.clone(), name(*i)));
+    }
+    let mut earlier: Vec<&(usize, Target)> = held.iter().filter(|(_, t)| t.year < year).collect();
+    // Nearest node first, then the latest year.
+    earlier.sort_by_key(|(i, t)| (*i, std::cmp::Reverse(t.year)));
+    for (i, t) in earlier {
+        let place = if *i == 0 { String::new() } else { name(*i) };
+        inherited
+            .entry(t.indicator_id.clone())
+            .or_insert((t.clone(), format!("{place}{}年", t.year)));
     }
     let entries = targets::latest_entries(db, &lo, &hi, &year.to_string()).await?;
     let defs = targets::definitions(db).await?;

@@ -627,6 +627,16 @@ impl Db {
     }
 }
 
+/// A LIKE pattern matching text that contains `s` literally (its `%`, `_` and `\` escaped), for
+/// use with `ESCAPE '\'`.
+pub fn like_containing(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// A rusqlite connection for a bulk writer: the pool's durability settings and a page cache of up
 /// to 1 GB, so that what a large transaction writes stays in memory until its commit instead of
 /// being spilled to the WAL part-way (and read back, and spilled again). SQLite takes cache pages

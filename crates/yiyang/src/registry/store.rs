@@ -342,12 +342,8 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
     let mut binds = vec![f.lo.clone(), f.hi.clone()];
     let mut sql = format!("{col} BETWEEN $1 AND $2");
     if let Some(n) = &f.name {
-        let escaped = n
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
         let cond = format!("name {}", db.ilike());
-        binds.push(format!("%{escaped}%"));
+        binds.push(crate::platform::db::like_containing(n));
         sql.push_str(&format!(" AND {cond} ${} ESCAPE '\\'", binds.len()));
     }
     let mut push = |cond: &str, v: String| {
