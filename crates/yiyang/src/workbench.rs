@@ -60,7 +60,8 @@ async fn count(db: &crate::platform::db::Db, sql: &'static str, binds: &[&str]) 
 pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Workbench>> {
     let db = &app.db;
     let today = crate::platform::today();
-    let day = today.to_string();
+    // Rows stamped since local midnight.
+    let day = crate::platform::day_start_utc(today);
     let regions = app.regions.read().await;
     let (lo, hi) = actor.region.subtree_range();
     let mut cards = vec![];
@@ -266,7 +267,7 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
             .name(actor.region.as_str())
             .unwrap_or(actor.region.as_str())
             .to_string(),
-        today: day,
+        today: today.to_string(),
         cards,
     }))
 }

@@ -88,10 +88,13 @@ fn filter(q: &AuditQuery) -> ApiResult<(String, Vec<String>)> {
             .transpose()
     };
     if let Some(d) = day(&q.from, "from")? {
-        add("at >=", d.to_string());
+        add("at >=", crate::platform::day_start_utc(d));
     }
     if let Some(d) = day(&q.to, "to")? {
-        add("at <", d.succ_opt().unwrap_or(d).to_string());
+        add(
+            "at <",
+            crate::platform::day_start_utc(d.succ_opt().unwrap_or(d)),
+        );
     }
     if let Some(a) = text(&q.action) {
         add("action =", a.to_string());

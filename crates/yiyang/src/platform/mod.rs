@@ -94,6 +94,14 @@ pub fn today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
 
+/// The instant a local (UTC+8) day begins, written like the stored `*_at` columns (UTC RFC 3339),
+/// so a day's rows are found by comparing text.
+pub fn day_start_utc(d: chrono::NaiveDate) -> String {
+    let t = d.and_hms_opt(0, 0, 0).unwrap_or_default() - chrono::Duration::hours(8);
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -133,5 +141,18 @@ mod thp_tests {
         drop(NoHugePages::new());
         assert!(thp(None));
         thp(Some(before));
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    /// A local day starts at 16:00 UTC the day before; stored stamps compare as text.
+    #[test]
+    fn local_day_starts_eight_hours_earlier_in_utc() {
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        assert_eq!(super::day_start_utc(d), "2026-12-05T16:00:00.000Z");
+        let start = super::day_start_utc(d);
+        assert!("2026-12-05T16:10:00.000Z" >= start.as_str());
+        assert!("2026-12-05T15:59:59.999Z" < start.as_str());
     }
 }
