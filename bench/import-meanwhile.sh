@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nothing stalls the service (issue: hardening, point 3): a ROWS-row registry import (default 1M)
-# and then its assessments (about 104k) uploaded to a serving county while 64 connections read
+# and then its assessments (about 104k) uploaded to a serving county, then the county's eligibility
+# run over everyone (服务找人, a first run for the people just imported), while 64 connections read
 # elder details and 4 PATCH elders. Prints p50 / p99 / max of the reads and of the writes during
 # the imports beside the same figures just before them (the baseline), the requests over 2 s, and
 # the imports' time beside the same imports into the same county with no load.
@@ -50,6 +51,16 @@ upload() { # file kind -> prints "start end" (unix seconds) after the job is don
   echo "$t0 $(date +%s.%N)"
 }
 
+evaluate() { # -> "start end" after the county's eligibility run is written
+  local t0 st
+  t0=$(date +%s.%N)
+  st=$(curl -s -b "$W/cj" -H 'content-type: application/json' -d '{"region_code":"320682000000"}' \
+    "http://127.0.0.1:$PORT/api/v1/catalog/evaluate")
+  echo "$st" > "$W/evaluation.json"
+  case $st in *'"run_id"'*) ;; *) echo "evaluation failed: $st" >&2; exit 1 ;; esac
+  echo "$t0 $(date +%s.%N)"
+}
+
 RESULTS=$W/results.txt; : > "$RESULTS"
 for engine in $ENGINES; do
   echo "== $engine: demo county at scale $SCALE"
@@ -71,6 +82,7 @@ for engine in $ENGINES; do
   restore; settle "$URL"; serve "$URL"
   read -r a0 a1 < <(upload "$W/reg.csv" registry)
   read -r b0 b1 < <(upload "$W/a.csv" assessments)
+  read -r e0 e1 < <(evaluate)
   stop
   # Under load.
   restore; settle "$URL"; serve "$URL"
@@ -90,12 +102,13 @@ for l in sys.stdin:
   sleep 12
   read -r c0 c1 < <(upload "$W/reg.csv" registry)
   read -r d0 d1 < <(upload "$W/a.csv" assessments)
+  read -r f0 f1 < <(evaluate)
   sleep 2; touch "$W/stop"; wait $LPID
   stop
-  python3 - "$W/requests-$engine.tsv" "$engine" "$a0" "$a1" "$b0" "$b1" "$c0" "$c1" "$d0" "$d1" >> "$RESULTS" <<'PY'
+  python3 - "$W/requests-$engine.tsv" "$engine" "$a0" "$a1" "$b0" "$b1" "$c0" "$c1" "$d0" "$d1" "$e0" "$e1" "$f0" "$f1" >> "$RESULTS" <<'PY'
 import sys
 path, engine = sys.argv[1], sys.argv[2]
-a0, a1, b0, b1, c0, c1, d0, d1 = map(float, sys.argv[3:11])
+a0, a1, b0, b1, c0, c1, d0, d1, e0, e1, f0, f1 = map(float, sys.argv[3:15])
 rows = [l.split("\t") for l in open(path)]
 rows = [(float(t), float(ms), k, int(s)) for t, ms, k, s in rows]
 first = min(r[0] for r in rows)
@@ -114,9 +127,11 @@ print(f"during the registry import ({c1 - c0:.1f} s; alone {a1 - a0:.1f} s, rati
 for k in ("read", "write"): print("  " + stats(c0, c1, k))
 print(f"during the assessment import ({d1 - d0:.1f} s; alone {b1 - b0:.1f} s, ratio {(d1 - d0) / (b1 - b0):.2f}):")
 for k in ("read", "write"): print("  " + stats(d0, d1, k))
-print("during both:")
-for k in ("read", "write"): print("  " + stats(c0, d1, k))
+print(f"during the eligibility run ({f1 - f0:.1f} s; alone {e1 - e0:.1f} s, ratio {(f1 - f0) / (e1 - e0):.2f}):")
+for k in ("read", "write"): print("  " + stats(f0, f1, k))
+print("during all three:")
+for k in ("read", "write"): print("  " + stats(c0, f1, k))
 PY
-  tail -n 12 "$RESULTS"
+  tail -n 15 "$RESULTS"
 done
 echo; cat "$RESULTS"

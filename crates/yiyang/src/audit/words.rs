@@ -44,6 +44,7 @@ pub fn action_zh(action: &str) -> &str {
         "catalog.item_delete" => "删除目录项目",
         "catalog.publish" => "发布服务目录",
         "catalog.evaluate" => "运行资格评估",
+        "catalog.evaluate_interrupted" => "清理中断的资格评估",
         "catalog.explain" => "查看资格说明",
         "entitlement.list" => "查看待遇名单",
         "entitlement.approve" => "批准待遇",

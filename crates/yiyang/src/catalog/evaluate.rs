@@ -869,8 +869,8 @@ struct Plan {
     news: Vec<NewRow>,
     changes: Vec<ChangeRow>,
     started_at: String,
-    /// The digest of the transitions so far (the packed grants); the write adds the rest.
-    digest: Sha256,
+    /// The digest of the transitions so far (the packed grants); each part adds its own, in order.
+    digest: std::sync::Mutex<Sha256>,
     /// The catalogue's runs when this one read: another since means this one is refused.
     runs_before: i64,
 }
@@ -911,14 +911,13 @@ impl Plan {
     fn grants_any(&self) -> bool {
         !self.packs.is_empty() || self.news.iter().any(|n| n.state == "granted")
     }
-    /// The packs to take entitlements out of, and the (person, item) pairs to take.
-    fn takes(&self) -> (Vec<(String, String)>, super::pack::Wanted<'_>) {
+    /// The packs to take these changes' entitlements out of, and the (person, item) pairs to take.
+    fn takes(changes: &[ChangeRow]) -> (Vec<(String, String)>, super::pack::Wanted<'_>) {
         let mut packs: Vec<(String, String)> =
-            self.changes.iter().filter_map(|c| c.pack.clone()).collect();
+            changes.iter().filter_map(|c| c.pack.clone()).collect();
         packs.sort_unstable();
         packs.dedup();
-        let wanted = self
-            .changes
+        let wanted = changes
             .iter()
             .filter(|c| c.pack.is_some())
             .map(|c| (c.elder_id.as_str(), c.item_code.as_str()))
@@ -1093,7 +1092,7 @@ async fn write(
         news,
         changes: change_rows,
         started_at: started_at.to_string(),
-        digest,
+        digest: std::sync::Mutex::new(digest),
         runs_before,
     };
     let summary = RunSummary {
@@ -1111,23 +1110,18 @@ async fn write(
     let people: i64 = plan.snapshots.iter().map(|c| c.people).sum();
     let packed: i64 = plan.packs.iter().map(|p| p.1).sum();
     let rows = (plan.news.len(), people, plan.changes.len(), packed);
-    let applied = match db.backend {
-        crate::platform::db::Backend::Sqlite => {
-            db.sqlite_bulk(move |tx| apply_sqlite(tx, &plan, &summary_json))
-                .await
-        }
-        crate::platform::db::Backend::Postgres => apply_pg(db, &plan, &summary_json).await,
-    };
-    // Another run of the same catalogue got there between this run's read and its write: nothing
-    // of this one was written (one transaction); it is simply run again.
-    applied.map_err(|e| match &e {
+    let applied = apply(db, std::sync::Arc::new(plan), summary_json).await;
+    // Another run of the same catalogue got there between this run's read and its write, or is
+    // being written: nothing of this one was written (its claim was refused); it is simply run
+    // again.
+    let longest_part = applied.map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            ApiError::conflict("同一目录的另一次资格评估刚刚写入，请重新运行")
+            ApiError::conflict("同一目录的另一次资格评估正在写入或刚刚写入，请稍后重新运行")
         }
         sqlx::Error::Protocol(m)
             if m.contains("UNIQUE constraint failed") || m.contains(ANOTHER_RUN) =>
         {
-            ApiError::conflict("同一目录的另一次资格评估刚刚写入，请重新运行")
+            ApiError::conflict("同一目录的另一次资格评估正在写入或刚刚写入，请稍后重新运行")
         }
         _ => ApiError::from(e),
     })?;
@@ -1136,6 +1130,7 @@ async fn write(
         packs_at_ms = t_packs.as_millis() as u64,
         planned_at_ms = planned.as_millis() as u64,
         applied_ms = (started.elapsed() - planned).as_millis() as u64,
+        longest_part_ms = longest_part,
         new_rows = rows.0,
         new_packed = rows.3,
         snapshots = rows.1,
@@ -1211,8 +1206,9 @@ fn pack_grants(
     })
 }
 
-/// A new row leaves version_id and updated_at to its run (`catalog::MIGRATION_RUN_DEFAULTS`).
-const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, since, run_id, reasons";
+/// A proposal names its version itself (not through its run, `catalog::MIGRATION_RUN_DEFAULTS`):
+/// it is written before its run's record, and outlives a run that dies after writing it.
+const ENT_COLS: &str = "id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, residence_region, since, run_id, reasons, version_id";
 const OUTBOX_INSERT: &str = "INSERT INTO notification_outbox (id, entitlement_id, elder_id, event, state, attempts, next_attempt_at, created_at) \
      VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5) ON CONFLICT (id) DO NOTHING";
 /// The run's one message row: the sender expands it into one message per person granted
@@ -1231,164 +1227,381 @@ const CHANGE_UPDATE: &str = "UPDATE entitlement SET state = $1, tier = COALESCE(
      run_id = COALESCE($9, run_id), end_kind = CASE WHEN $1 = 'ended' THEN 'run' ELSE NULL END WHERE elder_id = $10 AND catalog_region = $11 AND item_code = $12 AND state = $13 AND state <> 'ended' \
      RETURNING id, tier, amount_fen";
 
-/// The run's writes on SQLite: prepared statements on the bulk writer's connection.
-fn apply_sqlite(tx: &rusqlite::Transaction, p: &Plan, summary_json: &str) -> rusqlite::Result<()> {
+/// A run is written in parts, each its own short transaction, so that other people's writes and
+/// the audit head wait for one part at most (a first run over a million people held SQLite's write
+/// lock for 1.4 s in one transaction). While the parts go in, the run's claim
+/// (`catalog_run_writing`) hides its packed grants from every reader (`pack.rs`) and refuses a
+/// second run of the catalogue; the last part writes the run's record and audit row and drops the
+/// claim. A run that dies half-way leaves what is already true on its own — proposals and changes
+/// a re-run would make again finds them made — and its claim; the next run of the catalogue clears
+/// a claim older than [`STALE_CLAIM_MINUTES`] (its hidden packs deleted, the clearing audited).
+pub const MIGRATION_RUN_CLAIM: &[crate::platform::migrations::Stmt] = &[
+    crate::platform::migrations::Stmt::Both(
+        "CREATE TABLE catalog_run_writing (region_code TEXT PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, \
+     started_at TEXT NOT NULL, by_name TEXT NOT NULL)",
+    ),
+];
+/// A claim older than this is of a run that died (a run writes a county in seconds).
+const STALE_CLAIM_MINUTES: i64 = 30;
+const SNAPSHOTS_PER_PART: usize = 100;
+const PACKS_PER_PART: usize = 64;
+const NEWS_PER_PART: usize = 4_000;
+const CHANGES_PER_PART: usize = 1_000;
+
+/// One transaction of a run's write.
+#[derive(Debug, Clone)]
+enum Part {
+    Claim,
+    Snapshots(std::ops::Range<usize>),
+    Packs(std::ops::Range<usize>),
+    News(std::ops::Range<usize>),
+    Changes(std::ops::Range<usize>),
+    Finish,
+}
+
+fn ranges(n: usize, per: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(per).map(move |a| a..(a + per).min(n))
+}
+
+impl Plan {
+    fn parts(&self) -> Vec<Part> {
+        let mut v = vec![Part::Claim];
+        v.extend(ranges(self.snapshots.len(), SNAPSHOTS_PER_PART).map(Part::Snapshots));
+        v.extend(ranges(self.packs.len(), PACKS_PER_PART).map(Part::Packs));
+        v.extend(ranges(self.news.len(), NEWS_PER_PART).map(Part::News));
+        v.extend(ranges(self.changes.len(), CHANGES_PER_PART).map(Part::Changes));
+        v.push(Part::Finish);
+        v
+    }
+    fn digest_line(&self, line: String) {
+        self.digest
+            .lock()
+            .expect("not poisoned")
+            .update(line.as_bytes());
+    }
+    fn digest_hex(&self) -> String {
+        hex::encode(self.digest.lock().expect("not poisoned").clone().finalize())
+    }
+}
+
+/// Whether a claim taken at `at` (RFC 3339) is of a run that died.
+fn stale(at: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(at).is_ok_and(|t| {
+        chrono::Utc::now().signed_duration_since(t) > chrono::Duration::minutes(STALE_CLAIM_MINUTES)
+    })
+}
+
+const CLAIM_OF: &str = "SELECT run_id, started_at FROM catalog_run_writing WHERE region_code = $1";
+const CLAIM_INSERT: &str = "INSERT INTO catalog_run_writing (region_code, run_id, started_at, by_name) VALUES ($1, $2, $3, $4)";
+const CLAIM_DROP: &str = "DELETE FROM catalog_run_writing WHERE run_id = $1";
+const PACKS_OF_RUN_DROP: &str = "DELETE FROM entitlement_pack WHERE run_id = $1";
+
+fn interrupted_entry<'a>(p: &'a Plan, run: &'a str) -> Entry<'a> {
+    Entry {
+        action: "catalog.evaluate_interrupted",
+        entity: "catalog_run",
+        entity_id: Some(run),
+        region_code: Some(&p.region),
+        detail: serde_json::json!({ "cleared_by_run": p.run_id }).to_string(),
+    }
+}
+
+/// Writes the plan part by part; on an error the claim and the hidden packs go (what other parts
+/// wrote stays: each is true on its own).
+async fn apply(
+    db: &Db,
+    plan: std::sync::Arc<Plan>,
+    summary_json: String,
+) -> Result<u64, sqlx::Error> {
+    let mut longest = std::time::Duration::ZERO;
+    let mut claimed = false;
+    let parts = plan.parts();
+    let res: Result<(), sqlx::Error> = async {
+        match db.backend {
+            crate::platform::db::Backend::Sqlite => {
+                for part in parts {
+                    let (p, s) = (plan.clone(), summary_json.clone());
+                    let first = matches!(part, Part::Claim);
+                    let t = db
+                        .sqlite_bulk(move |tx| {
+                            let t = std::time::Instant::now();
+                            part_sqlite(tx, &p, &part, &s)?;
+                            Ok(t)
+                        })
+                        .await?;
+                    longest = longest.max(t.elapsed());
+                    claimed |= first;
+                }
+            }
+            crate::platform::db::Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = db.pg_native().await?;
+                for part in parts {
+                    let t = std::time::Instant::now();
+                    let mut tx = conn.begin().await?;
+                    sqlx::query(super::pack::PG_LOCK).execute(&mut *tx).await?;
+                    part_pg(&mut tx, &plan, &part, &summary_json).await?;
+                    tx.commit().await?;
+                    longest = longest.max(t.elapsed());
+                    claimed |= matches!(part, Part::Claim);
+                }
+                conn.close().await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        if claimed {
+            release(db, &plan.run_id).await;
+        }
+        return Err(e);
+    }
+    Ok(longest.as_millis() as u64)
+}
+
+/// Drops a failed run's claim and its hidden packs (best effort: a claim left behind is cleared
+/// as stale later).
+async fn release(db: &Db, run_id: &str) {
+    let r: Result<(), sqlx::Error> = async {
+        let mut tx = db.begin().await?;
+        if tx.backend() == crate::platform::db::Backend::Postgres {
+            sqlx::query(super::pack::PG_LOCK).execute(&mut *tx).await?;
+        }
+        sqlx::query(PACKS_OF_RUN_DROP)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(CLAIM_DROP)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, run_id, "a failed run's claim stays until cleared as stale");
+    }
+}
+
+/// One part of the run's write on SQLite: prepared statements on the bulk writer's connection.
+fn part_sqlite(
+    tx: &rusqlite::Transaction,
+    p: &Plan,
+    part: &Part,
+    summary_json: &str,
+) -> rusqlite::Result<()> {
     use rusqlite::{OptionalExtension, params};
-    // The bulk writer holds SQLite's write lock: no other run can be written in between.
-    let runs: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM catalog_run WHERE region_code = $1",
-        params![p.region],
-        |r| r.get(0),
-    )?;
-    if runs != p.runs_before {
-        return Err(super::pack::sqlite_error(ANOTHER_RUN));
-    }
-    let mut digest = p.digest.clone();
-    let mut snap = tx.prepare(super::snapshot::INSERT)?;
-    for c in &p.snapshots {
-        snap.execute(params![p.run_id, c.first, c.last, c.people, c.data])?;
-    }
-    let mut packs = tx.prepare(super::pack::INSERT)?;
-    for (bucket, n, data) in &p.packs {
-        packs.execute(params![p.run_id, bucket, p.region, p.on, n, data])?;
-    }
-    // What changes of a packed entitlement becomes a row first.
-    let (from, wanted) = p.takes();
-    super::pack::take_sqlite(tx, &from, &wanted)?;
-    let mut ent = tx.prepare(&format!(
-        "INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    ))?;
-    let mut out = tx.prepare(OUTBOX_INSERT)?;
-    for n in &p.news {
-        ent.execute(params![
-            n.id,
-            n.elder_id,
-            p.region,
-            n.item_code,
-            n.state,
-            n.tier,
-            n.amount_fen,
-            n.quota,
-            n.residence,
-            p.on,
-            p.run_id,
-            ""
-        ])?;
-        digest.update(format!(
-            "{}|{}|{}|{}\n",
-            n.id, n.state, n.tier, n.amount_fen
-        ));
-    }
-    if p.grants_any() {
-        tx.execute(
-            OUTBOX_RUN_INSERT,
-            params![format!("{}:granted", p.run_id), p.now, p.run_id],
-        )?;
-    }
-    let mut upd = tx.prepare(CHANGE_UPDATE)?;
-    let mut chg = tx.prepare(CHANGE_INSERT)?;
-    for ch in &p.changes {
-        let (label, amount, quota) = match &ch.tier {
-            Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
-            None => (None, None, None),
-        };
-        let row: Option<(String, String, i64)> = upd
-            .query_row(
-                params![
-                    ch.to,
-                    label,
-                    amount,
-                    quota,
-                    (ch.to == "ended").then_some(ch.on_date.as_str()),
-                    p.now,
-                    p.version_id,
-                    ch.reasons,
-                    ch.set_run.then_some(p.run_id.as_str()),
-                    ch.elder_id,
+    match part {
+        Part::Claim => {
+            // The bulk writer holds SQLite's write lock: no other run can claim in between.
+            let held: Option<(String, String)> = tx
+                .query_row(CLAIM_OF, params![p.region], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((run, at)) = held {
+                if !stale(&at) {
+                    return Err(super::pack::sqlite_error(ANOTHER_RUN));
+                }
+                tx.execute(PACKS_OF_RUN_DROP, params![run])?;
+                tx.execute(CLAIM_DROP, params![run])?;
+                audit::append_sqlite(tx, &p.chain, &p.who, interrupted_entry(p, &run))?;
+            }
+            let runs: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM catalog_run WHERE region_code = $1",
+                params![p.region],
+                |r| r.get(0),
+            )?;
+            if runs != p.runs_before {
+                return Err(super::pack::sqlite_error(ANOTHER_RUN));
+            }
+            tx.execute(
+                CLAIM_INSERT,
+                params![p.region, p.run_id, p.now, p.who.actor_name],
+            )?;
+        }
+        Part::Snapshots(r) => {
+            let mut snap = tx.prepare(super::snapshot::INSERT)?;
+            for c in &p.snapshots[r.clone()] {
+                snap.execute(params![p.run_id, c.first, c.last, c.people, c.data])?;
+            }
+        }
+        Part::Packs(r) => {
+            let mut packs = tx.prepare(super::pack::INSERT)?;
+            for (bucket, n, data) in &p.packs[r.clone()] {
+                packs.execute(params![p.run_id, bucket, p.region, p.on, n, data])?;
+            }
+        }
+        Part::News(r) => {
+            let mut ent = tx.prepare(&format!(
+                "INSERT INTO entitlement ({ENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))?;
+            for n in &p.news[r.clone()] {
+                ent.execute(params![
+                    n.id,
+                    n.elder_id,
                     p.region,
-                    ch.item_code,
-                    ch.from
+                    n.item_code,
+                    n.state,
+                    n.tier,
+                    n.amount_fen,
+                    n.quota,
+                    n.residence,
+                    p.on,
+                    p.run_id,
+                    "",
+                    p.version_id
+                ])?;
+                p.digest_line(format!(
+                    "{}|{}|{}|{}\n",
+                    n.id, n.state, n.tier, n.amount_fen
+                ));
+            }
+        }
+        Part::Changes(r) => {
+            let changes = &p.changes[r.clone()];
+            // What changes of a packed entitlement becomes a row first.
+            let (from, wanted) = Plan::takes(changes);
+            super::pack::take_sqlite(tx, &from, &wanted)?;
+            let mut upd = tx.prepare(CHANGE_UPDATE)?;
+            let mut chg = tx.prepare(CHANGE_INSERT)?;
+            let mut out = tx.prepare(OUTBOX_INSERT)?;
+            for ch in changes {
+                let (label, amount, quota) = match &ch.tier {
+                    Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
+                    None => (None, None, None),
+                };
+                let row: Option<(String, String, i64)> = upd
+                    .query_row(
+                        params![
+                            ch.to,
+                            label,
+                            amount,
+                            quota,
+                            (ch.to == "ended").then_some(ch.on_date.as_str()),
+                            p.now,
+                            p.version_id,
+                            ch.reasons,
+                            ch.set_run.then_some(p.run_id.as_str()),
+                            ch.elder_id,
+                            p.region,
+                            ch.item_code,
+                            ch.from
+                        ],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                // Gone meanwhile (an approval in between): nothing left to change.
+                let Some((id, tier, amount)) = row else {
+                    continue;
+                };
+                p.digest_line(format!("{id}|{}|{tier}|{amount}\n", ch.to));
+                chg.execute(params![
+                    uuid::Uuid::now_v7().to_string(),
+                    id,
+                    p.run_id,
+                    ch.from,
+                    ch.to,
+                    tier,
+                    amount,
+                    ch.on_date,
+                    ch.note,
+                    p.who.actor_name,
+                    p.now
+                ])?;
+                if let Some(event) = Plan::message_event(ch) {
+                    out.execute(params![
+                        format!("{id}:{event}"),
+                        id,
+                        ch.elder_id,
+                        event,
+                        p.now
+                    ])?;
+                }
+            }
+        }
+        Part::Finish => {
+            if p.grants_any() {
+                tx.execute(
+                    OUTBOX_RUN_INSERT,
+                    params![format!("{}:granted", p.run_id), p.now, p.run_id],
+                )?;
+            }
+            tx.execute(
+                RUN_INSERT,
+                params![
+                    p.run_id,
+                    p.region,
+                    p.version_id,
+                    p.on,
+                    p.started_at,
+                    crate::platform::now_rfc3339(),
+                    p.who.actor_name,
+                    summary_json
                 ],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        // Gone meanwhile (an approval in between): nothing left to change.
-        let Some((id, tier, amount)) = row else {
-            continue;
-        };
-        digest.update(format!("{id}|{}|{tier}|{amount}\n", ch.to));
-        chg.execute(params![
-            uuid::Uuid::now_v7().to_string(),
-            id,
-            p.run_id,
-            ch.from,
-            ch.to,
-            tier,
-            amount,
-            ch.on_date,
-            ch.note,
-            p.who.actor_name,
-            p.now
-        ])?;
-        if let Some(event) = Plan::message_event(ch) {
-            out.execute(params![
-                format!("{id}:{event}"),
-                id,
-                ch.elder_id,
-                event,
-                p.now
-            ])?;
+            )?;
+            tx.execute(CLAIM_DROP, params![p.run_id])?;
+            let detail = p.audit_detail(p.digest_hex());
+            audit::append_sqlite(tx, &p.chain, &p.who, p.audit_entry(detail))?;
         }
     }
-    tx.execute(
-        RUN_INSERT,
-        params![
-            p.run_id,
-            p.region,
-            p.version_id,
-            p.on,
-            p.started_at,
-            crate::platform::now_rfc3339(),
-            p.who.actor_name,
-            summary_json
-        ],
-    )?;
-    let detail = p.audit_detail(hex::encode(digest.finalize()));
-    audit::append_sqlite(tx, &p.chain, &p.who, p.audit_entry(detail))?;
     Ok(())
 }
 
-/// The run's writes on PostgreSQL: COPY for the new rows, on a native connection's transaction.
-async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut conn = db.pg_native().await?;
-    let mut tx = conn.begin().await?;
-    // Runs write one at a time (and registry events taking grants out of packs wait for them:
-    // `pack::PG_LOCK`), and a run that read before another of its catalogue was written is
-    // refused.
-    sqlx::query(super::pack::PG_LOCK).execute(&mut *tx).await?;
-    let runs: i64 = sqlx::query("SELECT COUNT(*) FROM catalog_run WHERE region_code = $1")
-        .bind(&p.region)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-    if runs != p.runs_before {
-        return Err(sqlx::Error::Protocol(ANOTHER_RUN.into()));
-    }
-    let mut digest = p.digest.clone();
-    let mut buf = String::new();
-    super::snapshot::insert_pg(&mut tx, &p.run_id, &p.snapshots).await?;
-    super::pack::insert_pg(&mut tx, &p.run_id, &p.region, &p.on, &p.packs).await?;
-    let (from, wanted) = p.takes();
-    super::pack::take_pg(&mut tx, &from, &wanted).await?;
-    // One COPY for all new rows, sent 20k rows at a time without waiting between them: the
-    // server stores one slice while the next is formatted here (a COPY per slice waited for each).
-    if !p.news.is_empty() {
-        let mut c = tx
-            .copy_in_raw(&format!("COPY entitlement ({ENT_COLS}) FROM STDIN"))
-            .await?;
-        for chunk in p.news.chunks(20_000) {
-            for n in chunk {
+/// One part of the run's write on PostgreSQL, on a native connection's transaction (COPY for the
+/// new rows), under [`super::pack::PG_LOCK`]: registry events taking grants out of packs wait for
+/// one part at most.
+async fn part_pg(
+    tx: &mut sqlx::postgres::PgConnection,
+    p: &Plan,
+    part: &Part,
+    summary_json: &str,
+) -> Result<(), sqlx::Error> {
+    match part {
+        Part::Claim => {
+            let held = sqlx::query(CLAIM_OF)
+                .bind(&p.region)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(h) = held {
+                let (run, at): (String, String) = (h.get(0), h.get(1));
+                if !stale(&at) {
+                    return Err(sqlx::Error::Protocol(ANOTHER_RUN.into()));
+                }
+                sqlx::query(PACKS_OF_RUN_DROP)
+                    .bind(&run)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(CLAIM_DROP).bind(&run).execute(&mut *tx).await?;
+                audit::append_pg(tx, &p.chain, &p.who, interrupted_entry(p, &run)).await?;
+            }
+            let runs: i64 = sqlx::query("SELECT COUNT(*) FROM catalog_run WHERE region_code = $1")
+                .bind(&p.region)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+            if runs != p.runs_before {
+                return Err(sqlx::Error::Protocol(ANOTHER_RUN.into()));
+            }
+            sqlx::query(CLAIM_INSERT)
+                .bind(&p.region)
+                .bind(&p.run_id)
+                .bind(&p.now)
+                .bind(&p.who.actor_name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Part::Snapshots(r) => {
+            super::snapshot::insert_pg(tx, &p.run_id, &p.snapshots[r.clone()]).await?;
+        }
+        Part::Packs(r) => {
+            super::pack::insert_pg(tx, &p.run_id, &p.region, &p.on, &p.packs[r.clone()]).await?;
+        }
+        Part::News(r) => {
+            let mut buf = String::new();
+            let mut c = tx
+                .copy_in_raw(&format!("COPY entitlement ({ENT_COLS}) FROM STDIN"))
+                .await?;
+            for n in &p.news[r.clone()] {
                 let (amount, quota) = (n.amount_fen.to_string(), n.quota.to_string());
                 copy_line(
                     &mut buf,
@@ -1405,90 +1618,100 @@ async fn apply_pg(db: &Db, p: &Plan, summary_json: &str) -> Result<(), sqlx::Err
                         &p.on,
                         &p.run_id,
                         "",
+                        &p.version_id,
                     ],
                 );
-                digest.update(format!(
+                p.digest_line(format!(
                     "{}|{}|{}|{}\n",
                     n.id, n.state, n.tier, n.amount_fen
                 ));
             }
             c.send(buf.as_bytes()).await?;
-            buf.clear(); // its capacity is kept for the next slice
+            c.finish().await?;
         }
-        c.finish().await?;
-    }
-    if p.grants_any() {
-        sqlx::query(OUTBOX_RUN_INSERT)
-            .bind(format!("{}:granted", p.run_id))
-            .bind(&p.now)
-            .bind(&p.run_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for ch in &p.changes {
-        let (label, amount, quota) = match &ch.tier {
-            Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
-            None => (None, None, None),
-        };
-        let row = sqlx::query(CHANGE_UPDATE)
-            .bind(ch.to)
-            .bind(label)
-            .bind(amount)
-            .bind(quota)
-            .bind((ch.to == "ended").then_some(ch.on_date.as_str()))
-            .bind(&p.now)
-            .bind(&p.version_id)
-            .bind(&ch.reasons)
-            .bind(ch.set_run.then_some(p.run_id.as_str()))
-            .bind(&ch.elder_id)
-            .bind(&p.region)
-            .bind(&ch.item_code)
-            .bind(ch.from)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { continue };
-        let (id, tier, amount): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
-        digest.update(format!("{id}|{}|{tier}|{amount}\n", ch.to));
-        sqlx::query(CHANGE_INSERT)
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&id)
-            .bind(&p.run_id)
-            .bind(ch.from)
-            .bind(ch.to)
-            .bind(&tier)
-            .bind(amount)
-            .bind(&ch.on_date)
-            .bind(&ch.note)
-            .bind(&p.who.actor_name)
-            .bind(&p.now)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(event) = Plan::message_event(ch) {
-            sqlx::query(OUTBOX_INSERT)
-                .bind(format!("{id}:{event}"))
-                .bind(&id)
-                .bind(&ch.elder_id)
-                .bind(event)
-                .bind(&p.now)
+        Part::Changes(r) => {
+            let changes = &p.changes[r.clone()];
+            let (from, wanted) = Plan::takes(changes);
+            super::pack::take_pg(tx, &from, &wanted).await?;
+            for ch in changes {
+                let (label, amount, quota) = match &ch.tier {
+                    Some((l, a, q)) => (Some(l.as_str()), Some(*a), Some(*q)),
+                    None => (None, None, None),
+                };
+                let row = sqlx::query(CHANGE_UPDATE)
+                    .bind(ch.to)
+                    .bind(label)
+                    .bind(amount)
+                    .bind(quota)
+                    .bind((ch.to == "ended").then_some(ch.on_date.as_str()))
+                    .bind(&p.now)
+                    .bind(&p.version_id)
+                    .bind(&ch.reasons)
+                    .bind(ch.set_run.then_some(p.run_id.as_str()))
+                    .bind(&ch.elder_id)
+                    .bind(&p.region)
+                    .bind(&ch.item_code)
+                    .bind(ch.from)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { continue };
+                let (id, tier, amount): (String, String, i64) =
+                    (row.get(0), row.get(1), row.get(2));
+                p.digest_line(format!("{id}|{}|{tier}|{amount}\n", ch.to));
+                sqlx::query(CHANGE_INSERT)
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(&id)
+                    .bind(&p.run_id)
+                    .bind(ch.from)
+                    .bind(ch.to)
+                    .bind(&tier)
+                    .bind(amount)
+                    .bind(&ch.on_date)
+                    .bind(&ch.note)
+                    .bind(&p.who.actor_name)
+                    .bind(&p.now)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(event) = Plan::message_event(ch) {
+                    sqlx::query(OUTBOX_INSERT)
+                        .bind(format!("{id}:{event}"))
+                        .bind(&id)
+                        .bind(&ch.elder_id)
+                        .bind(event)
+                        .bind(&p.now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        Part::Finish => {
+            if p.grants_any() {
+                sqlx::query(OUTBOX_RUN_INSERT)
+                    .bind(format!("{}:granted", p.run_id))
+                    .bind(&p.now)
+                    .bind(&p.run_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(RUN_INSERT)
+                .bind(&p.run_id)
+                .bind(&p.region)
+                .bind(&p.version_id)
+                .bind(&p.on)
+                .bind(&p.started_at)
+                .bind(crate::platform::now_rfc3339())
+                .bind(&p.who.actor_name)
+                .bind(summary_json)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(CLAIM_DROP)
+                .bind(&p.run_id)
+                .execute(&mut *tx)
+                .await?;
+            let detail = p.audit_detail(p.digest_hex());
+            audit::append_pg(tx, &p.chain, &p.who, p.audit_entry(detail)).await?;
         }
     }
-    sqlx::query(RUN_INSERT)
-        .bind(&p.run_id)
-        .bind(&p.region)
-        .bind(&p.version_id)
-        .bind(&p.on)
-        .bind(&p.started_at)
-        .bind(crate::platform::now_rfc3339())
-        .bind(&p.who.actor_name)
-        .bind(summary_json)
-        .execute(&mut *tx)
-        .await?;
-    let detail = p.audit_detail(hex::encode(digest.finalize()));
-    audit::append_pg(&mut tx, &p.chain, &p.who, p.audit_entry(detail)).await?;
-    tx.commit().await?;
-    conn.close().await?;
     Ok(())
 }
 

@@ -10,6 +10,9 @@
 //! then on it is an ordinary row. So every entitlement is in exactly one place, and readers take
 //! the rows and the packs together ([`of_catalog`], [`of_elder`]). Proposed entitlements are rows
 //! from the start: an officer decides on each.
+//!
+//! The packs of a run still being written (its claim in `catalog_run_writing`, `evaluate.rs`) are
+//! read by nobody but that run: they count from the moment its record is written.
 
 use crate::platform::db::{Backend, Db, Tx};
 use crate::platform::migrations::Stmt::{self, *};
@@ -224,7 +227,8 @@ pub async fn fetch(
 ) -> Result<Fetched, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT run_id, catalog_region, since, data FROM entitlement_pack \
-         WHERE ($1 = '' OR catalog_region = $1) ORDER BY run_id, bucket",
+         WHERE ($1 = '' OR catalog_region = $1) AND run_id NOT IN (SELECT run_id FROM catalog_run_writing) \
+         ORDER BY run_id, bucket",
     )
     .bind(region.unwrap_or_default())
     .fetch_all(&mut *conn)
@@ -320,7 +324,8 @@ pub async fn of_elder(
     elder_id: &str,
 ) -> Result<Vec<Held>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT run_id, catalog_region, since, data FROM entitlement_pack WHERE bucket = $1 ORDER BY run_id",
+        "SELECT run_id, catalog_region, since, data FROM entitlement_pack WHERE bucket = $1 \
+         AND run_id NOT IN (SELECT run_id FROM catalog_run_writing) ORDER BY run_id",
     )
     .bind(bucket(elder_id))
     .fetch_all(&mut *conn)
@@ -421,7 +426,8 @@ pub async fn take_tx(tx: &mut Tx<'_>, people: &[&str]) -> Result<u64, sqlx::Erro
     let mut n = 0;
     for b in buckets {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT run_id, catalog_region, since, data FROM entitlement_pack WHERE bucket = $1 ORDER BY run_id{lock}"
+            "SELECT run_id, catalog_region, since, data FROM entitlement_pack WHERE bucket = $1 \
+             AND run_id NOT IN (SELECT run_id FROM catalog_run_writing) ORDER BY run_id{lock}"
         )))
         .bind(b)
         .fetch_all(&mut **tx)

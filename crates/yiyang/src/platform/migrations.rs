@@ -166,6 +166,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "account_lifecycle",
         stmts: crate::identity::lifecycle::MIGRATION,
     },
+    Migration {
+        version: 27,
+        name: "catalog_run_claim",
+        stmts: crate::catalog::evaluate::MIGRATION_RUN_CLAIM,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

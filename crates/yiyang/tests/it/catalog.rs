@@ -1895,3 +1895,78 @@ async fn db_bulk_decisions_on_a_filtered_queue() {
         before + 2
     );
 }
+
+/// A run is written in parts under a claim: the packs of a run being written are read by no one,
+/// a second run meanwhile is refused, and a claim left by a run that died is cleared (its hidden
+/// packs deleted, the clearing audited) by the next run, which then finds nothing to change.
+#[tokio::test]
+async fn db_run_claim_hides_its_packs_and_a_dead_run_is_cleared() {
+    use yiyang::catalog::evaluate::run;
+    let t = TestApp::new("demo", 300).await;
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "test".into(),
+    };
+    let db = &t.state.db;
+    yiyang::catalog::store::seed_demo(db, COUNTY, &who)
+        .await
+        .unwrap();
+    let scope = yiyang::identity::Scope::all();
+    let today = yiyang::platform::today();
+    let names = |c: &str| c.to_string();
+    let first = run(db, &scope, &who, COUNTY, today, &names).await.unwrap();
+    assert!(first.changes > 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM catalog_run_writing").await, 0);
+    let packed = || async {
+        let mut c = db.pool.acquire().await.unwrap();
+        yiyang::catalog::pack::scan(&mut c, Some(COUNTY), 0u64, |n, _, _| *n += 1)
+            .await
+            .unwrap()
+    };
+    let before = packed().await;
+    assert!(before > 0);
+    // A run dies half-way: its claim and a pack of its grants are written, its record is not.
+    sqlx::query(
+        "INSERT INTO catalog_run_writing (region_code, run_id, started_at, by_name) VALUES ($1, 'dead-run', $2, 'test')",
+    )
+    .bind(COUNTY)
+    .bind(yiyang::platform::now_rfc3339())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO entitlement_pack (run_id, bucket, catalog_region, since, entries, data) \
+         SELECT 'dead-run', bucket, catalog_region, since, entries, data FROM entitlement_pack \
+         WHERE bucket = (SELECT MIN(bucket) FROM entitlement_pack)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(packed().await, before, "a claimed run's packs are hidden");
+    // While the claim is fresh, another run is refused with a sentence.
+    let e = run(db, &scope, &who, COUNTY, today, &names)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, StatusCode::CONFLICT, "{e:?}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM catalog_run").await, 1);
+    // An hour later the claim is stale: the next run clears it and has nothing to change.
+    sqlx::query("UPDATE catalog_run_writing SET started_at = '2020-01-01T00:00:00.000Z'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let again = run(db, &scope, &who, COUNTY, today, &names).await.unwrap();
+    assert_eq!(again.changes, 0);
+    assert_eq!(t.count("SELECT COUNT(*) FROM catalog_run_writing").await, 0);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM entitlement_pack WHERE run_id = 'dead-run'")
+            .await,
+        0
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'catalog.evaluate_interrupted' AND entity_id = 'dead-run'")
+            .await,
+        1
+    );
+    assert_eq!(packed().await, before);
+    assert!(yiyang::audit::verify(db, &[]).await.unwrap().ok);
+}
