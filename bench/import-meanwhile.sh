@@ -7,12 +7,14 @@
 # the imports' time beside the same imports into the same county with no load.
 # Budget: during the imports read p99 <= 200 ms, write p99 <= 500 ms, nothing over 2 s; the
 # imports at most a third slower than alone.
-# Usage: bench/import-meanwhile.sh [SCALE] [ROWS] [ENGINES]   (SCALE: demo county x 400k elders,
-# default 0.5; ENGINES: "sqlite postgres" by default, PostgreSQL at postgres://postgres@127.0.0.1:5432)
+# Usage: bench/import-meanwhile.sh [SCALE] [ROWS] [ENGINES] [RATE]   (SCALE: demo county x 400k
+# elders, default 0.5; ENGINES: "sqlite postgres" by default, PostgreSQL at
+# postgres://postgres@127.0.0.1:5432; RATE: requests a second per connection, 0 (default) for a
+# closed loop, where on two cores the 64 readers take the CPU the import would have)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-SCALE=${1:-0.5}; ROWS=${2:-1000000}; ENGINES=${3:-sqlite postgres}
+SCALE=${1:-0.5}; ROWS=${2:-1000000}; ENGINES=${3:-sqlite postgres}; RATE=${4:-0}
 PGBASE=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 cargo build --release --locked -p yiyang -q
 BIN=$PWD/target/release/yiyang
@@ -97,7 +99,7 @@ for l in sys.stdin:
     if l.strip():
         for i in json.loads(l)["items"]: print(i["id"])' > "$W/ids.txt"
   rm -f "$W/stop"
-  python3 bench/load.py $PORT "$COOKIE" "$W/ids.txt" "$W/requests-$engine.tsv" 64 4 900 "$W/stop" &
+  python3 bench/load.py $PORT "$COOKIE" "$W/ids.txt" "$W/requests-$engine.tsv" 64 4 900 "$W/stop" "$RATE" &
   LPID=$!
   sleep 12
   read -r c0 c1 < <(upload "$W/reg.csv" registry)
@@ -105,7 +107,7 @@ for l in sys.stdin:
   read -r f0 f1 < <(evaluate)
   sleep 2; touch "$W/stop"; wait $LPID
   stop
-  python3 - "$W/requests-$engine.tsv" "$engine" "$a0" "$a1" "$b0" "$b1" "$c0" "$c1" "$d0" "$d1" "$e0" "$e1" "$f0" "$f1" >> "$RESULTS" <<'PY'
+  python3 - "$W/requests-$engine.tsv" "$engine" "$a0" "$a1" "$b0" "$b1" "$c0" "$c1" "$d0" "$d1" "$e0" "$e1" "$f0" "$f1" "$RATE" >> "$RESULTS" <<'PY'
 import sys
 path, engine = sys.argv[1], sys.argv[2]
 a0, a1, b0, b1, c0, c1, d0, d1, e0, e1, f0, f1 = map(float, sys.argv[3:15])
@@ -120,7 +122,7 @@ def stats(lo, hi, kind):
     over = sum(1 for x in v if x > 2000)
     rate = len(v) / max(hi - lo, 1e-9)
     return f"{kind:5s} n={len(v):6d} {rate:7.0f}/s p50 {pct(v,.5):7.1f} ms  p99 {pct(v,.99):7.1f} ms  max {max(v) if v else 0:7.1f} ms  >2s {over}  non-200 {bad}"
-print(f"== {engine}")
+print(f"== {engine}, load: " + (f"{sys.argv[15]} requests/s per connection" if float(sys.argv[15]) > 0 else "closed loop"))
 print(f"baseline ({c0 - first - 2:.0f} s before the imports):")
 for k in ("read", "write"): print("  " + stats(first + 2, c0, k))
 print(f"during the registry import ({c1 - c0:.1f} s; alone {a1 - a0:.1f} s, ratio {(c1 - c0) / (a1 - a0):.2f}):")

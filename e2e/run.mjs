@@ -37,6 +37,8 @@ const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '')
 const USERNAME = env('USERNAME')
 const PASSWORD = env('PASSWORD')
 const IMPORT_FILE = env('IMPORT_FILE')
+// An office's workbook: title rows, a sheet per village, merged codes, totals and signatures.
+const OFFICE_FILE = env('OFFICE_FILE')
 const SEARCH_NAME = env('SEARCH_NAME')
 const ASSESSOR_USERNAME = env('ASSESSOR_USERNAME')
 const ASSESSOR_PASSWORD = env('ASSESSOR_PASSWORD')
@@ -52,7 +54,7 @@ const REVEAL_REASON = '核实补贴发放信息'
 const SHOTS = join(HERE, 'screenshots')
 mkdirSync(SHOTS, { recursive: true })
 
-const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'SEARCH_NAME', 'ASSESSOR_USERNAME', 'ASSESSOR_PASSWORD', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
+const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'OFFICE_FILE', 'SEARCH_NAME', 'ASSESSOR_USERNAME', 'ASSESSOR_PASSWORD', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
 if (missing.length) {
   console.log(`# missing environment: ${missing.join(', ')}`)
   process.stdout.write('0 passed, 1 failed\n', () => process.exit(1))
@@ -322,6 +324,24 @@ try {
     assert(/新增/.test(text) && /未变化/.test(text), 'result totals missing')
     console.log(`# import result: ${text}`)
   }, { screenshot: 'import-result' })
+
+  await step(`an office workbook ${basename(OFFICE_FILE)} is read sheet by sheet`, async () => {
+    await button('继续导入').click()
+    await page.locator('.el-upload input[type=file]').setInputFiles(resolve(OFFICE_FILE))
+    await page.getByText(`已选择：${basename(OFFICE_FILE)}`).waitFor()
+    await button('开始预检').click()
+    const layout = page.getByTestId('dry-layout')
+    const failure = page.locator('.el-alert--error')
+    await layout.or(failure).first().waitFor()
+    await failIfVisible(failure, 'office workbook dry run failed')
+    const text = (await layout.innerText()).replace(/\s+/g, ' ')
+    assert(/工作表“.+”：表头在第 3 行/.test(text), `sheets not listed: ${text}`)
+    assert(/填表说明.*未读取/.test(text), `instructions sheet not passed over: ${text}`)
+    assert(/已跳过 \d+ 行/.test(text) && /合计行/.test(text) && /签名行/.test(text), `totals and signatures not skipped: ${text}`)
+    const stats = (await page.getByTestId('dry-stats').innerText()).replace(/\s+/g, ' ')
+    assert(/可导入\s*2[0-9]/.test(stats), `office rows not read: ${stats}`)
+    console.log(`# office workbook: ${stats}; ${text.slice(0, 160)}…`)
+  }, { screenshot: 'office-dry-run' })
 
   await step(`search 老年人档案 for "${SEARCH_NAME}"`, async () => {
     await menu('老年人档案').click()

@@ -14,6 +14,7 @@ PORT=${E2E_PORT:-18080}
 export YIYANG_DATABASE_URL=$W/yiyang.db YIYANG_KEY_FILE=$W/yiyang.key
 $BIN demo --scale 0.01 > "$W/demo.log"
 $BIN gen-registry-file "$W/import.csv" --rows 300 --bad 12 --seed 99 >/dev/null
+$BIN gen-registry-file "$W/乡镇上报.xlsx" --rows 30 --bad 2 --seed 77 --office >/dev/null
 $BIN serve --profile demo --listen 127.0.0.1:$PORT --office-phone 0513-80000000 > "$W/serve.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT
@@ -26,7 +27,7 @@ ASSESSOR_USERNAME=assessor ASSESSOR_PASSWORD=$(awk '$1=="assessor"{print $2}' "$
 AUDIT_USERNAME=auditor AUDIT_PASSWORD=$(awk '$1=="auditor"{print $2}' "$ACC") \
 SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$ACC") \
 SYSADMIN_USERNAME=sysadmin SYSADMIN_PASSWORD=$(awk '$1=="sysadmin"{print $2}' "$ACC") \
-IMPORT_FILE="$W/import.csv" SEARCH_NAME=秀 \
+IMPORT_FILE="$W/import.csv" OFFICE_FILE="$W/乡镇上报.xlsx" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.
 $BIN scan-clear-ids "$W/serve.log"

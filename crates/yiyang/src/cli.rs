@@ -127,6 +127,10 @@ pub enum Cmd {
         /// Spread the people over the synthetic province of `gen-province-regions`
         #[arg(long)]
         province: bool,
+        /// An XLSX as a town office keeps it: a sheet per village, title rows, 序号, merged
+        /// village codes, totals and signatures
+        #[arg(long)]
+        office: bool,
     },
     /// Measure QUALITY.md's bare-stack import floor on this machine (`floor.rs`): SQLite in
     /// DIR/floor.db, PostgreSQL in the database at --postgres; prints label, rows and seconds
@@ -421,8 +425,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bad,
             seed,
             province,
+            office,
         } => {
-            let n = crate::demo::write_registry_file(out, *rows, *bad, *seed, *province)?;
+            let n = crate::demo::write_registry_file(out, *rows, *bad, *seed, *province, *office)?;
             println!("已写入 {n} 行到 {}", out.display());
         }
         Cmd::BenchFloor {
@@ -673,6 +678,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     secs,
                     s.total as f64 / secs.max(1e-9)
                 );
+                if let Some(l) = &s.layout {
+                    if l.sheets.len() > 1 || !l.other_sheets.is_empty() {
+                        for sh in &l.sheets {
+                            println!(
+                                "  工作表“{}”：表头在第 {} 行，{} 行数据",
+                                sh.name, sh.header_row, sh.rows
+                            );
+                        }
+                        for o in &l.other_sheets {
+                            println!("  工作表“{o}”：没有导入所需的表头，未读取");
+                        }
+                    }
+                    if l.skipped.len() > 20 {
+                        println!(
+                            "  跳过 {} 行合计、说明或签名行（以下为前 20 行）",
+                            l.skipped.len()
+                        );
+                    }
+                    for k in l.skipped.iter().take(20) {
+                        let at = if k.sheet.is_empty() {
+                            String::new()
+                        } else {
+                            format!("工作表“{}”", k.sheet)
+                        };
+                        println!("  跳过{at}第 {} 行（{}）", k.row, k.reason);
+                    }
+                }
                 for e in s.errors.iter().take(20) {
                     println!("  第 {} 行：{}", e.row, e.reason);
                 }

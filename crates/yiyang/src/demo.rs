@@ -356,6 +356,7 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
         rows: Box::new(rows.into_iter().map(csv::StringRecord::from)),
         approx_rows,
         again: None,
+        layout: Default::default(),
     };
     crate::assessment::import::run(&ctx, table, false, "demo", "-").await?;
     // The county's basic-service catalogue, published and run once: the grants are there at start.
@@ -446,6 +447,7 @@ pub fn write_registry_file(
     bad: usize,
     seed: u64,
     province: bool,
+    office: bool,
 ) -> anyhow::Result<usize> {
     let villages = villages(province);
     let elders = generate(rows, &villages, seed, crate::platform::today());
@@ -501,7 +503,9 @@ pub fn write_registry_file(
             String::new(),
         ]);
     }
-    if out.extension().is_some_and(|x| x == "xlsx") {
+    if office {
+        write_office_xlsx(out, &headers, records)?;
+    } else if out.extension().is_some_and(|x| x == "xlsx") {
         let mut wb = rust_xlsxwriter::Workbook::new();
         let ws = wb.add_worksheet_with_constant_memory();
         for (i, h) in headers.iter().enumerate() {
@@ -524,6 +528,85 @@ pub fn write_registry_file(
         w.flush()?;
     }
     Ok(rows)
+}
+
+/// The same rows as a town office would send them: one sheet per village (named after it), a
+/// title and the reporting unit above the header, a 序号 column, the village's code merged down
+/// its rows, a total and the signatures under the table, and a sheet of instructions.
+fn write_office_xlsx(
+    out: &std::path::Path,
+    headers: &[&str],
+    records: Vec<Vec<String>>,
+) -> anyhow::Result<()> {
+    let names: std::collections::HashMap<String, String> =
+        regions().into_iter().map(|r| (r.code, r.name)).collect();
+    let region_col = headers
+        .iter()
+        .position(|h| *h == "居住地区划代码")
+        .expect("the template has the residence column");
+    let mut by_village: std::collections::BTreeMap<String, Vec<Vec<String>>> = Default::default();
+    for r in records {
+        by_village.entry(r[region_col].clone()).or_default().push(r);
+    }
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let title = rust_xlsxwriter::Format::new().set_bold().set_font_size(14);
+    let plain = rust_xlsxwriter::Format::new();
+    for (code, rows) in by_village {
+        let village = names.get(&code).cloned().unwrap_or_else(|| code.clone());
+        let town = names
+            .get(&format!("{}000", &code[..9.min(code.len())]))
+            .cloned()
+            .unwrap_or_default();
+        let ws = wb.add_worksheet();
+        // Sheet names are unique and at most 31 characters.
+        ws.set_name(format!(
+            "{}{}",
+            village.chars().take(20).collect::<String>(),
+            &code[code.len().saturating_sub(6)..]
+        ))?;
+        let last = headers.len() as u16;
+        ws.merge_range(
+            0,
+            0,
+            0,
+            last,
+            &format!("{town}{village}80周岁以上老年人基本信息登记表"),
+            &title,
+        )?;
+        ws.write_string(1, 0, format!("填报单位：{town}{village}"))?;
+        ws.write_string(2, 0, "序号")?;
+        for (i, h) in headers.iter().enumerate() {
+            ws.write_string(2, i as u16 + 1, *h)?;
+        }
+        for (k, rec) in rows.iter().enumerate() {
+            let r = 3 + k as u32;
+            ws.write_number(r, 0, (k + 1) as f64)?;
+            for (c, v) in rec.iter().enumerate() {
+                if !v.is_empty() && c != region_col {
+                    ws.write_string(r, c as u16 + 1, v)?;
+                }
+            }
+        }
+        let col = region_col as u16 + 1;
+        let end = 3 + rows.len() as u32 - 1;
+        if end > 3 {
+            ws.merge_range(3, col, end, col, &code, &plain)?;
+        } else {
+            ws.write_string(3, col, &code)?;
+        }
+        ws.write_string(end + 1, 0, "合计")?;
+        ws.write_string(end + 1, 2, format!("{} 人", rows.len()))?;
+        ws.write_string(end + 3, 0, "填表人：")?;
+        ws.write_string(end + 3, 4, "审核人：")?;
+        ws.write_string(end + 3, 8, "填报日期：")?;
+    }
+    wb.add_worksheet().set_name("填表说明")?.write_string(
+        0,
+        0,
+        "一、每村（社区）一张表；二、身份证号按文本格式填写。",
+    )?;
+    wb.save(out)?;
+    Ok(())
 }
 
 /// Assessment rows in the assessment import's shape for some of `elders`: about `share` of the

@@ -146,6 +146,14 @@ export interface ImportJob {
   unchanged: number
   errors: { row: number; reason: string }[]
   message?: string | null
+  /** The sheets read, sheets passed over and rows passed over (totals, signatures, notes). */
+  layout?: ImportLayout | null
+}
+
+export interface ImportLayout {
+  sheets: { name: string; header_row: number; rows: number }[]
+  other_sheets: string[]
+  skipped: { sheet: string; row: number; reason: string }[]
 }
 
 export interface AuditEntry {

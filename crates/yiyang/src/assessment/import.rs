@@ -127,7 +127,7 @@ impl Std {
 }
 
 /// Map a header cell to a column key or an item code ("B2.3" or "B2.3 平地行走").
-fn header_key(h: &str) -> Option<String> {
+pub fn header_key(h: &str) -> Option<String> {
     let h = h
         .trim()
         .trim_start_matches('\u{feff}')
@@ -1537,6 +1537,7 @@ pub async fn run_job(
 ) -> Result<Summary, ImportError> {
     let job = crate::registry::import::Job {
         kind: "assessment",
+        header_key,
         id: job_id,
         user_id,
         file_name,

@@ -197,8 +197,8 @@ pub async fn members(
 /// A refused row of a member file.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RowProblem {
-    /// Row number as Excel shows it (the header is row 1).
-    pub row: usize,
+    /// Row number as Excel shows it on its sheet.
+    pub row: i64,
     pub reason: String,
 }
 
@@ -210,6 +210,19 @@ pub struct MemberImport {
     /// Put on the list by this upload (0 for a dry run; people already on it are not counted).
     pub added: i64,
     pub dry_run: bool,
+    /// The sheets read and the rows passed over (totals, signatures, notes).
+    pub layout: crate::platform::sheet::LayoutView,
+}
+
+/// The member list's columns: the ID, and the name that sits beside it in an office's list.
+fn member_header_key(h: &str) -> Option<String> {
+    match h.trim() {
+        "身份证号" | "身份证号码" | "公民身份号码" | "citizen_id" => {
+            Some("citizen_id".into())
+        }
+        "姓名" | "name" => Some("name".into()),
+        _ => None,
+    }
 }
 
 /// Put the people of a file (CSV or XLSX with a 身份证号 / citizen_id column) on a list: every row
@@ -226,14 +239,15 @@ pub async fn import_members(
     bytes: Vec<u8>,
     dry_run: bool,
 ) -> ApiResult<MemberImport> {
-    let table = crate::registry::import::open_table(bytes, file_name)
+    let table = crate::registry::import::open_table(bytes, file_name, member_header_key)
         .map_err(|e| ApiError::invalid("file", e.to_string()))?;
     let col = table
         .headers
         .iter()
-        .position(|h| matches!(h.trim(), "身份证号" | "公民身份号码" | "citizen_id"))
-        .ok_or_else(|| ApiError::invalid("file", "文件第一行应有“身份证号”列"))?;
+        .position(|h| member_header_key(h).as_deref() == Some("citizen_id"))
+        .ok_or_else(|| ApiError::invalid("file", "表头应有“身份证号”列"))?;
     let today = crate::platform::today();
+    let layout = table.layout.clone();
     let (mut ids, mut rejected, mut total) = (vec![], vec![], 0);
     for (i, row) in table.rows.enumerate() {
         if row.iter().all(|c| c.trim().is_empty()) {
@@ -247,10 +261,8 @@ pub async fn import_members(
         let cid = match yiyang_kernel::CitizenId::parse(&raw, today) {
             Ok(c) => c,
             Err(e) => {
-                rejected.push(RowProblem {
-                    row: i + 2,
-                    reason: format!("身份证号无效：{e}"),
-                });
+                let (row, reason) = layout.locate(i as i64 + 2, format!("身份证号无效：{e}"));
+                rejected.push(RowProblem { row, reason });
                 continue;
             }
         };
@@ -264,10 +276,13 @@ pub async fn import_members(
         match found {
             Some(r) => ids.push(r.get::<String, _>(0)),
             // One message for "unknown" and "elsewhere": nobody probes who is registered outside.
-            None => rejected.push(RowProblem {
-                row: i + 2,
-                reason: "未找到该身份证号的老年人（或不在您的管辖范围内）".into(),
-            }),
+            None => {
+                let (row, reason) = layout.locate(
+                    i as i64 + 2,
+                    "未找到该身份证号的老年人（或不在您的管辖范围内）".into(),
+                );
+                rejected.push(RowProblem { row, reason })
+            }
         }
     }
     ids.sort();
@@ -294,5 +309,6 @@ pub async fn import_members(
         rejected,
         added,
         dry_run,
+        layout: layout.view(),
     })
 }

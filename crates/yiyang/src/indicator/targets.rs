@@ -268,6 +268,26 @@ pub struct SheetImport {
     pub created_indicators: usize,
 }
 
+/// The target sheet's columns: the indicator, its class, direction and region, and years.
+fn target_header_key(h: &str) -> Option<String> {
+    let h = h.trim();
+    let named = [
+        (
+            "indicator",
+            &["指标", "指标名称", "主要指标", "indicator"][..],
+        ),
+        ("class", &["属性", "指标属性", "类别", "class"][..]),
+        ("direction", &["方向", "direction"][..]),
+        ("region_code", &["区划代码", "region_code"][..]),
+    ];
+    if let Some((k, _)) = named.iter().find(|(_, names)| names.contains(&h)) {
+        return Some(k.to_string());
+    }
+    let t = h.trim_end_matches('年');
+    (t.len() == 4 && t.parse::<i32>().is_ok_and(|y| (2000..=2100).contains(&y)))
+        .then(|| format!("year_{t}"))
+}
+
 /// Import a target sheet shaped like the plans' tables: a column 指标 (or 指标名称), one column per
 /// year (2020, "2021年", …), optionally 属性 (约束性/预期性), 方向 (≥/≤) and 区划代码 (otherwise the
 /// region chosen on upload). Cells: 50%, 1000, ≥40, 完成. All or nothing: with any refused row
@@ -285,7 +305,7 @@ pub async fn import_sheet(
     create_missing: bool,
 ) -> ApiResult<SheetImport> {
     let region = scope.region(region_code)?;
-    let table = crate::registry::import::open_table(bytes, file_name)
+    let mut table = crate::registry::import::open_table(bytes, file_name, target_header_key)
         .map_err(|e| ApiError::invalid("file", e.to_string()))?;
     let find = |names: &[&str]| table.headers.iter().position(|h| names.contains(&h.trim()));
     let name_col = find(&["指标", "指标名称", "主要指标", "indicator"])
@@ -315,7 +335,8 @@ pub async fn import_sheet(
     let mut defs = definitions(db).await?;
     let mut out = vec![];
     let mut new_defs: Vec<(String, String, String)> = vec![];
-    for (i, row) in table.rows.enumerate() {
+    let rows = std::mem::replace(&mut table.rows, Box::new(std::iter::empty()));
+    for (i, row) in rows.enumerate() {
         let cell = |c: usize| row.get(c).map(|s| s.trim().to_string()).unwrap_or_default();
         let name = cell(name_col);
         if name.is_empty() && year_cols.iter().all(|(c, _)| cell(*c).is_empty()) {
@@ -427,7 +448,8 @@ pub async fn import_sheet(
             }
         }
         out.push(SheetRow {
-            row: i + 2,
+            // As Excel shows it (a title above the header moves it down).
+            row: table.layout.place(i as i64 + 2).1 as usize,
             name,
             indicator_id: def_id,
             targets,

@@ -171,6 +171,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog_run_claim",
         stmts: crate::catalog::evaluate::MIGRATION_RUN_CLAIM,
     },
+    Migration {
+        version: 28,
+        name: "import_job_layout",
+        stmts: crate::registry::MIGRATION_JOB_LAYOUT,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -34,6 +34,151 @@ pub struct Table {
     /// The data rows again from the start (an import that has to change its path part-way reads
     /// the file again instead of keeping every row).
     pub again: Option<Arc<dyn Fn() -> RowIter + Send + Sync>>,
+    /// Which sheets and rows were read, and which passed over.
+    pub layout: Arc<Layout>,
+}
+
+/// An import's column key of a header cell (`None`: a column it does not know, such as 序号).
+pub type HeaderKey = fn(&str) -> Option<String>;
+
+/// Header rows are looked for among this many first rows of a sheet (above them: a title, the
+/// reporting unit, a date).
+const HEADER_SEARCH_ROWS: usize = 20;
+/// Cells merged cells may fill in (each a copy of its region's first cell).
+const MAX_MERGE_FILLS: usize = 2_000_000;
+/// Sheets larger than this are read without looking for merged cells (a machine export has
+/// none; looking means reading the sheet's XML a second time).
+const MERGE_ROWS: usize = 200_000;
+
+/// Where a table's rows came from: the sheets read (each from its header row on), the sheets
+/// passed over, and the rows passed over (totals, signatures, notes; blank rows are passed over
+/// silently).
+#[derive(Debug, Default)]
+pub struct Layout {
+    pub sheets: Vec<SheetRead>,
+    pub other_sheets: Vec<String>,
+    /// Filled in as the rows are read (a CSV is read as it streams), by (sheet, row).
+    skipped: std::sync::Mutex<std::collections::BTreeMap<(usize, i64), SkippedRow>>,
+}
+
+/// Which sheets were read and which rows passed over, as shown to the importer and kept with the job.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct LayoutView {
+    pub sheets: Vec<SheetRead>,
+    /// Sheets without a header row naming the import's columns, passed over.
+    pub other_sheets: Vec<String>,
+    pub skipped: Vec<SkippedRow>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SheetRead {
+    /// The sheet's name (empty for a CSV file).
+    pub name: String,
+    /// The header's row, as Excel counts.
+    pub header_row: i64,
+    /// Data rows with content.
+    pub rows: i64,
+    /// The table's first data record of this sheet (0-based, as the rows are iterated).
+    #[serde(skip)]
+    #[schema(ignore)]
+    first_seq: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SkippedRow {
+    pub sheet: String,
+    pub row: i64,
+    pub reason: String,
+}
+
+impl Layout {
+    /// The sheet and Excel row of an importer's row number (the header is row 1 and the first data
+    /// record row 2, as importers count the records they are given).
+    pub fn place(&self, row_no: i64) -> (&str, i64) {
+        let seq = row_no - 2;
+        match self.sheets.iter().rev().find(|s| s.first_seq <= seq) {
+            Some(s) => (s.name.as_str(), s.header_row + 1 + (seq - s.first_seq)),
+            None => ("", row_no),
+        }
+    }
+    /// A row's reason with its sheet named, when the workbook had more than one sheet read.
+    pub fn locate(&self, row_no: i64, reason: String) -> (i64, String) {
+        let (sheet, row) = self.place(row_no);
+        if self.sheets.len() > 1 {
+            (row, format!("工作表“{sheet}”：{reason}"))
+        } else {
+            (row, reason)
+        }
+    }
+    fn skip(&self, sheet: usize, name: &str, row: i64, reason: &str) {
+        self.skipped.lock().expect("not poisoned").insert(
+            (sheet, row),
+            SkippedRow {
+                sheet: name.to_string(),
+                row,
+                reason: reason.to_string(),
+            },
+        );
+    }
+    pub fn view(&self) -> LayoutView {
+        LayoutView {
+            sheets: self.sheets.clone(),
+            other_sheets: self.other_sheets.clone(),
+            skipped: self
+                .skipped
+                .lock()
+                .expect("not poisoned")
+                .values()
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Why a data row of an office's form is passed over: a total line, a note, or the signatures
+/// under the table ("填表人：… 审核人：…").
+pub fn footer_reason(cells: &csv::StringRecord) -> Option<&'static str> {
+    let mut filled = cells.iter().map(str::trim).filter(|c| !c.is_empty());
+    let first: String = filled
+        .next()?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if ["合计", "总计", "小计", "共计"]
+        .iter()
+        .any(|t| first.starts_with(t))
+    {
+        return Some("合计行");
+    }
+    if ["注：", "注:", "说明：", "说明:", "备注："]
+        .iter()
+        .any(|t| first.starts_with(t))
+    {
+        return Some("说明行");
+    }
+    const SIGNS: [&str; 9] = [
+        "填表人",
+        "填报人",
+        "制表人",
+        "审核人",
+        "负责人",
+        "经办人",
+        "签字",
+        "盖章",
+        "填报日期",
+    ];
+    if filled.take(4).count() < 4 && cells.iter().any(|c| SIGNS.iter().any(|s| c.contains(s))) {
+        return Some("签名行");
+    }
+    None
+}
+
+/// Whether a row is the header: it names at least two of the import's columns (one, when it
+/// holds one cell only), so that a title or a "填报单位" line above it is not.
+fn is_header(cells: &csv::StringRecord, key: HeaderKey) -> bool {
+    let filled = cells.iter().filter(|c| !c.trim().is_empty()).count();
+    let known = cells.iter().filter(|c| key(c).is_some()).count();
+    known >= 1 && known >= filled.min(2)
 }
 
 /// The record a CSV row that cannot be parsed becomes (the validators report it as malformed).
@@ -51,8 +196,11 @@ fn decode_text(mut bytes: Vec<u8>) -> String {
     }
 }
 
-/// Opens an uploaded file; the error is a Chinese sentence saying what to fix.
-pub fn open_table(bytes: Vec<u8>, file_name: &str) -> Result<Table, String> {
+/// Opens an uploaded file as offices keep them: the header row is found among the first rows
+/// (`key` names the import's columns), every sheet with such a header is read (its columns put in
+/// the first sheet's order), merged cells are filled from their first cell, and total, note and
+/// signature rows are passed over. The error is a Chinese sentence saying what to fix.
+pub fn open_table(bytes: Vec<u8>, file_name: &str, key: HeaderKey) -> Result<Table, String> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(format!(
             "文件过大（上限 {} MB），请拆分后导入",
@@ -65,15 +213,15 @@ pub fn open_table(bytes: Vec<u8>, file_name: &str) -> Result<Table, String> {
         if !is_zip {
             return Err("文件扩展名为 .xlsx，但内容不是 Excel 文件".into());
         }
-        return open_xlsx(bytes);
+        return open_xlsx(bytes, key);
     }
     if lower.ends_with(".xls") {
         return Err("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV".into());
     }
-    open_csv(bytes)
+    open_csv(bytes, key)
 }
 
-fn open_csv(bytes: Vec<u8>) -> Result<Table, String> {
+fn open_csv(bytes: Vec<u8>, key: HeaderKey) -> Result<Table, String> {
     let text = Arc::new(decode_text(bytes));
     // One pass over the line ends: the row count for progress, and no line longer than a record
     // of the widest template could be.
@@ -93,40 +241,73 @@ fn open_csv(bytes: Vec<u8>) -> Result<Table, String> {
     let approx_rows = lines
         .saturating_sub(1)
         .saturating_sub(usize::from(text.ends_with('\n')));
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(ArcReader {
-            s: text.clone(),
-            pos: 0,
-        });
-    let headers: Vec<String> = match rdr.records().next() {
-        Some(Ok(r)) => r.iter().map(str::to_string).collect(),
-        _ => return Err("文件为空或无法读取表头".into()),
+    let reader = {
+        let text = text.clone();
+        move || {
+            csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(ArcReader {
+                    s: text.clone(),
+                    pos: 0,
+                })
+        }
     };
+    // The header: the first record that names the import's columns, else the first record (its
+    // missing columns are then named by the import).
+    let mut first: Vec<(usize, csv::StringRecord)> = vec![];
+    for (i, r) in reader().records().take(HEADER_SEARCH_ROWS).enumerate() {
+        match r {
+            Ok(r) => first.push((i, r)),
+            Err(_) if i == 0 => return Err("文件为空或无法读取表头".into()),
+            Err(_) => break,
+        }
+    }
+    let (head_at, head) = first
+        .iter()
+        .find(|(_, r)| is_header(r, key))
+        .or(first.first())
+        .cloned()
+        .ok_or_else(|| "文件为空或无法读取表头".to_string())?;
+    let headers: Vec<String> = head.iter().map(str::to_string).collect();
     if headers.len() > MAX_COLS {
         return Err(too_wide(headers.len()));
     }
-    let again = move || -> RowIter {
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(ArcReader {
-                s: text.clone(),
-                pos: 0,
-            });
-        Box::new(rdr.into_records().map(|r| match r {
-            // Cells past the widest template are never read; keep a row's memory bounded.
-            Ok(r) if r.len() > MAX_COLS => r.iter().take(MAX_COLS).collect(),
-            Ok(r) => r,
-            Err(_) => csv::StringRecord::from(vec![MALFORMED]),
-        }))
-    };
+    let layout = Arc::new(Layout {
+        sheets: vec![SheetRead {
+            name: String::new(),
+            header_row: head_at as i64 + 1,
+            rows: approx_rows.saturating_sub(head_at) as i64,
+            first_seq: 0,
+        }],
+        ..Default::default()
+    });
+    let approx_rows = approx_rows.saturating_sub(head_at);
+    let seen = layout.clone();
+    let again =
+        move || -> RowIter {
+            let seen = seen.clone();
+            Box::new(reader().into_records().enumerate().skip(head_at + 1).map(
+                move |(i, r)| match r {
+                    // Cells past the widest template are never read; keep a row's memory bounded.
+                    Ok(r) if r.len() > MAX_COLS => r.iter().take(MAX_COLS).collect(),
+                    Ok(r) => match footer_reason(&r) {
+                        Some(why) => {
+                            seen.skip(0, "", i as i64 + 1, why);
+                            csv::StringRecord::new()
+                        }
+                        None => r,
+                    },
+                    Err(_) => csv::StringRecord::from(vec![MALFORMED]),
+                },
+            ))
+        };
     Ok(Table {
         headers,
         rows: again(),
         approx_rows,
         again: Some(Arc::new(again)),
+        layout,
     })
 }
 
@@ -199,20 +380,141 @@ fn check_zip(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn open_xlsx(bytes: Vec<u8>) -> Result<Table, String> {
-    use calamine::{DataRef, Reader, Xlsx};
+/// Rows with content of one sheet, each with its row number (0-based), in order.
+type SheetRows = Vec<(u32, csv::StringRecord)>;
+
+fn open_xlsx(bytes: Vec<u8>, key: HeaderKey) -> Result<Table, String> {
+    use calamine::{Reader, Xlsx};
     check_zip(&bytes)?;
-    let bad = |e: &dyn std::fmt::Display| {
-        tracing::info!(error = %e, "xlsx: unreadable");
-        "无法读取 Excel 文件：文件已损坏或不是 .xlsx 格式，请在 Excel 中重新保存后上传".to_string()
+    let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+    let names = wb.sheet_names();
+    if names.is_empty() {
+        return Err("Excel 文件中没有工作表".to_string());
+    }
+    // Each sheet read as rows with content; the header looked for among its first rows.
+    let mut read: Vec<(String, SheetRows, usize)> = vec![];
+    let mut other_sheets = vec![];
+    let mut fallback: Option<(String, SheetRows)> = None;
+    let mut total = 0usize;
+    for name in names {
+        let mut rows = sheet_rows(&mut wb, &name, &mut total)?;
+        if !rows.is_empty() && rows.len() <= MERGE_ROWS {
+            fill_merged(&mut wb, &name, &mut rows)?;
+        }
+        match rows
+            .iter()
+            .take(HEADER_SEARCH_ROWS)
+            .position(|(_, r)| is_header(r, key))
+        {
+            Some(h) => read.push((name, rows, h)),
+            None => {
+                if fallback.is_none() && !rows.is_empty() {
+                    fallback = Some((name.clone(), rows));
+                }
+                other_sheets.push(name);
+            }
+        }
+    }
+    if read.is_empty() {
+        // No sheet names the import's columns: the first sheet's first row stands as the header,
+        // and the import says which columns it lacks.
+        let (name, rows) = fallback.ok_or_else(|| "工作表为空".to_string())?;
+        other_sheets.retain(|n| *n != name);
+        read.push((name, rows, 0));
+    }
+    // The first sheet's header is the table's; the columns of the others follow it by key.
+    let headers: Vec<String> = read[0].1[read[0].2].1.iter().map(str::to_string).collect();
+    let keys: Vec<Option<String>> = headers.iter().map(|h| key(h)).collect();
+    let mut layout = Layout {
+        other_sheets,
+        ..Default::default()
     };
-    let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| bad(&e))?;
-    let name = wb
-        .sheet_names()
-        .first()
-        .cloned()
-        .ok_or_else(|| "Excel 文件中没有工作表".to_string())?;
-    let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| bad(&e))?;
+    let mut parts: Vec<(u32, SheetRows)> = vec![];
+    let mut first_seq = 0i64;
+    for (k, (name, rows, h)) in read.into_iter().enumerate() {
+        let mut it = rows.into_iter();
+        let (head_row, head) = it.nth(h).expect("the header row");
+        let to: Vec<Option<usize>> = if k == 0 {
+            (0..head.len()).map(Some).collect()
+        } else {
+            head.iter()
+                .map(|c| key(c).and_then(|kk| keys.iter().position(|x| x.as_deref() == Some(&kk))))
+                .collect()
+        };
+        let mut data: SheetRows = vec![];
+        for (r, rec) in it {
+            if let Some(why) = footer_reason(&rec) {
+                layout.skip(k, &name, r as i64 + 1, why);
+                continue;
+            }
+            if k == 0 {
+                data.push((r, rec));
+            } else {
+                let mut v = vec![String::new(); headers.len()];
+                for (i, c) in rec.iter().enumerate() {
+                    if let Some(Some(j)) = to.get(i) {
+                        v[*j] = c.to_string();
+                    }
+                }
+                data.push((r, v.into_iter().collect()));
+            }
+        }
+        // Records run from the row under the header to the last row with content.
+        let span = data.last().map_or(0, |(r, _)| (r - head_row) as i64);
+        layout.sheets.push(SheetRead {
+            name,
+            header_row: head_row as i64 + 1,
+            rows: data.len() as i64,
+            first_seq,
+        });
+        first_seq += span;
+        parts.push((head_row, data));
+    }
+    let approx_rows = parts.iter().map(|p| p.1.len()).sum();
+    let parts = Arc::new(parts);
+    let again = move || -> RowIter {
+        let parts = parts.clone();
+        Box::new((0..parts.len()).flat_map(move |k| {
+            let parts = parts.clone();
+            let mut next_row = parts[k].0 + 1;
+            let mut i = 0usize;
+            std::iter::from_fn(move || {
+                let (r, rec) = parts[k].1.get(i)?;
+                if *r > next_row {
+                    next_row += 1;
+                    return Some(csv::StringRecord::new());
+                }
+                i += 1;
+                next_row = r + 1;
+                Some(rec.clone())
+            })
+        }))
+    };
+    Ok(Table {
+        headers,
+        rows: again(),
+        approx_rows,
+        again: Some(Arc::new(again)),
+        layout: Arc::new(layout),
+    })
+}
+
+fn unreadable(e: &dyn std::fmt::Display) -> String {
+    tracing::info!(error = %e, "xlsx: unreadable");
+    "无法读取 Excel 文件：文件已损坏或不是 .xlsx 格式，请在 Excel 中重新保存后上传".to_string()
+}
+
+/// A sheet's rows with content, read cell by cell (never as the dense grid its `<dimension>` or a
+/// far cell would imply). `total` counts rows across the workbook against [`MAX_ROWS`].
+fn sheet_rows(
+    wb: &mut calamine::Xlsx<std::io::Cursor<Vec<u8>>>,
+    name: &str,
+    total: &mut usize,
+) -> Result<SheetRows, String> {
+    use calamine::DataRef;
+    let mut cells = wb
+        .worksheet_cells_reader(name)
+        .map_err(|e| unreadable(&e))?;
     let text = |c: DataRef| -> String {
         match c {
             DataRef::Empty => String::new(),
@@ -235,9 +537,9 @@ fn open_xlsx(bytes: Vec<u8>) -> Result<Table, String> {
     // Rows as they come, each placed by its row number; only rows with content are kept, and the
     // blank rows between them are given back as empty records when read (row numbers in error
     // reports stay those Excel shows).
-    let mut rows: Vec<(u32, csv::StringRecord)> = vec![];
+    let mut rows: SheetRows = vec![];
     let mut cur: Option<(u32, Vec<String>)> = None;
-    let flush = |cur: &mut Option<(u32, Vec<String>)>, rows: &mut Vec<(u32, csv::StringRecord)>| {
+    let flush = |cur: &mut Option<(u32, Vec<String>)>, rows: &mut SheetRows| {
         if let Some((r, mut v)) = cur.take() {
             while v.last().is_some_and(|s| s.is_empty()) {
                 v.pop();
@@ -247,7 +549,7 @@ fn open_xlsx(bytes: Vec<u8>) -> Result<Table, String> {
             }
         }
     };
-    while let Some(cell) = cells.next_cell().map_err(|e| bad(&e))? {
+    while let Some(cell) = cells.next_cell().map_err(|e| unreadable(&e))? {
         let (r, c) = cell.get_position();
         let value = text(cell.get_value().clone());
         if value.is_empty() {
@@ -258,7 +560,7 @@ fn open_xlsx(bytes: Vec<u8>) -> Result<Table, String> {
         }
         if c as usize >= MAX_COLS {
             return Err(format!(
-                "第 {} 行第 {} 列有内容，表格最多 {MAX_COLS} 列，请使用下载的导入模板",
+                "工作表“{name}”第 {} 行第 {} 列有内容，表格最多 {MAX_COLS} 列，请使用下载的导入模板",
                 r + 1,
                 c + 1
             ));
@@ -272,7 +574,8 @@ fn open_xlsx(bytes: Vec<u8>) -> Result<Table, String> {
                 );
             }
             flush(&mut cur, &mut rows);
-            if rows.len() > MAX_ROWS {
+            *total += 1;
+            if *total > MAX_ROWS + 1 {
                 return Err(format!("单个文件最多 {MAX_ROWS} 行，请拆分后导入"));
             }
             cur = Some((r, vec![]));
@@ -284,31 +587,56 @@ fn open_xlsx(bytes: Vec<u8>) -> Result<Table, String> {
         v[c as usize] = value;
     }
     flush(&mut cur, &mut rows);
-    drop(cells);
-    let mut it = rows.into_iter();
-    let (head_row, head) = it.next().ok_or_else(|| "工作表为空".to_string())?;
-    let headers: Vec<String> = head.iter().map(str::to_string).collect();
-    let rows: Arc<Vec<(u32, csv::StringRecord)>> = Arc::new(it.collect());
-    let approx_rows = rows.len();
-    let again = move || -> RowIter {
-        let rows = rows.clone();
-        let mut next_row = head_row + 1;
-        let mut i = 0usize;
-        Box::new(std::iter::from_fn(move || {
-            let (r, rec) = rows.get(i)?;
-            if *r > next_row {
-                next_row += 1;
-                return Some(csv::StringRecord::new());
-            }
-            i += 1;
-            next_row = r + 1;
-            Some(rec.clone())
-        }))
+    Ok(rows)
+}
+
+/// Fills each merged region's cells, in the rows with content, from its first cell (a village
+/// name merged down the rows of its people). Bounded by [`MAX_MERGE_FILLS`] cells.
+fn fill_merged(
+    wb: &mut calamine::Xlsx<std::io::Cursor<Vec<u8>>>,
+    name: &str,
+    rows: &mut SheetRows,
+) -> Result<(), String> {
+    let regions = match wb.worksheet_merge_cells(name) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(unreadable(&e)),
+        None => return Ok(()),
     };
-    Ok(Table {
-        headers,
-        rows: again(),
-        approx_rows,
-        again: Some(Arc::new(again)),
-    })
+    let mut fills = 0usize;
+    for d in regions {
+        let (r0, c0) = d.start;
+        let (r1, c1) = (d.end.0, d.end.1.min(MAX_COLS as u32 - 1));
+        if c0 > c1 || r0 > r1 {
+            continue;
+        }
+        let Ok(at) = rows.binary_search_by_key(&r0, |(r, _)| *r) else {
+            continue; // the first cell is empty: nothing to copy
+        };
+        let Some(value) = rows[at].1.get(c0 as usize).map(str::to_string) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let end = rows.partition_point(|(r, _)| *r <= r1);
+        for (_, rec) in &mut rows[at..end] {
+            let mut v: Vec<String> = rec.iter().map(str::to_string).collect();
+            if v.len() <= c1 as usize {
+                v.resize(c1 as usize + 1, String::new());
+            }
+            for cell in &mut v[c0 as usize..=c1 as usize] {
+                if cell.is_empty() {
+                    *cell = value.clone();
+                    fills += 1;
+                }
+            }
+            if fills > MAX_MERGE_FILLS {
+                return Err(format!(
+                    "工作表“{name}”的合并单元格过多（超过 {MAX_MERGE_FILLS} 格），请取消合并后导入"
+                ));
+            }
+            *rec = v.into_iter().collect();
+        }
+    }
+    Ok(())
 }

@@ -87,6 +87,7 @@ impl Loaded {
             unchanged: self.unchanged,
             dry_run,
             errors: vec![],
+            layout: None,
         }
     }
 }

@@ -598,6 +598,8 @@ pub struct ImportStatus {
     pub unchanged: i64,
     pub errors: Vec<import::RowError>,
     pub message: Option<String>,
+    /// The sheets read and the rows passed over (totals, signatures, notes).
+    pub layout: Option<crate::platform::sheet::LayoutView>,
 }
 
 /// Upload a CSV/XLSX file (multipart `file`, `dry_run`); the import runs as a job — poll its status.
@@ -721,7 +723,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ImportStatus>> {
     may_import(&actor)?;
-    let r = sqlx::query("SELECT state, dry_run, file_name, total, accepted, rejected, inserted, updated, unchanged, message FROM import_job WHERE id = $1 AND user_id = $2")
+    let r = sqlx::query("SELECT state, dry_run, file_name, total, accepted, rejected, inserted, updated, unchanged, message, layout FROM import_job WHERE id = $1 AND user_id = $2")
         .bind(&id)
         .bind(&actor.user_id)
         .fetch_optional(&app.db.pool)
@@ -743,13 +745,14 @@ pub async fn status(
                 unchanged: 0,
                 errors: vec![],
                 message: None,
+                layout: None,
             }));
         }
         return Err(ApiError::not_found("未找到该导入任务"));
     };
     let state: String = r.get(0);
     let errors = if state == "done" {
-        sqlx::query("SELECT row_no, reason FROM import_job_error WHERE job_id = $1 ORDER BY row_no LIMIT 200")
+        sqlx::query("SELECT COALESCE(sheet_row, row_no), reason FROM import_job_error WHERE job_id = $1 ORDER BY row_no LIMIT 200")
             .bind(&id)
             .fetch_all(&app.db.pool)
             .await?
@@ -780,6 +783,9 @@ pub async fn status(
         unchanged: r.get(8),
         errors,
         message: r.get(9),
+        layout: r
+            .get::<Option<String>, _>(10)
+            .and_then(|l| serde_json::from_str(&l).ok()),
     }))
 }
 

@@ -17,7 +17,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-pub use crate::platform::sheet::{MAX_FILE_BYTES, MAX_ROWS, RowIter, Table};
+pub use crate::platform::sheet::{HeaderKey, MAX_FILE_BYTES, MAX_ROWS, RowIter, Table};
 /// Rows per multi-row INSERT. Measured on SQLite: 100 was faster than 20, 250 or 1,000.
 const CHUNK: usize = 100;
 /// Rejected rows kept for the downloadable report (the summary still counts all of them).
@@ -49,6 +49,9 @@ pub struct Summary {
     /// would an unknown ID (no probing who is registered elsewhere), and the attempt is audited.
     #[serde(skip)]
     pub outside: i64,
+    /// The sheets read and the rows passed over (totals, signatures, notes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<crate::platform::sheet::LayoutView>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +70,13 @@ pub fn owned_cells(cells: &csv::StringRecord) -> Vec<String> {
 }
 
 /// Opens an uploaded file (`platform::sheet`), its error as a file error.
-pub fn open_table(bytes: Vec<u8>, file_name: &str) -> Result<Table, ImportError> {
-    crate::platform::sheet::open_table(bytes, file_name).map_err(ImportError::File)
+pub fn open_table(bytes: Vec<u8>, file_name: &str, key: HeaderKey) -> Result<Table, ImportError> {
+    crate::platform::sheet::open_table(bytes, file_name, key).map_err(ImportError::File)
+}
+
+/// The registry's column key of a header cell.
+pub fn header_key(h: &str) -> Option<String> {
+    model::header_key(h).map(str::to_string)
 }
 
 pub struct Ctx<'a> {
@@ -230,6 +238,7 @@ pub async fn run(
         rows,
         approx_rows,
         again,
+        layout,
     } = table;
     let Some(again) = again else {
         let table = Table {
@@ -237,6 +246,7 @@ pub async fn run(
             rows,
             approx_rows,
             again: None,
+            layout,
         };
         return run_general(ctx, table, dry_run, job_id, file_sha, file_name, 0).await;
     };
@@ -260,6 +270,7 @@ pub async fn run(
                 rows: again(),
                 approx_rows,
                 again: None,
+                layout,
             };
             run_general(ctx, table, dry_run, job_id, file_sha, file_name, inserted).await
         }
@@ -694,6 +705,7 @@ pub async fn run_job(
 ) -> Result<Summary, ImportError> {
     let job = Job {
         kind: "registry",
+        header_key,
         id: job_id,
         user_id,
         file_name,
@@ -709,6 +721,8 @@ pub async fn run_job(
 pub struct Job<'a> {
     /// registry / assessment
     pub kind: &'a str,
+    /// How the import names its columns (its header row is found by them).
+    pub header_key: HeaderKey,
     pub id: &'a str,
     pub user_id: Option<&'a str>,
     pub file_name: &'a str,
@@ -741,15 +755,31 @@ where
         .bind(crate::platform::now_rfc3339())
         .execute(&mut *ctx.db.writer().await?)
         .await?;
-    let outcome = match open_table(bytes, file_name) {
+    let outcome = match open_table(bytes, file_name, job.header_key) {
         Ok(table) => {
             let headers = table.headers.clone();
-            runner(table, sha.clone()).await.map(|r| (r, headers))
+            let layout = table.layout.clone();
+            runner(table, sha.clone())
+                .await
+                .map(|r| (r, headers, layout))
         }
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(((summary, rejected), headers)) => {
+        Ok(((mut summary, rejected), headers, layout)) => {
+            // Row numbers as Excel shows them on their sheet, beside the record's place in the file.
+            let rejected: Vec<(i64, i64, String, Vec<String>)> = rejected
+                .into_iter()
+                .map(|(row, reason, cells)| {
+                    let (shown, reason) = layout.locate(row, reason);
+                    (row, shown, reason, cells)
+                })
+                .collect();
+            for e in &mut summary.errors {
+                (e.row, e.reason) = layout.locate(e.row, std::mem::take(&mut e.reason));
+            }
+            let layout = layout.view();
+            summary.layout = Some(layout.clone());
             let mut tx = ctx.db.begin().await?;
             for part in rejected
                 .iter()
@@ -758,19 +788,24 @@ where
                 .chunks(300)
             {
                 let sql = format!(
-                    "INSERT INTO import_job_error (job_id, row_no, reason, cells_enc) VALUES {}",
-                    store::placeholders(ctx.db.backend, part.len(), 4)
+                    "INSERT INTO import_job_error (job_id, row_no, sheet_row, reason, cells_enc) VALUES {}",
+                    store::placeholders(ctx.db.backend, part.len(), 5)
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (row, reason, cells) in part {
-                    q = q.bind(job_id).bind(*row).bind(reason.clone()).bind(
-                        ctx.keys
-                            .encrypt(&serde_json::to_string(cells).unwrap_or_default()),
-                    );
+                for (row, shown, reason, cells) in part {
+                    q = q
+                        .bind(job_id)
+                        .bind(*row)
+                        .bind(*shown)
+                        .bind(reason.clone())
+                        .bind(
+                            ctx.keys
+                                .encrypt(&serde_json::to_string(cells).unwrap_or_default()),
+                        );
                 }
                 q.execute(&mut *tx).await?;
             }
-            sqlx::query("UPDATE import_job SET state = 'done', total = $1, accepted = $2, rejected = $3, inserted = $4, updated = $5, unchanged = $6, headers = $7, finished_at = $8 WHERE id = $9")
+            sqlx::query("UPDATE import_job SET state = 'done', total = $1, accepted = $2, rejected = $3, inserted = $4, updated = $5, unchanged = $6, headers = $7, finished_at = $8, layout = $10 WHERE id = $9")
                 .bind(summary.total)
                 .bind(summary.accepted)
                 .bind(summary.rejected)
@@ -780,6 +815,7 @@ where
                 .bind(serde_json::to_string(&headers).unwrap_or_default())
                 .bind(crate::platform::now_rfc3339())
                 .bind(job_id)
+                .bind(serde_json::to_string(&layout).unwrap_or_default())
                 .execute(&mut *tx)
                 .await?;
             // A dry run that met people registered outside the caller's scope told them nothing,
@@ -882,7 +918,7 @@ pub async fn error_report(
         .and_then(|h| serde_json::from_str(&h).ok())
         .unwrap_or_default();
     let rows = sqlx::query(
-        "SELECT row_no, reason, cells_enc FROM import_job_error WHERE job_id = $1 ORDER BY row_no",
+        "SELECT COALESCE(sheet_row, row_no), reason, cells_enc FROM import_job_error WHERE job_id = $1 ORDER BY row_no",
     )
     .bind(job_id)
     .fetch_all(&db.pool)
@@ -965,7 +1001,7 @@ pub fn template_xlsx() -> anyhow::Result<Vec<u8>> {
 pub async fn error_list(db: &Db, job_id: &str) -> anyhow::Result<Vec<RowError>> {
     Ok(
         sqlx::query(
-            "SELECT row_no, reason FROM import_job_error WHERE job_id = $1 ORDER BY row_no",
+            "SELECT COALESCE(sheet_row, row_no), reason FROM import_job_error WHERE job_id = $1 ORDER BY row_no",
         )
         .bind(job_id)
         .fetch_all(&db.pool)

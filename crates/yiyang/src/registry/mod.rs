@@ -114,6 +114,14 @@ pub const MIGRATION_JOB_PROGRESS: &[Stmt] = &[Both(
     "ALTER TABLE import_job ADD COLUMN committed_rows BIGINT NOT NULL DEFAULT 0",
 )];
 
+/// The sheets an import read and the rows it passed over (`platform::sheet::Layout`, as JSON).
+/// An error's row as Excel shows it on its sheet (`row_no` stays the record's place in the file:
+/// unique, and in file order across sheets).
+pub const MIGRATION_JOB_LAYOUT: &[Stmt] = &[
+    Both("ALTER TABLE import_job ADD COLUMN layout TEXT"),
+    Both("ALTER TABLE import_job_error ADD COLUMN sheet_row BIGINT"),
+];
+
 /// Every transaction that writes elders takes the next number from `registry_head` and stamps it on
 /// the rows it writes. The head row is locked until commit, so numbers become visible in commit
 /// order on both engines: a reader that saw head N can fetch everything newer than N later. The

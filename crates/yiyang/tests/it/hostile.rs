@@ -191,7 +191,7 @@ fn sheet_reader_keeps_excel_row_numbers_and_bounds_width() {
         ws.write_blank(2, 5000, &rust_xlsxwriter::Format::new().set_bold())
             .unwrap();
     });
-    let t = open_table(data, "x.xlsx").unwrap();
+    let t = open_table(data, "x.xlsx", yiyang::registry::import::header_key).unwrap();
     assert_eq!(t.headers, ["身份证号", "姓名"]);
     assert_eq!(t.approx_rows, 2);
     let rows: Vec<Vec<String>> = t
@@ -212,6 +212,7 @@ fn sheet_reader_keeps_excel_row_numbers_and_bounds_width() {
             ws.write_string(3, 200, "x").unwrap();
         }),
         "x.xlsx",
+        yiyang::registry::import::header_key,
     )
     .err()
     .unwrap();
@@ -220,10 +221,19 @@ fn sheet_reader_keeps_excel_row_numbers_and_bounds_width() {
         "{e}"
     );
     // A data row wider than the limit is cut to it; a header that wide refuses the file.
-    let t = open_table(format!("a,b\n{}\n", "1,".repeat(300)).into_bytes(), "x.csv").unwrap();
+    let t = open_table(
+        format!("a,b\n{}\n", "1,".repeat(300)).into_bytes(),
+        "x.csv",
+        yiyang::registry::import::header_key,
+    )
+    .unwrap();
     assert_eq!(t.rows.map(|r| r.len()).collect::<Vec<_>>(), vec![200]);
-    let e = open_table(format!("{}\n", "h,".repeat(300)).into_bytes(), "x.csv")
-        .err()
-        .unwrap();
+    let e = open_table(
+        format!("{}\n", "h,".repeat(300)).into_bytes(),
+        "x.csv",
+        yiyang::registry::import::header_key,
+    )
+    .err()
+    .unwrap();
     assert!(e.contains("301 列"), "{e}");
 }

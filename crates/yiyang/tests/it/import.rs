@@ -588,3 +588,124 @@ async fn db_import_bulk_first_load_then_mixed_file() {
         "one audit row per real run, none for the rolled-back bulk attempt"
     );
 }
+
+/// A workbook as an office keeps it: a title and a unit line above the header, a 序号 column, the
+/// village's code merged down its rows, a total and a signature line under the table, one sheet
+/// per village (columns in another order) and a sheet of notes. Every person is read; the total
+/// and signature rows are listed as passed over; a refused row is named by its sheet and the row
+/// Excel shows.
+#[tokio::test]
+async fn db_office_workbook_is_read_sheet_by_sheet() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet().set_name("李庄村").unwrap();
+    ws.merge_range(
+        0,
+        0,
+        0,
+        8,
+        "如城街道80周岁以上老年人基本信息登记表（2026年11月）",
+        &rust_xlsxwriter::Format::new(),
+    )
+    .unwrap();
+    ws.write_string(1, 0, "填报单位：如城街道李庄村").unwrap();
+    let head = [
+        "序号",
+        "身份证号",
+        "姓名",
+        "性别",
+        "居住地区划代码",
+        "联系电话",
+        "居住状况",
+        "经济状况",
+        "残疾等级",
+    ];
+    for (i, h) in head.iter().enumerate() {
+        ws.write_string(2, i as u16, *h).unwrap();
+    }
+    ws.merge_range(3, 4, 5, 4, "320682001001", &rust_xlsxwriter::Format::new())
+        .unwrap();
+    for k in 0..3u32 {
+        let r = 3 + k;
+        ws.write_number(r, 0, (k + 1) as f64).unwrap();
+        ws.write_string(r, 1, cid(k + 1, 40)).unwrap();
+        ws.write_string(r, 2, format!("李{}", ["大", "二", "三"][k as usize]))
+            .unwrap();
+        ws.write_string(r, 6, "独居").unwrap();
+    }
+    ws.write_string(6, 0, "合计").unwrap();
+    ws.write_string(6, 2, "3 人").unwrap();
+    ws.write_string(7, 0, "填表人：张三").unwrap();
+    ws.write_string(7, 4, "审核人：李四").unwrap();
+    let ws = wb.add_worksheet().set_name("王庄村").unwrap();
+    for (i, h) in ["姓名", "身份证号", "居住地区划代码"].iter().enumerate() {
+        ws.write_string(0, i as u16, *h).unwrap();
+    }
+    let mut bad = cid(5, 50);
+    bad.replace_range(17..18, if bad.ends_with('1') { "2" } else { "1" });
+    for (r, (name, id)) in [("王甲", cid(6, 51)), ("王乙", bad)].iter().enumerate() {
+        ws.write_string(r as u32 + 1, 0, *name).unwrap();
+        ws.write_string(r as u32 + 1, 1, id).unwrap();
+        ws.write_string(r as u32 + 1, 2, "320682001002").unwrap();
+    }
+    wb.add_worksheet()
+        .set_name("填表说明")
+        .unwrap()
+        .write_string(0, 0, "请按身份证号填写，一人一行")
+        .unwrap();
+    let data = wb.save_to_buffer().unwrap();
+    let st = t
+        .import_file("/api/v1/imports/registry", &c, "李庄村.xlsx", &data, true)
+        .await;
+    assert_eq!(
+        (&st["total"], &st["accepted"], &st["rejected"]),
+        (&json!(5), &json!(4), &json!(1)),
+        "{st}"
+    );
+    let l = &st["layout"];
+    assert_eq!(l["sheets"][0]["name"], "李庄村", "{l}");
+    assert_eq!(l["sheets"][0]["header_row"], 3);
+    assert_eq!(l["sheets"][0]["rows"], 3);
+    assert_eq!(l["sheets"][1]["name"], "王庄村");
+    assert_eq!(l["sheets"][1]["rows"], 2);
+    assert_eq!(l["other_sheets"], json!(["填表说明"]));
+    let skipped: Vec<String> = l["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}:{}",
+                s["sheet"].as_str().unwrap(),
+                s["row"],
+                s["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(skipped, ["李庄村:7:合计行", "李庄村:8:签名行"]);
+    let e = &st["errors"][0];
+    assert_eq!(e["row"], 3, "{st}");
+    let reason = e["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("工作表“王庄村”：") && reason.contains("校验位"),
+        "{reason}"
+    );
+    // Written: the merged village code reaches every row under it.
+    let st = t
+        .import_file("/api/v1/imports/registry", &c, "李庄村.xlsx", &data, false)
+        .await;
+    assert_eq!(st["inserted"], 4, "{st}");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder WHERE residence_region = '320682001001'")
+            .await,
+        3
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM elder WHERE residence_region = '320682001002'")
+            .await,
+        1
+    );
+}

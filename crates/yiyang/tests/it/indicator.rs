@@ -50,6 +50,7 @@ async fn script(db: &Db, keys: &KeyRing, n: usize) {
         rows: Box::new(rows.into_iter().map(csv::StringRecord::from)),
         approx_rows,
         again: None,
+        layout: Default::default(),
     };
     yiyang::assessment::import::run(&ctx, table, false, "test", "-")
         .await
