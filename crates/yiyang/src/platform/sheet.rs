@@ -241,29 +241,24 @@ fn open_csv(bytes: Vec<u8>, key: HeaderKey) -> Result<Table, String> {
     let approx_rows = lines
         .saturating_sub(1)
         .saturating_sub(usize::from(text.ends_with('\n')));
-    let reader = {
+    let lines = {
         let text = text.clone();
-        move || {
-            csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(ArcReader {
-                    s: text.clone(),
-                    pos: 0,
-                })
-        }
+        move || CsvLines::new(text.clone())
     };
     // The header: the first record that names the import's columns, else the first record (its
     // missing columns are then named by the import).
-    let mut first: Vec<(usize, csv::StringRecord)> = vec![];
-    for (i, r) in reader().records().take(HEADER_SEARCH_ROWS).enumerate() {
+    let mut first: Vec<(u64, csv::StringRecord)> = vec![];
+    for (line, r) in lines()
+        .filter(|(_, r)| r.as_ref().map_or(true, |r| !r.is_empty()))
+        .take(HEADER_SEARCH_ROWS)
+    {
         match r {
-            Ok(r) => first.push((i, r)),
-            Err(_) if i == 0 => return Err("文件为空或无法读取表头".into()),
-            Err(_) => break,
+            Ok(r) => first.push((line, r)),
+            Err(()) if first.is_empty() => return Err("文件为空或无法读取表头".into()),
+            Err(()) => break,
         }
     }
-    let (head_at, head) = first
+    let (head_line, head) = first
         .iter()
         .find(|(_, r)| is_header(r, key))
         .or(first.first())
@@ -273,32 +268,34 @@ fn open_csv(bytes: Vec<u8>, key: HeaderKey) -> Result<Table, String> {
     if headers.len() > MAX_COLS {
         return Err(too_wide(headers.len()));
     }
+    let approx_rows = approx_rows.saturating_sub(head_line.saturating_sub(1) as usize);
     let layout = Arc::new(Layout {
         sheets: vec![SheetRead {
             name: String::new(),
-            header_row: head_at as i64 + 1,
-            rows: approx_rows.saturating_sub(head_at) as i64,
+            header_row: head_line as i64,
+            rows: approx_rows as i64,
             first_seq: 0,
         }],
         ..Default::default()
     });
-    let approx_rows = approx_rows.saturating_sub(head_at);
     let seen = layout.clone();
+    // Records keep the file's line numbers: a blank line (which the CSV reader passes over) comes
+    // back as an empty record, so the rows an error names are the lines the file shows.
     let again =
         move || -> RowIter {
             let seen = seen.clone();
-            Box::new(reader().into_records().enumerate().skip(head_at + 1).map(
-                move |(i, r)| match r {
+            Box::new(lines().skip_while(move |(line, _)| *line <= head_line).map(
+                move |(line, r)| match r {
                     // Cells past the widest template are never read; keep a row's memory bounded.
                     Ok(r) if r.len() > MAX_COLS => r.iter().take(MAX_COLS).collect(),
                     Ok(r) => match footer_reason(&r) {
                         Some(why) => {
-                            seen.skip(0, "", i as i64 + 1, why);
+                            seen.skip(0, "", line as i64, why);
                             csv::StringRecord::new()
                         }
                         None => r,
                     },
-                    Err(_) => csv::StringRecord::from(vec![MALFORMED]),
+                    Err(()) => csv::StringRecord::from(vec![MALFORMED]),
                 },
             ))
         };
@@ -309,6 +306,74 @@ fn open_csv(bytes: Vec<u8>, key: HeaderKey) -> Result<Table, String> {
         again: Some(Arc::new(again)),
         layout,
     })
+}
+
+/// A CSV's records by the line each starts on, with an empty record for every blank line and for
+/// each further line of a record whose quoted cell spans lines (the reader passes blank lines over,
+/// and names a record after one by the blank line's number).
+struct CsvLines {
+    it: csv::StringRecordsIntoIter<ArcReader>,
+    text: Arc<String>,
+    line: u64,
+    queue: std::collections::VecDeque<(u64, Result<csv::StringRecord, ()>)>,
+}
+
+impl CsvLines {
+    fn new(text: Arc<String>) -> Self {
+        let it = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(ArcReader {
+                s: text.clone(),
+                pos: 0,
+            })
+            .into_records();
+        CsvLines {
+            it,
+            text,
+            line: 1,
+            queue: Default::default(),
+        }
+    }
+}
+
+impl Iterator for CsvLines {
+    type Item = (u64, Result<csv::StringRecord, ()>);
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(x) = self.queue.pop_front() {
+            return Some(x);
+        }
+        let b = self.text.as_bytes();
+        let start = self.it.reader().position().byte() as usize;
+        let mut p = start.min(b.len());
+        let mut blanks = 0;
+        loop {
+            if b[p..].starts_with(b"\r\n") {
+                p += 2;
+            } else if b.get(p) == Some(&b'\n') {
+                p += 1;
+            } else {
+                break;
+            }
+            blanks += 1;
+        }
+        let rec = self.it.next()?.map_err(|_| ());
+        let end = (self.it.reader().position().byte() as usize).clamp(p, b.len());
+        let spans = memchr::memchr_iter(b'\n', &b[p..end]).count().max(1);
+        for _ in 0..blanks {
+            self.queue
+                .push_back((self.line, Ok(csv::StringRecord::new())));
+            self.line += 1;
+        }
+        self.queue.push_back((self.line, rec));
+        self.line += 1;
+        for _ in 1..spans {
+            self.queue
+                .push_back((self.line, Ok(csv::StringRecord::new())));
+            self.line += 1;
+        }
+        self.queue.pop_front()
+    }
 }
 
 fn too_wide(cols: usize) -> String {

@@ -237,3 +237,36 @@ fn sheet_reader_keeps_excel_row_numbers_and_bounds_width() {
     .unwrap();
     assert!(e.contains("301 列"), "{e}");
 }
+
+/// A CSV as an office saves it: the header under a title and a unit line, a total and the
+/// signatures under the table; the rows keep the numbers the file shows.
+#[test]
+fn csv_header_found_under_a_title_and_footers_skipped() {
+    use yiyang::platform::sheet::open_table;
+    let csv = "李庄村80周岁以上老年人名单\n填报单位：李庄村,,\n序号,身份证号,姓名\n1,320682193803010011,张三\n\n2,320682193803020011,李四\n合计,2 人,\n填表人：王五,,审核人：赵六\n";
+    let t = open_table(
+        csv.as_bytes().to_vec(),
+        "名单.csv",
+        yiyang::registry::import::header_key,
+    )
+    .unwrap();
+    assert_eq!(t.headers, ["序号", "身份证号", "姓名"]);
+    let layout = t.layout.clone();
+    let rows: Vec<usize> = t.rows.map(|r| r.len()).collect();
+    assert_eq!(
+        rows,
+        [3, 0, 3, 0, 0],
+        "the total and signature rows come back empty"
+    );
+    let v = layout.view();
+    assert_eq!(v.sheets[0].header_row, 3);
+    let skipped: Vec<(i64, &str)> = v
+        .skipped
+        .iter()
+        .map(|s| (s.row, s.reason.as_str()))
+        .collect();
+    assert_eq!(skipped, [(7, "合计行"), (8, "签名行")]);
+    // The importer's row 2 (first record) is the file's row 4; its row 4 the file's row 6.
+    assert_eq!(layout.place(2), ("", 4));
+    assert_eq!(layout.place(4), ("", 6));
+}
