@@ -39,6 +39,9 @@ const PASSWORD = env('PASSWORD')
 const IMPORT_FILE = env('IMPORT_FILE')
 // An office's workbook: title rows, a sheet per village, merged codes, totals and signatures.
 const OFFICE_FILE = env('OFFICE_FILE')
+// A second officer: reviews the batch the first one made.
+const REVIEWER_USERNAME = env('REVIEWER_USERNAME')
+const REVIEWER_PASSWORD = env('REVIEWER_PASSWORD')
 const SEARCH_NAME = env('SEARCH_NAME')
 const ASSESSOR_USERNAME = env('ASSESSOR_USERNAME')
 const ASSESSOR_PASSWORD = env('ASSESSOR_PASSWORD')
@@ -54,7 +57,7 @@ const REVEAL_REASON = '核实补贴发放信息'
 const SHOTS = join(HERE, 'screenshots')
 mkdirSync(SHOTS, { recursive: true })
 
-const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'OFFICE_FILE', 'SEARCH_NAME', 'ASSESSOR_USERNAME', 'ASSESSOR_PASSWORD', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
+const missing = ['USERNAME', 'PASSWORD', 'IMPORT_FILE', 'OFFICE_FILE', 'REVIEWER_USERNAME', 'REVIEWER_PASSWORD', 'SEARCH_NAME', 'ASSESSOR_USERNAME', 'ASSESSOR_PASSWORD', 'AUDIT_USERNAME', 'AUDIT_PASSWORD'].filter((k) => !env(k))
 if (missing.length) {
   console.log(`# missing environment: ${missing.join(', ')}`)
   process.stdout.write('0 passed, 1 failed\n', () => process.exit(1))
@@ -553,17 +556,24 @@ try {
     console.log(`# bulk: refused ${inTown} in one town, ${before - inTown} left elsewhere`)
   }, { screenshot: 'catalog-bulk-done' })
 
-  await step("发放批次: this month's batch with totals per level and town; the after-death check runs", async () => {
+  await step("发放批次: this month's batch, confirmed, made as a draft its maker cannot review; totals per level and town, the people it pays; the after-death check runs", async () => {
     await page.getByRole('tab', { name: '发放批次' }).click()
+    await button('生成发放批次').click()
     const [res] = await Promise.all([
       page.waitForResponse((r) => r.url().endsWith('/api/v1/payment-batches') && r.request().method() === 'POST'),
-      button('生成发放批次').click(),
+      page.locator('.el-message-box').getByRole('button', { name: '生成草稿' }).click(),
     ])
     assert(res.ok(), `batch returned HTTP ${res.status()}`)
     const b = await res.json()
     assert(b.lines > 0 && b.total > 0, `empty batch: ${JSON.stringify(b).slice(0, 200)}`)
     await page.locator('.batch-table .el-table__row', { hasText: b.month }).waitFor()
     await page.locator('.payments .town').first().waitFor()
+    assert((await page.getByTestId('batch-state').innerText()).includes('草稿'), 'a new batch is a draft')
+    assert(await button('复核通过').isDisabled(), 'the maker may not review the batch')
+    await page.getByTestId('batch-lines').locator('.el-table__row').first().waitFor()
+    const line = await page.getByTestId('batch-lines').locator('.el-table__row').first().innerText()
+    assert(/\*/.test(line) && /岁/.test(line), `a person's line: masked ID and age: ${line.replace(/\s+/g, ' ')}`)
+    state.batchMonth = b.month
     await button('死亡后发放核查').click()
     await page.locator('.payments .el-alert').first().waitFor()
     console.log(`# batch ${b.month}: ${b.lines} payments, ${b.total} 元`)
@@ -745,6 +755,28 @@ try {
     assert(text.includes('需复评（风险事件）'), `due row: ${text.replace(/\d{6,}/g, '#').slice(0, 80)}`)
     if (name) assert(text.includes(name.split(/\s/)[0]), 'the triggered row is another person')
   }, { screenshot: 'due-triggered' })
+
+  await step('log out', logout, { screenshot: null })
+
+  await step(`log in as ${REVIEWER_USERNAME} (a second officer)`, () => login(REVIEWER_USERNAME, REVIEWER_PASSWORD, env('REVIEWER_TOTP_SECRET')), { screenshot: null })
+
+  await step('a second person reviews the draft batch; it can then be marked paid', async () => {
+    await menu('服务目录').click()
+    await page.waitForURL(/\/catalog$/)
+    await page.getByRole('tab', { name: '发放批次' }).click()
+    const row = page.locator('.batch-table .el-table__row', { hasText: state.batchMonth })
+    await row.waitFor()
+    assert((await row.innerText()).includes('草稿'), 'listed as a draft')
+    await row.getByText('明细汇总').click()
+    await page.getByTestId('batch-state').waitFor()
+    await button('复核通过').click()
+    await page.locator('.el-message-box').getByRole('button', { name: '确定' }).click()
+    await page.getByTestId('batch-state').filter({ hasText: '已复核' }).waitFor()
+    await page.locator('.el-message-box').waitFor({ state: 'hidden' })
+    const meta = (await page.locator('.payments .sim .meta').first().innerText()).replace(/\s+/g, ' ')
+    assert(/李科长 生成于/.test(meta) && /吴会计 复核于/.test(meta), `maker and reviewer by name: ${meta}`)
+    await button('标记已发放').waitFor()
+  }, { screenshot: 'batch-reviewed' })
 
   await step('log out', logout, { screenshot: null })
 

@@ -23,6 +23,7 @@ ACC="$W/demo-accounts.txt"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 BASE_URL=http://127.0.0.1:$PORT \
 USERNAME=officer PASSWORD=$(awk '$1=="officer"{print $2}' "$ACC") \
+REVIEWER_USERNAME=reviewer REVIEWER_PASSWORD=$(awk '$1=="reviewer"{print $2}' "$ACC") \
 ASSESSOR_USERNAME=assessor ASSESSOR_PASSWORD=$(awk '$1=="assessor"{print $2}' "$ACC") \
 AUDIT_USERNAME=auditor AUDIT_PASSWORD=$(awk '$1=="auditor"{print $2}' "$ACC") \
 SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$ACC") \

@@ -839,10 +839,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Demo accounts with random passwords, printed once and kept in a 0600 file beside the database.
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 7] = [
+    let accounts: [(&str, &str, &str, &str, &str); 8] = [
         (
             "officer",
             "县民政局 李科长",
+            "officer",
+            crate::demo::COUNTY,
+            "edit,aggregates,individuals",
+        ),
+        // A second person at the bureau: reviews what the first one makes (payment batches).
+        (
+            "reviewer",
+            "县民政局 吴会计",
             "officer",
             crate::demo::COUNTY,
             "edit,aggregates,individuals",

@@ -38,6 +38,8 @@ pub fn routes() -> axum::Router<crate::app::AppState> {
         .route("/entitlements/decisions", post(decide_entitlements))
         .route("/payment-batches", get(list_batches).post(create_batch))
         .route("/payment-batches/{id}", get(get_batch))
+        .route("/payment-batches/{id}/steps", post(batch_step))
+        .route("/payment-batches/{id}/lines", get(batch_lines))
         .route("/payment-batches/{id}/bank-file", post(bank_file))
         .route("/payment-check", get(payment_check))
         .route("/elder-lists", get(lists).post(create_list))
@@ -518,6 +520,41 @@ pub async fn get_batch(
     let idx = app.regions.read().await;
     Ok(Json(
         super::payment::view(&app.db, &scope, &idx, &id).await?,
+    ))
+}
+
+/// Move a batch on: review it (someone other than its maker), mark it paid, or discard a draft.
+/// Audited; returns the batch (nothing after a discard).
+#[utoipa::path(post, path = "/api/v1/payment-batches/{id}/steps", tag = "catalog", request_body = super::payment::BatchStep,
+    responses((status = 200, body = Option<super::payment::BatchView>), (status = 409, body = crate::platform::error::Problem)))]
+pub async fn batch_step(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(s): Json<super::payment::BatchStep>,
+) -> ApiResult<Json<Option<super::payment::BatchView>>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.edit()?;
+    let idx = app.regions.read().await;
+    Ok(Json(
+        super::payment::step(&app.db, &scope, &actor.who(), &idx, &id, s).await?,
+    ))
+}
+
+/// The people a batch pays (masked ID, age, town and village, item, amount), a page at a time.
+#[utoipa::path(get, path = "/api/v1/payment-batches/{id}/lines", tag = "catalog", params(super::payment::LinesQuery),
+    responses((status = 200, body = super::payment::BatchLines), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn batch_lines(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<super::payment::LinesQuery>,
+) -> ApiResult<Json<super::payment::BatchLines>> {
+    actor.require(Perm::CatalogManage)?;
+    let scope = actor.individuals()?;
+    let idx = app.regions.read().await;
+    Ok(Json(
+        super::payment::lines(&app.db, &scope, &idx, &id, q).await?,
     ))
 }
 

@@ -2,6 +2,10 @@
 //! catalogue, for one month, with the amount split across the funding levels; totals per town and
 //! level; the bank file; and the check that flags anyone paid for a month that began after their
 //! date of death.
+//!
+//! Money takes a second look: a batch is a draft (草稿) when made, reviewed (已复核) by another
+//! person than its maker, then marked paid (已发放). The bank file with full citizen IDs is only
+//! made for a reviewed batch; a draft can be discarded and made again.
 
 use super::store::{self, ItemDef};
 use crate::audit::{self, Entry, Who};
@@ -49,13 +53,62 @@ pub struct LevelTotals {
     pub town: f64,
 }
 
+/// A batch's state and who moved it there (the columns `payment_batch` gained with states).
+pub const MIGRATION_STATES: &[crate::platform::migrations::Stmt] = {
+    use crate::platform::migrations::Stmt::Both;
+    &[
+        Both(
+            "ALTER TABLE payment_batch ADD COLUMN state TEXT NOT NULL DEFAULT 'draft' \
+             CHECK (state = 'draft' OR state = 'reviewed' OR state = 'paid')",
+        ),
+        Both("ALTER TABLE payment_batch ADD COLUMN created_by_id TEXT"),
+        Both("ALTER TABLE payment_batch ADD COLUMN reviewed_by TEXT"),
+        Both("ALTER TABLE payment_batch ADD COLUMN reviewed_by_id TEXT"),
+        Both("ALTER TABLE payment_batch ADD COLUMN reviewed_at TEXT"),
+        Both("ALTER TABLE payment_batch ADD COLUMN paid_by TEXT"),
+        Both("ALTER TABLE payment_batch ADD COLUMN paid_at TEXT"),
+        Both("ALTER TABLE payment_batch ADD COLUMN paid_note TEXT"),
+    ]
+};
+
+pub fn state_zh(s: &str) -> &'static str {
+    match s {
+        "reviewed" => "已复核",
+        "paid" => "已发放",
+        _ => "草稿",
+    }
+}
+
+/// A person's name for a login: the account's display name when there is one.
+async fn person(db: &Db, login: Option<String>) -> ApiResult<Option<String>> {
+    let Some(login) = login else { return Ok(None) };
+    let n: Option<String> = sqlx::query("SELECT display_name FROM app_user WHERE username = $1")
+        .bind(&login)
+        .fetch_optional(&db.pool)
+        .await?
+        .and_then(|r| r.get::<Option<String>, _>(0))
+        .filter(|n| !n.trim().is_empty());
+    Ok(Some(n.unwrap_or(login)))
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchView {
     pub id: String,
     pub catalog_region: String,
     pub month: String,
+    /// draft / reviewed / paid
+    pub state: String,
+    pub state_zh: String,
+    /// The maker's name (the account's display name).
     pub created_by: String,
+    /// The maker's account (the console lets another account review).
+    pub created_by_id: Option<String>,
     pub created_at: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub paid_by: Option<String>,
+    pub paid_at: Option<String>,
+    pub paid_note: Option<String>,
     pub lines: i64,
     pub total: f64,
     pub by_town: Vec<TownTotal>,
@@ -102,13 +155,15 @@ pub async fn create(
     let started = std::time::Instant::now();
     let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO payment_batch (id, catalog_region, month, created_by, created_at, lines, total_fen) VALUES ($1, $2, $3, $4, $5, 0, 0)",
+        "INSERT INTO payment_batch (id, catalog_region, month, created_by, created_at, lines, total_fen, state, created_by_id) \
+         VALUES ($1, $2, $3, $4, $5, 0, 0, 'draft', $6)",
     )
     .bind(&id)
     .bind(rc.as_str())
     .bind(&month)
     .bind(&who.actor_name)
     .bind(crate::platform::now_rfc3339())
+    .bind(&who.actor_id)
     .execute(&mut *tx)
     .await
     .map_err(|e| match &e {
@@ -286,7 +341,7 @@ pub async fn view(
     regions: &crate::region::RegionIndex,
     id: &str,
 ) -> ApiResult<BatchView> {
-    let b = sqlx::query("SELECT id, catalog_region, month, created_by, created_at, lines, total_fen FROM payment_batch WHERE id = $1")
+    let b = sqlx::query("SELECT id, catalog_region, month, created_by, created_at, lines, total_fen, state, reviewed_by, reviewed_at, paid_by, paid_at, paid_note, created_by_id FROM payment_batch WHERE id = $1")
         .bind(id)
         .fetch_optional(&db.pool)
         .await?
@@ -318,12 +373,21 @@ pub async fn view(
     .await?
     .get(0);
     let yuan = |f: i64| f as f64 / 100.0;
+    let state: String = b.get(7);
     Ok(BatchView {
         id: b.get(0),
         catalog_region: b.get(1),
         month: b.get(2),
-        created_by: b.get(3),
+        state_zh: state_zh(&state).into(),
+        state,
+        created_by: person(db, Some(b.get(3))).await?.unwrap_or_default(),
+        created_by_id: b.get(13),
         created_at: b.get(4),
+        reviewed_by: person(db, b.get(8)).await?,
+        reviewed_at: b.get(9),
+        paid_by: person(db, b.get(10)).await?,
+        paid_at: b.get(11),
+        paid_note: b.get(12),
         lines: b.get(5),
         total: yuan(b.get(6)),
         by_town: towns
@@ -362,6 +426,8 @@ pub struct BatchRow {
     pub month: String,
     pub lines: i64,
     pub total: f64,
+    pub state: String,
+    pub state_zh: String,
     pub created_by: String,
     pub created_at: String,
 }
@@ -369,23 +435,27 @@ pub struct BatchRow {
 pub async fn list(db: &Db, scope: &Scope, region_code: &str) -> ApiResult<Vec<BatchRow>> {
     let (lo, hi) = scope.narrow(Some(region_code))?;
     let rows = sqlx::query(
-        "SELECT id, month, lines, total_fen, created_by, created_at FROM payment_batch WHERE catalog_region BETWEEN $1 AND $2 ORDER BY month DESC",
+        "SELECT id, month, lines, total_fen, created_by, created_at, state FROM payment_batch WHERE catalog_region BETWEEN $1 AND $2 ORDER BY month DESC",
     )
     .bind(&lo)
     .bind(&hi)
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| BatchRow {
+    let mut out = vec![];
+    for r in &rows {
+        let state: String = r.get(6);
+        out.push(BatchRow {
             id: r.get(0),
             month: r.get(1),
             lines: r.get(2),
             total: r.get::<i64, _>(3) as f64 / 100.0,
-            created_by: r.get(4),
+            state_zh: state_zh(&state).into(),
+            state,
+            created_by: person(db, Some(r.get(4))).await?.unwrap_or_default(),
             created_at: r.get(5),
-        })
-        .collect())
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -444,6 +514,18 @@ pub async fn bank_file(
     reveal: Option<&str>,
 ) -> ApiResult<(Vec<u8>, String)> {
     let (region, month) = batch_region(db, scope, id).await?;
+    if reveal.is_some() {
+        let state: String = sqlx::query("SELECT state FROM payment_batch WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await?
+            .get(0);
+        if state == "draft" {
+            return Err(ApiError::conflict(
+                "该发放批次尚未复核：请由另一位工作人员复核后，再导出含完整身份证号的银行代发文件（核对名单可先导出，身份证号为脱敏）",
+            ));
+        }
+    }
     let rows = sqlx::query(
         "SELECT e.citizen_id_masked, e.citizen_id_enc, e.name, l.amount_fen, l.item_code, l.town_code FROM payment_line l \
          JOIN elder e ON e.id = l.elder_id WHERE l.batch_id = $1 ORDER BY l.town_code, e.id, l.item_code",
@@ -518,4 +600,243 @@ pub async fn bank_file(
     .await?;
     tx.commit().await?;
     Ok((bytes, month))
+}
+
+/// What moves a batch on: `review` (draft → reviewed, by someone other than its maker), `paid`
+/// (reviewed → paid, with an optional note such as the bank's reference) or `discard` (a draft is
+/// removed so the month can be made again). Audited.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchStep {
+    /// review / paid / discard
+    pub action: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub async fn step(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    regions: &crate::region::RegionIndex,
+    id: &str,
+    s: BatchStep,
+) -> ApiResult<Option<BatchView>> {
+    let (region, month) = batch_region(db, scope, id).await?;
+    let now = crate::platform::now_rfc3339();
+    let note = s
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let mut tx = db.begin().await?;
+    let cur =
+        sqlx::query("SELECT state, created_by_id, created_by FROM payment_batch WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let (state, maker_id, maker): (String, Option<String>, String) =
+        (cur.get(0), cur.get(1), cur.get(2));
+    let (action, detail) = match s.action.as_str() {
+        "review" => {
+            if state != "draft" {
+                return Err(ApiError::conflict(format!(
+                    "该批次已{}，无需再复核",
+                    state_zh(&state)
+                )));
+            }
+            let same = match (&maker_id, &who.actor_id) {
+                (Some(m), Some(w)) => m == w,
+                _ => maker == who.actor_name,
+            };
+            if same {
+                return Err(ApiError::conflict(
+                    "生成批次的人不能复核自己的批次，请由另一位工作人员复核",
+                ));
+            }
+            let n = sqlx::query(
+                "UPDATE payment_batch SET state = 'reviewed', reviewed_by = $2, reviewed_by_id = $3, reviewed_at = $4 WHERE id = $1 AND state = 'draft'",
+            )
+            .bind(id)
+            .bind(&who.actor_name)
+            .bind(&who.actor_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(ApiError::conflict("该批次刚被他人处理，请刷新后查看"));
+            }
+            ("payment.review", serde_json::json!({"month": month}))
+        }
+        "paid" => {
+            if state != "reviewed" {
+                return Err(ApiError::conflict(match state.as_str() {
+                    "draft" => "该批次尚未复核，复核后才能标记为已发放".to_string(),
+                    _ => "该批次已标记为已发放".to_string(),
+                }));
+            }
+            if note.as_ref().is_some_and(|n| n.chars().count() > 200) {
+                return Err(ApiError::invalid("note", "备注最多 200 个字"));
+            }
+            let n = sqlx::query(
+                "UPDATE payment_batch SET state = 'paid', paid_by = $2, paid_at = $3, paid_note = $4 WHERE id = $1 AND state = 'reviewed'",
+            )
+            .bind(id)
+            .bind(&who.actor_name)
+            .bind(&now)
+            .bind(&note)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(ApiError::conflict("该批次刚被他人处理，请刷新后查看"));
+            }
+            (
+                "payment.paid",
+                serde_json::json!({"month": month, "note": note}),
+            )
+        }
+        "discard" => {
+            if state != "draft" {
+                return Err(ApiError::conflict(format!(
+                    "该批次已{}，不能作废；只有草稿可以作废重做",
+                    state_zh(&state)
+                )));
+            }
+            sqlx::query("DELETE FROM payment_line WHERE batch_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM payment_batch WHERE id = $1 AND state = 'draft'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            ("payment.discard", serde_json::json!({"month": month}))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "action",
+                "操作应为 review（复核）、paid（标记已发放）或 discard（作废草稿）",
+            ));
+        }
+    };
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action,
+            entity: "payment_batch",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: detail.to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if action == "payment.discard" {
+        return Ok(None);
+    }
+    Ok(Some(view(db, scope, regions, id).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LinesQuery {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    /// A town (9-digit code followed by 000) to look at alone. (No name filter: names stay out
+    /// of URLs.)
+    pub town: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchLine {
+    pub elder_id: String,
+    pub name: String,
+    pub citizen_id_masked: String,
+    /// 周岁 (no birth date beside a masked ID).
+    pub age: i64,
+    pub town: String,
+    pub village: String,
+    pub item: String,
+    pub amount: f64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchLines {
+    pub items: Vec<BatchLine>,
+    pub total: i64,
+}
+
+/// The people a batch pays, a page at a time, by town and person.
+pub async fn lines(
+    db: &Db,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+    id: &str,
+    q: LinesQuery,
+) -> ApiResult<BatchLines> {
+    let (region, _) = batch_region(db, scope, id).await?;
+    let (page, size) = crate::platform::web::paging(q.page, q.page_size, 50, 200)?;
+    let town = q.town.unwrap_or_default();
+    let (lo, hi) = scope.narrow(None)?;
+    let filter = "l.batch_id = $1 AND ($2 = '' OR l.town_code = $2) AND e.residence_region BETWEEN $3 AND $4";
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM payment_line l JOIN elder e ON e.id = l.elder_id WHERE {filter}"
+    )))
+    .bind(id)
+    .bind(&town)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_one(&db.pool)
+    .await?
+    .get(0);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT e.id, e.name, e.citizen_id_masked, e.birth_date, e.residence_region, l.item_code, l.amount_fen \
+         FROM payment_line l JOIN elder e ON e.id = l.elder_id WHERE {filter} \
+         ORDER BY l.town_code, e.residence_region, e.id, l.item_code LIMIT $5 OFFSET $6"
+    )))
+    .bind(id)
+    .bind(&town)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(size)
+    .bind((page - 1) * size)
+    .fetch_all(&db.pool)
+    .await?;
+    let names: std::collections::HashMap<String, String> =
+        store::version_by_state(db, &region, "published")
+            .await?
+            .map(|v| v.items)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.code, d.name))
+            .collect();
+    let today = crate::platform::today();
+    let items = rows
+        .iter()
+        .map(|r| {
+            let village: String = r.get(4);
+            let town = format!("{}000", &village[..9.min(village.len())]);
+            let birth: String = r.get(3);
+            let age = chrono::NaiveDate::parse_from_str(&birth, "%Y-%m-%d")
+                .ok()
+                .and_then(|b| today.years_since(b))
+                .unwrap_or_default() as i64;
+            let code: String = r.get(5);
+            BatchLine {
+                elder_id: r.get(0),
+                name: r.get(1),
+                citizen_id_masked: r.get(2),
+                age,
+                town: regions.name(&town).unwrap_or(&town).to_string(),
+                village: regions.name(&village).unwrap_or(&village).to_string(),
+                item: names.get(&code).cloned().unwrap_or(code),
+                amount: r.get::<i64, _>(6) as f64 / 100.0,
+            }
+        })
+        .collect();
+    Ok(BatchLines { items, total })
 }

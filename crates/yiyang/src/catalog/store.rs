@@ -202,8 +202,10 @@ pub async fn version_by_state(
     state: &str,
 ) -> ApiResult<Option<VersionView>> {
     let row = sqlx::query(
-        "SELECT id, number, state, effective_from, published_at, published_by FROM catalog_version \
-         WHERE region_code = $1 AND state = $2",
+        // Who published it by name (the account's display name), not by login.
+        "SELECT id, number, state, effective_from, published_at, \
+         COALESCE((SELECT u.display_name FROM app_user u WHERE u.username = v.published_by AND u.display_name <> ''), v.published_by) \
+         FROM catalog_version v WHERE region_code = $1 AND state = $2",
     )
     .bind(region)
     .bind(state)

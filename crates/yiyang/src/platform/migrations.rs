@@ -176,6 +176,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "import_job_layout",
         stmts: crate::registry::MIGRATION_JOB_LAYOUT,
     },
+    Migration {
+        version: 29,
+        name: "payment_batch_states",
+        stmts: crate::catalog::payment::MIGRATION_STATES,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

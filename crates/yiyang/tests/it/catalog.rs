@@ -943,6 +943,62 @@ async fn db_payment_batch_and_death_check() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(rows.len(), want.len() + 1);
     assert!(rows[1][1].contains('*'), "masked by default");
+    // A draft: no full IDs until a second person has reviewed it; its maker may not.
+    assert_eq!(
+        (&b["state"], &b["state_zh"]),
+        (&json!("draft"), &json!("草稿"))
+    );
+    assert_eq!(
+        bank_file(&t, &c, &id, Some("银行代发高龄津贴")).await.0,
+        StatusCode::CONFLICT
+    );
+    let step = |who: String, action: &'static str| {
+        let (t, id) = (&t, id.clone());
+        async move {
+            t.call(
+                "POST",
+                &format!("/api/v1/payment-batches/{id}/steps"),
+                Some(&who),
+                Some(json!({"action": action, "note": "工行代发回单 0012"})),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = step(c.clone(), "review").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("另一位"), "{v}");
+    let (s, v, _) = step(c.clone(), "paid").await;
+    assert_eq!(s, StatusCode::CONFLICT, "not before review: {v}");
+    t.add_user("rv", &["officer"], COUNTY, all_scopes()).await;
+    let r = t.login("rv").await;
+    let (s, v, _) = step(r.clone(), "review").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state_zh"], "已复核");
+    assert_eq!(v["created_by"], "测试of", "the maker by name: {v}");
+    assert_eq!(v["reviewed_by"], "测试rv");
+    // The people it pays, a page at a time: masked IDs with ages, never birth dates.
+    let (s, page, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/payment-batches/{id}/lines?page_size=5"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], json!(want.len()));
+    let first = &page["items"][0];
+    assert!(first["citizen_id_masked"].as_str().unwrap().contains('*'));
+    assert!(
+        first["age"].as_i64().unwrap() >= 60 && first.get("birth_date").is_none(),
+        "{first}"
+    );
+    assert!(
+        first["item"].as_str().unwrap().contains("津贴")
+            || first["item"].as_str().unwrap().contains("补贴")
+    );
+    let (s, _, _) = step(c.clone(), "discard").await;
+    assert_eq!(s, StatusCode::CONFLICT, "only a draft is discarded");
     let (_, rows) = bank_file(&t, &c, &id, Some("银行代发高龄津贴")).await;
     assert!(
         rows[1..]
@@ -958,6 +1014,20 @@ async fn db_payment_batch_and_death_check() {
         t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.batch'")
             .await,
         1
+    );
+    let (s, v, _) = step(c.clone(), "paid").await;
+    assert_eq!(
+        (s, &v["state_zh"]),
+        (StatusCode::OK, &json!("已发放")),
+        "{v}"
+    );
+    assert_eq!(v["paid_note"], "工行代发回单 0012");
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action IN ('payment.review', 'payment.paid')"
+        )
+        .await,
+        2
     );
 
     // A death recorded now, dated before this month began: the allowance ends, this month's
@@ -1033,6 +1103,29 @@ async fn db_payment_batch_and_death_check() {
         .call("GET", "/api/v1/payment-batches", Some(&c), None)
         .await;
     assert_eq!(list.as_array().unwrap().len(), 2);
+    // A draft is discarded (its lines with it) and the month can be made again.
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/payment-batches/{}/steps",
+                b2["id"].as_str().unwrap()
+            ),
+            Some(&c),
+            Some(json!({"action": "discard"})),
+        )
+        .await;
+    assert_eq!((s, &v), (StatusCode::OK, &Value::Null));
+    assert_eq!(t.count("SELECT COUNT(*) FROM payment_batch").await, 1);
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/payment-batches",
+            Some(&c),
+            Some(json!({"region_code": COUNTY, "month": next})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
 
     // A death arriving in a registry file ends the entitlements at once, like a recorded one.
     let other = want

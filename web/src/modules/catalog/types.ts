@@ -123,13 +123,22 @@ export interface EntitlementRow {
 }
 export interface EntitlementPage { items: EntitlementRow[]; total: number; page: number; page_size: number }
 
-export interface BatchRow { id: string; month: string; lines: number; total: number; created_by: string; created_at: string }
+export type BatchState = 'draft' | 'reviewed' | 'paid'
+export interface BatchRow { id: string; month: string; lines: number; total: number; state: BatchState; state_zh: string; created_by: string; created_at: string }
 export interface BatchView {
   id: string
   catalog_region: string
   month: string
+  state: BatchState
+  state_zh: string
   created_by: string
+  created_by_id: string | null
   created_at: string
+  reviewed_by: string | null
+  reviewed_at: string | null
+  paid_by: string | null
+  paid_at: string | null
+  paid_note: string | null
   lines: number
   total: number
   by_town: { code: string; name: string; people: number; amount: number }[]
@@ -138,3 +147,5 @@ export interface BatchView {
   paid_after_death: number
 }
 export interface AfterDeath { batch_id: string; month: string; elder_id: string; name: string; citizen_id_masked: string; item_code: string; amount: number; death_date: string }
+export interface BatchLine { elder_id: string; name: string; citizen_id_masked: string; age: number; town: string; village: string; item: string; amount: number }
+export interface BatchLines { items: BatchLine[]; total: number }
