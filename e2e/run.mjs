@@ -342,7 +342,11 @@ try {
     assert(/填表说明.*未读取/.test(text), `instructions sheet not passed over: ${text}`)
     assert(/已跳过 \d+ 行/.test(text) && /合计行/.test(text) && /签名行/.test(text), `totals and signatures not skipped: ${text}`)
     const stats = (await page.getByTestId('dry-stats').innerText()).replace(/\s+/g, ' ')
-    assert(/可导入\s*2[0-9]/.test(stats), `office rows not read: ${stats}`)
+    assert(/可导入 30/.test(stats), `office rows not read: ${stats}`)
+    // The same people again: most unchanged, 3 corrected; each correction named field by field.
+    assert(/将更新 3/.test(stats) && /未变化 2[0-9]/.test(stats), `change counts: ${stats}`)
+    const changes = (await page.getByTestId('change-table').innerText()).replace(/\s+/g, ' ')
+    assert(/居住状况：\S+ → \S+/.test(changes) && /联系电话：\S+ → 139\*+\d{4}/.test(changes), `field changes: ${changes.slice(0, 200)}`)
     console.log(`# office workbook: ${stats}; ${text.slice(0, 160)}…`)
   }, { screenshot: 'office-dry-run' })
 

@@ -14,7 +14,8 @@ PORT=${E2E_PORT:-18080}
 export YIYANG_DATABASE_URL=$W/yiyang.db YIYANG_KEY_FILE=$W/yiyang.key
 $BIN demo --scale 0.01 > "$W/demo.log"
 $BIN gen-registry-file "$W/import.csv" --rows 300 --bad 12 --seed 99 >/dev/null
-$BIN gen-registry-file "$W/乡镇上报.xlsx" --rows 30 --bad 2 --seed 77 --office >/dev/null
+# The first 30 people of the same file again, as a town keeps them, 3 of them with corrections.
+$BIN gen-registry-file "$W/乡镇上报.xlsx" --rows 30 --changed 3 --seed 99 --office >/dev/null
 $BIN serve --profile demo --listen 127.0.0.1:$PORT --office-phone 0513-80000000 > "$W/serve.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT

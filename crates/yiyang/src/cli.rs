@@ -131,6 +131,10 @@ pub enum Cmd {
         /// village codes, totals and signatures
         #[arg(long)]
         office: bool,
+        /// How many rows carry another phone and living status than the same seed's file (a
+        /// corrected file: its dry run shows what changes)
+        #[arg(long, default_value_t = 0)]
+        changed: usize,
     },
     /// Measure QUALITY.md's bare-stack import floor on this machine (`floor.rs`): SQLite in
     /// DIR/floor.db, PostgreSQL in the database at --postgres; prints label, rows and seconds
@@ -426,8 +430,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             province,
             office,
+            changed,
         } => {
-            let n = crate::demo::write_registry_file(out, *rows, *bad, *seed, *province, *office)?;
+            let n = crate::demo::write_registry_file(
+                out, *rows, *bad, *seed, *province, *office, *changed,
+            )?;
             println!("已写入 {n} 行到 {}", out.display());
         }
         Cmd::BenchFloor {

@@ -448,6 +448,7 @@ pub fn write_registry_file(
     seed: u64,
     province: bool,
     office: bool,
+    changed: usize,
 ) -> anyhow::Result<usize> {
     let villages = villages(province);
     let elders = generate(rows, &villages, seed, crate::platform::today());
@@ -456,6 +457,9 @@ pub fn write_registry_file(
         .map(|c| c.zh)
         .collect();
     let step = rows.checked_div(bad).map_or(usize::MAX, |s| s.max(1));
+    // A corrected file: `changed` rows (spread, apart from the bad ones) carry another phone and
+    // living status than the same seed's first file.
+    let every = rows.checked_div(changed).map_or(usize::MAX, |s| s.max(1));
     let lab = |list: &[(&'static str, &'static str)], c: Option<&str>| {
         c.map(|c| crate::registry::model::label_of(list, c))
             .unwrap_or_default()
@@ -466,6 +470,16 @@ pub fn write_registry_file(
         let mut name = e.name.clone();
         let mut region = e.residence_region.clone();
         let mut living = lab(crate::registry::model::LIVING_STATUS, e.living_status);
+        let mut phone = e.phone.clone().unwrap_or_default();
+        if every != usize::MAX && i % every == every / 3 && i / every < changed {
+            living = if e.living_status == Some("living_alone") {
+                "与子女同住"
+            } else {
+                "独居"
+            }
+            .into();
+            phone = format!("139{:08}", (i * 7919) % 100_000_000);
+        }
         if step != usize::MAX && i % step == step / 2 && i / step < bad {
             match (i / step) % 4 {
                 0 => {
@@ -485,7 +499,7 @@ pub fn write_registry_file(
             e.hukou_region.clone().unwrap_or_default(),
             region,
             e.address.clone().unwrap_or_default(),
-            e.phone.clone().unwrap_or_default(),
+            phone,
             e.lon.map(|v| format!("{v:.5}")).unwrap_or_default(),
             e.lat.map(|v| format!("{v:.5}")).unwrap_or_default(),
             living,

@@ -148,6 +148,15 @@ export interface ImportJob {
   message?: string | null
   /** The sheets read, sheets passed over and rows passed over (totals, signatures, notes). */
   layout?: ImportLayout | null
+  /** A dry run's first people (up to 100) the file would change, field by field. */
+  changes?: PersonChange[]
+}
+
+export interface PersonChange {
+  row: number
+  name: string
+  citizen_id_masked: string
+  fields: { field: string; old: string; new: string }[]
 }
 
 export interface ImportLayout {

@@ -722,7 +722,10 @@ pub async fn run_with(
             .enumerate()
             .map(|(k, part)| {
                 let (open, refused, c, blank) = (&open, &refused, &c, blank.clone());
-                sc.spawn(move || decide_part(part, k * chunk, open, refused, c, blank, on))
+                sc.spawn(move || {
+                    let _low = crate::platform::Background::new();
+                    decide_part(part, k * chunk, open, refused, c, blank, on)
+                })
             })
             .collect();
         handles
@@ -981,6 +984,7 @@ async fn write(
             .chunks(decided.len().div_ceil(threads).max(1))
             .map(|part| {
                 sc.spawn(move || {
+                    let _low = crate::platform::Background::new();
                     part.iter()
                         .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
                         .collect::<Vec<_>>()
@@ -1169,6 +1173,7 @@ fn pack_grants(
             .chunks_mut(per)
             .map(|part| {
                 sc.spawn(move || {
+                    let _low = crate::platform::Background::new();
                     let mut raw = Vec::new();
                     part.iter_mut()
                         .map(|(bucket, refs)| {

@@ -276,7 +276,12 @@ where
         let decoded: Vec<Result<Vec<Vec<Entry>>, sqlx::Error>> = std::thread::scope(|sc| {
             let handles: Vec<_> = group
                 .chunks(per)
-                .map(|part| sc.spawn(move || part.iter().map(|(_, d)| decode(d)).collect()))
+                .map(|part| {
+                    sc.spawn(move || {
+                        let _low = crate::platform::Background::new();
+                        part.iter().map(|(_, d)| decode(d)).collect()
+                    })
+                })
                 .collect();
             handles
                 .into_iter()

@@ -55,6 +55,7 @@ pub fn pack(mut people: Vec<(String, String)>) -> Vec<Chunk> {
             .chunks(per)
             .map(|group| {
                 sc.spawn(move || {
+                    let _low = crate::platform::Background::new();
                     group
                         .iter()
                         .map(|part| {

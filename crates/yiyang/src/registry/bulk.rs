@@ -56,9 +56,33 @@ struct Loaded {
     stopped: bool,
     /// Inserted in chunks already committed.
     committed_inserted: i64,
+    /// A dry run's first people the file would change: (row, registered id, the row's content),
+    /// to show which fields change.
+    changed: Vec<(i64, String, crate::registry::model::ElderInput)>,
 }
 
+/// People whose changes a dry run spells out field by field (the counts cover everyone).
+pub const CHANGES_SHOWN: usize = 100;
+
 impl Loaded {
+    /// A dry run keeps the first people it would change, to show what changes.
+    fn note_change(
+        &mut self,
+        row_no: i64,
+        class: &Class,
+        id: Option<&String>,
+        p: &Prepared,
+        dry: bool,
+    ) {
+        if dry
+            && *class == Class::Update
+            && self.changed.len() < CHANGES_SHOWN
+            && let Some(id) = id
+        {
+            self.changed.push((row_no, id.clone(), p.input.clone()));
+        }
+    }
+
     fn take(&mut self, row_no: i64, class: Class) {
         match class {
             Class::Insert => self.inserted += 1,
@@ -88,6 +112,7 @@ impl Loaded {
             dry_run,
             errors: vec![],
             layout: None,
+            changes: vec![],
         }
     }
 }
@@ -176,6 +201,9 @@ pub async fn run(
         });
     }
     let mut summary = loaded.summary(dry_run, total, rejected.len() as i64);
+    if !loaded.changed.is_empty() {
+        summary.changes = import::spell_changes(ctx, &loaded.changed).await?;
+    }
     if !dry_run {
         rejected.extend(loaded.outside);
     }
@@ -385,6 +413,7 @@ fn load_sqlite(
                 loaded.stopped = true;
                 return Ok(loaded);
             }
+            loaded.note_change(*row_no, &class, found.as_ref().map(|f| &f.0), p, w.dry_run);
             if class == Class::Insert
                 && let (Some(ins), Some(st)) = (insert.as_mut(), stamp)
             {
@@ -530,6 +559,7 @@ async fn load_pg(db: &crate::platform::db::Db, mut w: Work) -> Result<Loaded, Im
                     if class == Class::Insert && !w.dry_run {
                         out.row(&p.cells(&stamp));
                     }
+                    loaded.note_change(*row_no, &class, f.map(|f| &f.0), p, w.dry_run);
                     loaded.take(*row_no, class);
                 }
                 if loaded.stopped {

@@ -600,6 +600,8 @@ pub struct ImportStatus {
     pub message: Option<String>,
     /// The sheets read and the rows passed over (totals, signatures, notes).
     pub layout: Option<crate::platform::sheet::LayoutView>,
+    /// A dry run's first people (up to 100) the file would change, field by field.
+    pub changes: Vec<import::PersonChange>,
 }
 
 /// Upload a CSV/XLSX file (multipart `file`, `dry_run`); the import runs as a job — poll its status.
@@ -723,7 +725,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ImportStatus>> {
     may_import(&actor)?;
-    let r = sqlx::query("SELECT state, dry_run, file_name, total, accepted, rejected, inserted, updated, unchanged, message, layout FROM import_job WHERE id = $1 AND user_id = $2")
+    let r = sqlx::query("SELECT state, dry_run, file_name, total, accepted, rejected, inserted, updated, unchanged, message, layout, changes FROM import_job WHERE id = $1 AND user_id = $2")
         .bind(&id)
         .bind(&actor.user_id)
         .fetch_optional(&app.db.pool)
@@ -746,6 +748,7 @@ pub async fn status(
                 errors: vec![],
                 message: None,
                 layout: None,
+                changes: vec![],
             }));
         }
         return Err(ApiError::not_found("未找到该导入任务"));
@@ -786,6 +789,10 @@ pub async fn status(
         layout: r
             .get::<Option<String>, _>(10)
             .and_then(|l| serde_json::from_str(&l).ok()),
+        changes: r
+            .get::<Option<String>, _>(11)
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default(),
     }))
 }
 

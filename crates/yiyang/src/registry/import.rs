@@ -52,6 +52,50 @@ pub struct Summary {
     /// The sheets read and the rows passed over (totals, signatures, notes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<crate::platform::sheet::LayoutView>,
+    /// A dry run's first people the file would change, field by field (old → new; the phone
+    /// masked).
+    #[serde(default)]
+    pub changes: Vec<PersonChange>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct PersonChange {
+    pub row: i64,
+    pub name: String,
+    pub citizen_id_masked: String,
+    pub fields: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct FieldChange {
+    /// The column as the template names it.
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// The changes a file makes to registered people, read against what is registered now.
+pub(super) async fn spell_changes(
+    ctx: &Ctx<'_>,
+    changed: &[(i64, String, model::ElderInput)],
+) -> Result<Vec<PersonChange>, ImportError> {
+    let mut tx = ctx.db.begin().await?;
+    let mut out = vec![];
+    for (row, id, new) in changed {
+        let old = store::load_input(&mut tx, ctx.keys, ctx.scope, id)
+            .await
+            .map_err(|e| ImportError::Other(anyhow::anyhow!(e.detail)))?;
+        out.push(PersonChange {
+            row: *row,
+            name: new.name.clone(),
+            citizen_id_masked: new.citizen_id.masked(),
+            fields: model::field_changes(&old, new, &|c| {
+                ctx.regions.name(c).unwrap_or(c).to_string()
+            }),
+        });
+    }
+    drop(tx); // read only: nothing to commit
+    Ok(out)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -778,6 +822,13 @@ where
             for e in &mut summary.errors {
                 (e.row, e.reason) = layout.locate(e.row, std::mem::take(&mut e.reason));
             }
+            for c in &mut summary.changes {
+                let (sheet, row) = layout.place(c.row);
+                c.row = row;
+                if layout.sheets.len() > 1 {
+                    c.name = format!("{}（工作表“{sheet}”）", c.name);
+                }
+            }
             let layout = layout.view();
             summary.layout = Some(layout.clone());
             let mut tx = ctx.db.begin().await?;
@@ -805,7 +856,7 @@ where
                 }
                 q.execute(&mut *tx).await?;
             }
-            sqlx::query("UPDATE import_job SET state = 'done', total = $1, accepted = $2, rejected = $3, inserted = $4, updated = $5, unchanged = $6, headers = $7, finished_at = $8, layout = $10 WHERE id = $9")
+            sqlx::query("UPDATE import_job SET state = 'done', total = $1, accepted = $2, rejected = $3, inserted = $4, updated = $5, unchanged = $6, headers = $7, finished_at = $8, layout = $10, changes = $11 WHERE id = $9")
                 .bind(summary.total)
                 .bind(summary.accepted)
                 .bind(summary.rejected)
@@ -816,6 +867,10 @@ where
                 .bind(crate::platform::now_rfc3339())
                 .bind(job_id)
                 .bind(serde_json::to_string(&layout).unwrap_or_default())
+                .bind(
+                    (!summary.changes.is_empty())
+                        .then(|| serde_json::to_string(&summary.changes).unwrap_or_default()),
+                )
                 .execute(&mut *tx)
                 .await?;
             // A dry run that met people registered outside the caller's scope told them nothing,

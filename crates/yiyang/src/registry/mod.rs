@@ -120,6 +120,9 @@ pub const MIGRATION_JOB_PROGRESS: &[Stmt] = &[Both(
 pub const MIGRATION_JOB_LAYOUT: &[Stmt] = &[
     Both("ALTER TABLE import_job ADD COLUMN layout TEXT"),
     Both("ALTER TABLE import_job_error ADD COLUMN sheet_row BIGINT"),
+    // A dry run's first people the file would change, field by field (`import::PersonChange`,
+    // as JSON; the phone masked).
+    Both("ALTER TABLE import_job ADD COLUMN changes TEXT"),
 ];
 
 /// Every transaction that writes elders takes the next number from `registry_head` and stamps it on

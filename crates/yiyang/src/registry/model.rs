@@ -532,6 +532,91 @@ pub fn validate_row<'a>(
     })
 }
 
+/// The fields in which `new` differs from `old`, as the template names them, each value as a
+/// person reads it (labels, region names, 是/否); the phone masked.
+pub fn field_changes(
+    old: &ElderInput,
+    new: &ElderInput,
+    region_name: &dyn Fn(&str) -> String,
+) -> Vec<crate::registry::import::FieldChange> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let lab =
+        |list: &[(&str, &str)], v: Option<&str>| v.map(|c| label_of(list, c)).unwrap_or_default();
+    let region = |v: Option<&str>| v.map(region_name).unwrap_or_default();
+    let num = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+    let phone = |v: &Option<String>| {
+        v.as_deref()
+            .map(yiyang_kernel::mask::phone)
+            .unwrap_or_default()
+    };
+    let pairs: Vec<(&str, String, String)> = vec![
+        ("姓名", old.name.clone(), new.name.clone()),
+        ("性别", old.sex.zh().into(), new.sex.zh().into()),
+        (
+            "户籍地区划",
+            region(old.hukou_region.as_deref()),
+            region(new.hukou_region.as_deref()),
+        ),
+        (
+            "居住地",
+            region(Some(&old.residence_region)),
+            region(Some(&new.residence_region)),
+        ),
+        ("居住地址", opt(&old.address), opt(&new.address)),
+        ("联系电话", phone(&old.phone), phone(&new.phone)),
+        ("经度", num(old.lon), num(new.lon)),
+        ("纬度", num(old.lat), num(new.lat)),
+        (
+            "居住状况",
+            lab(LIVING_STATUS, old.living_status),
+            lab(LIVING_STATUS, new.living_status),
+        ),
+        (
+            "经济状况",
+            lab(ECONOMIC_STATUS, old.economic_status),
+            lab(ECONOMIC_STATUS, new.economic_status),
+        ),
+        (
+            "计划生育特殊家庭",
+            lab(FAMILY_PLANNING, old.family_planning_special),
+            lab(FAMILY_PLANNING, new.family_planning_special),
+        ),
+        (
+            "残疾等级",
+            old.disability_grade
+                .map(|g| format!("{g} 级"))
+                .unwrap_or_default(),
+            new.disability_grade
+                .map(|g| format!("{g} 级"))
+                .unwrap_or_default(),
+        ),
+        (
+            "优抚对象",
+            old.entitled_veteran_family
+                .map(|b| if b { "是" } else { "否" }.to_string())
+                .unwrap_or_default(),
+            new.entitled_veteran_family
+                .map(|b| if b { "是" } else { "否" }.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "死亡日期",
+            old.death_date.map(|d| d.to_string()).unwrap_or_default(),
+            new.death_date.map(|d| d.to_string()).unwrap_or_default(),
+        ),
+    ];
+    // Phones that differ only beyond their masked digits still differ: compare them in clear.
+    pairs
+        .into_iter()
+        .filter(|(f, o, n)| o != n || (*f == "联系电话" && old.phone != new.phone))
+        .map(|(f, o, n)| crate::registry::import::FieldChange {
+            field: f.to_string(),
+            old: if o.is_empty() { "（空）".into() } else { o },
+            new: if n.is_empty() { "（空）".into() } else { n },
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

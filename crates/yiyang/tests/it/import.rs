@@ -709,3 +709,84 @@ async fn db_office_workbook_is_read_sheet_by_sheet() {
         1
     );
 }
+
+/// A dry run of a corrected file counts new, changed and unchanged people and, for a changed one,
+/// names each field that changes, old → new, with the phone masked.
+#[tokio::test]
+async fn db_dry_run_shows_what_changes_field_by_field() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let head = "身份证号,姓名,性别,居住地区划代码,联系电话,居住状况,经济状况\n";
+    let row = |i: u32, phone: &str, living: &str| {
+        let given = ["一", "二", "三"][i as usize - 1];
+        format!(
+            "{},王{given}英,,320682001001,{phone},{living},低保\n",
+            cid(i, 60)
+        )
+    };
+    let first: String = [
+        head.to_string(),
+        row(1, "13812345670", "独居"),
+        row(2, "13812345671", "独居"),
+    ]
+    .concat();
+    let st = t
+        .import_file(
+            "/api/v1/imports/registry",
+            &c,
+            "a.csv",
+            first.as_bytes(),
+            false,
+        )
+        .await;
+    assert_eq!(st["inserted"], 2, "{st}");
+    let second: String = [
+        head.to_string(),
+        row(1, "13812345670", "独居"),
+        row(2, "13900001111", "与子女同住"),
+        row(3, "", "独居"),
+    ]
+    .concat();
+    let st = t
+        .import_file(
+            "/api/v1/imports/registry",
+            &c,
+            "b.csv",
+            second.as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(
+        (&st["inserted"], &st["updated"], &st["unchanged"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{st}"
+    );
+    let ch = &st["changes"][0];
+    assert_eq!(ch["row"], 3, "{ch}");
+    assert!(ch["citizen_id_masked"].as_str().unwrap().contains('*'));
+    let fields: Vec<String> = ch["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}→{}",
+                f["field"].as_str().unwrap(),
+                f["old"].as_str().unwrap(),
+                f["new"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(fields.len(), 2, "{fields:?}");
+    assert!(
+        fields.contains(&"居住状况:独居→与子女同住".to_string()),
+        "{fields:?}"
+    );
+    let phone = fields.iter().find(|f| f.starts_with("联系电话")).unwrap();
+    assert!(
+        phone.contains('*') && !phone.contains("13900001111") && !phone.contains("13812345671"),
+        "{phone}"
+    );
+}
