@@ -716,72 +716,77 @@ pub async fn run_with(
         .collect();
     let threads = crate::platform::cores();
     let chunk = elders.len().div_ceil(threads).max(1);
-    let parts: Vec<(Vec<Action>, Vec<ItemCount>)> = std::thread::scope(|sc| {
-        let handles: Vec<_> = elders
-            .chunks(chunk)
-            .enumerate()
-            .map(|(k, part)| {
-                let (open, refused, c, blank) = (&open, &refused, &c, blank.clone());
-                sc.spawn(move || {
-                    let _low = crate::platform::Background::new();
-                    decide_part(part, k * chunk, open, refused, c, blank, on)
+    // Deciding a county is seconds of CPU: off the runtime's workers, so requests go on.
+    let (counts, actions) = crate::platform::heavy(|| {
+        let parts: Vec<(Vec<Action>, Vec<ItemCount>)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = elders
+                .chunks(chunk)
+                .enumerate()
+                .map(|(k, part)| {
+                    let (open, refused, c, blank) = (&open, &refused, &c, blank.clone());
+                    sc.spawn(move || {
+                        let _low = crate::platform::Background::new();
+                        decide_part(part, k * chunk, open, refused, c, blank, on)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("decision thread"))
+                .collect()
+        });
+        let mut counts = blank;
+        let mut actions = vec![];
+        for (acts, cs) in parts {
+            actions.extend(acts);
+            for (a, b) in counts.iter_mut().zip(cs) {
+                a.add(&b);
+            }
+        }
+        let present: std::collections::HashSet<&str> =
+            elders.iter().map(|e| e.id.as_str()).collect();
+        let open: Vec<(String, Vec<Open>)> = open
+            .into_iter()
+            .filter(|(id, _)| !present.contains(id.as_str()))
+            .collect();
+        // Whoever still holds something is no longer living in the region (moved to another
+        // catalogue's area), or holds an item the catalogue dropped: end it.
+        let items = &items;
+        let gone = open
+            .into_iter()
+            .flat_map(|(elder, os)| {
+                os.into_iter().map(move |o| {
+                    (
+                        elder.clone(),
+                        items[o.item].0.clone(),
+                        o.state,
+                        Some(o.item),
+                        o.packed,
+                    )
                 })
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("decision thread"))
-            .collect()
+            .chain(
+                dropped
+                    .into_iter()
+                    .map(|(e, code, st, packed)| (e, code, st, None, packed)),
+            );
+        for (elder_id, item_code, from, item, packed) in gone {
+            if let Some(i) = item {
+                counts[i].ended += 1;
+            }
+            actions.push(Action::Change {
+                holder: Holder::Gone { elder_id },
+                item_code,
+                from,
+                to: "ended",
+                tier: None,
+                on,
+                note: "不在本目录适用范围或项目已取消".into(),
+                packed,
+            });
+        }
+        (counts, actions)
     });
-    let mut counts = blank;
-    let mut actions = vec![];
-    for (acts, cs) in parts {
-        actions.extend(acts);
-        for (a, b) in counts.iter_mut().zip(cs) {
-            a.add(&b);
-        }
-    }
-    let present: std::collections::HashSet<&str> = elders.iter().map(|e| e.id.as_str()).collect();
-    let open: Vec<(String, Vec<Open>)> = open
-        .into_iter()
-        .filter(|(id, _)| !present.contains(id.as_str()))
-        .collect();
-    // Whoever still holds something is no longer living in the region (moved to another
-    // catalogue's area), or holds an item the catalogue dropped: end it.
-    let items = &items;
-    let gone = open
-        .into_iter()
-        .flat_map(|(elder, os)| {
-            os.into_iter().map(move |o| {
-                (
-                    elder.clone(),
-                    items[o.item].0.clone(),
-                    o.state,
-                    Some(o.item),
-                    o.packed,
-                )
-            })
-        })
-        .chain(
-            dropped
-                .into_iter()
-                .map(|(e, code, st, packed)| (e, code, st, None, packed)),
-        );
-    for (elder_id, item_code, from, item, packed) in gone {
-        if let Some(i) = item {
-            counts[i].ended += 1;
-        }
-        actions.push(Action::Change {
-            holder: Holder::Gone { elder_id },
-            item_code,
-            from,
-            to: "ended",
-            tier: None,
-            on,
-            note: "不在本目录适用范围或项目已取消".into(),
-            packed,
-        });
-    }
 
     let t_decide = started.elapsed();
     progress
@@ -979,24 +984,26 @@ async fn write(
     decided.dedup();
     // Written as JSON on every core (a first run decides on most of a county).
     let threads = crate::platform::cores();
-    let facts: Vec<(String, String)> = std::thread::scope(|sc| {
-        let handles: Vec<_> = decided
-            .chunks(decided.len().div_ceil(threads).max(1))
-            .map(|part| {
-                sc.spawn(move || {
-                    let _low = crate::platform::Background::new();
-                    part.iter()
-                        .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
-                        .collect::<Vec<_>>()
+    let facts: Vec<(String, String)> = crate::platform::heavy(|| {
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = decided
+                .chunks(decided.len().div_ceil(threads).max(1))
+                .map(|part| {
+                    sc.spawn(move || {
+                        let _low = crate::platform::Background::new();
+                        part.iter()
+                            .map(|&i| (elders[i].id.clone(), elders[i].snapshot()))
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("snapshot thread"))
-            .collect()
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("snapshot thread"))
+                .collect()
+        })
     });
-    let snapshots = super::snapshot::pack(facts);
+    let snapshots = crate::platform::heavy(|| super::snapshot::pack(facts));
     let t_snapshots = started.elapsed();
     let Written {
         run_id,
@@ -1006,7 +1013,7 @@ async fn write(
     } = w;
     // Grants are packed; proposals (an officer decides each) are rows.
     let (grants, news): (Vec<_>, Vec<_>) = news.into_iter().partition(|n| n.3 == "granted");
-    let packs = pack_grants(c, elders, &grants);
+    let packs = crate::platform::heavy(|| pack_grants(c, elders, &grants));
     // The packed grants enter the digest as packed: each pack's bucket and bytes.
     let mut digest = Sha256::new();
     for (bucket, _, data) in &packs {

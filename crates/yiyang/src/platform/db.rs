@@ -268,7 +268,15 @@ impl Db {
             let refs: Vec<Option<&str>> = cols.iter().map(|s| s.as_deref()).collect();
             f(&refs);
         };
+        let mut chunks = 0u32;
         while let Some(chunk) = out.try_next().await? {
+            // A scan whose data is always ready never waits, so it would keep this runtime worker
+            // to itself for seconds (requests stalled 1–2 s while a county was read): let the
+            // other tasks in now and then.
+            chunks += 1;
+            if chunks.is_multiple_of(256) {
+                tokio::task::yield_now().await;
+            }
             buf.extend_from_slice(&chunk);
             let mut start = 0;
             while let Some(n) = memchr::memchr(b'\n', &buf[start..]) {

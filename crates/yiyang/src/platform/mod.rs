@@ -25,6 +25,16 @@ pub fn cores() -> usize {
 /// without huge pages.
 pub struct NoHugePages(());
 
+/// Runs CPU-heavy synchronous work from async code without holding up the tasks queued on this
+/// runtime worker (tokio hands them to the other workers first); directly on a single-threaded
+/// runtime (the tests').
+pub fn heavy<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// While it lives, the calling thread runs at a lower CPU priority (nice 10), then as before.
 /// Bulk work on every core (an eligibility run deciding and packing a county) then yields the
 /// cores to the requests of people waiting: on two cores such a run starved PostgreSQL's
