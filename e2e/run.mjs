@@ -329,7 +329,8 @@ try {
   }, { screenshot: 'import-result' })
 
   await step(`an office workbook ${basename(OFFICE_FILE)} is read sheet by sheet`, async () => {
-    await button('继续导入').click()
+    // The result's own button (the confirmation box, which has one of the same name, may still be fading out).
+    await page.getByTestId('import-result').getByRole('button', { name: '继续导入', exact: true }).click()
     await page.locator('.el-upload input[type=file]').setInputFiles(resolve(OFFICE_FILE))
     await page.getByText(`已选择：${basename(OFFICE_FILE)}`).waitFor()
     await button('开始预检').click()
