@@ -705,6 +705,17 @@ pub async fn step(
                     state_zh(&state)
                 )));
             }
+            // Lock the draft first: a review committed meanwhile must not lose the batch's lines.
+            let held = sqlx::query(
+                "UPDATE payment_batch SET state = 'draft' WHERE id = $1 AND state = 'draft'",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held != 1 {
+                return Err(ApiError::conflict("该批次刚被他人处理，请刷新后查看"));
+            }
             sqlx::query("DELETE FROM payment_line WHERE batch_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
