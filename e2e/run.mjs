@@ -394,9 +394,21 @@ try {
     state.cid = v
     await dialog.locator('.el-dialog__footer').getByRole('button', { name: '关闭' }).click()
     await dialog.waitFor({ state: 'hidden' })
+    // The phone too, when the person gave one, for the search by phone below.
+    const phoneBtn = page.getByRole('button', { name: '查看联系电话' })
+    if (await phoneBtn.count()) {
+      await phoneBtn.click()
+      await dialog.waitFor()
+      await dialog.getByLabel('查看事由').fill(REVEAL_REASON)
+      await dialog.getByRole('button', { name: '确认查看' }).click()
+      await dialog.getByTestId('revealed-value').waitFor()
+      state.phone = (await dialog.getByTestId('revealed-value').innerText()).trim()
+      await dialog.locator('.el-dialog__footer').getByRole('button', { name: '关闭' }).click()
+      await dialog.waitFor({ state: 'hidden' })
+    }
   }, { screenshot: null })
 
-  await step('search 老年人档案 by the whole 身份证号 and by its last 6 digits', async () => {
+  await step('search 老年人档案 by the whole 身份证号, by its last 6 digits and by phone', async () => {
     const search = async (text) => {
       await menu('老年人档案').click()
       await page.waitForURL(/\/elders$/)
@@ -416,6 +428,14 @@ try {
     assert(tail.items.every((r) => r.citizen_id_masked.endsWith(state.cid.slice(14))), 'a tail match with other last digits')
     await page.locator('.elder-table .el-table__body tr.el-table__row').first().waitFor()
     await shot('search-by-id-tail')
+    assert(state.phone, 'the first person of the list has no phone to search by')
+    {
+      // Typed as people write it down, with dashes.
+      const typed = state.phone.length === 11 ? `${state.phone.slice(0, 3)}-${state.phone.slice(3, 7)}-${state.phone.slice(7)}` : state.phone
+      const byPhone = await search(typed)
+      assert(byPhone.total >= 1, 'the phone found nobody')
+      assert(byPhone.items.some((r) => r.citizen_id_masked.endsWith(state.cid.slice(14))), 'the phone did not find the person')
+    }
     // Back to the person for the next steps.
     await page.goto(state.elderUrl, { waitUntil: 'domcontentloaded' })
     await page.getByTestId('citizen-id-masked').waitFor()

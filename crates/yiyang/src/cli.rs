@@ -542,6 +542,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state.db.clone(),
                 std::time::Duration::from_secs(30),
             );
+            // Phones written before their blind index existed become findable.
+            let fill = state.clone();
+            tokio::spawn(async move {
+                match crate::registry::backfill_phone_index(&fill.db, &fill.keys).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "phone blind index filled"),
+                    Err(e) => tracing::error!(error = %e, "phone blind index fill failed"),
+                }
+            });
             // Build the search index now rather than on the first search.
             let warm = state.clone();
             tokio::spawn(async move {

@@ -181,6 +181,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payment_batch_states",
         stmts: crate::catalog::payment::MIGRATION_STATES,
     },
+    Migration {
+        version: 30,
+        name: "elder_phone_index",
+        stmts: crate::registry::MIGRATION_PHONE_INDEX,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

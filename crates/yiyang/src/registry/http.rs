@@ -842,6 +842,7 @@ pub fn audited_filter(f: &store::SearchReq) -> store::SearchReq {
         // An ID searched for is logged masked like everywhere else; a tail by its length only.
         Some(store::IdQuery::Whole(t)) => format!("身份证号 {}********{}", &t[..6], &t[14..]),
         Some(store::IdQuery::Tail(t)) => format!("身份证号后{}位", t.len()),
+        Some(store::IdQuery::Phone(p)) => format!("联系电话 {}", yiyang_kernel::mask::phone(&p)),
         None => yiyang_kernel::mask::name(n),
     });
     f

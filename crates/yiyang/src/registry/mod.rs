@@ -23,6 +23,10 @@ pub const SECONDARY_INDEXES: &[(&str, &str)] = &[
         "elder_change_seq",
         "CREATE INDEX elder_change_seq ON elder (change_seq)",
     ),
+    (
+        "elder_phone_bidx",
+        "CREATE INDEX elder_phone_bidx ON elder (phone_bidx)",
+    ),
 ];
 
 /// The secondary indexes a first load drops and builds again at the end. All of them: even the
@@ -108,6 +112,60 @@ pub const MIGRATION: &[Stmt] = &[
          reason TEXT NOT NULL, cells_enc BLOB NOT NULL, PRIMARY KEY (job_id, row_no))",
     ),
 ];
+
+/// A phone's blind index, so an officer can find a person by the number a family gave. Not unique:
+/// one household's elders often share a number. Rows written before it are filled by
+/// [`backfill_phone_index`].
+pub const MIGRATION_PHONE_INDEX: &[Stmt] = &[
+    Both("ALTER TABLE elder ADD COLUMN phone_bidx TEXT"),
+    Both("CREATE INDEX elder_phone_bidx ON elder (phone_bidx)"),
+];
+
+/// Fill the phone blind index of rows written before it existed (decrypting each phone), in short
+/// transactions of 1,000 rows walked by id, so a large registry stays writable meanwhile. Returns
+/// the rows filled. A row whose phone does not decrypt (wrong key) is left as it is.
+pub async fn backfill_phone_index(
+    db: &crate::platform::db::Db,
+    keys: &crate::platform::crypto::KeyRing,
+) -> anyhow::Result<u64> {
+    use sqlx::Row;
+    let mut after = String::new();
+    let mut filled = 0u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, phone_enc FROM elder WHERE id > $1 AND phone_enc IS NOT NULL \
+             AND phone_bidx IS NULL ORDER BY id LIMIT 1000",
+        )
+        .bind(&after)
+        .fetch_all(&db.pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(filled);
+        };
+        after = last.get(0);
+        let todo: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|r| {
+                let phone = keys.decrypt(&r.get::<Vec<u8>, _>(1)).ok()?;
+                Some((r.get(0), keys.blind_index(store::PHONE_DOMAIN, &phone)))
+            })
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let mut tx = db.begin().await?;
+        for (id, bidx) in &todo {
+            // Only a row still unfilled: a write meanwhile has set its own.
+            sqlx::query("UPDATE elder SET phone_bidx = $1 WHERE id = $2 AND phone_bidx IS NULL")
+                .bind(bidx)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        filled += todo.len() as u64;
+    }
+}
 
 /// An import into a registry in use commits in chunks; the job row says how far it got.
 pub const MIGRATION_JOB_PROGRESS: &[Stmt] = &[Both(

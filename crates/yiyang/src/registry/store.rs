@@ -20,6 +20,8 @@ use yiyang_kernel::citizen_id::age_on;
 
 pub const COUNT_CAP: i64 = 10_000;
 pub const CID_DOMAIN: &str = "citizen_id";
+/// Blind-index domain of a phone (normalised digits, `model::parse_phone`): found by a whole
+/// number typed in the search box, never compared in clear.
 pub const PHONE_DOMAIN: &str = "phone";
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
@@ -221,6 +223,9 @@ pub struct Filter {
 pub enum IdQuery {
     Whole(String),
     Tail(String),
+    /// A whole phone number, normalised as stored (`model::parse_phone`); looked up by its blind
+    /// index. Several elders of one household may share it.
+    Phone(String),
 }
 
 impl IdQuery {
@@ -235,6 +240,10 @@ impl IdQuery {
         match n {
             18 if shaped => Some(IdQuery::Whole(t)),
             4..=6 if shaped => Some(IdQuery::Tail(t)),
+            // Seven or more digits (dashes, spaces, +86 allowed) that are not an ID: a phone.
+            _ if t.bytes().filter(u8::is_ascii_digit).count() >= 7 => {
+                super::model::parse_phone(&t).ok().map(IdQuery::Phone)
+            }
             _ => None,
         }
     }
@@ -353,6 +362,7 @@ pub(crate) fn where_clause(db: &Db, f: &Filter) -> (String, Vec<String>) {
     match &f.id {
         // The caller turned the whole ID into its blind index (`with_blind_index`).
         Some(IdQuery::Whole(bidx)) => push("citizen_id_bidx =", bidx.clone()),
+        Some(IdQuery::Phone(bidx)) => push("phone_bidx =", bidx.clone()),
         Some(IdQuery::Tail(t)) => {
             let n = t.len();
             push("citizen_id_masked LIKE", format!("%{}", &t[n - 4..]));
@@ -524,11 +534,13 @@ pub async fn search_sql(
     sql_page(db, &f, q).await
 }
 
-/// A whole ID in the filter becomes its blind index: the ID is never compared in clear.
+/// A whole ID or phone in the filter becomes its blind index: neither is compared in clear.
 pub fn with_blind_index(mut f: Filter, keys: &crate::platform::crypto::KeyRing) -> Filter {
-    if let Some(IdQuery::Whole(id)) = &f.id {
-        f.id = Some(IdQuery::Whole(keys.blind_index(CID_DOMAIN, id)));
-    }
+    f.id = match f.id.take() {
+        Some(IdQuery::Whole(id)) => Some(IdQuery::Whole(keys.blind_index(CID_DOMAIN, &id))),
+        Some(IdQuery::Phone(p)) => Some(IdQuery::Phone(keys.blind_index(PHONE_DOMAIN, &p))),
+        other => other,
+    };
     f
 }
 
@@ -791,8 +803,9 @@ pub async fn reveal(
 /// Columns written for one elder, in the order of [`INSERT_COLS`].
 pub const INSERT_COLS: &str = "id, citizen_id_bidx, citizen_id_enc, citizen_id_masked, name, sex, birth_date, hukou_region, \
     residence_region, address, phone_enc, phone_masked, lon, lat, living_status, economic_status, family_planning_special, \
-    disability_grade, entitled_veteran_family, death_date, status, status_source, status_since, row_digest, created_at, updated_at, version, change_seq";
-pub const INSERT_NCOLS: usize = 28;
+    disability_grade, entitled_veteran_family, death_date, status, status_source, status_since, row_digest, created_at, updated_at, version, change_seq, \
+    phone_bidx";
+pub const INSERT_NCOLS: usize = 29;
 
 /// See [`next_change_seq`]; for the bulk writers' own connections.
 pub const NEXT_CHANGE_SEQ: &str =
@@ -814,6 +827,7 @@ pub struct Prepared {
     pub cid_masked: String,
     pub phone_enc: Option<Vec<u8>>,
     pub phone_masked: Option<String>,
+    pub phone_bidx: Option<String>,
     pub digest: String,
     birth_date: String,
     death_date: Option<String>,
@@ -829,6 +843,10 @@ impl Prepared {
             cid_masked: input.citizen_id.masked(),
             phone_enc: input.phone.as_deref().map(|p| keys.encrypt(p)),
             phone_masked: input.phone.as_deref().map(yiyang_kernel::mask::phone),
+            phone_bidx: input
+                .phone
+                .as_deref()
+                .map(|p| keys.blind_index(PHONE_DOMAIN, p)),
             digest: input.digest(),
             birth_date: super::model::iso_date(input.birth_date),
             death_date: input.death_date.map(super::model::iso_date),
@@ -869,6 +887,7 @@ impl Prepared {
             Cell::Text(Some(stamp.now)),
             Cell::Int(Some(1)),
             Cell::Int(Some(stamp.change_seq)),
+            Cell::Text(self.phone_bidx.as_deref()),
         ]
     }
 }
@@ -1026,7 +1045,7 @@ pub async fn update_content(
         "UPDATE elder SET name = $1, hukou_region = $2, residence_region = $3, address = $4, phone_enc = $5, phone_masked = $6, \
          lon = $7, lat = $8, living_status = $9, economic_status = $10, family_planning_special = $11, disability_grade = $12, \
          entitled_veteran_family = $13, death_date = $14, status = CASE WHEN $14 IS NOT NULL THEN 'deceased' WHEN status = 'deceased' THEN 'active' ELSE status END, \
-         row_digest = $15, updated_at = $16, version = version + 1, change_seq = $18 WHERE id = $17",
+         row_digest = $15, updated_at = $16, version = version + 1, change_seq = $18, phone_bidx = $19 WHERE id = $17",
     )
     .bind(e.name.clone())
     .bind(e.hukou_region.clone())
@@ -1046,6 +1065,7 @@ pub async fn update_content(
     .bind(now)
     .bind(id)
     .bind(change_seq)
+    .bind(e.phone.as_deref().map(|p| keys.blind_index(PHONE_DOMAIN, p)))
     .execute(&mut **tx)
     .await?;
     Ok(changed)

@@ -404,6 +404,132 @@ async fn db_search_by_citizen_id_and_its_last_digits() {
     assert!(details.iter().any(|d| d.contains("身份证号后6位")));
 }
 
+/// A whole phone number (typed with dashes or spaces) finds the people who gave it, through its
+/// blind index, within the caller's scope; rows written before the index are filled at start.
+#[tokio::test]
+async fn db_search_by_phone() {
+    use sqlx::Row;
+    let t = TestApp::new("demo", 3000).await;
+    t.add_user("o", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("other", &["officer"], "320682003000", all_scopes())
+        .await;
+    let c = t.login("o").await;
+    let id: String = sqlx::query(
+        "SELECT id FROM elder WHERE phone_enc IS NOT NULL \
+         AND residence_region BETWEEN '320682002000' AND '320682002999' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    let (s, r, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/elders/{id}/reveal"),
+            Some(&c),
+            Some(json!({"field": "phone", "reason": "联系家属"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let phone = r["value"].as_str().unwrap().to_string();
+    let typed = if phone.len() == 11 {
+        format!("{}-{} {}", &phone[..3], &phone[3..7], &phone[7..])
+    } else {
+        phone.clone()
+    };
+    let find = |who: String, text: String| {
+        let t = &t;
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/elders/search",
+                    Some(&who),
+                    Some(json!({"name": text, "page_size": 200})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let masked = yiyang_kernel::mask::phone(&phone);
+    // Everyone in the officer's scope who gave this number, by decrypting every phone.
+    let mut sharing: Vec<String> = vec![];
+    for r in sqlx::query(
+        "SELECT id, phone_enc FROM elder WHERE phone_enc IS NOT NULL \
+         AND residence_region BETWEEN '320682000000' AND '320682999999'",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap()
+    {
+        if t.state.keys.decrypt(&r.get::<Vec<u8>, _>(1)).unwrap() == phone {
+            sharing.push(r.get(0));
+        }
+    }
+    sharing.sort();
+    let check = |v: &serde_json::Value| {
+        let mut ids: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, sharing, "{v}");
+        assert_eq!(v["total"].as_i64().unwrap(), sharing.len() as i64);
+    };
+    check(&find(c.clone(), typed.clone()).await);
+    // Another town's officer finds nobody of this town by it.
+    let o2 = t.login("other").await;
+    let v = find(o2, typed.clone()).await;
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != id.as_str())
+    );
+    // Rows from before the index: not found until the fill, found after it.
+    sqlx::query("UPDATE elder SET phone_bidx = NULL")
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(find(c.clone(), typed.clone()).await["total"], 0);
+    let filled = yiyang::registry::backfill_phone_index(&t.state.db, &t.state.keys)
+        .await
+        .unwrap();
+    let with_phone: i64 = sqlx::query("SELECT COUNT(*) FROM elder WHERE phone_enc IS NOT NULL")
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(filled as i64, with_phone);
+    assert_eq!(
+        yiyang::registry::backfill_phone_index(&t.state.db, &t.state.keys)
+            .await
+            .unwrap(),
+        0
+    );
+    check(&find(c.clone(), phone.clone()).await);
+    // The audit keeps the number masked.
+    let details: Vec<String> =
+        sqlx::query("SELECT detail FROM audit_log WHERE action = 'elder.search'")
+            .fetch_all(&t.state.db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert!(details.iter().all(|d| !d.contains(&phone)), "{details:?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains(&format!("联系电话 {masked}")))
+    );
+}
+
 #[test]
 fn the_search_box_tells_an_id_from_a_name() {
     use yiyang::registry::store::IdQuery;
@@ -419,4 +545,17 @@ fn the_search_box_tells_an_id_from_a_name() {
         IdQuery::of("32068219410506007x"),
         Some(IdQuery::Whole("32068219410506007X".into()))
     );
+    assert_eq!(
+        IdQuery::of("138-1234 5678"),
+        Some(IdQuery::Phone("13812345678".into()))
+    );
+    assert_eq!(
+        IdQuery::of("+86 13812345678"),
+        Some(IdQuery::Phone("13812345678".into()))
+    );
+    assert_eq!(
+        IdQuery::of("0513-87654321"),
+        Some(IdQuery::Phone("051387654321".into()))
+    );
+    assert_eq!(IdQuery::of("1381234567"), None);
 }
