@@ -96,6 +96,33 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
     if actor.has(Perm::AssessmentRecord)
         && let Ok(scope) = actor.individuals()
     {
+        // Assessors first see who the office handed them.
+        if actor.roles.contains(&crate::identity::Role::Assessor) {
+            let q = crate::assessment::store::DueReq {
+                assigned: Some("mine".into()),
+                page: Some(1),
+                page_size: Some(1),
+                ..Default::default()
+            };
+            let page = crate::assessment::store::due(
+                db,
+                &app.search_index,
+                &scope,
+                &regions,
+                &q,
+                None,
+                &actor.user_id,
+                today,
+            )
+            .await?;
+            cards.push(card(
+                "派给我的待评估",
+                page.total,
+                "民政部门派给您、尚未评估的老年人".into(),
+                "/assessments/due?assigned=mine",
+                if page.total > 0 { "warning" } else { "info" },
+            ));
+        }
         for (status, title, note, tone) in [
             (
                 "missing",
@@ -109,18 +136,27 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
                 "登记了跌倒、新诊断等复评触发的老年人",
                 "warning",
             ),
-            ("expiring", "评估即将到期", "能力评估将在30天内到期", "info"),
+            ("expiring", "评估即将到期", "能力评估将在60天内到期", "info"),
         ] {
             let q = crate::assessment::store::DueReq {
                 region_code: None,
                 status: Some(status.into()),
                 age_min: None,
+                assigned: None,
                 page: Some(1),
                 page_size: Some(1),
             };
-            let page =
-                crate::assessment::store::due(db, &app.search_index, &scope, &regions, &q, today)
-                    .await?;
+            let page = crate::assessment::store::due(
+                db,
+                &app.search_index,
+                &scope,
+                &regions,
+                &q,
+                None,
+                &actor.user_id,
+                today,
+            )
+            .await?;
             let note = if page.total_capped {
                 format!("{note}（超过 {} 人）", page.total)
             } else {

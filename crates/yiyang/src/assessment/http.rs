@@ -16,7 +16,9 @@ pub fn routes() -> axum::Router<crate::app::AppState> {
     axum::Router::new()
         .route("/public/assessment/score", post(score))
         .route("/public/assessment/form", get(form))
-        .route("/assessments/due", get(due))
+        .route("/assessments/due", get(due).post(due_search))
+        .route("/assessments/assessors", get(super::assign::assessors))
+        .route("/assessments/assignments", post(super::assign::assign))
         .route("/assessments/due/export", get(due_export))
         .route("/assessments/validity", get(validity).put(set_validity))
         .route("/elders/{id}/assessment-triggers", post(trigger))
@@ -279,6 +281,26 @@ pub async fn due(
     actor: crate::identity::Actor,
     axum::extract::Query(q): axum::extract::Query<super::store::DueReq>,
 ) -> ApiResult<Json<super::store::DuePage>> {
+    due_list(&app, &actor, &q, None).await
+}
+
+/// The due list with a name fragment too (POST, so the name stays out of URLs and access logs).
+#[utoipa::path(post, path = "/api/v1/assessments/due", tag = "assessment", request_body = super::store::DueSearch,
+    responses((status = 200, body = super::store::DuePage), (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn due_search(
+    State(app): State<AppState>,
+    actor: crate::identity::Actor,
+    Json(q): Json<super::store::DueSearch>,
+) -> ApiResult<Json<super::store::DuePage>> {
+    due_list(&app, &actor, &q.filter, q.name.as_deref()).await
+}
+
+async fn due_list(
+    app: &AppState,
+    actor: &crate::identity::Actor,
+    q: &super::store::DueReq,
+    name: Option<&str>,
+) -> ApiResult<Json<super::store::DuePage>> {
     let scope = actor.individuals()?;
     let regions = app.regions.read().await;
     let page = super::store::due(
@@ -286,11 +308,14 @@ pub async fn due(
         &app.search_index,
         &scope,
         &regions,
-        &q,
+        q,
+        name,
+        &actor.user_id,
         crate::platform::today(),
     )
     .await?;
-    // A list of named people: one audit row a request.
+    // A list of named people: one audit row a request (a searched name masked).
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
     app.read_audit
         .record(
             &actor.who(),
@@ -302,7 +327,8 @@ pub async fn due(
                     .region_code
                     .as_deref()
                     .or(scope.root.as_ref().map(|r| r.as_str())),
-                detail: serde_json::json!({"status": q.status, "age_min": q.age_min, "page": page.page, "shown": page.items.len(), "total": page.total})
+                detail: serde_json::json!({"status": q.status, "age_min": q.age_min, "assigned": q.assigned,
+                    "name": name.map(yiyang_kernel::mask::name), "page": page.page, "shown": page.items.len(), "total": page.total})
                     .to_string(),
             },
         )

@@ -6,6 +6,7 @@
 //! The level that counts for an elder is kept in `elder_ability` (migration 9) so that the
 //! registry's search, the due list and later capabilities read it without walking the history.
 
+pub mod assign;
 pub mod http;
 pub mod import;
 pub mod store;

@@ -38,6 +38,9 @@ pub struct NewAssessment {
     pub assessors: Vec<String>,
     /// 信息提供者
     pub informant: Option<String>,
+    /// 评估机构, e.g. 如皋市颐康养老服务评估中心 (named on the report)
+    #[serde(default)]
+    pub organisation: Option<String>,
     /// The id of the record this one corrects.
     pub corrects: Option<String>,
     #[schema(value_type = Object)]
@@ -74,6 +77,8 @@ pub struct AssessmentRecord {
     pub valid_until: String,
     pub assessors: Vec<String>,
     pub informant: Option<String>,
+    /// 评估机构 (records made before it was asked have none)
+    pub organisation: Option<String>,
     pub corrects: Option<String>,
     /// Corrected by a later record.
     pub superseded: bool,
@@ -387,6 +392,17 @@ pub async fn record(
     if assessors.len() != 2 || assessors[0] == assessors[1] {
         return Err(ApiError::invalid("assessors", "请填写两名不同的评估员"));
     }
+    let organisation = a
+        .organisation
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if organisation.is_some_and(|o| o.chars().count() > 60) {
+        return Err(ApiError::invalid(
+            "organisation",
+            "评估机构名称不能超过60个字",
+        ));
+    }
     let cfg = Config::default();
     let outcome = assessment::assess(&a.input, &cfg)
         .map_err(|e| ApiError::invalid(&format!("input.{}", e.field()), e.to_string()))?;
@@ -403,8 +419,8 @@ pub async fn record(
     let input = serde_json::to_string(&a.input).unwrap_or_default();
     sqlx::query(
         "INSERT INTO assessment (id, elder_id, standard, reason, assessed_on, valid_until, assessor1, assessor2, \
-         informant, corrects, input, result, final_level, recorded_by, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         informant, corrects, input, result, final_level, recorded_by, recorded_at, organisation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&id)
     .bind(elder_id)
@@ -421,9 +437,11 @@ pub async fn record(
     .bind(outcome.final_level as i64)
     .bind(&who.actor_name)
     .bind(&now)
+    .bind(organisation)
     .execute(&mut *tx)
     .await?;
     set_current(&mut tx, elder_id).await?;
+    super::assign::close(&mut tx, elder_id).await?;
     audit::append(
         &mut tx,
         who,
@@ -500,7 +518,7 @@ async fn list_in(
     let rows = sqlx::query(
         "SELECT a.id, a.elder_id, a.standard, a.reason, a.assessed_on, a.valid_until, a.assessor1, a.assessor2, \
          a.informant, a.corrects, a.input, a.result, a.final_level, a.recorded_by, a.recorded_at, \
-         (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id), a.kind, a.source \
+         (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id), a.kind, a.source, a.organisation \
          FROM assessment a JOIN elder e ON e.id = a.elder_id \
          WHERE a.elder_id = $1 AND e.residence_region BETWEEN $2 AND $3 \
          ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC",
@@ -533,6 +551,7 @@ async fn list_in(
                     .collect(),
                 kind: r.get(16),
                 source: r.get(17),
+                organisation: r.get(18),
                 informant: r.get(8),
                 corrects: r.get(9),
                 superseded: r.get::<i64, _>(15) > 0,
@@ -681,6 +700,11 @@ pub async fn note_trigger(
     })
 }
 
+/// An assignment still open: no assessment on or after the day it was made (an imported one ends it
+/// too, without touching the assignment row). Over `a` (assignment) and `ea` (elder_ability).
+const ASSIGNMENT_OPEN: &str =
+    "(ea.assessed_on IS NULL OR ea.assessed_on < substr(a.assigned_at, 1, 10))";
+
 /// Days before the end of validity from which a reassessment counts as due.
 pub const DUE_SOON_DAYS: u64 = 60;
 
@@ -692,8 +716,19 @@ pub struct DueReq {
     pub status: Option<String>,
     /// The "missing" group counts people from this age (default 80).
     pub age_min: Option<i32>,
+    /// all（默认）/ mine（派给我的）/ none（未派单）
+    pub assigned: Option<String>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+}
+
+/// The due list asked by POST, which may also carry a name fragment (a name never goes in a URL).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct DueSearch {
+    #[serde(flatten)]
+    pub filter: DueReq,
+    /// 姓名片段
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -713,6 +748,9 @@ pub struct DueRow {
     pub last_assessed_on: Option<String>,
     pub valid_until: Option<String>,
     pub last_level_name: Option<String>,
+    /// The assessor the person is assigned to (display name), if any.
+    pub assessor_name: Option<String>,
+    pub assigned_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -728,15 +766,19 @@ pub struct DuePage {
 /// Who is to be assessed, in order: people of `age_min`+ without a valid assessment (never assessed,
 /// or the last one expired), then everyone whose assessment runs out within [`DUE_SOON_DAYS`].
 /// Active residents in scope only.
+/// `name` narrows to people whose name holds it; `me` is the caller's account id (`assigned=mine`).
+#[allow(clippy::too_many_arguments)]
 pub async fn due(
     db: &Db,
     index: &crate::registry::search_index::SearchIndex,
     scope: &Scope,
     regions: &crate::region::RegionIndex,
     q: &DueReq,
+    name: Option<&str>,
+    me: &str,
     today: NaiveDate,
 ) -> ApiResult<DuePage> {
-    due_in(db, index, scope, regions, q, today, None).await
+    due_in(db, index, scope, regions, q, name, me, today, None).await
 }
 
 /// Rows an export of the due list may hold.
@@ -752,7 +794,19 @@ pub async fn due_xlsx(
     q: &DueReq,
     today: NaiveDate,
 ) -> ApiResult<Vec<u8>> {
-    let page = due_in(db, index, scope, regions, q, today, Some(DUE_EXPORT_MAX)).await?;
+    let me = who.actor_id.as_deref().unwrap_or_default();
+    let page = due_in(
+        db,
+        index,
+        scope,
+        regions,
+        q,
+        None,
+        me,
+        today,
+        Some(DUE_EXPORT_MAX),
+    )
+    .await?;
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     ws.set_name("待评估名单").map_err(anyhow::Error::from)?;
@@ -768,6 +822,7 @@ pub async fn due_xlsx(
         ("上次评估日期", 14),
         ("上次等级", 10),
         ("有效期至", 12),
+        ("评估员", 10),
     ];
     let w = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
     for (i, (t, width)) in cols.iter().enumerate() {
@@ -788,6 +843,7 @@ pub async fn due_xlsx(
             r.last_assessed_on.as_deref().unwrap_or(""),
             r.last_level_name.as_deref().unwrap_or(""),
             r.valid_until.as_deref().unwrap_or(""),
+            r.assessor_name.as_deref().unwrap_or(""),
         ];
         for (i, c) in cells.iter().enumerate() {
             ws.write_string(row, i as u16 + 1, *c).map_err(w)?;
@@ -819,6 +875,9 @@ pub async fn due_xlsx(
 struct DueFilter {
     lo: String,
     hi: String,
+    /// None all; Some(true) assigned to the caller; Some(false) not assigned to anyone.
+    assigned: Option<bool>,
+    name: Option<String>,
     born_by: NaiveDate,
     soon: NaiveDate,
     groups: [bool; 3],
@@ -829,10 +888,26 @@ struct DueFilter {
 fn due_filter(
     scope: &Scope,
     q: &DueReq,
+    name: Option<&str>,
     today: NaiveDate,
     export: Option<i64>,
 ) -> ApiResult<DueFilter> {
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    let assigned = match q.assigned.as_deref().unwrap_or("all") {
+        "all" | "" => None,
+        "mine" => Some(true),
+        "none" => Some(false),
+        other => {
+            return Err(ApiError::invalid(
+                "assigned",
+                format!("不支持的派单筛选“{other}”，应为 all、mine 或 none"),
+            ));
+        }
+    };
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 20) {
+        return Err(ApiError::invalid("name", "姓名片段不能超过20个字"));
+    }
     let age_min = q.age_min.unwrap_or(80);
     if !(0..=150).contains(&age_min) {
         return Err(ApiError::invalid("age_min", "年龄应在 0–150 之间"));
@@ -857,6 +932,8 @@ fn due_filter(
     Ok(DueFilter {
         lo,
         hi,
+        assigned,
+        name: name.map(str::to_lowercase),
         born_by: today
             .checked_sub_months(chrono::Months::new(12 * age_min as u32))
             .unwrap_or(today),
@@ -870,17 +947,50 @@ fn due_filter(
 /// The due list: one page, or (`export`) up to that many rows from the start. Who is due comes
 /// from the registry's in-memory index (a county-wide list in SQL took 7–16 s on 1M people: every
 /// row's group had to be computed and sorted); the page's rows are then read by id.
+#[allow(clippy::too_many_arguments)]
 async fn due_in(
     db: &Db,
     index: &crate::registry::search_index::SearchIndex,
     scope: &Scope,
     regions: &crate::region::RegionIndex,
     q: &DueReq,
+    name: Option<&str>,
+    me: &str,
     today: NaiveDate,
     export: Option<i64>,
 ) -> ApiResult<DuePage> {
     use crate::registry::search_index::{self as si, DueQuery};
-    let f = due_filter(scope, q, today, export)?;
+    let f = due_filter(scope, q, name, today, export)?;
+    // Open assignments in the range, when the list is filtered by them: at most the people an
+    // office has handed out, read here and matched in the index walk.
+    let (only, except) = match f.assigned {
+        None => (None, None),
+        Some(mine) => {
+            let mut qy = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT a.elder_id FROM assessment_assignment a CROSS JOIN elder e \
+                 LEFT JOIN elder_ability ea ON ea.elder_id = e.id \
+                 WHERE e.id = a.elder_id AND e.residence_region BETWEEN $1 AND $2 AND {ASSIGNMENT_OPEN}{}",
+                if mine { " AND a.assessor_id = $3" } else { "" }
+            )))
+            .bind(&f.lo)
+            .bind(&f.hi);
+            if mine {
+                qy = qy.bind(me);
+            }
+            let ids: std::collections::HashSet<u128> = qy
+                .fetch_all(&db.pool)
+                .await?
+                .iter()
+                .filter_map(|r| uuid::Uuid::parse_str(&r.get::<String, _>(0)).ok())
+                .map(|u| u.as_u128())
+                .collect();
+            if mine {
+                (Some(ids), None)
+            } else {
+                (None, Some(ids))
+            }
+        }
+    };
     // People with an open trigger in the range: few, so read them here, starting from the
     // triggers (CROSS JOIN fixes that order on SQLite, whose planner would otherwise walk the
     // region's people first: 3 s for a county of 1M).
@@ -914,6 +1024,9 @@ async fn due_in(
             groups: f.groups,
             triggered,
             active: si::status_code("active"),
+            name: f.name.clone(),
+            only,
+            except,
             offset: ((f.page - 1) * f.size) as usize,
             limit: f.size as usize,
             cap: cap as usize,
@@ -929,8 +1042,10 @@ async fn due_in(
     for part in hits.ids.chunks(500) {
         let sql = format!(
             "SELECT e.id, e.name, e.sex, e.birth_date, e.citizen_id_masked, e.residence_region, \
-             ea.valid_until, ea.assessed_on, ea.level, {open_trigger} \
+             ea.valid_until, ea.assessed_on, ea.level, {open_trigger}, u.display_name, a.assigned_at \
              FROM elder e LEFT JOIN elder_ability ea ON ea.elder_id = e.id \
+             LEFT JOIN assessment_assignment a ON a.elder_id = e.id AND {ASSIGNMENT_OPEN} \
+             LEFT JOIN app_user u ON u.id = a.assessor_id \
              WHERE e.residence_region BETWEEN $1 AND $2 AND e.id IN {}",
             crate::registry::store::numbered_list(3, part.len())
         );
@@ -976,6 +1091,8 @@ async fn due_in(
                             .get(l as usize)
                             .map(|s| s.to_string())
                     }),
+                    assessor_name: r.get(10),
+                    assigned_at: r.get(11),
                 },
             );
         }
@@ -999,7 +1116,7 @@ pub async fn due_sql(
     q: &DueReq,
     today: NaiveDate,
 ) -> ApiResult<(Vec<String>, i64)> {
-    let f = due_filter(scope, q, today, None)?;
+    let f = due_filter(scope, q, None, today, None)?;
     // $3 today, $4 the due-soon horizon, $5 the latest birth date of the "missing" group.
     let missing = "((ea.valid_until IS NULL OR ea.valid_until < $3) AND e.birth_date <= $5)";
     let expiring = "(ea.valid_until >= $3 AND ea.valid_until < $4)";
@@ -1112,6 +1229,7 @@ pub async fn adopt(
     .execute(&mut *tx)
     .await?;
     set_current(&mut tx, elder_id).await?;
+    super::assign::close(&mut tx, elder_id).await?;
     audit::append(
         &mut tx,
         who,

@@ -39,6 +39,8 @@ pub fn action_zh(action: &str) -> &str {
         "assessment.due.view" => "查看待评估名单",
         "assessment.due_export" => "导出待评估名单",
         "assessment.validity_set" => "设置评估有效期",
+        "assessment.assign" => "派给评估员",
+        "assessment.unassign" => "撤回评估派单",
         "catalog.draft" => "新建目录草稿",
         "catalog.item_put" => "编辑目录项目",
         "catalog.item_delete" => "删除目录项目",
@@ -109,6 +111,9 @@ fn detail_words(action: &str, detail: &serde_json::Value) -> String {
     }
     if let Some(fen) = detail.get("total_fen").and_then(|v| v.as_i64()) {
         parts.push(format!("金额 {:.2} 元", fen as f64 / 100.0));
+    }
+    if action == "assessment.assign" && !s("assessor").is_empty() {
+        parts.push(format!("评估员：{}", s("assessor")));
     }
     if let Some(n) = detail.get("rows").and_then(|v| v.as_i64()) {
         parts.push(format!("{n} 行"));

@@ -186,6 +186,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "elder_phone_index",
         stmts: crate::registry::MIGRATION_PHONE_INDEX,
     },
+    Migration {
+        version: 31,
+        name: "assessment_assignment",
+        stmts: crate::assessment::assign::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -612,6 +612,11 @@ pub struct DueQuery {
     pub triggered: std::collections::HashSet<u128>,
     /// Index code of the elder status `active`.
     pub active: u8,
+    /// A name fragment, lowercased.
+    pub name: Option<String>,
+    /// Only these people (assigned to the caller); none of these (assigned to anyone).
+    pub only: Option<std::collections::HashSet<u128>>,
+    pub except: Option<std::collections::HashSet<u128>>,
     pub offset: usize,
     pub limit: usize,
     pub cap: usize,
@@ -624,6 +629,8 @@ struct DueView {
     birth: u32,
     status: u8,
     valid: u32,
+    /// The name holds the fragment asked for (true when none was).
+    named: bool,
 }
 
 /// Merge two iterators sorted by key into one sorted stream.
@@ -644,7 +651,14 @@ fn merge_sorted<K: Ord, T>(
 
 impl Index {
     /// Everyone live in a region range, base and overlay merged, in (region, birth, id) order.
-    fn in_order(&self, lo: u64, hi: u64) -> impl Iterator<Item = DueView> + '_ {
+    fn in_order<'a>(
+        &'a self,
+        lo: u64,
+        hi: u64,
+        name: Option<&'a [u8]>,
+    ) -> impl Iterator<Item = DueView> + 'a {
+        let fold = name.is_some_and(|n| n.iter().any(u8::is_ascii_alphabetic));
+        let named = move |hay: &[u8]| name.is_none_or(|n| contains(hay, n, fold));
         let b = &self.base;
         let a = b.region.partition_point(|r| *r < lo);
         let z = b.region.partition_point(|r| *r <= hi);
@@ -656,6 +670,7 @@ impl Index {
                     birth: b.birth[i],
                     status: b.status[i],
                     valid: b.valid[i],
+                    named: named(b.name(i)),
                 },
             )
         });
@@ -663,7 +678,7 @@ impl Index {
             .overlay
             .iter()
             .filter(move |e| e.region >= lo && e.region <= hi)
-            .map(|e| {
+            .map(move |e| {
                 (
                     order_key(e),
                     DueView {
@@ -671,6 +686,7 @@ impl Index {
                         birth: e.birth,
                         status: e.status,
                         valid: e.valid,
+                        named: named(e.name.as_bytes()),
                     },
                 )
             });
@@ -679,7 +695,11 @@ impl Index {
 
     fn due(&self, q: &DueQuery) -> Hits {
         let group = |v: &DueView| -> Option<usize> {
-            if v.status != q.active {
+            if v.status != q.active
+                || !v.named
+                || q.only.as_ref().is_some_and(|s| !s.contains(&v.id))
+                || q.except.as_ref().is_some_and(|s| s.contains(&v.id))
+            {
                 return None;
             }
             if v.valid < q.today && v.birth <= q.born_by {
@@ -697,7 +717,7 @@ impl Index {
         let mut ids = vec![];
         let mut counted = 0;
         for g in (0..3).filter(|g| q.groups[*g]) {
-            for v in self.in_order(q.lo, q.hi) {
+            for v in self.in_order(q.lo, q.hi, q.name.as_deref().map(str::as_bytes)) {
                 if counted >= stop {
                     break;
                 }

@@ -546,6 +546,8 @@ async fn db_assessment_due_list() {
                         &scope,
                         &regions,
                         &q,
+                        None,
+                        "",
                         today,
                     )
                     .await
@@ -1210,4 +1212,208 @@ async fn db_assessment_import_person_in_two_batches() {
     assert_eq!(st["inserted"].as_i64(), Some(2), "{st}");
     assert_eq!(current(0).await, (day(100), 4, "GB/T 42195-2022".into()));
     assert_eq!(current(1).await, (day(50), 4, "GB/T 42195-2022".into()));
+}
+
+/// An officer filters the due list by town and name, assigns people to an assessor whose region
+/// covers them (one outside it is refused, nothing written), the assessor sees them under
+/// "派给我的" and on the workbench; recording the assessment ends the assignment, and the report
+/// names the assessment organisation.
+#[tokio::test]
+async fn db_due_list_by_name_and_assigned_to_an_assessor() {
+    let t = TestApp::new("demo", 400).await;
+    t.add_user("o", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("as", &["assessor"], "320682000000", all_scopes())
+        .await;
+    t.add_user("far", &["assessor"], "320682104000", all_scopes())
+        .await;
+    let o = t.login("o").await;
+    let a = t.login("as").await;
+    let due = |who: String, body: Value| {
+        let t = &t;
+        async move {
+            let (s, v, _) = t
+                .call("POST", "/api/v1/assessments/due", Some(&who), Some(body))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let all = due(o.clone(), json!({"status": "missing", "page_size": 200})).await;
+    let items = all["items"].as_array().unwrap().clone();
+    assert!(items.len() > 10);
+    // By name: a surname fragment finds exactly the listed people holding it.
+    let first: String = items[0]["name"].as_str().unwrap().chars().take(1).collect();
+    let named = due(
+        o.clone(),
+        json!({"status": "missing", "name": first, "page_size": 200}),
+    )
+    .await;
+    let want = items
+        .iter()
+        .filter(|r| r["name"].as_str().unwrap().contains(&first))
+        .count() as i64;
+    assert_eq!(named["total"].as_i64().unwrap(), want);
+    assert!(
+        named["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"].as_str().unwrap().contains(&first))
+    );
+    // By town: only that town's people.
+    let town = &items[0]["residence_region"].as_str().unwrap()[..9];
+    let v = due(
+        o.clone(),
+        json!({"status": "missing", "region_code": format!("{town}000"), "page_size": 200}),
+    )
+    .await;
+    assert!(v["total"].as_i64().unwrap() >= 1);
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["residence_region"].as_str().unwrap().starts_with(town))
+    );
+    // The assessors the officer may pick.
+    let (s, list, _) = t
+        .call("GET", "/api/v1/assessments/assessors", Some(&o), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let pick = |u: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["display_name"].as_str().unwrap().contains(u))
+            .map(|x| x["id"].as_str().unwrap().to_string())
+    };
+    let as_id = pick("as").expect("the county assessor is listed");
+    let far_id = pick("far").expect("a town assessor is listed");
+    // Three people, none of them in 320682104: the town assessor is refused, nothing written.
+    let three: Vec<String> = items
+        .iter()
+        .filter(|r| {
+            !r["residence_region"]
+                .as_str()
+                .unwrap()
+                .starts_with("320682104")
+        })
+        .take(3)
+        .map(|r| r["elder_id"].as_str().unwrap().to_string())
+        .collect();
+    let assign = |body: Value| {
+        let t = &t;
+        let o = o.clone();
+        async move {
+            t.call(
+                "POST",
+                "/api/v1/assessments/assignments",
+                Some(&o),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = assign(json!({"elder_ids": three, "assessor_id": far_id})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap_or_default().contains("辖区"),
+        "{v}"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM assessment_assignment").await,
+        0
+    );
+    // An assessor cannot assign.
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/assessments/assignments",
+            Some(&a),
+            Some(json!({"elder_ids": three, "assessor_id": as_id})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v, _) = assign(json!({"elder_ids": three, "assessor_id": as_id})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["changed"], 3);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'assessment.assign'")
+            .await,
+        3
+    );
+    // The assessor's own list, the office's "not yet assigned", and the name on each row.
+    let mine = due(a.clone(), json!({"assigned": "mine", "page_size": 200})).await;
+    let mut got: Vec<String> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["elder_id"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    let mut three_sorted = three.clone();
+    three_sorted.sort();
+    assert_eq!(got, three_sorted);
+    assert!(mine["items"][0]["assessor_name"].as_str().is_some());
+    let none = due(
+        o.clone(),
+        json!({"status": "missing", "assigned": "none", "page_size": 200}),
+    )
+    .await;
+    assert_eq!(
+        none["total"].as_i64().unwrap(),
+        all["total"].as_i64().unwrap() - 3
+    );
+    let (s, wb, _) = t.call("GET", "/api/v1/workbench", Some(&a), None).await;
+    assert_eq!(s, StatusCode::OK, "{wb}");
+    let card = wb["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["title"] == "派给我的待评估")
+        .cloned()
+        .unwrap_or_else(|| panic!("{wb}"));
+    assert_eq!(card["count"], 3);
+    // Recording the assessment (with its organisation) ends the assignment.
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/elders/{}/assessments", three[0]),
+            Some(&a),
+            Some(json!({"reason": "first", "assessed_on": yiyang::platform::today().to_string(),
+                "assessors": ["甲", "乙"], "organisation": "如皋市颐康评估中心", "input": {"items": all_max()}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["organisation"], "如皋市颐康评估中心");
+    let mine = due(a.clone(), json!({"assigned": "mine"})).await;
+    assert_eq!(mine["total"], 2);
+    let (s, v, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/elders/{}/assessments", three[0]),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v[0]["organisation"], "如皋市颐康评估中心");
+    // Withdrawn: off the assessor's list.
+    let (s, v, _) = assign(json!({"elder_ids": [three[1].clone()], "assessor_id": null})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        due(a.clone(), json!({"assigned": "mine"})).await["total"],
+        1
+    );
+    // Bad filters are refused in Chinese.
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/assessments/due",
+            Some(&o),
+            Some(json!({"assigned": "everyone"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 }
