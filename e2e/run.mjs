@@ -706,6 +706,65 @@ try {
     await page.keyboard.press('Escape')
   }, { screenshot: null })
 
+  await step('新增 one elder by hand: the record opens, sex and age from the ID', async () => {
+    // A valid ID (checksum) of someone born in 1941, unlikely to be in the demo county.
+    const body = `32068219410315${String(Date.now() % 900 + 100)}`.slice(0, 17)
+    const w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    const sum = [...body].reduce((a, d, i) => a + Number(d) * w[i], 0)
+    state.newCid = body + '10X98765432'[sum % 11]
+    state.newName = '欧阳新登'
+    await menu('老年人档案').click()
+    await page.waitForURL(/\/elders$/)
+    await button('新增').click()
+    const dialog = page.getByRole('dialog', { name: '新增老年人' })
+    await dialog.waitFor()
+    await dialog.getByLabel('身份证号').fill(state.newCid)
+    await dialog.getByLabel('新增姓名').fill(state.newName)
+    await dialog.locator('.el-tree-select, .el-select').first().click()
+    await page.keyboard.type('东方社区')
+    // The dropdown's node, not the page's own region tree behind the dialog.
+    await page.locator('.el-tree-select__popper .el-select-dropdown__item', { hasText: /^东方社区$/ }).first().click()
+    await dialog.getByLabel('联系电话').fill('138 0513 0000')
+    await shot('elder-create')
+    await dialog.getByRole('button', { name: '保存' }).click()
+    await page.waitForURL(/\/elders\/[^/]+$/)
+    await page.getByTestId('citizen-id-masked').waitFor()
+    const text = await page.locator('.page-card').first().innerText()
+    assert(text.includes(state.newName), 'the new record does not show the name')
+    assert(text.includes('1941-03-15'), 'the birth date was not taken from the ID')
+    const place = text.match(/如皋市 \/ ([^ /\n]+) \/ 东方社区/)
+    assert(place, 'the new record does not show where the person lives')
+    state.newTown = place[1]
+  }, { screenshot: 'elder-created' })
+
+  await step('评估任务: filter by town and name, tick the person, 派给评估员', async () => {
+    await menu('评估任务').click()
+    await page.waitForURL(/\/assessments\/due$/)
+    const filters = page.locator('.filters')
+    await filters.locator('.el-select').first().click()
+    await page.locator('.el-select-dropdown__item:visible', { hasText: state.newTown }).click()
+    await filters.getByPlaceholder('姓名').fill(state.newName)
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/assessments/due') && r.request().method() === 'POST'),
+      button('查询').click(),
+    ])
+    const due = await res.json()
+    assert(due.total === 1, `name and town found ${due.total} people`)
+    const row = page.locator('.due-table .el-table__body tr.el-table__row', { hasText: state.newName })
+    await row.waitFor()
+    assert((await row.innerText()).includes('未派单'), 'the row does not say it is not assigned')
+    await row.locator('.el-checkbox').click()
+    await button('派给评估员').click()
+    const dialog = page.getByRole('dialog', { name: '派给评估员' })
+    await dialog.waitFor()
+    await dialog.locator('.el-select').click()
+    await page.locator('.el-select-dropdown__item', { hasText: '赵评估' }).click()
+    await dialog.getByRole('button', { name: '确认派单' }).click()
+    await dialog.waitFor({ state: 'hidden' })
+    await row.filter({ hasText: '赵评估' }).waitFor()
+    await shot('due-assigned')
+  }, { screenshot: null })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${ASSESSOR_USERNAME} (评估员)`, () => login(ASSESSOR_USERNAME, ASSESSOR_PASSWORD, env('ASSESSOR_TOTP_SECRET')), { screenshot: null })
@@ -721,6 +780,19 @@ try {
     assert(age >= 80, `first overdue person is ${age}, expected 80+`)
   }, { screenshot: 'due-list' })
 
+  await step('派给我的待评估 on the assessor\'s workbench opens the people handed to them', async () => {
+    await page.goto(`${BASE_URL}/`, { waitUntil: 'domcontentloaded' })
+    const card = page.locator('.workbench .card', { hasText: '派给我的待评估' })
+    await card.waitFor()
+    assert(/\b1\b/.test(await card.innerText()), `card: ${(await card.innerText()).replace(/\s+/g, ' ')}`)
+    await card.click()
+    await page.waitForURL(/\/assessments\/due\?assigned=mine/)
+    const rows = page.locator('.due-table .el-table__body tr.el-table__row')
+    await rows.first().waitFor()
+    assert((await rows.count()) === 1, `the assessor's own list has ${await rows.count()} rows`)
+    assert((await rows.first().innerText()).includes(state.newName), 'the assigned person is not on the assessor\'s list')
+  }, { screenshot: 'due-mine' })
+
   await step('an assessor fills the whole form; the live score shows the levels', async () => {
     await page.locator('.due-table .el-table__body tr.el-table__row').first().getByRole('button', { name: '去评估' }).click()
     await page.waitForURL(/\/elders\/[^/]+\/assess$/)
@@ -730,6 +802,7 @@ try {
     assert(n === 26, `expected 26 items, found ${n}`)
     await page.getByLabel('评估员一').fill('赵评估')
     await page.getByLabel('评估员二').fill('钱评估')
+    await page.getByLabel('评估机构').fill('如皋市颐康养老服务评估中心')
     for (let i = 0; i < n; i++) await items.nth(i).locator('.opt').first().click()
     // 平地行走 with a little support (2 of 4): total 88, 轻度失能; confirmed dementia (R2) makes it 中度失能.
     await page.locator('[id="q-B2.3"] .opt').nth(2).click()
@@ -752,6 +825,8 @@ try {
     assert((await page.getByTestId('report-final-level').innerText()).trim() === '中度失能', 'report final level')
     const text = await report.innerText()
     assert(text.includes('赵评估') && text.includes('钱评估'), 'both assessors are not on the report')
+    assert((await page.getByTestId('report-organisation').innerText()).includes('如皋市颐康养老服务评估中心'), 'the report does not name the organisation')
+    assert(/录入：[^，]*赵评估/.test(text), 'the report names the login, not the person who entered it')
     assert(text.includes('确诊痴呆') || text.includes('R2'), 'the change rule is not named')
     assert(!/\d{17}[\dX]/.test(text), 'report shows a full citizen ID')
     await page.emulateMedia({ media: 'print' })

@@ -94,6 +94,7 @@ pub struct AssessmentRecord {
     pub result: serde_json::Value,
     #[schema(value_type = Object)]
     pub input: serde_json::Value,
+    /// Who entered it: the account's display name (its username if it has none).
     pub recorded_by: String,
     pub recorded_at: String,
 }
@@ -517,8 +518,9 @@ async fn list_in(
     .get(0);
     let rows = sqlx::query(
         "SELECT a.id, a.elder_id, a.standard, a.reason, a.assessed_on, a.valid_until, a.assessor1, a.assessor2, \
-         a.informant, a.corrects, a.input, a.result, a.final_level, a.recorded_by, a.recorded_at, \
-         (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id), a.kind, a.source, a.organisation \
+         a.informant, a.corrects, a.input, a.result, a.final_level, \
+         COALESCE((SELECT u.display_name FROM app_user u WHERE u.username = a.recorded_by AND u.display_name <> ''), a.recorded_by), \
+         a.recorded_at, (SELECT COUNT(*) FROM assessment c WHERE c.corrects = a.id), a.kind, a.source, a.organisation \
          FROM assessment a JOIN elder e ON e.id = a.elder_id \
          WHERE a.elder_id = $1 AND e.residence_region BETWEEN $2 AND $3 \
          ORDER BY a.assessed_on DESC, a.recorded_at DESC, a.id DESC",

@@ -1399,6 +1399,8 @@ async fn db_due_list_by_name_and_assigned_to_an_assessor() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["organisation"], "如皋市颐康评估中心");
+    // Who entered it, by name (not the login).
+    assert_eq!(v[0]["recorded_by"], "测试as");
     // Withdrawn: off the assessor's list.
     let (s, v, _) = assign(json!({"elder_ids": [three[1].clone()], "assessor_id": null})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
