@@ -706,6 +706,16 @@ try {
     await page.keyboard.press('Escape')
   }, { screenshot: null })
 
+  await step('重点指标: clicking a town\'s name in the region picker opens that town', async () => {
+    await page.locator('.el-drawer').waitFor({ state: 'hidden' })
+    await page.locator('.bar .el-cascader').first().click()
+    await page.locator('.el-cascader-node:visible', { hasText: '如城街道' }).first().locator('.el-cascader-node__label').click()
+    await page.getByText(/^如城街道 \d{4} 年$/).first().waitFor()
+    await page.keyboard.press('Escape')
+    const text = await page.locator('.summary').innerText()
+    assert(text.includes('如城街道'), `the dashboard did not open the town: ${text.slice(0, 80)}`)
+  }, { screenshot: 'indicators-town' })
+
   await step('新增 one elder by hand: the record opens, sex and age from the ID', async () => {
     // A valid ID (checksum) of someone born in 1941, unlikely to be in the demo county.
     const body = `32068219410315${String(Date.now() % 900 + 100)}`.slice(0, 17)
