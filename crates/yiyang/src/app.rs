@@ -294,7 +294,14 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::http::routes())
         .merge(crate::workbench::routes())
         .fallback(api_not_found)
-        .method_not_allowed_fallback(api_wrong_method);
+        .method_not_allowed_fallback(api_wrong_method)
+        // While an import or a run writes, requests are admitted at a bounded rate.
+        .layer(middleware::from_fn(
+            |req: axum::extract::Request, next: middleware::Next| async move {
+                crate::platform::pace().await;
+                next.run(req).await
+            },
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route(

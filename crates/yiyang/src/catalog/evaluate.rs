@@ -556,6 +556,8 @@ pub async fn run_with(
     progress: &Progress,
 ) -> ApiResult<RunSummary> {
     progress.set(1);
+    // Requests are paced while the run works (`platform::pace`).
+    let _bulk = crate::platform::BulkJob::start();
     let started = std::time::Instant::now();
     let started_at = crate::platform::now_rfc3339();
     let rc = RegionCode::parse(region_code)

@@ -788,6 +788,8 @@ where
     Fut: std::future::Future<Output = Result<(Summary, Rejected), ImportError>>,
 {
     let (job_id, file_name) = (job.id, job.file_name);
+    // A real run writes in bulk: requests are paced meanwhile (`platform::pace`).
+    let _bulk = (!job.dry_run).then(crate::platform::BulkJob::start);
     let sha = sha256_hex(&bytes);
     sqlx::query("INSERT INTO import_job (id, kind, user_id, file_name, file_sha256, dry_run, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'running', $7)")
         .bind(job_id)
