@@ -28,7 +28,7 @@ SPID=
 trap '[ -n "$SPID" ] && kill $SPID 2>/dev/null || true' EXIT
 
 serve() { # url
-  YIYANG_DATABASE_URL=$1 $BIN serve --profile demo --listen 127.0.0.1:$PORT > "$W/serve.log" 2>&1 &
+  YIYANG_DATABASE_URL=$1 $BIN serve --profile demo --listen 127.0.0.1:$PORT >> "$W/serve.log" 2>&1 &
   SPID=$!
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   local pw; pw=$(awk '$1=="officer"{print $2}' "$W/demo-accounts.txt")
