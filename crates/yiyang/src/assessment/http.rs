@@ -292,7 +292,7 @@ pub async fn due_search(
     actor: crate::identity::Actor,
     Json(q): Json<super::store::DueSearch>,
 ) -> ApiResult<Json<super::store::DuePage>> {
-    due_list(&app, &actor, &q.filter, q.name.as_deref()).await
+    due_list(&app, &actor, &q.filter(), q.name.as_deref()).await
 }
 
 async fn due_list(

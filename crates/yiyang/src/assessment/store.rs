@@ -726,11 +726,34 @@ pub struct DueReq {
 
 /// The due list asked by POST, which may also carry a name fragment (a name never goes in a URL).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DueSearch {
-    #[serde(flatten)]
-    pub filter: DueReq,
+    /// 区划代码：只列该区划及其下级（默认为账号的管辖范围）
+    pub region_code: Option<String>,
+    /// all（默认）/ missing / triggered / expiring
+    pub status: Option<String>,
+    /// The "missing" group counts people from this age (default 80).
+    pub age_min: Option<i32>,
+    /// all（默认）/ mine（派给我的）/ none（未派单）
+    pub assigned: Option<String>,
     /// 姓名片段
     pub name: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+impl DueSearch {
+    /// The filter without the name.
+    pub fn filter(&self) -> DueReq {
+        DueReq {
+            region_code: self.region_code.clone(),
+            status: self.status.clone(),
+            age_min: self.age_min,
+            assigned: self.assigned.clone(),
+            page: self.page,
+            page_size: self.page_size,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

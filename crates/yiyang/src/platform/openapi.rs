@@ -187,6 +187,33 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"enum": ["", "all", "missing", "triggered", "expiring"]}),
         ),
         (
+            "/api/v1/assessments/due",
+            "assigned",
+            json!({"enum": ["", "all", "mine", "none"]}),
+        ),
+        (
+            "/api/v1/assessments/due/export",
+            "assigned",
+            json!({"enum": ["", "all", "mine", "none"]}),
+        ),
+        (
+            "DueSearch",
+            "status",
+            json!({"enum": ["", "all", "missing", "triggered", "expiring"]}),
+        ),
+        (
+            "DueSearch",
+            "assigned",
+            json!({"enum": ["", "all", "mine", "none"]}),
+        ),
+        ("DueSearch", "name", json!({"maxLength": 20})),
+        (
+            "AssignReq",
+            "elder_ids",
+            json!({"minItems": 1, "maxItems": 200}),
+        ),
+        ("NewAssessment", "organisation", json!({"maxLength": 60})),
+        (
             "/api/v1/entitlements",
             "state",
             json!({"enum": ["", "proposed", "granted", "suspended", "ended"]}),
