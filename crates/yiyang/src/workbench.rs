@@ -97,24 +97,22 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
         && let Ok(scope) = actor.individuals()
     {
         // Assessors first see who the office handed them.
-        if actor.roles.contains(&crate::identity::Role::Assessor) {
+        // One row of the due list, for its count.
+        let (scope, regions, index, me) = (&scope, &*regions, &app.search_index, &actor.user_id);
+        let due_count = move |status: Option<&str>, assigned: Option<&str>| {
             let q = crate::assessment::store::DueReq {
-                assigned: Some("mine".into()),
+                status: status.map(str::to_string),
+                assigned: assigned.map(str::to_string),
                 page: Some(1),
                 page_size: Some(1),
                 ..Default::default()
             };
-            let page = crate::assessment::store::due(
-                db,
-                &app.search_index,
-                &scope,
-                &regions,
-                &q,
-                None,
-                &actor.user_id,
-                today,
-            )
-            .await?;
+            async move {
+                crate::assessment::store::due(db, index, scope, regions, &q, None, me, today).await
+            }
+        };
+        if actor.roles.contains(&crate::identity::Role::Assessor) {
+            let page = due_count(None, Some("mine")).await?;
             cards.push(card(
                 "派给我的待评估",
                 page.total,
@@ -138,25 +136,7 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
             ),
             ("expiring", "评估即将到期", "能力评估将在60天内到期", "info"),
         ] {
-            let q = crate::assessment::store::DueReq {
-                region_code: None,
-                status: Some(status.into()),
-                age_min: None,
-                assigned: None,
-                page: Some(1),
-                page_size: Some(1),
-            };
-            let page = crate::assessment::store::due(
-                db,
-                &app.search_index,
-                &scope,
-                &regions,
-                &q,
-                None,
-                &actor.user_id,
-                today,
-            )
-            .await?;
+            let page = due_count(Some(status), None).await?;
             let note = if page.total_capped {
                 format!("{note}（超过 {} 人）", page.total)
             } else {
