@@ -395,7 +395,6 @@ async fn apply_change(
     let base = store::load_input(&mut tx, &app.keys, &scope, id).await?;
     let input = validate_fields(app, &regions, &scope, f(base)?)?;
     let now = crate::platform::now_rfc3339();
-    let seq = store::next_change_seq(&mut tx).await?;
     let changed = store::update_content(
         &mut tx,
         &app.keys,
@@ -403,7 +402,7 @@ async fn apply_change(
         &input,
         &format!("{}（{}）", action_zh(action), actor.display_name),
         &now,
-        seq,
+        0,
     )
     .await?;
     if let Some(d) = &moved_out {
@@ -415,6 +414,9 @@ async fn apply_change(
     }
     // A death ends, a move-out suspends the elder's entitlements, in this same transaction.
     crate::catalog::entitlement::follow_registry(&mut tx, id, &actor.who()).await?;
+    let e = store::detail_in_tx(&mut tx, &scope, id, &regions, today()).await?;
+    // The two heads last, the change number after the audit row: each is locked until the
+    // commit, so the less happens after taking it, the less an import waits.
     audit::append(
         &mut tx,
         &actor.who(),
@@ -428,7 +430,7 @@ async fn apply_change(
         },
     )
     .await?;
-    let e = store::detail_in_tx(&mut tx, &scope, id, &regions, today()).await?;
+    store::stamp_change(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(e))
 }

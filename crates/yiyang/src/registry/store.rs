@@ -818,6 +818,19 @@ pub async fn next_change_seq(tx: &mut Tx<'_>) -> Result<i64, sqlx::Error> {
     Ok(r.get(0))
 }
 
+/// Stamp one elder's write with a change number, as the transaction's last statement before its
+/// commit: the head row is then locked for that statement and the commit only, not for the
+/// whole edit (4 editors holding it through their edits held an import back for most of its time).
+pub async fn stamp_change(tx: &mut Tx<'_>, id: &str) -> Result<i64, sqlx::Error> {
+    let seq = next_change_seq(tx).await?;
+    sqlx::query("UPDATE elder SET change_seq = $1 WHERE id = $2")
+        .bind(seq)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(seq)
+}
+
 /// An elder with its derived columns (blind index, ciphertexts, masks, digest) computed: the CPU
 /// part of an insert, done off the database's thread during imports.
 pub struct Prepared {
@@ -955,6 +968,7 @@ pub fn placeholders(backend: crate::platform::db::Backend, rows: usize, ncols: u
 }
 
 /// Update an existing elder's content to `e` (same citizen ID), recording status changes with their source.
+/// `change_seq` 0 keeps the row's change number: the caller stamps it last ([`stamp_change`]).
 pub async fn update_content(
     tx: &mut Tx<'_>,
     keys: &KeyRing,
@@ -1045,7 +1059,8 @@ pub async fn update_content(
         "UPDATE elder SET name = $1, hukou_region = $2, residence_region = $3, address = $4, phone_enc = $5, phone_masked = $6, \
          lon = $7, lat = $8, living_status = $9, economic_status = $10, family_planning_special = $11, disability_grade = $12, \
          entitled_veteran_family = $13, death_date = $14, status = CASE WHEN $14 IS NOT NULL THEN 'deceased' WHEN status = 'deceased' THEN 'active' ELSE status END, \
-         row_digest = $15, updated_at = $16, version = version + 1, change_seq = $18, phone_bidx = $19 WHERE id = $17",
+         row_digest = $15, updated_at = $16, version = version + 1, \
+         change_seq = CASE WHEN $18 > 0 THEN $18 ELSE change_seq END, phone_bidx = $19 WHERE id = $17",
     )
     .bind(e.name.clone())
     .bind(e.hukou_region.clone())
