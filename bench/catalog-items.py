@@ -43,7 +43,7 @@ items = [
          [("每周", None, 0, 4)]),
     item("left_behind_visit", "留守老人关爱", "service_monthly", "状态 = 在册 且 居住状况 = 留守",
          [("每月", None, 0, 2)]),
-    item("town_meal_aid", "石庄镇助餐补贴", "cash_monthly", "状态 = 在册 且 年龄 >= 75 且 居住地 位于 320682004000",
+    item("town_meal_aid", "石庄镇助餐补贴", "cash_monthly", "状态 = 在册 且 年龄 >= 75 且 居住地 位于 320682110000",
          [("每人", None, 30, 0)]),
     item("hukou_health_check", "户籍老人免费体检", "one_off", "状态 = 在册 且 年龄 >= 65 且 户籍地 位于 320682",
          [("每人", None, 150, 0)]),

@@ -40,7 +40,7 @@ wrk.headers["Cookie"] = "$COOKIE"
 wrk.headers["Content-Type"] = "application/json"
 local bodies = {
   '{"name":"秀英","page_size":20}',
-  '{"region_code":"320682002000","age_min":80,"page_size":20}',
+  '{"region_code":"320682103000","age_min":80,"page_size":20}',
   '{"name":"王","region_code":"320682104000","page_size":20,"sort":"name"}',
   '{"living_status":"living_alone","economic_status":"minimum_living","page_size":20}',
   '{"region_code":"320682001005","page":3,"page_size":20}',

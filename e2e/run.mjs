@@ -731,9 +731,9 @@ try {
     await dialog.getByLabel('身份证号').fill(state.newCid)
     await dialog.getByLabel('新增姓名').fill(state.newName)
     await dialog.locator('.el-tree-select, .el-select').first().click()
-    await page.keyboard.type('东方社区')
+    await page.keyboard.type('迎新居委会')
     // The dropdown's node, not the page's own region tree behind the dialog.
-    await page.locator('.el-tree-select__popper .el-select-dropdown__item', { hasText: /^东方社区$/ }).first().click()
+    await page.locator('.el-tree-select__popper .el-select-dropdown__item', { hasText: /^迎新居委会$/ }).first().click()
     await dialog.getByLabel('联系电话').fill('138 0513 0000')
     await shot('elder-create')
     await dialog.getByRole('button', { name: '保存' }).click()
@@ -742,7 +742,7 @@ try {
     const text = await page.locator('.page-card').first().innerText()
     assert(text.includes(state.newName), 'the new record does not show the name')
     assert(text.includes('1941-03-15'), 'the birth date was not taken from the ID')
-    const place = text.match(/如皋市 \/ ([^ /\n]+) \/ 东方社区/)
+    const place = text.match(/如皋市 \/ ([^ /\n]+) \/ 迎新居委会/)
     assert(place, 'the new record does not show where the person lives')
     state.newTown = place[1]
   }, { screenshot: 'elder-created' })

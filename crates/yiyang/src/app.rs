@@ -34,6 +34,8 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The bureau's office telephone, shown on the public pages beside the 12349 hotline.
     pub office_phone: Option<String>,
+    /// Bearer token of `/metrics` on the main address (none: it answers 404 there).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             secure_cookies: false,
             trusted_proxies: vec![],
             office_phone: None,
+            metrics_token: None,
         }
     }
 }
@@ -293,6 +296,8 @@ pub fn router(state: AppState) -> Router {
         .merge(indicator::http::routes())
         .merge(audit::http::routes())
         .merge(crate::workbench::routes())
+        // The matched route pattern, for the request metrics (never the path: ids stay out).
+        .route_layer(middleware::from_fn(route_label))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_wrong_method)
         // While an import or a run writes, requests are admitted at a bounded rate.
@@ -308,7 +313,8 @@ pub fn router(state: AppState) -> Router {
             "/api/openapi.json",
             get(|| async { ([("content-type", "application/json")], openapi_json()) }),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::ops::routes())
+        .route_layer(middleware::from_fn(route_label))
         .fallback(crate::platform::web::static_file)
         .layer(middleware::from_fn(openapi::limit_text))
         .layer(middleware::from_fn(problem_rejections))
@@ -317,5 +323,46 @@ pub fn router(state: AppState) -> Router {
             no_store,
         ))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(measure))
         .with_state(state)
+}
+
+/// The route pattern a request matched, carried on its answer to [`measure`].
+#[derive(Clone)]
+struct RouteLabel(String);
+
+async fn route_label(req: Request, next: Next) -> Response {
+    let label = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut res = next.run(req).await;
+    if let Some(l) = label {
+        res.extensions_mut().insert(RouteLabel(l));
+    }
+    res
+}
+
+/// Every answer counted by route, method and status, with its time (`/metrics`).
+async fn measure(req: Request, next: Next) -> Response {
+    let t0 = std::time::Instant::now();
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    };
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let route = match res.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(r)) => r.as_str(),
+        None if api => "/api/v1/(unmatched)",
+        None => "(console and files)",
+    };
+    crate::platform::metrics::observe(route, method, res.status().as_u16(), t0.elapsed());
+    res
 }

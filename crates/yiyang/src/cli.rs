@@ -66,6 +66,11 @@ pub enum Cmd {
         /// The bureau's office telephone for the public pages (beside the 12349 hotline)
         #[arg(long, env = "YIYANG_OFFICE_PHONE")]
         office_phone: Option<String>,
+        /// A second address serving /metrics without a token (and /healthz, /readyz), for a
+        /// scraper on the private network; on the main address /metrics needs
+        /// YIYANG_METRICS_TOKEN as a bearer token
+        #[arg(long, env = "YIYANG_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
     },
     /// Apply database migrations
     Migrate,
@@ -107,6 +112,20 @@ pub enum Cmd {
     /// Check the audit chain (its keyed MACs, its head and the checkpoints kept outside the
     /// database); exits 1 and names the first broken row
     VerifyAudit,
+    /// Copy the SQLite database while it is in use (consistent; writers go on); the key file is
+    /// not in the copy and must be kept separately
+    Backup {
+        /// Default: backups/yiyang-YYYYMMDD-HHMMSS.db beside the database
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Put a backup in place as the database (which must not exist yet), then check it
+    Restore { file: PathBuf },
+    /// Verify a database without changing it: integrity, migrations, audit chain, rows per table
+    Check {
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Write a checkpoint of the audit chain's head now (serve writes one every 10 minutes)
     AuditCheckpoint,
     /// Print the OpenAPI document
@@ -283,6 +302,20 @@ pub enum CatalogCmd {
 
 #[derive(Subcommand)]
 pub enum RegionCmd {
+    /// Load the 统计用区划代码 from CSV or XLSX files with code and name columns (the published
+    /// tables as they are: provinces.csv, cities.csv, areas.csv, streets.csv, villages.csv)
+    Import {
+        files: Vec<PathBuf>,
+        /// Keep one subtree and its ancestors (a county loads only itself), e.g. 320682
+        #[arg(long)]
+        under: Option<String>,
+        /// Date the new codes take effect (YYYY-MM-DD)
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// Check and report, write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Apply a code-change table (merged/split/renamed towns and villages) from a CSV file
     ApplyChanges { file: PathBuf },
 }
@@ -411,6 +444,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = Db::connect(&cli.database, 2).await?;
             let applied = migrations::migrate(&db).await?;
             println!("已应用 {} 个迁移 {:?}", applied.len(), applied);
+            // A fresh install gets its key file here, recorded with the database it belongs to.
+            let created = !cli.key_file.exists();
+            let keys = KeyRing::load_or_create(&cli.key_file)?;
+            check_key(&db, &keys).await?;
+            if created {
+                println!(
+                    "已创建密钥文件 {}：请立即另行保管一份（与数据库备份分开存放），没有它加密的身份证号和电话无法读取",
+                    cli.key_file.display()
+                );
+            }
         }
         Cmd::ExportOpenapi => println!("{}", app::openapi_json()),
         Cmd::ScanClearIds { paths } => {
@@ -489,6 +532,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             secure_cookies,
             trusted_proxy,
             office_phone,
+            metrics_listen,
         } => {
             if profile != "production" && profile != "demo" {
                 anyhow::bail!("--profile 只能是 production 或 demo");
@@ -510,8 +554,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 secure_cookies: secure_cookies.unwrap_or(profile == "production"),
                 trusted_proxies: trusted_proxy.clone(),
                 office_phone: office_phone.clone(),
+                metrics_token: std::env::var("YIYANG_METRICS_TOKEN").ok(),
                 ..Config::default()
             };
+            if config.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+                anyhow::bail!("YIYANG_METRICS_TOKEN 至少 16 个字符");
+            }
             if !config.secure_cookies && profile == "production" {
                 tracing::warn!(
                     "cookies are sent over plain HTTP (--secure-cookies false): use this only on a closed network"
@@ -558,6 +606,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tracing::error!(error = %e, "search index build failed");
                 }
             });
+            if let Some(addr) = metrics_listen {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("无法监听指标地址 {addr}：{e}"))?;
+                let private = crate::ops::private_router(state.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, private).await {
+                        tracing::error!(error = %e, "metrics listener stopped");
+                    }
+                });
+                println!("运行指标：http://{addr}/metrics");
+            }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("颐养已启动：http://{listen}/  （配置：{profile}）");
             axum::serve(
@@ -802,6 +862,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::User { what } => return user_cmd(&cli, what).await,
         Cmd::Region {
+            what:
+                RegionCmd::Import {
+                    files,
+                    under,
+                    valid_from,
+                    dry_run,
+                },
+        } => {
+            return region_import(
+                &cli,
+                files,
+                under.as_deref(),
+                valid_from.as_deref(),
+                *dry_run,
+            )
+            .await;
+        }
+        Cmd::Region {
             what: RegionCmd::ApplyChanges { file },
         } => {
             let (db, _keys) = open(&cli, 2).await?;
@@ -827,6 +905,52 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let c = crate::audit::checkpoint::take(&db, &sink).await?;
             println!("已写入审计检查点：seq {}，{}", c.seq, c.at);
         }
+        Cmd::Backup { out } => {
+            let db = Db::connect(&cli.database, 1).await?;
+            let Some(file) = db.sqlite_file().map(PathBuf::from) else {
+                anyhow::bail!(
+                    "yiyang backup 只用于 SQLite 数据库；PostgreSQL 请用 pg_dump（见 docs/deploy.md）"
+                );
+            };
+            let out = out
+                .clone()
+                .unwrap_or_else(|| crate::backup::default_out(&file));
+            let c = crate::backup::backup(&db, &out).await?;
+            println!(
+                "已备份到 {}（{:.1} MB，用时 {:.2} 秒）",
+                c.path.display(),
+                c.bytes as f64 / 1e6,
+                c.millis as f64 / 1e3
+            );
+            println!(
+                "注意：密钥文件 {} 不在备份中。请把它另行保管在与备份不同的地方；没有它，备份中加密的身份证号和电话无法读取。",
+                cli.key_file.display()
+            );
+        }
+        Cmd::Restore { file } => {
+            if cli.database.starts_with("postgres") {
+                anyhow::bail!(
+                    "PostgreSQL 请用 pg_restore 恢复（见 docs/deploy.md），再运行 yiyang check"
+                );
+            }
+            let target = PathBuf::from(cli.database.trim_start_matches("sqlite://"));
+            let c = crate::backup::restore(file, &target)?;
+            println!(
+                "已恢复到 {}（{:.1} MB，用时 {:.2} 秒）",
+                c.path.display(),
+                c.bytes as f64 / 1e6,
+                c.millis as f64 / 1e3
+            );
+            if !cli.key_file.exists() {
+                println!(
+                    "密钥文件 {} 不存在：请把备份时另行保管的密钥文件放到这里，再运行 yiyang check。",
+                    cli.key_file.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            return check_cmd(&cli, "text").await;
+        }
+        Cmd::Check { format } => return check_cmd(&cli, format).await,
         Cmd::VerifyAudit => {
             let (db, _keys) = open_keyed(&cli, 2).await?;
             let sink = checkpoint_sink(&cli);
@@ -854,6 +978,161 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Demo accounts with random passwords, printed once and kept in a 0600 file beside the database.
+/// `yiyang check`: the database as it is (no migration), with its key file and checkpoints.
+async fn check_cmd(cli: &Cli, format: &str) -> anyhow::Result<ExitCode> {
+    let file = cli.database.trim_start_matches("sqlite://");
+    if !cli.database.starts_with("postgres") && !std::path::Path::new(file).exists() {
+        anyhow::bail!("数据库文件 {file} 不存在");
+    }
+    let db = Db::connect(&cli.database, 2).await?;
+    if !cli.key_file.exists() {
+        anyhow::bail!(
+            "密钥文件 {} 不存在：审计链需用它校验",
+            cli.key_file.display()
+        );
+    }
+    let keys = KeyRing::load_or_create(&cli.key_file)?;
+    let fp: Option<String> =
+        sqlx::query("SELECT value FROM app_meta WHERE key = 'key_fingerprint'")
+            .fetch_optional(&db.pool)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.get(0));
+    if fp.is_some_and(|f| f != keys.fingerprint()) {
+        anyhow::bail!("密钥文件与数据库不匹配：请使用创建该数据库时的密钥文件");
+    }
+    db.use_keys(&keys);
+    let sink = checkpoint_sink(cli);
+    let checkpoints = match &sink.file {
+        Some(f) if std::path::Path::new(f).exists() => {
+            crate::audit::checkpoint::read(f, &db.chain_key()?)?
+        }
+        _ => vec![],
+    };
+    let r = crate::backup::check(&db, &checkpoints).await?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let mark = |ok: bool| if ok { "通过" } else { "失败" };
+        println!(
+            "数据库检查（{}，用时 {:.1} 秒）",
+            r.backend,
+            r.millis as f64 / 1e3
+        );
+        println!("  完整性：{}（{}）", mark(r.integrity_ok), r.integrity);
+        println!(
+            "  迁移：{}（缺少 {:?}，未知 {:?}）",
+            mark(r.migrations_missing.is_empty() && r.migrations_unknown.is_empty()),
+            r.migrations_missing,
+            r.migrations_unknown
+        );
+        println!(
+            "  审计链：{}（{} 条记录，{} 个检查点{}）",
+            mark(r.audit.ok),
+            r.audit.rows,
+            r.audit.checkpoints,
+            r.audit
+                .problem
+                .as_deref()
+                .map(|p| format!("；{p}"))
+                .unwrap_or_default()
+        );
+        println!("  各表行数：");
+        for (t, n) in &r.tables {
+            println!("    {t:<32} {n}");
+        }
+    }
+    Ok(if r.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn region_import(
+    cli: &Cli,
+    files: &[PathBuf],
+    under: Option<&str>,
+    valid_from: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    if files.is_empty() {
+        anyhow::bail!("请给出区划代码表文件（CSV 或 XLSX，含 code、name 两列）");
+    }
+    let under = under
+        .map(|u| {
+            yiyang_kernel::RegionCode::parse(u).map_err(|e| anyhow::anyhow!("--under {u}：{e}"))
+        })
+        .transpose()?;
+    if let Some(d) = valid_from {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| anyhow::anyhow!("--valid-from 应为 YYYY-MM-DD：{d}"))?;
+    }
+    let t0 = std::time::Instant::now();
+    let mut rows = vec![];
+    let mut names = vec![];
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let bytes = std::fs::read(f).map_err(|e| anyhow::anyhow!("无法读取 {f:?}：{e}"))?;
+        rows.extend(
+            crate::region::import::read_rows(bytes, &name).map_err(|e| anyhow::anyhow!(e))?,
+        );
+        names.push(name);
+    }
+    let (db, _keys) = open(cli, 2).await?;
+    let rep = crate::region::import::run(
+        &db,
+        &cli_who(),
+        rows,
+        under.as_ref(),
+        valid_from,
+        dry_run,
+        &names,
+    )
+    .await?;
+    let verb = if dry_run { "将" } else { "已" };
+    println!(
+        "读取 {} 行（范围以外 {}）：{verb}新增 {}，{verb}更名 {}，未变化 {}，有误 {}（{:.1} 秒）",
+        rep.rows,
+        rep.outside,
+        rep.added,
+        rep.renamed.len(),
+        rep.unchanged,
+        rep.rejected.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    for r in rep.renamed.iter().take(50) {
+        println!("  更名 {}：{} → {}", r.code, r.old, r.new);
+    }
+    for p in rep.rejected.iter().take(50) {
+        println!("  {} 第 {} 行：{}", p.file, p.row, p.reason);
+    }
+    if rep.rejected.len() > 50 {
+        println!("  ……另有 {} 行有误", rep.rejected.len() - 50);
+    }
+    if !rep.absent.is_empty() {
+        println!(
+            "本系统中有 {} 个区划不在此表中（未作改动）；若已撤并或改码，请用 yiyang region apply-changes 登记新旧代码的对应：",
+            rep.absent.len()
+        );
+        for r in rep.absent.iter().take(50) {
+            println!("  {} {}", r.code, r.name);
+        }
+    }
+    if dry_run {
+        println!("试导入：未写入任何数据");
+    }
+    Ok(if rep.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
     let accounts: [(&str, &str, &str, &str, &str); 8] = [
         (
@@ -880,9 +1159,9 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         ),
         (
             "town_worker",
-            "城南街道 王社工",
+            "东陈镇 王社工",
             "worker",
-            "320682002000",
+            "320682103000",
             "edit,aggregates,individuals",
         ),
         (

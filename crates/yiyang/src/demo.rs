@@ -1,5 +1,5 @@
-//! `yiyang demo`: a synthetic county shaped like 如皋市 (320682) — towns, villages, ~400k invented
-//! elders with a realistic age pyramid and status mix, valid-looking citizen IDs, and demo accounts
+//! `yiyang demo`: 如皋市 (320682) with its real towns and villages (the 2023 统计用区划代码, kept in
+//! `data/rugao-regions.csv`) and ~400k invented elders with a realistic age pyramid and status mix, valid-looking citizen IDs, and demo accounts
 //! with random passwords.
 
 use crate::audit::{self, Entry, Who};
@@ -18,27 +18,6 @@ use yiyang_kernel::CitizenId;
 pub const COUNTY: &str = "320682000000";
 /// The demo city (南通市); it carries 宿迁's 2020–2022 target table for the demo.
 pub const CITY: &str = "320600000000";
-const TOWNS: &[&str] = &[
-    "如城街道",
-    "城南街道",
-    "城北街道",
-    "东陈镇",
-    "丁堰镇",
-    "白蒲镇",
-    "下原镇",
-    "九华镇",
-    "石庄镇",
-    "长江镇",
-    "吴窑镇",
-    "江安镇",
-    "磨头镇",
-    "搬经镇",
-];
-const VILLAGE_STEMS: &[&str] = &[
-    "东方", "新华", "红星", "光明", "永安", "太平", "长青", "富民", "兴隆", "丰收", "和平", "团结",
-    "金桥", "桃园", "杨庄", "李堡", "花园", "南湖", "北河", "双桥", "张湾", "王庄", "陈集", "刘圩",
-    "朱港", "顾庄", "季家", "蒋垛",
-];
 const SURNAMES: &[&str] = &[
     "王", "张", "陈", "李", "刘", "朱", "顾", "吴", "徐", "周", "黄", "孙", "季", "冒", "缪", "丁",
     "薛", "蒋", "许", "钱", "曹", "沈", "范", "戴",
@@ -85,61 +64,21 @@ fn given_name(rng: &mut StdRng, male: bool) -> String {
     }
 }
 
-/// Region rows of the demo county: county, 14 towns, 22 villages each.
+/// The demo county's region table: 江苏省, 南通市, 如皋市, its 21 towns and streets and 355 villages
+/// and communities (NBS 2023 edition, see `data/README.md`).
+pub const REGION_TABLE: &[u8] = include_bytes!("../data/rugao-regions.csv");
+
+/// Region rows of the demo county, read through the region import's own reader.
 pub fn regions() -> Vec<Region> {
-    let mut v = vec![
-        Region {
-            code: "320000000000".into(),
-            name: "江苏省".into(),
-            level: 1,
-            parent_code: None,
-        },
-        Region {
-            code: "320600000000".into(),
-            name: "南通市".into(),
-            level: 2,
-            parent_code: Some("320000000000".into()),
-        },
-        Region {
-            code: COUNTY.into(),
-            name: "如皋市".into(),
-            level: 3,
-            parent_code: Some("320600000000".into()),
-        },
-    ];
-    for (ti, t) in TOWNS.iter().enumerate() {
-        let town_code = if ti < 3 {
-            format!("320682{:03}000", ti + 1)
-        } else {
-            format!("320682{:03}000", 100 + ti)
-        };
-        v.push(Region {
-            code: town_code.clone(),
-            name: t.to_string(),
-            level: 4,
-            parent_code: Some(COUNTY.into()),
-        });
-        for vi in 0..22 {
-            let stem = VILLAGE_STEMS[(ti * 7 + vi) % VILLAGE_STEMS.len()];
-            let kind = if ti < 3 || vi < 3 { "社区" } else { "村" };
-            let prefix = if vi >= VILLAGE_STEMS.len() / 2 {
-                "新"
-            } else {
-                ""
-            };
-            v.push(Region {
-                code: format!(
-                    "{}{:03}",
-                    &town_code[..9],
-                    if kind == "社区" { 1 + vi } else { 200 + vi }
-                ),
-                name: format!("{prefix}{stem}{kind}"),
-                level: 5,
-                parent_code: Some(town_code.clone()),
-            });
-        }
-    }
-    v
+    let rows = region::import::read_rows(REGION_TABLE.to_vec(), "rugao-regions.csv")
+        .expect("the embedded region table reads");
+    let (rep, regions) = region::import::plan(rows, None, &Default::default());
+    assert!(
+        rep.rejected.is_empty(),
+        "embedded region table: {:?}",
+        rep.rejected
+    );
+    regions
 }
 
 /// (age band start, share) of the 60+ population.
@@ -316,13 +255,15 @@ pub async fn insert_elders(
 }
 
 pub async fn ensure_regions(db: &Db) -> anyhow::Result<Vec<String>> {
-    let regs = regions();
-    region::upsert(db, &regs).await?;
-    Ok(regs
-        .into_iter()
-        .filter(|r| r.level == 5)
-        .map(|r| r.code)
-        .collect())
+    let rows = region::import::read_rows(REGION_TABLE.to_vec(), "rugao-regions.csv")
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let who = Who {
+        actor_id: None,
+        actor_name: "yiyang demo".into(),
+    };
+    let files = ["rugao-regions.csv".to_string()];
+    region::import::run(db, &who, rows, None, None, false, &files).await?;
+    Ok(village_codes())
 }
 
 pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize> {

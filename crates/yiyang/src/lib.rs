@@ -4,12 +4,14 @@
 pub mod app;
 pub mod assessment;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
 pub mod floor;
 pub mod identity;
 pub mod indicator;
+pub mod ops;
 pub mod platform;
 pub mod region;
 pub mod registry;

@@ -1283,10 +1283,10 @@ mod tests {
             ("320682104000".to_string(), 6),
             ("320682000000".to_string(), 24),
         ];
-        assert_eq!(validity_for(&s, "320682104203"), 6);
-        assert_eq!(validity_for(&s, "320682002001"), 24);
+        assert_eq!(validity_for(&s, "320682104205"), 6);
+        assert_eq!(validity_for(&s, "320682103001"), 24);
         assert_eq!(validity_for(&s, "320623001001"), VALIDITY_MONTHS);
-        assert_eq!(validity_for(&[], "320682104203"), VALIDITY_MONTHS);
+        assert_eq!(validity_for(&[], "320682104205"), VALIDITY_MONTHS);
         let on = NaiveDate::from_ymd_opt(2024, 8, 31).unwrap();
         assert_eq!(valid_until(on, 6).to_string(), "2025-02-28");
     }

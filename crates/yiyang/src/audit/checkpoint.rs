@@ -157,6 +157,7 @@ pub fn start(db: Db, sink: Sink, every: std::time::Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
+            crate::platform::metrics::beat("audit_checkpoint", every);
             let moved = match head(&db).await {
                 Ok(h) => last != Some(h.seq),
                 Err(e) => {

@@ -309,6 +309,13 @@ pub struct ReadAudit {
     send: tokio::sync::mpsc::Sender<Pending>,
 }
 
+impl ReadAudit {
+    /// Whether the writer task still takes entries (for `/readyz`).
+    pub fn alive(&self) -> bool {
+        !self.send.is_closed()
+    }
+}
+
 struct Pending {
     who: Who,
     action: String,
@@ -318,6 +325,7 @@ struct Pending {
     detail: String,
     request_id: String,
     done: tokio::sync::oneshot::Sender<bool>,
+    queued: std::time::Instant,
 }
 
 /// Most entries one transaction takes; bounds how long the write lock is held.
@@ -330,6 +338,7 @@ impl ReadAudit {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(GROUP_MAX);
             while recv.recv_many(&mut batch, GROUP_MAX).await > 0 {
+                let oldest = batch.iter().map(|p| p.queued).min();
                 let ok = match write_group(&db, &batch).await {
                     Ok(()) => true,
                     Err(e) => {
@@ -337,6 +346,11 @@ impl ReadAudit {
                         false
                     }
                 };
+                use crate::platform::metrics as m;
+                let lag = oldest.map_or(0, |t| t.elapsed().as_micros() as u64);
+                m::AUDIT_LAG_MICROS.store(lag, std::sync::atomic::Ordering::Relaxed);
+                m::AUDIT_GROUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                m::AUDIT_QUEUED.fetch_sub(batch.len() as i64, std::sync::atomic::Ordering::Relaxed);
                 for p in batch.drain(..) {
                     let _ = p.done.send(ok);
                 }
@@ -357,9 +371,15 @@ impl ReadAudit {
             detail: e.detail,
             request_id: crate::platform::error::current_request_id().unwrap_or_default(),
             done,
+            queued: std::time::Instant::now(),
         };
         let gone = || sqlx::Error::Protocol("audit writer stopped".into());
-        self.send.send(p).await.map_err(|_| gone())?;
+        use crate::platform::metrics::AUDIT_QUEUED;
+        AUDIT_QUEUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.send.send(p).await.is_err() {
+            AUDIT_QUEUED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(gone());
+        }
         match wait.await {
             Ok(true) => Ok(()),
             Ok(false) => Err(sqlx::Error::Protocol("audit commit failed".into())),

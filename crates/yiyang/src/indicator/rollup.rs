@@ -820,6 +820,7 @@ pub fn keep_fresh(db: Db, every: std::time::Duration) {
     tokio::spawn(async move {
         let mut deferred = 0u32;
         loop {
+            crate::platform::metrics::beat("indicator_rollups", every);
             // While an import is being written the figures change under the refresh, which would
             // be redone after it anyway: it waits (up to 20 rounds), and the 2–4 s of CPU each
             // round took during a 1M import go to the people using the service meanwhile.

@@ -14,6 +14,15 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pub pool: AnyPool,
@@ -408,7 +417,22 @@ impl Db {
         self.chain.get().cloned().ok_or_else(no_chain_key)
     }
 
+    /// The SQLite database file (none on PostgreSQL or in memory).
+    pub fn sqlite_file(&self) -> Option<&str> {
+        self.sqlite_path.as_deref().filter(|p| *p != ":memory:")
+    }
+
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Counted for `/metrics` while it waits (the guard uncounts it on every way out).
+        struct Waiting;
+        impl Drop for Waiting {
+            fn drop(&mut self) {
+                super::metrics::BEGIN_WAITING.fetch_sub(1, Relaxed);
+            }
+        }
+        super::metrics::BEGIN_WAITING.fetch_add(1, Relaxed);
+        let _waiting = Waiting;
         match self.backend {
             // A deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
             // writer got there first; taking the write lock up front makes writers queue instead.

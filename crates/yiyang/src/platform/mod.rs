@@ -2,6 +2,7 @@
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod migrations;
 pub mod openapi;
 pub mod outbox;
@@ -219,6 +220,11 @@ impl BulkJob {
         BULK_JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         BulkJob(())
     }
+}
+
+/// Bulk jobs writing now.
+pub fn bulk_jobs_running() -> usize {
+    BULK_JOBS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Drop for BulkJob {

@@ -503,6 +503,7 @@ pub async fn expand_runs(db: &Db, limit: i64) -> Result<u64, sqlx::Error> {
 pub fn start(db: Db, keys: KeyRing, gw: Gateway) {
     tokio::spawn(async move {
         loop {
+            super::metrics::beat("outbox", Duration::from_secs(3));
             match deliver_due(&db, &keys, &gw, 50).await {
                 Ok((s, f, _)) if s + f > 0 => tracing::info!(sent = s, failed = f, "notifications"),
                 Ok(_) => {}

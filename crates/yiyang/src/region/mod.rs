@@ -2,6 +2,7 @@
 //! so records carrying old codes follow the new ones.
 
 pub mod http;
+pub mod import;
 
 use crate::platform::db::Db;
 use crate::platform::migrations::Stmt::{self, *};
@@ -87,7 +88,7 @@ impl RegionIndex {
         c
     }
 
-    /// "如皋市 / 城南街道 / 平园池社区" for display.
+    /// "如皋市 / 东陈镇 / 洪桥居委会" for display.
     pub fn path_name(&self, code: &str) -> String {
         let mut parts = vec![];
         let mut cur = self.by_code.get(code);
@@ -190,6 +191,7 @@ pub fn follow_changes(
     tokio::spawn(async move {
         let mut seen = version(&db).await.ok().flatten();
         loop {
+            crate::platform::metrics::beat("region_reload", every);
             tokio::time::sleep(every).await;
             let Ok(now) = version(&db).await else {
                 continue;

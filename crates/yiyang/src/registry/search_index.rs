@@ -854,9 +854,9 @@ mod tests {
         let mut ix = Index {
             seq: 1,
             base: Base::build(vec![
-                e(1, 320682002001, 19400101, "王秀英"),
+                e(1, 320682103001, 19400101, "王秀英"),
                 e(2, 320682001001, 19500101, "李建国"),
-                e(3, 320682002002, 19300101, "张秀兰"),
+                e(3, 320682103002, 19300101, "张秀兰"),
             ]),
             overlay: vec![],
         };
@@ -870,7 +870,7 @@ mod tests {
         // Byte order of UTF-8: 张 (E5 BC A0) before 王 (E7 8E 8B).
         assert_eq!(ids(&h), vec![3, 1]);
         let mut town = q(Sort::Region);
-        (town.lo, town.hi) = (320682002000, 320682002999);
+        (town.lo, town.hi) = (320682103000, 320682103999);
         assert_eq!(ids(&ix.query(&town)), vec![1, 3]);
         // A rename and a move go to the overlay and hide the base slot.
         ix.apply(vec![e(1, 320682001005, 19400101, "王翠萍")]);

@@ -133,7 +133,7 @@ async fn db_assessment_record_correct_and_scope() {
     let t = TestApp::new("demo", 300).await;
     t.add_user("pg", &["assessor"], "320682000000", all_scopes())
         .await;
-    t.add_user("town2", &["assessor"], "320682002000", all_scopes())
+    t.add_user("town2", &["assessor"], "320682103000", all_scopes())
         .await;
     t.add_user("wk", &["worker"], "320682000000", all_scopes())
         .await;
@@ -442,7 +442,7 @@ async fn db_assessment_due_list() {
     let (s, _, _) = t
         .call(
             "GET",
-            "/api/v1/assessments/due?region_code=320682002000",
+            "/api/v1/assessments/due?region_code=320682103000",
             Some(&tc),
             None,
         )
@@ -533,7 +533,7 @@ async fn db_assessment_due_list() {
         use yiyang::identity::Scope;
         use yiyang_kernel::RegionCode;
         let regions = t.state.regions.read().await;
-        for root in ["320682000000", "320682104000", "320682002003"] {
+        for root in ["320682000000", "320682104000", "320682103003"] {
             let scope = Scope::of(&RegionCode::parse(root).unwrap());
             for status in ["all", "missing", "triggered", "expiring"] {
                 for (page, size, age) in [(1, 200, 80), (2, 7, 80), (1, 50, 60)] {
@@ -978,7 +978,7 @@ async fn db_assessment_validity_per_region() {
         }
     };
     let inside = find("320682104000").await;
-    let outside = find("320682002000").await;
+    let outside = find("320682103000").await;
     for (id, until) in [(&inside, "2025-09-01"), (&outside, "2026-03-01")] {
         let (s, v, _) = t
             .call(

@@ -497,10 +497,10 @@ async fn db_catalog_publish_evaluate_explain() {
         "towns add up to the item (the other item is one-off)"
     );
     assert!(
-        towns
-            .iter()
-            .all(|t| t["name"].as_str().unwrap().ends_with('镇')
-                || t["name"].as_str().unwrap().ends_with("街道")),
+        towns.iter().all(|t| t["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(|c: char| !c.is_ascii_digit())),
         "{towns:?}"
     );
 

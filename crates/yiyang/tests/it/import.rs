@@ -358,7 +358,7 @@ fn big_row(i: u32, living: &str) -> String {
     let village = if i.is_multiple_of(2) {
         "320682001001"
     } else {
-        "320682002001"
+        "320682103001"
     };
     format!(
         "{},李{}英,{village},{living}\n",
@@ -480,7 +480,7 @@ async fn db_import_bulk_first_load_then_mixed_file() {
     let t = TestApp::new("demo", 0).await;
     t.add_user("imp", &["officer"], "320682000000", all_scopes())
         .await;
-    t.add_user("townb", &["officer"], "320682002000", all_scopes())
+    t.add_user("townb", &["officer"], "320682103000", all_scopes())
         .await;
     let head = "身份证号,姓名,居住地区划代码,居住状况\n";
     let n = 60_000u32;

@@ -12,7 +12,7 @@ use yiyang::platform::db::Db;
 
 const COUNTY: &str = "320682000000";
 const TOWN: &str = "320682001000";
-const OTHER_TOWN: &str = "320682002000";
+const OTHER_TOWN: &str = "320682103000";
 
 fn who() -> Who {
     Who {
@@ -265,7 +265,7 @@ async fn db_incremental_refresh_equals_full_rebuild() {
             "PATCH",
             &format!("/api/v1/elders/{b}"),
             Some(&c),
-            Some(json!({"residence_region": "320682002001"})),
+            Some(json!({"residence_region": "320682103001"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -279,7 +279,7 @@ async fn db_incremental_refresh_equals_full_rebuild() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let old: String = sqlx::query("SELECT e.id FROM elder e WHERE e.status = 'active' AND e.birth_date < '1940-01-01' \
+    let old: String = sqlx::query("SELECT e.id FROM elder e WHERE e.status = 'active' AND e.birth_date < '1946-01-01' \
          AND e.residence_region LIKE '320682105%' AND NOT EXISTS (SELECT 1 FROM elder_ability a WHERE a.elder_id = e.id) ORDER BY e.id")
         .fetch_all(&db.pool)
         .await
@@ -320,7 +320,7 @@ async fn db_incremental_refresh_equals_full_rebuild() {
     }
     let inc = rollup::refresh(db, today, false).await.unwrap();
     assert_eq!(inc.mode, "incremental", "{inc:?}");
-    assert!(inc.towns >= 4 && inc.towns < 14, "{inc:?}");
+    assert!(inc.towns >= 4 && inc.towns < 21, "{inc:?}");
     let after_inc = rollup_rows(db).await;
     rollup::refresh(db, today, true).await.unwrap();
     let after_full = rollup_rows(db).await;
@@ -466,7 +466,7 @@ async fn db_dashboard_targets_entries_and_gap() {
     assert_eq!(cov["target"], 100.0);
     assert_eq!(cov["class"], "binding");
     assert_eq!(cov["status"], "missed", "{cov}");
-    assert_eq!(cov["children"].as_array().unwrap().len(), 14);
+    assert_eq!(cov["children"].as_array().unwrap().len(), 21);
     assert_eq!(cov["trend"].as_array().unwrap().len(), 12);
     assert!(cov["target_from"].is_null(), "the county's own target");
     // A town with no target of its own is held to the county's, and says so; the same target

@@ -21,7 +21,7 @@ async fn db_elder_edit_sets_keeps_and_clears() {
             "/api/v1/elders",
             Some(&c),
             Some(
-                json!({"citizen_id": cid, "name": "测试老人", "residence_region": "320682104203",
+                json!({"citizen_id": cid, "name": "测试老人", "residence_region": "320682104205",
                 "address": "3组12号", "lon": 120.57, "lat": 32.39, "disability_grade": 2,
                 "entitled_veteran_family": true, "living_status": "独居"}),
             ),
@@ -237,7 +237,7 @@ async fn db_residence_is_a_village_and_edits_name_their_fields() {
             "POST",
             "/api/v1/elders",
             Some(&c),
-            Some(json!({"citizen_id": cid(32), "name": "测试老人", "residence_region": "320682104203"})),
+            Some(json!({"citizen_id": cid(32), "name": "测试老人", "residence_region": "320682104205"})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");

@@ -8,10 +8,10 @@ use yiyang_kernel::citizen_id::compose;
 
 const COUNTY: &str = "320682000000";
 const TOWN_A: &str = "320682001000";
-const TOWN_B: &str = "320682002000";
+const TOWN_B: &str = "320682103000";
 const VILL_A1: &str = "320682001001";
 const VILL_A2: &str = "320682001002";
-const VILL_B1: &str = "320682002001";
+const VILL_B1: &str = "320682103001";
 
 fn within(scope: &str, code: &str) -> bool {
     let p = yiyang_kernel::RegionCode::parse(scope).unwrap();

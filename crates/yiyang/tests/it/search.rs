@@ -9,7 +9,7 @@ async fn db_name_search_matches_like() {
     let t = TestApp::new("demo", 3000).await;
     t.add_user("o", &["officer"], "320682000000", all_scopes())
         .await;
-    t.add_user("town", &["officer"], "320682002000", all_scopes())
+    t.add_user("town", &["officer"], "320682103000", all_scopes())
         .await;
     let c = t.login("o").await;
     let like = |frag: &str, town: Option<&str>| {
@@ -59,7 +59,7 @@ async fn db_name_search_matches_like() {
         .await;
     assert_eq!(
         v["total"].as_i64().unwrap(),
-        like("秀英", Some("320682002")).await
+        like("秀英", Some("320682103")).await
     );
     // Rename and move one person: the index follows.
     let (_, v, _) = t
@@ -76,7 +76,7 @@ async fn db_name_search_matches_like() {
             "PATCH",
             &format!("/api/v1/elders/{id}"),
             Some(&c),
-            Some(json!({"name": "缪翠萍", "residence_region": "320682002005"})),
+            Some(json!({"name": "缪翠萍", "residence_region": "320682103005"})),
         )
         .await;
     assert_eq!(s, axum::http::StatusCode::OK);
@@ -123,7 +123,7 @@ async fn db_search_index_equals_sql() {
     let scopes = [
         Scope::of(&RegionCode::parse("320682000000").unwrap()),
         Scope::of(&RegionCode::parse("320682104000").unwrap()),
-        Scope::of(&RegionCode::parse("320682002003").unwrap()),
+        Scope::of(&RegionCode::parse("320682103003").unwrap()),
     ];
     let req = |v: serde_json::Value| -> SearchReq { serde_json::from_value(v).unwrap() };
     let queries = [
@@ -198,7 +198,7 @@ async fn db_search_index_equals_sql() {
         .collect();
     for (id, body) in ids.iter().zip([
         json!({"name": "王建国"}),
-        json!({"residence_region": "320682104203"}),
+        json!({"residence_region": "320682104205"}),
         json!({"death_date": "2025-01-02"}),
     ]) {
         let (s, v, _) = t
@@ -300,7 +300,7 @@ async fn db_search_by_citizen_id_and_its_last_digits() {
     let t = TestApp::new("demo", 3000).await;
     t.add_user("o", &["officer"], "320682000000", all_scopes())
         .await;
-    t.add_user("other", &["officer"], "320682003000", all_scopes())
+    t.add_user("other", &["officer"], "320682104000", all_scopes())
         .await;
     let c = t.login("o").await;
     let (_, v, _) = t
@@ -308,7 +308,7 @@ async fn db_search_by_citizen_id_and_its_last_digits() {
             "POST",
             "/api/v1/elders/search",
             Some(&c),
-            Some(json!({"region_code": "320682002000", "page_size": 1})),
+            Some(json!({"region_code": "320682103000", "page_size": 1})),
         )
         .await;
     let id = v["items"][0]["id"].as_str().unwrap().to_string();
@@ -412,12 +412,12 @@ async fn db_search_by_phone() {
     let t = TestApp::new("demo", 3000).await;
     t.add_user("o", &["officer"], "320682000000", all_scopes())
         .await;
-    t.add_user("other", &["officer"], "320682003000", all_scopes())
+    t.add_user("other", &["officer"], "320682104000", all_scopes())
         .await;
     let c = t.login("o").await;
     let id: String = sqlx::query(
         "SELECT id FROM elder WHERE phone_enc IS NOT NULL \
-         AND residence_region BETWEEN '320682002000' AND '320682002999' ORDER BY id LIMIT 1",
+         AND residence_region BETWEEN '320682103000' AND '320682103999' ORDER BY id LIMIT 1",
     )
     .fetch_one(&t.state.db.pool)
     .await
