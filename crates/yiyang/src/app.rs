@@ -57,6 +57,31 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The session and login limits from their settings (`yiyang.toml` or the environment; see
+    /// `platform::config`), the defaults where unset.
+    pub fn with_env(mut self) -> Config {
+        let int = |env: &str| std::env::var(env).ok().and_then(|v| v.parse::<i64>().ok());
+        if let Some(m) = int("YIYANG_IDLE_MINUTES") {
+            self.idle_timeout_secs = m * 60;
+        }
+        if let Some(h) = int("YIYANG_ABSOLUTE_HOURS") {
+            self.absolute_timeout_secs = h * 3600;
+        }
+        if let Some(n) = int("YIYANG_LOCKOUT_FAILURES") {
+            self.lockout_failures = n;
+        }
+        if let Some(m) = int("YIYANG_LOCKOUT_MINUTES") {
+            self.lockout_secs = m * 60;
+        }
+        if let Some(n) = int("YIYANG_LOGIN_PER_MINUTE") {
+            self.login_attempts_per_minute = n.clamp(1, 100_000) as u32;
+        }
+        if let Some(n) = int("YIYANG_PUBLIC_PER_MINUTE") {
+            self.public_requests_per_minute = n.clamp(1, 100_000) as u32;
+        }
+        self
+    }
+
     pub fn totp_required(&self) -> bool {
         self.profile == "production"
     }

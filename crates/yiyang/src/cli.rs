@@ -43,12 +43,21 @@ pub struct Cli {
         default_value = ""
     )]
     pub audit_checkpoints: String,
+    /// The config file (yiyang.toml; default ./yiyang.toml when it exists). Flags and environment
+    /// variables override what it says.
+    #[arg(long, global = true, env = "YIYANG_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 pub enum Cmd {
+    /// The settings in effect (file, environment, defaults), secrets hidden
+    Config {
+        #[command(subcommand)]
+        what: ConfigCmd,
+    },
     /// Run the web server (migrates first)
     Serve {
         #[arg(long, env = "YIYANG_LISTEN", default_value = "127.0.0.1:8080")]
@@ -301,6 +310,16 @@ pub enum CatalogCmd {
 }
 
 #[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Print every setting with where it came from; exit 1 on an invalid value or, in the
+    /// production profile, an unsafe one
+    Check {
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum RegionCmd {
     /// Load the 统计用区划代码 from CSV or XLSX files with code and name columns (the published
     /// tables as they are: provinces.csv, cities.csv, areas.csv, streets.csv, villages.csv)
@@ -365,6 +384,15 @@ pub enum UserCmd {
 }
 
 pub fn main() -> ExitCode {
+    // The config file fills in the environment before the flags are read (flags > environment >
+    // file > defaults); no thread exists yet.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = crate::platform::config::locate(&args)
+        && let Err(e) = crate::platform::config::apply(&path)
+    {
+        eprintln!("错误：{e}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -555,15 +583,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 trusted_proxies: trusted_proxy.clone(),
                 office_phone: office_phone.clone(),
                 metrics_token: std::env::var("YIYANG_METRICS_TOKEN").ok(),
-                ..Config::default()
+                ..Config::default().with_env()
             };
             if config.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
                 anyhow::bail!("YIYANG_METRICS_TOKEN 至少 16 个字符");
             }
-            if !config.secure_cookies && profile == "production" {
-                tracing::warn!(
-                    "cookies are sent over plain HTTP (--secure-cookies false): use this only on a closed network"
-                );
+            // The same list `config check` refuses; serve starts (a closed network may want
+            // plain HTTP) but says so.
+            for m in crate::platform::config::unsafe_settings() {
+                tracing::warn!("{m}");
             }
             let state = AppState::new(db, keys, config).await?;
             // A checkpoint of the audit head now and every 10 minutes while it moves.
@@ -905,6 +933,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let c = crate::audit::checkpoint::take(&db, &sink).await?;
             println!("已写入审计检查点：seq {}，{}", c.seq, c.at);
         }
+        Cmd::Config {
+            what: ConfigCmd::Check { format },
+        } => return Ok(config_check(format)),
         Cmd::Backup { out } => {
             let db = Db::connect(&cli.database, 1).await?;
             let Some(file) = db.sqlite_file().map(PathBuf::from) else {
@@ -978,6 +1009,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Demo accounts with random passwords, printed once and kept in a 0600 file beside the database.
+/// `yiyang config check`: the settings in effect for this environment and file.
+fn config_check(format: &str) -> ExitCode {
+    use crate::platform::config;
+    let eff = config::effective();
+    let invalid: Vec<String> = config::SETTINGS
+        .iter()
+        .filter_map(|s| {
+            let v = std::env::var(s.env).ok()?;
+            config::check_value(s, &v).err()
+        })
+        .collect();
+    let unsafe_ = config::unsafe_settings();
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::json!({
+                "file": config::file_in_use().map(|p| p.display().to_string()),
+                "settings": eff, "invalid": invalid, "unsafe": unsafe_,
+            })
+        );
+    } else {
+        match config::file_in_use() {
+            Some(p) => println!("配置文件：{}", p.display()),
+            None => println!("配置文件：无（只用环境变量和默认值）"),
+        }
+        for e in &eff {
+            let v = if e.value.is_empty() {
+                "（空）"
+            } else {
+                e.value.as_str()
+            };
+            println!("  {:<28} {:<40} {}  # {}", e.key, v, e.source, e.help);
+        }
+        for m in &invalid {
+            println!("取值有误：{m}");
+        }
+        for m in &unsafe_ {
+            println!("不安全（production）：{m}");
+        }
+        if invalid.is_empty() && unsafe_.is_empty() {
+            println!("检查通过");
+        }
+    }
+    if invalid.is_empty() && unsafe_.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 /// `yiyang check`: the database as it is (no migration), with its key file and checkpoints.
 async fn check_cmd(cli: &Cli, format: &str) -> anyhow::Result<ExitCode> {
     let file = cli.database.trim_start_matches("sqlite://");

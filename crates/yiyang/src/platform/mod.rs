@@ -1,4 +1,5 @@
 //! Shared infrastructure every capability uses: database, keys, errors, clock, HTTP plumbing.
+pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;

@@ -415,8 +415,10 @@ async fn apply_change(
     // A death ends, a move-out suspends the elder's entitlements, in this same transaction.
     crate::catalog::entitlement::follow_registry(&mut tx, id, &actor.who()).await?;
     let e = store::detail_in_tx(&mut tx, &scope, id, &regions, today()).await?;
-    // The two heads last, the change number after the audit row: each is locked until the
-    // commit, so the less happens after taking it, the less an import waits.
+    // The two heads last: each is locked until the commit, so the less happens after taking it,
+    // the less an import waits. In the order every writer takes them — the change number, then
+    // the audit head — or two writers could each hold the one the other waits for.
+    store::stamp_change(&mut tx, id).await?;
     audit::append(
         &mut tx,
         &actor.who(),
@@ -430,7 +432,6 @@ async fn apply_change(
         },
     )
     .await?;
-    store::stamp_change(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(e))
 }

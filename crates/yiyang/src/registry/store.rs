@@ -818,9 +818,10 @@ pub async fn next_change_seq(tx: &mut Tx<'_>) -> Result<i64, sqlx::Error> {
     Ok(r.get(0))
 }
 
-/// Stamp one elder's write with a change number, as the transaction's last statement before its
-/// commit: the head row is then locked for that statement and the commit only, not for the
-/// whole edit (4 editors holding it through their edits held an import back for most of its time).
+/// Stamp one elder's write with a change number, late in its transaction: the head row is then
+/// locked for the last statements and the commit only, not for the whole edit (4 editors holding
+/// it through their edits held an import back for most of its time). Take it before the audit
+/// head, as every writer does.
 pub async fn stamp_change(tx: &mut Tx<'_>, id: &str) -> Result<i64, sqlx::Error> {
     let seq = next_change_seq(tx).await?;
     sqlx::query("UPDATE elder SET change_seq = $1 WHERE id = $2")

@@ -790,3 +790,98 @@ async fn db_dry_run_shows_what_changes_field_by_field() {
         "{phone}"
     );
 }
+
+/// Editors go on while an import writes into the same registry (the general path, in chunks that
+/// each take the change number and the audit head): every edit is answered and the import
+/// completes. Every writer takes the change number before the audit head; editors that took them
+/// the other way round deadlocked a PostgreSQL import.
+#[tokio::test]
+async fn db_edits_go_on_during_an_import() {
+    let t = std::sync::Arc::new(TestApp::new("demo", 200).await);
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let (_, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders/search",
+            Some(&c),
+            Some(json!({"page_size": 40})),
+        )
+        .await;
+    let ids: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    let head = "身份证号,姓名,居住地区划代码,居住状况\n";
+    let three: String = format!(
+        "{head}{}{}{}",
+        big_row(0, "空巢"),
+        big_row(1, "空巢"),
+        big_row(2, "空巢")
+    );
+    let st = t
+        .import_file(
+            "/api/v1/imports/registry",
+            &c,
+            "three.csv",
+            three.as_bytes(),
+            false,
+        )
+        .await;
+    assert_eq!(st["inserted"], 3, "{st}");
+    // Changes those three (the general path) and adds 30,000.
+    let n = 30_000u32;
+    let mut big = String::from(head);
+    for i in 0..n {
+        big.push_str(&big_row(i, "独居"));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut editors = vec![];
+    for k in 0..4usize {
+        let (t, c, ids, stop) = (t.clone(), c.clone(), ids.clone(), stop.clone());
+        editors.push(tokio::spawn(async move {
+            let mut done = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = &ids[(k * 10 + done as usize) % ids.len()];
+                let (s, v, _) = t
+                    .call(
+                        "PATCH",
+                        &format!("/api/v1/elders/{id}"),
+                        Some(&c),
+                        Some(json!({"address": format!("{k}组{done}号")})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                done += 1;
+            }
+            done
+        }));
+    }
+    let st = t
+        .import_file(
+            "/api/v1/imports/registry",
+            &c,
+            "big.csv",
+            big.as_bytes(),
+            false,
+        )
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut edits = 0;
+    for e in editors {
+        edits += e.await.unwrap();
+    }
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(
+        (st["inserted"].as_i64(), st["updated"].as_i64()),
+        (Some(n as i64 - 3), Some(3)),
+        "{st}"
+    );
+    assert!(edits >= 4, "the editors made {edits} edits");
+    assert_eq!(t.count("SELECT COUNT(*) FROM elder").await, 200 + n as i64);
+    let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
+    assert!(r.ok, "{r:?}");
+}
