@@ -49,20 +49,56 @@ pub async fn backup(db: &Db, out: &Path) -> anyhow::Result<Copied> {
     let _ = std::fs::remove_file(&tmp);
     // VACUUM INTO accepts an existing empty file: created first, so the copy is 0600 from the start.
     create_private(&tmp)?;
+    // Written without syncing, then flushed a slice at a time: one fsync of the whole copy at
+    // the end held the server's commits (each an fsync of its own) for 0.7 s on a 300 MB county.
+    let mut conn = db.pool.acquire().await?;
+    sqlx::query("PRAGMA synchronous = OFF")
+        .execute(&mut *conn)
+        .await?;
     let done = sqlx::query("VACUUM INTO $1")
         .bind(tmp.to_string_lossy().to_string())
-        .execute(&db.pool)
+        .execute(&mut *conn)
         .await;
+    drop(conn);
     if let Err(e) = done {
         let _ = std::fs::remove_file(&tmp);
         anyhow::bail!("备份失败：{e}");
     }
+    let path = tmp.clone();
+    tokio::task::spawn_blocking(move || flush_gently(&path)).await??;
     std::fs::rename(&tmp, out)?;
     Ok(Copied {
         path: out.to_path_buf(),
         bytes: std::fs::metadata(out)?.len(),
         millis: t0.elapsed().as_millis(),
     })
+}
+
+/// Make a freshly written file durable in 8 MB slices with a pause between them, so the disk
+/// keeps serving the database's own small syncs meanwhile.
+fn flush_gently(path: &Path) -> anyhow::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        const SLICE: i64 = 8 << 20;
+        let len = f.metadata()?.len() as i64;
+        let mut off = 0i64;
+        while off < len {
+            let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            // SAFETY: a valid open descriptor and a range inside the file.
+            let r = unsafe { libc::sync_file_range(f.as_raw_fd(), off, SLICE, flags) };
+            if r != 0 {
+                break; // the final sync below still makes it durable
+            }
+            off += SLICE;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    f.sync_all()?;
+    Ok(())
 }
 
 fn create_private(path: &Path) -> anyhow::Result<()> {
