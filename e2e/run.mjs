@@ -552,7 +552,7 @@ try {
     // The first town that has proposals.
     let town = 0
     let inTown = 0
-    for (; town < 14; town++) {
+    for (; town < 21; town++) {
       await townSelect.click()
       const [res] = await Promise.all([
         page.waitForResponse((r) => /\/entitlements\?/.test(r.url())),
@@ -685,7 +685,7 @@ try {
     await page.locator('[role="img"][aria-label$="各下级实际与目标"] svg').waitFor()
     await page.locator('[role="img"][aria-label$="逐月趋势"] svg').waitFor()
     const kids = page.locator('.kids .el-table__row')
-    assert((await kids.count()) === 14, `expected 14 towns, got ${await kids.count()}`)
+    assert((await kids.count()) === 21, `expected 21 towns and streets, got ${await kids.count()}`)
     await shot('indicators-dashboard')
     await row.getByRole('button', { name: '差额名单' }).click()
     const drawer = page.locator('.el-drawer')

@@ -221,6 +221,12 @@ async fn db_region_import_loads_one_county_from_the_published_tables() {
         "如皋市 / 如城街道 / 迎新居委会"
     );
     assert_eq!(idx.by_code["320682103000"].level, 4);
+    let from: Option<String> =
+        sqlx::query_scalar("SELECT valid_from FROM region WHERE code = '320682103001'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(from.as_deref(), Some("2023-06-30"));
     assert!(!idx.by_code.contains_key("320681000000"));
     assert!(!idx.by_code.contains_key("110000000000"));
     assert_eq!(
@@ -262,6 +268,24 @@ async fn db_region_import_loads_one_county_from_the_published_tables() {
         8,
         "an absent code stays open until a code change says where it went"
     );
+
+    // The same table as a workbook (a title row above the header, as offices keep them).
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "如皋市统计用区划代码").unwrap();
+    for (c, h) in ["序号", "区划代码", "名称"].iter().enumerate() {
+        ws.write_string(1, c as u16, *h).unwrap();
+    }
+    ws.write_number(2, 0, 1).unwrap();
+    ws.write_string(2, 1, "320682001001").unwrap();
+    ws.write_string(2, 2, "迎新居委会").unwrap();
+    let xlsx = read_rows(wb.save_to_buffer().unwrap(), "regions.xlsx").unwrap();
+    assert_eq!(xlsx.len(), 1);
+    assert_eq!((xlsx[0].row, xlsx[0].code.as_str()), (3, "320682001001"));
+    let r = run(&db, &who, xlsx, None, None, true, &["regions.xlsx".into()])
+        .await
+        .unwrap();
+    assert_eq!((r.unchanged, r.added), (1, 0));
 
     // Villages alone with an unknown town: refused by row, the rest loaded.
     let bad = "code,name\n320682103002,\"杨庄居委会\"\n320682999001,\"无名村\"\n";
