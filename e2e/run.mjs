@@ -775,6 +775,42 @@ try {
     await shot('due-assigned')
   }, { screenshot: null })
 
+  await step('服务机构: register a township home in a town, find it by name, raise its star grade', async () => {
+    await menu('服务机构').click()
+    await page.waitForURL(/\/orgs$/)
+    await button('登记机构').click()
+    const dialog = page.getByRole('dialog', { name: '登记服务机构' })
+    await dialog.waitFor()
+    await dialog.locator('.el-form-item', { hasText: '机构类型' }).locator('.el-select').click()
+    await page.locator('.el-select-dropdown__item:visible', { hasText: /^农村敬老院$/ }).click()
+    await dialog.getByLabel('机构名称').fill('东陈镇敬老院')
+    await dialog.locator('.el-radio', { hasText: '公办' }).click()
+    await dialog.locator('.el-form-item', { hasText: '所在地' }).locator('.el-select').click()
+    await page.keyboard.type('东陈镇')
+    await page.locator('.el-tree-select__popper .el-select-dropdown__item', { hasText: /^东陈镇$/ }).first().click()
+    await dialog.getByLabel('机构电话').fill('0513-87000001')
+    await shot('org-create')
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/orgs') && r.request().method() === 'POST'),
+      dialog.getByRole('button', { name: '保存' }).click(),
+    ])
+    assert(res.status() === 201, `registering answered HTTP ${res.status()}: ${await res.text()}`)
+    await page.getByLabel('机构名称筛选').fill('东陈镇敬老')
+    await button('查询').click()
+    const row = page.locator('.el-table__row', { hasText: '东陈镇敬老院' })
+    await row.waitFor()
+    const text = await row.innerText()
+    assert(text.includes('农村敬老院') && text.includes('公办') && text.includes('如皋市 / 东陈镇') && text.includes('未评定'), `the row reads: ${text}`)
+    await row.click()
+    const edit = page.getByRole('dialog', { name: '修改机构信息' })
+    await edit.waitFor()
+    await edit.locator('.el-form-item', { hasText: '星级' }).locator('.el-select').click()
+    await page.locator('.el-select-dropdown__item:visible', { hasText: /^二级$/ }).click()
+    await edit.getByRole('button', { name: '保存' }).click()
+    await edit.waitFor({ state: 'hidden' })
+    await row.filter({ hasText: '二级' }).waitFor()
+  }, { screenshot: 'orgs' })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${ASSESSOR_USERNAME} (评估员)`, () => login(ASSESSOR_USERNAME, ASSESSOR_PASSWORD, env('ASSESSOR_TOTP_SECRET')), { screenshot: null })

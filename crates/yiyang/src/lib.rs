@@ -12,6 +12,7 @@ pub mod floor;
 pub mod identity;
 pub mod indicator;
 pub mod ops;
+pub mod org;
 pub mod platform;
 pub mod region;
 pub mod registry;

@@ -9,6 +9,7 @@ export type Permission =
   | 'audit.read'
   | 'users.manage'
   | 'aggregates.read'
+  | 'org.manage'
 
 export type Role = 'system_admin' | 'security_admin' | 'audit_admin' | 'officer' | 'worker' | 'assessor'
 

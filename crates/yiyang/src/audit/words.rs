@@ -41,6 +41,8 @@ pub fn action_zh(action: &str) -> &str {
         "assessment.validity_set" => "设置评估有效期",
         "assessment.assign" => "派给评估员",
         "assessment.unassign" => "撤回评估派单",
+        "org.create" => "登记服务机构",
+        "org.update" => "修改服务机构",
         "catalog.draft" => "新建目录草稿",
         "catalog.item_put" => "编辑目录项目",
         "catalog.item_delete" => "删除目录项目",

@@ -95,6 +95,7 @@ impl Role {
                 AssessmentRecord,
                 CatalogManage,
                 IndicatorManage,
+                OrgManage,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
@@ -118,6 +119,8 @@ pub enum Perm {
     CatalogManage,
     /// Set indicator targets and enter the values the records cannot give.
     IndicatorManage,
+    /// Register and change service organisations (institutions, stations, providers).
+    OrgManage,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -135,6 +138,7 @@ impl Perm {
             Perm::AssessmentRecord => "assessment.record",
             Perm::CatalogManage => "catalog.manage",
             Perm::IndicatorManage => "indicator.manage",
+            Perm::OrgManage => "org.manage",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -151,6 +155,7 @@ impl Perm {
             Perm::AssessmentRecord => "录入能力评估",
             Perm::CatalogManage => "管理服务目录",
             Perm::IndicatorManage => "管理指标目标",
+            Perm::OrgManage => "管理服务机构",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

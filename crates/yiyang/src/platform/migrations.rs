@@ -191,6 +191,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "assessment_assignment",
         stmts: crate::assessment::assign::MIGRATION,
     },
+    Migration {
+        version: 32,
+        name: "organisation",
+        stmts: crate::org::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -12,6 +12,7 @@ mod import;
 mod indicator;
 mod openapi;
 mod ops;
+mod org;
 mod privacy;
 mod region;
 mod registry;

@@ -1,0 +1,87 @@
+use super::{Org, OrgFields, OrgPage, OrgQuery};
+use crate::app::AppState;
+use crate::identity::{Actor, Perm, Scope};
+use crate::platform::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/orgs", get(list).post(create))
+        .route("/orgs/{id}", get(detail).patch(update))
+}
+
+/// Organisations are not personal records: anyone who reads records or figures of a region sees
+/// the organisations in it.
+fn reader(actor: &Actor) -> ApiResult<Scope> {
+    actor.individuals().or_else(|_| actor.aggregates())
+}
+
+fn manager(actor: &Actor) -> ApiResult<Scope> {
+    actor.require(Perm::OrgManage)?;
+    if !actor.scopes.edit {
+        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+    }
+    Ok(Scope::of(&actor.region))
+}
+
+/// Organisations of the caller's region (or a part of it), by place and name.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "org", params(OrgQuery),
+    responses((status = 200, body = OrgPage), (status = 403, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn list(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<OrgQuery>,
+) -> ApiResult<Json<OrgPage>> {
+    let scope = reader(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(Json(super::list(&app.db, &scope, &regions, &q).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "org", params(("id" = String, Path)),
+    responses((status = 200, body = Org), (status = 404, body = crate::platform::error::Problem)))]
+pub async fn detail(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Org>> {
+    let scope = reader(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(Json(super::get(&app.db, &scope, &regions, &id).await?))
+}
+
+/// Register an organisation in the caller's region.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "org", request_body = OrgFields,
+    responses((status = 201, body = Org), (status = 403, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(f): Json<OrgFields>,
+) -> ApiResult<(StatusCode, Json<Org>)> {
+    let scope = manager(&actor)?;
+    let regions = app.regions.read().await;
+    let o = super::create(&app.db, &scope, &regions, &actor.who(), f).await?;
+    Ok((StatusCode::CREATED, Json(o)))
+}
+
+/// Change an organisation (absent fields keep their value, an empty text clears it).
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "org", params(("id" = String, Path)), request_body = OrgFields,
+    responses((status = 200, body = Org), (status = 404, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn update(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(f): Json<OrgFields>,
+) -> ApiResult<Json<Org>> {
+    let scope = manager(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::update(&app.db, &scope, &regions, &actor.who(), &id, f).await?,
+    ))
+}
