@@ -159,7 +159,10 @@ pub fn plan(
             );
             continue;
         }
-        if r.name.chars().any(|c| c.is_control() || is_bidi(c)) {
+        if r.name
+            .chars()
+            .any(|c| c.is_control() || crate::registry::model::is_bidi_control(c))
+        {
             reject(
                 &mut rep,
                 format!("区划 {} 的名称含有控制字符", code.as_str()),
@@ -275,10 +278,6 @@ fn absent(
         .collect();
     out.sort_by(|a, b| a.code.cmp(&b.code));
     out
-}
-
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
 pub async fn known(db: &Db) -> Result<HashMap<String, Known>, sqlx::Error> {
