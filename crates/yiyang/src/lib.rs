@@ -11,6 +11,7 @@ pub mod demo;
 pub mod floor;
 pub mod identity;
 pub mod indicator;
+pub mod institution;
 pub mod ops;
 pub mod org;
 pub mod platform;

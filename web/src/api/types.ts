@@ -10,6 +10,7 @@ export type Permission =
   | 'users.manage'
   | 'aggregates.read'
   | 'org.manage'
+  | 'institution.manage'
 
 export type Role = 'system_admin' | 'security_admin' | 'audit_admin' | 'officer' | 'worker' | 'assessor'
 

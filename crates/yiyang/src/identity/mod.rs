@@ -96,6 +96,7 @@ impl Role {
                 CatalogManage,
                 IndicatorManage,
                 OrgManage,
+                InstitutionManage,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
@@ -121,6 +122,8 @@ pub enum Perm {
     IndicatorManage,
     /// Register and change service organisations (institutions, stations, providers).
     OrgManage,
+    /// Keep beds and admit, move, send on leave and discharge residents.
+    InstitutionManage,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -139,6 +142,7 @@ impl Perm {
             Perm::CatalogManage => "catalog.manage",
             Perm::IndicatorManage => "indicator.manage",
             Perm::OrgManage => "org.manage",
+            Perm::InstitutionManage => "institution.manage",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -156,6 +160,7 @@ impl Perm {
             Perm::CatalogManage => "管理服务目录",
             Perm::IndicatorManage => "管理指标目标",
             Perm::OrgManage => "管理服务机构",
+            Perm::InstitutionManage => "管理床位与入住",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

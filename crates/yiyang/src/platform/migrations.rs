@@ -196,6 +196,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "organisation",
         stmts: crate::org::MIGRATION,
     },
+    Migration {
+        version: 33,
+        name: "beds_and_admissions",
+        stmts: crate::institution::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

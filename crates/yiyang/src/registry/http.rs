@@ -414,6 +414,8 @@ async fn apply_change(
     }
     // A death ends, a move-out suspends the elder's entitlements, in this same transaction.
     crate::catalog::entitlement::follow_registry(&mut tx, id, &actor.who()).await?;
+    // A resident who died is discharged on the date of death.
+    crate::institution::follow_registry(&mut tx, id, &actor.who()).await?;
     let e = store::detail_in_tx(&mut tx, &scope, id, &regions, today()).await?;
     // The two heads last: each is locked until the commit, so the less happens after taking it,
     // the less an import waits. In the order every writer takes them — the change number, then

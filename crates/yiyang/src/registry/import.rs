@@ -432,6 +432,7 @@ async fn run_general(
                     // A death arriving by file ends the entitlements at once, as a recorded one does.
                     if p.input.death_date.is_some() {
                         crate::catalog::entitlement::follow_registry(t, id, ctx.who).await?;
+                        crate::institution::follow_registry(t, id, ctx.who).await?;
                     }
                 }
             }

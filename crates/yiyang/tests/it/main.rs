@@ -10,6 +10,7 @@ mod catalog;
 mod hostile;
 mod import;
 mod indicator;
+mod institution;
 mod openapi;
 mod ops;
 mod org;

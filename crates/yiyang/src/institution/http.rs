@@ -1,0 +1,206 @@
+use super::{
+    AdmitReq, Admitted, BedBoard, BedChange, DischargeReq, LeaveReq, MonthOccupancy, MonthQuery,
+    NewBeds, ResidentList, ResidentQuery, ReturnReq, TransferReq,
+};
+use crate::app::AppState;
+use crate::identity::{Actor, Perm, Scope};
+use crate::platform::error::{ApiError, ApiResult, Problem};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+
+/// This module's routes (under `/api/v1`).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, patch, post};
+    axum::Router::new()
+        .route("/orgs/{id}/beds", get(beds).post(add_beds))
+        .route("/orgs/{id}/occupancy", get(occupancy))
+        .route("/orgs/{id}/residents", get(residents))
+        .route("/orgs/{id}/admissions", post(admit))
+        .route("/beds/{id}", patch(change_bed))
+        .route("/admissions/{id}/transfer", post(transfer))
+        .route("/admissions/{id}/leave", post(leave))
+        .route("/admissions/{id}/return", post(back))
+        .route("/admissions/{id}/discharge", post(discharge))
+}
+
+/// Beds and their counts are not personal: whoever reads records or figures of the region.
+fn reader(actor: &Actor) -> ApiResult<Scope> {
+    actor.individuals().or_else(|_| actor.aggregates())
+}
+
+/// Keeping beds and residents: the permission and an editing scope over the organisation's place.
+fn keeper(actor: &Actor) -> ApiResult<Scope> {
+    actor.require(Perm::InstitutionManage)?;
+    if !actor.scopes.edit {
+        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+    }
+    Ok(Scope::of(&actor.region))
+}
+
+/// An organisation's beds with today's occupants (names for those who read individual records).
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/beds", tag = "institution", params(("id" = String, Path)),
+    responses((status = 200, body = BedBoard), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn beds(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BedBoard>> {
+    let scope = reader(&actor)?;
+    let names = actor.individuals().is_ok();
+    Ok(Json(super::beds(&app.db, &scope, &id, names).await?))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BedIds {
+    pub ids: Vec<String>,
+}
+
+/// Add the beds of one room (one per label).
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/beds", tag = "institution", params(("id" = String, Path)),
+    request_body = NewBeds,
+    responses((status = 201, body = BedIds), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn add_beds(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<NewBeds>,
+) -> ApiResult<(StatusCode, Json<BedIds>)> {
+    let scope = keeper(&actor)?;
+    let ids = super::add_beds(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok((StatusCode::CREATED, Json(BedIds { ids })))
+}
+
+/// Change a bed's kind, or retire a vacant bed.
+#[utoipa::path(patch, path = "/api/v1/beds/{id}", tag = "institution", params(("id" = String, Path)),
+    request_body = BedChange,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn change_bed(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(c): Json<BedChange>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::change_bed(&app.db, &scope, &actor.who(), &id, c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Bed-days, occupied and leave days of a month, from the admission records.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/occupancy", tag = "institution",
+    params(("id" = String, Path), MonthQuery),
+    responses((status = 200, body = MonthOccupancy), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn occupancy(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> ApiResult<Json<MonthOccupancy>> {
+    let scope = reader(&actor)?;
+    Ok(Json(super::occupancy(&app.db, &scope, &id, &q).await?))
+}
+
+/// Residents (current or past) with their beds and history; an audited read.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/residents", tag = "institution",
+    params(("id" = String, Path), ResidentQuery),
+    responses((status = 200, body = ResidentList), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn residents(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<ResidentQuery>,
+) -> ApiResult<Json<ResidentList>> {
+    let scope = actor.individuals()?;
+    Ok(Json(
+        super::residents(&app.db, &scope, &actor.who(), &id, &q).await?,
+    ))
+}
+
+/// Admit an elder onto a vacant bed: by registry id, or by citizen ID and name together.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/admissions", tag = "institution", params(("id" = String, Path)),
+    request_body = AdmitReq,
+    responses((status = 201, body = Admitted), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn admit(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<AdmitReq>,
+) -> ApiResult<(StatusCode, Json<Admitted>)> {
+    let scope = keeper(&actor)?;
+    let people = actor.individuals().ok();
+    let a = super::admit(
+        &app.db,
+        &app.keys,
+        &scope,
+        people.as_ref(),
+        &actor.who(),
+        &id,
+        req,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// Move a resident to another vacant bed of the same organisation.
+#[utoipa::path(post, path = "/api/v1/admissions/{id}/transfer", tag = "institution",
+    params(("id" = String, Path)), request_body = TransferReq,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn transfer(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<TransferReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::transfer(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Record a leave (hospital stay, visit home); the bed stays the resident's.
+#[utoipa::path(post, path = "/api/v1/admissions/{id}/leave", tag = "institution",
+    params(("id" = String, Path)), request_body = LeaveReq,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn leave(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<LeaveReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::leave(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The resident is back from leave.
+#[utoipa::path(post, path = "/api/v1/admissions/{id}/return", tag = "institution",
+    params(("id" = String, Path)), request_body = ReturnReq,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn back(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<ReturnReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::back(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Discharge a resident (death, transfer to another home, back home); the bed is free that day.
+#[utoipa::path(post, path = "/api/v1/admissions/{id}/discharge", tag = "institution",
+    params(("id" = String, Path)), request_body = DischargeReq,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn discharge(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<DischargeReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::discharge(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

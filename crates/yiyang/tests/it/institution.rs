@@ -1,0 +1,448 @@
+use crate::support::*;
+use axum::http::StatusCode;
+use chrono::{Datelike, Duration, NaiveDate};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// A home's beds and residents through a month: admissions, a transfer, a leave, a death recorded
+/// in the registry, an admission by citizen ID and name; the month's bed-days equal the days
+/// counted by hand; two admissions racing for one bed: exactly one wins; wrong input, other
+/// towns and other roles are refused in Chinese; every step audited.
+#[tokio::test]
+async fn db_beds_and_admissions_keep_their_history_and_one_bed_holds_one_resident() {
+    let t = TestApp::new("demo", 60).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("other_town", &["officer"], "320682104000", all_scopes())
+        .await;
+    t.add_user("worker", &["worker"], "320682103000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (s, home, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "township_home", "name": "东陈镇敬老院", "ownership": "public",
+            "region_code": "320682103000"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{home}");
+    let org = home["id"].as_str().unwrap().to_string();
+
+    // The previous month, counted whole.
+    let today = yiyang::platform::today();
+    let first = (today.with_day(1).unwrap() - Duration::days(1))
+        .with_day(1)
+        .unwrap();
+    let n = (today.with_day(1).unwrap() - first).num_days();
+    let day = |k: i64| ymd(first + Duration::days(k));
+
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/beds"),
+        Some(
+            json!({"building": "1", "floor": "1", "room": "101", "labels": ["1", "2", "3"],
+            "nursing": true, "opened_on": day(-10)}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/beds"),
+        Some(json!({"building": "1", "floor": "1", "room": "102", "labels": ["1", "2"], "opened_on": day(-10)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The same place twice is refused, naming it.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/beds"),
+        Some(json!({"building": "1", "floor": "1", "room": "101", "labels": ["3"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1号楼 1层 101室 3床"),
+        "{v}"
+    );
+
+    let board = |who: String| {
+        let (t, org) = (&t, org.clone());
+        async move {
+            let (s, v, _) = t
+                .call("GET", &format!("/api/v1/orgs/{org}/beds"), Some(&who), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let b = board(c.clone()).await;
+    assert_eq!(b["summary"]["beds"], 5);
+    assert_eq!(b["summary"]["nursing"], 3);
+    assert_eq!(b["summary"]["vacant"], 5);
+    let bed = |place: &str, b: &Value| -> String {
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["place"] == place)
+            .unwrap_or_else(|| panic!("no bed {place}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let bed1 = bed("1号楼 1层 101室 1床", &b);
+    let bed2 = bed("1号楼 1层 101室 2床", &b);
+    let bed3 = bed("1号楼 1层 101室 3床", &b);
+    let bed4 = bed("1号楼 1层 102室 1床", &b);
+    let bed5 = bed("1号楼 1层 102室 2床", &b);
+
+    let people: Vec<(String, String)> = sqlx::query(
+        "SELECT id, name FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 4",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let (a, b_, d, e) = (&people[0].0, &people[1].0, &people[2].0, &people[3].0);
+    let admit = |body: Value| call("POST", format!("/api/v1/orgs/{org}/admissions"), Some(body));
+
+    // A on bed 1 before the month; B on bed 2 on its 4th day.
+    let (s, v, _) = admit(json!({"elder_id": a, "bed_id": bed1, "admitted_on": day(-5)})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["bed_place"], "1号楼 1层 101室 1床");
+    let adm_a = v["admission_id"].as_str().unwrap().to_string();
+    let (s, v, _) = admit(json!({"elder_id": b_, "bed_id": bed2, "admitted_on": day(3)})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    // Refusals: the same person again, an occupied bed, a date to come, a bed before its last stay.
+    let (s, v, _) = admit(json!({"elder_id": a, "bed_id": bed4})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("已在一家机构入住"),
+        "{v}"
+    );
+    let (s, v, _) = admit(json!({"elder_id": d, "bed_id": bed2})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("101室 2床 已有人入住"),
+        "{v}"
+    );
+    let (s, v, _) = admit(json!({"elder_id": d, "bed_id": bed4,
+        "admitted_on": ymd(today + Duration::days(1))}))
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("不能晚于今天"),
+        "{v}"
+    );
+
+    // A moves to bed 3 on the 11th, is in hospital from the 13th to the 16th.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/transfer"),
+        Some(json!({"bed_id": bed3, "on": day(10)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/leave"),
+        Some(json!({"kind": "住院", "from_on": day(12), "note": "肺炎"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/leave"),
+        Some(json!({"kind": "home"})),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a second leave while on leave: {v}"
+    );
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/return"),
+        Some(json!({"on": day(11)})),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "back before leaving: {v}"
+    );
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/return"),
+        Some(json!({"on": day(15)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    // C comes from elsewhere: found by citizen ID and name together, onto bed 1 freed on the 11th.
+    let cid = yiyang_kernel::citizen_id::compose(
+        "320682",
+        NaiveDate::from_ymd_opt(1939, 4, 2).unwrap(),
+        31,
+    );
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/elders".into(),
+        Some(json!({"citizen_id": cid, "name": "陈桂英", "residence_region": "320682104205"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, wrong, _) =
+        admit(json!({"citizen_id": cid, "name": "陈桂兰", "bed_id": bed1, "admitted_on": day(10)}))
+            .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{wrong}");
+    let unknown = yiyang_kernel::citizen_id::compose(
+        "320682",
+        NaiveDate::from_ymd_opt(1939, 4, 2).unwrap(),
+        77,
+    );
+    let (s, v, _) = admit(json!({"citizen_id": unknown, "name": "陈桂英", "bed_id": bed1})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(
+        v["detail"], wrong["detail"],
+        "one answer for a wrong name and an unknown ID"
+    );
+    let (s, v, _) =
+        admit(json!({"citizen_id": cid, "name": "陈桂英", "bed_id": bed1, "admitted_on": day(9)}))
+            .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bed 1 was A's until the 11th: {v}"
+    );
+    let (s, v, _) =
+        admit(json!({"citizen_id": cid, "name": "陈桂英", "bed_id": bed1, "admitted_on": day(10)}))
+            .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    // B dies on the 21st, recorded in the registry: discharged that day.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/elders/{b_}/death"),
+        Some(json!({"death_date": day(20)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v, _) = admit(json!({"elder_id": d, "bed_id": bed2, "admitted_on": day(15)})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bed 2 was B's until the 21st: {v}"
+    );
+
+    // The month from the records: 5 beds all month; A all month (3 days on leave), B 17 days,
+    // C from the 11th.
+    let (s, m, _) = call(
+        "GET",
+        format!(
+            "/api/v1/orgs/{org}/occupancy?month={}",
+            first.format("%Y-%m")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(m["days"], n);
+    assert_eq!(m["bed_days"], 5 * n);
+    assert_eq!(m["occupied_days"], n + 17 + (n - 10));
+    assert_eq!(m["leave_days"], 3);
+    assert_eq!(m["admissions"], 2);
+    assert_eq!(m["discharges"], 1);
+
+    // Two admissions to bed 4 at the same moment: exactly one wins.
+    let (r1, r2) = tokio::join!(
+        admit(json!({"elder_id": d, "bed_id": bed4})),
+        admit(json!({"elder_id": e, "bed_id": bed4})),
+    );
+    let mut codes = [r1.0, r2.0];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [StatusCode::CREATED, StatusCode::CONFLICT],
+        "{} / {}",
+        r1.1,
+        r2.1
+    );
+    let open: i64 =
+        sqlx::query("SELECT COUNT(*) FROM bed_stay WHERE bed_id = $1 AND until_on IS NULL")
+            .bind(&bed4)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(open, 1);
+
+    // Today's board: A on 3, C on 1, the winner on 4; bed 2 and 5 free.
+    let b = board(c.clone()).await;
+    assert_eq!(b["summary"]["occupied"], 3, "{}", b["summary"]);
+    assert_eq!(b["summary"]["vacant"], 2);
+    assert_eq!(b["summary"]["vacant_nursing"], 1);
+    // A bed with someone in it cannot be retired; an empty one can.
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/beds/{bed3}"),
+        Some(json!({"status": "retired"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/beds/{bed5}"),
+        Some(json!({"status": "retired"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(board(c.clone()).await["summary"]["beds"], 4);
+
+    // Residents, with their history; the dead one among the past, discharged for death.
+    let (s, r, _) = call("GET", format!("/api/v1/orgs/{org}/residents"), None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["total"], 3);
+    let ra = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["admission_id"] == adm_a.as_str())
+        .unwrap();
+    assert_eq!(ra["bed_place"], "1号楼 1层 101室 3床");
+    let hist = ra["history"].as_array().unwrap();
+    assert_eq!(hist.len(), 3, "{hist:?}");
+    assert!(
+        hist[1]
+            .as_str()
+            .unwrap()
+            .contains("调至 1号楼 1层 101室 3床"),
+        "{hist:?}"
+    );
+    assert!(
+        hist[2].as_str().unwrap().contains("请假（住院）"),
+        "{hist:?}"
+    );
+    assert!(ra["citizen_id_masked"].as_str().unwrap().contains('*'));
+    let (s, p, _) = call(
+        "GET",
+        format!("/api/v1/orgs/{org}/residents?state=past"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["total"], 1);
+    assert_eq!(p["items"][0]["discharged_on"], day(20));
+    assert_eq!(p["items"][0]["discharge_reason"], "死亡");
+
+    // A goes home: discharged, the bed free again.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/discharge"),
+        Some(json!({"reason": "回家居住"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_a}/discharge"),
+        Some(json!({"reason": "home"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(board(c.clone()).await["summary"]["occupied"], 2);
+
+    // Other people: the village worker reads the board with names but keeps no beds; another
+    // town's officer does not find the home; a day centre keeps no beds.
+    let w = t.login("worker").await;
+    let wb = board(w.clone()).await;
+    assert!(
+        wb["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["occupant"]["name"] == "陈桂英")
+    );
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/beds"),
+            Some(&w),
+            Some(json!({"room": "201", "labels": ["1"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let o = t.login("other_town").await;
+    let (s, _, _) = t
+        .call("GET", &format!("/api/v1/orgs/{org}/beds"), Some(&o), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/admissions/{adm_a}/leave"),
+            Some(&o),
+            Some(json!({"kind": "home"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, dc, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "day_care", "name": "东陈日间照料中心", "ownership": "public",
+            "region_code": "320682103000"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{}/beds", dc["id"].as_str().unwrap()),
+        Some(json!({"room": "1", "labels": ["1"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // Every step is in the audit trail.
+    let n_audit = |action: &'static str| {
+        let t = &t;
+        async move {
+            sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+                .bind(action)
+                .fetch_one(&t.state.db.pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        }
+    };
+    assert_eq!(n_audit("admission.create").await, 4);
+    assert_eq!(n_audit("admission.transfer").await, 1);
+    assert_eq!(n_audit("admission.leave").await, 1);
+    assert_eq!(n_audit("admission.return").await, 1);
+    assert_eq!(n_audit("admission.discharge").await, 1);
+    assert_eq!(n_audit("bed.create").await, 2);
+    assert_eq!(n_audit("bed.update").await, 1);
+    assert!(n_audit("admission.list").await >= 2);
+}
