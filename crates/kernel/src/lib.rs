@@ -1,5 +1,6 @@
 //! Pure domain rules of yiyang. Nothing here does I/O, so everything here is unit- and property-tested.
 
+pub mod admission;
 pub mod assessment;
 pub mod citizen_id;
 pub mod codes;
@@ -8,6 +9,7 @@ pub mod indicator;
 pub mod mask;
 pub mod mzt039;
 pub mod region_code;
+pub mod staffing;
 
 pub use citizen_id::{CitizenId, CitizenIdError, Sex};
 pub use region_code::{RegionCode, RegionCodeError, RegionLevel};

@@ -169,10 +169,11 @@ impl AppState {
         catalog::http::get_catalog, catalog::http::language, catalog::http::check_rule, catalog::http::open_draft, catalog::http::put_item, catalog::http::delete_item, catalog::http::publish, catalog::http::simulate, catalog::http::run_evaluation, catalog::http::start_evaluation, catalog::http::evaluation_status, catalog::http::elder_eligibility, catalog::http::public_catalog, catalog::http::list_entitlements, catalog::http::decide_entitlement, catalog::http::decide_entitlements, crate::workbench::workbench, catalog::http::create_batch, catalog::http::list_batches, catalog::http::get_batch, catalog::http::batch_step, catalog::http::batch_lines, catalog::http::bank_file, catalog::http::payment_check, catalog::http::lists, catalog::http::create_list, catalog::http::list_members, catalog::http::import_list_members,
         indicator::http::definitions, indicator::http::dashboard, indicator::http::dashboard_xlsx, indicator::http::value, indicator::http::people, indicator::http::people_xlsx, indicator::http::list_targets, indicator::http::set_target, indicator::http::delete_target, indicator::http::target_template, indicator::http::import_targets, indicator::http::enter, indicator::http::refresh,
         crate::org::http::list, crate::org::http::detail, crate::org::http::create, crate::org::http::update,
+        crate::org::http::staff_list, crate::org::http::staff_create, crate::org::http::staff_update,
         crate::institution::http::beds, crate::institution::http::add_beds, crate::institution::http::change_bed,
-        crate::institution::http::occupancy, crate::institution::http::residents, crate::institution::http::admit,
+        crate::institution::http::occupancy, crate::institution::http::staffing, crate::institution::http::residents, crate::institution::http::admit,
         crate::institution::http::transfer, crate::institution::http::leave, crate::institution::http::back,
-        crate::institution::http::discharge,
+        crate::institution::http::discharge, crate::institution::http::policy, crate::institution::http::publish_policy,
     ),
     tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"))
 )]

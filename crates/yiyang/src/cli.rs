@@ -113,6 +113,11 @@ pub enum Cmd {
         #[command(subcommand)]
         what: CatalogCmd,
     },
+    /// Public-bed admission queue (入住轮候)
+    Admission {
+        #[command(subcommand)]
+        what: AdmissionCmd,
+    },
     /// Indicators (重点指标): one value for scripts, rollup rebuild, target sheets
     Indicators {
         #[command(subcommand)]
@@ -302,6 +307,24 @@ pub enum CatalogCmd {
     /// Read one citizen ID from standard input (never from the command line) and print, for every
     /// published item, whether it applies, the amount or quota, and why
     Explain {
+        #[arg(long)]
+        on: Option<String>,
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdmissionCmd {
+    /// Read applicants (a JSON list of {ref, birth_date, economic_status, ability_level,
+    /// living_status, family_planning_special, entitled_veteran_family, applied_at}, codes or
+    /// their Chinese names) from standard input and print them in queue order with tier and
+    /// reasons, by the region's published policy or the default
+    Rank {
+        /// The region whose policy applies (a town follows its county's); default: the default
+        #[arg(long)]
+        region: Option<String>,
+        /// Ranking date (age and ability on that day), YYYY-MM-DD; default today
         #[arg(long)]
         on: Option<String>,
         #[arg(long, default_value = "text")]
@@ -921,6 +944,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Cmd::Catalog { what } => return catalog_cmd(&cli, what).await,
+        Cmd::Admission {
+            what: AdmissionCmd::Rank { region, on, format },
+        } => return admission_rank(&cli, region.as_deref(), on, format).await,
         Cmd::Indicators { what } => return indicator_cmd(&cli, what).await,
         Cmd::AuditCheckpoint => {
             let (db, _keys) = open(&cli, 2).await?;
@@ -1700,4 +1726,81 @@ fn checkpoint_sink(cli: &Cli) -> crate::audit::checkpoint::Sink {
         other => other.to_string(),
     };
     crate::audit::checkpoint::Sink::new(&file)
+}
+
+/// `yiyang admission rank`: the queue order of the applicants read from standard input.
+async fn admission_rank(
+    cli: &Cli,
+    region: Option<&str>,
+    on: &Option<String>,
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    use yiyang_kernel::admission::{ApplicantInput, QueuePolicy, rank};
+    let on = on_date(on)?;
+    let mut input = String::new();
+    std::io::Read::take(std::io::stdin(), 64 << 20).read_to_string(&mut input)?;
+    let raw: Vec<serde_json::Value> = match serde_json::from_str(&input) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "输入应为申请人的 JSON 列表（第 {} 行第 {} 列有误）",
+                e.line(),
+                e.column()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut applicants = Vec::with_capacity(raw.len());
+    let mut errors = vec![];
+    for (i, v) in raw.into_iter().enumerate() {
+        let who = v
+            .get("ref")
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| format!("第 {} 个", i + 1));
+        match serde_json::from_value::<ApplicantInput>(v)
+            .map_err(|e| format!("字段有误：{e}"))
+            .and_then(|a| a.check(i as i64))
+        {
+            Ok(a) => applicants.push(a),
+            Err(e) => errors.push(format!("申请人 {who}：{e}")),
+        }
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        return Ok(ExitCode::from(2));
+    }
+    let (policy, source) = match region {
+        None => (QueuePolicy::default_policy(), "默认轮候规则".to_string()),
+        Some(r) => {
+            let code = yiyang_kernel::RegionCode::parse(r)
+                .map_err(|e| anyhow::anyhow!("区划代码 {r} 有误：{e}"))?;
+            // The policy is no secret: the database alone, without the key file.
+            let db = Db::connect(&cli.database, 1).await?;
+            migrations::migrate(&db).await?;
+            let regions = crate::region::RegionIndex::load(&db).await?;
+            let (p, view) = crate::institution::queue::policy_for(&db, &regions, &code).await?;
+            (p, view.source)
+        }
+    };
+    let order = rank(&policy, &applicants, on);
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::json!({"order": order, "policy": source, "on": on.to_string()})
+        );
+    } else {
+        println!("{source}，排序日期 {on}，共 {} 人", order.len());
+        for p in &order {
+            println!(
+                "{:>4}  第{}档  {}  {}",
+                p.position,
+                p.tier,
+                p.reference,
+                p.reasons.join("；")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,7 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/orgs/{id}/beds", get(beds).post(add_beds))
         .route("/orgs/{id}/occupancy", get(occupancy))
+        .route("/orgs/{id}/staffing", get(staffing))
         .route("/orgs/{id}/residents", get(residents))
         .route("/orgs/{id}/admissions", post(admit))
         .route("/beds/{id}", patch(change_bed))
@@ -22,6 +23,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admissions/{id}/leave", post(leave))
         .route("/admissions/{id}/return", post(back))
         .route("/admissions/{id}/discharge", post(discharge))
+        .route("/admission-policy", get(policy).put(publish_policy))
 }
 
 /// Beds and their counts are not personal: whoever reads records or figures of the region.
@@ -100,6 +102,18 @@ pub async fn occupancy(
 ) -> ApiResult<Json<MonthOccupancy>> {
     let scope = reader(&actor)?;
     Ok(Json(super::occupancy(&app.db, &scope, &id, &q).await?))
+}
+
+/// The home's staff against its residents and beds: caregiver ratios, social workers, certificates.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/staffing", tag = "institution", params(("id" = String, Path)),
+    responses((status = 200, body = super::Staffing), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn staffing(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<super::Staffing>> {
+    let scope = reader(&actor)?;
+    Ok(Json(super::staffing(&app.db, &scope, &id).await?))
 }
 
 /// Residents (current or past) with their beds and history; an audited read.
@@ -202,5 +216,52 @@ pub async fn discharge(
 ) -> ApiResult<StatusCode> {
     let scope = keeper(&actor)?;
     super::discharge(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PolicyQuery {
+    /// The region (default: the caller's)
+    pub region_code: Option<String>,
+}
+
+/// The admission queue's policy in force for a region: its own, the nearest above it, or the default.
+#[utoipa::path(get, path = "/api/v1/admission-policy", tag = "institution", params(PolicyQuery),
+    responses((status = 200, body = super::queue::PolicyView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn policy(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<PolicyQuery>,
+) -> ApiResult<Json<super::queue::PolicyView>> {
+    let scope = reader(&actor)?;
+    let code = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
+        Some(r) => scope.region(r)?,
+        None => actor.region.clone(),
+    };
+    let regions = app.regions.read().await;
+    let (_, view) = super::queue::policy_for(&app.db, &regions, &code).await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyReq {
+    pub region_code: String,
+    /// In order; the last without a rule takes everyone else (one is added when missing)
+    pub tiers: Vec<super::queue::TierView>,
+}
+
+/// Publish a region's admission queue policy (county or town); each tier's rule is checked.
+#[utoipa::path(put, path = "/api/v1/admission-policy", tag = "institution", request_body = PolicyReq,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn publish_policy(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<PolicyReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    let code = scope.region(&req.region_code)?;
+    super::queue::publish(&app.db, &actor.who(), &code, req.tiers).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@
 //! engine, whatever the application checked before.
 
 pub mod http;
+pub mod queue;
 
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
@@ -1364,6 +1365,132 @@ pub async fn residents(
     Ok(ResidentList {
         total: items.len() as i64,
         items,
+    })
+}
+
+// ---- staffing ----
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Staffing {
+    /// 在住老人中不能自理（中度失能及以上，有效评估）
+    pub dependent_residents: i64,
+    pub other_residents: i64,
+    pub beds: i64,
+    /// 在职养老护理员
+    pub caregivers: i64,
+    /// 其中持证
+    pub certified_caregivers: i64,
+    pub caregivers_needed: i64,
+    pub social_workers: i64,
+    pub social_workers_needed: i64,
+    /// 达标与否，逐条说明
+    pub checks: Vec<StaffingCheck>,
+    /// 60 天内到期或已过期的证书
+    pub expiring: Vec<Expiring>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StaffingCheck {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Expiring {
+    pub staff_id: String,
+    pub name: String,
+    pub role_name: String,
+    pub expires_on: String,
+    /// 已过期
+    pub expired: bool,
+}
+
+/// The home's staff against its residents and beds today.
+pub async fn staffing(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<Staffing> {
+    use yiyang_kernel::staffing::{self as rule, Counts};
+    residential_org(db, scope, org_id).await?;
+    let today = crate::platform::today();
+    let today_s = ymd(today);
+    let r = sqlx::query(
+        "SELECT \
+         (SELECT COUNT(*) FROM admission a JOIN elder_ability ab ON ab.elder_id = a.elder_id \
+           WHERE a.org_id = $1 AND a.discharged_on IS NULL AND ab.level >= $2 AND ab.valid_until >= $3), \
+         (SELECT COUNT(*) FROM admission a WHERE a.org_id = $1 AND a.discharged_on IS NULL), \
+         (SELECT COUNT(*) FROM bed WHERE org_id = $1 AND status = 'open'), \
+         (SELECT COUNT(*) FROM staff WHERE org_id = $1 AND role = 'caregiver' AND (left_on IS NULL OR left_on > $3)), \
+         (SELECT COUNT(*) FROM staff WHERE org_id = $1 AND role = 'caregiver' AND (left_on IS NULL OR left_on > $3) \
+           AND certificate_no IS NOT NULL AND (certificate_expires_on IS NULL OR certificate_expires_on >= $3)), \
+         (SELECT COUNT(*) FROM staff WHERE org_id = $1 AND role = 'social_worker' AND (left_on IS NULL OR left_on > $3))",
+    )
+    .bind(org_id)
+    .bind(rule::DEPENDENT_LEVEL)
+    .bind(&today_s)
+    .fetch_one(&db.pool)
+    .await?;
+    let dependent: i64 = r.get(0);
+    let residents: i64 = r.get(1);
+    let c = Counts {
+        dependent_residents: dependent,
+        other_residents: residents - dependent,
+        beds: r.get(2),
+        caregivers: r.get(3),
+        social_workers: r.get(5),
+    };
+    let soon = ymd(today + chrono::Duration::days(rule::EXPIRY_WARNING_DAYS));
+    let expiring = sqlx::query(
+        "SELECT id, name, role, certificate_expires_on FROM staff WHERE org_id = $1 \
+         AND (left_on IS NULL OR left_on > $2) AND certificate_expires_on IS NOT NULL AND certificate_expires_on <= $3 \
+         ORDER BY certificate_expires_on, name",
+    )
+    .bind(org_id)
+    .bind(&today_s)
+    .bind(&soon)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        let e: String = r.get(3);
+        Expiring {
+            staff_id: r.get(0),
+            name: r.get(1),
+            role_name: crate::org::staff::ROLES
+                .iter()
+                .find(|x| x.0 == r.get::<String, _>(2))
+                .map_or("", |x| x.1)
+                .to_string(),
+            expired: e < today_s,
+            expires_on: e,
+        }
+    })
+    .collect::<Vec<_>>();
+    let mut checks: Vec<StaffingCheck> = rule::check(&c)
+        .into_iter()
+        .map(|x| StaffingCheck {
+            ok: x.ok,
+            text: x.text,
+        })
+        .collect();
+    if !expiring.is_empty() {
+        checks.push(StaffingCheck {
+            ok: false,
+            text: format!(
+                "{} 人的证书已过期或将在 {} 天内到期",
+                expiring.len(),
+                rule::EXPIRY_WARNING_DAYS
+            ),
+        });
+    }
+    Ok(Staffing {
+        dependent_residents: c.dependent_residents,
+        other_residents: c.other_residents,
+        beds: c.beds,
+        caregivers: c.caregivers,
+        certified_caregivers: r.get(4),
+        caregivers_needed: rule::caregivers_needed(&c),
+        social_workers: c.social_workers,
+        social_workers_needed: rule::social_workers_needed(&c),
+        checks,
+        expiring,
     })
 }
 

@@ -12,6 +12,8 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/orgs", get(list).post(create))
         .route("/orgs/{id}", get(detail).patch(update))
+        .route("/orgs/{id}/staff", get(staff_list).post(staff_create))
+        .route("/staff/{id}", axum::routing::patch(staff_update))
 }
 
 /// Organisations are not personal records: anyone who reads records or figures of a region sees
@@ -83,5 +85,52 @@ pub async fn update(
     let regions = app.regions.read().await;
     Ok(Json(
         super::update(&app.db, &scope, &regions, &actor.who(), &id, f).await?,
+    ))
+}
+
+/// Staff of an organisation (those still employed, or all).
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/staff", tag = "org", params(("id" = String, Path), super::staff::StaffQuery),
+    responses((status = 200, body = super::staff::StaffList), (status = 404, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn staff_list(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<super::staff::StaffQuery>,
+) -> ApiResult<Json<super::staff::StaffList>> {
+    let scope = reader(&actor)?;
+    Ok(Json(super::staff::list(&app.db, &scope, &id, &q).await?))
+}
+
+/// Add a staff member (role, skill level, certificate, hire date).
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/staff", tag = "org", params(("id" = String, Path)),
+    request_body = super::staff::StaffFields,
+    responses((status = 201, body = super::staff::Staff), (status = 404, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn staff_create(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(f): Json<super::staff::StaffFields>,
+) -> ApiResult<(StatusCode, Json<super::staff::Staff>)> {
+    let scope = manager(&actor)?;
+    let s = super::staff::create(&app.db, &scope, &actor.who(), &id, f).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// Change a staff member; `left_on` records that they left (they are never deleted).
+#[utoipa::path(patch, path = "/api/v1/staff/{id}", tag = "org", params(("id" = String, Path)),
+    request_body = super::staff::StaffFields,
+    responses((status = 200, body = super::staff::Staff), (status = 404, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn staff_update(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(f): Json<super::staff::StaffFields>,
+) -> ApiResult<Json<super::staff::Staff>> {
+    let scope = manager(&actor)?;
+    Ok(Json(
+        super::staff::update(&app.db, &scope, &actor.who(), &id, f).await?,
     ))
 }

@@ -4,6 +4,7 @@
 //! and contracts hang off an organisation's id.
 
 pub mod http;
+pub mod staff;
 
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;

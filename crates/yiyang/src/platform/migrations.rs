@@ -201,6 +201,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "beds_and_admissions",
         stmts: crate::institution::MIGRATION,
     },
+    Migration {
+        version: 34,
+        name: "admission_policy",
+        stmts: crate::institution::queue::MIGRATION,
+    },
+    Migration {
+        version: 35,
+        name: "staff",
+        stmts: crate::org::staff::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

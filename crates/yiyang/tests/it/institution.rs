@@ -446,3 +446,179 @@ async fn db_beds_and_admissions_keep_their_history_and_one_bed_holds_one_residen
     assert_eq!(n_audit("bed.update").await, 1);
     assert!(n_audit("admission.list").await >= 2);
 }
+
+/// Staff of a home (role, skill level, certificate, hire and leave dates) and its staffing checked
+/// against residents by ability level and against beds; certificates running out are named.
+#[tokio::test]
+async fn db_staff_and_staffing_checks_follow_the_records() {
+    let t = TestApp::new("demo", 40).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (_, home, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "institution", "name": "如皋市福寿园养老院", "ownership": "private",
+            "region_code": "320682103000"}),
+        ),
+    )
+    .await;
+    let org = home["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/beds"),
+        Some(json!({"room": "101", "labels": ["1", "2", "3", "4", "5", "6"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let beds: Vec<String> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let people: Vec<String> = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 6",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    // Levels: 3, 2, 2 (cannot look after themselves), 1, none, and 4 whose assessment ran out.
+    let today = yiyang::platform::today();
+    sqlx::query("DELETE FROM elder_ability")
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    for (i, level) in [Some(3), Some(2), Some(2), Some(1), None, Some(4)]
+        .iter()
+        .enumerate()
+    {
+        if let Some(l) = level {
+            let valid = if i == 5 {
+                today - Duration::days(1)
+            } else {
+                today + Duration::days(300)
+            };
+            sqlx::query(
+                "INSERT INTO elder_ability (elder_id, assessment_id, level, assessed_on, valid_until, change_seq) \
+                 VALUES ($1, $2, $3, $4, $5, 0)",
+            )
+            .bind(&people[i])
+            .bind(format!("a{i}"))
+            .bind(*l)
+            .bind(ymd(today - Duration::days(400)))
+            .bind(ymd(valid))
+            .execute(&t.state.db.pool)
+            .await
+            .unwrap();
+        }
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/orgs/{org}/admissions"),
+            Some(json!({"elder_id": people[i], "bed_id": beds[i]})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let add = |body: Value| call("POST", format!("/api/v1/orgs/{org}/staff"), Some(body));
+    let (s, a, _) = add(
+        json!({"name": "张秀兰", "role": "养老护理员", "skill_level": "初级",
+        "certificate_no": "3206820012345", "certificate_on": "2022-01-10",
+        "certificate_expires_on": ymd(today + Duration::days(30)), "hired_on": "2022-02-01"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(a["role_name"], "养老护理员");
+    assert_eq!(a["skill_name"], "初级");
+    let (s, v, _) =
+        add(json!({"name": "李梅", "role": "caregiver", "hired_on": "2023-05-01"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = add(json!({"name": "王芳", "role": "社会工作者"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, left, _) =
+        add(json!({"name": "赵强", "role": "caregiver", "hired_on": "2020-01-01"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{left}");
+    // Wrong input, named.
+    let (s, v, _) = add(json!({"name": "周护", "role": "护士", "skill_level": 3})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("只适用于养老护理员"),
+        "{v}"
+    );
+    let (s, v, _) = add(json!({"name": "周护", "role": "厨师"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = add(json!({"name": "周护", "role": "caregiver", "skill_level": 9})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // 赵强 left yesterday: no longer counted, still listed among all.
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/staff/{}", left["id"].as_str().unwrap()),
+        Some(json!({"left_on": ymd(today - Duration::days(1))})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/staff/{}", left["id"].as_str().unwrap()),
+        Some(json!({"left_on": "2019-01-01"})),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "left before hired: {v}"
+    );
+    let (_, cur, _) = call("GET", format!("/api/v1/orgs/{org}/staff"), None).await;
+    assert_eq!(cur["total"], 3, "{cur}");
+    let (_, all, _) = call("GET", format!("/api/v1/orgs/{org}/staff?state=all"), None).await;
+    assert_eq!(all["total"], 4);
+
+    // 3 who cannot look after themselves (1:4 → 1) and 3 others (1:10 → 1): 2 caregivers needed;
+    // 6 beds: 1 social worker.
+    let (s, st, _) = call("GET", format!("/api/v1/orgs/{org}/staffing"), None).await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(st["dependent_residents"], 3, "{st}");
+    assert_eq!(st["other_residents"], 3);
+    assert_eq!(st["caregivers"], 2);
+    assert_eq!(st["certified_caregivers"], 1);
+    assert_eq!(st["caregivers_needed"], 2);
+    assert_eq!(st["social_workers_needed"], 1);
+    let checks = st["checks"].as_array().unwrap();
+    assert!(
+        checks[0]["ok"].as_bool().unwrap() && checks[1]["ok"].as_bool().unwrap(),
+        "{checks:?}"
+    );
+    assert_eq!(checks.len(), 3, "the certificate running out: {checks:?}");
+    assert_eq!(st["expiring"][0]["name"], "张秀兰");
+    // One caregiver fewer: short by one.
+    call(
+        "PATCH",
+        format!("/api/v1/staff/{}", a["id"].as_str().unwrap()),
+        Some(json!({"left_on": ymd(today)})),
+    )
+    .await;
+    let (_, st, _) = call("GET", format!("/api/v1/orgs/{org}/staffing"), None).await;
+    assert_eq!(st["caregivers"], 1);
+    assert!(!st["checks"][0]["ok"].as_bool().unwrap());
+    assert!(
+        st["checks"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("缺 1 人"),
+        "{st}"
+    );
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = 'staff.update'")
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}

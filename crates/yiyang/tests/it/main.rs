@@ -2,6 +2,7 @@
 //! default and on PostgreSQL when TEST_DATABASE_URL is set.
 
 mod accounts;
+mod admission;
 mod assessment;
 mod audit_chain;
 mod auth;
