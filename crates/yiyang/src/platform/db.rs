@@ -814,8 +814,23 @@ impl Cell<'_> {
             Cell::Text(v) => q.bind(v.map(str::to_string)),
             Cell::Blob(v) => q.bind(v.map(<[u8]>::to_vec)),
             Cell::Int(v) => q.bind(v),
-            Cell::Real(v) => q.bind(v),
+            Cell::Real(v) => opt_f64(q, v),
         }
+    }
+}
+
+/// Bind a number that may be missing (a coordinate). sqlx 0.9.0's Any driver sends a NULL f64 to
+/// PostgreSQL as a float4 (its Real and Double nulls are swapped in `AnyArguments`): a statement
+/// first prepared with one keeps float4 for that parameter on its connection, and the next real
+/// f64 is refused ("incorrect binary data format in bind parameter"), a 500 that comes and goes
+/// with the pool. A NULL bound as an f32 is sent as float8.
+pub fn opt_f64<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    v: Option<f64>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    match v {
+        Some(x) => q.bind(x),
+        None => q.bind(None::<f32>),
     }
 }
 

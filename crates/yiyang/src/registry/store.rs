@@ -1056,7 +1056,7 @@ pub async fn update_content(
     if old.get::<Option<f64>, _>(11) != e.lon || old.get::<Option<f64>, _>(12) != e.lat {
         changed.push("location");
     }
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE elder SET name = $1, hukou_region = $2, residence_region = $3, address = $4, phone_enc = $5, phone_masked = $6, \
          lon = $7, lat = $8, living_status = $9, economic_status = $10, family_planning_special = $11, disability_grade = $12, \
          entitled_veteran_family = $13, death_date = $14, status = CASE WHEN $14 IS NOT NULL THEN 'deceased' WHEN status = 'deceased' THEN 'active' ELSE status END, \
@@ -1068,22 +1068,26 @@ pub async fn update_content(
     .bind(e.residence_region.clone())
     .bind(e.address.clone())
     .bind(e.phone.as_deref().map(|p| keys.encrypt(p)))
-    .bind(e.phone.as_deref().map(yiyang_kernel::mask::phone))
-    .bind(e.lon)
-    .bind(e.lat)
-    .bind(e.living_status)
-    .bind(e.economic_status)
-    .bind(e.family_planning_special)
-    .bind(e.disability_grade)
-    .bind(e.entitled_veteran_family.map(|b| b as i64))
-    .bind(e.death_date.map(|d| d.to_string()))
-    .bind(e.digest())
-    .bind(now)
-    .bind(id)
-    .bind(change_seq)
-    .bind(e.phone.as_deref().map(|p| keys.blind_index(PHONE_DOMAIN, p)))
-    .execute(&mut **tx)
-    .await?;
+    .bind(e.phone.as_deref().map(yiyang_kernel::mask::phone));
+    let q = crate::platform::db::opt_f64(q, e.lon);
+    let q = crate::platform::db::opt_f64(q, e.lat);
+    q.bind(e.living_status)
+        .bind(e.economic_status)
+        .bind(e.family_planning_special)
+        .bind(e.disability_grade)
+        .bind(e.entitled_veteran_family.map(|b| b as i64))
+        .bind(e.death_date.map(|d| d.to_string()))
+        .bind(e.digest())
+        .bind(now)
+        .bind(id)
+        .bind(change_seq)
+        .bind(
+            e.phone
+                .as_deref()
+                .map(|p| keys.blind_index(PHONE_DOMAIN, p)),
+        )
+        .execute(&mut **tx)
+        .await?;
     Ok(changed)
 }
 

@@ -288,3 +288,30 @@ async fn db_residence_is_a_village_and_edits_name_their_fields() {
         assert!(v.to_string().contains(says), "{says}: {v}");
     }
 }
+
+/// A missing number and then a real one through one prepared statement on one connection: sqlx's
+/// Any driver sends a NULL f64 to PostgreSQL as a float4, and the statement it prepared then
+/// refused the next coordinate (a 500 on editing an elder, now and then). `opt_f64` binds both.
+#[tokio::test]
+async fn db_a_missing_number_then_a_real_one_share_a_prepared_statement() {
+    let (_db, path, url, _dir) = fresh_db().await;
+    let target = url.unwrap_or_else(|| path.unwrap().to_str().unwrap().to_string());
+    let one = yiyang::platform::db::Db::connect(&target, 1).await.unwrap();
+    sqlx::query("CREATE TABLE coord (x DOUBLE PRECISION)")
+        .execute(&one.pool)
+        .await
+        .unwrap();
+    for v in [None, Some(1.5), None, Some(2.25)] {
+        yiyang::platform::db::opt_f64(sqlx::query("INSERT INTO coord (x) VALUES ($1)"), v)
+            .execute(&one.pool)
+            .await
+            .unwrap();
+    }
+    let r = sqlx::query("SELECT COUNT(x), SUM(x) FROM coord")
+        .fetch_one(&one.pool)
+        .await
+        .unwrap();
+    use sqlx::Row;
+    assert_eq!(r.get::<i64, _>(0), 2);
+    assert_eq!(r.get::<f64, _>(1), 3.75);
+}
