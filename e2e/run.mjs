@@ -849,6 +849,22 @@ try {
     await page.getByRole('tab', { name: '床位' }).click()
   }, { screenshot: 'beds' })
 
+  await step('空床信息 (public, phone width): the home shows one vacant bed of two, with no login', async () => {
+    const phone = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 } })
+    const p = await phone.newPage()
+    try {
+      await p.goto(`${BASE_URL}/vacancies`, { waitUntil: 'domcontentloaded' })
+      const card = p.locator('article.home', { has: p.locator('h2', { hasText: /^东陈镇敬老院$/ }) })
+      await card.waitFor()
+      const text = (await card.innerText()).replace(/\s+/g, ' ')
+      assert(/1 空床/.test(text) && /1 护理型空床/.test(text) && /2 总床位/.test(text), `the card reads: ${text}`)
+      assert(!text.includes(state.newName), 'a resident\'s name is on the public board')
+      await p.screenshot({ path: join(SHOTS, 'vacancies-phone.png'), fullPage: false })
+    } finally {
+      await phone.close()
+    }
+  }, { screenshot: null })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${ASSESSOR_USERNAME} (评估员)`, () => login(ASSESSOR_USERNAME, ASSESSOR_PASSWORD, env('ASSESSOR_TOTP_SECRET')), { screenshot: null })

@@ -15,6 +15,7 @@ const APP_TITLE = '颐养 · 养老服务管理平台'
 const routes: RouteRecordRaw[] = [
   { path: '/self-check', name: 'self-check', component: () => import('./modules/assessment/SelfCheckView.vue'), meta: { public: true, title: '老年人能力自测' } },
   { path: '/services', name: 'services', component: () => import('./modules/catalog/ServicesView.vue'), meta: { public: true, title: '基本养老服务目录' } },
+  { path: '/vacancies', name: 'vacancies', component: () => import('./modules/institution/VacanciesView.vue'), meta: { public: true, title: '养老机构空床信息' } },
   { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
   {
     path: '/',

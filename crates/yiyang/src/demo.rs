@@ -18,7 +18,7 @@ use yiyang_kernel::CitizenId;
 pub const COUNTY: &str = "320682000000";
 /// The demo city (南通市); it carries 宿迁's 2020–2022 target table for the demo.
 pub const CITY: &str = "320600000000";
-const SURNAMES: &[&str] = &[
+pub(crate) const SURNAMES: &[&str] = &[
     "王", "张", "陈", "李", "刘", "朱", "顾", "吴", "徐", "周", "黄", "孙", "季", "冒", "缪", "丁",
     "薛", "蒋", "许", "钱", "曹", "沈", "范", "戴",
 ];
@@ -44,7 +44,7 @@ const CHARS_F: &[char] = &[
 
 /// Common given names of that generation for some, composed from typical characters for the rest,
 /// so that names repeat about as much as real ones do.
-fn given_name(rng: &mut StdRng, male: bool) -> String {
+pub(crate) fn given_name(rng: &mut StdRng, male: bool) -> String {
     let (common, chars) = if male {
         (GIVEN_M, CHARS_M)
     } else {
@@ -308,6 +308,8 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
     crate::catalog::evaluate::run(db, &scope, &who, COUNTY, today, &names)
         .await
         .map_err(|e| anyhow::anyhow!(e.detail))?;
+    // Homes, centres and providers with beds, residents and staff.
+    crate::institution::demo::seed(db, scale, today).await?;
     Ok(n)
 }
 

@@ -28,6 +28,7 @@ pub fn action_zh(action: &str) -> &str {
         "registry.export" => "导出档案",
         "registry.import_errors_download" => "下载导入错误报告",
         "registry.demo_generate" => "生成演示数据",
+        "org.demo_generate" => "生成演示机构",
         "import.outside_scope" => "导入时遇到辖区外人员",
         "assessment.create" => "录入能力评估",
         "assessment.correct" => "更正能力评估",

@@ -24,6 +24,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admissions/{id}/return", post(back))
         .route("/admissions/{id}/discharge", post(discharge))
         .route("/admission-policy", get(policy).put(publish_policy))
+        .route("/public/vacancies", get(super::board::board))
 }
 
 /// Beds and their counts are not personal: whoever reads records or figures of the region.

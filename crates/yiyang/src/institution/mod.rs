@@ -8,6 +8,8 @@
 //! indexes over the open rows, so two admissions racing for one bed cannot both win on either
 //! engine, whatever the application checked before.
 
+pub mod board;
+pub mod demo;
 pub mod http;
 pub mod queue;
 

@@ -26,6 +26,12 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX organisation_region ON organisation (region_code)"),
 ];
 
+/// The monthly price range a home publishes on the vacancy board (元/月).
+pub const MIGRATION_PRICES: &[Stmt] = &[
+    Both("ALTER TABLE organisation ADD COLUMN price_min BIGINT"),
+    Both("ALTER TABLE organisation ADD COLUMN price_max BIGINT"),
+];
+
 /// Kinds of organisation: (code, 中文).
 pub const KINDS: &[(&str, &str)] = &[
     ("institution", "养老机构"),
@@ -83,6 +89,9 @@ pub struct Org {
     /// 建筑面积（平方米）
     pub floor_area: Option<i64>,
     pub phone: Option<String>,
+    /// 月收费（元）下限、上限
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
     /// open / closed
     pub status: String,
     pub version: i64,
@@ -109,6 +118,9 @@ pub struct OrgFields {
     pub lat: Option<f64>,
     pub floor_area: Option<i64>,
     pub phone: Option<String>,
+    /// 月收费（元）下限、上限
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
     /// open / closed
     pub status: Option<String>,
 }
@@ -130,6 +142,8 @@ struct Valid {
     lat: Option<f64>,
     floor_area: Option<i64>,
     phone: Option<String>,
+    price_min: Option<i64>,
+    price_max: Option<i64>,
     status: &'static str,
 }
 
@@ -257,6 +271,18 @@ fn validate(
     {
         return Err(ApiError::invalid("phone", "联系电话只能含数字和“-”"));
     }
+    let price_min = f.price_min.or(base.and_then(|b| b.price_min));
+    let price_max = f.price_max.or(base.and_then(|b| b.price_max));
+    if price_min.is_some_and(|p| !(0..=100_000).contains(&p))
+        || price_max.is_some_and(|p| !(0..=100_000).contains(&p))
+    {
+        return Err(ApiError::invalid("price_min", "月收费应为 0 到 100000 元"));
+    }
+    if let (Some(a), Some(b)) = (price_min, price_max)
+        && b < a
+    {
+        return Err(ApiError::invalid("price_max", "月收费上限不能低于下限"));
+    }
     let status = match pick(f.status, base.map(|b| &b.status)).as_deref() {
         None | Some("open") | Some("运营") => "open",
         Some("closed") | Some("停业") => "closed",
@@ -308,12 +334,14 @@ fn validate(
         lat,
         floor_area,
         phone,
+        price_min,
+        price_max,
         status,
     })
 }
 
 const COLS: &str = "id, kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, region_code, \
-     address, lon, lat, floor_area, phone, status, version";
+     address, lon, lat, floor_area, phone, status, version, price_min, price_max";
 
 fn from_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> Org {
     let kind: String = r.get(1);
@@ -340,6 +368,8 @@ fn from_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> Org 
         phone: r.get(14),
         status: r.get(15),
         version: r.get(16),
+        price_min: r.get(17),
+        price_max: r.get(18),
     }
 }
 
@@ -446,7 +476,8 @@ fn bind_valid<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     v: &Valid,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    q.bind(v.kind)
+    let q = q
+        .bind(v.kind)
         .bind(v.name.clone())
         .bind(v.ownership)
         .bind(v.operator.clone())
@@ -455,12 +486,14 @@ fn bind_valid<'q>(
         .bind(v.grade)
         .bind(v.grade_expires_on.clone())
         .bind(v.region_code.clone())
-        .bind(v.address.clone())
-        .bind(v.lon)
-        .bind(v.lat)
-        .bind(v.floor_area)
+        .bind(v.address.clone());
+    let q = crate::platform::db::opt_f64(q, v.lon);
+    let q = crate::platform::db::opt_f64(q, v.lat);
+    q.bind(v.floor_area)
         .bind(v.phone.clone())
         .bind(v.status)
+        .bind(v.price_min)
+        .bind(v.price_max)
 }
 
 /// Register an organisation; audited.
@@ -477,8 +510,8 @@ pub async fn create(
     let mut tx = db.begin().await?;
     let q = sqlx::query(
         "INSERT INTO organisation (kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, \
-         region_code, address, lon, lat, floor_area, phone, status, id, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, 1)",
+         region_code, address, lon, lat, floor_area, phone, status, price_min, price_max, id, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, 1)",
     );
     bind_valid(q, &v)
         .bind(id.clone())
@@ -532,6 +565,8 @@ pub async fn update(
         lat,
         floor_area,
         phone,
+        price_min,
+        price_max,
         status
     );
     if changed.is_empty() {
@@ -541,7 +576,7 @@ pub async fn update(
     let q = sqlx::query(
         "UPDATE organisation SET kind = $1, name = $2, ownership = $3, operator = $4, filing_no = $5, filed_on = $6, \
          grade = $7, grade_expires_on = $8, region_code = $9, address = $10, lon = $11, lat = $12, floor_area = $13, \
-         phone = $14, status = $15, updated_at = $16, version = version + 1 WHERE id = $17",
+         phone = $14, status = $15, price_min = $16, price_max = $17, updated_at = $18, version = version + 1 WHERE id = $19",
     );
     bind_valid(q, &v)
         .bind(crate::platform::now_rfc3339())

@@ -459,3 +459,53 @@ pub async fn update(
     tx.commit().await?;
     Ok(get(db, scope, id).await?.0)
 }
+
+/// A staff member of the demo county, written in bulk (`institution::demo`).
+pub struct DemoStaff {
+    pub org_id: String,
+    pub name: String,
+    pub role: &'static str,
+    pub skill_level: Option<i64>,
+    /// Certificate number, issued on, expires on.
+    pub certificate: Option<(String, String, String)>,
+    pub hired_on: String,
+    pub now: String,
+}
+
+/// Write the demo county's staff in one transaction, many rows a statement.
+pub async fn insert_demo(
+    tx: &mut crate::platform::db::Tx<'_>,
+    rows: Vec<DemoStaff>,
+) -> anyhow::Result<()> {
+    const NCOLS: usize = 12;
+    let backend = tx.backend();
+    for part in rows.chunks(2_000) {
+        let sql = format!(
+            "INSERT INTO staff (id, org_id, name, role, skill_level, certificate_no, certificate_on, \
+             certificate_expires_on, hired_on, created_at, updated_at, version) VALUES {}",
+            crate::registry::store::placeholders(backend, part.len(), NCOLS)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in part {
+            let (no, on, until) = match &r.certificate {
+                Some((a, b, c)) => (Some(a.clone()), Some(b.clone()), Some(c.clone())),
+                None => (None, None, None),
+            };
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(r.org_id.clone())
+                .bind(r.name.clone())
+                .bind(r.role)
+                .bind(r.skill_level)
+                .bind(no)
+                .bind(on)
+                .bind(until)
+                .bind(r.hired_on.clone())
+                .bind(r.now.clone())
+                .bind(r.now.clone())
+                .bind(1i64);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -177,7 +177,7 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Int(10, 1_000_000),
         false,
         "",
-        "导入或批量运行期间每秒放行的请求数（默认每核 350）",
+        "导入或批量运行期间每秒放行的请求数（默认每核 SQLite 450、PostgreSQL 350）",
     ),
     s(
         "sessions.idle_minutes",

@@ -211,6 +211,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "staff",
         stmts: crate::org::staff::MIGRATION,
     },
+    Migration {
+        version: 36,
+        name: "organisation_prices",
+        stmts: crate::org::MIGRATION_PRICES,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

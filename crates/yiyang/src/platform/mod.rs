@@ -234,13 +234,27 @@ impl Drop for BulkJob {
     }
 }
 
-/// Requests a second admitted while a bulk job runs: `YIYANG_BULK_RATE`, or 350 a core. Far
-/// above what a county's offices send (a call centre's operators, a few hundred a second at
-/// most), it keeps a job its share of the machine when clients send requests back to back: 64
-/// connections doing so on two cores left a 1M-row PostgreSQL import at a quarter of its speed
-/// while they were answered 5,600 times a second in 11 ms. At 750 a core the import still ran at
-/// 0.43 of its speed alone (each PostgreSQL read costs a server process's time too); at 350 a
-/// core, 0.78, with reads answered in 104 ms at p99.
+/// Requests a second a core admitted while a bulk job runs, by engine (see [`bulk_rate`]).
+static PER_CORE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(350);
+
+/// The serving engine sets the default rate before the first request: a PostgreSQL read costs a
+/// server process's time as well, so fewer are admitted than on SQLite.
+pub fn use_engine(backend: db::Backend) {
+    let per_core = match backend {
+        db::Backend::Sqlite => 450,
+        db::Backend::Postgres => 350,
+    };
+    PER_CORE.store(per_core, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Requests a second admitted while a bulk job runs: `YIYANG_BULK_RATE`, or 450 a core on
+/// SQLite and 350 on PostgreSQL. Far above what a county's offices send (a call centre's
+/// operators, a few hundred a second at most), it keeps a job its share of the machine when
+/// clients send requests back to back. Measured on two cores with 64 connections reading and 4
+/// writing without pause during a 1M-row import into a 200k county (`bench/import-meanwhile.sh`):
+/// with no limit, PostgreSQL's import ran at a quarter of its speed alone; at 750 a core at 0.43;
+/// at 350 at 0.78 with reads answered in 104 ms at p99. SQLite at 350 a core kept its speed but
+/// reads waited 220 ms at p99 while a run wrote; at 450, 0.89 of its speed and 176 ms.
 fn bulk_rate() -> f64 {
     static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *RATE.get_or_init(|| {
@@ -249,7 +263,8 @@ fn bulk_rate() -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|r| *r >= 10.0)
             .unwrap_or_else(|| {
-                350.0 * std::thread::available_parallelism().map_or(2, |n| n.get()) as f64
+                PER_CORE.load(std::sync::atomic::Ordering::Relaxed) as f64
+                    * std::thread::available_parallelism().map_or(2, |n| n.get()) as f64
             })
     })
 }

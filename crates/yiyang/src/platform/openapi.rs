@@ -561,7 +561,15 @@ fn with_forms(mut doc: Value) -> Value {
 
 /// Query parameters that are numbers or yes/no: given empty, they are refused as not a number
 /// rather than dropped.
-const NOT_TEXT: &[&str] = &["year", "page", "page_size", "age_min", "age_max", "all"];
+const NOT_TEXT: &[&str] = &[
+    "year",
+    "page",
+    "page_size",
+    "age_min",
+    "age_max",
+    "all",
+    "nursing",
+];
 
 /// Refuses a JSON request whose text fields are longer than [`text_limit`] allows, before any
 /// handler sees it, so no free-text field anywhere can carry a 300,000-character address.

@@ -622,3 +622,79 @@ async fn db_staff_and_staffing_checks_follow_the_records() {
         .get(0);
     assert_eq!(n, 2);
 }
+
+/// The demo county's homes on the public vacancy board: no login, counts equal to the records,
+/// a town's filter, no names anywhere in the answer.
+#[tokio::test]
+async fn db_vacancy_board_shows_the_records_counts_to_the_public() {
+    let t = TestApp::new("demo", 3000).await;
+    let today = yiyang::platform::today();
+    let (orgs, beds, residents) = yiyang::institution::demo::seed(&t.state.db, 0.05, today)
+        .await
+        .unwrap();
+    assert!(orgs >= 55, "{orgs} organisations");
+    assert!(beds > 500, "{beds} beds");
+    assert!(
+        residents as f64 > beds as f64 * 0.6,
+        "{residents} of {beds}"
+    );
+    let (s, v, _) = t.call("GET", "/api/v1/public/vacancies", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let open_stays: i64 = sqlx::query("SELECT COUNT(*) FROM bed_stay WHERE until_on IS NULL")
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v["beds"], beds);
+    assert_eq!(v["vacant"], beds - open_stays);
+    let homes = v["homes"].as_array().unwrap();
+    assert!(homes.iter().all(|h| h["beds"].as_i64().unwrap() > 0));
+    let nursing: i64 = homes
+        .iter()
+        .map(|h| h["nursing_beds"].as_i64().unwrap())
+        .sum();
+    let direct: i64 = sqlx::query("SELECT COUNT(*) FROM bed WHERE nursing = 1")
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nursing, direct);
+    // One town.
+    let (_, town, _) = t
+        .call(
+            "GET",
+            "/api/v1/public/vacancies?region_code=320682103000",
+            None,
+            None,
+        )
+        .await;
+    assert!(!town["homes"].as_array().unwrap().is_empty());
+    assert!(
+        town["homes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["place"] == "如皋市 / 东陈镇"),
+        "{town}"
+    );
+    // Counts only: no resident's name is in the answer.
+    let names: Vec<String> =
+        sqlx::query("SELECT e.name FROM admission a JOIN elder e ON e.id = a.elder_id LIMIT 50")
+            .fetch_all(&t.state.db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    let body = v.to_string();
+    assert!(names.iter().all(|n| !body.contains(n.as_str())));
+    let (s, _, _) = t
+        .call(
+            "GET",
+            "/api/v1/public/vacancies?region_code=abc",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}

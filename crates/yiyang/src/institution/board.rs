@@ -1,0 +1,115 @@
+//! The public vacancy board (空床信息公开): every open home of a county with its beds, nursing
+//! beds and vacant beds today, its monthly price range, address and telephone — for families,
+//! without a login, in large type on the phone. No names, no residents: counts only.
+
+use crate::app::AppState;
+use crate::identity::http::ClientIp;
+use crate::platform::error::{ApiError, ApiResult, Problem};
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoardQuery {
+    /// A county or town (default: every home)
+    pub region_code: Option<String>,
+    /// Only homes with a vacant nursing bed
+    pub nursing: Option<bool>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BoardHome {
+    pub name: String,
+    pub kind_name: String,
+    pub ownership_name: String,
+    /// 星级 1–5
+    pub grade: Option<i64>,
+    /// "如皋市 / 东陈镇"
+    pub place: String,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub beds: i64,
+    pub nursing_beds: i64,
+    pub vacant: i64,
+    pub vacant_nursing: i64,
+    /// 月收费（元）
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Board {
+    /// As of (today, China time)
+    pub on: String,
+    pub homes: Vec<BoardHome>,
+    pub beds: i64,
+    pub vacant: i64,
+    pub hotline: String,
+}
+
+/// Vacant beds of every open home, for the public.
+#[utoipa::path(get, path = "/api/v1/public/vacancies", tag = "institution", params(BoardQuery),
+    responses((status = 200, body = Board), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn board(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<BoardQuery>,
+) -> ApiResult<Json<Board>> {
+    if !app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("请求过于频繁，请稍后再试"));
+    }
+    let (lo, hi) = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
+        Some(c) => yiyang_kernel::RegionCode::parse(c)
+            .map_err(|e| ApiError::invalid("region_code", e.to_string()))?
+            .subtree_range(),
+        None => ("000000000000".into(), "999999999999".into()),
+    };
+    let rows = sqlx::query(
+        "SELECT o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max, \
+         COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), CAST(SUM(CASE WHEN s.id IS NULL THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN s.id IS NULL THEN b.nursing ELSE 0 END) AS BIGINT) \
+         FROM organisation o JOIN bed b ON b.org_id = o.id AND b.status = 'open' \
+         LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
+         WHERE o.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2 \
+         GROUP BY o.id, o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max \
+         ORDER BY o.region_code, o.name",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&app.db.pool)
+    .await?;
+    let regions = app.regions.read().await;
+    let zh = |t: &[(&str, &'static str)], c: &str| t.iter().find(|k| k.0 == c).map_or("", |k| k.1);
+    let mut homes = vec![];
+    for r in rows {
+        let vacant_nursing: i64 = r.get(12);
+        if q.nursing == Some(true) && vacant_nursing == 0 {
+            continue;
+        }
+        let region: String = r.get(4);
+        homes.push(BoardHome {
+            name: r.get(0),
+            kind_name: zh(crate::org::KINDS, &r.get::<String, _>(1)).into(),
+            ownership_name: zh(crate::org::OWNERSHIPS, &r.get::<String, _>(2)).into(),
+            grade: r.get(3),
+            place: regions.path_name(&format!("{}000", &region[..9])),
+            address: r.get(5),
+            phone: r.get(6),
+            price_min: r.get(7),
+            price_max: r.get(8),
+            beds: r.get(9),
+            nursing_beds: r.get(10),
+            vacant: r.get(11),
+            vacant_nursing,
+        });
+    }
+    Ok(Json(Board {
+        on: crate::platform::today().to_string(),
+        beds: homes.iter().map(|h| h.beds).sum(),
+        vacant: homes.iter().map(|h| h.vacant).sum(),
+        homes,
+        hotline: "12349".into(),
+    }))
+}

@@ -1,0 +1,521 @@
+//! The demo county's facilities, shaped like 如皋's: a 敬老院 in every town (three of them rebuilt
+//! into regional centres), private and publicly-built homes in the city and the larger towns, day
+//! centres, stations, meal points and home-care providers — about 60, with some 16,000 beds at
+//! full scale, about 70 % occupied by elders of the registry, their staff with skill levels and
+//! certificates (a few running out, a few homes short of caregivers), and some residents on leave.
+
+use crate::audit::Who;
+use crate::org::staff::DemoStaff;
+use crate::platform::db::{Db, Tx};
+use crate::registry::store::placeholders;
+use chrono::{Duration, NaiveDate};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::{AssertSqlSafe, Row};
+
+/// A value of a demo row.
+enum V {
+    T(String),
+    I(i64),
+    /// NULL text
+    N,
+    /// NULL number (PostgreSQL refuses a text NULL for a BIGINT column)
+    NI,
+}
+
+async fn insert(tx: &mut Tx<'_>, table: &str, cols: &str, rows: Vec<Vec<V>>) -> anyhow::Result<()> {
+    let ncols = cols.split(',').count();
+    let backend = tx.backend();
+    let per = (30_000 / ncols).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let part: Vec<Vec<V>> = rows.by_ref().take(per).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({cols}) VALUES {}",
+            placeholders(backend, part.len(), ncols)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in part {
+            for v in r {
+                q = match v {
+                    V::T(s) => q.bind(s),
+                    V::I(i) => q.bind(i),
+                    V::N => q.bind(None::<String>),
+                    V::NI => q.bind(None::<i64>),
+                };
+            }
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+struct Facility {
+    kind: &'static str,
+    name: String,
+    ownership: &'static str,
+    operator: Option<String>,
+    region: String,
+    beds: i64,
+    grade: Option<i64>,
+}
+
+/// Towns (镇) of the demo county, and its one street (如城街道).
+const TOWNS: &[(&str, &str)] = &[
+    ("320682103000", "东陈镇"),
+    ("320682104000", "丁堰镇"),
+    ("320682105000", "白蒲镇"),
+    ("320682107000", "下原镇"),
+    ("320682108000", "九华镇"),
+    ("320682110000", "石庄镇"),
+    ("320682111000", "长江镇"),
+    ("320682112000", "吴窑镇"),
+    ("320682113000", "江安镇"),
+    ("320682116000", "搬经镇"),
+    ("320682117000", "磨头镇"),
+];
+const CITY: &str = "320682001000";
+const PRIVATE_NAMES: &[&str] = &[
+    "福寿园",
+    "康乐",
+    "颐和",
+    "松鹤",
+    "夕阳红",
+    "寿康",
+    "仁爱",
+    "安康",
+    "乐龄",
+    "长寿",
+    "金色年华",
+    "明珠",
+    "怡养",
+    "福星",
+    "慈孝",
+    "和谐",
+    "春晖",
+    "百岁",
+    "祥和",
+    "瑞康",
+    "同心",
+    "幸福里",
+    "龙游湖",
+    "水绘园",
+    "花木",
+    "长青",
+    "益寿",
+    "惠民",
+    "福缘",
+    "恒康",
+];
+
+fn facilities(rng: &mut StdRng, scale: f64) -> Vec<Facility> {
+    let beds = |rng: &mut StdRng, lo: i64, hi: i64| -> i64 {
+        ((rng.gen_range(lo..=hi) as f64) * scale).round().max(4.0) as i64
+    };
+    let mut v = vec![];
+    for (i, (code, town)) in TOWNS.iter().enumerate() {
+        // Three township homes rebuilt into regional centres with nursing units.
+        if i % 4 == 1 {
+            v.push(Facility {
+                kind: "regional_center",
+                name: format!("{town}区域性养老服务中心"),
+                ownership: "public_private",
+                operator: Some(format!("如皋市{}养老服务有限公司", &town[..town.len() - 3])),
+                region: code.to_string(),
+                beds: beds(rng, 300, 420),
+                grade: Some(3),
+            });
+        } else {
+            v.push(Facility {
+                kind: "township_home",
+                name: format!("{town}中心敬老院"),
+                ownership: "public",
+                operator: None,
+                region: code.to_string(),
+                beds: beds(rng, 100, 180),
+                grade: [None, Some(1), Some(2)][i % 3],
+            });
+        }
+        v.push(Facility {
+            kind: "day_care",
+            name: format!("{town}日间照料中心"),
+            ownership: "public",
+            operator: None,
+            region: code.to_string(),
+            beds: 0,
+            grade: None,
+        });
+    }
+    for (i, n) in PRIVATE_NAMES.iter().enumerate() {
+        let (region, town) = if i < 14 {
+            (CITY, "如皋市")
+        } else {
+            let t = TOWNS[i % TOWNS.len()];
+            (t.0, t.1)
+        };
+        let public_built = i % 7 == 3;
+        v.push(Facility {
+            kind: if i % 10 == 9 {
+                "comprehensive_center"
+            } else {
+                "institution"
+            },
+            name: format!("{town}{n}养老院"),
+            ownership: if public_built {
+                "public_private"
+            } else {
+                "private"
+            },
+            operator: Some(format!("如皋市{n}养老服务有限公司")),
+            region: region.to_string(),
+            beds: beds(rng, 250, 700),
+            grade: [Some(2), Some(3), None, Some(4), Some(2), Some(5), Some(1)][i % 7],
+        });
+    }
+    for (i, n) in [
+        "迎新",
+        "百花",
+        "丰乐",
+        "安定",
+        "海阳",
+        "大司马",
+        "惠政",
+        "红星",
+    ]
+    .iter()
+    .enumerate()
+    {
+        v.push(Facility {
+            kind: if i < 5 { "station" } else { "meal_point" },
+            name: format!(
+                "如城街道{n}社区{}",
+                if i < 5 {
+                    "居家养老服务站"
+                } else {
+                    "助餐点"
+                }
+            ),
+            ownership: if i % 2 == 0 {
+                "public"
+            } else {
+                "public_private"
+            },
+            operator: None,
+            region: CITY.to_string(),
+            beds: 0,
+            grade: None,
+        });
+    }
+    for n in [
+        "颐康居家养老服务有限公司",
+        "孝之家居家养老服务中心",
+        "安心护理服务有限公司",
+    ] {
+        v.push(Facility {
+            kind: "provider",
+            name: format!("如皋市{n}"),
+            ownership: "private",
+            operator: None,
+            region: CITY.to_string(),
+            beds: 0,
+            grade: None,
+        });
+    }
+    v
+}
+
+/// Seed the facilities; returns (organisations, beds, residents).
+pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usize, i64, i64)> {
+    let mut rng = StdRng::seed_from_u64(16_980);
+    let list = facilities(&mut rng, scale.clamp(0.01, 1.0));
+    let total_beds: i64 = list.iter().map(|f| f.beds).sum();
+    // Residents: elders of 70 and over, about 70 % of the beds.
+    let want = (total_beds as f64 * 0.7) as i64;
+    let cutoff = today - Duration::days(70 * 365);
+    let mut people: Vec<String> = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND birth_date <= $1 ORDER BY citizen_id_bidx LIMIT $2",
+    )
+    .bind(cutoff.to_string())
+    .bind(want * 3)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    for i in (1..people.len()).rev() {
+        people.swap(i, rng.gen_range(0..=i));
+    }
+    people.truncate(want as usize);
+    let now = crate::platform::now_rfc3339();
+    let ymd = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let (mut orgs, mut beds, mut stays, mut admissions, mut leaves, mut staff) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut next_person = people.into_iter();
+    let mut residents = 0i64;
+    for (fi, f) in list.iter().enumerate() {
+        let org_id = uuid::Uuid::now_v7().to_string();
+        let opened = today - Duration::days(rng.gen_range(700..4000));
+        orgs.push(vec![
+            V::T(org_id.clone()),
+            V::T(f.kind.into()),
+            V::T(f.name.clone()),
+            V::T(f.ownership.into()),
+            f.operator.clone().map_or(V::N, V::T),
+            V::T(format!("苏民养备{}{:03}", 2015 + fi % 9, fi + 1)),
+            V::T(ymd(opened)),
+            f.grade.map_or(V::NI, V::I),
+            f.grade.map_or(V::N, |_| {
+                V::T(ymd(today + Duration::days(rng.gen_range(30..1100))))
+            }),
+            V::T(f.region.clone()),
+            V::T(format!(
+                "{}{}号",
+                f.name.trim_end_matches("养老院"),
+                rng.gen_range(1..300)
+            )),
+            V::T(format!("0513-87{:06}", rng.gen_range(0..1_000_000))),
+            V::I((f.beds * 35).max(200)),
+            V::T(now.clone()),
+            V::T(now.clone()),
+            V::T("open".into()),
+            V::I(1),
+        ]);
+        let lo = if f.ownership == "public" {
+            rng.gen_range(10..16) * 100
+        } else {
+            rng.gen_range(20..40) * 100
+        };
+        orgs.last_mut().expect("just pushed").extend(if f.beds > 0 {
+            [V::I(lo), V::I(lo + rng.gen_range(5..30) * 100)]
+        } else {
+            [V::NI, V::NI]
+        });
+        if f.beds == 0 {
+            // Day centres, stations, meal points and providers: a few staff of their own.
+            for k in 0..rng.gen_range(2..6) {
+                staff.push(staff_row(
+                    &mut rng,
+                    &org_id,
+                    if k == 0 { "manager" } else { "caregiver" },
+                    today,
+                    &now,
+                ));
+            }
+            continue;
+        }
+        // Rooms of 2–4 beds on floors of up to 12 rooms; the share of nursing beds by kind.
+        let nursing_share = match f.kind {
+            "township_home" => 0.45,
+            "regional_center" => 0.7,
+            _ => 0.6,
+        };
+        let (mut floor, mut room, mut n) = (1, 1, 0);
+        let mut org_beds: Vec<(String, bool)> = vec![];
+        while n < f.beds {
+            let in_room = rng.gen_range(2..=4).min(f.beds - n);
+            let nursing = rng.gen_bool(nursing_share);
+            let dementia = nursing && f.kind == "institution" && floor == 2 && rng.gen_bool(0.5);
+            for b in 1..=in_room {
+                let id = uuid::Uuid::now_v7().to_string();
+                beds.push(vec![
+                    V::T(id.clone()),
+                    V::T(org_id.clone()),
+                    V::T(if f.beds > 200 {
+                        format!("{}", 1 + n / 200)
+                    } else {
+                        String::new()
+                    }),
+                    V::T(floor.to_string()),
+                    V::T(format!("{floor}{room:02}")),
+                    V::T(b.to_string()),
+                    V::I(nursing as i64),
+                    V::I(dementia as i64),
+                    V::T(ymd(opened)),
+                    V::T(now.clone()),
+                    V::T(now.clone()),
+                    V::T("open".into()),
+                    V::I(1),
+                ]);
+                org_beds.push((id, nursing));
+            }
+            n += in_room;
+            room += 1;
+            if room > 12 {
+                room = 1;
+                floor = floor % 5 + 1;
+            }
+        }
+        // About 70 % occupied; a few on leave in hospital.
+        let mut here = 0i64;
+        for (bed_id, _) in &org_beds {
+            if !rng.gen_bool(0.7) {
+                continue;
+            }
+            let Some(elder) = next_person.next() else {
+                break;
+            };
+            let adm = uuid::Uuid::now_v7().to_string();
+            let since = today
+                - Duration::days(
+                    rng.gen_range(1..1200)
+                        .min((today - opened).num_days().max(1)),
+                );
+            admissions.push(vec![
+                V::T(adm.clone()),
+                V::T(org_id.clone()),
+                V::T(elder),
+                V::T(ymd(since)),
+                V::T("演示数据".into()),
+                V::T(now.clone()),
+                V::I(1),
+            ]);
+            stays.push(vec![
+                V::T(uuid::Uuid::now_v7().to_string()),
+                V::T(adm.clone()),
+                V::T(bed_id.clone()),
+                V::T(ymd(since)),
+                V::T(now.clone()),
+            ]);
+            if rng.gen_bool(0.03) {
+                let from = (today - Duration::days(rng.gen_range(1..20))).max(since);
+                leaves.push(vec![
+                    V::T(uuid::Uuid::now_v7().to_string()),
+                    V::T(adm),
+                    V::T(
+                        if rng.gen_bool(0.8) {
+                            "hospital"
+                        } else {
+                            "home"
+                        }
+                        .into(),
+                    ),
+                    V::T(ymd(from)),
+                    V::T(now.clone()),
+                ]);
+            }
+            here += 1;
+        }
+        residents += here;
+        // Staff: caregivers about one to five residents (some homes short), a social worker per
+        // 100 beds in most, a nurse per 80 beds, two managers.
+        let caregivers = ((here as f64 / 5.0) * rng.gen_range(0.8..1.3))
+            .ceil()
+            .max(1.0) as i64;
+        for _ in 0..caregivers {
+            staff.push(staff_row(&mut rng, &org_id, "caregiver", today, &now));
+        }
+        let sw = if fi % 5 == 2 { 0 } else { (f.beds + 99) / 100 };
+        for _ in 0..sw {
+            staff.push(staff_row(&mut rng, &org_id, "social_worker", today, &now));
+        }
+        for _ in 0..(f.beds + 79) / 80 {
+            staff.push(staff_row(&mut rng, &org_id, "nurse", today, &now));
+        }
+        for _ in 0..2 {
+            staff.push(staff_row(&mut rng, &org_id, "manager", today, &now));
+        }
+    }
+    let mut tx = db.begin().await?;
+    insert(
+        &mut tx,
+        "organisation",
+        "id, kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, region_code, address, phone, \
+         floor_area, created_at, updated_at, status, version, price_min, price_max",
+        orgs,
+    )
+    .await?;
+    let n_orgs = list.len();
+    insert(
+        &mut tx,
+        "bed",
+        "id, org_id, building, floor, room, label, nursing, dementia, opened_on, created_at, updated_at, status, version",
+        beds,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "admission",
+        "id, org_id, elder_id, admitted_on, created_by, created_at, version",
+        admissions,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "bed_stay",
+        "id, admission_id, bed_id, from_on, created_at",
+        stays,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "admission_leave",
+        "id, admission_id, kind, from_on, created_at",
+        leaves,
+    )
+    .await?;
+    crate::org::staff::insert_demo(&mut tx, staff).await?;
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM bed")
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+    crate::audit::append(
+        &mut tx,
+        &Who {
+            actor_id: None,
+            actor_name: "yiyang demo".into(),
+        },
+        crate::audit::Entry {
+            action: "org.demo_generate",
+            entity: "organisation",
+            entity_id: None,
+            region_code: Some(crate::demo::COUNTY),
+            detail:
+                serde_json::json!({"organisations": n_orgs, "beds": total, "residents": residents})
+                    .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((n_orgs, total, residents))
+}
+
+fn staff_row(
+    rng: &mut StdRng,
+    org: &str,
+    role: &'static str,
+    today: NaiveDate,
+    now: &str,
+) -> DemoStaff {
+    let female = rng.gen_bool(if role == "caregiver" { 0.85 } else { 0.6 });
+    let name = format!(
+        "{}{}",
+        crate::demo::SURNAMES[rng.gen_range(0..crate::demo::SURNAMES.len())],
+        crate::demo::given_name(rng, !female)
+    );
+    let hired = today - Duration::days(rng.gen_range(30..3000));
+    let certified = role != "manager" && rng.gen_bool(0.82);
+    let certificate = certified.then(|| {
+        let on = hired - Duration::days(rng.gen_range(0..400));
+        // Most valid for years; a few running out within two months, a few already out.
+        let left = match rng.gen_range(0..100) {
+            0..=4 => rng.gen_range(-40..0),
+            5..=11 => rng.gen_range(1..60),
+            _ => rng.gen_range(60..1500),
+        };
+        (
+            format!("3206{:09}", rng.gen_range(0..1_000_000_000u64)),
+            on.to_string(),
+            (today + Duration::days(left)).to_string(),
+        )
+    });
+    DemoStaff {
+        org_id: org.into(),
+        name,
+        role,
+        skill_level: (role == "caregiver" && certified)
+            .then(|| [5, 5, 5, 4, 4, 3, 2][rng.gen_range(0..7)]),
+        certificate,
+        hired_on: hired.to_string(),
+        now: now.into(),
+    }
+}
