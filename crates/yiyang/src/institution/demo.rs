@@ -309,19 +309,23 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
             "regional_center" => 0.7,
             _ => 0.6,
         };
-        let (mut floor, mut room, mut n) = (1, 1, 0);
+        // Rooms of 2–4 beds, 12 rooms a floor, 5 floors a building.
+        let (mut room_no, mut n) = (0i64, 0);
         let mut org_beds: Vec<(String, bool)> = vec![];
+        let buildings = f.beds > 150;
         while n < f.beds {
             let in_room = rng.gen_range(2..=4).min(f.beds - n);
             let nursing = rng.gen_bool(nursing_share);
+            let (building, floor, room) =
+                (room_no / 60 + 1, room_no % 60 / 12 + 1, room_no % 12 + 1);
             let dementia = nursing && f.kind == "institution" && floor == 2 && rng.gen_bool(0.5);
             for b in 1..=in_room {
                 let id = uuid::Uuid::now_v7().to_string();
                 beds.push(vec![
                     V::T(id.clone()),
                     V::T(org_id.clone()),
-                    V::T(if f.beds > 200 {
-                        format!("{}", 1 + n / 200)
+                    V::T(if buildings {
+                        building.to_string()
                     } else {
                         String::new()
                     }),
@@ -339,11 +343,7 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
                 org_beds.push((id, nursing));
             }
             n += in_room;
-            room += 1;
-            if room > 12 {
-                room = 1;
-                floor = floor % 5 + 1;
-            }
+            room_no += 1;
         }
         // About 70 % occupied; a few on leave in hospital.
         let mut here = 0i64;
