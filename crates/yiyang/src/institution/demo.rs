@@ -75,6 +75,9 @@ const TOWNS: &[(&str, &str)] = &[
     ("320682117000", "磨头镇"),
 ];
 const CITY: &str = "320682001000";
+const ROADS: &[&str] = &[
+    "人民", "建设", "解放", "健康", "长寿", "花园", "新民", "文峰", "益寿", "中山",
+];
 const PRIVATE_NAMES: &[&str] = &[
     "福寿园",
     "康乐",
@@ -269,8 +272,12 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
             }),
             V::T(f.region.clone()),
             V::T(format!(
-                "{}{}号",
-                f.name.trim_end_matches("养老院"),
+                "{}{}路{}号",
+                TOWNS
+                    .iter()
+                    .find(|t| t.0 == f.region)
+                    .map_or("如城街道", |t| t.1),
+                ROADS[rng.gen_range(0..ROADS.len())],
                 rng.gen_range(1..300)
             )),
             V::T(format!("0513-87{:06}", rng.gen_range(0..1_000_000))),

@@ -25,6 +25,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admissions/{id}/discharge", post(discharge))
         .route("/admission-policy", get(policy).put(publish_policy))
         .route("/public/vacancies", get(super::board::board))
+        .route("/bed-summary", get(bed_summary))
 }
 
 /// Beds and their counts are not personal: whoever reads records or figures of the region.
@@ -265,4 +266,57 @@ pub async fn publish_policy(
     let code = scope.region(&req.region_code)?;
     super::queue::publish(&app.db, &actor.who(), &code, req.tiers).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// Region subtree (default: the caller's)
+    pub region_code: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OrgBeds {
+    pub org_id: String,
+    pub beds: i64,
+    pub nursing: i64,
+    pub occupied: i64,
+    pub vacant: i64,
+}
+
+/// Beds, occupied and vacant today for every organisation with beds in a region (the 服务机构 list).
+#[utoipa::path(get, path = "/api/v1/bed-summary", tag = "institution", params(SummaryQuery),
+    responses((status = 200, body = Vec<OrgBeds>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn bed_summary(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<SummaryQuery>,
+) -> ApiResult<Json<Vec<OrgBeds>>> {
+    use sqlx::Row;
+    let scope = reader(&actor)?;
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    let rows = sqlx::query(
+        "SELECT b.org_id, COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), COUNT(s.id) \
+         FROM bed b JOIN organisation o ON o.id = b.org_id \
+         LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
+         WHERE b.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2 GROUP BY b.org_id",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&app.db.pool)
+    .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| {
+                let (beds, occupied): (i64, i64) = (r.get(1), r.get(3));
+                OrgBeds {
+                    org_id: r.get(0),
+                    beds,
+                    nursing: r.get(2),
+                    occupied,
+                    vacant: beds - occupied,
+                }
+            })
+            .collect(),
+    ))
 }

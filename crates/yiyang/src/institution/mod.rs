@@ -364,29 +364,35 @@ pub fn place(building: &str, floor: &str, room: &str, label: &str) -> String {
 
 // ---- organisations that keep beds --------------------------------------------------------------
 
-/// The organisation, inside the scope, and one that keeps beds; its region for the audit row.
-async fn residential_org(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<(String, String)> {
+/// The organisation, inside the scope: (kind, region, name). Reading an organisation without beds
+/// gives empty lists and zeros, not an error.
+async fn org_in_scope(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<(String, String, String)> {
     let r = sqlx::query("SELECT kind, region_code, name FROM organisation WHERE id = $1")
         .bind(org_id)
         .fetch_optional(&db.pool)
         .await?
         .filter(|r| scope.contains(&r.get::<String, _>(1)))
         .ok_or_else(|| ApiError::not_found("未找到该机构（或不在您的管辖范围内）"))?;
-    let kind: String = r.get(0);
+    Ok((r.get(0), r.get(1), r.get(2)))
+}
+
+/// The organisation, inside the scope, and one that keeps beds: its region and name (for writes).
+async fn residential_org(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<(String, String)> {
+    let (kind, region, name) = org_in_scope(db, scope, org_id).await?;
     if !RESIDENTIAL_KINDS.contains(&kind.as_str()) {
         return Err(ApiError::invalid(
             "org_id",
             "只有养老机构、敬老院、区域性养老服务中心和养老服务综合体设住养床位",
         ));
     }
-    Ok((r.get(1), r.get(2)))
+    Ok((region, name))
 }
 
 // ---- beds --------------------------------------------------------------------------------------
 
 /// The beds of an organisation with today's occupants; names only when `names`.
 pub async fn beds(db: &Db, scope: &Scope, org_id: &str, names: bool) -> ApiResult<BedBoard> {
-    residential_org(db, scope, org_id).await?;
+    org_in_scope(db, scope, org_id).await?;
     let rows = sqlx::query(
         "SELECT b.id, b.building, b.floor, b.room, b.label, b.nursing, b.dementia, b.status, b.opened_on, \
          b.retired_on, b.version, s.admission_id, s.from_on, e.name, \
@@ -1209,7 +1215,7 @@ pub async fn residents(
     org_id: &str,
     q: &ResidentQuery,
 ) -> ApiResult<ResidentList> {
-    let (region, _) = residential_org(db, scope, org_id).await?;
+    let (_, region, _) = org_in_scope(db, scope, org_id).await?;
     let past = match q.state.as_deref().unwrap_or("current") {
         "current" | "" => false,
         "past" => true,
@@ -1410,7 +1416,7 @@ pub struct Expiring {
 /// The home's staff against its residents and beds today.
 pub async fn staffing(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<Staffing> {
     use yiyang_kernel::staffing::{self as rule, Counts};
-    residential_org(db, scope, org_id).await?;
+    org_in_scope(db, scope, org_id).await?;
     let today = crate::platform::today();
     let today_s = ymd(today);
     let r = sqlx::query(
@@ -1540,7 +1546,7 @@ pub async fn occupancy(
     org_id: &str,
     q: &MonthQuery,
 ) -> ApiResult<MonthOccupancy> {
-    residential_org(db, scope, org_id).await?;
+    org_in_scope(db, scope, org_id).await?;
     let (month, lo, hi) = month_window(q.month.as_deref(), crate::platform::today())?;
     let (lo_s, hi_s) = (ymd(lo), ymd(hi));
     let mut bed_days = 0;
