@@ -596,6 +596,8 @@ pub async fn change_bed(
     c: BedChange,
 ) -> ApiResult<()> {
     let today = crate::platform::today();
+    // Checked whether or not the bed is retired by this request: a bad date is never let through.
+    let retired_on = day("retired_on", "撤床日期", c.retired_on.as_deref(), today)?;
     let mut tx = db.begin().await?;
     let b = bed_of(&mut tx, scope, bed_id).await?;
     if !b.open {
@@ -621,7 +623,7 @@ pub async fn change_bed(
     match c.status.as_deref().map(str::trim) {
         None | Some("") | Some("open") => {}
         Some("retired") | Some("撤销") => {
-            let on = day("retired_on", "撤床日期", c.retired_on.as_deref(), today)?;
+            let on = retired_on;
             let taken: i64 = sqlx::query(
                 "SELECT COUNT(*) FROM bed_stay WHERE bed_id = $1 AND (until_on IS NULL OR until_on > $2)",
             )

@@ -319,6 +319,14 @@ async fn db_beds_and_admissions_keep_their_history_and_one_bed_holds_one_residen
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     assert_eq!(board(c.clone()).await["summary"]["beds"], 4);
+    // A bad date is refused even when nothing else changes.
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/beds/{bed4}"),
+        Some(json!({"retired_on": "F"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 
     // Residents, with their history; the dead one among the past, discharged for death.
     let (s, r, _) = call("GET", format!("/api/v1/orgs/{org}/residents"), None).await;
