@@ -811,7 +811,29 @@ try {
     await row.filter({ hasText: '二级' }).waitFor()
   }, { screenshot: 'orgs' })
 
-  await step('床位与入住: a room of two nursing beds, admit the new elder by citizen ID and name; one bed fewer', async () => {
+  await step('入住轮候 then 床位与入住: the new elder applies, waits in the queue, and is admitted from it onto a new nursing bed; one bed fewer', async () => {
+    const orgsUrl = page.url()
+    await menu('入住轮候').click()
+    await page.waitForURL(/\/admission-queue$/)
+    await button('登记申请').click()
+    const ap = page.getByRole('dialog', { name: '登记入住申请' })
+    await ap.waitFor()
+    await ap.getByLabel('申请人身份证号').fill(state.newCid)
+    await ap.getByLabel('申请人姓名').fill(state.newName)
+    const [applied] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/admission-applications') && r.request().method() === 'POST'),
+      ap.getByRole('button', { name: '登记', exact: true }).click(),
+    ])
+    assert(applied.status() === 201, `the application answered HTTP ${applied.status()}: ${await applied.text()}`)
+    const tail = state.newCid.slice(-4)
+    const mine = page.locator('.queue .el-table__row', { hasText: tail }).filter({ hasText: '欧***' })
+    await mine.waitFor()
+    const rowText = (await mine.innerText()).replace(/\s+/g, ' ')
+    assert(rowText.includes('第4档') && rowText.includes('欧***') && !rowText.includes(state.newName), `the queue row reads: ${rowText}`)
+    await shot('queue')
+    await page.goto(orgsUrl, { waitUntil: 'domcontentloaded' })
+    await page.getByLabel('机构名称筛选').fill('东陈镇敬老')
+    await button('查询').click()
     const row = page.locator('.el-table__row', { hasText: '东陈镇敬老院' })
     await row.getByRole('button', { name: '床位与入住' }).click()
     await page.waitForURL(/\/orgs\/[^/]+$/)
@@ -829,9 +851,10 @@ try {
     await button('办理入住').click()
     const dlg = page.getByRole('dialog', { name: '办理入住' })
     await dlg.waitFor()
-    await dlg.getByLabel('入住人身份证号').fill(state.newCid)
-    await dlg.getByLabel('入住人姓名').fill(state.newName)
-    await dlg.locator('.el-form-item', { hasText: '床位' }).locator('.el-select').click()
+    const item = (label) => dlg.locator('.el-form-item').filter({ has: page.locator('.el-form-item__label', { hasText: new RegExp(`^${label}$`) }) })
+    await item('轮候').locator('.el-select').click()
+    await page.locator('.el-select-dropdown__item:visible', { hasText: `欧***（身份证尾号 ${tail}）` }).click()
+    await item('床位').locator('.el-select').click()
     await page.locator('.el-select-dropdown__item:visible', { hasText: '101室 1床' }).click()
     await shot('admit')
     const [res] = await Promise.all([
@@ -847,6 +870,9 @@ try {
     await resident.waitFor()
     assert((await resident.innerText()).includes('101室 1床'), 'the resident list does not show the bed')
     await page.getByRole('tab', { name: '床位' }).click()
+    // Out of the queue once admitted.
+    const q = await page.evaluate(async () => (await fetch('/api/v1/admission-queue')).json())
+    assert(!q.items.some((i) => i.citizen_id_masked.endsWith(tail)), 'the admitted person is still waiting in the queue')
   }, { screenshot: 'beds' })
 
   await step('空床信息 (public, phone width): the home shows one vacant bed of two, with no login', async () => {

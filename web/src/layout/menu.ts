@@ -1,5 +1,5 @@
 import type { Component } from 'vue'
-import { DataLine, Document, Files, House, List, OfficeBuilding, Tickets, Upload, User } from '@element-plus/icons-vue'
+import { DataLine, Document, Files, House, List, OfficeBuilding, Sort, Tickets, Upload, User } from '@element-plus/icons-vue'
 
 export interface MenuItem {
   path: string
@@ -17,6 +17,7 @@ export const MENU: MenuItem[] = [
   { path: '/assessments/import', title: '评估导入', icon: Upload, perm: 'assessment.record' },
   { path: '/catalog', title: '服务目录', icon: Tickets, perm: 'catalog.manage' },
   { path: '/orgs', title: '服务机构', icon: OfficeBuilding, perm: 'aggregates.read' },
+  { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage' },
   { path: '/indicators', title: '重点指标', icon: DataLine, perm: 'aggregates.read' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
   { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },

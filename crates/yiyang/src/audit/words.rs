@@ -55,6 +55,9 @@ pub fn action_zh(action: &str) -> &str {
         "admission.discharge" => "办理退住",
         "admission.list" => "查看在住老人名单",
         "admission.policy" => "发布入住轮候规则",
+        "admission.apply" => "登记入住申请",
+        "admission.withdraw" => "撤回入住申请",
+        "admission.queue.view" => "查看入住轮候名单",
         "catalog.draft" => "新建目录草稿",
         "catalog.item_put" => "编辑目录项目",
         "catalog.item_delete" => "删除目录项目",
@@ -106,6 +109,7 @@ pub fn entity_zh(entity: &str) -> &str {
         "bed" => "床位",
         "staff" => "从业人员",
         "admission" => "入住记录",
+        "admission_application" => "入住申请",
         "session" => "登录会话",
         other => other,
     }

@@ -461,6 +461,46 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
     )
     .await?;
     crate::org::staff::insert_demo(&mut tx, staff).await?;
+    // A queue for public beds with applicants in every tier: people not resident anywhere, by the
+    // facts that place them (特困; 低保 and 80+; 失独 or 伤残; anyone else).
+    let mut applications = vec![];
+    for (i, cond) in [
+        "economic_status = 'extreme_poverty'",
+        "economic_status = 'minimum_living' AND birth_date <= $1",
+        "family_planning_special = 'lost_only_child' OR family_planning_special = 'disabled_only_child'",
+        "economic_status = 'ordinary' AND birth_date <= $1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let sql = format!(
+            "SELECT id FROM elder e WHERE status = 'active' AND ({cond}) AND $1 <> '' \
+             AND NOT EXISTS (SELECT 1 FROM admission a WHERE a.elder_id = e.id) ORDER BY citizen_id_bidx LIMIT 8"
+        );
+        let eighty = (today - Duration::days(80 * 365 + 20)).to_string();
+        for r in sqlx::query(AssertSqlSafe(sql))
+            .bind(&eighty)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            applications.push(vec![
+                V::T(uuid::Uuid::now_v7().to_string()),
+                V::T(crate::demo::COUNTY.into()),
+                V::T(r.get(0)),
+                V::T(ymd(today - Duration::days(rng.gen_range(5..400) + i as i64))),
+                V::T("waiting".into()),
+                V::T("演示数据".into()),
+                V::T(now.clone()),
+            ]);
+        }
+    }
+    insert(
+        &mut tx,
+        "admission_application",
+        "id, region_code, elder_id, applied_at, state, created_by, created_at",
+        applications,
+    )
+    .await?;
     let total: i64 = sqlx::query("SELECT COUNT(*) FROM bed")
         .fetch_one(&mut *tx)
         .await?

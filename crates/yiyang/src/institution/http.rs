@@ -26,6 +26,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admission-policy", get(policy).put(publish_policy))
         .route("/public/vacancies", get(super::board::board))
         .route("/bed-summary", get(bed_summary))
+        .route("/admission-queue", get(queue))
+        .route("/admission-applications", post(apply))
+        .route("/admission-applications/{id}/withdraw", post(withdraw))
 }
 
 /// Beds and their counts are not personal: whoever reads records or figures of the region.
@@ -319,4 +322,82 @@ pub async fn bed_summary(
             })
             .collect(),
     ))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueueQuery {
+    /// The region whose queue (default: the caller's)
+    pub region_code: Option<String>,
+    /// Ranking date YYYY-MM-DD (default today)
+    pub on: Option<String>,
+}
+
+/// The waiting applications in queue order, with tier and reasons (names masked); audited.
+#[utoipa::path(get, path = "/api/v1/admission-queue", tag = "institution", params(QueueQuery),
+    responses((status = 200, body = super::queue::Queue), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn queue(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<QueueQuery>,
+) -> ApiResult<Json<super::queue::Queue>> {
+    let scope = actor.individuals()?;
+    let code = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
+        Some(r) => scope.region(r)?,
+        None => actor.region.clone(),
+    };
+    let on = match q.on.as_deref().filter(|s| !s.is_empty()) {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid("on", "排序日期应为 YYYY-MM-DD"))?,
+        None => crate::platform::today(),
+    };
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::queue::queue(&app.db, &regions, &scope, &actor.who(), &code, on).await?,
+    ))
+}
+
+/// Record an application for a public bed (by registry id, or citizen ID and name together).
+#[utoipa::path(post, path = "/api/v1/admission-applications", tag = "institution",
+    request_body = super::queue::ApplyReq,
+    responses((status = 201, body = super::queue::Applied), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn apply(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<super::queue::ApplyReq>,
+) -> ApiResult<(StatusCode, Json<super::queue::Applied>)> {
+    let scope = keeper(&actor)?;
+    let people = actor.individuals().ok();
+    let a = super::queue::apply(
+        &app.db,
+        &app.keys,
+        &scope,
+        people.as_ref(),
+        &actor.who(),
+        req,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawReq {
+    pub reason: String,
+}
+
+/// Withdraw a waiting application, with the reason.
+#[utoipa::path(post, path = "/api/v1/admission-applications/{id}/withdraw", tag = "institution",
+    params(("id" = String, Path)), request_body = WithdrawReq,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn withdraw(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<WithdrawReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::queue::withdraw(&app.db, &scope, &actor.who(), &id, &req.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

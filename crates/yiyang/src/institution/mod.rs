@@ -301,7 +301,7 @@ pub struct MonthOccupancy {
 
 // ---- input checks ------------------------------------------------------------------------------
 
-fn text(field: &str, label: &str, v: Option<&str>, max: usize) -> ApiResult<String> {
+pub(crate) fn text(field: &str, label: &str, v: Option<&str>, max: usize) -> ApiResult<String> {
     let v = v.unwrap_or("").trim();
     if v.chars().count() > max {
         return Err(ApiError::invalid(field, format!("{label}最多 {max} 个字")));
@@ -318,7 +318,12 @@ fn text(field: &str, label: &str, v: Option<&str>, max: usize) -> ApiResult<Stri
 }
 
 /// A date of a record: YYYY-MM-DD, not in the future, not before 2000; today when not given.
-fn day(field: &str, label: &str, v: Option<&str>, today: NaiveDate) -> ApiResult<NaiveDate> {
+pub(crate) fn day(
+    field: &str,
+    label: &str,
+    v: Option<&str>,
+    today: NaiveDate,
+) -> ApiResult<NaiveDate> {
     let Some(v) = v.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(today);
     };
@@ -335,7 +340,7 @@ fn day(field: &str, label: &str, v: Option<&str>, today: NaiveDate) -> ApiResult
     Ok(d)
 }
 
-fn ymd(d: NaiveDate) -> String {
+pub(crate) fn ymd(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
@@ -680,7 +685,7 @@ pub async fn change_bed(
 /// Who is admitted: by registry id inside `people` (the caller's individual scope, if any), or by
 /// citizen ID and name together anywhere. One answer for "unknown", "elsewhere" and "name does
 /// not match", so nobody learns who is registered where.
-async fn find_elder(
+pub(crate) async fn find_elder(
     db: &Db,
     keys: &crate::platform::crypto::KeyRing,
     people: Option<&Scope>,
@@ -761,7 +766,7 @@ pub async fn admit(
     org_id: &str,
     req: AdmitReq,
 ) -> ApiResult<Admitted> {
-    let (region, _) = residential_org(db, scope, org_id).await?;
+    let (region, org_name) = residential_org(db, scope, org_id).await?;
     let today = crate::platform::today();
     let on = day("admitted_on", "入住日期", req.admitted_on.as_deref(), today)?;
     let note = text("note", "备注", req.note.as_deref(), 200)?;
@@ -818,6 +823,7 @@ pub async fn admit(
     open_stay(&mut tx, &id, &req.bed_id, on, &now)
         .await
         .map_err(|e| occupied_message(e, &b.place))?;
+    queue::close_on_admission(&mut tx, &elder_id, &org_name).await?;
     audit::append(
         &mut tx,
         who,

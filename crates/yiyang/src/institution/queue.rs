@@ -157,3 +157,314 @@ pub async fn publish(
     tx.commit().await?;
     Ok(())
 }
+
+// ---- applications ------------------------------------------------------------------------------
+
+/// Applications for a public bed (入住申请). One waiting application per elder; an admission
+/// anywhere closes it.
+pub const MIGRATION_APPLICATIONS: &[Stmt] = &[
+    Both(
+        "CREATE TABLE admission_application (id TEXT PRIMARY KEY, region_code TEXT NOT NULL, \
+         elder_id TEXT NOT NULL REFERENCES elder (id), applied_at TEXT NOT NULL, state TEXT NOT NULL, note TEXT, \
+         created_by TEXT NOT NULL, created_at TEXT NOT NULL, closed_at TEXT, closed_reason TEXT, \
+         CONSTRAINT admission_application_state_check CHECK (state = 'waiting' OR state = 'admitted' OR state = 'withdrawn'))",
+    ),
+    Both(
+        "CREATE UNIQUE INDEX admission_application_waiting ON admission_application (elder_id) WHERE state = 'waiting'",
+    ),
+    Both("CREATE INDEX admission_application_region ON admission_application (region_code, state)"),
+];
+
+/// An application: the elder as for an admission, the region whose public beds (default: the
+/// caller's), when it was made (default now), a note.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyReq {
+    pub region_code: Option<String>,
+    pub elder_id: Option<String>,
+    /// 18 位身份证号 (with `name`)
+    pub citizen_id: Option<String>,
+    pub name: Option<String>,
+    /// 申请日期 YYYY-MM-DD (default today)
+    pub applied_on: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Applied {
+    pub application_id: String,
+}
+
+/// Record an application; audited. A second waiting application of the same elder is refused.
+pub async fn apply(
+    db: &Db,
+    keys: &crate::platform::crypto::KeyRing,
+    scope: &crate::identity::Scope,
+    people: Option<&crate::identity::Scope>,
+    who: &Who,
+    req: ApplyReq,
+) -> ApiResult<Applied> {
+    let region = match req.region_code.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(r) => scope.region(r)?,
+        None => scope
+            .root
+            .clone()
+            .ok_or_else(|| ApiError::invalid("region_code", "请选择区划"))?,
+    };
+    let today = crate::platform::today();
+    let on = super::day("applied_on", "申请日期", req.applied_on.as_deref(), today)?;
+    let note = super::text("note", "备注", req.note.as_deref(), 200)?;
+    let admit_like = super::AdmitReq {
+        elder_id: req.elder_id.clone(),
+        citizen_id: req.citizen_id.clone(),
+        name: req.name.clone(),
+        bed_id: String::new(),
+        admitted_on: None,
+        note: None,
+    };
+    let (elder_id, _, _) = super::find_elder(db, keys, people, &admit_like).await?;
+    let resident: i64 =
+        sqlx::query("SELECT COUNT(*) FROM admission WHERE elder_id = $1 AND discharged_on IS NULL")
+            .bind(&elder_id)
+            .fetch_one(&db.pool)
+            .await?
+            .get(0);
+    if resident > 0 {
+        return Err(ApiError::conflict("此人已在一家机构入住，无需轮候"));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = crate::platform::now_rfc3339();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO admission_application (id, region_code, elder_id, applied_at, state, note, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, 'waiting', $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(region.as_str())
+    .bind(&elder_id)
+    .bind(super::ymd(on))
+    .bind((!note.is_empty()).then_some(note))
+    .bind(&who.actor_name)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            ApiError::conflict("此人已有一份在轮候的申请")
+        }
+        e => e.into(),
+    })?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "admission.apply",
+            entity: "admission_application",
+            entity_id: Some(&id),
+            region_code: Some(region.as_str()),
+            detail: serde_json::json!({"elder_id": elder_id, "applied_on": super::ymd(on)})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Applied { application_id: id })
+}
+
+/// One place in the queue.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueueRow {
+    pub application_id: String,
+    pub elder_id: String,
+    pub position: usize,
+    pub tier: usize,
+    pub tier_label: String,
+    pub reasons: Vec<String>,
+    /// 姓名（遮挡）
+    pub name_masked: String,
+    pub citizen_id_masked: String,
+    pub age: i32,
+    pub applied_on: String,
+    /// The ability level the ranking used (中文), when a valid assessment exists.
+    pub ability_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Queue {
+    pub region_code: String,
+    pub on: String,
+    pub policy: PolicyView,
+    pub items: Vec<QueueRow>,
+}
+
+/// The waiting applications of a region's subtree in queue order by the region's policy, the
+/// facts taken from the registry and assessments on `on`; one audit row per request.
+pub async fn queue(
+    db: &Db,
+    regions: &crate::region::RegionIndex,
+    scope: &crate::identity::Scope,
+    who: &Who,
+    region: &RegionCode,
+    on: chrono::NaiveDate,
+) -> ApiResult<Queue> {
+    use yiyang_kernel::admission::{Applicant, rank};
+    if !scope.covers(region) {
+        return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
+    }
+    let (policy, view) = policy_for(db, regions, region).await?;
+    let (lo, hi) = region.subtree_range();
+    let on_s = on.to_string();
+    let rows = sqlx::query(
+        "SELECT a.id, a.elder_id, a.applied_at, e.name, e.citizen_id_masked, e.birth_date, e.economic_status, \
+         e.living_status, e.family_planning_special, e.entitled_veteran_family, ab.level, ab.valid_until \
+         FROM admission_application a JOIN elder e ON e.id = a.elder_id \
+         LEFT JOIN elder_ability ab ON ab.elder_id = a.elder_id \
+         WHERE a.state = 'waiting' AND a.region_code >= $1 AND a.region_code <= $2 ORDER BY a.id LIMIT 5000",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut applicants = Vec::with_capacity(rows.len());
+    let mut by_ref = std::collections::HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let id: String = r.get(0);
+        let birth =
+            chrono::NaiveDate::parse_from_str(&r.get::<String, _>(5), "%Y-%m-%d").unwrap_or(on);
+        let valid: Option<String> = r.get(11);
+        let level: Option<i64> = r
+            .get::<Option<i64>, _>(10)
+            .filter(|_| valid.as_deref().is_some_and(|v| v >= on_s.as_str()));
+        let applied: String = r.get(2);
+        applicants.push(Applicant {
+            reference: id.clone(),
+            birth_date: birth,
+            economic_status: r.get(6),
+            ability_level: level,
+            living_status: r.get(7),
+            family_planning_special: r.get(8),
+            entitled_veteran_family: r.get::<Option<i64>, _>(9).unwrap_or(0) != 0,
+            applied_at: chrono::NaiveDate::parse_from_str(&applied, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                .unwrap_or_default(),
+            seq: i as i64,
+        });
+        by_ref.insert(
+            id,
+            (
+                r.get::<String, _>(1),
+                r.get::<String, _>(3),
+                r.get::<String, _>(4),
+                yiyang_kernel::citizen_id::age_on(birth, on),
+                applied,
+                level,
+            ),
+        );
+    }
+    let items: Vec<QueueRow> = rank(&policy, &applicants, on)
+        .into_iter()
+        .filter_map(|p| {
+            let (elder_id, name, cid, age, applied, level) = by_ref.remove(&p.reference)?;
+            Some(QueueRow {
+                application_id: p.reference,
+                elder_id,
+                position: p.position,
+                tier: p.tier,
+                tier_label: p.tier_label,
+                reasons: p.reasons,
+                name_masked: yiyang_kernel::mask::name(&name),
+                citizen_id_masked: cid,
+                age,
+                applied_on: applied,
+                ability_level: level
+                    .and_then(|l| yiyang_kernel::assessment::LEVEL_NAMES.get(l as usize))
+                    .map(|s| s.to_string()),
+            })
+        })
+        .collect();
+    let mut tx = db.begin().await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "admission.queue.view",
+            entity: "region",
+            entity_id: Some(region.as_str()),
+            region_code: Some(region.as_str()),
+            detail: serde_json::json!({"rows": items.len(), "on": on_s}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Queue {
+        region_code: region.as_str().to_string(),
+        on: on_s,
+        policy: view,
+        items,
+    })
+}
+
+/// Withdraw a waiting application (the family no longer wants a place); audited with the reason.
+pub async fn withdraw(
+    db: &Db,
+    scope: &crate::identity::Scope,
+    who: &Who,
+    id: &str,
+    reason: &str,
+) -> ApiResult<()> {
+    let reason = super::text("reason", "撤回原因", Some(reason), 200)?;
+    if reason.is_empty() {
+        return Err(ApiError::invalid("reason", "请填写撤回原因"));
+    }
+    let mut tx = db.begin().await?;
+    let r = sqlx::query("SELECT region_code, state FROM admission_application WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("未找到该申请（或不在您的管辖范围内）"))?;
+    if r.get::<String, _>(1) != "waiting" {
+        return Err(ApiError::conflict("该申请已不在轮候中"));
+    }
+    let region: String = r.get(0);
+    sqlx::query(
+        "UPDATE admission_application SET state = 'withdrawn', closed_at = $1, closed_reason = $2 WHERE id = $3",
+    )
+    .bind(crate::platform::now_rfc3339())
+    .bind(&reason)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "admission.withdraw",
+            entity: "admission_application",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"reason": reason}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Called in the transaction of an admission: the elder's waiting application is closed.
+pub async fn close_on_admission(
+    tx: &mut crate::platform::db::Tx<'_>,
+    elder_id: &str,
+    org_name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE admission_application SET state = 'admitted', closed_at = $1, closed_reason = $2 \
+         WHERE elder_id = $3 AND state = 'waiting'",
+    )
+    .bind(crate::platform::now_rfc3339())
+    .bind(format!("已入住{org_name}"))
+    .bind(elder_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -216,6 +216,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "organisation_prices",
         stmts: crate::org::MIGRATION_PRICES,
     },
+    Migration {
+        version: 37,
+        name: "admission_applications",
+        stmts: crate::institution::queue::MIGRATION_APPLICATIONS,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -145,6 +145,8 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         ("*", "admitted_on", date.clone()),
         ("*", "from_on", date.clone()),
         ("*", "hired_on", date.clone()),
+        ("*", "applied_on", date.clone()),
+        ("/api/v1/admission-queue", "on", date.clone()),
         ("*", "left_on", date.clone()),
         ("*", "certificate_on", date.clone()),
         ("*", "certificate_expires_on", date.clone()),

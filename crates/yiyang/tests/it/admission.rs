@@ -147,3 +147,179 @@ async fn db_admission_rank_orders_applicants_by_the_published_policy_or_the_defa
     assert!(out.starts_with("默认轮候规则"), "{out}");
     assert!(out.contains("第1档  tekun"), "{out}");
 }
+
+/// Applications wait in the order of the default policy, with masked names and reasons; a second
+/// application of the same person is refused; an admission closes the person's application; a
+/// withdrawal takes one out; every step audited.
+#[tokio::test]
+async fn db_applications_wait_in_policy_order_and_an_admission_closes_one() {
+    use axum::http::StatusCode;
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let person = |year: i32, seq: u32, name: &'static str, extra: Value| {
+        let call = &call;
+        async move {
+            let cid = yiyang_kernel::citizen_id::compose(
+                "320682",
+                chrono::NaiveDate::from_ymd_opt(year, 6, 1).unwrap(),
+                seq,
+            );
+            let mut body =
+                json!({"citizen_id": cid, "name": name, "residence_region": "320682104205"});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (s, v, _) = call("POST", "/api/v1/elders".into(), Some(body)).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let a = person(
+        1950,
+        11,
+        "特困甲",
+        json!({"economic_status": "extreme_poverty"}),
+    )
+    .await;
+    let b = person(
+        1940,
+        13,
+        "低保乙",
+        json!({"economic_status": "minimum_living"}),
+    )
+    .await;
+    let cc = person(1952, 15, "优抚丙", json!({"entitled_veteran_family": true})).await;
+    let d = person(
+        1955,
+        17,
+        "失独丁",
+        json!({"family_planning_special": "lost_only_child"}),
+    )
+    .await;
+    let apply = |id: &str, day: &str| {
+        call(
+            "POST",
+            "/api/v1/admission-applications".into(),
+            Some(json!({"elder_id": id, "applied_on": day})),
+        )
+    };
+    for (id, day) in [
+        (&a, "2026-03-10"),
+        (&b, "2026-03-01"),
+        (&cc, "2026-03-02"),
+        (&d, "2026-03-03"),
+    ] {
+        let (s, v, _) = apply(id, day).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v, _) = apply(&a, "2026-03-11").await;
+    assert_eq!(s, StatusCode::CONFLICT, "a second waiting application: {v}");
+
+    let order = |q: &Value| -> Vec<(String, i64)> {
+        q["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["elder_id"].as_str().unwrap().to_string(),
+                    r["tier"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (s, q, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(
+        order(&q),
+        [
+            (a.clone(), 1),
+            (b.clone(), 2),
+            (d.clone(), 3),
+            (cc.clone(), 4)
+        ]
+    );
+    assert_eq!(q["policy"]["source"], "默认轮候规则");
+    let first = &q["items"][0];
+    assert_eq!(first["position"], 1);
+    assert_ne!(
+        first["name_masked"], "特困甲",
+        "names are masked in the queue"
+    );
+    assert!(
+        first["reasons"][0].as_str().unwrap().starts_with("第一档"),
+        "{first}"
+    );
+
+    // B is admitted to a home: out of the queue.
+    let (_, home, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "township_home", "name": "丁堰镇中心敬老院", "ownership": "public",
+            "region_code": "320682104000"}),
+        ),
+    )
+    .await;
+    let org = home["id"].as_str().unwrap().to_string();
+    let (_, beds, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/beds"),
+        Some(json!({"room": "101", "labels": ["1"], "nursing": true})),
+    )
+    .await;
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/admissions"),
+        Some(json!({"elder_id": b, "bed_id": beds["ids"][0]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, q, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
+    assert_eq!(order(&q), [(a.clone(), 1), (d.clone(), 3), (cc.clone(), 4)]);
+    let (s, v, _) = apply(&b, "2026-04-01").await;
+    assert_eq!(s, StatusCode::CONFLICT, "already resident: {v}");
+
+    // C withdraws.
+    let app_c = q["items"][2]["application_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let withdraw = |reason: &'static str| {
+        call(
+            "POST",
+            format!("/api/v1/admission-applications/{app_c}/withdraw"),
+            Some(json!({"reason": reason})),
+        )
+    };
+    let (s, v, _) = withdraw("").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = withdraw("家属决定居家照护").await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _, _) = withdraw("再次撤回").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, q, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
+    assert_eq!(order(&q), [(a.clone(), 1), (d.clone(), 3)]);
+
+    let n = |action: &'static str| {
+        let t = &t;
+        async move {
+            use sqlx::Row;
+            sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+                .bind(action)
+                .fetch_one(&t.state.db.pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        }
+    };
+    assert_eq!(n("admission.apply").await, 4);
+    assert_eq!(n("admission.withdraw").await, 1);
+    assert_eq!(n("admission.queue.view").await, 3);
+}
