@@ -194,10 +194,12 @@ pub fn rank(policy: &QueuePolicy, applicants: &[Applicant], on: NaiveDate) -> Ve
             if a.entitled_veteran_family {
                 words.push("优抚对象，同档优先".into());
             }
-            words.push(format!(
-                "申请时间 {}",
-                a.applied_at.format("%Y-%m-%d %H:%M")
-            ));
+            // A date alone reads as one; a time only where one was given.
+            words.push(if a.applied_at.time() == chrono::NaiveTime::MIN {
+                format!("申请日期 {}", a.applied_at.format("%Y-%m-%d"))
+            } else {
+                format!("申请时间 {}", a.applied_at.format("%Y-%m-%d %H:%M"))
+            });
             Placed {
                 reference: a.reference.clone(),
                 position: i + 1,
