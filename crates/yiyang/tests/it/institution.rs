@@ -319,6 +319,12 @@ async fn db_beds_and_admissions_keep_their_history_and_one_bed_holds_one_residen
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     assert_eq!(board(c.clone()).await["summary"]["beds"], 4);
+    // A body that is not a JSON object is refused before any handler reads it (serde would take
+    // an empty array as a struct of optional fields).
+    for body in [json!([]), json!("retired"), json!(null)] {
+        let (s, v, _) = call("PATCH", format!("/api/v1/beds/{bed4}"), Some(body)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
     // A bad date is refused even when nothing else changes.
     let (s, v, _) = call(
         "PATCH",
