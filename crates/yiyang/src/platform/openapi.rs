@@ -697,8 +697,13 @@ pub async fn limit_text(mut req: Request, next: Next) -> Response {
     let mut bytes = bytes;
     if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
         // Every request body of the API is an object. serde would read a struct from an array
-        // too (`[]` as a struct whose fields are all optional), so anything else is refused here.
-        if !v.is_object() {
+        // too (`[]` as a struct whose fields are all optional), so anything else sent to a write is
+        // refused here (other methods go on to the router, which answers 405 where it should).
+        let writes = matches!(
+            parts.method,
+            axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+        );
+        if writes && !v.is_object() {
             return ApiError::invalid("body", "请求内容应为 JSON 对象（{…}）").into_response();
         }
         if let Some((field, max, len)) = too_long(&v, "") {
