@@ -464,6 +464,8 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
     // A queue for public beds with applicants in every tier: people not resident anywhere, by the
     // facts that place them (特困; 低保 and 80+; 失独 or 伤残; anyone else).
     let mut applications = vec![];
+    // Someone can fit two of these (特困 and 失独): one application each.
+    let mut applied = std::collections::HashSet::new();
     for (i, cond) in [
         "economic_status = 'extreme_poverty'",
         "economic_status = 'minimum_living' AND birth_date <= $1",
@@ -483,10 +485,14 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
             .fetch_all(&mut *tx)
             .await?
         {
+            let elder: String = r.get(0);
+            if !applied.insert(elder.clone()) {
+                continue;
+            }
             applications.push(vec![
                 V::T(uuid::Uuid::now_v7().to_string()),
                 V::T(crate::demo::COUNTY.into()),
-                V::T(r.get(0)),
+                V::T(elder),
                 V::T(ymd(today - Duration::days(rng.gen_range(5..400) + i as i64))),
                 V::T("waiting".into()),
                 V::T("演示数据".into()),
