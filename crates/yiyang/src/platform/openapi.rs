@@ -696,15 +696,16 @@ pub async fn limit_text(mut req: Request, next: Next) -> Response {
     };
     let mut bytes = bytes;
     if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
-        // Every request body of the API is an object. serde would read a struct from an array
-        // too (`[]` as a struct whose fields are all optional), so anything else sent to a write is
-        // refused here (other methods go on to the router, which answers 405 where it should).
+        // serde reads a struct from a JSON array too (`[]` as a struct whose fields are all
+        // optional), and no request body of the API is an array: refused here. Other non-objects
+        // fail the handlers' own parsing, and a method a route lacks still gets its 405.
         let writes = matches!(
             parts.method,
             axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
         );
-        if writes && !v.is_object() {
-            return ApiError::invalid("body", "请求内容应为 JSON 对象（{…}）").into_response();
+        if writes && v.is_array() {
+            return ApiError::invalid("body", "请求内容应为 JSON 对象（{…}），不能是数组")
+                .into_response();
         }
         if let Some((field, max, len)) = too_long(&v, "") {
             return ApiError::invalid(
