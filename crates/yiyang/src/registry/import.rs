@@ -372,10 +372,20 @@ async fn run_general(
         change_seq,
     };
     let mut outside: Rejected = vec![];
+    // Where the time goes (logged at the end): waiting for the validator, looking people up,
+    // writing, the change number (other writers hold it), committing.
+    let mut t_wait = std::time::Duration::ZERO;
+    let (mut t_lookup, mut t_write, mut t_seq, mut t_commit) = (t_wait, t_wait, t_wait, t_wait);
+    let mut chunks = 0u64;
+    let t_all = std::time::Instant::now();
     // The loading itself; on an error the connection goes back to the pool, so its page cache is
     // first put back to normal (a rollback does not undo a PRAGMA).
     let loaded: Result<(), ImportError> = async {
-        while let Some(batch) = recv.recv().await {
+        loop {
+            let t0 = std::time::Instant::now();
+            let Some(batch) = recv.recv().await else { break };
+            t_wait += t0.elapsed();
+            let t0 = std::time::Instant::now();
             // Which of these people are already registered?
             let mut existing: HashMap<String, (String, String, String)> = HashMap::new();
             if !batch.rows.is_empty() {
@@ -413,6 +423,8 @@ async fn run_general(
             }
             summary.inserted += inserts.len() as i64;
             summary.updated += updates.len() as i64;
+            t_lookup += t0.elapsed();
+            let t0 = std::time::Instant::now();
             if let Some(t) = tx.as_mut() {
                 let n = inserts.len();
                 if n > 0 {
@@ -436,6 +448,7 @@ async fn run_general(
                     }
                 }
             }
+            t_write += t0.elapsed();
             ctx.progress
                 .processed
                 .fetch_add(batch.n_read, Ordering::Relaxed);
@@ -467,14 +480,19 @@ async fn run_general(
                     // The connection goes back to the pool between chunks.
                     sqlx::query("PRAGMA cache_size = -8192").execute(&mut *t).await?;
                 }
+                let t0 = std::time::Instant::now();
                 t.commit().await?;
+                t_commit += t0.elapsed();
+                chunks += 1;
                 let mut t = ctx.db.begin().await?;
                 if bulk.big_cache {
                     sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")))
                         .execute(&mut *t)
                         .await?;
                 }
+                let t0 = std::time::Instant::now();
                 change_seq = store::next_change_seq(&mut t).await?;
+                t_seq += t0.elapsed();
                 stamp.change_seq = change_seq;
                 tx = Some(t);
                 since = std::time::Instant::now();
@@ -502,6 +520,17 @@ async fn run_general(
             return Err(e);
         }
     };
+    tracing::info!(
+        rows = rows_done,
+        chunks,
+        all_ms = t_all.elapsed().as_millis() as u64,
+        waiting_for_rows_ms = t_wait.as_millis() as u64,
+        lookups_ms = t_lookup.as_millis() as u64,
+        writes_ms = t_write.as_millis() as u64,
+        change_number_ms = t_seq.as_millis() as u64,
+        commits_ms = t_commit.as_millis() as u64,
+        "registry import, general path"
+    );
     // Those a bulk pass inserted in its committed chunks, this pass found unchanged.
     let carried = carried.min(summary.unchanged);
     summary.inserted += carried;
