@@ -784,7 +784,7 @@ try {
     await dialog.locator('.el-form-item', { hasText: '机构类型' }).locator('.el-select').click()
     await page.locator('.el-select-dropdown__item:visible', { hasText: /^农村敬老院$/ }).click()
     await dialog.getByLabel('机构名称').fill('东陈镇敬老院')
-    await dialog.locator('.el-radio', { hasText: '公办' }).click()
+    await dialog.locator('.el-radio', { hasText: '公建民营' }).click()
     await dialog.locator('.el-form-item', { hasText: '所在地' }).locator('.el-select').click()
     await page.keyboard.type('东陈镇')
     await page.locator('.el-tree-select__popper .el-select-dropdown__item', { hasText: /^东陈镇$/ }).first().click()
@@ -800,7 +800,7 @@ try {
     const row = page.locator('.el-table__row', { hasText: '东陈镇敬老院' })
     await row.waitFor()
     const text = await row.innerText()
-    assert(text.includes('农村敬老院') && text.includes('公办') && text.includes('如皋市 / 东陈镇') && text.includes('未评定'), `the row reads: ${text}`)
+    assert(text.includes('农村敬老院') && text.includes('公建民营') && text.includes('如皋市 / 东陈镇') && text.includes('未评定'), `the row reads: ${text}`)
     await row.click()
     const edit = page.getByRole('dialog', { name: '修改机构信息' })
     await edit.waitFor()
@@ -889,6 +889,28 @@ try {
     } finally {
       await phone.close()
     }
+  }, { screenshot: null })
+
+  await step('床位补贴: this month\'s claims, made from the records, list the new resident at the home', async () => {
+    await menu('床位补贴').click()
+    await page.waitForURL(/\/bed-claims$/)
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/bed-claims') && r.request().method() === 'POST'),
+      button('按入住记录生成申领单').click(),
+    ])
+    assert(res.status() === 200, `making the claims answered HTTP ${res.status()}: ${await res.text()}`)
+    const row = page.locator('.claims .el-table__row', { hasText: '东陈镇敬老院' })
+    await row.waitFor()
+    const text = (await row.innerText()).replace(/\s+/g, ' ')
+    assert(text.includes('公建民营') && text.includes('草稿'), `the claim row reads: ${text}`)
+    await row.click()
+    const drawer = page.locator('.el-drawer', { hasText: '东陈镇敬老院' })
+    await drawer.waitFor()
+    const line = drawer.locator('.lines .el-table__row', { hasText: state.newName })
+    await line.waitFor()
+    assert((await line.innerText()).includes('101室 1床'), 'the claim line does not show the bed')
+    await shot('bed-claims')
+    await page.keyboard.press('Escape')
   }, { screenshot: null })
 
   await step('log out', logout, { screenshot: null })

@@ -31,6 +31,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'catalog', name: 'catalog', component: () => import('./modules/catalog/CatalogView.vue'), meta: { title: '服务目录', perm: 'catalog.manage' } },
       { path: 'orgs', name: 'orgs', component: () => import('./modules/org/OrgsView.vue'), meta: { title: '服务机构', perm: 'aggregates.read' } },
       { path: 'admission-queue', name: 'admission-queue', component: () => import('./modules/institution/QueueView.vue'), meta: { title: '入住轮候', perm: 'institution.manage' } },
+      { path: 'bed-claims', name: 'bed-claims', component: () => import('./modules/institution/ClaimsView.vue'), meta: { title: '床位补贴', perm: 'aggregates.read' } },
       { path: 'orgs/:id', name: 'org-beds', component: () => import('./modules/institution/BedsView.vue'), meta: { title: '机构详情', perm: 'aggregates.read' } },
       { path: 'indicators', name: 'indicators', component: () => import('./modules/indicator/IndicatorsView.vue'), meta: { title: '重点指标', perm: 'aggregates.read' } },
       { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },

@@ -24,6 +24,35 @@ pub mod measure {
     pub const ENTITLED: &str = "entitled";
     /// Every registry row of the village, whatever its state (detects people who moved away).
     pub const ROWS: &str = "rows";
+    // Counted from the institutions' records (beds, residents, staff), at the home's place.
+    /// Residential homes open on the day (养老机构, 敬老院, 区域性/综合养老服务中心).
+    pub const INSTITUTIONS: &str = "institutions";
+    /// Of those, the ones with a star grade (GB/T 37276) of 二级 or above still in force.
+    pub const GRADED_INSTITUTIONS: &str = "graded_institutions";
+    /// Beds in use on the day (opened, not retired) in those homes.
+    pub const INSTITUTION_BEDS: &str = "institution_beds";
+    pub const NURSING_BEDS: &str = "nursing_beds";
+    /// Beds of homes run or owned by others than the state (民办, 公建民营).
+    pub const SOCIAL_BEDS: &str = "social_beds";
+    /// Beds of the homes for the extremely poor (敬老院, 区域性养老服务中心).
+    pub const POVERTY_BEDS: &str = "poverty_beds";
+    pub const POVERTY_NURSING_BEDS: &str = "poverty_nursing_beds";
+    /// Every bed counted for beds per 1,000 elders (institution beds; family care beds to come).
+    pub const ALL_BEDS: &str = "all_beds";
+    /// Beds with a resident on the day.
+    pub const OCCUPIED_BEDS: &str = "occupied_beds";
+    pub const SOCIAL_WORKERS: &str = "social_workers";
+    pub const CAREGIVERS: &str = "caregivers";
+    /// Caregivers holding a skill certificate (持证).
+    pub const CAREGIVERS_WITH_CERTIFICATE: &str = "caregivers_with_certificate";
+    // Counted over the extremely poor (特困), at their place of residence.
+    /// 特困 elders who cannot look after themselves (valid assessment, 中度失能 or worse).
+    pub const POVERTY_DISABLED: &str = "poverty_disabled";
+    /// Of those, the ones living in a state care home on the day.
+    pub const POVERTY_DISABLED_IN_FACILITY: &str = "poverty_disabled_in_facility";
+    /// 特困 elders who asked for a place (an application not withdrawn) or live in one.
+    pub const POVERTY_WILLING: &str = "poverty_willing";
+    pub const POVERTY_WILLING_IN_FACILITY: &str = "poverty_willing_in_facility";
     pub const ALL: &[&str] = &[
         ELDERS_60,
         ELDERS_80,
@@ -31,6 +60,22 @@ pub mod measure {
         ELDERS_80_LONGEVITY,
         ENTITLED,
         ROWS,
+        INSTITUTIONS,
+        GRADED_INSTITUTIONS,
+        INSTITUTION_BEDS,
+        NURSING_BEDS,
+        SOCIAL_BEDS,
+        POVERTY_BEDS,
+        POVERTY_NURSING_BEDS,
+        ALL_BEDS,
+        OCCUPIED_BEDS,
+        SOCIAL_WORKERS,
+        CAREGIVERS,
+        CAREGIVERS_WITH_CERTIFICATE,
+        POVERTY_DISABLED,
+        POVERTY_DISABLED_IN_FACILITY,
+        POVERTY_WILLING,
+        POVERTY_WILLING_IN_FACILITY,
     ];
 }
 
@@ -321,7 +366,7 @@ pub static DEFS: &[Def] = &[
             num: "nursing_beds",
             den: "institution_beds",
         },
-        S::Pending("养老机构与床位"),
+        S::Records,
         "运营中养老机构的护理型床位 / 全部床位（不含家庭养老照护床位）",
     ),
     def(
@@ -334,7 +379,7 @@ pub static DEFS: &[Def] = &[
             num: "poverty_nursing_beds",
             den: "poverty_beds",
         },
-        S::Pending("养老机构与床位"),
+        S::Records,
         "特困人员供养服务机构的护理型床位 / 全部床位",
     ),
     def(
@@ -348,8 +393,8 @@ pub static DEFS: &[Def] = &[
             den: m::ELDERS_60,
             n: 1000,
         },
-        S::Pending("养老机构与床位"),
-        "（机构床位 + 家庭养老照护床位 + 社区床位）× 1000 / 60周岁以上在册老年人",
+        S::Records,
+        "（机构床位 + 家庭养老照护床位 + 社区床位）× 1000 / 60周岁以上在册老年人；目前计入机构床位",
     ),
     def(
         "social_beds_share",
@@ -361,7 +406,7 @@ pub static DEFS: &[Def] = &[
             num: "social_beds",
             den: "all_beds",
         },
-        S::Pending("养老机构与床位"),
+        S::Records,
         "民办或公建民营的床位 / 全部床位",
     ),
     def(
@@ -374,8 +419,8 @@ pub static DEFS: &[Def] = &[
             num: "graded_institutions",
             den: "institutions",
         },
-        S::Pending("养老机构与床位"),
-        "持有有效等级的养老机构 / 运营中的养老机构",
+        S::Records,
+        "持有二级及以上有效等级的养老机构 / 运营中的养老机构",
     ),
     def(
         "social_workers_per_100_beds",
@@ -388,8 +433,34 @@ pub static DEFS: &[Def] = &[
             den: "institution_beds",
             n: 100,
         },
-        S::Pending("养老机构与床位"),
+        S::Records,
         "养老机构聘用的社会工作者 × 100 / 机构床位",
+    ),
+    def(
+        "bed_occupancy_rate",
+        "养老机构床位入住率",
+        &["床位入住率"],
+        K::Ratio,
+        "%",
+        F::Ratio {
+            num: "occupied_beds",
+            den: "institution_beds",
+        },
+        S::Records,
+        "有老人入住的床位 / 运营中养老机构的全部床位",
+    ),
+    def(
+        "certified_caregiver_share",
+        "养老护理员持证上岗率",
+        &["持证上岗率"],
+        K::Ratio,
+        "%",
+        F::Ratio {
+            num: "caregivers_with_certificate",
+            den: "caregivers",
+        },
+        S::Records,
+        "在岗养老护理员中持有职业技能等级证书的比例",
     ),
     def(
         "concentrated_support_disabled",
@@ -401,8 +472,8 @@ pub static DEFS: &[Def] = &[
             num: "poverty_disabled_in_facility",
             den: "poverty_disabled",
         },
-        S::Pending("养老机构与床位"),
-        "入住特困供养机构的失能、失智特困人员 / 全部失能、失智特困人员",
+        S::Records,
+        "入住特困供养机构（敬老院、区域性养老服务中心或公办养老机构）的失能特困老年人 / 全部失能特困老年人（有效评估为中度失能及以上）",
     ),
     def(
         "concentrated_support_willing",
@@ -414,8 +485,8 @@ pub static DEFS: &[Def] = &[
             num: "poverty_willing_in_facility",
             den: "poverty_willing",
         },
-        S::Pending("养老机构与床位"),
-        "申请集中供养且已入住特困供养机构的特困人员 / 申请集中供养的特困人员",
+        S::Records,
+        "已入住特困供养机构的特困老年人 / 申请过集中供养（申请未撤回）或已入住的特困老年人",
     ),
     def(
         "facility_quota_compliance",

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod assessment;
+pub mod bed_subsidy;
 pub mod citizen_id;
 pub mod codes;
 pub mod eligibility;

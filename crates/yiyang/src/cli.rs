@@ -183,6 +183,15 @@ pub enum Cmd {
     /// benchmarks at province scale
     #[command(hide = true)]
     GenProvinceRegions,
+    /// Add homes across every town of the database, with beds (about 70 % occupied by its
+    /// elders), staff and leaves, for benchmarks at province scale
+    #[command(hide = true)]
+    GenInstitutions {
+        #[arg(long, default_value_t = 5000)]
+        facilities: usize,
+        #[arg(long, default_value_t = 500_000)]
+        beds: i64,
+    },
     /// Write a test assessment file (CSV or XLSX by extension) for the people of a generated
     /// registry file (same --elders and --elder-seed as its --rows and --seed)
     GenAssessmentFile {
@@ -556,6 +565,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = crate::demo::province_regions();
             crate::region::upsert(&db, &r).await?;
             println!("已添加模拟省区划 {} 个节点", r.len());
+        }
+        Cmd::GenInstitutions { facilities, beds } => {
+            let (db, _keys) = open(&cli, 2).await?;
+            let (n, b, r) = crate::institution::demo::seed_towns(
+                &db,
+                *facilities,
+                *beds,
+                crate::platform::today(),
+            )
+            .await?;
+            println!("已添加 {n} 家机构、{b} 张床位、{r} 位入住老人");
         }
         Cmd::GenAssessmentFile {
             out,

@@ -8,7 +8,7 @@ use crate::platform::db::Db;
 use crate::region::{self, Region};
 use crate::registry::model::ElderInput;
 use crate::registry::store;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::AssertSqlSafe;
@@ -310,6 +310,22 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
         .map_err(|e| anyhow::anyhow!(e.detail))?;
     // Homes, centres and providers with beds, residents and staff.
     crate::institution::demo::seed(db, scale, today).await?;
+    // Last month's bed subsidy claims, made from those records.
+    let last_month = (today.with_day(1).unwrap_or(today) - chrono::Days::new(1))
+        .format("%Y-%m")
+        .to_string();
+    crate::institution::claim::compute(
+        db,
+        &regions,
+        &scope,
+        &who,
+        crate::institution::claim::ComputeReq {
+            region_code: COUNTY.into(),
+            month: last_month,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.detail))?;
     Ok(n)
 }
 

@@ -1,5 +1,5 @@
 import type { Component } from 'vue'
-import { DataLine, Document, Files, House, List, OfficeBuilding, Sort, Tickets, Upload, User } from '@element-plus/icons-vue'
+import { DataLine, Document, Files, House, List, Money, OfficeBuilding, Sort, Tickets, Upload, User } from '@element-plus/icons-vue'
 
 export interface MenuItem {
   path: string
@@ -18,6 +18,7 @@ export const MENU: MenuItem[] = [
   { path: '/catalog', title: '服务目录', icon: Tickets, perm: 'catalog.manage' },
   { path: '/orgs', title: '服务机构', icon: OfficeBuilding, perm: 'aggregates.read' },
   { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage' },
+  { path: '/bed-claims', title: '床位补贴', icon: Money, perm: 'aggregates.read' },
   { path: '/indicators', title: '重点指标', icon: DataLine, perm: 'aggregates.read' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
   { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },

@@ -5,6 +5,7 @@
 //! milestones and figures the records cannot give, and the lists behind a number (`drill.rs`).
 
 pub mod drill;
+pub mod facilities;
 pub mod http;
 pub mod query;
 pub mod rollup;

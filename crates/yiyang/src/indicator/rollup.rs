@@ -31,8 +31,8 @@ use yiyang_kernel::indicator::{Period, measure};
 
 /// The catalogue item whose holders `elders_80_longevity` counts.
 pub const LONGEVITY_ITEM: &str = "longevity_allowance";
-const NM: usize = measure::ALL.len();
-type Counts = [i64; NM];
+pub(crate) const NM: usize = measure::ALL.len();
+pub(crate) type Counts = [i64; NM];
 
 const M_60: usize = 0;
 const M_80: usize = 1;
@@ -226,8 +226,15 @@ async fn refresh_once(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<
     if full {
         let people = load(db, Which::All).await?;
         let n = people.len();
-        let counts = count(&people, &periods, today);
+        let mut counts = count(&people, &periods, today);
         drop(people);
+        super::facilities::add(
+            db,
+            &Which::All,
+            &snapshot_days(&periods, today),
+            &mut counts,
+        )
+        .await?;
         let rows = node_rows(counts, &periods);
         let written = rows.len();
         write(
@@ -265,8 +272,15 @@ async fn refresh_once(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<
     }
     let people = load(db, Which::Towns(&towns)).await?;
     let n = people.len();
-    let counts = count(&people, &periods, today);
+    let mut counts = count(&people, &periods, today);
     drop(people);
+    super::facilities::add(
+        db,
+        &Which::Towns(&towns),
+        &snapshot_days(&periods, today),
+        &mut counts,
+    )
+    .await?;
     // Town subtrees only: the nodes above are adjusted by difference in `write`.
     let mut rows = node_rows(counts, &periods);
     rows.retain(|r| r.level >= 4);
@@ -392,29 +406,36 @@ pub(crate) enum Which<'a> {
     Range(&'a str, &'a str),
 }
 
+impl Which<'_> {
+    /// The SQL condition (with its leading AND) that keeps rows whose `col` is in the set.
+    pub(crate) fn filter(&self, col: &str) -> String {
+        match self {
+            Which::All => String::new(),
+            Which::Range(lo, hi) => {
+                format!(" AND {col} BETWEEN '{lo}' AND '{hi}'")
+            }
+            Which::Towns(t) => {
+                // Town prefixes are nine digits we produced from stored codes; inlined because the
+                // scan cannot bind parameters.
+                let list = t
+                    .iter()
+                    .filter(|c| c.len() == 9 && c.bytes().all(|b| b.is_ascii_digit()))
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                format!(" AND substr({col}, 1, 9) IN ({list})")
+            }
+        }
+    }
+}
+
 pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
     if let Which::Range(lo, hi) = which
         && !lo.bytes().chain(hi.bytes()).all(|b| b.is_ascii_digit())
     {
         return Err(ApiError::invalid("region_code", "区划代码应为数字"));
     }
-    let filter = |col: &str| match which {
-        Which::All => String::new(),
-        Which::Range(lo, hi) => {
-            format!(" AND {col} BETWEEN '{lo}' AND '{hi}'")
-        }
-        Which::Towns(t) => {
-            // Town prefixes are nine digits we produced from stored codes; inlined because the
-            // scan cannot bind parameters.
-            let list = t
-                .iter()
-                .filter(|c| c.len() == 9 && c.bytes().all(|b| b.is_ascii_digit()))
-                .map(|c| format!("'{c}'"))
-                .collect::<Vec<_>>()
-                .join(",");
-            format!(" AND substr({col}, 1, 9) IN ({list})")
-        }
-    };
+    let filter = |col: &str| which.filter(col);
     // Person id → index, and the people, filled by the three scans in turn.
     type Loaded = (HashMap<String, usize>, Vec<Person>);
     let index: Arc<Mutex<Loaded>> = Arc::default();
@@ -519,11 +540,15 @@ pub(crate) async fn load(db: &Db, which: Which<'_>) -> ApiResult<Vec<Person>> {
 }
 
 /// Per leaf code: counts per period (index into `periods`).
-fn count(people: &[Person], periods: &[Period], today: NaiveDate) -> HashMap<String, Vec<Counts>> {
-    let days: Vec<NaiveDate> = periods
+fn snapshot_days(periods: &[Period], today: NaiveDate) -> Vec<NaiveDate> {
+    periods
         .iter()
         .map(|p| p.snapshot_day(today).expect("begun"))
-        .collect();
+        .collect()
+}
+
+fn count(people: &[Person], periods: &[Period], today: NaiveDate) -> HashMap<String, Vec<Counts>> {
+    let days = snapshot_days(periods, today);
     let mut out: HashMap<String, Vec<Counts>> = HashMap::new();
     for p in people {
         let v = out

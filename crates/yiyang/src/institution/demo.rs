@@ -8,7 +8,7 @@ use crate::audit::Who;
 use crate::org::staff::DemoStaff;
 use crate::platform::db::{Db, Tx};
 use crate::registry::store::placeholders;
-use chrono::{Duration, NaiveDate};
+use chrono::{Datelike, Duration, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::{AssertSqlSafe, Row};
@@ -231,6 +231,54 @@ fn facilities(rng: &mut StdRng, scale: f64) -> Vec<Facility> {
 pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usize, i64, i64)> {
     let mut rng = StdRng::seed_from_u64(16_980);
     let list = facilities(&mut rng, scale.clamp(0.01, 1.0));
+    seed_facilities(db, list, rng, today).await
+}
+
+/// Homes across every town of the database (a province for benchmarks, `gen-institutions`):
+/// `n` of them with `beds` beds in all, of every kind and ownership, seeded like the demo's.
+pub async fn seed_towns(
+    db: &Db,
+    n: usize,
+    beds: i64,
+    today: NaiveDate,
+) -> anyhow::Result<(usize, i64, i64)> {
+    let mut rng = StdRng::seed_from_u64(5_000);
+    let towns: Vec<String> = sqlx::query("SELECT code FROM region WHERE level = 4 ORDER BY code")
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    anyhow::ensure!(!towns.is_empty(), "no towns in the region table");
+    let per = (beds / n.max(1) as i64).max(1);
+    let list = (0..n)
+        .map(|i| {
+            let (kind, ownership) = match i % 10 {
+                0..=2 => ("township_home", "public"),
+                3 => ("regional_center", "public"),
+                4..=5 => ("institution", "public_private"),
+                _ => ("institution", "private"),
+            };
+            Facility {
+                kind,
+                name: format!("模拟养老机构{:05}", i + 1),
+                ownership,
+                operator: None,
+                region: towns[i % towns.len()].clone(),
+                beds: rng.gen_range(per / 2..=per * 3 / 2).max(1),
+                grade: (i % 3 != 0).then(|| rng.gen_range(1..=5)),
+            }
+        })
+        .collect();
+    seed_facilities(db, list, rng, today).await
+}
+
+async fn seed_facilities(
+    db: &Db,
+    list: Vec<Facility>,
+    mut rng: StdRng,
+    today: NaiveDate,
+) -> anyhow::Result<(usize, i64, i64)> {
     let total_beds: i64 = list.iter().map(|f| f.beds).sum();
     // Residents: elders of 70 and over, about 70 % of the beds.
     let want = (total_beds as f64 * 0.7) as i64;
@@ -384,7 +432,10 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
                 V::T(now.clone()),
             ]);
             if rng.gen_bool(0.03) {
-                let from = (today - Duration::days(rng.gen_range(1..20))).max(since);
+                // A few have been away longer than a subsidy allows (their claims exclude days).
+                let away = rng.gen_range(1..20);
+                let away = if away >= 17 { 40 + away * 2 } else { away };
+                let from = (today - Duration::days(away)).max(since);
                 leaves.push(vec![
                     V::T(uuid::Uuid::now_v7().to_string()),
                     V::T(adm),
@@ -506,6 +557,18 @@ pub async fn seed(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usiz
         "id, region_code, elder_id, applied_at, state, created_by, created_at",
         applications,
     )
+    .await?;
+    // Twelve new beds of private homes passed acceptance on the 10th of last month: that month's
+    // claims carry their construction subsidy.
+    let accepted =
+        ymd(today.with_day(1).unwrap_or(today) - Duration::days(1))[..8].to_string() + "10";
+    sqlx::query(
+        "UPDATE bed SET accepted_on = $1, opened_on = $1 WHERE id IN (SELECT b.id FROM bed b \
+         JOIN organisation o ON o.id = b.org_id WHERE o.ownership = 'private' \
+         AND NOT EXISTS (SELECT 1 FROM bed_stay s WHERE s.bed_id = b.id) ORDER BY b.id LIMIT 12)",
+    )
+    .bind(&accepted)
+    .execute(&mut *tx)
     .await?;
     let total: i64 = sqlx::query("SELECT COUNT(*) FROM bed")
         .fetch_one(&mut *tx)

@@ -29,6 +29,14 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admission-queue", get(queue))
         .route("/admission-applications", post(apply))
         .route("/admission-applications/{id}/withdraw", post(withdraw))
+        .route(
+            "/bed-subsidy-policy",
+            get(subsidy_policy).put(publish_subsidy_policy),
+        )
+        .route("/bed-claims", get(claims).post(compute_claims))
+        .route("/bed-claims/export", get(export_claims))
+        .route("/bed-claims/{id}", get(claim))
+        .route("/bed-claims/{id}/steps", post(claim_step))
 }
 
 /// Beds and their counts are not personal: whoever reads records or figures of the region.
@@ -400,4 +408,142 @@ pub async fn withdraw(
     let scope = keeper(&actor)?;
     super::queue::withdraw(&app.db, &scope, &actor.who(), &id, &req.reason).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- bed subsidies -----------------------------------------------------------------------------
+
+use super::claim;
+
+/// Money: the institution permission and the catalogue's (who makes payment batches).
+fn payer(actor: &Actor) -> ApiResult<Scope> {
+    actor.require(Perm::CatalogManage)?;
+    keeper(actor)
+}
+
+/// The bed subsidy amounts in force for a region (its own, the nearest above it, or the default).
+#[utoipa::path(get, path = "/api/v1/bed-subsidy-policy", tag = "institution", params(PolicyQuery),
+    responses((status = 200, body = claim::SubsidyPolicyView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn subsidy_policy(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<PolicyQuery>,
+) -> ApiResult<Json<claim::SubsidyPolicyView>> {
+    let scope = reader(&actor)?;
+    let code = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
+        Some(r) => scope.region(r)?,
+        None => actor.region.clone(),
+    };
+    let regions = app.regions.read().await;
+    Ok(Json(claim::policy_for(&app.db, &regions, &code).await?.1))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubsidyPolicyReq {
+    pub region_code: String,
+    pub amounts: claim::SubsidyAmounts,
+}
+
+/// Publish a region's bed subsidy amounts (元); audited.
+#[utoipa::path(put, path = "/api/v1/bed-subsidy-policy", tag = "institution", request_body = SubsidyPolicyReq,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn publish_subsidy_policy(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<SubsidyPolicyReq>,
+) -> ApiResult<StatusCode> {
+    let scope = payer(&actor)?;
+    let code = scope.region(&req.region_code)?;
+    claim::publish(&app.db, &actor.who(), &code, &req.amounts).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The month's bed subsidy claims of a region, one per home (figures only).
+#[utoipa::path(get, path = "/api/v1/bed-claims", tag = "institution", params(claim::ClaimQuery),
+    responses((status = 200, body = claim::ClaimList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn claims(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<claim::ClaimQuery>,
+) -> ApiResult<Json<claim::ClaimList>> {
+    let scope = reader(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        claim::list(&app.db, &regions, &scope, actor.region.as_str(), &q).await?,
+    ))
+}
+
+/// Make the month's claims of every home in the region from its records (drafts are made again;
+/// reviewed and paid claims are kept).
+#[utoipa::path(post, path = "/api/v1/bed-claims", tag = "institution", request_body = claim::ComputeReq,
+    responses((status = 200, body = claim::Computed), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn compute_claims(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<claim::ComputeReq>,
+) -> ApiResult<Json<claim::Computed>> {
+    let scope = payer(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        claim::compute(&app.db, &regions, &scope, &actor.who(), req).await?,
+    ))
+}
+
+/// The month's claims as a spreadsheet (homes and amounts; every line with its reasons; no names).
+#[utoipa::path(get, path = "/api/v1/bed-claims/export", tag = "institution", params(claim::ClaimQuery),
+    responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn export_claims(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<claim::ClaimQuery>,
+) -> ApiResult<axum::response::Response> {
+    let scope = payer(&actor)?;
+    let regions = app.regions.read().await;
+    let (bytes, month) = claim::export(
+        &app.db,
+        &regions,
+        &scope,
+        &actor.who(),
+        actor.region.as_str(),
+        &q,
+    )
+    .await?;
+    Ok(crate::registry::http::xlsx(
+        bytes,
+        &format!("{month}床位补贴申领"),
+    ))
+}
+
+/// One claim with every line (residents by name; audited).
+#[utoipa::path(get, path = "/api/v1/bed-claims/{id}", tag = "institution", params(("id" = String, Path)),
+    responses((status = 200, body = claim::ClaimDetail), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn claim(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<claim::ClaimDetail>> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        claim::detail(&app.db, &regions, &scope, &actor.who(), &id).await?,
+    ))
+}
+
+/// Review a claim (not its maker), mark it paid, or discard a draft.
+#[utoipa::path(post, path = "/api/v1/bed-claims/{id}/steps", tag = "institution", params(("id" = String, Path)),
+    request_body = claim::ClaimStep,
+    responses((status = 200, body = Option<claim::ClaimRow>), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn claim_step(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(s): Json<claim::ClaimStep>,
+) -> ApiResult<Json<Option<claim::ClaimRow>>> {
+    let scope = payer(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        claim::step(&app.db, &regions, &scope, &actor.who(), &id, s).await?,
+    ))
 }

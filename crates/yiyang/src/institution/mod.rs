@@ -9,6 +9,7 @@
 //! engine, whatever the application checked before.
 
 pub mod board;
+pub mod claim;
 pub mod demo;
 pub mod http;
 pub mod queue;
@@ -181,6 +182,8 @@ pub struct BedChange {
     pub status: Option<String>,
     /// 撤床日期 (default today)
     pub retired_on: Option<String>,
+    /// 验收日期 of a new bed: its construction subsidy is claimed in that month
+    pub accepted_on: Option<String>,
 }
 
 /// An admission: the elder by registry id (someone in the caller's records) or by citizen ID
@@ -338,6 +341,40 @@ pub(crate) fn day(
         return Err(ApiError::invalid(field, format!("{label}不能早于 2000 年")));
     }
     Ok(d)
+}
+
+/// The indicators count beds, residents and staff at the home's place and the 特困 at theirs
+/// (`indicator::rollup`): a write marks the home's town for the rollups' next refresh…
+pub(crate) async fn recount_place(tx: &mut Tx<'_>, region: &str) -> Result<(), sqlx::Error> {
+    crate::indicator::rollup::mark_dirty(tx, region).await
+}
+
+/// …an application marks the applicant's town…
+pub(crate) async fn recount_elder(tx: &mut Tx<'_>, elder_id: &str) -> Result<(), sqlx::Error> {
+    let r = sqlx::query("SELECT residence_region FROM elder WHERE id = $1")
+        .bind(elder_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(r) = r {
+        recount_place(tx, &r.get::<String, _>(0)).await?;
+    }
+    Ok(())
+}
+
+/// …and an admission's start or end marks the resident's town too.
+pub(crate) async fn recount_admission(tx: &mut Tx<'_>, id: &str) -> Result<(), sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT o.region_code, e.residence_region FROM admission a JOIN organisation o ON o.id = a.org_id \
+         JOIN elder e ON e.id = a.elder_id WHERE a.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = r {
+        recount_place(tx, &r.get::<String, _>(0)).await?;
+        recount_place(tx, &r.get::<String, _>(1)).await?;
+    }
+    Ok(())
 }
 
 pub(crate) fn ymd(d: NaiveDate) -> String {
@@ -546,6 +583,7 @@ pub async fn add_beds(
         },
     )
     .await?;
+    recount_place(&mut tx, &region).await?;
     tx.commit().await?;
     Ok(ids)
 }
@@ -603,6 +641,15 @@ pub async fn change_bed(
     let today = crate::platform::today();
     // Checked whether or not the bed is retired by this request: a bad date is never let through.
     let retired_on = day("retired_on", "撤床日期", c.retired_on.as_deref(), today)?;
+    let accepted_on = match c
+        .accepted_on
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(a) => Some(day("accepted_on", "验收日期", Some(a), today)?),
+        None => None,
+    };
     let mut tx = db.begin().await?;
     let b = bed_of(&mut tx, scope, bed_id).await?;
     if !b.open {
@@ -624,6 +671,14 @@ pub async fn change_bed(
             .execute(&mut *tx)
             .await?;
         changed.push("dementia");
+    }
+    if let Some(a) = accepted_on {
+        sqlx::query("UPDATE bed SET accepted_on = $1 WHERE id = $2")
+            .bind(ymd(a))
+            .bind(bed_id)
+            .execute(&mut *tx)
+            .await?;
+        changed.push("accepted_on");
     }
     match c.status.as_deref().map(str::trim) {
         None | Some("") | Some("open") => {}
@@ -676,6 +731,7 @@ pub async fn change_bed(
         },
     )
     .await?;
+    recount_place(&mut tx, &b.region).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -824,6 +880,7 @@ pub async fn admit(
         .await
         .map_err(|e| occupied_message(e, &b.place))?;
     queue::close_on_admission(&mut tx, &elder_id, &org_name).await?;
+    recount_admission(&mut tx, &id).await?;
     audit::append(
         &mut tx,
         who,
@@ -1166,6 +1223,7 @@ async fn close(
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    recount_admission(tx, id).await?;
     Ok(())
 }
 

@@ -267,6 +267,7 @@ pub async fn apply(
         },
     )
     .await?;
+    super::recount_elder(&mut tx, &elder_id).await?;
     tx.commit().await?;
     Ok(Applied { application_id: id })
 }
@@ -447,6 +448,15 @@ pub async fn withdraw(
         },
     )
     .await?;
+    let elder: Option<String> =
+        sqlx::query("SELECT elder_id FROM admission_application WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
+    if let Some(e) = elder {
+        super::recount_elder(&mut tx, &e).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -52,6 +52,11 @@ pub const OWNERSHIPS: &[(&str, &str)] = &[
     ("private", "民办"),
 ];
 
+/// 公办 / 公建民营 / 民办 for an ownership code.
+pub fn ownership_zh(code: &str) -> &'static str {
+    zh(OWNERSHIPS, code)
+}
+
 fn zh(table: &[(&str, &'static str)], code: &str) -> &'static str {
     table.iter().find(|k| k.0 == code).map_or("", |k| k.1)
 }
@@ -530,6 +535,8 @@ pub async fn create(
         },
     )
     .await?;
+    // The indicators count homes where they are (`indicator::rollup`).
+    crate::indicator::rollup::mark_dirty(&mut tx, &v.region_code).await?;
     tx.commit().await?;
     get(db, scope, regions, &id).await
 }
@@ -595,6 +602,9 @@ pub async fn update(
         },
     )
     .await?;
+    for r in [&old.region_code, &v.region_code] {
+        crate::indicator::rollup::mark_dirty(&mut tx, r).await?;
+    }
     tx.commit().await?;
     get(db, scope, regions, id).await
 }

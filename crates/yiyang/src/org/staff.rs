@@ -402,6 +402,7 @@ pub async fn create(
         },
     )
     .await?;
+    crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
     tx.commit().await?;
     Ok(get(db, scope, &id).await?.0)
 }
@@ -456,6 +457,7 @@ pub async fn update(
         },
     )
     .await?;
+    crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
     tx.commit().await?;
     Ok(get(db, scope, id).await?.0)
 }

@@ -221,6 +221,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admission_applications",
         stmts: crate::institution::queue::MIGRATION_APPLICATIONS,
     },
+    Migration {
+        version: 38,
+        name: "bed_subsidy_claims",
+        stmts: crate::institution::claim::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

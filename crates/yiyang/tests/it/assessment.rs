@@ -2,7 +2,7 @@ use crate::support::*;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-fn all_max() -> serde_json::Map<String, Value> {
+pub(crate) fn all_max() -> serde_json::Map<String, Value> {
     yiyang_kernel::assessment::ITEMS
         .iter()
         .map(|i| (i.code.to_string(), json!(i.max())))
@@ -10,7 +10,7 @@ fn all_max() -> serde_json::Map<String, Value> {
 }
 
 /// Lower items from the end of the form until the total is `t`.
-fn with_total(t: u8) -> serde_json::Map<String, Value> {
+pub(crate) fn with_total(t: u8) -> serde_json::Map<String, Value> {
     let mut m = all_max();
     let mut excess = 90 - t;
     for def in yiyang_kernel::assessment::ITEMS.iter().rev() {

@@ -712,3 +712,707 @@ async fn db_vacancy_board_shows_the_records_counts_to_the_public() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A private home's claim for last month, from its records: a whole month, an admission on the
+/// 10th, a death recorded in the registry (discharged), a death the home never recorded (still
+/// "resident"), a leave past the 30 days, a resident priced by a valid assessment (中度失能), and a
+/// new bed accepted in the month. Every amount equals the one worked out by hand; nothing is paid
+/// after a death or past the leave limit, each exclusion says why; a second look by another
+/// officer; made again, a reviewed claim is kept; a bed's construction subsidy is paid once.
+#[tokio::test]
+async fn db_bed_claims_pay_occupied_days_and_never_after_death_or_past_the_leave_limit() {
+    let t = TestApp::new("demo", 80).await;
+    for (u, region) in [("officer", "320682000000"), ("officer2", "320682000000")] {
+        t.add_user(u, &["officer"], region, all_scopes()).await;
+    }
+    t.add_user("worker", &["worker"], "320682103000", all_scopes())
+        .await;
+    t.add_user("assessor", &["assessor"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let c2 = t.login("officer2").await;
+    let w = t.login("worker").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (s, home, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "institution", "name": "康乐护理院", "ownership": "private", "region_code": "320682103000"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{home}");
+    let org = home["id"].as_str().unwrap().to_string();
+    let today = yiyang::platform::today();
+    let first = (today.with_day(1).unwrap() - Duration::days(1))
+        .with_day(1)
+        .unwrap();
+    let n = (today.with_day(1).unwrap() - first).num_days();
+    let month = first.format("%Y-%m").to_string();
+    let day = |k: i64| ymd(first + Duration::days(k));
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/beds"),
+        Some(json!({"building": "1", "floor": "2", "room": "201", "labels": ["1", "2", "3", "4", "5", "6", "7"],
+            "nursing": true, "opened_on": day(-90)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let beds: Vec<String> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let people: Vec<String> = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 6",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    // The sixth person is assessed 中度失能 (valid two years) before the month.
+    let a = t.login("assessor").await;
+    let mut input = json!({"items": crate::assessment::with_total(70)});
+    input["dementia_confirmed"] = json!(true);
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/elders/{}/assessments", people[5]),
+            Some(&a),
+            Some(json!({"reason": "first", "assessed_on": day(-20), "assessors": ["张评估", "李评估"],
+                "informant": "女儿", "input": input})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["final_level"], 2);
+    let mut adm = vec![];
+    for (i, on) in [-60, 9, -60, -60, -60, -60].iter().enumerate() {
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/orgs/{org}/admissions"),
+            Some(json!({"elder_id": people[i], "bed_id": beds[i], "admitted_on": day(*on)})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        adm.push(v["admission_id"].as_str().unwrap().to_string());
+    }
+    // Person 2 dies on the 16th, recorded in the registry (the home discharges them that day).
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/elders/{}/death", people[2]),
+        Some(json!({"death_date": day(15)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Person 3 died before the month, but the record reached nobody's workflow: the home still
+    // lists them (written straight into the row, as a late correction from elsewhere would be).
+    sqlx::query("UPDATE elder SET death_date = $1 WHERE id = $2")
+        .bind(day(-3))
+        .bind(&people[3])
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    // Person 4 has been in hospital since 20 days before the month and is still away: the 30
+    // days run out on the 10th, so 10 days count.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{}/leave", adm[4]),
+        Some(json!({"kind": "hospital", "from_on": day(-20)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    // A new bed accepted on the 5th: 10,000 元 once.
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/beds/{}", beds[6]),
+        Some(json!({"accepted_on": day(4)})),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+
+    // Refusals first: a bad month, a worker, a month to come.
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/bed-claims".into(),
+        Some(json!({"region_code": "320682103000", "month": "2026-13"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("YYYY-MM"), "{v}");
+    let (s, _, _) = t
+        .call(
+            "POST",
+            "/api/v1/bed-claims",
+            Some(&w),
+            Some(json!({"region_code": "320682103000", "month": month})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v, _) = call(
+        "PUT",
+        "/api/v1/bed-subsidy-policy".into(),
+        Some(json!({"region_code": "320682000000", "amounts": {
+            "operating_public": [0, 0, 0, 0, 0], "operating_public_private": [50, 80, 150, 200, 250],
+            "operating_private": [-1, 120, 200, 260, 300], "construction_public": 0,
+            "construction_public_private": 0, "construction_private": 10000, "family_bed_monthly": 150,
+            "max_leave_days": 30}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("0 到 100000 元"),
+        "{v}"
+    );
+
+    let compute = || {
+        call(
+            "POST",
+            "/api/v1/bed-claims".into(),
+            Some(json!({"region_code": "320682103000", "month": month})),
+        )
+    };
+    let (s, v, _) = compute().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["claims"].as_i64().unwrap() >= 1, "{v}");
+    let (s, list, _) = call(
+        "GET",
+        format!("/api/v1/bed-claims?region_code=320682103000&month={month}&org_id={org}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let claim = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, d, _) = call("GET", format!("/api/v1/bed-claims/{claim}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let lines = d["lines"].as_array().unwrap();
+    let line = |i: usize| {
+        lines
+            .iter()
+            .find(|l| l["elder_id"] == people[i].as_str())
+            .unwrap_or_else(|| panic!("no line for person {i}: {d}"))
+    };
+    // By hand, 民办 at the default amounts (元/月): level 0 80, 中度失能 200.
+    let pro = |monthly: f64, days: i64| (monthly * days as f64 / n as f64 * 100.0).round() / 100.0;
+    let l = line(0);
+    assert_eq!(
+        (l["paid_days"].as_i64(), l["amount"].as_f64()),
+        (Some(n), Some(80.0)),
+        "{l}"
+    );
+    assert!(
+        l["reasons"].as_str().unwrap().contains("无有效能力评估"),
+        "{l}"
+    );
+    let l = line(1);
+    assert_eq!(l["paid_days"].as_i64(), Some(n - 9), "{l}");
+    assert_eq!(l["amount"].as_f64(), Some(pro(80.0, n - 9)), "{l}");
+    let l = line(2);
+    assert_eq!(l["days"].as_i64(), Some(15), "{l}");
+    assert_eq!(l["amount"].as_f64(), Some(pro(80.0, 15)), "{l}");
+    let l = line(3);
+    assert_eq!(
+        (l["paid_days"].as_i64(), l["amount"].as_f64()),
+        (Some(0), Some(0.0)),
+        "{l}"
+    );
+    assert!(
+        l["reasons"].as_str().unwrap().contains("去世，此后不计"),
+        "{l}"
+    );
+    let l = line(4);
+    assert_eq!(l["paid_days"].as_i64(), Some(10), "{l}");
+    assert!(
+        l["reasons"].as_str().unwrap().contains("请假超过 30 天"),
+        "{l}"
+    );
+    let l = line(5);
+    assert_eq!(l["ability_level"], "中度失能", "{l}");
+    assert_eq!(l["amount"].as_f64(), Some(200.0), "{l}");
+    let built: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "construction")
+        .collect();
+    assert_eq!(built.len(), 1, "{d}");
+    assert_eq!(built[0]["amount"].as_f64(), Some(10000.0));
+    let sum: f64 = lines.iter().map(|l| l["amount"].as_f64().unwrap()).sum();
+    assert!(
+        (sum - d["claim"]["total"].as_f64().unwrap()).abs() < 0.005,
+        "{d}"
+    );
+    // Excluded: the death nobody recorded and the long leave (no assessment is only a note).
+    assert_eq!(d["claim"]["excluded"], 2, "{d}");
+    // The stored lines equal the records counted straight in SQL: no line for anyone who was
+    // not resident in the month, one for everyone who was.
+    let resident: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM admission WHERE org_id = $1 AND admitted_on < $2 AND (discharged_on IS NULL OR discharged_on > $3)",
+    )
+    .bind(&org)
+    .bind(ymd(first + Duration::days(n)))
+    .bind(ymd(first))
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(resident, 6);
+    assert_eq!(lines.iter().filter(|l| l["kind"] == "operating").count(), 6);
+
+    // The second look: not by its maker; then paid; made again, it is kept as it was.
+    let step = |who: String, action: &'static str| {
+        let (t, claim) = (&t, claim.clone());
+        async move {
+            t.call(
+                "POST",
+                &format!("/api/v1/bed-claims/{claim}/steps"),
+                Some(&who),
+                Some(json!({"action": action, "note": "银行流水 20261201"})),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = step(c.clone(), "review").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("另一位工作人员"),
+        "{v}"
+    );
+    let (s, v, _) = step(c.clone(), "paid").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v, _) = step(c2.clone(), "review").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state_zh"], "已复核");
+    let (s, v, _) = compute().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["kept"].as_i64().unwrap() >= 1, "{v}");
+    let (s, v, _) = step(c.clone(), "paid").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "paid");
+    assert_eq!(v["paid_note"], "银行流水 20261201");
+    let (_, d2, _) = call("GET", format!("/api/v1/bed-claims/{claim}"), None).await;
+    assert_eq!(d2["claim"]["total"], d["claim"]["total"]);
+
+    // The bed's acceptance moved into this month: its construction subsidy is not paid again.
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/api/v1/beds/{}", beds[6]),
+        Some(json!({"accepted_on": ymd(today)})),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let this = today.format("%Y-%m").to_string();
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/bed-claims".into(),
+        Some(json!({"region_code": "320682103000", "month": this})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, list, _) = call(
+        "GET",
+        format!("/api/v1/bed-claims?region_code=320682103000&month={this}&org_id={org}"),
+        None,
+    )
+    .await;
+    let now_claim = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, d, _) = call("GET", format!("/api/v1/bed-claims/{now_claim}"), None).await;
+    assert!(
+        !d["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["kind"] == "construction"),
+        "{d}"
+    );
+    // Nobody who died before this month is in it.
+    assert!(
+        !d["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["elder_id"] == people[3].as_str() && l["amount"].as_f64() != Some(0.0)),
+        "{d}"
+    );
+
+    // The spreadsheet opens with both sheets; every step left its audit row.
+    let (s, bytes, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri(format!(
+                    "/api/v1/bed-claims/export?region_code=320682103000&month={month}"
+                ))
+                .header(axum::http::header::COOKIE, &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    use calamine::Reader;
+    assert_eq!(book.sheet_names(), vec!["申领汇总", "核对明细"]);
+    let sheet = book.worksheet_range("申领汇总").unwrap();
+    assert!(sheet.rows().any(|r| r.iter().any(|c| *c == "康乐护理院")));
+    for action in [
+        "bed_claim.compute",
+        "bed_claim.view",
+        "bed_claim.review",
+        "bed_claim.paid",
+        "bed_claim.export",
+    ] {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert!(n >= 1, "no audit row for {action}");
+    }
+}
+
+/// The institution indicators are computed from the records: homes in two towns with beds of
+/// each kind (one retired), staff with and without certificates, the extremely poor assessed,
+/// housed and applying. Each value at the county equals the same figure counted straight over
+/// the tables; a later admission reaches the county by the incremental refresh, which then
+/// equals a full rebuild.
+#[tokio::test]
+async fn db_institution_indicators_equal_direct_counts_over_the_records() {
+    use yiyang::indicator::rollup;
+    let t = TestApp::new("demo", 120).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("assessor", &["assessor"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let a = t.login("assessor").await;
+    let db = &t.state.db;
+    let today = yiyang::platform::today();
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move {
+            let (s, v, _) = t.call(m, &uri, Some(&c), body).await;
+            assert!(s.is_success(), "{m} {uri}: {s} {v}");
+            v
+        }
+    };
+    let long_ago = ymd(today - Duration::days(400));
+    let mut homes = vec![];
+    for (kind, name, own, region, grade, expires) in [
+        (
+            "township_home",
+            "东陈镇敬老院",
+            "public",
+            "320682103000",
+            Some(2),
+            Some(ymd(today + Duration::days(300))),
+        ),
+        (
+            "institution",
+            "康宁护理院",
+            "private",
+            "320682103000",
+            None,
+            None,
+        ),
+        (
+            "institution",
+            "长青养老院",
+            "public_private",
+            "320682104000",
+            Some(3),
+            Some(ymd(today - Duration::days(5))),
+        ),
+    ] {
+        let v = call(
+            "POST",
+            "/api/v1/orgs".into(),
+            Some(
+                json!({"kind": kind, "name": name, "ownership": own, "region_code": region,
+                "grade": grade, "grade_expires_on": expires}),
+            ),
+        )
+        .await;
+        homes.push(v["id"].as_str().unwrap().to_string());
+    }
+    // A day centre's beds are not counted.
+    call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "day_care", "name": "东陈日间照料中心", "ownership": "public", "region_code": "320682103000"})),
+    )
+    .await;
+    let mut beds = vec![];
+    for (home, room, labels, nursing) in [
+        (0, "101", vec!["1", "2", "3", "4"], true),
+        (0, "102", vec!["1", "2"], false),
+        (1, "201", vec!["1", "2", "3"], true),
+        (2, "301", vec!["1", "2", "3", "4", "5"], false),
+    ] {
+        let v = call(
+            "POST",
+            format!("/api/v1/orgs/{}/beds", homes[home]),
+            Some(
+                json!({"room": room, "labels": labels, "nursing": nursing, "opened_on": long_ago}),
+            ),
+        )
+        .await;
+        beds.extend(
+            v["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string()),
+        );
+    }
+    call(
+        "PATCH",
+        format!("/api/v1/beds/{}", beds[13]),
+        Some(json!({"status": "retired"})),
+    )
+    .await;
+    for (home, role, cert) in [
+        (0, "caregiver", Some("护理员证-001")),
+        (0, "caregiver", None),
+        (0, "social_worker", None),
+        (1, "caregiver", Some("护理员证-002")),
+        (2, "caregiver", Some("护理员证-003")),
+    ] {
+        call(
+            "POST",
+            format!("/api/v1/orgs/{}/staff", homes[home]),
+            Some(json!({"name": "王护理", "role": role, "skill_level": cert.map(|_| 5), "certificate_no": cert,
+                "hired_on": long_ago})),
+        )
+        .await;
+    }
+    // Four of the county's elders become 特困 (by the registry's own edit); three are assessed
+    // 中度失能; one lives in the 敬老院, one applies for a place.
+    let poor: Vec<String> = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL AND birth_date < '1960-01-01' \
+         AND economic_status <> 'extreme_poverty' ORDER BY id LIMIT 4",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    for id in &poor {
+        call(
+            "PATCH",
+            format!("/api/v1/elders/{id}"),
+            Some(json!({"economic_status": "特困"})),
+        )
+        .await;
+    }
+    for id in &poor[..3] {
+        let mut input = json!({"items": crate::assessment::with_total(70)});
+        input["dementia_confirmed"] = json!(true);
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &format!("/api/v1/elders/{id}/assessments"),
+                Some(&a),
+                Some(
+                    json!({"reason": "first", "assessed_on": ymd(today - Duration::days(30)),
+                    "assessors": ["张评估", "李评估"], "informant": "本人", "input": input}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    call(
+        "POST",
+        format!("/api/v1/orgs/{}/admissions", homes[0]),
+        Some(json!({"elder_id": poor[0], "bed_id": beds[0], "admitted_on": ymd(today - Duration::days(10))})),
+    )
+    .await;
+    call(
+        "POST",
+        "/api/v1/admission-applications".into(),
+        Some(json!({"elder_id": poor[3], "region_code": "320682000000"})),
+    )
+    .await;
+    // An ordinary resident in the private home.
+    let other: String = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL AND economic_status <> 'extreme_poverty' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    call(
+        "POST",
+        format!("/api/v1/orgs/{}/admissions", homes[1]),
+        Some(json!({"elder_id": other, "bed_id": beds[6], "admitted_on": ymd(today - Duration::days(3))})),
+    )
+    .await;
+
+    rollup::refresh(db, today, true).await.unwrap();
+    let year = today.year().to_string();
+    let value = |id: &'static str| {
+        let (t, c, year) = (&t, c.clone(), year.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "GET",
+                    &format!(
+                        "/api/v1/indicators/value?id={id}&region_code=320682000000&period={year}"
+                    ),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            (v["numerator"].as_f64(), v["denominator"].as_f64())
+        }
+    };
+    // Counted straight over the tables, today.
+    let d = ymd(today);
+    let homes_sql = "o.status = 'open' AND o.kind IN ('institution', 'township_home', 'regional_center', 'comprehensive_center')";
+    let n = |sql: String| {
+        let (db, d) = (db, d.clone());
+        async move {
+            let has_day = sql.contains("$1");
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let q = if has_day { q.bind(d) } else { q };
+            q.fetch_one(&db.pool).await.unwrap().get::<i64, _>(0) as f64
+        }
+    };
+    let beds_where = format!(
+        "FROM bed b JOIN organisation o ON o.id = b.org_id WHERE {homes_sql} AND b.opened_on <= $1 AND (b.retired_on IS NULL OR b.retired_on > $1)"
+    );
+    let all = n(format!("SELECT COUNT(*) {beds_where}")).await;
+    let nursing = n(format!("SELECT COUNT(*) {beds_where} AND b.nursing = 1")).await;
+    assert_eq!(
+        (all, nursing),
+        (13.0, 7.0),
+        "the retired bed and the day centre are left out"
+    );
+    assert_eq!(value("nursing_bed_share").await, (Some(nursing), Some(all)));
+    let social = n(format!(
+        "SELECT COUNT(*) {beds_where} AND o.ownership <> 'public'"
+    ))
+    .await;
+    assert_eq!(value("social_beds_share").await, (Some(social), Some(all)));
+    let pov = n(format!(
+        "SELECT COUNT(*) {beds_where} AND o.kind = 'township_home'"
+    ))
+    .await;
+    let pov_n = n(format!(
+        "SELECT COUNT(*) {beds_where} AND o.kind = 'township_home' AND b.nursing = 1"
+    ))
+    .await;
+    assert_eq!(
+        value("nursing_bed_share_poverty").await,
+        (Some(pov_n), Some(pov))
+    );
+    let occupied = n(format!(
+        "SELECT COUNT(*) FROM bed_stay s JOIN bed b ON b.id = s.bed_id JOIN organisation o ON o.id = b.org_id \
+         WHERE {homes_sql} AND s.from_on <= $1 AND (s.until_on IS NULL OR s.until_on > $1)"
+    ))
+    .await;
+    assert_eq!(occupied, 2.0);
+    assert_eq!(
+        value("bed_occupancy_rate").await,
+        (Some(occupied), Some(all))
+    );
+    let institutions = n(format!(
+        "SELECT COUNT(*) FROM organisation o WHERE {homes_sql}"
+    ))
+    .await;
+    let graded = n(format!(
+        "SELECT COUNT(*) FROM organisation o WHERE {homes_sql} AND o.grade >= 2 AND (o.grade_expires_on IS NULL OR o.grade_expires_on >= $1)"
+    ))
+    .await;
+    assert_eq!(
+        (institutions, graded),
+        (3.0, 1.0),
+        "the expired grade does not count"
+    );
+    assert_eq!(
+        value("graded_institution_share").await,
+        (Some(graded), Some(institutions))
+    );
+    let staff = |role: &str, cert: bool| {
+        format!(
+            "SELECT COUNT(*) FROM staff s JOIN organisation o ON o.id = s.org_id WHERE {homes_sql} AND s.role = '{role}' \
+             AND s.hired_on <= $1 AND (s.left_on IS NULL OR s.left_on > $1){}",
+            if cert {
+                " AND s.certificate_no IS NOT NULL AND s.certificate_no <> ''"
+            } else {
+                ""
+            }
+        )
+    };
+    let sw = n(staff("social_worker", false)).await;
+    assert_eq!(
+        value("social_workers_per_100_beds").await,
+        (Some(sw), Some(all))
+    );
+    let cg = n(staff("caregiver", false)).await;
+    let cg_cert = n(staff("caregiver", true)).await;
+    assert_eq!((cg, cg_cert), (4.0, 3.0));
+    assert_eq!(
+        value("certified_caregiver_share").await,
+        (Some(cg_cert), Some(cg))
+    );
+    let sixty = ymd(today - chrono::Months::new(720));
+    let elders = n(format!(
+        "SELECT COUNT(*) FROM elder WHERE status = 'active' AND (death_date IS NULL OR death_date > $1) AND birth_date <= '{sixty}'"
+    ))
+    .await;
+    assert_eq!(value("beds_per_1000").await, (Some(all), Some(elders)));
+    // The extremely poor: three cannot look after themselves, one of them housed; two asked
+    // (the one housed and the applicant), one of them housed.
+    assert_eq!(
+        value("concentrated_support_disabled").await,
+        (Some(1.0), Some(3.0))
+    );
+    assert_eq!(
+        value("concentrated_support_willing").await,
+        (Some(1.0), Some(2.0))
+    );
+
+    // A second 特困 person is admitted: the incremental refresh carries it to the county and
+    // agrees with a full rebuild.
+    call(
+        "POST",
+        format!("/api/v1/orgs/{}/admissions", homes[0]),
+        Some(json!({"elder_id": poor[1], "bed_id": beds[1]})),
+    )
+    .await;
+    let inc = rollup::refresh(db, today, false).await.unwrap();
+    assert_eq!(inc.mode, "incremental", "{inc:?}");
+    assert_eq!(
+        value("concentrated_support_disabled").await,
+        (Some(2.0), Some(3.0))
+    );
+    assert_eq!(value("bed_occupancy_rate").await.0, Some(3.0));
+    let before: Vec<(String, String, String)> = sqlx::query(
+        "SELECT region_code, period, measures FROM indicator_rollup ORDER BY region_code, period",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    rollup::refresh(db, today, true).await.unwrap();
+    let after: Vec<(String, String, String)> = sqlx::query(
+        "SELECT region_code, period, measures FROM indicator_rollup ORDER BY region_code, period",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    assert_eq!(
+        before, after,
+        "the incremental refresh equals a full rebuild"
+    );
+}

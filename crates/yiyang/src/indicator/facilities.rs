@@ -1,0 +1,272 @@
+//! The rollups' measures counted from the institutions' records: homes, beds, residents and staff
+//! at the home's place, and the extremely poor (特困) and where they live at theirs. Beds, bed
+//! stays and staff come grouped by their dates, so a province's half a million beds arrive as a
+//! few thousand rows. Homes count as they are today (their opening and closing are not dated).
+
+use super::rollup::{Counts, NM, Which};
+use crate::platform::db::Db;
+use crate::platform::error::ApiResult;
+use chrono::NaiveDate;
+use sqlx::Row;
+use std::collections::HashMap;
+use yiyang_kernel::citizen_id::age_on;
+use yiyang_kernel::indicator::measure as m;
+
+fn idx(name: &str) -> usize {
+    m::ALL
+        .iter()
+        .position(|x| *x == name)
+        .expect("a measure of measure::ALL")
+}
+
+fn date(s: Option<String>) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s?.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// Open on `d`: from ≤ d < until (no until: still open).
+fn open_on(from: Option<NaiveDate>, until: Option<NaiveDate>, d: NaiveDate) -> bool {
+    from.is_some_and(|f| f <= d) && until.is_none_or(|u| u > d)
+}
+
+/// Homes for the extremely poor (特困人员供养服务机构).
+const POVERTY_KINDS: &str = "'township_home', 'regional_center'";
+
+/// Add the measures of the homes and 特困 elders of `which` to `out` (leaf → a count per day).
+pub(crate) async fn add(
+    db: &Db,
+    which: &Which<'_>,
+    days: &[NaiveDate],
+    out: &mut HashMap<String, Vec<Counts>>,
+) -> ApiResult<()> {
+    let kinds = crate::institution::RESIDENTIAL_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let homes = format!(
+        "o.status = 'open' AND o.kind IN ({kinds}){}",
+        which.filter("o.region_code")
+    );
+    let mut bump = |leaf: &str, k: usize, measure: usize, n: i64| {
+        out.entry(leaf.to_string())
+            .or_insert_with(|| vec![[0; NM]; days.len()])[k][measure] += n;
+    };
+
+    // Homes and their grades.
+    let (inst, graded) = (idx(m::INSTITUTIONS), idx(m::GRADED_INSTITUTIONS));
+    let mut place: HashMap<String, (String, bool, bool)> = HashMap::new();
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT o.id, o.region_code, o.grade, o.grade_expires_on, o.ownership, \
+         CASE WHEN o.kind IN ({POVERTY_KINDS}) THEN 1 ELSE 0 END FROM organisation o WHERE {homes}"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let leaf: String = r.get(1);
+        let grade: Option<i64> = r.get(2);
+        let expires = date(r.get(3));
+        for (k, &d) in days.iter().enumerate() {
+            bump(&leaf, k, inst, 1);
+            if grade.is_some_and(|g| g >= 2) && expires.is_none_or(|e| e >= d) {
+                bump(&leaf, k, graded, 1);
+            }
+        }
+        let social = r.get::<String, _>(4) != "public";
+        let poverty = r.get::<i64, _>(5) == 1;
+        place.insert(r.get(0), (leaf, social, poverty));
+    }
+
+    // Beds, by home, kind and dates.
+    let (beds, nursing, social_beds, pov, pov_nursing, all_beds) = (
+        idx(m::INSTITUTION_BEDS),
+        idx(m::NURSING_BEDS),
+        idx(m::SOCIAL_BEDS),
+        idx(m::POVERTY_BEDS),
+        idx(m::POVERTY_NURSING_BEDS),
+        idx(m::ALL_BEDS),
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT b.org_id, b.nursing, b.opened_on, b.retired_on, COUNT(*) FROM bed b JOIN organisation o ON o.id = b.org_id \
+         WHERE {homes} GROUP BY b.org_id, b.nursing, b.opened_on, b.retired_on"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let Some((leaf, social, poverty)) = place.get(&r.get::<String, _>(0)) else {
+            continue;
+        };
+        let is_nursing = r.get::<i64, _>(1) != 0;
+        let (from, until) = (date(r.get(2)), date(r.get(3)));
+        let n: i64 = r.get(4);
+        for (k, &d) in days.iter().enumerate() {
+            if !open_on(from, until, d) {
+                continue;
+            }
+            bump(leaf, k, beds, n);
+            bump(leaf, k, all_beds, n);
+            if is_nursing {
+                bump(leaf, k, nursing, n);
+            }
+            if *social {
+                bump(leaf, k, social_beds, n);
+            }
+            if *poverty {
+                bump(leaf, k, pov, n);
+                if is_nursing {
+                    bump(leaf, k, pov_nursing, n);
+                }
+            }
+        }
+    }
+
+    // Beds with someone in them.
+    let occupied = idx(m::OCCUPIED_BEDS);
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT b.org_id, s.from_on, s.until_on, COUNT(*) FROM bed_stay s JOIN bed b ON b.id = s.bed_id \
+         JOIN organisation o ON o.id = b.org_id WHERE {homes} GROUP BY b.org_id, s.from_on, s.until_on"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let Some((leaf, _, _)) = place.get(&r.get::<String, _>(0)) else {
+            continue;
+        };
+        let (from, until) = (date(r.get(1)), date(r.get(2)));
+        let n: i64 = r.get(3);
+        for (k, &d) in days.iter().enumerate() {
+            if open_on(from, until, d) {
+                bump(leaf, k, occupied, n);
+            }
+        }
+    }
+
+    // Staff in post.
+    let (sw, cg, cert) = (
+        idx(m::SOCIAL_WORKERS),
+        idx(m::CAREGIVERS),
+        idx(m::CAREGIVERS_WITH_CERTIFICATE),
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT s.org_id, s.role, CASE WHEN s.certificate_no IS NULL OR s.certificate_no = '' THEN 0 ELSE 1 END, \
+         s.hired_on, s.left_on, COUNT(*) FROM staff s JOIN organisation o ON o.id = s.org_id \
+         WHERE {homes} AND s.role IN ('social_worker', 'caregiver') GROUP BY 1, 2, 3, 4, 5"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let Some((leaf, _, _)) = place.get(&r.get::<String, _>(0)) else {
+            continue;
+        };
+        let role: String = r.get(1);
+        let certified = r.get::<i64, _>(2) == 1;
+        let (from, until) = (date(r.get(3)), date(r.get(4)));
+        let n: i64 = r.get(5);
+        for (k, &d) in days.iter().enumerate() {
+            if !open_on(from, until, d) {
+                continue;
+            }
+            if role == "social_worker" {
+                bump(leaf, k, sw, n);
+            } else {
+                bump(leaf, k, cg, n);
+                if certified {
+                    bump(leaf, k, cert, n);
+                }
+            }
+        }
+    }
+
+    // The extremely poor aged 60 or more, where they live: who cannot look after themselves,
+    // who asked for a place, and who lives in a home for them (or a public one).
+    let people = which.filter("e.residence_region");
+    struct Poor {
+        leaf: String,
+        birth: Option<NaiveDate>,
+        dead: Option<NaiveDate>,
+        disabled: Option<(NaiveDate, NaiveDate)>,
+        asked: Option<NaiveDate>,
+        housed: Vec<(Option<NaiveDate>, Option<NaiveDate>)>,
+    }
+    let mut poor: HashMap<String, Poor> = HashMap::new();
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT e.id, e.residence_region, e.birth_date, e.death_date, ab.level, ab.assessed_on, ab.valid_until \
+         FROM elder e LEFT JOIN elder_ability ab ON ab.elder_id = e.id \
+         WHERE e.economic_status = 'extreme_poverty' AND e.status = 'active'{people}"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let level: Option<i64> = r.get(4);
+        let disabled = match (level, date(r.get(5)), date(r.get(6))) {
+            (Some(l), Some(a), Some(u)) if l >= yiyang_kernel::staffing::DEPENDENT_LEVEL => {
+                Some((a, u))
+            }
+            _ => None,
+        };
+        poor.insert(
+            r.get(0),
+            Poor {
+                leaf: r.get(1),
+                birth: date(r.get(2)),
+                dead: date(r.get(3)),
+                disabled,
+                asked: None,
+                housed: vec![],
+            },
+        );
+    }
+    if poor.is_empty() {
+        return Ok(());
+    }
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT a.elder_id, MIN(a.applied_at) FROM admission_application a JOIN elder e ON e.id = a.elder_id \
+         WHERE a.state <> 'withdrawn' AND e.economic_status = 'extreme_poverty'{people} GROUP BY a.elder_id"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        if let Some(p) = poor.get_mut(&r.get::<String, _>(0)) {
+            p.asked = date(r.get(1));
+        }
+    }
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT a.elder_id, a.admitted_on, a.discharged_on FROM admission a JOIN organisation o ON o.id = a.org_id \
+         JOIN elder e ON e.id = a.elder_id WHERE e.economic_status = 'extreme_poverty'{people} \
+         AND o.kind IN ({kinds}) AND (o.kind IN ({POVERTY_KINDS}) OR o.ownership = 'public')"
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        if let Some(p) = poor.get_mut(&r.get::<String, _>(0)) {
+            p.housed.push((date(r.get(1)), date(r.get(2))));
+        }
+    }
+    let (dis, dis_in, will, will_in) = (
+        idx(m::POVERTY_DISABLED),
+        idx(m::POVERTY_DISABLED_IN_FACILITY),
+        idx(m::POVERTY_WILLING),
+        idx(m::POVERTY_WILLING_IN_FACILITY),
+    );
+    for p in poor.values() {
+        for (k, &d) in days.iter().enumerate() {
+            let Some(birth) = p.birth else { continue };
+            if p.dead.is_some_and(|x| x <= d) || birth > d || age_on(birth, d) < 60 {
+                continue;
+            }
+            let housed = p.housed.iter().any(|(f, u)| open_on(*f, *u, d));
+            if p.disabled.is_some_and(|(a, u)| a <= d && d <= u) {
+                bump(&p.leaf, k, dis, 1);
+                if housed {
+                    bump(&p.leaf, k, dis_in, 1);
+                }
+            }
+            if housed || p.asked.is_some_and(|a| a <= d) {
+                bump(&p.leaf, k, will, 1);
+                if housed {
+                    bump(&p.leaf, k, will_in, 1);
+                }
+            }
+        }
+    }
+    Ok(())
+}
