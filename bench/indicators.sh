@@ -54,6 +54,9 @@ run_engine() { # db-url label
   # A province officer (aggregates only) for the runs.
   printf 'Bench-pass-2026\n' | $BIN user add --username province --display-name 省民政厅 --role officer --region 320000000000 --scopes aggregates >/dev/null 2>&1 || true
   curl -s -c "$W/cj" -H 'content-type: application/json' -d '{"username":"province","password":"Bench-pass-2026"}' "http://127.0.0.1:$PORT/api/v1/auth/login" >/dev/null
+  # A new account sets its own password first.
+  curl -s -b "$W/cj" -H 'content-type: application/json' -d '{"current_password":"Bench-pass-2026","new_password":"Bench-pass-2026-own"}' \
+    "http://127.0.0.1:$PORT/api/v1/me/password" >/dev/null
   COOKIE=$(awk '$6=="yiyang_session"{print "yiyang_session="$7}' "$W/cj")
   python3 - "$COOKIE" "$PORT" "$L" >> "$RESULTS" <<'PY'
 import sys, time, urllib.request, statistics

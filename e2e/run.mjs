@@ -891,6 +891,31 @@ try {
     }
   }, { screenshot: null })
 
+  await step('入住邀请: the home offers its last vacant bed to the queue, and records the family\'s refusal; the place is kept', async () => {
+    await page.waitForURL(/\/orgs\/[^/]+$/)
+    const bed = page.locator('.bed', { hasText: '空床' }).first()
+    await bed.waitFor()
+    await bed.getByRole('button', { name: '邀请轮候' }).click()
+    const dlg = page.getByRole('dialog', { name: '已发出入住邀请' })
+    await dlg.waitFor()
+    const text = (await dlg.innerText()).replace(/\s+/g, ' ')
+    assert(/排第 \d+ 位/.test(text) && text.includes('前答复'), `the offer reads: ${text}`)
+    await shot('offer')
+    await dlg.getByRole('button', { name: '知道了' }).click()
+    await page.locator('.bed', { hasText: '已邀请' }).waitFor()
+    await page.getByRole('tab', { name: /入住邀请/ }).click()
+    const row = page.locator('.offers .el-table__row', { hasText: '等待答复' }).first()
+    await row.waitFor()
+    await row.getByRole('button', { name: '谢绝' }).click()
+    const box = page.locator('.el-message-box')
+    await box.waitFor()
+    await box.locator('input').fill('家属想等城区的床位')
+    await box.getByRole('button', { name: '确定' }).click()
+    await page.locator('.offers .el-table__row', { hasText: '已谢绝' }).waitFor()
+    await page.getByRole('tab', { name: '床位' }).click()
+    await page.locator('.bed', { hasText: '空床' }).first().waitFor()
+  }, { screenshot: null })
+
   await step('床位补贴: this month\'s claims, made from the records, list the new resident at the home', async () => {
     await menu('床位补贴').click()
     await page.waitForURL(/\/bed-claims$/)

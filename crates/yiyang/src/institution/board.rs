@@ -113,3 +113,108 @@ pub async fn board(
         hotline: "12349".into(),
     }))
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceLookup {
+    /// 老人的 18 位身份证号
+    pub citizen_id: String,
+    /// 老人的姓名
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueuePlace {
+    /// The region whose public beds were applied for ("如皋市")
+    pub region_name: String,
+    /// 1 = next
+    pub position: usize,
+    /// How many are waiting there
+    pub waiting: usize,
+    pub tier_label: String,
+    pub applied_on: String,
+    /// A bed offered and awaiting the answer
+    pub offer: Option<super::offer::OfferBrief>,
+    pub on: String,
+    pub hotline: String,
+}
+
+/// A family's view of their elder's place in the queue for a public bed: with the ID and the name
+/// together, the position, the tier and any bed offered — never anyone else's. One answer for a
+/// wrong ID, a wrong name and no application; throttled; every lookup audited.
+#[utoipa::path(post, path = "/api/v1/public/queue-place", tag = "institution", request_body = PlaceLookup,
+    responses((status = 200, body = QueuePlace), (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem)))]
+pub async fn queue_place(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(q): Json<PlaceLookup>,
+) -> ApiResult<Json<QueuePlace>> {
+    if !app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("请求过于频繁，请稍后再试"));
+    }
+    let today = crate::platform::today();
+    let name = super::text("name", "姓名", Some(&q.name), 30)?;
+    let cid = yiyang_kernel::CitizenId::parse(q.citizen_id.trim(), today)
+        .map_err(|e| ApiError::invalid("citizen_id", format!("身份证号无效：{e}")))?;
+    let not_found = || {
+        ApiError::not_found("没有查到在轮候中的入住申请。请核对身份证号和姓名，或拨打 12349 咨询")
+    };
+    let bidx = app
+        .keys
+        .blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
+    let row = sqlx::query(
+        "SELECT a.id, a.region_code FROM admission_application a JOIN elder e ON e.id = a.elder_id \
+         WHERE e.citizen_id_bidx = $1 AND e.name = $2 AND a.state = 'waiting'",
+    )
+    .bind(bidx)
+    .bind(&name)
+    .fetch_optional(&app.db.pool)
+    .await?;
+    let who = crate::audit::Who {
+        actor_id: None,
+        actor_name: format!("公众查询 {}", ip.as_deref().unwrap_or("-")),
+    };
+    let mut tx = app.db.begin().await?;
+    crate::audit::append(
+        &mut tx,
+        &who,
+        crate::audit::Entry {
+            action: "admission.queue.public_lookup",
+            entity: "admission_application",
+            entity_id: row.as_ref().map(|r| r.get::<String, _>(0)).as_deref(),
+            region_code: row.as_ref().map(|r| r.get::<String, _>(1)).as_deref(),
+            detail: serde_json::json!({"found": row.is_some()}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let row = row.ok_or_else(not_found)?;
+    let (id, region): (String, String) = (row.get(0), row.get(1));
+    let rc = yiyang_kernel::RegionCode::parse(&region).map_err(|_| not_found())?;
+    let regions = app.regions.read().await;
+    super::offer::expire_due(&app.db, &regions, today).await?;
+    let (policy, _) = super::queue::policy_for(&app.db, &regions, &rc).await?;
+    let (lo, hi) = rc.subtree_range();
+    let list =
+        super::queue::waiting(&app.db, super::queue::Codes::Subtree(&lo, &hi), today).await?;
+    let ranked = super::queue::ranked(&policy, list, today);
+    let waiting = ranked.len();
+    let (placed, w) = ranked
+        .into_iter()
+        .find(|(p, _)| p.reference == id)
+        .ok_or_else(not_found)?;
+    let offer = super::offer::open_by_application(&app.db)
+        .await?
+        .remove(&id);
+    Ok(Json(QueuePlace {
+        region_name: regions.name(&region).unwrap_or("").to_string(),
+        position: placed.position,
+        waiting,
+        tier_label: placed.tier_label,
+        applied_on: w.applied_on,
+        offer,
+        on: today.to_string(),
+        hotline: "12349".into(),
+    }))
+}

@@ -43,7 +43,10 @@ pub const MIGRATION: &[Stmt] = &[
          PRIMARY KEY (claim_id, line_no), \
          CONSTRAINT bed_claim_line_kind_check CHECK (kind = 'operating' OR kind = 'construction' OR kind = 'family'))",
     ),
-    Both("CREATE INDEX bed_claim_line_ref ON bed_claim_line (ref_id)"),
+    // A bed's construction subsidy is paid once: the lines that say so, by bed.
+    Both(
+        "CREATE INDEX bed_claim_line_construction ON bed_claim_line (ref_id) WHERE kind = 'construction'",
+    ),
 ];
 
 // ---- policy ------------------------------------------------------------------------------------
@@ -288,7 +291,29 @@ pub async fn compute(
         .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let in_region = format!("o.region_code >= $1 AND o.region_code <= $2 AND o.kind IN ({kinds})");
+    // Homes whose ownership is paid nothing make no claim: not even read.
+    let paid: Vec<String> = ["public", "public_private", "private"]
+        .iter()
+        .filter(|own| {
+            policy.construction(own) > 0 || (0..5).any(|l| policy.operating(own, Some(l)) > 0)
+        })
+        .map(|own| format!("'{own}'"))
+        .collect();
+    if paid.is_empty() {
+        return Ok(Computed {
+            month,
+            claims: 0,
+            kept: 0,
+            lines: 0,
+            excluded: 0,
+            total: 0.0,
+            ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    let in_region = format!(
+        "o.region_code >= $1 AND o.region_code <= $2 AND o.kind IN ({kinds}) AND o.ownership IN ({})",
+        paid.join(", ")
+    );
 
     let orgs: Vec<(String, String)> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT o.id, o.ownership FROM organisation o WHERE {in_region} ORDER BY o.id"
@@ -333,6 +358,7 @@ pub async fn compute(
             );
         }
     }
+    let t_places = started.elapsed();
     let mut leaves: HashMap<String, Vec<(NaiveDate, Option<NaiveDate>)>> = HashMap::new();
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT l.admission_id, l.from_on, l.until_on FROM admission_leave l \
@@ -352,6 +378,7 @@ pub async fn compute(
         }
     }
 
+    let t_leaves = started.elapsed();
     let mut by_org: HashMap<String, Vec<Line>> = HashMap::new();
     // The ability level that prices a month is the one valid on its last counted day.
     let last_s = super::ymd(end - chrono::Duration::days(1));
@@ -409,6 +436,7 @@ pub async fn compute(
             excluded,
         });
     }
+    let t_stays = started.elapsed();
     // New beds accepted in the month, unless an earlier month's claim already paid for them.
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT b.id, b.org_id, b.building, b.floor, b.room, b.label FROM bed b JOIN organisation o ON o.id = b.org_id \
@@ -439,25 +467,16 @@ pub async fn compute(
         });
     }
 
+    let t_read = started.elapsed();
     let now = crate::platform::now_rfc3339();
     let (mut claims, mut kept, mut lines_n, mut excluded_n, mut total) =
         (0i64, 0i64, 0i64, 0i64, 0i64);
-    // Homes whose ownership is paid nothing make no claim.
     let claimable: Vec<&(String, String)> = orgs
         .iter()
         .filter(|(id, _)| {
             by_org
                 .get(id)
                 .is_some_and(|l| l.iter().any(|l| l.amount > 0 || l.excluded))
-        })
-        .filter(|(_, own)| {
-            let p = &policy;
-            let op = match own.as_str() {
-                "public" => p.operating_public,
-                "public_private" => p.operating_public_private,
-                _ => p.operating_private,
-            };
-            op.iter().any(|v| *v > 0) || p.construction(own) > 0
         })
         .collect();
     for chunk in claimable.chunks(ORGS_PER_CHUNK) {
@@ -565,6 +584,16 @@ pub async fn compute(
         lines_n += c_lines;
         total += c_total;
     }
+    tracing::info!(
+        claims,
+        lines = lines_n,
+        places_at_ms = t_places.as_millis() as u64,
+        leaves_at_ms = t_leaves.as_millis() as u64,
+        stays_at_ms = t_stays.as_millis() as u64,
+        new_beds_at_ms = t_read.as_millis() as u64,
+        written_at_ms = started.elapsed().as_millis() as u64,
+        "bed claims"
+    );
     Ok(Computed {
         month,
         claims,

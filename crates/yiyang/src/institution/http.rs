@@ -29,6 +29,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admission-queue", get(queue))
         .route("/admission-applications", post(apply))
         .route("/admission-applications/{id}/withdraw", post(withdraw))
+        .route("/beds/{id}/offer", post(offer_bed))
+        .route("/orgs/{id}/offers", get(offers))
+        .route("/offers/{id}/answer", post(answer_offer))
+        .route("/public/queue-place", post(super::board::queue_place))
         .route(
             "/bed-subsidy-policy",
             get(subsidy_policy).put(publish_subsidy_policy),
@@ -263,6 +267,10 @@ pub struct PolicyReq {
     pub region_code: String,
     /// In order; the last without a rule takes everyone else (one is added when missing)
     pub tiers: Vec<super::queue::TierView>,
+    /// Days an offered bed waits for the answer (1–30, default 5)
+    pub offer_days: Option<i64>,
+    /// Whether a refusal or no answer keeps the applicant's place (default true)
+    pub refusal_keeps_place: Option<bool>,
 }
 
 /// Publish a region's admission queue policy (county or town); each tier's rule is checked.
@@ -275,7 +283,15 @@ pub async fn publish_policy(
 ) -> ApiResult<StatusCode> {
     let scope = keeper(&actor)?;
     let code = scope.region(&req.region_code)?;
-    super::queue::publish(&app.db, &actor.who(), &code, req.tiers).await?;
+    super::queue::publish(
+        &app.db,
+        &actor.who(),
+        &code,
+        req.tiers,
+        req.offer_days,
+        req.refusal_keeps_place,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -284,6 +300,8 @@ pub async fn publish_policy(
 pub struct SummaryQuery {
     /// Region subtree (default: the caller's)
     pub region_code: Option<String>,
+    /// Only these organisations, comma-separated (a page of the list; at most 200)
+    pub org_ids: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -306,16 +324,42 @@ pub async fn bed_summary(
     use sqlx::Row;
     let scope = reader(&actor)?;
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
-    let rows = sqlx::query(
+    // A page of the list asks for its own homes: a province's half a million beds are not read
+    // for twenty rows.
+    let ids: Vec<&str> = q
+        .org_ids
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.len() > 200 {
+        return Err(ApiError::invalid("org_ids", "一次最多查询 200 家机构"));
+    }
+    let only = if ids.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND b.org_id IN ({})",
+            (0..ids.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT b.org_id, COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), COUNT(s.id) \
          FROM bed b JOIN organisation o ON o.id = b.org_id \
          LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
-         WHERE b.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2 GROUP BY b.org_id",
-    )
+         WHERE b.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2{only} GROUP BY b.org_id"
+    )))
     .bind(lo)
-    .bind(hi)
-    .fetch_all(&app.db.pool)
-    .await?;
+    .bind(hi);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(&app.db.pool).await?;
     Ok(Json(
         rows.iter()
             .map(|r| {
@@ -546,4 +590,61 @@ pub async fn claim_step(
     Ok(Json(
         claim::step(&app.db, &regions, &scope, &actor.who(), &id, s).await?,
     ))
+}
+
+// ---- offers of public beds to the queue --------------------------------------------------------
+
+/// Offer a vacant public bed to the first waiting applicant whose needs it meets (by the policy
+/// of the home's region); the bed is held for them for the policy's days.
+#[utoipa::path(post, path = "/api/v1/beds/{id}/offer", tag = "institution", params(("id" = String, Path)),
+    responses((status = 201, body = super::offer::Offer), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn offer_bed(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<super::offer::Offer>)> {
+    let scope = keeper(&actor)?;
+    let regions = app.regions.read().await;
+    let o = super::offer::offer(&app.db, &regions, &scope, &actor.who(), &id).await?;
+    Ok((StatusCode::CREATED, Json(o)))
+}
+
+/// A home's offers: those awaiting an answer first, then the last ones answered (names masked).
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/offers", tag = "institution", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<super::offer::Offer>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn offers(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<super::offer::Offer>>> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::offer::list(&app.db, &regions, &scope, &id).await?,
+    ))
+}
+
+/// The family's answer to an offer: `accept` admits onto the offered bed (201 with the
+/// admission), `refuse` closes it (204) and, by the policy, keeps the place or ends the
+/// application.
+#[utoipa::path(post, path = "/api/v1/offers/{id}/answer", tag = "institution", params(("id" = String, Path)),
+    request_body = super::offer::Answer,
+    responses((status = 201, body = Admitted), (status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn answer_offer(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(a): Json<super::offer::Answer>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let scope = keeper(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(
+        match super::offer::answer(&app.db, &regions, &scope, &actor.who(), &id, a).await? {
+            Some(adm) => (StatusCode::CREATED, Json(adm)).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }

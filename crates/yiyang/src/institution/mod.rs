@@ -12,6 +12,7 @@ pub mod board;
 pub mod claim;
 pub mod demo;
 pub mod http;
+pub mod offer;
 pub mod queue;
 
 use crate::audit::{self, Entry, Who};
@@ -408,7 +409,11 @@ pub fn place(building: &str, floor: &str, room: &str, label: &str) -> String {
 
 /// The organisation, inside the scope: (kind, region, name). Reading an organisation without beds
 /// gives empty lists and zeros, not an error.
-async fn org_in_scope(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<(String, String, String)> {
+pub(crate) async fn org_in_scope(
+    db: &Db,
+    scope: &Scope,
+    org_id: &str,
+) -> ApiResult<(String, String, String)> {
     let r = sqlx::query("SELECT kind, region_code, name FROM organisation WHERE id = $1")
         .bind(org_id)
         .fetch_optional(&db.pool)
@@ -822,11 +827,25 @@ pub async fn admit(
     org_id: &str,
     req: AdmitReq,
 ) -> ApiResult<Admitted> {
+    let (elder_id, _, _) = find_elder(db, keys, people, &req).await?;
+    admit_as(db, scope, who, org_id, req, elder_id, None).await
+}
+
+/// An admission of someone already found: by the form, or by accepting an offer (`offer`), the
+/// only way onto a bed offered to someone in the queue while the offer runs.
+pub(crate) async fn admit_as(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    org_id: &str,
+    req: AdmitReq,
+    elder_id: String,
+    offer: Option<&str>,
+) -> ApiResult<Admitted> {
     let (region, org_name) = residential_org(db, scope, org_id).await?;
     let today = crate::platform::today();
     let on = day("admitted_on", "入住日期", req.admitted_on.as_deref(), today)?;
     let note = text("note", "备注", req.note.as_deref(), 200)?;
-    let (elder_id, _, _) = find_elder(db, keys, people, &req).await?;
     let mut tx = db.begin().await?;
     let b = bed_of(&mut tx, scope, &req.bed_id).await?;
     if b.org_id != org_id {
@@ -834,6 +853,14 @@ pub async fn admit(
     }
     if !b.open {
         return Err(ApiError::conflict(format!("{} 已撤销，不能入住", b.place)));
+    }
+    if let Some((held, until)) = offer::open_on_bed(&mut tx, &req.bed_id, today).await?
+        && offer != Some(held.as_str())
+    {
+        return Err(ApiError::conflict(format!(
+            "{} 已向轮候的老人发出入住邀请（{until} 前有效），请选择其他床位",
+            b.place
+        )));
     }
     if let Some(free) = bed_free_since(&mut tx, &req.bed_id).await?
         && ymd(on) < free
@@ -880,6 +907,9 @@ pub async fn admit(
         .await
         .map_err(|e| occupied_message(e, &b.place))?;
     queue::close_on_admission(&mut tx, &elder_id, &org_name).await?;
+    if let Some(o) = offer {
+        offer::accepted(&mut tx, o, &who.actor_name).await?;
+    }
     recount_admission(&mut tx, &id).await?;
     audit::append(
         &mut tx,
@@ -1027,6 +1057,14 @@ pub async fn transfer(
         return Err(ApiError::conflict(format!("{} 已撤销", b.place)));
     }
     not_before("on", "调床日期", on, &a.stay_from, "本床入住日期")?;
+    if let Some((_, until)) =
+        offer::open_on_bed(&mut tx, &req.bed_id, crate::platform::today()).await?
+    {
+        return Err(ApiError::conflict(format!(
+            "{} 已向轮候的老人发出入住邀请（{until} 前有效），请选择其他床位",
+            b.place
+        )));
+    }
     if let Some(free) = bed_free_since(&mut tx, &req.bed_id).await?
         && ymd(on) < free
     {

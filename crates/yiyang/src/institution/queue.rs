@@ -25,7 +25,13 @@ pub struct PolicyView {
     pub source: String,
     pub tiers: Vec<TierView>,
     pub published_at: Option<String>,
+    /// Days an offered bed waits for the answer (default 5).
+    pub offer_days: i64,
+    /// Whether a refusal (or no answer in time) keeps the applicant's place (default yes).
+    pub refusal_keeps_place: bool,
 }
+
+pub const DEFAULT_OFFER_DAYS: i64 = 5;
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TierView {
@@ -56,7 +62,7 @@ pub async fn policy_for(
     }
     for code in &chain {
         let row =
-            sqlx::query("SELECT tiers, published_at FROM admission_policy WHERE region_code = $1")
+            sqlx::query("SELECT tiers, published_at, offer_days, refusal_keeps_place FROM admission_policy WHERE region_code = $1")
                 .bind(code.as_str())
                 .fetch_optional(&db.pool)
                 .await?;
@@ -80,6 +86,8 @@ pub async fn policy_for(
                         })
                         .collect(),
                     published_at: Some(r.get(1)),
+                    offer_days: r.get::<Option<i64>, _>(2).unwrap_or(DEFAULT_OFFER_DAYS),
+                    refusal_keeps_place: r.get::<Option<i64>, _>(3).unwrap_or(1) != 0,
                 },
             ));
         }
@@ -97,6 +105,8 @@ pub async fn policy_for(
                 })
                 .collect(),
             published_at: None,
+            offer_days: DEFAULT_OFFER_DAYS,
+            refusal_keeps_place: true,
         },
     ))
 }
@@ -107,7 +117,17 @@ pub async fn publish(
     who: &Who,
     region: &RegionCode,
     tiers: Vec<TierView>,
+    offer_days: Option<i64>,
+    refusal_keeps_place: Option<bool>,
 ) -> ApiResult<()> {
+    let offer_days = offer_days.unwrap_or(DEFAULT_OFFER_DAYS);
+    if !(1..=30).contains(&offer_days) {
+        return Err(ApiError::invalid(
+            "offer_days",
+            "入住邀请的有效天数应在 1 到 30 天之间",
+        ));
+    }
+    let keeps = refusal_keeps_place.unwrap_or(true) as i64;
     let src: Vec<TierSource> = tiers
         .into_iter()
         .map(|t| TierSource {
@@ -120,25 +140,29 @@ pub async fn publish(
     let now = crate::platform::now_rfc3339();
     let mut tx = db.begin().await?;
     let n = sqlx::query(
-        "UPDATE admission_policy SET tiers = $1, published_at = $2, published_by = $3, version = version + 1 \
-         WHERE region_code = $4",
+        "UPDATE admission_policy SET tiers = $1, published_at = $2, published_by = $3, version = version + 1, \
+         offer_days = $5, refusal_keeps_place = $6 WHERE region_code = $4",
     )
     .bind(&text)
     .bind(&now)
     .bind(&who.actor_name)
     .bind(region.as_str())
+    .bind(offer_days)
+    .bind(keeps)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         sqlx::query(
-            "INSERT INTO admission_policy (region_code, tiers, published_at, published_by, version) \
-             VALUES ($1, $2, $3, $4, 1)",
+            "INSERT INTO admission_policy (region_code, tiers, published_at, published_by, version, offer_days, refusal_keeps_place) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6)",
         )
         .bind(region.as_str())
         .bind(&text)
         .bind(&now)
         .bind(&who.actor_name)
+        .bind(offer_days)
+        .bind(keeps)
         .execute(&mut *tx)
         .await?;
     }
@@ -150,7 +174,7 @@ pub async fn publish(
             entity: "region",
             entity_id: Some(region.as_str()),
             region_code: Some(region.as_str()),
-            detail: serde_json::json!({"tiers": src.len()}).to_string(),
+            detail: serde_json::json!({"tiers": src.len(), "offer_days": offer_days, "refusal_keeps_place": keeps == 1}).to_string(),
         },
     )
     .await?;
@@ -288,6 +312,8 @@ pub struct QueueRow {
     pub applied_on: String,
     /// The ability level the ranking used (中文), when a valid assessment exists.
     pub ability_level: Option<String>,
+    /// A bed offered to this applicant and awaiting the answer.
+    pub offer: Option<super::offer::OfferBrief>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -298,8 +324,125 @@ pub struct Queue {
     pub items: Vec<QueueRow>,
 }
 
+/// A waiting application with the facts its ranking takes (on the ranking day).
+pub(crate) struct Waiting {
+    pub application_id: String,
+    pub elder_id: String,
+    pub name: String,
+    pub citizen_id_masked: String,
+    pub age: i32,
+    pub applied_on: String,
+    /// A valid assessment's level on the day.
+    pub level: Option<i64>,
+    pub applicant: yiyang_kernel::admission::Applicant,
+}
+
+/// The waiting applications whose region is in `[lo, hi]` (a subtree) or, with `exact`, one of
+/// the codes listed, with the registry's and assessments' facts on `on`.
+pub(crate) async fn waiting(
+    db: &Db,
+    codes: Codes<'_>,
+    on: chrono::NaiveDate,
+) -> ApiResult<Vec<Waiting>> {
+    use yiyang_kernel::admission::Applicant;
+    let on_s = on.to_string();
+    let (cond, binds): (String, Vec<String>) = match codes {
+        Codes::Subtree(lo, hi) => (
+            "a.region_code >= $1 AND a.region_code <= $2".into(),
+            vec![lo.to_string(), hi.to_string()],
+        ),
+        Codes::AnyOf(list) => (
+            format!(
+                "a.region_code IN ({})",
+                (1..=list.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            list.to_vec(),
+        ),
+    };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT a.id, a.elder_id, a.applied_at, e.name, e.citizen_id_masked, e.birth_date, e.economic_status, \
+         e.living_status, e.family_planning_special, e.entitled_veteran_family, ab.level, ab.valid_until \
+         FROM admission_application a JOIN elder e ON e.id = a.elder_id \
+         LEFT JOIN elder_ability ab ON ab.elder_id = a.elder_id \
+         WHERE a.state = 'waiting' AND {cond} ORDER BY a.id LIMIT 5000"
+    )));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(&db.pool).await?;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id: String = r.get(0);
+            let birth =
+                chrono::NaiveDate::parse_from_str(&r.get::<String, _>(5), "%Y-%m-%d").unwrap_or(on);
+            let valid: Option<String> = r.get(11);
+            let level: Option<i64> = r
+                .get::<Option<i64>, _>(10)
+                .filter(|_| valid.as_deref().is_some_and(|v| v >= on_s.as_str()));
+            let applied: String = r.get(2);
+            Waiting {
+                applicant: Applicant {
+                    reference: id.clone(),
+                    birth_date: birth,
+                    economic_status: r.get(6),
+                    ability_level: level,
+                    living_status: r.get(7),
+                    family_planning_special: r.get(8),
+                    entitled_veteran_family: r.get::<Option<i64>, _>(9).unwrap_or(0) != 0,
+                    applied_at: chrono::NaiveDate::parse_from_str(
+                        applied.get(..10).unwrap_or(""),
+                        "%Y-%m-%d",
+                    )
+                    .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                    .unwrap_or_default(),
+                    seq: i as i64,
+                },
+                application_id: id,
+                elder_id: r.get(1),
+                name: r.get(3),
+                citizen_id_masked: r.get(4),
+                age: yiyang_kernel::citizen_id::age_on(birth, on),
+                applied_on: applied.get(..10).unwrap_or("").to_string(),
+                level,
+            }
+        })
+        .collect())
+}
+
+/// Which applications: a region's subtree, or those made for any of some regions.
+pub(crate) enum Codes<'a> {
+    Subtree(&'a str, &'a str),
+    AnyOf(&'a [String]),
+}
+
+/// The waiting applications in queue order by `policy`, each with its place.
+pub(crate) fn ranked(
+    policy: &yiyang_kernel::admission::QueuePolicy,
+    list: Vec<Waiting>,
+    on: chrono::NaiveDate,
+) -> Vec<(yiyang_kernel::admission::Placed, Waiting)> {
+    let applicants: Vec<_> = list.iter().map(|w| w.applicant.clone()).collect();
+    let mut by_ref: std::collections::HashMap<String, Waiting> = list
+        .into_iter()
+        .map(|w| (w.application_id.clone(), w))
+        .collect();
+    yiyang_kernel::admission::rank(policy, &applicants, on)
+        .into_iter()
+        .filter_map(|p| {
+            let w = by_ref.remove(&p.reference)?;
+            Some((p, w))
+        })
+        .collect()
+}
+
 /// The waiting applications of a region's subtree in queue order by the region's policy, the
-/// facts taken from the registry and assessments on `on`; one audit row per request.
+/// facts taken from the registry and assessments on `on`, with any offer running; one audit
+/// row per request.
 pub async fn queue(
     db: &Db,
     regions: &crate::region::RegionIndex,
@@ -308,79 +451,33 @@ pub async fn queue(
     region: &RegionCode,
     on: chrono::NaiveDate,
 ) -> ApiResult<Queue> {
-    use yiyang_kernel::admission::{Applicant, rank};
     if !scope.covers(region) {
         return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
     }
+    super::offer::expire_due(db, regions, on).await?;
     let (policy, view) = policy_for(db, regions, region).await?;
     let (lo, hi) = region.subtree_range();
     let on_s = on.to_string();
-    let rows = sqlx::query(
-        "SELECT a.id, a.elder_id, a.applied_at, e.name, e.citizen_id_masked, e.birth_date, e.economic_status, \
-         e.living_status, e.family_planning_special, e.entitled_veteran_family, ab.level, ab.valid_until \
-         FROM admission_application a JOIN elder e ON e.id = a.elder_id \
-         LEFT JOIN elder_ability ab ON ab.elder_id = a.elder_id \
-         WHERE a.state = 'waiting' AND a.region_code >= $1 AND a.region_code <= $2 ORDER BY a.id LIMIT 5000",
-    )
-    .bind(lo)
-    .bind(hi)
-    .fetch_all(&db.pool)
-    .await?;
-    let mut applicants = Vec::with_capacity(rows.len());
-    let mut by_ref = std::collections::HashMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        let id: String = r.get(0);
-        let birth =
-            chrono::NaiveDate::parse_from_str(&r.get::<String, _>(5), "%Y-%m-%d").unwrap_or(on);
-        let valid: Option<String> = r.get(11);
-        let level: Option<i64> = r
-            .get::<Option<i64>, _>(10)
-            .filter(|_| valid.as_deref().is_some_and(|v| v >= on_s.as_str()));
-        let applied: String = r.get(2);
-        applicants.push(Applicant {
-            reference: id.clone(),
-            birth_date: birth,
-            economic_status: r.get(6),
-            ability_level: level,
-            living_status: r.get(7),
-            family_planning_special: r.get(8),
-            entitled_veteran_family: r.get::<Option<i64>, _>(9).unwrap_or(0) != 0,
-            applied_at: chrono::NaiveDate::parse_from_str(&applied, "%Y-%m-%d")
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                .unwrap_or_default(),
-            seq: i as i64,
-        });
-        by_ref.insert(
-            id,
-            (
-                r.get::<String, _>(1),
-                r.get::<String, _>(3),
-                r.get::<String, _>(4),
-                yiyang_kernel::citizen_id::age_on(birth, on),
-                applied,
-                level,
-            ),
-        );
-    }
-    let items: Vec<QueueRow> = rank(&policy, &applicants, on)
+    let list = waiting(db, Codes::Subtree(&lo, &hi), on).await?;
+    let offers = super::offer::open_by_application(db).await?;
+    let items: Vec<QueueRow> = ranked(&policy, list, on)
         .into_iter()
-        .filter_map(|p| {
-            let (elder_id, name, cid, age, applied, level) = by_ref.remove(&p.reference)?;
-            Some(QueueRow {
-                application_id: p.reference,
-                elder_id,
-                position: p.position,
-                tier: p.tier,
-                tier_label: p.tier_label,
-                reasons: p.reasons,
-                name_masked: yiyang_kernel::mask::name(&name),
-                citizen_id_masked: cid,
-                age,
-                applied_on: applied,
-                ability_level: level
-                    .and_then(|l| yiyang_kernel::assessment::LEVEL_NAMES.get(l as usize))
-                    .map(|s| s.to_string()),
-            })
+        .map(|(p, w)| QueueRow {
+            offer: offers.get(&w.application_id).cloned(),
+            application_id: p.reference,
+            elder_id: w.elder_id,
+            position: p.position,
+            tier: p.tier,
+            tier_label: p.tier_label,
+            reasons: p.reasons,
+            name_masked: yiyang_kernel::mask::name(&w.name),
+            citizen_id_masked: w.citizen_id_masked,
+            age: w.age,
+            applied_on: w.applied_on,
+            ability_level: w
+                .level
+                .and_then(|l| yiyang_kernel::assessment::LEVEL_NAMES.get(l as usize))
+                .map(|s| s.to_string()),
         })
         .collect();
     let mut tx = db.begin().await?;

@@ -226,6 +226,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "bed_subsidy_claims",
         stmts: crate::institution::claim::MIGRATION,
     },
+    Migration {
+        version: 39,
+        name: "admission_offers",
+        stmts: crate::institution::offer::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

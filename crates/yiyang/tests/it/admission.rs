@@ -116,6 +116,8 @@ async fn db_admission_rank_orders_applicants_by_the_published_policy_or_the_defa
             label: "九十岁以上".into(),
             rule: "年龄 >= 90".into(),
         }],
+        None,
+        None,
     )
     .await
     .unwrap();
@@ -322,4 +324,278 @@ async fn db_applications_wait_in_policy_order_and_an_admission_closes_one() {
     assert_eq!(n("admission.apply").await, 4);
     assert_eq!(n("admission.withdraw").await, 1);
     assert_eq!(n("admission.queue.view").await, 3);
+}
+
+/// Offers of public beds follow the queue: a plain bed goes past someone who cannot look after
+/// themselves to the next in line, a nursing bed to the first; an offered bed is held (neither
+/// a second offer nor another admission takes it); the family sees the place and the offer on
+/// the public lookup with ID and name (one answer for anything else); a refusal keeps the place
+/// by default; acceptance admits onto the bed; under a policy that does not keep places, an offer
+/// left unanswered past its days ends the application. Every step audited.
+#[tokio::test]
+async fn db_offers_follow_the_queue_hold_the_bed_and_the_policy_decides_a_refusal() {
+    use axum::http::StatusCode;
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("assessor", &["assessor"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let today = yiyang::platform::today();
+    let person = |year: i32, seq: u32, name: &'static str, extra: Value| {
+        let call = &call;
+        async move {
+            let cid = yiyang_kernel::citizen_id::compose(
+                "320682",
+                chrono::NaiveDate::from_ymd_opt(year, 6, 1).unwrap(),
+                seq,
+            );
+            let mut body =
+                json!({"citizen_id": cid, "name": name, "residence_region": "320682104205"});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (s, v, _) = call("POST", "/api/v1/elders".into(), Some(body)).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            (v["id"].as_str().unwrap().to_string(), cid)
+        }
+    };
+    let (a, _) = person(
+        1950,
+        11,
+        "特困甲",
+        json!({"economic_status": "extreme_poverty"}),
+    )
+    .await;
+    let (b, b_cid) = person(
+        1940,
+        13,
+        "低保乙",
+        json!({"economic_status": "minimum_living"}),
+    )
+    .await;
+    let (cc, _) = person(1952, 15, "普通丙", json!({})).await;
+    // 特困甲 cannot look after themselves (中度失能): only a nursing bed will do.
+    let asr = t.login("assessor").await;
+    let mut input = json!({"items": crate::assessment::with_total(70)});
+    input["dementia_confirmed"] = json!(true);
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/elders/{a}/assessments"),
+            Some(&asr),
+            Some(json!({"reason": "first", "assessed_on": today.to_string(), "assessors": ["张评估", "李评估"],
+                "informant": "本人", "input": input})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (id, day) in [(&a, "2026-03-10"), (&b, "2026-03-01"), (&cc, "2026-03-02")] {
+        let (s, v, _) = call(
+            "POST",
+            "/api/v1/admission-applications".into(),
+            Some(json!({"elder_id": id, "applied_on": day})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let home = |kind: &'static str, own: &'static str, name: &'static str| {
+        let call = &call;
+        async move {
+            let (s, v, _) = call(
+                "POST",
+                "/api/v1/orgs".into(),
+                Some(json!({"kind": kind, "name": name, "ownership": own, "region_code": "320682104000"})),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let org = home("township_home", "public", "丁堰镇敬老院").await;
+    let private = home("institution", "private", "康乐护理院").await;
+    let bed = |org: String, room: &'static str, nursing: bool| {
+        let call = &call;
+        async move {
+            let (s, v, _) = call(
+                "POST",
+                format!("/api/v1/orgs/{org}/beds"),
+                Some(json!({"room": room, "labels": ["1"], "nursing": nursing, "opened_on": "2025-01-01"})),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["ids"][0].as_str().unwrap().to_string()
+        }
+    };
+    let plain = bed(org.clone(), "101", false).await;
+    let nursing = bed(org.clone(), "201", true).await;
+    let elsewhere = bed(private.clone(), "301", true).await;
+
+    // The plain bed: 特困甲 (first) needs nursing care, so 低保乙 (second) is offered it.
+    let (s, o1, _) = call("POST", format!("/api/v1/beds/{plain}/offer"), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{o1}");
+    assert_eq!(o1["position"], 2, "{o1}");
+    assert_eq!(o1["name_masked"], yiyang_kernel::mask::name("低保乙"));
+    let reasons = o1["reasons"].to_string();
+    assert!(reasons.contains("排在前面的 1 人"), "{o1}");
+    assert_eq!(
+        o1["expires_on"],
+        (today + chrono::Duration::days(4)).to_string(),
+        "five days to answer by default, today included"
+    );
+    // Held: no second offer, no other admission onto it.
+    let (s, v, _) = call("POST", format!("/api/v1/beds/{plain}/offer"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{org}/admissions"),
+        Some(json!({"elder_id": cc, "bed_id": plain})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("入住邀请"), "{v}");
+    // The nursing bed goes to the first in line; a private home's bed is not offered.
+    let (s, o2, _) = call("POST", format!("/api/v1/beds/{nursing}/offer"), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{o2}");
+    assert_eq!(o2["position"], 1, "{o2}");
+    let (s, v, _) = call("POST", format!("/api/v1/beds/{elsewhere}/offer"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (_, q, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
+    let offered: Vec<bool> = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| !r["offer"].is_null())
+        .collect();
+    assert_eq!(offered, [true, true, false], "{q}");
+
+    // The family's lookup: ID and name together; anything else gets one answer.
+    let lookup = |cid: String, name: &'static str| {
+        let t = &t;
+        async move {
+            t.call(
+                "POST",
+                "/api/v1/public/queue-place",
+                None,
+                Some(json!({"citizen_id": cid, "name": name})),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = lookup(b_cid.clone(), "低保乙").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["position"].as_u64(), v["waiting"].as_u64()),
+        (Some(2), Some(3)),
+        "{v}"
+    );
+    assert_eq!(v["offer"]["org_name"], "丁堰镇敬老院", "{v}");
+    assert!(!v.to_string().contains("特困甲"), "no one else in it: {v}");
+    let (s1, v1, _) = lookup(b_cid.clone(), "低保丙").await;
+    let unknown = yiyang_kernel::citizen_id::compose(
+        "320682",
+        chrono::NaiveDate::from_ymd_opt(1944, 2, 2).unwrap(),
+        99,
+    );
+    let (s2, v2, _) = lookup(unknown, "张三").await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(v1["detail"], v2["detail"]);
+
+    // 低保乙 declines: the place is kept (default), the bed is free to offer again.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/offers/{}/answer", o1["id"].as_str().unwrap()),
+        Some(json!({"action": "refuse", "note": "家属想再等等城区的床位"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    // 特困甲 accepts: admitted onto the nursing bed, out of the queue.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/offers/{}/answer", o2["id"].as_str().unwrap()),
+        Some(json!({"action": "accept"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["elder_id"], a.as_str());
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/offers/{}/answer", o2["id"].as_str().unwrap()),
+        Some(json!({"action": "refuse"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "an answered offer: {v}");
+    let (_, q, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
+    let ids: Vec<&str> = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["elder_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.as_str(), cc.as_str()], "{q}");
+    let (_, list, _) = call("GET", format!("/api/v1/orgs/{org}/offers"), None).await;
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 2, "{list}");
+    assert!(
+        states.contains(&"accepted") && states.contains(&"refused"),
+        "{list}"
+    );
+
+    // A county that does not keep places: an offer left unanswered past its days ends the
+    // application.
+    let (_, p, _) = call("GET", "/api/v1/admission-policy".into(), None).await;
+    let (s, v, _) = call(
+        "PUT",
+        "/api/v1/admission-policy".into(),
+        Some(json!({"region_code": "320682000000", "tiers": p["tiers"], "offer_days": 2, "refusal_keeps_place": false})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, o3, _) = call("POST", format!("/api/v1/beds/{plain}/offer"), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{o3}");
+    assert_eq!(
+        o3["application_id"], o1["application_id"],
+        "低保乙 again, first now"
+    );
+    assert_eq!(
+        o3["expires_on"],
+        (today + chrono::Duration::days(1)).to_string()
+    );
+    // Two days on (the offer's last day moved back rather than the clock forward).
+    sqlx::query("UPDATE admission_offer SET expires_on = $1 WHERE id = $2")
+        .bind((today - chrono::Duration::days(1)).to_string())
+        .bind(o3["id"].as_str().unwrap())
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    let (_, q, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
+    let ids: Vec<&str> = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["elder_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [cc.as_str()], "{q}");
+    for action in [
+        "admission.offer",
+        "admission.offer.refuse",
+        "admission.offer.expire",
+        "admission.queue.public_lookup",
+    ] {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .map(|r| sqlx::Row::get(&r, 0))
+            .unwrap();
+        assert!(n >= 1, "no audit row for {action}");
+    }
 }
