@@ -28,6 +28,9 @@ fn open_on(from: Option<NaiveDate>, until: Option<NaiveDate>, d: NaiveDate) -> b
     from.is_some_and(|f| f <= d) && until.is_none_or(|u| u > d)
 }
 
+// Each count starts from the homes (CROSS JOIN keeps SQLite to that order; a town's refresh
+// reads its own homes' beds, not the province's).
+
 /// Homes for the extremely poor (特困人员供养服务机构).
 const POVERTY_KINDS: &str = "'township_home', 'regional_center'";
 
@@ -86,8 +89,8 @@ pub(crate) async fn add(
         idx(m::ALL_BEDS),
     );
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT b.org_id, b.nursing, b.opened_on, b.retired_on, COUNT(*) FROM bed b JOIN organisation o ON o.id = b.org_id \
-         WHERE {homes} GROUP BY b.org_id, b.nursing, b.opened_on, b.retired_on"
+        "SELECT b.org_id, b.nursing, b.opened_on, b.retired_on, COUNT(*) FROM organisation o CROSS JOIN bed b \
+         WHERE b.org_id = o.id AND {homes} GROUP BY b.org_id, b.nursing, b.opened_on, b.retired_on"
     )))
     .fetch_all(&db.pool)
     .await?
@@ -122,8 +125,8 @@ pub(crate) async fn add(
     // Beds with someone in them.
     let occupied = idx(m::OCCUPIED_BEDS);
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT b.org_id, s.from_on, s.until_on, COUNT(*) FROM bed_stay s JOIN bed b ON b.id = s.bed_id \
-         JOIN organisation o ON o.id = b.org_id WHERE {homes} GROUP BY b.org_id, s.from_on, s.until_on"
+        "SELECT b.org_id, s.from_on, s.until_on, COUNT(*) FROM organisation o CROSS JOIN bed b \
+         CROSS JOIN bed_stay s WHERE b.org_id = o.id AND s.bed_id = b.id AND {homes} GROUP BY b.org_id, s.from_on, s.until_on"
     )))
     .fetch_all(&db.pool)
     .await?
@@ -148,8 +151,8 @@ pub(crate) async fn add(
     );
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT s.org_id, s.role, CASE WHEN s.certificate_no IS NULL OR s.certificate_no = '' THEN 0 ELSE 1 END, \
-         s.hired_on, s.left_on, COUNT(*) FROM staff s JOIN organisation o ON o.id = s.org_id \
-         WHERE {homes} AND s.role IN ('social_worker', 'caregiver') GROUP BY 1, 2, 3, 4, 5"
+         s.hired_on, s.left_on, COUNT(*) FROM organisation o CROSS JOIN staff s \
+         WHERE s.org_id = o.id AND {homes} AND s.role IN ('social_worker', 'caregiver') GROUP BY 1, 2, 3, 4, 5"
     )))
     .fetch_all(&db.pool)
     .await?

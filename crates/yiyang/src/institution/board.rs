@@ -70,9 +70,9 @@ pub async fn board(
         "SELECT o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max, \
          COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), CAST(SUM(CASE WHEN s.id IS NULL THEN 1 ELSE 0 END) AS BIGINT), \
          CAST(SUM(CASE WHEN s.id IS NULL THEN b.nursing ELSE 0 END) AS BIGINT) \
-         FROM organisation o JOIN bed b ON b.org_id = o.id AND b.status = 'open' \
+         FROM organisation o CROSS JOIN bed b \
          LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
-         WHERE o.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2 \
+         WHERE b.org_id = o.id AND b.status = 'open' AND o.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2 \
          GROUP BY o.id, o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max \
          ORDER BY o.region_code, o.name",
     )

@@ -330,12 +330,14 @@ pub async fn compute(
         .map(|(id, o)| (id.as_str(), o.as_str()))
         .collect();
 
-    // Where each resident slept last in the month.
+    // Every read starts from the region's homes (CROSS JOIN keeps SQLite to that order; without
+    // statistics it walked all beds of a province for one county). Where each resident slept
+    // last in the month:
     let mut places: HashMap<String, (String, String)> = HashMap::new();
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.admission_id, s.from_on, b.building, b.floor, b.room, b.label FROM bed_stay s \
-         JOIN bed b ON b.id = s.bed_id JOIN organisation o ON o.id = b.org_id \
-         WHERE {in_region} AND s.from_on < $3 AND (s.until_on IS NULL OR s.until_on > $4)"
+        "SELECT s.admission_id, s.from_on, b.building, b.floor, b.room, b.label FROM organisation o \
+         CROSS JOIN bed b CROSS JOIN bed_stay s \
+         WHERE b.org_id = o.id AND s.bed_id = b.id AND {in_region} AND s.from_on < $3 AND (s.until_on IS NULL OR s.until_on > $4)"
     )))
     .bind(&lo)
     .bind(&hi)
@@ -361,9 +363,9 @@ pub async fn compute(
     let t_places = started.elapsed();
     let mut leaves: HashMap<String, Vec<(NaiveDate, Option<NaiveDate>)>> = HashMap::new();
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT l.admission_id, l.from_on, l.until_on FROM admission_leave l \
-         JOIN admission a ON a.id = l.admission_id JOIN organisation o ON o.id = a.org_id \
-         WHERE {in_region} AND l.from_on < $3 AND (l.until_on IS NULL OR l.until_on > $4)"
+        "SELECT l.admission_id, l.from_on, l.until_on FROM organisation o \
+         CROSS JOIN admission a CROSS JOIN admission_leave l \
+         WHERE a.org_id = o.id AND l.admission_id = a.id AND {in_region} AND l.from_on < $3 AND (l.until_on IS NULL OR l.until_on > $4)"
     )))
     .bind(&lo)
     .bind(&hi)
@@ -384,9 +386,9 @@ pub async fn compute(
     let last_s = super::ymd(end - chrono::Duration::days(1));
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT a.id, a.org_id, a.elder_id, a.admitted_on, a.discharged_on, e.death_date, ab.level, ab.valid_until \
-         FROM admission a JOIN organisation o ON o.id = a.org_id JOIN elder e ON e.id = a.elder_id \
+         FROM organisation o CROSS JOIN admission a JOIN elder e ON e.id = a.elder_id \
          LEFT JOIN elder_ability ab ON ab.elder_id = a.elder_id \
-         WHERE {in_region} AND a.admitted_on < $3 AND (a.discharged_on IS NULL OR a.discharged_on > $4)"
+         WHERE a.org_id = o.id AND {in_region} AND a.admitted_on < $3 AND (a.discharged_on IS NULL OR a.discharged_on > $4)"
     )))
     .bind(&lo)
     .bind(&hi)
@@ -439,8 +441,8 @@ pub async fn compute(
     let t_stays = started.elapsed();
     // New beds accepted in the month, unless an earlier month's claim already paid for them.
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT b.id, b.org_id, b.building, b.floor, b.room, b.label FROM bed b JOIN organisation o ON o.id = b.org_id \
-         WHERE {in_region} AND b.accepted_on >= $3 AND b.accepted_on < $4 AND NOT EXISTS (SELECT 1 FROM bed_claim_line l \
+        "SELECT b.id, b.org_id, b.building, b.floor, b.room, b.label FROM organisation o CROSS JOIN bed b \
+         WHERE b.org_id = o.id AND {in_region} AND b.accepted_on >= $3 AND b.accepted_on < $4 AND NOT EXISTS (SELECT 1 FROM bed_claim_line l \
          JOIN bed_claim c ON c.id = l.claim_id WHERE l.ref_id = b.id AND l.kind = 'construction' AND c.month <> $5)"
     )))
     .bind(&lo)

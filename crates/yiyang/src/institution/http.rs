@@ -325,7 +325,8 @@ pub async fn bed_summary(
     let scope = reader(&actor)?;
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     // A page of the list asks for its own homes: a province's half a million beds are not read
-    // for twenty rows.
+    // for twenty rows. CROSS JOIN: SQLite then starts from the region's homes (left to itself,
+    // without statistics, it walked every open bed by the place index: 0.5 s for a county).
     let ids: Vec<&str> = q
         .org_ids
         .as_deref()
@@ -350,9 +351,9 @@ pub async fn bed_summary(
     };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT b.org_id, COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), COUNT(s.id) \
-         FROM bed b JOIN organisation o ON o.id = b.org_id \
+         FROM organisation o CROSS JOIN bed b \
          LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
-         WHERE b.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2{only} GROUP BY b.org_id"
+         WHERE b.org_id = o.id AND b.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2{only} GROUP BY b.org_id"
     )))
     .bind(lo)
     .bind(hi);

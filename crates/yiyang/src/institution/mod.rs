@@ -906,10 +906,10 @@ pub(crate) async fn admit_as(
     open_stay(&mut tx, &id, &req.bed_id, on, &now)
         .await
         .map_err(|e| occupied_message(e, &b.place))?;
-    queue::close_on_admission(&mut tx, &elder_id, &org_name).await?;
     if let Some(o) = offer {
         offer::accepted(&mut tx, o, &who.actor_name).await?;
     }
+    queue::close_on_admission(&mut tx, &elder_id, &org_name).await?;
     recount_admission(&mut tx, &id).await?;
     audit::append(
         &mut tx,

@@ -454,7 +454,7 @@ pub async fn queue(
     if !scope.covers(region) {
         return Err(ApiError::forbidden("所选区划不在您的管辖范围内"));
     }
-    super::offer::expire_due(db, regions, on).await?;
+    super::offer::expire_due(db, regions, crate::platform::today()).await?;
     let (policy, view) = policy_for(db, regions, region).await?;
     let (lo, hi) = region.subtree_range();
     let on_s = on.to_string();
@@ -533,6 +533,14 @@ pub async fn withdraw(
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "UPDATE admission_offer SET state = 'expired', closed_at = $1, note = '申请已撤回，邀请作废' \
+         WHERE application_id = $2 AND state = 'open'",
+    )
+    .bind(crate::platform::now_rfc3339())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     audit::append(
         &mut tx,
         who,
@@ -570,6 +578,16 @@ pub async fn close_on_admission(
     )
     .bind(crate::platform::now_rfc3339())
     .bind(format!("已入住{org_name}"))
+    .bind(elder_id)
+    .execute(&mut **tx)
+    .await?;
+    // A bed offered elsewhere is let go.
+    sqlx::query(
+        "UPDATE admission_offer SET state = 'expired', closed_at = $1, note = $2 WHERE state = 'open' \
+         AND application_id IN (SELECT id FROM admission_application WHERE elder_id = $3)",
+    )
+    .bind(crate::platform::now_rfc3339())
+    .bind(format!("已入住{org_name}，邀请作废"))
     .bind(elder_id)
     .execute(&mut **tx)
     .await?;

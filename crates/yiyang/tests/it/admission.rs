@@ -584,6 +584,32 @@ async fn db_offers_follow_the_queue_hold_the_bed_and_the_policy_decides_a_refusa
         .map(|r| r["elder_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [cc.as_str()], "{q}");
+    // 普通丙 is offered the bed, then withdraws: the offer goes with the application and the
+    // bed is free again (nobody left to offer it to).
+    let (s, o4, _) = call("POST", format!("/api/v1/beds/{plain}/offer"), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{o4}");
+    let (s, v, _) = call(
+        "POST",
+        format!(
+            "/api/v1/admission-applications/{}/withdraw",
+            o4["application_id"].as_str().unwrap()
+        ),
+        Some(json!({"reason": "家属接回家照顾"})),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let (_, list, _) = call("GET", format!("/api/v1/orgs/{org}/offers"), None).await;
+    assert!(
+        !list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["state"] == "open"),
+        "{list}"
+    );
+    let (s, v, _) = call("POST", format!("/api/v1/beds/{plain}/offer"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("没有"), "{v}");
     for action in [
         "admission.offer",
         "admission.offer.refuse",
