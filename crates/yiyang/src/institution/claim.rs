@@ -653,8 +653,13 @@ pub struct ClaimQuery {
     pub org_id: Option<String>,
 }
 
+/// The claim's columns; makers and reviewers by their accounts' display names.
 const CLAIM_COLS: &str = "c.id, c.org_id, o.name, o.ownership, o.region_code, c.month, c.state, c.lines, c.excluded, \
-    c.paid_days, c.total_fen, c.created_by, c.created_by_id, c.created_at, c.reviewed_by, c.reviewed_at, c.paid_at, c.paid_note";
+    c.paid_days, c.total_fen, \
+    COALESCE((SELECT NULLIF(u.display_name, '') FROM app_user u WHERE u.username = c.created_by), c.created_by), \
+    c.created_by_id, c.created_at, \
+    COALESCE((SELECT NULLIF(u.display_name, '') FROM app_user u WHERE u.username = c.reviewed_by), c.reviewed_by), \
+    c.reviewed_at, c.paid_at, c.paid_note";
 
 fn claim_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> ClaimRow {
     let region: String = r.get(4);
@@ -876,7 +881,14 @@ pub async fn step(
     if s.action == "review" {
         let same = match (&claim.created_by_id, &who.actor_id) {
             (Some(m), Some(w)) => m == w,
-            _ => claim.created_by == who.actor_name,
+            _ => {
+                let maker: String = sqlx::query("SELECT created_by FROM bed_claim WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&db.pool)
+                    .await?
+                    .get(0);
+                maker == who.actor_name
+            }
         };
         if same {
             return Err(ApiError::conflict(
