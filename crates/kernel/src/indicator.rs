@@ -37,8 +37,12 @@ pub mod measure {
     /// Beds of the homes for the extremely poor (敬老院, 区域性养老服务中心).
     pub const POVERTY_BEDS: &str = "poverty_beds";
     pub const POVERTY_NURSING_BEDS: &str = "poverty_nursing_beds";
-    /// Every bed counted for beds per 1,000 elders (institution beds; family care beds to come).
+    /// Every bed counted for beds per 1,000 elders: the homes' and the family care beds.
     pub const ALL_BEDS: &str = "all_beds";
+    /// Family care beds (家庭养老床位) in use on the day, at the elder's home.
+    pub const FAMILY_CARE_BEDS_OPEN: &str = "family_care_beds_open";
+    /// Family care beds set up within the period (the year, or the month).
+    pub const FAMILY_CARE_BEDS_NEW: &str = "family_care_beds";
     /// Beds with a resident on the day.
     pub const OCCUPIED_BEDS: &str = "occupied_beds";
     pub const SOCIAL_WORKERS: &str = "social_workers";
@@ -68,6 +72,8 @@ pub mod measure {
         POVERTY_BEDS,
         POVERTY_NURSING_BEDS,
         ALL_BEDS,
+        FAMILY_CARE_BEDS_OPEN,
+        FAMILY_CARE_BEDS_NEW,
         OCCUPIED_BEDS,
         SOCIAL_WORKERS,
         CAREGIVERS,
@@ -394,7 +400,7 @@ pub static DEFS: &[Def] = &[
             n: 1000,
         },
         S::Records,
-        "（机构床位 + 家庭养老照护床位 + 社区床位）× 1000 / 60周岁以上在册老年人；目前计入机构床位",
+        "（机构床位 + 家庭养老照护床位 + 社区床位）× 1000 / 60周岁以上在册老年人；目前计入机构床位和家庭养老床位",
     ),
     def(
         "social_beds_share",
@@ -601,7 +607,7 @@ pub static DEFS: &[Def] = &[
         F::Count {
             measure: "family_care_beds",
         },
-        S::Pending("养老机构与床位"),
+        S::Records,
         "期内新设的家庭养老照护床位",
     )),
     def(

@@ -182,6 +182,7 @@ impl AppState {
         crate::institution::http::claim, crate::institution::http::claim_step,
         crate::institution::http::offer_bed, crate::institution::http::offers, crate::institution::http::answer_offer,
         crate::institution::board::queue_place,
+        crate::institution::http::family_beds, crate::institution::http::add_family_bed, crate::institution::http::end_family_bed,
     ),
     tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"))
 )]

@@ -38,9 +38,19 @@ const POVERTY_KINDS: &str = "'township_home', 'regional_center'";
 pub(crate) async fn add(
     db: &Db,
     which: &Which<'_>,
-    days: &[NaiveDate],
+    periods: &[yiyang_kernel::indicator::Period],
+    today: NaiveDate,
     out: &mut HashMap<String, Vec<Counts>>,
 ) -> ApiResult<()> {
+    let days: Vec<NaiveDate> = periods
+        .iter()
+        .map(|p| p.snapshot_day(today).expect("begun"))
+        .collect();
+    let starts: Vec<NaiveDate> = periods
+        .iter()
+        .map(|p| NaiveDate::from_ymd_opt(p.year, p.month.unwrap_or(1), 1).expect("a valid period"))
+        .collect();
+    let days = &days[..];
     let kinds = crate::institution::RESIDENTIAL_KINDS
         .iter()
         .map(|k| format!("'{k}'"))
@@ -175,6 +185,30 @@ pub(crate) async fn add(
                 if certified {
                     bump(leaf, k, cert, n);
                 }
+            }
+        }
+    }
+
+    // Family care beds, at the elder's home: in use on the day, and set up within the period.
+    let (fam, fam_new) = (idx(m::FAMILY_CARE_BEDS_OPEN), idx(m::FAMILY_CARE_BEDS_NEW));
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT e.residence_region, f.start_on, f.end_on, COUNT(*) FROM family_bed f JOIN elder e ON e.id = f.elder_id \
+         WHERE 1 = 1{} GROUP BY e.residence_region, f.start_on, f.end_on",
+        which.filter("e.residence_region")
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let leaf: String = r.get(0);
+        let (from, until) = (date(r.get(1)), date(r.get(2)));
+        let n: i64 = r.get(3);
+        for (k, &d) in days.iter().enumerate() {
+            if open_on(from, until, d) {
+                bump(&leaf, k, fam, n);
+                bump(&leaf, k, all_beds, n);
+            }
+            if from.is_some_and(|f| f >= starts[k] && f <= d) {
+                bump(&leaf, k, fam_new, n);
             }
         }
     }

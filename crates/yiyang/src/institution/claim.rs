@@ -299,7 +299,7 @@ pub async fn compute(
         })
         .map(|own| format!("'{own}'"))
         .collect();
-    if paid.is_empty() {
+    if paid.is_empty() && policy.family_bed_monthly == 0 {
         return Ok(Computed {
             month,
             claims: 0,
@@ -310,13 +310,21 @@ pub async fn compute(
             ms: started.elapsed().as_millis() as u64,
         });
     }
+    // No paid ownership: a condition nothing meets, so only family beds are read.
     let in_region = format!(
         "o.region_code >= $1 AND o.region_code <= $2 AND o.kind IN ({kinds}) AND o.ownership IN ({})",
-        paid.join(", ")
+        if paid.is_empty() {
+            "''".to_string()
+        } else {
+            paid.join(", ")
+        }
     );
+    let family_paid = policy.family_bed_monthly > 0;
 
     let orgs: Vec<(String, String)> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT o.id, o.ownership FROM organisation o WHERE {in_region} ORDER BY o.id"
+        "SELECT o.id, o.ownership FROM organisation o WHERE ({in_region}) OR (o.region_code >= $1 AND o.region_code <= $2 \
+         AND {family_paid} AND EXISTS (SELECT 1 FROM family_bed f WHERE f.org_id = o.id)) ORDER BY o.id",
+        family_paid = if family_paid { "1 = 1" } else { "1 = 0" }
     )))
     .bind(&lo)
     .bind(&hi)
@@ -469,6 +477,46 @@ pub async fn compute(
         });
     }
 
+    // Family care beds of the month, at the elder's home, whatever the provider's ownership.
+    if family_paid {
+        for r in sqlx::query(
+            "SELECT f.id, f.org_id, f.elder_id, f.start_on, f.end_on, e.death_date, e.residence_region \
+             FROM organisation o CROSS JOIN family_bed f JOIN elder e ON e.id = f.elder_id \
+             WHERE f.org_id = o.id AND o.region_code >= $1 AND o.region_code <= $2 \
+             AND f.start_on < $3 AND (f.end_on IS NULL OR f.end_on > $4)",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .bind(&end_s)
+        .bind(&first_s)
+        .fetch_all(&db.pool)
+        .await?
+        {
+            let Some(start) = date(&r.get::<String, _>(3)) else {
+                continue;
+            };
+            let stay = Stay {
+                admitted_on: start,
+                discharged_on: r.get::<Option<String>, _>(4).as_deref().and_then(date),
+                death_date: r.get::<Option<String>, _>(5).as_deref().and_then(date),
+                leaves: vec![],
+            };
+            let m = rule::bed_month(&stay, first, end, month_days, policy.family_bed_monthly, policy.max_leave_days);
+            let home: String = r.get(6);
+            by_org.entry(r.get(1)).or_default().push(Line {
+                kind: "family",
+                ref_id: r.get(0),
+                elder_id: Some(r.get(2)),
+                place: format!("家中（{}）", regions.path_name(&home)),
+                level: None,
+                days: m.days,
+                paid_days: m.paid_days,
+                amount: m.amount,
+                excluded: !m.reasons.is_empty(),
+                reasons: m.reasons.join("；"),
+            });
+        }
+    }
     let t_read = started.elapsed();
     let now = crate::platform::now_rfc3339();
     let (mut claims, mut kept, mut lines_n, mut excluded_n, mut total) =

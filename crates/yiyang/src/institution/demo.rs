@@ -558,6 +558,60 @@ async fn seed_facilities(
         applications,
     )
     .await?;
+    // Family care beds: assessed elders at home under contract with the providers and private
+    // homes, about 120 at full scale, set up after their assessment.
+    let providers: Vec<String> = sqlx::query(
+        "SELECT id FROM organisation WHERE kind = 'provider' OR (kind = 'institution' AND ownership = 'private') ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    if !providers.is_empty() {
+        let want = ((120.0 * list.len() as f64 / 60.0).round() as i64).max(3);
+        let candidates: Vec<(String, String, i64)> = sqlx::query(
+            "SELECT a.elder_id, a.assessed_on, a.level FROM elder_ability a JOIN elder e ON e.id = a.elder_id \
+             WHERE a.valid_until >= $1 AND e.status = 'active' AND a.level >= 1 \
+             AND NOT EXISTS (SELECT 1 FROM admission d WHERE d.elder_id = a.elder_id AND d.discharged_on IS NULL) \
+             ORDER BY a.elder_id LIMIT $2",
+        )
+        .bind(ymd(today))
+        .bind(want)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        let mut fam = vec![];
+        for (i, (elder, assessed, level)) in candidates.into_iter().enumerate() {
+            let Ok(a) = NaiveDate::parse_from_str(&assessed, "%Y-%m-%d") else {
+                continue;
+            };
+            let start = (a + Duration::days(rng.gen_range(3..40))).min(today);
+            fam.push(vec![
+                V::T(uuid::Uuid::now_v7().to_string()),
+                V::T(providers[i % providers.len()].clone()),
+                V::T(elder),
+                V::T(format!("JTCW{}{:04}", start.format("%Y"), i + 1)),
+                V::T(ymd(start)),
+                V::T(ymd(start)),
+                V::I(level),
+                V::T("emergency_call,grab_bars,anti_slip".into()),
+                V::I(4),
+                V::T("演示数据".into()),
+                V::T(now.clone()),
+                V::I(1),
+            ]);
+        }
+        insert(
+            &mut tx,
+            "family_bed",
+            "id, org_id, elder_id, contract_no, signed_on, start_on, ability_level, adaptation, visits_per_month, created_by, created_at, version",
+            fam,
+        )
+        .await?;
+    }
     // Twelve new beds of private homes passed acceptance on the 10th of last month: that month's
     // claims carry their construction subsidy.
     let accepted =

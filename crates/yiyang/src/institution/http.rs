@@ -29,6 +29,11 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admission-queue", get(queue))
         .route("/admission-applications", post(apply))
         .route("/admission-applications/{id}/withdraw", post(withdraw))
+        .route(
+            "/orgs/{id}/family-beds",
+            get(family_beds).post(add_family_bed),
+        )
+        .route("/family-beds/{id}/end", post(end_family_bed))
         .route("/beds/{id}/offer", post(offer_bed))
         .route("/orgs/{id}/offers", get(offers))
         .route("/offers/{id}/answer", post(answer_offer))
@@ -648,4 +653,64 @@ pub async fn answer_offer(
             None => StatusCode::NO_CONTENT.into_response(),
         },
     )
+}
+
+// ---- family care beds --------------------------------------------------------------------------
+
+/// A provider's family care beds (家庭养老床位), in use first; names, so the read is audited.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/family-beds", tag = "institution", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<super::family::FamilyBed>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn family_beds(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<super::family::FamilyBed>>> {
+    let scope = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::family::list(&app.db, &regions, &scope, &actor.who(), &id).await?,
+    ))
+}
+
+/// Set up a family care bed under a contract with this organisation: someone with a valid
+/// assessment, not living in a home, the home adapted (an emergency call at least).
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/family-beds", tag = "institution", params(("id" = String, Path)),
+    request_body = super::family::NewFamilyBed,
+    responses((status = 201, body = super::family::FamilyBed), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_family_bed(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<super::family::NewFamilyBed>,
+) -> ApiResult<(StatusCode, Json<super::family::FamilyBed>)> {
+    let scope = keeper(&actor)?;
+    let people = actor.individuals().ok();
+    let b = super::family::create(
+        &app.db,
+        &app.keys,
+        &scope,
+        people.as_ref(),
+        &actor.who(),
+        &id,
+        req,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(b)))
+}
+
+/// End a family care bed's contract on a day, with the reason.
+#[utoipa::path(post, path = "/api/v1/family-beds/{id}/end", tag = "institution", params(("id" = String, Path)),
+    request_body = super::family::EndReq,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn end_family_bed(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(req): Json<super::family::EndReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::family::end(&app.db, &scope, &actor.who(), &id, req).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

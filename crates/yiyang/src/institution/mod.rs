@@ -11,6 +11,7 @@
 pub mod board;
 pub mod claim;
 pub mod demo;
+pub mod family;
 pub mod http;
 pub mod offer;
 pub mod queue;
@@ -1273,6 +1274,7 @@ pub async fn follow_registry(
     elder_id: &str,
     who: &Who,
 ) -> Result<bool, sqlx::Error> {
+    family::follow_registry(tx, elder_id).await?;
     let r = sqlx::query(
         "SELECT a.id, s.from_on, e.death_date FROM admission a JOIN elder e ON e.id = a.elder_id \
          LEFT JOIN bed_stay s ON s.admission_id = a.id AND s.until_on IS NULL \

@@ -231,6 +231,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admission_offers",
         stmts: crate::institution::offer::MIGRATION,
     },
+    Migration {
+        version: 40,
+        name: "family_care_beds",
+        stmts: crate::institution::family::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -1416,3 +1416,224 @@ async fn db_institution_indicators_equal_direct_counts_over_the_records() {
         "the incremental refresh equals a full rebuild"
     );
 }
+
+/// Family care beds: set up only for an assessed elder at home with an emergency call, one at a
+/// time; counted apart from the homes' beds and in beds per 1,000 elders; the provider's month's
+/// claim pays the bed for its days; the registry's death ends it that day.
+#[tokio::test]
+async fn db_family_care_beds_need_an_assessment_count_apart_and_are_claimed_by_their_days() {
+    use yiyang::indicator::rollup;
+    let t = TestApp::new("demo", 60).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("assessor", &["assessor"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let a = t.login("assessor").await;
+    let db = &t.state.db;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let today = yiyang::platform::today();
+    let first = (today.with_day(1).unwrap() - Duration::days(1))
+        .with_day(1)
+        .unwrap();
+    let n = (today.with_day(1).unwrap() - first).num_days();
+    let day = |k: i64| ymd(first + Duration::days(k));
+    let (s, org, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "provider", "name": "安康居家养老服务中心", "ownership": "private", "region_code": "320682103000"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{org}");
+    let org = org["id"].as_str().unwrap().to_string();
+    let people: Vec<String> = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 3",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let bed = |who: &str, adaptation: Value, start: String| {
+        json!({"elder_id": who, "contract_no": format!("JTCW-{}", &who[who.len() - 6..]), "signed_on": start,
+            "start_on": start, "adaptation": adaptation, "visits_per_month": 4})
+    };
+    let path = format!("/api/v1/orgs/{org}/family-beds");
+    // Not assessed yet: refused.
+    let (s, v, _) = call(
+        "POST",
+        path.clone(),
+        Some(bed(&people[0], json!(["紧急呼叫设备", "安全扶手"]), day(9))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("有效的能力评估"),
+        "{v}"
+    );
+    for id in &people[..2] {
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &format!("/api/v1/elders/{id}/assessments"),
+                Some(&a),
+                Some(json!({"reason": "first", "assessed_on": day(-20), "assessors": ["张评估", "李评估"],
+                    "informant": "女儿", "input": {"items": crate::assessment::with_total(70)}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // No emergency call, or an item not on the list: refused, saying what is missing.
+    let (s, v, _) = call(
+        "POST",
+        path.clone(),
+        Some(bed(&people[0], json!(["安全扶手"]), day(9))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("紧急呼叫"), "{v}");
+    let (s, v, _) = call(
+        "POST",
+        path.clone(),
+        Some(bed(&people[0], json!(["紧急呼叫设备", "游泳池"]), day(9))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        path.clone(),
+        Some(bed(
+            &people[0],
+            json!(["emergency_call", "地面防滑"]),
+            day(9),
+        )),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["adaptation"], json!(["紧急呼叫设备", "地面防滑"]));
+    let fb = v["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        "POST",
+        path.clone(),
+        Some(bed(&people[0], json!(["紧急呼叫设备"]), day(12))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "one at a time: {v}");
+    // Someone living in a home cannot have one.
+    let (s, home, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "institution", "name": "康乐护理院", "ownership": "private", "region_code": "320682103000"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{home}");
+    let home = home["id"].as_str().unwrap().to_string();
+    let (_, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{home}/beds"),
+        Some(json!({"room": "101", "labels": ["1"], "opened_on": day(-60)})),
+    )
+    .await;
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{home}/admissions"),
+        Some(json!({"elder_id": people[1], "bed_id": v["ids"][0], "admitted_on": day(-10)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        path.clone(),
+        Some(bed(&people[1], json!(["紧急呼叫设备"]), day(9))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+
+    // Last month's claim pays the bed from the 10th, at the default 150 元 a month.
+    let month = first.format("%Y-%m").to_string();
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/bed-claims".into(),
+        Some(json!({"region_code": "320682103000", "month": month})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, list, _) = call(
+        "GET",
+        format!("/api/v1/bed-claims?region_code=320682103000&month={month}&org_id={org}"),
+        None,
+    )
+    .await;
+    let claim = list["items"][0]["id"]
+        .as_str()
+        .expect("the provider's claim")
+        .to_string();
+    let (_, d, _) = call("GET", format!("/api/v1/bed-claims/{claim}"), None).await;
+    let lines = d["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{d}");
+    assert_eq!(lines[0]["kind_zh"], "家庭养老床位");
+    assert_eq!(lines[0]["paid_days"].as_i64(), Some(n - 9));
+    let want = (150.0 * (n - 9) as f64 / n as f64 * 100.0).round() / 100.0;
+    assert_eq!(lines[0]["amount"].as_f64(), Some(want), "{d}");
+
+    // Counted apart: a family bed, not a home's bed; in beds per 1,000 elders.
+    rollup::refresh(db, today, true).await.unwrap();
+    let year = today.year();
+    let value = |id: &'static str| {
+        let (t, c) = (&t, c.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "GET",
+                    &format!(
+                        "/api/v1/indicators/value?id={id}&region_code=320682000000&period={year}"
+                    ),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            (v["numerator"].as_f64(), v["value"].as_f64())
+        }
+    };
+    assert_eq!(value("family_care_beds_new").await.1, Some(1.0));
+    assert_eq!(
+        value("beds_per_1000").await.0,
+        Some(2.0),
+        "one home bed and one family bed"
+    );
+    assert_eq!(
+        value("bed_occupancy_rate").await.0,
+        Some(1.0),
+        "the family bed is not a home's"
+    );
+
+    // The registry records the death: the bed ends that day.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/elders/{}/death", people[0]),
+        Some(json!({"death_date": ymd(today)})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, list, _) = call("GET", path.clone(), None).await;
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == fb.as_str())
+        .unwrap();
+    assert_eq!(mine["end_on"], ymd(today), "{list}");
+    assert_eq!(mine["end_reason"], "死亡");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/family-beds/{fb}/end"),
+        Some(json!({"reason": "解除协议"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "already ended: {v}");
+}
