@@ -34,23 +34,13 @@ fn open_on(from: Option<NaiveDate>, until: Option<NaiveDate>, d: NaiveDate) -> b
 /// Homes for the extremely poor (特困人员供养服务机构).
 const POVERTY_KINDS: &str = "'township_home', 'regional_center'";
 
-/// Add the measures of the homes and 特困 elders of `which` to `out` (leaf → a count per day).
-pub(crate) async fn add(
+/// The homes' measures on each day, home by home (id → (its place, counts)): the one count both
+/// the rollups and the list of homes behind a figure read.
+pub(crate) async fn per_home(
     db: &Db,
     which: &Which<'_>,
-    periods: &[yiyang_kernel::indicator::Period],
-    today: NaiveDate,
-    out: &mut HashMap<String, Vec<Counts>>,
-) -> ApiResult<()> {
-    let days: Vec<NaiveDate> = periods
-        .iter()
-        .map(|p| p.snapshot_day(today).expect("begun"))
-        .collect();
-    let starts: Vec<NaiveDate> = periods
-        .iter()
-        .map(|p| NaiveDate::from_ymd_opt(p.year, p.month.unwrap_or(1), 1).expect("a valid period"))
-        .collect();
-    let days = &days[..];
+    days: &[NaiveDate],
+) -> ApiResult<HashMap<String, (String, Vec<Counts>)>> {
     let kinds = crate::institution::RESIDENTIAL_KINDS
         .iter()
         .map(|k| format!("'{k}'"))
@@ -60,14 +50,18 @@ pub(crate) async fn add(
         "o.status = 'open' AND o.kind IN ({kinds}){}",
         which.filter("o.region_code")
     );
-    let mut bump = |leaf: &str, k: usize, measure: usize, n: i64| {
-        out.entry(leaf.to_string())
-            .or_insert_with(|| vec![[0; NM]; days.len()])[k][measure] += n;
+    let mut out: HashMap<String, (String, Vec<Counts>)> = HashMap::new();
+    let mut bump = |org: &str, k: usize, measure: usize, n: i64| {
+        out.entry(org.to_string())
+            .or_insert_with(|| (String::new(), vec![[0; NM]; days.len()]))
+            .1[k][measure] += n;
     };
 
     // Homes and their grades.
     let (inst, graded) = (idx(m::INSTITUTIONS), idx(m::GRADED_INSTITUTIONS));
+    // Home → (its own key for the counts, not owned by the state, for the extremely poor).
     let mut place: HashMap<String, (String, bool, bool)> = HashMap::new();
+    let mut at: HashMap<String, String> = HashMap::new();
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT o.id, o.region_code, o.grade, o.grade_expires_on, o.ownership, \
          CASE WHEN o.kind IN ({POVERTY_KINDS}) THEN 1 ELSE 0 END FROM organisation o WHERE {homes}"
@@ -75,18 +69,19 @@ pub(crate) async fn add(
     .fetch_all(&db.pool)
     .await?
     {
-        let leaf: String = r.get(1);
+        let id: String = r.get(0);
         let grade: Option<i64> = r.get(2);
         let expires = date(r.get(3));
         for (k, &d) in days.iter().enumerate() {
-            bump(&leaf, k, inst, 1);
+            bump(&id, k, inst, 1);
             if grade.is_some_and(|g| g >= 2) && expires.is_none_or(|e| e >= d) {
-                bump(&leaf, k, graded, 1);
+                bump(&id, k, graded, 1);
             }
         }
         let social = r.get::<String, _>(4) != "public";
         let poverty = r.get::<i64, _>(5) == 1;
-        place.insert(r.get(0), (leaf, social, poverty));
+        at.insert(id.clone(), r.get::<String, _>(1));
+        place.insert(id.clone(), (id, social, poverty));
     }
 
     // Beds, by home, kind and dates.
@@ -188,6 +183,49 @@ pub(crate) async fn add(
             }
         }
     }
+
+    for (id, v) in out.iter_mut() {
+        v.0 = at.get(id).cloned().unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// Add the measures of the homes and 特困 elders of `which` to `out` (leaf → a count per day).
+pub(crate) async fn add(
+    db: &Db,
+    which: &Which<'_>,
+    periods: &[yiyang_kernel::indicator::Period],
+    today: NaiveDate,
+    out: &mut HashMap<String, Vec<Counts>>,
+) -> ApiResult<()> {
+    let days: Vec<NaiveDate> = periods
+        .iter()
+        .map(|p| p.snapshot_day(today).expect("begun"))
+        .collect();
+    let starts: Vec<NaiveDate> = periods
+        .iter()
+        .map(|p| NaiveDate::from_ymd_opt(p.year, p.month.unwrap_or(1), 1).expect("a valid period"))
+        .collect();
+    let days = &days[..];
+    let mut bump = |leaf: &str, k: usize, measure: usize, n: i64| {
+        out.entry(leaf.to_string())
+            .or_insert_with(|| vec![[0; NM]; days.len()])[k][measure] += n;
+    };
+    for (_, (leaf, counts)) in per_home(db, which, days).await? {
+        for (k, c) in counts.iter().enumerate() {
+            for (i, n) in c.iter().enumerate() {
+                if *n != 0 {
+                    bump(&leaf, k, i, *n);
+                }
+            }
+        }
+    }
+    let all_beds = idx(m::ALL_BEDS);
+    let kinds = crate::institution::RESIDENTIAL_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
 
     // Family care beds, at the elder's home: in use on the day, and set up within the period.
     let (fam, fam_new) = (idx(m::FAMILY_CARE_BEDS_OPEN), idx(m::FAMILY_CARE_BEDS_NEW));
@@ -306,4 +344,127 @@ pub(crate) async fn add(
         }
     }
     Ok(())
+}
+
+/// Indicators whose figure is made of the homes' own, and each home's part of it.
+fn part_of(id: &str) -> Option<(&'static str, &'static str)> {
+    Some(match id {
+        "nursing_bed_share" => (m::NURSING_BEDS, m::INSTITUTION_BEDS),
+        "nursing_bed_share_poverty" => (m::POVERTY_NURSING_BEDS, m::POVERTY_BEDS),
+        "social_beds_share" => (m::SOCIAL_BEDS, m::INSTITUTION_BEDS),
+        "graded_institution_share" => (m::GRADED_INSTITUTIONS, m::INSTITUTIONS),
+        "social_workers_per_100_beds" => (m::SOCIAL_WORKERS, m::INSTITUTION_BEDS),
+        "bed_occupancy_rate" => (m::OCCUPIED_BEDS, m::INSTITUTION_BEDS),
+        "certified_caregiver_share" => (m::CAREGIVERS_WITH_CERTIFICATE, m::CAREGIVERS),
+        _ => return None,
+    })
+}
+
+/// Whether the homes behind an indicator's figure can be listed.
+pub fn by_home(id: &str) -> bool {
+    part_of(id).is_some()
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HomePart {
+    pub org_id: String,
+    pub name: String,
+    pub kind_name: String,
+    pub ownership_name: String,
+    /// "如皋市 / 东陈镇"
+    pub place: String,
+    pub numerator: i64,
+    pub denominator: i64,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HomeList {
+    pub indicator_id: String,
+    pub region_code: String,
+    pub period: String,
+    /// The day counted (the period's last, or today while it runs)
+    pub on: String,
+    pub numerator: i64,
+    pub denominator: i64,
+    /// Every home in the region, the furthest from the figure first (lowest share)
+    pub items: Vec<HomePart>,
+}
+
+/// The homes behind a figure at a region node and period, counted by the rollups' own rule on the
+/// period's day: their numerators and denominators add up to the figure's.
+pub async fn homes(
+    db: &Db,
+    regions: &crate::region::RegionIndex,
+    id: &str,
+    region_code: &str,
+    period: &str,
+    today: NaiveDate,
+) -> ApiResult<HomeList> {
+    use crate::platform::error::ApiError;
+    let (num, den) = part_of(id).ok_or_else(|| {
+        ApiError::invalid("id", "该指标不是由各养老机构的数字汇总而成，没有机构明细")
+    })?;
+    let rc = yiyang_kernel::RegionCode::parse(region_code)
+        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+    let p = yiyang_kernel::indicator::Period::parse(period)
+        .map_err(|e| ApiError::invalid("period", e))?;
+    let day = p
+        .snapshot_day(today)
+        .ok_or_else(|| ApiError::invalid("period", "该期间尚未开始"))?;
+    let (lo, hi) = rc.subtree_range();
+    let counts = per_home(db, &Which::Range(&lo, &hi), &[day]).await?;
+    let ids: Vec<&String> = counts.keys().collect();
+    let mut names: HashMap<String, (String, String, String)> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, kind, ownership FROM organisation WHERE id IN ({marks})"
+        )));
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&db.pool).await? {
+            names.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        }
+    }
+    let zh = |t: &[(&str, &'static str)], c: &str| t.iter().find(|k| k.0 == c).map_or("", |k| k.1);
+    let (ni, di) = (idx(num), idx(den));
+    let mut items: Vec<HomePart> = counts
+        .into_iter()
+        .filter_map(|(org, (leaf, c))| {
+            let (n, d) = (c[0][ni], c[0][di]);
+            if d == 0 && n == 0 {
+                return None;
+            }
+            let (name, kind, own) = names.remove(&org)?;
+            Some(HomePart {
+                org_id: org,
+                name,
+                kind_name: zh(crate::org::KINDS, &kind).into(),
+                ownership_name: zh(crate::org::OWNERSHIPS, &own).into(),
+                place: regions.path_name(&format!("{}000", &leaf[..9.min(leaf.len())])),
+                numerator: n,
+                denominator: d,
+            })
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        let share = |h: &HomePart| h.numerator as f64 / h.denominator.max(1) as f64;
+        share(a)
+            .partial_cmp(&share(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(HomeList {
+        indicator_id: id.to_string(),
+        region_code: rc.as_str().to_string(),
+        period: p.key(),
+        on: day.to_string(),
+        numerator: items.iter().map(|h| h.numerator).sum(),
+        denominator: items.iter().map(|h| h.denominator).sum(),
+        items,
+    })
 }

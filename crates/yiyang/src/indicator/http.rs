@@ -30,6 +30,7 @@ pub fn routes() -> axum::Router<crate::app::AppState> {
         .route("/indicators/targets/template", get(target_template))
         .route("/indicators/targets/import", post(import_targets))
         .route("/indicators/{id}/people", get(people))
+        .route("/indicators/{id}/homes", get(homes))
         .route("/indicators/{id}/people.xlsx", get(people_xlsx))
         .route("/indicators/{id}/entries", post(enter))
 }
@@ -417,4 +418,39 @@ pub async fn refresh(
     let r = rollup::refresh(&app.db, crate::platform::today(), false).await?;
     crate::platform::release_memory();
     Ok(Json(r))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HomesQuery {
+    pub region_code: String,
+    /// YYYY or YYYY-MM
+    pub period: String,
+}
+
+/// The homes behind a figure made of theirs (nursing-bed share, occupancy, social workers per 100
+/// beds, certified caregivers …): each home's numerator and denominator, which add up to the
+/// figure. Counts only, no person.
+#[utoipa::path(get, path = "/api/v1/indicators/{id}/homes", tag = "indicator", params(("id" = String, Path), HomesQuery),
+    responses((status = 200, body = super::facilities::HomeList), (status = 403, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn homes(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<HomesQuery>,
+) -> ApiResult<Json<super::facilities::HomeList>> {
+    let scope = actor.aggregates()?;
+    scope.narrow(Some(&q.region_code))?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::facilities::homes(
+            &app.db,
+            &regions,
+            &id,
+            &q.region_code,
+            &q.period,
+            crate::platform::today(),
+        )
+        .await?,
+    ))
 }

@@ -27,6 +27,8 @@ pub struct Definition {
     pub within_year: bool,
     /// A list of the people behind the number can be opened.
     pub drillable: bool,
+    /// A list of the homes behind the number can be opened.
+    pub by_home: bool,
     pub builtin: bool,
 }
 
@@ -48,6 +50,7 @@ impl Definition {
             pending,
             within_year: d.within_year,
             drillable: super::drill::drillable(d.id),
+            by_home: super::facilities::by_home(d.id),
             builtin: true,
         }
     }
@@ -74,6 +77,7 @@ pub async fn definitions(db: &Db) -> ApiResult<Vec<Definition>> {
             pending: None,
             within_year: false,
             drillable: false,
+            by_home: false,
             builtin: false,
         });
     }
@@ -392,6 +396,7 @@ pub async fn import_sheet(
                     pending: None,
                     within_year: false,
                     drillable: false,
+                    by_home: false,
                     builtin: false,
                 });
                 new_indicator = true;

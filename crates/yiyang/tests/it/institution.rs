@@ -1376,6 +1376,63 @@ async fn db_institution_indicators_equal_direct_counts_over_the_records() {
         value("concentrated_support_willing").await,
         (Some(1.0), Some(2.0))
     );
+    // The homes behind each figure add up to it, home by home.
+    for id in [
+        "nursing_bed_share",
+        "nursing_bed_share_poverty",
+        "social_beds_share",
+        "graded_institution_share",
+        "social_workers_per_100_beds",
+        "bed_occupancy_rate",
+        "certified_caregiver_share",
+    ] {
+        let (s, h, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/indicators/{id}/homes?region_code=320682000000&period={year}"),
+                Some(&c),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{h}");
+        let sum = |k: &str| -> f64 {
+            h["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x[k].as_f64().unwrap())
+                .sum()
+        };
+        assert_eq!(
+            (Some(sum("numerator")), Some(sum("denominator"))),
+            value(id).await,
+            "{id}: {h}"
+        );
+    }
+    let (s, h, _) = t
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/indicators/nursing_bed_share/homes?region_code=320682000000&period={year}"
+            ),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h["items"][0]["name"], "长青养老院",
+        "no nursing beds: furthest first: {h}"
+    );
+    let (s, _, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/indicators/elders_60/homes?region_code=320682000000&period={year}"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     // A second 特困 person is admitted: the incremental refresh carries it to the county and
     // agrees with a full rebuild.

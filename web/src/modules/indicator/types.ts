@@ -9,6 +9,8 @@ export interface Definition {
   pending: string | null
   within_year: boolean
   drillable: boolean
+  /** The homes behind the figure can be listed. */
+  by_home: boolean
   builtin: boolean
 }
 export type StatusCode = 'met' | 'on_track' | 'at_risk' | 'missed' | 'no_target' | 'no_data' | 'not_started'
