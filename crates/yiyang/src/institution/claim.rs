@@ -57,11 +57,14 @@ pub const MIGRATION: &[Stmt] = &[
 pub struct SubsidyAmounts {
     /// 公办 homes' monthly operating subsidy per resident (元/月), by ability level
     /// [能力完好, 轻度失能, 中度失能, 重度失能, 完全失能]
-    pub operating_public: [f64; 5],
+    #[schema(min_items = 5, max_items = 5)]
+    pub operating_public: Vec<f64>,
     /// 公建民营
-    pub operating_public_private: [f64; 5],
+    #[schema(min_items = 5, max_items = 5)]
+    pub operating_public_private: Vec<f64>,
     /// 民办
-    pub operating_private: [f64; 5],
+    #[schema(min_items = 5, max_items = 5)]
+    pub operating_private: Vec<f64>,
     /// Once per new bed, in the month it passes acceptance (元/床)
     pub construction_public: f64,
     pub construction_public_private: f64,
@@ -88,7 +91,13 @@ fn yuan(f: i64) -> f64 {
 
 impl SubsidyAmounts {
     fn to_policy(&self) -> ApiResult<SubsidyPolicy> {
-        let row = |r: &[f64; 5]| -> ApiResult<[i64; 5]> {
+        let row = |r: &[f64]| -> ApiResult<[i64; 5]> {
+            if r.len() != 5 {
+                return Err(ApiError::invalid(
+                    "amounts",
+                    "运营补贴应按能力完好、轻度失能、中度失能、重度失能、完全失能填写 5 个金额",
+                ));
+            }
             Ok([fen(r[0])?, fen(r[1])?, fen(r[2])?, fen(r[3])?, fen(r[4])?])
         };
         let p = SubsidyPolicy {
@@ -108,7 +117,7 @@ impl SubsidyAmounts {
     }
 
     fn of(p: &SubsidyPolicy) -> Self {
-        let row = |r: &[i64; 5]| r.map(yuan);
+        let row = |r: &[i64; 5]| r.map(yuan).to_vec();
         Self {
             operating_public: row(&p.operating_public),
             operating_public_private: row(&p.operating_public_private),

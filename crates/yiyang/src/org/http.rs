@@ -11,6 +11,11 @@ pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
     axum::Router::new()
         .route("/orgs", get(list).post(create))
+        .route(
+            "/orgs/import",
+            axum::routing::post(import).layer(crate::registry::http::upload_limit()),
+        )
+        .route("/orgs/template.xlsx", get(template))
         .route("/orgs/{id}", get(detail).patch(update))
         .route("/orgs/{id}/staff", get(staff_list).post(staff_create))
         .route("/staff/{id}", axum::routing::patch(staff_update))
@@ -132,5 +137,44 @@ pub async fn staff_update(
     let scope = manager(&actor)?;
     Ok(Json(
         super::staff::update(&app.db, &scope, &actor.who(), &id, f).await?,
+    ))
+}
+
+/// Register organisations from a spreadsheet (CSV or XLSX, the template's columns): every row
+/// checked, the refused ones listed with the reason, the others written in one transaction; a dry
+/// run writes nothing.
+#[utoipa::path(post, path = "/api/v1/orgs/import", tag = "org",
+    request_body(content_type = "multipart/form-data", description = "file: CSV/XLSX with 机构名称, 机构类型, 性质, 所在地 …; dry_run: true/false"),
+    responses((status = 200, body = super::import::OrgImport), (status = 403, body = crate::platform::error::Problem),
+        (status = 422, body = crate::platform::error::Problem)))]
+pub async fn import(
+    State(app): State<AppState>,
+    actor: Actor,
+    mut mp: axum::extract::Multipart,
+) -> ApiResult<Json<super::import::OrgImport>> {
+    let scope = manager(&actor)?;
+    let (file_name, bytes, dry_run) = crate::registry::http::read_upload(&mut mp).await?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::import::import(
+            &app.db,
+            &scope,
+            &regions,
+            &actor.who(),
+            &file_name,
+            bytes,
+            dry_run,
+        )
+        .await?,
+    ))
+}
+
+/// The spreadsheet template for organisations (机构名册).
+#[utoipa::path(get, path = "/api/v1/orgs/template.xlsx", tag = "org",
+    responses((status = 200, description = "XLSX template", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn template(_actor: Actor) -> ApiResult<axum::response::Response> {
+    Ok(crate::registry::http::xlsx(
+        super::import::template()?,
+        "机构名册导入模板",
     ))
 }

@@ -4,6 +4,7 @@
 //! and contracts hang off an organisation's id.
 
 pub mod http;
+pub mod import;
 pub mod staff;
 
 use crate::audit::{self, Entry, Who};
@@ -510,21 +511,29 @@ pub async fn create(
     f: OrgFields,
 ) -> ApiResult<Org> {
     let v = validate(None, f, scope, regions)?;
+    let mut tx = db.begin().await?;
+    let id = insert(&mut tx, who, &v).await?;
+    tx.commit().await?;
+    get(db, scope, regions, &id).await
+}
+
+/// Write a checked organisation in the caller's transaction; audited, its town marked for the
+/// indicators.
+async fn insert(tx: &mut crate::platform::db::Tx<'_>, who: &Who, v: &Valid) -> ApiResult<String> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = crate::platform::now_rfc3339();
-    let mut tx = db.begin().await?;
     let q = sqlx::query(
         "INSERT INTO organisation (kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, \
          region_code, address, lon, lat, floor_area, phone, status, price_min, price_max, id, created_at, updated_at, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, 1)",
     );
-    bind_valid(q, &v)
+    bind_valid(q, v)
         .bind(id.clone())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     audit::append(
-        &mut tx,
+        tx,
         who,
         Entry {
             action: "org.create",
@@ -536,9 +545,8 @@ pub async fn create(
     )
     .await?;
     // The indicators count homes where they are (`indicator::rollup`).
-    crate::indicator::rollup::mark_dirty(&mut tx, &v.region_code).await?;
-    tx.commit().await?;
-    get(db, scope, regions, &id).await
+    crate::indicator::rollup::mark_dirty(tx, &v.region_code).await?;
+    Ok(id)
 }
 
 /// Change an organisation (absent fields keep their value); audited with the fields changed.

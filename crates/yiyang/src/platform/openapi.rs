@@ -164,6 +164,87 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         ("*", "age_min", json!({"minimum": 0, "maximum": 150})),
         ("*", "age_max", json!({"minimum": 0, "maximum": 150})),
         ("*", "page", json!({"minimum": 1, "maximum": 100000})),
+        (
+            "*",
+            "signed_on",
+            json!({"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+        ),
+        (
+            "*",
+            "start_on",
+            json!({"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+        ),
+        (
+            "*",
+            "accepted_on",
+            json!({"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+        ),
+        (
+            "EndReq",
+            "on",
+            json!({"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+        ),
+        (
+            "NewFamilyBed",
+            "visits_per_month",
+            json!({"minimum": 1, "maximum": 31}),
+        ),
+        (
+            "NewFamilyBed",
+            "contract_no",
+            json!({"minLength": 1, "maxLength": 40}),
+        ),
+        ("Answer", "action", json!({"enum": ["accept", "refuse"]})),
+        (
+            "ClaimStep",
+            "action",
+            json!({"enum": ["review", "paid", "discard"]}),
+        ),
+        (
+            "SubsidyAmounts",
+            "max_leave_days",
+            json!({"minimum": 1, "maximum": 366}),
+        ),
+        (
+            "SubsidyAmounts",
+            "construction_public",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "SubsidyAmounts",
+            "construction_public_private",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "SubsidyAmounts",
+            "construction_private",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "SubsidyAmounts",
+            "family_bed_monthly",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "SubsidyAmounts",
+            "operating_public",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "SubsidyAmounts",
+            "operating_public_private",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "SubsidyAmounts",
+            "operating_private",
+            json!({"minimum": 0, "maximum": 100000}),
+        ),
+        (
+            "PolicyReq",
+            "offer_days",
+            json!({"minimum": 1, "maximum": 30}),
+        ),
         // Entitlement pages reach 50,000 rows deep at most (250 pages of 200).
         (
             "/api/v1/entitlements",

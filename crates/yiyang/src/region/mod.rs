@@ -88,6 +88,18 @@ impl RegionIndex {
         c
     }
 
+    /// The codes of towns and villages named `name` that `keep` keeps (a spreadsheet's "东陈镇").
+    pub fn find_by_name(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .by_code
+            .values()
+            .filter(|r| r.level >= 4 && r.name == name && keep(&r.code))
+            .map(|r| r.code.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// "如皋市 / 东陈镇 / 洪桥居委会" for display.
     pub fn path_name(&self, code: &str) -> String {
         let mut parts = vec![];

@@ -867,6 +867,18 @@ async fn db_bed_claims_pay_occupied_days_and_never_after_death_or_past_the_leave
         v["detail"].as_str().unwrap().contains("0 到 100000 元"),
         "{v}"
     );
+    let (s, v, _) = call(
+        "PUT",
+        "/api/v1/bed-subsidy-policy".into(),
+        Some(json!({"region_code": "320682000000", "amounts": {
+            "operating_public": [0, 0, 0, 0, 0], "operating_public_private": [50, 80, 150, 200, 250],
+            "operating_private": [80, 120, 200], "construction_public": 0,
+            "construction_public_private": 0, "construction_private": 10000, "family_bed_monthly": 150,
+            "max_leave_days": 30}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("5 个金额"), "{v}");
 
     let compute = || {
         call(

@@ -203,3 +203,151 @@ async fn db_organisations_are_registered_found_and_kept_in_scope() {
         .await;
     assert_eq!((s, v["version"].as_i64()), (StatusCode::OK, Some(2)));
 }
+
+/// Organisations from a spreadsheet as an officer keeps one: Chinese headers, a town by its name,
+/// 二级 for the grade; a wrong kind, a place outside the area and a name already registered there
+/// are refused row by row with the reason; a dry run writes nothing; the import writes the rest
+/// together, each audited; the template opens.
+#[tokio::test]
+async fn db_organisations_are_imported_from_a_spreadsheet_row_by_row() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("town", &["officer"], "320682103000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&c),
+            Some(json!({"kind": "institution", "name": "康乐护理院", "ownership": "private", "region_code": "320682104000"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let csv = "序号,机构名称*,机构类型,性质,所在地,等级,电话,月收费下限,月收费上限\n\
+1,东陈镇敬老院,农村敬老院,公办,东陈镇,二级,0513-87000001,1200,1800\n\
+2,丁堰日间照料中心,日间照料中心,公建民营,320682104000,,,,\n\
+3,某某养老院,养老大院,民办,东陈镇,,,,\n\
+4,康乐护理院,养老机构,民办,320682104000,,,,\n\
+5,外县养老院,养老机构,民办,320681000000,,,,\n\
+6,白蒲颐和园,养老机构,民办,白蒲镇,六级,,,\n";
+    let (s, v) = t
+        .multipart(
+            "/api/v1/orgs/import",
+            &c,
+            "机构名册.csv",
+            csv.as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["total"].as_u64(),
+            v["accepted"].as_u64(),
+            v["created"].as_u64()
+        ),
+        (Some(6), Some(2), Some(0)),
+        "{v}"
+    );
+    let reasons: Vec<(i64, String)> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_i64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [4, 5, 6, 7],
+        "{v}"
+    );
+    assert!(reasons[0].1.contains("机构类型"), "{reasons:?}");
+    assert!(reasons[1].1.contains("已在该地登记"), "{reasons:?}");
+    assert!(reasons[3].1.contains("等级"), "{reasons:?}");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM organisation").await,
+        1,
+        "a dry run writes nothing"
+    );
+    let (s, v) = t
+        .multipart(
+            "/api/v1/orgs/import",
+            &c,
+            "机构名册.csv",
+            csv.as_bytes(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["created"], 2, "{v}");
+    let (_, list, _) = t
+        .call("GET", "/api/v1/orgs?q=东陈镇敬老院", Some(&c), None)
+        .await;
+    let home = &list["items"][0];
+    assert_eq!(
+        (
+            home["region_code"].as_str(),
+            home["grade"].as_i64(),
+            home["price_min"].as_i64()
+        ),
+        (Some("320682103000"), Some(2), Some(1200)),
+        "{list}"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'org.create'")
+            .await,
+        3
+    );
+    // Again: both are registered now.
+    let (_, v) = t
+        .multipart(
+            "/api/v1/orgs/import",
+            &c,
+            "机构名册.csv",
+            csv.as_bytes(),
+            false,
+        )
+        .await;
+    assert_eq!(v["created"], 0, "{v}");
+    // A town officer cannot place a home in another town.
+    let town = t.login("town").await;
+    let (_, v) = t
+        .multipart(
+            "/api/v1/orgs/import",
+            &town,
+            "a.csv",
+            "机构名称,机构类型,性质,所在地\n丁堰某站,社区养老服务站,公办,丁堰镇\n".as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(v["accepted"], 0, "{v}");
+    // No name column: one clear message.
+    let (s, v) = t
+        .multipart(
+            "/api/v1/orgs/import",
+            &c,
+            "a.csv",
+            "名字,类型\n甲,乙\n".as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("机构名称"), "{v}");
+    let (s, bytes, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri("/api/v1/orgs/template.xlsx")
+                .header(axum::http::header::COOKIE, &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(bytes.starts_with(b"PK"));
+}

@@ -1,0 +1,270 @@
+//! Organisations from a spreadsheet (机构名册), as an officer keeps them: one row a home, a centre
+//! or a provider, the columns named in Chinese (机构名称, 机构类型, 性质, 所在地 …), the place as a
+//! region code or the unique name of a town or village in the caller's area. Every row is
+//! checked first by the same rules as the form; refused rows are listed with the reason; the
+//! others are written in one transaction. A name already registered at the same place is refused
+//! (edit it in the console instead). A dry run writes nothing.
+
+use super::{OrgFields, Valid, insert, validate};
+use crate::audit::Who;
+use crate::identity::Scope;
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::HashSet;
+
+/// The columns, by the names offices give them.
+fn header_key(h: &str) -> Option<String> {
+    let k = match h.trim().trim_end_matches(['*', '＊']) {
+        "机构名称" | "名称" | "name" => "name",
+        "机构类型" | "类型" | "kind" => "kind",
+        "性质" | "举办性质" | "所有制" | "ownership" => "ownership",
+        "运营方" | "运营机构" | "operator" => "operator",
+        "备案号" | "备案编号" | "filing_no" => "filing_no",
+        "备案日期" | "filed_on" => "filed_on",
+        "等级" | "星级" | "grade" => "grade",
+        "等级有效期" | "等级有效期至" | "grade_expires_on" => "grade_expires_on",
+        "所在地" | "所在地代码" | "区划代码" | "所在镇（街道）" | "region_code" => {
+            "region_code"
+        }
+        "地址" | "详细地址" | "address" => "address",
+        "经度" | "lon" => "lon",
+        "纬度" | "lat" => "lat",
+        "建筑面积" | "建筑面积（平方米）" | "floor_area" => "floor_area",
+        "电话" | "联系电话" | "phone" => "phone",
+        "月收费下限" | "月收费最低" | "price_min" => "price_min",
+        "月收费上限" | "月收费最高" | "price_max" => "price_max",
+        _ => return None,
+    };
+    Some(k.into())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RowProblem {
+    /// Row number as Excel shows it on its sheet.
+    pub row: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrgImport {
+    pub total: usize,
+    pub accepted: usize,
+    pub rejected: Vec<RowProblem>,
+    /// Registered by this upload (0 for a dry run)
+    pub created: usize,
+    pub dry_run: bool,
+    /// The sheets read and the rows passed over (totals, signatures, notes)
+    pub layout: crate::platform::sheet::LayoutView,
+}
+
+/// 一级…五级, 1–5, "三星" …
+fn grade(v: &str) -> Result<Option<i64>, String> {
+    let v = v.trim().trim_end_matches(['级', '星']).trim();
+    if v.is_empty() || v == "未评定" || v == "无" {
+        return Ok(None);
+    }
+    let n = match v {
+        "一" | "1" => 1,
+        "二" | "2" => 2,
+        "三" | "3" => 3,
+        "四" | "4" => 4,
+        "五" | "5" => 5,
+        _ => return Err("等级应为一级至五级（或 1–5），未评定的留空".into()),
+    };
+    Ok(Some(n))
+}
+
+/// A number cell ("3500", "3,500", "3500元"), or an error naming the column.
+fn number<T: std::str::FromStr>(label: &str, v: &str) -> Result<Option<T>, String> {
+    let v = v.trim().trim_end_matches('元').replace([',', '，'], "");
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| format!("{label}应为数字"))
+}
+
+/// The place: a 12-digit code, or the name of exactly one town or village in the caller's area.
+fn place(
+    v: &str,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+) -> Result<Option<String>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Some(v.to_string()));
+    }
+    let found = regions.find_by_name(v, |code| scope.contains(code));
+    match found.len() {
+        1 => Ok(Some(found[0].clone())),
+        0 => Err(format!(
+            "所在地“{}”既不是 12 位区划代码，也不是您辖区内镇（街道）或村（社区）的名称",
+            v.chars().take(20).collect::<String>()
+        )),
+        _ => Err(format!("所在地“{v}”有重名，请填写 12 位区划代码")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn import(
+    db: &Db,
+    scope: &Scope,
+    regions: &crate::region::RegionIndex,
+    who: &Who,
+    file_name: &str,
+    bytes: Vec<u8>,
+    dry_run: bool,
+) -> ApiResult<OrgImport> {
+    let table = crate::registry::import::open_table(bytes, file_name, header_key)
+        .map_err(|e| ApiError::invalid("file", e.to_string()))?;
+    let cols: Vec<Option<String>> = table.headers.iter().map(|h| header_key(h)).collect();
+    for need in ["name", "kind", "ownership", "region_code"] {
+        if !cols.iter().any(|c| c.as_deref() == Some(need)) {
+            return Err(ApiError::invalid(
+                "file",
+                "表头应有“机构名称”“机构类型”“性质”“所在地”四列（可先下载模板）",
+            ));
+        }
+    }
+    let layout = table.layout.clone();
+    let mut taken: HashSet<(String, String)> =
+        sqlx::query("SELECT name, region_code FROM organisation")
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    let (mut ok, mut rejected, mut total): (Vec<Valid>, Vec<RowProblem>, usize) =
+        (vec![], vec![], 0);
+    for (i, row) in table.rows.enumerate() {
+        if row.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        total += 1;
+        if total > 5_000 {
+            return Err(ApiError::invalid(
+                "file",
+                "一次最多导入 5000 家机构，请拆分文件",
+            ));
+        }
+        let cell = |k: &str| -> String {
+            cols.iter()
+                .position(|c| c.as_deref() == Some(k))
+                .and_then(|p| row.get(p))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        let opt = |k: &str| Some(cell(k)).filter(|s| !s.is_empty());
+        let checked: Result<Valid, String> = (|| {
+            let f = OrgFields {
+                kind: opt("kind"),
+                name: opt("name"),
+                ownership: opt("ownership"),
+                operator: opt("operator"),
+                filing_no: opt("filing_no"),
+                filed_on: opt("filed_on"),
+                grade: grade(&cell("grade"))?,
+                grade_expires_on: opt("grade_expires_on"),
+                region_code: place(&cell("region_code"), scope, regions)?,
+                address: opt("address"),
+                lon: number("经度", &cell("lon"))?,
+                lat: number("纬度", &cell("lat"))?,
+                floor_area: number("建筑面积", &cell("floor_area"))?,
+                phone: opt("phone"),
+                price_min: number("月收费下限", &cell("price_min"))?,
+                price_max: number("月收费上限", &cell("price_max"))?,
+                status: None,
+            };
+            validate(None, f, scope, regions).map_err(|e| e.detail)
+        })();
+        let checked = checked.and_then(|v| {
+            if taken.insert((v.name.clone(), v.region_code.clone())) {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "“{}”已在该地登记（或在本文件中重复），请在系统中修改",
+                    v.name
+                ))
+            }
+        });
+        match checked {
+            Ok(v) => ok.push(v),
+            Err(reason) => {
+                let (row, reason) = layout.locate(i as i64 + 2, reason);
+                rejected.push(RowProblem { row, reason });
+            }
+        }
+    }
+    let accepted = ok.len();
+    let mut created = 0;
+    if !dry_run && !ok.is_empty() {
+        let mut tx = db.begin().await?;
+        for v in &ok {
+            insert(&mut tx, who, v).await?;
+            created += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(OrgImport {
+        total,
+        accepted,
+        rejected,
+        created,
+        dry_run,
+        layout: layout.view(),
+    })
+}
+
+/// The template: the columns and one filled-in row.
+pub fn template() -> ApiResult<Vec<u8>> {
+    let xl = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("机构名册").map_err(xl)?;
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let heads = [
+        "机构名称",
+        "机构类型",
+        "性质",
+        "所在地",
+        "运营方",
+        "备案号",
+        "备案日期",
+        "等级",
+        "等级有效期",
+        "地址",
+        "电话",
+        "建筑面积",
+        "月收费下限",
+        "月收费上限",
+    ];
+    let example = [
+        "东陈镇敬老院",
+        "农村敬老院",
+        "公办",
+        "东陈镇",
+        "",
+        "苏民养备2019001",
+        "2019-06-01",
+        "二级",
+        "2027-06-30",
+        "东陈镇人民路18号",
+        "0513-87000001",
+        "3200",
+        "1200",
+        "1800",
+    ];
+    for (i, (h, e)) in heads.iter().zip(example).enumerate() {
+        ws.write_string_with_format(0, i as u16, *h, &bold)
+            .map_err(xl)?;
+        ws.write_string(1, i as u16, e).map_err(xl)?;
+        ws.set_column_width(i as u16, 16).map_err(xl)?;
+    }
+    wb.save_to_buffer()
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e)))
+}
