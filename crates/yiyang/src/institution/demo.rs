@@ -646,6 +646,21 @@ async fn seed_facilities(
     )
     .await?;
     tx.commit().await?;
+    // Statistics for what was just written: without them PostgreSQL read a home's month by
+    // scanning every bed stay of a province (75 ms, 0.14 ms after ANALYZE).
+    db.analyze_after_bulk(
+        &[
+            "organisation",
+            "bed",
+            "bed_stay",
+            "admission",
+            "admission_leave",
+            "staff",
+            "family_bed",
+        ],
+        total as usize,
+    )
+    .await?;
     Ok((n_orgs, total, residents))
 }
 
