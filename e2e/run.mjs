@@ -688,7 +688,7 @@ try {
     assert((await kids.count()) === 21, `expected 21 towns and streets, got ${await kids.count()}`)
     await shot('indicators-dashboard')
     await row.getByRole('button', { name: '差额名单' }).click()
-    const drawer = page.locator('.el-drawer')
+    const drawer = page.locator('.el-drawer', { hasText: '差额名单' })
     await drawer.locator('.el-table__row').first().waitFor()
     const head = await drawer.innerText()
     const m = /共 ([\d,]+) 人/.exec(head)
@@ -704,6 +704,18 @@ try {
     assert(statSync(path).size > 2000, 'gap list file is too small')
     console.log(`# gap list: ${name}, ${m[1]} people, ${statSync(path).size} bytes`)
     await page.keyboard.press('Escape')
+    await drawer.waitFor({ state: 'hidden' })
+    // A figure made of the homes' own opens the homes behind it, adding up to it.
+    const nursing = page.locator('.el-table__row', { hasText: '养老机构护理型床位占比' }).first()
+    await nursing.getByRole('button', { name: '机构明细' }).click()
+    const homes = page.locator('.el-drawer', { hasText: '机构明细' })
+    await homes.locator('.homes .el-table__row').first().waitFor()
+    const ht = await homes.innerText()
+    assert(/合计 \d+ \/ \d+/.test(ht) && ht.includes('敬老院'), `the homes drawer reads: ${ht.slice(0, 200)}`)
+    await page.waitForTimeout(400)
+    await shot('indicators-homes')
+    await page.keyboard.press('Escape')
+    await homes.waitFor({ state: 'hidden' })
   }, { screenshot: null })
 
   await step('重点指标: clicking a town\'s name in the region picker opens that town', async () => {
@@ -869,7 +881,7 @@ try {
     const resident = page.locator('.residents .el-table__row', { hasText: state.newName })
     await resident.waitFor()
     assert((await resident.innerText()).includes('101室 1床'), 'the resident list does not show the bed')
-    await page.getByRole('tab', { name: '床位' }).click()
+    await page.getByRole('tab', { name: '床位', exact: true }).click()
     // Out of the queue once admitted.
     const q = await page.evaluate(async () => (await fetch('/api/v1/admission-queue')).json())
     assert(!q.items.some((i) => i.citizen_id_masked.endsWith(tail)), 'the admitted person is still waiting in the queue')
@@ -912,7 +924,7 @@ try {
     await box.locator('input').fill('家属想等城区的床位')
     await box.getByRole('button', { name: '确定' }).click()
     await page.locator('.offers .el-table__row', { hasText: '已谢绝' }).waitFor()
-    await page.getByRole('tab', { name: '床位' }).click()
+    await page.getByRole('tab', { name: '床位', exact: true }).click()
     await page.locator('.bed', { hasText: '空床' }).first().waitFor()
   }, { screenshot: null })
 
