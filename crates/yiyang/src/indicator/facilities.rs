@@ -430,7 +430,6 @@ pub async fn homes(
             names.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
         }
     }
-    let zh = |t: &[(&str, &'static str)], c: &str| t.iter().find(|k| k.0 == c).map_or("", |k| k.1);
     let (ni, di) = (idx(num), idx(den));
     let mut items: Vec<HomePart> = counts
         .into_iter()
@@ -443,8 +442,8 @@ pub async fn homes(
             Some(HomePart {
                 org_id: org,
                 name,
-                kind_name: zh(crate::org::KINDS, &kind).into(),
-                ownership_name: zh(crate::org::OWNERSHIPS, &own).into(),
+                kind_name: crate::org::kind_zh(&kind).into(),
+                ownership_name: crate::org::ownership_zh(&own).into(),
                 place: regions.path_name(&format!("{}000", &leaf[..9.min(leaf.len())])),
                 numerator: n,
                 denominator: d,

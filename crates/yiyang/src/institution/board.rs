@@ -81,7 +81,6 @@ pub async fn board(
     .fetch_all(&app.db.pool)
     .await?;
     let regions = app.regions.read().await;
-    let zh = |t: &[(&str, &'static str)], c: &str| t.iter().find(|k| k.0 == c).map_or("", |k| k.1);
     let mut homes = vec![];
     for r in rows {
         let vacant_nursing: i64 = r.get(12);
@@ -91,8 +90,8 @@ pub async fn board(
         let region: String = r.get(4);
         homes.push(BoardHome {
             name: r.get(0),
-            kind_name: zh(crate::org::KINDS, &r.get::<String, _>(1)).into(),
-            ownership_name: zh(crate::org::OWNERSHIPS, &r.get::<String, _>(2)).into(),
+            kind_name: crate::org::kind_zh(&r.get::<String, _>(1)).into(),
+            ownership_name: crate::org::ownership_zh(&r.get::<String, _>(2)).into(),
             grade: r.get(3),
             place: regions.path_name(&format!("{}000", &region[..9])),
             address: r.get(5),

@@ -368,12 +368,7 @@ pub async fn compute(
         if e.0 <= from {
             *e = (
                 from,
-                super::place(
-                    &r.get::<String, _>(2),
-                    &r.get::<String, _>(3),
-                    &r.get::<String, _>(4),
-                    &r.get::<String, _>(5),
-                ),
+                super::place_at(&r, 2),
             );
         }
     }
@@ -476,7 +471,7 @@ pub async fn compute(
             kind: "construction",
             ref_id: r.get(0),
             elder_id: None,
-            place: super::place(&r.get::<String, _>(2), &r.get::<String, _>(3), &r.get::<String, _>(4), &r.get::<String, _>(5)),
+            place: super::place_at(&r, 2),
             level: None,
             days: 0,
             paid_days: 0,

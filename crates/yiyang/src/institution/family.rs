@@ -91,24 +91,20 @@ fn adaptation_codes(items: &[String]) -> ApiResult<Vec<&'static str>> {
     let mut out = vec![];
     for it in items {
         let v = it.trim();
-        let code = ADAPTATIONS
-            .iter()
-            .find(|a| a.0 == v || a.1 == v)
-            .map(|a| a.0)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "adaptation",
-                    format!(
-                        "适老化改造项目“{}”不在清单中，应为：{}",
-                        v.chars().take(20).collect::<String>(),
-                        ADAPTATIONS
-                            .iter()
-                            .map(|a| a.1)
-                            .collect::<Vec<_>>()
-                            .join("、")
-                    ),
-                )
-            })?;
+        let code = super::code_of(ADAPTATIONS, v).ok_or_else(|| {
+            ApiError::invalid(
+                "adaptation",
+                format!(
+                    "适老化改造项目“{}”不在清单中，应为：{}",
+                    v.chars().take(20).collect::<String>(),
+                    ADAPTATIONS
+                        .iter()
+                        .map(|a| a.1)
+                        .collect::<Vec<_>>()
+                        .join("、")
+                ),
+            )
+        })?;
         if !out.contains(&code) {
             out.push(code);
         }
@@ -156,15 +152,15 @@ pub async fn create(
         ));
     }
     let items = adaptation_codes(&req.adaptation)?;
-    let admit_like = super::AdmitReq {
-        elder_id: req.elder_id.clone(),
-        citizen_id: req.citizen_id.clone(),
-        name: req.name.clone(),
-        bed_id: String::new(),
-        admitted_on: None,
-        note: None,
-    };
-    let (elder_id, _, _) = super::find_elder(db, keys, people, &admit_like).await?;
+    let elder_id = super::find_person(
+        db,
+        keys,
+        people,
+        req.elder_id.clone(),
+        req.citizen_id.clone(),
+        req.name.clone(),
+    )
+    .await?;
     let start_s = super::ymd(start);
     let level: Option<i64> = sqlx::query(
         "SELECT level FROM elder_ability WHERE elder_id = $1 AND assessed_on <= $2 AND valid_until >= $2",
@@ -246,7 +242,6 @@ async fn one(db: &Db, id: &str) -> ApiResult<FamilyBed> {
 }
 
 async fn rows(db: &Db, cond: &str, v: &str) -> ApiResult<Vec<FamilyBed>> {
-    let zh = |t: &[(&str, &'static str)], c: &str| t.iter().find(|k| k.0 == c).map_or("", |k| k.1);
     Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT f.id, f.elder_id, e.name, e.citizen_id_masked, e.residence_region, f.contract_no, f.signed_on, f.start_on, \
          f.end_on, f.end_reason, f.ability_level, f.adaptation, f.visits_per_month \
@@ -269,7 +264,7 @@ async fn rows(db: &Db, cond: &str, v: &str) -> ApiResult<Vec<FamilyBed>> {
         end_on: r.get(8),
         end_reason: r
             .get::<Option<String>, _>(9)
-            .map(|c| zh(END_REASONS, &c).to_string()),
+            .map(|c| super::zh(END_REASONS, &c).to_string()),
         ability_level: r
             .get::<Option<i64>, _>(10)
             .and_then(|l| yiyang_kernel::assessment::LEVEL_NAMES.get(l as usize))
@@ -278,7 +273,7 @@ async fn rows(db: &Db, cond: &str, v: &str) -> ApiResult<Vec<FamilyBed>> {
             .get::<String, _>(11)
             .split(',')
             .filter(|s| !s.is_empty())
-            .map(|c| zh(ADAPTATIONS, c).to_string())
+            .map(|c| super::zh(ADAPTATIONS, c).to_string())
             .collect(),
         visits_per_month: r.get(12),
     })
@@ -326,16 +321,12 @@ pub struct EndReq {
 
 /// End a contract on a day, with a reason; audited.
 pub async fn end(db: &Db, scope: &Scope, who: &Who, id: &str, req: EndReq) -> ApiResult<()> {
-    let reason = END_REASONS
-        .iter()
-        .find(|r| r.0 == req.reason.trim() || r.1 == req.reason.trim())
-        .map(|r| r.0)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "reason",
-                "撤床原因应为死亡、入住养老机构、解除协议、迁出或其他",
-            )
-        })?;
+    let reason = super::code_of(END_REASONS, &req.reason).ok_or_else(|| {
+        ApiError::invalid(
+            "reason",
+            "撤床原因应为死亡、入住养老机构、解除协议、迁出或其他",
+        )
+    })?;
     let on = super::day(
         "on",
         "撤床日期",

@@ -85,12 +85,12 @@ pub const LEAVE_KINDS: &[(&str, &str)] = &[
     ("other", "其他"),
 ];
 
-fn code_of(table: &[(&'static str, &'static str)], v: &str) -> Option<&'static str> {
+pub(crate) fn code_of(table: &[(&'static str, &'static str)], v: &str) -> Option<&'static str> {
     let v = v.trim();
     table.iter().find(|k| k.0 == v || k.1 == v).map(|k| k.0)
 }
 
-fn zh(table: &[(&'static str, &'static str)], code: &str) -> &'static str {
+pub(crate) fn zh(table: &[(&'static str, &'static str)], code: &str) -> &'static str {
     table.iter().find(|k| k.0 == code).map_or("", |k| k.1)
 }
 
@@ -384,6 +384,16 @@ pub(crate) fn ymd(d: NaiveDate) -> String {
 }
 
 /// "1号楼 3层 302室 2床": each part as entered, with its unit added when it is a bare number.
+/// [`place`] of a row whose columns `at`… are building, floor, room and label.
+pub(crate) fn place_at(r: &sqlx::any::AnyRow, at: usize) -> String {
+    place(
+        &r.get::<String, _>(at),
+        &r.get::<String, _>(at + 1),
+        &r.get::<String, _>(at + 2),
+        &r.get::<String, _>(at + 3),
+    )
+}
+
 pub fn place(building: &str, floor: &str, room: &str, label: &str) -> String {
     let unit = |s: &str, u: &str| {
         if s.is_empty() {
@@ -830,6 +840,26 @@ pub async fn admit(
 ) -> ApiResult<Admitted> {
     let (elder_id, _, _) = find_elder(db, keys, people, &req).await?;
     admit_as(db, scope, who, org_id, req, elder_id, None).await
+}
+
+/// The person an application or a family bed names, found as an admission finds them.
+pub(crate) async fn find_person(
+    db: &Db,
+    keys: &crate::platform::crypto::KeyRing,
+    people: Option<&Scope>,
+    elder_id: Option<String>,
+    citizen_id: Option<String>,
+    name: Option<String>,
+) -> ApiResult<String> {
+    let req = AdmitReq {
+        elder_id,
+        citizen_id,
+        name,
+        bed_id: String::new(),
+        admitted_on: None,
+        note: None,
+    };
+    Ok(find_elder(db, keys, people, &req).await?.0)
 }
 
 /// An admission of someone already found: by the form, or by accepting an offer (`offer`), the

@@ -129,12 +129,7 @@ pub(crate) async fn open_by_application(db: &Db) -> ApiResult<HashMap<String, Of
                 OfferBrief {
                     offer_id: r.get(1),
                     org_name: r.get(2),
-                    place: super::place(
-                        &r.get::<String, _>(3),
-                        &r.get::<String, _>(4),
-                        &r.get::<String, _>(5),
-                        &r.get::<String, _>(6),
-                    ),
+                    place: super::place_at(r, 3),
                     expires_on: r.get(7),
                 },
             )
@@ -275,12 +270,7 @@ pub async fn offer(
         return Err(ApiError::conflict("该床位已撤销"));
     }
     let nursing = b.get::<i64, _>(5) != 0;
-    let place = super::place(
-        &b.get::<String, _>(6),
-        &b.get::<String, _>(7),
-        &b.get::<String, _>(8),
-        &b.get::<String, _>(9),
-    );
+    let place = super::place_at(&b, 6);
     let taken: i64 =
         sqlx::query("SELECT COUNT(*) FROM bed_stay WHERE bed_id = $1 AND until_on IS NULL")
             .bind(bed_id)
@@ -437,12 +427,7 @@ pub async fn list(
                 id: r.get(0),
                 application_id: r.get(1),
                 bed_id: r.get(2),
-                place: super::place(
-                    &r.get::<String, _>(3),
-                    &r.get::<String, _>(4),
-                    &r.get::<String, _>(5),
-                    &r.get::<String, _>(6),
-                ),
+                place: super::place_at(r, 3),
                 name_masked: yiyang_kernel::mask::name(&r.get::<String, _>(7)),
                 citizen_id_masked: r.get(8),
                 age: yiyang_kernel::citizen_id::age_on(birth, today),

@@ -238,15 +238,15 @@ pub async fn apply(
     let today = crate::platform::today();
     let on = super::day("applied_on", "申请日期", req.applied_on.as_deref(), today)?;
     let note = super::text("note", "备注", req.note.as_deref(), 200)?;
-    let admit_like = super::AdmitReq {
-        elder_id: req.elder_id.clone(),
-        citizen_id: req.citizen_id.clone(),
-        name: req.name.clone(),
-        bed_id: String::new(),
-        admitted_on: None,
-        note: None,
-    };
-    let (elder_id, _, _) = super::find_elder(db, keys, people, &admit_like).await?;
+    let elder_id = super::find_person(
+        db,
+        keys,
+        people,
+        req.elder_id.clone(),
+        req.citizen_id.clone(),
+        req.name.clone(),
+    )
+    .await?;
     let resident: i64 =
         sqlx::query("SELECT COUNT(*) FROM admission WHERE elder_id = $1 AND discharged_on IS NULL")
             .bind(&elder_id)

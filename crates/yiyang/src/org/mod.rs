@@ -53,6 +53,11 @@ pub const OWNERSHIPS: &[(&str, &str)] = &[
     ("private", "民办"),
 ];
 
+/// 养老机构, 农村敬老院 … for a kind code.
+pub fn kind_zh(code: &str) -> &'static str {
+    zh(KINDS, code)
+}
+
 /// 公办 / 公建民营 / 民办 for an ownership code.
 pub fn ownership_zh(code: &str) -> &'static str {
     zh(OWNERSHIPS, code)
