@@ -1045,6 +1045,29 @@ try {
 
   await step(`log in as ${REVIEWER_USERNAME} (a second officer)`, () => login(REVIEWER_USERNAME, REVIEWER_PASSWORD, env('REVIEWER_TOTP_SECRET')), { screenshot: null })
 
+  await step('床位补贴: the second officer reviews a home\'s claim and puts it into the draft payment batch, to be paid to the home\'s account', async () => {
+    const HOME = '丁堰镇区域性养老服务中心'
+    await menu('床位补贴').click()
+    await page.waitForURL(/\/bed-claims$/)
+    const row = page.locator('.claims .el-table__row', { hasText: HOME }).first()
+    await row.click()
+    const drawer = page.locator('.el-drawer:visible')
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/steps') && r.request().method() === 'POST' && r.status() === 200),
+      drawer.getByRole('button', { name: '复核通过' }).click(),
+    ])
+    await row.getByText('已复核').waitFor()
+    await page.getByTestId('claims-to-batch').click()
+    const dlg = page.locator('.el-dialog', { hasText: '列入发放批次' })
+    await dlg.getByText(`${state.batchMonth} 发放批次`).waitFor()
+    await dlg.getByRole('button', { name: '列入', exact: true }).click()
+    await dlg.locator('.el-alert', { hasText: '列入 1 家' }).waitFor()
+    await shot('claims-to-batch')
+    await dlg.getByRole('button', { name: '关闭' }).click()
+    await row.getByText('发放批次').waitFor()
+    state.claimHome = HOME
+  }, { screenshot: null })
+
   await step('a second person reviews the draft batch; it can then be marked paid', async () => {
     await menu('服务目录').click()
     await page.waitForURL(/\/catalog$/)
@@ -1054,6 +1077,7 @@ try {
     assert((await row.innerText()).includes('草稿'), 'listed as a draft')
     await row.getByText('明细汇总').click()
     await page.getByTestId('batch-state').waitFor()
+    if (state.claimHome) await page.getByTestId('batch-orgs').getByText(state.claimHome).waitFor()
     await button('复核通过').click()
     await page.locator('.el-message-box').getByRole('button', { name: '确定' }).click()
     await page.getByTestId('batch-state').filter({ hasText: '已复核' }).waitFor()
@@ -1122,6 +1146,20 @@ try {
       await rowOf(NEW_USER).getByText('待本人设置密码').waitFor()
     }, { screenshot: 'users-created' })
 
+    await step('用户管理: a home manager\'s account is bound to its home, chosen by name', async () => {
+      await button('新建用户').click()
+      const dlg = page.locator('.el-dialog', { hasText: '新建用户' })
+      await dlg.getByLabel('用户名').fill('e2e_home')
+      await dlg.getByLabel('姓名').fill('丁院长')
+      await dlg.getByLabel('初始密码').fill('Chushi-Mima-2026')
+      await dlg.locator('.el-checkbox', { hasText: '机构负责人' }).click()
+      await dlg.getByLabel('所属区划代码').fill('320682000000')
+      await dlg.locator('[data-testid="user-org"] input, input[data-testid="user-org"]').first().fill('白蒲')
+      await page.locator('.el-select-dropdown__item:visible', { hasText: '白蒲镇中心敬老院' }).first().click()
+      await Promise.all([page.waitForResponse((r) => r.url().endsWith('/api/v1/users') && r.request().method() === 'POST' && r.status() === 201), dlg.getByRole('button', { name: '创建' }).click()])
+      await rowOf('e2e_home').getByText('白蒲镇中心敬老院').waitFor()
+    }, { screenshot: 'users-home-manager' })
+
     await step('停用 with a reason: the account shows 已停用', async () => {
       await userAction(NEW_USER, '停用账号', '调离岗位')
       await rowOf(NEW_USER).getByText('已停用').waitFor()
@@ -1155,6 +1193,24 @@ try {
       await page.waitForURL((u) => !u.pathname.endsWith('/password'))
       await page.locator('.el-header').getByRole('button', { name: '退出' }).waitFor()
     }, { screenshot: 'password-changed' })
+  }
+
+  if (env('MANAGER_USERNAME')) {
+    await step('log out', logout, { screenshot: null })
+    await step('a home\'s manager lands on her home\'s workbench and sees that home only', async () => {
+      await login(env('MANAGER_USERNAME'), env('MANAGER_PASSWORD'))
+      await workbench(['空床', '待答复的入住邀请', '60 天内到期的证书'], ['待审批待遇', '目标预警'])
+      const names = await page.locator('.el-menu-item').allInnerTexts()
+      assert(names.some((n) => n.includes('本机构')), `menu: ${names}`)
+      assert(!names.some((n) => n.includes('老年人档案') || n.includes('服务机构')), `menu: ${names}`)
+      await page.locator('[data-testid="current-region"]').getByText('东陈镇中心敬老院').waitFor()
+      await shot('workbench-home-manager')
+      await menu('本机构').click()
+      await page.waitForURL(/\/orgs\/[^/]+$/)
+      await page.getByText('东陈镇中心敬老院').first().waitFor()
+      await page.getByRole('tab', { name: /^在住老人/ }).click()
+      await page.locator('.residents .el-table__body tr.el-table__row').first().waitFor()
+    }, { screenshot: 'home-manager-residents' })
   }
 
   if (env('SYSADMIN_USERNAME')) {

@@ -29,6 +29,7 @@ ASSESSOR_USERNAME=assessor ASSESSOR_PASSWORD=$(awk '$1=="assessor"{print $2}' "$
 AUDIT_USERNAME=auditor AUDIT_PASSWORD=$(awk '$1=="auditor"{print $2}' "$ACC") \
 SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$ACC") \
 SYSADMIN_USERNAME=sysadmin SYSADMIN_PASSWORD=$(awk '$1=="sysadmin"{print $2}' "$ACC") \
+MANAGER_USERNAME=home_manager MANAGER_PASSWORD=$(awk '$1=="home_manager"{print $2}' "$ACC") \
 IMPORT_FILE="$W/import.csv" OFFICE_FILE="$W/乡镇上报.xlsx" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.

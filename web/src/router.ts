@@ -5,7 +5,7 @@ import { useAuth } from './stores/auth'
 declare module 'vue-router' {
   interface RouteMeta {
     title?: string
-    perm?: string
+    perm?: string | string[]
     public?: boolean
   }
 }
@@ -32,8 +32,10 @@ const routes: RouteRecordRaw[] = [
       { path: 'catalog', name: 'catalog', component: () => import('./modules/catalog/CatalogView.vue'), meta: { title: '服务目录', perm: 'catalog.manage' } },
       { path: 'orgs', name: 'orgs', component: () => import('./modules/org/OrgsView.vue'), meta: { title: '服务机构', perm: 'aggregates.read' } },
       { path: 'admission-queue', name: 'admission-queue', component: () => import('./modules/institution/QueueView.vue'), meta: { title: '入住轮候', perm: 'institution.manage' } },
-      { path: 'bed-claims', name: 'bed-claims', component: () => import('./modules/institution/ClaimsView.vue'), meta: { title: '床位补贴', perm: 'aggregates.read' } },
-      { path: 'orgs/:id', name: 'org-beds', component: () => import('./modules/institution/BedsView.vue'), meta: { title: '机构详情', perm: 'aggregates.read' } },
+      { path: 'bed-claims', name: 'bed-claims', component: () => import('./modules/institution/ClaimsView.vue'), meta: { title: '床位补贴', perm: ['aggregates.read', 'institution.manage'] } },
+      { path: 'orgs/:id', name: 'org-beds', component: () => import('./modules/institution/BedsView.vue'), meta: { title: '机构详情', perm: ['aggregates.read', 'institution.manage'] } },
+      // A home's manager: her own home.
+      { path: 'my-org', name: 'my-org', redirect: () => `/orgs/${useAuth().me?.org_id ?? ''}` },
       { path: 'indicators', name: 'indicators', component: () => import('./modules/indicator/IndicatorsView.vue'), meta: { title: '重点指标', perm: 'aggregates.read' } },
       { path: 'import', name: 'import', component: () => import('./modules/registry/ImportView.vue'), meta: { title: '批量导入', perm: 'registry.import' } },
       { path: 'audit', name: 'audit', component: () => import('./modules/audit/AuditView.vue'), meta: { title: '审计日志', perm: 'audit.read' } },

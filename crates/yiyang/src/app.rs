@@ -179,7 +179,7 @@ impl AppState {
         crate::institution::http::queue, crate::institution::http::apply, crate::institution::http::withdraw,
         crate::institution::http::subsidy_policy, crate::institution::http::publish_subsidy_policy,
         crate::institution::http::claims, crate::institution::http::compute_claims, crate::institution::http::export_claims,
-        crate::institution::http::claim, crate::institution::http::claim_step,
+        crate::institution::http::claim, crate::institution::http::claim_step, crate::institution::http::claims_to_batch,
         crate::institution::http::offer_bed, crate::institution::http::offers, crate::institution::http::answer_offer,
         crate::institution::board::queue_place,
         crate::institution::http::family_beds, crate::institution::http::add_family_bed, crate::institution::http::end_family_bed,

@@ -379,7 +379,8 @@ pub enum UserCmd {
         username: String,
         #[arg(long)]
         display_name: Option<String>,
-        /// system_admin, security_admin, audit_admin, officer, worker (comma-separated)
+        /// system_admin, security_admin, audit_admin, officer, worker, assessor,
+        /// institution_manager (comma-separated)
         #[arg(long, default_value = "security_admin")]
         role: String,
         /// Region the account is bound to (12-digit or short code)
@@ -388,6 +389,9 @@ pub enum UserCmd {
         /// Comma list of edit, aggregates, individuals
         #[arg(long, default_value = "edit,aggregates,individuals")]
         scopes: String,
+        /// The organisation an institution_manager works for (its id)
+        #[arg(long)]
+        org: Option<String>,
     },
     /// Disable an account: its sessions end at once
     Disable {
@@ -898,6 +902,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     role,
                     region,
                     scopes,
+                    org,
                 },
         } => {
             let (db, _keys) = open(&cli, 2).await?;
@@ -916,6 +921,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 roles: role.split(',').map(|s| s.trim().to_string()).collect(),
                 region_code: region.clone(),
                 scopes: sc,
+                org_id: org.clone(),
             };
             let mut tx = db.begin().await?;
             // Whoever typed the password hands the account over: it is changed at the first login.
@@ -1261,7 +1267,7 @@ async fn region_import(
 }
 
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 8] = [
+    let accounts: [(&str, &str, &str, &str, &str); 9] = [
         (
             "officer",
             "县民政局 李科长",
@@ -1319,6 +1325,14 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             crate::demo::COUNTY,
             "",
         ),
+        // The manager of the first town's public home: her account sees that home only.
+        (
+            "home_manager",
+            "东陈镇中心敬老院 刘院长",
+            "institution_manager",
+            crate::demo::COUNTY,
+            "edit,individuals",
+        ),
     ];
     let dir = cli
         .key_file
@@ -1336,6 +1350,19 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         if exists {
             continue;
         }
+        let org_id = if role == "institution_manager" {
+            let home: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM organisation WHERE name = '东陈镇中心敬老院' ORDER BY id LIMIT 1",
+            )
+            .fetch_optional(&db.pool)
+            .await?;
+            match home {
+                Some(h) => Some(h),
+                None => continue,
+            }
+        } else {
+            None
+        };
         let pw = format!("Yy-{}", crate::platform::crypto::random_token(9));
         let nu = crate::identity::http::NewUser {
             username: u.into(),
@@ -1348,6 +1375,7 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
                 aggregates: scopes.contains("aggregates"),
                 individuals: scopes.contains("individuals"),
             },
+            org_id,
         };
         let mut tx = db.begin().await?;
         crate::identity::http::insert_user(

@@ -166,6 +166,77 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
             "info",
         ));
     }
+    if let Some(org) = actor.org_id.as_deref()
+        && actor.has(Perm::InstitutionManage)
+    {
+        // A home's manager: her vacancies, the offers awaiting an answer, long leaves and
+        // certificates about to lapse.
+        let link = format!("/orgs/{org}");
+        let vacant = count(
+            db,
+            "SELECT COUNT(*) FROM bed b WHERE b.org_id = $1 AND b.status = 'open' \
+             AND NOT EXISTS (SELECT 1 FROM bed_stay s WHERE s.bed_id = b.id AND s.until_on IS NULL)",
+            &[org],
+        )
+        .await?;
+        cards.push(card(
+            "空床",
+            vacant,
+            "本机构今天可以入住的床位".into(),
+            &link,
+            "info",
+        ));
+        let offers = count(
+            db,
+            "SELECT COUNT(*) FROM admission_offer WHERE org_id = $1 AND state = 'open'",
+            &[org],
+        )
+        .await?;
+        cards.push(card(
+            "待答复的入住邀请",
+            offers,
+            "已向轮候老人发出、还在等待答复的邀请".into(),
+            &format!("{link}?tab=offers"),
+            if offers > 0 { "warning" } else { "info" },
+        ));
+        let since = (today - chrono::Duration::days(30))
+            .format("%Y-%m-%d")
+            .to_string();
+        let leaves = count(
+            db,
+            "SELECT COUNT(*) FROM admission_leave l JOIN admission a ON a.id = l.admission_id \
+             WHERE a.org_id = $1 AND a.discharged_on IS NULL AND l.until_on IS NULL AND l.from_on < $2",
+            &[org, &since],
+        )
+        .await?;
+        cards.push(card(
+            "请假超过 30 天",
+            leaves,
+            "离院超过 30 天仍未返回的老人，超出天数不计床位补贴".into(),
+            &format!("{link}?tab=current"),
+            if leaves > 0 { "warning" } else { "info" },
+        ));
+        let (t0, t60) = (
+            today.format("%Y-%m-%d").to_string(),
+            (today + chrono::Duration::days(60))
+                .format("%Y-%m-%d")
+                .to_string(),
+        );
+        let certs = count(
+            db,
+            "SELECT COUNT(*) FROM staff WHERE org_id = $1 AND left_on IS NULL \
+             AND certificate_expires_on IS NOT NULL AND certificate_expires_on <= $2 AND certificate_expires_on >= $3",
+            &[org, &t60, &t0],
+        )
+        .await?;
+        cards.push(card(
+            "60 天内到期的证书",
+            certs,
+            "在职人员的职业资格证书即将到期".into(),
+            &format!("{link}?tab=staff"),
+            if certs > 0 { "warning" } else { "info" },
+        ));
+    }
     if actor.has(Perm::AggregatesRead) {
         let d = crate::indicator::query::dashboard(
             db,

@@ -33,6 +33,9 @@ export interface Me {
   /** A new or reset account: the password must be changed before anything else. */
   must_change_password: boolean
   profile: 'demo' | 'production'
+  /** The organisation a bound account (a home's manager) works for. */
+  org_id: string | null
+  org_name: string | null
 }
 
 export type LoginResult =
@@ -197,6 +200,8 @@ export interface UserRow {
   totp_enabled: boolean
   disabled: boolean
   must_change_password: boolean
+  org_id: string | null
+  org_name: string | null
 }
 
 export interface NewUser {
@@ -206,4 +211,6 @@ export interface NewUser {
   roles: string[]
   region_code: string
   scopes: Scopes
+  /** Required for a home's manager, absent for the other roles. */
+  org_id: string | null
 }

@@ -5,8 +5,10 @@ export interface MenuItem {
   path: string
   title: string
   icon: Component
-  /** Permission the item needs (empty: every account); the server checks it again on every call. */
-  perm: string
+  /** Permission the item needs, or any one of a list (empty: every account); the server checks it again on every call. */
+  perm: string | string[]
+  /** true: only for an account bound to one organisation; false: never for one. */
+  bound?: boolean
 }
 
 export const MENU: MenuItem[] = [
@@ -16,9 +18,10 @@ export const MENU: MenuItem[] = [
   { path: '/assessments/due', title: '评估任务', icon: List, perm: 'assessment.record' },
   { path: '/assessments/import', title: '评估导入', icon: Upload, perm: 'assessment.record' },
   { path: '/catalog', title: '服务目录', icon: Tickets, perm: 'catalog.manage' },
-  { path: '/orgs', title: '服务机构', icon: OfficeBuilding, perm: 'aggregates.read' },
+  { path: '/orgs', title: '服务机构', icon: OfficeBuilding, perm: 'aggregates.read', bound: false },
+  { path: '/my-org', title: '本机构', icon: OfficeBuilding, perm: 'institution.manage', bound: true },
   { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage' },
-  { path: '/bed-claims', title: '床位补贴', icon: Money, perm: 'aggregates.read' },
+  { path: '/bed-claims', title: '床位补贴', icon: Money, perm: ['aggregates.read', 'institution.manage'] },
   { path: '/indicators', title: '重点指标', icon: DataLine, perm: 'aggregates.read' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },
   { path: '/users', title: '用户管理', icon: User, perm: 'users.manage' },

@@ -11,7 +11,9 @@ export const useAuth = defineStore('auth', () => {
   const probed = ref(false)
 
   const loggedIn = computed(() => me.value !== null)
-  const can = (perm: string) => !!me.value?.permissions.includes(perm)
+  /** Holds the permission, or any one of a list of them. */
+  const can = (perm: string | string[]) =>
+    (Array.isArray(perm) ? perm : [perm]).some((p) => !!me.value?.permissions.includes(p))
 
   async function probe(): Promise<Me | null> {
     try {

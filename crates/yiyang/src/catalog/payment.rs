@@ -71,6 +71,126 @@ pub const MIGRATION_STATES: &[crate::platform::migrations::Stmt] = {
     ]
 };
 
+/// Organisations paid in a batch beside the people: a home's bed-subsidy claim, later a provider's
+/// settlement. The payee and its account are copied in when the line is added, so the bank file
+/// pays what was reviewed even if the organisation's record changes afterwards.
+pub const MIGRATION_ORG_LINES: &[crate::platform::migrations::Stmt] = {
+    use crate::platform::migrations::Stmt::Both;
+    &[
+        Both(
+            "CREATE TABLE payment_org_line (batch_id TEXT NOT NULL REFERENCES payment_batch (id), \
+             source TEXT NOT NULL, source_id TEXT NOT NULL, org_id TEXT NOT NULL, payee TEXT NOT NULL, \
+             bank_name TEXT NOT NULL, bank_account_name TEXT NOT NULL, bank_account TEXT NOT NULL, \
+             amount_fen BIGINT NOT NULL, town_code TEXT NOT NULL, purpose TEXT NOT NULL, \
+             PRIMARY KEY (batch_id, source, source_id))",
+        ),
+        // A claim is paid by one batch only (a discarded draft lets go of its lines).
+        Both("CREATE UNIQUE INDEX payment_org_line_source ON payment_org_line (source, source_id)"),
+        Both("ALTER TABLE payment_batch ADD COLUMN org_lines BIGINT NOT NULL DEFAULT 0"),
+        Both("ALTER TABLE payment_batch ADD COLUMN org_total_fen BIGINT NOT NULL DEFAULT 0"),
+    ]
+};
+
+/// One organisation's payment to add to a batch.
+#[derive(Debug, Clone)]
+pub struct OrgPayment {
+    /// What it pays for (`bed_claim`), and which record.
+    pub source: &'static str,
+    pub source_id: String,
+    pub org_id: String,
+    pub payee: String,
+    pub bank_name: String,
+    pub bank_account_name: String,
+    pub bank_account: String,
+    pub amount_fen: i64,
+    pub town_code: String,
+    /// 用途, as the bank file shows it: "2026-11 床位运营补贴"
+    pub purpose: String,
+}
+
+/// Add organisations' payments to a draft batch inside the caller's transaction (the batch must be
+/// in the scope and still a draft: a reviewed batch is not changed behind its reviewer). Returns
+/// the batch's month.
+pub async fn add_org_payments(
+    tx: &mut crate::platform::db::Tx<'_>,
+    scope: &Scope,
+    batch_id: &str,
+    lines: &[OrgPayment],
+) -> ApiResult<String> {
+    let b = sqlx::query("SELECT catalog_region, month, state FROM payment_batch WHERE id = $1")
+        .bind(batch_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("发放批次不存在"))?;
+    let state: String = b.get(2);
+    if state != "draft" {
+        return Err(ApiError::conflict(format!(
+            "该发放批次已{}，不能再加入；请选择草稿状态的批次",
+            state_zh(&state)
+        )));
+    }
+    let total: i64 = lines.iter().map(|l| l.amount_fen).sum();
+    // Taking the row first: a review committed meanwhile either waits or makes this fail.
+    let held = sqlx::query(
+        "UPDATE payment_batch SET org_lines = org_lines + $2, org_total_fen = org_total_fen + $3 \
+         WHERE id = $1 AND state = 'draft'",
+    )
+    .bind(batch_id)
+    .bind(lines.len() as i64)
+    .bind(total)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if held != 1 {
+        return Err(ApiError::conflict("该批次刚被他人处理，请刷新后查看"));
+    }
+    for l in lines {
+        let res = sqlx::query(
+            "INSERT INTO payment_org_line (batch_id, source, source_id, org_id, payee, bank_name, bank_account_name, \
+             bank_account, amount_fen, town_code, purpose) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(batch_id)
+        .bind(l.source)
+        .bind(&l.source_id)
+        .bind(&l.org_id)
+        .bind(&l.payee)
+        .bind(&l.bank_name)
+        .bind(&l.bank_account_name)
+        .bind(&l.bank_account)
+        .bind(l.amount_fen)
+        .bind(&l.town_code)
+        .bind(&l.purpose)
+        .execute(&mut **tx)
+        .await;
+        // Two officers putting one claim into two batches at once: the second finds it taken.
+        if let Err(sqlx::Error::Database(d)) = &res
+            && d.is_unique_violation()
+        {
+            return Err(ApiError::conflict(format!(
+                "“{}”的这笔款项刚被他人列入发放批次，请刷新后重试",
+                l.payee
+            )));
+        }
+        res?;
+    }
+    Ok(b.get(1))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OrgPaymentRow {
+    pub source: String,
+    pub source_id: String,
+    pub org_id: String,
+    pub payee: String,
+    pub bank_name: String,
+    pub bank_account_name: String,
+    pub bank_account: String,
+    pub amount: f64,
+    pub town: String,
+    pub purpose: String,
+}
+
 pub fn state_zh(s: &str) -> &'static str {
     match s {
         "reviewed" => "已复核",
@@ -116,6 +236,9 @@ pub struct BatchView {
     pub by_level: LevelTotals,
     /// Lines for people whose death date lies before the month began (to be recovered).
     pub paid_after_death: i64,
+    /// Organisations paid in this batch (homes' bed subsidies), and their total.
+    pub org_payments: Vec<OrgPaymentRow>,
+    pub org_total: f64,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -374,6 +497,32 @@ pub async fn view(
     .get(0);
     let yuan = |f: i64| f as f64 / 100.0;
     let state: String = b.get(7);
+    let orgs = sqlx::query(
+        "SELECT source, source_id, org_id, payee, bank_name, bank_account_name, bank_account, amount_fen, town_code, purpose \
+         FROM payment_org_line WHERE batch_id = $1 ORDER BY town_code, payee",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    let org_payments: Vec<OrgPaymentRow> = orgs
+        .iter()
+        .map(|r| {
+            let town: String = r.get(8);
+            OrgPaymentRow {
+                source: r.get(0),
+                source_id: r.get(1),
+                org_id: r.get(2),
+                payee: r.get(3),
+                bank_name: r.get(4),
+                bank_account_name: r.get(5),
+                bank_account: r.get(6),
+                amount: yuan(r.get(7)),
+                town: regions.name(&town).unwrap_or(&town).to_string(),
+                purpose: r.get(9),
+            }
+        })
+        .collect();
+    let org_total = yuan(orgs.iter().map(|r| r.get::<i64, _>(7)).sum());
     Ok(BatchView {
         id: b.get(0),
         catalog_region: b.get(1),
@@ -417,6 +566,8 @@ pub async fn view(
             town: yuan(lv.get(3)),
         },
         paid_after_death: flagged,
+        org_payments,
+        org_total,
     })
 }
 
@@ -430,12 +581,15 @@ pub struct BatchRow {
     pub state_zh: String,
     pub created_by: String,
     pub created_at: String,
+    /// Organisations paid in it (homes' bed subsidies), and their total.
+    pub org_lines: i64,
+    pub org_total: f64,
 }
 
 pub async fn list(db: &Db, scope: &Scope, region_code: &str) -> ApiResult<Vec<BatchRow>> {
     let (lo, hi) = scope.narrow(Some(region_code))?;
     let rows = sqlx::query(
-        "SELECT id, month, lines, total_fen, created_by, created_at, state FROM payment_batch WHERE catalog_region BETWEEN $1 AND $2 ORDER BY month DESC",
+        "SELECT id, month, lines, total_fen, created_by, created_at, state, org_lines, org_total_fen FROM payment_batch WHERE catalog_region BETWEEN $1 AND $2 ORDER BY month DESC",
     )
     .bind(&lo)
     .bind(&hi)
@@ -453,6 +607,8 @@ pub async fn list(db: &Db, scope: &Scope, region_code: &str) -> ApiResult<Vec<Ba
             state,
             created_by: person(db, Some(r.get(4))).await?.unwrap_or_default(),
             created_at: r.get(5),
+            org_lines: r.get(7),
+            org_total: r.get::<i64, _>(8) as f64 / 100.0,
         });
     }
     Ok(out)
@@ -583,6 +739,49 @@ pub async fn bank_file(
         ws.write_string(row, 5, r.get::<String, _>(5)).map_err(xl)?;
         ws.write_string(row, 6, &month).map_err(xl)?;
     }
+    // Organisations on a sheet of their own: a bank pays a unit's account by its number.
+    let orgs = sqlx::query(
+        "SELECT payee, bank_name, bank_account_name, bank_account, amount_fen, purpose, town_code \
+         FROM payment_org_line WHERE batch_id = $1 ORDER BY town_code, payee",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    if !orgs.is_empty() {
+        let xl = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+        let ws = wb.add_worksheet();
+        ws.set_name("机构代发").map_err(xl)?;
+        for (i, h) in [
+            "序号",
+            "收款单位",
+            "开户银行",
+            "户名",
+            "账号",
+            "金额（元）",
+            "用途",
+            "镇（街道）代码",
+        ]
+        .iter()
+        .enumerate()
+        {
+            ws.write_string_with_format(0, i as u16, *h, &bold)
+                .map_err(xl)?;
+        }
+        for (n, r) in orgs.iter().enumerate() {
+            let row = (n + 1) as u32;
+            let amount: i64 = r.get(4);
+            total += amount;
+            ws.write_number(row, 0, row as f64).map_err(xl)?;
+            ws.write_string(row, 1, r.get::<String, _>(0)).map_err(xl)?;
+            ws.write_string(row, 2, r.get::<String, _>(1)).map_err(xl)?;
+            ws.write_string(row, 3, r.get::<String, _>(2)).map_err(xl)?;
+            ws.write_string(row, 4, r.get::<String, _>(3)).map_err(xl)?;
+            ws.write_number_with_format(row, 5, amount as f64 / 100.0, &money)
+                .map_err(xl)?;
+            ws.write_string(row, 6, r.get::<String, _>(5)).map_err(xl)?;
+            ws.write_string(row, 7, r.get::<String, _>(6)).map_err(xl)?;
+        }
+    }
     let bytes = wb.save_to_buffer().map_err(anyhow::Error::from)?;
     let mut tx = db.begin().await?;
     audit::append(
@@ -593,7 +792,7 @@ pub async fn bank_file(
             entity: "payment_batch",
             entity_id: Some(id),
             region_code: Some(&region),
-            detail: serde_json::json!({"month": month, "rows": rows.len(), "total_fen": total, "revealed": reveal.is_some(), "reason": reveal})
+            detail: serde_json::json!({"month": month, "rows": rows.len(), "org_rows": orgs.len(), "total_fen": total, "revealed": reveal.is_some(), "reason": reveal})
                 .to_string(),
         },
     )
@@ -717,6 +916,11 @@ pub async fn step(
                 return Err(ApiError::conflict("该批次刚被他人处理，请刷新后查看"));
             }
             sqlx::query("DELETE FROM payment_line WHERE batch_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // The claims it carried go back to waiting for a batch.
+            sqlx::query("DELETE FROM payment_org_line WHERE batch_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

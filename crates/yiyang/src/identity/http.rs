@@ -49,6 +49,9 @@ pub struct Me {
     /// A new or reset account: the password must be changed before anything else.
     pub must_change_password: bool,
     pub profile: String,
+    /// The organisation a bound account works for: its id and name.
+    pub org_id: Option<String>,
+    pub org_name: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -123,6 +126,15 @@ pub async fn me_of(app: &AppState, a: &Actor) -> Me {
         .collect();
     perms.sort();
     perms.dedup();
+    let org_name = match &a.org_id {
+        Some(id) => sqlx::query_scalar("SELECT name FROM organisation WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&app.db.pool)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
     Me {
         id: a.user_id.clone(),
         username: a.username.clone(),
@@ -135,6 +147,8 @@ pub async fn me_of(app: &AppState, a: &Actor) -> Me {
         totp_enabled: a.totp_enabled,
         must_change_password: a.must_change_password,
         profile: app.config.profile.clone(),
+        org_id: a.org_id.clone(),
+        org_name,
     }
 }
 
@@ -563,10 +577,14 @@ pub struct UserRow {
     pub totp_enabled: bool,
     pub disabled: bool,
     pub must_change_password: bool,
+    /// 所属机构（机构负责人账号）
+    pub org_id: Option<String>,
+    pub org_name: Option<String>,
 }
 
 /// The columns [`user_row`] reads.
-pub const USER_ROW_COLS: &str = "id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, locked_until, totp_enabled, disabled, must_change_password";
+pub const USER_ROW_COLS: &str = "id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, locked_until, totp_enabled, disabled, must_change_password, org_id, \
+    (SELECT o.name FROM organisation o WHERE o.id = app_user.org_id) AS org_name";
 
 pub fn user_row(r: &sqlx::any::AnyRow) -> UserRow {
     UserRow {
@@ -584,6 +602,8 @@ pub fn user_row(r: &sqlx::any::AnyRow) -> UserRow {
         totp_enabled: r.get::<i64, _>(9) != 0,
         disabled: r.get::<i64, _>(10) != 0,
         must_change_password: r.get::<i64, _>(11) != 0,
+        org_id: r.get(12),
+        org_name: r.get(13),
     }
 }
 
@@ -634,6 +654,51 @@ pub struct NewUser {
     pub roles: Vec<String>,
     pub region_code: String,
     pub scopes: Scopes,
+    /// 所属机构：机构负责人账号必填，其他角色不填
+    #[serde(default)]
+    pub org_id: Option<String>,
+}
+
+/// An account's organisation: required for a role that works for one (and then no other role),
+/// refused for the others; the organisation must exist and lie inside the account's region.
+pub async fn org_binding(
+    tx: &mut crate::platform::db::Tx<'_>,
+    roles: &[Role],
+    org_id: Option<&str>,
+    region: &yiyang_kernel::RegionCode,
+) -> ApiResult<Option<String>> {
+    let org_id = org_id.map(str::trim).filter(|s| !s.is_empty());
+    let bound = roles.iter().filter(|r| r.org_bound()).count();
+    if bound == 0 {
+        if org_id.is_some() {
+            return Err(ApiError::invalid(
+                "org_id",
+                "只有机构负责人账号需要所属机构，其他角色请不要填写",
+            ));
+        }
+        return Ok(None);
+    }
+    if bound < roles.len() {
+        return Err(ApiError::invalid(
+            "roles",
+            "机构负责人账号只办理本机构的事务，不能兼任其他角色",
+        ));
+    }
+    let Some(id) = org_id else {
+        return Err(ApiError::invalid("org_id", "请选择该账号所属的机构"));
+    };
+    let r = sqlx::query("SELECT region_code FROM organisation WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match r {
+        Some(r) if r.get::<String, _>(0).starts_with(region.prefix()) => Ok(Some(id.to_string())),
+        Some(_) => Err(ApiError::invalid(
+            "org_id",
+            "所属机构不在该账号的区划内，请选择区划内的机构或放宽账号区划",
+        )),
+        None => Err(ApiError::invalid("org_id", "找不到所选机构，请重新选择")),
+    }
 }
 
 /// Validate and insert a user inside `tx` (used by the API and by `yiyang user add`).
@@ -671,6 +736,7 @@ pub async fn insert_user(
         return Err(ApiError::forbidden("只能在本人管辖区划内创建用户"));
     }
     let _ = app_db;
+    let org_id = org_binding(tx, &roles, u.org_id.as_deref(), &region).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let hash = password::hash_async(u.password.clone()).await;
     let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -683,7 +749,7 @@ pub async fn insert_user(
             "用户名 {username} 已存在（不区分大小写）"
         )));
     }
-    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at, must_change_password) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at, must_change_password, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
         .bind(&id)
         .bind(username)
         .bind(u.display_name.trim())
@@ -695,6 +761,7 @@ pub async fn insert_user(
         .bind(u.scopes.individuals as i64)
         .bind(crate::platform::now_rfc3339())
         .bind(must_change as i64)
+        .bind(&org_id)
         .execute(&mut **tx)
         .await;
     if let Err(sqlx::Error::Database(d)) = &res
@@ -711,7 +778,7 @@ pub async fn insert_user(
             entity: "user",
             entity_id: Some(&id),
             region_code: Some(region.as_str()),
-            detail: serde_json::json!({"username": username, "roles": roles_s, "scopes": u.scopes})
+            detail: serde_json::json!({"username": username, "roles": roles_s, "scopes": u.scopes, "org_id": org_id})
                 .to_string(),
         },
     )

@@ -195,6 +195,9 @@ pub struct AccessChange {
     pub roles: Vec<String>,
     pub region_code: String,
     pub scopes: Scopes,
+    /// 所属机构：机构负责人账号必填，其他角色不填
+    #[serde(default)]
+    pub org_id: Option<String>,
     /// 操作事由
     pub reason: String,
 }
@@ -233,12 +236,14 @@ pub async fn change_access(
     }
     let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let mut tx = db.begin().await?;
-    sqlx::query("UPDATE app_user SET roles = $1, region_code = $2, scope_edit = $3, scope_aggregates = $4, scope_individuals = $5 WHERE id = $6")
+    let org_id = super::http::org_binding(&mut tx, &roles, c.org_id.as_deref(), &region).await?;
+    sqlx::query("UPDATE app_user SET roles = $1, region_code = $2, scope_edit = $3, scope_aggregates = $4, scope_individuals = $5, org_id = $6 WHERE id = $7")
         .bind(names.join(","))
         .bind(region.as_str())
         .bind(c.scopes.edit as i64)
         .bind(c.scopes.aggregates as i64)
         .bind(c.scopes.individuals as i64)
+        .bind(&org_id)
         .bind(&id)
         .execute(&mut *tx)
         .await?;
@@ -256,6 +261,7 @@ pub async fn change_access(
                 "roles": {"from": old, "to": names},
                 "region_code": {"from": old_region, "to": region.as_str()},
                 "scopes": c.scopes,
+                "org_id": org_id,
             })
             .to_string(),
         },

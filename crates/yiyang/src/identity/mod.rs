@@ -30,6 +30,10 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX user_session_user ON user_session (user_id)"),
 ];
 
+/// An account can be bound to one service organisation (a home's manager, later a provider's
+/// dispatcher): everything it reads or changes is that organisation's.
+pub const MIGRATION_ORG: &[Stmt] = &[Both("ALTER TABLE app_user ADD COLUMN org_id TEXT")];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -45,6 +49,8 @@ pub enum Role {
     Worker,
     /// 评估员: records ability assessments.
     Assessor,
+    /// 机构负责人: keeps one organisation's beds, residents and staff (the account is bound to it).
+    InstitutionManager,
 }
 
 impl Role {
@@ -56,6 +62,7 @@ impl Role {
             "officer" => Role::Officer,
             "worker" => Role::Worker,
             "assessor" => Role::Assessor,
+            "institution_manager" => Role::InstitutionManager,
             _ => return None,
         })
     }
@@ -67,6 +74,7 @@ impl Role {
             Role::Officer => "officer",
             Role::Worker => "worker",
             Role::Assessor => "assessor",
+            Role::InstitutionManager => "institution_manager",
         }
     }
     pub fn zh(self) -> &'static str {
@@ -77,6 +85,7 @@ impl Role {
             Role::Officer => "民政干部",
             Role::Worker => "网格员",
             Role::Assessor => "评估员",
+            Role::InstitutionManager => "机构负责人",
         }
     }
     pub fn perms(self) -> &'static [Perm] {
@@ -96,11 +105,17 @@ impl Role {
                 CatalogManage,
                 IndicatorManage,
                 OrgManage,
+                StaffManage,
                 InstitutionManage,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
+            Role::InstitutionManager => &[InstitutionManage, StaffManage],
         }
+    }
+    /// A role that works for one organisation: the account must name it, and holds no other role.
+    pub fn org_bound(self) -> bool {
+        matches!(self, Role::InstitutionManager)
     }
     pub fn is_staff(self) -> bool {
         true
@@ -122,6 +137,8 @@ pub enum Perm {
     IndicatorManage,
     /// Register and change service organisations (institutions, stations, providers).
     OrgManage,
+    /// Add and change an organisation's staff (its own manager may; so may an officer).
+    StaffManage,
     /// Keep beds and admit, move, send on leave and discharge residents.
     InstitutionManage,
     AuditRead,
@@ -142,6 +159,7 @@ impl Perm {
             Perm::CatalogManage => "catalog.manage",
             Perm::IndicatorManage => "indicator.manage",
             Perm::OrgManage => "org.manage",
+            Perm::StaffManage => "org.staff",
             Perm::InstitutionManage => "institution.manage",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
@@ -160,6 +178,7 @@ impl Perm {
             Perm::CatalogManage => "管理服务目录",
             Perm::IndicatorManage => "管理指标目标",
             Perm::OrgManage => "管理服务机构",
+            Perm::StaffManage => "管理机构人员",
             Perm::InstitutionManage => "管理床位与入住",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
@@ -186,6 +205,8 @@ pub struct Scope {
     pub hi: String,
     /// None = the whole country (command-line operators only).
     pub root: Option<RegionCode>,
+    /// An account bound to one organisation sees only that organisation's records.
+    pub org: Option<String>,
 }
 
 impl Scope {
@@ -195,6 +216,7 @@ impl Scope {
             lo,
             hi,
             root: Some(region.clone()),
+            org: None,
         }
     }
     /// For the command line run by the operator of the deployment, who holds the database anyway.
@@ -203,6 +225,7 @@ impl Scope {
             lo: "000000000000".into(),
             hi: "999999999999".into(),
             root: None,
+            org: None,
         }
     }
     /// The code range of a requested region inside this scope (the whole scope when none is asked);
@@ -228,6 +251,21 @@ impl Scope {
     pub fn contains(&self, code: &str) -> bool {
         self.lo.as_str() <= code && code <= self.hi.as_str()
     }
+    /// An organisation (by id and place) inside this scope: its place in the region range and, for
+    /// an account bound to one organisation, that very one.
+    pub fn holds(&self, org_id: &str, region: &str) -> bool {
+        self.contains(region) && self.org.as_deref().is_none_or(|o| o == org_id)
+    }
+    /// Work over a whole region (publishing its rules, registering organisations) is not for an
+    /// account bound to one organisation.
+    pub fn regional(&self) -> Result<(), ApiError> {
+        match self.org {
+            None => Ok(()),
+            Some(_) => Err(ApiError::forbidden(
+                "机构账号只能办理本机构的事务，区划范围的设置请由民政干部办理",
+            )),
+        }
+    }
 }
 
 impl Actor {
@@ -247,7 +285,7 @@ impl Actor {
         if !self.scopes.individuals {
             return Err(ApiError::forbidden("您的账号没有“查询个人”的范围"));
         }
-        Ok(Scope::of(&self.region))
+        Ok(self.scope())
     }
     /// Scope for changing records.
     pub fn edit(&self) -> Result<Scope, ApiError> {
@@ -255,7 +293,7 @@ impl Actor {
         if !self.scopes.edit || !self.scopes.individuals {
             return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
         }
-        Ok(Scope::of(&self.region))
+        Ok(self.scope())
     }
     /// Scope for recording ability assessments.
     pub fn assess(&self) -> Result<Scope, ApiError> {
@@ -263,14 +301,41 @@ impl Actor {
         if !self.scopes.individuals {
             return Err(ApiError::forbidden("您的账号没有“查询个人”的范围"));
         }
-        Ok(Scope::of(&self.region))
+        Ok(self.scope())
     }
     pub fn aggregates(&self) -> Result<Scope, ApiError> {
         self.require(Perm::AggregatesRead)?;
         if !self.scopes.aggregates {
             return Err(ApiError::forbidden("您的账号没有“查看汇总”的范围"));
         }
-        Ok(Scope::of(&self.region))
+        Ok(self.scope())
+    }
+    /// The account's region and, when bound to one, its organisation.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            org: self.org_id.clone(),
+            ..Scope::of(&self.region)
+        }
+    }
+    /// Scope over organisations' individual records (residents, claims' lines): an officer's
+    /// individual scope, or the bound organisation's for its manager.
+    pub fn org_people(&self) -> Result<Scope, ApiError> {
+        if self.org_id.is_some() && self.has(Perm::InstitutionManage) && self.scopes.individuals {
+            return Ok(self.scope());
+        }
+        self.individuals()
+    }
+    /// Scope for reading organisations, beds and their counts: whoever reads records or figures of
+    /// the region, or an account bound to an organisation (its own only). The security
+    /// administrator, too, who binds a manager's account to its home.
+    pub fn org_reader(&self) -> Result<Scope, ApiError> {
+        if self.org_id.is_some()
+            && (self.has(Perm::InstitutionManage) || self.has(Perm::StaffManage))
+            || self.has(Perm::UsersManage)
+        {
+            return Ok(self.scope());
+        }
+        self.individuals().or_else(|_| self.aggregates())
     }
     pub fn who(&self) -> crate::audit::Who {
         crate::audit::Who {

@@ -26,6 +26,8 @@ pub struct Actor {
     /// Until changed, the account may only change its password (and read who it is, log out).
     pub must_change_password: bool,
     pub token_hash: String,
+    /// The organisation this account works for, when bound to one.
+    pub org_id: Option<String>,
 }
 
 pub fn parse_roles(s: &str) -> Vec<Role> {
@@ -108,7 +110,7 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
 
 /// An account's columns as [`actor_of`] reads them (table alias `u`).
 const ACTOR_COLS: &str = "u.id, u.username, u.display_name, u.roles, u.region_code, u.scope_edit, \
-    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled, u.must_change_password";
+    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled, u.must_change_password, u.org_id";
 
 /// The actor from [`ACTOR_COLS`] starting at column `at`; `None` for a disabled account.
 fn actor_of(
@@ -135,6 +137,7 @@ fn actor_of(
         totp_enabled: r.get::<i64, _>(at + 8) != 0,
         must_change_password: r.get::<i64, _>(at + 10) != 0,
         token_hash,
+        org_id: r.get(at + 11),
     }))
 }
 

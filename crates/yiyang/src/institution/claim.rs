@@ -685,6 +685,10 @@ pub struct ClaimRow {
     pub reviewed_at: Option<String>,
     pub paid_at: Option<String>,
     pub paid_note: Option<String>,
+    /// The payment batch that pays it, once put in one: its id, month and state.
+    pub batch_id: Option<String>,
+    pub batch_month: Option<String>,
+    pub batch_state: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -711,12 +715,29 @@ const CLAIM_COLS: &str = "c.id, c.org_id, o.name, o.ownership, o.region_code, c.
     COALESCE((SELECT NULLIF(u.display_name, '') FROM app_user u WHERE u.username = c.created_by), c.created_by), \
     c.created_by_id, c.created_at, \
     COALESCE((SELECT NULLIF(u.display_name, '') FROM app_user u WHERE u.username = c.reviewed_by), c.reviewed_by), \
-    c.reviewed_at, c.paid_at, c.paid_note";
+    c.reviewed_at, c.paid_at, c.paid_note, \
+    (SELECT b.id || '|' || b.month || '|' || b.state || '|' || COALESCE(b.paid_at, '') \
+     FROM payment_org_line l JOIN payment_batch b ON b.id = l.batch_id \
+     WHERE l.source = 'bed_claim' AND l.source_id = c.id)";
 
 fn claim_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> ClaimRow {
     let region: String = r.get(4);
     let town = format!("{}000", &region[..9.min(region.len())]);
-    let state: String = r.get(6);
+    let mut state: String = r.get(6);
+    let mut paid_at: Option<String> = r.get(16);
+    // In a batch, the claim follows it: paid when the batch is.
+    let batch: Option<String> = r.get(18);
+    let batch: Option<Vec<String>> = batch.map(|b| b.split('|').map(str::to_string).collect());
+    let state_zh = match batch.as_deref() {
+        Some([_, _, bs, at]) if bs == "paid" => {
+            state = "paid".into();
+            paid_at = Some(at.clone());
+            "已发放（随发放批次）".to_string()
+        }
+        Some([_, month, _, _]) => format!("已列入 {month} 发放批次"),
+        _ => crate::catalog::payment::state_zh(&state).to_string(),
+    };
+    let part = |i: usize| batch.as_ref().and_then(|b| b.get(i).cloned());
     ClaimRow {
         id: r.get(0),
         org_id: r.get(1),
@@ -724,7 +745,7 @@ fn claim_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> Cla
         ownership_zh: crate::org::ownership_zh(&r.get::<String, _>(3)).to_string(),
         town: regions.name(&town).unwrap_or("").to_string(),
         month: r.get(5),
-        state_zh: crate::catalog::payment::state_zh(&state).into(),
+        state_zh,
         state,
         lines: r.get(7),
         excluded: r.get(8),
@@ -735,8 +756,11 @@ fn claim_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> Cla
         created_at: r.get(13),
         reviewed_by: r.get(14),
         reviewed_at: r.get(15),
-        paid_at: r.get(16),
+        paid_at,
         paid_note: r.get(17),
+        batch_id: part(0),
+        batch_month: part(1),
+        batch_state: part(2),
     }
 }
 
@@ -752,7 +776,11 @@ pub async fn list(
     let (lo, hi) = rc.subtree_range();
     let (month, _, _) = super::month_window(q.month.as_deref(), crate::platform::today())?;
     let (_, policy) = policy_for(db, regions, &rc).await?;
-    let org = q.org_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    // An account bound to a home sees that home's claims only.
+    let org = scope
+        .org
+        .as_deref()
+        .or(q.org_id.as_deref().map(str::trim).filter(|s| !s.is_empty()));
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {CLAIM_COLS} FROM bed_claim c JOIN organisation o ON o.id = c.org_id \
          WHERE c.month = $1 AND o.region_code >= $2 AND o.region_code <= $3 AND ($4 = '' OR c.org_id = $4) \
@@ -824,7 +852,7 @@ async fn claim_in_scope(
     .bind(id)
     .fetch_optional(&db.pool)
     .await?
-    .filter(|r| scope.contains(&r.get::<String, _>(4)))
+    .filter(|r| scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(4)))
     .ok_or_else(|| ApiError::not_found("补贴申领单不存在"))?;
     Ok(claim_row(&r, regions))
 }
@@ -919,6 +947,13 @@ pub async fn step(
             ));
         }
     };
+    if let Some(m) = &claim.batch_month
+        && s.action == "paid"
+    {
+        return Err(ApiError::conflict(format!(
+            "该申领单已列入 {m} 发放批次，随批次发放，不必单独标记"
+        )));
+    }
     if claim.state != from {
         let need = if from == "draft" {
             "只有草稿可以复核或作废"
@@ -960,7 +995,8 @@ pub async fn step(
         .bind(&who.actor_id)
         .bind(&now),
         "paid" => sqlx::query(
-            "UPDATE bed_claim SET state = 'paid', paid_by = $2, paid_at = $3, paid_note = $4 WHERE id = $1 AND state = 'reviewed'",
+            "UPDATE bed_claim SET state = 'paid', paid_by = $2, paid_at = $3, paid_note = $4 WHERE id = $1 AND state = 'reviewed' \
+             AND NOT EXISTS (SELECT 1 FROM payment_org_line l WHERE l.source = 'bed_claim' AND l.source_id = $1)",
         )
         .bind(id)
         .bind(&who.actor_name)
@@ -1000,6 +1036,130 @@ pub async fn step(
         return Ok(None);
     }
     Ok(Some(claim_in_scope(db, regions, scope, id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToBatchReq {
+    /// A draft payment batch (发放批次) of the catalogue
+    pub batch_id: String,
+    /// The claims' month, YYYY-MM
+    pub month: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Skipped {
+    pub org_name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ToBatch {
+    /// The batch's month
+    pub batch_month: String,
+    pub added: i64,
+    pub total: f64,
+    /// Reviewed claims left out, and why (no bank account, nothing to pay)
+    pub skipped: Vec<Skipped>,
+}
+
+/// Put a month's reviewed claims (inside the batch's region) into a draft payment batch: each home
+/// becomes a line of the batch's bank file, paid to its account, and the claim is paid when the
+/// batch is. A claim goes into one batch only. Audited.
+pub async fn to_batch(db: &Db, scope: &Scope, who: &Who, req: ToBatchReq) -> ApiResult<ToBatch> {
+    let (month, _, _) = super::month_window(Some(&req.month), crate::platform::today())?;
+    let region: String = sqlx::query("SELECT catalog_region FROM payment_batch WHERE id = $1")
+        .bind(req.batch_id.trim())
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| r.get::<String, _>(0))
+        .filter(|r| scope.contains(r))
+        .ok_or_else(|| ApiError::not_found("发放批次不存在"))?;
+    let (lo, hi) = RegionCode::parse(&region)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("batch region: {e}")))?
+        .subtree_range();
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(
+        "SELECT c.id, c.org_id, o.name, o.region_code, c.total_fen, o.bank_name, o.bank_account_name, o.bank_account \
+         FROM organisation o CROSS JOIN bed_claim c WHERE c.org_id = o.id AND c.month = $1 AND c.state = 'reviewed' \
+         AND o.region_code >= $2 AND o.region_code <= $3 \
+         AND NOT EXISTS (SELECT 1 FROM payment_org_line l WHERE l.source = 'bed_claim' AND l.source_id = c.id) \
+         ORDER BY o.region_code, o.name",
+    )
+    .bind(&month)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut lines = vec![];
+    let mut skipped = vec![];
+    for r in &rows {
+        let (id, org_name, total): (String, String, i64) = (r.get(0), r.get(2), r.get(4));
+        let bank: (Option<String>, Option<String>, Option<String>) = (r.get(5), r.get(6), r.get(7));
+        let (Some(bank_name), Some(account_name), Some(account)) = bank else {
+            skipped.push(Skipped {
+                org_name,
+                reason: "未登记收款账户：请在“服务机构”中填写开户银行、户名和银行账号".into(),
+            });
+            continue;
+        };
+        if total <= 0 {
+            skipped.push(Skipped {
+                org_name,
+                reason: "本月补贴金额为 0，无需发放".into(),
+            });
+            continue;
+        }
+        // Hold the claim: a "paid" step committed meanwhile either waits or makes this skip it.
+        let held = sqlx::query(
+            "UPDATE bed_claim SET state = 'reviewed' WHERE id = $1 AND state = 'reviewed'",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held != 1 {
+            continue;
+        }
+        let region: String = r.get(3);
+        lines.push(crate::catalog::payment::OrgPayment {
+            source: "bed_claim",
+            source_id: id,
+            org_id: r.get(1),
+            payee: org_name,
+            bank_name,
+            bank_account_name: account_name,
+            bank_account: account,
+            amount_fen: total,
+            town_code: format!("{}000", &region[..9.min(region.len())]),
+            purpose: format!("{month} 床位补贴"),
+        });
+    }
+    let batch_month =
+        crate::catalog::payment::add_org_payments(&mut tx, scope, req.batch_id.trim(), &lines)
+            .await?;
+    let total: i64 = lines.iter().map(|l| l.amount_fen).sum();
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "bed_claim.batch",
+            entity: "payment_batch",
+            entity_id: Some(req.batch_id.trim()),
+            region_code: Some(&region),
+            detail: serde_json::json!({"month": month, "claims": lines.len(), "total_fen": total,
+                "skipped": skipped.len()})
+            .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ToBatch {
+        batch_month,
+        added: lines.len() as i64,
+        total: yuan(total),
+        skipped,
+    })
 }
 
 /// The month's claims as a spreadsheet: one sheet of homes and amounts (what the bank pays) and

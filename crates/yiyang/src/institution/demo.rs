@@ -345,6 +345,16 @@ async fn seed_facilities(
         } else {
             [V::NI, V::NI]
         });
+        // Where the subsidies are paid (no draw from the generator: the rest stays as it was).
+        let town = TOWNS
+            .iter()
+            .find(|t| t.0 == f.region)
+            .map_or("如城", |t| t.1.trim_end_matches('镇'));
+        orgs.last_mut().expect("just pushed").extend([
+            V::T(format!("如皋农村商业银行{town}支行")),
+            V::T(f.operator.clone().unwrap_or_else(|| f.name.clone())),
+            V::T(format!("3206820{:012}", fi + 1)),
+        ]);
         if f.beds == 0 {
             // Day centres, stations, meal points and providers: a few staff of their own.
             for k in 0..rng.gen_range(2..6) {
@@ -478,7 +488,7 @@ async fn seed_facilities(
         &mut tx,
         "organisation",
         "id, kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, region_code, address, phone, \
-         floor_area, created_at, updated_at, status, version, price_min, price_max",
+         floor_area, created_at, updated_at, status, version, price_min, price_max, bank_name, bank_account_name, bank_account",
         orgs,
     )
     .await?;

@@ -335,12 +335,12 @@ pub async fn end(db: &Db, scope: &Scope, who: &Who, id: &str, req: EndReq) -> Ap
     )?;
     let mut tx = db.begin().await?;
     let r = sqlx::query(
-        "SELECT o.region_code, f.start_on, f.end_on, f.elder_id FROM family_bed f JOIN organisation o ON o.id = f.org_id WHERE f.id = $1",
+        "SELECT o.region_code, f.start_on, f.end_on, f.elder_id, f.org_id FROM family_bed f JOIN organisation o ON o.id = f.org_id WHERE f.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
-    .filter(|r| scope.contains(&r.get::<String, _>(0)))
+    .filter(|r| scope.holds(&r.get::<String, _>(4), &r.get::<String, _>(0)))
     .ok_or_else(|| ApiError::not_found("未找到该家庭养老床位（或不在您的管辖范围内）"))?;
     if r.get::<Option<String>, _>(2).is_some() {
         return Err(ApiError::conflict("该家庭养老床位已撤销"));

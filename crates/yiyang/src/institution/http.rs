@@ -46,11 +46,12 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/bed-claims/export", get(export_claims))
         .route("/bed-claims/{id}", get(claim))
         .route("/bed-claims/{id}/steps", post(claim_step))
+        .route("/bed-claims/to-batch", post(claims_to_batch))
 }
 
 /// Beds and their counts are not personal: whoever reads records or figures of the region.
 fn reader(actor: &Actor) -> ApiResult<Scope> {
-    actor.individuals().or_else(|_| actor.aggregates())
+    actor.org_reader()
 }
 
 /// Keeping beds and residents: the permission and an editing scope over the organisation's place.
@@ -59,7 +60,7 @@ fn keeper(actor: &Actor) -> ApiResult<Scope> {
     if !actor.scopes.edit {
         return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
     }
-    Ok(Scope::of(&actor.region))
+    Ok(actor.scope())
 }
 
 /// An organisation's beds with today's occupants (names for those who read individual records).
@@ -71,7 +72,7 @@ pub async fn beds(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BedBoard>> {
     let scope = reader(&actor)?;
-    let names = actor.individuals().is_ok();
+    let names = actor.org_people().is_ok();
     Ok(Json(super::beds(&app.db, &scope, &id, names).await?))
 }
 
@@ -149,7 +150,7 @@ pub async fn residents(
     Path(id): Path<String>,
     Query(q): Query<ResidentQuery>,
 ) -> ApiResult<Json<ResidentList>> {
-    let scope = actor.individuals()?;
+    let scope = actor.org_people()?;
     Ok(Json(
         super::residents(&app.db, &scope, &actor.who(), &id, &q).await?,
     ))
@@ -287,6 +288,7 @@ pub async fn publish_policy(
     Json(req): Json<PolicyReq>,
 ) -> ApiResult<StatusCode> {
     let scope = keeper(&actor)?;
+    scope.regional()?;
     let code = scope.region(&req.region_code)?;
     super::queue::publish(
         &app.db,
@@ -332,14 +334,17 @@ pub async fn bed_summary(
     // A page of the list asks for its own homes: a province's half a million beds are not read
     // for twenty rows. CROSS JOIN: SQLite then starts from the region's homes (left to itself,
     // without statistics, it walked every open bed by the place index: 0.5 s for a county).
-    let ids: Vec<&str> = q
-        .org_ids
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let ids: Vec<&str> = match scope.org.as_deref() {
+        Some(own) => vec![own],
+        None => q
+            .org_ids
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect(),
+    };
     if ids.len() > 200 {
         return Err(ApiError::invalid("org_ids", "一次最多查询 200 家机构"));
     }
@@ -399,7 +404,7 @@ pub async fn queue(
     actor: Actor,
     Query(q): Query<QueueQuery>,
 ) -> ApiResult<Json<super::queue::Queue>> {
-    let scope = actor.individuals()?;
+    let scope = actor.org_people()?;
     let code = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
         Some(r) => scope.region(r)?,
         None => actor.region.clone(),
@@ -426,6 +431,7 @@ pub async fn apply(
     Json(req): Json<super::queue::ApplyReq>,
 ) -> ApiResult<(StatusCode, Json<super::queue::Applied>)> {
     let scope = keeper(&actor)?;
+    scope.regional()?;
     let people = actor.individuals().ok();
     let a = super::queue::apply(
         &app.db,
@@ -456,6 +462,7 @@ pub async fn withdraw(
     Json(req): Json<WithdrawReq>,
 ) -> ApiResult<StatusCode> {
     let scope = keeper(&actor)?;
+    scope.regional()?;
     super::queue::withdraw(&app.db, &scope, &actor.who(), &id, &req.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -573,10 +580,26 @@ pub async fn claim(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<claim::ClaimDetail>> {
-    let scope = actor.individuals()?;
+    let scope = actor.org_people()?;
     let regions = app.regions.read().await;
     Ok(Json(
         claim::detail(&app.db, &regions, &scope, &actor.who(), &id).await?,
+    ))
+}
+
+/// Put a month's reviewed claims into a draft payment batch: the homes are paid to their accounts
+/// through the batch's bank file, and the claims are paid when the batch is.
+#[utoipa::path(post, path = "/api/v1/bed-claims/to-batch", tag = "institution", request_body = claim::ToBatchReq,
+    responses((status = 200, body = claim::ToBatch), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn claims_to_batch(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<claim::ToBatchReq>,
+) -> ApiResult<Json<claim::ToBatch>> {
+    let scope = payer(&actor)?;
+    Ok(Json(
+        claim::to_batch(&app.db, &scope, &actor.who(), req).await?,
     ))
 }
 
@@ -624,7 +647,7 @@ pub async fn offers(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<super::offer::Offer>>> {
-    let scope = actor.individuals()?;
+    let scope = actor.org_people()?;
     let regions = app.regions.read().await;
     Ok(Json(
         super::offer::list(&app.db, &regions, &scope, &id).await?,
@@ -665,7 +688,7 @@ pub async fn family_beds(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<super::family::FamilyBed>>> {
-    let scope = actor.individuals()?;
+    let scope = actor.org_people()?;
     let regions = app.regions.read().await;
     Ok(Json(
         super::family::list(&app.db, &regions, &scope, &actor.who(), &id).await?,

@@ -429,7 +429,7 @@ pub(crate) async fn org_in_scope(
         .bind(org_id)
         .fetch_optional(&db.pool)
         .await?
-        .filter(|r| scope.contains(&r.get::<String, _>(1)))
+        .filter(|r| scope.holds(org_id, &r.get::<String, _>(1)))
         .ok_or_else(|| ApiError::not_found("未找到该机构（或不在您的管辖范围内）"))?;
     Ok((r.get(0), r.get(1), r.get(2)))
 }
@@ -613,7 +613,7 @@ async fn bed_of(tx: &mut Tx<'_>, scope: &Scope, bed_id: &str) -> ApiResult<BedRo
     .bind(bed_id)
     .fetch_optional(&mut **tx)
     .await?
-    .filter(|r| scope.contains(&r.get::<String, _>(1)))
+    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)))
     .ok_or_else(|| ApiError::not_found("未找到该床位（或不在您的管辖范围内）"))?;
     Ok(BedRow {
         org_id: r.get(0),
@@ -1006,7 +1006,7 @@ async fn open_admission(tx: &mut Tx<'_>, scope: &Scope, id: &str) -> ApiResult<O
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .filter(|r| scope.contains(&r.get::<String, _>(1)))
+    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)))
     .ok_or_else(|| ApiError::not_found("未找到该入住记录（或不在您的管辖范围内）"))?;
     if r.get::<Option<String>, _>(3).is_some() {
         return Err(ApiError::conflict("此人已经退住"));

@@ -255,7 +255,7 @@ pub async fn offer(
     .bind(bed_id)
     .fetch_optional(&db.pool)
     .await?
-    .filter(|r| scope.contains(&r.get::<String, _>(1)))
+    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)))
     .ok_or_else(|| ApiError::not_found("未找到该床位（或不在您的管辖范围内）"))?;
     let (org_id, region, org_name): (String, String, String) = (b.get(0), b.get(1), b.get(2));
     if !super::RESIDENTIAL_KINDS.contains(&b.get::<String, _>(10).as_str()) {
@@ -474,7 +474,7 @@ pub async fn answer(
     .bind(id)
     .fetch_optional(&db.pool)
     .await?
-    .filter(|r| scope.contains(&r.get::<String, _>(1)))
+    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)))
     .ok_or_else(|| ApiError::not_found("未找到该入住邀请"))?;
     let state: String = r.get(3);
     if state != "open" {

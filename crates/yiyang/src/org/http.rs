@@ -24,7 +24,7 @@ pub fn routes() -> axum::Router<AppState> {
 /// Organisations are not personal records: anyone who reads records or figures of a region sees
 /// the organisations in it.
 fn reader(actor: &Actor) -> ApiResult<Scope> {
-    actor.individuals().or_else(|_| actor.aggregates())
+    actor.org_reader()
 }
 
 fn manager(actor: &Actor) -> ApiResult<Scope> {
@@ -32,7 +32,18 @@ fn manager(actor: &Actor) -> ApiResult<Scope> {
     if !actor.scopes.edit {
         return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
     }
-    Ok(Scope::of(&actor.region))
+    let scope = actor.scope();
+    scope.regional()?;
+    Ok(scope)
+}
+
+/// Staff are kept by an officer, or by the manager of their own organisation.
+fn staff_keeper(actor: &Actor) -> ApiResult<Scope> {
+    actor.require(Perm::StaffManage)?;
+    if !actor.scopes.edit {
+        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+    }
+    Ok(actor.scope())
 }
 
 /// Organisations of the caller's region (or a part of it), by place and name.
@@ -118,7 +129,7 @@ pub async fn staff_create(
     Path(id): Path<String>,
     Json(f): Json<super::staff::StaffFields>,
 ) -> ApiResult<(StatusCode, Json<super::staff::Staff>)> {
-    let scope = manager(&actor)?;
+    let scope = staff_keeper(&actor)?;
     let s = super::staff::create(&app.db, &scope, &actor.who(), &id, f).await?;
     Ok((StatusCode::CREATED, Json(s)))
 }
@@ -134,7 +145,7 @@ pub async fn staff_update(
     Path(id): Path<String>,
     Json(f): Json<super::staff::StaffFields>,
 ) -> ApiResult<Json<super::staff::Staff>> {
-    let scope = manager(&actor)?;
+    let scope = staff_keeper(&actor)?;
     Ok(Json(
         super::staff::update(&app.db, &scope, &actor.who(), &id, f).await?,
     ))

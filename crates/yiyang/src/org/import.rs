@@ -35,6 +35,9 @@ fn header_key(h: &str) -> Option<String> {
         "电话" | "联系电话" | "phone" => "phone",
         "月收费下限" | "月收费最低" | "price_min" => "price_min",
         "月收费上限" | "月收费最高" | "price_max" => "price_max",
+        "开户银行" | "开户行" | "bank_name" => "bank_name",
+        "户名" | "账户名称" | "bank_account_name" => "bank_account_name",
+        "银行账号" | "账号" | "收款账号" | "bank_account" => "bank_account",
         _ => return None,
     };
     Some(k.into())
@@ -178,6 +181,9 @@ pub async fn import(
                 phone: opt("phone"),
                 price_min: number("月收费下限", &cell("price_min"))?,
                 price_max: number("月收费上限", &cell("price_max"))?,
+                bank_name: opt("bank_name"),
+                bank_account_name: opt("bank_account_name"),
+                bank_account: opt("bank_account"),
                 status: None,
             };
             validate(None, f, scope, regions).map_err(|e| e.detail)
@@ -242,6 +248,9 @@ pub fn template() -> ApiResult<Vec<u8>> {
         "建筑面积",
         "月收费下限",
         "月收费上限",
+        "开户银行",
+        "户名",
+        "银行账号",
     ];
     let example = [
         "东陈镇敬老院",
@@ -258,6 +267,9 @@ pub fn template() -> ApiResult<Vec<u8>> {
         "3200",
         "1200",
         "1800",
+        "如皋农村商业银行东陈支行",
+        "如皋市东陈镇敬老院",
+        "3206820100012345678",
     ];
     for (i, (h, e)) in heads.iter().zip(example).enumerate() {
         ws.write_string_with_format(0, i as u16, *h, &bold)

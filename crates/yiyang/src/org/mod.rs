@@ -33,6 +33,14 @@ pub const MIGRATION_PRICES: &[Stmt] = &[
     Both("ALTER TABLE organisation ADD COLUMN price_max BIGINT"),
 ];
 
+/// Where subsidies are paid: the organisation's bank account (not personal data: it is the
+/// organisation's own, and goes into the bank file of a payment batch).
+pub const MIGRATION_BANK: &[Stmt] = &[
+    Both("ALTER TABLE organisation ADD COLUMN bank_name TEXT"),
+    Both("ALTER TABLE organisation ADD COLUMN bank_account_name TEXT"),
+    Both("ALTER TABLE organisation ADD COLUMN bank_account TEXT"),
+];
+
 /// Kinds of organisation: (code, 中文).
 pub const KINDS: &[(&str, &str)] = &[
     ("institution", "养老机构"),
@@ -103,6 +111,10 @@ pub struct Org {
     /// 月收费（元）下限、上限
     pub price_min: Option<i64>,
     pub price_max: Option<i64>,
+    /// 收款账户：开户银行、户名、账号
+    pub bank_name: Option<String>,
+    pub bank_account_name: Option<String>,
+    pub bank_account: Option<String>,
     /// open / closed
     pub status: String,
     pub version: i64,
@@ -132,6 +144,10 @@ pub struct OrgFields {
     /// 月收费（元）下限、上限
     pub price_min: Option<i64>,
     pub price_max: Option<i64>,
+    /// 收款账户：开户银行、户名、账号（补贴发放到这里）
+    pub bank_name: Option<String>,
+    pub bank_account_name: Option<String>,
+    pub bank_account: Option<String>,
     /// open / closed
     pub status: Option<String>,
 }
@@ -155,6 +171,9 @@ struct Valid {
     phone: Option<String>,
     price_min: Option<i64>,
     price_max: Option<i64>,
+    bank_name: Option<String>,
+    bank_account_name: Option<String>,
+    bank_account: Option<String>,
     status: &'static str,
 }
 
@@ -294,6 +313,42 @@ fn validate(
     {
         return Err(ApiError::invalid("price_max", "月收费上限不能低于下限"));
     }
+    let bank_account = text(
+        "bank_account",
+        "银行账号",
+        pick(f.bank_account, base.and_then(|b| b.bank_account.as_ref())),
+        40,
+    )?
+    .map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+    if let Some(a) = &bank_account
+        && (!a.chars().all(|c| c.is_ascii_digit()) || !(8..=32).contains(&a.len()))
+    {
+        return Err(ApiError::invalid(
+            "bank_account",
+            "银行账号应为 8 到 32 位数字（可含空格）",
+        ));
+    }
+    let bank_name = text(
+        "bank_name",
+        "开户银行",
+        pick(f.bank_name, base.and_then(|b| b.bank_name.as_ref())),
+        60,
+    )?;
+    let bank_account_name = text(
+        "bank_account_name",
+        "户名",
+        pick(
+            f.bank_account_name,
+            base.and_then(|b| b.bank_account_name.as_ref()),
+        ),
+        60,
+    )?;
+    if bank_account.is_some() && (bank_name.is_none() || bank_account_name.is_none()) {
+        return Err(ApiError::invalid(
+            "bank_name",
+            "填写银行账号时，请同时填写开户银行和户名",
+        ));
+    }
     let status = match pick(f.status, base.map(|b| &b.status)).as_deref() {
         None | Some("open") | Some("运营") => "open",
         Some("closed") | Some("停业") => "closed",
@@ -347,12 +402,15 @@ fn validate(
         phone,
         price_min,
         price_max,
+        bank_name,
+        bank_account_name,
+        bank_account,
         status,
     })
 }
 
 const COLS: &str = "id, kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, region_code, \
-     address, lon, lat, floor_area, phone, status, version, price_min, price_max";
+     address, lon, lat, floor_area, phone, status, version, price_min, price_max, bank_name, bank_account_name, bank_account";
 
 fn from_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> Org {
     let kind: String = r.get(1);
@@ -381,6 +439,9 @@ fn from_row(r: &sqlx::any::AnyRow, regions: &crate::region::RegionIndex) -> Org 
         version: r.get(16),
         price_min: r.get(17),
         price_max: r.get(18),
+        bank_name: r.get(19),
+        bank_account_name: r.get(20),
+        bank_account: r.get(21),
     }
 }
 
@@ -397,7 +458,7 @@ pub async fn get(
         .fetch_optional(&db.pool)
         .await?
         .map(|r| from_row(&r, regions))
-        .filter(|o| scope.contains(&o.region_code))
+        .filter(|o| scope.holds(&o.id, &o.region_code))
         .ok_or_else(|| ApiError::not_found("未找到该机构（或不在您的管辖范围内）"))
 }
 
@@ -429,6 +490,10 @@ pub async fn list(
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let mut filter = String::from("region_code >= $1 AND region_code <= $2");
     let mut binds: Vec<String> = vec![lo, hi];
+    if let Some(o) = &scope.org {
+        binds.push(o.clone());
+        filter += &format!(" AND id = ${}", binds.len());
+    }
     if let Some(k) = q.kind.as_deref().filter(|s| !s.is_empty()) {
         let k = code_of(KINDS, k).ok_or_else(|| ApiError::invalid("kind", "机构类型不正确"))?;
         binds.push(k.into());
@@ -505,6 +570,9 @@ fn bind_valid<'q>(
         .bind(v.status)
         .bind(v.price_min)
         .bind(v.price_max)
+        .bind(v.bank_name.clone())
+        .bind(v.bank_account_name.clone())
+        .bind(v.bank_account.clone())
 }
 
 /// Register an organisation; audited.
@@ -529,8 +597,9 @@ async fn insert(tx: &mut crate::platform::db::Tx<'_>, who: &Who, v: &Valid) -> A
     let now = crate::platform::now_rfc3339();
     let q = sqlx::query(
         "INSERT INTO organisation (kind, name, ownership, operator, filing_no, filed_on, grade, grade_expires_on, \
-         region_code, address, lon, lat, floor_area, phone, status, price_min, price_max, id, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, 1)",
+         region_code, address, lon, lat, floor_area, phone, status, price_min, price_max, bank_name, bank_account_name, bank_account, \
+         id, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, 1)",
     );
     bind_valid(q, v)
         .bind(id.clone())
@@ -587,6 +656,9 @@ pub async fn update(
         phone,
         price_min,
         price_max,
+        bank_name,
+        bank_account_name,
+        bank_account,
         status
     );
     if changed.is_empty() {
@@ -596,7 +668,8 @@ pub async fn update(
     let q = sqlx::query(
         "UPDATE organisation SET kind = $1, name = $2, ownership = $3, operator = $4, filing_no = $5, filed_on = $6, \
          grade = $7, grade_expires_on = $8, region_code = $9, address = $10, lon = $11, lat = $12, floor_area = $13, \
-         phone = $14, status = $15, price_min = $16, price_max = $17, updated_at = $18, version = version + 1 WHERE id = $19",
+         phone = $14, status = $15, price_min = $16, price_max = $17, bank_name = $18, bank_account_name = $19, \
+         bank_account = $20, updated_at = $21, version = version + 1 WHERE id = $22",
     );
     bind_valid(q, &v)
         .bind(crate::platform::now_rfc3339())

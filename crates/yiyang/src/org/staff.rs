@@ -290,7 +290,7 @@ async fn org_region(db: &Db, scope: &Scope, org_id: &str) -> ApiResult<String> {
         .fetch_optional(&db.pool)
         .await?
         .map(|r| r.get::<String, _>(0))
-        .filter(|rc| scope.contains(rc))
+        .filter(|rc| scope.holds(org_id, rc))
         .ok_or_else(|| ApiError::not_found("未找到该机构（或不在您的管辖范围内）"))
 }
 
@@ -348,7 +348,7 @@ async fn get(db: &Db, scope: &Scope, id: &str) -> ApiResult<(Staff, String)> {
         .fetch_optional(&db.pool)
         .await?
         .map(|r| (from_row(&r), r.get::<String, _>(11)))
-        .filter(|(_, rc)| scope.contains(rc))
+        .filter(|(s, rc)| scope.holds(&s.org_id, rc))
         .ok_or_else(|| ApiError::not_found("未找到该人员（或不在您的管辖范围内）"))
 }
 

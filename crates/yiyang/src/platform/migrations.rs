@@ -236,6 +236,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "family_care_beds",
         stmts: crate::institution::family::MIGRATION,
     },
+    Migration {
+        version: 41,
+        name: "accounts_bound_to_an_organisation",
+        stmts: crate::identity::MIGRATION_ORG,
+    },
+    Migration {
+        version: 42,
+        name: "organisation_bank_accounts",
+        stmts: crate::org::MIGRATION_BANK,
+    },
+    Migration {
+        version: 43,
+        name: "payment_batch_organisation_lines",
+        stmts: crate::catalog::payment::MIGRATION_ORG_LINES,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

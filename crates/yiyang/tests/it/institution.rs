@@ -1706,3 +1706,604 @@ async fn db_family_care_beds_need_an_assessment_count_apart_and_are_claimed_by_t
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "already ended: {v}");
 }
+
+/// A home's manager has an account bound to her home: she keeps its beds, residents and staff and
+/// sees its claims, and nothing of another home answers her — not even that it exists. The
+/// security administrator cannot bind an account wrongly (no home, another role beside, a home
+/// outside the account's region).
+#[tokio::test]
+async fn db_a_home_managers_account_reaches_only_its_own_home() {
+    let t = TestApp::new("demo", 40).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user(
+        "secadmin",
+        &["security_admin"],
+        "320682000000",
+        all_scopes(),
+    )
+    .await;
+    let c = t.login("officer").await;
+    let home = |name: &'static str, town: &'static str| {
+        let (t, c) = (&t, c.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/orgs",
+                    Some(&c),
+                    Some(
+                        json!({"kind": "township_home", "name": name, "ownership": "public_private",
+                        "region_code": town}),
+                    ),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let a = home("东陈镇敬老院", "320682103000").await;
+    let b = home("丁堰镇敬老院", "320682104000").await;
+    let first_bed = |org: String, who: String| {
+        let t = &t;
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/orgs/{org}/beds"),
+                    Some(&who),
+                    Some(
+                        json!({"building": "1", "floor": "1", "room": "101", "labels": ["1", "2"]}),
+                    ),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            let (_, v, _) = t
+                .call("GET", &format!("/api/v1/orgs/{org}/beds"), Some(&who), None)
+                .await;
+            v["items"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let bed_b = first_bed(b.clone(), c.clone()).await;
+
+    // Binding rules, through the console's account API.
+    let sa = t.login("secadmin").await;
+    let new_user = |body: Value| {
+        let (t, sa) = (&t, sa.clone());
+        async move { t.call("POST", "/api/v1/users", Some(&sa), Some(body)).await }
+    };
+    let base = |roles: Value, org: Value, region: &str| {
+        json!({"username": "mgr_try", "display_name": "试", "password": "Yiyang-test-2026!",
+            "roles": roles, "region_code": region,
+            "scopes": {"edit": true, "aggregates": false, "individuals": true}, "org_id": org})
+    };
+    for (body, field, words) in [
+        (
+            base(json!(["institution_manager"]), Value::Null, "320682000000"),
+            "org_id",
+            "请选择该账号所属的机构",
+        ),
+        (
+            base(json!(["officer"]), json!(a), "320682000000"),
+            "org_id",
+            "只有机构负责人账号需要所属机构",
+        ),
+        (
+            base(
+                json!(["institution_manager", "worker"]),
+                json!(a),
+                "320682000000",
+            ),
+            "roles",
+            "不能兼任其他角色",
+        ),
+        (
+            base(json!(["institution_manager"]), json!(a), "320682104000"),
+            "org_id",
+            "不在该账号的区划内",
+        ),
+        (
+            base(
+                json!(["institution_manager"]),
+                json!("no-such-home"),
+                "320682000000",
+            ),
+            "org_id",
+            "找不到所选机构",
+        ),
+    ] {
+        let (s, v, _) = new_user(body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(words), "{v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    let (s, v, _) = new_user(base(
+        json!(["institution_manager"]),
+        json!(a),
+        "320682000000",
+    ))
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, users, _) = t.call("GET", "/api/v1/users", Some(&sa), None).await;
+    let row = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "mgr_try")
+        .unwrap();
+    assert_eq!(row["org_id"], a.as_str());
+    assert_eq!(row["org_name"], "东陈镇敬老院");
+
+    // The manager at work.
+    t.add_user_in(
+        "mgr",
+        &["institution_manager"],
+        "320682000000",
+        all_scopes(),
+        Some(&a),
+    )
+    .await;
+    let m = t.login("mgr").await;
+    let call = |meth: &'static str, uri: String, body: Option<Value>| {
+        let (t, m) = (&t, m.clone());
+        async move { t.call(meth, &uri, Some(&m), body).await }
+    };
+    let (_, me, _) = call("GET", "/api/v1/me".into(), None).await;
+    assert_eq!(me["org_id"], a.as_str());
+    assert_eq!(me["org_name"], "东陈镇敬老院");
+    assert_eq!(me["roles"][0], "institution_manager");
+
+    let (s, v, _) = call("GET", "/api/v1/orgs".into(), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["items"][0]["id"], a.as_str());
+    let bed_a = first_bed(a.clone(), m.clone()).await;
+    for uri in [
+        format!("/api/v1/orgs/{b}"),
+        format!("/api/v1/orgs/{b}/beds"),
+        format!("/api/v1/orgs/{b}/residents"),
+        format!("/api/v1/orgs/{b}/staff"),
+        format!("/api/v1/orgs/{b}/staffing"),
+        format!("/api/v1/orgs/{b}/offers"),
+        format!("/api/v1/orgs/{b}/family-beds"),
+    ] {
+        let (s, v, _) = call("GET", uri.clone(), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {v}");
+    }
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{b}/beds"),
+        Some(json!({"building": "2", "floor": "1", "room": "1", "labels": ["1"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{b}/staff"),
+        Some(json!({"name": "王芳", "role": "caregiver"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{a}/staff"),
+        Some(json!({"name": "王芳", "role": "caregiver"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Registering homes, publishing a region's rules, the registry: not hers.
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "township_home", "name": "新院", "ownership": "public",
+            "region_code": "320682103000"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v, _) = call(
+        "PUT",
+        "/api/v1/admission-policy".into(),
+        Some(json!({"region_code": "320682000000", "tiers": []})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/elders/search".into(),
+        Some(json!({"q": "王"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v, _) = call("GET", format!("/api/v1/elders/{}", "x"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+
+    // She admits by citizen ID and name (she cannot browse the registry), onto her own bed only.
+    let cid = yiyang_kernel::citizen_id::compose(
+        "320682",
+        NaiveDate::from_ymd_opt(1940, 3, 8).unwrap(),
+        41,
+    );
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders",
+            Some(&c),
+            Some(json!({"citizen_id": cid, "name": "周桂珍", "residence_region": "320682104205"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{a}/admissions"),
+        Some(json!({"citizen_id": cid, "name": "周桂珍", "bed_id": bed_b})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another home's bed: {v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{b}/admissions"),
+        Some(json!({"citizen_id": cid, "name": "周桂珍", "bed_id": bed_b})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{a}/admissions"),
+        Some(json!({"citizen_id": cid, "name": "周桂珍", "bed_id": bed_a})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = call("GET", format!("/api/v1/orgs/{a}/residents"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["items"][0]["name"], "周桂珍", "{v}");
+
+    // The officer's resident in the other home: the manager cannot discharge or move them.
+    let other: String =
+        sqlx::query_scalar("SELECT id FROM elder WHERE status = 'active' ORDER BY id LIMIT 1")
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{b}/admissions"),
+            Some(&c),
+            Some(json!({"elder_id": other, "bed_id": bed_b})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let adm_b = v["admission_id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/admissions/{adm_b}/discharge"),
+        Some(json!({"reason": "home"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // Counts and claims: her home only.
+    let (s, v, _) = call("GET", "/api/v1/bed-summary".into(), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["org_id"], a.as_str());
+    assert_eq!(rows[0]["occupied"], 1);
+    let month = yiyang::platform::today().format("%Y-%m").to_string();
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/bed-claims",
+            Some(&c),
+            Some(json!({"region_code": "320682000000", "month": month})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, all, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/bed-claims?month={month}"),
+            Some(&c),
+            None,
+        )
+        .await;
+    let claim_of = |org: &str| {
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["org_id"] == org)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (s, v, _) = call("GET", format!("/api/v1/bed-claims?month={month}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mine: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["org_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(mine, vec![a.as_str()], "{v}");
+    let (s, v, _) = call("GET", format!("/api/v1/bed-claims/{}", claim_of(&b)), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v, _) = call("GET", format!("/api/v1/bed-claims/{}", claim_of(&a)), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Computing or approving claims is the bureau's.
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/bed-claims".into(),
+        Some(json!({"region_code": "320682000000", "month": month})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+}
+
+/// Reviewed bed-subsidy claims go out through the catalogue's payment batch: each home with an
+/// account becomes a line of the batch's bank file (a sheet of its own), a home without one is
+/// left out with the reason, a claim goes into one batch only, it cannot be marked paid apart
+/// from its batch, it is paid when the batch is, and a discarded draft lets go of it.
+#[tokio::test]
+async fn db_reviewed_claims_are_paid_to_the_homes_accounts_through_a_payment_batch() {
+    const COUNTY: &str = "320682000000";
+    let t = TestApp::new("demo", 40).await;
+    t.add_user("officer", &["officer"], COUNTY, all_scopes())
+        .await;
+    t.add_user("reviewer", &["officer"], COUNTY, all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let r = t.login("reviewer").await;
+    yiyang::catalog::store::seed_demo(
+        &t.state.db,
+        COUNTY,
+        &yiyang::audit::Who {
+            actor_id: None,
+            actor_name: "test".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let call = |who: &str, m: &'static str, uri: String, body: Option<Value>| {
+        let (t, who) = (&t, who.to_string());
+        async move { t.call(m, &uri, Some(&who), body).await }
+    };
+    let today = yiyang::platform::today();
+    let month = today.format("%Y-%m").to_string();
+    let first = ymd(today.with_day(1).unwrap());
+    let people: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 2",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    let mut homes = vec![];
+    for (name, town, bank) in [
+        ("东陈镇康乐园", "320682103000", true),
+        ("丁堰镇颐和园", "320682104000", false),
+    ] {
+        let mut body = json!({"kind": "institution", "name": name, "ownership": "public_private",
+            "region_code": town});
+        if bank {
+            body["bank_name"] = json!("如皋农村商业银行东陈支行");
+            body["bank_account_name"] = json!("如皋市东陈镇康乐园");
+            body["bank_account"] = json!("3206 8201 0001 2345 678");
+        }
+        let (s, v, _) = call(&c, "POST", "/api/v1/orgs".into(), Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        if bank {
+            assert_eq!(v["bank_account"], "3206820100012345678", "spaces dropped");
+        }
+        homes.push(v["id"].as_str().unwrap().to_string());
+    }
+    // An account number that is not one, and one without its bank: refused, saying what to fix.
+    let (s, v, _) = call(
+        &c,
+        "PATCH",
+        format!("/api/v1/orgs/{}", homes[1]),
+        Some(json!({"bank_account": "62-1234"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("8 到 32 位数字"),
+        "{v}"
+    );
+    let (s, v, _) = call(
+        &c,
+        "PATCH",
+        format!("/api/v1/orgs/{}", homes[1]),
+        Some(json!({"bank_account": "62284801234567890"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("开户银行和户名"),
+        "{v}"
+    );
+
+    for (home, elder) in homes.iter().zip(&people) {
+        let (s, v, _) = call(
+            &c,
+            "POST",
+            format!("/api/v1/orgs/{home}/beds"),
+            Some(json!({"building": "1", "floor": "1", "room": "1", "labels": ["1"], "opened_on": first})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let bed = v["ids"][0].as_str().unwrap().to_string();
+        let (s, v, _) = call(
+            &c,
+            "POST",
+            format!("/api/v1/orgs/{home}/admissions"),
+            Some(json!({"elder_id": elder, "bed_id": bed, "admitted_on": first})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        "/api/v1/bed-claims".into(),
+        Some(json!({"region_code": COUNTY, "month": month})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let claims = |who: String| {
+        let (t, month) = (&t, month.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/bed-claims?month={month}"),
+                    Some(&who),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["items"].as_array().unwrap().clone()
+        }
+    };
+    let list = claims(c.clone()).await;
+    let claim_of = |list: &[Value], home: &str| -> Value {
+        list.iter().find(|x| x["org_id"] == home).unwrap().clone()
+    };
+    let with_bank = claim_of(&list, &homes[0]);
+    let amount = with_bank["total"].as_f64().unwrap();
+    assert!(amount > 0.0, "{with_bank}");
+    for x in &list {
+        let (s, v, _) = call(
+            &r,
+            "POST",
+            format!("/api/v1/bed-claims/{}/steps", x["id"].as_str().unwrap()),
+            Some(json!({"action": "review"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    let batch = |who: String| {
+        let (t, month) = (&t, month.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/payment-batches",
+                    Some(&who),
+                    Some(json!({"region_code": COUNTY, "month": month})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let b1 = batch(c.clone()).await;
+    let to_batch = |b: String| {
+        call(
+            &c,
+            "POST",
+            "/api/v1/bed-claims/to-batch".into(),
+            Some(json!({"batch_id": b, "month": month})),
+        )
+    };
+    let (s, v, _) = to_batch(b1.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["added"], 1, "{v}");
+    assert_eq!(v["total"].as_f64().unwrap(), amount);
+    assert_eq!(v["skipped"][0]["org_name"], "丁堰镇颐和园", "{v}");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("未登记收款账户"),
+        "{v}"
+    );
+    // Again: nothing more to add (one batch per claim).
+    let (s, v, _) = to_batch(b1.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["added"], 0, "{v}");
+    let claimed = claim_of(&claims(c.clone()).await, &homes[0]);
+    assert_eq!(claimed["batch_id"], b1.as_str());
+    assert!(
+        claimed["state_zh"].as_str().unwrap().contains("发放批次"),
+        "{claimed}"
+    );
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!(
+            "/api/v1/bed-claims/{}/steps",
+            claimed["id"].as_str().unwrap()
+        ),
+        Some(json!({"action": "paid"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("随批次发放"), "{v}");
+
+    // The batch shows the home, and its bank file pays the home's account on a sheet of its own.
+    let (s, v, _) = call(&c, "GET", format!("/api/v1/payment-batches/{b1}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["org_payments"][0]["payee"], "东陈镇康乐园", "{v}");
+    assert_eq!(v["org_total"].as_f64().unwrap(), amount);
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/payment-batches/{b1}/bank-file"))
+        .header("cookie", &c)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let (s, bytes, _) = t.raw(req).await;
+    assert_eq!(s, StatusCode::OK);
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range("机构代发").unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1][1], "东陈镇康乐园");
+    assert_eq!(rows[1][4], "3206820100012345678");
+    assert_eq!(rows[1][5].parse::<f64>().unwrap(), amount);
+
+    // Discarding the draft lets go of the claim; a second batch takes it, and paying the batch
+    // pays the claim.
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/payment-batches/{b1}/steps"),
+        Some(json!({"action": "discard"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(claim_of(&claims(c.clone()).await, &homes[0])["batch_id"].is_null());
+    let b2 = batch(c.clone()).await;
+    let (s, v, _) = to_batch(b2.clone()).await;
+    assert_eq!((s, v["added"].clone()), (StatusCode::OK, json!(1)), "{v}");
+    for (who, action) in [(&r, "review"), (&c, "paid")] {
+        let (s, v, _) = call(
+            who,
+            "POST",
+            format!("/api/v1/payment-batches/{b2}/steps"),
+            Some(json!({"action": action})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let paid = claim_of(&claims(c.clone()).await, &homes[0]);
+    assert_eq!(paid["state"], "paid", "{paid}");
+    assert!(paid["paid_at"].is_string(), "{paid}");
+    // A reviewed batch takes nothing more.
+    let (s, v, _) = to_batch(b2.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'bed_claim.batch'")
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(n, 3);
+}

@@ -87,6 +87,19 @@ impl TestApp {
     }
 
     pub async fn add_user(&self, username: &str, roles: &[&str], region: &str, scopes: Scopes) {
+        self.add_user_in(username, roles, region, scopes, None)
+            .await
+    }
+
+    /// An account bound to one organisation (a home's manager).
+    pub async fn add_user_in(
+        &self,
+        username: &str,
+        roles: &[&str],
+        region: &str,
+        scopes: Scopes,
+        org_id: Option<&str>,
+    ) {
         let u = NewUser {
             username: username.into(),
             display_name: format!("测试{username}"),
@@ -94,6 +107,7 @@ impl TestApp {
             roles: roles.iter().map(|s| s.to_string()).collect(),
             region_code: region.into(),
             scopes,
+            org_id: org_id.map(str::to_string),
         };
         let mut tx = self.state.db.begin().await.unwrap();
         insert_user(

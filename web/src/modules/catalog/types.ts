@@ -145,6 +145,9 @@ export interface BatchView {
   by_item: { code: string; people: number; amount: number }[]
   by_level: { province: number; city: number; county: number; town: number }
   paid_after_death: number
+  /** Organisations paid beside the people (homes' bed subsidies). */
+  org_payments: { source: string; source_id: string; org_id: string; payee: string; bank_name: string; bank_account_name: string; bank_account: string; amount: number; town: string; purpose: string }[]
+  org_total: number
 }
 export interface AfterDeath { batch_id: string; month: string; elder_id: string; name: string; citizen_id_masked: string; item_code: string; amount: number; death_date: string }
 export interface BatchLine { elder_id: string; name: string; citizen_id_masked: string; age: number; town: string; village: string; item: string; amount: number }
