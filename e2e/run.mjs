@@ -1063,7 +1063,7 @@ try {
     await dlg.getByRole('button', { name: '列入', exact: true }).click()
     await dlg.locator('.el-alert', { hasText: '列入 1 家' }).waitFor()
     await shot('claims-to-batch')
-    await dlg.getByRole('button', { name: '关闭' }).click()
+    await dlg.locator('.el-dialog__footer').getByRole('button', { name: '关闭' }).click()
     await row.getByText('发放批次').waitFor()
     state.claimHome = HOME
   }, { screenshot: null })

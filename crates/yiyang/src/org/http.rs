@@ -18,7 +18,51 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/orgs/template.xlsx", get(template))
         .route("/orgs/{id}", get(detail).patch(update))
         .route("/orgs/{id}/staff", get(staff_list).post(staff_create))
+        .route(
+            "/orgs/{id}/staff/import",
+            axum::routing::post(staff_import).layer(crate::registry::http::upload_limit()),
+        )
+        .route("/staff/template.xlsx", get(staff_template))
         .route("/staff/{id}", axum::routing::patch(staff_update))
+}
+
+/// Add an organisation's staff from a spreadsheet (人员花名册: 姓名, 岗位, 技能等级, 证书编号 …):
+/// every row checked, the refused ones listed with the reason, the others added in one
+/// transaction; someone already on the roll is refused; a dry run writes nothing.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/staff/import", tag = "org", params(("id" = String, Path)),
+    request_body(content_type = "multipart/form-data", description = "file: CSV/XLSX with 姓名, 岗位 …; dry_run: true/false"),
+    responses((status = 200, body = super::staff::StaffImport), (status = 403, body = crate::platform::error::Problem),
+        (status = 404, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn staff_import(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    mut mp: axum::extract::Multipart,
+) -> ApiResult<Json<super::staff::StaffImport>> {
+    let scope = staff_keeper(&actor)?;
+    let (file_name, bytes, dry_run) = crate::registry::http::read_upload(&mut mp).await?;
+    Ok(Json(
+        super::staff::import(
+            &app.db,
+            &scope,
+            &actor.who(),
+            &id,
+            &file_name,
+            bytes,
+            dry_run,
+        )
+        .await?,
+    ))
+}
+
+/// The spreadsheet template for staff (人员花名册).
+#[utoipa::path(get, path = "/api/v1/staff/template.xlsx", tag = "org",
+    responses((status = 200, description = "XLSX template", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
+pub async fn staff_template(_actor: Actor) -> ApiResult<axum::response::Response> {
+    Ok(crate::registry::http::xlsx(
+        super::staff::template()?,
+        "人员花名册导入模板",
+    ))
 }
 
 /// Organisations are not personal records: anyone who reads records or figures of a region sees

@@ -511,3 +511,226 @@ pub async fn insert_demo(
     }
     Ok(())
 }
+
+// ---- from a spreadsheet (人员花名册) -----------------------------------------------------------
+
+/// The columns of a staff roll, by the names offices give them.
+fn header_key(h: &str) -> Option<String> {
+    let k = match h.trim().trim_end_matches(['*', '＊']) {
+        "姓名" | "name" => "name",
+        "岗位" | "职务" | "工种" | "role" => "role",
+        "技能等级" | "护理员等级" | "职业技能等级" | "skill_level" => "skill_level",
+        "证书编号" | "资格证书编号" | "certificate_no" => "certificate_no",
+        "发证日期" | "取证日期" | "certificate_on" => "certificate_on",
+        "证书有效期" | "证书有效期至" | "certificate_expires_on" => {
+            "certificate_expires_on"
+        }
+        "入职日期" | "hired_on" => "hired_on",
+        "离职日期" | "left_on" => "left_on",
+        _ => return None,
+    };
+    Some(k.into())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StaffImport {
+    pub total: usize,
+    pub accepted: usize,
+    pub rejected: Vec<super::import::RowProblem>,
+    /// Added by this upload (0 for a dry run)
+    pub created: usize,
+    pub dry_run: bool,
+    pub layout: crate::platform::sheet::LayoutView,
+}
+
+/// One organisation's staff from a spreadsheet: every row checked by the form's rules, refused
+/// rows listed with their Excel row and reason, the others added in one transaction (each
+/// audited). Someone already on the roll (the same name and certificate number, or the same
+/// name and post when there is no certificate) is refused, so a repeated upload adds nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn import(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    org_id: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+    dry_run: bool,
+) -> ApiResult<StaffImport> {
+    let region = org_region(db, scope, org_id).await?;
+    let table = crate::platform::sheet::open_table(bytes, file_name, header_key)
+        .map_err(|e| ApiError::invalid("file", e))?;
+    let cols: Vec<Option<String>> = table.headers.iter().map(|h| header_key(h)).collect();
+    for need in ["name", "role"] {
+        if !cols.iter().any(|c| c.as_deref() == Some(need)) {
+            return Err(ApiError::invalid(
+                "file",
+                "表头应有“姓名”“岗位”两列（可先下载模板）",
+            ));
+        }
+    }
+    let layout = table.layout.clone();
+    // Who is on the roll already: by name and certificate, or name and post.
+    let key = |v: &Valid| match &v.certificate_no {
+        Some(c) => format!("{}|证|{c}", v.name),
+        None => format!("{}|岗|{}", v.name, v.role),
+    };
+    let mut taken: std::collections::HashSet<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM staff WHERE org_id = $1"
+    )))
+    .bind(org_id)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        let s = from_row(r);
+        let v = Valid {
+            name: s.name,
+            role: role_code(&s.role).unwrap_or("other"),
+            skill_level: None,
+            certificate_no: s.certificate_no,
+            certificate_on: None,
+            certificate_expires_on: None,
+            hired_on: s.hired_on,
+            left_on: None,
+        };
+        key(&v)
+    })
+    .collect();
+    let (mut ok, mut rejected, mut total): (Vec<Valid>, Vec<super::import::RowProblem>, usize) =
+        (vec![], vec![], 0);
+    for (i, row) in table.rows.enumerate() {
+        if row.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        total += 1;
+        if total > 2_000 {
+            return Err(ApiError::invalid(
+                "file",
+                "一次最多导入 2000 名人员，请拆分文件",
+            ));
+        }
+        let cell = |k: &str| -> Option<String> {
+            cols.iter()
+                .position(|c| c.as_deref() == Some(k))
+                .and_then(|p| row.get(p))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let f = StaffFields {
+            name: cell("name"),
+            role: cell("role"),
+            skill_level: cell("skill_level").map(serde_json::Value::String),
+            certificate_no: cell("certificate_no"),
+            certificate_on: cell("certificate_on"),
+            certificate_expires_on: cell("certificate_expires_on"),
+            hired_on: cell("hired_on"),
+            left_on: cell("left_on"),
+        };
+        let checked = validate(None, f).map_err(|e| e.detail).and_then(|v| {
+            if taken.insert(key(&v)) {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "“{}”已在本机构登记（或在本文件中重复），请在系统中修改",
+                    v.name
+                ))
+            }
+        });
+        match checked {
+            Ok(v) => ok.push(v),
+            Err(reason) => {
+                let (row, reason) = layout.locate(i as i64 + 2, reason);
+                rejected.push(super::import::RowProblem { row, reason });
+            }
+        }
+    }
+    let accepted = ok.len();
+    let mut created = 0;
+    if !dry_run && !ok.is_empty() {
+        let now = crate::platform::now_rfc3339();
+        let mut tx = db.begin().await?;
+        for v in &ok {
+            let id = uuid::Uuid::now_v7().to_string();
+            let q = sqlx::query(
+                "INSERT INTO staff (name, role, skill_level, certificate_no, certificate_on, certificate_expires_on, \
+                 hired_on, left_on, id, org_id, created_at, updated_at, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)",
+            );
+            bind_valid(q, v)
+                .bind(&id)
+                .bind(org_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            audit::append(
+                &mut tx,
+                who,
+                Entry {
+                    action: "staff.create",
+                    entity: "staff",
+                    entity_id: Some(&id),
+                    region_code: Some(&region),
+                    detail: serde_json::json!({"org_id": org_id, "role": v.role, "via": "import"})
+                        .to_string(),
+                },
+            )
+            .await?;
+            created += 1;
+        }
+        crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
+        tx.commit().await?;
+    }
+    Ok(StaffImport {
+        total,
+        accepted,
+        rejected,
+        created,
+        dry_run,
+        layout: layout.view(),
+    })
+}
+
+/// The staff roll template: the columns and two filled-in rows.
+pub fn template() -> ApiResult<Vec<u8>> {
+    let xl = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("人员花名册").map_err(xl)?;
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let heads = [
+        "姓名",
+        "岗位",
+        "技能等级",
+        "证书编号",
+        "发证日期",
+        "证书有效期",
+        "入职日期",
+        "离职日期",
+    ];
+    let rows = [
+        [
+            "王秀兰",
+            "养老护理员",
+            "中级",
+            "3206822019000123",
+            "2019-06-01",
+            "2027-05-31",
+            "2019-07-01",
+            "",
+        ],
+        ["张建国", "社会工作者", "", "", "", "", "2021-03-15", ""],
+    ];
+    for (i, h) in heads.iter().enumerate() {
+        ws.write_string_with_format(0, i as u16, *h, &bold)
+            .map_err(xl)?;
+        ws.set_column_width(i as u16, 16).map_err(xl)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (i, v) in row.iter().enumerate() {
+            ws.write_string(r as u32 + 1, i as u16, *v).map_err(xl)?;
+        }
+    }
+    wb.save_to_buffer()
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e)))
+}

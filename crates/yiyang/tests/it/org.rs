@@ -351,3 +351,152 @@ async fn db_organisations_are_imported_from_a_spreadsheet_row_by_row() {
     assert_eq!(s, StatusCode::OK);
     assert!(bytes.starts_with(b"PK"));
 }
+
+/// A home's staff roll from a spreadsheet: rows checked by the form's rules and refused with
+/// their Excel row and reason, someone already on the roll refused (a repeated upload adds
+/// nothing), a dry run writes nothing; the home's own manager may load it, another home's may
+/// not; the template reads back through the same importer.
+#[tokio::test]
+async fn db_staff_are_imported_from_a_roll_row_by_row() {
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let mut homes = vec![];
+    for name in ["东陈镇敬老院", "丁堰镇敬老院"] {
+        let (s, v, _) = t
+            .call(
+                "POST",
+                "/api/v1/orgs",
+                Some(&c),
+                Some(json!({"kind": "township_home", "name": name, "ownership": "public", "region_code": "320682103000"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        homes.push(v["id"].as_str().unwrap().to_string());
+    }
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{}/staff", homes[0]),
+            Some(&c),
+            Some(json!({"name": "王秀兰", "role": "caregiver", "certificate_no": "C001"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    t.add_user_in(
+        "mgr",
+        &["institution_manager"],
+        "320682000000",
+        all_scopes(),
+        Some(&homes[0]),
+    )
+    .await;
+    let m = t.login("mgr").await;
+    let csv = "序号,姓名*,岗位*,技能等级,证书编号,发证日期,证书有效期,入职日期\n\
+1,李春华,养老护理员,中级,C002,2020-05-01,2028-04-30,2020-06-01\n\
+2,周建国,社会工作者,,,,,2021-03-15\n\
+3,王秀兰,养老护理员,,C001,,,\n\
+4,赵小梅,厨师,,,,,\n\
+5,钱红,护士,中级,,,,\n\
+6,孙丽,养老护理员,初级,C003,2024-01-01,2023-01-01,\n\
+7,李春华,养老护理员,中级,C002,,,\n";
+    let url = format!("/api/v1/orgs/{}/staff/import", homes[0]);
+    let (s, v) = t
+        .multipart(&url, &m, "花名册.csv", csv.as_bytes(), true)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["total"].as_u64(),
+            v["accepted"].as_u64(),
+            v["created"].as_u64()
+        ),
+        (Some(7), Some(2), Some(0)),
+        "{v}"
+    );
+    let rejected: Vec<(i64, String)> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_i64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8],
+        "{v}"
+    );
+    assert!(rejected[0].1.contains("已在本机构登记"), "{rejected:?}");
+    assert!(rejected[1].1.contains("岗位应为"), "{rejected:?}");
+    assert!(rejected[2].1.contains("只适用于养老护理员"), "{rejected:?}");
+    assert!(rejected[3].1.contains("不能早于发证日期"), "{rejected:?}");
+    assert!(rejected[4].1.contains("本文件中重复"), "{rejected:?}");
+    let count = || async {
+        let (_, v, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/{}/staff", homes[0]),
+                Some(&c),
+                None,
+            )
+            .await;
+        v["total"].as_i64().unwrap()
+    };
+    assert_eq!(count().await, 1, "a dry run writes nothing");
+    let (s, v) = t
+        .multipart(&url, &m, "花名册.csv", csv.as_bytes(), false)
+        .await;
+    assert_eq!((s, v["created"].as_u64()), (StatusCode::OK, Some(2)), "{v}");
+    assert_eq!(count().await, 3);
+    let (s, v) = t
+        .multipart(&url, &m, "花名册.csv", csv.as_bytes(), false)
+        .await;
+    assert_eq!((s, v["created"].as_u64()), (StatusCode::OK, Some(0)), "{v}");
+    assert_eq!(count().await, 3, "a repeated upload adds nothing");
+    // The other home is not hers.
+    let other = format!("/api/v1/orgs/{}/staff/import", homes[1]);
+    let (s, v) = t
+        .multipart(&other, &m, "花名册.csv", csv.as_bytes(), true)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // A roll without the needed columns says which.
+    let (s, v) = t
+        .multipart(
+            &url,
+            &m,
+            "花名册.csv",
+            "姓名,电话\n王五,123\n".as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("岗位"), "{v}");
+    // The template, filled in as it comes, reads back: its two people, added to the other home.
+    let (s, bytes, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri("/api/v1/staff/template.xlsx")
+                .header("cookie", &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = t
+        .multipart(&other, &c, "人员花名册导入模板.xlsx", &bytes, false)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["created"].as_u64(), Some(2), "{v}");
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'staff.create' AND detail LIKE '%import%'",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 4);
+}
