@@ -897,6 +897,13 @@ try {
       const text = (await card.innerText()).replace(/\s+/g, ' ')
       assert(/1 空床/.test(text) && /1 护理型空床/.test(text) && /2 总床位/.test(text), `the card reads: ${text}`)
       assert(!text.includes(state.newName), 'a resident\'s name is on the public board')
+      // The county's map (the demo's schematic one) with the homes on it; a dot picks its card.
+      const dots = p.locator('svg.map circle')
+      await dots.first().waitFor()
+      assert((await dots.count()) >= 20, `homes on the map: ${await dots.count()}`)
+      await p.screenshot({ path: join(SHOTS, 'vacancies-phone-map.png'), fullPage: false })
+      await dots.first().click()
+      await p.locator('article.home.sel').waitFor()
       await p.screenshot({ path: join(SHOTS, 'vacancies-phone.png'), fullPage: false })
     } finally {
       await phone.close()

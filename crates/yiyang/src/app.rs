@@ -161,7 +161,7 @@ impl AppState {
         identity::http::login, identity::http::login_totp, identity::http::logout, identity::http::me,
         identity::http::totp_setup, identity::http::totp_confirm, identity::http::list_users, identity::http::create_user,
         identity::http::change_password, identity::http::set_user_state, identity::http::reset_user_password, identity::http::change_user_access,
-        region::http::tree, region::http::children,
+        region::http::tree, region::http::children, region::http::put_map, region::http::delete_map, region::http::public_map,
         registry::http::search, registry::http::detail, registry::http::reveal, registry::http::create, registry::http::update,
         registry::http::death, registry::http::move_out, registry::http::export, registry::http::template,
         registry::http::upload, registry::http::status, registry::http::errors_xlsx,

@@ -266,6 +266,62 @@ pub async fn ensure_regions(db: &Db) -> anyhow::Result<Vec<String>> {
     Ok(village_codes())
 }
 
+/// A schematic map of the demo county — its towns as a grid of squares, not their real
+/// boundaries, and said so in its caption — with every home placed inside its town's square: the
+/// public board shows what a county's own GeoJSON gives it.
+async fn demo_map(db: &Db, regions: &region::RegionIndex, who: &Who) -> anyhow::Result<()> {
+    use sqlx::Row;
+    let towns: Vec<String> = regions
+        .children(COUNTY)
+        .iter()
+        .map(|r| r.code.clone())
+        .collect();
+    let cell = |k: usize| (120.40 + (k % 5) as f64 * 0.1, 32.58 - (k / 5) as f64 * 0.08);
+    let features: Vec<serde_json::Value> = towns
+        .iter()
+        .enumerate()
+        .map(|(k, code)| {
+            let (x, y) = cell(k);
+            serde_json::json!({"type": "Feature", "properties": {"name": regions.name(code)},
+                "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 0.1, y], [x + 0.1, y - 0.08], [x, y - 0.08], [x, y]]]}})
+        })
+        .collect();
+    let doc = serde_json::json!({"type": "FeatureCollection", "name": "演示县乡镇示意图（非真实地界）", "features": features});
+    region::map::save(
+        db,
+        &crate::identity::Scope::all(),
+        who,
+        COUNTY,
+        doc.to_string().as_bytes(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.detail))?;
+    let homes: Vec<(String, String)> = sqlx::query(
+        "SELECT id, region_code FROM organisation WHERE lon IS NULL ORDER BY region_code, name",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let mut tx = db.begin().await?;
+    for (n, (id, region)) in homes.iter().enumerate() {
+        let town = format!("{}000", &region[..9]);
+        let Some(k) = towns.iter().position(|t| *t == town) else {
+            continue;
+        };
+        let (x, y) = cell(k);
+        sqlx::query("UPDATE organisation SET lon = $1, lat = $2 WHERE id = $3")
+            .bind(x + 0.015 + ((n * 37) % 70) as f64 / 1000.0)
+            .bind(y - 0.012 - ((n * 53) % 56) as f64 / 1000.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize> {
     let villages = ensure_regions(db).await?;
     let n = (400_000.0 * scale).round().max(0.0) as usize;
@@ -310,6 +366,7 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
         .map_err(|e| anyhow::anyhow!(e.detail))?;
     // Homes, centres and providers with beds, residents and staff.
     crate::institution::demo::seed(db, scale, today).await?;
+    demo_map(db, &regions, &who).await?;
     // Last month's bed subsidy claims, made from those records.
     let last_month = (today.with_day(1).unwrap_or(today) - chrono::Days::new(1))
         .format("%Y-%m")

@@ -37,6 +37,9 @@ pub struct BoardHome {
     /// 月收费（元）
     pub price_min: Option<i64>,
     pub price_max: Option<i64>,
+    /// Where it is (longitude, latitude), for the map
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -69,11 +72,11 @@ pub async fn board(
     let rows = sqlx::query(
         "SELECT o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max, \
          COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), CAST(SUM(CASE WHEN s.id IS NULL THEN 1 ELSE 0 END) AS BIGINT), \
-         CAST(SUM(CASE WHEN s.id IS NULL THEN b.nursing ELSE 0 END) AS BIGINT) \
+         CAST(SUM(CASE WHEN s.id IS NULL THEN b.nursing ELSE 0 END) AS BIGINT), o.lon, o.lat \
          FROM organisation o CROSS JOIN bed b \
          LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
          WHERE b.org_id = o.id AND b.status = 'open' AND o.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2 \
-         GROUP BY o.id, o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max \
+         GROUP BY o.id, o.name, o.kind, o.ownership, o.grade, o.region_code, o.address, o.phone, o.price_min, o.price_max, o.lon, o.lat \
          ORDER BY o.region_code, o.name",
     )
     .bind(lo)
@@ -102,6 +105,8 @@ pub async fn board(
             nursing_beds: r.get(10),
             vacant: r.get(11),
             vacant_nursing,
+            lon: r.get(13),
+            lat: r.get(14),
         });
     }
     Ok(Json(Board {

@@ -251,6 +251,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payment_batch_organisation_lines",
         stmts: crate::catalog::payment::MIGRATION_ORG_LINES,
     },
+    Migration {
+        version: 44,
+        name: "region_maps",
+        stmts: crate::region::map::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

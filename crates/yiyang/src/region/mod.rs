@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod import;
+pub mod map;
 
 use crate::platform::db::Db;
 use crate::platform::migrations::Stmt::{self, *};

@@ -2307,3 +2307,129 @@ async fn db_reviewed_claims_are_paid_to_the_homes_accounts_through_a_payment_bat
             .unwrap();
     assert_eq!(n, 3);
 }
+
+/// The county supplies its map (GeoJSON of its towns): checked and kept, drawn for the public
+/// with the homes' coordinates; a town's board falls back to its county's map; projected
+/// coordinates and other bad files are refused saying what to fix; a home's manager cannot
+/// change it; removed, the board is a list again (404). Every change audited.
+#[tokio::test]
+async fn db_a_county_map_is_kept_and_served_to_the_public_board() {
+    let t = TestApp::new("demo", 20).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("town", &["officer"], "320682103000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let (s, v, _) = t.call("GET", "/api/v1/public/map", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no map yet: {v}");
+    let put = |who: String, code: &'static str, body: String| {
+        let t = &t;
+        async move {
+            let req = axum::http::Request::builder()
+                .method("PUT")
+                .uri(format!("/api/v1/regions/{code}/map"))
+                .header("cookie", who)
+                .header("content-type", "application/geo+json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let (s, b, _) = t.raw(req).await;
+            (
+                s,
+                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let square = |x: f64, y: f64| {
+        json!([[
+            [x, y],
+            [x + 0.1, y],
+            [x + 0.1, y - 0.08],
+            [x, y - 0.08],
+            [x, y]
+        ]])
+    };
+    let doc = json!({"type": "FeatureCollection", "name": "如皋市乡镇界", "features": [
+        {"type": "Feature", "properties": {"NAME": "东陈镇"}, "geometry": {"type": "Polygon", "coordinates": square(120.5, 32.5)}},
+        {"type": "Feature", "properties": {"NAME": "丁堰镇"}, "geometry": {"type": "Polygon", "coordinates": square(120.6, 32.5)}}
+    ]});
+    let projected = json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [[[40512345.0, 3581234.0], [40512400.0, 3581234.0], [40512400.0, 3581300.0], [40512345.0, 3581234.0]]]}}]});
+    let (s, v) = put(c.clone(), "320682000000", projected.to_string()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("投影坐标"), "{v}");
+    let (s, v) = put(c.clone(), "320682000000", "{\"type\": ".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Another county, or a town officer for the county: not theirs.
+    let (s, v) = put(c.clone(), "320681000000", doc.to_string()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let town = t.login("town").await;
+    let (s, v) = put(town, "320682000000", doc.to_string()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = put(c.clone(), "320682000000", doc.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["features"].as_i64(), v["points"].as_i64()),
+        (Some(2), Some(10))
+    );
+
+    // A home with coordinates shows on the board with them.
+    let (s, home, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&c),
+            Some(
+                json!({"kind": "township_home", "name": "东陈镇敬老院", "ownership": "public",
+                "region_code": "320682103000", "lon": 120.55, "lat": 32.46}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{home}");
+    let org = home["id"].as_str().unwrap();
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/beds"),
+            Some(&c),
+            Some(json!({"building": "1", "floor": "1", "room": "1", "labels": ["1", "2"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = t.call("GET", "/api/v1/public/vacancies", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let h = &v["homes"][0];
+    assert_eq!(
+        (h["lon"].as_f64(), h["lat"].as_f64()),
+        (Some(120.55), Some(32.46)),
+        "{v}"
+    );
+
+    for q in ["", "?region_code=320682103000"] {
+        let (s, v, h) = t
+            .call("GET", &format!("/api/v1/public/map{q}"), None, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["region_code"], "320682000000");
+        assert_eq!(v["caption"], "如皋市乡镇界");
+        assert_eq!(v["map"]["features"][1]["properties"]["name"], "丁堰镇");
+        assert!(h.get("cache-control").is_some());
+    }
+    let (s, v, _) = t
+        .call("GET", "/api/v1/public/map?region_code=abc", None, None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    let (s, v, _) = t
+        .call("DELETE", "/api/v1/regions/320682000000/map", Some(&c), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _, _) = t.call("GET", "/api/v1/public/map", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'region.map' OR action = 'region.map_remove'",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 2);
+}
