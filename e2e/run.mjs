@@ -910,6 +910,54 @@ try {
     }
   }, { screenshot: null })
 
+  await step('网上申请 (public, phone width): a family applies online; the officer sees it masked, finds no record and refuses with a reason the family then reads', async () => {
+    const W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    const first17 = '32068219360101' + String(Date.now() % 1000).padStart(3, '0')
+    const sum = [...first17].reduce((s, d, i) => s + Number(d) * W[i], 0)
+    const cid = first17 + '10X98765432'[sum % 11]
+    const orgsUrl = page.url()
+    const phone = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 } })
+    const p = await phone.newPage()
+    try {
+      await p.goto(`${BASE_URL}/queue-place`, { waitUntil: 'domcontentloaded' })
+      await p.getByRole('button', { name: '我要申请入住' }).click()
+      await p.getByLabel('申请老人身份证号').fill(cid)
+      await p.getByLabel('申请老人姓名').fill('冒桂芳')
+      await p.getByLabel('家属联系电话').fill('13861234567')
+      await p.getByRole('button', { name: '提交申请' }).click()
+      await p.locator('.done', { hasText: '已收到您的入住申请' }).waitFor()
+      await p.screenshot({ path: join(SHOTS, 'request-phone.png'), fullPage: false })
+    } finally {
+      await phone.close()
+    }
+    await menu('入住轮候').click()
+    await page.waitForURL(/\/admission-queue$/)
+    const row = page.locator('.requests .el-table__row', { hasText: '冒桂芳' })
+    await row.waitFor()
+    const text = (await row.innerText()).replace(/\s+/g, ' ')
+    assert(text.includes('138****4567') && !text.includes(cid) && text.includes('档案中没有此人'), `the request reads: ${text}`)
+    await shot('requests')
+    await row.getByRole('button', { name: '不予受理' }).click()
+    const box = page.locator('.el-message-box')
+    await box.locator('input').fill('经电话核实，老人已由子女接到外地照顾')
+    await Promise.all([
+      page.waitForResponse((r) => /\/admission-requests\/[^/]+\/decision$/.test(r.url()) && r.status() === 200),
+      box.getByRole('button', { name: '确定' }).click(),
+    ])
+    await row.waitFor({ state: 'detached' })
+    const p2 = await browser.newPage()
+    try {
+      await p2.goto(`${BASE_URL}/queue-place`, { waitUntil: 'domcontentloaded' })
+      await p2.getByLabel('老人身份证号').fill(cid)
+      await p2.getByLabel('老人姓名').fill('冒桂芳')
+      await p2.getByRole('button', { name: '查询' }).click()
+      await p2.locator('.msg', { hasText: '子女接到外地照顾' }).waitFor()
+    } finally {
+      await p2.close()
+    }
+    await page.goto(orgsUrl, { waitUntil: 'domcontentloaded' })
+  }, { screenshot: null })
+
   await step('入住邀请: the home offers its last vacant bed to the queue, and records the family\'s refusal; the place is kept', async () => {
     await page.waitForURL(/\/orgs\/[^/]+$/)
     const bed = page.locator('.bed', { hasText: '空床' }).first()
@@ -1210,14 +1258,85 @@ try {
       const names = await page.locator('.el-menu-item').allInnerTexts()
       assert(names.some((n) => n.includes('本机构')), `menu: ${names}`)
       assert(!names.some((n) => n.includes('老年人档案') || n.includes('服务机构')), `menu: ${names}`)
-      await page.locator('[data-testid="current-region"]').getByText('东陈镇中心敬老院').waitFor()
+      await page.locator('[data-testid="current-region"]').getByText('石庄镇区域性养老服务中心').waitFor()
       await shot('workbench-home-manager')
       await menu('本机构').click()
       await page.waitForURL(/\/orgs\/[^/]+$/)
-      await page.getByText('东陈镇中心敬老院').first().waitFor()
+      await page.getByText('石庄镇区域性养老服务中心').first().waitFor()
       await page.getByRole('tab', { name: /^在住老人/ }).click()
       await page.locator('.residents .el-table__body tr.el-table__row').first().waitFor()
     }, { screenshot: 'home-manager-residents' })
+
+    const HOME = '石庄镇区域性养老服务中心'
+    const vacantOnBoard = async () => {
+      const phone = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 } })
+      const p = await phone.newPage()
+      try {
+        await p.goto(`${BASE_URL}/vacancies`, { waitUntil: 'domcontentloaded' })
+        const card = p.locator('article.home', { has: p.locator('h2', { hasText: new RegExp(`^${HOME}$`) }) })
+        await card.waitFor()
+        return Number(((await card.locator('.num').first().innerText()).match(/\d+/) ?? ['-1'])[0])
+      } finally {
+        await phone.close()
+      }
+    }
+    await step('the manager offers a vacant bed to the queue and records the family\'s acceptance: admitted from the queue, one bed fewer on the public board', async () => {
+      await page.getByRole('tab', { name: '床位', exact: true }).click()
+      // A new nursing bed, so there is one to offer whatever the demo filled.
+      await button('添加床位').click()
+      const add = page.getByRole('dialog', { name: '添加床位' })
+      await add.waitFor()
+      await add.getByLabel('房间号').fill('901')
+      await add.getByLabel('床号').fill('1')
+      await add.locator('.el-checkbox', { hasText: '护理型床位' }).click()
+      await add.getByRole('button', { name: '添加', exact: true }).click()
+      await add.waitFor({ state: 'hidden' })
+      await page.locator('.bed', { hasText: '901室' }).first().waitFor()
+      const board0 = await vacantOnBoard()
+      const tile = page.locator('.tile.vacant')
+      const before = Number(((await tile.innerText()).match(/^\s*(\d+)/) ?? [])[1])
+      assert(before > 0 && before === board0, `vacant beds: ${before} on the home's page, ${board0} on the board`)
+      await page.locator('.bed', { hasText: '空床' }).first().getByRole('button', { name: '邀请轮候' }).click()
+      const dlg = page.getByRole('dialog', { name: '已发出入住邀请' })
+      await dlg.waitFor()
+      await dlg.getByRole('button', { name: '知道了' }).click()
+      await page.getByRole('tab', { name: /入住邀请/ }).click()
+      const row = page.locator('.offers .el-table__row', { hasText: '等待答复' }).first()
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => /\/api\/v1\/offers\/[^/]+\/answer$/.test(r.url())),
+        row.getByRole('button', { name: '接受并入住' }).click(),
+      ])
+      assert(res.status() === 200, `accepting answered HTTP ${res.status()}: ${await res.text()}`)
+      await page.locator('.offers .el-table__row', { hasText: '已接受并入住' }).waitFor()
+      await page.getByRole('tab', { name: '床位', exact: true }).click()
+      await tile.filter({ hasText: new RegExp(`^\\s*${before - 1}\\s*空床`) }).waitFor()
+      const after = await vacantOnBoard()
+      assert(after === before - 1, `the board shows ${after} vacant beds, not ${before - 1}`)
+      // Who came in today, for the month's claim.
+      await page.getByRole('tab', { name: /^在住老人/ }).click()
+      const today = new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10)
+      const admitted = page.locator('.residents .el-table__row', { hasText: today }).first()
+      await admitted.waitFor()
+      state.managerAdmitted = (await admitted.locator('td').first().innerText()).trim()
+    }, { screenshot: 'home-manager-admitted' })
+
+    {
+      await step('log out', logout, { screenshot: null })
+      await step('the officer remakes the month\'s claims: the home\'s claim lists the person the manager admitted', async () => {
+        await login(USERNAME, PASSWORD, env('TOTP_SECRET'))
+        await menu('床位补贴').click()
+        await page.waitForURL(/\/bed-claims$/)
+        await Promise.all([
+          page.waitForResponse((r) => r.url().endsWith('/api/v1/bed-claims') && r.request().method() === 'POST' && r.status() === 200),
+          button('按入住记录生成申领单').click(),
+        ])
+        const row = page.locator('.claims .el-table__row', { hasText: HOME }).first()
+        await row.click()
+        const drawer = page.locator('.el-drawer', { hasText: HOME })
+        await drawer.locator('.lines .el-table__row', { hasText: state.managerAdmitted }).first().waitFor()
+        await page.keyboard.press('Escape')
+      }, { screenshot: null })
+    }
   }
 
   if (env('SYSADMIN_USERNAME')) {

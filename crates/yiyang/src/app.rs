@@ -176,7 +176,7 @@ impl AppState {
         crate::institution::http::transfer, crate::institution::http::leave, crate::institution::http::back,
         crate::institution::http::discharge, crate::institution::http::policy, crate::institution::http::publish_policy,
         crate::institution::board::board, crate::institution::http::bed_summary,
-        crate::institution::http::queue, crate::institution::http::apply, crate::institution::http::withdraw,
+        crate::institution::http::queue, crate::institution::http::apply, crate::institution::http::withdraw, crate::institution::request::submit, crate::institution::http::requests, crate::institution::http::decide_request,
         crate::institution::http::subsidy_policy, crate::institution::http::publish_subsidy_policy,
         crate::institution::http::claims, crate::institution::http::compute_claims, crate::institution::http::export_claims,
         crate::institution::http::claim, crate::institution::http::claim_step, crate::institution::http::claims_to_batch,

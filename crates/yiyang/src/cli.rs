@@ -1325,10 +1325,10 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             crate::demo::COUNTY,
             "",
         ),
-        // The manager of the first town's public home: her account sees that home only.
+        // The manager of a publicly built, privately run centre: her account sees that home only.
         (
             "home_manager",
-            "东陈镇中心敬老院 刘院长",
+            "石庄镇区域性养老服务中心 刘主任",
             "institution_manager",
             crate::demo::COUNTY,
             "edit,individuals",
@@ -1352,7 +1352,7 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         }
         let org_id = if role == "institution_manager" {
             let home: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM organisation WHERE name = '东陈镇中心敬老院' ORDER BY id LIMIT 1",
+                "SELECT id FROM organisation WHERE name = '石庄镇区域性养老服务中心' ORDER BY id LIMIT 1",
             )
             .fetch_optional(&db.pool)
             .await?;

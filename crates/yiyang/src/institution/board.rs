@@ -171,7 +171,7 @@ pub async fn queue_place(
         "SELECT a.id, a.region_code FROM admission_application a JOIN elder e ON e.id = a.elder_id \
          WHERE e.citizen_id_bidx = $1 AND e.name = $2 AND a.state = 'waiting'",
     )
-    .bind(bidx)
+    .bind(&bidx)
     .bind(&name)
     .fetch_optional(&app.db.pool)
     .await?;
@@ -193,7 +193,15 @@ pub async fn queue_place(
     )
     .await?;
     tx.commit().await?;
-    let row = row.ok_or_else(not_found)?;
+    let Some(row) = row else {
+        // Asked on this site and not in the queue yet (or refused): say so, with the reason.
+        return Err(
+            match super::request::status_of(&app.db, &bidx, &name).await? {
+                Some(m) => ApiError::not_found(m),
+                None => not_found(),
+            },
+        );
+    };
     let (id, region): (String, String) = (row.get(0), row.get(1));
     let rc = yiyang_kernel::RegionCode::parse(&region).map_err(|_| not_found())?;
     let regions = app.regions.read().await;

@@ -29,6 +29,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admission-queue", get(queue))
         .route("/admission-applications", post(apply))
         .route("/admission-applications/{id}/withdraw", post(withdraw))
+        .route("/public/admission-requests", post(super::request::submit))
+        .route("/admission-requests", get(requests))
+        .route("/admission-requests/{id}/decision", post(decide_request))
         .route(
             "/orgs/{id}/family-beds",
             get(family_beds).post(add_family_bed),
@@ -465,6 +468,44 @@ pub async fn withdraw(
     scope.regional()?;
     super::queue::withdraw(&app.db, &scope, &actor.who(), &id, &req.reason).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- applications made on the public pages ------------------------------------------------------
+
+/// The families' applications made on the public pages and not yet taken (IDs and phones masked):
+/// the caller's area, and for a county office those the registry does not know yet. Audited.
+#[utoipa::path(get, path = "/api/v1/admission-requests", tag = "institution",
+    responses((status = 200, body = Vec<super::request::Request>), (status = 403, body = Problem)))]
+pub async fn requests(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<super::request::Request>>> {
+    keeper(&actor)?.regional()?;
+    let people = actor.individuals()?;
+    let regions = app.regions.read().await;
+    Ok(Json(
+        super::request::list(&app.db, &regions, &people, &actor.who()).await?,
+    ))
+}
+
+/// Take a family's application into the queue (dated the day they asked) or refuse it with the
+/// reason they will read.
+#[utoipa::path(post, path = "/api/v1/admission-requests/{id}/decision", tag = "institution",
+    params(("id" = String, Path)), request_body = super::request::Decision,
+    responses((status = 200, body = super::request::Decided), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn decide_request(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(d): Json<super::request::Decision>,
+) -> ApiResult<Json<super::request::Decided>> {
+    let scope = keeper(&actor)?;
+    scope.regional()?;
+    let people = actor.individuals()?;
+    Ok(Json(
+        super::request::decide(&app.db, &app.keys, &scope, &people, &actor.who(), &id, d).await?,
+    ))
 }
 
 // ---- bed subsidies -----------------------------------------------------------------------------

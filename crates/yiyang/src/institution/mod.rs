@@ -15,6 +15,7 @@ pub mod family;
 pub mod http;
 pub mod offer;
 pub mod queue;
+pub mod request;
 
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;

@@ -256,6 +256,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "region_maps",
         stmts: crate::region::map::MIGRATION,
     },
+    Migration {
+        version: 45,
+        name: "admission_requests_from_the_public",
+        stmts: crate::institution::request::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

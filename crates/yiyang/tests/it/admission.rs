@@ -625,3 +625,220 @@ async fn db_offers_follow_the_queue_hold_the_bed_and_the_policy_decides_a_refusa
         assert!(n >= 1, "no audit row for {action}");
     }
 }
+
+/// A family applies on the public page: the answer is the same whoever they name (no registry
+/// oracle) and a repeat is not stored twice; the officer of the person's area sees it (masked),
+/// a county office also sees those the registry does not know, another town sees neither; taken,
+/// it is an application dated the day they asked and the family sees the place; refused, the
+/// family reads the reason. A home's manager cannot take them. Audited.
+#[tokio::test]
+async fn db_families_apply_on_the_public_page_and_an_officer_takes_it_into_the_queue() {
+    let t = TestApp::new("demo", 30).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("dingyan", &["officer"], "320682104000", all_scopes())
+        .await;
+    t.add_user("dongchen", &["officer"], "320682103000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let birth = chrono::NaiveDate::from_ymd_opt(1938, 5, 6).unwrap();
+    let known = yiyang_kernel::citizen_id::compose("320682", birth, 57);
+    let unknown = yiyang_kernel::citizen_id::compose("320682", birth, 58);
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/elders",
+            Some(&c),
+            Some(
+                json!({"citizen_id": known, "name": "陈桂英", "residence_region": "320682104205"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::CREATED, "{v}");
+    let submit = |cid: &str, name: &str, phone: &str| {
+        let t = &t;
+        let body =
+            json!({"citizen_id": cid, "name": name, "phone": phone, "note": "老伴去世，独居"});
+        async move {
+            t.call(
+                "POST",
+                "/api/v1/public/admission-requests",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, a, _) = submit(&known, "陈桂英", "13912345678").await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{a}");
+    let (s, again, _) = submit(&known, "陈桂英", "13912345678").await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    let (s, b, _) = submit(&unknown, "陈桂兰", "0513-87001234").await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    assert_eq!(a, again);
+    assert_eq!(a, b, "one answer, registered or not");
+    assert_eq!(t.count("SELECT COUNT(*) FROM admission_request").await, 2);
+    let bad = format!(
+        "{}{}",
+        &known[..17],
+        if known.ends_with('0') { '1' } else { '0' }
+    );
+    let (s, v, _) = submit(&bad, "陈桂英", "13912345678").await;
+    assert_eq!(s, axum::http::StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = submit(&known, "陈桂英", "123").await;
+    assert_eq!(s, axum::http::StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Nothing in clear at rest.
+    let at_rest: Vec<String> =
+        sqlx::query_scalar("SELECT citizen_id_masked || phone_masked FROM admission_request")
+            .fetch_all(&t.state.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        at_rest
+            .iter()
+            .all(|r| !r.contains(&known) && !r.contains("13912345678")),
+        "{at_rest:?}"
+    );
+
+    let lookup = |cid: &str, name: &str| {
+        let t = &t;
+        let body = json!({"citizen_id": cid, "name": name});
+        async move {
+            t.call("POST", "/api/v1/public/queue-place", None, Some(body))
+                .await
+        }
+    };
+    let (s, v, _) = lookup(&known, "陈桂英").await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("正在受理"), "{v}");
+
+    let list = |who: &'static str| {
+        let t = &t;
+        async move {
+            let c = t.login(who).await;
+            let (s, v, _) = t
+                .call("GET", "/api/v1/admission-requests", Some(&c), None)
+                .await;
+            assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+            v.as_array().unwrap().clone()
+        }
+    };
+    let county = list("officer").await;
+    assert_eq!(county.len(), 2, "{county:?}");
+    let mine = county.iter().find(|r| r["name"] == "陈桂英").unwrap();
+    assert!(
+        mine["elder_id"].is_string() && mine["problem"].is_null(),
+        "{mine}"
+    );
+    assert_eq!(mine["phone_masked"], "139****5678");
+    assert!(!mine.to_string().contains(&known));
+    let stranger = county.iter().find(|r| r["name"] == "陈桂兰").unwrap();
+    assert!(
+        stranger["problem"]
+            .as_str()
+            .unwrap()
+            .contains("档案中没有此人"),
+        "{stranger}"
+    );
+    let town = list("dingyan").await;
+    assert_eq!(town.len(), 1, "the town sees its resident only: {town:?}");
+    assert!(
+        list("dongchen").await.is_empty(),
+        "another town sees nothing"
+    );
+
+    let decide = |id: &str, body: Value| {
+        let (t, c, id) = (&t, c.clone(), id.to_string());
+        async move {
+            t.call(
+                "POST",
+                &format!("/api/v1/admission-requests/{id}/decision"),
+                Some(&c),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = decide(
+        stranger["id"].as_str().unwrap(),
+        json!({"action": "accept"}),
+    )
+    .await;
+    assert_eq!(s, axum::http::StatusCode::CONFLICT, "{v}");
+    let (s, v, _) = decide(mine["id"].as_str().unwrap(), json!({"action": "accept"})).await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    let app_id = v["application_id"].as_str().unwrap().to_string();
+    let (applied_at, region): (String, String) =
+        sqlx::query_as("SELECT applied_at, region_code FROM admission_application WHERE id = $1")
+            .bind(&app_id)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(&applied_at[..10], yiyang::platform::today().to_string());
+    assert_eq!(region, "320682000000", "the person's county by default");
+    let (s, v, _) = lookup(&known, "陈桂英").await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    assert!(v["position"].as_u64().unwrap() >= 1, "{v}");
+    let (s, v, _) = decide(
+        mine["id"].as_str().unwrap(),
+        json!({"action": "refuse", "reason": "重复"}),
+    )
+    .await;
+    assert_eq!(s, axum::http::StatusCode::CONFLICT, "{v}");
+
+    let (s, v, _) = decide(
+        stranger["id"].as_str().unwrap(),
+        json!({"action": "refuse"}),
+    )
+    .await;
+    assert_eq!(s, axum::http::StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = decide(
+        stranger["id"].as_str().unwrap(),
+        json!({"action": "refuse", "reason": "经电话核实，老人已由子女接到外地照顾"}),
+    )
+    .await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    let (s, v, _) = lookup(&unknown, "陈桂兰").await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("子女接到外地照顾"),
+        "{v}"
+    );
+    assert!(list("officer").await.is_empty());
+
+    // A home's manager does not take applications.
+    let (s, home, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&c),
+            Some(json!({"kind": "township_home", "name": "丁堰镇敬老院", "ownership": "public", "region_code": "320682104000"})),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::CREATED, "{home}");
+    t.add_user_in(
+        "mgr",
+        &["institution_manager"],
+        "320682000000",
+        all_scopes(),
+        home["id"].as_str(),
+    )
+    .await;
+    let m = t.login("mgr").await;
+    let (s, v, _) = t
+        .call("GET", "/api/v1/admission-requests", Some(&m), None)
+        .await;
+    assert_eq!(s, axum::http::StatusCode::FORBIDDEN, "{v}");
+    for (action, n) in [
+        ("admission.request.submit", 3),
+        ("admission.request.accept", 1),
+        ("admission.request.refuse", 1),
+    ] {
+        let got: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(got, n, "{action}");
+    }
+}

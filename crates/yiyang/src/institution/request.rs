@@ -1,0 +1,421 @@
+//! Applications for a public bed made by the family on the public pages (网上申请). A request is
+//! not yet a place in the queue: an officer calls the family back, checks the person against the
+//! registry and accepts it — then it becomes an application dated the day the family asked — or
+//! refuses it with the reason, which the family reads on the same page.
+//!
+//! The public answer is the same for every well-formed request (registered or not, asked before
+//! or not): the page says nothing about who is in the registry. The ID and the phone are kept
+//! encrypted like the registry's; the officer sees them masked.
+
+use crate::app::AppState;
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::identity::http::ClientIp;
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult, Problem};
+use crate::platform::migrations::Stmt::{self, *};
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+pub const MIGRATION: &[Stmt] = &[
+    Both(
+        "CREATE TABLE admission_request (id TEXT PRIMARY KEY, citizen_id_enc BLOB NOT NULL, \
+         citizen_id_masked TEXT NOT NULL, citizen_id_bidx TEXT NOT NULL, name TEXT NOT NULL, \
+         phone_enc BLOB NOT NULL, phone_masked TEXT NOT NULL, note TEXT, state TEXT NOT NULL, \
+         created_at TEXT NOT NULL, decided_at TEXT, decided_by TEXT, reason TEXT, application_id TEXT, \
+         CONSTRAINT admission_request_state_check CHECK (state = 'open' OR state = 'accepted' OR state = 'refused'))",
+    ),
+    Both("CREATE INDEX admission_request_person ON admission_request (citizen_id_bidx, state)"),
+    Both("CREATE INDEX admission_request_state ON admission_request (state, created_at)"),
+];
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestForm {
+    /// 老人的 18 位身份证号
+    pub citizen_id: String,
+    /// 老人的姓名
+    pub name: String,
+    /// 家属的联系电话（工作人员回电核实）
+    pub phone: String,
+    /// 想说明的情况（可不填）
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Received {
+    pub message: String,
+}
+
+/// A family asks for a public bed for their elder. Throttled; the answer is the same for every
+/// well-formed request; a second request while one is open is not stored twice. Audited.
+#[utoipa::path(post, path = "/api/v1/public/admission-requests", tag = "institution", request_body = RequestForm,
+    responses((status = 200, body = Received), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn submit(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(f): Json<RequestForm>,
+) -> ApiResult<Json<Received>> {
+    if !app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        return Err(ApiError::too_many("请求过于频繁，请稍后再试"));
+    }
+    let today = crate::platform::today();
+    let cid = yiyang_kernel::CitizenId::parse(f.citizen_id.trim(), today)
+        .map_err(|e| ApiError::invalid("citizen_id", format!("身份证号无效：{e}")))?;
+    let name = super::text("name", "姓名", Some(&f.name), 30)?;
+    if name.is_empty() {
+        return Err(ApiError::invalid("name", "请填写老人的姓名"));
+    }
+    let phone =
+        crate::registry::model::parse_phone(&f.phone).map_err(|e| ApiError::invalid("phone", e))?;
+    let note = super::text("note", "情况说明", f.note.as_deref(), 200)?;
+    let bidx = app
+        .keys
+        .blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
+    let who = Who {
+        actor_id: None,
+        actor_name: format!("公众申请 {}", ip.as_deref().unwrap_or("-")),
+    };
+    let mut tx = app.db.begin().await?;
+    let open = sqlx::query(
+        "SELECT id FROM admission_request WHERE citizen_id_bidx = $1 AND state = 'open'",
+    )
+    .bind(&bidx)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let id = match open {
+        Some(r) => r.get::<String, _>(0),
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            sqlx::query(
+                "INSERT INTO admission_request (id, citizen_id_enc, citizen_id_masked, citizen_id_bidx, name, phone_enc, \
+                 phone_masked, note, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9)",
+            )
+            .bind(&id)
+            .bind(app.keys.encrypt(cid.as_str()))
+            .bind(cid.masked())
+            .bind(&bidx)
+            .bind(&name)
+            .bind(app.keys.encrypt(&phone))
+            .bind(yiyang_kernel::mask::phone(&phone))
+            .bind(Some(&note).filter(|n| !n.is_empty()))
+            .bind(crate::platform::now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+            id
+        }
+    };
+    audit::append(
+        &mut tx,
+        &who,
+        Entry {
+            action: "admission.request.submit",
+            entity: "admission_request",
+            entity_id: Some(&id),
+            region_code: None,
+            detail: "{}".into(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Received {
+        message: "已收到您的入住申请。民政部门工作人员会在 5 个工作日内打电话给您核实情况；受理后，可在本页用身份证号和姓名查询轮候位次。".into(),
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Request {
+    pub id: String,
+    pub name: String,
+    pub citizen_id_masked: String,
+    pub phone_masked: String,
+    pub note: Option<String>,
+    /// open / accepted / refused
+    pub state: String,
+    pub created_at: String,
+    /// The person as the registry has them (in the caller's area), or none
+    pub elder_id: Option<String>,
+    /// 居住地, when found
+    pub residence: Option<String>,
+    /// Why it cannot be accepted as it stands (not found in the registry, already waiting …)
+    pub problem: Option<String>,
+}
+
+/// The person a request names, found in the registry inside the scope by ID and name together:
+/// (elder id, residence region).
+async fn person(
+    db: &Db,
+    scope: &Scope,
+    bidx: &str,
+    name: &str,
+) -> ApiResult<Option<(String, String)>> {
+    Ok(sqlx::query(
+        "SELECT id, residence_region FROM elder WHERE citizen_id_bidx = $1 AND name = $2 AND status = 'active'",
+    )
+    .bind(bidx)
+    .bind(name)
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+    .filter(|(_, region)| scope.contains(region)))
+}
+
+/// The open requests the caller may take: those whose person lives in the caller's area, and,
+/// for an account over a whole county or more, those whose person the registry does not know yet.
+/// The IDs and phones masked; the list read is audited.
+pub async fn list(
+    db: &Db,
+    regions: &crate::region::RegionIndex,
+    scope: &Scope,
+    who: &Who,
+) -> ApiResult<Vec<Request>> {
+    let rows = sqlx::query(
+        "SELECT id, name, citizen_id_masked, phone_masked, note, state, created_at, citizen_id_bidx \
+         FROM admission_request WHERE state = 'open' ORDER BY created_at LIMIT 500",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let county_or_above = scope
+        .root
+        .as_ref()
+        .is_none_or(|r| r.as_str().ends_with("000000"));
+    let mut out = vec![];
+    for r in rows {
+        let (bidx, name): (String, String) = (r.get(7), r.get(1));
+        let found = person(db, scope, &bidx, &name).await?;
+        let anywhere: bool = found.is_some()
+            || sqlx::query("SELECT 1 FROM elder WHERE citizen_id_bidx = $1 AND name = $2")
+                .bind(&bidx)
+                .bind(&name)
+                .fetch_optional(&db.pool)
+                .await?
+                .is_some();
+        // Someone registered elsewhere is that place's to take.
+        if found.is_none() && (anywhere || !county_or_above) {
+            continue;
+        }
+        let problem = match &found {
+            None => Some("档案中没有此人：请先核实并在老年人档案中登记，再受理".to_string()),
+            Some((id, _)) => {
+                let waiting = sqlx::query(
+                    "SELECT 1 FROM admission_application WHERE elder_id = $1 AND state = 'waiting'",
+                )
+                .bind(id)
+                .fetch_optional(&db.pool)
+                .await?;
+                waiting.map(|_| "此人已在轮候中，受理不会重复登记".to_string())
+            }
+        };
+        out.push(Request {
+            id: r.get(0),
+            name,
+            citizen_id_masked: r.get(2),
+            phone_masked: r.get(3),
+            note: r.get(4),
+            state: r.get(5),
+            created_at: r.get(6),
+            residence: found.as_ref().map(|(_, region)| regions.path_name(region)),
+            elder_id: found.map(|(id, _)| id),
+            problem,
+        });
+    }
+    let mut tx = db.begin().await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "admission.request.list",
+            entity: "admission_request",
+            entity_id: None,
+            region_code: scope.root.as_ref().map(|r| r.as_str()),
+            detail: serde_json::json!({"rows": out.len()}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// accept / refuse
+    pub action: String,
+    /// For accept: the region whose public beds (default: the person's county)
+    pub region_code: Option<String>,
+    /// For refuse: why, in words the family will read
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Decided {
+    pub state: String,
+    pub application_id: Option<String>,
+}
+
+/// Accept a request (it becomes an application in the queue, dated the day the family asked) or
+/// refuse it with the reason. Audited.
+pub async fn decide(
+    db: &Db,
+    keys: &crate::platform::crypto::KeyRing,
+    scope: &Scope,
+    people: &Scope,
+    who: &Who,
+    id: &str,
+    d: Decision,
+) -> ApiResult<Decided> {
+    let r = sqlx::query(
+        "SELECT name, citizen_id_bidx, created_at, state FROM admission_request WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found("未找到该网上申请"))?;
+    let (name, bidx, created, state): (String, String, String, String) =
+        (r.get(0), r.get(1), r.get(2), r.get(3));
+    let found = person(db, people, &bidx, &name).await?;
+    let county_or_above = people
+        .root
+        .as_ref()
+        .is_none_or(|r| r.as_str().ends_with("000000"));
+    if found.is_none() && !county_or_above {
+        return Err(ApiError::not_found("未找到该网上申请"));
+    }
+    if state != "open" {
+        return Err(ApiError::conflict("该网上申请已处理，请刷新后查看"));
+    }
+    let now = crate::platform::now_rfc3339();
+    let (new_state, application_id, reason) = match d.action.as_str() {
+        "accept" => {
+            let Some((elder_id, residence)) = found else {
+                return Err(ApiError::conflict(
+                    "档案中没有此人：请先核实并在老年人档案中登记，再受理",
+                ));
+            };
+            let region = match d
+                .region_code
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                Some(r) => r.to_string(),
+                None => format!("{}000000", &residence[..6]),
+            };
+            // Already waiting: the request is answered by the place they hold.
+            let waiting: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM admission_application WHERE elder_id = $1 AND state = 'waiting'",
+            )
+            .bind(&elder_id)
+            .fetch_optional(&db.pool)
+            .await?;
+            let app_id = match waiting {
+                Some(a) => a,
+                None => {
+                    super::queue::apply(
+                        db,
+                        keys,
+                        scope,
+                        Some(people),
+                        who,
+                        super::queue::ApplyReq {
+                            region_code: Some(region),
+                            elder_id: Some(elder_id),
+                            citizen_id: None,
+                            name: None,
+                            applied_on: Some(created[..10].to_string()),
+                            note: Some("网上申请".into()),
+                        },
+                    )
+                    .await?
+                    .application_id
+                }
+            };
+            ("accepted", Some(app_id), None)
+        }
+        "refuse" => {
+            let reason = super::text("reason", "原因", d.reason.as_deref(), 200)?;
+            if reason.chars().count() < 2 {
+                return Err(ApiError::invalid(
+                    "reason",
+                    "请写明不予受理的原因（家属会在查询页看到）",
+                ));
+            }
+            ("refused", None, Some(reason))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "action",
+                "操作应为 accept（受理）或 refuse（不予受理）",
+            ));
+        }
+    };
+    let mut tx = db.begin().await?;
+    let n = sqlx::query(
+        "UPDATE admission_request SET state = $2, decided_at = $3, decided_by = $4, reason = $5, application_id = $6 \
+         WHERE id = $1 AND state = 'open'",
+    )
+    .bind(id)
+    .bind(new_state)
+    .bind(&now)
+    .bind(&who.actor_name)
+    .bind(&reason)
+    .bind(&application_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(ApiError::conflict("该网上申请刚被他人处理，请刷新后查看"));
+    }
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: if new_state == "accepted" {
+                "admission.request.accept"
+            } else {
+                "admission.request.refuse"
+            },
+            entity: "admission_request",
+            entity_id: Some(id),
+            region_code: None,
+            detail: serde_json::json!({"application_id": application_id, "reason": reason})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Decided {
+        state: new_state.into(),
+        application_id,
+    })
+}
+
+/// What the family's lookup says of a request not (yet) in the queue: open or refused, with the
+/// reason. By ID and name together.
+pub async fn status_of(db: &Db, bidx: &str, name: &str) -> ApiResult<Option<String>> {
+    let r = sqlx::query(
+        "SELECT state, created_at, reason FROM admission_request WHERE citizen_id_bidx = $1 AND name = $2 \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(bidx)
+    .bind(name)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(r.and_then(|r| {
+        let (state, at, reason): (String, String, Option<String>) = (r.get(0), r.get(1), r.get(2));
+        match state.as_str() {
+            "open" => Some(format!(
+                "您在 {} 提交的网上申请已收到，正在受理，工作人员会打电话给您核实情况",
+                &at[..10]
+            )),
+            "refused" => Some(format!(
+                "您在 {} 提交的网上申请未被受理：{}。如有疑问请拨打 12349",
+                &at[..10],
+                reason.unwrap_or_default()
+            )),
+            _ => None,
+        }
+    }))
+}
