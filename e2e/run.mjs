@@ -1100,8 +1100,8 @@ try {
 
   await step(`log in as ${REVIEWER_USERNAME} (a second officer)`, () => login(REVIEWER_USERNAME, REVIEWER_PASSWORD, env('REVIEWER_TOTP_SECRET')), { screenshot: null })
 
-  await step('床位补贴: the second officer reviews a home\'s claim and puts it into the draft payment batch, to be paid to the home\'s account', async () => {
-    const HOME = '丁堰镇区域性养老服务中心'
+  const HOME = '丁堰镇区域性养老服务中心'
+  await step('床位补贴: the second officer reviews a home\'s claim made by the first', async () => {
     await menu('床位补贴').click()
     await page.waitForURL(/\/bed-claims$/)
     const row = page.locator('.claims .el-table__row', { hasText: HOME }).first()
@@ -1111,6 +1111,15 @@ try {
       page.waitForResponse((r) => r.url().includes('/steps') && r.request().method() === 'POST' && r.status() === 200),
       drawer.getByRole('button', { name: '复核通过' }).click(),
     ])
+    await row.getByText('已复核').waitFor()
+  }, { screenshot: null })
+
+  await step('log out', logout, { screenshot: null })
+  await step(`log in as ${USERNAME} again`, () => login(USERNAME, PASSWORD, env('TOTP_SECRET')), { screenshot: null })
+  await step('床位补贴: the first officer puts the reviewed claim into the draft payment batch, to be paid to the home\'s account', async () => {
+    await menu('床位补贴').click()
+    await page.waitForURL(/\/bed-claims$/)
+    const row = page.locator('.claims .el-table__row', { hasText: HOME }).first()
     await row.getByText('已复核').waitFor()
     await page.getByTestId('claims-to-batch').click()
     const dlg = page.locator('.el-dialog', { hasText: '列入发放批次' })
@@ -1122,6 +1131,8 @@ try {
     await row.getByText('发放批次').waitFor()
     state.claimHome = HOME
   }, { screenshot: null })
+  await step('log out', logout, { screenshot: null })
+  await step(`log in as ${REVIEWER_USERNAME} again`, () => login(REVIEWER_USERNAME, REVIEWER_PASSWORD, env('REVIEWER_TOTP_SECRET')), { screenshot: null })
 
   await step('a second person reviews the draft batch; it can then be marked paid', async () => {
     await menu('服务目录').click()
@@ -1291,7 +1302,7 @@ try {
       await add.locator('.el-checkbox', { hasText: '护理型床位' }).click()
       await add.getByRole('button', { name: '添加', exact: true }).click()
       await add.waitFor({ state: 'hidden' })
-      await page.locator('.bed', { hasText: '901室' }).first().waitFor()
+      await page.getByText('901室', { exact: true }).first().waitFor()
       const board0 = await vacantOnBoard()
       const tile = page.locator('.tile.vacant')
       const before = Number(((await tile.innerText()).match(/^\s*(\d+)/) ?? [])[1])

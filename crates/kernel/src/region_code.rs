@@ -102,6 +102,16 @@ impl RegionCode {
         Some(RegionCode(format!("{:0<12}", &self.0[..keep])))
     }
 
+    /// This code and every one above it, nearest first: where a rule published for a place is
+    /// looked for (the place's own, else its town's, its county's …).
+    pub fn lineage(&self) -> Vec<RegionCode> {
+        let mut chain = vec![self.clone()];
+        while let Some(p) = chain.last().and_then(|c| c.parent()) {
+            chain.push(p);
+        }
+        chain
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

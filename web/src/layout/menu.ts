@@ -20,7 +20,7 @@ export const MENU: MenuItem[] = [
   { path: '/catalog', title: '服务目录', icon: Tickets, perm: 'catalog.manage' },
   { path: '/orgs', title: '服务机构', icon: OfficeBuilding, perm: 'aggregates.read', bound: false },
   { path: '/my-org', title: '本机构', icon: OfficeBuilding, perm: 'institution.manage', bound: true },
-  { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage' },
+  { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage', bound: false },
   { path: '/bed-claims', title: '床位补贴', icon: Money, perm: ['aggregates.read', 'institution.manage'] },
   { path: '/indicators', title: '重点指标', icon: DataLine, perm: 'aggregates.read' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },

@@ -91,6 +91,15 @@ pub const MIGRATION_ORG_LINES: &[crate::platform::migrations::Stmt] = {
     ]
 };
 
+/// Who put organisations' payments into a batch: not the one to review it.
+pub const MIGRATION_ORG_LINE_MAKER: &[crate::platform::migrations::Stmt] = {
+    use crate::platform::migrations::Stmt::Both;
+    &[
+        Both("ALTER TABLE payment_org_line ADD COLUMN added_by TEXT"),
+        Both("ALTER TABLE payment_org_line ADD COLUMN added_by_id TEXT"),
+    ]
+};
+
 /// One organisation's payment to add to a batch.
 #[derive(Debug, Clone)]
 pub struct OrgPayment {
@@ -114,6 +123,7 @@ pub struct OrgPayment {
 pub async fn add_org_payments(
     tx: &mut crate::platform::db::Tx<'_>,
     scope: &Scope,
+    who: &Who,
     batch_id: &str,
     lines: &[OrgPayment],
 ) -> ApiResult<String> {
@@ -148,7 +158,8 @@ pub async fn add_org_payments(
     for l in lines {
         let res = sqlx::query(
             "INSERT INTO payment_org_line (batch_id, source, source_id, org_id, payee, bank_name, bank_account_name, \
-             bank_account, amount_fen, town_code, purpose) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             bank_account, amount_fen, town_code, purpose, added_by, added_by_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(batch_id)
         .bind(l.source)
@@ -161,6 +172,8 @@ pub async fn add_org_payments(
         .bind(l.amount_fen)
         .bind(&l.town_code)
         .bind(&l.purpose)
+        .bind(&who.actor_name)
+        .bind(&who.actor_id)
         .execute(&mut **tx)
         .await;
         // Two officers putting one claim into two batches at once: the second finds it taken.
@@ -811,6 +824,10 @@ pub struct BatchStep {
     pub action: String,
     #[serde(default)]
     pub note: Option<String>,
+    /// For review: the batch's total as the reviewer saw it, people and organisations (元); a
+    /// batch that changed since is not approved unseen.
+    #[serde(default)]
+    pub seen_total: Option<f64>,
 }
 
 pub async fn step(
@@ -853,6 +870,32 @@ pub async fn step(
                 return Err(ApiError::conflict(
                     "生成批次的人不能复核自己的批次，请由另一位工作人员复核",
                 ));
+            }
+            let added = sqlx::query(
+                "SELECT 1 FROM payment_org_line WHERE batch_id = $1 AND (added_by_id = $2 OR (added_by_id IS NULL AND added_by = $3))",
+            )
+            .bind(id)
+            .bind(&who.actor_id)
+            .bind(&who.actor_name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if added.is_some() {
+                return Err(ApiError::conflict(
+                    "把机构款项列入本批次的人不能复核本批次，请由另一位工作人员复核",
+                ));
+            }
+            if let Some(seen) = s.seen_total {
+                let now: i64 = sqlx::query_scalar(
+                    "SELECT total_fen + org_total_fen FROM payment_batch WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if (seen * 100.0).round() as i64 != now {
+                    return Err(ApiError::conflict(
+                        "批次内容已经变化（可能刚有机构款项列入），请刷新后再复核",
+                    ));
+                }
             }
             let n = sqlx::query(
                 "UPDATE payment_batch SET state = 'reviewed', reviewed_by = $2, reviewed_by_id = $3, reviewed_at = $4 WHERE id = $1 AND state = 'draft'",

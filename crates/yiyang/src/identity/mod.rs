@@ -326,12 +326,10 @@ impl Actor {
         self.individuals()
     }
     /// Scope for reading organisations, beds and their counts: whoever reads records or figures of
-    /// the region, or an account bound to an organisation (its own only). The security
-    /// administrator, too, who binds a manager's account to its home.
+    /// the region, or an account bound to an organisation (its own only).
     pub fn org_reader(&self) -> Result<Scope, ApiError> {
         if self.org_id.is_some()
             && (self.has(Perm::InstitutionManage) || self.has(Perm::StaffManage))
-            || self.has(Perm::UsersManage)
         {
             return Ok(self.scope());
         }

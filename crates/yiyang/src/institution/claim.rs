@@ -147,8 +147,7 @@ pub async fn policy_for(
     regions: &crate::region::RegionIndex,
     region: &RegionCode,
 ) -> ApiResult<(SubsidyPolicy, SubsidyPolicyView)> {
-    let mut code = Some(region.clone());
-    while let Some(c) = code {
+    for c in region.lineage() {
         let row =
             sqlx::query("SELECT doc, published_at FROM bed_subsidy_policy WHERE region_code = $1")
                 .bind(c.as_str())
@@ -166,7 +165,6 @@ pub async fn policy_for(
             };
             return Ok((p, view));
         }
-        code = c.parent();
     }
     let p = SubsidyPolicy::default();
     let view = SubsidyPolicyView {
@@ -985,6 +983,28 @@ pub async fn step(
     }
     let now = crate::platform::now_rfc3339();
     let mut tx = db.begin().await?;
+    if s.action == "paid" {
+        // Take the claim's row first, then look for a batch line in a statement of its own: on
+        // PostgreSQL a condition inside the UPDATE would be judged on the snapshot from before
+        // the wait, and miss a batch that took the claim meanwhile (paid twice).
+        let held =
+            sqlx::query("UPDATE bed_claim SET state = state WHERE id = $1 AND state = 'reviewed'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let batched = sqlx::query(
+            "SELECT 1 FROM payment_org_line WHERE source = 'bed_claim' AND source_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held != 1 || batched.is_some() {
+            return Err(ApiError::conflict(
+                "该申领单刚被列入发放批次或已处理，请刷新后查看",
+            ));
+        }
+    }
     let n = match s.action.as_str() {
         "review" => sqlx::query(
             "UPDATE bed_claim SET state = 'reviewed', reviewed_by = $2, reviewed_by_id = $3, reviewed_at = $4 \
@@ -995,8 +1015,7 @@ pub async fn step(
         .bind(&who.actor_id)
         .bind(&now),
         "paid" => sqlx::query(
-            "UPDATE bed_claim SET state = 'paid', paid_by = $2, paid_at = $3, paid_note = $4 WHERE id = $1 AND state = 'reviewed' \
-             AND NOT EXISTS (SELECT 1 FROM payment_org_line l WHERE l.source = 'bed_claim' AND l.source_id = $1)",
+            "UPDATE bed_claim SET state = 'paid', paid_by = $2, paid_at = $3, paid_note = $4 WHERE id = $1 AND state = 'reviewed'",
         )
         .bind(id)
         .bind(&who.actor_name)
@@ -1136,7 +1155,7 @@ pub async fn to_batch(db: &Db, scope: &Scope, who: &Who, req: ToBatchReq) -> Api
         });
     }
     let batch_month =
-        crate::catalog::payment::add_org_payments(&mut tx, scope, req.batch_id.trim(), &lines)
+        crate::catalog::payment::add_org_payments(&mut tx, scope, who, req.batch_id.trim(), &lines)
             .await?;
     let total: i64 = lines.iter().map(|l| l.amount_fen).sum();
     audit::append(

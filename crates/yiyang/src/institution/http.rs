@@ -32,6 +32,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/public/admission-requests", post(super::request::submit))
         .route("/admission-requests", get(requests))
         .route("/admission-requests/{id}/decision", post(decide_request))
+        .route("/admission-requests/{id}/reveal", post(reveal_request))
         .route(
             "/orgs/{id}/family-beds",
             get(family_beds).post(add_family_bed),
@@ -407,7 +408,9 @@ pub async fn queue(
     actor: Actor,
     Query(q): Query<QueueQuery>,
 ) -> ApiResult<Json<super::queue::Queue>> {
-    let scope = actor.org_people()?;
+    // The region's whole queue is the bureau's; a home's manager offers her beds to it instead.
+    let scope = actor.individuals()?;
+    scope.regional()?;
     let code = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
         Some(r) => scope.region(r)?,
         None => actor.region.clone(),
@@ -505,6 +508,26 @@ pub async fn decide_request(
     let people = actor.individuals()?;
     Ok(Json(
         super::request::decide(&app.db, &app.keys, &scope, &people, &actor.who(), &id, d).await?,
+    ))
+}
+
+/// The family's phone and full ID of an open request, to call back: with the permission to reveal
+/// IDs and a reason; audited.
+#[utoipa::path(post, path = "/api/v1/admission-requests/{id}/reveal", tag = "institution",
+    params(("id" = String, Path)), request_body = super::request::CallBackReq,
+    responses((status = 200, body = super::request::CallBack), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn reveal_request(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<super::request::CallBackReq>,
+) -> ApiResult<Json<super::request::CallBack>> {
+    actor.require(Perm::RegistryReveal)?;
+    let people = actor.individuals()?;
+    people.regional()?;
+    Ok(Json(
+        super::request::reveal(&app.db, &app.keys, &people, &actor.who(), &id, &r.reason).await?,
     ))
 }
 

@@ -56,11 +56,7 @@ pub async fn policy_for(
     regions: &crate::region::RegionIndex,
     region: &RegionCode,
 ) -> anyhow::Result<(QueuePolicy, PolicyView)> {
-    let mut chain = vec![region.clone()];
-    while let Some(p) = chain.last().and_then(|c| c.parent()) {
-        chain.push(p);
-    }
-    for code in &chain {
+    for code in &region.lineage() {
         let row =
             sqlx::query("SELECT tiers, published_at, offer_days, refusal_keeps_place FROM admission_policy WHERE region_code = $1")
                 .bind(code.as_str())

@@ -31,6 +31,12 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX admission_request_state ON admission_request (state, created_at)"),
 ];
 
+/// A repeat is the same family asking again (the same ID, name and phone): kept once. Anyone
+/// else naming the same ID is kept apart, so nobody can take over or probe another's request.
+pub const MIGRATION_PHONE: &[Stmt] = &[Both(
+    "ALTER TABLE admission_request ADD COLUMN phone_bidx TEXT",
+)];
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestForm {
@@ -74,15 +80,20 @@ pub async fn submit(
     let bidx = app
         .keys
         .blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
+    let phone_bidx = app
+        .keys
+        .blind_index(crate::registry::store::PHONE_DOMAIN, &phone);
     let who = Who {
         actor_id: None,
         actor_name: format!("公众申请 {}", ip.as_deref().unwrap_or("-")),
     };
     let mut tx = app.db.begin().await?;
     let open = sqlx::query(
-        "SELECT id FROM admission_request WHERE citizen_id_bidx = $1 AND state = 'open'",
+        "SELECT id FROM admission_request WHERE citizen_id_bidx = $1 AND name = $2 AND phone_bidx = $3 AND state = 'open'",
     )
     .bind(&bidx)
+    .bind(&name)
+    .bind(&phone_bidx)
     .fetch_optional(&mut *tx)
     .await?;
     let id = match open {
@@ -91,7 +102,7 @@ pub async fn submit(
             let id = uuid::Uuid::now_v7().to_string();
             sqlx::query(
                 "INSERT INTO admission_request (id, citizen_id_enc, citizen_id_masked, citizen_id_bidx, name, phone_enc, \
-                 phone_masked, note, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9)",
+                 phone_masked, note, state, created_at, phone_bidx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10)",
             )
             .bind(&id)
             .bind(app.keys.encrypt(cid.as_str()))
@@ -102,6 +113,7 @@ pub async fn submit(
             .bind(yiyang_kernel::mask::phone(&phone))
             .bind(Some(&note).filter(|n| !n.is_empty()))
             .bind(crate::platform::now_rfc3339())
+            .bind(&phone_bidx)
             .execute(&mut *tx)
             .await?;
             id
@@ -162,9 +174,38 @@ async fn person(
     .filter(|(_, region)| scope.contains(region)))
 }
 
-/// The open requests the caller may take: those whose person lives in the caller's area, and,
-/// for an account over a whole county or more, those whose person the registry does not know yet.
-/// The IDs and phones masked; the list read is audited.
+/// Whether the caller may see and take a request: its person lives in the caller's area; or the
+/// registry does not know them yet, the caller works for a county or more, and the ID was issued
+/// inside that area (its first six digits). Returns the person when found in the area.
+async fn visible(
+    db: &Db,
+    scope: &Scope,
+    bidx: &str,
+    name: &str,
+    masked: &str,
+) -> ApiResult<(bool, Option<(String, String)>)> {
+    let found = person(db, scope, bidx, name).await?;
+    if found.is_some() {
+        return Ok((true, found));
+    }
+    let registered = sqlx::query("SELECT 1 FROM elder WHERE citizen_id_bidx = $1 AND name = $2")
+        .bind(bidx)
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?
+        .is_some();
+    // Someone registered elsewhere is that place's to take.
+    let ours = match &scope.root {
+        None => true,
+        Some(r) => {
+            r.level() <= yiyang_kernel::RegionLevel::County && masked.starts_with(r.prefix())
+        }
+    };
+    Ok((!registered && ours, None))
+}
+
+/// The open requests the caller may take (see [`visible`]), IDs and phones masked; the list read
+/// is audited.
 pub async fn list(
     db: &Db,
     regions: &crate::region::RegionIndex,
@@ -177,23 +218,11 @@ pub async fn list(
     )
     .fetch_all(&db.pool)
     .await?;
-    let county_or_above = scope
-        .root
-        .as_ref()
-        .is_none_or(|r| r.as_str().ends_with("000000"));
     let mut out = vec![];
     for r in rows {
-        let (bidx, name): (String, String) = (r.get(7), r.get(1));
-        let found = person(db, scope, &bidx, &name).await?;
-        let anywhere: bool = found.is_some()
-            || sqlx::query("SELECT 1 FROM elder WHERE citizen_id_bidx = $1 AND name = $2")
-                .bind(&bidx)
-                .bind(&name)
-                .fetch_optional(&db.pool)
-                .await?
-                .is_some();
-        // Someone registered elsewhere is that place's to take.
-        if found.is_none() && (anywhere || !county_or_above) {
+        let (bidx, name, masked): (String, String, String) = (r.get(7), r.get(1), r.get(2));
+        let (shown, found) = visible(db, scope, &bidx, &name, &masked).await?;
+        if !shown {
             continue;
         }
         let problem = match &found {
@@ -211,7 +240,7 @@ pub async fn list(
         out.push(Request {
             id: r.get(0),
             name,
-            citizen_id_masked: r.get(2),
+            citizen_id_masked: masked,
             phone_masked: r.get(3),
             note: r.get(4),
             state: r.get(5),
@@ -243,7 +272,8 @@ pub async fn list(
 pub struct Decision {
     /// accept / refuse
     pub action: String,
-    /// For accept: the region whose public beds (default: the person's county)
+    /// For accept: the region whose public beds (default: the person's county, or the caller's
+    /// own area when the county is beyond it)
     pub region_code: Option<String>,
     /// For refuse: why, in words the family will read
     pub reason: Option<String>,
@@ -255,8 +285,56 @@ pub struct Decided {
     pub application_id: Option<String>,
 }
 
+/// A request the caller may see, still open: (name, ID index, made at); 404 outside.
+async fn open_request(db: &Db, people: &Scope, id: &str) -> ApiResult<(String, String, String)> {
+    let r = sqlx::query(
+        "SELECT name, citizen_id_bidx, created_at, state, citizen_id_masked FROM admission_request WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found("未找到该网上申请"))?;
+    let (name, bidx, created, state, masked): (String, String, String, String, String) =
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    if !visible(db, people, &bidx, &name, &masked).await?.0 {
+        return Err(ApiError::not_found("未找到该网上申请"));
+    }
+    if state != "open" {
+        return Err(ApiError::conflict("该网上申请已处理，请刷新后查看"));
+    }
+    Ok((name, bidx, created))
+}
+
+/// Move a request on from `from`; `false` when someone else moved it first.
+async fn settle(
+    tx: &mut crate::platform::db::Tx<'_>,
+    id: &str,
+    from: &str,
+    to: &str,
+    who: &Who,
+    reason: Option<&str>,
+    application_id: Option<&str>,
+) -> ApiResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE admission_request SET state = $3, decided_at = $4, decided_by = $5, reason = $6, application_id = $7 \
+         WHERE id = $1 AND state = $2",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .bind(crate::platform::now_rfc3339())
+    .bind(&who.actor_name)
+    .bind(reason)
+    .bind(application_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// Accept a request (it becomes an application in the queue, dated the day the family asked) or
-/// refuse it with the reason. Audited.
+/// refuse it with the reason. The request is taken before its application is made, so a refusal
+/// at the same moment finds it taken; should the application fail, it is open again. Audited.
 pub async fn decide(
     db: &Db,
     keys: &crate::platform::crypto::KeyRing,
@@ -266,34 +344,16 @@ pub async fn decide(
     id: &str,
     d: Decision,
 ) -> ApiResult<Decided> {
-    let r = sqlx::query(
-        "SELECT name, citizen_id_bidx, created_at, state FROM admission_request WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found("未找到该网上申请"))?;
-    let (name, bidx, created, state): (String, String, String, String) =
-        (r.get(0), r.get(1), r.get(2), r.get(3));
-    let found = person(db, people, &bidx, &name).await?;
-    let county_or_above = people
-        .root
-        .as_ref()
-        .is_none_or(|r| r.as_str().ends_with("000000"));
-    if found.is_none() && !county_or_above {
-        return Err(ApiError::not_found("未找到该网上申请"));
-    }
-    if state != "open" {
-        return Err(ApiError::conflict("该网上申请已处理，请刷新后查看"));
-    }
-    let now = crate::platform::now_rfc3339();
-    let (new_state, application_id, reason) = match d.action.as_str() {
+    let (name, bidx, created) = open_request(db, people, id).await?;
+    let taken = || ApiError::conflict("该网上申请刚被他人处理，请刷新后查看");
+    let (mut tx, action, application_id, reason) = match d.action.as_str() {
         "accept" => {
-            let Some((elder_id, residence)) = found else {
+            let Some((elder_id, residence)) = person(db, people, &bidx, &name).await? else {
                 return Err(ApiError::conflict(
                     "档案中没有此人：请先核实并在老年人档案中登记，再受理",
                 ));
             };
+            let county = format!("{}000000", &residence[..6]);
             let region = match d
                 .region_code
                 .as_deref()
@@ -301,8 +361,17 @@ pub async fn decide(
                 .filter(|s| !s.is_empty())
             {
                 Some(r) => r.to_string(),
-                None => format!("{}000000", &residence[..6]),
+                None if scope.contains(&county) => county,
+                None => scope
+                    .root
+                    .as_ref()
+                    .map_or(county, |r| r.as_str().to_string()),
             };
+            let mut tx = db.begin().await?;
+            if !settle(&mut tx, id, "open", "accepted", who, None, None).await? {
+                return Err(taken());
+            }
+            tx.commit().await?;
             // Already waiting: the request is answered by the place they hold.
             let waiting: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM admission_application WHERE elder_id = $1 AND state = 'waiting'",
@@ -310,29 +379,38 @@ pub async fn decide(
             .bind(&elder_id)
             .fetch_optional(&db.pool)
             .await?;
-            let app_id = match waiting {
-                Some(a) => a,
-                None => {
-                    super::queue::apply(
-                        db,
-                        keys,
-                        scope,
-                        Some(people),
-                        who,
-                        super::queue::ApplyReq {
-                            region_code: Some(region),
-                            elder_id: Some(elder_id),
-                            citizen_id: None,
-                            name: None,
-                            applied_on: Some(created[..10].to_string()),
-                            note: Some("网上申请".into()),
-                        },
-                    )
-                    .await?
-                    .application_id
-                }
+            let applied = match waiting {
+                Some(a) => Ok(a),
+                None => super::queue::apply(
+                    db,
+                    keys,
+                    scope,
+                    Some(people),
+                    who,
+                    super::queue::ApplyReq {
+                        region_code: Some(region),
+                        elder_id: Some(elder_id),
+                        citizen_id: None,
+                        name: None,
+                        applied_on: Some(created[..10].to_string()),
+                        note: Some("网上申请".into()),
+                    },
+                )
+                .await
+                .map(|a| a.application_id),
             };
-            ("accepted", Some(app_id), None)
+            let mut tx = db.begin().await?;
+            match applied {
+                Ok(a) => {
+                    settle(&mut tx, id, "accepted", "accepted", who, None, Some(&a)).await?;
+                    (tx, "admission.request.accept", Some(a), None)
+                }
+                Err(e) => {
+                    settle(&mut tx, id, "accepted", "open", who, None, None).await?;
+                    tx.commit().await?;
+                    return Err(e);
+                }
+            }
         }
         "refuse" => {
             let reason = super::text("reason", "原因", d.reason.as_deref(), 200)?;
@@ -342,7 +420,11 @@ pub async fn decide(
                     "请写明不予受理的原因（家属会在查询页看到）",
                 ));
             }
-            ("refused", None, Some(reason))
+            let mut tx = db.begin().await?;
+            if !settle(&mut tx, id, "open", "refused", who, Some(&reason), None).await? {
+                return Err(taken());
+            }
+            (tx, "admission.request.refuse", None, Some(reason))
         }
         _ => {
             return Err(ApiError::invalid(
@@ -351,32 +433,11 @@ pub async fn decide(
             ));
         }
     };
-    let mut tx = db.begin().await?;
-    let n = sqlx::query(
-        "UPDATE admission_request SET state = $2, decided_at = $3, decided_by = $4, reason = $5, application_id = $6 \
-         WHERE id = $1 AND state = 'open'",
-    )
-    .bind(id)
-    .bind(new_state)
-    .bind(&now)
-    .bind(&who.actor_name)
-    .bind(&reason)
-    .bind(&application_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n != 1 {
-        return Err(ApiError::conflict("该网上申请刚被他人处理，请刷新后查看"));
-    }
     audit::append(
         &mut tx,
         who,
         Entry {
-            action: if new_state == "accepted" {
-                "admission.request.accept"
-            } else {
-                "admission.request.refuse"
-            },
+            action,
             entity: "admission_request",
             entity_id: Some(id),
             region_code: None,
@@ -387,9 +448,67 @@ pub async fn decide(
     .await?;
     tx.commit().await?;
     Ok(Decided {
-        state: new_state.into(),
+        state: if application_id.is_some() {
+            "accepted"
+        } else {
+            "refused"
+        }
+        .into(),
         application_id,
     })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallBackReq {
+    /// 事由 (for the audit trail)
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallBack {
+    pub citizen_id: String,
+    pub phone: String,
+}
+
+/// The family's phone and the full ID, to call back and check: for those who may reveal registry
+/// IDs, with a reason; audited.
+pub async fn reveal(
+    db: &Db,
+    keys: &crate::platform::crypto::KeyRing,
+    people: &Scope,
+    who: &Who,
+    id: &str,
+    reason: &str,
+) -> ApiResult<CallBack> {
+    let why = super::text("reason", "事由", Some(reason), 200)?;
+    if why.chars().count() < 2 {
+        return Err(ApiError::invalid("reason", "请填写查看事由"));
+    }
+    open_request(db, people, id).await?;
+    let r = sqlx::query("SELECT citizen_id_enc, phone_enc FROM admission_request WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await?;
+    let out = CallBack {
+        citizen_id: keys.decrypt(&r.get::<Vec<u8>, _>(0))?,
+        phone: keys.decrypt(&r.get::<Vec<u8>, _>(1))?,
+    };
+    let mut tx = db.begin().await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "admission.request.reveal",
+            entity: "admission_request",
+            entity_id: Some(id),
+            region_code: None,
+            detail: serde_json::json!({"reason": why}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// What the family's lookup says of a request not (yet) in the queue: open or refused, with the

@@ -16,6 +16,7 @@ pub fn routes() -> axum::Router<AppState> {
             axum::routing::post(import).layer(crate::registry::http::upload_limit()),
         )
         .route("/orgs/template.xlsx", get(template))
+        .route("/orgs/export.xlsx", get(export))
         .route("/orgs/{id}", get(detail).patch(update))
         .route("/orgs/{id}/staff", get(staff_list).post(staff_create))
         .route(
@@ -71,6 +72,18 @@ fn reader(actor: &Actor) -> ApiResult<Scope> {
     actor.org_reader()
 }
 
+/// The list and one organisation's record: also for the security administrator, who binds a
+/// manager's account to its home (and sees nothing else of it: no staff, beds or money).
+fn directory(actor: &Actor) -> ApiResult<Scope> {
+    actor.org_reader().or_else(|e| {
+        if actor.has(Perm::UsersManage) {
+            Ok(actor.scope())
+        } else {
+            Err(e)
+        }
+    })
+}
+
 fn manager(actor: &Actor) -> ApiResult<Scope> {
     actor.require(Perm::OrgManage)?;
     if !actor.scopes.edit {
@@ -99,7 +112,7 @@ pub async fn list(
     actor: Actor,
     Query(q): Query<OrgQuery>,
 ) -> ApiResult<Json<OrgPage>> {
-    let scope = reader(&actor)?;
+    let scope = directory(&actor)?;
     let regions = app.regions.read().await;
     Ok(Json(super::list(&app.db, &scope, &regions, &q).await?))
 }
@@ -111,7 +124,7 @@ pub async fn detail(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Org>> {
-    let scope = reader(&actor)?;
+    let scope = directory(&actor)?;
     let regions = app.regions.read().await;
     Ok(Json(super::get(&app.db, &scope, &regions, &id).await?))
 }
@@ -221,6 +234,24 @@ pub async fn import(
             dry_run,
         )
         .await?,
+    ))
+}
+
+/// The organisations of the caller's area as the spreadsheet the import reads (机构名册), filtered
+/// as the list is; audited.
+#[utoipa::path(get, path = "/api/v1/orgs/export.xlsx", tag = "org", params(super::OrgQuery),
+    responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
+pub async fn export(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<super::OrgQuery>,
+) -> ApiResult<axum::response::Response> {
+    let scope = reader(&actor)?;
+    let regions = app.regions.read().await;
+    Ok(crate::registry::http::xlsx(
+        super::import::export(&app.db, &scope, &regions, &actor.who(), &q).await?,
+        "机构名册",
     ))
 }
 

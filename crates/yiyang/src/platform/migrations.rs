@@ -261,6 +261,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admission_requests_from_the_public",
         stmts: crate::institution::request::MIGRATION,
     },
+    Migration {
+        version: 46,
+        name: "admission_requests_by_phone",
+        stmts: crate::institution::request::MIGRATION_PHONE,
+    },
+    Migration {
+        version: 47,
+        name: "payment_batch_organisation_line_makers",
+        stmts: crate::catalog::payment::MIGRATION_ORG_LINE_MAKER,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

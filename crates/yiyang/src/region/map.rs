@@ -183,13 +183,12 @@ pub async fn save(
     scope.regional()?;
     let c = check(bytes).map_err(|e| ApiError::invalid("map", e))?;
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM region_map WHERE region_code = $1")
-        .bind(code.as_str())
-        .execute(&mut *tx)
-        .await?;
+    // One statement: two uploads at once leave the later one, never a key error.
     sqlx::query(
         "INSERT INTO region_map (region_code, geojson, caption, features, points, uploaded_at, uploaded_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (region_code) DO UPDATE SET geojson = excluded.geojson, \
+         caption = excluded.caption, features = excluded.features, points = excluded.points, \
+         uploaded_at = excluded.uploaded_at, uploaded_by = excluded.uploaded_by",
     )
     .bind(code.as_str())
     .bind(&c.geojson)
@@ -259,12 +258,8 @@ pub async fn find(
     let row =
         match region {
             Some(code) => {
-                let mut chain = vec![code.clone()];
-                while let Some(p) = chain.last().and_then(|c| c.parent()) {
-                    chain.push(p);
-                }
                 let mut found = None;
-                for c in chain {
+                for c in code.lineage() {
                     found = sqlx::query(
                     "SELECT region_code, caption, geojson FROM region_map WHERE region_code = $1",
                 )

@@ -806,6 +806,33 @@ async fn db_families_apply_on_the_public_page_and_an_officer_takes_it_into_the_q
     );
     assert!(list("officer").await.is_empty());
 
+    // Someone else naming the same ID keeps a request of their own: no takeover, no probe.
+    let (s, _, _) = submit(&known, "陈某", "13800001111").await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    let (s, v, _) = lookup(&known, "陈某").await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("正在受理"), "{v}");
+    let open = list("officer").await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    // To call back: the phone, revealed with a reason, audited; not for a town beyond the ID.
+    let id = open[0]["id"].as_str().unwrap().to_string();
+    let reveal = |who: String| {
+        let (t, id) = (&t, id.clone());
+        async move {
+            t.call(
+                "POST",
+                &format!("/api/v1/admission-requests/{id}/reveal"),
+                Some(&who),
+                Some(json!({"reason": "回电核实"})),
+            )
+            .await
+        }
+    };
+    let (s, v, _) = reveal(c.clone()).await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    assert_eq!(v["phone"], "13800001111");
+    let (s, v, _) = reveal(t.login("dingyan").await).await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND, "{v}");
     // A home's manager does not take applications.
     let (s, home, _) = t
         .call(
@@ -830,7 +857,8 @@ async fn db_families_apply_on_the_public_page_and_an_officer_takes_it_into_the_q
         .await;
     assert_eq!(s, axum::http::StatusCode::FORBIDDEN, "{v}");
     for (action, n) in [
-        ("admission.request.submit", 3),
+        ("admission.request.submit", 4),
+        ("admission.request.reveal", 1),
         ("admission.request.accept", 1),
         ("admission.request.refuse", 1),
     ] {

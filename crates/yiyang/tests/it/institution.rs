@@ -1833,6 +1833,19 @@ async fn db_a_home_managers_account_reaches_only_its_own_home() {
         .unwrap();
     assert_eq!(row["org_id"], a.as_str());
     assert_eq!(row["org_name"], "东陈镇敬老院");
+    // The security administrator finds homes by name to bind accounts, and sees nothing more.
+    let (s, v, _) = t
+        .call("GET", "/api/v1/orgs?q=敬老院", Some(&sa), None)
+        .await;
+    assert_eq!((s, v["total"].as_i64()), (StatusCode::OK, Some(2)), "{v}");
+    for uri in [
+        format!("/api/v1/orgs/{a}/staff"),
+        format!("/api/v1/orgs/{a}/beds"),
+        "/api/v1/bed-summary".into(),
+    ] {
+        let (s, v, _) = t.call("GET", &uri, Some(&sa), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{uri}: {v}");
+    }
 
     // The manager at work.
     t.add_user_in(
@@ -1915,6 +1928,9 @@ async fn db_a_home_managers_account_reaches_only_its_own_home() {
         Some(json!({"q": "王"})),
     )
     .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // The region's whole queue is the bureau's: she offers her beds to it instead.
+    let (s, v, _) = call("GET", "/api/v1/admission-queue".into(), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (s, v, _) = call("GET", format!("/api/v1/elders/{}", "x"), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
@@ -2054,8 +2070,11 @@ async fn db_reviewed_claims_are_paid_to_the_homes_accounts_through_a_payment_bat
         .await;
     t.add_user("reviewer", &["officer"], COUNTY, all_scopes())
         .await;
+    t.add_user("third", &["officer"], COUNTY, all_scopes())
+        .await;
     let c = t.login("officer").await;
     let r = t.login("reviewer").await;
+    let third = t.login("third").await;
     yiyang::catalog::store::seed_demo(
         &t.state.db,
         COUNTY,
@@ -2282,14 +2301,51 @@ async fn db_reviewed_claims_are_paid_to_the_homes_accounts_through_a_payment_bat
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(claim_of(&claims(c.clone()).await, &homes[0])["batch_id"].is_null());
     let b2 = batch(c.clone()).await;
-    let (s, v, _) = to_batch(b2.clone()).await;
+    let (_, seen, _) = call(&r, "GET", format!("/api/v1/payment-batches/{b2}"), None).await;
+    // The reviewer puts the claim in this time: then the batch is not hers to review.
+    let (s, v, _) = call(
+        &r,
+        "POST",
+        "/api/v1/bed-claims/to-batch".into(),
+        Some(json!({"batch_id": b2, "month": month})),
+    )
+    .await;
     assert_eq!((s, v["added"].clone()), (StatusCode::OK, json!(1)), "{v}");
-    for (who, action) in [(&r, "review"), (&c, "paid")] {
+    let (s, v, _) = call(
+        &r,
+        "POST",
+        format!("/api/v1/payment-batches/{b2}/steps"),
+        Some(json!({"action": "review"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("列入本批次的人"),
+        "{v}"
+    );
+    // A review approves what its reviewer saw: the total from before the claim came is stale.
+    let stale = seen["total"].as_f64().unwrap() + seen["org_total"].as_f64().unwrap();
+    let (s, v, _) = call(
+        &third,
+        "POST",
+        format!("/api/v1/payment-batches/{b2}/steps"),
+        Some(json!({"action": "review", "seen_total": stale})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("已经变化"), "{v}");
+    let (_, now, _) = call(&third, "GET", format!("/api/v1/payment-batches/{b2}"), None).await;
+    let fresh = now["total"].as_f64().unwrap() + now["org_total"].as_f64().unwrap();
+    assert!(
+        (fresh - stale - amount).abs() < 0.005,
+        "{fresh} {stale} {amount}"
+    );
+    for (who, action, extra) in [(&third, "review", json!(fresh)), (&c, "paid", Value::Null)] {
         let (s, v, _) = call(
             who,
             "POST",
             format!("/api/v1/payment-batches/{b2}/steps"),
-            Some(json!({"action": action})),
+            Some(json!({"action": action, "seen_total": extra})),
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{v}");

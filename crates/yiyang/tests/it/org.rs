@@ -315,6 +315,56 @@ async fn db_organisations_are_imported_from_a_spreadsheet_row_by_row() {
         )
         .await;
     assert_eq!(v["created"], 0, "{v}");
+    // The list goes out in the import's columns and reads back: every row found already there,
+    // and in another county's database it would register them as they are.
+    let (s, bytes, _) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri("/api/v1/orgs/export.xlsx?kind=township_home")
+                .header("cookie", &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    {
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.clone())).unwrap();
+        let rows: Vec<Vec<String>> = book
+            .worksheet_range("机构名册")
+            .unwrap()
+            .rows()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect();
+        assert_eq!(rows.len(), 2, "one township home: {rows:?}");
+        assert_eq!(rows[1][0], "东陈镇敬老院");
+        assert_eq!(rows[1][3], "320682103000");
+        assert_eq!(rows[1][8], "二级");
+    }
+    let (_, v) = t
+        .multipart("/api/v1/orgs/import", &c, "机构名册.xlsx", &bytes, true)
+        .await;
+    assert_eq!(
+        (v["total"].as_u64(), v["accepted"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    assert!(
+        v["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("已在该地登记"),
+        "{v}"
+    );
+    sqlx::query("DELETE FROM organisation WHERE name = '东陈镇敬老院'")
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    let (_, v) = t
+        .multipart("/api/v1/orgs/import", &c, "机构名册.xlsx", &bytes, true)
+        .await;
+    assert_eq!(v["accepted"], 1, "the exported row is a valid row: {v}");
     // A town officer cannot place a home in another town.
     let town = t.login("town").await;
     let (_, v) = t
