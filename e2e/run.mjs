@@ -1317,7 +1317,7 @@ try {
         page.waitForResponse((r) => /\/api\/v1\/offers\/[^/]+\/answer$/.test(r.url())),
         row.getByRole('button', { name: '接受并入住' }).click(),
       ])
-      assert(res.status() === 200, `accepting answered HTTP ${res.status()}: ${await res.text()}`)
+      assert(res.ok(), `accepting answered HTTP ${res.status()}: ${await res.text()}`)
       await page.locator('.offers .el-table__row', { hasText: '已接受并入住' }).waitFor()
       await page.getByRole('tab', { name: '床位', exact: true }).click()
       await tile.filter({ hasText: new RegExp(`^\\s*${before - 1}\\s*空床`) }).waitFor()
