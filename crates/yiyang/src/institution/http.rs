@@ -336,7 +336,8 @@ pub async fn bed_summary(
     let scope = reader(&actor)?;
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     // A page of the list asks for its own homes: a province's half a million beds are not read
-    // for twenty rows. CROSS JOIN: SQLite then starts from the region's homes (left to itself,
+    // for twenty rows. Occupancy by EXISTS on the open-stay index: as a LEFT JOIN PostgreSQL
+    // hashed all 351k stays of the province for a page of 20 homes (70 ms against 7 ms). CROSS JOIN: SQLite then starts from the region's homes (left to itself,
     // without statistics, it walked every open bed by the place index: 0.5 s for a county).
     let ids: Vec<&str> = match scope.org.as_deref() {
         Some(own) => vec![own],
@@ -364,9 +365,9 @@ pub async fn bed_summary(
         )
     };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT b.org_id, COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), COUNT(s.id) \
+        "SELECT b.org_id, COUNT(b.id), CAST(SUM(b.nursing) AS BIGINT), \
+         CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM bed_stay s WHERE s.bed_id = b.id AND s.until_on IS NULL) THEN 1 ELSE 0 END) AS BIGINT) \
          FROM organisation o CROSS JOIN bed b \
-         LEFT JOIN bed_stay s ON s.bed_id = b.id AND s.until_on IS NULL \
          WHERE b.org_id = o.id AND b.status = 'open' AND o.region_code >= $1 AND o.region_code <= $2{only} GROUP BY b.org_id"
     )))
     .bind(lo)
