@@ -1005,6 +1005,48 @@ try {
     await page.keyboard.press('Escape')
   }, { screenshot: null })
 
+  await step('居家服务: an officer places a home visit from an elder\'s page, gives it to a caregiver and follows it to 已完成', async () => {
+    await page.goto(state.elderUrl, { waitUntil: 'domcontentloaded' })
+    await page.getByTestId('new-service-order').click()
+    const dlg = page.getByRole('dialog', { name: /^派发上门服务/ })
+    await dlg.waitFor()
+    await dlg.getByLabel('服务机构').click()
+    const provider = page.locator('.el-select-dropdown__item:visible', { hasText: '居家养老服务' }).first()
+    await provider.waitFor()
+    const providerName = (await provider.innerText()).split(/\s/)[0]
+    await provider.click()
+    await dlg.locator('.el-radio', { hasText: '助洁' }).click()
+    const tomorrow = new Date(Date.now() + 8 * 3600e3 + 86400e3).toISOString().slice(0, 10)
+    await dlg.getByLabel('上门时间').fill(`${tomorrow} 09:30`)
+    await dlg.getByLabel('上门时间').press('Enter')
+    await page.keyboard.press('Escape').catch(() => {})
+    await dlg.getByText('派发上门服务：').first().click().catch(() => {})
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/v1/service-orders') && r.request().method() === 'POST'),
+      dlg.getByRole('button', { name: '派发', exact: true }).click(),
+    ])
+    assert(res.status() === 201, `placing the order answered HTTP ${res.status()}: ${await res.text()}`)
+    await shot('service-order-placed')
+    await menu('居家服务').click()
+    await page.waitForURL(/\/service-orders$/)
+    await page.getByLabel('服务日期').fill(tomorrow)
+    await page.getByLabel('服务日期').press('Enter')
+    const row = page.locator('.orders .el-table__row', { hasText: providerName }).first()
+    await row.getByText('待派单').waitFor()
+    await row.getByRole('button', { name: '派单' }).click()
+    const d = page.getByRole('dialog', { name: /^派单/ })
+    await d.locator('.el-radio').first().click()
+    await Promise.all([
+      page.waitForResponse((r) => /\/dispatch$/.test(r.url()) && r.status() === 200),
+      d.getByRole('button', { name: '派单', exact: true }).click(),
+    ])
+    for (const [label, state_zh] of [['接单', '已接单'], ['签到', '服务中'], ['签退', '待确认'], ['确认完成', '已完成']]) {
+      await row.getByRole('button', { name: label, exact: true }).first().click()
+      await row.getByText(state_zh).waitFor()
+    }
+    await shot('service-orders')
+  }, { screenshot: null })
+
   await step('log out', logout, { screenshot: null })
 
   await step(`log in as ${ASSESSOR_USERNAME} (评估员)`, () => login(ASSESSOR_USERNAME, ASSESSOR_PASSWORD, env('ASSESSOR_TOTP_SECRET')), { screenshot: null })

@@ -10,6 +10,7 @@ pub mod indicator;
 pub mod mask;
 pub mod mzt039;
 pub mod region_code;
+pub mod service_order;
 pub mod staffing;
 
 pub use citizen_id::{CitizenId, CitizenIdError, Sex};

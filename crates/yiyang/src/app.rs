@@ -177,6 +177,8 @@ impl AppState {
         crate::institution::http::discharge, crate::institution::http::policy, crate::institution::http::publish_policy,
         crate::institution::board::board, crate::institution::http::bed_summary,
         crate::institution::http::queue, crate::institution::http::apply, crate::institution::http::withdraw, crate::institution::request::submit, crate::institution::http::requests, crate::institution::http::decide_request, crate::institution::http::reveal_request,
+        crate::home_service::http::create, crate::home_service::http::list, crate::home_service::http::detail,
+        crate::home_service::http::dispatch, crate::home_service::http::step,
         crate::institution::http::subsidy_policy, crate::institution::http::publish_subsidy_policy,
         crate::institution::http::claims, crate::institution::http::compute_claims, crate::institution::http::export_claims,
         crate::institution::http::claim, crate::institution::http::claim_step, crate::institution::http::claims_to_batch,
@@ -184,7 +186,7 @@ impl AppState {
         crate::institution::board::queue_place,
         crate::institution::http::family_beds, crate::institution::http::add_family_bed, crate::institution::http::end_family_bed,
     ),
-    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"))
+    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"), (name = "home_service", description = "居家上门服务"))
 )]
 pub struct ApiDoc;
 
@@ -336,6 +338,7 @@ pub fn router(state: AppState) -> Router {
         .merge(indicator::http::routes())
         .merge(crate::org::http::routes())
         .merge(crate::institution::http::routes())
+        .merge(crate::home_service::http::routes())
         .merge(audit::http::routes())
         .merge(crate::workbench::routes())
         // The matched route pattern, for the request metrics (never the path: ids stay out).

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod demo;
 pub mod floor;
+pub mod home_service;
 pub mod identity;
 pub mod indicator;
 pub mod institution;

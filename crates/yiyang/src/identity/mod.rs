@@ -107,6 +107,7 @@ impl Role {
                 OrgManage,
                 StaffManage,
                 InstitutionManage,
+                HomeServiceManage,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
@@ -141,6 +142,8 @@ pub enum Perm {
     StaffManage,
     /// Keep beds and admit, move, send on leave and discharge residents.
     InstitutionManage,
+    /// Place, dispatch and follow home-visit orders (居家上门服务).
+    HomeServiceManage,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -161,6 +164,7 @@ impl Perm {
             Perm::OrgManage => "org.manage",
             Perm::StaffManage => "org.staff",
             Perm::InstitutionManage => "institution.manage",
+            Perm::HomeServiceManage => "home_service.manage",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -180,6 +184,7 @@ impl Perm {
             Perm::OrgManage => "管理服务机构",
             Perm::StaffManage => "管理机构人员",
             Perm::InstitutionManage => "管理床位与入住",
+            Perm::HomeServiceManage => "管理居家上门服务",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

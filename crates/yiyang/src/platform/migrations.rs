@@ -271,6 +271,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payment_batch_organisation_line_makers",
         stmts: crate::catalog::payment::MIGRATION_ORG_LINE_MAKER,
     },
+    Migration {
+        version: 48,
+        name: "home_service_orders",
+        stmts: crate::home_service::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

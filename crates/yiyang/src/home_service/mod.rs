@@ -1,0 +1,501 @@
+//! home_service — home visits (居家上门服务): a service order (服务工单) for an elder, placed with
+//! a provider (an `org`), dispatched to one of its caregivers (`org::staff`), then accepted,
+//! checked in and out on the spot and confirmed. One caregiver never holds two visits at the same
+//! time, and bathing and personal care go only to a qualified caregiver. Every step is kept with
+//! the id the sender gave it, so a phone that lost its connection and sends a step again does it
+//! once. The rules are in `yiyang_kernel::service_order`.
+
+pub mod http;
+
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::platform::db::{Db, Tx};
+use crate::platform::error::{ApiError, ApiResult};
+use crate::platform::migrations::Stmt::{self, *};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use yiyang_kernel::service_order as rule;
+
+pub const MIGRATION: &[Stmt] = &[
+    Both(
+        "CREATE TABLE service_order (id TEXT PRIMARY KEY, provider_id TEXT NOT NULL REFERENCES organisation (id), \
+         elder_id TEXT NOT NULL REFERENCES elder (id), service TEXT NOT NULL, planned_start TEXT NOT NULL, \
+         start_min BIGINT NOT NULL, planned_minutes BIGINT NOT NULL, caregiver_id TEXT REFERENCES staff (id), \
+         state TEXT NOT NULL, note TEXT, check_in_at TEXT, check_in_lon DOUBLE, check_in_lat DOUBLE, \
+         check_out_at TEXT, check_out_lon DOUBLE, check_out_lat DOUBLE, confirmed_at TEXT, reason TEXT, \
+         created_by TEXT NOT NULL, created_at TEXT NOT NULL, version BIGINT NOT NULL, \
+         CONSTRAINT service_order_state_check CHECK (state = 'created' OR state = 'dispatched' OR state = 'accepted' \
+         OR state = 'checked_in' OR state = 'checked_out' OR state = 'confirmed' OR state = 'cancelled' OR state = 'no_show'))",
+    ),
+    Both("CREATE INDEX service_order_caregiver ON service_order (caregiver_id, start_min)"),
+    Both("CREATE INDEX service_order_provider ON service_order (provider_id, start_min)"),
+    Both("CREATE INDEX service_order_elder ON service_order (elder_id, start_min)"),
+    // Every step, under the id its sender gave it: sent twice, done once.
+    Both(
+        "CREATE TABLE service_order_step (id TEXT PRIMARY KEY, order_id TEXT NOT NULL REFERENCES service_order (id), \
+         action TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, lon DOUBLE, lat DOUBLE, note TEXT)",
+    ),
+    Both("CREATE INDEX service_order_step_order ON service_order_step (order_id)"),
+];
+
+/// Kinds of organisation that send caregivers to homes.
+pub const PROVIDER_KINDS: &[&str] = &["provider", "station", "comprehensive_center", "day_care"];
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub provider_id: String,
+    pub elder_id: String,
+    /// cleaning / bathing / meal / emergency / medical_escort / mobility / personal_care, or 助洁 …
+    pub service: String,
+    /// 上门时间 "YYYY-MM-DD HH:MM" (China time)
+    pub planned_start: String,
+    /// 服务时长（分钟）, 10–480
+    pub planned_minutes: i64,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Order {
+    pub id: String,
+    pub provider_id: String,
+    pub provider_name: String,
+    pub elder_id: String,
+    /// For those who read individual records; masked otherwise
+    pub elder_name: String,
+    pub service: String,
+    pub service_zh: String,
+    pub planned_start: String,
+    pub planned_minutes: i64,
+    pub caregiver_id: Option<String>,
+    pub caregiver_name: Option<String>,
+    pub state: String,
+    pub state_zh: String,
+    pub check_in_at: Option<String>,
+    pub check_out_at: Option<String>,
+    pub confirmed_at: Option<String>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Minutes since 1970 of a China-time "YYYY-MM-DD HH:MM" (what overlap is measured in).
+fn start_of(v: &str) -> ApiResult<(String, i64)> {
+    let t = NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%d %H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%dT%H:%M"))
+        .map_err(|_| {
+            ApiError::invalid(
+                "planned_start",
+                "上门时间应写成 YYYY-MM-DD HH:MM，如 2026-12-08 09:30",
+            )
+        })?;
+    Ok((
+        t.format("%Y-%m-%d %H:%M").to_string(),
+        t.and_utc().timestamp() / 60,
+    ))
+}
+
+const COLS: &str = "o.id, o.provider_id, p.name, o.elder_id, e.name, o.service, o.planned_start, o.planned_minutes, \
+    o.caregiver_id, (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id), o.state, o.check_in_at, o.check_out_at, \
+    o.confirmed_at, o.reason, o.note, p.region_code";
+
+fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
+    let service: String = r.get(5);
+    let state: String = r.get(10);
+    let name: String = r.get(4);
+    Order {
+        id: r.get(0),
+        provider_id: r.get(1),
+        provider_name: r.get(2),
+        elder_id: r.get(3),
+        elder_name: if names {
+            name
+        } else {
+            yiyang_kernel::mask::name(&name)
+        },
+        service_zh: rule::service_zh(&service).into(),
+        service,
+        planned_start: r.get(6),
+        planned_minutes: r.get(7),
+        caregiver_id: r.get(8),
+        caregiver_name: r.get(9),
+        state_zh: rule::state_zh(&state).into(),
+        state,
+        check_in_at: r.get(11),
+        check_out_at: r.get(12),
+        confirmed_at: r.get(13),
+        reason: r.get(14),
+        note: r.get(15),
+    }
+}
+
+/// One order inside the scope (its provider's place, or the bound organisation), 404 outside.
+pub async fn get(db: &Db, scope: &Scope, id: &str, names: bool) -> ApiResult<Order> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM service_order o JOIN organisation p ON p.id = o.provider_id \
+         JOIN elder e ON e.id = o.elder_id WHERE o.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .filter(|r| scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(16)))
+    .map(|r| from_row(&r, names))
+    .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))
+}
+
+/// Place an order with a provider for an elder of the caller's area; audited.
+pub async fn create(db: &Db, scope: &Scope, who: &Who, f: NewOrder) -> ApiResult<Order> {
+    let service = rule::service(&f.service).ok_or_else(|| {
+        ApiError::invalid(
+            "service",
+            "服务项目应为：助餐、助浴、助急、助医、助行、助洁、照护",
+        )
+    })?;
+    if !(10..=480).contains(&f.planned_minutes) {
+        return Err(ApiError::invalid(
+            "planned_minutes",
+            "服务时长应为 10 到 480 分钟",
+        ));
+    }
+    let (start, start_min) = start_of(&f.planned_start)?;
+    let note = crate::institution::text("note", "备注", f.note.as_deref(), 200)?;
+    let p = sqlx::query("SELECT region_code, kind, status FROM organisation WHERE id = $1")
+        .bind(f.provider_id.trim())
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r| scope.holds(f.provider_id.trim(), &r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("未找到该服务机构（或不在您的管辖范围内）"))?;
+    let region: String = p.get(0);
+    if !PROVIDER_KINDS.contains(&p.get::<String, _>(1).as_str()) {
+        return Err(ApiError::invalid(
+            "provider_id",
+            "上门服务由居家养老服务商、服务站、综合体或日间照料中心承接",
+        ));
+    }
+    if p.get::<String, _>(2) != "open" {
+        return Err(ApiError::conflict("该服务机构已停业"));
+    }
+    let elder = sqlx::query("SELECT residence_region, status, death_date FROM elder WHERE id = $1")
+        .bind(f.elder_id.trim())
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("未找到该老人（或不在您的管辖范围内）"))?;
+    if elder.get::<String, _>(1) != "active" || elder.get::<Option<String>, _>(2).is_some() {
+        return Err(ApiError::conflict(
+            "该老人的档案已注销或已去世，不能派发上门服务",
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = crate::platform::now_rfc3339();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO service_order (id, provider_id, elder_id, service, planned_start, start_min, planned_minutes, \
+         state, note, created_by, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $9, $10, 1)",
+    )
+    .bind(&id)
+    .bind(f.provider_id.trim())
+    .bind(f.elder_id.trim())
+    .bind(service)
+    .bind(&start)
+    .bind(start_min)
+    .bind(f.planned_minutes)
+    .bind(Some(&note).filter(|n| !n.is_empty()))
+    .bind(&who.actor_name)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "service_order.create",
+            entity: "service_order",
+            entity_id: Some(&id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"service": service, "planned_start": start}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, scope, &id, true).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatch {
+    /// A current caregiver of the order's provider
+    pub caregiver_id: String,
+}
+
+/// The order's provider, state, service, start and length, for a write (404 outside the scope).
+async fn held(
+    tx: &mut Tx<'_>,
+    scope: &Scope,
+    id: &str,
+) -> ApiResult<(String, String, String, i64, i64, String)> {
+    let r = sqlx::query(
+        "SELECT o.provider_id, p.region_code, o.state, o.service, o.start_min, o.planned_minutes \
+         FROM service_order o JOIN organisation p ON p.id = o.provider_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)))
+    .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))?;
+    Ok((r.get(0), r.get(2), r.get(3), r.get(4), r.get(5), r.get(1)))
+}
+
+/// Give an order to a caregiver of its provider: a qualified one for bathing and personal care,
+/// and one whose other visits do not overlap it. The caregiver's row is taken first, so two
+/// dispatches to one caregiver at once are decided one after the other. Audited.
+pub async fn dispatch(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    id: &str,
+    d: Dispatch,
+) -> ApiResult<Order> {
+    let today = crate::platform::today().to_string();
+    let mut tx = db.begin().await?;
+    let (provider, state, service, start, minutes, region) = held(&mut tx, scope, id).await?;
+    if state != "created" && state != "dispatched" {
+        return Err(ApiError::conflict(format!(
+            "工单{}，不能再派单",
+            rule::state_zh(&state)
+        )));
+    }
+    let c = sqlx::query(
+        "SELECT name, role, skill_level, certificate_no, certificate_expires_on, left_on, org_id FROM staff WHERE id = $1",
+    )
+    .bind(d.caregiver_id.trim())
+    .fetch_optional(&mut *tx)
+    .await?
+    .filter(|r| r.get::<String, _>(6) == provider)
+    .ok_or_else(|| ApiError::invalid("caregiver_id", "所选人员不是该服务机构的在职人员"))?;
+    let name: String = c.get(0);
+    if c.get::<Option<String>, _>(5).is_some_and(|l| l <= today) {
+        return Err(ApiError::invalid("caregiver_id", format!("{name}已离职")));
+    }
+    if c.get::<String, _>(1) != "caregiver" {
+        return Err(ApiError::invalid(
+            "caregiver_id",
+            format!("{name}不是养老护理员，不能派发上门服务"),
+        ));
+    }
+    let qualified = c.get::<Option<i64>, _>(2).is_some()
+        || (c.get::<Option<String>, _>(3).is_some()
+            && c.get::<Option<String>, _>(4).is_none_or(|e| e >= today));
+    if rule::needs_qualification(&service) && !qualified {
+        return Err(ApiError::invalid(
+            "caregiver_id",
+            format!(
+                "{}须由持证（有技能等级或有效证书）的护理员上门，{name}不符合",
+                rule::service_zh(&service)
+            ),
+        ));
+    }
+    // Take the caregiver: a second dispatch to her waits here and then sees this one.
+    sqlx::query("UPDATE staff SET version = version WHERE id = $1")
+        .bind(d.caregiver_id.trim())
+        .execute(&mut *tx)
+        .await?;
+    // Her visits that day and the next hours (the index narrows by start; the rule decides).
+    let theirs = sqlx::query(
+        "SELECT planned_start, planned_minutes, start_min FROM service_order WHERE caregiver_id = $1 AND id <> $2 \
+         AND (state = 'dispatched' OR state = 'accepted' OR state = 'checked_in') \
+         AND start_min < $3 AND start_min > $4",
+    )
+    .bind(d.caregiver_id.trim())
+    .bind(id)
+    .bind(start + minutes)
+    .bind(start - 8 * 60)
+    .fetch_all(&mut *tx)
+    .await?;
+    let clash = theirs
+        .iter()
+        .find(|r| rule::overlaps(start, minutes, r.get(2), r.get(1)));
+    if let Some(r) = clash {
+        let (at, len): (String, i64) = (r.get(0), r.get(1));
+        return Err(ApiError::conflict(format!(
+            "{name}在 {at} 已有 {len} 分钟的上门服务，时间重叠，请选择其他护理员"
+        )));
+    }
+    let n = sqlx::query(
+        "UPDATE service_order SET caregiver_id = $2, state = 'dispatched', version = version + 1 \
+         WHERE id = $1 AND (state = 'created' OR state = 'dispatched')",
+    )
+    .bind(id)
+    .bind(d.caregiver_id.trim())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(ApiError::conflict("该工单刚被他人处理，请刷新后查看"));
+    }
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "service_order.dispatch",
+            entity: "service_order",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"caregiver_id": d.caregiver_id.trim()}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, scope, id, true).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The id the sender made for this step (a UUID): sent again, it is done once
+    pub step_id: String,
+    /// accept / check_in / check_out / confirm / cancel / no_show
+    pub action: String,
+    /// Where the phone was (check-in and check-out)
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+    /// Why (cancel, no_show)
+    pub note: Option<String>,
+}
+
+/// Move an order on by one step. A step id already taken answers with the order as it stands,
+/// doing nothing again. Audited.
+pub async fn step(db: &Db, scope: &Scope, who: &Who, id: &str, s: Step) -> ApiResult<Order> {
+    let step_id = uuid::Uuid::parse_str(s.step_id.trim())
+        .map_err(|_| ApiError::invalid("step_id", "step_id 应为 UUID"))?
+        .to_string();
+    if s.lon.is_some_and(|x| !(73.0..=136.0).contains(&x))
+        || s.lat.is_some_and(|y| !(3.0..=54.0).contains(&y))
+    {
+        return Err(ApiError::invalid("lon", "位置应为我国境内的经纬度"));
+    }
+    let note = crate::institution::text("note", "说明", s.note.as_deref(), 200)?;
+    let mut tx = db.begin().await?;
+    let (_, state, _, _, _, region) = held(&mut tx, scope, id).await?;
+    let done = sqlx::query("SELECT order_id FROM service_order_step WHERE id = $1")
+        .bind(&step_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(r) = done {
+        if r.get::<String, _>(0) != id {
+            return Err(ApiError::conflict("step_id 已用于另一张工单"));
+        }
+        drop(tx);
+        return get(db, scope, id, true).await;
+    }
+    let to = rule::next(&state, &s.action).map_err(ApiError::conflict)?;
+    if (to == "cancelled" || to == "no_show") && note.chars().count() < 2 {
+        return Err(ApiError::invalid("note", "请写明原因"));
+    }
+    let now = crate::platform::now_rfc3339();
+    // The step's own columns: where and when for check-in and check-out, the reason otherwise.
+    let q = match to {
+        "checked_in" | "checked_out" => {
+            let at = if to == "checked_in" { "check_in" } else { "check_out" };
+            let q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE service_order SET state = $2, {at}_at = $3, {at}_lon = $4, {at}_lat = $5, \
+                 version = version + 1 WHERE id = $1 AND state = $6"
+            )))
+            .bind(id)
+            .bind(to)
+            .bind(&now);
+            let q = crate::platform::db::opt_f64(q, s.lon);
+            crate::platform::db::opt_f64(q, s.lat).bind(&state)
+        }
+        "confirmed" => sqlx::query(
+            "UPDATE service_order SET state = $2, confirmed_at = $3, version = version + 1 WHERE id = $1 AND state = $4",
+        )
+        .bind(id)
+        .bind(to)
+        .bind(&now)
+        .bind(&state),
+        _ => sqlx::query(
+            "UPDATE service_order SET state = $2, reason = $3, version = version + 1 WHERE id = $1 AND state = $4",
+        )
+        .bind(id)
+        .bind(to)
+        .bind(Some(&note).filter(|n| !n.is_empty()))
+        .bind(&state),
+    };
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    if n != 1 {
+        return Err(ApiError::conflict("该工单刚被他人处理，请刷新后查看"));
+    }
+    let ins = sqlx::query(
+        "INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&step_id)
+    .bind(id)
+    .bind(&s.action)
+    .bind(&now)
+    .bind(&who.actor_name);
+    let ins = crate::platform::db::opt_f64(ins, s.lon);
+    let ins = crate::platform::db::opt_f64(ins, s.lat);
+    ins.bind(Some(&note).filter(|n| !n.is_empty()))
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "service_order.step",
+            entity: "service_order",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"action": s.action, "to": to, "step_id": step_id})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, scope, id, true).await
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// One provider's orders
+    pub provider_id: Option<String>,
+    /// One day, YYYY-MM-DD (default today)
+    pub date: Option<String>,
+}
+
+/// The day's orders of the caller's area (or one provider), by time.
+pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiResult<Vec<Order>> {
+    let day = match q.date.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid("date", "日期应为 YYYY-MM-DD"))?,
+        None => crate::platform::today(),
+    };
+    let from = day
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp()
+        / 60;
+    let provider = scope.org.clone().or_else(|| {
+        q.provider_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    });
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
+         WHERE o.provider_id = p.id AND p.region_code >= $1 AND p.region_code <= $2 AND ($3 = '' OR p.id = $3) \
+         AND o.start_min >= $4 AND o.start_min < $5 ORDER BY o.start_min, o.id LIMIT 2000"
+    )))
+    .bind(&scope.lo)
+    .bind(&scope.hi)
+    .bind(provider.unwrap_or_default())
+    .bind(from)
+    .bind(from + 24 * 60)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(|r| from_row(r, names)).collect())
+}
