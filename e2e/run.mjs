@@ -1019,8 +1019,8 @@ try {
     const tomorrow = new Date(Date.now() + 8 * 3600e3 + 86400e3).toISOString().slice(0, 10)
     await dlg.getByLabel('上门时间').fill(`${tomorrow} 09:30`)
     await dlg.getByLabel('上门时间').press('Enter')
-    await page.keyboard.press('Escape').catch(() => {})
-    await dlg.getByText('派发上门服务：').first().click().catch(() => {})
+    // Close the picker's panel by clicking the dialog's title (Escape would close the dialog).
+    await dlg.locator('.el-dialog__title').click()
     const [res] = await Promise.all([
       page.waitForResponse((r) => r.url().endsWith('/api/v1/service-orders') && r.request().method() === 'POST'),
       dlg.getByRole('button', { name: '派发', exact: true }).click(),
