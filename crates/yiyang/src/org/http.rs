@@ -239,13 +239,13 @@ pub async fn import(
 
 /// The organisations of the caller's area as the spreadsheet the import reads (机构名册), filtered
 /// as the list is; audited.
-#[utoipa::path(get, path = "/api/v1/orgs/export.xlsx", tag = "org", params(super::OrgQuery),
+#[utoipa::path(get, path = "/api/v1/orgs/export.xlsx", tag = "org", params(super::import::ExportQuery),
     responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (status = 403, body = crate::platform::error::Problem), (status = 422, body = crate::platform::error::Problem)))]
 pub async fn export(
     State(app): State<AppState>,
     actor: Actor,
-    Query(q): Query<super::OrgQuery>,
+    Query(q): Query<super::import::ExportQuery>,
 ) -> ApiResult<axum::response::Response> {
     let scope = reader(&actor)?;
     let regions = app.regions.read().await;

@@ -281,6 +281,19 @@ pub fn template() -> ApiResult<Vec<u8>> {
         .map_err(|e| ApiError::internal(anyhow::Error::from(e)))
 }
 
+/// The list's filters, without its pages (the whole list goes out).
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Region subtree (default: the caller's)
+    pub region_code: Option<String>,
+    pub kind: Option<String>,
+    pub ownership: Option<String>,
+    /// Part of the name
+    pub q: Option<String>,
+}
+
 /// The organisations of the caller's area (or a part of it, filtered as the list is) as the
 /// spreadsheet the import reads: the same columns, so a county can correct it in Excel and load
 /// it back (rows already registered are refused by name and place, and listed). Audited.
@@ -289,7 +302,7 @@ pub async fn export(
     scope: &Scope,
     regions: &crate::region::RegionIndex,
     who: &Who,
-    q: &super::OrgQuery,
+    q: &ExportQuery,
 ) -> ApiResult<Vec<u8>> {
     let mut all = vec![];
     for page in 1..=100u32 {
