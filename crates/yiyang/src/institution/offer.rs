@@ -281,12 +281,11 @@ pub async fn offer(
         return Err(ApiError::conflict(format!("{place} 有人入住，不是空床")));
     }
     let rc = RegionCode::parse(&region).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let mut chain = vec![rc.as_str().to_string()];
-    let mut up = rc.parent();
-    while let Some(p) = up {
-        chain.push(p.as_str().to_string());
-        up = p.parent();
-    }
+    let chain: Vec<String> = rc
+        .lineage()
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
     let (policy, view) = queue::policy_for(db, regions, &rc).await?;
     let list = queue::waiting(db, Codes::AnyOf(&chain), today).await?;
     let busy: HashMap<String, OfferBrief> = open_by_application(db).await?;

@@ -376,35 +376,52 @@ pub async fn create(
 ) -> ApiResult<Staff> {
     let region = org_region(db, scope, org_id).await?;
     let v = validate(None, f)?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let now = crate::platform::now_rfc3339();
     let mut tx = db.begin().await?;
+    let id = insert(&mut tx, who, org_id, &region, &v, None).await?;
+    crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
+    tx.commit().await?;
+    Ok(get(db, scope, &id).await?.0)
+}
+
+/// Write a checked staff member in the caller's transaction, audited (`via`: how they came, when
+/// not by the form).
+async fn insert(
+    tx: &mut crate::platform::db::Tx<'_>,
+    who: &Who,
+    org_id: &str,
+    region: &str,
+    v: &Valid,
+    via: Option<&str>,
+) -> ApiResult<String> {
+    let id = uuid::Uuid::now_v7().to_string();
     let q = sqlx::query(
         "INSERT INTO staff (name, role, skill_level, certificate_no, certificate_on, certificate_expires_on, \
          hired_on, left_on, id, org_id, created_at, updated_at, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)",
     );
-    bind_valid(q, &v)
+    bind_valid(q, v)
         .bind(&id)
         .bind(org_id)
-        .bind(&now)
-        .execute(&mut *tx)
+        .bind(crate::platform::now_rfc3339())
+        .execute(&mut **tx)
         .await?;
+    let mut detail = serde_json::json!({"org_id": org_id, "role": v.role});
+    if let Some(via) = via {
+        detail["via"] = via.into();
+    }
     audit::append(
-        &mut tx,
+        tx,
         who,
         Entry {
             action: "staff.create",
             entity: "staff",
             entity_id: Some(&id),
-            region_code: Some(&region),
-            detail: serde_json::json!({"org_id": org_id, "role": v.role}).to_string(),
+            region_code: Some(region),
+            detail: detail.to_string(),
         },
     )
     .await?;
-    crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
-    tx.commit().await?;
-    Ok(get(db, scope, &id).await?.0)
+    Ok(id)
 }
 
 /// Change a staff member (absent fields kept); audited with the fields changed.
@@ -648,34 +665,9 @@ pub async fn import(
     let accepted = ok.len();
     let mut created = 0;
     if !dry_run && !ok.is_empty() {
-        let now = crate::platform::now_rfc3339();
         let mut tx = db.begin().await?;
         for v in &ok {
-            let id = uuid::Uuid::now_v7().to_string();
-            let q = sqlx::query(
-                "INSERT INTO staff (name, role, skill_level, certificate_no, certificate_on, certificate_expires_on, \
-                 hired_on, left_on, id, org_id, created_at, updated_at, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)",
-            );
-            bind_valid(q, v)
-                .bind(&id)
-                .bind(org_id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            audit::append(
-                &mut tx,
-                who,
-                Entry {
-                    action: "staff.create",
-                    entity: "staff",
-                    entity_id: Some(&id),
-                    region_code: Some(&region),
-                    detail: serde_json::json!({"org_id": org_id, "role": v.role, "via": "import"})
-                        .to_string(),
-                },
-            )
-            .await?;
+            insert(&mut tx, who, org_id, &region, v, Some("import")).await?;
             created += 1;
         }
         crate::indicator::rollup::mark_dirty(&mut tx, &region).await?;
