@@ -1040,10 +1040,16 @@ try {
       page.waitForResponse((r) => /\/dispatch$/.test(r.url()) && r.status() === 200),
       d.getByRole('button', { name: '派单', exact: true }).click(),
     ])
-    for (const [label, state_zh] of [['接单', '已接单'], ['签到', '服务中'], ['签退', '待确认'], ['确认完成', '已完成']]) {
+    for (const [label, state_zh] of [['接单', '已接单'], ['签到', '服务中'], ['签退', '待确认']]) {
       await row.getByRole('button', { name: label, exact: true }).first().click()
       await row.getByText(state_zh).waitFor()
     }
+    // Confirmation without a code: the officer called the family back.
+    await row.getByRole('button', { name: '确认完成', exact: true }).first().click()
+    const cd = page.getByRole('dialog', { name: /^确认完成/ })
+    await cd.getByLabel('回访情况').fill('已电话回访老人女儿，确认护理员按时上门')
+    await cd.getByRole('button', { name: '确认完成', exact: true }).click()
+    await row.getByText('已完成').waitFor()
     await shot('service-orders')
   }, { screenshot: null })
 

@@ -88,6 +88,208 @@ pub fn overlaps(a_start: i64, a_minutes: i64, b_start: i64, b_minutes: i64) -> b
     a_start < b_start + b_minutes && b_start < a_start + a_minutes
 }
 
+/// The shortest visit of a service that is paid for, in minutes (a visit shorter than this is
+/// held back from the settlement).
+pub fn min_minutes(code: &str) -> i64 {
+    match code {
+        "meal" => 10,
+        "emergency" => 15,
+        _ => 30,
+    }
+}
+
+/// A check-in farther than this from the elder's home is held back.
+pub const FAR_METRES: f64 = 500.0;
+
+/// Metres between two points (lon, lat in degrees) on the earth's mean radius.
+pub fn distance_m(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * a.sqrt().asin()
+}
+
+/// Anomaly kinds a settlement holds back: (code, 中文).
+pub const ANOMALIES: &[(&str, &str)] = &[
+    ("far_check_in", "签到位置距老人住址超过 500 米"),
+    ("too_short", "服务时长不足"),
+    ("overlap", "同一护理员服务时间重叠"),
+    ("after_death", "老人去世后的服务"),
+    ("in_hospital", "老人住院期间的服务"),
+    ("duplicate", "同一老人同日重复服务"),
+    ("self_confirmed", "确认码发到了护理员本人手机"),
+];
+
+pub fn anomaly_zh(code: &str) -> &'static str {
+    ANOMALIES.iter().find(|a| a.0 == code).map_or("", |a| a.1)
+}
+
+/// A confirmed visit (or a meal: no caregiver, check-in = check-out) as the settlement sees it.
+/// The facts that need looking up come in decided: how far the check-in was, whether the elder
+/// had died or was in hospital that day, whether the code went to the caregiver's own phone.
+#[derive(Debug, Clone)]
+pub struct Visit<'a> {
+    pub caregiver: Option<&'a str>,
+    pub elder: &'a str,
+    pub service: &'a str,
+    /// YYYY-MM-DD
+    pub day: &'a str,
+    /// Minutes since 1970 (check-in and check-out as done)
+    pub check_in: i64,
+    pub check_out: i64,
+    pub far_m: Option<f64>,
+    pub after_death: bool,
+    pub in_hospital: bool,
+    pub self_confirmed: bool,
+    /// How many of this service the elder may have on one day (1, or 2 for meals: lunch and supper)
+    pub per_day: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    /// Index into the visits given
+    pub index: usize,
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+fn hm(min: i64) -> String {
+    // China time: the minutes are UTC.
+    let m = (min + 8 * 60).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// Every anomaly of a month's visits, by kind, each with a reason in Chinese. A visit can carry
+/// more than one. Overlaps flag both visits of a caregiver that share a minute; a service beyond
+/// the day's allowance flags the later ones.
+pub fn check(v: &[Visit]) -> Vec<Flag> {
+    let mut out = vec![];
+    for (i, x) in v.iter().enumerate() {
+        if let Some(m) = x.far_m.filter(|m| *m > FAR_METRES) {
+            out.push(Flag {
+                index: i,
+                kind: "far_check_in",
+                reason: format!("签到位置距老人住址 {:.0} 米", m),
+            });
+        }
+        let len = x.check_out - x.check_in;
+        if x.caregiver.is_some() && len < min_minutes(x.service) {
+            out.push(Flag {
+                index: i,
+                kind: "too_short",
+                reason: format!(
+                    "{}服务 {} 分钟，不足 {} 分钟",
+                    service_zh(x.service),
+                    len,
+                    min_minutes(x.service)
+                ),
+            });
+        }
+        if x.after_death {
+            out.push(Flag {
+                index: i,
+                kind: "after_death",
+                reason: format!("{} 老人已去世", x.day),
+            });
+        }
+        if x.in_hospital {
+            out.push(Flag {
+                index: i,
+                kind: "in_hospital",
+                reason: format!("{} 老人在住院", x.day),
+            });
+        }
+        if x.self_confirmed {
+            out.push(Flag {
+                index: i,
+                kind: "self_confirmed",
+                reason: "确认码发送的号码是护理员本人的手机号".into(),
+            });
+        }
+    }
+    // One caregiver's visits in time order: a visit starting before an earlier one ended.
+    let mut by_cg: Vec<usize> = (0..v.len()).filter(|&i| v[i].caregiver.is_some()).collect();
+    by_cg.sort_unstable_by(|&a, &b| {
+        (v[a].caregiver, v[a].check_in, a).cmp(&(v[b].caregiver, v[b].check_in, b))
+    });
+    let mut flagged = vec![false; v.len()];
+    let mut open: Option<usize> = None; // the visit of this caregiver ending last so far
+    for &i in &by_cg {
+        match open {
+            Some(o) if v[o].caregiver == v[i].caregiver => {
+                if overlaps(
+                    v[o].check_in,
+                    v[o].check_out - v[o].check_in,
+                    v[i].check_in,
+                    v[i].check_out - v[i].check_in,
+                ) {
+                    for (a, b) in [(o, i), (i, o)] {
+                        if !flagged[a] {
+                            flagged[a] = true;
+                            out.push(Flag {
+                                index: a,
+                                kind: "overlap",
+                                reason: format!(
+                                    "与同一护理员 {} {}–{} 的服务重叠",
+                                    v[b].day,
+                                    hm(v[b].check_in),
+                                    hm(v[b].check_out)
+                                ),
+                            });
+                        }
+                    }
+                }
+                if v[i].check_out > v[o].check_out {
+                    open = Some(i);
+                }
+            }
+            _ => open = Some(i),
+        }
+    }
+    // One elder, service and day: beyond the allowance, the later ones.
+    let mut by_day: Vec<usize> = (0..v.len()).collect();
+    by_day.sort_unstable_by(|&a, &b| {
+        (v[a].elder, v[a].service, v[a].day, v[a].check_in, a).cmp(&(
+            v[b].elder,
+            v[b].service,
+            v[b].day,
+            v[b].check_in,
+            b,
+        ))
+    });
+    let mut run = 0u32;
+    for (k, &i) in by_day.iter().enumerate() {
+        let same = k > 0 && {
+            let p = &v[by_day[k - 1]];
+            (p.elder, p.service, p.day) == (v[i].elder, v[i].service, v[i].day)
+        };
+        run = if same { run + 1 } else { 1 };
+        if run > v[i].per_day.max(1) {
+            out.push(Flag {
+                index: i,
+                kind: "duplicate",
+                reason: format!(
+                    "{} 已有 {} 次{}",
+                    v[i].day,
+                    run - 1,
+                    service_zh(v[i].service)
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// An amount split across province, city, county and town by whole-percent shares (summing to
+/// 100): each level's share rounded down, the town taking what is left, so the parts add up.
+pub fn split(amount_fen: i64, shares: [u8; 4]) -> [i64; 4] {
+    let p = amount_fen * shares[0] as i64 / 100;
+    let c = amount_fen * shares[1] as i64 / 100;
+    let k = amount_fen * shares[2] as i64 / 100;
+    [p, c, k, amount_fen - p - c - k]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +333,86 @@ mod tests {
         assert_eq!(service("理发"), None);
         assert!(needs_qualification("bathing") && needs_qualification("personal_care"));
         assert!(!needs_qualification("cleaning"));
+    }
+
+    fn visit<'a>(cg: &'a str, elder: &'a str, day: &'a str, at: i64, len: i64) -> Visit<'a> {
+        Visit {
+            caregiver: Some(cg),
+            elder,
+            service: "cleaning",
+            day,
+            check_in: at,
+            check_out: at + len,
+            far_m: Some(20.0),
+            after_death: false,
+            in_hospital: false,
+            self_confirmed: false,
+            per_day: 1,
+        }
+    }
+
+    #[test]
+    fn checks_find_each_kind_and_leave_clean_visits_alone() {
+        let mut v = vec![
+            visit("a", "e1", "2026-11-02", 1000, 60),
+            visit("a", "e2", "2026-11-02", 1030, 60), // overlaps the first
+            visit("a", "e3", "2026-11-02", 1090, 60), // touches the second's end: fine
+            visit("b", "e1", "2026-11-02", 2000, 60), // e1's second cleaning that day
+            visit("b", "e4", "2026-11-03", 3000, 20), // too short
+            visit("b", "e5", "2026-11-04", 4000, 60),
+            visit("b", "e6", "2026-11-05", 5000, 60),
+            visit("b", "e7", "2026-11-06", 6000, 60),
+            visit("b", "e8", "2026-11-07", 7000, 60),
+        ];
+        v[5].far_m = Some(812.4);
+        v[6].after_death = true;
+        v[7].in_hospital = true;
+        v[8].self_confirmed = true;
+        let f = check(&v);
+        let kinds: Vec<(usize, &str)> = {
+            let mut k: Vec<_> = f.iter().map(|f| (f.index, f.kind)).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            kinds,
+            vec![
+                (0, "overlap"),
+                (1, "overlap"),
+                (3, "duplicate"),
+                (4, "too_short"),
+                (5, "far_check_in"),
+                (6, "after_death"),
+                (7, "in_hospital"),
+                (8, "self_confirmed"),
+            ]
+        );
+        assert!(f.iter().any(|f| f.reason.contains("812 米")));
+        assert!(f.iter().all(|f| !anomaly_zh(f.kind).is_empty()));
+        // Meals: two a day are allowed, the third is not.
+        let mut m: Vec<Visit> = (0..3)
+            .map(|i| visit("x", "e9", "2026-11-09", 100 * i, 0))
+            .collect();
+        for x in &mut m {
+            x.caregiver = None;
+            x.service = "meal";
+            x.per_day = 2;
+        }
+        let f = check(&m);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].index, f[0].kind), (2, "duplicate"));
+    }
+
+    #[test]
+    fn a_split_adds_up_and_distance_is_in_metres() {
+        for amount in [0, 1, 99, 3000, 12_345] {
+            let s = split(amount, [0, 20, 60, 20]);
+            assert_eq!(s.iter().sum::<i64>(), amount);
+        }
+        assert_eq!(split(3000, [0, 20, 60, 20]), [0, 600, 1800, 600]);
+        assert_eq!(split(1001, [10, 30, 30, 30]), [100, 300, 300, 301]);
+        // 0.01° of latitude ≈ 1,112 m
+        let d = distance_m(120.57, 32.39, 120.57, 32.40);
+        assert!((d - 1112.0).abs() < 5.0, "{d}");
     }
 }

@@ -118,6 +118,11 @@ pub enum Cmd {
         #[command(subcommand)]
         what: AdmissionCmd,
     },
+    /// Home-visit services (居家上门服务): the monthly settlement of providers
+    Homecare {
+        #[command(subcommand)]
+        what: HomecareCmd,
+    },
     /// Indicators (重点指标): one value for scripts, rollup rebuild, target sheets
     Indicators {
         #[command(subcommand)]
@@ -336,6 +341,25 @@ pub enum AdmissionCmd {
         /// Ranking date (age and ability on that day), YYYY-MM-DD; default today
         #[arg(long)]
         on: Option<String>,
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HomecareCmd {
+    /// Settle a month: per provider the visits confirmed, at contract prices, anomalies held back,
+    /// the payable split by funding level; recorded as drafts for an officer's approval unless
+    /// --dry-run
+    Settle {
+        /// YYYY-MM
+        #[arg(long)]
+        month: String,
+        /// One region (its subtree); default: everywhere
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, default_value = "text")]
         format: String,
     },
@@ -973,6 +997,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Admission {
             what: AdmissionCmd::Rank { region, on, format },
         } => return admission_rank(&cli, region.as_deref(), on, format).await,
+        Cmd::Homecare {
+            what:
+                HomecareCmd::Settle {
+                    month,
+                    region,
+                    dry_run,
+                    format,
+                },
+        } => return homecare_settle(&cli, month, region.as_deref(), *dry_run, format).await,
         Cmd::Indicators { what } => return indicator_cmd(&cli, what).await,
         Cmd::AuditCheckpoint => {
             let (db, _keys) = open(&cli, 2).await?;
@@ -1777,6 +1810,91 @@ fn checkpoint_sink(cli: &Cli) -> crate::audit::checkpoint::Sink {
 }
 
 /// `yiyang admission rank`: the queue order of the applicants read from standard input.
+async fn homecare_settle(
+    cli: &Cli,
+    month: &str,
+    region: Option<&str>,
+    dry_run: bool,
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    let (db, _keys) = open(cli, 2).await?;
+    let scope = Scope::all();
+    if let Some(r) = region {
+        scope
+            .region(r)
+            .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    }
+    let started = std::time::Instant::now();
+    let s = if dry_run {
+        crate::home_service::settle::compute(&db, &scope, month, region, None).await
+    } else {
+        crate::home_service::settle::record(&db, &scope, &cli_who(), month, region)
+            .await
+            .map(|r| r.settlement)
+    };
+    let s = match s {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}", e.detail);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if format == "json" {
+        let providers: Vec<serde_json::Value> = s
+            .providers
+            .iter()
+            .map(|p| {
+                serde_json::json!({"provider": p.provider, "provider_id": p.provider_id, "orders": p.orders,
+                    "meals": p.meals, "self_paid": p.self_paid, "gross_fen": p.gross_fen,
+                    "excluded_fen": p.excluded_fen, "payable_fen": p.payable_fen,
+                    "by_level": {"province": p.by_level.province, "city": p.by_level.city,
+                        "county": p.by_level.county, "town": p.by_level.town}})
+            })
+            .collect();
+        let excluded: Vec<serde_json::Value> = s
+            .excluded
+            .iter()
+            .map(|x| serde_json::json!({"ref": x.ref_, "kind": x.kind, "reason": x.reason}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"month": s.month, "providers": providers,
+                "total_payable_fen": s.total_payable_fen, "excluded": excluded})
+        );
+    } else {
+        let yuan = |f: i64| format!("{:.2}", f as f64 / 100.0);
+        println!(
+            "{} 居家上门服务结算{}：{} 家服务机构，应付 {} 元，暂不结算 {} 条（用时 {:.1} 秒）",
+            s.month,
+            if dry_run {
+                "（试算，未保存）"
+            } else {
+                "（已生成，待审核）"
+            },
+            s.providers.len(),
+            yuan(s.total_payable_fen),
+            s.excluded.len(),
+            started.elapsed().as_secs_f64()
+        );
+        for p in &s.providers {
+            println!(
+                "  {}：工单 {}，助餐 {}，自费 {}，应结 {} 元，暂不结算 {} 元，应付 {} 元（市 {}，县 {}，镇 {}）",
+                p.provider,
+                p.orders,
+                p.meals,
+                p.self_paid,
+                yuan(p.gross_fen),
+                yuan(p.excluded_fen),
+                yuan(p.payable_fen),
+                yuan(p.by_level.city),
+                yuan(p.by_level.county),
+                yuan(p.by_level.town)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn admission_rank(
     cli: &Cli,
     region: Option<&str>,

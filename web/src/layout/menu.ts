@@ -22,6 +22,7 @@ export const MENU: MenuItem[] = [
   { path: '/my-org', title: '本机构', icon: OfficeBuilding, perm: 'institution.manage', bound: true },
   { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage', bound: false },
   { path: '/service-orders', title: '居家服务', icon: Van, perm: 'home_service.manage', bound: false },
+  { path: '/home-settlements', title: '服务结算', icon: Money, perm: 'home_service.manage', bound: false },
   { path: '/bed-claims', title: '床位补贴', icon: Money, perm: ['aggregates.read', 'institution.manage'] },
   { path: '/indicators', title: '重点指标', icon: DataLine, perm: 'aggregates.read' },
   { path: '/audit', title: '审计日志', icon: Document, perm: 'audit.read' },

@@ -67,6 +67,10 @@ pub struct ItemDef {
     pub funding: Funding,
     /// 免申即享: granted by the evaluation without an application.
     pub no_application: bool,
+    /// Its monthly quota (service items) is used by home-visit orders (居家上门服务): a visit
+    /// confirmed for the elder takes one from it and is paid to the provider from this item.
+    #[serde(default)]
+    pub home_service: bool,
     /// 对象条件, in the rule language.
     pub rule: String,
     pub tiers: Vec<TierDef>,
@@ -113,6 +117,12 @@ pub fn compile(d: &ItemDef) -> ApiResult<ItemRule> {
         return Err(ApiError::invalid(
             "benefit_kind",
             "待遇类型应为 现金（按月）、服务（按月）或 一次性",
+        ));
+    }
+    if d.home_service && d.benefit_kind != "service_monthly" {
+        return Err(ApiError::invalid(
+            "home_service",
+            "只有“服务（按月）”的项目才能由上门服务工单使用次数",
         ));
     }
     let f = &d.funding;
@@ -549,6 +559,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             department: "县民政局".into(),
             funding: f(0, 0, 100, 0),
             no_application: true,
+            home_service: false,
             rule: "状态 = 在册 且 年龄 >= 80".into(),
             tiers: vec![
                 tier("80–89周岁", Some("年龄 < 90"), 50.0, 0),
@@ -566,6 +577,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             department: "县民政局".into(),
             funding: f(0, 30, 50, 20),
             no_application: false,
+            home_service: false,
             rule: "状态 = 在册 且 经济状况 属于 [特困, 低保, 低保边缘] 且 能力等级 >= 中度失能".into(),
             tiers: vec![
                 tier("重度及完全失能", Some("能力等级 >= 重度失能"), 200.0, 0),
@@ -582,6 +594,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             department: "县民政局".into(),
             funding: f(0, 20, 60, 20),
             no_application: false,
+            home_service: true,
             rule: "状态 = 在册 且 (经济状况 属于 [特困, 低保] 或 (年龄 >= 80 且 居住状况 属于 [独居, 空巢]))".into(),
             tiers: vec![
                 tier("失能", Some("能力等级 >= 中度失能"), 120.0, 4),
@@ -598,6 +611,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             department: "镇（街道）".into(),
             funding: f(0, 0, 50, 50),
             no_application: true,
+            home_service: false,
             rule: "状态 = 在册 且 (居住状况 属于 [独居, 空巢, 留守] 或 计生特殊家庭 属于 [失独, 伤残] 或 能力等级 >= 中度失能 或 经济状况 属于 [特困, 低保])".into(),
             tiers: vec![tier("每月探访", None, 0.0, 1)],
         },
@@ -611,6 +625,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             department: "县民政局".into(),
             funding: f(0, 50, 50, 0),
             no_application: false,
+            home_service: false,
             rule: "状态 = 在册 且 经济状况 属于 [特困, 低保, 低保边缘] 且 (能力等级 >= 轻度失能 或 年龄 >= 80)".into(),
             tiers: vec![tier("每户", None, 1000.0, 0)],
         },
@@ -624,6 +639,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             department: "县民政局".into(),
             funding: f(0, 30, 70, 0),
             no_application: false,
+            home_service: false,
             rule: "状态 = 在册 且 能力等级 >= 重度失能".into(),
             tiers: vec![tier("重度及完全失能", None, 300.0, 8)],
         },

@@ -1,4 +1,9 @@
-use super::{Dispatch, NewOrder, Order, OrderQuery, Step};
+use super::contract::{Contract, ContractReq, HospitalStay, HospitalStayReq};
+use super::quota::QuotaView;
+use super::settle::{
+    OverrideReq, Recorded, SettleToBatchReq, Settlement, SettlementQuery, SettlementRow,
+};
+use super::{CodeSent, Dispatch, NewOrder, Order, OrderQuery, Step};
 use crate::app::AppState;
 use crate::identity::{Actor, Perm, Scope};
 use crate::platform::error::{ApiError, ApiResult, Problem};
@@ -14,6 +19,16 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/service-orders/{id}", get(detail))
         .route("/service-orders/{id}/dispatch", post(dispatch))
         .route("/service-orders/{id}/steps", post(step))
+        .route("/service-orders/{id}/code", post(send_code))
+        .route("/service-orders/{id}/overrides", post(override_flag))
+        .route("/elders/{id}/service-quota", get(quota))
+        .route("/elders/{id}/hospital-stays", post(hospital_stay))
+        .route("/providers/{id}/contract", get(contract).put(put_contract))
+        .route("/home-settlements", get(settlements).post(record))
+        .route("/home-settlements/preview", get(preview))
+        .route("/home-settlements/to-batch", post(to_batch))
+        .route("/home-settlements/{id}", get(settlement))
+        .route("/home-settlements/{id}/approve", post(approve))
 }
 
 /// Placing and moving orders: the permission and an editing scope.
@@ -105,6 +120,229 @@ pub async fn step(
 ) -> ApiResult<Json<Order>> {
     let scope = keeper(&actor)?;
     Ok(Json(
-        super::step(&app.db, &scope, &actor.who(), &id, s).await?,
+        super::step(&app.db, &app.keys, &scope, &actor.who(), &id, s).await?,
+    ))
+}
+
+/// Send the family a one-time code to confirm the visit (after check-out), through the
+/// notification outbox.
+#[utoipa::path(post, path = "/api/v1/service-orders/{id}/code", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = CodeSent), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn send_code(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CodeSent>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::send_code(&app.db, &app.keys, &scope, &actor.who(), &id).await?,
+    ))
+}
+
+/// Let one anomaly of a visit through to the settlement, with a reason.
+#[utoipa::path(post, path = "/api/v1/service-orders/{id}/overrides", tag = "home_service", params(("id" = String, Path)),
+    request_body = OverrideReq,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn override_flag(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<OverrideReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::settle::override_flag(&app.db, &scope, &actor.who(), &id, r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MonthQuery {
+    /// YYYY-MM (default this month)
+    pub month: Option<String>,
+}
+
+/// An elder's home-visit quota for a month: granted, used, left, and visits paid by the family.
+#[utoipa::path(get, path = "/api/v1/elders/{id}/service-quota", tag = "home_service", params(("id" = String, Path), MonthQuery),
+    responses((status = 200, body = QuotaView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn quota(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> ApiResult<Json<QuotaView>> {
+    let scope = actor.individuals()?;
+    let month = match q.month.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => super::settle::month_minutes(m)?.0,
+        None => crate::platform::today().format("%Y-%m").to_string(),
+    };
+    Ok(Json(
+        super::quota::view(&app.db, &scope, &id, &month).await?,
+    ))
+}
+
+/// Record a hospital stay (visits during it are held back at settlement).
+#[utoipa::path(post, path = "/api/v1/elders/{id}/hospital-stays", tag = "home_service", params(("id" = String, Path)),
+    request_body = HospitalStayReq,
+    responses((status = 201, body = HospitalStay), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn hospital_stay(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<HospitalStayReq>,
+) -> ApiResult<(StatusCode, Json<HospitalStay>)> {
+    let scope = keeper(&actor)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(super::contract::add_stay(&app.db, &scope, &actor.who(), &id, r).await?),
+    ))
+}
+
+/// A provider's contract period and price list.
+#[utoipa::path(get, path = "/api/v1/providers/{id}/contract", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = Contract), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn contract(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Contract>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(super::contract::get(&app.db, &scope, &id).await?))
+}
+
+/// Set a provider's contract period and its price per service.
+#[utoipa::path(put, path = "/api/v1/providers/{id}/contract", tag = "home_service", params(("id" = String, Path)),
+    request_body = ContractReq,
+    responses((status = 200, body = Contract), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn put_contract(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<ContractReq>,
+) -> ApiResult<Json<Contract>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::contract::put(&app.db, &scope, &actor.who(), &id, r).await?,
+    ))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// YYYY-MM
+    pub month: String,
+    /// A region inside the caller's
+    pub region_code: Option<String>,
+    /// One provider
+    pub provider_id: Option<String>,
+}
+
+/// What a month would settle to, per provider, with every visit held back and why (nothing
+/// written).
+#[utoipa::path(get, path = "/api/v1/home-settlements/preview", tag = "home_service", params(PreviewQuery),
+    responses((status = 200, body = Settlement), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn preview(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<PreviewQuery>,
+) -> ApiResult<Json<Settlement>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::settle::compute(
+            &app.db,
+            &scope,
+            &q.month,
+            q.region_code.as_deref().filter(|r| !r.is_empty()),
+            q.provider_id.as_deref().filter(|r| !r.is_empty()),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordReq {
+    /// YYYY-MM
+    pub month: String,
+    /// A region inside the caller's (default: all of it)
+    pub region_code: Option<String>,
+}
+
+/// Settle a month: each provider's settlement recorded as a draft for approval.
+#[utoipa::path(post, path = "/api/v1/home-settlements", tag = "home_service", request_body = RecordReq,
+    responses((status = 200, body = Recorded), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn record(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<RecordReq>,
+) -> ApiResult<Json<Recorded>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::settle::record(
+            &app.db,
+            &scope,
+            &actor.who(),
+            &r.month,
+            r.region_code.as_deref().filter(|r| !r.is_empty()),
+        )
+        .await?,
+    ))
+}
+
+/// Recorded settlements of a month.
+#[utoipa::path(get, path = "/api/v1/home-settlements", tag = "home_service", params(SettlementQuery),
+    responses((status = 200, body = Vec<SettlementRow>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn settlements(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<SettlementQuery>,
+) -> ApiResult<Json<Vec<SettlementRow>>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(super::settle::list(&app.db, &scope, &q).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/home-settlements/{id}", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = SettlementRow), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn settlement(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SettlementRow>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(super::settle::get(&app.db, &scope, &id).await?))
+}
+
+/// Approve a provider's settlement (someone other than who recorded it).
+#[utoipa::path(post, path = "/api/v1/home-settlements/{id}/approve", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = SettlementRow), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn approve(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SettlementRow>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::settle::approve(&app.db, &scope, &actor.who(), &id).await?,
+    ))
+}
+
+/// Put a month's approved settlements into a draft payment batch (the bank file pays providers).
+#[utoipa::path(post, path = "/api/v1/home-settlements/to-batch", tag = "home_service", request_body = SettleToBatchReq,
+    responses((status = 200, body = crate::institution::claim::ToBatch), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn to_batch(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(r): Json<SettleToBatchReq>,
+) -> ApiResult<Json<crate::institution::claim::ToBatch>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::settle::to_batch(&app.db, &scope, &actor.who(), r).await?,
     ))
 }

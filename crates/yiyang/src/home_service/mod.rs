@@ -5,10 +5,14 @@
 //! the id the sender gave it, so a phone that lost its connection and sends a step again does it
 //! once. The rules are in `yiyang_kernel::service_order`.
 
+pub mod contract;
 pub mod http;
+pub mod quota;
+pub mod settle;
 
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
+use crate::platform::crypto::KeyRing;
 use crate::platform::db::{Db, Tx};
 use crate::platform::error::{ApiError, ApiResult};
 use crate::platform::migrations::Stmt::{self, *};
@@ -37,6 +41,64 @@ pub const MIGRATION: &[Stmt] = &[
          action TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, lon DOUBLE, lat DOUBLE, note TEXT)",
     ),
     Both("CREATE INDEX service_order_step_order ON service_order_step (order_id)"),
+];
+
+/// What a visit is paid from and how it was confirmed; the monthly quota ledger; providers'
+/// contracts and prices; hospital stays the family reported; officers' overrides of anomalies;
+/// monthly settlements per provider.
+pub const MIGRATION_SETTLE: &[Stmt] = &[
+    // Done times as minutes since 1970 (the anomaly checks' arithmetic).
+    Both("ALTER TABLE service_order ADD COLUMN check_in_min BIGINT"),
+    Both("ALTER TABLE service_order ADD COLUMN check_out_min BIGINT"),
+    // The quota the visit used (its entitlement), or self-paid beyond it.
+    Both("ALTER TABLE service_order ADD COLUMN entitlement_id TEXT"),
+    Both("ALTER TABLE service_order ADD COLUMN funded TEXT"),
+    // The one-time code sent to the family (encrypted: the outbox renders it when sending), when
+    // it lapses, wrong tries, and the blind index of the number it went to.
+    Both("ALTER TABLE service_order ADD COLUMN code_enc BLOB"),
+    Both("ALTER TABLE service_order ADD COLUMN code_expires BIGINT"),
+    Both("ALTER TABLE service_order ADD COLUMN code_tries BIGINT NOT NULL DEFAULT 0"),
+    Both("ALTER TABLE service_order ADD COLUMN code_to_bidx TEXT"),
+    Both("ALTER TABLE service_order ADD COLUMN confirmed_by TEXT"),
+    Both(
+        "CREATE TABLE service_quota (elder_id TEXT NOT NULL REFERENCES elder (id), item_code TEXT NOT NULL, \
+         month TEXT NOT NULL, granted BIGINT NOT NULL, used BIGINT NOT NULL, entitlement_id TEXT NOT NULL, \
+         PRIMARY KEY (elder_id, item_code, month), \
+         CONSTRAINT service_quota_used_check CHECK (used >= 0 AND used <= granted))",
+    ),
+    Both(
+        "CREATE TABLE provider_contract (org_id TEXT PRIMARY KEY REFERENCES organisation (id), \
+         starts_on TEXT NOT NULL, ends_on TEXT NOT NULL, updated_by TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    ),
+    Both(
+        "CREATE TABLE provider_price (org_id TEXT NOT NULL REFERENCES organisation (id), service TEXT NOT NULL, \
+         price_fen BIGINT NOT NULL, PRIMARY KEY (org_id, service), \
+         CONSTRAINT provider_price_check CHECK (price_fen >= 0))",
+    ),
+    Both(
+        "CREATE TABLE hospital_stay (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
+         from_on TEXT NOT NULL, to_on TEXT, note TEXT, recorded_by TEXT NOT NULL, recorded_at TEXT NOT NULL)",
+    ),
+    Both("CREATE INDEX hospital_stay_elder ON hospital_stay (elder_id, from_on)"),
+    Both(
+        "CREATE TABLE service_order_override (order_id TEXT NOT NULL REFERENCES service_order (id), kind TEXT NOT NULL, \
+         reason TEXT NOT NULL, by_name TEXT NOT NULL, by_id TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (order_id, kind))",
+    ),
+    Both(
+        "CREATE TABLE home_settlement (id TEXT PRIMARY KEY, provider_id TEXT NOT NULL REFERENCES organisation (id), \
+         month TEXT NOT NULL, state TEXT NOT NULL, orders BIGINT NOT NULL, meals BIGINT NOT NULL, self_paid BIGINT NOT NULL, \
+         gross_fen BIGINT NOT NULL, excluded_fen BIGINT NOT NULL, payable_fen BIGINT NOT NULL, \
+         province_fen BIGINT NOT NULL, city_fen BIGINT NOT NULL, county_fen BIGINT NOT NULL, town_fen BIGINT NOT NULL, \
+         created_by TEXT NOT NULL, created_by_id TEXT NOT NULL, created_at TEXT NOT NULL, \
+         approved_by TEXT, approved_by_id TEXT, approved_at TEXT, \
+         CONSTRAINT home_settlement_month_key UNIQUE (provider_id, month), \
+         CONSTRAINT home_settlement_state_check CHECK (state = 'draft' OR state = 'approved'))",
+    ),
+    Both(
+        "CREATE TABLE home_settlement_exclusion (settlement_id TEXT NOT NULL REFERENCES home_settlement (id), \
+         ref TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, amount_fen BIGINT NOT NULL, \
+         PRIMARY KEY (settlement_id, ref, kind))",
+    ),
 ];
 
 /// Kinds of organisation that send caregivers to homes.
@@ -359,13 +421,22 @@ pub struct Step {
     /// Where the phone was (check-in and check-out)
     pub lon: Option<f64>,
     pub lat: Option<f64>,
-    /// Why (cancel, no_show)
+    /// Why (cancel, no_show); for a confirmation without a code, how the officer checked (回访)
     pub note: Option<String>,
+    /// confirm: the code the family received
+    pub code: Option<String>,
 }
 
 /// Move an order on by one step. A step id already taken answers with the order as it stands,
 /// doing nothing again. Audited.
-pub async fn step(db: &Db, scope: &Scope, who: &Who, id: &str, s: Step) -> ApiResult<Order> {
+pub async fn step(
+    db: &Db,
+    keys: &KeyRing,
+    scope: &Scope,
+    who: &Who,
+    id: &str,
+    s: Step,
+) -> ApiResult<Order> {
     let step_id = uuid::Uuid::parse_str(s.step_id.trim())
         .map_err(|_| ApiError::invalid("step_id", "step_id 应为 UUID"))?
         .to_string();
@@ -375,6 +446,24 @@ pub async fn step(db: &Db, scope: &Scope, who: &Who, id: &str, s: Step) -> ApiRe
         return Err(ApiError::invalid("lon", "位置应为我国境内的经纬度"));
     }
     let note = crate::institution::text("note", "说明", s.note.as_deref(), 200)?;
+    // A confirmation takes a visit from the elder's quota: the grants in force that day, read
+    // before the transaction (catalogue versions are read through the pool).
+    let grants = if s.action == "confirm" {
+        let r = sqlx::query("SELECT elder_id, planned_start FROM service_order WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?;
+        match r {
+            Some(r) => {
+                let (elder, start): (String, String) = (r.get(0), r.get(1));
+                let g = quota::grants_on(db, &elder, &start[..10]).await?;
+                Some((elder, start[..7].to_string(), g))
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
     let mut tx = db.begin().await?;
     let (_, state, _, _, _, region) = held(&mut tx, scope, id).await?;
     let done = sqlx::query("SELECT order_id FROM service_order_step WHERE id = $1")
@@ -392,28 +481,45 @@ pub async fn step(db: &Db, scope: &Scope, who: &Who, id: &str, s: Step) -> ApiRe
     if (to == "cancelled" || to == "no_show") && note.chars().count() < 2 {
         return Err(ApiError::invalid("note", "请写明原因"));
     }
+    let confirmed_by = if to == "confirmed" {
+        match confirm_check(&mut tx, keys, scope, id, s.code.as_deref(), &note).await? {
+            Ok(by) => by,
+            Err(e) => {
+                // A wrong code counts, whatever the answer.
+                tx.commit().await?;
+                return Err(e);
+            }
+        }
+    } else {
+        ""
+    };
     let now = crate::platform::now_rfc3339();
+    let now_min = crate::platform::now_secs() / 60;
     // The step's own columns: where and when for check-in and check-out, the reason otherwise.
     let q = match to {
         "checked_in" | "checked_out" => {
             let at = if to == "checked_in" { "check_in" } else { "check_out" };
             let q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE service_order SET state = $2, {at}_at = $3, {at}_lon = $4, {at}_lat = $5, \
-                 version = version + 1 WHERE id = $1 AND state = $6"
+                 {at}_min = $7, version = version + 1 WHERE id = $1 AND state = $6"
             )))
             .bind(id)
             .bind(to)
             .bind(&now);
             let q = crate::platform::db::opt_f64(q, s.lon);
-            crate::platform::db::opt_f64(q, s.lat).bind(&state)
+            crate::platform::db::opt_f64(q, s.lat)
+                .bind(&state)
+                .bind(now_min)
         }
         "confirmed" => sqlx::query(
-            "UPDATE service_order SET state = $2, confirmed_at = $3, version = version + 1 WHERE id = $1 AND state = $4",
+            "UPDATE service_order SET state = $2, confirmed_at = $3, confirmed_by = $5, version = version + 1 \
+             WHERE id = $1 AND state = $4",
         )
         .bind(id)
         .bind(to)
         .bind(&now)
-        .bind(&state),
+        .bind(&state)
+        .bind(confirmed_by),
         _ => sqlx::query(
             "UPDATE service_order SET state = $2, reason = $3, version = version + 1 WHERE id = $1 AND state = $4",
         )
@@ -425,6 +531,19 @@ pub async fn step(db: &Db, scope: &Scope, who: &Who, id: &str, s: Step) -> ApiRe
     let n = q.execute(&mut *tx).await?.rows_affected();
     if n != 1 {
         return Err(ApiError::conflict("该工单刚被他人处理，请刷新后查看"));
+    }
+    if let Some((elder, month, grants)) = grants.filter(|_| to == "confirmed") {
+        let paid_by = quota::consume(&mut tx, &grants, &elder, &month).await?;
+        sqlx::query("UPDATE service_order SET entitlement_id = $2, funded = $3 WHERE id = $1")
+            .bind(id)
+            .bind(&paid_by)
+            .bind(if paid_by.is_some() {
+                "quota"
+            } else {
+                "self_paid"
+            })
+            .execute(&mut *tx)
+            .await?;
     }
     let ins = sqlx::query(
         "INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -498,4 +617,160 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
     .fetch_all(&db.pool)
     .await?;
     Ok(rows.iter().map(|r| from_row(r, names)).collect())
+}
+
+/// Codes lapse after 30 minutes; a new one may be asked for after a minute; five wrong tries void
+/// a code.
+const CODE_SECS: i64 = 30 * 60;
+const CODE_RESEND_SECS: i64 = 60;
+const CODE_TRIES: i64 = 5;
+
+/// How a confirmation is made: with the code the family received (checked here; a wrong one
+/// counts a try), or without one by a regional officer who called the family back and says so.
+/// The outer error is the database's; the inner one the answer to give (after the try is kept).
+async fn confirm_check(
+    tx: &mut Tx<'_>,
+    keys: &KeyRing,
+    scope: &Scope,
+    id: &str,
+    code: Option<&str>,
+    note: &str,
+) -> Result<Result<&'static str, ApiError>, ApiError> {
+    let r =
+        sqlx::query("SELECT code_enc, code_expires, code_tries FROM service_order WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let (enc, expires, tries): (Option<Vec<u8>>, Option<i64>, i64) = (r.get(0), r.get(1), r.get(2));
+    let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        if scope.org.is_none() && note.chars().count() >= 4 {
+            return Ok(Ok("call_back"));
+        }
+        return Ok(Err(ApiError::invalid(
+            "code",
+            "请输入老人家属手机收到的 6 位确认码",
+        )));
+    };
+    let Some(enc) = enc else {
+        return Ok(Err(ApiError::conflict(
+            "还没有发送确认码，请先点“发送确认码”",
+        )));
+    };
+    if tries >= CODE_TRIES {
+        return Ok(Err(ApiError::conflict(
+            "确认码已输错 5 次作废，请重新发送确认码",
+        )));
+    }
+    if expires.is_none_or(|e| e <= crate::platform::now_secs()) {
+        return Ok(Err(ApiError::conflict("确认码已过期，请重新发送确认码")));
+    }
+    let want = keys.decrypt(&enc).map_err(ApiError::internal)?;
+    if want.as_bytes() != code.as_bytes() {
+        sqlx::query("UPDATE service_order SET code_tries = code_tries + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(Err(ApiError::invalid(
+            "code",
+            format!("确认码不正确，还可以再试 {} 次", CODE_TRIES - tries - 1),
+        )));
+    }
+    Ok(Ok("code"))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CodeSent {
+    /// The number it goes to, masked (138****5678)
+    pub sent_to: String,
+    /// When it lapses (RFC 3339)
+    pub expires_at: String,
+}
+
+/// Send a one-time confirmation code to the elder's (family's) phone through the notification
+/// outbox, once the caregiver has checked out. The number it went to is kept (blind-indexed) so a
+/// code sent to the caregiver's own phone is caught at settlement. Audited.
+pub async fn send_code(
+    db: &Db,
+    keys: &KeyRing,
+    scope: &Scope,
+    who: &Who,
+    id: &str,
+) -> ApiResult<CodeSent> {
+    use rand::Rng;
+    let mut tx = db.begin().await?;
+    let (_, state, _, _, _, region) = held(&mut tx, scope, id).await?;
+    if state != "checked_out" {
+        return Err(ApiError::conflict(format!(
+            "工单{}，签退后才能发送确认码",
+            rule::state_zh(&state)
+        )));
+    }
+    let r = sqlx::query(
+        "SELECT e.phone_bidx, e.phone_masked, o.code_expires, o.elder_id, \
+         (SELECT COUNT(*) FROM notification_outbox n WHERE n.order_id = o.id) \
+         FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (bidx, masked): (Option<String>, Option<String>) = (r.get(0), r.get(1));
+    let (Some(bidx), Some(masked)) = (bidx, masked) else {
+        return Err(ApiError::conflict(
+            "老人档案没有登记联系电话，无法发送确认码；请补登电话，或由民政干部电话回访确认",
+        ));
+    };
+    let now = crate::platform::now_secs();
+    if let Some(e) = r.get::<Option<i64>, _>(2)
+        && e - CODE_SECS + CODE_RESEND_SECS > now
+    {
+        return Err(ApiError::conflict(format!(
+            "确认码刚刚发出，请 {} 秒后再发",
+            e - CODE_SECS + CODE_RESEND_SECS - now
+        )));
+    }
+    if r.get::<i64, _>(4) >= 5 {
+        return Err(ApiError::conflict(
+            "该工单已发送 5 次确认码，请由民政干部电话回访确认",
+        ));
+    }
+    let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
+    let expires = now + CODE_SECS;
+    sqlx::query(
+        "UPDATE service_order SET code_enc = $2, code_expires = $3, code_tries = 0, code_to_bidx = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(keys.encrypt(&code))
+    .bind(expires)
+    .bind(&bidx)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notification_outbox (id, elder_id, event, state, attempts, next_attempt_at, created_at, order_id) \
+         VALUES ($1, $2, 'visit_code', 'pending', 0, 0, $3, $4)",
+    )
+    .bind(format!("visit:{id}:{expires}"))
+    .bind(r.get::<String, _>(3))
+    .bind(crate::platform::now_rfc3339())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "service_order.code",
+            entity: "service_order",
+            entity_id: Some(id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"sent_to": masked}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CodeSent {
+        sent_to: masked,
+        expires_at: chrono::DateTime::from_timestamp(expires, 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default(),
+    })
 }

@@ -22,6 +22,14 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX staff_org ON staff (org_id, left_on)"),
 ];
 
+/// A staff member's mobile (a dispatcher calls the caregiver): encrypted, masked for lists, and
+/// blind-indexed so a visit's confirmation code sent to the caregiver's own number is caught.
+pub const MIGRATION_PHONE: &[Stmt] = &[
+    Both("ALTER TABLE staff ADD COLUMN phone_enc BLOB"),
+    Both("ALTER TABLE staff ADD COLUMN phone_masked TEXT"),
+    Both("ALTER TABLE staff ADD COLUMN phone_bidx TEXT"),
+];
+
 /// Roles: (code, 中文).
 pub const ROLES: &[(&str, &str)] = &[
     ("caregiver", "养老护理员"),

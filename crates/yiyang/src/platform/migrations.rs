@@ -276,6 +276,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "home_service_orders",
         stmts: crate::home_service::MIGRATION,
     },
+    Migration {
+        version: 49,
+        name: "home_service_quota_and_settlement",
+        stmts: crate::home_service::MIGRATION_SETTLE,
+    },
+    Migration {
+        version: 50,
+        name: "staff_phones",
+        stmts: crate::org::staff::MIGRATION_PHONE,
+    },
+    Migration {
+        version: 51,
+        name: "outbox_visit_codes",
+        stmts: crate::platform::outbox::MIGRATION_ORDER,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -38,6 +38,12 @@ pub const MIGRATION_RUN_INDEX: &[Stmt] = &[Both(
     "CREATE INDEX notification_outbox_runs ON notification_outbox (id) WHERE event = 'run_granted' AND state = 'pending'",
 )];
 
+/// A visit's confirmation code goes to the family through the outbox too; the row names the
+/// order (the code is read, decrypted, from the order when sending, and not sent once lapsed).
+pub const MIGRATION_ORDER: &[Stmt] = &[Both(
+    "ALTER TABLE notification_outbox ADD COLUMN order_id TEXT",
+)];
+
 /// An entitlement `n` as its run created it, granted (免申即享): no transition since. A run's
 /// band change or resumption of something already held also names the run, but tells nobody of a
 /// grant; an approval sends its own message.
@@ -315,6 +321,54 @@ async fn render(
     }))
 }
 
+/// A visit's confirmation code, to the elder's (family's) phone: who came, for what, the code.
+/// Nothing once the code has lapsed or the visit is confirmed.
+async fn render_visit_code(
+    db: &Db,
+    keys: &KeyRing,
+    order_id: &str,
+) -> Result<Option<(Vec<u8>, serde_json::Value)>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT e.name, e.phone_enc, o.service, o.code_enc, o.code_expires, o.state, \
+         (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id) \
+         FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (expires, state): (Option<i64>, String) = (r.get(4), r.get(5));
+    if state != "checked_out" || expires.is_none_or(|e| e <= super::now_secs()) {
+        return Ok(None);
+    }
+    let Some(code) = r
+        .get::<Option<Vec<u8>>, _>(3)
+        .and_then(|c| keys.decrypt(&c).ok())
+    else {
+        return Ok(None);
+    };
+    let name: String = r.get(0);
+    let caregiver: Option<String> = r.get(6);
+    let text = format!(
+        "【颐养】{}家属您好：护理员{}刚为老人提供了{}服务。确认码 {code}，30 分钟内有效。确已上门服务，请把确认码告诉护理员；如未上门，请勿告知并拨打 12349。",
+        yiyang_kernel::mask::name(&name),
+        caregiver
+            .as_deref()
+            .map(yiyang_kernel::mask::name)
+            .unwrap_or_default(),
+        yiyang_kernel::service_order::service_zh(&r.get::<String, _>(2)),
+    );
+    let phone: Option<Vec<u8>> = r.get(1);
+    Ok(phone.map(|p| {
+        (
+            p,
+            serde_json::json!({ "template": "visit_code", "text": text }),
+        )
+    }))
+}
+
 /// Deliver what is due now (up to `limit` rows). Returns (sent, failed attempts, skipped).
 pub async fn deliver_due(
     db: &Db,
@@ -325,7 +379,7 @@ pub async fn deliver_due(
     let now = super::now_secs();
     expand_runs(db, limit).await?;
     let rows = sqlx::query(
-        "SELECT id, entitlement_id, event, attempts, elder_id, run_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+        "SELECT id, entitlement_id, event, attempts, elder_id, run_id, order_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
          AND event <> 'run_granted' ORDER BY next_attempt_at, id LIMIT $2",
     )
     .bind(now)
@@ -337,10 +391,12 @@ pub async fn deliver_due(
         let (id, ent, event, attempts): (String, Option<String>, String, i64) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
         let (elder, run): (String, Option<String>) = (r.get(4), r.get(5));
-        let msg = match (ent, run) {
-            (Some(ent), _) => render(db, &ent, &event).await?,
-            (None, Some(run)) => render_run(db, &elder, &run).await?,
-            (None, None) => None,
+        let order: Option<String> = r.get(6);
+        let msg = match (ent, run, order) {
+            (Some(ent), _, _) => render(db, &ent, &event).await?,
+            (None, Some(run), _) => render_run(db, &elder, &run).await?,
+            (None, None, Some(order)) => render_visit_code(db, keys, &order).await?,
+            (None, None, None) => None,
         };
         let Some((phone_enc, mut body)) = msg else {
             // No phone on record, or the person has died: nothing to send.

@@ -170,6 +170,13 @@ async fn db_a_home_visit_goes_from_order_to_confirmation_and_a_caregiver_holds_o
     );
     let (s, v, _) = step("confirm", id(), json!({})).await;
     assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a code is asked for: {v}"
+    );
+    assert!(v["detail"].as_str().unwrap().contains("确认码"), "{v}");
+    let (s, v, _) = step("confirm", id(), json!({"note": "已电话回访家属，确认上门"})).await;
+    assert_eq!(
         (s, v["state_zh"].as_str()),
         (StatusCode::OK, Some("已完成")),
         "{v}"
@@ -234,4 +241,551 @@ async fn db_a_home_visit_goes_from_order_to_confirmation_and_a_caregiver_holds_o
             .await
             .unwrap();
     assert_eq!(n, 5 + 3 + 4, "5 orders, 3 dispatches, 4 steps");
+}
+
+/// A month settles: visits confirmed with the family's code take the elder's quota (beyond it,
+/// self-paid), are paid at the provider's contract prices, and each of the seven anomalies holds a
+/// visit back with its reason unless an officer lets it through; the sums equal the lines and the
+/// levels add up to what is payable; an officer other than the maker approves, and the approved
+/// settlement goes into the payment batch. A confirmation sent twice takes one visit; a wrong
+/// code counts a try. On both engines.
+#[tokio::test]
+async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly() {
+    const COUNTY: &str = "320682000000";
+    let t = TestApp::new("demo", 40).await;
+    t.add_user("officer", &["officer"], COUNTY, all_scopes())
+        .await;
+    t.add_user("checker", &["officer"], COUNTY, all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let k = t.login("checker").await;
+    let pool = &t.state.db.pool;
+    let call = |who: &str, m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, who.to_string());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "test".into(),
+    };
+    yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
+        .await
+        .unwrap();
+    let version: String = sqlx::query_scalar(
+        "SELECT id FROM catalog_version WHERE region_code = '320682000000' AND state = 'published'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    // Six elders at home with a phone; five hold the purchased home service (four visits a
+    // month, the last only one), the sixth nothing.
+    let elders: Vec<(String, f64, f64)> = sqlx::query(
+        "SELECT id, COALESCE(lon, 120.57), COALESCE(lat, 32.39) FROM elder WHERE status = 'active' \
+         AND death_date IS NULL AND phone_bidx IS NOT NULL ORDER BY id LIMIT 6",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        use sqlx::Row;
+        (r.get(0), r.get(1), r.get(2))
+    })
+    .collect();
+    assert_eq!(elders.len(), 6);
+    for (i, (e, lon, lat)) in elders.iter().enumerate() {
+        sqlx::query("UPDATE elder SET lon = $2, lat = $3 WHERE id = $1")
+            .bind(e)
+            .bind(lon)
+            .bind(lat)
+            .execute(pool)
+            .await
+            .unwrap();
+        if i == 5 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
+             residence_region, since, version_id, run_id, reasons, updated_at) \
+             SELECT $1, id, '320682000000', 'purchased_home_service', 'granted', '一般', 5000, $2, residence_region, \
+             '2026-01-01', $3, 'test', '', '2026-01-01' FROM elder WHERE id = $4",
+        )
+        .bind(format!("ent-{i}"))
+        .bind(if i == 4 { 1_i64 } else { 4 })
+        .bind(&version)
+        .bind(e)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let (s, p, _) = call(
+        &c,
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "provider", "name": "如皋市安心居家养老服务有限公司", "ownership": "private",
+            "region_code": "320682103000", "bank_name": "如皋农商银行", "bank_account_name": "如皋市安心居家养老服务有限公司",
+            "bank_account": "3206820001234567"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let provider = p["id"].as_str().unwrap().to_string();
+    // The contract's prices: wrong ones refused.
+    for (body, field) in [
+        (
+            json!({"starts_on": "2026-01-01", "ends_on": "2026-12-31", "prices": [{"service": "理发", "price": 30}]}),
+            "prices[0]",
+        ),
+        (
+            json!({"starts_on": "2026-01-01", "ends_on": "2026-12-31", "prices": [{"service": "助洁", "price": 30.001}]}),
+            "prices[0]",
+        ),
+        (
+            json!({"starts_on": "2026-12-31", "ends_on": "2026-01-01", "prices": []}),
+            "ends_on",
+        ),
+    ] {
+        let (s, v, _) = call(
+            &c,
+            "PUT",
+            format!("/api/v1/providers/{provider}/contract"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+    }
+    let (s, v, _) = call(
+        &c,
+        "PUT",
+        format!("/api/v1/providers/{provider}/contract"),
+        Some(json!({"starts_on": "2026-01-01", "ends_on": "2026-12-31",
+            "prices": [{"service": "助洁", "price": 30}, {"service": "助浴", "price": 60.5}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["prices"][0]["service_zh"], "助浴", "{v}");
+    let mut staff = vec![];
+    for body in [
+        json!({"name": "王秀兰", "role": "caregiver", "skill_level": 4}),
+        json!({"name": "李春华", "role": "caregiver"}),
+    ] {
+        let (s, v, _) = call(
+            &c,
+            "POST",
+            format!("/api/v1/orgs/{provider}/staff"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        staff.push(v["id"].as_str().unwrap().to_string());
+    }
+    let month = "2026-11";
+    // One visit from order to the family's code; then the times it really took (minutes after
+    // the planned start, and how long), as the phone would have sent them on that day.
+    let visit = |elder: usize,
+                 cg: usize,
+                 service: &'static str,
+                 at: String,
+                 off: (i64, i64),
+                 far: bool| {
+        let (t, c, provider, staff, elders) = (
+            &t,
+            c.clone(),
+            provider.clone(),
+            staff.clone(),
+            elders.clone(),
+        );
+        async move {
+            let (s, o, _) = t
+                .call("POST", "/api/v1/service-orders", Some(&c), Some(json!({"provider_id": provider,
+                    "elder_id": elders[elder].0, "service": service, "planned_start": at, "planned_minutes": 60})))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{o}");
+            let id = o["id"].as_str().unwrap().to_string();
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/service-orders/{id}/dispatch"),
+                    Some(&c),
+                    Some(json!({"caregiver_id": staff[cg]})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let (lon, lat) = if far {
+                (elders[elder].1 + 0.02, elders[elder].2)
+            } else {
+                (elders[elder].1 + 0.0005, elders[elder].2)
+            };
+            for a in ["accept", "check_in", "check_out"] {
+                let (s, v, _) = t
+                    .call("POST", &format!("/api/v1/service-orders/{id}/steps"), Some(&c),
+                        Some(json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": a, "lon": lon, "lat": lat})))
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{a}: {v}");
+            }
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/service-orders/{id}/code"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            assert!(v["sent_to"].as_str().unwrap().contains("****"), "{v}");
+            let enc: Vec<u8> =
+                sqlx::query_scalar("SELECT code_enc FROM service_order WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&t.state.db.pool)
+                    .await
+                    .unwrap();
+            let code = t.state.keys.decrypt(&enc).unwrap();
+            let (s, v, _) = t
+                .call("POST", &format!("/api/v1/service-orders/{id}/steps"), Some(&c),
+                    Some(json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": "confirm", "code": code})))
+                .await;
+            assert_eq!(
+                (s, v["state"].as_str()),
+                (StatusCode::OK, Some("confirmed")),
+                "{v}"
+            );
+            let start: i64 =
+                sqlx::query_scalar("SELECT start_min FROM service_order WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&t.state.db.pool)
+                    .await
+                    .unwrap();
+            sqlx::query(
+                "UPDATE service_order SET check_in_min = $2, check_out_min = $3 WHERE id = $1",
+            )
+            .bind(&id)
+            .bind(start + off.0)
+            .bind(start + off.0 + off.1)
+            .execute(&t.state.db.pool)
+            .await
+            .unwrap();
+            id
+        }
+    };
+    let d = |day: u32, hm: &str| format!("{month}-{day:02} {hm}");
+    // A code: a wrong one counts a try and says how many are left; a confirmation retried with the
+    // same step id takes one visit from the quota, not two.
+    let (s, o, _) = call(&c, "POST", "/api/v1/service-orders".into(), Some(json!({"provider_id": provider,
+        "elder_id": elders[0].0, "service": "助洁", "planned_start": d(2, "08:00"), "planned_minutes": 60}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let first = o["id"].as_str().unwrap().to_string();
+    call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{first}/dispatch"),
+        Some(json!({"caregiver_id": staff[0]})),
+    )
+    .await;
+    for a in ["accept", "check_in", "check_out"] {
+        let (s, v, _) = call(&c, "POST", format!("/api/v1/service-orders/{first}/steps"),
+            Some(json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": a, "lon": elders[0].1, "lat": elders[0].2}))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v, _) = call(&c, "POST", format!("/api/v1/service-orders/{first}/steps"),
+        Some(json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": "confirm", "code": "123456"}))).await;
+    assert_eq!(s, StatusCode::CONFLICT, "no code sent yet: {v}");
+    let (s, _, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{first}/code"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{first}/code"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a minute between codes: {v}");
+    let enc: Vec<u8> = sqlx::query_scalar("SELECT code_enc FROM service_order WHERE id = $1")
+        .bind(&first)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let code = t.state.keys.decrypt(&enc).unwrap();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (s, v, _) = call(&c, "POST", format!("/api/v1/service-orders/{first}/steps"),
+        Some(json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": "confirm", "code": wrong}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("还可以再试 4 次"),
+        "{v}"
+    );
+    let step_id = uuid::Uuid::new_v4().to_string();
+    for _ in 0..2 {
+        let (s, v, _) = call(
+            &c,
+            "POST",
+            format!("/api/v1/service-orders/{first}/steps"),
+            Some(json!({"step_id": step_id, "action": "confirm", "code": code})),
+        )
+        .await;
+        assert_eq!(
+            (s, v["state"].as_str()),
+            (StatusCode::OK, Some("confirmed")),
+            "{v}"
+        );
+    }
+    let (s, q, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/elders/{}/service-quota?month={month}", elders[0].0),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(
+        (
+            q["lines"][0]["granted"].as_i64(),
+            q["lines"][0]["used"].as_i64()
+        ),
+        (Some(4), Some(1)),
+        "{q}"
+    );
+    assert_eq!(q["lines"][0]["item_name"], "政府购买居家养老服务", "{q}");
+    // The family's text went to the outbox, naming the order.
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM notification_outbox WHERE order_id = $1 AND event = 'visit_code'"
+        )
+        .bind(&first)
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+        1
+    );
+    let start: i64 = sqlx::query_scalar("SELECT start_min FROM service_order WHERE id = $1")
+        .bind(&first)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE service_order SET check_in_min = $2, check_out_min = $3 WHERE id = $1")
+        .bind(&first)
+        .bind(start)
+        .bind(start + 60)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    // The month: clean visits, then one of each anomaly.
+    let clean1 = visit(0, 0, "助洁", d(3, "08:00"), (0, 60), false).await;
+    let _bath = visit(1, 0, "助浴", d(3, "10:00"), (0, 50), false).await;
+    let far = visit(1, 1, "助洁", d(4, "08:00"), (0, 60), true).await;
+    let short = visit(2, 1, "助洁", d(5, "08:00"), (0, 12), false).await;
+    // Planned apart, done on top of each other.
+    let ov_a = visit(2, 1, "助洁", d(6, "08:00"), (0, 60), false).await;
+    let ov_b = visit(3, 1, "助洁", d(6, "10:00"), (-90, 60), false).await;
+    let dup_1 = visit(3, 0, "助洁", d(7, "08:00"), (0, 60), false).await;
+    let dup_2 = visit(3, 0, "助洁", d(7, "14:00"), (0, 60), false).await;
+    let hosp = visit(0, 0, "助洁", d(9, "08:00"), (0, 60), false).await;
+    let dead = visit(4, 1, "助洁", d(10, "08:00"), (0, 60), false).await;
+    // The fifth elder's one visit is used: a second is self-paid.
+    let own = visit(4, 1, "助洁", d(10, "10:00"), (0, 60), false).await;
+    // The sixth holds no grant: self-paid too.
+    let _none = visit(5, 1, "助洁", d(11, "08:00"), (0, 60), false).await;
+    // A code sent to the caregiver's own number: her phone is the elder's on record.
+    let selfc = visit(2, 0, "助洁", d(12, "08:00"), (0, 60), false).await;
+    sqlx::query(
+        "UPDATE staff SET phone_bidx = (SELECT phone_bidx FROM elder WHERE id = $2) WHERE id = $1",
+    )
+    .bind(&staff[0])
+    .bind(&elders[2].0)
+    .execute(pool)
+    .await
+    .unwrap();
+    let (s, v, _) = call(&c, "POST", format!("/api/v1/elders/{}/hospital-stays", elders[0].0),
+        Some(json!({"from_on": format!("{month}-08"), "to_on": format!("{month}-09"), "note": "如皋市人民医院"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    sqlx::query("UPDATE elder SET death_date = $2 WHERE id = $1")
+        .bind(&elders[4].0)
+        .bind(format!("{month}-09"))
+        .execute(pool)
+        .await
+        .unwrap();
+    let funded: Vec<(String, Option<String>)> =
+        sqlx::query("SELECT id, funded FROM service_order ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                use sqlx::Row;
+                (r.get(0), r.get(1))
+            })
+            .collect();
+    let funded_of = |id: &str| funded.iter().find(|f| f.0 == id).unwrap().1.clone();
+    assert_eq!(funded_of(&own).as_deref(), Some("self_paid"));
+    assert_eq!(funded_of(&dead).as_deref(), Some("quota"));
+    assert_eq!(funded_of(&clean1).as_deref(), Some("quota"));
+
+    let (s, pv, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/home-settlements/preview?month={month}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{pv}");
+    let p0 = &pv["providers"][0];
+    let kinds_of = |id: &str| -> Vec<String> {
+        let mut k: Vec<String> = pv["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["ref"] == id)
+            .map(|x| x["kind"].as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds_of(&far), ["far_check_in"], "{pv}");
+    assert_eq!(kinds_of(&short), ["too_short"]);
+    assert_eq!(kinds_of(&ov_a), ["overlap"]);
+    assert_eq!(kinds_of(&ov_b), ["overlap"]);
+    assert_eq!(kinds_of(&dup_1), Vec::<String>::new());
+    assert_eq!(kinds_of(&dup_2), ["duplicate"]);
+    assert_eq!(kinds_of(&hosp), ["in_hospital"]);
+    assert_eq!(kinds_of(&dead), ["after_death"]);
+    assert_eq!(kinds_of(&selfc), ["self_confirmed"]);
+    assert!(kinds_of(&clean1).is_empty() && kinds_of(&first).is_empty());
+    // 14 visits: 2 self-paid; 12 from quotas, one a bath at 60.50, the rest cleaning at 30;
+    // 8 held back (all cleaning).
+    assert_eq!(
+        (p0["orders"].as_i64(), p0["self_paid"].as_i64()),
+        (Some(12), Some(2)),
+        "{pv}"
+    );
+    assert_eq!(p0["gross_fen"], 11 * 3000 + 6050);
+    assert_eq!(p0["excluded_fen"], 8 * 3000);
+    assert_eq!(p0["payable_fen"], 3 * 3000 + 6050);
+    let lv = &p0["by_level"];
+    let sum = ["province", "city", "county", "town"]
+        .iter()
+        .map(|k| lv[k].as_i64().unwrap())
+        .sum::<i64>();
+    assert_eq!(sum, p0["payable_fen"].as_i64().unwrap(), "{pv}");
+    assert_eq!(lv["city"], (3 * 3000 + 6050) / 5, "20 % city: {pv}");
+    assert_eq!(pv["total_payable_fen"], p0["payable_fen"]);
+    // The sums are the lines: gross over the confirmed quota visits at their prices.
+    let lines: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(p.price_fen), 0) AS BIGINT) FROM service_order o JOIN provider_price p \
+         ON p.org_id = o.provider_id AND p.service = o.service WHERE o.state = 'confirmed' AND o.funded = 'quota'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(p0["gross_fen"].as_i64(), Some(lines));
+
+    // An officer lets the far check-in through (the elder was at her daughter's): paid.
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{far}/overrides"),
+        Some(json!({"kind": "far_check_in", "reason": "老人当天在女儿家"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{far}/overrides"),
+        Some(json!({"kind": "fast", "reason": "老人当天在女儿家"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Recorded, approved by the other officer (not the maker), then into the batch.
+    let (s, r, _) = call(
+        &c,
+        "POST",
+        "/api/v1/home-settlements".into(),
+        Some(json!({"month": month})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["settlement"]["total_payable_fen"], 4 * 3000 + 6050, "{r}");
+    let (s, list, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/home-settlements?month={month}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["excluded_count"], 7, "{list}");
+    let sid = list[0]["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/home-settlements/{sid}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "the maker: {v}");
+    let (s, v, _) = call(
+        &k,
+        "POST",
+        format!("/api/v1/home-settlements/{sid}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{v}"
+    );
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{short}/overrides"),
+        Some(json!({"kind": "too_short", "reason": "家属说服务了一小时"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "approved: {v}");
+    let (s, b, _) = call(
+        &c,
+        "POST",
+        "/api/v1/payment-batches".into(),
+        Some(json!({"region_code": COUNTY, "month": month})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let batch = b["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        &c,
+        "POST",
+        "/api/v1/home-settlements/to-batch".into(),
+        Some(json!({"batch_id": batch, "month": month})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["added"].as_i64(), v["total"].as_f64()),
+        (Some(1), Some(180.5)),
+        "{v}"
+    );
+    let (_, v, _) = call(&c, "GET", format!("/api/v1/home-settlements/{sid}"), None).await;
+    assert_eq!(v["batch_id"].as_str(), Some(batch.as_str()), "{v}");
+    // Every step and the settlement audited.
+    for action in [
+        "service_order.code",
+        "service_order.override",
+        "home_settlement.record",
+        "home_settlement.approve",
+        "home_settlement.batch",
+    ] {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(n >= 1, "{action}");
+    }
 }

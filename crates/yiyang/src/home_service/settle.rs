@@ -1,0 +1,833 @@
+//! Monthly settlement per provider (服务结算): every visit confirmed in the month, paid at the
+//! provider's contract price when the elder's quota paid for it, checked for anomalies
+//! (`yiyang_kernel::service_order::check`) — a flagged visit is held back unless an officer
+//! overrode that flag with a reason — and the payable amount split across the funding levels by
+//! the shares of the catalogue item that paid. A settlement is recorded per provider and month,
+//! approved by an officer other than the one who made it, and paid through a payment batch.
+//!
+//! A month is read in one scan (`Db::scan`): a city's month is a million and a half rows.
+
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use yiyang_kernel::service_order as rule;
+
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Levels {
+    pub province: i64,
+    pub city: i64,
+    pub county: i64,
+    pub town: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProviderTotal {
+    pub provider_id: String,
+    /// The provider's name
+    pub provider: String,
+    /// Visits confirmed in the month (paid from quotas)
+    pub orders: i64,
+    /// Meals served (老年助餐)
+    pub meals: i64,
+    /// Visits beyond the quota, paid by the family
+    pub self_paid: i64,
+    pub gross_fen: i64,
+    pub excluded_fen: i64,
+    pub payable_fen: i64,
+    /// payable_fen split by the paying item's shares; the parts add up to payable_fen
+    pub by_level: Levels,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Excluded {
+    /// The visit (service order id)
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    /// far_check_in / too_short / overlap / after_death / in_hospital / duplicate / self_confirmed / no_price
+    pub kind: String,
+    pub kind_zh: String,
+    pub reason: String,
+    pub provider_id: String,
+    pub amount_fen: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Settlement {
+    pub month: String,
+    pub providers: Vec<ProviderTotal>,
+    pub total_payable_fen: i64,
+    pub excluded: Vec<Excluded>,
+}
+
+/// A month as "YYYY-MM" and its bounds in minutes since 1970 (China time, as orders keep it).
+pub fn month_minutes(month: &str) -> ApiResult<(String, i64, i64)> {
+    let first = chrono::NaiveDate::parse_from_str(&format!("{}-01", month.trim()), "%Y-%m-%d")
+        .ok()
+        .filter(|_| month.trim().len() == 7)
+        .ok_or_else(|| ApiError::invalid("month", "月份应为 YYYY-MM，如 2026-11"))?;
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .ok_or_else(|| ApiError::invalid("month", "月份应为 YYYY-MM，如 2026-11"))?;
+    let m = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+            / 60
+    };
+    Ok((first.format("%Y-%m").to_string(), m(first), m(next)))
+}
+
+/// One row of the month as read: numbers and interned keys only (a city's month in memory).
+struct Line {
+    id: u128,
+    provider: u32,
+    caregiver: Option<u32>,
+    elder: u32,
+    service: &'static str,
+    day: u32,
+    check_in: i64,
+    check_out: i64,
+    far_m: Option<f64>,
+    after_death: bool,
+    self_confirmed: bool,
+    /// The paying (version, item), or None: self-paid
+    item: Option<u32>,
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.ids.insert(s.to_string(), i);
+        self.names.push(s.to_string());
+        i
+    }
+}
+
+#[derive(Default)]
+struct Read {
+    lines: Vec<Line>,
+    providers: Interner,
+    caregivers: Interner,
+    elders: Interner,
+    days: Interner,
+    /// "version\titem"
+    items: Interner,
+}
+
+/// Who did it: the account, or the operator at the command line.
+fn maker_id(who: &Who) -> String {
+    who.actor_id
+        .clone()
+        .unwrap_or_else(|| format!("cli:{}", who.actor_name))
+}
+
+/// Digits only (ids and codes inlined into the scan, which binds nothing).
+fn plain(v: &str) -> bool {
+    v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The settlement of a month over the scope (or one region inside it), computed, nothing written.
+pub async fn compute(
+    db: &Db,
+    scope: &Scope,
+    month: &str,
+    region: Option<&str>,
+    provider: Option<&str>,
+) -> ApiResult<Settlement> {
+    let (month, from, to) = month_minutes(month)?;
+    let (lo, hi) = scope.narrow(region)?;
+    let provider = scope.org.as_deref().or(provider);
+    if provider.is_some_and(|p| !plain(p)) || !plain(&lo) || !plain(&hi) {
+        return Err(ApiError::invalid("provider_id", "服务机构编号不正确"));
+    }
+    let only = provider
+        .map(|p| format!(" AND p.id = '{p}'"))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT o.id, o.provider_id, o.caregiver_id, o.elder_id, o.service, substr(o.planned_start, 1, 10), \
+         CAST(o.check_in_min AS BIGINT), CAST(o.check_out_min AS BIGINT), o.check_in_lon, o.check_in_lat, e.lon, e.lat, \
+         CASE WHEN e.death_date IS NOT NULL AND e.death_date < substr(o.planned_start, 1, 10) THEN 1 ELSE 0 END, \
+         CASE WHEN o.code_to_bidx IS NOT NULL AND o.code_to_bidx = s.phone_bidx THEN 1 ELSE 0 END, \
+         n.version_id, n.item_code \
+         FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
+         LEFT JOIN staff s ON s.id = o.caregiver_id LEFT JOIN entitlement n ON n.id = o.entitlement_id \
+         WHERE o.provider_id = p.id AND p.region_code >= '{lo}' AND p.region_code <= '{hi}'{only} \
+         AND o.state = 'confirmed' AND o.start_min >= {from} AND o.start_min < {to}"
+    );
+    let read = Arc::new(Mutex::new(Read::default()));
+    let r2 = read.clone();
+    db.scan(&sql, 16, move |c| {
+        let mut r = r2.lock().expect("read");
+        let num = |i: usize| c[i].and_then(|v| v.parse::<f64>().ok());
+        let far_m = match (num(8), num(9), num(10), num(11)) {
+            (Some(a), Some(b), Some(x), Some(y)) => Some(rule::distance_m(a, b, x, y)),
+            _ => None,
+        };
+        let check_in = num(6).unwrap_or(0.0) as i64;
+        let line = Line {
+            id: c[0]
+                .and_then(|v| uuid::Uuid::parse_str(v).ok())
+                .map_or(0, |u| u.as_u128()),
+            provider: r.providers.get(c[1].unwrap_or_default()),
+            caregiver: c[2].map(|v| r.caregivers.get(v)),
+            elder: r.elders.get(c[3].unwrap_or_default()),
+            service: rule::SERVICES
+                .iter()
+                .find(|s| Some(s.0) == c[4])
+                .map_or("cleaning", |s| s.0),
+            day: r.days.get(c[5].unwrap_or_default()),
+            check_in,
+            check_out: num(7).map_or(check_in, |v| v as i64),
+            far_m,
+            after_death: c[12] == Some("1"),
+            self_confirmed: c[13] == Some("1"),
+            item: match (c[14], c[15]) {
+                (Some(v), Some(i)) => Some(r.items.get(&format!("{v}\t{i}"))),
+                _ => None,
+            },
+        };
+        r.lines.push(line);
+    })
+    .await?;
+    let read = Arc::try_unwrap(read)
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("scan still holds the month")))?
+        .into_inner()
+        .expect("read");
+    let month_first = format!("{month}-01");
+    let month_last = format!("{month}-31");
+    // Hospital stays overlapping the month, per elder.
+    let mut stays: HashMap<u32, Vec<(String, String)>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT elder_id, from_on, COALESCE(to_on, '9999-12-31') FROM hospital_stay \
+         WHERE from_on <= $1 AND (to_on IS NULL OR to_on >= $2)",
+    )
+    .bind(&month_last)
+    .bind(&month_first)
+    .fetch_all(&db.pool)
+    .await?
+    {
+        if let Some(&e) = read.elders.ids.get(&r.get::<String, _>(0)) {
+            stays.entry(e).or_default().push((r.get(1), r.get(2)));
+        }
+    }
+    // Overrides of the month's flags: (order, kind).
+    let overrides: std::collections::HashSet<(u128, String)> = sqlx::query(
+        "SELECT v.order_id, v.kind FROM service_order o JOIN service_order_override v ON v.order_id = o.id \
+         WHERE o.start_min >= $1 AND o.start_min < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .filter_map(|r| {
+        uuid::Uuid::parse_str(&r.get::<String, _>(0))
+            .ok()
+            .map(|u| (u.as_u128(), r.get::<String, _>(1)))
+    })
+    .collect();
+    // Prices: (provider, service) → fen.
+    let mut prices: HashMap<(u32, &'static str), i64> = HashMap::new();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    for (i, p) in read.providers.names.iter().enumerate() {
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM organisation WHERE id = $1")
+                .bind(p)
+                .fetch_optional(&db.pool)
+                .await?;
+        names.insert(i as u32, name.unwrap_or_default());
+        for r in sqlx::query("SELECT service, price_fen FROM provider_price WHERE org_id = $1")
+            .bind(p)
+            .fetch_all(&db.pool)
+            .await?
+        {
+            if let Some(s) = rule::SERVICES.iter().find(|s| s.0 == r.get::<String, _>(0)) {
+                prices.insert((i as u32, s.0), r.get(1));
+            }
+        }
+    }
+    // The paying items' shares.
+    let mut shares: Vec<[u8; 4]> = vec![];
+    for key in &read.items.names {
+        let (version, item) = key.split_once('\t').unwrap_or_default();
+        let f = crate::catalog::store::items_of(db, version)
+            .await?
+            .into_iter()
+            .find(|i| i.code == item)
+            .map(|i| {
+                [
+                    i.funding.province,
+                    i.funding.city,
+                    i.funding.county,
+                    i.funding.town,
+                ]
+            })
+            .unwrap_or([0, 0, 0, 100]);
+        shares.push(f);
+    }
+    let visits: Vec<rule::Visit> = read
+        .lines
+        .iter()
+        .map(|l| rule::Visit {
+            caregiver: l
+                .caregiver
+                .map(|c| read.caregivers.names[c as usize].as_str()),
+            elder: read.elders.names[l.elder as usize].as_str(),
+            service: l.service,
+            day: read.days.names[l.day as usize].as_str(),
+            check_in: l.check_in,
+            check_out: l.check_out,
+            far_m: l.far_m,
+            after_death: l.after_death,
+            in_hospital: stays.get(&l.elder).is_some_and(|s| {
+                let d = read.days.names[l.day as usize].as_str();
+                s.iter().any(|(a, b)| a.as_str() <= d && d <= b.as_str())
+            }),
+            self_confirmed: l.self_confirmed,
+            per_day: if l.service == "meal" { 2 } else { 1 },
+        })
+        .collect();
+    let mut flags: Vec<(usize, &'static str, String)> = rule::check(&visits)
+        .into_iter()
+        .filter(|f| !overrides.contains(&(read.lines[f.index].id, f.kind.to_string())))
+        .map(|f| (f.index, f.kind, f.reason))
+        .collect();
+    flags.sort_by_key(|f| f.0);
+    let mut held = vec![false; read.lines.len()];
+    for f in &flags {
+        held[f.0] = true;
+    }
+    let mut totals: HashMap<u32, ProviderTotal> = HashMap::new();
+    let mut excluded = vec![];
+    for (i, l) in read.lines.iter().enumerate() {
+        let t = totals.entry(l.provider).or_insert_with(|| ProviderTotal {
+            provider_id: read.providers.names[l.provider as usize].clone(),
+            provider: names.get(&l.provider).cloned().unwrap_or_default(),
+            orders: 0,
+            meals: 0,
+            self_paid: 0,
+            gross_fen: 0,
+            excluded_fen: 0,
+            payable_fen: 0,
+            by_level: Levels::default(),
+        });
+        let Some(item) = l.item else {
+            t.self_paid += 1;
+            continue;
+        };
+        t.orders += 1;
+        let order_ref = || uuid::Uuid::from_u128(l.id).to_string();
+        let Some(&price) = prices.get(&(l.provider, l.service)) else {
+            excluded.push(Excluded {
+                ref_: order_ref(),
+                kind: "no_price".into(),
+                kind_zh: "合同无此项价格".into(),
+                reason: format!(
+                    "服务合同的价目表中没有{}的价格",
+                    rule::service_zh(l.service)
+                ),
+                provider_id: t.provider_id.clone(),
+                amount_fen: 0,
+            });
+            continue;
+        };
+        t.gross_fen += price;
+        if held[i] {
+            t.excluded_fen += price;
+            continue;
+        }
+        t.payable_fen += price;
+        let s = rule::split(price, shares[item as usize]);
+        t.by_level.province += s[0];
+        t.by_level.city += s[1];
+        t.by_level.county += s[2];
+        t.by_level.town += s[3];
+    }
+    for (i, kind, reason) in flags {
+        let l = &read.lines[i];
+        if l.item.is_none() {
+            continue;
+        }
+        let Some(&price) = prices.get(&(l.provider, l.service)) else {
+            continue;
+        };
+        excluded.push(Excluded {
+            ref_: uuid::Uuid::from_u128(l.id).to_string(),
+            kind: kind.into(),
+            kind_zh: rule::anomaly_zh(kind).into(),
+            reason,
+            provider_id: read.providers.names[l.provider as usize].clone(),
+            amount_fen: price,
+        });
+    }
+    let mut providers: Vec<ProviderTotal> = totals.into_values().collect();
+    providers.sort_by(|a, b| (&a.provider, &a.provider_id).cmp(&(&b.provider, &b.provider_id)));
+    Ok(Settlement {
+        month,
+        total_payable_fen: providers.iter().map(|p| p.payable_fen).sum(),
+        providers,
+        excluded,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Recorded {
+    pub settlement: Settlement,
+    /// Providers whose settlement was already approved (left as approved)
+    pub kept_approved: Vec<String>,
+}
+
+/// Compute a month and record each provider's settlement as a draft for approval (a draft made
+/// before is replaced; an approved one is kept). Audited.
+pub async fn record(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    month: &str,
+    region: Option<&str>,
+) -> ApiResult<Recorded> {
+    scope.regional()?;
+    let s = compute(db, scope, month, region, None).await?;
+    let now = crate::platform::now_rfc3339();
+    let mut kept = vec![];
+    let mut tx = db.begin().await?;
+    for p in &s.providers {
+        let old = sqlx::query(
+            "SELECT id, state FROM home_settlement WHERE provider_id = $1 AND month = $2",
+        )
+        .bind(&p.provider_id)
+        .bind(&s.month)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match old {
+            Some(r) if r.get::<String, _>(1) == "approved" => {
+                kept.push(p.provider_id.clone());
+                continue;
+            }
+            Some(r) => {
+                let id: String = r.get(0);
+                sqlx::query("DELETE FROM home_settlement_exclusion WHERE settlement_id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM home_settlement WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        sqlx::query(
+            "INSERT INTO home_settlement (id, provider_id, month, state, orders, meals, self_paid, gross_fen, excluded_fen, \
+             payable_fen, province_fen, city_fen, county_fen, town_fen, created_by, created_by_id, created_at) \
+             VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&id)
+        .bind(&p.provider_id)
+        .bind(&s.month)
+        .bind(p.orders)
+        .bind(p.meals)
+        .bind(p.self_paid)
+        .bind(p.gross_fen)
+        .bind(p.excluded_fen)
+        .bind(p.payable_fen)
+        .bind(p.by_level.province)
+        .bind(p.by_level.city)
+        .bind(p.by_level.county)
+        .bind(p.by_level.town)
+        .bind(&who.actor_name)
+        .bind(maker_id(who))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        for x in s.excluded.iter().filter(|x| x.provider_id == p.provider_id) {
+            sqlx::query(
+                "INSERT INTO home_settlement_exclusion (settlement_id, ref, kind, reason, amount_fen) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (settlement_id, ref, kind) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&x.ref_)
+            .bind(&x.kind)
+            .bind(&x.reason)
+            .bind(x.amount_fen)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "home_settlement.record",
+            entity: "home_settlement",
+            entity_id: None,
+            region_code: region.or(scope.root.as_ref().map(|r| r.as_str())),
+            detail: serde_json::json!({"month": s.month, "providers": s.providers.len(),
+                "total_payable_fen": s.total_payable_fen, "excluded": s.excluded.len()})
+            .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Recorded {
+        settlement: s,
+        kept_approved: kept,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SettlementRow {
+    pub id: String,
+    pub provider_id: String,
+    pub provider: String,
+    pub month: String,
+    /// draft / approved
+    pub state: String,
+    pub state_zh: String,
+    pub orders: i64,
+    pub meals: i64,
+    pub self_paid: i64,
+    pub gross_fen: i64,
+    pub excluded_fen: i64,
+    pub payable_fen: i64,
+    pub by_level: Levels,
+    pub excluded_count: i64,
+    pub created_by: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+    /// The payment batch it went into, if any, and that batch's state
+    pub batch_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SettlementQuery {
+    /// YYYY-MM
+    pub month: Option<String>,
+    /// A region inside the caller's
+    pub region_code: Option<String>,
+}
+
+const ROW_COLS: &str = "h.id, h.provider_id, p.name, h.month, h.state, h.orders, h.meals, h.self_paid, h.gross_fen, \
+    h.excluded_fen, h.payable_fen, h.province_fen, h.city_fen, h.county_fen, h.town_fen, \
+    (SELECT COUNT(*) FROM home_settlement_exclusion x WHERE x.settlement_id = h.id), h.created_by, h.approved_by, \
+    h.approved_at, (SELECT l.batch_id FROM payment_org_line l WHERE l.source = 'home_settlement' AND l.source_id = h.id), \
+    p.region_code";
+
+fn row(r: &sqlx::any::AnyRow) -> SettlementRow {
+    let state: String = r.get(4);
+    SettlementRow {
+        id: r.get(0),
+        provider_id: r.get(1),
+        provider: r.get(2),
+        month: r.get(3),
+        state_zh: if state == "approved" {
+            "已审核"
+        } else {
+            "待审核"
+        }
+        .into(),
+        state,
+        orders: r.get(5),
+        meals: r.get(6),
+        self_paid: r.get(7),
+        gross_fen: r.get(8),
+        excluded_fen: r.get(9),
+        payable_fen: r.get(10),
+        by_level: Levels {
+            province: r.get(11),
+            city: r.get(12),
+            county: r.get(13),
+            town: r.get(14),
+        },
+        excluded_count: r.get(15),
+        created_by: r.get(16),
+        approved_by: r.get(17),
+        approved_at: r.get(18),
+        batch_id: r.get(19),
+    }
+}
+
+/// Recorded settlements of a month in the scope (a provider's own account: its own).
+pub async fn list(db: &Db, scope: &Scope, q: &SettlementQuery) -> ApiResult<Vec<SettlementRow>> {
+    let month = match q.month.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => month_minutes(m)?.0,
+        None => crate::platform::today().format("%Y-%m").to_string(),
+    };
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLS} FROM organisation p CROSS JOIN home_settlement h WHERE h.provider_id = p.id \
+         AND h.month = $1 AND p.region_code >= $2 AND p.region_code <= $3 AND ($4 = '' OR p.id = $4) \
+         ORDER BY p.region_code, p.name"
+    )))
+    .bind(&month)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(scope.org.clone().unwrap_or_default())
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
+pub async fn get(db: &Db, scope: &Scope, id: &str) -> ApiResult<SettlementRow> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLS} FROM home_settlement h JOIN organisation p ON p.id = h.provider_id WHERE h.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .filter(|r| scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(20)))
+    .map(|r| row(&r))
+    .ok_or_else(|| ApiError::not_found("未找到该结算单（或不在您的管辖范围内）"))
+}
+
+/// Approve a draft settlement: by a regional officer other than the one who recorded it, and only
+/// if the month still settles to the same amount (a visit confirmed or overridden since makes it
+/// stale: record the month again). Audited.
+pub async fn approve(db: &Db, scope: &Scope, who: &Who, id: &str) -> ApiResult<SettlementRow> {
+    scope.regional()?;
+    let s = get(db, scope, id).await?;
+    if s.state != "draft" {
+        return Err(ApiError::conflict("该结算单已审核"));
+    }
+    let maker: String =
+        sqlx::query_scalar("SELECT created_by_id FROM home_settlement WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await?;
+    if Some(&maker) == who.actor_id.as_ref() {
+        return Err(ApiError::conflict("结算单须由生成人以外的人员审核"));
+    }
+    let now = compute(db, &Scope::all(), &s.month, None, Some(&s.provider_id)).await?;
+    let payable = now.providers.first().map_or(0, |p| p.payable_fen);
+    if payable != s.payable_fen {
+        return Err(ApiError::conflict(format!(
+            "结算单生成后工单有变化（现应付 {:.2} 元，结算单为 {:.2} 元），请重新生成本月结算",
+            payable as f64 / 100.0,
+            s.payable_fen as f64 / 100.0
+        )));
+    }
+    let mut tx = db.begin().await?;
+    let n = sqlx::query(
+        "UPDATE home_settlement SET state = 'approved', approved_by = $2, approved_by_id = $3, approved_at = $4 \
+         WHERE id = $1 AND state = 'draft'",
+    )
+    .bind(id)
+    .bind(&who.actor_name)
+    .bind(maker_id(who))
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(ApiError::conflict("该结算单刚被他人处理，请刷新后查看"));
+    }
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "home_settlement.approve",
+            entity: "home_settlement",
+            entity_id: Some(id),
+            region_code: None,
+            detail: serde_json::json!({"provider_id": s.provider_id, "month": s.month, "payable_fen": s.payable_fen})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, scope, id).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleToBatchReq {
+    /// A draft payment batch (发放批次) of the catalogue
+    pub batch_id: String,
+    /// The settlements' month, YYYY-MM
+    pub month: String,
+}
+
+/// Put a month's approved settlements (inside the batch's region) into a draft payment batch:
+/// each provider a line of the bank file, paid to its account. A settlement goes into one batch
+/// only. Audited.
+pub async fn to_batch(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    req: SettleToBatchReq,
+) -> ApiResult<crate::institution::claim::ToBatch> {
+    scope.regional()?;
+    let (month, _, _) = month_minutes(&req.month)?;
+    let region: String = sqlx::query("SELECT catalog_region FROM payment_batch WHERE id = $1")
+        .bind(req.batch_id.trim())
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| r.get::<String, _>(0))
+        .filter(|r| scope.contains(r))
+        .ok_or_else(|| ApiError::not_found("发放批次不存在"))?;
+    let (lo, hi) = yiyang_kernel::RegionCode::parse(&region)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("batch region: {e}")))?
+        .subtree_range();
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(
+        "SELECT h.id, h.provider_id, o.name, o.region_code, h.payable_fen, o.bank_name, o.bank_account_name, o.bank_account \
+         FROM organisation o CROSS JOIN home_settlement h WHERE h.provider_id = o.id AND h.month = $1 AND h.state = 'approved' \
+         AND o.region_code >= $2 AND o.region_code <= $3 \
+         AND NOT EXISTS (SELECT 1 FROM payment_org_line l WHERE l.source = 'home_settlement' AND l.source_id = h.id) \
+         ORDER BY o.region_code, o.name",
+    )
+    .bind(&month)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut lines = vec![];
+    let mut skipped = vec![];
+    for r in &rows {
+        let (org_name, total): (String, i64) = (r.get(2), r.get(4));
+        let bank: (Option<String>, Option<String>, Option<String>) = (r.get(5), r.get(6), r.get(7));
+        let (Some(bank_name), Some(account_name), Some(account)) = bank else {
+            skipped.push(crate::institution::claim::Skipped {
+                org_name,
+                reason: "未登记收款账户：请在“服务机构”中填写开户银行、户名和银行账号".into(),
+            });
+            continue;
+        };
+        if total <= 0 {
+            skipped.push(crate::institution::claim::Skipped {
+                org_name,
+                reason: "本月应付金额为 0，无需发放".into(),
+            });
+            continue;
+        }
+        let region: String = r.get(3);
+        lines.push(crate::catalog::payment::OrgPayment {
+            source: "home_settlement",
+            source_id: r.get(0),
+            org_id: r.get(1),
+            payee: org_name,
+            bank_name,
+            bank_account_name: account_name,
+            bank_account: account,
+            amount_fen: total,
+            town_code: format!("{}000", &region[..9.min(region.len())]),
+            purpose: format!("{month} 居家上门服务结算"),
+        });
+    }
+    let batch_month =
+        crate::catalog::payment::add_org_payments(&mut tx, scope, who, req.batch_id.trim(), &lines)
+            .await?;
+    let total: i64 = lines.iter().map(|l| l.amount_fen).sum();
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "home_settlement.batch",
+            entity: "payment_batch",
+            entity_id: Some(req.batch_id.trim()),
+            region_code: Some(&region),
+            detail:
+                serde_json::json!({"month": month, "settlements": lines.len(), "total_fen": total,
+                "skipped": skipped.len()})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(crate::institution::claim::ToBatch {
+        batch_month,
+        added: lines.len() as i64,
+        total: total as f64 / 100.0,
+        skipped,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideReq {
+    /// The flag to let through: far_check_in / too_short / overlap / after_death / in_hospital / duplicate / self_confirmed
+    pub kind: String,
+    /// Why it is to be paid after all (at least 4 characters)
+    pub reason: String,
+}
+
+/// Let one flag of a visit through with a reason (a regional officer; not once the provider's
+/// settlement of that month is approved). Audited.
+pub async fn override_flag(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    order_id: &str,
+    req: OverrideReq,
+) -> ApiResult<()> {
+    scope.regional()?;
+    if rule::anomaly_zh(req.kind.trim()).is_empty() {
+        return Err(ApiError::invalid(
+            "kind",
+            "异常类型应为 far_check_in、too_short、overlap、after_death、in_hospital、duplicate 或 self_confirmed",
+        ));
+    }
+    let reason = crate::institution::text("reason", "原因", Some(&req.reason), 200)?;
+    if reason.chars().count() < 4 {
+        return Err(ApiError::invalid(
+            "reason",
+            "请写明放行的原因（至少 4 个字）",
+        ));
+    }
+    let o = super::get(db, scope, order_id, false).await?;
+    let approved: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM home_settlement WHERE provider_id = $1 AND month = $2 AND state = 'approved'",
+    )
+    .bind(&o.provider_id)
+    .bind(&o.planned_start[..7])
+    .fetch_optional(&db.pool)
+    .await?;
+    if approved.is_some() {
+        return Err(ApiError::conflict("该月结算单已审核，不能再放行"));
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO service_order_override (order_id, kind, reason, by_name, by_id, at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (order_id, kind) DO UPDATE SET reason = excluded.reason, by_name = excluded.by_name, \
+         by_id = excluded.by_id, at = excluded.at",
+    )
+    .bind(order_id)
+    .bind(req.kind.trim())
+    .bind(&reason)
+    .bind(&who.actor_name)
+    .bind(maker_id(who))
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "service_order.override",
+            entity: "service_order",
+            entity_id: Some(order_id),
+            region_code: None,
+            detail: serde_json::json!({"kind": req.kind.trim(), "reason": reason}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
