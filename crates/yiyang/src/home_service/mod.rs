@@ -6,6 +6,7 @@
 //! once. The rules are in `yiyang_kernel::service_order`.
 
 pub mod contract;
+pub mod demo;
 pub mod http;
 pub mod quota;
 pub mod settle;

@@ -14,16 +14,24 @@ use rand::{Rng, SeedableRng};
 use sqlx::{AssertSqlSafe, Row};
 
 /// A value of a demo row.
-enum V {
+pub(crate) enum V {
     T(String),
     I(i64),
+    F(f64),
+    /// NULL float
+    NF,
     /// NULL text
     N,
     /// NULL number (PostgreSQL refuses a text NULL for a BIGINT column)
     NI,
 }
 
-async fn insert(tx: &mut Tx<'_>, table: &str, cols: &str, rows: Vec<Vec<V>>) -> anyhow::Result<()> {
+pub(crate) async fn insert(
+    tx: &mut Tx<'_>,
+    table: &str,
+    cols: &str,
+    rows: Vec<Vec<V>>,
+) -> anyhow::Result<()> {
     let ncols = cols.split(',').count();
     let backend = tx.backend();
     let per = (30_000 / ncols).max(1);
@@ -42,6 +50,8 @@ async fn insert(tx: &mut Tx<'_>, table: &str, cols: &str, rows: Vec<Vec<V>>) -> 
                     V::I(i) => q.bind(i),
                     V::N => q.bind(None::<String>),
                     V::NI => q.bind(None::<i64>),
+                    V::F(x) => q.bind(x),
+                    V::NF => crate::platform::db::opt_f64(q, None),
                 };
             }
         }

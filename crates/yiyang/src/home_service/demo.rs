@@ -1,0 +1,463 @@
+//! The demo county's home care: a provider in each of 20 towns under contract, about 600
+//! caregivers, and last month's visits for every elder holding the purchased home service (their
+//! grants taken as approved from the month's start), each confirmed with the family's code. A
+//! few of each anomaly are planted so the month's settlement shows all seven kinds held back.
+
+use crate::institution::demo::{V, insert};
+use crate::platform::crypto::KeyRing;
+use crate::platform::db::Db;
+use chrono::{Datelike, NaiveDate};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::Row;
+use std::collections::HashMap;
+
+const PRICES: &[(&str, i64)] = &[
+    ("meal", 1500),
+    ("bathing", 6000),
+    ("emergency", 2000),
+    ("medical_escort", 4000),
+    ("mobility", 2500),
+    ("cleaning", 3000),
+    ("personal_care", 5000),
+];
+
+/// Start times of a caregiver's visits in a day (minutes after midnight): an hour each, apart.
+const SLOTS: &[i64] = &[
+    8 * 60,
+    9 * 60 + 15,
+    10 * 60 + 30,
+    13 * 60 + 30,
+    14 * 60 + 45,
+    16 * 60,
+    17 * 60 + 15,
+];
+
+struct Planned {
+    id: String,
+    provider: usize,
+    caregiver: usize,
+    elder: usize,
+    service: &'static str,
+    day: u32,
+    slot: usize,
+}
+
+/// Seed it; returns (providers, caregivers, visits).
+pub async fn seed(
+    db: &Db,
+    keys: &KeyRing,
+    scale: f64,
+    today: NaiveDate,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let mut rng = StdRng::seed_from_u64(25_025);
+    let first = (today.with_day(1).unwrap_or(today) - chrono::Months::new(1))
+        .with_day(1)
+        .unwrap_or(today);
+    let days = ((first + chrono::Months::new(1)) - first).num_days() as u32;
+    let month = first.format("%Y-%m").to_string();
+    let now = crate::platform::now_rfc3339();
+    let towns: Vec<(String, String)> = sqlx::query(
+        "SELECT code, name FROM region WHERE level = 4 AND code >= '320682000000' AND code <= '320682999999' ORDER BY code",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    anyhow::ensure!(!towns.is_empty(), "no towns");
+    let n_prov = towns.len().min(20);
+    let mut tx = db.begin().await?;
+    // The purchased home service, approved from the month's start.
+    sqlx::query(
+        "UPDATE entitlement SET state = 'granted', since = $1 WHERE item_code = 'purchased_home_service' \
+         AND state = 'proposed'",
+    )
+    .bind(first.to_string())
+    .execute(&mut *tx)
+    .await?;
+    // (entitlement, elder, quota, lon, lat, phone's blind index)
+    type Holder = (
+        String,
+        String,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        Option<String>,
+    );
+    let holders: Vec<Holder> = sqlx::query(
+        "SELECT n.id, n.elder_id, n.quota, e.lon, e.lat, e.phone_bidx FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         WHERE n.item_code = 'purchased_home_service' AND n.state = 'granted' AND e.status = 'active' ORDER BY n.elder_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+    .collect();
+    let town_of: HashMap<String, String> = sqlx::query(
+        "SELECT n.elder_id, e.residence_region FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         WHERE n.item_code = 'purchased_home_service' AND n.state = 'granted'",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get::<String, _>(1)[..9].to_string()))
+    .collect();
+    // Providers, their contracts and caregivers.
+    let per = ((30.0 * scale.clamp(0.05, 1.0)).round() as usize).max(3);
+    let (mut orgs, mut contracts, mut prices, mut staff) = (vec![], vec![], vec![], vec![]);
+    let mut prov_ids = vec![];
+    let mut carers: Vec<Vec<(String, bool)>> = vec![];
+    for (i, (code, name)) in towns.iter().take(n_prov).enumerate() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let pname = format!(
+            "如皋市{}居家养老服务中心",
+            name.trim_end_matches(['镇', '街', '道'])
+        );
+        orgs.push(vec![
+            V::T(id.clone()),
+            V::T("provider".into()),
+            V::T(pname.clone()),
+            V::T("private".into()),
+            V::T(code.clone()),
+            V::T(format!("0513-88{:06}", rng.gen_range(0..1_000_000))),
+            V::T("open".into()),
+            V::T(now.clone()),
+            V::T(now.clone()),
+            V::I(1),
+            V::T(format!(
+                "如皋农村商业银行{}支行",
+                name.trim_end_matches('镇')
+            )),
+            V::T(pname),
+            V::T(format!("3206821{:011}", i + 1)),
+        ]);
+        contracts.push(vec![
+            V::T(id.clone()),
+            V::T(format!("{}-01-01", first.year())),
+            V::T(format!("{}-12-31", first.year() + 1)),
+            V::T("演示数据".into()),
+            V::T(now.clone()),
+        ]);
+        for (s, fen) in PRICES {
+            prices.push(vec![V::T(id.clone()), V::T((*s).into()), V::I(*fen)]);
+        }
+        let mut mine = vec![];
+        for k in 0..per {
+            let sid = uuid::Uuid::now_v7().to_string();
+            let qualified = k % 5 < 3;
+            let phone = format!("137{:08}", rng.gen_range(0..100_000_000));
+            staff.push(vec![
+                V::T(sid.clone()),
+                V::T(id.clone()),
+                V::T(format!(
+                    "{}{}",
+                    ["王", "李", "张", "刘", "陈", "杨", "黄", "吴", "周", "徐"]
+                        [rng.gen_range(0..10)],
+                    [
+                        "秀兰", "桂英", "春华", "玉梅", "建芳", "海燕", "红霞", "丽娟", "素琴",
+                        "国英"
+                    ][rng.gen_range(0..10)]
+                )),
+                V::T("caregiver".into()),
+                if qualified {
+                    V::I(rng.gen_range(3..=5))
+                } else {
+                    V::NI
+                },
+                V::T(format!("{}-03-01", first.year() - 3)),
+                V::T(now.clone()),
+                V::T(now.clone()),
+                V::I(1),
+                V::T(yiyang_kernel::mask::phone(&phone)),
+                V::T(keys.blind_index(crate::registry::store::PHONE_DOMAIN, &phone)),
+            ]);
+            mine.push((sid, qualified));
+        }
+        prov_ids.push((id, code[..9].to_string()));
+        carers.push(mine);
+    }
+    insert(
+        &mut tx,
+        "organisation",
+        "id, kind, name, ownership, region_code, phone, status, created_at, updated_at, version, bank_name, bank_account_name, bank_account",
+        orgs,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "provider_contract",
+        "org_id, starts_on, ends_on, updated_by, updated_at",
+        contracts,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "provider_price",
+        "org_id, service, price_fen",
+        prices,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "staff",
+        "id, org_id, name, role, skill_level, hired_on, created_at, updated_at, version, phone_masked, phone_bidx",
+        staff,
+    )
+    .await?;
+    // Each holder's visits, by the provider of her town, on days spread over the month; a
+    // caregiver's day has seven slots and a slot holds one visit.
+    let by_town: HashMap<&str, usize> = prov_ids
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| (t.as_str(), i))
+        .collect();
+    let mut busy: HashMap<(usize, usize, u32), u8> = HashMap::new(); // (provider, carer, day) → slots used
+    let mut cursor = vec![0usize; n_prov];
+    let mut plan: Vec<Planned> = vec![];
+    let dup_every = (holders.len() / 8).max(1);
+    for (hi, h) in holders.iter().enumerate() {
+        let town = town_of.get(&h.1).map(String::as_str).unwrap_or("");
+        let p = by_town.get(town).copied().unwrap_or(hi % n_prov);
+        let q = h.2.clamp(1, 8) as u32;
+        let step = days / q;
+        for k in 0..q {
+            let mut day = 1 + k * step + rng.gen_range(0..step.max(1));
+            // Every so often the second visit falls on the first's day (a duplicate).
+            if k == 1 && hi % dup_every == 3 {
+                day = plan.last().map_or(day, |v| v.day);
+            }
+            let day = day.min(days);
+            let service = match rng.gen_range(0..20) {
+                0..=8 => "cleaning",
+                9..=11 => "meal",
+                12..=13 => "mobility",
+                14..=15 => "medical_escort",
+                16..=17 => "bathing",
+                18 => "personal_care",
+                _ => "emergency",
+            };
+            let needs = yiyang_kernel::service_order::needs_qualification(service);
+            let n = carers[p].len();
+            let mut placed = None;
+            for t in 0..n * 2 {
+                let c = (cursor[p] + t) % n;
+                if needs && !carers[p][c].1 {
+                    continue;
+                }
+                let used = busy.entry((p, c, day)).or_insert(0);
+                if (*used as usize) < SLOTS.len() {
+                    placed = Some((c, *used as usize));
+                    *used += 1;
+                    cursor[p] = c + 1;
+                    break;
+                }
+            }
+            let Some((c, slot)) = placed else { continue };
+            plan.push(Planned {
+                id: uuid::Uuid::now_v7().to_string(),
+                provider: p,
+                caregiver: c,
+                elder: hi,
+                service,
+                day,
+                slot,
+            });
+        }
+    }
+    // Planted anomalies: a few of each kind.
+    let k = (plan.len() / 20_000).max(3);
+    let pick = |from: usize| (0..k).map(move |i| from + i * 97);
+    let far: Vec<usize> = (0..plan.len())
+        .filter(|&i| holders[plan[i].elder].3.is_some())
+        .step_by(plan.len() / k / 2 + 1)
+        .take(k)
+        .collect();
+    let short: Vec<usize> = pick(11).filter(|&i| i < plan.len()).collect();
+    // Overlap: a visit whose caregiver's next slot that day is taken: started 20 minutes into it.
+    let mut overlap = vec![];
+    let mut slot_of: HashMap<(usize, usize, u32, usize), usize> = HashMap::new();
+    for (i, v) in plan.iter().enumerate() {
+        slot_of.insert((v.provider, v.caregiver, v.day, v.slot), i);
+    }
+    for (i, v) in plan.iter().enumerate().skip(200) {
+        if overlap.len() >= k {
+            break;
+        }
+        if v.slot > 0
+            && let Some(&prev) = slot_of.get(&(v.provider, v.caregiver, v.day, v.slot - 1))
+            && SLOTS[v.slot] - SLOTS[v.slot - 1] <= 75
+        {
+            overlap.push((i, prev));
+        }
+    }
+    let self_conf: Vec<usize> = pick(23)
+        .filter(|&i| i < plan.len() && holders[plan[i].elder].5.is_some())
+        .collect();
+    // Deaths reported late: the elder died on the 12th; her later visits were still confirmed.
+    let mut dead = vec![];
+    for (i, v) in plan.iter().enumerate().skip(500) {
+        if dead.len() >= k {
+            break;
+        }
+        if v.day > 14 && !dead.iter().any(|&d: &usize| plan[d].elder == v.elder) {
+            dead.push(i);
+        }
+    }
+    let hosp: Vec<usize> = pick(57).filter(|&i| i < plan.len()).collect();
+    let mut rows = vec![];
+    let mut ledger: HashMap<usize, i64> = HashMap::new();
+    for (i, v) in plan.iter().enumerate() {
+        let h = &holders[v.elder];
+        *ledger.entry(v.elder).or_default() += 1;
+        let date = first + chrono::Days::new((v.day - 1) as u64);
+        let start_local = SLOTS[v.slot];
+        let start_min = date
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+            / 60
+            + start_local;
+        let mut check_in = start_min + rng.gen_range(-5..8);
+        // Within the hour: the next slot starts 75 minutes on, so none overlap by chance.
+        let mut check_out = check_in + 55 + rng.gen_range(0..6);
+        if short.contains(&i) {
+            check_out = check_in + 12;
+        }
+        if let Some(&(_, prev)) = overlap.iter().find(|o| o.0 == i) {
+            let p = &plan[prev];
+            let p_start = first
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp()
+                / 60
+                + (p.day as i64 - 1) * 1440
+                + SLOTS[p.slot];
+            check_in = p_start + 20;
+            check_out = check_in + 60;
+        }
+        let (lon, lat) = match (h.3, h.4) {
+            (Some(x), Some(y)) if far.contains(&i) => (V::F(x + 0.02), V::F(y)),
+            (Some(x), Some(y)) => (
+                V::F(x + rng.gen_range(-0.0008..0.0008)),
+                V::F(y + rng.gen_range(-0.0008..0.0008)),
+            ),
+            _ => (V::NF, V::NF),
+        };
+        let (lon2, lat2) = match (&lon, &lat) {
+            (V::F(x), V::F(y)) => (V::F(*x), V::F(*y)),
+            _ => (V::NF, V::NF),
+        };
+        let at = |m: i64| {
+            chrono::DateTime::from_timestamp(m * 60 - 8 * 3600, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        };
+        rows.push(vec![
+            V::T(v.id.clone()),
+            V::T(prov_ids[v.provider].0.clone()),
+            V::T(h.1.clone()),
+            V::T(v.service.into()),
+            V::T(format!(
+                "{} {:02}:{:02}",
+                date,
+                start_local / 60,
+                start_local % 60
+            )),
+            V::I(start_min),
+            V::I(60),
+            V::T(carers[v.provider][v.caregiver].0.clone()),
+            V::T("confirmed".into()),
+            V::T(at(check_in)),
+            lon,
+            lat,
+            V::T(at(check_out)),
+            lon2,
+            lat2,
+            V::T(at(check_out + 3)),
+            V::T("演示数据".into()),
+            V::T(now.clone()),
+            V::I(5),
+            V::I(check_in),
+            V::I(check_out),
+            V::T(h.0.clone()),
+            V::T("quota".into()),
+            h.5.clone().map_or(V::N, V::T),
+            V::T("code".into()),
+        ]);
+    }
+    insert(
+        &mut tx,
+        "service_order",
+        "id, provider_id, elder_id, service, planned_start, start_min, planned_minutes, caregiver_id, state, \
+         check_in_at, check_in_lon, check_in_lat, check_out_at, check_out_lon, check_out_lat, confirmed_at, \
+         created_by, created_at, version, check_in_min, check_out_min, entitlement_id, funded, code_to_bidx, confirmed_by",
+        rows,
+    )
+    .await?;
+    let ledger_rows: Vec<Vec<V>> = ledger
+        .iter()
+        .map(|(&e, &used)| {
+            let h = &holders[e];
+            vec![
+                V::T(h.1.clone()),
+                V::T("purchased_home_service".into()),
+                V::T(month.clone()),
+                V::I(h.2.max(used)),
+                V::I(used),
+                V::T(h.0.clone()),
+            ]
+        })
+        .collect();
+    insert(
+        &mut tx,
+        "service_quota",
+        "elder_id, item_code, month, granted, used, entitlement_id",
+        ledger_rows,
+    )
+    .await?;
+    // The self-confirmed: the caregiver's phone is the one the family's code went to.
+    for &i in &self_conf {
+        let v = &plan[i];
+        sqlx::query("UPDATE staff SET phone_bidx = $2 WHERE id = $1")
+            .bind(&carers[v.provider][v.caregiver].0)
+            .bind(&holders[v.elder].5)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for &i in &hosp {
+        let v = &plan[i];
+        let d = first + chrono::Days::new((v.day - 1) as u64);
+        sqlx::query(
+            "INSERT INTO hospital_stay (id, elder_id, from_on, to_on, note, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, '如皋市人民医院', '演示数据', $5)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&holders[v.elder].1)
+        .bind((d - chrono::Days::new(1)).to_string())
+        .bind((d + chrono::Days::new(2)).to_string())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let died = (first + chrono::Days::new(11)).to_string();
+    for &i in &dead {
+        let e = &holders[plan[i].elder];
+        sqlx::query("UPDATE elder SET status = 'deceased', death_date = $2 WHERE id = $1")
+            .bind(&e.1)
+            .bind(&died)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE entitlement SET state = 'ended', ended_on = $2, end_kind = 'registry' WHERE elder_id = $1 AND state <> 'ended'",
+        )
+        .bind(&e.1)
+        .bind((first + chrono::Days::new(12)).to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((n_prov, n_prov * per, plan.len()))
+}
