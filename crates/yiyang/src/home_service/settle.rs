@@ -153,7 +153,13 @@ pub async fn compute(
     let (lo, hi) = scope.narrow(region)?;
     let provider = scope.org.as_deref().or(provider);
     if provider.is_some_and(|p| !plain(p)) || !plain(&lo) || !plain(&hi) {
-        return Err(ApiError::invalid("provider_id", "服务机构编号不正确"));
+        // No organisation has such an id: nothing to settle.
+        return Ok(Settlement {
+            month,
+            providers: vec![],
+            total_payable_fen: 0,
+            excluded: vec![],
+        });
     }
     let only = provider
         .map(|p| format!(" AND p.id = '{p}'"))
