@@ -367,6 +367,15 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ops::routes())
         .route_layer(middleware::from_fn(route_label))
         .fallback(crate::platform::web::static_file)
+        // A bug in one handler answers that request with a 500 instead of dropping the
+        // connection; the panic is still logged (and the API fuzz fails on it).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!(
+                    "handler panicked"
+                )))
+            },
+        ))
         .layer(middleware::from_fn(openapi::limit_text))
         .layer(middleware::from_fn(problem_rejections))
         .layer(middleware::from_fn_with_state(

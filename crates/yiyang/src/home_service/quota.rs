@@ -5,6 +5,7 @@
 //! zero or past what was granted (a CHECK holds it). An ended entitlement (death, moving away — the
 //! registry's events end it, as for every entitlement) grants nothing from its end date.
 
+use crate::catalog::version_of;
 use crate::identity::Scope;
 use crate::platform::db::{Db, Tx};
 use crate::platform::error::{ApiError, ApiResult};
@@ -48,17 +49,21 @@ pub async fn grants_on(
     elder_id: &str,
     day: &str,
 ) -> ApiResult<Vec<(String, String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT id, item_code, quota, version_id FROM entitlement WHERE elder_id = $1 AND state = 'granted' \
-         AND quota > 0 AND since <= $2 AND (ended_on IS NULL OR ended_on > $2) ORDER BY item_code",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT n.id, n.item_code, n.quota, {} FROM entitlement n WHERE n.elder_id = $1 AND n.state = 'granted' \
+         AND n.quota > 0 AND n.since <= $2 AND (n.ended_on IS NULL OR n.ended_on > $2) ORDER BY n.item_code",
+        version_of("n")
+    )))
     .bind(elder_id)
     .bind(day)
     .fetch_all(&db.pool)
     .await?;
     let mut out = vec![];
     for r in rows {
-        let version: String = r.get(3);
+        // A grant whose version cannot be found pays nothing rather than failing the read.
+        let Some(version) = r.get::<Option<String>, _>(3) else {
+            continue;
+        };
         if home_items(db, &version)
             .await?
             .contains_key(&r.get::<String, _>(1))
@@ -144,38 +149,34 @@ pub async fn view(db: &Db, scope: &Scope, elder_id: &str, month: &str) -> ApiRes
     let day = last.min(crate::platform::today()).max(first).to_string();
     let mut names: HashMap<String, String> = HashMap::new();
     let mut used: HashMap<String, (i64, i64)> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT q.item_code, q.granted, q.used, n.version_id FROM service_quota q \
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT q.item_code, q.granted, q.used, {} FROM service_quota q \
          JOIN entitlement n ON n.id = q.entitlement_id WHERE q.elder_id = $1 AND q.month = $2",
-    )
+        version_of("n")
+    )))
     .bind(elder_id)
     .bind(month)
     .fetch_all(&db.pool)
     .await?
     {
-        names.extend(
-            home_items(db, &r.get::<String, _>(3))
-                .await?
-                .as_ref()
-                .clone(),
-        );
+        if let Some(v) = r.get::<Option<String>, _>(3) {
+            names.extend(home_items(db, &v).await?.as_ref().clone());
+        }
         used.insert(r.get(0), (r.get(1), r.get(2)));
     }
     let mut lines = vec![];
     let mut seen = HashSet::new();
-    let grants = sqlx::query(
-        "SELECT DISTINCT version_id FROM entitlement WHERE elder_id = $1 AND quota > 0",
-    )
+    let grants = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT {} FROM entitlement n WHERE n.elder_id = $1 AND n.quota > 0",
+        version_of("n")
+    )))
     .bind(elder_id)
     .fetch_all(&db.pool)
     .await?;
     for r in grants {
-        names.extend(
-            home_items(db, &r.get::<String, _>(0))
-                .await?
-                .as_ref()
-                .clone(),
-        );
+        if let Some(v) = r.get::<Option<String>, _>(0) {
+            names.extend(home_items(db, &v).await?.as_ref().clone());
+        }
     }
     for (_, item, quota) in grants_on(db, elder_id, &day).await? {
         let (granted, u) = used.get(&item).copied().unwrap_or((quota, 0));

@@ -169,9 +169,10 @@ pub async fn compute(
          CAST(o.check_in_min AS BIGINT), CAST(o.check_out_min AS BIGINT), o.check_in_lon, o.check_in_lat, e.lon, e.lat, \
          CASE WHEN e.death_date IS NOT NULL AND e.death_date < substr(o.planned_start, 1, 10) THEN 1 ELSE 0 END, \
          CASE WHEN o.code_to_bidx IS NOT NULL AND o.code_to_bidx = s.phone_bidx THEN 1 ELSE 0 END, \
-         n.version_id, n.item_code \
+         COALESCE(n.version_id, cr.version_id), n.item_code \
          FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
          LEFT JOIN staff s ON s.id = o.caregiver_id LEFT JOIN entitlement n ON n.id = o.entitlement_id \
+         LEFT JOIN catalog_run cr ON cr.id = n.run_id \
          WHERE o.provider_id = p.id AND p.region_code >= '{lo}' AND p.region_code <= '{hi}'{only} \
          AND o.state = 'confirmed' AND o.start_min >= {from} AND o.start_min < {to}"
     );

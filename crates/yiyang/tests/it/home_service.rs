@@ -293,6 +293,14 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
     })
     .collect();
     assert_eq!(elders.len(), 6);
+    sqlx::query(
+        "INSERT INTO catalog_run (id, region_code, version_id, on_date, started_at, finished_at, by_name, summary) \
+         VALUES ('test-run', '320682000000', $1, '2026-01-01', '2026-01-01', '2026-01-01', 'test', '{}')",
+    )
+    .bind(&version)
+    .execute(pool)
+    .await
+    .unwrap();
     for (i, (e, lon, lat)) in elders.iter().enumerate() {
         sqlx::query("UPDATE elder SET lon = $2, lat = $3 WHERE id = $1")
             .bind(e)
@@ -304,15 +312,16 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
         if i == 5 {
             continue;
         }
+        // Odd ones as a catalogue run writes them: version and time left to the run's row.
         sqlx::query(
             "INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
              residence_region, since, version_id, run_id, reasons, updated_at) \
              SELECT $1, id, '320682000000', 'purchased_home_service', 'granted', '一般', 5000, $2, residence_region, \
-             '2026-01-01', $3, 'test', '', '2026-01-01' FROM elder WHERE id = $4",
+             '2026-01-01', $3, 'test-run', '', '2026-01-01' FROM elder WHERE id = $4",
         )
         .bind(format!("ent-{i}"))
         .bind(if i == 4 { 1_i64 } else { 4 })
-        .bind(&version)
+        .bind((i % 2 == 0).then_some(&version))
         .bind(e)
         .execute(pool)
         .await
@@ -550,6 +559,16 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
         (Some(4), Some(1)),
         "{q}"
     );
+    assert_eq!(q["lines"][0]["item_name"], "政府购买居家养老服务", "{q}");
+    // A grant written by a catalogue run (its version on the run) reads the same way.
+    let (s, q, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/elders/{}/service-quota?month={month}", elders[1].0),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{q}");
     assert_eq!(q["lines"][0]["item_name"], "政府购买居家养老服务", "{q}");
     // The family's text went to the outbox, naming the order.
     assert_eq!(
