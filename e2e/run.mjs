@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createServer } from 'node:http'
 import { chromium } from 'playwright-core'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -51,6 +52,28 @@ const AUDIT_PASSWORD = env('AUDIT_PASSWORD')
 const SECURITY_USERNAME = env('SECURITY_USERNAME')
 const SECURITY_PASSWORD = env('SECURITY_PASSWORD')
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium')
+// Optional: a provider's caregiver (phone pages), and the port of the message gateway the server
+// was told to send texts to (YIYANG_NOTIFY_URL): this script stands in for it and reads the
+// family's confirmation code from the text.
+const CAREGIVER_USERNAME = env('CAREGIVER_USERNAME')
+const CAREGIVER_PASSWORD = env('CAREGIVER_PASSWORD')
+const SMS_PORT = Number(env('SMS_PORT', '0'))
+const texts = []
+if (SMS_PORT) {
+  createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => (body += c))
+    req.on('end', () => {
+      try {
+        texts.push(JSON.parse(body))
+      } catch {
+        texts.push({ raw: body })
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+  }).listen(SMS_PORT, '127.0.0.1')
+}
 const STEP_TIMEOUT = 30_000
 const REVEAL_REASON = '核实补贴发放信息'
 
@@ -1052,6 +1075,57 @@ try {
     await row.getByText('已完成').waitFor()
     await shot('service-orders')
   }, { screenshot: null })
+
+  if (CAREGIVER_USERNAME && SMS_PORT) {
+    await step('今日上门 (caregiver, phone width): accept, check in with no signal (kept on the phone, sent when back), check out, the family\'s code by text, 已完成', async () => {
+      const phone = await browser.newContext({
+        locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+        geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
+      })
+      const p = await phone.newPage()
+      p.setDefaultTimeout(STEP_TIMEOUT)
+      try {
+        await p.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+        await p.getByPlaceholder('请输入用户名').fill(CAREGIVER_USERNAME)
+        await p.getByPlaceholder('请输入密码').fill(CAREGIVER_PASSWORD)
+        await p.getByRole('button', { name: /登\s*录/ }).click()
+        await p.waitForURL(/\/m\/visits$/)
+        const card = p.locator('.card').first()
+        await card.waitFor()
+        const orderId = await card.getAttribute('data-order')
+        await card.getByRole('button', { name: '接单' }).click()
+        await card.getByRole('button', { name: '到达签到' }).waitFor()
+        // No signal at the door: the check-in is kept on the phone and the page moves on.
+        await phone.setOffline(true)
+        await card.getByRole('button', { name: '到达签到' }).click()
+        await card.getByRole('button', { name: '服务完成签退' }).waitFor()
+        await p.getByText('待上传 1 条操作').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'caregiver-offline.png') })
+        // Back in signal: it is sent by itself (same step id, done once).
+        await phone.setOffline(false)
+        await p.getByText('待上传', { exact: false }).first().waitFor({ state: 'detached' })
+        await card.getByRole('button', { name: '服务完成签退' }).click()
+        await card.getByRole('button', { name: /发送确认码/ }).click()
+        await card.getByText(/已发送到/).waitFor()
+        let code = null
+        for (let i = 0; i < 60 && !code; i++) {
+          const t = texts.find((m) => JSON.stringify(m).includes('确认码'))
+          code = t && /确认码 (\d{6})/.exec(JSON.stringify(t))?.[1]
+          if (!code) await p.waitForTimeout(500)
+        }
+        assert(code, `no text with the code reached the gateway: ${JSON.stringify(texts).slice(0, 300)}`)
+        await card.getByPlaceholder('6 位数字').fill(code)
+        await card.getByRole('button', { name: '确认完成' }).click()
+        await card.getByText('已完成').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'caregiver-visits.png'), fullPage: true })
+        // The server has it once, checked in where the phone was.
+        const o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
+        assert(o.state === 'confirmed' && o.check_in_at, `the order reads ${JSON.stringify(o)}`)
+      } finally {
+        await phone.close()
+      }
+    }, { screenshot: null })
+  }
 
   await step('log out', logout, { screenshot: null })
 

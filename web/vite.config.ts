@@ -3,6 +3,7 @@ import vue from '@vitejs/plugin-vue'
 import AutoImport from 'unplugin-auto-import/vite'
 import Components from 'unplugin-vue-components/vite'
 import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
+import { VantResolver } from '@vant/auto-import-resolver'
 
 // Element Plus is imported on demand: components and their CSS are pulled in per route chunk.
 export default defineConfig({
@@ -14,8 +15,9 @@ export default defineConfig({
       resolvers: [ElementPlusResolver()],
       dts: 'src/auto-imports.d.ts',
     }),
+    // Vant for the phone pages people use in the field (caregivers' visits).
     Components({
-      resolvers: [ElementPlusResolver()],
+      resolvers: [ElementPlusResolver(), VantResolver()],
       dts: 'src/components.d.ts',
     }),
   ],

@@ -17,6 +17,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/services', name: 'services', component: () => import('./modules/catalog/ServicesView.vue'), meta: { public: true, title: '基本养老服务目录' } },
   { path: '/vacancies', name: 'vacancies', component: () => import('./modules/institution/VacanciesView.vue'), meta: { public: true, title: '养老机构空床信息' } },
   { path: '/queue-place', name: 'queue-place', component: () => import('./modules/institution/QueuePlaceView.vue'), meta: { public: true, title: '入住轮候查询' } },
+  // Phone pages for people in the field: full screen, no console menu.
+  { path: '/m/visits', name: 'my-visits', component: () => import('./modules/home_service/MyVisitsView.vue'), meta: { title: '今日上门', perm: 'home_service.visit' } },
   { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
   {
     path: '/',
@@ -66,6 +68,10 @@ router.beforeEach(async (to) => {
   // A password someone else set is replaced before anything else.
   if (auth.me?.must_change_password && to.name !== 'password') {
     return { name: 'password' }
+  }
+  // A caregiver's work is her visits, on her phone.
+  if (to.name === 'home' && auth.can('home_service.visit')) {
+    return { name: 'my-visits' }
   }
   if (to.meta.perm && !auth.can(to.meta.perm)) {
     ElMessage.warning('没有访问该页面的权限')

@@ -110,6 +110,31 @@ pub fn distance_m(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
     2.0 * 6_371_000.0 * a.sqrt().asin()
 }
 
+/// A caregiver as a dispatcher weighs her for one visit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Qualified where the service needs it, and no other visit of hers shares a minute with it
+    pub eligible: bool,
+    /// Metres from where she is before (or after) it that day to this home; None: unknown
+    pub distance_m: Option<f64>,
+    /// Her visits that day already
+    pub visits: i64,
+}
+
+/// The order a dispatcher sees caregivers in: those who can take the visit first, then the
+/// nearest (unknown last), then the one with the lightest day.
+pub fn suggest(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.eligible
+        .cmp(&a.eligible)
+        .then_with(|| match (a.distance_m, b.distance_m) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        })
+        .then_with(|| a.visits.cmp(&b.visits))
+}
+
 /// Anomaly kinds a settlement holds back: (code, 中文).
 pub const ANOMALIES: &[(&str, &str)] = &[
     ("far_check_in", "签到位置距老人住址超过 500 米"),
@@ -293,6 +318,33 @@ pub fn split(amount_fen: i64, shares: [u8; 4]) -> [i64; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_free_nearest_caregiver_comes_first() {
+        let c = |eligible, d: Option<f64>, visits| Candidate {
+            eligible,
+            distance_m: d,
+            visits,
+        };
+        let mut v = vec![
+            c(false, Some(10.0), 0),
+            c(true, None, 0),
+            c(true, Some(900.0), 1),
+            c(true, Some(300.0), 5),
+            c(true, None, 2),
+        ];
+        v.sort_by(suggest);
+        assert_eq!(
+            v,
+            vec![
+                c(true, Some(300.0), 5),
+                c(true, Some(900.0), 1),
+                c(true, None, 0),
+                c(true, None, 2),
+                c(false, Some(10.0), 0),
+            ]
+        );
+    }
 
     #[test]
     fn steps_follow_the_order_and_refuse_in_words() {

@@ -159,7 +159,7 @@ impl AppState {
     info(title = "颐养 yiyang API", version = "1", description = "养老服务管理平台接口。错误为 RFC 9457 problem 文档，detail 为中文。"),
     paths(
         identity::http::login, identity::http::login_totp, identity::http::logout, identity::http::me,
-        identity::http::totp_setup, identity::http::totp_confirm, identity::http::list_users, identity::http::create_user,
+        identity::http::totp_setup, identity::http::totp_confirm, identity::http::list_users, identity::http::create_user, identity::http::caregivers_of,
         identity::http::change_password, identity::http::set_user_state, identity::http::reset_user_password, identity::http::change_user_access,
         region::http::tree, region::http::children, region::http::put_map, region::http::delete_map, region::http::public_map,
         registry::http::search, registry::http::detail, registry::http::reveal, registry::http::create, registry::http::update,
@@ -178,7 +178,7 @@ impl AppState {
         crate::institution::board::board, crate::institution::http::bed_summary,
         crate::institution::http::queue, crate::institution::http::apply, crate::institution::http::withdraw, crate::institution::request::submit, crate::institution::http::requests, crate::institution::http::decide_request, crate::institution::http::reveal_request,
         crate::home_service::http::create, crate::home_service::http::list, crate::home_service::http::detail,
-        crate::home_service::http::dispatch, crate::home_service::http::step,
+        crate::home_service::http::dispatch, crate::home_service::http::candidates, crate::home_service::http::step,
         crate::home_service::http::send_code, crate::home_service::http::override_flag,
         crate::home_service::http::quota, crate::home_service::http::hospital_stay,
         crate::home_service::http::contract, crate::home_service::http::put_contract,

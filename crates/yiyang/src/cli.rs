@@ -404,7 +404,7 @@ pub enum UserCmd {
         #[arg(long)]
         display_name: Option<String>,
         /// system_admin, security_admin, audit_admin, officer, worker, assessor,
-        /// institution_manager (comma-separated)
+        /// institution_manager, dispatcher, caregiver (comma-separated)
         #[arg(long, default_value = "security_admin")]
         role: String,
         /// Region the account is bound to (12-digit or short code)
@@ -413,9 +413,12 @@ pub enum UserCmd {
         /// Comma list of edit, aggregates, individuals
         #[arg(long, default_value = "edit,aggregates,individuals")]
         scopes: String,
-        /// The organisation an institution_manager works for (its id)
+        /// The organisation an institution_manager, dispatcher or caregiver works for (its id)
         #[arg(long)]
         org: Option<String>,
+        /// A caregiver's staff record (its id)
+        #[arg(long)]
+        staff: Option<String>,
     },
     /// Disable an account: its sessions end at once
     Disable {
@@ -927,6 +930,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     region,
                     scopes,
                     org,
+                    staff,
                 },
         } => {
             let (db, _keys) = open(&cli, 2).await?;
@@ -946,6 +950,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region_code: region.clone(),
                 scopes: sc,
                 org_id: org.clone(),
+                staff_id: staff.clone(),
             };
             let mut tx = db.begin().await?;
             // Whoever typed the password hands the account over: it is changed at the first login.
@@ -1300,7 +1305,7 @@ async fn region_import(
 }
 
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 9] = [
+    let accounts: [(&str, &str, &str, &str, &str); 11] = [
         (
             "officer",
             "县民政局 李科长",
@@ -1366,7 +1371,31 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             crate::demo::COUNTY,
             "edit,individuals",
         ),
+        // A provider's dispatcher and one of its caregivers (today's visits are hers).
+        (
+            "dispatcher",
+            "居家养老服务中心 陈调度",
+            "dispatcher",
+            crate::demo::COUNTY,
+            "edit,individuals",
+        ),
+        (
+            "caregiver",
+            "护理员",
+            "caregiver",
+            crate::demo::COUNTY,
+            "edit,individuals",
+        ),
     ];
+    // The demo's first provider (by town) with visits today, and the caregiver they went to.
+    let bound: Option<(String, String, String, String)> = sqlx::query(
+        "SELECT p.id, p.name, s.id, s.name FROM service_order o JOIN organisation p ON p.id = o.provider_id \
+         JOIN staff s ON s.id = o.caregiver_id WHERE o.state = 'dispatched' \
+         ORDER BY p.region_code, o.start_min LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
     let dir = cli
         .key_file
         .parent()
@@ -1383,7 +1412,19 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         if exists {
             continue;
         }
-        let org_id = if role == "institution_manager" {
+        let (mut name, mut staff_id) = (name.to_string(), None);
+        let org_id = if role == "dispatcher" || role == "caregiver" {
+            let Some((p, pname, c, cname)) = &bound else {
+                continue;
+            };
+            if role == "caregiver" {
+                name = format!("{pname} 护理员 {cname}");
+                staff_id = Some(c.clone());
+            } else {
+                name = name.replace("居家养老服务中心", pname);
+            }
+            Some(p.clone())
+        } else if role == "institution_manager" {
             let home: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM organisation WHERE name = '石庄镇区域性养老服务中心' ORDER BY id LIMIT 1",
             )
@@ -1399,7 +1440,7 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         let pw = format!("Yy-{}", crate::platform::crypto::random_token(9));
         let nu = crate::identity::http::NewUser {
             username: u.into(),
-            display_name: name.into(),
+            display_name: name.clone(),
             password: pw.clone(),
             roles: vec![role.into()],
             region_code: region.into(),
@@ -1409,6 +1450,7 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
                 individuals: scopes.contains("individuals"),
             },
             org_id,
+            staff_id,
         };
         let mut tx = db.begin().await?;
         crate::identity::http::insert_user(

@@ -202,6 +202,8 @@ export interface UserRow {
   must_change_password: boolean
   org_id: string | null
   org_name: string | null
+  /** A caregiver's staff record. */
+  staff_id: string | null
 }
 
 export interface NewUser {
@@ -211,6 +213,8 @@ export interface NewUser {
   roles: string[]
   region_code: string
   scopes: Scopes
-  /** Required for a home's manager, absent for the other roles. */
+  /** Required for a home's manager, a dispatcher and a caregiver, absent for the other roles. */
   org_id: string | null
+  /** A caregiver's staff record. */
+  staff_id: string | null
 }

@@ -15,12 +15,22 @@ export const useAuth = defineStore('auth', () => {
   const can = (perm: string | string[]) =>
     (Array.isArray(perm) ? perm : [perm]).some((p) => !!me.value?.permissions.includes(p))
 
+  // A caregiver opens her visits where there may be no signal: who she is, from her last page
+  // load, stands in when the server cannot be reached (the server still checks every request).
+  const FIELD_KEY = 'yiyang.me.field'
+  const keepField = (m: Me | null) => {
+    if (m?.permissions.includes('home_service.visit')) localStorage.setItem(FIELD_KEY, JSON.stringify(m))
+    else localStorage.removeItem(FIELD_KEY)
+  }
+
   async function probe(): Promise<Me | null> {
     try {
       me.value = await get<Me>('/me', { silent: true, noAuthRedirect: true })
+      keepField(me.value)
     } catch (e) {
       if (!(e instanceof ApiError)) throw e
-      me.value = null
+      const kept = localStorage.getItem(FIELD_KEY)
+      me.value = e.status === 0 && kept ? (JSON.parse(kept) as Me) : null
     } finally {
       probed.value = true
     }
@@ -29,12 +39,14 @@ export const useAuth = defineStore('auth', () => {
 
   function setMe(m: Me) {
     me.value = m
+    keepField(m)
     probed.value = true
   }
 
   /** Forget everything that belongs to the previous user. */
   function clear() {
     me.value = null
+    keepField(null)
     useRegions().reset()
     const search = useElderSearch()
     search.reset()

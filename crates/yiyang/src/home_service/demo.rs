@@ -458,6 +458,65 @@ pub async fn seed(
         .execute(&mut *tx)
         .await?;
     }
+    // Today at each provider: three visits given to its first caregiver (the demo's caregiver
+    // account is hers) and two waiting for its dispatcher, for elders of its town with a phone.
+    let dead_elders: std::collections::HashSet<usize> =
+        dead.iter().map(|&i| plan[i].elder).collect();
+    let midnight = today
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp()
+        / 60;
+    let mut today_rows = vec![];
+    for (p, (pid, town)) in prov_ids.iter().enumerate() {
+        let elders: Vec<&Holder> = holders
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| {
+                !dead_elders.contains(i)
+                    && h.5.is_some()
+                    && town_of.get(&h.1).is_some_and(|t| t == town)
+            })
+            .map(|(_, h)| h)
+            .take(5)
+            .collect();
+        let plan_today = [
+            (SLOTS[1], "cleaning", true),
+            (SLOTS[2], "meal", true),
+            (SLOTS[4], "personal_care", true),
+            (SLOTS[5], "cleaning", false),
+            (SLOTS[6], "mobility", false),
+        ];
+        for (h, (at, service, given)) in elders.iter().zip(plan_today) {
+            today_rows.push(vec![
+                V::T(uuid::Uuid::now_v7().to_string()),
+                V::T(pid.clone()),
+                V::T(h.1.clone()),
+                V::T(service.into()),
+                V::T(format!("{} {:02}:{:02}", today, at / 60, at % 60)),
+                V::I(midnight + at),
+                V::I(60),
+                if given {
+                    V::T(carers[p][0].0.clone())
+                } else {
+                    V::N
+                },
+                V::T(if given { "dispatched" } else { "created" }.into()),
+                V::T("演示数据".into()),
+                V::T(now.clone()),
+                V::I(1),
+            ]);
+        }
+    }
+    insert(
+        &mut tx,
+        "service_order",
+        "id, provider_id, elder_id, service, planned_start, start_min, planned_minutes, caregiver_id, state, \
+         created_by, created_at, version",
+        today_rows,
+    )
+    .await?;
     tx.commit().await?;
     Ok((n_prov, n_prov * per, plan.len()))
 }

@@ -3,7 +3,7 @@ use super::quota::QuotaView;
 use super::settle::{
     OverrideReq, Recorded, SettleToBatchReq, Settlement, SettlementQuery, SettlementRow,
 };
-use super::{CodeSent, Dispatch, NewOrder, Order, OrderQuery, Step};
+use super::{Candidate, CodeSent, Dispatch, NewOrder, Order, OrderQuery, Step};
 use crate::app::AppState;
 use crate::identity::{Actor, Perm, Scope};
 use crate::platform::error::{ApiError, ApiResult, Problem};
@@ -18,6 +18,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/service-orders", get(list).post(create))
         .route("/service-orders/{id}", get(detail))
         .route("/service-orders/{id}/dispatch", post(dispatch))
+        .route("/service-orders/{id}/candidates", get(candidates))
         .route("/service-orders/{id}/steps", post(step))
         .route("/service-orders/{id}/code", post(send_code))
         .route("/service-orders/{id}/overrides", post(override_flag))
@@ -40,9 +41,30 @@ fn keeper(actor: &Actor) -> ApiResult<Scope> {
     Ok(actor.scope())
 }
 
+/// Doing a visit: a caregiver on her own orders (bound to her staff record), or whoever places
+/// and moves orders.
+fn visitor(actor: &Actor) -> ApiResult<Scope> {
+    if !actor.has(Perm::HomeVisit) {
+        return keeper(actor);
+    }
+    if actor.staff_id.is_none() || !actor.scopes.edit {
+        return Err(ApiError::forbidden(
+            "护理员账号未对应机构人员，请联系管理员",
+        ));
+    }
+    Ok(actor.scope())
+}
+
 /// Orders name the elder: read with an individual scope (names shown); with figures only, names
-/// masked.
+/// masked. A caregiver reads her own visits, and a provider's dispatcher its orders, with names
+/// and addresses: they go to the homes.
 fn reader(actor: &Actor) -> ApiResult<(Scope, bool)> {
+    if actor.has(Perm::HomeVisit) {
+        return visitor(actor).map(|s| (s, true));
+    }
+    if actor.org_id.is_some() && actor.has(Perm::HomeServiceManage) && actor.scopes.individuals {
+        return Ok((actor.scope(), true));
+    }
     match actor.individuals() {
         Ok(s) => Ok((s, true)),
         Err(_) => actor.aggregates().map(|s| (s, false)),
@@ -106,6 +128,19 @@ pub async fn dispatch(
     ))
 }
 
+/// Who could take the order: its provider's caregivers, those who can (qualified, free) first,
+/// nearest first, then the least busy; the first is recommended.
+#[utoipa::path(get, path = "/api/v1/service-orders/{id}/candidates", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Candidate>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn candidates(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Candidate>>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(super::candidates(&app.db, &scope, &id).await?))
+}
+
 /// One step of a visit (accept, check in, check out, confirm, cancel, no show), under the id the
 /// sender made for it: sent again, done once.
 #[utoipa::path(post, path = "/api/v1/service-orders/{id}/steps", tag = "home_service", params(("id" = String, Path)),
@@ -118,7 +153,7 @@ pub async fn step(
     Path(id): Path<String>,
     Json(s): Json<Step>,
 ) -> ApiResult<Json<Order>> {
-    let scope = keeper(&actor)?;
+    let scope = visitor(&actor)?;
     Ok(Json(
         super::step(&app.db, &app.keys, &scope, &actor.who(), &id, s).await?,
     ))
@@ -134,7 +169,7 @@ pub async fn send_code(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CodeSent>> {
-    let scope = keeper(&actor)?;
+    let scope = visitor(&actor)?;
     Ok(Json(
         super::send_code(&app.db, &app.keys, &scope, &actor.who(), &id).await?,
     ))

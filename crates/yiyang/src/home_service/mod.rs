@@ -48,7 +48,7 @@ pub const MIGRATION: &[Stmt] = &[
 /// contracts and prices; hospital stays the family reported; officers' overrides of anomalies;
 /// monthly settlements per provider.
 pub const MIGRATION_SETTLE: &[Stmt] = &[
-    // Done times as minutes since 1970 (the anomaly checks' arithmetic).
+    // Done times as minutes since 1970 in China time, like start_min (the anomaly checks' arithmetic).
     Both("ALTER TABLE service_order ADD COLUMN check_in_min BIGINT"),
     Both("ALTER TABLE service_order ADD COLUMN check_out_min BIGINT"),
     // The quota the visit used (its entitlement), or self-paid beyond it.
@@ -140,6 +140,11 @@ pub struct Order {
     pub confirmed_at: Option<String>,
     pub reason: Option<String>,
     pub note: Option<String>,
+    /// 住址 (town, village, house) and where it is, for those who read names (the caregiver
+    /// finds the home by it)
+    pub address: Option<String>,
+    pub elder_lon: Option<f64>,
+    pub elder_lat: Option<f64>,
 }
 
 /// Minutes since 1970 of a China-time "YYYY-MM-DD HH:MM" (what overlap is measured in).
@@ -160,7 +165,9 @@ fn start_of(v: &str) -> ApiResult<(String, i64)> {
 
 const COLS: &str = "o.id, o.provider_id, p.name, o.elder_id, e.name, o.service, o.planned_start, o.planned_minutes, \
     o.caregiver_id, (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id), o.state, o.check_in_at, o.check_out_at, \
-    o.confirmed_at, o.reason, o.note, p.region_code";
+    o.confirmed_at, o.reason, o.note, p.region_code, e.address, e.lon, e.lat, \
+    (SELECT t.name FROM region t WHERE t.code = substr(e.residence_region, 1, 9) || '000'), \
+    (SELECT v.name FROM region v WHERE v.code = e.residence_region)";
 
 fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
     let service: String = r.get(5);
@@ -189,7 +196,24 @@ fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
         confirmed_at: r.get(13),
         reason: r.get(14),
         note: r.get(15),
+        // Town and village before the house: what a caregiver from the next town needs.
+        address: names.then(|| {
+            let (town, village): (Option<String>, Option<String>) = (r.get(20), r.get(21));
+            let mut a = town.unwrap_or_default();
+            if let Some(v) = village.filter(|v| !a.ends_with(v.as_str())) {
+                a.push_str(&v);
+            }
+            a.push_str(&r.get::<Option<String>, _>(17).unwrap_or_default());
+            a
+        }),
+        elder_lon: r.get::<Option<f64>, _>(18).filter(|_| names),
+        elder_lat: r.get::<Option<f64>, _>(19).filter(|_| names),
     }
+}
+
+/// A caregiver's account reaches only the visits given to her.
+fn mine(scope: &Scope, caregiver: Option<&str>) -> bool {
+    scope.staff.as_deref().is_none_or(|s| caregiver == Some(s))
 }
 
 /// One order inside the scope (its provider's place, or the bound organisation), 404 outside.
@@ -201,7 +225,10 @@ pub async fn get(db: &Db, scope: &Scope, id: &str, names: bool) -> ApiResult<Ord
     .bind(id)
     .fetch_optional(&db.pool)
     .await?
-    .filter(|r| scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(16)))
+    .filter(|r| {
+        scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(16))
+            && mine(scope, r.get::<Option<String>, _>(8).as_deref())
+    })
     .map(|r| from_row(&r, names))
     .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))
 }
@@ -298,13 +325,16 @@ async fn held(
     id: &str,
 ) -> ApiResult<(String, String, String, i64, i64, String)> {
     let r = sqlx::query(
-        "SELECT o.provider_id, p.region_code, o.state, o.service, o.start_min, o.planned_minutes \
+        "SELECT o.provider_id, p.region_code, o.state, o.service, o.start_min, o.planned_minutes, o.caregiver_id \
          FROM service_order o JOIN organisation p ON p.id = o.provider_id WHERE o.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)))
+    .filter(|r| {
+        scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1))
+            && mine(scope, r.get::<Option<String>, _>(6).as_deref())
+    })
     .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))?;
     Ok((r.get(0), r.get(2), r.get(3), r.get(4), r.get(5), r.get(1)))
 }
@@ -426,6 +456,9 @@ pub struct Step {
     pub note: Option<String>,
     /// confirm: the code the family received
     pub code: Option<String>,
+    /// When it was done on the phone (RFC 3339), for a check-in or check-out sent late after a
+    /// lost connection; at most a day back. Default: when it arrives.
+    pub at: Option<String>,
 }
 
 /// Move an order on by one step. A step id already taken answers with the order as it stands,
@@ -447,6 +480,22 @@ pub async fn step(
         return Err(ApiError::invalid("lon", "位置应为我国境内的经纬度"));
     }
     let note = crate::institution::text("note", "说明", s.note.as_deref(), 200)?;
+    let done_at = match s.at.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => {
+            let t = chrono::DateTime::parse_from_rfc3339(a)
+                .map_err(|_| ApiError::invalid("at", "操作时间应为 RFC 3339 格式"))?
+                .timestamp();
+            let now = crate::platform::now_secs();
+            if t > now + 120 || t < now - 24 * 3600 {
+                return Err(ApiError::invalid(
+                    "at",
+                    "操作时间应在一天之内且不晚于现在，请检查手机时间",
+                ));
+            }
+            Some(t)
+        }
+    };
     // A confirmation takes a visit from the elder's quota: the grants in force that day, read
     // before the transaction (catalogue versions are read through the pool).
     let grants = if s.action == "confirm" {
@@ -479,6 +528,11 @@ pub async fn step(
         return get(db, scope, id, true).await;
     }
     let to = rule::next(&state, &s.action).map_err(ApiError::conflict)?;
+    if scope.staff.is_some() && to == "cancelled" {
+        return Err(ApiError::forbidden(
+            "护理员不能取消工单，请联系服务商调度员",
+        ));
+    }
     if (to == "cancelled" || to == "no_show") && note.chars().count() < 2 {
         return Err(ApiError::invalid("note", "请写明原因"));
     }
@@ -495,7 +549,17 @@ pub async fn step(
         ""
     };
     let now = crate::platform::now_rfc3339();
-    let now_min = crate::platform::now_secs() / 60;
+    // Check-in and check-out keep the phone's time when it was sent late. Their minutes are
+    // China time, on the clock of `start_min`.
+    let (done, done_min) = match done_at.filter(|_| to == "checked_in" || to == "checked_out") {
+        Some(t) => (
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| now.clone()),
+            (t + 8 * 3600) / 60,
+        ),
+        None => (now.clone(), (crate::platform::now_secs() + 8 * 3600) / 60),
+    };
     // The step's own columns: where and when for check-in and check-out, the reason otherwise.
     let q = match to {
         "checked_in" | "checked_out" => {
@@ -506,11 +570,11 @@ pub async fn step(
             )))
             .bind(id)
             .bind(to)
-            .bind(&now);
+            .bind(&done);
             let q = crate::platform::db::opt_f64(q, s.lon);
             crate::platform::db::opt_f64(q, s.lat)
                 .bind(&state)
-                .bind(now_min)
+                .bind(done_min)
         }
         "confirmed" => sqlx::query(
             "UPDATE service_order SET state = $2, confirmed_at = $3, confirmed_by = $5, version = version + 1 \
@@ -608,13 +672,15 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
          WHERE o.provider_id = p.id AND p.region_code >= $1 AND p.region_code <= $2 AND ($3 = '' OR p.id = $3) \
-         AND o.start_min >= $4 AND o.start_min < $5 ORDER BY o.start_min, o.id LIMIT 2000"
+         AND o.start_min >= $4 AND o.start_min < $5 AND ($6 = '' OR o.caregiver_id = $6) \
+         ORDER BY o.start_min, o.id LIMIT 2000"
     )))
     .bind(&scope.lo)
     .bind(&scope.hi)
     .bind(provider.unwrap_or_default())
     .bind(from)
     .bind(from + 24 * 60)
+    .bind(scope.staff.clone().unwrap_or_default())
     .fetch_all(&db.pool)
     .await?;
     Ok(rows.iter().map(|r| from_row(r, names)).collect())
@@ -774,4 +840,132 @@ pub async fn send_code(
             .map(|t| t.to_rfc3339())
             .unwrap_or_default(),
     })
+}
+
+/// A caregiver of the order's provider, weighed for it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Candidate {
+    pub staff_id: String,
+    pub name: String,
+    /// Has a skill level or a valid certificate
+    pub qualified: bool,
+    /// No other visit of hers shares a minute with this one
+    pub free: bool,
+    /// Why she cannot take it (not qualified, or the visit it clashes with), in words
+    pub reason: Option<String>,
+    /// Her visits that day
+    pub visits_that_day: i64,
+    /// Metres from her visit nearest in time that day to this home, when both are known
+    pub distance_m: Option<i64>,
+    /// The first one who can take it: the nearest, then the least busy
+    pub recommended: bool,
+}
+
+/// The order's provider's current caregivers, those who can take it first (qualified where the
+/// service needs it, free at that time), nearest first (from the home of her visit closest in
+/// time that day), then the least busy. The dispatcher still chooses.
+pub async fn candidates(db: &Db, scope: &Scope, id: &str) -> ApiResult<Vec<Candidate>> {
+    let o = sqlx::query(
+        "SELECT o.provider_id, p.region_code, o.service, o.start_min, o.planned_minutes, e.lon, e.lat, o.caregiver_id \
+         FROM service_order o JOIN organisation p ON p.id = o.provider_id JOIN elder e ON e.id = o.elder_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1)) && scope.staff.is_none())
+    .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))?;
+    let (provider, service, start, minutes): (String, String, i64, i64) =
+        (o.get(0), o.get(2), o.get(3), o.get(4));
+    let home: Option<(f64, f64)> = o.get::<Option<f64>, _>(5).zip(o.get::<Option<f64>, _>(6));
+    let today = crate::platform::today().to_string();
+    let day0 = start - start.rem_euclid(1440);
+    let staff = sqlx::query(
+        "SELECT id, name, skill_level, certificate_no, certificate_expires_on FROM staff \
+         WHERE org_id = $1 AND role = 'caregiver' AND (left_on IS NULL OR left_on > $2) ORDER BY name, id",
+    )
+    .bind(&provider)
+    .bind(&today)
+    .fetch_all(&db.pool)
+    .await?;
+    let theirs = sqlx::query(
+        "SELECT o.caregiver_id, o.start_min, o.planned_minutes, o.planned_start, e.lon, e.lat, o.state \
+         FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.provider_id = $1 AND o.id <> $2 \
+         AND o.caregiver_id IS NOT NULL AND o.start_min >= $3 AND o.start_min < $4 \
+         AND o.state <> 'cancelled' AND o.state <> 'no_show'",
+    )
+    .bind(&provider)
+    .bind(id)
+    .bind(day0)
+    .bind(day0 + 1440)
+    .fetch_all(&db.pool)
+    .await?;
+    let needs = rule::needs_qualification(&service);
+    let mut out: Vec<(rule::Candidate, Candidate)> = staff
+        .iter()
+        .map(|s| {
+            let sid: String = s.get(0);
+            let qualified = s.get::<Option<i64>, _>(2).is_some()
+                || (s.get::<Option<String>, _>(3).is_some()
+                    && s.get::<Option<String>, _>(4).is_none_or(|e| e >= today));
+            let mine: Vec<_> = theirs
+                .iter()
+                .filter(|r| r.get::<String, _>(0) == sid)
+                .collect();
+            let clash = mine.iter().find(|r| {
+                let st: String = r.get(6);
+                (st == "dispatched" || st == "accepted" || st == "checked_in")
+                    && rule::overlaps(start, minutes, r.get(1), r.get(2))
+            });
+            // Where she is around then: the home of her visit nearest in time.
+            let near = mine
+                .iter()
+                .filter(|r| {
+                    r.get::<Option<f64>, _>(4).is_some() && r.get::<Option<f64>, _>(5).is_some()
+                })
+                .min_by_key(|r| (r.get::<i64, _>(1) - start).abs());
+            let distance = match (home, near) {
+                (Some((x, y)), Some(r)) => Some(rule::distance_m(
+                    x,
+                    y,
+                    r.get::<Option<f64>, _>(4).unwrap_or(x),
+                    r.get::<Option<f64>, _>(5).unwrap_or(y),
+                )),
+                _ => None,
+            };
+            let reason = if needs && !qualified {
+                Some(format!("{}须由持证护理员上门", rule::service_zh(&service)))
+            } else {
+                clash.map(|r| {
+                    format!(
+                        "{} 已有 {} 分钟的上门服务",
+                        r.get::<String, _>(3),
+                        r.get::<i64, _>(2)
+                    )
+                })
+            };
+            (
+                rule::Candidate {
+                    eligible: reason.is_none(),
+                    distance_m: distance,
+                    visits: mine.len() as i64,
+                },
+                Candidate {
+                    staff_id: sid,
+                    name: s.get(1),
+                    qualified,
+                    free: clash.is_none(),
+                    reason,
+                    visits_that_day: mine.len() as i64,
+                    distance_m: distance.map(|d| d.round() as i64),
+                    recommended: false,
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| rule::suggest(&a.0, &b.0));
+    let mut out: Vec<Candidate> = out.into_iter().map(|(_, c)| c).collect();
+    if let Some(first) = out.first_mut().filter(|c| c.reason.is_none()) {
+        first.recommended = true;
+    }
+    Ok(out)
 }

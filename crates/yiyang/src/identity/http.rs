@@ -24,6 +24,7 @@ pub fn routes() -> axum::Router<crate::app::AppState> {
         .route("/me/totp/confirm", post(totp_confirm))
         .route("/me/password", post(change_password))
         .route("/users", get(list_users).post(create_user))
+        .route("/users/caregivers", get(caregivers_of))
         .route("/users/{id}/{action}", post(set_user_state))
         .route("/users/{id}/reset-password", post(reset_user_password))
         .route("/users/{id}/access", put(change_user_access))
@@ -580,11 +581,13 @@ pub struct UserRow {
     /// 所属机构（机构负责人账号）
     pub org_id: Option<String>,
     pub org_name: Option<String>,
+    /// 对应护理员（护理员账号）
+    pub staff_id: Option<String>,
 }
 
 /// The columns [`user_row`] reads.
 pub const USER_ROW_COLS: &str = "id, username, display_name, roles, region_code, scope_edit, scope_aggregates, scope_individuals, locked_until, totp_enabled, disabled, must_change_password, org_id, \
-    (SELECT o.name FROM organisation o WHERE o.id = app_user.org_id) AS org_name";
+    (SELECT o.name FROM organisation o WHERE o.id = app_user.org_id) AS org_name, staff_id";
 
 pub fn user_row(r: &sqlx::any::AnyRow) -> UserRow {
     UserRow {
@@ -604,6 +607,7 @@ pub fn user_row(r: &sqlx::any::AnyRow) -> UserRow {
         must_change_password: r.get::<i64, _>(11) != 0,
         org_id: r.get(12),
         org_name: r.get(13),
+        staff_id: r.get(14),
     }
 }
 
@@ -654,34 +658,41 @@ pub struct NewUser {
     pub roles: Vec<String>,
     pub region_code: String,
     pub scopes: Scopes,
-    /// 所属机构：机构负责人账号必填，其他角色不填
+    /// 所属机构：机构负责人、服务商调度员、护理员账号必填，其他角色不填
     #[serde(default)]
     pub org_id: Option<String>,
+    /// 对应的机构人员：护理员账号必填
+    #[serde(default)]
+    pub staff_id: Option<String>,
 }
 
 /// An account's organisation: required for a role that works for one (and then no other role),
-/// refused for the others; the organisation must exist and lie inside the account's region.
+/// refused for the others; the organisation must exist and lie inside the account's region. A
+/// caregiver's account also names her staff record: a current caregiver of that organisation
+/// with no other account. Returns (organisation, staff record).
 pub async fn org_binding(
     tx: &mut crate::platform::db::Tx<'_>,
     roles: &[Role],
     org_id: Option<&str>,
+    staff_id: Option<&str>,
     region: &yiyang_kernel::RegionCode,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<(Option<String>, Option<String>)> {
     let org_id = org_id.map(str::trim).filter(|s| !s.is_empty());
+    let staff_id = staff_id.map(str::trim).filter(|s| !s.is_empty());
     let bound = roles.iter().filter(|r| r.org_bound()).count();
     if bound == 0 {
-        if org_id.is_some() {
+        if org_id.is_some() || staff_id.is_some() {
             return Err(ApiError::invalid(
                 "org_id",
-                "只有机构负责人账号需要所属机构，其他角色请不要填写",
+                "只有机构负责人、服务商调度员和护理员账号需要所属机构，其他角色请不要填写",
             ));
         }
-        return Ok(None);
+        return Ok((None, None));
     }
-    if bound < roles.len() {
+    if bound < roles.len() || roles.len() > 1 {
         return Err(ApiError::invalid(
             "roles",
-            "机构负责人账号只办理本机构的事务，不能兼任其他角色",
+            "机构负责人、服务商调度员、护理员账号只办理本机构的事务，只能有这一个角色",
         ));
     }
     let Some(id) = org_id else {
@@ -692,13 +703,94 @@ pub async fn org_binding(
         .fetch_optional(&mut **tx)
         .await?;
     match r {
-        Some(r) if r.get::<String, _>(0).starts_with(region.prefix()) => Ok(Some(id.to_string())),
-        Some(_) => Err(ApiError::invalid(
-            "org_id",
-            "所属机构不在该账号的区划内，请选择区划内的机构或放宽账号区划",
-        )),
-        None => Err(ApiError::invalid("org_id", "找不到所选机构，请重新选择")),
+        Some(r) if r.get::<String, _>(0).starts_with(region.prefix()) => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "org_id",
+                "所属机构不在该账号的区划内，请选择区划内的机构或放宽账号区划",
+            ));
+        }
+        None => return Err(ApiError::invalid("org_id", "找不到所选机构，请重新选择")),
     }
+    if !roles.contains(&Role::Caregiver) {
+        if staff_id.is_some() {
+            return Err(ApiError::invalid(
+                "staff_id",
+                "只有护理员账号对应机构人员，其他角色请不要填写",
+            ));
+        }
+        return Ok((Some(id.to_string()), None));
+    }
+    let Some(sid) = staff_id else {
+        return Err(ApiError::invalid(
+            "staff_id",
+            "请选择该护理员账号对应的机构人员",
+        ));
+    };
+    let today = crate::platform::today().to_string();
+    let st = sqlx::query("SELECT org_id, role, left_on, name FROM staff WHERE id = $1")
+        .bind(sid)
+        .fetch_optional(&mut **tx)
+        .await?
+        .filter(|r| r.get::<String, _>(0) == id)
+        .ok_or_else(|| ApiError::invalid("staff_id", "所选人员不是该机构的人员"))?;
+    let name: String = st.get(3);
+    if st.get::<String, _>(1) != "caregiver" {
+        return Err(ApiError::invalid(
+            "staff_id",
+            format!("{name}不是养老护理员"),
+        ));
+    }
+    if st.get::<Option<String>, _>(2).is_some_and(|l| l <= today) {
+        return Err(ApiError::invalid("staff_id", format!("{name}已离职")));
+    }
+    Ok((Some(id.to_string()), Some(sid.to_string())))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CaregiversQuery {
+    /// The organisation the caregiver's account will work for
+    pub org_id: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CaregiverOption {
+    pub id: String,
+    pub name: String,
+    /// Already has an account (by its user name)
+    pub account: Option<String>,
+}
+
+/// An organisation's current caregivers, to bind a caregiver's account to one (names only).
+#[utoipa::path(get, path = "/api/v1/users/caregivers", tag = "identity", params(CaregiversQuery),
+    responses((status = 200, body = Vec<CaregiverOption>), (status = 403, body = crate::platform::error::Problem)))]
+pub async fn caregivers_of(
+    State(app): State<AppState>,
+    actor: Actor,
+    axum::extract::Query(q): axum::extract::Query<CaregiversQuery>,
+) -> ApiResult<Json<Vec<CaregiverOption>>> {
+    actor.require(Perm::UsersManage)?;
+    let scope = actor.scope();
+    let rows = sqlx::query(
+        "SELECT s.id, s.name, (SELECT u.username FROM app_user u WHERE u.staff_id = s.id AND u.disabled = 0), o.region_code \
+         FROM staff s JOIN organisation o ON o.id = s.org_id WHERE s.org_id = $1 AND s.role = 'caregiver' \
+         AND (s.left_on IS NULL OR s.left_on > $2) ORDER BY s.name, s.id LIMIT 500",
+    )
+    .bind(q.org_id.trim())
+    .bind(crate::platform::today().to_string())
+    .fetch_all(&app.db.pool)
+    .await?;
+    Ok(Json(
+        rows.iter()
+            .filter(|r| scope.contains(&r.get::<String, _>(3)))
+            .map(|r| CaregiverOption {
+                id: r.get(0),
+                name: r.get(1),
+                account: r.get(2),
+            })
+            .collect(),
+    ))
 }
 
 /// Validate and insert a user inside `tx` (used by the API and by `yiyang user add`).
@@ -736,7 +828,27 @@ pub async fn insert_user(
         return Err(ApiError::forbidden("只能在本人管辖区划内创建用户"));
     }
     let _ = app_db;
-    let org_id = org_binding(tx, &roles, u.org_id.as_deref(), &region).await?;
+    let (org_id, staff_id) = org_binding(
+        tx,
+        &roles,
+        u.org_id.as_deref(),
+        u.staff_id.as_deref(),
+        &region,
+    )
+    .await?;
+    if let Some(sid) = &staff_id {
+        let taken =
+            sqlx::query("SELECT username FROM app_user WHERE staff_id = $1 AND disabled = 0")
+                .bind(sid)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some(r) = taken {
+            return Err(ApiError::conflict(format!(
+                "该护理员已有账号（{}），请在用户管理中找到它",
+                r.get::<String, _>(0)
+            )));
+        }
+    }
     let id = uuid::Uuid::now_v7().to_string();
     let hash = password::hash_async(u.password.clone()).await;
     let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -749,7 +861,7 @@ pub async fn insert_user(
             "用户名 {username} 已存在（不区分大小写）"
         )));
     }
-    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at, must_change_password, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+    let res = sqlx::query("INSERT INTO app_user (id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, scope_individuals, created_at, must_change_password, org_id, staff_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
         .bind(&id)
         .bind(username)
         .bind(u.display_name.trim())
@@ -762,6 +874,7 @@ pub async fn insert_user(
         .bind(crate::platform::now_rfc3339())
         .bind(must_change as i64)
         .bind(&org_id)
+        .bind(&staff_id)
         .execute(&mut **tx)
         .await;
     if let Err(sqlx::Error::Database(d)) = &res
@@ -778,7 +891,7 @@ pub async fn insert_user(
             entity: "user",
             entity_id: Some(&id),
             region_code: Some(region.as_str()),
-            detail: serde_json::json!({"username": username, "roles": roles_s, "scopes": u.scopes, "org_id": org_id})
+            detail: serde_json::json!({"username": username, "roles": roles_s, "scopes": u.scopes, "org_id": org_id, "staff_id": staff_id})
                 .to_string(),
         },
     )

@@ -195,9 +195,12 @@ pub struct AccessChange {
     pub roles: Vec<String>,
     pub region_code: String,
     pub scopes: Scopes,
-    /// 所属机构：机构负责人账号必填，其他角色不填
+    /// 所属机构：机构负责人、服务商调度员、护理员账号必填，其他角色不填
     #[serde(default)]
     pub org_id: Option<String>,
+    /// 对应的机构人员：护理员账号必填
+    #[serde(default)]
+    pub staff_id: Option<String>,
     /// 操作事由
     pub reason: String,
 }
@@ -236,8 +239,30 @@ pub async fn change_access(
     }
     let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let mut tx = db.begin().await?;
-    let org_id = super::http::org_binding(&mut tx, &roles, c.org_id.as_deref(), &region).await?;
-    sqlx::query("UPDATE app_user SET roles = $1, region_code = $2, scope_edit = $3, scope_aggregates = $4, scope_individuals = $5, org_id = $6 WHERE id = $7")
+    let (org_id, staff_id) = super::http::org_binding(
+        &mut tx,
+        &roles,
+        c.org_id.as_deref(),
+        c.staff_id.as_deref(),
+        &region,
+    )
+    .await?;
+    if let Some(sid) = &staff_id {
+        let taken = sqlx::query(
+            "SELECT username FROM app_user WHERE staff_id = $1 AND id <> $2 AND disabled = 0",
+        )
+        .bind(sid)
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = taken {
+            return Err(ApiError::conflict(format!(
+                "该护理员已有账号（{}）",
+                r.get::<String, _>(0)
+            )));
+        }
+    }
+    sqlx::query("UPDATE app_user SET roles = $1, region_code = $2, scope_edit = $3, scope_aggregates = $4, scope_individuals = $5, org_id = $6, staff_id = $8 WHERE id = $7")
         .bind(names.join(","))
         .bind(region.as_str())
         .bind(c.scopes.edit as i64)
@@ -245,6 +270,7 @@ pub async fn change_access(
         .bind(c.scopes.individuals as i64)
         .bind(&org_id)
         .bind(&id)
+        .bind(&staff_id)
         .execute(&mut *tx)
         .await?;
     let old: Vec<&str> = old_roles.iter().map(|r| r.as_str()).collect();
@@ -262,6 +288,7 @@ pub async fn change_access(
                 "region_code": {"from": old_region, "to": region.as_str()},
                 "scopes": c.scopes,
                 "org_id": org_id,
+                "staff_id": staff_id,
             })
             .to_string(),
         },

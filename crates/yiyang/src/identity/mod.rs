@@ -34,6 +34,9 @@ pub const MIGRATION: &[Stmt] = &[
 /// dispatcher): everything it reads or changes is that organisation's.
 pub const MIGRATION_ORG: &[Stmt] = &[Both("ALTER TABLE app_user ADD COLUMN org_id TEXT")];
 
+/// A caregiver's account is also bound to her staff record: she sees and moves her own visits.
+pub const MIGRATION_STAFF: &[Stmt] = &[Both("ALTER TABLE app_user ADD COLUMN staff_id TEXT")];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -51,6 +54,11 @@ pub enum Role {
     Assessor,
     /// 机构负责人: keeps one organisation's beds, residents and staff (the account is bound to it).
     InstitutionManager,
+    /// 服务商调度员: places and dispatches one provider's home visits (bound to the provider).
+    Dispatcher,
+    /// 护理员: her own visits on a phone — accept, check in and out, get the family's code (bound
+    /// to the provider and to her staff record).
+    Caregiver,
 }
 
 impl Role {
@@ -63,6 +71,8 @@ impl Role {
             "worker" => Role::Worker,
             "assessor" => Role::Assessor,
             "institution_manager" => Role::InstitutionManager,
+            "dispatcher" => Role::Dispatcher,
+            "caregiver" => Role::Caregiver,
             _ => return None,
         })
     }
@@ -75,6 +85,8 @@ impl Role {
             Role::Worker => "worker",
             Role::Assessor => "assessor",
             Role::InstitutionManager => "institution_manager",
+            Role::Dispatcher => "dispatcher",
+            Role::Caregiver => "caregiver",
         }
     }
     pub fn zh(self) -> &'static str {
@@ -86,6 +98,8 @@ impl Role {
             Role::Worker => "网格员",
             Role::Assessor => "评估员",
             Role::InstitutionManager => "机构负责人",
+            Role::Dispatcher => "服务商调度员",
+            Role::Caregiver => "护理员",
         }
     }
     pub fn perms(self) -> &'static [Perm] {
@@ -112,11 +126,16 @@ impl Role {
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
             Role::InstitutionManager => &[InstitutionManage, StaffManage],
+            Role::Dispatcher => &[HomeServiceManage, StaffManage],
+            Role::Caregiver => &[HomeVisit],
         }
     }
     /// A role that works for one organisation: the account must name it, and holds no other role.
     pub fn org_bound(self) -> bool {
-        matches!(self, Role::InstitutionManager)
+        matches!(
+            self,
+            Role::InstitutionManager | Role::Dispatcher | Role::Caregiver
+        )
     }
     pub fn is_staff(self) -> bool {
         true
@@ -144,6 +163,8 @@ pub enum Perm {
     InstitutionManage,
     /// Place, dispatch and follow home-visit orders (居家上门服务).
     HomeServiceManage,
+    /// Do one's own visits: accept, check in and out, have them confirmed.
+    HomeVisit,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -165,6 +186,7 @@ impl Perm {
             Perm::StaffManage => "org.staff",
             Perm::InstitutionManage => "institution.manage",
             Perm::HomeServiceManage => "home_service.manage",
+            Perm::HomeVisit => "home_service.visit",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -185,6 +207,7 @@ impl Perm {
             Perm::StaffManage => "管理机构人员",
             Perm::InstitutionManage => "管理床位与入住",
             Perm::HomeServiceManage => "管理居家上门服务",
+            Perm::HomeVisit => "上门服务签到签退",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",
@@ -212,6 +235,8 @@ pub struct Scope {
     pub root: Option<RegionCode>,
     /// An account bound to one organisation sees only that organisation's records.
     pub org: Option<String>,
+    /// A caregiver's account: only the visits given to this staff member.
+    pub staff: Option<String>,
 }
 
 impl Scope {
@@ -222,6 +247,7 @@ impl Scope {
             hi,
             root: Some(region.clone()),
             org: None,
+            staff: None,
         }
     }
     /// For the command line run by the operator of the deployment, who holds the database anyway.
@@ -231,6 +257,7 @@ impl Scope {
             hi: "999999999999".into(),
             root: None,
             org: None,
+            staff: None,
         }
     }
     /// The code range of a requested region inside this scope (the whole scope when none is asked);
@@ -319,6 +346,7 @@ impl Actor {
     pub fn scope(&self) -> Scope {
         Scope {
             org: self.org_id.clone(),
+            staff: self.staff_id.clone(),
             ..Scope::of(&self.region)
         }
     }

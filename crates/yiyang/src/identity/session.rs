@@ -28,6 +28,8 @@ pub struct Actor {
     pub token_hash: String,
     /// The organisation this account works for, when bound to one.
     pub org_id: Option<String>,
+    /// The staff record a caregiver's account speaks for.
+    pub staff_id: Option<String>,
 }
 
 pub fn parse_roles(s: &str) -> Vec<Role> {
@@ -110,7 +112,7 @@ pub async fn lookup(app: &AppState, token: &str) -> Result<Option<SessionRow>, A
 
 /// An account's columns as [`actor_of`] reads them (table alias `u`).
 const ACTOR_COLS: &str = "u.id, u.username, u.display_name, u.roles, u.region_code, u.scope_edit, \
-    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled, u.must_change_password, u.org_id";
+    u.scope_aggregates, u.scope_individuals, u.totp_enabled, u.disabled, u.must_change_password, u.org_id, u.staff_id";
 
 /// The actor from [`ACTOR_COLS`] starting at column `at`; `None` for a disabled account.
 fn actor_of(
@@ -138,6 +140,7 @@ fn actor_of(
         must_change_password: r.get::<i64, _>(at + 10) != 0,
         token_hash,
         org_id: r.get(at + 11),
+        staff_id: r.get(at + 12),
     }))
 }
 

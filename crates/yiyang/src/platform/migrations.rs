@@ -291,6 +291,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_visit_codes",
         stmts: crate::platform::outbox::MIGRATION_ORDER,
     },
+    Migration {
+        version: 52,
+        name: "caregiver_accounts",
+        stmts: crate::identity::MIGRATION_STAFF,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -87,6 +87,22 @@ async fn db_a_home_visit_goes_from_order_to_confirmation_and_a_caregiver_holds_o
     // Overlapping visits to one caregiver: refused, naming the other visit; touching ends are fine.
     let (_, b, _) = order(&elders[1], "助洁", "2026-12-08 09:30", 60).await;
     let b = b["id"].as_str().unwrap().to_string();
+    // The suggestion: the free one first and recommended; the busy one says with what.
+    let (s, v, _) = call(
+        "GET",
+        format!("/api/v1/service-orders/{b}/candidates"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2, "caregivers only: {v}");
+    assert_eq!(
+        (v[0]["name"].as_str(), v[0]["recommended"].as_bool()),
+        (Some("李春华"), Some(true)),
+        "{v}"
+    );
+    assert_eq!(v[1]["free"], false, "{v}");
+    assert!(v[1]["reason"].as_str().unwrap().contains("09:00"), "{v}");
     let (s, v, _) = dispatch(b.clone(), qualified.clone()).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(
@@ -807,4 +823,299 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
             .unwrap();
         assert!(n >= 1, "{action}");
     }
+}
+
+/// The provider's own people: a dispatcher's account sees and dispatches only her provider's
+/// orders (names and addresses shown: her caregivers go to the homes); a caregiver's account,
+/// bound to her staff record, sees only the visits given to her, moves them from accepted to
+/// confirmed with the family's code, and cannot dispatch, cancel or confirm without a code.
+/// Accounts are refused for a staff member of another organisation, without one, or twice.
+#[tokio::test]
+async fn db_a_caregiver_moves_only_her_visits_and_a_dispatcher_only_her_providers() {
+    let t = TestApp::new("demo", 30).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let as_ = |who: String, m: &'static str, uri: String, body: Option<Value>| {
+        let t = &t;
+        async move { t.call(m, &uri, Some(&who), body).await }
+    };
+    let mut providers = vec![];
+    for name in [
+        "如皋市安心居家养老服务有限公司",
+        "如皋市康乐居家养老服务有限公司",
+    ] {
+        let (s, p, _) = as_(
+            c.clone(),
+            "POST",
+            "/api/v1/orgs".into(),
+            Some(json!({"kind": "provider", "name": name, "ownership": "private", "region_code": "320682103000"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        providers.push(p["id"].as_str().unwrap().to_string());
+    }
+    let mut staff = vec![];
+    for (p, body) in [
+        (
+            0,
+            json!({"name": "王秀兰", "role": "caregiver", "skill_level": 4}),
+        ),
+        (0, json!({"name": "李春华", "role": "caregiver"})),
+        (1, json!({"name": "张桂英", "role": "caregiver"})),
+    ] {
+        let (s, v, _) = as_(
+            c.clone(),
+            "POST",
+            format!("/api/v1/orgs/{}/staff", providers[p]),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        staff.push(v["id"].as_str().unwrap().to_string());
+    }
+    // Accounts: the caregiver's staff record must be hers, given, and not have an account yet.
+    let user = |username: &str, role: &str, staff_id: Option<&str>| {
+        json!({"username": username, "display_name": username, "password": "Yiyang-Test-2026!x",
+            "roles": [role], "region_code": "320682000000",
+            "scopes": {"edit": true, "aggregates": false, "individuals": true},
+            "org_id": providers[0], "staff_id": staff_id})
+    };
+    t.add_user("sec", &["security_admin"], "320682000000", all_scopes())
+        .await;
+    let sa = t.login("sec").await;
+    let bound = |u: &'static str, role: &'static str, sid: Option<String>| {
+        let (t, p) = (&t, providers[0].clone());
+        async move {
+            t.add_user_staff(
+                u,
+                &[role],
+                "320682000000",
+                all_scopes(),
+                Some(&p),
+                sid.as_deref(),
+            )
+            .await
+        }
+    };
+    bound("cg", "caregiver", Some(staff[0].clone())).await;
+    bound("disp", "dispatcher", None).await;
+    for (body, want) in [
+        (
+            user("cg_x", "caregiver", Some(&staff[2])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            user("cg_y", "caregiver", None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            user("disp_x", "dispatcher", Some(&staff[0])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            user("cg_again", "caregiver", Some(&staff[0])),
+            StatusCode::CONFLICT,
+        ),
+        (
+            user("cg_li", "caregiver", Some(&staff[1])),
+            StatusCode::CREATED,
+        ),
+    ] {
+        let (s, v, _) = as_(sa.clone(), "POST", "/api/v1/users".into(), Some(body)).await;
+        assert_eq!(s, want, "{v}");
+    }
+    let elders: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL AND phone_bidx IS NOT NULL \
+         AND residence_region LIKE '320682%' ORDER BY id LIMIT 3",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(elders.len(), 3);
+    let mut orders = vec![];
+    for (p, e, at) in [
+        (0, 0, "2026-12-08 09:00"),
+        (0, 1, "2026-12-08 11:00"),
+        (1, 2, "2026-12-08 09:00"),
+    ] {
+        let (s, v, _) = as_(
+            c.clone(),
+            "POST",
+            "/api/v1/service-orders".into(),
+            Some(
+                json!({"provider_id": providers[p], "elder_id": elders[e], "service": "助洁",
+                "planned_start": at, "planned_minutes": 60}),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        orders.push(v["id"].as_str().unwrap().to_string());
+    }
+    // The dispatcher: her provider's two orders, names in full; the other provider's is not there.
+    let d = t.login("disp").await;
+    let (s, v, _) = as_(
+        d.clone(),
+        "GET",
+        "/api/v1/service-orders?date=2026-12-08".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    assert!(
+        !list[0]["elder_name"].as_str().unwrap().contains('*'),
+        "{v}"
+    );
+    for (o, cg, want) in [
+        (0, 0, StatusCode::OK),
+        (1, 1, StatusCode::OK),
+        (2, 2, StatusCode::NOT_FOUND),
+    ] {
+        let (s, v, _) = as_(
+            d.clone(),
+            "POST",
+            format!("/api/v1/service-orders/{}/dispatch", orders[o]),
+            Some(json!({"caregiver_id": staff[cg]})),
+        )
+        .await;
+        assert_eq!(s, want, "{v}");
+    }
+    let (s, v, _) = as_(
+        d.clone(),
+        "GET",
+        "/api/v1/home-settlements/preview?month=2026-12".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "her own provider's month: {v}");
+    // The caregiver: her one visit, with the address to go to.
+    let g = t.login("cg").await;
+    let (s, v, _) = as_(
+        g.clone(),
+        "GET",
+        "/api/v1/service-orders?date=2026-12-08".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["id"], orders[0].as_str());
+    assert!(v[0].get("address").is_some(), "{v}");
+    for (m, uri, body, want) in [
+        (
+            "GET",
+            format!("/api/v1/service-orders/{}", orders[1]),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/service-orders/{}/dispatch", orders[0]),
+            Some(json!({"caregiver_id": staff[1]})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            format!("/api/v1/service-orders/{}/steps", orders[1]),
+            Some(json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": "accept"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/service-orders/{}/steps", orders[0]),
+            Some(
+                json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": "cancel", "note": "不想去"}),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/api/v1/service-orders".into(),
+            Some(
+                json!({"provider_id": providers[0], "elder_id": elders[0], "service": "助洁",
+                "planned_start": "2026-12-09 09:00", "planned_minutes": 60}),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "GET",
+            "/api/v1/home-settlements/preview?month=2026-12".into(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (s, v, _) = as_(g.clone(), m, uri.clone(), body).await;
+        assert_eq!(s, want, "{m} {uri}: {v}");
+    }
+    let step = |action: &'static str, extra: Value| {
+        let mut body = json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": action});
+        if let (Some(o), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        as_(
+            g.clone(),
+            "POST",
+            format!("/api/v1/service-orders/{}/steps", orders[0]),
+            Some(body),
+        )
+    };
+    // Sent late after a lost connection: the phone's times are kept, up to a day back.
+    let ago = |m: i64| (chrono::Utc::now() - chrono::Duration::minutes(m)).to_rfc3339();
+    let (s, v, _) = step("accept", json!({"at": ago(3 * 24 * 60)})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    for (action, at, want) in [
+        ("accept", ago(100), "accepted"),
+        ("check_in", ago(90), "checked_in"),
+        ("check_out", ago(30), "checked_out"),
+    ] {
+        let (s, v, _) = step(action, json!({"lon": 120.57, "lat": 32.39, "at": at})).await;
+        assert_eq!(
+            (s, v["state"].as_str()),
+            (StatusCode::OK, Some(want)),
+            "{v}"
+        );
+    }
+    let (i, o): (i64, i64) =
+        sqlx::query_as("SELECT check_in_min, check_out_min FROM service_order WHERE id = $1")
+            .bind(&orders[0])
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(o - i, 60, "the visit lasted as the phone saw it");
+    let (s, v, _) = step("confirm", json!({"note": "家属说已经来过了"})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no call-back for a caregiver: {v}"
+    );
+    let (s, v, _) = as_(
+        g.clone(),
+        "POST",
+        format!("/api/v1/service-orders/{}/code", orders[0]),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let enc: Vec<u8> = sqlx::query_scalar("SELECT code_enc FROM service_order WHERE id = $1")
+        .bind(&orders[0])
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap();
+    let code = t.state.keys.decrypt(&enc).unwrap();
+    let (s, v, _) = step("confirm", json!({"code": code})).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("confirmed")),
+        "{v}"
+    );
+    let actor: String = sqlx::query_scalar(
+        "SELECT actor FROM service_order_step WHERE order_id = $1 AND action = 'confirm'",
+    )
+    .bind(&orders[0])
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, "cg", "the step is hers");
 }

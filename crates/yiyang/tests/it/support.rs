@@ -100,6 +100,20 @@ impl TestApp {
         scopes: Scopes,
         org_id: Option<&str>,
     ) {
+        self.add_user_staff(username, roles, region, scopes, org_id, None)
+            .await
+    }
+
+    /// An account bound to one organisation and, for a caregiver, to her staff record.
+    pub async fn add_user_staff(
+        &self,
+        username: &str,
+        roles: &[&str],
+        region: &str,
+        scopes: Scopes,
+        org_id: Option<&str>,
+        staff_id: Option<&str>,
+    ) {
         let u = NewUser {
             username: username.into(),
             display_name: format!("测试{username}"),
@@ -108,6 +122,7 @@ impl TestApp {
             region_code: region.into(),
             scopes,
             org_id: org_id.map(str::to_string),
+            staff_id: staff_id.map(str::to_string),
         };
         let mut tx = self.state.db.begin().await.unwrap();
         insert_user(
