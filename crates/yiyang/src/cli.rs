@@ -197,6 +197,15 @@ pub enum Cmd {
         #[arg(long, default_value_t = 500_000)]
         beds: i64,
     },
+    /// Add confirmed home visits for a month across the demo county's elders (the settlement
+    /// bench): `--orders` visits in `--month` YYYY-MM
+    #[command(hide = true)]
+    GenVisits {
+        #[arg(long)]
+        month: String,
+        #[arg(long, default_value_t = 1_500_000)]
+        orders: usize,
+    },
     /// Write a test assessment file (CSV or XLSX by extension) for the people of a generated
     /// registry file (same --elders and --elder-seed as its --rows and --seed)
     GenAssessmentFile {
@@ -596,6 +605,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = crate::demo::province_regions();
             crate::region::upsert(&db, &r).await?;
             println!("已添加模拟省区划 {} 个节点", r.len());
+        }
+        Cmd::GenVisits { month, orders } => {
+            let (db, _keys) = open(&cli, 2).await?;
+            let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+                .map_err(|_| anyhow::anyhow!("--month 应为 YYYY-MM"))?;
+            let (n, c) = crate::home_service::demo::gen_month(&db, first, *orders).await?;
+            println!("已添加 {n} 条已确认的上门服务（新增护理员 {c} 人）");
         }
         Cmd::GenInstitutions { facilities, beds } => {
             let (db, _keys) = open(&cli, 2).await?;

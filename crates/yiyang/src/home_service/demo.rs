@@ -520,3 +520,160 @@ pub async fn seed(
     tx.commit().await?;
     Ok((n_prov, n_prov * per, plan.len()))
 }
+
+/// For the settlement bench: `orders` confirmed visits in the month starting `first`, spread over
+/// every active elder of the demo county at the provider of her town, seven an hour apart in a
+/// caregiver's day (caregivers added as the count needs them). A visit of an elder holding the
+/// purchased home service is paid from it (each beyond her grant too: the bench measures the
+/// reading and the checks, not the ledger); the others are self-paid. Written in parts of 50,000,
+/// each in its own transaction. Returns (visits, caregivers added).
+pub async fn gen_month(db: &Db, first: NaiveDate, orders: usize) -> anyhow::Result<(usize, usize)> {
+    let mut rng = StdRng::seed_from_u64(1_500_000);
+    let days = ((first + chrono::Months::new(1)) - first).num_days() as i64;
+    let now = crate::platform::now_rfc3339();
+    let providers: HashMap<String, String> = sqlx::query(
+        "SELECT substr(region_code, 1, 9), MIN(id) FROM organisation WHERE kind = 'provider' GROUP BY substr(region_code, 1, 9)",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    anyhow::ensure!(
+        !providers.is_empty(),
+        "no providers: run `yiyang demo` first"
+    );
+    let paying: HashMap<String, String> = sqlx::query(
+        "SELECT elder_id, MIN(id) FROM entitlement WHERE item_code = 'purchased_home_service' AND state = 'granted' GROUP BY elder_id",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    // (elder, provider, lon, lat)
+    let elders: Vec<(String, String, Option<f64>, Option<f64>)> = sqlx::query(
+        "SELECT id, substr(residence_region, 1, 9), lon, lat FROM elder WHERE status = 'active' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .filter_map(|r| {
+        let p = providers.get(&r.get::<String, _>(1))?;
+        Some((r.get(0), p.clone(), r.get(2), r.get(3)))
+    })
+    .collect();
+    anyhow::ensure!(!elders.is_empty(), "no elders in the providers' towns");
+    let per_carer = (SLOTS.len() as i64 * days) as usize;
+    // Caregivers per provider, added when the provider's count of visits needs one more.
+    let mut carers: HashMap<String, Vec<String>> = HashMap::new();
+    for r in sqlx::query("SELECT org_id, id FROM staff WHERE role = 'caregiver' ORDER BY id")
+        .fetch_all(&db.pool)
+        .await?
+    {
+        carers.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    let mut counter: HashMap<String, usize> = HashMap::new();
+    let mut added = 0;
+    let midnight = first
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp()
+        / 60;
+    let at = |m: i64| {
+        chrono::DateTime::from_timestamp(m * 60 - 8 * 3600, 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    };
+    let mut done = 0;
+    while done < orders {
+        let n = (orders - done).min(50_000);
+        let (mut rows, mut staff) = (vec![], vec![]);
+        for i in done..done + n {
+            let (elder, provider, lon, lat) = &elders[i % elders.len()];
+            let k = counter.entry(provider.clone()).or_insert(0);
+            let list = carers.entry(provider.clone()).or_default();
+            let c = *k / per_carer;
+            while list.len() <= c {
+                let id = uuid::Uuid::now_v7().to_string();
+                staff.push(vec![
+                    V::T(id.clone()),
+                    V::T(provider.clone()),
+                    V::T(format!("护理员{:05}", list.len() + 1)),
+                    V::T("caregiver".into()),
+                    V::I(4),
+                    V::T("2024-03-01".into()),
+                    V::T(now.clone()),
+                    V::T(now.clone()),
+                    V::I(1),
+                ]);
+                list.push(id);
+                added += 1;
+            }
+            let within = *k % per_carer;
+            let (day, slot) = (within / SLOTS.len(), within % SLOTS.len());
+            *k += 1;
+            let start = midnight + day as i64 * 1440 + SLOTS[slot];
+            let check_in = start + rng.gen_range(-5..8);
+            let check_out = check_in + 55 + rng.gen_range(0..6);
+            let (x, y) = match (lon, lat) {
+                (Some(x), Some(y)) => (
+                    V::F(x + rng.gen_range(-0.0008..0.0008)),
+                    V::F(y + rng.gen_range(-0.0008..0.0008)),
+                ),
+                _ => (V::NF, V::NF),
+            };
+            let date = first + chrono::Days::new(day as u64);
+            let ent = paying.get(elder);
+            rows.push(vec![
+                V::T(uuid::Uuid::now_v7().to_string()),
+                V::T(provider.clone()),
+                V::T(elder.clone()),
+                V::T(["cleaning", "meal", "mobility", "cleaning", "medical_escort"][i % 5].into()),
+                V::T(format!(
+                    "{date} {:02}:{:02}",
+                    SLOTS[slot] / 60,
+                    SLOTS[slot] % 60
+                )),
+                V::I(start),
+                V::I(60),
+                V::T(list[c].clone()),
+                V::T("confirmed".into()),
+                V::T(at(check_in)),
+                x,
+                y,
+                V::T(at(check_out)),
+                V::T(at(check_out + 3)),
+                V::T("bench".into()),
+                V::T(now.clone()),
+                V::I(5),
+                V::I(check_in),
+                V::I(check_out),
+                ent.map_or(V::N, |e| V::T(e.clone())),
+                V::T(if ent.is_some() { "quota" } else { "self_paid" }.into()),
+                V::T("code".into()),
+            ]);
+        }
+        let mut tx = db.begin().await?;
+        insert(
+            &mut tx,
+            "staff",
+            "id, org_id, name, role, skill_level, hired_on, created_at, updated_at, version",
+            staff,
+        )
+        .await?;
+        insert(
+            &mut tx,
+            "service_order",
+            "id, provider_id, elder_id, service, planned_start, start_min, planned_minutes, caregiver_id, state, \
+             check_in_at, check_in_lon, check_in_lat, check_out_at, confirmed_at, created_by, created_at, version, \
+             check_in_min, check_out_min, entitlement_id, funded, confirmed_by",
+            rows,
+        )
+        .await?;
+        tx.commit().await?;
+        done += n;
+    }
+    Ok((done, added))
+}

@@ -164,18 +164,42 @@ pub async fn compute(
     let only = provider
         .map(|p| format!(" AND p.id = '{p}'"))
         .unwrap_or_default();
+    // One provider: its visits by its index. A whole area on SQLite: the month's visits lie in one
+    // stretch of the table (orders are written as they come), read front to back between its
+    // first and last row, found from the covering provider index; looking each row up by the
+    // provider index instead took twice as long (1.5M visits: 15 s against 7 s). PostgreSQL
+    // plans the join itself.
+    let mut drive = "FROM organisation p CROSS JOIN service_order o".to_string();
+    if only.is_empty() && db.backend == crate::platform::db::Backend::Sqlite {
+        let (a, b): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(rowid), MAX(rowid) FROM service_order INDEXED BY service_order_provider \
+             WHERE start_min >= $1 AND start_min < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&db.pool)
+        .await?;
+        let (a, b) = (a.unwrap_or(1), b.unwrap_or(0));
+        drive = format!(
+            "FROM service_order o CROSS JOIN organisation p WHERE o.rowid >= {a} AND o.rowid <= {b} AND"
+        );
+    } else {
+        drive.push_str(" WHERE");
+    }
+    let (head, tail) = drive.split_once(" WHERE").unwrap_or((&drive, ""));
     let sql = format!(
         "SELECT o.id, o.provider_id, o.caregiver_id, o.elder_id, o.service, substr(o.planned_start, 1, 10), \
          CAST(o.check_in_min AS BIGINT), CAST(o.check_out_min AS BIGINT), o.check_in_lon, o.check_in_lat, e.lon, e.lat, \
          CASE WHEN e.death_date IS NOT NULL AND e.death_date < substr(o.planned_start, 1, 10) THEN 1 ELSE 0 END, \
          CASE WHEN o.code_to_bidx IS NOT NULL AND o.code_to_bidx = s.phone_bidx THEN 1 ELSE 0 END, \
          COALESCE(n.version_id, cr.version_id), n.item_code \
-         FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
+         {head} JOIN elder e ON e.id = o.elder_id \
          LEFT JOIN staff s ON s.id = o.caregiver_id LEFT JOIN entitlement n ON n.id = o.entitlement_id \
          LEFT JOIN catalog_run cr ON cr.id = n.run_id \
-         WHERE o.provider_id = p.id AND p.region_code >= '{lo}' AND p.region_code <= '{hi}'{only} \
+         WHERE{tail} o.provider_id = p.id AND p.region_code >= '{lo}' AND p.region_code <= '{hi}'{only} \
          AND o.state = 'confirmed' AND o.start_min >= {from} AND o.start_min < {to}"
     );
+    let t0 = std::time::Instant::now();
     let read = Arc::new(Mutex::new(Read::default()));
     let r2 = read.clone();
     db.scan(&sql, 16, move |c| {
@@ -215,6 +239,7 @@ pub async fn compute(
         .map_err(|_| ApiError::internal(anyhow::anyhow!("scan still holds the month")))?
         .into_inner()
         .expect("read");
+    let scanned_ms = t0.elapsed().as_millis();
     let month_first = format!("{month}-01");
     let month_last = format!("{month}-31");
     // Hospital stays overlapping the month, per elder.
@@ -287,6 +312,7 @@ pub async fn compute(
             .unwrap_or([0, 0, 0, 100]);
         shares.push(f);
     }
+    let looked_up_ms = t0.elapsed().as_millis();
     let visits: Vec<rule::Visit> = read
         .lines
         .iter()
@@ -309,6 +335,7 @@ pub async fn compute(
             per_day: if l.service == "meal" { 2 } else { 1 },
         })
         .collect();
+    let visits_ms = t0.elapsed().as_millis();
     let mut flags: Vec<(usize, &'static str, String)> = rule::check(&visits)
         .into_iter()
         .filter(|f| !overrides.contains(&(read.lines[f.index].id, f.kind.to_string())))
@@ -382,6 +409,14 @@ pub async fn compute(
             amount_fen: price,
         });
     }
+    tracing::info!(
+        lines = read.lines.len(),
+        scanned_ms,
+        looked_up_ms,
+        visits_ms,
+        checked_and_summed_ms = t0.elapsed().as_millis() as u64,
+        "home settlement computed"
+    );
     let mut providers: Vec<ProviderTotal> = totals.into_values().collect();
     providers.sort_by(|a, b| (&a.provider, &a.provider_id).cmp(&(&b.provider, &b.provider_id)));
     Ok(Settlement {

@@ -222,6 +222,11 @@ impl Db {
             let sql = sql.to_string();
             return self
                 .sqlite_readonly(move |c| {
+                    // Mapped: a scan looks rows up all over the file (each visit's elder, staff
+                    // and grant), and through read() calls the kernel's time was most of it
+                    // (1.5M visits: 11 s, 7 s of it system time; mapped, 6 s). The mapped
+                    // pages are the file's own (page cache), shown in RSS while it runs.
+                    c.execute_batch("PRAGMA mmap_size=2147418112;")?;
                     let mut st = c.prepare(&sql)?;
                     let mut rows = st.query([])?;
                     // Text is handed on borrowed; only numbers (better CAST in the query) are formatted.
