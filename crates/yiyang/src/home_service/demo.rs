@@ -529,7 +529,7 @@ pub async fn seed(
 /// each in its own transaction. Returns (visits, caregivers added).
 pub async fn gen_month(db: &Db, first: NaiveDate, orders: usize) -> anyhow::Result<(usize, usize)> {
     let mut rng = StdRng::seed_from_u64(1_500_000);
-    let days = ((first + chrono::Months::new(1)) - first).num_days() as i64;
+    let days = ((first + chrono::Months::new(1)) - first).num_days();
     let now = crate::platform::now_rfc3339();
     let providers: HashMap<String, String> = sqlx::query(
         "SELECT substr(region_code, 1, 9), MIN(id) FROM organisation WHERE kind = 'provider' GROUP BY substr(region_code, 1, 9)",
