@@ -121,9 +121,9 @@ function withTimeout(promise, ms, what) {
 }
 
 /** Run one step; the journey stops at the first failure (later steps depend on earlier ones). */
-async function step(name, fn, { screenshot = name } = {}) {
+async function step(name, fn, { screenshot = name, timeout = STEP_TIMEOUT } = {}) {
   try {
-    await withTimeout(Promise.resolve().then(fn), STEP_TIMEOUT, name)
+    await withTimeout(Promise.resolve().then(fn), timeout, name)
     passed += 1
     console.log(`ok - ${name}`)
     if (screenshot) await shot(screenshot)
@@ -1055,7 +1055,9 @@ try {
     await page.getByLabel('服务日期').fill(tomorrow)
     await page.getByLabel('服务日期').press('Enter')
     const row = page.locator('.orders .el-table__row', { hasText: providerName }).first()
-    await row.getByText('待派单').waitFor()
+    // The state's tag (a provider's name may itself contain 服务中: 服务中心).
+    const tag = (zh) => row.locator('.el-tag', { hasText: new RegExp(`^${zh}$`) })
+    await tag('待派单').waitFor()
     await row.getByRole('button', { name: '派单' }).click()
     const d = page.getByRole('dialog', { name: /^派单/ })
     await d.locator('.el-radio').first().click()
@@ -1065,14 +1067,14 @@ try {
     ])
     for (const [label, state_zh] of [['接单', '已接单'], ['签到', '服务中'], ['签退', '待确认']]) {
       await row.getByRole('button', { name: label, exact: true }).first().click()
-      await row.getByText(state_zh).waitFor()
+      await tag(state_zh).waitFor()
     }
     // Confirmation without a code: the officer called the family back.
     await row.getByRole('button', { name: '确认完成', exact: true }).first().click()
     const cd = page.getByRole('dialog', { name: /^确认完成/ })
     await cd.getByLabel('回访情况').fill('已电话回访老人女儿，确认护理员按时上门')
     await cd.getByRole('button', { name: '确认完成', exact: true }).click()
-    await row.getByText('已完成').waitFor()
+    await tag('已完成').waitFor()
     await shot('service-orders')
   }, { screenshot: null })
 
@@ -1124,7 +1126,8 @@ try {
       } finally {
         await phone.close()
       }
-    }, { screenshot: null })
+    // Waits on the phone's retry (every 15 s) and on the outbox's sender (every few seconds).
+    }, { screenshot: null, timeout: 90_000 })
   }
 
   await step('log out', logout, { screenshot: null })

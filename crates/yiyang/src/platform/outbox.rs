@@ -378,14 +378,28 @@ pub async fn deliver_due(
 ) -> Result<(u64, u64, u64), sqlx::Error> {
     let now = super::now_secs();
     expand_runs(db, limit).await?;
-    let rows = sqlx::query(
+    // A visit's confirmation code first: a caregiver waits at the door for it, while a county's
+    // run may have queued thousands of letters of entitlement.
+    let mut rows = sqlx::query(
         "SELECT id, entitlement_id, event, attempts, elder_id, run_id, order_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-         AND event <> 'run_granted' ORDER BY next_attempt_at, id LIMIT $2",
+         AND event = 'visit_code' ORDER BY next_attempt_at, id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
+    if (rows.len() as i64) < limit {
+        rows.extend(
+            sqlx::query(
+                "SELECT id, entitlement_id, event, attempts, elder_id, run_id, order_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+                 AND event <> 'run_granted' AND event <> 'visit_code' ORDER BY next_attempt_at, id LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit - rows.len() as i64)
+            .fetch_all(&db.pool)
+            .await?,
+        );
+    }
     let (mut sent, mut failed, mut skipped) = (0, 0, 0);
     for r in rows {
         let (id, ent, event, attempts): (String, Option<String>, String, i64) =
@@ -560,12 +574,22 @@ pub fn start(db: Db, keys: KeyRing, gw: Gateway) {
     tokio::spawn(async move {
         loop {
             super::metrics::beat("outbox", Duration::from_secs(3));
-            match deliver_due(&db, &keys, &gw, 50).await {
-                Ok((s, f, _)) if s + f > 0 => tracing::info!(sent = s, failed = f, "notifications"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "notification outbox"),
+            let more = match deliver_due(&db, &keys, &gw, 50).await {
+                Ok((s, f, k)) => {
+                    if s + f > 0 {
+                        tracing::info!(sent = s, failed = f, "notifications");
+                    }
+                    // A full batch all sent: more are waiting, go on at once.
+                    s + k == 50
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification outbox");
+                    false
+                }
+            };
+            if !more {
+                tokio::time::sleep(Duration::from_secs(3)).await;
             }
-            tokio::time::sleep(Duration::from_secs(3)).await;
         }
     });
 }

@@ -1786,7 +1786,7 @@ async fn db_a_home_managers_account_reaches_only_its_own_home() {
         (
             base(json!(["officer"]), json!(a), "320682000000"),
             "org_id",
-            "只有机构负责人账号需要所属机构",
+            "账号需要所属机构，其他角色请不要填写",
         ),
         (
             base(
@@ -1795,7 +1795,7 @@ async fn db_a_home_managers_account_reaches_only_its_own_home() {
                 "320682000000",
             ),
             "roles",
-            "不能兼任其他角色",
+            "只能有这一个角色",
         ),
         (
             base(json!(["institution_manager"]), json!(a), "320682104000"),
