@@ -197,6 +197,13 @@ pub enum Cmd {
         #[arg(long, default_value_t = 500_000)]
         beds: i64,
     },
+    /// Add caregivers of the demo's first provider with accounts cg0001… (password from standard
+    /// input) and one visit each today (the check-in bench)
+    #[command(hide = true)]
+    GenCaregivers {
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+    },
     /// Add confirmed home visits for a month across the demo county's elders (the settlement
     /// bench): `--orders` visits in `--month` YYYY-MM
     #[command(hide = true)]
@@ -605,6 +612,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = crate::demo::province_regions();
             crate::region::upsert(&db, &r).await?;
             println!("已添加模拟省区划 {} 个节点", r.len());
+        }
+        Cmd::GenCaregivers { count } => {
+            let (db, _keys) = open(&cli, 2).await?;
+            let mut pw = String::new();
+            std::io::stdin().read_to_string(&mut pw)?;
+            let p = crate::home_service::demo::gen_caregivers(&db, *count, pw.trim()).await?;
+            println!("已添加 {count} 名护理员及其账号（机构 {p}），每人今天一单");
         }
         Cmd::GenVisits { month, orders } => {
             let (db, _keys) = open(&cli, 2).await?;

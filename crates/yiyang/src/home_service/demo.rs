@@ -677,3 +677,103 @@ pub async fn gen_month(db: &Db, first: NaiveDate, orders: usize) -> anyhow::Resu
     }
     Ok((done, added))
 }
+
+/// For the check-in bench: `count` caregivers of the demo's first provider, each with an account
+/// `cg0001`… (password `password`, hashed once for all) and one visit dispatched to her today at
+/// 09:00 for an elder of the provider's town. Returns the provider's id.
+pub async fn gen_caregivers(db: &Db, count: usize, password: &str) -> anyhow::Result<String> {
+    let (provider, town): (String, String) = sqlx::query_as(
+        "SELECT id, region_code FROM organisation WHERE kind = 'provider' ORDER BY region_code, id LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("no provider: run `yiyang demo` first"))?;
+    let elders: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND residence_region >= $1 AND residence_region <= $2 ORDER BY id LIMIT $3",
+    )
+    .bind(format!("{}000", &town[..9]))
+    .bind(format!("{}999", &town[..9]))
+    .bind(count as i64)
+    .fetch_all(&db.pool)
+    .await?;
+    anyhow::ensure!(!elders.is_empty(), "no elders in the provider's town");
+    let hash = crate::identity::password::hash_async(password.to_string()).await;
+    let now = crate::platform::now_rfc3339();
+    let today = crate::platform::today();
+    let nine = today
+        .and_hms_opt(9, 0, 0)
+        .expect("nine")
+        .and_utc()
+        .timestamp()
+        / 60;
+    let (mut staff, mut users, mut orders) = (vec![], vec![], vec![]);
+    for i in 0..count {
+        let sid = uuid::Uuid::now_v7().to_string();
+        staff.push(vec![
+            V::T(sid.clone()),
+            V::T(provider.clone()),
+            V::T(format!("压测护理员{:04}", i + 1)),
+            V::T("caregiver".into()),
+            V::I(4),
+            V::T("2024-03-01".into()),
+            V::T(now.clone()),
+            V::T(now.clone()),
+            V::I(1),
+        ]);
+        users.push(vec![
+            V::T(uuid::Uuid::now_v7().to_string()),
+            V::T(format!("cg{:04}", i + 1)),
+            V::T(format!("压测护理员{:04}", i + 1)),
+            V::T(hash.clone()),
+            V::T("caregiver".into()),
+            V::T(crate::demo::COUNTY.into()),
+            V::I(1),
+            V::I(0),
+            V::I(1),
+            V::T(now.clone()),
+            V::I(0),
+            V::T(provider.clone()),
+            V::T(sid.clone()),
+        ]);
+        orders.push(vec![
+            V::T(uuid::Uuid::now_v7().to_string()),
+            V::T(provider.clone()),
+            V::T(elders[i % elders.len()].clone()),
+            V::T("cleaning".into()),
+            V::T(format!("{today} 09:00")),
+            V::I(nine),
+            V::I(60),
+            V::T(sid),
+            V::T("dispatched".into()),
+            V::T("bench".into()),
+            V::T(now.clone()),
+            V::I(1),
+        ]);
+    }
+    let mut tx = db.begin().await?;
+    insert(
+        &mut tx,
+        "staff",
+        "id, org_id, name, role, skill_level, hired_on, created_at, updated_at, version",
+        staff,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "app_user",
+        "id, username, display_name, password_hash, roles, region_code, scope_edit, scope_aggregates, \
+         scope_individuals, created_at, must_change_password, org_id, staff_id",
+        users,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "service_order",
+        "id, provider_id, elder_id, service, planned_start, start_min, planned_minutes, caregiver_id, state, \
+         created_by, created_at, version",
+        orders,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(provider)
+}
