@@ -70,7 +70,15 @@ async fn provider_region(db: &Db, scope: &Scope, id: &str) -> ApiResult<String> 
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: &str) -> ApiResult<Contract> {
-    provider_region(db, scope, id).await?;
+    // Read: an organisation that is not a provider has no contract to show (404); setting one
+    // for it is refused as a mistake (422, in `put`).
+    provider_region(db, scope, id).await.map_err(|e| {
+        if e.status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
+            ApiError::not_found("该机构不是居家养老服务机构，没有服务协议")
+        } else {
+            e
+        }
+    })?;
     let c = sqlx::query("SELECT starts_on, ends_on FROM provider_contract WHERE org_id = $1")
         .bind(id)
         .fetch_optional(&db.pool)

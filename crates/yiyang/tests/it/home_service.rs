@@ -389,6 +389,26 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["prices"][0]["service_zh"], "助浴", "{v}");
+    // A home is not a provider: it has no contract to read (and one is refused, above).
+    let (s, home, _) = call(
+        &c,
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "township_home", "name": "丁堰镇敬老院", "ownership": "public", "region_code": "320682104000"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{home}");
+    let (s, v, _) = call(
+        &c,
+        "GET",
+        format!(
+            "/api/v1/providers/{}/contract",
+            home["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let mut staff = vec![];
     for body in [
         json!({"name": "王秀兰", "role": "caregiver", "skill_level": 4}),
