@@ -669,13 +669,15 @@ pub struct NewUser {
 /// An account's organisation: required for a role that works for one (and then no other role),
 /// refused for the others; the organisation must exist and lie inside the account's region. A
 /// caregiver's account also names her staff record: a current caregiver of that organisation
-/// with no other account. Returns (organisation, staff record).
+/// with no other account (`account`: the one being changed, None for a new one). Returns
+/// (organisation, staff record).
 pub async fn org_binding(
     tx: &mut crate::platform::db::Tx<'_>,
     roles: &[Role],
     org_id: Option<&str>,
     staff_id: Option<&str>,
     region: &yiyang_kernel::RegionCode,
+    account: Option<&str>,
 ) -> ApiResult<(Option<String>, Option<String>)> {
     let org_id = org_id.map(str::trim).filter(|s| !s.is_empty());
     let staff_id = staff_id.map(str::trim).filter(|s| !s.is_empty());
@@ -743,6 +745,19 @@ pub async fn org_binding(
     }
     if st.get::<Option<String>, _>(2).is_some_and(|l| l <= today) {
         return Err(ApiError::invalid("staff_id", format!("{name}已离职")));
+    }
+    let taken = sqlx::query(
+        "SELECT username FROM app_user WHERE staff_id = $1 AND id <> $2 AND disabled = 0",
+    )
+    .bind(sid)
+    .bind(account.unwrap_or_default())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = taken {
+        return Err(ApiError::conflict(format!(
+            "该护理员已有账号（{}），请在用户管理中找到它",
+            r.get::<String, _>(0)
+        )));
     }
     Ok((Some(id.to_string()), Some(sid.to_string())))
 }
@@ -834,21 +849,9 @@ pub async fn insert_user(
         u.org_id.as_deref(),
         u.staff_id.as_deref(),
         &region,
+        None,
     )
     .await?;
-    if let Some(sid) = &staff_id {
-        let taken =
-            sqlx::query("SELECT username FROM app_user WHERE staff_id = $1 AND disabled = 0")
-                .bind(sid)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some(r) = taken {
-            return Err(ApiError::conflict(format!(
-                "该护理员已有账号（{}），请在用户管理中找到它",
-                r.get::<String, _>(0)
-            )));
-        }
-    }
     let id = uuid::Uuid::now_v7().to_string();
     let hash = password::hash_async(u.password.clone()).await;
     let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();

@@ -245,23 +245,9 @@ pub async fn change_access(
         c.org_id.as_deref(),
         c.staff_id.as_deref(),
         &region,
+        Some(&id),
     )
     .await?;
-    if let Some(sid) = &staff_id {
-        let taken = sqlx::query(
-            "SELECT username FROM app_user WHERE staff_id = $1 AND id <> $2 AND disabled = 0",
-        )
-        .bind(sid)
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(r) = taken {
-            return Err(ApiError::conflict(format!(
-                "该护理员已有账号（{}）",
-                r.get::<String, _>(0)
-            )));
-        }
-    }
     sqlx::query("UPDATE app_user SET roles = $1, region_code = $2, scope_edit = $3, scope_aggregates = $4, scope_individuals = $5, org_id = $6, staff_id = $8 WHERE id = $7")
         .bind(names.join(","))
         .bind(region.as_str())
