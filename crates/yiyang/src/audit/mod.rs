@@ -6,11 +6,12 @@
 //! checkpoints of the head kept outside the database (`checkpoint.rs`) catch that.
 
 pub mod checkpoint;
+pub mod group;
 pub mod http;
 pub mod words;
 
 use crate::platform::crypto::ChainKey;
-use crate::platform::db::{Db, Tx};
+use crate::platform::db::{Db, HeldAudit, Tx};
 use crate::platform::migrations::Stmt::{self, *};
 use hmac::Mac;
 use serde::Serialize;
@@ -289,6 +290,11 @@ async fn append_as(
     e: Entry<'_>,
     request_id: &str,
 ) -> Result<i64, sqlx::Error> {
+    if let Some(held) = tx.held_audit() {
+        // A group commit appends its entries together, just before it commits (`group`).
+        held.push(owned(who, &e, request_id));
+        return Ok(0);
+    }
     let key = tx.chain_key()?;
     let head = sqlx::query(BUMP_HEAD).fetch_one(&mut **tx).await?;
     let r = row_after(&key, head.get(0), head.get(1), who, &e, request_id);
@@ -317,15 +323,22 @@ impl ReadAudit {
 }
 
 struct Pending {
-    who: Who,
-    action: String,
-    entity: String,
-    entity_id: Option<String>,
-    region_code: Option<String>,
-    detail: String,
-    request_id: String,
+    entry: HeldAudit,
     done: tokio::sync::oneshot::Sender<bool>,
     queued: std::time::Instant,
+}
+
+fn owned(who: &Who, e: &Entry<'_>, request_id: &str) -> HeldAudit {
+    HeldAudit {
+        actor_id: who.actor_id.clone(),
+        actor_name: who.actor_name.clone(),
+        action: e.action.to_string(),
+        entity: e.entity.to_string(),
+        entity_id: e.entity_id.map(str::to_string),
+        region_code: e.region_code.map(str::to_string),
+        detail: e.detail.clone(),
+        request_id: request_id.to_string(),
+    }
 }
 
 /// Most entries one transaction takes; bounds how long the write lock is held.
@@ -362,14 +375,9 @@ impl ReadAudit {
     /// Record a sensitive read and wait until it is committed.
     pub async fn record(&self, who: &Who, e: Entry<'_>) -> Result<(), sqlx::Error> {
         let (done, wait) = tokio::sync::oneshot::channel();
+        let request_id = crate::platform::error::current_request_id().unwrap_or_default();
         let p = Pending {
-            who: who.clone(),
-            action: e.action.to_string(),
-            entity: e.entity.to_string(),
-            entity_id: e.entity_id.map(str::to_string),
-            region_code: e.region_code.map(str::to_string),
-            detail: e.detail,
-            request_id: crate::platform::error::current_request_id().unwrap_or_default(),
+            entry: owned(who, &e, &request_id),
             done,
             queued: std::time::Instant::now(),
         };
@@ -391,58 +399,72 @@ impl ReadAudit {
 /// Append a whole group in one round: the head is advanced once, the hashes are chained here and the
 /// rows go in as one multi-row insert.
 async fn write_group(db: &Db, batch: &[Pending]) -> Result<(), sqlx::Error> {
-    let key = db.chain_key()?;
     let mut tx = db.begin().await?;
-    let n = batch.len() as i64;
+    let entries: Vec<&HeldAudit> = batch.iter().map(|p| &p.entry).collect();
+    append_many(&mut tx, &entries).await?;
+    tx.commit().await
+}
+
+/// Append `entries` in the caller's transaction in one round (see [`write_group`]); for a group
+/// commit's held entries and the read-audit writer's queue.
+pub async fn append_many(tx: &mut Tx<'_>, entries: &[&HeldAudit]) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let key = tx.chain_key()?;
+    let n = entries.len() as i64;
     let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
         .bind(n)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
     let last: i64 = head.get(0);
     let mut prev: String = head.get(1);
     let at = crate::platform::now_rfc3339();
-    let sql = format!(
-        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) VALUES {}",
-        crate::registry::store::placeholders(db.backend, batch.len(), 12)
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (k, p) in batch.iter().enumerate() {
-        let seq = last - n + 1 + k as i64;
-        let hash = row_hash(
-            Some(&key),
-            &prev,
-            seq,
-            &at,
-            p.who.actor_id.as_deref().unwrap_or(""),
-            &p.who.actor_name,
-            &p.action,
-            &p.entity,
-            p.entity_id.as_deref().unwrap_or(""),
-            p.region_code.as_deref().unwrap_or(""),
-            &p.detail,
-            &p.request_id,
+    // At most 512 rows a statement: 12 parameters each stay far inside both engines' limits.
+    for (c, chunk) in entries.chunks(512).enumerate() {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) VALUES {}",
+            crate::registry::store::placeholders(tx.backend(), chunk.len(), 12)
         );
-        q = q
-            .bind(seq)
-            .bind(at.clone())
-            .bind(p.who.actor_id.clone())
-            .bind(p.who.actor_name.clone())
-            .bind(p.action.clone())
-            .bind(p.entity.clone())
-            .bind(p.entity_id.clone())
-            .bind(p.region_code.clone())
-            .bind(p.detail.clone())
-            .bind(p.request_id.clone())
-            .bind(prev.clone())
-            .bind(hash.clone());
-        prev = hash;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (k, p) in chunk.iter().enumerate() {
+            let seq = last - n + 1 + (c * 512 + k) as i64;
+            let hash = row_hash(
+                Some(&key),
+                &prev,
+                seq,
+                &at,
+                p.actor_id.as_deref().unwrap_or(""),
+                &p.actor_name,
+                &p.action,
+                &p.entity,
+                p.entity_id.as_deref().unwrap_or(""),
+                p.region_code.as_deref().unwrap_or(""),
+                &p.detail,
+                &p.request_id,
+            );
+            q = q
+                .bind(seq)
+                .bind(at.clone())
+                .bind(p.actor_id.clone())
+                .bind(p.actor_name.clone())
+                .bind(p.action.clone())
+                .bind(p.entity.clone())
+                .bind(p.entity_id.clone())
+                .bind(p.region_code.clone())
+                .bind(p.detail.clone())
+                .bind(p.request_id.clone())
+                .bind(prev.clone())
+                .bind(hash.clone());
+            prev = hash;
+        }
+        q.execute(&mut **tx).await?;
     }
-    q.execute(&mut *tx).await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&prev)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]

@@ -514,20 +514,101 @@ pub async fn step(
     } else {
         None
     };
-    let mut tx = db.begin().await?;
-    let (_, state, _, _, _, region) = held(&mut tx, scope, id).await?;
-    let done = sqlx::query("SELECT order_id FROM service_order_step WHERE id = $1")
-        .bind(&step_id)
-        .fetch_optional(&mut *tx)
+    // Grouped: a crowd of check-ins shares one commit (and one wait for the disk).
+    let job = Checked {
+        keys: keys.clone(),
+        scope: scope.clone(),
+        who: who.clone(),
+        id: id.to_string(),
+        step_id,
+        action: s.action,
+        lon: s.lon,
+        lat: s.lat,
+        note,
+        code: s.code,
+        done_at,
+        grants,
+    };
+    db.grouped(move |tx| Box::pin(async move { apply(tx, &job).await }))
         .await?;
-    if let Some(r) = done {
-        if r.get::<String, _>(0) != id {
+    get(db, scope, id, true).await
+}
+
+/// A step checked at the edge, with what it needs inside the transaction.
+struct Checked {
+    keys: KeyRing,
+    scope: Scope,
+    who: Who,
+    id: String,
+    step_id: String,
+    action: String,
+    lon: Option<f64>,
+    lat: Option<f64>,
+    note: String,
+    code: Option<String>,
+    done_at: Option<i64>,
+    /// For a confirmation: the elder, the month and the grants in force (`quota::grants_on`).
+    grants: Option<(String, String, Vec<quota::Grant>)>,
+}
+
+/// The step's writes, on a grouped transaction. The outer error rolls them back; the inner one
+/// is the answer after they are kept (a wrong code's counted try).
+async fn apply(tx: &mut Tx<'static>, j: &Checked) -> Result<ApiResult<()>, ApiError> {
+    let seen = for_step(tx, &j.scope, &j.id, &j.step_id).await?;
+    write_step(tx, j, &seen).await
+}
+
+/// An order as a step needs it: its region (for the audit), state and version, and whether
+/// the step's id was taken already (and by which order).
+struct Seen {
+    region: String,
+    state: String,
+    version: i64,
+    step_of: Option<String>,
+}
+
+/// Read an order for a step, in the caller's scope (404 outside it, as `held`); one round trip.
+async fn for_step(tx: &mut Tx<'static>, scope: &Scope, id: &str, step_id: &str) -> ApiResult<Seen> {
+    let r = sqlx::query(
+        "SELECT o.provider_id, p.region_code, o.state, o.caregiver_id, o.version, \
+         (SELECT t.order_id FROM service_order_step t WHERE t.id = $2) \
+         FROM service_order o JOIN organisation p ON p.id = o.provider_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .bind(step_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .filter(|r| {
+        scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(1))
+            && mine(scope, r.get::<Option<String>, _>(3).as_deref())
+    })
+    .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))?;
+    Ok(Seen {
+        region: r.get(1),
+        state: r.get(2),
+        version: r.get(4),
+        step_of: r.get(5),
+    })
+}
+
+/// The step's writes as decided from `seen`, guarded by the version read (on PostgreSQL a write
+/// outside the group, a new dispatch, may come between).
+async fn write_step(
+    tx: &mut Tx<'static>,
+    j: &Checked,
+    seen: &Seen,
+) -> Result<ApiResult<()>, ApiError> {
+    let (keys, scope, who, id, step_id) = (&j.keys, &j.scope, &j.who, j.id.as_str(), &j.step_id);
+    let (note, s) = (&j.note, j);
+    let (region, state) = (&seen.region, &seen.state);
+    if let Some(other) = &seen.step_of {
+        if other != id {
             return Err(ApiError::conflict("step_id 已用于另一张工单"));
         }
-        drop(tx);
-        return get(db, scope, id, true).await;
+        // Sent again (a phone that lost the answer): done once already.
+        return Ok(Ok(()));
     }
-    let to = rule::next(&state, &s.action).map_err(ApiError::conflict)?;
+    let to = rule::next(state, &s.action).map_err(ApiError::conflict)?;
     if scope.staff.is_some() && to == "cancelled" {
         return Err(ApiError::forbidden(
             "护理员不能取消工单，请联系服务商调度员",
@@ -537,12 +618,11 @@ pub async fn step(
         return Err(ApiError::invalid("note", "请写明原因"));
     }
     let confirmed_by = if to == "confirmed" {
-        match confirm_check(&mut tx, keys, scope, id, s.code.as_deref(), &note).await? {
+        match confirm_check(tx, keys, scope, id, s.code.as_deref(), note).await? {
             Ok(by) => by,
             Err(e) => {
                 // A wrong code counts, whatever the answer.
-                tx.commit().await?;
-                return Err(e);
+                return Ok(Err(e));
             }
         }
     } else {
@@ -551,7 +631,10 @@ pub async fn step(
     let now = crate::platform::now_rfc3339();
     // Check-in and check-out keep the phone's time when it was sent late. Their minutes are
     // China time, on the clock of `start_min`.
-    let (done, done_min) = match done_at.filter(|_| to == "checked_in" || to == "checked_out") {
+    let (done, done_min) = match s
+        .done_at
+        .filter(|_| to == "checked_in" || to == "checked_out")
+    {
         Some(t) => (
             chrono::DateTime::from_timestamp(t, 0)
                 .map(|d| d.to_rfc3339())
@@ -566,39 +649,41 @@ pub async fn step(
             let at = if to == "checked_in" { "check_in" } else { "check_out" };
             let q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE service_order SET state = $2, {at}_at = $3, {at}_lon = $4, {at}_lat = $5, \
-                 {at}_min = $7, version = version + 1 WHERE id = $1 AND state = $6"
+                 {at}_min = $7, version = version + 1 WHERE id = $1 AND state = $6 AND version = $8"
             )))
             .bind(id)
             .bind(to)
             .bind(&done);
             let q = crate::platform::db::opt_f64(q, s.lon);
             crate::platform::db::opt_f64(q, s.lat)
-                .bind(&state)
+                .bind(state)
                 .bind(done_min)
+                .bind(seen.version)
         }
         "confirmed" => sqlx::query(
             "UPDATE service_order SET state = $2, confirmed_at = $3, confirmed_by = $5, version = version + 1 \
-             WHERE id = $1 AND state = $4",
+             WHERE id = $1 AND state = $4 AND version = $6",
         )
         .bind(id)
         .bind(to)
         .bind(&now)
-        .bind(&state)
-        .bind(confirmed_by),
+        .bind(state)
+        .bind(confirmed_by)
+        .bind(seen.version),
         _ => sqlx::query(
-            "UPDATE service_order SET state = $2, reason = $3, version = version + 1 WHERE id = $1 AND state = $4",
+            "UPDATE service_order SET state = $2, reason = $3, version = version + 1 WHERE id = $1 AND state = $4 AND version = $5",
         )
         .bind(id)
         .bind(to)
-        .bind(Some(&note).filter(|n| !n.is_empty()))
-        .bind(&state),
+        .bind(Some(note).filter(|n| !n.is_empty()))
+        .bind(state)
+        .bind(seen.version),
     };
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    if n != 1 {
+    if q.execute(&mut **tx).await?.rows_affected() != 1 {
         return Err(ApiError::conflict("该工单刚被他人处理，请刷新后查看"));
     }
-    if let Some((elder, month, grants)) = grants.filter(|_| to == "confirmed") {
-        let paid_by = quota::consume(&mut tx, &grants, &elder, &month).await?;
+    if let Some((elder, month, grants)) = s.grants.as_ref().filter(|_| to == "confirmed") {
+        let paid_by = quota::consume(tx, grants, elder, month).await?;
         sqlx::query("UPDATE service_order SET entitlement_id = $2, funded = $3 WHERE id = $1")
             .bind(id)
             .bind(&paid_by)
@@ -607,13 +692,13 @@ pub async fn step(
             } else {
                 "self_paid"
             })
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     let ins = sqlx::query(
         "INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(&step_id)
+    .bind(step_id)
     .bind(id)
     .bind(&s.action)
     .bind(&now)
@@ -621,23 +706,22 @@ pub async fn step(
     let ins = crate::platform::db::opt_f64(ins, s.lon);
     let ins = crate::platform::db::opt_f64(ins, s.lat);
     ins.bind(Some(&note).filter(|n| !n.is_empty()))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     audit::append(
-        &mut tx,
+        tx,
         who,
         Entry {
             action: "service_order.step",
             entity: "service_order",
             entity_id: Some(id),
-            region_code: Some(&region),
+            region_code: Some(region),
             detail: serde_json::json!({"action": s.action, "to": to, "step_id": step_id})
                 .to_string(),
         },
     )
     .await?;
-    tx.commit().await?;
-    get(db, scope, id, true).await
+    Ok(Ok(()))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -43,12 +43,11 @@ pub async fn home_items(db: &Db, version_id: &str) -> ApiResult<Arc<HashMap<Stri
     Ok(set)
 }
 
-/// An elder's home-visit entitlements in force on a day: (entitlement, item, quota).
-pub async fn grants_on(
-    db: &Db,
-    elder_id: &str,
-    day: &str,
-) -> ApiResult<Vec<(String, String, i64)>> {
+/// A grant in force: its entitlement, catalogue item and visits a month.
+pub type Grant = (String, String, i64);
+
+/// An elder's home-visit entitlements in force on a day.
+pub async fn grants_on(db: &Db, elder_id: &str, day: &str) -> ApiResult<Vec<Grant>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.id, n.item_code, n.quota, {} FROM entitlement n WHERE n.elder_id = $1 AND n.state = 'granted' \
          AND n.quota > 0 AND n.since <= $2 AND (n.ended_on IS NULL OR n.ended_on > $2) ORDER BY n.item_code",

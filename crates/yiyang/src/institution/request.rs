@@ -392,7 +392,7 @@ pub async fn decide(
                         elder_id: Some(elder_id),
                         citizen_id: None,
                         name: None,
-                        applied_on: Some(created[..10].to_string()),
+                        applied_on: crate::platform::local_day(&created).map(|d| d.to_string()),
                         note: Some("网上申请".into()),
                     },
                 )
@@ -524,14 +524,13 @@ pub async fn status_of(db: &Db, bidx: &str, name: &str) -> ApiResult<Option<Stri
     .await?;
     Ok(r.and_then(|r| {
         let (state, at, reason): (String, String, Option<String>) = (r.get(0), r.get(1), r.get(2));
+        let on = crate::platform::local_day(&at).map_or_else(|| at.clone(), |d| d.to_string());
         match state.as_str() {
             "open" => Some(format!(
-                "您在 {} 提交的网上申请已收到，正在受理，工作人员会打电话给您核实情况",
-                &at[..10]
+                "您在 {on} 提交的网上申请已收到，正在受理，工作人员会打电话给您核实情况"
             )),
             "refused" => Some(format!(
-                "您在 {} 提交的网上申请未被受理：{}。如有疑问请拨打 12349",
-                &at[..10],
+                "您在 {on} 提交的网上申请未被受理：{}。如有疑问请拨打 12349",
                 reason.unwrap_or_default()
             )),
             _ => None,

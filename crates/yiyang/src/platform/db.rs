@@ -37,6 +37,8 @@ pub struct Db {
     /// The audit chain's key, given once the key file is loaded ([`Db::use_keys`]); shared by
     /// every clone of this handle.
     chain: Arc<std::sync::OnceLock<crate::platform::crypto::ChainKey>>,
+    /// The group-commit writer's queue, started on first use (`crate::audit::group`).
+    pub(crate) group: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<GroupJob>>>,
 }
 
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
@@ -45,9 +47,42 @@ pub struct Tx<'a> {
     backend: Backend,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     chain: Option<crate::platform::crypto::ChainKey>,
+    /// In a group commit, the audit entries held back to be appended all at once before commit.
+    held_audit: Option<Vec<HeldAudit>>,
+}
+
+/// One grouped write (`crate::audit::group`), type-erased: it runs on the group's transaction and
+/// says whether to keep what it did; the callback hears whether the group committed.
+pub type GroupJob = Box<
+    dyn for<'a> FnOnce(
+            &'a mut Tx<'static>,
+        )
+            -> futures_util::future::BoxFuture<'a, (bool, Box<dyn FnOnce(bool) + Send>)>
+        + Send,
+>;
+
+/// An audit entry, owned: held back in a group commit, or queued for the read-audit writer.
+#[derive(Debug, Clone)]
+pub struct HeldAudit {
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Option<String>,
+    pub region_code: Option<String>,
+    pub detail: String,
+    pub request_id: String,
 }
 
 impl Tx<'_> {
+    /// Hold audit entries back from now on, to be appended together ([`Tx::held_audit`]).
+    pub fn hold_audit(&mut self) {
+        self.held_audit.get_or_insert_with(Vec::new);
+    }
+    /// The entries held back, when this transaction holds them.
+    pub fn held_audit(&mut self) -> Option<&mut Vec<HeldAudit>> {
+        self.held_audit.as_mut()
+    }
     /// The audit chain's key (see [`Db::chain_key`]).
     pub fn chain_key(&self) -> Result<crate::platform::crypto::ChainKey, sqlx::Error> {
         self.chain.clone().ok_or_else(no_chain_key)
@@ -131,6 +166,42 @@ fn sqlite_without_memory_statistics() {
     });
 }
 
+/// A pool on `url` with yiyang's connection settings.
+async fn open_pool(url: &str, backend: Backend, max_connections: u32) -> anyhow::Result<AnyPool> {
+    let opts = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // 8 KB pages for a new database file (an existing one keeps its own;
+                    // set before the WAL switch, which writes the file's header): a 1M-person
+                    // first load went 10.1 → 8.7 s on average over five pairs (fewer, fuller
+                    // b-tree pages to split, spill and checkpoint).
+                    conn.execute("PRAGMA page_size=8192").await?;
+                    // Durable by default: WAL with fsync on commit; FKs on; wait (up to a minute, the length of a
+                    // large import by another process) rather than fail on a busy writer.
+                    conn.execute("PRAGMA journal_mode=WAL").await?;
+                    conn.execute("PRAGMA synchronous=FULL").await?;
+                    conn.execute("PRAGMA foreign_keys=ON").await?;
+                    conn.execute("PRAGMA busy_timeout=60000").await?;
+                    // 8 MB page cache per connection: 16 connections stay well inside the memory budget.
+                    conn.execute("PRAGMA cache_size=-8192").await?;
+                    conn.execute("PRAGMA temp_store=MEMORY").await?;
+                }
+                Ok(())
+            })
+        });
+    // Index builds in a bulk import take seconds by design; warn only on what is really slow.
+    let connect = <sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(url)?
+        .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10));
+    let pool = opts
+        .connect_with(connect)
+        .await
+        .with_context(|| "无法连接数据库".to_string())?;
+    Ok(pool)
+}
+
 impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         install_default_drivers();
@@ -166,44 +237,35 @@ impl Db {
                     .with_context(|| format!("无法创建数据库文件 {path}"))?;
             }
         }
-        let opts = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // 8 KB pages for a new database file (an existing one keeps its own;
-                        // set before the WAL switch, which writes the file's header): a 1M-person
-                        // first load went 10.1 → 8.7 s on average over five pairs (fewer, fuller
-                        // b-tree pages to split, spill and checkpoint).
-                        conn.execute("PRAGMA page_size=8192").await?;
-                        // Durable by default: WAL with fsync on commit; FKs on; wait (up to a minute, the length of a
-                        // large import by another process) rather than fail on a busy writer.
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA synchronous=FULL").await?;
-                        conn.execute("PRAGMA foreign_keys=ON").await?;
-                        conn.execute("PRAGMA busy_timeout=60000").await?;
-                        // 8 MB page cache per connection: 16 connections stay well inside the memory budget.
-                        conn.execute("PRAGMA cache_size=-8192").await?;
-                        conn.execute("PRAGMA temp_store=MEMORY").await?;
-                    }
-                    Ok(())
-                })
-            });
-        // Index builds in a bulk import take seconds by design; warn only on what is really slow.
-        let connect = <sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(&url)?
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10));
-        let pool = opts
-            .connect_with(connect)
-            .await
-            .with_context(|| "无法连接数据库".to_string())?;
+        let pool = open_pool(&url, backend, max_connections).await?;
         Ok(Db {
             pool,
             backend,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             chain: Arc::default(),
+            group: Arc::default(),
             sqlite_path,
             pg_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
+        })
+    }
+
+    /// This database through a pool of its own of `max_connections`, opened on the current
+    /// runtime, sharing this handle's write gate and chain key (for a writer on a thread of its
+    /// own, `crate::audit::group`). Its group-commit queue is its own (none).
+    pub async fn with_own_pool(&self, max_connections: u32) -> anyhow::Result<Db> {
+        let url = match (&self.sqlite_path, &self.pg_url) {
+            (Some(path), _) => normalize_url(path),
+            (None, Some(url)) => url.to_string(),
+            (None, None) => anyhow::bail!("no database URL"),
+        };
+        Ok(Db {
+            pool: open_pool(&url, self.backend, max_connections).await?,
+            backend: self.backend,
+            write_gate: self.write_gate.clone(),
+            chain: self.chain.clone(),
+            group: Arc::default(),
+            sqlite_path: self.sqlite_path.clone(),
+            pg_url: self.pg_url.clone(),
         })
     }
 
@@ -449,6 +511,7 @@ impl Db {
                     backend: Backend::Sqlite,
                     _gate: Some(gate),
                     chain: self.chain.get().cloned(),
+                    held_audit: None,
                 })
             }
             Backend::Postgres => Ok(Tx {
@@ -456,6 +519,7 @@ impl Db {
                 backend: Backend::Postgres,
                 _gate: None,
                 chain: self.chain.get().cloned(),
+                held_audit: None,
             }),
         }
     }

@@ -146,6 +146,14 @@ pub fn today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
 
+/// The local (UTC+8) day of a stored `*_at` instant (UTC RFC 3339): its first ten characters are
+/// the UTC day, a day early from 16:00 UTC on. `None` when it is not RFC 3339.
+pub fn local_day(at: &str) -> Option<chrono::NaiveDate> {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| (t.with_timezone(&chrono::Utc) + chrono::Duration::hours(8)).date_naive())
+}
+
 /// The instant a local (UTC+8) day begins, written like the stored `*_at` columns (UTC RFC 3339),
 /// so a day's rows are found by comparing text.
 pub fn day_start_utc(d: chrono::NaiveDate) -> String {
@@ -199,6 +207,14 @@ mod thp_tests {
 #[cfg(test)]
 mod day_tests {
     /// A local day starts at 16:00 UTC the day before; stored stamps compare as text.
+    #[test]
+    fn a_stored_instant_falls_on_its_local_day() {
+        let d = |s: &str| super::local_day(s).map(|d| d.to_string());
+        assert_eq!(d("2026-12-06T15:59:59.000Z").as_deref(), Some("2026-12-06"));
+        assert_eq!(d("2026-12-06T16:00:00.000Z").as_deref(), Some("2026-12-07"));
+        assert_eq!(d("2026-12-06"), None);
+    }
+
     #[test]
     fn local_day_starts_eight_hours_earlier_in_utc() {
         let d = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();

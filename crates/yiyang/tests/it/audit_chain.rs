@@ -375,3 +375,102 @@ async fn db_audit_viewer_filters_speaks_and_exports() {
         1
     );
 }
+
+/// Group commit: concurrent writes share transactions, each keeps or loses only its own work
+/// (rows and audit entries), a database error in one leaves the others, and the chain holds.
+#[tokio::test]
+async fn db_grouped_writes_keep_or_lose_only_their_own_work() {
+    use yiyang::audit::{self, Entry, Who};
+    use yiyang::platform::error::ApiError;
+    let t = TestApp::new("demo", 0).await;
+    let db = t.state.db.clone();
+    sqlx::query("CREATE TABLE grouped_t (id BIGINT PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let audits_before: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    // 0..200, and 7 once more (its second insert fails on the key, whichever runs second).
+    let ids: Vec<i64> = (0..200).chain([7]).collect();
+    let tasks = ids.into_iter().map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.grouped(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO grouped_t (id, v) VALUES ($1, 'x')")
+                        .bind(i)
+                        .execute(&mut **tx)
+                        .await?;
+                    let who = Who {
+                        actor_id: None,
+                        actor_name: "test".into(),
+                    };
+                    let id = i.to_string();
+                    let e = Entry {
+                        action: "test.grouped",
+                        entity: "grouped_t",
+                        entity_id: Some(&id),
+                        region_code: None,
+                        detail: "{}".into(),
+                    };
+                    audit::append(tx, &who, e).await?;
+                    Ok(match i % 5 {
+                        0 => return Err(ApiError::conflict("rolled back")),
+                        1 => Err(ApiError::invalid("x", "kept, answered as an error")),
+                        _ => Ok(i),
+                    })
+                })
+            })
+            .await
+        })
+    });
+    let answers: Vec<_> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    let conflicts = answers
+        .iter()
+        .filter(|a| a.as_ref().is_err_and(|e| e.status == 409))
+        .count();
+    let invalid = answers
+        .iter()
+        .filter(|a| a.as_ref().is_err_and(|e| e.status == 422))
+        .count();
+    let failed = answers
+        .iter()
+        .filter(|a| a.as_ref().is_err_and(|e| e.status.is_server_error()))
+        .count();
+    assert_eq!(
+        (ok, conflicts, invalid, failed),
+        (120, 40, 40, 1),
+        "{answers:?}"
+    );
+    let rows: Vec<i64> = sqlx::query("SELECT id FROM grouped_t ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let kept: Vec<i64> = (0..200).filter(|i| i % 5 != 0).collect();
+    assert_eq!(rows, kept);
+    let audits: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = 'test.grouped'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audits, 160);
+    let all: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(all, audits_before + 160);
+    let r = audit::verify(&db, &[]).await.unwrap();
+    assert!(r.ok, "{r:?}");
+}
