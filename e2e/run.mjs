@@ -1123,11 +1123,60 @@ try {
         // The server has it once, checked in where the phone was.
         const o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
         assert(o.state === 'confirmed' && o.check_in_at, `the order reads ${JSON.stringify(o)}`)
+        state.visit = { orderId, elderId: o.elder_id, caregiver: o.caregiver_name }
       } finally {
         await phone.close()
       }
     // Waits on the phone's retry (every 15 s) and on the outbox's sender (every few seconds).
     }, { screenshot: null, timeout: 90_000 })
+
+    await step('居家上门服务查询 (public, phone width): the family gets a code by text, sees the visit just made and who came, and gives it five stars', async () => {
+      assert(state.visit, 'the caregiver step did not finish a visit')
+      // The family knows the elder's ID and name; here the officer's page reads them (audited).
+      const elder = await page.evaluate(async (id) => {
+        const e = await (await fetch(`/api/v1/elders/${id}`)).json()
+        const r = await fetch(`/api/v1/elders/${id}/reveal`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin',
+          body: JSON.stringify({ field: 'citizen_id', reason: '家属查询居家服务记录' }),
+        })
+        return { name: e.name, cid: (await r.json()).value }
+      }, state.visit.elderId)
+      assert(elder.cid && elder.cid.length === 18, `no ID for the visit's elder: ${JSON.stringify(elder)}`)
+      const phone = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true })
+      const p = await phone.newPage()
+      p.setDefaultTimeout(STEP_TIMEOUT)
+      try {
+        await p.goto(`${BASE_URL}/home-care`, { waitUntil: 'domcontentloaded' })
+        await p.getByLabel('老人身份证号').fill(elder.cid)
+        await p.getByLabel('老人姓名').fill(elder.name)
+        const before = texts.length
+        await p.getByRole('button', { name: '获取确认码' }).click()
+        await p.getByText('确认码已发到').waitFor()
+        let code = null
+        for (let i = 0; i < 60 && !code; i++) {
+          const t = texts.slice(before).find((m) => JSON.stringify(m).includes('居家上门服务记录'))
+          code = t && /确认码 (\d{6})/.exec(JSON.stringify(t))?.[1]
+          if (!code) await p.waitForTimeout(500)
+        }
+        assert(code, `no text with the family's code reached the gateway: ${JSON.stringify(texts.slice(before)).slice(0, 300)}`)
+        await p.getByLabel('短信确认码').fill(code)
+        await p.getByRole('button', { name: '查看服务记录' }).click()
+        const visit = p.locator('.visit', { hasText: state.visit.caregiver }).first()
+        await visit.waitFor()
+        assert((await visit.innerText()).includes('已完成'), 'the visit is not shown as done')
+        await p.getByText('本月服务次数').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'family-visits.png'), fullPage: true })
+        await visit.getByRole('button', { name: '评价这次服务' }).click()
+        await visit.getByRole('button', { name: '5 星' }).click()
+        await visit.getByLabel('评价内容').fill('护理员很细心')
+        await visit.getByRole('button', { name: '提交' }).click()
+        await p.getByText('谢谢您的评价').waitFor()
+        await visit.getByLabel('评价 5 星').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'family-rated.png'), fullPage: true })
+      } finally {
+        await phone.close()
+      }
+    }, { screenshot: null, timeout: 60_000 })
   }
 
   await step('log out', logout, { screenshot: null })

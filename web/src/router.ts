@@ -16,6 +16,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/self-check', name: 'self-check', component: () => import('./modules/assessment/SelfCheckView.vue'), meta: { public: true, title: '老年人能力自测' } },
   { path: '/services', name: 'services', component: () => import('./modules/catalog/ServicesView.vue'), meta: { public: true, title: '基本养老服务目录' } },
   { path: '/vacancies', name: 'vacancies', component: () => import('./modules/institution/VacanciesView.vue'), meta: { public: true, title: '养老机构空床信息' } },
+  { path: '/home-care', name: 'home-care', component: () => import('./modules/home_service/FamilyVisitsView.vue'), meta: { public: true, title: '居家上门服务查询' } },
   { path: '/queue-place', name: 'queue-place', component: () => import('./modules/institution/QueuePlaceView.vue'), meta: { public: true, title: '入住轮候查询' } },
   // Phone pages for people in the field: full screen, no console menu.
   { path: '/m/visits', name: 'my-visits', component: () => import('./modules/home_service/MyVisitsView.vue'), meta: { title: '今日上门', perm: 'home_service.visit' } },

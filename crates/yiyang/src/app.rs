@@ -185,6 +185,7 @@ impl AppState {
         crate::home_service::http::preview, crate::home_service::http::record,
         crate::home_service::http::settlements, crate::home_service::http::settlement,
         crate::home_service::http::approve, crate::home_service::http::to_batch,
+        crate::home_service::family::ask_code, crate::home_service::family::visits, crate::home_service::family::feedback,
         crate::institution::http::subsidy_policy, crate::institution::http::publish_subsidy_policy,
         crate::institution::http::claims, crate::institution::http::compute_claims, crate::institution::http::export_claims,
         crate::institution::http::claim, crate::institution::http::claim_step, crate::institution::http::claims_to_batch,

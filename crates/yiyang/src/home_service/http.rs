@@ -30,6 +30,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/home-settlements/to-batch", post(to_batch))
         .route("/home-settlements/{id}", get(settlement))
         .route("/home-settlements/{id}/approve", post(approve))
+        .merge(super::family::routes())
 }
 
 /// Placing and moving orders: the permission and an editing scope.

@@ -7,6 +7,7 @@
 
 pub mod contract;
 pub mod demo;
+pub mod family;
 pub mod http;
 pub mod quota;
 pub mod settle;

@@ -132,8 +132,6 @@ pub struct QuotaView {
 /// An elder's quota for a month: each home-visit grant in force on the month's last day (or
 /// today, this month), with what the ledger says was used.
 pub async fn view(db: &Db, scope: &Scope, elder_id: &str, month: &str) -> ApiResult<QuotaView> {
-    let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid("month", "月份应为 YYYY-MM"))?;
     sqlx::query("SELECT residence_region FROM elder WHERE id = $1")
         .bind(elder_id)
         .fetch_optional(&db.pool)
@@ -141,6 +139,13 @@ pub async fn view(db: &Db, scope: &Scope, elder_id: &str, month: &str) -> ApiRes
         .map(|r| r.get::<String, _>(0))
         .filter(|rc| scope.contains(rc))
         .ok_or_else(|| ApiError::not_found("未找到该老人（或不在您的管辖范围内）"))?;
+    of_elder(db, elder_id, month).await
+}
+
+/// [`view`] for an elder the caller has already been let see (the family, after a phone code).
+pub async fn of_elder(db: &Db, elder_id: &str, month: &str) -> ApiResult<QuotaView> {
+    let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map_err(|_| ApiError::invalid("month", "月份应为 YYYY-MM"))?;
     let last = first
         .checked_add_months(chrono::Months::new(1))
         .and_then(|d| d.pred_opt())

@@ -296,6 +296,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "caregiver_accounts",
         stmts: crate::identity::MIGRATION_STAFF,
     },
+    Migration {
+        version: 53,
+        name: "home_care_family",
+        stmts: crate::home_service::family::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -369,6 +369,42 @@ async fn render_visit_code(
     }))
 }
 
+/// A family's code for the public page (`home_service::family`): `None` once it lapsed or was used.
+async fn render_family_code(
+    db: &Db,
+    keys: &KeyRing,
+    access_id: &str,
+) -> Result<Option<(Vec<u8>, serde_json::Value)>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT e.name, e.phone_enc, a.code_enc, a.expires, a.token_hash FROM family_access a \
+         JOIN elder e ON e.id = a.elder_id WHERE a.id = $1",
+    )
+    .bind(access_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (expires, used): (i64, Option<String>) = (r.get(3), r.get(4));
+    if used.is_some() || expires <= super::now_secs() {
+        return Ok(None);
+    }
+    let Ok(code) = keys.decrypt(&r.get::<Vec<u8>, _>(2)) else {
+        return Ok(None);
+    };
+    let name: String = r.get(0);
+    let text = format!(
+        "【颐养】您正在查询{}的居家上门服务记录，确认码 {code}，10 分钟内有效。如不是您本人操作，请不要告诉别人。",
+        yiyang_kernel::mask::name(&name)
+    );
+    Ok(r.get::<Option<Vec<u8>>, _>(1).map(|p| {
+        (
+            p,
+            serde_json::json!({ "template": "family_code", "text": text }),
+        )
+    }))
+}
+
 /// Deliver what is due now (up to `limit` rows). Returns (sent, failed attempts, skipped).
 pub async fn deliver_due(
     db: &Db,
@@ -378,11 +414,11 @@ pub async fn deliver_due(
 ) -> Result<(u64, u64, u64), sqlx::Error> {
     let now = super::now_secs();
     expand_runs(db, limit).await?;
-    // A visit's confirmation code first: a caregiver waits at the door for it, while a county's
-    // run may have queued thousands of letters of entitlement.
+    // Codes first (a visit's, a family's): someone waits for them, while a county's run may have
+    // queued thousands of letters of entitlement.
     let mut rows = sqlx::query(
         "SELECT id, entitlement_id, event, attempts, elder_id, run_id, order_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-         AND event = 'visit_code' ORDER BY next_attempt_at, id LIMIT $2",
+         AND event IN ('visit_code', 'family_code') ORDER BY next_attempt_at, id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
@@ -392,7 +428,7 @@ pub async fn deliver_due(
         rows.extend(
             sqlx::query(
                 "SELECT id, entitlement_id, event, attempts, elder_id, run_id, order_id FROM notification_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-                 AND event <> 'run_granted' AND event <> 'visit_code' ORDER BY next_attempt_at, id LIMIT $2",
+                 AND event NOT IN ('run_granted', 'visit_code', 'family_code') ORDER BY next_attempt_at, id LIMIT $2",
             )
             .bind(now)
             .bind(limit - rows.len() as i64)
@@ -410,7 +446,10 @@ pub async fn deliver_due(
             (Some(ent), _, _) => render(db, &ent, &event).await?,
             (None, Some(run), _) => render_run(db, &elder, &run).await?,
             (None, None, Some(order)) => render_visit_code(db, keys, &order).await?,
-            (None, None, None) => None,
+            (None, None, None) => match id.strip_prefix("family:") {
+                Some(access) => render_family_code(db, keys, access).await?,
+                None => None,
+            },
         };
         let Some((phone_enc, mut body)) = msg else {
             // No phone on record, or the person has died: nothing to send.

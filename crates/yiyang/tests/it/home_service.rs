@@ -1139,3 +1139,237 @@ async fn db_a_caregiver_moves_only_her_visits_and_a_dispatcher_only_her_provider
     .unwrap();
     assert_eq!(actor, "cg", "the step is hers");
 }
+
+/// A family on the public page: a code to the phone in the elder's record (the same answer for
+/// an unknown person, no second code within a minute), the month's quota and visits with who
+/// came, a rating once per confirmed visit; wrong codes, lapsed tokens and other elders' visits
+/// refused in Chinese; every request audited.
+#[tokio::test]
+async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
+    let t = TestApp::new("demo", 5).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let public = |uri: &'static str, body: Value| {
+        let t = &t;
+        async move { t.call("POST", uri, None, Some(body)).await }
+    };
+    let birth = chrono::NaiveDate::from_ymd_opt(1940, 3, 2).unwrap();
+    let known = yiyang_kernel::citizen_id::compose("320682", birth, 61);
+    let unknown = yiyang_kernel::citizen_id::compose("320682", birth, 62);
+    let (s, v, _) = call(
+        "POST",
+        "/api/v1/elders".into(),
+        Some(
+            json!({"citizen_id": known, "name": "周凤英", "residence_region": "320682104205",
+            "phone": "13912345678"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let elder = v["id"].as_str().unwrap().to_string();
+    let (s, p, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "provider", "name": "如皋市安心居家养老服务有限公司", "ownership": "private",
+            "region_code": "320682104000"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let provider = p["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{provider}/staff"),
+        Some(json!({"name": "王秀兰", "role": "caregiver"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let caregiver = v["id"].as_str().unwrap().to_string();
+    let today = yiyang::platform::today();
+    let mut orders = vec![];
+    for at in ["08:00", "15:00"] {
+        let (s, v, _) = call(
+            "POST",
+            "/api/v1/service-orders".into(),
+            Some(
+                json!({"provider_id": provider, "elder_id": elder, "service": "助洁",
+                "planned_start": format!("{today} {at}"), "planned_minutes": 60}),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        orders.push(v["id"].as_str().unwrap().to_string());
+    }
+    let (done, open) = (&orders[0], &orders[1]);
+    for o in &orders {
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/service-orders/{o}/dispatch"),
+            Some(json!({"caregiver_id": caregiver})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    for (action, body) in [
+        ("accept", json!({})),
+        ("check_in", json!({"lon": 120.57, "lat": 32.39})),
+        ("check_out", json!({"lon": 120.57, "lat": 32.39})),
+        ("confirm", json!({"note": "已电话回访家属，确认上门"})),
+    ] {
+        let mut b = body;
+        b["step_id"] = json!(uuid::Uuid::new_v4().to_string());
+        b["action"] = json!(action);
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/service-orders/{done}/steps"),
+            Some(b),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{action}: {v}");
+    }
+
+    // A code: the same answer for a stranger's ID; one message, and none again within a minute.
+    let (s, a, _) = public(
+        "/api/v1/public/home-care/code",
+        json!({"citizen_id": unknown, "name": "周凤英"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (s, b, _) = public(
+        "/api/v1/public/home-care/code",
+        json!({"citizen_id": known, "name": "周凤英"}),
+    )
+    .await;
+    assert_eq!((s, &a), (StatusCode::OK, &b));
+    let (s, _, _) = public(
+        "/api/v1/public/home-care/code",
+        json!({"citizen_id": known, "name": "周凤英"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM notification_outbox WHERE event = 'family_code'")
+            .await,
+        1
+    );
+    let (s, v, _) = public(
+        "/api/v1/public/home-care/code",
+        json!({"citizen_id": "12345", "name": "周凤英"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("身份证号"), "{v}");
+
+    // Wrong code and a stranger: one answer; then the right code.
+    let enc: Vec<u8> = sqlx::query_scalar("SELECT code_enc FROM family_access")
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap();
+    let code = t.state.keys.decrypt(&enc).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (s, w1, _) = public(
+        "/api/v1/public/home-care/visits",
+        json!({"citizen_id": known, "name": "周凤英", "code": wrong}),
+    )
+    .await;
+    let (s2, w2, _) = public(
+        "/api/v1/public/home-care/visits",
+        json!({"citizen_id": unknown, "name": "周凤英", "code": code}),
+    )
+    .await;
+    assert_eq!(
+        (s, s2),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+    );
+    assert_eq!(w1["detail"], w2["detail"], "no oracle");
+    let (s, v, _) = public(
+        "/api/v1/public/home-care/visits",
+        json!({"citizen_id": known, "name": "周凤英", "code": code}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["elder"], "周**");
+    let visits = v["visits"].as_array().unwrap();
+    assert_eq!(visits.len(), 2, "{v}");
+    assert_eq!(
+        (
+            &visits[0]["caregiver"],
+            &visits[0]["state"],
+            &visits[0]["can_rate"]
+        ),
+        (&json!("王秀兰"), &json!("已完成"), &json!(true)),
+        "{v}"
+    );
+    assert_eq!(visits[1]["can_rate"], json!(false), "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    // A code is good once.
+    let (s, _, _) = public(
+        "/api/v1/public/home-care/visits",
+        json!({"citizen_id": known, "name": "周凤英", "code": code}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Rating: 1–5, once, only a confirmed visit of this elder.
+    let rate = |order: &String, body: Value| {
+        let mut b = body;
+        b["token"] = json!(token);
+        b["order_id"] = json!(order);
+        public("/api/v1/public/home-care/feedback", b)
+    };
+    let (s, v, _) = rate(done, json!({"rating": 6})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = rate(open, json!({"rating": 5})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v, _) = rate(done, json!({"rating": 5, "comment": "打扫得很干净"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v, _) = rate(done, json!({"complaint": "护理员迟到了半小时"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let other: String =
+        sqlx::query_scalar("SELECT id FROM service_order WHERE elder_id <> $1 LIMIT 1")
+            .bind(&elder)
+            .fetch_optional(&t.state.db.pool)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| "no-such-order".into());
+    let (s, v, _) = rate(&other, json!({"rating": 1})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v, _) = public(
+        "/api/v1/public/home-care/visits",
+        json!({"token": token, "month": today.format("%Y-%m").to_string()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["visits"][0]["rating"], &v["visits"][0]["can_rate"]),
+        (&json!(5), &json!(false)),
+        "{v}"
+    );
+    let (s, v, _) = public(
+        "/api/v1/public/home-care/visits",
+        json!({"token": "not-a-token"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("确认码"), "{v}");
+    for (action, n) in [
+        ("home_care.family_code", 3),
+        ("home_care.family_code_wrong", 1),
+        ("home_care.family_view", 2),
+        ("home_care.feedback", 1),
+    ] {
+        let got: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(got, n, "{action}");
+    }
+}

@@ -1,0 +1,485 @@
+//! 居家服务查询 — an elder's family on the public pages: after a code sent to the phone in the
+//! elder's record, this month's quota, the visits made and who came, and a rating or a complaint
+//! for each visit. Nothing here says whether an ID is registered: a code request is answered the
+//! same way whatever was found, a wrong code the same way as an unknown person. Throttled per
+//! address, every request audited.
+
+use super::quota::{self, QuotaView};
+use crate::app::AppState;
+use crate::audit::{self, Entry, Who};
+use crate::identity::http::ClientIp;
+use crate::platform::crypto::{KeyRing, random_token, sha256_hex};
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult, Problem};
+use crate::platform::migrations::Stmt::{self, *};
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use yiyang_kernel::service_order as rule;
+
+pub const MIGRATION: &[Stmt] = &[
+    // A code sent to the family (encrypted: the outbox renders it), its wrong tries, and once it
+    // was entered, the hash of the token the page then uses for half an hour.
+    Both(
+        "CREATE TABLE family_access (id TEXT PRIMARY KEY, elder_id TEXT NOT NULL REFERENCES elder (id), \
+         code_enc BLOB NOT NULL, expires BIGINT NOT NULL, tries BIGINT NOT NULL, token_hash TEXT, \
+         token_expires BIGINT, created_at TEXT NOT NULL)",
+    ),
+    Both("CREATE INDEX family_access_elder ON family_access (elder_id, expires)"),
+    Both("CREATE UNIQUE INDEX family_access_token ON family_access (token_hash)"),
+    // One rating (1–5 stars, a few words) or complaint per visit, from the family.
+    Both(
+        "CREATE TABLE service_feedback (order_id TEXT PRIMARY KEY REFERENCES service_order (id), \
+         elder_id TEXT NOT NULL REFERENCES elder (id), rating BIGINT, comment TEXT, complaint TEXT, at TEXT NOT NULL, \
+         CONSTRAINT service_feedback_rating_check CHECK (rating IS NULL OR (rating >= 1 AND rating <= 5)))",
+    ),
+];
+
+const CODE_SECS: i64 = 600;
+const RESEND_SECS: i64 = 60;
+const CODES_A_DAY: i64 = 5;
+const TRIES: i64 = 5;
+const TOKEN_SECS: i64 = 1800;
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/public/home-care/code", post(ask_code))
+        .route("/public/home-care/visits", post(visits))
+        .route("/public/home-care/feedback", post(feedback))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeAsk {
+    /// 老人的 18 位身份证号
+    pub citizen_id: String,
+    /// 老人的姓名
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Said {
+    pub message: String,
+}
+
+fn who(ip: &Option<String>) -> Who {
+    Who {
+        actor_id: None,
+        actor_name: format!("公众查询 {}", ip.as_deref().unwrap_or("-")),
+    }
+}
+
+fn throttle(app: &AppState, ip: &Option<String>) -> ApiResult<()> {
+    if app.public_throttle.allow(ip.as_deref().unwrap_or("-")) {
+        Ok(())
+    } else {
+        Err(ApiError::too_many("请求过于频繁，请稍后再试"))
+    }
+}
+
+/// The elder an ID number and name point to, with the phone's blind index (None: not found).
+async fn elder_of(
+    db: &Db,
+    keys: &KeyRing,
+    citizen_id: &str,
+    name: &str,
+) -> ApiResult<Option<(String, String, bool)>> {
+    let name = crate::institution::text("name", "姓名", Some(name), 30)?;
+    let cid = yiyang_kernel::CitizenId::parse(citizen_id.trim(), crate::platform::today())
+        .map_err(|e| ApiError::invalid("citizen_id", format!("身份证号无效：{e}")))?;
+    let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
+    Ok(sqlx::query(
+        "SELECT id, residence_region, CASE WHEN phone_enc IS NULL THEN 0 ELSE 1 END FROM elder \
+         WHERE citizen_id_bidx = $1 AND name = $2",
+    )
+    .bind(&bidx)
+    .bind(&name)
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) == 1)))
+}
+
+/// Send a code to the phone in the elder's record. The answer is the same whether or not the ID
+/// and name were found, had a phone, or a code went out a moment ago.
+#[utoipa::path(post, path = "/api/v1/public/home-care/code", tag = "home_service", request_body = CodeAsk,
+    responses((status = 200, body = Said), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn ask_code(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(q): Json<CodeAsk>,
+) -> ApiResult<Json<Said>> {
+    use rand::Rng;
+    throttle(&app, &ip)?;
+    let found = elder_of(&app.db, &app.keys, &q.citizen_id, &q.name).await?;
+    let now = crate::platform::now_secs();
+    let mut tx = app.db.begin().await?;
+    let mut sent = false;
+    if let Some((elder, _, true)) = &found {
+        let r = sqlx::query(
+            "SELECT MAX(expires), COUNT(*) FROM family_access WHERE elder_id = $1 AND expires > $2",
+        )
+        .bind(elder)
+        .bind(now + CODE_SECS - 24 * 3600)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (last, today): (Option<i64>, i64) = (r.get(0), r.get(1));
+        if today < CODES_A_DAY && last.is_none_or(|e| e - CODE_SECS + RESEND_SECS <= now) {
+            let id = uuid::Uuid::now_v7().to_string();
+            let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
+            sqlx::query(
+                "INSERT INTO family_access (id, elder_id, code_enc, expires, tries, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
+            )
+            .bind(&id)
+            .bind(elder)
+            .bind(app.keys.encrypt(&code))
+            .bind(now + CODE_SECS)
+            .bind(crate::platform::now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO notification_outbox (id, elder_id, event, state, attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, 'family_code', 'pending', 0, 0, $3)",
+            )
+            .bind(format!("family:{id}"))
+            .bind(elder)
+            .bind(crate::platform::now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+            sent = true;
+        }
+    }
+    audit::append(
+        &mut tx,
+        &who(&ip),
+        Entry {
+            action: "home_care.family_code",
+            entity: "elder",
+            entity_id: found.as_ref().map(|f| f.0.as_str()),
+            region_code: found.as_ref().map(|f| f.1.as_str()),
+            detail: serde_json::json!({"found": found.is_some(), "sent": sent}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Said {
+        message:
+            "如果身份证号和姓名与登记的一致，确认码已发到老人档案里登记的手机上，10 分钟内有效。\
+                  没有收到？请 1 分钟后再试，或拨打 12349 请工作人员核对电话。"
+                .into(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VisitsAsk {
+    /// The first time: the elder's ID number, name and the code received
+    pub citizen_id: Option<String>,
+    pub name: Option<String>,
+    pub code: Option<String>,
+    /// Afterwards: the token the first answer gave (half an hour)
+    pub token: Option<String>,
+    /// YYYY-MM (default this month)
+    pub month: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FamilyVisit {
+    pub id: String,
+    /// "12月5日 09:30"
+    pub when: String,
+    pub service: String,
+    pub provider: String,
+    /// Who came (the caregiver's name)
+    pub caregiver: Option<String>,
+    pub state: String,
+    /// Minutes from check-in to check-out
+    pub minutes: Option<i64>,
+    pub rating: Option<i64>,
+    pub comment: Option<String>,
+    pub complaint: Option<String>,
+    /// Confirmed and not yet rated: the family may rate it or complain
+    pub can_rate: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FamilyView {
+    /// For the next half hour: month by month, and to rate a visit
+    pub token: String,
+    /// The elder's name, masked (陈**)
+    pub elder: String,
+    pub month: String,
+    pub quota: QuotaView,
+    pub visits: Vec<FamilyVisit>,
+    pub hotline: String,
+}
+
+/// The elder a token stands for (401 with a plain sentence when it lapsed).
+async fn by_token(db: &Db, token: &str) -> ApiResult<String> {
+    let now = crate::platform::now_secs();
+    sqlx::query("SELECT elder_id FROM family_access WHERE token_hash = $1 AND token_expires > $2")
+        .bind(sha256_hex(token.trim().as_bytes()))
+        .bind(now)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "expired",
+                "查询已超过半小时，请重新获取确认码",
+            )
+        })
+}
+
+/// The month's quota and visits of the elder, for the family: with the code just received (and
+/// the ID and name), or the token the first answer gave. Audited.
+#[utoipa::path(post, path = "/api/v1/public/home-care/visits", tag = "home_service", request_body = VisitsAsk,
+    responses((status = 200, body = FamilyView), (status = 401, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem)))]
+pub async fn visits(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(q): Json<VisitsAsk>,
+) -> ApiResult<Json<FamilyView>> {
+    throttle(&app, &ip)?;
+    let month = match q.month.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid("month", "月份应为 YYYY-MM，如 2026-12"))?
+            .format("%Y-%m")
+            .to_string(),
+        None => crate::platform::today().format("%Y-%m").to_string(),
+    };
+    let (elder, token) = match q.token.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(t) => (by_token(&app.db, t).await?, t.trim().to_string()),
+        None => enter_code(&app, &ip, &q).await?,
+    };
+    let r = sqlx::query("SELECT name, residence_region FROM elder WHERE id = $1")
+        .bind(&elder)
+        .fetch_one(&app.db.pool)
+        .await?;
+    let (name, region): (String, String) = (r.get(0), r.get(1));
+    let quota = quota::of_elder(&app.db, &elder, &month).await?;
+    let visits = month_visits(&app.db, &elder, &month).await?;
+    let mut tx = app.db.begin().await?;
+    audit::append(
+        &mut tx,
+        &who(&ip),
+        Entry {
+            action: "home_care.family_view",
+            entity: "elder",
+            entity_id: Some(&elder),
+            region_code: Some(&region),
+            detail: serde_json::json!({"month": month, "visits": visits.len()}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(FamilyView {
+        token,
+        elder: yiyang_kernel::mask::name(&name),
+        month,
+        quota,
+        visits,
+        hotline: "12349".into(),
+    }))
+}
+
+/// Check the code against the last one sent to the elder the ID and name point to; a wrong code
+/// counts a try. An unknown person gets the wrong code's answer.
+async fn enter_code(
+    app: &AppState,
+    ip: &Option<String>,
+    q: &VisitsAsk,
+) -> ApiResult<(String, String)> {
+    let (Some(cid), Some(name), Some(code)) = (&q.citizen_id, &q.name, &q.code) else {
+        return Err(ApiError::invalid(
+            "code",
+            "请填写老人的身份证号、姓名和手机收到的确认码",
+        ));
+    };
+    let wrong = || ApiError::invalid("code", "确认码不正确或已过期，请核对或重新获取确认码");
+    let Some((elder, region, _)) = elder_of(&app.db, &app.keys, cid, name).await? else {
+        return Err(wrong());
+    };
+    let now = crate::platform::now_secs();
+    let mut tx = app.db.begin().await?;
+    let row = sqlx::query(
+        "SELECT id, code_enc, tries FROM family_access WHERE elder_id = $1 AND expires > $2 AND token_hash IS NULL \
+         ORDER BY expires DESC LIMIT 1",
+    )
+    .bind(&elder)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(wrong());
+    };
+    let (id, enc, tries): (String, Vec<u8>, i64) = (row.get(0), row.get(1), row.get(2));
+    let want = app.keys.decrypt(&enc).map_err(ApiError::internal)?;
+    if tries >= TRIES || want.as_bytes() != code.trim().as_bytes() {
+        sqlx::query("UPDATE family_access SET tries = tries + 1 WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            &who(ip),
+            Entry {
+                action: "home_care.family_code_wrong",
+                entity: "elder",
+                entity_id: Some(&elder),
+                region_code: Some(&region),
+                detail: serde_json::json!({"tries": tries + 1}).to_string(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(if tries + 1 >= TRIES {
+            ApiError::invalid("code", "确认码已输错 5 次作废，请重新获取确认码")
+        } else {
+            wrong()
+        });
+    }
+    let token = random_token(32);
+    sqlx::query("UPDATE family_access SET token_hash = $2, token_expires = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(sha256_hex(token.as_bytes()))
+        .bind(now + TOKEN_SECS)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((elder, token))
+}
+
+async fn month_visits(db: &Db, elder: &str, month: &str) -> ApiResult<Vec<FamilyVisit>> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.planned_start, o.service, p.name, (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id), \
+         o.state, o.check_in_min, o.check_out_min, f.rating, f.comment, f.complaint \
+         FROM service_order o JOIN organisation p ON p.id = o.provider_id \
+         LEFT JOIN service_feedback f ON f.order_id = o.id \
+         WHERE o.elder_id = $1 AND o.planned_start >= $2 AND o.planned_start < $3 ORDER BY o.planned_start",
+    )
+    .bind(elder)
+    .bind(format!("{month}-01"))
+    .bind(format!("{month}-32"))
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let start: String = r.get(1);
+            let state: String = r.get(5);
+            let (rating, complaint): (Option<i64>, Option<String>) = (r.get(8), r.get(10));
+            let (i, o): (Option<i64>, Option<i64>) = (r.get(6), r.get(7));
+            FamilyVisit {
+                id: r.get(0),
+                when: format!(
+                    "{}月{}日 {}",
+                    start[5..7].trim_start_matches('0'),
+                    start[8..10].trim_start_matches('0'),
+                    &start[11..16]
+                ),
+                service: rule::service_zh(&r.get::<String, _>(2)).to_string(),
+                provider: r.get(3),
+                caregiver: r.get(4),
+                can_rate: state == "confirmed" && rating.is_none() && complaint.is_none(),
+                state: rule::state_zh(&state).to_string(),
+                minutes: i.zip(o).map(|(i, o)| (o - i).max(0)),
+                rating,
+                comment: r.get(9),
+                complaint,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackReq {
+    pub token: String,
+    pub order_id: String,
+    /// 1–5 stars
+    pub rating: Option<i64>,
+    /// A few words with the rating
+    pub comment: Option<String>,
+    /// What went wrong (a complaint goes to the officers)
+    pub complaint: Option<String>,
+}
+
+/// Rate a confirmed visit (1–5 stars and a few words) or complain about it, once per visit.
+/// Audited.
+#[utoipa::path(post, path = "/api/v1/public/home-care/feedback", tag = "home_service", request_body = FeedbackReq,
+    responses((status = 200, body = Said), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn feedback(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(f): Json<FeedbackReq>,
+) -> ApiResult<Json<Said>> {
+    throttle(&app, &ip)?;
+    let comment = crate::institution::text("comment", "评价", f.comment.as_deref(), 200)?;
+    let complaint = crate::institution::text("complaint", "投诉内容", f.complaint.as_deref(), 500)?;
+    if f.rating.is_some_and(|r| !(1..=5).contains(&r)) {
+        return Err(ApiError::invalid("rating", "请选 1 到 5 颗星"));
+    }
+    if f.rating.is_none() && complaint.chars().count() < 4 {
+        return Err(ApiError::invalid(
+            "rating",
+            "请选星级评价，或写明投诉的事情（至少 4 个字）",
+        ));
+    }
+    let elder = by_token(&app.db, &f.token).await?;
+    let mut tx = app.db.begin().await?;
+    let r = sqlx::query(
+        "SELECT o.state, p.region_code, (SELECT COUNT(*) FROM service_feedback f WHERE f.order_id = o.id) \
+         FROM service_order o JOIN organisation p ON p.id = o.provider_id WHERE o.id = $1 AND o.elder_id = $2",
+    )
+    .bind(f.order_id.trim())
+    .bind(&elder)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("没有找到这次服务"))?;
+    let (state, region, done): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+    if done > 0 {
+        return Err(ApiError::conflict("这次服务已经评价过了"));
+    }
+    if state != "confirmed" {
+        return Err(ApiError::conflict(
+            "服务确认完成后才能评价；如护理员没有上门，请拨打 12349",
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO service_feedback (order_id, elder_id, rating, comment, complaint, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(f.order_id.trim())
+    .bind(&elder)
+    .bind(f.rating)
+    .bind(Some(&comment).filter(|c| !c.is_empty()))
+    .bind(Some(&complaint).filter(|c| !c.is_empty()))
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        &who(&ip),
+        Entry {
+            action: "home_care.feedback",
+            entity: "service_order",
+            entity_id: Some(f.order_id.trim()),
+            region_code: Some(&region),
+            detail: serde_json::json!({"rating": f.rating, "complaint": !complaint.is_empty()})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Said {
+        message: if complaint.is_empty() {
+            "谢谢您的评价。".into()
+        } else {
+            "投诉已收到，民政部门会核实处理，并打电话告诉您结果。".into()
+        },
+    }))
+}
