@@ -146,6 +146,11 @@ pub struct Order {
     pub address: Option<String>,
     pub elder_lon: Option<f64>,
     pub elder_lat: Option<f64>,
+    /// The family's rating on the public page (1–5 stars) and its words
+    pub rating: Option<i64>,
+    pub rating_comment: Option<String>,
+    /// The family's complaint about this visit
+    pub complaint: Option<String>,
 }
 
 /// Minutes since 1970 of a China-time "YYYY-MM-DD HH:MM" (what overlap is measured in).
@@ -168,7 +173,8 @@ const COLS: &str = "o.id, o.provider_id, p.name, o.elder_id, e.name, o.service, 
     o.caregiver_id, (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id), o.state, o.check_in_at, o.check_out_at, \
     o.confirmed_at, o.reason, o.note, p.region_code, e.address, e.lon, e.lat, \
     (SELECT t.name FROM region t WHERE t.code = substr(e.residence_region, 1, 9) || '000'), \
-    (SELECT v.name FROM region v WHERE v.code = e.residence_region)";
+    (SELECT v.name FROM region v WHERE v.code = e.residence_region), \
+    f.rating, f.comment, f.complaint";
 
 fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
     let service: String = r.get(5);
@@ -209,6 +215,9 @@ fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
         }),
         elder_lon: r.get::<Option<f64>, _>(18).filter(|_| names),
         elder_lat: r.get::<Option<f64>, _>(19).filter(|_| names),
+        rating: r.get(22),
+        rating_comment: r.get(23),
+        complaint: r.get(24),
     }
 }
 
@@ -221,7 +230,7 @@ fn mine(scope: &Scope, caregiver: Option<&str>) -> bool {
 pub async fn get(db: &Db, scope: &Scope, id: &str, names: bool) -> ApiResult<Order> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM service_order o JOIN organisation p ON p.id = o.provider_id \
-         JOIN elder e ON e.id = o.elder_id WHERE o.id = $1"
+         JOIN elder e ON e.id = o.elder_id LEFT JOIN service_feedback f ON f.order_id = o.id WHERE o.id = $1"
     )))
     .bind(id)
     .fetch_optional(&db.pool)
@@ -756,7 +765,7 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
     });
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
-         WHERE o.provider_id = p.id AND p.region_code >= $1 AND p.region_code <= $2 AND ($3 = '' OR p.id = $3) \
+         LEFT JOIN service_feedback f ON f.order_id = o.id WHERE o.provider_id = p.id AND p.region_code >= $1 AND p.region_code <= $2 AND ($3 = '' OR p.id = $3) \
          AND o.start_min >= $4 AND o.start_min < $5 AND ($6 = '' OR o.caregiver_id = $6) \
          ORDER BY o.start_min, o.id LIMIT 2000"
     )))

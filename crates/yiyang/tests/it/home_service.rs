@@ -1332,6 +1332,13 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v, _) = rate(done, json!({"complaint": "护理员迟到了半小时"})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    // The officer sees it on the order.
+    let (s, v, _) = call("GET", format!("/api/v1/service-orders/{done}"), None).await;
+    assert_eq!(
+        (s, &v["rating"], &v["rating_comment"]),
+        (StatusCode::OK, &json!(5), &json!("打扫得很干净")),
+        "{v}"
+    );
     let other: String =
         sqlx::query_scalar("SELECT id FROM service_order WHERE elder_id <> $1 LIMIT 1")
             .bind(&elder)
