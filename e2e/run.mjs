@@ -58,6 +58,8 @@ const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium')
 const CAREGIVER_USERNAME = env('CAREGIVER_USERNAME')
 const CAREGIVER_PASSWORD = env('CAREGIVER_PASSWORD')
 const SMS_PORT = Number(env('SMS_PORT', '0'))
+const MEAL_USERNAME = env('MEAL_USERNAME')
+const MEAL_PASSWORD = env('MEAL_PASSWORD')
 const texts = []
 if (SMS_PORT) {
   createServer((req, res) => {
@@ -1142,6 +1144,7 @@ try {
         return { name: e.name, cid: (await r.json()).value }
       }, state.visit.elderId)
       assert(elder.cid && elder.cid.length === 18, `no ID for the visit's elder: ${JSON.stringify(elder)}`)
+      state.familyElder = elder
       const phone = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true })
       const p = await phone.newPage()
       p.setDefaultTimeout(STEP_TIMEOUT)
@@ -1177,6 +1180,39 @@ try {
         await phone.close()
       }
     }, { screenshot: null, timeout: 60_000 })
+
+    if (MEAL_USERNAME) {
+      await step('助餐登记 (a meal point\'s counter, phone width): the ID card read as typing and Enter, the price after the subsidy in large type; the same meal again is not subsidised twice', async () => {
+        assert(state.familyElder, 'no elder from the step before')
+        const phone = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true })
+        const p = await phone.newPage()
+        p.setDefaultTimeout(STEP_TIMEOUT)
+        try {
+          await p.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+          await p.getByPlaceholder('请输入用户名').fill(MEAL_USERNAME)
+          await p.getByPlaceholder('请输入密码').fill(MEAL_PASSWORD)
+          await p.getByRole('button', { name: /登\s*录/ }).click()
+          await p.waitForURL(/\/m\/meals$/)
+          await p.getByText('午餐', { exact: true }).click()
+          const id = p.getByLabel('老人身份证号')
+          // A card reader types the number and presses Enter.
+          await id.pressSequentially(state.familyElder.cid)
+          await id.press('Enter')
+          const result = p.locator('.result')
+          await result.getByText(/应付/).waitFor()
+          const first = await result.innerText()
+          await p.getByText(/今天已登记：午餐 \d+ 份/).waitFor()
+          await p.screenshot({ path: join(SHOTS, 'meal-counter.png'), fullPage: true })
+          await id.pressSequentially(state.familyElder.cid)
+          await id.press('Enter')
+          await result.getByText(/补贴已用过|没有助餐补贴/).waitFor()
+          const second = await result.innerText()
+          assert(/补贴 0\.00 元/.test(second), `the second lunch was subsidised: ${second} (first: ${first})`)
+        } finally {
+          await phone.close()
+        }
+      }, { screenshot: null })
+    }
   }
 
   await step('log out', logout, { screenshot: null })

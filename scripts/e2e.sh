@@ -33,6 +33,7 @@ SECURITY_USERNAME=security SECURITY_PASSWORD=$(awk '$1=="security"{print $2}' "$
 SYSADMIN_USERNAME=sysadmin SYSADMIN_PASSWORD=$(awk '$1=="sysadmin"{print $2}' "$ACC") \
 MANAGER_USERNAME=home_manager MANAGER_PASSWORD=$(awk '$1=="home_manager"{print $2}' "$ACC") \
 CAREGIVER_USERNAME=caregiver CAREGIVER_PASSWORD=$(awk '$1=="caregiver"{print $2}' "$ACC") SMS_PORT=$SMS_PORT \
+MEAL_USERNAME=meal MEAL_PASSWORD=$(awk '$1=="meal"{print $2}' "$ACC") \
 IMPORT_FILE="$W/import.csv" OFFICE_FILE="$W/乡镇上报.xlsx" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.

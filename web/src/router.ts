@@ -19,6 +19,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/home-care', name: 'home-care', component: () => import('./modules/home_service/FamilyVisitsView.vue'), meta: { public: true, title: '居家上门服务查询' } },
   { path: '/queue-place', name: 'queue-place', component: () => import('./modules/institution/QueuePlaceView.vue'), meta: { public: true, title: '入住轮候查询' } },
   // Phone pages for people in the field: full screen, no console menu.
+  { path: '/m/meals', name: 'meal-counter', component: () => import('./modules/home_service/MealCounterView.vue'), meta: { title: '助餐登记', perm: 'home_service.meal' } },
   { path: '/m/visits', name: 'my-visits', component: () => import('./modules/home_service/MyVisitsView.vue'), meta: { title: '今日上门', perm: 'home_service.visit' } },
   { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
   {
@@ -73,6 +74,10 @@ router.beforeEach(async (to) => {
   // A caregiver's work is her visits, on her phone.
   if (to.name === 'home' && auth.can('home_service.visit')) {
     return { name: 'my-visits' }
+  }
+  // A meal point's counter works at its counter.
+  if (to.name === 'home' && auth.can('home_service.meal') && !auth.can('home_service.manage')) {
+    return { name: 'meal-counter' }
   }
   if (to.meta.perm && !auth.can(to.meta.perm)) {
     ElMessage.warning('没有访问该页面的权限')

@@ -1335,7 +1335,7 @@ async fn region_import(
 }
 
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 11] = [
+    let accounts: [(&str, &str, &str, &str, &str); 12] = [
         (
             "officer",
             "县民政局 李科长",
@@ -1416,6 +1416,14 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             crate::demo::COUNTY,
             "edit,individuals",
         ),
+        // A meal point's counter (the first meal point with a meal price).
+        (
+            "meal",
+            "助餐点 登记员",
+            "meal_counter",
+            crate::demo::COUNTY,
+            "edit",
+        ),
     ];
     // The demo's first provider (by town) with visits today, and the caregiver they went to.
     let bound: Option<(String, String, String, String)> = sqlx::query(
@@ -1454,6 +1462,21 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
                 name = name.replace("居家养老服务中心", pname);
             }
             Some(p.clone())
+        } else if role == "meal_counter" {
+            let point: Option<(String, String)> = sqlx::query(
+                "SELECT o.id, o.name FROM organisation o JOIN provider_price p ON p.org_id = o.id \
+                 WHERE o.kind = 'meal_point' AND p.service = 'meal' ORDER BY o.id LIMIT 1",
+            )
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| (r.get(0), r.get(1)));
+            match point {
+                Some((id, pname)) => {
+                    name = format!("{pname} 登记员");
+                    Some(id)
+                }
+                None => continue,
+            }
         } else if role == "institution_manager" {
             let home: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM organisation WHERE name = '石庄镇区域性养老服务中心' ORDER BY id LIMIT 1",

@@ -486,7 +486,11 @@ fn decide_part(
             match after {
                 Some(("granted", a)) => {
                     counts[ii].granted += 1;
-                    if def.benefit_kind != "one_off" {
+                    // A meal subsidy is paid per meal eaten: no monthly sum to count.
+                    if matches!(
+                        def.benefit_kind.as_str(),
+                        "cash_monthly" | "service_monthly"
+                    ) {
                         counts[ii].monthly_amount += a as f64 / 100.0;
                     }
                 }
@@ -1963,7 +1967,7 @@ pub async fn simulate(
                 any = true;
                 let yuan = rule.tiers[t].amount_fen as f64 / 100.0;
                 let it = &mut items[s];
-                let monthly = d.benefit_kind != "one_off";
+                let monthly = matches!(d.benefit_kind.as_str(), "cash_monthly" | "service_monthly");
                 match (after, monthly) {
                     (false, true) => (
                         it.before_people += 1,

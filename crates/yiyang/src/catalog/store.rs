@@ -14,6 +14,9 @@ pub const BENEFIT_KINDS: &[(&str, &str)] = &[
     ("cash_monthly", "现金（按月）"),
     ("service_monthly", "服务（按月）"),
     ("one_off", "一次性"),
+    // 元 per meal off the meal point's price (老年助餐), at most one lunch and one supper a day;
+    // paid to the meal point at settlement, never to the person.
+    ("meal_subsidy", "助餐补贴（按餐）"),
 ];
 
 /// Share of the cost paid by each level, in percent (sums to 100).
@@ -116,7 +119,7 @@ pub fn compile(d: &ItemDef) -> ApiResult<ItemRule> {
     if !BENEFIT_KINDS.iter().any(|k| k.0 == d.benefit_kind) {
         return Err(ApiError::invalid(
             "benefit_kind",
-            "待遇类型应为 现金（按月）、服务（按月）或 一次性",
+            "待遇类型应为 现金（按月）、服务（按月）、一次性或助餐补贴（按餐）",
         ));
     }
     if d.home_service && d.benefit_kind != "service_monthly" {
@@ -642,6 +645,23 @@ pub fn demo_items() -> Vec<ItemDef> {
             home_service: false,
             rule: "状态 = 在册 且 能力等级 >= 重度失能".into(),
             tiers: vec![tier("重度及完全失能", None, 300.0, 8)],
+        },
+        ItemDef {
+            code: "meal_subsidy".into(),
+            name: "老年助餐补贴".into(),
+            category: "照护服务".into(),
+            benefit_kind: "meal_subsidy".into(),
+            provision: "在助餐点用餐按餐减免餐费，每天午餐、晚餐各补贴一餐；刷身份证即可".into(),
+            standard: "特困老年人免费；80周岁及以上和低保老年人每餐减免3元".into(),
+            department: "县民政局".into(),
+            funding: f(0, 0, 60, 40),
+            no_application: true,
+            home_service: false,
+            rule: "状态 = 在册 且 (年龄 >= 80 或 经济状况 属于 [特困, 低保])".into(),
+            tiers: vec![
+                tier("特困（免费）", Some("经济状况 属于 [特困]"), 15.0, 0),
+                tier("每餐减免3元", None, 3.0, 0),
+            ],
         },
     ]
 }

@@ -60,10 +60,12 @@ async fn provider_region(db: &Db, scope: &Scope, id: &str) -> ApiResult<String> 
         .await?
         .filter(|r| scope.holds(id, &r.get::<String, _>(0)))
         .ok_or_else(|| ApiError::not_found("未找到该服务机构（或不在您的管辖范围内）"))?;
-    if !super::PROVIDER_KINDS.contains(&r.get::<String, _>(1).as_str()) {
+    let kind: String = r.get(1);
+    // A meal point's contract prices its meals (service `meal`).
+    if !super::PROVIDER_KINDS.contains(&kind.as_str()) && kind != "meal_point" {
         return Err(ApiError::invalid(
             "org_id",
-            "服务协议只与居家养老服务商、服务站、综合体或日间照料中心签订",
+            "服务协议只与居家养老服务商、服务站、综合体、日间照料中心或助餐点签订",
         ));
     }
     Ok(r.get(0))

@@ -777,3 +777,137 @@ pub async fn gen_caregivers(db: &Db, count: usize, password: &str) -> anyhow::Re
     tx.commit().await?;
     Ok(provider)
 }
+
+/// A meal at the demo's meal points costs 12 元.
+const MEAL_FEN: i64 = 1200;
+
+/// The meal points' contracts (a meal at 12 元) and last month's meals (老年助餐): lunches and
+/// some suppers of the elders of each meal point's town who hold the meal subsidy, about 60,000
+/// at full scale, each at most one of a kind a day. Returns (meal points, meals).
+pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usize, usize)> {
+    let mut rng = StdRng::seed_from_u64(55_055);
+    let first = (today.with_day(1).unwrap_or(today) - chrono::Months::new(1))
+        .with_day(1)
+        .unwrap_or(today);
+    let days = ((first + chrono::Months::new(1)) - first).num_days() as u32;
+    let now = crate::platform::now_rfc3339();
+    let points: Vec<(String, String)> = sqlx::query(
+        "SELECT id, region_code FROM organisation WHERE kind = 'meal_point' AND region_code >= '320682000000' \
+         AND region_code <= '320682999999' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get::<String, _>(1)[..9].to_string()))
+    .collect();
+    if points.is_empty() {
+        return Ok((0, 0));
+    }
+    let mut tx = db.begin().await?;
+    // The subsidy in force for the whole of last month.
+    sqlx::query(
+        "UPDATE entitlement SET since = $1 WHERE item_code = 'meal_subsidy' AND state = 'granted' AND since > $1",
+    )
+    .bind(first.to_string())
+    .execute(&mut *tx)
+    .await?;
+    // The subsidy is granted without application: packed by the run, or a row once changed.
+    let mut holders: Vec<(String, String, i64, String)> = sqlx::query(
+        "SELECT n.id, n.elder_id, n.amount_fen, e.residence_region FROM entitlement n JOIN elder e ON e.id = n.elder_id \
+         WHERE n.item_code = 'meal_subsidy' AND n.state = 'granted' AND e.status = 'active' ORDER BY n.elder_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<String, _>(3)[..9].to_string()))
+    .collect();
+    let packed =
+        crate::catalog::pack::of_catalog(&mut tx, None, |e| e.item_code == "meal_subsidy").await?;
+    holders.extend(packed.iter().map(|h| {
+        (
+            h.id(),
+            h.entry.elder_id.clone(),
+            h.entry.amount_fen,
+            h.entry.residence.get(..9).unwrap_or_default().to_string(),
+        )
+    }));
+    let mut by_town: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, h) in holders.iter().enumerate() {
+        by_town.entry(h.3.as_str()).or_default().push(i);
+    }
+    let all: Vec<usize> = (0..holders.len()).collect();
+    let (mut contracts, mut prices) = (vec![], vec![]);
+    for (id, _) in &points {
+        contracts.push(vec![
+            V::T(id.clone()),
+            V::T(format!("{}-01-01", first.year())),
+            V::T(format!("{}-12-31", first.year() + 1)),
+            V::T("演示数据".into()),
+            V::T(now.clone()),
+        ]);
+        prices.push(vec![V::T(id.clone()), V::T("meal".into()), V::I(MEAL_FEN)]);
+    }
+    insert(
+        &mut tx,
+        "provider_contract",
+        "org_id, starts_on, ends_on, updated_by, updated_at",
+        contracts,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "provider_price",
+        "org_id, service, price_fen",
+        prices,
+    )
+    .await?;
+    let target = if holders.is_empty() {
+        0
+    } else {
+        ((60_000.0 * scale.clamp(0.0, 1.0)).round() as usize).max(50)
+    };
+    let mut taken = std::collections::HashSet::new();
+    let mut meals = vec![];
+    let mut tries = 0;
+    while meals.len() < target && tries < target * 4 {
+        tries += 1;
+        let (point, town) = &points[tries % points.len()];
+        let pool = by_town
+            .get(town.as_str())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&all);
+        let h = &holders[pool[rng.gen_range(0..pool.len())]];
+        let day = first + chrono::Days::new(rng.gen_range(0..days) as u64);
+        let (meal, at) = if rng.gen_range(0..5) < 4 {
+            ("lunch", "03:30")
+        } else {
+            ("supper", "09:30")
+        };
+        if !taken.insert((h.1.clone(), day, meal)) {
+            continue;
+        }
+        meals.push(vec![
+            V::T(uuid::Uuid::now_v7().to_string()),
+            V::T(point.clone()),
+            V::T(h.1.clone()),
+            V::T(day.to_string()),
+            V::T(meal.into()),
+            V::I(MEAL_FEN),
+            V::I(h.2.min(MEAL_FEN)),
+            V::T(h.0.clone()),
+            // 11:30 and 17:30 China time.
+            V::T(format!("{day}T{at}:00.000Z")),
+            V::T("演示数据".into()),
+        ]);
+    }
+    let n = meals.len();
+    insert(
+        &mut tx,
+        "meal_record",
+        "id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, entitlement_id, served_at, served_by",
+        meals,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((points.len(), n))
+}

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use serde::Deserialize;
 
 /// This module's routes (under `/api/v1`).
 pub fn routes() -> axum::Router<AppState> {
@@ -30,6 +31,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/home-settlements/to-batch", post(to_batch))
         .route("/home-settlements/{id}", get(settlement))
         .route("/home-settlements/{id}/approve", post(approve))
+        .route("/meals", post(serve_meal))
+        .route("/meal-points/{id}/day", get(meal_day))
         .merge(super::family::routes())
 }
 
@@ -381,4 +384,56 @@ pub async fn to_batch(
     Ok(Json(
         super::settle::to_batch(&app.db, &scope, &actor.who(), r).await?,
     ))
+}
+
+/// The meal counter: its own account (bound to the meal point) or an officer, with an editing
+/// scope.
+fn counter(actor: &Actor) -> ApiResult<Scope> {
+    actor.require(Perm::MealServe)?;
+    if !actor.scopes.edit {
+        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+    }
+    Ok(actor.scope())
+}
+
+/// Record a meal served at a meal point's counter (老年助餐): the elder by ID card number, the
+/// price from the meal point's contract, less the elder's meal subsidy (one subsidised lunch and
+/// supper a day). Under the id the counter made for it: sent again, recorded once.
+#[utoipa::path(post, path = "/api/v1/meals", tag = "home_service", request_body = super::meal::ServeReq,
+    responses((status = 200, body = super::meal::Served), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn serve_meal(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(q): Json<super::meal::ServeReq>,
+) -> ApiResult<Json<super::meal::Served>> {
+    let scope = counter(&actor)?;
+    Ok(Json(
+        super::meal::serve(&app.db, &app.keys, &scope, &actor.who(), q).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DayQuery {
+    /// YYYY-MM-DD (default today)
+    pub date: Option<String>,
+}
+
+/// A meal point's day: lunches and suppers served, the subsidy given and what the elders paid.
+#[utoipa::path(get, path = "/api/v1/meal-points/{id}/day", tag = "home_service", params(("id" = String, Path), DayQuery),
+    responses((status = 200, body = super::meal::MealDay), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn meal_day(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<DayQuery>,
+) -> ApiResult<Json<super::meal::MealDay>> {
+    let scope = counter(&actor)?;
+    let day = q
+        .date
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| crate::platform::today().to_string());
+    Ok(Json(super::meal::day_of(&app.db, &scope, &id, &day).await?))
 }

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod demo;
 pub mod family;
 pub mod http;
+pub mod meal;
 pub mod quota;
 pub mod settle;
 

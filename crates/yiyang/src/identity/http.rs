@@ -686,7 +686,7 @@ pub async fn org_binding(
         if org_id.is_some() || staff_id.is_some() {
             return Err(ApiError::invalid(
                 "org_id",
-                "只有机构负责人、服务商调度员和护理员账号需要所属机构，其他角色请不要填写",
+                "只有机构负责人、服务商调度员、护理员和助餐点工作人员账号需要所属机构，其他角色请不要填写",
             ));
         }
         return Ok((None, None));
@@ -694,7 +694,7 @@ pub async fn org_binding(
     if bound < roles.len() || roles.len() > 1 {
         return Err(ApiError::invalid(
             "roles",
-            "机构负责人、服务商调度员、护理员账号只办理本机构的事务，只能有这一个角色",
+            "机构负责人、服务商调度员、护理员、助餐点工作人员账号只办理本机构的事务，只能有这一个角色",
         ));
     }
     let Some(id) = org_id else {

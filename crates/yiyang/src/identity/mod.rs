@@ -59,6 +59,8 @@ pub enum Role {
     /// 护理员: her own visits on a phone — accept, check in and out, get the family's code (bound
     /// to the provider and to her staff record).
     Caregiver,
+    /// 助餐点工作人员: records the meals served at one meal point's counter (bound to it).
+    MealCounter,
 }
 
 impl Role {
@@ -73,6 +75,7 @@ impl Role {
             "institution_manager" => Role::InstitutionManager,
             "dispatcher" => Role::Dispatcher,
             "caregiver" => Role::Caregiver,
+            "meal_counter" => Role::MealCounter,
             _ => return None,
         })
     }
@@ -87,6 +90,7 @@ impl Role {
             Role::InstitutionManager => "institution_manager",
             Role::Dispatcher => "dispatcher",
             Role::Caregiver => "caregiver",
+            Role::MealCounter => "meal_counter",
         }
     }
     pub fn zh(self) -> &'static str {
@@ -100,6 +104,7 @@ impl Role {
             Role::InstitutionManager => "机构负责人",
             Role::Dispatcher => "服务商调度员",
             Role::Caregiver => "护理员",
+            Role::MealCounter => "助餐点工作人员",
         }
     }
     pub fn perms(self) -> &'static [Perm] {
@@ -122,19 +127,21 @@ impl Role {
                 StaffManage,
                 InstitutionManage,
                 HomeServiceManage,
+                MealServe,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
             Role::InstitutionManager => &[InstitutionManage, StaffManage],
             Role::Dispatcher => &[HomeServiceManage, StaffManage],
             Role::Caregiver => &[HomeVisit],
+            Role::MealCounter => &[MealServe],
         }
     }
     /// A role that works for one organisation: the account must name it, and holds no other role.
     pub fn org_bound(self) -> bool {
         matches!(
             self,
-            Role::InstitutionManager | Role::Dispatcher | Role::Caregiver
+            Role::InstitutionManager | Role::Dispatcher | Role::Caregiver | Role::MealCounter
         )
     }
     pub fn is_staff(self) -> bool {
@@ -165,6 +172,8 @@ pub enum Perm {
     HomeServiceManage,
     /// Do one's own visits: accept, check in and out, have them confirmed.
     HomeVisit,
+    /// Record meals served at a meal point's counter (老年助餐).
+    MealServe,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -187,6 +196,7 @@ impl Perm {
             Perm::InstitutionManage => "institution.manage",
             Perm::HomeServiceManage => "home_service.manage",
             Perm::HomeVisit => "home_service.visit",
+            Perm::MealServe => "home_service.meal",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -208,6 +218,7 @@ impl Perm {
             Perm::InstitutionManage => "管理床位与入住",
             Perm::HomeServiceManage => "管理居家上门服务",
             Perm::HomeVisit => "上门服务签到签退",
+            Perm::MealServe => "登记助餐",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

@@ -301,6 +301,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "home_care_family",
         stmts: crate::home_service::family::MIGRATION,
     },
+    Migration {
+        version: 54,
+        name: "meals",
+        stmts: crate::home_service::meal::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -159,6 +159,7 @@ async fn item_words(
         .map_or("cash_monthly", |d| d.benefit_kind.as_str())
     {
         "one_off" => format!("一次性 {amount} 元"),
+        "meal_subsidy" => format!("在助餐点用餐每餐减免 {amount} 元"),
         "service_monthly" => format!("每月上门服务 {quota} 次"),
         _ => format!("每月 {amount} 元"),
     };

@@ -1380,3 +1380,276 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
         assert_eq!(got, n, "{action}");
     }
 }
+
+/// 老年助餐 at the counter: the elder by ID card, the meal point's contract price less the
+/// catalogue's meal subsidy (特困 free, 80+ three yuan off, others full price), one subsidised
+/// lunch and supper a day, a meal sent twice recorded once, the dead and unknown refused in
+/// Chinese, the counter's account bound to its meal point; the day's sums. Audited.
+#[tokio::test]
+async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day() {
+    const COUNTY: &str = "320682000000";
+    let t = TestApp::new("demo", 0).await;
+    t.add_user("officer", &["officer"], COUNTY, all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let pool = &t.state.db.pool;
+    let call = |who: &str, m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, who.to_string());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let who = yiyang::audit::Who {
+        actor_id: None,
+        actor_name: "test".into(),
+    };
+    yiyang::catalog::store::seed_demo(&t.state.db, COUNTY, &who)
+        .await
+        .unwrap();
+    let version: String = sqlx::query_scalar(
+        "SELECT id FROM catalog_version WHERE region_code = '320682000000' AND state = 'published'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO catalog_run (id, region_code, version_id, on_date, started_at, finished_at, by_name, summary) \
+         VALUES ('meal-run', '320682000000', $1, '2026-01-01', '2026-01-01', '2026-01-01', 'test', '{}')",
+    )
+    .bind(&version)
+    .execute(pool)
+    .await
+    .unwrap();
+    // Five elders: 特困 (free), 80+ (3 元 off), 80+ granted packed by a run (as a run grants what
+    // needs no application), one who has died, one with nothing.
+    let mut people = vec![];
+    for (i, (name, year)) in [
+        ("孙桂兰", 1950),
+        ("钱有福", 1940),
+        ("李小红", 1941),
+        ("赵德明", 1938),
+        ("周小梅", 1962),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cid = yiyang_kernel::citizen_id::compose(
+            "320682",
+            chrono::NaiveDate::from_ymd_opt(*year, 5, 1).unwrap(),
+            70 + i as u32,
+        );
+        let (s, v, _) = call(
+            &c,
+            "POST",
+            "/api/v1/elders".into(),
+            Some(json!({"citizen_id": cid, "name": name, "residence_region": "320682104205"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        people.push((v["id"].as_str().unwrap().to_string(), cid));
+    }
+    for (i, (tier, fen)) in [("特困（免费）", 1500), ("每餐减免3元", 300)]
+        .iter()
+        .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
+             residence_region, since, version_id, run_id, reasons, updated_at) \
+             SELECT $1, id, '320682000000', 'meal_subsidy', 'granted', $2, $3, 0, residence_region, \
+             '2026-01-01', $4, 'meal-run', '', '2026-01-01' FROM elder WHERE id = $5",
+        )
+        .bind(format!("meal-{i}"))
+        .bind(tier)
+        .bind(*fen as i64)
+        .bind(&version)
+        .bind(&people[i].0)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let pack = yiyang::catalog::pack::encode(&[yiyang::catalog::pack::Entry {
+        elder_id: people[2].0.clone(),
+        item_code: "meal_subsidy".into(),
+        tier: "每餐减免3元".into(),
+        amount_fen: 300,
+        quota: 0,
+        residence: "320682104205".into(),
+    }]);
+    sqlx::query(
+        "INSERT INTO entitlement_pack (run_id, bucket, catalog_region, since, entries, data) \
+         VALUES ('meal-run', $1, '320682000000', '2026-01-01', 1, $2)",
+    )
+    .bind(yiyang::catalog::pack::bucket(&people[2].0))
+    .bind(pack)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE elder SET status = 'deceased', death_date = '2026-01-02' WHERE id = $1")
+        .bind(&people[3].0)
+        .execute(pool)
+        .await
+        .unwrap();
+    let (s, p, _) = call(
+        &c,
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "meal_point", "name": "如城街道幸福食堂", "ownership": "public",
+            "region_code": "320682104000"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let point = p["id"].as_str().unwrap().to_string();
+    let serve = |who: &str, cid: &str, meal: &str, id: Option<String>| {
+        let body = json!({"meal_id": id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            "meal_point_id": point, "citizen_id": cid, "meal": meal});
+        call(who, "POST", "/api/v1/meals".into(), Some(body))
+    };
+    // No price yet: refused saying what to do.
+    let (s, v, _) = serve(&c, &people[1].1, "lunch", None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("餐价"), "{v}");
+    let (s, v, _) = call(
+        &c,
+        "PUT",
+        format!("/api/v1/providers/{point}/contract"),
+        Some(json!({"starts_on": "2026-01-01", "ends_on": "2030-12-31", "prices": [{"service": "助餐", "price": 12}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let pay = |v: &Value| {
+        (
+            v["price_fen"].as_i64(),
+            v["subsidy_fen"].as_i64(),
+            v["pay_fen"].as_i64(),
+        )
+    };
+    let (s, v, _) = serve(&c, &people[0].1, "lunch", None).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(1200), Some(0))),
+        "特困 free: {v}"
+    );
+    let again = uuid::Uuid::new_v4().to_string();
+    let (s, v, _) = serve(&c, &people[1].1, "午餐", Some(again.clone())).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(300), Some(900))),
+        "{v}"
+    );
+    assert_eq!(v["elder"], "钱**");
+    let (s, v, _) = serve(&c, &people[1].1, "lunch", Some(again.clone())).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(300), Some(900))),
+        "sent twice: {v}"
+    );
+    let (s, v, _) = serve(&c, &people[1].1, "lunch", None).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(0), Some(1200))),
+        "a second lunch: {v}"
+    );
+    assert!(v["note"].as_str().unwrap().contains("补贴已用过"), "{v}");
+    let (s, v, _) = serve(&c, &people[1].1, "supper", None).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(300), Some(900))),
+        "{v}"
+    );
+    let (s, v, _) = serve(&c, &people[2].1, "lunch", None).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(300), Some(900))),
+        "packed: {v}"
+    );
+    let (s, v, _) = serve(&c, &people[4].1, "lunch", None).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(0), Some(1200))),
+        "no subsidy: {v}"
+    );
+    let (s, v, _) = serve(&c, &people[3].1, "lunch", None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "the dead: {v}");
+    let unknown = yiyang_kernel::citizen_id::compose(
+        "320682",
+        chrono::NaiveDate::from_ymd_opt(1944, 1, 1).unwrap(),
+        99,
+    );
+    let (s, v, _) = serve(&c, &unknown, "lunch", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    for (cid, meal, field) in [
+        ("3206821", "lunch", "citizen_id"),
+        (people[0].1.as_str(), "早餐", "meal"),
+    ] {
+        let (s, v, _) = serve(&c, cid, meal, None).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+    }
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM meal_record").await,
+        6,
+        "the retry recorded once, the refused not at all"
+    );
+    // The counter's own account: its meal point only, and no other organisation's.
+    t.add_user_in(
+        "counter",
+        &["meal_counter"],
+        COUNTY,
+        all_scopes(),
+        Some(&point),
+    )
+    .await;
+    let k = t.login("counter").await;
+    let body = json!({"meal_id": uuid::Uuid::new_v4().to_string(), "citizen_id": people[0].1, "meal": "supper"});
+    let (s, v, _) = call(&k, "POST", "/api/v1/meals".into(), Some(body)).await;
+    assert_eq!(
+        (s, pay(&v)),
+        (StatusCode::OK, (Some(1200), Some(1200), Some(0))),
+        "{v}"
+    );
+    let (s, other, _) = call(
+        &c,
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "meal_point", "name": "白蒲镇颐养食堂", "ownership": "public",
+            "region_code": "320682104000"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{other}");
+    let body = json!({"meal_id": uuid::Uuid::new_v4().to_string(), "meal_point_id": other["id"],
+        "citizen_id": people[4].1, "meal": "supper"});
+    let (s, v, _) = call(&k, "POST", "/api/v1/meals".into(), Some(body)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let today = yiyang::platform::today();
+    let (s, v, _) = call(
+        &k,
+        "GET",
+        format!("/api/v1/meal-points/{point}/day?date={today}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Lunches: free, 3 off, full (the second), 3 off (packed), full; suppers: 3 off, free.
+    assert_eq!(
+        (
+            &v["lunches"],
+            &v["suppers"],
+            &v["subsidy_fen"],
+            &v["paid_fen"]
+        ),
+        (
+            &json!(5),
+            &json!(2),
+            &json!(1200 + 300 + 300 + 300 + 1200),
+            &json!(900 + 1200 + 900 + 1200 + 900)
+        ),
+        "{v}"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'meal.serve'")
+            .await,
+        7
+    );
+}

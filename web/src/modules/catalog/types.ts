@@ -6,7 +6,7 @@ export interface ItemDef {
   code: string
   name: string
   category: string
-  benefit_kind: 'cash_monthly' | 'service_monthly' | 'one_off'
+  benefit_kind: 'cash_monthly' | 'service_monthly' | 'one_off' | 'meal_subsidy'
   provision: string
   standard: string
   department: string
@@ -68,6 +68,7 @@ export const KIND_LABEL: Record<string, string> = {
   cash_monthly: '现金（按月）',
   service_monthly: '服务（按月）',
   one_off: '一次性',
+  meal_subsidy: '助餐补贴（按餐）',
 }
 export const STATE_LABEL: Record<string, string> = {
   granted: '已享受',
@@ -80,6 +81,7 @@ export function benefitText(kind: string, amount: number | null | undefined, quo
   const yuan = (a: number) => `${Number.isInteger(a) ? a : a.toFixed(2)} 元`
   if (amount == null) return '—'
   if (kind === 'one_off') return `${yuan(amount)}（一次性）`
+  if (kind === 'meal_subsidy') return `每餐减免 ${yuan(amount)}`
   if (kind === 'service_monthly') return amount > 0 ? `${quota} 次/月（价值 ${yuan(amount)}）` : `${quota} 次/月`
   return `${yuan(amount)}/月`
 }
