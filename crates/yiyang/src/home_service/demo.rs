@@ -866,6 +866,11 @@ pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result
     } else {
         ((60_000.0 * scale.clamp(0.0, 1.0)).round() as usize).max(50)
     };
+    let version: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM catalog_version WHERE region_code = '320682000000' AND state = 'published'",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let mut taken = std::collections::HashSet::new();
     let mut meals = vec![];
     let mut tries = 0;
@@ -898,13 +903,15 @@ pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result
             // 11:30 and 17:30 China time.
             V::T(format!("{day}T{at}:00.000Z")),
             V::T("演示数据".into()),
+            version.clone().map_or(V::N, V::T),
+            V::T("meal_subsidy".into()),
         ]);
     }
     let n = meals.len();
     insert(
         &mut tx,
         "meal_record",
-        "id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, entitlement_id, served_at, served_by",
+        "id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, entitlement_id, served_at, served_by, version_id, item_code",
         meals,
     )
     .await?;

@@ -31,6 +31,13 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE INDEX meal_record_point ON meal_record (meal_point_id, day)"),
 ];
 
+/// The catalogue version and item that paid a subsidised meal (the settlement splits the
+/// subsidy by that item's shares).
+pub const MIGRATION_ITEM: &[Stmt] = &[
+    Both("ALTER TABLE meal_record ADD COLUMN version_id TEXT"),
+    Both("ALTER TABLE meal_record ADD COLUMN item_code TEXT"),
+];
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServeReq {
@@ -63,10 +70,19 @@ fn meal_zh(m: &str) -> &'static str {
     if m == "lunch" { "午餐" } else { "晚餐" }
 }
 
-/// The elder's meal subsidy in force on a day: (entitlement, item name, 分 per meal). Such an
+/// A meal subsidy in force: its entitlement, item name, 分 per meal, catalogue version and item.
+struct Subsidy {
+    entitlement: String,
+    name: String,
+    fen: i64,
+    version: String,
+    item: String,
+}
+
+/// The elder's meal subsidy in force on a day. Such an
 /// item needs no application, so a run grants it packed (`catalog::pack`) until something
 /// changes it: both places are read.
-async fn subsidy_on(db: &Db, elder: &str, day: &str) -> ApiResult<Option<(String, String, i64)>> {
+async fn subsidy_on(db: &Db, elder: &str, day: &str) -> ApiResult<Option<Subsidy>> {
     let mut held: Vec<(String, String, i64, String)> = vec![];
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.id, n.item_code, n.amount_fen, {} FROM entitlement n WHERE n.elder_id = $1 AND n.state = 'granted' \
@@ -104,7 +120,13 @@ async fn subsidy_on(db: &Db, elder: &str, day: &str) -> ApiResult<Option<(String
             .iter()
             .find(|i| i.code == code && i.benefit_kind == "meal_subsidy")
         {
-            return Ok(Some((id, i.name.clone(), fen)));
+            return Ok(Some(Subsidy {
+                entitlement: id,
+                name: i.name.clone(),
+                fen,
+                version,
+                item: code,
+            }));
         }
     }
     Ok(None)
@@ -191,18 +213,18 @@ pub async fn serve(
     .bind(meal)
     .fetch_one(&mut *tx)
     .await?;
-    let (subsidy, entitlement, note) = match &grant {
+    let (subsidy, paid_by, note) = match &grant {
         Some(_) if had > 0 => (
             0,
             None,
             format!("今天的{}补贴已用过，本餐按原价", meal_zh(meal)),
         ),
-        Some((ent, item, per)) => ((*per).min(price), Some(ent.clone()), item.clone()),
+        Some(g) => (g.fen.min(price), Some(g), g.name.clone()),
         None => (0, None, "没有助餐补贴，按原价".to_string()),
     };
     let ins = sqlx::query(
-        "INSERT INTO meal_record (id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, entitlement_id, served_at, served_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO meal_record (id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, entitlement_id, served_at, served_by, \
+         version_id, item_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&meal_id)
     .bind(&point)
@@ -211,9 +233,11 @@ pub async fn serve(
     .bind(meal)
     .bind(price)
     .bind(subsidy)
-    .bind(&entitlement)
+    .bind(paid_by.map(|g| g.entitlement.as_str()))
     .bind(crate::platform::now_rfc3339())
     .bind(&who.actor_name)
+    .bind(paid_by.map(|g| g.version.as_str()))
+    .bind(paid_by.map(|g| g.item.as_str()))
     .execute(&mut *tx)
     .await;
     match ins {

@@ -5,6 +5,9 @@
 //! the shares of the catalogue item that paid. A settlement is recorded per provider and month,
 //! approved by an officer other than the one who made it, and paid through a payment batch.
 //!
+//! Meals at meal points (老年助餐) settle the same way: each subsidised meal is a line whose
+//! amount is its subsidy, checked and split like a visit.
+//!
 //! A month is read in one scan (`Db::scan`): a city's month is a million and a half rows.
 
 use crate::audit::{self, Entry, Who};
@@ -98,6 +101,8 @@ struct Line {
     self_confirmed: bool,
     /// The paying (version, item), or None: self-paid
     item: Option<u32>,
+    /// A meal (老年助餐): the subsidy to pay, instead of the contract's price of a visit
+    meal_fen: Option<i64>,
 }
 
 #[derive(Default)]
@@ -231,6 +236,43 @@ pub async fn compute(
                 (Some(v), Some(i)) => Some(r.items.get(&format!("{v}\t{i}"))),
                 _ => None,
             },
+            meal_fen: None,
+        };
+        r.lines.push(line);
+    })
+    .await?;
+    // The month's subsidised meals at the meal points, as lines of their own: no caregiver, no
+    // length, the subsidy as the amount; checked for death, hospital stays and more than two a
+    // day like visits.
+    let meals_sql = format!(
+        "SELECT m.id, m.meal_point_id, m.elder_id, m.day, \
+         CASE WHEN e.death_date IS NOT NULL AND e.death_date < m.day THEN 1 ELSE 0 END, m.version_id, m.item_code, \
+         CAST(m.subsidy_fen AS BIGINT) FROM meal_record m JOIN organisation p ON p.id = m.meal_point_id \
+         JOIN elder e ON e.id = m.elder_id WHERE p.region_code >= '{lo}' AND p.region_code <= '{hi}'{only} \
+         AND m.day >= '{month}-01' AND m.day <= '{month}-31' AND m.subsidy_fen > 0"
+    );
+    let r3 = read.clone();
+    db.scan(&meals_sql, 8, move |c| {
+        let mut r = r3.lock().expect("read");
+        let line = Line {
+            id: c[0]
+                .and_then(|v| uuid::Uuid::parse_str(v).ok())
+                .map_or(0, |u| u.as_u128()),
+            provider: r.providers.get(c[1].unwrap_or_default()),
+            caregiver: None,
+            elder: r.elders.get(c[2].unwrap_or_default()),
+            service: "meal",
+            day: r.days.get(c[3].unwrap_or_default()),
+            check_in: 0,
+            check_out: 0,
+            far_m: None,
+            after_death: c[4] == Some("1"),
+            self_confirmed: false,
+            item: match (c[5], c[6]) {
+                (Some(v), Some(i)) => Some(r.items.get(&format!("{v}\t{i}"))),
+                _ => None,
+            },
+            meal_fen: c[7].and_then(|v| v.parse().ok()),
         };
         r.lines.push(line);
     })
@@ -364,9 +406,16 @@ pub async fn compute(
             t.self_paid += 1;
             continue;
         };
-        t.orders += 1;
+        if l.meal_fen.is_some() {
+            t.meals += 1;
+        } else {
+            t.orders += 1;
+        }
         let order_ref = || uuid::Uuid::from_u128(l.id).to_string();
-        let Some(&price) = prices.get(&(l.provider, l.service)) else {
+        let Some(price) = l
+            .meal_fen
+            .or_else(|| prices.get(&(l.provider, l.service)).copied())
+        else {
             excluded.push(Excluded {
                 ref_: order_ref(),
                 kind: "no_price".into(),
@@ -397,7 +446,10 @@ pub async fn compute(
         if l.item.is_none() {
             continue;
         }
-        let Some(&price) = prices.get(&(l.provider, l.service)) else {
+        let Some(price) = l
+            .meal_fen
+            .or_else(|| prices.get(&(l.provider, l.service)).copied())
+        else {
             continue;
         };
         excluded.push(Excluded {

@@ -306,6 +306,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meals",
         stmts: crate::home_service::meal::MIGRATION,
     },
+    Migration {
+        version: 55,
+        name: "meal_paying_item",
+        stmts: crate::home_service::meal::MIGRATION_ITEM,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -1652,4 +1652,53 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
             .await,
         7
     );
+    // The month settles: the meal point is paid the subsidies, a meal recorded after the elder's
+    // death is held back, and the levels add up to what is paid.
+    sqlx::query(
+        "INSERT INTO meal_record (id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, served_at, served_by, \
+         version_id, item_code) VALUES ($1, $2, $3, $4, 'lunch', 1200, 300, $5, 'test', $6, 'meal_subsidy')",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&point)
+    .bind(&people[3].0)
+    .bind(today.to_string())
+    .bind(yiyang::platform::now_rfc3339())
+    .bind(&version)
+    .execute(pool)
+    .await
+    .unwrap();
+    let month = today.format("%Y-%m").to_string();
+    let (s, v, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/home-settlements/preview?month={month}&provider_id={point}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let p = &v["providers"][0];
+    assert_eq!(
+        (
+            &p["meals"],
+            &p["orders"],
+            &p["gross_fen"],
+            &p["excluded_fen"],
+            &p["payable_fen"]
+        ),
+        (
+            &json!(6),
+            &json!(0),
+            &json!(3600),
+            &json!(300),
+            &json!(3300)
+        ),
+        "{v}"
+    );
+    let l = &p["by_level"];
+    assert_eq!(
+        (&l["province"], &l["city"], &l["county"], &l["town"]),
+        (&json!(0), &json!(0), &json!(1980), &json!(1320)),
+        "the item's 60/40: {v}"
+    );
+    assert_eq!(v["excluded"][0]["kind"], "after_death", "{v}");
 }
