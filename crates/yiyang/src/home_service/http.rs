@@ -31,6 +31,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/home-settlements/to-batch", post(to_batch))
         .route("/home-settlements/{id}", get(settlement))
         .route("/home-settlements/{id}/approve", post(approve))
+        .route("/home-settlements/{id}/statement", get(statement))
         .route("/meals", post(serve_meal))
         .route("/meal-points/{id}/day", get(meal_day))
         .merge(super::family::routes())
@@ -436,4 +437,19 @@ pub async fn meal_day(
         .filter(|d| !d.trim().is_empty())
         .unwrap_or_else(|| crate::platform::today().to_string());
     Ok(Json(super::meal::day_of(&app.db, &scope, &id, &day).await?))
+}
+
+/// A provider's statement of a recorded settlement (对账单, XLSX): totals, the split by level,
+/// every paid visit and meal, and what was held back and why; names masked. Audited.
+#[utoipa::path(get, path = "/api/v1/home-settlements/{id}/statement", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, description = "XLSX file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn statement(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    let scope = keeper(&actor)?;
+    let (bytes, name) = super::settle::statement(&app.db, &scope, &actor.who(), &id).await?;
+    Ok(crate::registry::http::xlsx(bytes, &name))
 }

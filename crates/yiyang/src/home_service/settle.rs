@@ -925,3 +925,170 @@ pub async fn override_flag(
     tx.commit().await?;
     Ok(())
 }
+
+/// A provider's statement of a recorded settlement (对账单, XLSX): the totals and the split by
+/// level; every visit and meal the month paid, with its amount; those held back and why. Elders'
+/// names masked (the provider keeps its own records by them). Audited.
+pub async fn statement(
+    db: &Db,
+    scope: &Scope,
+    who: &Who,
+    id: &str,
+) -> ApiResult<(Vec<u8>, String)> {
+    let s = get(db, scope, id).await?;
+    let (_, from, to) = month_minutes(&s.month)?;
+    let held: HashMap<String, (String, String)> = sqlx::query(
+        "SELECT ref, kind, reason FROM home_settlement_exclusion WHERE settlement_id = $1 ORDER BY ref",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), (r.get(1), r.get(2))))
+    .collect();
+    // (date and time, what, elder, caregiver, amount, ref)
+    let mut lines: Vec<(String, String, String, String, i64, String)> = vec![];
+    for r in sqlx::query(
+        "SELECT o.planned_start, o.service, e.name, (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id), \
+         (SELECT p.price_fen FROM provider_price p WHERE p.org_id = o.provider_id AND p.service = o.service), o.id \
+         FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.provider_id = $1 AND o.state = 'confirmed' \
+         AND o.funded = 'quota' AND o.start_min >= $2 AND o.start_min < $3 ORDER BY o.start_min, o.id",
+    )
+    .bind(&s.provider_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&db.pool)
+    .await?
+    {
+        lines.push((
+            r.get(0),
+            rule::service_zh(&r.get::<String, _>(1)).to_string(),
+            yiyang_kernel::mask::name(&r.get::<String, _>(2)),
+            r.get::<Option<String>, _>(3).unwrap_or_default(),
+            r.get::<Option<i64>, _>(4).unwrap_or(0),
+            r.get(5),
+        ));
+    }
+    for r in sqlx::query(
+        "SELECT m.day, m.meal, e.name, m.subsidy_fen, m.id FROM meal_record m JOIN elder e ON e.id = m.elder_id \
+         WHERE m.meal_point_id = $1 AND m.day >= $2 AND m.day <= $3 AND m.subsidy_fen > 0 ORDER BY m.day, m.served_at, m.id",
+    )
+    .bind(&s.provider_id)
+    .bind(format!("{}-01", s.month))
+    .bind(format!("{}-31", s.month))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let meal: String = r.get(1);
+        lines.push((
+            r.get(0),
+            if meal == "lunch" { "助餐（午餐）" } else { "助餐（晚餐）" }.to_string(),
+            yiyang_kernel::mask::name(&r.get::<String, _>(2)),
+            String::new(),
+            r.get(3),
+            r.get(4),
+        ));
+    }
+    let xl = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let title = rust_xlsxwriter::Format::new().set_bold().set_font_size(14);
+    let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
+    let yuan = |f: i64| f as f64 / 100.0;
+    let ws = wb.add_worksheet();
+    ws.set_name("结算汇总").map_err(xl)?;
+    ws.set_column_width(0, 22).map_err(xl)?;
+    ws.set_column_width(1, 40).map_err(xl)?;
+    ws.write_string_with_format(
+        0,
+        0,
+        format!("{} {} 服务结算对账单", s.provider, s.month),
+        &title,
+    )
+    .map_err(xl)?;
+    let rows: Vec<(&str, Result<f64, String>)> = vec![
+        ("结算月份", Err(s.month.clone())),
+        ("状态", Err(s.state_zh.clone())),
+        ("上门服务（次）", Ok(s.orders as f64)),
+        ("助餐（餐）", Ok(s.meals as f64)),
+        ("超出额度自费（次）", Ok(s.self_paid as f64)),
+        ("应结金额（元）", Ok(yuan(s.gross_fen))),
+        ("核减金额（元）", Ok(yuan(s.excluded_fen))),
+        ("实付金额（元）", Ok(yuan(s.payable_fen))),
+        ("其中：省级（元）", Ok(yuan(s.by_level.province))),
+        ("市级（元）", Ok(yuan(s.by_level.city))),
+        ("县级（元）", Ok(yuan(s.by_level.county))),
+        ("镇级（元）", Ok(yuan(s.by_level.town))),
+        ("制单", Err(s.created_by.clone())),
+        (
+            "审核",
+            Err(s.approved_by.clone().unwrap_or_else(|| "（待审核）".into())),
+        ),
+    ];
+    for (i, (k, v)) in rows.into_iter().enumerate() {
+        let row = (i + 2) as u32;
+        ws.write_string_with_format(row, 0, k, &bold).map_err(xl)?;
+        match v {
+            Ok(n) if k.contains("元") => ws.write_number_with_format(row, 1, n, &money),
+            Ok(n) => ws.write_number(row, 1, n),
+            Err(t) => ws.write_string(row, 1, t),
+        }
+        .map_err(xl)?;
+    }
+    let ws = wb.add_worksheet();
+    ws.set_name("服务明细").map_err(xl)?;
+    for (i, h) in [
+        "序号",
+        "日期时间",
+        "服务",
+        "老人",
+        "护理员",
+        "金额（元）",
+        "结算",
+        "核减原因",
+        "单号",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string_with_format(0, i as u16, *h, &bold)
+            .map_err(xl)?;
+    }
+    for (n, (at, what, elder, carer, fen, r)) in lines.iter().enumerate() {
+        let row = (n + 1) as u32;
+        ws.write_number(row, 0, row as f64).map_err(xl)?;
+        ws.write_string(row, 1, at).map_err(xl)?;
+        ws.write_string(row, 2, what).map_err(xl)?;
+        ws.write_string(row, 3, elder).map_err(xl)?;
+        ws.write_string(row, 4, carer).map_err(xl)?;
+        ws.write_number_with_format(row, 5, yuan(*fen), &money)
+            .map_err(xl)?;
+        match held.get(r) {
+            Some((kind, reason)) => {
+                ws.write_string(row, 6, format!("核减：{}", rule::anomaly_zh(kind)))
+                    .map_err(xl)?;
+                ws.write_string(row, 7, reason).map_err(xl)?;
+            }
+            None => {
+                ws.write_string(row, 6, "支付").map_err(xl)?;
+            }
+        }
+        ws.write_string(row, 8, r).map_err(xl)?;
+    }
+    let bytes = wb.save_to_buffer().map_err(xl)?;
+    let mut tx = db.begin().await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "home_settlement.statement",
+            entity: "home_settlement",
+            entity_id: Some(id),
+            region_code: None,
+            detail: serde_json::json!({"lines": lines.len()}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((bytes, format!("{}{}对账单", s.provider, s.month)))
+}

@@ -796,6 +796,50 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
         (StatusCode::OK, Some("approved")),
         "{v}"
     );
+    // The provider's statement: the paid lines add up to what is paid; the held ones say why.
+    let (s, body, h) = t
+        .raw(
+            axum::http::Request::builder()
+                .uri(format!("/api/v1/home-settlements/{sid}/statement"))
+                .header(axum::http::header::COOKIE, &c)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        h[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml"),
+        "{h:?}"
+    );
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(body)).unwrap();
+    use calamine::Reader;
+    let sheet = book.worksheet_range("服务明细").unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .skip(1)
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let paid: f64 = rows
+        .iter()
+        .filter(|r| r[6] == "支付")
+        .map(|r| r[5].parse::<f64>().unwrap())
+        .sum();
+    assert_eq!((paid * 100.0).round() as i64, 4 * 3000 + 6050, "{rows:?}");
+    assert!(
+        rows.iter()
+            .filter(|r| r[6].starts_with("核减"))
+            .all(|r| !r[7].is_empty()),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r[6].starts_with("核减")), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r[3].contains('*')),
+        "names masked: {rows:?}"
+    );
     let (s, v, _) = call(
         &c,
         "POST",
