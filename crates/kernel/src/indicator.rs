@@ -57,6 +57,9 @@ pub mod measure {
     /// 特困 elders who asked for a place (an application not withdrawn) or live in one.
     pub const POVERTY_WILLING: &str = "poverty_willing";
     pub const POVERTY_WILLING_IN_FACILITY: &str = "poverty_willing_in_facility";
+    /// Elders with at least one home visit confirmed within the period (居家上门服务), where
+    /// they live.
+    pub const HOME_SERVED: &str = "home_served";
     pub const ALL: &[&str] = &[
         ELDERS_60,
         ELDERS_80,
@@ -82,6 +85,7 @@ pub mod measure {
         POVERTY_DISABLED_IN_FACILITY,
         POVERTY_WILLING,
         POVERTY_WILLING_IN_FACILITY,
+        HOME_SERVED,
     ];
 }
 
@@ -356,10 +360,10 @@ pub static DEFS: &[Def] = &[
         K::Ratio,
         "%",
         F::Ratio {
-            num: "home_served",
+            num: m::HOME_SERVED,
             den: m::ELDERS_60,
         },
-        S::Pending("居家上门服务"),
+        S::Records,
         "期内至少完成一次居家上门服务工单的老年人 / 60周岁以上在册老年人",
     )),
     def(

@@ -693,6 +693,18 @@ async fn write_step(
     if q.execute(&mut **tx).await?.rows_affected() != 1 {
         return Err(ApiError::conflict("该工单刚被他人处理，请刷新后查看"));
     }
+    if to == "confirmed" {
+        // The share of elders served at home is counted where they live: recount it there.
+        let home: Option<String> = sqlx::query_scalar(
+            "SELECT e.residence_region FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(home) = home {
+            crate::indicator::rollup::mark_dirty(tx, &home).await?;
+        }
+    }
     if let Some((elder, month, grants)) = s.grants.as_ref().filter(|_| to == "confirmed") {
         let paid_by = quota::consume(tx, grants, elder, month).await?;
         sqlx::query("UPDATE service_order SET entitlement_id = $2, funded = $3 WHERE id = $1")

@@ -251,6 +251,33 @@ pub(crate) async fn add(
         }
     }
 
+    // Elders served at home (a visit confirmed in the period), where they live: distinct people
+    // per month and per year, counted by the database.
+    let served = idx(m::HOME_SERVED);
+    for (len, monthly) in [(7, true), (4, false)] {
+        for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT e.residence_region, substr(o.planned_start, 1, {len}), COUNT(DISTINCT o.elder_id) \
+             FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.state = 'confirmed'{} \
+             GROUP BY e.residence_region, substr(o.planned_start, 1, {len})",
+            which.filter("e.residence_region")
+        )))
+        .fetch_all(&db.pool)
+        .await?
+        {
+            let (leaf, when, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            for (k, p) in periods.iter().enumerate() {
+                let key = match p.month {
+                    Some(mo) if monthly => format!("{:04}-{mo:02}", p.year),
+                    None if !monthly => format!("{:04}", p.year),
+                    _ => continue,
+                };
+                if key == when {
+                    bump(&leaf, k, served, n);
+                }
+            }
+        }
+    }
+
     // The extremely poor aged 60 or more, where they live: who cannot look after themselves,
     // who asked for a place, and who lives in a home for them (or a public one).
     let people = which.filter("e.residence_region");

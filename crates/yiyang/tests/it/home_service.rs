@@ -1276,6 +1276,31 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
         assert_eq!(s, StatusCode::OK, "{action}: {v}");
     }
 
+    // The confirmation marked her village to be recounted; counted in the share of elders
+    // served at home, this month and this year, where she lives (the second visit, not
+    // confirmed, is not).
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM indicator_dirty WHERE region_code = '320682104205'")
+            .await,
+        1
+    );
+    yiyang::indicator::rollup::refresh(&t.state.db, today, true)
+        .await
+        .unwrap();
+    for period in [
+        today.format("%Y-%m").to_string(),
+        today.format("%Y").to_string(),
+    ] {
+        let (s, v, _) = call(
+            "GET",
+            format!("/api/v1/indicators/value?id=home_service_share&region_code=320682104205&period={period}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["numerator"].as_f64(), Some(1.0), "{period}: {v}");
+    }
+
     // A code: the same answer for a stranger's ID; one message, and none again within a minute.
     let (s, a, _) = public(
         "/api/v1/public/home-care/code",

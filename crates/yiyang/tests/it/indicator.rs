@@ -525,10 +525,16 @@ async fn db_dashboard_targets_entries_and_gap() {
     assert_eq!(inds[0]["class"], "binding");
     let pending = inds
         .iter()
-        .find(|i| i["id"] == "home_service_share")
+        .find(|i| i["id"] == "monthly_visit_rate")
         .unwrap();
     assert_eq!(pending["source"], "pending");
     assert_eq!(pending["status"], "no_data");
+    // Counted from the home-care records now.
+    let served = inds
+        .iter()
+        .find(|i| i["id"] == "home_service_share")
+        .unwrap();
+    assert_eq!(served["source"], "records");
 
     // The gap list has exactly denominator − numerator people, by town, all in the gap.
     let gap_n = cov["denominator"].as_f64().unwrap() - cov["numerator"].as_f64().unwrap();
