@@ -722,6 +722,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state.db.clone(),
                 std::time::Duration::from_secs(30),
             );
+            // Care plans place their coming week's visits.
+            crate::home_service::plan::keep_made(state.db.clone());
             // Phones written before their blind index existed become findable.
             let fill = state.clone();
             tokio::spawn(async move {

@@ -32,6 +32,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/home-settlements/{id}", get(settlement))
         .route("/home-settlements/{id}/approve", post(approve))
         .route("/home-settlements/{id}/statement", get(statement))
+        .route("/care-plans", post(create_plan))
+        .route("/care-plans/{id}/end", post(end_plan))
+        .route("/elders/{id}/care-plans", get(plans))
         .route("/meals", post(serve_meal))
         .route("/meal-points/{id}/day", get(meal_day))
         .merge(super::family::routes())
@@ -452,4 +455,49 @@ pub async fn statement(
     let scope = keeper(&actor)?;
     let (bytes, name) = super::settle::statement(&app.db, &scope, &actor.who(), &id).await?;
     Ok(crate::registry::http::xlsx(bytes, &name))
+}
+
+/// Set up a care plan (服务计划): a recurring visit that places its own orders a week ahead.
+#[utoipa::path(post, path = "/api/v1/care-plans", tag = "home_service", request_body = super::plan::NewPlan,
+    responses((status = 201, body = super::plan::Plan), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_plan(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(f): Json<super::plan::NewPlan>,
+) -> ApiResult<(StatusCode, Json<super::plan::Plan>)> {
+    let scope = keeper(&actor)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(super::plan::create(&app.db, &scope, &actor.who(), f).await?),
+    ))
+}
+
+/// An elder's care plans.
+#[utoipa::path(get, path = "/api/v1/elders/{id}/care-plans", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<super::plan::Plan>), (status = 403, body = Problem)))]
+pub async fn plans(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<super::plan::Plan>>> {
+    let (scope, _) = reader(&actor)?;
+    Ok(Json(super::plan::of_elder(&app.db, &scope, &id).await?))
+}
+
+/// End a care plan: no more orders; those not yet dispatched are cancelled with the reason.
+#[utoipa::path(post, path = "/api/v1/care-plans/{id}/end", tag = "home_service", params(("id" = String, Path)),
+    request_body = super::plan::EndPlan,
+    responses((status = 200, body = super::plan::Plan), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn end_plan(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(e): Json<super::plan::EndPlan>,
+) -> ApiResult<Json<super::plan::Plan>> {
+    let scope = keeper(&actor)?;
+    Ok(Json(
+        super::plan::end(&app.db, &scope, &actor.who(), &id, &e.reason).await?,
+    ))
 }

@@ -311,6 +311,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meal_paying_item",
         stmts: crate::home_service::meal::MIGRATION_ITEM,
     },
+    Migration {
+        version: 56,
+        name: "care_plans",
+        stmts: crate::home_service::plan::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -1771,3 +1771,141 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
     );
     assert_eq!(v["excluded"][0]["kind"], "after_death", "{v}");
 }
+
+/// A care plan: every Tuesday and Friday 助洁 at 09:00 makes its coming week's orders once (made
+/// again, nothing twice), refuses what is wrong in Chinese, is seen on the elder's plans, and
+/// once ended cancels its orders not yet dispatched. Audited.
+#[tokio::test]
+async fn db_a_care_plan_places_its_weeks_visits_once_and_ending_it_cancels_the_rest() {
+    let t = TestApp::new("demo", 5).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (s, p, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "provider", "name": "如皋市安心居家养老服务有限公司", "ownership": "private",
+            "region_code": "320682104000"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let provider = p["id"].as_str().unwrap().to_string();
+    let elder: String = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    let plan = |body: Value| call("POST", "/api/v1/care-plans".into(), Some(body));
+    for (body, field) in [
+        (json!({"weekdays": [], "start_time": "09:00"}), "weekdays"),
+        (json!({"weekdays": [8], "start_time": "09:00"}), "weekdays"),
+        (json!({"weekdays": [2], "start_time": "上午"}), "start_time"),
+        (
+            json!({"weekdays": [2], "start_time": "09:00", "ends_on": "2020-01-01"}),
+            "ends_on",
+        ),
+    ] {
+        let mut b = json!({"elder_id": elder, "provider_id": provider, "service": "助洁",
+            "planned_minutes": 60});
+        for (k, v) in body.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        let (s, v, _) = plan(b).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+    }
+    let (s, v, _) = plan(
+        json!({"elder_id": elder, "provider_id": provider, "service": "助洁",
+        "weekdays": [5, 2, 2], "start_time": "9:00", "planned_minutes": 60}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["summary"], "每周二、周五 09:00 助洁 60 分钟", "{v}");
+    // A week holds exactly two of its days.
+    assert_eq!(v["orders"], 2, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let made =
+        yiyang::home_service::plan::make_orders(&t.state.db, yiyang::platform::today(), None)
+            .await
+            .unwrap();
+    assert_eq!(made, 0, "made again: nothing twice");
+    // A week later, the next two (the first week's stay).
+    let made = yiyang::home_service::plan::make_orders(
+        &t.state.db,
+        yiyang::platform::today() + chrono::Days::new(7),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(made, 2);
+    let starts: Vec<String> = sqlx::query_scalar(
+        "SELECT planned_start FROM service_order WHERE plan_id = $1 ORDER BY planned_start",
+    )
+    .bind(&id)
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(starts.len(), 4);
+    for s in &starts {
+        let d = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        use chrono::Datelike;
+        assert!(
+            matches!(d.weekday(), chrono::Weekday::Tue | chrono::Weekday::Fri)
+                && s.ends_with("09:00"),
+            "{s}"
+        );
+    }
+    let (s, v, _) = call("GET", format!("/api/v1/elders/{elder}/care-plans"), None).await;
+    assert_eq!(
+        (s, v.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+    // Ending it: a reason, then the orders not dispatched are cancelled; no more are made.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/care-plans/{id}/end"),
+        Some(json!({"reason": ""})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/care-plans/{id}/end"),
+        Some(json!({"reason": "老人入住养老院"})),
+    )
+    .await;
+    assert_eq!((s, &v["state"]), (StatusCode::OK, &json!("ended")), "{v}");
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM service_order WHERE plan_id IS NOT NULL AND state = 'cancelled'"
+        )
+        .await,
+        4
+    );
+    let made = yiyang::home_service::plan::make_orders(
+        &t.state.db,
+        yiyang::platform::today() + chrono::Days::new(14),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(made, 0);
+    for (action, n) in [
+        ("care_plan.create", 1),
+        ("care_plan.orders", 2),
+        ("care_plan.end", 1),
+    ] {
+        let got: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(got, n, "{action}");
+    }
+}
