@@ -108,13 +108,28 @@ fn start(db: &Db, jobs: mpsc::Receiver<Job>) {
                 Err(e) => return tracing::error!(error = %e, "group commit: no runtime"),
             };
             rt.block_on(async move {
-                match db.with_own_pool(1).await {
-                    // The main handle is let go here: its queue must not keep itself open.
-                    Ok(own) => {
-                        drop(db);
-                        writer(own, jobs).await
+                let mut jobs = jobs;
+                loop {
+                    match db.with_own_pool(1).await {
+                        // The main handle is let go here: its queue must not keep itself open.
+                        Ok(own) => {
+                            drop(db);
+                            return writer(own, jobs).await;
+                        }
+                        Err(e) => {
+                            // No connection (the database restarting, out of connections): the
+                            // writes waiting are answered "not saved, try again", and the
+                            // writer tries again in a second rather than giving up for good.
+                            tracing::error!(error = %e, "group commit: cannot connect");
+                            while let Ok(job) = jobs.try_recv() {
+                                drop(job);
+                            }
+                            if jobs.is_closed() {
+                                return;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
                     }
-                    Err(e) => tracing::error!(error = %e, "group commit: cannot connect"),
                 }
             })
         });

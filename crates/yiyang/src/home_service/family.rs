@@ -126,10 +126,12 @@ pub async fn ask_code(
         .await?;
         let (last, today): (Option<i64>, i64) = (r.get(0), r.get(1));
         if today < CODES_A_DAY && last.is_none_or(|e| e - CODE_SECS + RESEND_SECS <= now) {
-            let id = uuid::Uuid::now_v7().to_string();
+            // One code a minute per elder, whatever arrives at once: the minute is in the key.
+            let id = format!("{elder}:{}", now / RESEND_SECS);
             let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
-            sqlx::query(
-                "INSERT INTO family_access (id, elder_id, code_enc, expires, tries, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
+            let made = sqlx::query(
+                "INSERT INTO family_access (id, elder_id, code_enc, expires, tries, created_at) VALUES ($1, $2, $3, $4, 0, $5) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(&id)
             .bind(elder)
@@ -137,8 +139,10 @@ pub async fn ask_code(
             .bind(now + CODE_SECS)
             .bind(crate::platform::now_rfc3339())
             .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+            .await?
+            .rows_affected();
+            if made == 1 {
+                sqlx::query(
                 "INSERT INTO notification_outbox (id, elder_id, event, state, attempts, next_attempt_at, created_at) \
                  VALUES ($1, $2, 'family_code', 'pending', 0, 0, $3)",
             )
@@ -147,7 +151,8 @@ pub async fn ask_code(
             .bind(crate::platform::now_rfc3339())
             .execute(&mut *tx)
             .await?;
-            sent = true;
+                sent = true;
+            }
         }
     }
     audit::append(
@@ -299,49 +304,71 @@ async fn enter_code(
             "请填写老人的身份证号、姓名和手机收到的确认码",
         ));
     };
-    let wrong = || ApiError::invalid("code", "确认码不正确或已过期，请核对或重新获取确认码");
-    let Some((elder, region, _)) = elder_of(&app.db, &app.keys, cid, name).await? else {
-        return Err(wrong());
+    // One answer for a wrong code, a lapsed one, one tried five times and an unknown person:
+    // nothing here says whether an ID is registered.
+    let wrong = || {
+        ApiError::invalid(
+            "code",
+            "确认码不正确或已失效（10 分钟内有效，输错 5 次作废），请核对或重新获取确认码",
+        )
     };
+    let found = elder_of(&app.db, &app.keys, cid, name).await?;
     let now = crate::platform::now_secs();
     let mut tx = app.db.begin().await?;
-    let row = sqlx::query(
-        "SELECT id, code_enc, tries FROM family_access WHERE elder_id = $1 AND expires > $2 AND token_hash IS NULL \
-         ORDER BY expires DESC LIMIT 1",
-    )
-    .bind(&elder)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(wrong());
+    let row = match &found {
+        Some((elder, _, _)) => {
+            sqlx::query(
+                "SELECT id, code_enc FROM family_access WHERE elder_id = $1 AND expires > $2 AND token_hash IS NULL \
+                 ORDER BY expires DESC LIMIT 1",
+            )
+            .bind(elder)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+        None => None,
     };
-    let (id, enc, tries): (String, Vec<u8>, i64) = (row.get(0), row.get(1), row.get(2));
-    let want = app.keys.decrypt(&enc).map_err(ApiError::internal)?;
-    if tries >= TRIES || want.as_bytes() != code.trim().as_bytes() {
-        sqlx::query("UPDATE family_access SET tries = tries + 1 WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+    // The try is taken before the code is compared, in one statement: tries sent at once are
+    // counted one after the other (PostgreSQL locks the row), never all against the same count.
+    let mut right = false;
+    let mut id = None;
+    if let Some(r) = &row {
+        let rid: String = r.get(0);
+        let claimed = sqlx::query(
+            "UPDATE family_access SET tries = tries + 1 WHERE id = $1 AND tries < $2 AND token_hash IS NULL",
+        )
+        .bind(&rid)
+        .bind(TRIES)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let want = app
+            .keys
+            .decrypt(&r.get::<Vec<u8>, _>(1))
+            .map_err(ApiError::internal)?;
+        right = claimed && want.as_bytes() == code.trim().as_bytes();
+        id = Some(rid);
+    }
+    if !right {
         audit::append(
             &mut tx,
             &who(ip),
             Entry {
                 action: "home_care.family_code_wrong",
                 entity: "elder",
-                entity_id: Some(&elder),
-                region_code: Some(&region),
-                detail: serde_json::json!({"tries": tries + 1}).to_string(),
+                entity_id: found.as_ref().map(|f| f.0.as_str()),
+                region_code: found.as_ref().map(|f| f.1.as_str()),
+                detail: serde_json::json!({"found": found.is_some()}).to_string(),
             },
         )
         .await?;
         tx.commit().await?;
-        return Err(if tries + 1 >= TRIES {
-            ApiError::invalid("code", "确认码已输错 5 次作废，请重新获取确认码")
-        } else {
-            wrong()
-        });
+        return Err(wrong());
     }
+    let (Some(id), Some((elder, _, _))) = (id, found) else {
+        return Err(wrong());
+    };
     let token = random_token(32);
     sqlx::query("UPDATE family_access SET token_hash = $2, token_expires = $3 WHERE id = $1")
         .bind(&id)
@@ -460,7 +487,13 @@ pub async fn feedback(
     .bind(Some(&complaint).filter(|c| !c.is_empty()))
     .bind(crate::platform::now_rfc3339())
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            ApiError::conflict("这次服务已经评价过了")
+        }
+        e => e.into(),
+    })?;
     audit::append(
         &mut tx,
         &who(&ip),

@@ -157,17 +157,14 @@ pub async fn serve(
         None => "supper",
     };
     let day = now.date_naive().to_string();
-    // Sent again (the counter lost the answer): the meal as recorded.
-    if let Some(done) = recorded(db, &meal_id).await? {
-        return Ok(done);
-    }
     let cid =
         yiyang_kernel::CitizenId::parse(q.citizen_id.trim(), now.date_naive()).map_err(|e| {
             ApiError::invalid("citizen_id", format!("身份证号无效：{e}，请重新刷卡或输入"))
         })?;
     let p = sqlx::query(
         "SELECT o.region_code, o.kind, (SELECT r.price_fen FROM provider_price r WHERE r.org_id = o.id AND r.service = 'meal'), \
-         (SELECT c.ends_on FROM provider_contract c WHERE c.org_id = o.id) FROM organisation o WHERE o.id = $1",
+         (SELECT c.ends_on FROM provider_contract c WHERE c.org_id = o.id), \
+         (SELECT c.starts_on FROM provider_contract c WHERE c.org_id = o.id) FROM organisation o WHERE o.id = $1",
     )
     .bind(&point)
     .fetch_optional(&db.pool)
@@ -187,6 +184,20 @@ pub async fn serve(
         return Err(ApiError::conflict(
             "本助餐点的服务协议已到期，请联系民政部门续签",
         ));
+    }
+    if p.get::<Option<String>, _>(4)
+        .is_some_and(|start| start > day)
+    {
+        return Err(ApiError::conflict("本助餐点的服务协议还没有开始"));
+    }
+    // Sent again (the counter lost the answer): the meal as recorded, when it is this meal
+    // point's and this person's.
+    if let Some((point_of, cid_of, done)) = recorded(db, &meal_id).await? {
+        let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
+        if point_of != point || cid_of != bidx {
+            return Err(ApiError::conflict("meal_id 已用于另一次登记"));
+        }
+        return Ok(done);
     }
     let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
     let e = sqlx::query("SELECT id, name, status FROM elder WHERE citizen_id_bidx = $1")
@@ -247,7 +258,7 @@ pub async fn serve(
         Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
             drop(tx);
             return match recorded(db, &meal_id).await? {
-                Some(done) => Ok(done),
+                Some((_, _, done)) => Ok(done),
                 None => Err(ApiError::conflict(format!(
                     "这位老人今天的{}刚刚登记过，请勿重复刷卡",
                     meal_zh(meal)
@@ -282,17 +293,18 @@ pub async fn serve(
     })
 }
 
-async fn recorded(db: &Db, id: &str) -> ApiResult<Option<Served>> {
+/// A meal recorded under `id`: its meal point, the elder's ID blind index, and the answer.
+async fn recorded(db: &Db, id: &str) -> ApiResult<Option<(String, String, Served)>> {
     Ok(sqlx::query(
-        "SELECT m.id, e.name, m.meal, m.price_fen, m.subsidy_fen FROM meal_record m JOIN elder e ON e.id = m.elder_id \
-         WHERE m.id = $1",
+        "SELECT m.id, e.name, m.meal, m.price_fen, m.subsidy_fen, m.meal_point_id, e.citizen_id_bidx \
+         FROM meal_record m JOIN elder e ON e.id = m.elder_id WHERE m.id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
     .await?
     .map(|r| {
         let (meal, price, subsidy): (String, i64, i64) = (r.get(2), r.get(3), r.get(4));
-        Served {
+        let served = Served {
             id: r.get(0),
             elder: yiyang_kernel::mask::name(&r.get::<String, _>(1)),
             meal_zh: meal_zh(&meal).into(),
@@ -301,7 +313,8 @@ async fn recorded(db: &Db, id: &str) -> ApiResult<Option<Served>> {
             subsidy_fen: subsidy,
             pay_fen: price - subsidy,
             note: "已登记".into(),
-        }
+        };
+        (r.get(5), r.get(6), served)
     }))
 }
 

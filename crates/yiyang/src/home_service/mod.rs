@@ -241,8 +241,18 @@ pub async fn get(db: &Db, scope: &Scope, id: &str, names: bool) -> ApiResult<Ord
         scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(16))
             && mine(scope, r.get::<Option<String>, _>(8).as_deref())
     })
-    .map(|r| from_row(&r, names))
+    .map(|r| for_reader(scope, from_row(&r, names)))
     .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))
+}
+
+/// A complaint is the officers' to follow up: the provider and the caregiver it may be about
+/// do not read it (a star rating they do).
+fn for_reader(scope: &Scope, mut o: Order) -> Order {
+    if scope.org.is_some() {
+        o.complaint = o.complaint.map(|_| "（家属已投诉，由民政部门处理）".into());
+        o.rating_comment = None;
+    }
+    o
 }
 
 /// Place an order with a provider for an elder of the caller's area; audited.
@@ -791,7 +801,10 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
     .bind(scope.staff.clone().unwrap_or_default())
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows.iter().map(|r| from_row(r, names)).collect())
+    Ok(rows
+        .iter()
+        .map(|r| for_reader(scope, from_row(r, names)))
+        .collect())
 }
 
 /// Codes lapse after 30 minutes; a new one may be asked for after a minute; five wrong tries void

@@ -252,12 +252,20 @@ pub(crate) async fn add(
     }
 
     // Elders served at home (a visit confirmed in the period), where they live: distinct people
-    // per month and per year, counted by the database.
+    // per month and per year, counted by the database — of the people the share is taken of
+    // (在册, 60 or more on the last day counted).
     let served = idx(m::HOME_SERVED);
+    let born_by = days
+        .iter()
+        .max()
+        .and_then(|d| d.checked_sub_months(chrono::Months::new(720)))
+        .unwrap_or(today)
+        .to_string();
     for (len, monthly) in [(7, true), (4, false)] {
         for r in sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT e.residence_region, substr(o.planned_start, 1, {len}), COUNT(DISTINCT o.elder_id) \
-             FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.state = 'confirmed'{} \
+             FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.state = 'confirmed' \
+             AND e.status = 'active' AND e.birth_date <= '{born_by}'{} \
              GROUP BY e.residence_region, substr(o.planned_start, 1, {len})",
             which.filter("e.residence_region")
         )))

@@ -1437,7 +1437,8 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
     assert!(v["detail"].as_str().unwrap().contains("确认码"), "{v}");
     for (action, n) in [
         ("home_care.family_code", 3),
-        ("home_care.family_code_wrong", 1),
+        // A wrong code, a stranger, a code used twice: each recorded.
+        ("home_care.family_code_wrong", 3),
         ("home_care.family_view", 2),
         ("home_care.feedback", 1),
     ] {
@@ -1612,6 +1613,9 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
         (StatusCode::OK, (Some(1200), Some(300), Some(900))),
         "sent twice: {v}"
     );
+    // The same id for another person: refused, not answered with the first meal.
+    let (s, v, _) = serve(&c, &people[0].1, "lunch", Some(again.clone())).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let (s, v, _) = serve(&c, &people[1].1, "lunch", None).await;
     assert_eq!(
         (s, pay(&v)),
