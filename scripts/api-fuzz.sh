@@ -32,10 +32,10 @@ fuzz() { # workers
 }
 if ! fuzz 2; then
   # Hypothesis, describing a strategy's lambda, can trip CPython 3.11's AST recursion check when
-  # two workers parse at once ("AST constructor recursion depth mismatch"): an error of the tool,
-  # not a finding. Only then, and only when every generated case passed, run once more with one
-  # worker, where it cannot happen.
-  if grep -q 'AST constructor recursion depth mismatch' "$W/fuzz.log" &&
+  # two workers parse at once ("AST constructor recursion depth mismatch", or a KeyError out of
+  # its lambda_sources cache): an error of the tool, not a finding. Only then, and only when every
+  # generated case passed, run once more with one worker, where it cannot happen.
+  if grep -Eq 'AST constructor recursion depth mismatch|lambda_sources' "$W/fuzz.log" &&
      grep -Eq '^  ([0-9]+) generated, \1 passed$' "$W/fuzz.log"; then
     echo "schemathesis stopped on its own internal error (not a finding); running it once more, one worker"
     fuzz 1

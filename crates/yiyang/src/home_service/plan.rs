@@ -218,8 +218,14 @@ pub async fn get(db: &Db, scope: &Scope, id: &str) -> ApiResult<Plan> {
         .ok_or_else(|| ApiError::not_found("未找到该服务计划（或不在您的管辖范围内）"))
 }
 
-/// An elder's plans, newest first.
+/// An elder's plans, newest first (404 for an elder outside the scope).
 pub async fn of_elder(db: &Db, scope: &Scope, elder: &str) -> ApiResult<Vec<Plan>> {
+    sqlx::query("SELECT residence_region FROM elder WHERE id = $1")
+        .bind(elder)
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r| scope.contains(&r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("未找到该老人（或不在您的管辖范围内）"))?;
     list_where(db, scope, "c.elder_id = $1", elder).await
 }
 

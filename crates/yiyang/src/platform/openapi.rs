@@ -135,6 +135,40 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         ("/api/v1/regions/{code}/children", "code", region.clone()),
         ("/api/v1/regions/{code}/map", "code", region),
         ("/api/v1/service-orders", "date", date.clone()),
+        // A month 01–12 and a day 01–31: fewer strings the schema admits and the server refuses.
+        (
+            "/api/v1/meal-points/{id}/day",
+            "date",
+            json!({"format": "date", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"}),
+        ),
+        ("NewPlan", "starts_on", date.clone()),
+        ("NewPlan", "ends_on", date.clone()),
+        (
+            "NewPlan",
+            "start_time",
+            json!({"pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"}),
+        ),
+        (
+            "NewPlan",
+            "weekdays",
+            json!({"minItems": 1, "maxItems": 7, "items": {"minimum": 1, "maximum": 7}}),
+        ),
+        (
+            "NewPlan",
+            "planned_minutes",
+            json!({"minimum": 10, "maximum": 480}),
+        ),
+        (
+            "EndPlan",
+            "reason",
+            json!({"minLength": 2, "pattern": "\\S.*\\S"}),
+        ),
+        (
+            "ServeReq",
+            "meal",
+            json!({"enum": ["lunch", "supper", "午餐", "晚餐"]}),
+        ),
+        ("FeedbackReq", "rating", json!({"minimum": 1, "maximum": 5})),
         ("*", "assessed_on", date.clone()),
         ("*", "noted_on", date.clone()),
         ("*", "death_date", date.clone()),
