@@ -1299,10 +1299,11 @@ try {
     await menu('评估任务').click()
     await page.waitForURL(/\/assessments\/due$/)
     await page.locator('.el-radio-button', { hasText: '需复评' }).click()
-    const row = page.locator('.due-table .el-table__body tr.el-table__row').first()
+    // The filtered list replaces the whole one: wait for its row, not the first row on screen
+    // (read too early, that was still the unfiltered list's).
+    const row = page.locator('.due-table .el-table__body tr.el-table__row', { hasText: '需复评（风险事件）' }).first()
     await row.waitFor()
     const text = await row.innerText()
-    assert(text.includes('需复评（风险事件）'), `due row: ${text.replace(/\d{6,}/g, '#').slice(0, 80)}`)
     if (name) assert(text.includes(name.split(/\s/)[0]), 'the triggered row is another person')
   }, { screenshot: 'due-triggered' })
 
