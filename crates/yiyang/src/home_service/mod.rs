@@ -255,6 +255,26 @@ fn for_reader(scope: &Scope, mut o: Order) -> Order {
     o
 }
 
+/// A provider in the caller's scope that sends caregivers and is open: its region.
+pub(crate) async fn open_provider(db: &Db, scope: &Scope, id: &str) -> ApiResult<String> {
+    let p = sqlx::query("SELECT region_code, kind, status FROM organisation WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r| scope.holds(id, &r.get::<String, _>(0)))
+        .ok_or_else(|| ApiError::not_found("未找到该服务机构（或不在您的管辖范围内）"))?;
+    if !PROVIDER_KINDS.contains(&p.get::<String, _>(1).as_str()) {
+        return Err(ApiError::invalid(
+            "provider_id",
+            "上门服务由居家养老服务商、服务站、综合体或日间照料中心承接",
+        ));
+    }
+    if p.get::<String, _>(2) != "open" {
+        return Err(ApiError::conflict("该服务机构已停业"));
+    }
+    Ok(p.get(0))
+}
+
 /// Place an order with a provider for an elder of the caller's area; audited.
 pub async fn create(db: &Db, scope: &Scope, who: &Who, f: NewOrder) -> ApiResult<Order> {
     let service = rule::service(&f.service).ok_or_else(|| {
@@ -271,22 +291,7 @@ pub async fn create(db: &Db, scope: &Scope, who: &Who, f: NewOrder) -> ApiResult
     }
     let (start, start_min) = start_of(&f.planned_start)?;
     let note = crate::institution::text("note", "备注", f.note.as_deref(), 200)?;
-    let p = sqlx::query("SELECT region_code, kind, status FROM organisation WHERE id = $1")
-        .bind(f.provider_id.trim())
-        .fetch_optional(&db.pool)
-        .await?
-        .filter(|r| scope.holds(f.provider_id.trim(), &r.get::<String, _>(0)))
-        .ok_or_else(|| ApiError::not_found("未找到该服务机构（或不在您的管辖范围内）"))?;
-    let region: String = p.get(0);
-    if !PROVIDER_KINDS.contains(&p.get::<String, _>(1).as_str()) {
-        return Err(ApiError::invalid(
-            "provider_id",
-            "上门服务由居家养老服务商、服务站、综合体或日间照料中心承接",
-        ));
-    }
-    if p.get::<String, _>(2) != "open" {
-        return Err(ApiError::conflict("该服务机构已停业"));
-    }
+    let region = open_provider(db, scope, f.provider_id.trim()).await?;
     let elder = sqlx::query("SELECT residence_region, status, death_date FROM elder WHERE id = $1")
         .bind(f.elder_id.trim())
         .fetch_optional(&db.pool)

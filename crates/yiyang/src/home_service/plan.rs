@@ -5,7 +5,6 @@
 //! twice. The orders then go the usual way: the provider's dispatcher gives them to a caregiver.
 //! Ending a plan cancels its orders not yet dispatched.
 
-use super::PROVIDER_KINDS;
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
 use crate::platform::db::Db;
@@ -139,22 +138,7 @@ pub async fn create(db: &Db, scope: &Scope, who: &Who, f: NewPlan) -> ApiResult<
         return Err(ApiError::invalid("ends_on", "结束日期不能早于开始日期"));
     }
     let note = crate::institution::text("note", "备注", f.note.as_deref(), 200)?;
-    let p = sqlx::query("SELECT region_code, kind, status FROM organisation WHERE id = $1")
-        .bind(f.provider_id.trim())
-        .fetch_optional(&db.pool)
-        .await?
-        .filter(|r| scope.holds(f.provider_id.trim(), &r.get::<String, _>(0)))
-        .ok_or_else(|| ApiError::not_found("未找到该服务机构（或不在您的管辖范围内）"))?;
-    if !PROVIDER_KINDS.contains(&p.get::<String, _>(1).as_str()) {
-        return Err(ApiError::invalid(
-            "provider_id",
-            "上门服务由居家养老服务商、服务站、综合体或日间照料中心承接",
-        ));
-    }
-    if p.get::<String, _>(2) != "open" {
-        return Err(ApiError::conflict("该服务机构已停业"));
-    }
-    let region: String = p.get(0);
+    let region = super::open_provider(db, scope, f.provider_id.trim()).await?;
     let alive = sqlx::query("SELECT residence_region, status FROM elder WHERE id = $1")
         .bind(f.elder_id.trim())
         .fetch_optional(&db.pool)
