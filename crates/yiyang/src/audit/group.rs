@@ -38,6 +38,21 @@ impl Db {
         + Send
         + 'static,
     ) -> Result<T, ApiError> {
+        self.grouped_with(true, write).await
+    }
+
+    /// [`Db::grouped`], without the savepoint when `savepoint` is false: for a write of one
+    /// statement (atomic by itself) that changes nothing when it returns `Err`. It saves a round
+    /// trip; if its statement fails, the whole group is answered "not saved".
+    pub async fn grouped_with<T: Send + 'static>(
+        &self,
+        savepoint: bool,
+        write: impl for<'a> FnOnce(
+            &'a mut Tx<'static>,
+        ) -> BoxFuture<'a, Result<Result<T, ApiError>, ApiError>>
+        + Send
+        + 'static,
+    ) -> Result<T, ApiError> {
         let (answer, answered) = oneshot::channel::<Result<T, ApiError>>();
         let request_id = current_request_id().unwrap_or_default();
         let job: Job = Box::new(move |tx| {
@@ -74,7 +89,7 @@ impl Db {
                 send
             })
             .clone();
-        if jobs.send(job).await.is_err() {
+        if jobs.send((savepoint, job)).await.is_err() {
             return Err(lost());
         }
         answered.await.unwrap_or_else(|_| Err(lost()))
@@ -95,7 +110,7 @@ fn lost() -> ApiError {
 /// waits for the one before it, and on the server's runtime each of those waits also queued
 /// behind the crowd of requests that made the group. It ends when the queue's sender is dropped
 /// (with the last handle of `db`); its own handle holds no sender.
-fn start(db: &Db, jobs: mpsc::Receiver<Job>) {
+fn start(db: &Db, jobs: mpsc::Receiver<(bool, Job)>) {
     let db = db.clone();
     let spawned = std::thread::Builder::new()
         .name("yiyang-group-commit".into())
@@ -138,7 +153,7 @@ fn start(db: &Db, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>) {
+async fn writer(db: Db, mut jobs: mpsc::Receiver<(bool, Job)>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
@@ -160,28 +175,39 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>) {
         let mut broken = false;
         // Each write runs inside the savepoint `grouped`; the next one's is made in the same
         // round trip as the release of the last one (a rolled-back one's is released unused).
+        // A write without one changed nothing when it failed, or broke the transaction.
         let mut open = false;
-        for job in group {
-            let mark = if open {
-                "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
-            } else {
-                "SAVEPOINT grouped"
-            };
-            if broken || (&mut *tx).execute(mark).await.is_err() {
-                broken = true;
+        for (savepoint, job) in group {
+            if broken {
                 continue;
             }
-            open = true;
+            if savepoint {
+                let mark = if open {
+                    "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
+                } else {
+                    "SAVEPOINT grouped"
+                };
+                if (&mut *tx).execute(mark).await.is_err() {
+                    broken = true;
+                    continue;
+                }
+                open = true;
+            }
             let held = tx.held_audit().map_or(0, |h| h.len());
             let (keep, finish) = job(&mut tx).await;
             if !keep {
                 if let Some(h) = tx.held_audit() {
                     h.truncate(held);
                 }
-                broken = (&mut *tx)
-                    .execute("ROLLBACK TO SAVEPOINT grouped")
-                    .await
-                    .is_err();
+                broken = if savepoint {
+                    (&mut *tx)
+                        .execute("ROLLBACK TO SAVEPOINT grouped")
+                        .await
+                        .is_err()
+                } else {
+                    // A failed statement leaves PostgreSQL's transaction unusable: this asks.
+                    (&mut *tx).execute("SELECT 1").await.is_err()
+                };
             }
             finished.push(finish);
         }

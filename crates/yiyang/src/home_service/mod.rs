@@ -177,6 +177,8 @@ const COLS: &str = "o.id, o.provider_id, p.name, o.elder_id, e.name, o.service, 
     (SELECT t.name FROM region t WHERE t.code = substr(e.residence_region, 1, 9) || '000'), \
     (SELECT v.name FROM region v WHERE v.code = e.residence_region), \
     f.rating, f.comment, f.complaint";
+/// How many columns `COLS` has.
+const COLS_N: usize = 25;
 
 fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
     let service: String = r.get(5);
@@ -230,8 +232,18 @@ fn mine(scope: &Scope, caregiver: Option<&str>) -> bool {
 
 /// One order inside the scope (its provider's place, or the bound organisation), 404 outside.
 pub async fn get(db: &Db, scope: &Scope, id: &str, names: bool) -> ApiResult<Order> {
+    Ok(versioned(db, scope, id, names).await?.0)
+}
+
+/// `get`, with the order's version and its provider's region.
+async fn versioned(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+    names: bool,
+) -> ApiResult<(Order, i64, String)> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM service_order o JOIN organisation p ON p.id = o.provider_id \
+        "SELECT {COLS}, o.version FROM service_order o JOIN organisation p ON p.id = o.provider_id \
          JOIN elder e ON e.id = o.elder_id LEFT JOIN service_feedback f ON f.order_id = o.id WHERE o.id = $1"
     )))
     .bind(id)
@@ -241,7 +253,7 @@ pub async fn get(db: &Db, scope: &Scope, id: &str, names: bool) -> ApiResult<Ord
         scope.holds(&r.get::<String, _>(1), &r.get::<String, _>(16))
             && mine(scope, r.get::<Option<String>, _>(8).as_deref())
     })
-    .map(|r| for_reader(scope, from_row(&r, names)))
+    .map(|r| (for_reader(scope, from_row(&r, names)), r.get(COLS_N), r.get(16)))
     .ok_or_else(|| ApiError::not_found("未找到该工单（或不在您的管辖范围内）"))
 }
 
@@ -556,9 +568,189 @@ pub async fn step(
         done_at,
         grants,
     };
-    db.grouped(move |tx| Box::pin(async move { apply(tx, &job).await }))
+    // The answer is the order read before the step with the step's changes made to it, when
+    // nothing else changed it in between (same version); read after the commit otherwise. Read
+    // here, the crowd's reads run side by side instead of one by one inside the group.
+    let (before, before_version, region) = versioned(db, scope, id, true).await?;
+    let job = std::sync::Arc::new(job);
+    if let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
+        rule::next(&before.state, &job.action)
+    {
+        let j = job.clone();
+        let pg = db.backend == crate::platform::db::Backend::Postgres;
+        let done = db
+            .grouped_with(!pg, move |tx| {
+                Box::pin(async move { quick(tx, &j, to, before_version, &region).await })
+            })
+            .await?;
+        if let Some(done) = done {
+            let mut o = before;
+            done.apply(&mut o);
+            return Ok(o);
+        }
+        // Changed since it was read, or sent again: the full way, on the order as it is now.
+        let (now, now_version, _) = versioned(db, scope, id, true).await?;
+        return full(db, scope, id, job, now, now_version).await;
+    }
+    full(db, scope, id, job, before, before_version).await
+}
+
+/// A step the whole way, in a savepoint of the group: read the order again, decide, write. The
+/// answer is `before` (the order read at `before_version`) with the step's changes made to it,
+/// when nothing else changed it in between; read after the commit otherwise.
+async fn full(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+    job: std::sync::Arc<Checked>,
+    before: Order,
+    before_version: i64,
+) -> ApiResult<Order> {
+    let (version, done) = db
+        .grouped(move |tx| Box::pin(async move { apply(tx, &job).await }))
         .await?;
-    get(db, scope, id, true).await
+    match done {
+        Some(done) if version == before_version => {
+            let mut o = before;
+            done.apply(&mut o);
+            Ok(o)
+        }
+        _ => get(db, scope, id, true).await,
+    }
+}
+
+/// When a step is done: now, and for check-in and check-out the phone's time when it was sent
+/// late, with its minute in China time (the clock of `start_min`).
+fn step_time(done_at: Option<i64>, to: &str) -> (String, String, i64) {
+    let now = crate::platform::now_rfc3339();
+    match done_at.filter(|_| to == "checked_in" || to == "checked_out") {
+        Some(t) => (
+            now.clone(),
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.to_rfc3339())
+                .unwrap_or(now),
+            (t + 8 * 3600) / 60,
+        ),
+        None => (
+            now.clone(),
+            now,
+            (crate::platform::now_secs() + 8 * 3600) / 60,
+        ),
+    }
+}
+
+/// Accept, check in and check out, most of a day's steps, made on the order as read before
+/// (`version`, scope checked there): on PostgreSQL one statement, so without a savepoint in the
+/// group — a crowd of check-ins waits for a third of the round trips. `None` when the order
+/// changed since or the step's id was used: nothing written, and the full way decides.
+async fn quick(
+    tx: &mut Tx<'static>,
+    j: &Checked,
+    to: &'static str,
+    version: i64,
+    region: &str,
+) -> Result<ApiResult<Option<Done>>, ApiError> {
+    let (now, done, done_min) = step_time(j.done_at, to);
+    let note = Some(j.note.as_str()).filter(|n| !n.is_empty());
+    let pg = tx.backend() == crate::platform::db::Backend::Postgres;
+    let f64_or_null = crate::platform::db::opt_f64;
+    // $1–$4 for every step; then the step's own columns; on PostgreSQL then the rest of the
+    // step's row, for the insert that follows the update in the same statement.
+    let (set, rest) = match to {
+        "checked_in" | "checked_out" => {
+            let at = if to == "checked_in" {
+                "check_in"
+            } else {
+                "check_out"
+            };
+            (
+                format!("{at}_at = $5, {at}_lon = $6, {at}_lat = $7, {at}_min = $8"),
+                "$9, $10, $11, $6, $7, $12",
+            )
+        }
+        _ => ("reason = $5".to_string(), "$6, $7, $8, $9, $10, $5"),
+    };
+    let update = format!(
+        "UPDATE service_order SET state = $2, {set}, version = version + 1 \
+         WHERE id = $1 AND version = $3 AND NOT EXISTS (SELECT 1 FROM service_order_step t WHERE t.id = $4)"
+    );
+    let step = "INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note)";
+    let sql = if pg {
+        format!("WITH u AS ({update} RETURNING id) {step} SELECT $4, u.id, {rest} FROM u")
+    } else {
+        // Two statements on SQLite (in-process: no round trip to save), in a savepoint.
+        update
+    };
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&j.id)
+        .bind(to)
+        .bind(version)
+        .bind(&j.step_id);
+    let q = if to == "accepted" {
+        let q = q.bind(note);
+        if pg {
+            let q = q.bind(&j.action).bind(&now).bind(&j.who.actor_name);
+            f64_or_null(f64_or_null(q, j.lon), j.lat)
+        } else {
+            q
+        }
+    } else {
+        let q = f64_or_null(f64_or_null(q.bind(&done), j.lon), j.lat).bind(done_min);
+        if pg {
+            q.bind(&j.action)
+                .bind(&now)
+                .bind(&j.who.actor_name)
+                .bind(note)
+        } else {
+            q
+        }
+    };
+    if q.execute(&mut **tx).await?.rows_affected() != 1 {
+        return Ok(Ok(None));
+    }
+    if !pg {
+        let ins = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{step} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )))
+        .bind(&j.step_id)
+        .bind(&j.id)
+        .bind(&j.action)
+        .bind(&now)
+        .bind(&j.who.actor_name);
+        f64_or_null(f64_or_null(ins, j.lon), j.lat)
+            .bind(note)
+            .execute(&mut **tx)
+            .await?;
+    }
+    step_audit(tx, j, to, region).await?;
+    Ok(Ok(Some(Done {
+        to,
+        at: done,
+        reason: note.map(str::to_string),
+    })))
+}
+
+/// A step's audit entry.
+async fn step_audit(
+    tx: &mut Tx<'static>,
+    j: &Checked,
+    to: &str,
+    region: &str,
+) -> Result<(), ApiError> {
+    audit::append(
+        tx,
+        &j.who,
+        Entry {
+            action: "service_order.step",
+            entity: "service_order",
+            entity_id: Some(&j.id),
+            region_code: Some(region),
+            detail: serde_json::json!({"action": j.action, "to": to, "step_id": j.step_id})
+                .to_string(),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// A step checked at the edge, with what it needs inside the transaction.
@@ -578,11 +770,16 @@ struct Checked {
     grants: Option<(String, String, Vec<quota::Grant>)>,
 }
 
-/// The step's writes, on a grouped transaction. The outer error rolls them back; the inner one
-/// is the answer after they are kept (a wrong code's counted try).
-async fn apply(tx: &mut Tx<'static>, j: &Checked) -> Result<ApiResult<()>, ApiError> {
+/// The step's writes, on a grouped transaction, and what they changed. The outer error rolls
+/// them back; the inner one is the answer after they are kept (a wrong code's counted try).
+async fn apply(
+    tx: &mut Tx<'static>,
+    j: &Checked,
+) -> Result<ApiResult<(i64, Option<Done>)>, ApiError> {
     let seen = for_step(tx, &j.scope, &j.id, &j.step_id).await?;
-    write_step(tx, j, &seen).await
+    Ok(write_step(tx, j, &seen)
+        .await?
+        .map(|done| (seen.version, done)))
 }
 
 /// An order as a step needs it: its region (for the audit), state and version, and whether
@@ -594,7 +791,27 @@ struct Seen {
     step_of: Option<String>,
 }
 
-/// Read an order for a step, in the caller's scope (404 outside it, as `held`); one round trip.
+/// What a step changed in the order's answer; mirrors the step's UPDATE.
+struct Done {
+    to: &'static str,
+    at: String,
+    reason: Option<String>,
+}
+
+impl Done {
+    fn apply(self, o: &mut Order) {
+        match self.to {
+            "checked_in" => o.check_in_at = Some(self.at),
+            "checked_out" => o.check_out_at = Some(self.at),
+            "confirmed" => o.confirmed_at = Some(self.at),
+            _ => o.reason = self.reason,
+        }
+        o.state_zh = rule::state_zh(self.to).into();
+        o.state = self.to.into();
+    }
+}
+
+/// Read an order for a step, in the caller's scope (404 outside it, as `get`); one round trip.
 async fn for_step(tx: &mut Tx<'static>, scope: &Scope, id: &str, step_id: &str) -> ApiResult<Seen> {
     let r = sqlx::query(
         "SELECT o.provider_id, p.region_code, o.state, o.caregiver_id, o.version, \
@@ -624,7 +841,7 @@ async fn write_step(
     tx: &mut Tx<'static>,
     j: &Checked,
     seen: &Seen,
-) -> Result<ApiResult<()>, ApiError> {
+) -> Result<ApiResult<Option<Done>>, ApiError> {
     let (keys, scope, who, id, step_id) = (&j.keys, &j.scope, &j.who, j.id.as_str(), &j.step_id);
     let (note, s) = (&j.note, j);
     let (region, state) = (&seen.region, &seen.state);
@@ -633,7 +850,7 @@ async fn write_step(
             return Err(ApiError::conflict("step_id 已用于另一张工单"));
         }
         // Sent again (a phone that lost the answer): done once already.
-        return Ok(Ok(()));
+        return Ok(Ok(None));
     }
     let to = rule::next(state, &s.action).map_err(ApiError::conflict)?;
     if scope.staff.is_some() && to == "cancelled" {
@@ -655,21 +872,7 @@ async fn write_step(
     } else {
         ""
     };
-    let now = crate::platform::now_rfc3339();
-    // Check-in and check-out keep the phone's time when it was sent late. Their minutes are
-    // China time, on the clock of `start_min`.
-    let (done, done_min) = match s
-        .done_at
-        .filter(|_| to == "checked_in" || to == "checked_out")
-    {
-        Some(t) => (
-            chrono::DateTime::from_timestamp(t, 0)
-                .map(|d| d.to_rfc3339())
-                .unwrap_or_else(|| now.clone()),
-            (t + 8 * 3600) / 60,
-        ),
-        None => (now.clone(), (crate::platform::now_secs() + 8 * 3600) / 60),
-    };
+    let (now, done, done_min) = step_time(s.done_at, to);
     // The step's own columns: where and when for check-in and check-out, the reason otherwise.
     let q = match to {
         "checked_in" | "checked_out" => {
@@ -747,20 +950,12 @@ async fn write_step(
     ins.bind(Some(&note).filter(|n| !n.is_empty()))
         .execute(&mut **tx)
         .await?;
-    audit::append(
-        tx,
-        who,
-        Entry {
-            action: "service_order.step",
-            entity: "service_order",
-            entity_id: Some(id),
-            region_code: Some(region),
-            detail: serde_json::json!({"action": s.action, "to": to, "step_id": step_id})
-                .to_string(),
-        },
-    )
-    .await?;
-    Ok(Ok(()))
+    step_audit(tx, j, to, region).await?;
+    Ok(Ok(Some(Done {
+        to,
+        at: if to == "confirmed" { now } else { done },
+        reason: Some(note.clone()).filter(|n| !n.is_empty()),
+    })))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -38,7 +38,7 @@ pub struct Db {
     /// every clone of this handle.
     chain: Arc<std::sync::OnceLock<crate::platform::crypto::ChainKey>>,
     /// The group-commit writer's queue, started on first use (`crate::audit::group`).
-    pub(crate) group: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<GroupJob>>>,
+    pub(crate) group: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<(bool, GroupJob)>>>,
 }
 
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.

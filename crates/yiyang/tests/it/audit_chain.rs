@@ -474,3 +474,76 @@ async fn db_grouped_writes_keep_or_lose_only_their_own_work() {
     let r = audit::verify(&db, &[]).await.unwrap();
     assert!(r.ok, "{r:?}");
 }
+
+/// Grouped writes of one statement may go without a savepoint: mixed with the others, each keeps
+/// its row and its audit entry, one that refuses before writing keeps nothing, and the chain holds.
+#[tokio::test]
+async fn db_grouped_writes_without_a_savepoint_mix_with_the_others() {
+    use yiyang::audit::{self, Entry, Who};
+    use yiyang::platform::error::ApiError;
+    let t = TestApp::new("demo", 0).await;
+    let db = t.state.db.clone();
+    sqlx::query("CREATE TABLE grouped_q (id BIGINT PRIMARY KEY)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let tasks = (0..150i64).map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            // Every third with a savepoint; every seventh refuses before it writes.
+            db.grouped_with(i % 3 == 0, move |tx| {
+                Box::pin(async move {
+                    if i % 7 == 0 {
+                        return Err(ApiError::conflict("refused"));
+                    }
+                    sqlx::query("INSERT INTO grouped_q (id) VALUES ($1)")
+                        .bind(i)
+                        .execute(&mut **tx)
+                        .await?;
+                    let id = i.to_string();
+                    let who = Who {
+                        actor_id: None,
+                        actor_name: "test".into(),
+                    };
+                    let e = Entry {
+                        action: "test.grouped_q",
+                        entity: "grouped_q",
+                        entity_id: Some(&id),
+                        region_code: None,
+                        detail: "{}".into(),
+                    };
+                    audit::append(tx, &who, e).await?;
+                    Ok(Ok(i))
+                })
+            })
+            .await
+        })
+    });
+    let answers: Vec<_> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let kept: Vec<i64> = (0..150).filter(|i| i % 7 != 0).collect();
+    let ok: Vec<i64> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok().copied())
+        .collect();
+    assert_eq!(ok, kept);
+    let rows: Vec<i64> = sqlx::query("SELECT id FROM grouped_q ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, kept);
+    let audits: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log WHERE action = 'test.grouped_q'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audits, kept.len() as i64);
+    let r = audit::verify(&db, &[]).await.unwrap();
+    assert!(r.ok, "{r:?}");
+}

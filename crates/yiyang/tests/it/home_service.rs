@@ -201,6 +201,9 @@ async fn db_a_home_visit_goes_from_order_to_confirmation_and_a_caregiver_holds_o
         v["check_in_at"].is_string() && v["confirmed_at"].is_string(),
         "{v}"
     );
+    // A step answers the order as it leaves it, made without reading it again: the same as a read.
+    let (s, read, _) = call("GET", format!("/api/v1/service-orders/{a}"), None).await;
+    assert_eq!((s, &read), (StatusCode::OK, &v));
     assert_eq!(
         t.count("SELECT COUNT(*) FROM service_order_step").await,
         4,
