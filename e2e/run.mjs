@@ -1081,7 +1081,7 @@ try {
   }, { screenshot: null })
 
   if (CAREGIVER_USERNAME && SMS_PORT) {
-    await step('今日上门 (caregiver, phone width): accept, check in with no signal (kept on the phone, sent when back), check out, the family\'s code by text, 已完成', async () => {
+    await step('今日上门 (caregiver, phone width): accept, check in with no signal (kept on the phone, sent when back), check out, a photo, the family\'s code by text, 已完成', async () => {
       const phone = await browser.newContext({
         locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
         geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
@@ -1109,6 +1109,10 @@ try {
         await phone.setOffline(false)
         await p.getByText('待上传', { exact: false }).first().waitFor({ state: 'detached' })
         await card.getByRole('button', { name: '服务完成签退' }).click()
+        // A photo of the work, from the phone's camera (a file input): kept, then sent.
+        const jpeg = Buffer.from('/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=', 'base64')
+        await card.locator('input[type=file]').setInputFiles({ name: 'visit.jpg', mimeType: 'image/jpeg', buffer: jpeg })
+        await card.getByText('已上传 1 张').waitFor()
         await card.getByRole('button', { name: /发送确认码/ }).click()
         await card.getByText(/已发送到/).waitFor()
         let code = null
@@ -1125,6 +1129,8 @@ try {
         // The server has it once, checked in where the phone was.
         const o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
         assert(o.state === 'confirmed' && o.check_in_at, `the order reads ${JSON.stringify(o)}`)
+        const photos = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}/photos`)).json(), orderId)
+        assert(photos.length === 1 && photos[0].mime === 'image/jpeg', `the photos read ${JSON.stringify(photos)}`)
         state.visit = { orderId, elderId: o.elder_id, caregiver: o.caregiver_name }
       } finally {
         await phone.close()

@@ -36,6 +36,8 @@ pub struct Config {
     pub office_phone: Option<String>,
     /// Bearer token of `/metrics` on the main address (none: it answers 404 there).
     pub metrics_token: Option<String>,
+    /// Where visit photos are kept (`platform::files::LocalDisk`).
+    pub files_dir: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             trusted_proxies: vec![],
             office_phone: None,
             metrics_token: None,
+            files_dir: "./data/files".into(),
         }
     }
 }
@@ -131,6 +134,8 @@ pub struct AppState {
     pub read_audit: crate::audit::ReadAudit,
     pub search_index: Arc<registry::search_index::SearchIndex>,
     pub sessions: Arc<crate::identity::session::SessionCache>,
+    /// Visit photos and other files kept beside the database.
+    pub files: Arc<dyn crate::platform::files::FileStore>,
 }
 
 impl AppState {
@@ -142,6 +147,7 @@ impl AppState {
             read_audit: crate::audit::ReadAudit::start(db.clone()),
             search_index: Arc::default(),
             sessions: Arc::default(),
+            files: Arc::new(crate::platform::files::LocalDisk::new(&config.files_dir)),
             login_throttle: Arc::new(Throttle::new(config.login_attempts_per_minute)),
             public_throttle: Arc::new(Throttle::new(config.public_requests_per_minute)),
             db,
@@ -186,7 +192,7 @@ impl AppState {
         crate::home_service::http::settlements, crate::home_service::http::settlement,
         crate::home_service::http::approve, crate::home_service::http::to_batch,
         crate::home_service::family::ask_code, crate::home_service::family::visits, crate::home_service::family::feedback,
-        crate::home_service::http::serve_meal, crate::home_service::http::meal_day, crate::home_service::http::statement,
+        crate::home_service::http::serve_meal, crate::home_service::http::meal_day, crate::home_service::http::statement, crate::home_service::http::add_photo, crate::home_service::http::photos, crate::home_service::http::photo,
         crate::home_service::http::create_plan, crate::home_service::http::plans, crate::home_service::http::end_plan,
         crate::institution::http::subsidy_policy, crate::institution::http::publish_subsidy_policy,
         crate::institution::http::claims, crate::institution::http::compute_claims, crate::institution::http::export_claims,

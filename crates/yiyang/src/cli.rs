@@ -687,6 +687,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 trusted_proxies: trusted_proxy.clone(),
                 office_phone: office_phone.clone(),
                 metrics_token: std::env::var("YIYANG_METRICS_TOKEN").ok(),
+                files_dir: files_dir(&cli),
                 ..Config::default().with_env()
             };
             if config.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
@@ -1888,6 +1889,19 @@ async fn user_cmd(cli: &Cli, what: &UserCmd) -> anyhow::Result<ExitCode> {
             eprintln!("操作失败：{}", e.detail);
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Where visit photos are kept: `YIYANG_FILES_DIR`, or `files/` beside the key file (both are
+/// what a county backs up apart from the database).
+fn files_dir(cli: &Cli) -> PathBuf {
+    match std::env::var("YIYANG_FILES_DIR") {
+        Ok(d) if !d.trim().is_empty() => PathBuf::from(d),
+        _ => cli
+            .key_file
+            .parent()
+            .map(|p| p.join("files"))
+            .unwrap_or_else(|| PathBuf::from("files")),
     }
 }
 

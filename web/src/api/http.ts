@@ -76,6 +76,10 @@ async function send(method: string, path: string, body: unknown, opts: RequestOp
   let payload: BodyInit | undefined
   if (body instanceof FormData) {
     payload = body
+  } else if (body instanceof Blob) {
+    // A file as the body itself (a visit photo): its own type.
+    headers['Content-Type'] = body.type || 'application/octet-stream'
+    payload = body
   } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json'
     payload = JSON.stringify(body)

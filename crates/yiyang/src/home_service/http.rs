@@ -23,6 +23,15 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/service-orders/{id}/steps", post(step))
         .route("/service-orders/{id}/code", post(send_code))
         .route("/service-orders/{id}/overrides", post(override_flag))
+        .route(
+            "/service-orders/{id}/photos",
+            get(photos)
+                .post(add_photo)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    super::photo::MAX_BYTES + 64 * 1024,
+                )),
+        )
+        .route("/service-orders/{id}/photos/{photo_id}", get(photo))
         .route("/elders/{id}/service-quota", get(quota))
         .route("/elders/{id}/hospital-stays", post(hospital_stay))
         .route("/providers/{id}/contract", get(contract).put(put_contract))
@@ -440,6 +449,100 @@ pub async fn meal_day(
         .filter(|d| !d.trim().is_empty())
         .unwrap_or_else(|| crate::platform::today().to_string());
     Ok(Json(super::meal::day_of(&app.db, &scope, &id, &day).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PhotoQuery {
+    /// The photo's id, made on the phone (UUID): sent twice, kept once
+    pub photo_id: String,
+}
+
+/// Keep a photo of a visit (JPEG or PNG, at most 8 MB, the file itself as the body), between
+/// check-in and confirmation; the place and time the camera wrote into it are kept. Audited.
+#[utoipa::path(post, path = "/api/v1/service-orders/{id}/photos", tag = "home_service",
+    params(("id" = String, Path), PhotoQuery),
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "照片文件（JPEG 或 PNG，不超过 8 MB）"),
+    responses((status = 201, body = super::photo::Photo), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_photo(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<PhotoQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<super::photo::Photo>)> {
+    let scope = visitor(&actor)?;
+    let p = super::photo::add(
+        &app.db,
+        app.files.as_ref(),
+        &scope,
+        &actor.who(),
+        &id,
+        &q.photo_id,
+        &body,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// Who may see a visit's photos: those who read the order's names (the photos show the home).
+fn photo_reader(actor: &Actor) -> ApiResult<Scope> {
+    match reader(actor)? {
+        (scope, true) => Ok(scope),
+        _ => Err(ApiError::forbidden("查看上门照片需要查看个人信息的权限")),
+    }
+}
+
+/// A visit's photos (what was kept of each; the files themselves one by one).
+#[utoipa::path(get, path = "/api/v1/service-orders/{id}/photos", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<super::photo::Photo>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn photos(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<super::photo::Photo>>> {
+    let scope = photo_reader(&actor)?;
+    Ok(Json(super::photo::list(&app.db, &scope, &id).await?))
+}
+
+/// One photo of a visit, the file itself; each look is audited.
+#[utoipa::path(get, path = "/api/v1/service-orders/{id}/photos/{photo_id}", tag = "home_service",
+    params(("id" = String, Path), ("photo_id" = String, Path)),
+    responses((status = 200, description = "the photo (JPEG or PNG)", content_type = "image/jpeg"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn photo(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, photo_id)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let scope = photo_reader(&actor)?;
+    let (mime, bytes, region) =
+        super::photo::bytes(&app.db, app.files.as_ref(), &scope, &id, &photo_id).await?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            crate::audit::Entry {
+                action: "service_order.photo_view",
+                entity: "service_order",
+                entity_id: Some(&id),
+                region_code: Some(&region),
+                detail: serde_json::json!({"photo_id": photo_id}).to_string(),
+            },
+        )
+        .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, mime),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, max-age=3600".into(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// A provider's statement of a recorded settlement (对账单, XLSX): totals, the split by level,

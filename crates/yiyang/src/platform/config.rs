@@ -116,6 +116,14 @@ pub const SETTINGS: &[Setting] = &[
         "加密与盲索引的密钥文件（须另行备份）",
     ),
     s(
+        "files.dir",
+        "YIYANG_FILES_DIR",
+        Kind::Path,
+        false,
+        "",
+        "上门服务照片等文件的存放目录（默认密钥文件旁 files/，须与数据库一同备份）",
+    ),
+    s(
         "audit.checkpoints",
         "YIYANG_AUDIT_CHECKPOINTS",
         Kind::Text,

@@ -316,6 +316,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "care_plans",
         stmts: crate::home_service::plan::MIGRATION,
     },
+    Migration {
+        version: 57,
+        name: "visit_photos",
+        stmts: crate::home_service::photo::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -421,6 +421,11 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"minimum": 10, "maximum": 480}),
         ),
         ("Step", "step_id", json!({"format": "uuid"})),
+        (
+            "/api/v1/service-orders/{id}/photos",
+            "photo_id",
+            json!({"format": "uuid"}),
+        ),
         ("Step", "lon", json!({"minimum": 73, "maximum": 136})),
         ("Step", "lat", json!({"minimum": 3, "maximum": 54})),
         ("OrgFields", "ownership", enum_of(crate::org::OWNERSHIPS)),

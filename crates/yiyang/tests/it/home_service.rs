@@ -1916,3 +1916,226 @@ async fn db_a_care_plan_places_its_weeks_visits_once_and_ending_it_cancels_the_r
         assert_eq!(got, n, "{action}");
     }
 }
+
+/// A JPEG as a phone makes it: the camera's place and time in its EXIF.
+fn phone_jpeg(lat: [u32; 3], lon: [u32; 3], salt: u8) -> Vec<u8> {
+    use exif::{Field, In, Rational, Tag, Value};
+    let dms =
+        |v: [u32; 3]| Value::Rational(v.iter().map(|&n| Rational { num: n, denom: 1 }).collect());
+    let ascii = |s: &str| Value::Ascii(vec![s.as_bytes().to_vec()]);
+    let fields = [
+        (Tag::GPSLatitudeRef, ascii("N")),
+        (Tag::GPSLatitude, dms(lat)),
+        (Tag::GPSLongitudeRef, ascii("E")),
+        (Tag::GPSLongitude, dms(lon)),
+        (Tag::DateTimeOriginal, ascii("2026:12:06 09:31:05")),
+    ]
+    .map(|(tag, value)| Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value,
+    });
+    let mut w = exif::experimental::Writer::new();
+    for f in &fields {
+        w.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    w.write(&mut tiff, false).unwrap();
+    let tiff = tiff.into_inner();
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    j.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+    j.extend_from_slice(b"Exif\0\0");
+    j.extend_from_slice(&tiff);
+    // Something of a picture, different per photo.
+    j.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x03, salt, 0xFF, 0xD9]);
+    j
+}
+
+/// Photos of a visit: kept between check-in and confirmation, under the phone's id (sent twice,
+/// kept once), with the camera's place and time; by their bytes only JPEG or PNG, at most 8 MB
+/// and nine a visit; listed and served only to the order's readers in scope, each look audited;
+/// the file kept once under its SHA-256.
+#[tokio::test]
+async fn db_a_visit_keeps_its_photos_once_with_their_place_and_only_for_its_readers() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let t = TestApp::new("demo", 10).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("other", &["officer"], "320681000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (_, p, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(json!({"kind": "provider", "name": "如皋市安心居家养老服务有限公司", "ownership": "private",
+            "region_code": "320682103000"})),
+    )
+    .await;
+    let provider = p["id"].as_str().unwrap().to_string();
+    let (_, cg, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{provider}/staff"),
+        Some(json!({"name": "李春华", "role": "caregiver"})),
+    )
+    .await;
+    let elder: String =
+        sqlx::query_scalar("SELECT id FROM elder WHERE status = 'active' ORDER BY id LIMIT 1")
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    let (s, o, _) = call(
+        "POST",
+        "/api/v1/service-orders".into(),
+        Some(
+            json!({"provider_id": provider, "elder_id": elder, "service": "助洁",
+            "planned_start": "2026-12-08 09:00", "planned_minutes": 60}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let id = o["id"].as_str().unwrap().to_string();
+    call(
+        "POST",
+        format!("/api/v1/service-orders/{id}/dispatch"),
+        Some(json!({"caregiver_id": cg["id"]})),
+    )
+    .await;
+    let upload = |cookie: String, photo_id: String, bytes: Vec<u8>| {
+        let t = &t;
+        let uri = format!("/api/v1/service-orders/{id}/photos?photo_id={photo_id}");
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header(header::COOKIE, cookie)
+                .header(header::CONTENT_TYPE, "image/jpeg")
+                .body(Body::from(bytes))
+                .unwrap();
+            let (s, b, _) = t.raw(req).await;
+            (
+                s,
+                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let pid = || uuid::Uuid::new_v4().to_string();
+    let photo = phone_jpeg([32, 23, 24], [120, 34, 12], 1);
+    // Before check-in: not yet.
+    let (s, v) = upload(c.clone(), pid(), photo.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("签到后"), "{v}");
+    for action in ["accept", "check_in"] {
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/service-orders/{id}/steps"),
+            Some(json!({"step_id": pid(), "action": action})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // Not a photo, too large: refused, saying what is wrong.
+    let (s, v) = upload(c.clone(), pid(), b"GIF89a....".to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("JPEG"), "{v}");
+    let mut big = vec![0xFF, 0xD8, 0xFF];
+    big.resize(9 * 1024 * 1024, 0);
+    let (s, _) = upload(c.clone(), pid(), big).await;
+    assert!(
+        s == StatusCode::PAYLOAD_TOO_LARGE || s == StatusCode::UNPROCESSABLE_ENTITY,
+        "{s}"
+    );
+    let (s, v) = upload(c.clone(), "x".into(), photo.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Kept with the camera's place and time; sent again under the same id, kept once.
+    let first = pid();
+    let (s, v) = upload(c.clone(), first.clone(), photo.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (lat, lon) = (v["lat"].as_f64().unwrap(), v["lon"].as_f64().unwrap());
+    assert!(
+        (lat - (32.0 + 23.0 / 60.0 + 24.0 / 3600.0)).abs() < 1e-6,
+        "{v}"
+    );
+    assert!(
+        (lon - (120.0 + 34.0 / 60.0 + 12.0 / 3600.0)).abs() < 1e-6,
+        "{v}"
+    );
+    assert_eq!(v["taken_at"], "2026-12-06 09:31:05");
+    let (s, again) = upload(c.clone(), first.clone(), photo.clone()).await;
+    assert_eq!((s, &again["id"]), (StatusCode::CREATED, &v["id"]));
+    // The same picture under another id: a second row, one file.
+    let (s, _) = upload(c.clone(), pid(), photo.clone()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    for k in 0..7 {
+        let (s, v) = upload(
+            c.clone(),
+            pid(),
+            phone_jpeg([32, 23, 24], [120, 34, 12], 10 + k),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = upload(
+        c.clone(),
+        pid(),
+        phone_jpeg([32, 23, 24], [120, 34, 12], 99),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a tenth: {v}");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM visit_photo").await,
+        9,
+        "nine kept"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(DISTINCT sha256) FROM visit_photo")
+            .await,
+        8
+    );
+    // Listed and served to the order's reader; the look audited; another town sees nothing.
+    let (s, list, _) = call("GET", format!("/api/v1/service-orders/{id}/photos"), None).await;
+    assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 9));
+    let get = |cookie: String, photo_id: String| {
+        let t = &t;
+        let uri = format!("/api/v1/service-orders/{id}/photos/{photo_id}");
+        async move {
+            let req = Request::builder()
+                .uri(uri)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap();
+            t.raw(req).await
+        }
+    };
+    let (s, bytes, h) = get(c.clone(), first.clone()).await;
+    assert_eq!((s, bytes.as_slice()), (StatusCode::OK, photo.as_slice()));
+    assert_eq!(h[header::CONTENT_TYPE], "image/jpeg");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'service_order.photo_view'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'service_order.photo'")
+            .await,
+        9
+    );
+    let other = t.login("other").await;
+    let (s, _, _) = get(other.clone(), first.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/service-orders/{id}/photos"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = upload(other, pid(), photo.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

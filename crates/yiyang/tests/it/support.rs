@@ -73,6 +73,7 @@ impl TestApp {
         let config = Config {
             profile: profile.into(),
             login_attempts_per_minute: 10_000,
+            files_dir: dir.path().join("files"),
             ..Config::default()
         };
         let state = AppState::new(db, keys, config).await.unwrap();

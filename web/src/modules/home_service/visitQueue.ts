@@ -33,7 +33,7 @@ export const NEXT: Record<string, [string, string]> = {
 }
 
 /** A random UUID; crypto.randomUUID exists only on HTTPS pages, getRandomValues everywhere. */
-function uuid(): string {
+export function uuid(): string {
   const b = crypto.getRandomValues(new Uint8Array(16))
   b[6] = (b[6] & 0x0f) | 0x40
   b[8] = (b[8] & 0x3f) | 0x80

@@ -1,0 +1,263 @@
+//! Visit photos: what a caregiver shows of a visit (the work done, the elder at home), taken on
+//! her phone between check-in and confirmation. Kept in the file store under their SHA-256
+//! (`platform::files`), sent under an id made on the phone (sent twice over a bad connection,
+//! kept once), checked for size and type by their bytes, with the place and time the camera
+//! wrote into them (EXIF). Served only to those who read the order's names in its scope, each
+//! look audited.
+
+use super::held;
+use crate::audit::{self, Entry, Who};
+use crate::identity::Scope;
+use crate::platform::db::Db;
+use crate::platform::error::{ApiError, ApiResult};
+use crate::platform::files::FileStore;
+use crate::platform::migrations::Stmt::{self, *};
+use serde::Serialize;
+use sqlx::Row;
+
+pub const MIGRATION: &[Stmt] = &[
+    Both(
+        "CREATE TABLE visit_photo (id TEXT PRIMARY KEY, order_id TEXT NOT NULL REFERENCES service_order (id), \
+         sha256 TEXT NOT NULL, mime TEXT NOT NULL, bytes BIGINT NOT NULL, lon DOUBLE, lat DOUBLE, taken_at TEXT, \
+         uploaded_by TEXT NOT NULL, uploaded_at TEXT NOT NULL)",
+    ),
+    Both("CREATE INDEX visit_photo_order ON visit_photo (order_id)"),
+];
+
+/// A phone's photo is 1–6 MB; a larger one is not a phone photo.
+pub const MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Photos one visit keeps at most.
+pub const MAX_PER_VISIT: i64 = 9;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Photo {
+    pub id: String,
+    pub order_id: String,
+    /// image/jpeg or image/png
+    pub mime: String,
+    pub bytes: i64,
+    /// Where the camera says it was taken (EXIF), when it says
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+    /// When the camera says it was taken (EXIF, the phone's own clock), when it says
+    pub taken_at: Option<String>,
+    pub uploaded_by: String,
+    pub uploaded_at: String,
+}
+
+/// The type of an image by its first bytes, never by what the sender claims.
+fn sniff(b: &[u8]) -> Option<&'static str> {
+    if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else {
+        None
+    }
+}
+
+/// Place and time from the photo's EXIF, where it has them (a PNG, or a JPEG whose camera had
+/// location off, has none; that is not an error).
+pub fn exif_of(b: &[u8]) -> (Option<f64>, Option<f64>, Option<String>) {
+    use exif::{In, Tag, Value};
+    let Ok(e) = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(b)) else {
+        return (None, None, None);
+    };
+    let degrees = |tag: Tag, reference: Tag, negative: &[u8]| -> Option<f64> {
+        let f = e.get_field(tag, In::PRIMARY)?;
+        let Value::Rational(v) = &f.value else {
+            return None;
+        };
+        if v.len() < 3 || v.iter().any(|r| r.denom == 0) {
+            return None;
+        }
+        let d = v[0].to_f64() + v[1].to_f64() / 60.0 + v[2].to_f64() / 3600.0;
+        let neg = match e.get_field(reference, In::PRIMARY).map(|f| &f.value) {
+            Some(Value::Ascii(a)) => a.first().is_some_and(|s| negative.contains(&s[0])),
+            _ => false,
+        };
+        Some(if neg { -d } else { d })
+    };
+    let lat = degrees(Tag::GPSLatitude, Tag::GPSLatitudeRef, b"S");
+    let lon = degrees(Tag::GPSLongitude, Tag::GPSLongitudeRef, b"W");
+    let taken = e
+        .get_field(Tag::DateTimeOriginal, In::PRIMARY)
+        .or_else(|| e.get_field(Tag::DateTime, In::PRIMARY))
+        .and_then(|f| match &f.value {
+            Value::Ascii(a) => a.first().and_then(|s| exif::DateTime::from_ascii(s).ok()),
+            _ => None,
+        })
+        .map(|d| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                d.year, d.month, d.day, d.hour, d.minute, d.second
+            )
+        });
+    let finite = |x: Option<f64>| x.filter(|v| v.is_finite() && v.abs() <= 180.0);
+    (finite(lon), finite(lat), taken)
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Photo {
+    Photo {
+        id: r.get(0),
+        order_id: r.get(1),
+        mime: r.get(2),
+        bytes: r.get(3),
+        lon: r.get(4),
+        lat: r.get(5),
+        taken_at: r.get(6),
+        uploaded_by: r.get(7),
+        uploaded_at: r.get(8),
+    }
+}
+
+const COLS: &str = "id, order_id, mime, bytes, lon, lat, taken_at, uploaded_by, uploaded_at";
+
+/// Keep a visit's photo sent under `photo_id`: by the caregiver of the visit (or whoever moves
+/// its orders), while it is under way or waiting for confirmation. The file is kept first, so
+/// the row never names a file that is not there. Audited.
+#[allow(clippy::too_many_arguments)]
+pub async fn add(
+    db: &Db,
+    files: &dyn FileStore,
+    scope: &Scope,
+    who: &Who,
+    order_id: &str,
+    photo_id: &str,
+    body: &[u8],
+) -> ApiResult<Photo> {
+    let photo_id = uuid::Uuid::parse_str(photo_id.trim())
+        .map_err(|_| ApiError::invalid("photo_id", "photo_id 应为手机生成的 UUID"))?
+        .to_string();
+    if body.is_empty() {
+        return Err(ApiError::invalid("photo", "照片是空的，请重新拍摄"));
+    }
+    if body.len() > MAX_BYTES {
+        return Err(ApiError::invalid(
+            "photo",
+            format!("照片不能超过 {} MB", MAX_BYTES / 1024 / 1024),
+        ));
+    }
+    let mime =
+        sniff(body).ok_or_else(|| ApiError::invalid("photo", "只能上传 JPEG 或 PNG 照片"))?;
+    // Sent again (the answer was lost): the photo as kept.
+    if let Some(p) = existing(db, &photo_id).await? {
+        return if p.order_id == order_id {
+            Ok(p)
+        } else {
+            Err(ApiError::conflict("photo_id 已用于另一张工单"))
+        };
+    }
+    let (lon, lat, taken_at) = exif_of(body);
+    let sha = files.put(body).await.map_err(ApiError::internal)?;
+    let now = crate::platform::now_rfc3339();
+    let mut tx = db.begin().await?;
+    let (_, state, _, _, _, region) = held(&mut tx, scope, order_id).await?;
+    if state != "checked_in" && state != "checked_out" {
+        return Err(ApiError::conflict(format!(
+            "工单{}：照片在签到后、确认前上传",
+            super::rule::state_zh(&state)
+        )));
+    }
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_photo WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if n >= MAX_PER_VISIT {
+        return Err(ApiError::conflict(format!(
+            "每次上门最多保存 {MAX_PER_VISIT} 张照片"
+        )));
+    }
+    let q = sqlx::query(
+        "INSERT INTO visit_photo (id, order_id, sha256, mime, bytes, lon, lat, taken_at, uploaded_by, uploaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&photo_id)
+    .bind(order_id)
+    .bind(&sha)
+    .bind(mime)
+    .bind(body.len() as i64);
+    let q = crate::platform::db::opt_f64(q, lon);
+    crate::platform::db::opt_f64(q, lat)
+        .bind(&taken_at)
+        .bind(&who.actor_name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        who,
+        Entry {
+            action: "service_order.photo",
+            entity: "service_order",
+            entity_id: Some(order_id),
+            region_code: Some(&region),
+            detail: serde_json::json!({"photo_id": photo_id, "sha256": sha, "bytes": body.len()})
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Photo {
+        id: photo_id,
+        order_id: order_id.to_string(),
+        mime: mime.into(),
+        bytes: body.len() as i64,
+        lon,
+        lat,
+        taken_at,
+        uploaded_by: who.actor_name.clone(),
+        uploaded_at: now,
+    })
+}
+
+async fn existing(db: &Db, photo_id: &str) -> ApiResult<Option<Photo>> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM visit_photo WHERE id = $1"
+    )))
+    .bind(photo_id)
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| from_row(&r)))
+}
+
+/// A visit's photos, oldest first (the order read in the caller's scope first: 404 outside it).
+pub async fn list(db: &Db, scope: &Scope, order_id: &str) -> ApiResult<Vec<Photo>> {
+    super::get(db, scope, order_id, true).await?;
+    Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM visit_photo WHERE order_id = $1 ORDER BY uploaded_at, id"
+    )))
+    .bind(order_id)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect())
+}
+
+/// One photo's type and bytes, and the region of the order (for the audit of the look, which
+/// the caller waits for before it answers), for a reader in the order's scope.
+pub async fn bytes(
+    db: &Db,
+    files: &dyn FileStore,
+    scope: &Scope,
+    order_id: &str,
+    photo_id: &str,
+) -> ApiResult<(String, Vec<u8>, String)> {
+    let (_, _, region) = super::versioned(db, scope, order_id, true).await?;
+    let r = sqlx::query("SELECT sha256, mime FROM visit_photo WHERE id = $1 AND order_id = $2")
+        .bind(photo_id)
+        .bind(order_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("未找到该照片"))?;
+    let (sha, mime): (String, String) = (r.get(0), r.get(1));
+    let b = files
+        .get(&sha)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("photo {photo_id}: file {sha} missing"))
+        })?;
+    Ok((mime, b, region))
+}
