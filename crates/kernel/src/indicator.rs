@@ -60,6 +60,17 @@ pub mod measure {
     /// Elders with at least one home visit confirmed within the period (居家上门服务), where
     /// they live.
     pub const HOME_SERVED: &str = "home_served";
+    /// Confirmed home visits within the period to the elders `home_served` counts, where they
+    /// live (the same people, so visits per elder served divides like with like).
+    pub const HOME_VISITS: &str = "home_visits";
+    /// Of those visits, the ones the family rated (1–5 stars), and the ones rated 4 or 5.
+    pub const HOME_VISITS_RATED: &str = "home_visits_rated";
+    pub const HOME_VISITS_SATISFIED: &str = "home_visits_satisfied";
+    /// Meals served within the period (老年助餐, one meal record each), where the elder lives.
+    pub const MEALS: &str = "meals";
+    /// Caregivers in post on the day at open organisations that send caregivers to homes, at the
+    /// organisation's place (a caregiver has no home region of their own in the records).
+    pub const HOME_CAREGIVERS: &str = "home_caregivers";
     pub const ALL: &[&str] = &[
         ELDERS_60,
         ELDERS_80,
@@ -86,6 +97,11 @@ pub mod measure {
         POVERTY_WILLING,
         POVERTY_WILLING_IN_FACILITY,
         HOME_SERVED,
+        HOME_VISITS,
+        HOME_VISITS_RATED,
+        HOME_VISITS_SATISFIED,
+        MEALS,
+        HOME_CAREGIVERS,
     ];
 }
 
@@ -365,6 +381,57 @@ pub static DEFS: &[Def] = &[
         },
         S::Records,
         "期内至少完成一次居家上门服务工单的老年人 / 60周岁以上在册老年人",
+    )),
+    flow(def(
+        "home_visits_per_served",
+        "人均上门服务次数",
+        &["人均居家上门服务次数"],
+        K::PerN,
+        "次/人",
+        F::PerN {
+            num: m::HOME_VISITS,
+            den: m::HOME_SERVED,
+            n: 1,
+        },
+        S::Records,
+        "期内已确认的居家上门服务工单数 / 期内至少完成一次居家上门服务工单的老年人数（按老年人居住地统计）",
+    )),
+    flow(def(
+        "meals_served",
+        "老年助餐服务人次",
+        &["助餐服务人次"],
+        K::Count,
+        "人次",
+        F::Count { measure: m::MEALS },
+        S::Records,
+        "期内助餐点登记的老年人就餐次数，每餐计一人次（按老年人居住地统计）",
+    )),
+    flow(def(
+        "home_service_satisfaction",
+        "居家上门服务满意率",
+        &[],
+        K::Ratio,
+        "%",
+        F::Ratio {
+            num: m::HOME_VISITS_SATISFIED,
+            den: m::HOME_VISITS_RATED,
+        },
+        S::Records,
+        "期内已确认且经家属评价的居家上门服务工单中，评价为4星或5星的比例（未评价的不计入）",
+    )),
+    flow(def(
+        "caregivers_per_100_served",
+        "每百名服务对象护理员数",
+        &[],
+        K::PerN,
+        "人",
+        F::PerN {
+            num: m::HOME_CAREGIVERS,
+            den: m::HOME_SERVED,
+            n: 100,
+        },
+        S::Records,
+        "期末居家上门服务机构在岗养老护理员 × 100 / 期内至少完成一次居家上门服务工单的老年人；护理员按所属服务机构所在区划统计，老年人按居住地统计",
     )),
     def(
         "nursing_bed_share",
@@ -1047,6 +1114,16 @@ mod tests {
         assert_eq!(v.value, None);
         let v = compute(&find("elders_60").unwrap().formula, &s);
         assert_eq!(v.value, Some(2000.0));
+        // Visits per elder served (×1) and caregivers per 100 elders served.
+        let h = sums(&[
+            ("home_served", 8),
+            ("home_visits", 20),
+            ("home_caregivers", 2),
+        ]);
+        let v = compute(&find("home_visits_per_served").unwrap().formula, &h);
+        assert_eq!(v.value, Some(2.5));
+        let v = compute(&find("caregivers_per_100_served").unwrap().formula, &h);
+        assert_eq!(v.value, Some(25.0));
     }
 
     #[test]

@@ -460,8 +460,9 @@ pub async fn feedback(
     let elder = by_token(&app.db, &f.token).await?;
     let mut tx = app.db.begin().await?;
     let r = sqlx::query(
-        "SELECT o.state, p.region_code, (SELECT COUNT(*) FROM service_feedback f WHERE f.order_id = o.id) \
-         FROM service_order o JOIN organisation p ON p.id = o.provider_id WHERE o.id = $1 AND o.elder_id = $2",
+        "SELECT o.state, p.region_code, (SELECT COUNT(*) FROM service_feedback f WHERE f.order_id = o.id), \
+         e.residence_region FROM service_order o JOIN organisation p ON p.id = o.provider_id \
+         JOIN elder e ON e.id = o.elder_id WHERE o.id = $1 AND o.elder_id = $2",
     )
     .bind(f.order_id.trim())
     .bind(&elder)
@@ -494,6 +495,8 @@ pub async fn feedback(
         }
         e => e.into(),
     })?;
+    // Satisfaction counts where the elder lives: recount it there.
+    crate::indicator::rollup::mark_dirty(&mut tx, &r.get::<String, _>(3)).await?;
     audit::append(
         &mut tx,
         &who(&ip),

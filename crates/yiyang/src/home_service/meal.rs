@@ -200,13 +200,15 @@ pub async fn serve(
         return Ok(done);
     }
     let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
-    let e = sqlx::query("SELECT id, name, status FROM elder WHERE citizen_id_bidx = $1")
-        .bind(&bidx)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("没有这位老人的档案。可按原价就餐；如需补贴，请到村（社区）登记")
-        })?;
+    let e = sqlx::query(
+        "SELECT id, name, status, residence_region FROM elder WHERE citizen_id_bidx = $1",
+    )
+    .bind(&bidx)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found("没有这位老人的档案。可按原价就餐；如需补贴，请到村（社区）登记")
+    })?;
     let (elder, name, status): (String, String, String) = (e.get(0), e.get(1), e.get(2));
     if status == "deceased" {
         return Err(ApiError::conflict(
@@ -267,6 +269,8 @@ pub async fn serve(
         }
         Err(e) => return Err(e.into()),
     }
+    // Meals served count where the elder lives: recount it there.
+    crate::indicator::rollup::mark_dirty(&mut tx, &e.get::<String, _>(3)).await?;
     audit::append(
         &mut tx,
         who,

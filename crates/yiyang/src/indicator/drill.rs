@@ -2,7 +2,11 @@
 //! a valid assessment on the period's last day); for a count, everyone counted. By town and
 //! village, paged or as an XLSX for the village workers. Decided by the same `Person::flags` as
 //! the rollups, so a gap list's length is exactly denominator − numerator, a count's its value.
+//! The figures of home visits and meals list the elders served within the period, with how often,
+//! by the rollups' own rule (`facilities::served_people`): the elders a visits-per-elder figure
+//! divides by, and everyone behind a count of meals (their meals add up to it).
 
+use super::facilities;
 use super::rollup::{self, Person, Which};
 use crate::platform::db::Db;
 use crate::platform::error::{ApiError, ApiResult};
@@ -25,6 +29,17 @@ pub fn part(id: &str) -> Option<&'static str> {
     match id {
         "assessment_coverage_80" | "longevity_allowance_coverage" => Some("gap"),
         "elders_60" | "entitled_elders" => Some("counted"),
+        "home_visits_per_served" | "meals_served" => Some("counted"),
+        _ => None,
+    }
+}
+
+/// Indicators whose list is of the elders served within the period rather than on its last day:
+/// Some(true) for meals, Some(false) for home visits.
+fn served_within(id: &str) -> Option<bool> {
+    match id {
+        "home_visits_per_served" => Some(false),
+        "meals_served" => Some(true),
         _ => None,
     }
 }
@@ -90,19 +105,36 @@ pub struct PeopleList {
     pub people: Vec<ListedPerson>,
 }
 
-/// Everyone in the gap, ordered by village then id: (elder id, leaf code, note, birth).
+/// Everyone on the list, ordered by village then id: (elder id, leaf code, note, birth).
 async fn members(
     db: &Db,
     id: &str,
     lo: &str,
     hi: &str,
+    p: &Period,
     d: NaiveDate,
+    today: NaiveDate,
 ) -> ApiResult<Vec<(String, String, String, Option<NaiveDate>)>> {
-    let people = rollup::load(db, Which::Range(lo, hi)).await?;
-    let mut v: Vec<_> = people
-        .iter()
-        .filter_map(|p| listed(id, p, d).map(|n| (p.id.clone(), p.leaf.clone(), n, p.birth)))
-        .collect();
+    let mut v: Vec<_> = if let Some(meals) = served_within(id) {
+        facilities::served_people(db, lo, hi, p, today, meals)
+            .await?
+            .into_iter()
+            .map(|(id, leaf, birth, n)| {
+                let note = if meals {
+                    format!("期内就餐 {n} 次")
+                } else {
+                    format!("期内上门服务 {n} 次")
+                };
+                (id, leaf, note, birth)
+            })
+            .collect()
+    } else {
+        let people = rollup::load(db, Which::Range(lo, hi)).await?;
+        people
+            .iter()
+            .filter_map(|x| listed(id, x, d).map(|n| (x.id.clone(), x.leaf.clone(), n, x.birth)))
+            .collect()
+    };
     v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     Ok(v)
 }
@@ -199,7 +231,7 @@ pub async fn list(
 ) -> ApiResult<PeopleList> {
     let (rc, p, d) = check(id, code, period, today)?;
     let (lo, hi) = rc.subtree_range();
-    let all = members(db, id, &lo, &hi, d).await?;
+    let all = members(db, id, &lo, &hi, &p, d, today).await?;
     let mut towns: BTreeMap<String, usize> = BTreeMap::new();
     for m in &all {
         *towns.entry(format!("{}000", &m.1[..9])).or_insert(0) += 1;
@@ -240,7 +272,7 @@ pub async fn xlsx(
 ) -> ApiResult<(Vec<u8>, usize)> {
     let (rc, p, d) = check(id, code, period, today)?;
     let (lo, hi) = rc.subtree_range();
-    let all = members(db, id, &lo, &hi, d).await?;
+    let all = members(db, id, &lo, &hi, &p, d, today).await?;
     if all.len() > 1_000_000 {
         return Err(ApiError::invalid(
             "region_code",

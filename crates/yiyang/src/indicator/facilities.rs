@@ -1,7 +1,9 @@
 //! The rollups' measures counted from the institutions' records: homes, beds, residents and staff
-//! at the home's place, and the extremely poor (特困) and where they live at theirs. Beds, bed
-//! stays and staff come grouped by their dates, so a province's half a million beds arrive as a
-//! few thousand rows. Homes count as they are today (their opening and closing are not dated).
+//! at the home's place, and the extremely poor (特困) and where they live at theirs; and from the
+//! home-care records: visits, their ratings and meals where the elder lives, the providers'
+//! caregivers at the provider's place. Beds, bed stays and staff come grouped by their dates, so
+//! a province's half a million beds arrive as a few thousand rows. Homes count as they are today
+//! (their opening and closing are not dated).
 
 use super::rollup::{Counts, NM, Which};
 use crate::platform::db::Db;
@@ -10,6 +12,7 @@ use chrono::NaiveDate;
 use sqlx::Row;
 use std::collections::HashMap;
 use yiyang_kernel::citizen_id::age_on;
+use yiyang_kernel::indicator::Period;
 use yiyang_kernel::indicator::measure as m;
 
 fn idx(name: &str) -> usize {
@@ -26,6 +29,66 @@ fn date(s: Option<String>) -> Option<NaiveDate> {
 /// Open on `d`: from ≤ d < until (no until: still open).
 fn open_on(from: Option<NaiveDate>, until: Option<NaiveDate>, d: NaiveDate) -> bool {
     from.is_some_and(|f| f <= d) && until.is_none_or(|u| u > d)
+}
+
+/// Born on or before this day: 60 or more on `last`, the last day the rollups count.
+fn born_by(last: NaiveDate) -> String {
+    last.checked_sub_months(chrono::Months::new(720))
+        .unwrap_or(last)
+        .to_string()
+}
+
+/// The visits the home-service measures count (orders `o` of elders `e`): confirmed, to a
+/// registered elder born by `born` — the rollups and the lists behind them read this one rule.
+fn served_visits(born: &str) -> String {
+    format!("o.state = 'confirmed' AND e.status = 'active' AND e.birth_date <= '{born}'")
+}
+
+/// The period a record of `when` ("2025-03" when `monthly`, else "2025") counts in.
+fn period_of(periods: &[Period], monthly: bool, when: &str) -> Option<usize> {
+    periods.iter().position(|p| match p.month {
+        Some(mo) if monthly => format!("{:04}-{mo:02}", p.year) == when,
+        None if !monthly => format!("{:04}", p.year) == when,
+        _ => false,
+    })
+}
+
+/// The elders behind the visits (or the meals) of one period in a code range, by the rollups'
+/// own rule: (elder id, where they live, birth date, their visits or meals in the period). The
+/// age rule is the one of a refresh made on `today`.
+pub(crate) async fn served_people(
+    db: &Db,
+    lo: &str,
+    hi: &str,
+    period: &Period,
+    today: NaiveDate,
+    meals: bool,
+) -> ApiResult<Vec<(String, String, Option<NaiveDate>, i64)>> {
+    let key = period.key();
+    let len = key.len();
+    let sql = if meals {
+        format!(
+            "SELECT e.id, e.residence_region, e.birth_date, COUNT(*) FROM meal_record r JOIN elder e ON e.id = r.elder_id \
+             WHERE substr(r.day, 1, {len}) = $1 AND e.residence_region BETWEEN $2 AND $3 \
+             GROUP BY e.id, e.residence_region, e.birth_date"
+        )
+    } else {
+        format!(
+            "SELECT e.id, e.residence_region, e.birth_date, COUNT(*) FROM service_order o JOIN elder e ON e.id = o.elder_id \
+             WHERE {} AND substr(o.planned_start, 1, {len}) = $1 AND e.residence_region BETWEEN $2 AND $3 \
+             GROUP BY e.id, e.residence_region, e.birth_date",
+            served_visits(&born_by(today))
+        )
+    };
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(key)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&db.pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), date(r.get(2)), r.get(3)))
+        .collect())
 }
 
 // Each count starts from the homes (CROSS JOIN keeps SQLite to that order; a town's refresh
@@ -194,7 +257,7 @@ pub(crate) async fn per_home(
 pub(crate) async fn add(
     db: &Db,
     which: &Which<'_>,
-    periods: &[yiyang_kernel::indicator::Period],
+    periods: &[Period],
     today: NaiveDate,
     out: &mut HashMap<String, Vec<Counts>>,
 ) -> ApiResult<()> {
@@ -253,35 +316,81 @@ pub(crate) async fn add(
 
     // Elders served at home (a visit confirmed in the period), where they live: distinct people
     // per month and per year, counted by the database — of the people the share is taken of
-    // (在册, 60 or more on the last day counted).
-    let served = idx(m::HOME_SERVED);
-    let born_by = days
-        .iter()
-        .max()
-        .and_then(|d| d.checked_sub_months(chrono::Months::new(720)))
-        .unwrap_or(today)
-        .to_string();
+    // (在册, 60 or more on the last day counted) — with their visits, and of those the ones the
+    // family rated and rated 4 or 5 stars.
+    let (served, visits, rated, satisfied, meals) = (
+        idx(m::HOME_SERVED),
+        idx(m::HOME_VISITS),
+        idx(m::HOME_VISITS_RATED),
+        idx(m::HOME_VISITS_SATISFIED),
+        idx(m::MEALS),
+    );
+    let born = born_by(days.iter().max().copied().unwrap_or(today));
+    // Nothing before the first period counts: the scans skip the older records.
+    let since = starts.iter().min().copied().unwrap_or(today).to_string();
     for (len, monthly) in [(7, true), (4, false)] {
         for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT e.residence_region, substr(o.planned_start, 1, {len}), COUNT(DISTINCT o.elder_id) \
-             FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.state = 'confirmed' \
-             AND e.status = 'active' AND e.birth_date <= '{born_by}'{} \
+            "SELECT e.residence_region, substr(o.planned_start, 1, {len}), COUNT(DISTINCT o.elder_id), COUNT(*), \
+             CAST(SUM(CASE WHEN f.rating IS NULL THEN 0 ELSE 1 END) AS BIGINT), \
+             CAST(SUM(CASE WHEN f.rating >= 4 THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM service_order o JOIN elder e ON e.id = o.elder_id LEFT JOIN service_feedback f ON f.order_id = o.id \
+             WHERE {} AND o.planned_start >= '{since}'{} \
              GROUP BY e.residence_region, substr(o.planned_start, 1, {len})",
+            served_visits(&born),
             which.filter("e.residence_region")
         )))
         .fetch_all(&db.pool)
         .await?
         {
-            let (leaf, when, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
-            for (k, p) in periods.iter().enumerate() {
-                let key = match p.month {
-                    Some(mo) if monthly => format!("{:04}-{mo:02}", p.year),
-                    None if !monthly => format!("{:04}", p.year),
-                    _ => continue,
-                };
-                if key == when {
-                    bump(&leaf, k, served, n);
-                }
+            let (leaf, when): (String, String) = (r.get(0), r.get(1));
+            if let Some(k) = period_of(periods, monthly, &when) {
+                bump(&leaf, k, served, r.get(2));
+                bump(&leaf, k, visits, r.get(3));
+                bump(&leaf, k, rated, r.get(4));
+                bump(&leaf, k, satisfied, r.get(5));
+            }
+        }
+        // Meals served (one record a meal), where the elder lives; every meal counts, whoever
+        // ate it, as the meal points served it.
+        for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT e.residence_region, substr(r.day, 1, {len}), COUNT(*) FROM meal_record r \
+             JOIN elder e ON e.id = r.elder_id WHERE r.day >= '{since}'{} \
+             GROUP BY e.residence_region, substr(r.day, 1, {len})",
+            which.filter("e.residence_region")
+        )))
+        .fetch_all(&db.pool)
+        .await?
+        {
+            let (leaf, when): (String, String) = (r.get(0), r.get(1));
+            if let Some(k) = period_of(periods, monthly, &when) {
+                bump(&leaf, k, meals, r.get(2));
+            }
+        }
+    }
+
+    // Caregivers of the organisations that send them to homes, in post on the day, at the
+    // organisation's place: they serve elders across villages, so their own region is that.
+    let home_cg = idx(m::HOME_CAREGIVERS);
+    let providers = crate::home_service::PROVIDER_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT o.region_code, s.hired_on, s.left_on, COUNT(*) FROM organisation o CROSS JOIN staff s \
+         WHERE s.org_id = o.id AND o.status = 'open' AND o.kind IN ({providers}) AND s.role = 'caregiver'{} \
+         GROUP BY o.region_code, s.hired_on, s.left_on",
+        which.filter("o.region_code")
+    )))
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let leaf: String = r.get(0);
+        let (from, until) = (date(r.get(1)), date(r.get(2)));
+        let n: i64 = r.get(3);
+        for (k, &d) in days.iter().enumerate() {
+            if open_on(from, until, d) {
+                bump(&leaf, k, home_cg, n);
             }
         }
     }
@@ -441,8 +550,7 @@ pub async fn homes(
     })?;
     let rc = yiyang_kernel::RegionCode::parse(region_code)
         .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
-    let p = yiyang_kernel::indicator::Period::parse(period)
-        .map_err(|e| ApiError::invalid("period", e))?;
+    let p = Period::parse(period).map_err(|e| ApiError::invalid("period", e))?;
     let day = p
         .snapshot_day(today)
         .ok_or_else(|| ApiError::invalid("period", "该期间尚未开始"))?;

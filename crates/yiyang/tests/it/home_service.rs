@@ -1577,6 +1577,10 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
             "meal_point_id": point, "citizen_id": cid, "meal": meal});
         call(who, "POST", "/api/v1/meals".into(), Some(body))
     };
+    sqlx::query("DELETE FROM indicator_dirty")
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
     // No price yet: refused saying what to do.
     let (s, v, _) = serve(&c, &people[1].1, "lunch", None).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
@@ -1728,6 +1732,9 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
             .await,
         7
     );
+    // Each meal marks where the elder lives for the indicators' recount (meals served); the
+    // second meal point, where it is.
+    assert_eq!(t.count("SELECT COUNT(*) FROM indicator_dirty").await, 7 + 1);
     // The month settles: the meal point is paid the subsidies, a meal recorded after the elder's
     // death is held back, and the levels add up to what is paid.
     sqlx::query(

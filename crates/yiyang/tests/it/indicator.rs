@@ -915,3 +915,366 @@ async fn db_target_sheet_import() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{r}");
 }
+
+/// The home-care indicators counted from the records: visits per elder served, meals served,
+/// the satisfaction of rated visits and caregivers per 100 elders served, for a village, its
+/// town and the county, a month and the year; and the elders behind visits and meals.
+#[tokio::test]
+async fn db_home_care_indicators_from_visits_ratings_and_meals() {
+    let t = TestApp::new("demo", 60).await;
+    t.add_user("of", &["officer"], COUNTY, all_scopes()).await;
+    let c = t.login("of").await;
+    let db = &t.state.db;
+    let today = yiyang::platform::today();
+    let ly = today.year() - 1;
+    let (village, town, elsewhere) = ("320682104205", "320682104000", "320682103001");
+    let org = |kind: &'static str, region: &'static str| {
+        let (t, c) = (&t, c.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/orgs",
+                    Some(&c),
+                    Some(json!({"kind": kind, "name": format!("测试{kind}{region}"), "ownership": "private",
+                        "region_code": region})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let staff = |org: String, role: &'static str, hired: String| {
+        let (t, c) = (&t, c.clone());
+        async move {
+            let (s, v, _) = t
+                .call(
+                    "POST",
+                    &format!("/api/v1/orgs/{org}/staff"),
+                    Some(&c),
+                    Some(json!({"name": "李护理", "role": role, "hired_on": hired})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    // Caregivers in post at the end of March: one of the town's provider (another left mid-March,
+    // a nurse is no caregiver), one of the village's station (hired in March). A closed
+    // provider's and a care home's caregivers do not count.
+    let provider = org("provider", town).await;
+    let station = org("station", village).await;
+    let closed = org("provider", town).await;
+    let home = org("institution", town).await;
+    let point = org("meal_point", village).await;
+    staff(provider.clone(), "caregiver", "2015-01-01".into()).await;
+    let left = staff(provider.clone(), "caregiver", "2015-01-01".into()).await;
+    staff(provider.clone(), "nurse", "2015-01-01".into()).await;
+    staff(station.clone(), "caregiver", format!("{ly}-03-10")).await;
+    staff(closed.clone(), "caregiver", "2015-01-01".into()).await;
+    staff(home.clone(), "caregiver", "2015-01-01".into()).await;
+    sqlx::query("UPDATE staff SET left_on = $1 WHERE id = $2")
+        .bind(format!("{ly}-03-15"))
+        .bind(&left)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE organisation SET status = 'closed' WHERE id = $1")
+        .bind(&closed)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // Five registered elders of 60+: A, B, C and E live in the village, D in another town; E
+    // dies later in the year (no longer registered: her visit is not counted, her meal is).
+    let born = format!("{}-01-01", today.year() - 62);
+    let ids: Vec<String> = sqlx::query(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL AND birth_date <= $1 ORDER BY id LIMIT 5",
+    )
+    .bind(&born)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(ids.len(), 5);
+    let (a, b, cc, dd, e) = (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
+    for (id, region) in [
+        (a, village),
+        (b, village),
+        (cc, village),
+        (e, village),
+        (dd, elsewhere),
+    ] {
+        sqlx::query("UPDATE elder SET residence_region = $1 WHERE id = $2")
+            .bind(region)
+            .bind(id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE elder SET status = 'deceased', death_date = $1 WHERE id = $2")
+        .bind(format!("{ly}-06-30"))
+        .bind(e)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // Visits: (elder, planned start, state, rating).
+    let visits: Vec<(&String, String, &str, Option<i64>)> = vec![
+        (a, format!("{ly}-03-03 09:00"), "confirmed", Some(5)),
+        (a, format!("{ly}-03-10 09:00"), "confirmed", Some(4)),
+        (a, format!("{ly}-03-17 09:00"), "confirmed", None),
+        (a, format!("{ly}-03-24 09:00"), "cancelled", None),
+        (a, format!("{ly}-04-07 09:00"), "confirmed", Some(2)),
+        (b, format!("{ly}-03-12 15:00"), "confirmed", Some(3)),
+        (e, format!("{ly}-03-12 10:00"), "confirmed", Some(1)),
+        (dd, format!("{ly}-03-05 09:00"), "confirmed", Some(5)),
+        (dd, format!("{ly}-03-19 09:00"), "confirmed", None),
+    ];
+    for (elder, at, state, rating) in visits {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO service_order (id, provider_id, elder_id, service, planned_start, start_min, planned_minutes, \
+             state, created_by, created_at, version) VALUES ($1, $2, $3, '助洁', $4, 0, 60, $5, 'test', $4, 1)",
+        )
+        .bind(&id)
+        .bind(&provider)
+        .bind(elder)
+        .bind(&at)
+        .bind(state)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        if let Some(r) = rating {
+            sqlx::query(
+                "INSERT INTO service_feedback (order_id, elder_id, rating, at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(elder)
+            .bind(r)
+            .bind(&at)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+    }
+    // Meals: (elder, day).
+    let meals: Vec<(&String, String)> = vec![
+        (cc, format!("{ly}-03-02")),
+        (cc, format!("{ly}-03-09")),
+        (cc, format!("{ly}-04-01")),
+        (a, format!("{ly}-03-02")),
+        (e, format!("{ly}-03-02")),
+        (dd, format!("{ly}-03-04")),
+        (dd, format!("{ly}-03-05")),
+    ];
+    for (elder, day) in meals {
+        sqlx::query(
+            "INSERT INTO meal_record (id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, served_at, served_by) \
+             VALUES ($1, $2, $3, $4, 'lunch', 1200, 300, $4, 'test')",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&point)
+        .bind(elder)
+        .bind(&day)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+
+    rollup::refresh(db, today, true).await.unwrap();
+    let march = format!("{ly}-03");
+    let april = format!("{ly}-04");
+    let year = ly.to_string();
+    let feb = format!("{ly}-02");
+    // (indicator, region, period) → (numerator, denominator, value).
+    let checks = [
+        // A 3 visits, B 1 (E's is not counted, nor the cancelled one): 4 visits, 2 elders.
+        (
+            "home_visits_per_served",
+            village,
+            &march,
+            4.0,
+            Some(2.0),
+            2.0,
+        ),
+        ("home_visits_per_served", town, &march, 4.0, Some(2.0), 2.0),
+        (
+            "home_visits_per_served",
+            COUNTY,
+            &march,
+            6.0,
+            Some(3.0),
+            2.0,
+        ),
+        (
+            "home_visits_per_served",
+            village,
+            &april,
+            1.0,
+            Some(1.0),
+            1.0,
+        ),
+        (
+            "home_visits_per_served",
+            village,
+            &year,
+            5.0,
+            Some(2.0),
+            2.5,
+        ),
+        // C 2, A 1, E 1 in the village; D 2 elsewhere.
+        ("meals_served", village, &march, 4.0, None, 4.0),
+        ("meals_served", COUNTY, &march, 6.0, None, 6.0),
+        ("meals_served", village, &april, 1.0, None, 1.0),
+        ("meals_served", village, &year, 5.0, None, 5.0),
+        // Rated 5, 4, 3 in the village (4 and 5 satisfied); D's 5 in the county.
+        (
+            "home_service_satisfaction",
+            village,
+            &march,
+            2.0,
+            Some(3.0),
+            200.0 / 3.0,
+        ),
+        (
+            "home_service_satisfaction",
+            COUNTY,
+            &march,
+            3.0,
+            Some(4.0),
+            75.0,
+        ),
+        (
+            "home_service_satisfaction",
+            village,
+            &april,
+            0.0,
+            Some(1.0),
+            0.0,
+        ),
+        (
+            "home_service_satisfaction",
+            village,
+            &year,
+            2.0,
+            Some(4.0),
+            50.0,
+        ),
+        // The station's caregiver in the village, and the provider's in the town.
+        (
+            "caregivers_per_100_served",
+            village,
+            &march,
+            1.0,
+            Some(2.0),
+            50.0,
+        ),
+        (
+            "caregivers_per_100_served",
+            town,
+            &march,
+            2.0,
+            Some(2.0),
+            100.0,
+        ),
+        (
+            "caregivers_per_100_served",
+            COUNTY,
+            &march,
+            2.0,
+            Some(3.0),
+            200.0 / 3.0,
+        ),
+        // Before the station hired hers, and before the other left the provider.
+        ("caregivers_per_100_served", town, &feb, 2.0, None, 0.0),
+    ];
+    for (id, region, period, num, den, want) in checks {
+        let v = query::value(db, id, region, period, today).await.unwrap();
+        assert_eq!(v.numerator.unwrap_or(0.0), num, "{id} {region} {period}");
+        if let Some(den) = den {
+            assert_eq!(v.denominator, Some(den), "{id} {region} {period}");
+            let got = v.value.unwrap();
+            assert!((got - want).abs() < 0.001, "{id} {region} {period}: {got}");
+        }
+    }
+    // No elder served in February: no visits per elder, no caregivers per 100 of them.
+    let v = query::value(db, "caregivers_per_100_served", town, &feb, today)
+        .await
+        .unwrap();
+    assert_eq!(v.value, None);
+
+    // The elders behind the figures: the two served in March, with their visits; the three who
+    // ate in March (E among them), their meals adding up to the count.
+    let regions = yiyang::region::RegionIndex::load(db).await.unwrap();
+    let served = yiyang::indicator::drill::list(
+        db,
+        &regions,
+        "home_visits_per_served",
+        town,
+        &march,
+        today,
+        1,
+        50,
+    )
+    .await
+    .unwrap();
+    assert_eq!(served.part, "counted");
+    assert_eq!(served.total, 2);
+    let mut got: Vec<(String, String)> = served
+        .people
+        .iter()
+        .map(|p| (p.elder_id.clone(), p.note.clone()))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (a.clone(), "期内上门服务 3 次".to_string()),
+        (b.clone(), "期内上门服务 1 次".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(served.by_town.len(), 1);
+    assert_eq!(served.by_town[0].code, town);
+    let ate =
+        yiyang::indicator::drill::list(db, &regions, "meals_served", COUNTY, &march, today, 1, 50)
+            .await
+            .unwrap();
+    assert_eq!(ate.total, 4);
+    let meals: i64 = ate
+        .people
+        .iter()
+        .map(|p| {
+            p.note
+                .trim_start_matches("期内就餐 ")
+                .trim_end_matches(" 次")
+                .parse::<i64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(meals, 6);
+    assert!(ate.people.iter().any(|p| &p.elder_id == e));
+    // Satisfaction and caregivers are about visits and staff: no list of elders.
+    let (s, v, _) = t
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/indicators/home_service_satisfaction/people?region_code={COUNTY}&period={march}"
+            ),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert!(s.is_client_error(), "{s} {v}");
+    let (s, v, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/indicators/meals_served/people?region_code={village}&period={march}"),
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 3, "{v}");
+}
