@@ -140,6 +140,9 @@ pub async fn add(
     }
     let mime =
         sniff(body).ok_or_else(|| ApiError::invalid("photo", "只能上传 JPEG 或 PNG 照片"))?;
+    // In the caller's scope and under way before anything is kept (the file store is not
+    // for whoever has a login); checked again in the transaction.
+    let (order, _, _) = super::versioned(db, scope, order_id, true).await?;
     // Sent again (the answer was lost): the photo as kept.
     if let Some(p) = existing(db, &photo_id).await? {
         return if p.order_id == order_id {
@@ -148,26 +151,23 @@ pub async fn add(
             Err(ApiError::conflict("photo_id 已用于另一张工单"))
         };
     }
+    under_way(&order.state)?;
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_photo WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&db.pool)
+        .await?;
+    full(kept)?;
     let (lon, lat, taken_at) = exif_of(body);
     let sha = files.put(body).await.map_err(ApiError::internal)?;
     let now = crate::platform::now_rfc3339();
     let mut tx = db.begin().await?;
     let (_, state, _, _, _, region) = held(&mut tx, scope, order_id).await?;
-    if state != "checked_in" && state != "checked_out" {
-        return Err(ApiError::conflict(format!(
-            "工单{}：照片在签到后、确认前上传",
-            super::rule::state_zh(&state)
-        )));
-    }
+    under_way(&state)?;
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_photo WHERE order_id = $1")
         .bind(order_id)
         .fetch_one(&mut *tx)
         .await?;
-    if n >= MAX_PER_VISIT {
-        return Err(ApiError::conflict(format!(
-            "每次上门最多保存 {MAX_PER_VISIT} 张照片"
-        )));
-    }
+    full(n)?;
     let q = sqlx::query(
         "INSERT INTO visit_photo (id, order_id, sha256, mime, bytes, lon, lat, taken_at, uploaded_by, uploaded_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -209,6 +209,27 @@ pub async fn add(
         uploaded_by: who.actor_name.clone(),
         uploaded_at: now,
     })
+}
+
+/// A visit keeps at most [`MAX_PER_VISIT`] photos.
+fn full(kept: i64) -> ApiResult<()> {
+    if kept >= MAX_PER_VISIT {
+        return Err(ApiError::conflict(format!(
+            "每次上门最多保存 {MAX_PER_VISIT} 张照片"
+        )));
+    }
+    Ok(())
+}
+
+/// Photos are taken between check-in and confirmation.
+fn under_way(state: &str) -> ApiResult<()> {
+    if state == "checked_in" || state == "checked_out" {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "工单{}：照片在签到后、确认前上传",
+        super::rule::state_zh(state)
+    )))
 }
 
 async fn existing(db: &Db, photo_id: &str) -> ApiResult<Option<Photo>> {

@@ -2143,6 +2143,15 @@ async fn db_a_visit_keeps_its_photos_once_with_their_place_and_only_for_its_read
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = upload(other, pid(), photo.clone()).await;
+    let (s, _) = upload(other, pid(), phone_jpeg([31, 0, 0], [121, 0, 0], 77)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // On disk: the eight pictures kept, nothing of the refused ones.
+    fn files(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.map(|e| e.unwrap().path())
+                .map(|p| if p.is_dir() { files(&p) } else { 1 })
+                .sum()
+        })
+    }
+    assert_eq!(files(&t.state.config.files_dir), 8);
 }
