@@ -1122,6 +1122,13 @@ try {
           if (!code) await p.waitForTimeout(500)
         }
         assert(code, `no text with the code reached the gateway: ${JSON.stringify(texts).slice(0, 300)}`)
+        // The month's trial before this visit is confirmed: its provider's paid visits.
+        const thisMonth = new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 7)
+        const before = await page.evaluate(async ([id, m]) => {
+          const o = await (await fetch(`/api/v1/service-orders/${id}`)).json()
+          const t = await (await fetch(`/api/v1/home-settlements/preview?month=${m}`)).json()
+          return { provider: o.provider_name, orders: t.providers.find((p) => p.provider_id === o.provider_id)?.orders ?? 0 }
+        }, [orderId, thisMonth])
         await card.getByPlaceholder('6 位数字').fill(code)
         await card.getByRole('button', { name: '确认完成' }).click()
         await card.getByText('已完成').waitFor()
@@ -1131,12 +1138,47 @@ try {
         assert(o.state === 'confirmed' && o.check_in_at, `the order reads ${JSON.stringify(o)}`)
         const photos = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}/photos`)).json(), orderId)
         assert(photos.length === 1 && photos[0].mime === 'image/jpeg', `the photos read ${JSON.stringify(photos)}`)
-        state.visit = { orderId, elderId: o.elder_id, caregiver: o.caregiver_name }
+        state.visit = { orderId, elderId: o.elder_id, caregiver: o.caregiver_name, month: thisMonth, before }
       } finally {
         await phone.close()
       }
     // Waits on the phone's retry (every 15 s) and on the outbox's sender (every few seconds).
     }, { screenshot: null, timeout: 90_000 })
+
+    await step('服务结算: this month\'s trial lists the visit just made, held back as too short (minutes on site); let through with a reason, it is paid', async () => {
+      assert(state.visit, 'the caregiver step did not finish a visit')
+      const { orderId, month, before } = state.visit
+      await page.goto(`${BASE_URL}/home-settlements?month=${month}`, { waitUntil: 'domcontentloaded' })
+      await page.getByText(`${month} 还没有生成结算单`).waitFor()
+      await page.getByRole('button', { name: '试算' }).click()
+      const held = page.locator('.excluded .el-table__row', { hasText: before.provider }).filter({ hasText: '时长' })
+      await held.first().waitFor()
+      await shot('settlement-held')
+      // The visit's own anomalies (from the server), each let through with a reason.
+      const kinds = await page.evaluate(async ([id, m]) => {
+        const t = await (await fetch(`/api/v1/home-settlements/preview?month=${m}`)).json()
+        return t.excluded.filter((x) => x.ref === id).map((x) => x.kind)
+      }, [orderId, month])
+      assert(kinds.includes('too_short'), `the visit is not held back as too short: ${JSON.stringify(kinds)}`)
+      for (const kind of kinds) {
+        const r = await page.evaluate(async ([id, kind]) => (await fetch(`/api/v1/service-orders/${id}/overrides`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ kind, reason: '浏览器测试：已电话回访，确认按时上门' }),
+        })).status, [orderId, kind])
+        assert(r === 204, `override ${kind}: HTTP ${r}`)
+      }
+      await page.getByRole('button', { name: '试算' }).click()
+      // The provider's row of the trial: its visits (the second column) one more than before.
+      const row = page.locator('.trial .el-table__row', { hasText: before.provider }).first()
+      await row.locator('td').nth(1).filter({ hasText: new RegExp(`^\\s*${before.orders + 1}\\s*$`) }).waitFor()
+      await shot('settlement-paid')
+      const after = await page.evaluate(async ([id, m]) => {
+        const o = await (await fetch(`/api/v1/service-orders/${id}`)).json()
+        const t = await (await fetch(`/api/v1/home-settlements/preview?month=${m}`)).json()
+        return { orders: t.providers.find((p) => p.provider_id === o.provider_id)?.orders ?? 0, held: t.excluded.filter((x) => x.ref === id).length }
+      }, [orderId, month])
+      assert(after.orders === before.orders + 1 && after.held === 0, `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`)
+    }, { screenshot: null })
 
     await step('居家上门服务查询 (public, phone width): the family gets a code by text, sees the visit just made and who came, and gives it five stars', async () => {
       assert(state.visit, 'the caregiver step did not finish a visit')

@@ -205,13 +205,15 @@ pub enum Cmd {
         count: usize,
     },
     /// Add confirmed home visits for a month across the demo county's elders (the settlement
-    /// bench): `--orders` visits in `--month` YYYY-MM
+    /// bench): `--orders` visits and `--meals` meals in `--month` YYYY-MM
     #[command(hide = true)]
     GenVisits {
         #[arg(long)]
         month: String,
         #[arg(long, default_value_t = 1_500_000)]
         orders: usize,
+        #[arg(long, default_value_t = 0)]
+        meals: usize,
     },
     /// Write a test assessment file (CSV or XLSX by extension) for the people of a generated
     /// registry file (same --elders and --elder-seed as its --rows and --seed)
@@ -620,12 +622,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let p = crate::home_service::demo::gen_caregivers(&db, *count, pw.trim()).await?;
             println!("已添加 {count} 名护理员及其账号（机构 {p}），每人今天一单");
         }
-        Cmd::GenVisits { month, orders } => {
+        Cmd::GenVisits {
+            month,
+            orders,
+            meals,
+        } => {
             let (db, _keys) = open(&cli, 2).await?;
             let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
                 .map_err(|_| anyhow::anyhow!("--month 应为 YYYY-MM"))?;
             let (n, c) = crate::home_service::demo::gen_month(&db, first, *orders).await?;
-            println!("已添加 {n} 条已确认的上门服务（新增护理员 {c} 人）");
+            let m = crate::home_service::demo::gen_meals(&db, first, *meals).await?;
+            println!("已添加 {n} 条已确认的上门服务（新增护理员 {c} 人）、{m} 份助餐");
         }
         Cmd::GenInstitutions { facilities, beds } => {
             let (db, _keys) = open(&cli, 2).await?;

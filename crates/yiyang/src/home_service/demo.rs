@@ -781,16 +781,11 @@ pub async fn gen_caregivers(db: &Db, count: usize, password: &str) -> anyhow::Re
 /// A meal at the demo's meal points costs 12 元.
 const MEAL_FEN: i64 = 1200;
 
-/// The meal points' contracts (a meal at 12 元) and last month's meals (老年助餐): lunches and
-/// some suppers of the elders of each meal point's town who hold the meal subsidy, about 60,000
-/// at full scale, each at most one of a kind a day. Returns (meal points, meals).
-pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usize, usize)> {
-    let mut rng = StdRng::seed_from_u64(55_055);
-    let first = (today.with_day(1).unwrap_or(today) - chrono::Months::new(1))
-        .with_day(1)
-        .unwrap_or(today);
-    let days = ((first + chrono::Months::new(1)) - first).num_days() as u32;
-    let now = crate::platform::now_rfc3339();
+/// Add `n` meals in the month from `first` at the county's meal points, by the subsidy's
+/// holders (the settlement bench: a city's month is visits and meals). The subsidy is put in
+/// force from that month. How many were added (fewer when the holders' meals run out).
+pub async fn gen_meals(db: &Db, first: NaiveDate, n: usize) -> anyhow::Result<usize> {
+    let mut rng = StdRng::seed_from_u64(500_000);
     let points: Vec<(String, String)> = sqlx::query(
         "SELECT id, region_code FROM organisation WHERE kind = 'meal_point' AND region_code >= '320682000000' \
          AND region_code <= '320682999999' ORDER BY id",
@@ -800,29 +795,43 @@ pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result
     .iter()
     .map(|r| (r.get(0), r.get::<String, _>(1)[..9].to_string()))
     .collect();
-    if points.is_empty() {
-        return Ok((0, 0));
-    }
     let mut tx = db.begin().await?;
-    // The subsidy in force for the whole of last month.
     sqlx::query(
         "UPDATE entitlement SET since = $1 WHERE item_code = 'meal_subsidy' AND state = 'granted' AND since > $1",
     )
     .bind(first.to_string())
     .execute(&mut *tx)
     .await?;
-    // The subsidy is granted without application: packed by the run, or a row once changed.
+    let holders = holders(&mut tx).await?;
+    let meals = meal_rows(&mut tx, &points, &holders, first, n, &mut rng).await?;
+    let added = meals.len();
+    insert(
+        &mut tx,
+        "meal_record",
+        "id, meal_point_id, elder_id, day, meal, price_fen, subsidy_fen, entitlement_id, served_at, served_by, version_id, item_code",
+        meals,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// Who holds the meal subsidy (id, elder, fen a meal, town): a row once changed, or packed by
+/// the catalogue's run (granted without application).
+async fn holders(
+    tx: &mut crate::platform::db::Tx<'_>,
+) -> anyhow::Result<Vec<(String, String, i64, String)>> {
     let mut holders: Vec<(String, String, i64, String)> = sqlx::query(
         "SELECT n.id, n.elder_id, n.amount_fen, e.residence_region FROM entitlement n JOIN elder e ON e.id = n.elder_id \
          WHERE n.item_code = 'meal_subsidy' AND n.state = 'granted' AND e.status = 'active' ORDER BY n.elder_id",
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<String, _>(3)[..9].to_string()))
     .collect();
     let packed =
-        crate::catalog::pack::of_catalog(&mut tx, None, |e| e.item_code == "meal_subsidy").await?;
+        crate::catalog::pack::of_catalog(tx, None, |e| e.item_code == "meal_subsidy").await?;
     holders.extend(packed.iter().map(|h| {
         (
             h.id(),
@@ -831,45 +840,32 @@ pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result
             h.entry.residence.get(..9).unwrap_or_default().to_string(),
         )
     }));
+    Ok(holders)
+}
+
+/// `target` meals (lunch four times in five) in the month from `first` at the meal points,
+/// each by a holder of the town's point where there are some, once a meal a day each.
+async fn meal_rows(
+    tx: &mut crate::platform::db::Tx<'_>,
+    points: &[(String, String)],
+    holders: &[(String, String, i64, String)],
+    first: NaiveDate,
+    target: usize,
+    rng: &mut StdRng,
+) -> anyhow::Result<Vec<Vec<V>>> {
+    if holders.is_empty() || points.is_empty() {
+        return Ok(vec![]);
+    }
+    let days = ((first + chrono::Months::new(1)) - first).num_days() as u32;
     let mut by_town: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, h) in holders.iter().enumerate() {
         by_town.entry(h.3.as_str()).or_default().push(i);
     }
     let all: Vec<usize> = (0..holders.len()).collect();
-    let (mut contracts, mut prices) = (vec![], vec![]);
-    for (id, _) in &points {
-        contracts.push(vec![
-            V::T(id.clone()),
-            V::T(format!("{}-01-01", first.year())),
-            V::T(format!("{}-12-31", first.year() + 1)),
-            V::T("演示数据".into()),
-            V::T(now.clone()),
-        ]);
-        prices.push(vec![V::T(id.clone()), V::T("meal".into()), V::I(MEAL_FEN)]);
-    }
-    insert(
-        &mut tx,
-        "provider_contract",
-        "org_id, starts_on, ends_on, updated_by, updated_at",
-        contracts,
-    )
-    .await?;
-    insert(
-        &mut tx,
-        "provider_price",
-        "org_id, service, price_fen",
-        prices,
-    )
-    .await?;
-    let target = if holders.is_empty() {
-        0
-    } else {
-        ((60_000.0 * scale.clamp(0.0, 1.0)).round() as usize).max(50)
-    };
     let version: Option<String> = sqlx::query_scalar(
         "SELECT id FROM catalog_version WHERE region_code = '320682000000' AND state = 'published'",
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let mut taken = std::collections::HashSet::new();
     let mut meals = vec![];
@@ -907,6 +903,70 @@ pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result
             V::T("meal_subsidy".into()),
         ]);
     }
+    Ok(meals)
+}
+
+/// The meal points' contracts (a meal at 12 元) and last month's meals (老年助餐): lunches and
+/// some suppers of the elders of each meal point's town who hold the meal subsidy, about 60,000
+/// at full scale, each at most one of a kind a day. Returns (meal points, meals).
+pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result<(usize, usize)> {
+    let mut rng = StdRng::seed_from_u64(55_055);
+    let first = (today.with_day(1).unwrap_or(today) - chrono::Months::new(1))
+        .with_day(1)
+        .unwrap_or(today);
+    let now = crate::platform::now_rfc3339();
+    let points: Vec<(String, String)> = sqlx::query(
+        "SELECT id, region_code FROM organisation WHERE kind = 'meal_point' AND region_code >= '320682000000' \
+         AND region_code <= '320682999999' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get::<String, _>(1)[..9].to_string()))
+    .collect();
+    if points.is_empty() {
+        return Ok((0, 0));
+    }
+    let mut tx = db.begin().await?;
+    // The subsidy in force for the whole of last month.
+    sqlx::query(
+        "UPDATE entitlement SET since = $1 WHERE item_code = 'meal_subsidy' AND state = 'granted' AND since > $1",
+    )
+    .bind(first.to_string())
+    .execute(&mut *tx)
+    .await?;
+    let holders = holders(&mut tx).await?;
+    let (mut contracts, mut prices) = (vec![], vec![]);
+    for (id, _) in &points {
+        contracts.push(vec![
+            V::T(id.clone()),
+            V::T(format!("{}-01-01", first.year())),
+            V::T(format!("{}-12-31", first.year() + 1)),
+            V::T("演示数据".into()),
+            V::T(now.clone()),
+        ]);
+        prices.push(vec![V::T(id.clone()), V::T("meal".into()), V::I(MEAL_FEN)]);
+    }
+    insert(
+        &mut tx,
+        "provider_contract",
+        "org_id, starts_on, ends_on, updated_by, updated_at",
+        contracts,
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "provider_price",
+        "org_id, service, price_fen",
+        prices,
+    )
+    .await?;
+    let target = if holders.is_empty() {
+        0
+    } else {
+        ((60_000.0 * scale.clamp(0.0, 1.0)).round() as usize).max(50)
+    };
+    let meals = meal_rows(&mut tx, &points, &holders, first, target, &mut rng).await?;
     let n = meals.len();
     insert(
         &mut tx,
