@@ -537,7 +537,8 @@ pub async fn photo(
             (axum::http::header::CONTENT_TYPE, mime),
             (
                 axum::http::header::CACHE_CONTROL,
-                "private, max-age=3600".into(),
+                // Each look is audited: none from a cache, none left on a shared office PC.
+                "no-store".into(),
             ),
         ],
         bytes,

@@ -93,8 +93,8 @@ pub fn exif_of(b: &[u8]) -> (Option<f64>, Option<f64>, Option<String>) {
                 d.year, d.month, d.day, d.hour, d.minute, d.second
             )
         });
-    let finite = |x: Option<f64>| x.filter(|v| v.is_finite() && v.abs() <= 180.0);
-    (finite(lon), finite(lat), taken)
+    let within = |x: Option<f64>, max: f64| x.filter(|v| v.is_finite() && v.abs() <= max);
+    (within(lon, 180.0), within(lat, 90.0), taken)
 }
 
 fn from_row(r: &sqlx::any::AnyRow) -> Photo {
@@ -151,7 +151,7 @@ pub async fn add(
             Err(ApiError::conflict("photo_id 已用于另一张工单"))
         };
     }
-    under_way(&order.state)?;
+    under_way(&order.state, order.confirmed_at.as_deref())?;
     let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_photo WHERE order_id = $1")
         .bind(order_id)
         .fetch_one(&db.pool)
@@ -161,8 +161,18 @@ pub async fn add(
     let sha = files.put(body).await.map_err(ApiError::internal)?;
     let now = crate::platform::now_rfc3339();
     let mut tx = db.begin().await?;
-    let (_, state, _, _, _, region) = held(&mut tx, scope, order_id).await?;
-    under_way(&state)?;
+    let (_, _, _, _, _, region) = held(&mut tx, scope, order_id).await?;
+    // The order's row taken (a no-op write), so two uploads at once count one after the other.
+    let r = sqlx::query(
+        "UPDATE service_order SET version = version WHERE id = $1 RETURNING state, confirmed_at",
+    )
+    .bind(order_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    under_way(
+        &r.get::<String, _>(0),
+        r.get::<Option<String>, _>(1).as_deref(),
+    )?;
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_photo WHERE order_id = $1")
         .bind(order_id)
         .fetch_one(&mut *tx)
@@ -178,12 +188,24 @@ pub async fn add(
     .bind(mime)
     .bind(body.len() as i64);
     let q = crate::platform::db::opt_f64(q, lon);
-    crate::platform::db::opt_f64(q, lat)
+    let ins = crate::platform::db::opt_f64(q, lat)
         .bind(&taken_at)
         .bind(&who.actor_name)
         .bind(&now)
         .execute(&mut *tx)
-        .await?;
+        .await;
+    match ins {
+        Ok(_) => {}
+        // The same photo sent twice at once: the first stands, and is the answer.
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            drop(tx);
+            return existing(db, &photo_id)
+                .await?
+                .filter(|p| p.order_id == order_id)
+                .ok_or_else(|| ApiError::conflict("photo_id 已用于另一张工单"));
+        }
+        Err(e) => return Err(e.into()),
+    }
     audit::append(
         &mut tx,
         who,
@@ -221,13 +243,18 @@ fn full(kept: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Photos are taken between check-in and confirmation.
-fn under_way(state: &str) -> ApiResult<()> {
-    if state == "checked_in" || state == "checked_out" {
+/// Photos are taken between check-in and confirmation, and may arrive up to a day after it (a
+/// phone out of signal sends its queue when it can; a confirmation by phone call may come first).
+fn under_way(state: &str, confirmed_at: Option<&str>) -> ApiResult<()> {
+    let late = || {
+        let at = confirmed_at.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        at.is_some_and(|t| crate::platform::now_secs() - t.timestamp() <= 24 * 3600)
+    };
+    if state == "checked_in" || state == "checked_out" || (state == "confirmed" && late()) {
         return Ok(());
     }
     Err(ApiError::conflict(format!(
-        "工单{}：照片在签到后、确认前上传",
+        "工单{}：照片在签到后上传，最晚在确认完成后一天内",
         super::rule::state_zh(state)
     )))
 }
@@ -281,4 +308,21 @@ pub async fn bytes(
             ApiError::internal(anyhow::anyhow!("photo {photo_id}: file {sha} missing"))
         })?;
     Ok((mime, b, region))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under_way;
+
+    #[test]
+    fn photos_are_taken_from_check_in_until_a_day_after_confirmation() {
+        let ago = |h: i64| (chrono::Utc::now() - chrono::Duration::hours(h)).to_rfc3339();
+        assert!(under_way("checked_in", None).is_ok());
+        assert!(under_way("checked_out", None).is_ok());
+        assert!(under_way("confirmed", Some(&ago(3))).is_ok());
+        assert!(under_way("confirmed", Some(&ago(25))).is_err());
+        assert!(under_way("confirmed", None).is_err());
+        assert!(under_way("accepted", None).is_err());
+        assert!(under_way("cancelled", None).is_err());
+    }
 }

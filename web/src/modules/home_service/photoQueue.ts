@@ -1,7 +1,9 @@
 // A caregiver's visit photos, kept on the phone until the server has them. A photo is a few MB:
-// too large for localStorage, so it waits in IndexedDB under an id made on the phone, and is
-// sent (same id, so twice is kept once) when there is a connection and the visit's check-in has
-// reached the server. A photo the server refuses for good leaves with the reason shown.
+// too large for localStorage, so it waits in IndexedDB under an id made on the phone, with the
+// account that took it (a station's phone is shared), and is sent (same id, so twice is kept
+// once) when there is a connection and the visit's check-in has reached the server; the server
+// takes them until a day after the visit is confirmed. A photo the server refuses for good
+// leaves with the reason shown.
 import { ref } from 'vue'
 import { ApiError, post } from '../../api/http'
 import { uuid } from './visitQueue'
@@ -9,6 +11,7 @@ import { uuid } from './visitQueue'
 interface QueuedPhoto {
   photo_id: string
   order_id: string
+  user: string
   blob: Blob
 }
 
@@ -25,23 +28,34 @@ function open(): Promise<IDBDatabase> {
 
 async function store<T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest): Promise<T> {
   const db = await open()
-  return new Promise<T>((resolve, reject) => {
-    const tx = db.transaction('queue', mode)
-    const r = f(tx.objectStore('queue'))
-    tx.oncomplete = () => resolve(r.result as T)
-    tx.onerror = () => reject(tx.error)
-  })
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const tx = db.transaction('queue', mode)
+      const r = f(tx.objectStore('queue'))
+      tx.oncomplete = () => resolve(r.result as T)
+      // A full disk aborts the transaction without an error event on it.
+      tx.onerror = () => reject(tx.error)
+      tx.onabort = () => reject(tx.error ?? new Error('aborted'))
+    })
+  } finally {
+    db.close()
+  }
 }
 
-export function usePhotoQueue(stepsWaiting: (orderId: string) => number) {
+/**
+ * `stepsWaiting`: the visit's steps not yet on the server that must go first (the check-in);
+ * a confirmation need not, the server takes photos after it.
+ */
+export function usePhotoQueue(user: string, stepsWaiting: (orderId: string) => number) {
   const waiting = ref<{ photo_id: string; order_id: string }[]>([])
   const refused = ref<string[]>([])
   const sent = ref<Record<string, number>>({})
   let flushing = false
 
+  const mine = async () => (await store<QueuedPhoto[]>('readonly', (s) => s.getAll())).filter((p) => p.user === user)
+
   async function load() {
-    const all = await store<QueuedPhoto[]>('readonly', (s) => s.getAll())
-    waiting.value = all.map(({ photo_id, order_id }) => ({ photo_id, order_id }))
+    waiting.value = (await mine()).map(({ photo_id, order_id }) => ({ photo_id, order_id }))
   }
 
   async function add(orderId: string, file: File) {
@@ -49,7 +63,12 @@ export function usePhotoQueue(stepsWaiting: (orderId: string) => number) {
       refused.value.push('照片超过 8 MB，请在相机设置中调低分辨率后重拍')
       return
     }
-    await store('readwrite', (s) => s.put({ photo_id: uuid(), order_id: orderId, blob: file }))
+    try {
+      await store('readwrite', (s) => s.put({ photo_id: uuid(), order_id: orderId, user, blob: file }))
+    } catch {
+      refused.value.push('手机存储空间不足或浏览器不允许保存，照片未能保存，请清理空间后重拍')
+      return
+    }
     await load()
     void flush()
   }
@@ -58,7 +77,7 @@ export function usePhotoQueue(stepsWaiting: (orderId: string) => number) {
     if (flushing) return
     flushing = true
     try {
-      for (const p of await store<QueuedPhoto[]>('readonly', (s) => s.getAll())) {
+      for (const p of await mine()) {
         // The check-in first: a photo before it reaches the server would be refused.
         if (stepsWaiting(p.order_id) > 0) continue
         try {
@@ -78,8 +97,13 @@ export function usePhotoQueue(stepsWaiting: (orderId: string) => number) {
   }
 
   const pending = (orderId: string) => waiting.value.filter((p) => p.order_id === orderId).length
-  void load().then(flush)
-  window.addEventListener('online', () => void flush())
-  const timer = window.setInterval(() => void flush(), 20_000)
-  return { waiting, refused, sent, add, flush, pending, stop: () => window.clearInterval(timer) }
+  void load().then(flush).catch(() => {})
+  const onOnline = () => void flush()
+  window.addEventListener('online', onOnline)
+  const timer = window.setInterval(() => void flush().catch(() => {}), 20_000)
+  const stop = () => {
+    window.clearInterval(timer)
+    window.removeEventListener('online', onOnline)
+  }
+  return { waiting, refused, sent, add, flush, pending, stop }
 }
