@@ -781,12 +781,9 @@ pub async fn gen_caregivers(db: &Db, count: usize, password: &str) -> anyhow::Re
 /// A meal at the demo's meal points costs 12 元.
 const MEAL_FEN: i64 = 1200;
 
-/// Add `n` meals in the month from `first` at the county's meal points, by the subsidy's
-/// holders (the settlement bench: a city's month is visits and meals). The subsidy is put in
-/// force from that month. How many were added (fewer when the holders' meals run out).
-pub async fn gen_meals(db: &Db, first: NaiveDate, n: usize) -> anyhow::Result<usize> {
-    let mut rng = StdRng::seed_from_u64(500_000);
-    let points: Vec<(String, String)> = sqlx::query(
+/// The demo county's meal points: id and town.
+async fn meal_points(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(sqlx::query(
         "SELECT id, region_code FROM organisation WHERE kind = 'meal_point' AND region_code >= '320682000000' \
          AND region_code <= '320682999999' ORDER BY id",
     )
@@ -794,7 +791,15 @@ pub async fn gen_meals(db: &Db, first: NaiveDate, n: usize) -> anyhow::Result<us
     .await?
     .iter()
     .map(|r| (r.get(0), r.get::<String, _>(1)[..9].to_string()))
-    .collect();
+    .collect())
+}
+
+/// Add `n` meals in the month from `first` at the county's meal points, by the subsidy's
+/// holders (the settlement bench: a city's month is visits and meals). The subsidy is put in
+/// force from that month. How many were added (fewer when the holders' meals run out).
+pub async fn gen_meals(db: &Db, first: NaiveDate, n: usize) -> anyhow::Result<usize> {
+    let mut rng = StdRng::seed_from_u64(500_000);
+    let points = meal_points(db).await?;
     let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE entitlement SET since = $1 WHERE item_code = 'meal_subsidy' AND state = 'granted' AND since > $1",
@@ -915,15 +920,7 @@ pub async fn seed_meals(db: &Db, scale: f64, today: NaiveDate) -> anyhow::Result
         .with_day(1)
         .unwrap_or(today);
     let now = crate::platform::now_rfc3339();
-    let points: Vec<(String, String)> = sqlx::query(
-        "SELECT id, region_code FROM organisation WHERE kind = 'meal_point' AND region_code >= '320682000000' \
-         AND region_code <= '320682999999' ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| (r.get(0), r.get::<String, _>(1)[..9].to_string()))
-    .collect();
+    let points = meal_points(db).await?;
     if points.is_empty() {
         return Ok((0, 0));
     }
