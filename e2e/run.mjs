@@ -1224,6 +1224,12 @@ try {
         await p.getByText('谢谢您的评价').waitFor()
         await visit.getByLabel('评价 5 星').waitFor()
         await p.screenshot({ path: join(SHOTS, 'family-rated.png'), fullPage: true })
+        // The 助餐码 for the meal counter, used in the next step.
+        await p.getByRole('button', { name: '生成助餐码' }).click()
+        const mealCode = (await p.getByTestId('meal-code').innerText()).trim()
+        assert(/^\d{4} \d{4}$/.test(mealCode), `no meal code shown: ${mealCode}`)
+        state.familyElder.mealCode = mealCode
+        await p.screenshot({ path: join(SHOTS, 'family-meal-code.png'), fullPage: true })
       } finally {
         await phone.close()
       }
@@ -1256,6 +1262,16 @@ try {
           await result.getByText(/补贴已用过|没有助餐补贴/).waitFor()
           const second = await result.innerText()
           assert(/补贴 0\.00 元/.test(second), `the second lunch was subsidised: ${second} (first: ${first})`)
+          // The family's 助餐码 instead of the card: the same elder.
+          const answer = p.waitForResponse((r) => r.url().endsWith('/api/v1/meals') && r.request().method() === 'POST')
+          await id.fill(state.familyElder.mealCode)
+          await id.press('Enter')
+          const r = await answer
+          const served = await r.json()
+          assert(r.status() === 200, `the meal by code was refused: ${JSON.stringify(served)}`)
+          assert(served.elder.startsWith(state.familyElder.name.slice(0, 1)), `the code found someone else: ${served.elder}`)
+          await result.getByText(served.elder).waitFor()
+          await p.screenshot({ path: join(SHOTS, 'meal-counter-code.png'), fullPage: true })
         } finally {
           await phone.close()
         }

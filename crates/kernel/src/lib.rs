@@ -11,6 +11,7 @@ pub mod mask;
 pub mod mzt039;
 pub mod region_code;
 pub mod service_order;
+pub mod service_quota;
 pub mod staffing;
 
 pub use citizen_id::{CitizenId, CitizenIdError, Sex};

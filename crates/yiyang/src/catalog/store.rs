@@ -74,6 +74,10 @@ pub struct ItemDef {
     /// confirmed for the elder takes one from it and is paid to the provider from this item.
     #[serde(default)]
     pub home_service: bool,
+    /// 未用次数顺延: a home-service item's visits left at a month's end may be used in the next
+    /// month (once; then they lapse). Otherwise they lapse at the month's end.
+    #[serde(default)]
+    pub carry_over: bool,
     /// 对象条件, in the rule language.
     pub rule: String,
     pub tiers: Vec<TierDef>,
@@ -126,6 +130,12 @@ pub fn compile(d: &ItemDef) -> ApiResult<ItemRule> {
         return Err(ApiError::invalid(
             "home_service",
             "只有“服务（按月）”的项目才能由上门服务工单使用次数",
+        ));
+    }
+    if d.carry_over && !d.home_service {
+        return Err(ApiError::invalid(
+            "carry_over",
+            "只有上门服务使用次数的项目才能把未用次数顺延至下月",
         ));
     }
     let f = &d.funding;
@@ -563,6 +573,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             funding: f(0, 0, 100, 0),
             no_application: true,
             home_service: false,
+            carry_over: false,
             rule: "状态 = 在册 且 年龄 >= 80".into(),
             tiers: vec![
                 tier("80–89周岁", Some("年龄 < 90"), 50.0, 0),
@@ -581,6 +592,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             funding: f(0, 30, 50, 20),
             no_application: false,
             home_service: false,
+            carry_over: false,
             rule: "状态 = 在册 且 经济状况 属于 [特困, 低保, 低保边缘] 且 能力等级 >= 中度失能".into(),
             tiers: vec![
                 tier("重度及完全失能", Some("能力等级 >= 重度失能"), 200.0, 0),
@@ -593,11 +605,12 @@ pub fn demo_items() -> Vec<ItemDef> {
             category: "照护服务".into(),
             benefit_kind: "service_monthly".into(),
             provision: "由服务机构上门提供助餐、助洁、助浴、助医等服务".into(),
-            standard: "失能的每月4次、价值120元；其他每月2次、价值50元".into(),
+            standard: "失能的每月4次、价值120元；其他每月2次、价值50元；当月未用完的次数可顺延至下月".into(),
             department: "县民政局".into(),
             funding: f(0, 20, 60, 20),
             no_application: false,
             home_service: true,
+            carry_over: true,
             rule: "状态 = 在册 且 (经济状况 属于 [特困, 低保] 或 (年龄 >= 80 且 居住状况 属于 [独居, 空巢]))".into(),
             tiers: vec![
                 tier("失能", Some("能力等级 >= 中度失能"), 120.0, 4),
@@ -615,6 +628,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             funding: f(0, 0, 50, 50),
             no_application: true,
             home_service: false,
+            carry_over: false,
             rule: "状态 = 在册 且 (居住状况 属于 [独居, 空巢, 留守] 或 计生特殊家庭 属于 [失独, 伤残] 或 能力等级 >= 中度失能 或 经济状况 属于 [特困, 低保])".into(),
             tiers: vec![tier("每月探访", None, 0.0, 1)],
         },
@@ -629,6 +643,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             funding: f(0, 50, 50, 0),
             no_application: false,
             home_service: false,
+            carry_over: false,
             rule: "状态 = 在册 且 经济状况 属于 [特困, 低保, 低保边缘] 且 (能力等级 >= 轻度失能 或 年龄 >= 80)".into(),
             tiers: vec![tier("每户", None, 1000.0, 0)],
         },
@@ -643,6 +658,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             funding: f(0, 30, 70, 0),
             no_application: false,
             home_service: false,
+            carry_over: false,
             rule: "状态 = 在册 且 能力等级 >= 重度失能".into(),
             tiers: vec![tier("重度及完全失能", None, 300.0, 8)],
         },
@@ -657,6 +673,7 @@ pub fn demo_items() -> Vec<ItemDef> {
             funding: f(0, 0, 60, 40),
             no_application: true,
             home_service: false,
+            carry_over: false,
             rule: "状态 = 在册 且 (年龄 >= 80 或 经济状况 属于 [特困, 低保])".into(),
             tiers: vec![
                 tier("特困（免费）", Some("经济状况 属于 [特困]"), 15.0, 0),

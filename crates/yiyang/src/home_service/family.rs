@@ -48,6 +48,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/public/home-care/code", post(ask_code))
         .route("/public/home-care/visits", post(visits))
         .route("/public/home-care/feedback", post(feedback))
+        .route("/public/home-care/meal-code", post(meal_code))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -518,4 +519,45 @@ pub async fn feedback(
             "投诉已收到，民政部门会核实处理，并打电话告诉您结果。".into()
         },
     }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MealCodeAsk {
+    /// The token the visits' answer gave
+    pub token: String,
+}
+
+/// A new 助餐码 for the elder (8 digits, 30 days; the one before stops working): the elder tells
+/// it at a meal point's counter instead of showing the ID card. Audited.
+#[utoipa::path(post, path = "/api/v1/public/home-care/meal-code", tag = "home_service", request_body = MealCodeAsk,
+    responses((status = 200, body = super::meal_code::MealCode), (status = 401, body = Problem),
+        (status = 409, body = Problem), (status = 429, body = Problem)))]
+pub async fn meal_code(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(q): Json<MealCodeAsk>,
+) -> ApiResult<Json<super::meal_code::MealCode>> {
+    throttle(&app, &ip)?;
+    let elder = by_token(&app.db, &q.token).await?;
+    let region: String = sqlx::query_scalar("SELECT residence_region FROM elder WHERE id = $1")
+        .bind(&elder)
+        .fetch_one(&app.db.pool)
+        .await?;
+    let mut tx = app.db.begin().await?;
+    let code = super::meal_code::issue(&mut tx, &app.keys, &elder).await?;
+    audit::append(
+        &mut tx,
+        &who(&ip),
+        Entry {
+            action: "home_care.meal_code",
+            entity: "elder",
+            entity_id: Some(&elder),
+            region_code: Some(&region),
+            detail: serde_json::json!({"valid_until": code.valid_until}).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(code))
 }

@@ -23,6 +23,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/service-orders/{id}/steps", post(step))
         .route("/service-orders/{id}/code", post(send_code))
         .route("/service-orders/{id}/overrides", post(override_flag))
+        .route("/meals/{id}/overrides", post(override_meal))
         .route(
             "/service-orders/{id}/photos",
             get(photos)
@@ -204,7 +205,38 @@ pub async fn override_flag(
     Json(r): Json<OverrideReq>,
 ) -> ApiResult<StatusCode> {
     let scope = keeper(&actor)?;
-    super::settle::override_flag(&app.db, &scope, &actor.who(), &id, r).await?;
+    super::settle::override_flag(
+        &app.db,
+        &scope,
+        &actor.who(),
+        super::settle::Target::Order(&id),
+        r,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Let one anomaly of a meal (after the elder's death, in hospital) through to the settlement,
+/// with a reason.
+#[utoipa::path(post, path = "/api/v1/meals/{id}/overrides", tag = "home_service", params(("id" = String, Path)),
+    request_body = OverrideReq,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn override_meal(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Json(r): Json<OverrideReq>,
+) -> ApiResult<StatusCode> {
+    let scope = keeper(&actor)?;
+    super::settle::override_flag(
+        &app.db,
+        &scope,
+        &actor.who(),
+        super::settle::Target::Meal(&id),
+        r,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -38,6 +38,12 @@ pub const MIGRATION_ITEM: &[Stmt] = &[
     Both("ALTER TABLE meal_record ADD COLUMN item_code TEXT"),
 ];
 
+/// Officers' overrides of a meal's anomaly (after the elder's death, in hospital), as for visits.
+pub const MIGRATION_OVERRIDE: &[Stmt] = &[Both(
+    "CREATE TABLE meal_record_override (meal_id TEXT NOT NULL REFERENCES meal_record (id), kind TEXT NOT NULL, \
+     reason TEXT NOT NULL, by_name TEXT NOT NULL, by_id TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (meal_id, kind))",
+)];
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServeReq {
@@ -45,8 +51,12 @@ pub struct ServeReq {
     pub meal_id: String,
     /// The meal point (an account bound to one may leave it out)
     pub meal_point_id: Option<String>,
-    /// 老人的 18 位身份证号 (typed, or from a card reader)
+    /// 老人的 18 位身份证号 (typed, or from a card reader); or leave it empty and give the
+    /// family's code
+    #[serde(default)]
     pub citizen_id: String,
+    /// The family's 8-digit 助餐码 (`POST /public/home-care/meal-code`), instead of the ID
+    pub family_code: Option<String>,
     /// lunch / supper (午餐 / 晚餐); by default lunch before 15:00 China time, supper after
     pub meal: Option<String>,
 }
@@ -157,10 +167,34 @@ pub async fn serve(
         None => "supper",
     };
     let day = now.date_naive().to_string();
-    let cid =
-        yiyang_kernel::CitizenId::parse(q.citizen_id.trim(), now.date_naive()).map_err(|e| {
-            ApiError::invalid("citizen_id", format!("身份证号无效：{e}，请重新刷卡或输入"))
-        })?;
+    let code = q
+        .family_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    // The elder by the ID's blind index, or by the family's code.
+    let by_id = match (code, q.citizen_id.trim()) {
+        (None, "") => {
+            return Err(ApiError::invalid(
+                "citizen_id",
+                "请刷身份证，或输入身份证号或家属的助餐码",
+            ));
+        }
+        (Some(_), t) if !t.is_empty() => {
+            return Err(ApiError::invalid("family_code", "身份证号和助餐码只填一个"));
+        }
+        (Some(c), _) => {
+            super::meal_code::digits(c)
+                .ok_or_else(|| ApiError::invalid("family_code", "助餐码应为 8 位数字"))?;
+            None
+        }
+        (None, t) => {
+            let cid = yiyang_kernel::CitizenId::parse(t, now.date_naive()).map_err(|e| {
+                ApiError::invalid("citizen_id", format!("身份证号无效：{e}，请重新刷卡或输入"))
+            })?;
+            Some(keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str()))
+        }
+    };
     let p = sqlx::query(
         "SELECT o.region_code, o.kind, (SELECT r.price_fen FROM provider_price r WHERE r.org_id = o.id AND r.service = 'meal'), \
          (SELECT c.ends_on FROM provider_contract c WHERE c.org_id = o.id), \
@@ -190,26 +224,36 @@ pub async fn serve(
     {
         return Err(ApiError::conflict("本助餐点的服务协议还没有开始"));
     }
+    let e =
+        match (&by_id, code.and_then(super::meal_code::digits)) {
+            (Some(bidx), _) => sqlx::query(
+                "SELECT id, name, status, residence_region FROM elder WHERE citizen_id_bidx = $1",
+            )
+            .bind(bidx)
+            .fetch_optional(&db.pool)
+            .await?,
+            (None, Some(c)) => {
+                let account = who.actor_id.as_deref().unwrap_or(&who.actor_name);
+                let elder = super::meal_code::elder_of(db, keys, account, &c).await?;
+                sqlx::query("SELECT id, name, status, residence_region FROM elder WHERE id = $1")
+                    .bind(&elder)
+                    .fetch_optional(&db.pool)
+                    .await?
+            }
+            (None, None) => None,
+        }
+        .ok_or_else(|| {
+            ApiError::not_found("没有这位老人的档案。可按原价就餐；如需补贴，请到村（社区）登记")
+        })?;
+    let (elder, name, status): (String, String, String) = (e.get(0), e.get(1), e.get(2));
     // Sent again (the counter lost the answer): the meal as recorded, when it is this meal
     // point's and this person's.
-    if let Some((point_of, cid_of, done)) = recorded(db, &meal_id).await? {
-        let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
-        if point_of != point || cid_of != bidx {
+    if let Some((point_of, elder_of, done)) = recorded(db, &meal_id).await? {
+        if point_of != point || elder_of != elder {
             return Err(ApiError::conflict("meal_id 已用于另一次登记"));
         }
         return Ok(done);
     }
-    let bidx = keys.blind_index(crate::registry::store::CID_DOMAIN, cid.as_str());
-    let e = sqlx::query(
-        "SELECT id, name, status, residence_region FROM elder WHERE citizen_id_bidx = $1",
-    )
-    .bind(&bidx)
-    .fetch_optional(&db.pool)
-    .await?
-    .ok_or_else(|| {
-        ApiError::not_found("没有这位老人的档案。可按原价就餐；如需补贴，请到村（社区）登记")
-    })?;
-    let (elder, name, status): (String, String, String) = (e.get(0), e.get(1), e.get(2));
     if status == "deceased" {
         return Err(ApiError::conflict(
             "档案显示这位老人已故，不能登记就餐，请核对身份证",
@@ -279,8 +323,9 @@ pub async fn serve(
             entity: "meal_record",
             entity_id: Some(&meal_id),
             region_code: Some(&region),
-            detail: serde_json::json!({"meal": meal, "price_fen": price, "subsidy_fen": subsidy})
-                .to_string(),
+            detail: serde_json::json!({"meal": meal, "price_fen": price, "subsidy_fen": subsidy,
+                "by": if by_id.is_some() { "id_card" } else { "family_code" }})
+            .to_string(),
         },
     )
     .await?;
@@ -297,10 +342,10 @@ pub async fn serve(
     })
 }
 
-/// A meal recorded under `id`: its meal point, the elder's ID blind index, and the answer.
+/// A meal recorded under `id`: its meal point, the elder, and the answer.
 async fn recorded(db: &Db, id: &str) -> ApiResult<Option<(String, String, Served)>> {
     Ok(sqlx::query(
-        "SELECT m.id, e.name, m.meal, m.price_fen, m.subsidy_fen, m.meal_point_id, e.citizen_id_bidx \
+        "SELECT m.id, e.name, m.meal, m.price_fen, m.subsidy_fen, m.meal_point_id, m.elder_id \
          FROM meal_record m JOIN elder e ON e.id = m.elder_id WHERE m.id = $1",
     )
     .bind(id)

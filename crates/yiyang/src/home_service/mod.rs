@@ -10,6 +10,7 @@ pub mod demo;
 pub mod family;
 pub mod http;
 pub mod meal;
+pub mod meal_code;
 pub mod photo;
 pub mod plan;
 pub mod quota;

@@ -1,9 +1,10 @@
 //! Monthly visit quotas (服务次数): a catalogue item marked for home visits grants an elder so many
 //! visits a month (its tier's quota). The ledger keeps, per elder, item and month, what was granted
-//! and how many were used; a confirmed visit takes one and is paid from that item, and once the
-//! month's visits are used up further visits are self-paid (自费). The ledger never goes below
-//! zero or past what was granted (a CHECK holds it). An ended entitlement (death, moving away — the
-//! registry's events end it, as for every entitlement) grants nothing from its end date.
+//! (the month's own plus what was carried in, where the item lets unused visits carry over) and how
+//! many were used; a confirmed visit takes one and is paid from that item, and once the month's
+//! visits are used up further visits are self-paid (自费). The ledger never goes below zero or past
+//! what was granted (a CHECK holds it). An ended entitlement (death, moving away — the registry's
+//! events end it, as for every entitlement) grants nothing from its end date, and carries nothing.
 
 use crate::catalog::version_of;
 use crate::identity::Scope;
@@ -13,11 +14,25 @@ use serde::Serialize;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use yiyang_kernel::service_quota;
 
-/// The home-visit items of a published catalogue version, code → name (versions do not change
+/// Visits carried in from the month before (part of `granted`).
+pub const MIGRATION: &[crate::platform::migrations::Stmt] =
+    &[crate::platform::migrations::Stmt::Both(
+        "ALTER TABLE service_quota ADD COLUMN carried BIGINT NOT NULL DEFAULT 0",
+    )];
+
+/// A home-visit item of a catalogue version.
+#[derive(Debug, Clone)]
+pub struct HomeItem {
+    pub name: String,
+    pub carry_over: bool,
+}
+
+/// The home-visit items of a published catalogue version, by code (versions do not change
 /// once published, so they are read once per process).
-pub async fn home_items(db: &Db, version_id: &str) -> ApiResult<Arc<HashMap<String, String>>> {
-    type Items = Arc<HashMap<String, String>>;
+pub async fn home_items(db: &Db, version_id: &str) -> ApiResult<Arc<HashMap<String, HomeItem>>> {
+    type Items = Arc<HashMap<String, HomeItem>>;
     static CACHE: Mutex<Option<HashMap<String, Items>>> = Mutex::new(None);
     if let Some(s) = CACHE
         .lock()
@@ -28,11 +43,19 @@ pub async fn home_items(db: &Db, version_id: &str) -> ApiResult<Arc<HashMap<Stri
         return Ok(s.clone());
     }
     let items = crate::catalog::store::items_of(db, version_id).await?;
-    let set: Arc<HashMap<String, String>> = Arc::new(
+    let set: Items = Arc::new(
         items
             .into_iter()
             .filter(|i| i.home_service)
-            .map(|i| (i.code, i.name))
+            .map(|i| {
+                (
+                    i.code,
+                    HomeItem {
+                        name: i.name,
+                        carry_over: i.carry_over,
+                    },
+                )
+            })
             .collect(),
     );
     CACHE
@@ -43,8 +66,15 @@ pub async fn home_items(db: &Db, version_id: &str) -> ApiResult<Arc<HashMap<Stri
     Ok(set)
 }
 
-/// A grant in force: its entitlement, catalogue item and visits a month.
-pub type Grant = (String, String, i64);
+/// A grant in force.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub entitlement_id: String,
+    pub item_code: String,
+    /// Visits a month
+    pub quota: i64,
+    pub carry_over: bool,
+}
 
 /// An elder's home-visit entitlements in force on a day.
 pub async fn grants_on(db: &Db, elder_id: &str, day: &str) -> ApiResult<Vec<Grant>> {
@@ -63,36 +93,93 @@ pub async fn grants_on(db: &Db, elder_id: &str, day: &str) -> ApiResult<Vec<Gran
         let Some(version) = r.get::<Option<String>, _>(3) else {
             continue;
         };
-        if home_items(db, &version)
-            .await?
-            .contains_key(&r.get::<String, _>(1))
-        {
-            out.push((r.get(0), r.get(1), r.get(2)));
+        if let Some(item) = home_items(db, &version).await?.get(&r.get::<String, _>(1)) {
+            out.push(Grant {
+                entitlement_id: r.get(0),
+                item_code: r.get(1),
+                quota: r.get(2),
+                carry_over: item.carry_over,
+            });
         }
     }
     Ok(out)
+}
+
+/// The month before `month` (YYYY-MM) and its last day.
+fn month_before(month: &str) -> Option<(String, String)> {
+    let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
+    let last = first.pred_opt()?;
+    Some((last.format("%Y-%m").to_string(), last.to_string()))
+}
+
+/// What a grant carries into `month` from the month before: that month's own visits left, where
+/// the item allows it and the same grant was in force on that month's last day (a grant that
+/// began this month, or ended, carries nothing). With no ledger line then, nothing was used.
+async fn carried_into(
+    c: &mut sqlx::AnyConnection,
+    g: &Grant,
+    elder_id: &str,
+    month: &str,
+) -> ApiResult<i64> {
+    let Some((prev, prev_last)) = month_before(month).filter(|_| g.carry_over) else {
+        return Ok(0);
+    };
+    let line = sqlx::query(
+        "SELECT granted, carried, used FROM service_quota WHERE elder_id = $1 AND item_code = $2 AND month = $3 \
+         AND entitlement_id = $4",
+    )
+    .bind(elder_id)
+    .bind(&g.item_code)
+    .bind(&prev)
+    .bind(&g.entitlement_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(r) = line {
+        return Ok(service_quota::carry_out(r.get(0), r.get(1), r.get(2)));
+    }
+    let in_force: Option<i64> = sqlx::query_scalar(
+        "SELECT quota FROM entitlement WHERE id = $1 AND since <= $2 AND (ended_on IS NULL OR ended_on > $2)",
+    )
+    .bind(&g.entitlement_id)
+    .bind(&prev_last)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(in_force.unwrap_or(0))
 }
 
 /// Take one visit of the month from the first grant with visits left, in the confirming
 /// transaction: the grant that pays, or None (self-paid).
 pub async fn consume(
     tx: &mut Tx<'_>,
-    grants: &[(String, String, i64)],
+    grants: &[Grant],
     elder_id: &str,
     month: &str,
 ) -> ApiResult<Option<String>> {
-    for (ent, item, quota) in grants {
-        sqlx::query(
-            "INSERT INTO service_quota (elder_id, item_code, month, granted, used, entitlement_id) \
-             VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (elder_id, item_code, month) DO NOTHING",
+    for g in grants {
+        let (ent, item) = (&g.entitlement_id, &g.item_code);
+        let opened: Option<i64> = sqlx::query_scalar(
+            "SELECT used FROM service_quota WHERE elder_id = $1 AND item_code = $2 AND month = $3",
         )
         .bind(elder_id)
         .bind(item)
         .bind(month)
-        .bind(quota)
-        .bind(ent)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+        if opened.is_none() {
+            let carried = carried_into(tx, g, elder_id, month).await?;
+            sqlx::query(
+                "INSERT INTO service_quota (elder_id, item_code, month, granted, used, entitlement_id, carried) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (elder_id, item_code, month) DO NOTHING",
+            )
+            .bind(elder_id)
+            .bind(item)
+            .bind(month)
+            .bind(g.quota + carried)
+            .bind(ent)
+            .bind(carried)
+            .execute(&mut **tx)
+            .await?;
+        }
         let n = sqlx::query(
             "UPDATE service_quota SET used = used + 1 WHERE elder_id = $1 AND item_code = $2 AND month = $3 \
              AND used < granted",
@@ -115,10 +202,16 @@ pub struct QuotaLine {
     pub item_code: String,
     pub item_name: String,
     pub month: String,
-    /// Visits granted this month
+    /// Visits granted this month, with those carried in from the month before
     pub granted: i64,
+    /// Of them, carried in from the month before (used first)
+    pub carried: i64,
     pub used: i64,
     pub left: i64,
+    /// Unused visits of the month carried into the next month (items that allow it)
+    pub carries_on: i64,
+    /// Unused visits that lapsed at the month's end (past months only)
+    pub expired: i64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -150,11 +243,14 @@ pub async fn of_elder(db: &Db, elder_id: &str, month: &str) -> ApiResult<QuotaVi
         .checked_add_months(chrono::Months::new(1))
         .and_then(|d| d.pred_opt())
         .unwrap_or(first);
-    let day = last.min(crate::platform::today()).max(first).to_string();
-    let mut names: HashMap<String, String> = HashMap::new();
-    let mut used: HashMap<String, (i64, i64)> = HashMap::new();
+    let today = crate::platform::today();
+    let past = last < today;
+    let day = last.min(today).max(first).to_string();
+    let mut items: HashMap<String, HomeItem> = HashMap::new();
+    // item → (granted, carried, used) as the ledger has them
+    let mut ledger: HashMap<String, (i64, i64, i64)> = HashMap::new();
     for r in sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT q.item_code, q.granted, q.used, {} FROM service_quota q \
+        "SELECT q.item_code, q.granted, q.carried, q.used, {} FROM service_quota q \
          JOIN entitlement n ON n.id = q.entitlement_id WHERE q.elder_id = $1 AND q.month = $2",
         version_of("n")
     )))
@@ -163,13 +259,11 @@ pub async fn of_elder(db: &Db, elder_id: &str, month: &str) -> ApiResult<QuotaVi
     .fetch_all(&db.pool)
     .await?
     {
-        if let Some(v) = r.get::<Option<String>, _>(3) {
-            names.extend(home_items(db, &v).await?.as_ref().clone());
+        if let Some(v) = r.get::<Option<String>, _>(4) {
+            items.extend(home_items(db, &v).await?.as_ref().clone());
         }
-        used.insert(r.get(0), (r.get(1), r.get(2)));
+        ledger.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
     }
-    let mut lines = vec![];
-    let mut seen = HashSet::new();
     let grants = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT DISTINCT {} FROM entitlement n WHERE n.elder_id = $1 AND n.quota > 0",
         version_of("n")
@@ -179,18 +273,29 @@ pub async fn of_elder(db: &Db, elder_id: &str, month: &str) -> ApiResult<QuotaVi
     .await?;
     for r in grants {
         if let Some(v) = r.get::<Option<String>, _>(0) {
-            names.extend(home_items(db, &v).await?.as_ref().clone());
+            items.extend(home_items(db, &v).await?.as_ref().clone());
         }
     }
-    for (_, item, quota) in grants_on(db, elder_id, &day).await? {
-        let (granted, u) = used.get(&item).copied().unwrap_or((quota, 0));
-        seen.insert(item.clone());
-        lines.push((item, granted, u));
+    let mut lines = vec![];
+    let mut seen = HashSet::new();
+    let mut conn = db.pool.acquire().await?;
+    for g in grants_on(db, elder_id, &day).await? {
+        let line = match ledger.get(&g.item_code) {
+            Some(&l) => l,
+            // No visit confirmed yet this month: what the month will open with.
+            None => {
+                let carried = carried_into(&mut conn, &g, elder_id, month).await?;
+                (g.quota + carried, carried, 0)
+            }
+        };
+        seen.insert(g.item_code.clone());
+        lines.push((g.item_code, line));
     }
+    drop(conn);
     // A grant that ended in the month still shows what it gave.
-    for (item, (granted, u)) in &used {
+    for (item, l) in &ledger {
         if !seen.contains(item) {
-            lines.push((item.clone(), *granted, *u));
+            lines.push((item.clone(), *l));
         }
     }
     let self_paid: i64 = sqlx::query_scalar(
@@ -206,13 +311,31 @@ pub async fn of_elder(db: &Db, elder_id: &str, month: &str) -> ApiResult<QuotaVi
         month: month.to_string(),
         lines: lines
             .into_iter()
-            .map(|(item, granted, used)| QuotaLine {
-                item_name: names.get(&item).cloned().unwrap_or_else(|| item.clone()),
-                item_code: item,
-                month: month.to_string(),
-                granted,
-                used,
-                left: (granted - used).max(0),
+            .map(|(item, (granted, carried, used))| {
+                let carry = items.get(&item).is_some_and(|i| i.carry_over);
+                let carries_on = if carry {
+                    service_quota::carry_out(granted, carried, used)
+                } else {
+                    0
+                };
+                QuotaLine {
+                    item_name: items
+                        .get(&item)
+                        .map(|i| i.name.clone())
+                        .unwrap_or_else(|| item.clone()),
+                    item_code: item,
+                    month: month.to_string(),
+                    granted,
+                    carried,
+                    used,
+                    left: (granted - used).max(0),
+                    carries_on,
+                    expired: if past {
+                        service_quota::expired(granted, carried, used, carry)
+                    } else {
+                        0
+                    },
+                }
             })
             .collect(),
         self_paid,

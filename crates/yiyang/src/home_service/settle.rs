@@ -48,9 +48,11 @@ pub struct ProviderTotal {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Excluded {
-    /// The visit (service order id)
+    /// The visit (service order id), or the meal (meal record id)
     #[serde(rename = "ref")]
     pub ref_: String,
+    /// A meal (let through at `/meals/{ref}/overrides`), not a visit
+    pub meal: bool,
     /// far_check_in / too_short / overlap / after_death / in_hospital / duplicate / self_confirmed / no_price
     pub kind: String,
     pub kind_zh: String,
@@ -299,22 +301,33 @@ pub async fn compute(
             stays.entry(e).or_default().push((r.get(1), r.get(2)));
         }
     }
-    // Overrides of the month's flags: (order, kind).
-    let overrides: std::collections::HashSet<(u128, String)> = sqlx::query(
+    // Overrides of the month's flags: (visit or meal, kind).
+    let mut rows = sqlx::query(
         "SELECT v.order_id, v.kind FROM service_order o JOIN service_order_override v ON v.order_id = o.id \
          WHERE o.start_min >= $1 AND o.start_min < $2",
     )
     .bind(from)
     .bind(to)
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .filter_map(|r| {
-        uuid::Uuid::parse_str(&r.get::<String, _>(0))
-            .ok()
-            .map(|u| (u.as_u128(), r.get::<String, _>(1)))
-    })
-    .collect();
+    .await?;
+    rows.extend(
+        sqlx::query(
+            "SELECT v.meal_id, v.kind FROM meal_record m JOIN meal_record_override v ON v.meal_id = m.id \
+             WHERE m.day >= $1 AND m.day <= $2",
+        )
+        .bind(&month_first)
+        .bind(&month_last)
+        .fetch_all(&db.pool)
+        .await?,
+    );
+    let overrides: std::collections::HashSet<(u128, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            uuid::Uuid::parse_str(&r.get::<String, _>(0))
+                .ok()
+                .map(|u| (u.as_u128(), r.get::<String, _>(1)))
+        })
+        .collect();
     // Prices: (provider, service) → fen.
     let mut prices: HashMap<(u32, &'static str), i64> = HashMap::new();
     let mut names: HashMap<u32, String> = HashMap::new();
@@ -418,6 +431,7 @@ pub async fn compute(
         else {
             excluded.push(Excluded {
                 ref_: order_ref(),
+                meal: l.meal_fen.is_some(),
                 kind: "no_price".into(),
                 kind_zh: "合同无此项价格".into(),
                 reason: format!(
@@ -454,6 +468,7 @@ pub async fn compute(
         };
         excluded.push(Excluded {
             ref_: uuid::Uuid::from_u128(l.id).to_string(),
+            meal: l.meal_fen.is_some(),
             kind: kind.into(),
             kind_zh: rule::anomaly_zh(kind).into(),
             reason,
@@ -862,13 +877,19 @@ pub struct OverrideReq {
     pub reason: String,
 }
 
-/// Let one flag of a visit through with a reason (a regional officer; not once the provider's
-/// settlement of that month is approved). Audited.
+/// What is let through: a visit or a meal.
+pub enum Target<'a> {
+    Order(&'a str),
+    Meal(&'a str),
+}
+
+/// Let one flag of a visit or a meal through with a reason (a regional officer; not once the
+/// provider's settlement of that month is approved). Audited.
 pub async fn override_flag(
     db: &Db,
     scope: &Scope,
     who: &Who,
-    order_id: &str,
+    target: Target<'_>,
     req: OverrideReq,
 ) -> ApiResult<()> {
     scope.regional()?;
@@ -885,24 +906,58 @@ pub async fn override_flag(
             "请写明放行的原因（至少 4 个字）",
         ));
     }
-    let o = super::get(db, scope, order_id, false).await?;
+    // The provider (or meal point) and month it is paid in.
+    let (provider, month, id, table, key, entity) = match target {
+        Target::Order(id) => {
+            let o = super::get(db, scope, id, false).await?;
+            let month = o.planned_start[..7].to_string();
+            (
+                o.provider_id,
+                month,
+                id,
+                "service_order_override",
+                "order_id",
+                "service_order",
+            )
+        }
+        Target::Meal(id) => {
+            let r = sqlx::query(
+                "SELECT m.meal_point_id, m.day, o.region_code FROM meal_record m \
+                 JOIN organisation o ON o.id = m.meal_point_id WHERE m.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?
+            .filter(|r| scope.holds(&r.get::<String, _>(0), &r.get::<String, _>(2)))
+            .ok_or_else(|| ApiError::not_found("未找到该就餐记录（或不在您的管辖范围内）"))?;
+            let day: String = r.get(1);
+            (
+                r.get(0),
+                day[..7].to_string(),
+                id,
+                "meal_record_override",
+                "meal_id",
+                "meal_record",
+            )
+        }
+    };
     let approved: Option<String> = sqlx::query_scalar(
         "SELECT id FROM home_settlement WHERE provider_id = $1 AND month = $2 AND state = 'approved'",
     )
-    .bind(&o.provider_id)
-    .bind(&o.planned_start[..7])
+    .bind(&provider)
+    .bind(&month)
     .fetch_optional(&db.pool)
     .await?;
     if approved.is_some() {
         return Err(ApiError::conflict("该月结算单已审核，不能再放行"));
     }
     let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO service_order_override (order_id, kind, reason, by_name, by_id, at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (order_id, kind) DO UPDATE SET reason = excluded.reason, by_name = excluded.by_name, \
-         by_id = excluded.by_id, at = excluded.at",
-    )
-    .bind(order_id)
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} ({key}, kind, reason, by_name, by_id, at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT ({key}, kind) DO UPDATE SET reason = excluded.reason, by_name = excluded.by_name, \
+         by_id = excluded.by_id, at = excluded.at"
+    )))
+    .bind(id)
     .bind(req.kind.trim())
     .bind(&reason)
     .bind(&who.actor_name)
@@ -914,9 +969,13 @@ pub async fn override_flag(
         &mut tx,
         who,
         Entry {
-            action: "service_order.override",
-            entity: "service_order",
-            entity_id: Some(order_id),
+            action: if entity == "meal_record" {
+                "meal.override"
+            } else {
+                "service_order.override"
+            },
+            entity,
+            entity_id: Some(id),
             region_code: None,
             detail: serde_json::json!({"kind": req.kind.trim(), "reason": reason}).to_string(),
         },

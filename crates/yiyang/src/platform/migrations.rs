@@ -321,6 +321,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "visit_photos",
         stmts: crate::home_service::photo::MIGRATION,
     },
+    Migration {
+        version: 58,
+        name: "service_quota_carried",
+        stmts: crate::home_service::quota::MIGRATION,
+    },
+    Migration {
+        version: 59,
+        name: "meal_codes",
+        stmts: crate::home_service::meal_code::MIGRATION,
+    },
+    Migration {
+        version: 60,
+        name: "meal_overrides",
+        stmts: crate::home_service::meal::MIGRATION_OVERRIDE,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

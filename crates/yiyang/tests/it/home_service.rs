@@ -336,12 +336,15 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
             "INSERT INTO entitlement (id, elder_id, catalog_region, item_code, state, tier, amount_fen, quota, \
              residence_region, since, version_id, run_id, reasons, updated_at) \
              SELECT $1, id, '320682000000', 'purchased_home_service', 'granted', '一般', 5000, $2, residence_region, \
-             '2026-01-01', $3, 'test-run', '', '2026-01-01' FROM elder WHERE id = $4",
+             $5, $3, 'test-run', '', '2026-01-01' FROM elder WHERE id = $4",
         )
         .bind(format!("ent-{i}"))
         .bind(if i == 4 { 1_i64 } else { 4 })
         .bind((i % 2 == 0).then_some(&version))
         .bind(e)
+        // The first held it in October too, unused: its four visits carry into November (the
+        // item allows it); the others' grants begin with the month.
+        .bind(if i == 0 { "2026-01-01" } else { "2026-11-01" })
         .execute(pool)
         .await
         .unwrap();
@@ -593,9 +596,46 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
     assert_eq!(
         (
             q["lines"][0]["granted"].as_i64(),
-            q["lines"][0]["used"].as_i64()
+            q["lines"][0]["carried"].as_i64(),
+            q["lines"][0]["used"].as_i64(),
+            q["lines"][0]["carries_on"].as_i64(),
+            q["lines"][0]["expired"].as_i64(),
         ),
-        (Some(4), Some(1)),
+        (Some(8), Some(4), Some(1), Some(4), Some(3)),
+        "four carried in from October, one of them used; November's own four go on to December, \
+         the three carried ones left lapse: {q}"
+    );
+    // October, with no visit: its four went on to November.
+    let (_, q, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/elders/{}/service-quota?month=2026-10", elders[0].0),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            q["lines"][0]["granted"].as_i64(),
+            q["lines"][0]["carries_on"].as_i64(),
+            q["lines"][0]["expired"].as_i64()
+        ),
+        (Some(8), Some(4), Some(4)),
+        "{q}"
+    );
+    // A grant that began with November carries nothing in.
+    let (_, q, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/elders/{}/service-quota?month={month}", elders[2].0),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            q["lines"][0]["granted"].as_i64(),
+            q["lines"][0]["carried"].as_i64()
+        ),
+        (Some(4), Some(0)),
         "{q}"
     );
     assert_eq!(q["lines"][0]["item_name"], "政府购买居家养老服务", "{q}");
@@ -1438,7 +1478,31 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("确认码"), "{v}");
+    // The 助餐码 for the meal counter: 8 digits for 30 days, only with a token.
+    let (s, v, _) = public(
+        "/api/v1/public/home-care/meal-code",
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let code = v["code"].as_str().unwrap();
+    assert!(
+        code.len() == 9 && code.replace(' ', "").bytes().all(|b| b.is_ascii_digit()),
+        "{v}"
+    );
+    assert_eq!(
+        v["valid_until"],
+        (today + chrono::Days::new(30)).to_string(),
+        "{v}"
+    );
+    let (s, _, _) = public(
+        "/api/v1/public/home-care/meal-code",
+        json!({"token": "not-a-token"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     for (action, n) in [
+        ("home_care.meal_code", 1),
         ("home_care.family_code", 3),
         // A wrong code, a stranger, a code used twice: each recorded.
         ("home_care.family_code_wrong", 3),
@@ -1784,6 +1848,129 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
         "the item's 60/40: {v}"
     );
     assert_eq!(v["excluded"][0]["kind"], "after_death", "{v}");
+    assert_eq!(v["excluded"][0]["meal"], true, "{v}");
+    // An officer lets the meal through with a reason (a short one refused; the counter cannot);
+    // the month then pays it.
+    let held = v["excluded"][0]["ref"].as_str().unwrap().to_string();
+    let (s, e, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/meals/{held}/overrides"),
+        Some(json!({"kind": "after_death", "reason": "错"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (s, _, _) = call(
+        &k,
+        "POST",
+        format!("/api/v1/meals/{held}/overrides"),
+        Some(json!({"kind": "after_death", "reason": "死亡日期登记有误，已核实"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, e, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/meals/{}/overrides", uuid::Uuid::new_v4()),
+        Some(json!({"kind": "after_death", "reason": "死亡日期登记有误，已核实"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let (s, e, _) = call(
+        &c,
+        "POST",
+        format!("/api/v1/meals/{held}/overrides"),
+        Some(json!({"kind": "after_death", "reason": "死亡日期登记有误，已核实"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    let (_, v, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/home-settlements/preview?month={month}&provider_id={point}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            &v["providers"][0]["payable_fen"],
+            &v["excluded"].as_array().map(Vec::len)
+        ),
+        (&json!(3600), &Some(0)),
+        "{v}"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'meal.override'")
+            .await,
+        1
+    );
+    // The family's 助餐码 instead of the ID card: the elder it was made for, the one before it
+    // no longer works, a wrong code counted against the counter's day, and an ID with a code
+    // refused. (The family's page makes codes through `/public/home-care/meal-code`.)
+    let issue = |elder: String| {
+        let t = &t;
+        async move {
+            let mut tx = t.state.db.begin().await.unwrap();
+            let c = yiyang::home_service::meal_code::issue(&mut tx, &t.state.keys, &elder)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            c.code
+        }
+    };
+    let old = issue(people[0].0.clone()).await;
+    let code = issue(people[0].0.clone()).await;
+    assert_eq!(code.len(), 9, "shown as 1234 5678: {code}");
+    let by_code = |code: &str, id: Option<String>| {
+        let body = json!({"meal_id": id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            "family_code": code, "meal": "supper"});
+        call(&k, "POST", "/api/v1/meals".into(), Some(body))
+    };
+    if old != code {
+        let (s, v, _) = by_code(&old, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "the code before: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("还可以再输错 19 次"),
+            "{v}"
+        );
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    for _ in 0..2 {
+        let (s, v, _) = by_code(&code.replace(' ', "-"), Some(id.clone())).await;
+        assert_eq!(
+            (s, v["elder"].as_str(), pay(&v)),
+            (
+                StatusCode::OK,
+                Some("孙**"),
+                (Some(1200), Some(0), Some(1200))
+            ),
+            "a second supper that day, sent twice: {v}"
+        );
+    }
+    let body = json!({"meal_id": uuid::Uuid::new_v4().to_string(), "family_code": code,
+        "citizen_id": people[0].1});
+    let (s, v, _) = call(&k, "POST", "/api/v1/meals".into(), Some(body)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = by_code("1234", None).await;
+    assert_eq!(
+        (s, &v["errors"][0]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("family_code")),
+        "{v}"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM meal_record WHERE served_by <> 'test'")
+            .await,
+        8,
+        "the meal by code once"
+    );
+    let stored: String = sqlx::query_scalar("SELECT code_bidx FROM meal_code")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains(&code.replace(' ', "")),
+        "only a keyed hash is kept"
+    );
 }
 
 /// A care plan: every Tuesday and Friday 助洁 at 09:00 makes its coming week's orders once (made

@@ -12,6 +12,10 @@ export interface ItemDef {
   department: string
   funding: Funding
   no_application: boolean
+  /** Its monthly quota is used by home-visit orders */
+  home_service?: boolean
+  /** Unused visits carry into the next month */
+  carry_over?: boolean
   rule: string
   tiers: TierDef[]
 }
