@@ -1224,6 +1224,13 @@ try {
         await p.getByText('谢谢您的评价').waitFor()
         await visit.getByLabel('评价 5 星').waitFor()
         await p.screenshot({ path: join(SHOTS, 'family-rated.png'), fullPage: true })
+        // The family books a visit: it waits for the provider's dispatcher like any order.
+        await p.getByRole('button', { name: '预约一次上门服务' }).click()
+        await p.getByLabel('服务项目').selectOption({ label: '助浴' })
+        await p.getByLabel('预约说明').fill('从后门进')
+        await p.getByRole('button', { name: '确认预约' }).click()
+        await p.getByText(/已预约 .* 助浴/).waitFor()
+        await p.screenshot({ path: join(SHOTS, 'family-booked.png'), fullPage: true })
         // The 助餐码 for the meal counter, used in the next step.
         await p.getByRole('button', { name: '生成助餐码' }).click()
         const mealCode = (await p.getByTestId('meal-code').innerText()).trim()

@@ -49,6 +49,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/public/home-care/visits", post(visits))
         .route("/public/home-care/feedback", post(feedback))
         .route("/public/home-care/meal-code", post(meal_code))
+        .route("/public/home-care/orders", post(order))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -219,6 +220,71 @@ pub struct FamilyView {
     pub quota: QuotaView,
     pub visits: Vec<FamilyVisit>,
     pub hotline: String,
+    /// Where the family may book a visit (`/public/home-care/orders`): the provider that came
+    /// last first, then those under contract in the elder's town and county
+    pub providers: Vec<FamilyProvider>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FamilyProvider {
+    pub id: String,
+    pub name: String,
+    /// It served the elder last
+    pub last: bool,
+}
+
+/// Providers the family may book with: open, under a contract in force today, in the elder's
+/// county; the one that came last first, then the town's, at most eight.
+async fn providers_for(db: &Db, elder: &str, region: &str) -> ApiResult<Vec<FamilyProvider>> {
+    let today = crate::platform::today().to_string();
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT provider_id FROM service_order WHERE elder_id = $1 ORDER BY start_min DESC LIMIT 1",
+    )
+    .bind(elder)
+    .fetch_optional(&db.pool)
+    .await?;
+    let county = &region[..region.len().min(6)];
+    let town = &region[..region.len().min(9)];
+    let kinds = super::PROVIDER_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT o.id, o.name, o.region_code FROM organisation o JOIN provider_contract c ON c.org_id = o.id \
+         WHERE o.kind IN ({kinds}) AND o.status = 'open' AND c.starts_on <= $1 AND c.ends_on >= $1 \
+         AND o.region_code >= $2 AND o.region_code < $3 ORDER BY o.name"
+    )))
+    .bind(&today)
+    .bind(format!("{county}000000"))
+    .bind(format!("{county}999999z"))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: Vec<(u8, FamilyProvider)> = rows
+        .iter()
+        .map(|r| {
+            let id: String = r.get(0);
+            let rc: String = r.get(2);
+            let last = last.as_deref() == Some(id.as_str());
+            let rank = if last {
+                0
+            } else if rc.starts_with(town) {
+                1
+            } else {
+                2
+            };
+            (
+                rank,
+                FamilyProvider {
+                    id,
+                    name: r.get(1),
+                    last,
+                },
+            )
+        })
+        .collect();
+    out.sort_by_key(|p| p.0);
+    Ok(out.into_iter().take(8).map(|p| p.1).collect())
 }
 
 /// The elder a token stands for (401 with a plain sentence when it lapsed).
@@ -268,6 +334,7 @@ pub async fn visits(
     let (name, region): (String, String) = (r.get(0), r.get(1));
     let quota = quota::of_elder(&app.db, &elder, &month).await?;
     let visits = month_visits(&app.db, &elder, &month).await?;
+    let providers = providers_for(&app.db, &elder, &region).await?;
     let mut tx = app.db.begin().await?;
     audit::append(
         &mut tx,
@@ -289,6 +356,7 @@ pub async fn visits(
         quota,
         visits,
         hotline: "12349".into(),
+        providers,
     }))
 }
 
@@ -560,4 +628,107 @@ pub async fn meal_code(
     .await?;
     tx.commit().await?;
     Ok(Json(code))
+}
+
+/// Booked by the family and not yet dispatched, at most this many at once.
+const FAMILY_OPEN_ORDERS: i64 = 3;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyOrderReq {
+    pub token: String,
+    /// One of the view's `providers`
+    pub provider_id: String,
+    /// cleaning / bathing / meal / emergency / medical_escort / mobility / personal_care, or 助洁 …
+    pub service: String,
+    /// 上门时间 "YYYY-MM-DD HH:MM" (China time), from two hours to 30 days ahead
+    pub planned_start: String,
+    /// 服务时长（分钟）, 30–240
+    pub planned_minutes: i64,
+    /// 想说的话 (what to bring, which door)
+    pub note: Option<String>,
+}
+
+/// The family books a visit (预约上门服务) with a provider the view offered; it waits there for a
+/// caregiver like any other order, marked as the family's. At most three waiting at once. Audited.
+#[utoipa::path(post, path = "/api/v1/public/home-care/orders", tag = "home_service", request_body = FamilyOrderReq,
+    responses((status = 201, body = Said), (status = 401, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn order(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(q): Json<FamilyOrderReq>,
+) -> ApiResult<(axum::http::StatusCode, Json<Said>)> {
+    throttle(&app, &ip)?;
+    let elder = by_token(&app.db, &q.token).await?;
+    if !(30..=240).contains(&q.planned_minutes) {
+        return Err(ApiError::invalid(
+            "planned_minutes",
+            "服务时长请选 30 分钟到 4 小时",
+        ));
+    }
+    let (_, start_min) = super::start_of(&q.planned_start)?;
+    let now_min = (crate::platform::now_secs() + 8 * 3600) / 60;
+    if start_min < now_min + 120 || start_min > now_min + 30 * 24 * 60 {
+        return Err(ApiError::invalid(
+            "planned_start",
+            "上门时间请选两小时以后、30 天以内的时间",
+        ));
+    }
+    let region: String = sqlx::query_scalar("SELECT residence_region FROM elder WHERE id = $1")
+        .bind(&elder)
+        .fetch_one(&app.db.pool)
+        .await?;
+    if !providers_for(&app.db, &elder, &region)
+        .await?
+        .iter()
+        .any(|p| p.id == q.provider_id.trim())
+    {
+        return Err(ApiError::invalid("provider_id", "请从列表中选择服务机构"));
+    }
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM service_order WHERE elder_id = $1 AND state = 'created' AND created_by LIKE '家属预约%'",
+    )
+    .bind(&elder)
+    .fetch_one(&app.db.pool)
+    .await?;
+    if waiting >= FAMILY_OPEN_ORDERS {
+        return Err(ApiError::conflict(format!(
+            "已有 {waiting} 次预约在等待安排，请等服务机构安排后再预约，或拨打 12349"
+        )));
+    }
+    let note = crate::institution::text("note", "想说的话", q.note.as_deref(), 200)?;
+    let county = yiyang_kernel::RegionCode::parse(&format!("{}000000", &region[..6]))
+        .map_err(|e| ApiError::conflict(e.to_string()))?;
+    let who = Who {
+        actor_id: None,
+        actor_name: format!("家属预约 {}", ip.as_deref().unwrap_or("-")),
+    };
+    let o = super::create(
+        &app.db,
+        &crate::identity::Scope::of(&county),
+        &who,
+        super::NewOrder {
+            provider_id: q.provider_id.trim().to_string(),
+            elder_id: elder,
+            service: q.service,
+            planned_start: q.planned_start,
+            planned_minutes: q.planned_minutes,
+            note: Some(if note.is_empty() {
+                "家属预约".to_string()
+            } else {
+                format!("家属预约：{note}")
+            }),
+        },
+    )
+    .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(Said {
+            message: format!(
+                "已预约 {} {}，由{}安排护理员上门。如需改期或取消，请拨打 12349。",
+                o.planned_start, o.service_zh, o.provider_name
+            ),
+        }),
+    ))
 }

@@ -158,7 +158,7 @@ pub struct Order {
 }
 
 /// Minutes since 1970 of a China-time "YYYY-MM-DD HH:MM" (what overlap is measured in).
-fn start_of(v: &str) -> ApiResult<(String, i64)> {
+pub(crate) fn start_of(v: &str) -> ApiResult<(String, i64)> {
     let t = NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%d %H:%M")
         .or_else(|_| NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%dT%H:%M"))
         .map_err(|_| {

@@ -1501,12 +1501,78 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Booking a visit: only with a provider under contract (none yet: none offered), the one that
+    // came last first; at a time two hours to 30 days ahead; three waiting at most.
+    let (_, v, _) = public("/api/v1/public/home-care/visits", json!({"token": token})).await;
+    assert_eq!(v["providers"], json!([]), "{v}");
+    let (s, v, _) = call(
+        "PUT",
+        format!("/api/v1/providers/{provider}/contract"),
+        Some(json!({"starts_on": "2026-01-01", "ends_on": "2030-12-31", "prices": [{"service": "助洁", "price": 30}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v, _) = public("/api/v1/public/home-care/visits", json!({"token": token})).await;
+    assert_eq!(
+        (&v["providers"][0]["id"], &v["providers"][0]["last"]),
+        (&json!(provider), &json!(true)),
+        "{v}"
+    );
+    let tomorrow = today + chrono::Days::new(1);
+    let book = |start: String, provider: &str| {
+        public(
+            "/api/v1/public/home-care/orders",
+            json!({"token": token, "provider_id": provider, "service": "助浴",
+                "planned_start": start, "planned_minutes": 60, "note": "从后门进"}),
+        )
+    };
+    for (start, p, field) in [
+        (format!("{today} 00:00"), provider.as_str(), "planned_start"),
+        (
+            format!("{} 09:00", today + chrono::Days::new(40)),
+            provider.as_str(),
+            "planned_start",
+        ),
+        (format!("{tomorrow} 09:00"), "elsewhere", "provider_id"),
+    ] {
+        let (s, v, _) = book(start, p).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+    }
+    for day in 1..=3 {
+        let (s, v, _) = book(
+            format!("{} 09:00", today + chrono::Days::new(day)),
+            &provider,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("已预约"), "{v}");
+    }
+    let (s, v, _) = book(format!("{tomorrow} 15:00"), &provider).await;
+    assert_eq!(s, StatusCode::CONFLICT, "a fourth waiting: {v}");
+    let (state, note): (String, String) = sqlx::query_as(
+        "SELECT state, note FROM service_order WHERE created_by LIKE '家属预约%' ORDER BY start_min LIMIT 1",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (state.as_str(), note.as_str()),
+        ("created", "家属预约：从后门进")
+    );
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'service_order.create' AND actor_name LIKE '家属预约%'"
+        )
+        .await,
+        3
+    );
     for (action, n) in [
         ("home_care.meal_code", 1),
         ("home_care.family_code", 3),
         // A wrong code, a stranger, a code used twice: each recorded.
         ("home_care.family_code_wrong", 3),
-        ("home_care.family_view", 2),
+        ("home_care.family_view", 4),
         ("home_care.feedback", 1),
     ] {
         let got: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
