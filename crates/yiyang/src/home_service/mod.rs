@@ -124,7 +124,7 @@ pub struct NewOrder {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: String,
     pub provider_id: String,
@@ -573,21 +573,42 @@ pub async fn step(
     // The answer is the order read before the step with the step's changes made to it, when
     // nothing else changed it in between (same version); read after the commit otherwise. Read
     // here, the crowd's reads run side by side instead of one by one inside the group.
-    let (before, before_version, region) = versioned(db, scope, id, true).await?;
     let job = std::sync::Arc::new(job);
+    let pg = db.backend == crate::platform::db::Backend::Postgres;
+    // The visit's step before this one left its answer here: when the order is still at that
+    // version (the write checks it), no read at all before the write.
+    if let Some((v, o, region)) = recent::recall(id).filter(|(_, o, r)| {
+        scope.holds(&o.provider_id, r) && mine(scope, o.caregiver_id.as_deref())
+    }) && let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
+        rule::next(&o.state, &job.action)
+    {
+        let (j, r) = (job.clone(), region.clone());
+        let done = db
+            .grouped_with(!pg, move |tx| {
+                Box::pin(async move { quick(tx, &j, to, v, &r).await })
+            })
+            .await?;
+        if let Some(done) = done {
+            let mut o = o;
+            done.apply(&mut o);
+            recent::remember(id, v + 1, &o, &region);
+            return Ok(o);
+        }
+    }
+    let (before, before_version, region) = versioned(db, scope, id, true).await?;
     if let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
         rule::next(&before.state, &job.action)
     {
-        let j = job.clone();
-        let pg = db.backend == crate::platform::db::Backend::Postgres;
+        let (j, r) = (job.clone(), region.clone());
         let done = db
             .grouped_with(!pg, move |tx| {
-                Box::pin(async move { quick(tx, &j, to, before_version, &region).await })
+                Box::pin(async move { quick(tx, &j, to, before_version, &r).await })
             })
             .await?;
         if let Some(done) = done {
             let mut o = before;
             done.apply(&mut o);
+            recent::remember(id, before_version + 1, &o, &region);
             return Ok(o);
         }
         // Changed since it was read, or sent again: the full way, on the order as it is now.
@@ -595,6 +616,54 @@ pub async fn step(
         return full(db, scope, id, job, now, now_version).await;
     }
     full(db, scope, id, job, before, before_version).await
+}
+
+/// Orders as a caregiver's day list or a quick step left them: the answer, its version and the
+/// provider's region, so the visit's next step (accept → check in → check out, minutes apart,
+/// from the same phone) writes without reading first. Safe because every change to an order moves its version and the write
+/// checks the version: a stale entry writes nothing and the step takes the usual way. Scope is
+/// checked on the entry as on a read (provider, its region, the caregiver: none changes without
+/// a new version but the provider's region, which the entry's ten minutes bound). Only orders
+/// without the family's words are kept, so every reader is given the same answer.
+mod recent {
+    use super::Order;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const KEEP: Duration = Duration::from_secs(600);
+    const MAX: usize = 20_000;
+    type Entry = (i64, Order, String, Instant);
+
+    fn map() -> &'static Mutex<HashMap<String, Entry>> {
+        static M: std::sync::OnceLock<Mutex<HashMap<String, Entry>>> = std::sync::OnceLock::new();
+        M.get_or_init(Default::default)
+    }
+
+    pub fn remember(id: &str, version: i64, o: &Order, region: &str) {
+        if o.complaint.is_some() || o.rating_comment.is_some() {
+            return;
+        }
+        let mut m = map().lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX {
+            m.retain(|_, e| e.3.elapsed() < KEEP);
+            if m.len() >= MAX {
+                m.clear();
+            }
+        }
+        m.insert(
+            id.to_string(),
+            (version, o.clone(), region.to_string(), Instant::now()),
+        );
+    }
+
+    pub fn recall(id: &str) -> Option<(i64, Order, String)> {
+        let mut m = map().lock().unwrap_or_else(|p| p.into_inner());
+        // Taken out: a step that fails or goes the usual way leaves nothing stale behind.
+        m.remove(id)
+            .filter(|e| e.3.elapsed() < KEEP)
+            .map(|e| (e.0, e.1, e.2))
+    }
 }
 
 /// A step the whole way, in a savepoint of the group: read the order again, decide, write. The
@@ -990,7 +1059,7 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
             .map(str::to_string)
     });
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
+        "SELECT {COLS}, o.version FROM organisation p CROSS JOIN service_order o JOIN elder e ON e.id = o.elder_id \
          LEFT JOIN service_feedback f ON f.order_id = o.id WHERE o.provider_id = p.id AND p.region_code >= $1 AND p.region_code <= $2 AND ($3 = '' OR p.id = $3) \
          AND o.start_min >= $4 AND o.start_min < $5 AND ($6 = '' OR o.caregiver_id = $6) \
          ORDER BY o.start_min, o.id LIMIT 2000"
@@ -1005,7 +1074,14 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
     .await?;
     Ok(rows
         .iter()
-        .map(|r| for_reader(scope, from_row(r, names)))
+        .map(|r| {
+            let o = for_reader(scope, from_row(r, names));
+            // A caregiver's day: her phone's first step on each needs no read either.
+            if scope.staff.is_some() && names {
+                recent::remember(&o.id, r.get(COLS_N), &o, &r.get::<String, _>(16));
+            }
+            o
+        })
         .collect())
 }
 

@@ -1225,6 +1225,58 @@ async fn db_a_caregiver_moves_only_her_visits_and_a_dispatcher_only_her_provider
     .await
     .unwrap();
     assert_eq!(actor, "cg", "the step is hers");
+    // A visit's next step writes without reading first (the step before left the answer): an
+    // order changed in between (cancelled by the dispatcher) is not moved on by it.
+    let (s, v, _) = as_(
+        c.clone(),
+        "POST",
+        "/api/v1/service-orders".into(),
+        Some(
+            json!({"provider_id": providers[0], "elder_id": elders[2], "service": "助洁",
+            "planned_start": "2026-12-09 09:00", "planned_minutes": 60}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let later = v["id"].as_str().unwrap().to_string();
+    let (s, v, _) = as_(
+        d.clone(),
+        "POST",
+        format!("/api/v1/service-orders/{later}/dispatch"),
+        Some(json!({"caregiver_id": staff[0]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let on_later = |who: String, action: &'static str, note: Option<&str>| {
+        let uri = format!("/api/v1/service-orders/{later}/steps");
+        let body = json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": action,
+            "lon": 120.57, "lat": 32.39, "note": note});
+        as_(who, "POST", uri, Some(body))
+    };
+    let (s, v, _) = on_later(g.clone(), "accept", None).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("accepted")),
+        "{v}"
+    );
+    let (s, v, _) = on_later(d.clone(), "cancel", Some("老人住院，本次取消")).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{v}"
+    );
+    let (s, v, _) = on_later(g.clone(), "check_in", None).await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a cancelled visit is not checked in: {v}"
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM service_order WHERE id = $1")
+        .bind(&later)
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "cancelled");
 }
 
 /// A family on the public page: a code to the phone in the elder's record (the same answer for
