@@ -1085,6 +1085,83 @@ pub async fn list(db: &Db, scope: &Scope, q: &OrderQuery, names: bool) -> ApiRes
         .collect())
 }
 
+/// Called by the registry in the transaction that records a death or a move-out: no caregiver is
+/// sent to a home the elder has left. Visits from that day not yet checked in are cancelled, care
+/// plans end, the family's 助餐码 stops. Each cancellation is a step of its visit. Returns how
+/// many visits were cancelled.
+pub async fn follow_registry(
+    tx: &mut Tx<'_>,
+    elder_id: &str,
+    who: &Who,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("SELECT status, death_date, moved_out_date FROM elder WHERE id = $1")
+        .bind(elder_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let (status, death, moved): (String, Option<String>, Option<String>) =
+        (r.get(0), r.get(1), r.get(2));
+    let (from, why) = match status.as_str() {
+        "deceased" => (death, "老人已去世，上门服务取消"),
+        "moved_out" => (moved, "老人已迁出，上门服务取消"),
+        _ => return Ok(0),
+    };
+    let from = from.unwrap_or_else(|| crate::platform::today().to_string());
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM service_order WHERE elder_id = $1 AND planned_start >= $2 \
+         AND state IN ('created', 'dispatched', 'accepted')",
+    )
+    .bind(elder_id)
+    .bind(&from)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE service_order SET state = 'cancelled', reason = $3, version = version + 1 \
+         WHERE elder_id = $1 AND planned_start >= $2 AND state IN ('created', 'dispatched', 'accepted')",
+    )
+    .bind(elder_id)
+    .bind(&from)
+    .bind(why)
+    .execute(&mut **tx)
+    .await?;
+    let plans = sqlx::query(
+        "UPDATE care_plan SET state = 'ended', ends_on = $2 WHERE elder_id = $1 AND state = 'active'",
+    )
+    .bind(elder_id)
+    .bind(&from)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM meal_code WHERE elder_id = $1")
+        .bind(elder_id)
+        .execute(&mut **tx)
+        .await?;
+    // Each cancellation in the visit's own steps, under the registry change's author. Not a row
+    // of the audit chain here: the registry's change that caused it is audited by its caller,
+    // which takes the audit head last (an import holds it per chunk, in its own order).
+    let now = crate::platform::now_rfc3339();
+    for id in &ids {
+        sqlx::query(
+            "INSERT INTO service_order_step (id, order_id, action, at, actor, note) VALUES ($1, $2, 'cancel', $3, $4, $5)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(id)
+        .bind(&now)
+        .bind(&who.actor_name)
+        .bind(why)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !ids.is_empty() || plans > 0 {
+        tracing::info!(
+            elder = elder_id,
+            cancelled = ids.len(),
+            plans_ended = plans,
+            "home visits follow the registry"
+        );
+    }
+    Ok(ids.len() as u64)
+}
+
 /// Codes lapse after 30 minutes; a new one may be asked for after a minute; five wrong tries void
 /// a code.
 const CODE_SECS: i64 = 30 * 60;

@@ -416,6 +416,8 @@ async fn apply_change(
     crate::catalog::entitlement::follow_registry(&mut tx, id, &actor.who()).await?;
     // A resident who died is discharged on the date of death.
     crate::institution::follow_registry(&mut tx, id, &actor.who()).await?;
+    // Visits not yet made are cancelled, care plans end.
+    crate::home_service::follow_registry(&mut tx, id, &actor.who()).await?;
     let e = store::detail_in_tx(&mut tx, &scope, id, &regions, today()).await?;
     // The two heads last: each is locked until the commit, so the less happens after taking it,
     // the less an import waits. In the order every writer takes them — the change number, then

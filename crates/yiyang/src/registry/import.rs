@@ -445,6 +445,7 @@ async fn run_general(
                     if p.input.death_date.is_some() {
                         crate::catalog::entitlement::follow_registry(t, id, ctx.who).await?;
                         crate::institution::follow_registry(t, id, ctx.who).await?;
+                        crate::home_service::follow_registry(t, id, ctx.who).await?;
                     }
                 }
             }

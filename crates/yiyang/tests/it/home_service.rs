@@ -2227,6 +2227,56 @@ async fn db_a_care_plan_places_its_weeks_visits_once_and_ending_it_cancels_the_r
             .unwrap();
         assert_eq!(got, n, "{action}");
     }
+    // The elder dies: a second plan ends with the death, its visits from that day are cancelled
+    // (each a step of its visit), no more are made.
+    let (s, v, _) = plan(
+        json!({"elder_id": elder, "provider_id": provider, "service": "助浴",
+        "weekdays": [1, 2, 3, 4, 5, 6, 7], "start_time": "15:00", "planned_minutes": 60}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let second = v["id"].as_str().unwrap().to_string();
+    let n = |sql: &'static str| {
+        let (t, id) = (&t, second.clone());
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(id)
+                .fetch_one(&t.state.db.pool)
+                .await
+                .unwrap()
+        }
+    };
+    let open = "SELECT COUNT(*) FROM service_order WHERE plan_id = $1 AND state = 'created'";
+    assert!(n(open).await >= 6);
+    let today = yiyang::platform::today();
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/elders/{elder}/death"),
+        Some(json!({"death_date": today.to_string()})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(n(open).await, 0);
+    let (state, ends): (String, String) =
+        sqlx::query_as("SELECT state, ends_on FROM care_plan WHERE id = $1")
+            .bind(&second)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), ends), ("ended", today.to_string()));
+    assert!(
+        n(
+            "SELECT COUNT(*) FROM service_order o JOIN service_order_step s ON s.order_id = o.id \
+           WHERE o.plan_id = $1 AND o.reason = '老人已去世，上门服务取消' AND s.action = 'cancel'"
+        )
+        .await
+            >= 6
+    );
+    let made =
+        yiyang::home_service::plan::make_orders(&t.state.db, today + chrono::Days::new(14), None)
+            .await
+            .unwrap();
+    assert_eq!(made, 0, "nothing made for the dead");
 }
 
 /// A JPEG as a phone makes it: the camera's place and time in its EXIF.
