@@ -1229,7 +1229,7 @@ try {
         await p.getByLabel('服务项目').selectOption({ label: '助浴' })
         await p.getByLabel('预约说明').fill('从后门进')
         await p.getByRole('button', { name: '确认预约' }).click()
-        await p.getByText(/已预约 .* 助浴/).waitFor()
+        await p.getByText(/预约已提交：.* 助浴/).waitFor()
         await p.screenshot({ path: join(SHOTS, 'family-booked.png'), fullPage: true })
         // The 助餐码 for the meal counter, used in the next step.
         await p.getByRole('button', { name: '生成助餐码' }).click()

@@ -238,7 +238,8 @@ pub struct FamilyProvider {
 async fn providers_for(db: &Db, elder: &str, region: &str) -> ApiResult<Vec<FamilyProvider>> {
     let today = crate::platform::today().to_string();
     let last: Option<String> = sqlx::query_scalar(
-        "SELECT provider_id FROM service_order WHERE elder_id = $1 ORDER BY start_min DESC LIMIT 1",
+        "SELECT provider_id FROM service_order WHERE elder_id = $1 AND state = 'confirmed' \
+         ORDER BY start_min DESC LIMIT 1",
     )
     .bind(elder)
     .fetch_optional(&db.pool)
@@ -686,6 +687,34 @@ pub async fn order(
     {
         return Err(ApiError::invalid("provider_id", "请从列表中选择服务机构"));
     }
+    // The provider does this service under its contract on that day (else it could not be paid).
+    let service = yiyang_kernel::service_order::service(&q.service).ok_or_else(|| {
+        ApiError::invalid(
+            "service",
+            "服务项目应为：助餐、助浴、助急、助医、助行、助洁、照护",
+        )
+    })?;
+    let day = q
+        .planned_start
+        .trim()
+        .get(..10)
+        .unwrap_or_default()
+        .to_string();
+    let offered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM provider_price r JOIN provider_contract c ON c.org_id = r.org_id \
+         WHERE r.org_id = $1 AND r.service = $2 AND c.ends_on >= $3",
+    )
+    .bind(q.provider_id.trim())
+    .bind(service)
+    .bind(&day)
+    .fetch_one(&app.db.pool)
+    .await?;
+    if offered == 0 {
+        return Err(ApiError::invalid(
+            "service",
+            "所选服务机构那天不提供这项服务，请换一项服务或换一家机构",
+        ));
+    }
     let waiting: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM service_order WHERE elder_id = $1 AND state = 'created' AND created_by LIKE '家属预约%'",
     )
@@ -726,7 +755,7 @@ pub async fn order(
         axum::http::StatusCode::CREATED,
         Json(Said {
             message: format!(
-                "已预约 {} {}，由{}安排护理员上门。如需改期或取消，请拨打 12349。",
+                "预约已提交：{} {}，等待{}安排护理员，安排好后会电话联系您。如需改期或取消，请拨打 12349。",
                 o.planned_start, o.service_zh, o.provider_name
             ),
         }),

@@ -233,6 +233,14 @@ pub async fn serve(
             .fetch_optional(&db.pool)
             .await?,
             (None, Some(c)) => {
+                // Sent again (the answer was lost) after the family made a new code: the meal
+                // as recorded at this counter, not a wrong code.
+                if let Some((point_of, _, done)) = recorded(db, &meal_id).await? {
+                    if point_of != point {
+                        return Err(ApiError::conflict("meal_id 已用于另一次登记"));
+                    }
+                    return Ok(done);
+                }
                 let account = who.actor_id.as_deref().unwrap_or(&who.actor_name);
                 let elder = super::meal_code::elder_of(db, keys, account, &c).await?;
                 sqlx::query("SELECT id, name, status, residence_region FROM elder WHERE id = $1")

@@ -30,14 +30,25 @@ const WRONG_A_DAY: u32 = 20;
 pub struct MealCode {
     /// 8 digits, shown as "1234 5678"
     pub code: String,
-    /// The last day it works (YYYY-MM-DD)
+    /// The last day it works, itself included (YYYY-MM-DD)
     pub valid_until: String,
 }
 
 /// A new code for the elder, ending the one before. In the caller's transaction (audited there).
 pub async fn issue(tx: &mut Tx<'_>, keys: &KeyRing, elder_id: &str) -> ApiResult<MealCode> {
     use rand::Rng;
-    let until = (crate::platform::today() + chrono::Days::new(VALID_DAYS)).to_string();
+    let active: Option<String> =
+        sqlx::query_scalar("SELECT status FROM elder WHERE id = $1 AND death_date IS NULL")
+            .bind(elder_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if active.as_deref() != Some("active") {
+        return Err(ApiError::conflict(
+            "档案显示老人已去世或已迁出，不能生成助餐码",
+        ));
+    }
+    // Valid through its last day: today and 29 more.
+    let until = (crate::platform::today() + chrono::Days::new(VALID_DAYS - 1)).to_string();
     for _ in 0..8 {
         let code = format!("{:08}", rand::thread_rng().gen_range(0..100_000_000u32));
         let bidx = keys.blind_index(DOMAIN, &code);

@@ -1124,7 +1124,9 @@ pub async fn follow_registry(
     .execute(&mut **tx)
     .await?;
     let plans = sqlx::query(
-        "UPDATE care_plan SET state = 'ended', ends_on = $2 WHERE elder_id = $1 AND state = 'active'",
+        "UPDATE care_plan SET state = 'ended', \
+         ends_on = CASE WHEN ends_on IS NOT NULL AND ends_on < $2 THEN ends_on ELSE $2 END \
+         WHERE elder_id = $1 AND state = 'active'",
     )
     .bind(elder_id)
     .bind(&from)

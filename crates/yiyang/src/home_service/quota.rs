@@ -105,46 +105,84 @@ pub async fn grants_on(db: &Db, elder_id: &str, day: &str) -> ApiResult<Vec<Gran
     Ok(out)
 }
 
-/// The month before `month` (YYYY-MM) and its last day.
-fn month_before(month: &str) -> Option<(String, String)> {
+/// The month before `month` (YYYY-MM), its first and its last day.
+fn month_before(month: &str) -> Option<(String, String, String)> {
     let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
     let last = first.pred_opt()?;
-    Some((last.format("%Y-%m").to_string(), last.to_string()))
+    Some((
+        last.format("%Y-%m").to_string(),
+        last.format("%Y-%m-01").to_string(),
+        last.to_string(),
+    ))
 }
 
 /// What a grant carries into `month` from the month before: that month's own visits left, where
-/// the item allows it and the same grant was in force on that month's last day (a grant that
-/// began this month, or ended, carries nothing). With no ledger line then, nothing was used.
+/// the item allows it. The month before's ledger line says so, whichever grant opened it; with no
+/// line (no visit then), the whole quota, but only when this grant was in force all that month
+/// (a grant that began during it, or a new tier, carries nothing).
 async fn carried_into(
     c: &mut sqlx::AnyConnection,
     g: &Grant,
     elder_id: &str,
     month: &str,
 ) -> ApiResult<i64> {
-    let Some((prev, prev_last)) = month_before(month).filter(|_| g.carry_over) else {
+    let Some((prev, prev_first, prev_last)) = month_before(month).filter(|_| g.carry_over) else {
         return Ok(0);
     };
     let line = sqlx::query(
-        "SELECT granted, carried, used FROM service_quota WHERE elder_id = $1 AND item_code = $2 AND month = $3 \
-         AND entitlement_id = $4",
+        "SELECT granted, carried, used FROM service_quota WHERE elder_id = $1 AND item_code = $2 AND month = $3",
     )
     .bind(elder_id)
     .bind(&g.item_code)
     .bind(&prev)
-    .bind(&g.entitlement_id)
     .fetch_optional(&mut *c)
     .await?;
     if let Some(r) = line {
         return Ok(service_quota::carry_out(r.get(0), r.get(1), r.get(2)));
     }
     let in_force: Option<i64> = sqlx::query_scalar(
-        "SELECT quota FROM entitlement WHERE id = $1 AND since <= $2 AND (ended_on IS NULL OR ended_on > $2)",
+        "SELECT quota FROM entitlement WHERE id = $1 AND state = 'granted' AND since <= $2 \
+         AND (ended_on IS NULL OR ended_on > $3)",
     )
     .bind(&g.entitlement_id)
+    .bind(&prev_first)
     .bind(&prev_last)
     .fetch_optional(&mut *c)
     .await?;
     Ok(in_force.unwrap_or(0))
+}
+
+/// A visit confirmed late for a month whose next month is already open: what that month carried
+/// in comes down by what this visit took from its own (never below what it has used).
+async fn settle_next(tx: &mut Tx<'_>, g: &Grant, elder_id: &str, month: &str) -> ApiResult<()> {
+    let Some(next) = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+        .map(|d| d.format("%Y-%m").to_string())
+        .filter(|_| g.carry_over)
+    else {
+        return Ok(());
+    };
+    let r = sqlx::query(
+        "SELECT granted, carried, used FROM service_quota WHERE elder_id = $1 AND item_code = $2 AND month = $3",
+    )
+    .bind(elder_id)
+    .bind(&g.item_code)
+    .bind(month)
+    .fetch_one(&mut **tx)
+    .await?;
+    let carry = service_quota::carry_out(r.get(0), r.get(1), r.get(2));
+    sqlx::query(
+        "UPDATE service_quota SET granted = granted - (carried - $4), carried = $4 \
+         WHERE elder_id = $1 AND item_code = $2 AND month = $3 AND carried > $4 AND used <= granted - (carried - $4)",
+    )
+    .bind(elder_id)
+    .bind(&g.item_code)
+    .bind(&next)
+    .bind(carry)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Take one visit of the month from the first grant with visits left, in the confirming
@@ -191,6 +229,7 @@ pub async fn consume(
         .await?
         .rows_affected();
         if n == 1 {
+            settle_next(tx, g, elder_id, month).await?;
             return Ok(Some(ent.clone()));
         }
     }
@@ -278,8 +317,9 @@ pub async fn of_elder(db: &Db, elder_id: &str, month: &str) -> ApiResult<QuotaVi
     }
     let mut lines = vec![];
     let mut seen = HashSet::new();
+    let in_force = grants_on(db, elder_id, &day).await?;
     let mut conn = db.pool.acquire().await?;
-    for g in grants_on(db, elder_id, &day).await? {
+    for g in in_force {
         let line = match ledger.get(&g.item_code) {
             Some(&l) => l,
             // No visit confirmed yet this month: what the month will open with.

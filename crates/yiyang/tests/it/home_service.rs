@@ -622,6 +622,63 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
         (Some(8), Some(4), Some(4)),
         "{q}"
     );
+    // A visit of October confirmed late, after November opened: November carries one less.
+    // (September's four were all used, so October carried none in to use first.)
+    sqlx::query(
+        "INSERT INTO service_quota (elder_id, item_code, month, granted, used, entitlement_id, carried) \
+         VALUES ($1, 'purchased_home_service', '2026-09', 4, 4, 'ent-0', 0)",
+    )
+    .bind(&elders[0].0)
+    .execute(pool)
+    .await
+    .unwrap();
+    let (s, o, _) = call(&c, "POST", "/api/v1/service-orders".into(), Some(json!({"provider_id": provider,
+        "elder_id": elders[0].0, "service": "助洁", "planned_start": "2026-10-20 08:00", "planned_minutes": 60}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let late = o["id"].as_str().unwrap().to_string();
+    call(
+        &c,
+        "POST",
+        format!("/api/v1/service-orders/{late}/dispatch"),
+        Some(json!({"caregiver_id": staff[0]})),
+    )
+    .await;
+    for (a, extra) in [
+        ("accept", json!({})),
+        ("check_in", json!({})),
+        ("check_out", json!({})),
+        ("confirm", json!({"note": "已电话回访家属，确认上门"})),
+    ] {
+        let mut b = json!({"step_id": uuid::Uuid::new_v4().to_string(), "action": a,
+            "lon": elders[0].1, "lat": elders[0].2});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (s, v, _) = call(
+            &c,
+            "POST",
+            format!("/api/v1/service-orders/{late}/steps"),
+            Some(b),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{a}: {v}");
+    }
+    let (_, q, _) = call(
+        &c,
+        "GET",
+        format!("/api/v1/elders/{}/service-quota?month={month}", elders[0].0),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            q["lines"][0]["granted"].as_i64(),
+            q["lines"][0]["carried"].as_i64(),
+            q["lines"][0]["used"].as_i64()
+        ),
+        (Some(7), Some(3), Some(1)),
+        "{q}"
+    );
     // A grant that began with November carries nothing in.
     let (_, q, _) = call(
         &c,
@@ -772,10 +829,11 @@ async fn db_a_month_of_visits_settles_to_its_lines_and_holds_back_every_anomaly(
     assert_eq!(sum, p0["payable_fen"].as_i64().unwrap(), "{pv}");
     assert_eq!(lv["city"], (3 * 3000 + 6050) / 5, "20 % city: {pv}");
     assert_eq!(pv["total_payable_fen"], p0["payable_fen"]);
-    // The sums are the lines: gross over the confirmed quota visits at their prices.
+    // The sums are the lines: gross over the month's confirmed quota visits at their prices.
     let lines: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(p.price_fen), 0) AS BIGINT) FROM service_order o JOIN provider_price p \
-         ON p.org_id = o.provider_id AND p.service = o.service WHERE o.state = 'confirmed' AND o.funded = 'quota'",
+         ON p.org_id = o.provider_id AND p.service = o.service WHERE o.state = 'confirmed' AND o.funded = 'quota' \
+         AND o.planned_start >= '2026-11-01' AND o.planned_start < '2026-12-01'",
     )
     .fetch_one(pool)
     .await
@@ -1530,7 +1588,7 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("确认码"), "{v}");
-    // The 助餐码 for the meal counter: 8 digits for 30 days, only with a token.
+    // The 助餐码 for the meal counter: 8 digits for 30 days (today and 29 more), only with a token.
     let (s, v, _) = public(
         "/api/v1/public/home-care/meal-code",
         json!({"token": token}),
@@ -1544,7 +1602,7 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
     );
     assert_eq!(
         v["valid_until"],
-        (today + chrono::Days::new(30)).to_string(),
+        (today + chrono::Days::new(29)).to_string(),
         "{v}"
     );
     let (s, _, _) = public(
@@ -1591,6 +1649,21 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["errors"][0]["field"], field, "{v}");
     }
+    // 助浴 has no price in the contract: the provider does not do it.
+    let (s, v, _) = book(format!("{tomorrow} 09:00"), &provider).await;
+    assert_eq!(
+        (s, &v["errors"][0]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("service")),
+        "{v}"
+    );
+    let (s, v, _) = call(
+        "PUT",
+        format!("/api/v1/providers/{provider}/contract"),
+        Some(json!({"starts_on": "2026-01-01", "ends_on": "2030-12-31",
+            "prices": [{"service": "助洁", "price": 30}, {"service": "助浴", "price": 60}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     for day in 1..=3 {
         let (s, v, _) = book(
             format!("{} 09:00", today + chrono::Days::new(day)),
@@ -1598,7 +1671,7 @@ async fn db_a_family_sees_the_month_after_a_phone_code_and_rates_a_visit() {
         )
         .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
-        assert!(v["message"].as_str().unwrap().contains("已预约"), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("预约已提交"), "{v}");
     }
     let (s, v, _) = book(format!("{tomorrow} 15:00"), &provider).await;
     assert_eq!(s, StatusCode::CONFLICT, "a fourth waiting: {v}");
@@ -2036,6 +2109,11 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
             c.code
         }
     };
+    let mut tx = t.state.db.begin().await.unwrap();
+    let refused =
+        yiyang::home_service::meal_code::issue(&mut tx, &t.state.keys, &people[3].0).await;
+    assert!(refused.is_err(), "no code for the dead");
+    drop(tx);
     let old = issue(people[0].0.clone()).await;
     let code = issue(people[0].0.clone()).await;
     assert_eq!(code.len(), 9, "shown as 1234 5678: {code}");
