@@ -1,8 +1,9 @@
 //! 助餐码 — the family's code for the meal counter. Many elders leave the ID card at home; the
 //! family, once past the phone code on the public page, gets an 8-digit code the elder tells or
 //! shows at any meal point for 30 days (a new code ends the old one). Only a keyed hash of it is
-//! kept, so the database cannot give codes back. A counter that types wrong codes is stopped for
-//! the day after a few, so codes cannot be tried one after another.
+//! kept, so the database cannot give codes back. A counter account that types wrong codes is
+//! stopped for the day after a few (counted in the database), so codes cannot be tried one after
+//! another.
 
 use crate::platform::crypto::KeyRing;
 use crate::platform::db::{Db, Tx};
@@ -10,8 +11,6 @@ use crate::platform::error::{ApiError, ApiResult};
 use crate::platform::migrations::Stmt::{self, *};
 use serde::Serialize;
 use sqlx::Row;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 pub const MIGRATION: &[Stmt] = &[
     Both(
@@ -21,10 +20,17 @@ pub const MIGRATION: &[Stmt] = &[
     Both("CREATE UNIQUE INDEX meal_code_bidx ON meal_code (code_bidx)"),
 ];
 
+/// Wrong codes typed per counter account and day, kept in the database: the limit holds across
+/// a restart and several servers.
+pub const MIGRATION_TRIES: &[Stmt] = &[Both(
+    "CREATE TABLE meal_code_try (account TEXT NOT NULL, day TEXT NOT NULL, n BIGINT NOT NULL, \
+     PRIMARY KEY (account, day))",
+)];
+
 const DOMAIN: &str = "meal_code";
 const VALID_DAYS: u64 = 30;
 /// Wrong codes a counter account may type in a day.
-const WRONG_A_DAY: u32 = 20;
+const WRONG_A_DAY: i64 = 20;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MealCode {
@@ -93,23 +99,17 @@ pub fn digits(typed: &str) -> Option<String> {
     (d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit())).then_some(d)
 }
 
-fn wrong_tries() -> &'static Mutex<HashMap<String, (chrono::NaiveDate, u32)>> {
-    static WRONG: std::sync::OnceLock<Mutex<HashMap<String, (chrono::NaiveDate, u32)>>> =
-        std::sync::OnceLock::new();
-    WRONG.get_or_init(Default::default)
-}
-
 /// The elder whose code this is, for a counter account; a wrong or lapsed code counts against
 /// the account's day.
 pub async fn elder_of(db: &Db, keys: &KeyRing, account: &str, code: &str) -> ApiResult<String> {
-    let today = crate::platform::today();
-    let spent = |n: u32| n >= WRONG_A_DAY;
-    if wrong_tries()
-        .lock()
-        .expect("meal code tries")
-        .get(account)
-        .is_some_and(|(d, n)| *d == today && spent(*n))
-    {
+    let today = crate::platform::today().to_string();
+    let spent: Option<i64> =
+        sqlx::query_scalar("SELECT n FROM meal_code_try WHERE account = $1 AND day = $2")
+            .bind(account)
+            .bind(&today)
+            .fetch_optional(&db.pool)
+            .await?;
+    if spent.is_some_and(|n| n >= WRONG_A_DAY) {
         return Err(ApiError::too_many(
             "今天输错助餐码的次数太多，助餐码暂停使用，请改用身份证登记",
         ));
@@ -117,24 +117,24 @@ pub async fn elder_of(db: &Db, keys: &KeyRing, account: &str, code: &str) -> Api
     let found =
         sqlx::query("SELECT elder_id FROM meal_code WHERE code_bidx = $1 AND valid_until >= $2")
             .bind(keys.blind_index(DOMAIN, code))
-            .bind(today.to_string())
+            .bind(&today)
             .fetch_optional(&db.pool)
             .await?;
     match found {
         Some(r) => Ok(r.get(0)),
         None => {
-            let mut w = wrong_tries().lock().expect("meal code tries");
-            if w.len() > 10_000 {
-                w.retain(|_, (d, _)| *d == today);
-            }
-            let e = w.entry(account.to_string()).or_insert((today, 0));
-            if e.0 != today {
-                *e = (today, 0);
-            }
-            e.1 += 1;
+            // Counted in one statement: two wrong codes at once are two.
+            let n: i64 = sqlx::query_scalar(
+                "INSERT INTO meal_code_try (account, day, n) VALUES ($1, $2, 1) \
+                 ON CONFLICT (account, day) DO UPDATE SET n = meal_code_try.n + 1 RETURNING n",
+            )
+            .bind(account)
+            .bind(&today)
+            .fetch_one(&mut *db.writer().await?)
+            .await?;
             Err(ApiError::not_found(format!(
                 "助餐码不对或已过期（今天还可以再输错 {} 次）。请核对号码，或请家属在“居家服务查询”重新生成",
-                WRONG_A_DAY.saturating_sub(e.1)
+                (WRONG_A_DAY - n).max(0)
             )))
         }
     }

@@ -336,6 +336,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meal_overrides",
         stmts: crate::home_service::meal::MIGRATION_OVERRIDE,
     },
+    Migration {
+        version: 61,
+        name: "meal_code_tries",
+        stmts: crate::home_service::meal_code::MIGRATION_TRIES,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

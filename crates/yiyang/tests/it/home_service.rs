@@ -2159,6 +2159,26 @@ async fn db_meals_are_served_at_the_counter_with_the_subsidy_once_a_meal_a_day()
         8,
         "the meal by code once"
     );
+    // Codes tried one after another: after 20 wrong ones in a day the counter account is told
+    // to use the ID card, whatever it types (counted in the database).
+    let mut refused_at = None;
+    for i in 0..25 {
+        let (s, _, _) = by_code(&format!("{:08}", 10_000_000 + i), None).await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let wrong_before = if old != code { 1 } else { 0 };
+    assert_eq!(refused_at, Some(20 - wrong_before));
+    let (s, _, _) = by_code(&code, None).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a good code too, for today"
+    );
+    assert_eq!(t.count("SELECT MAX(n) FROM meal_code_try").await, 20);
     let stored: String = sqlx::query_scalar("SELECT code_bidx FROM meal_code")
         .fetch_one(pool)
         .await
