@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:http'
+import { execFileSync } from 'node:child_process'
 import { chromium } from 'playwright-core'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -1630,6 +1631,51 @@ try {
         await page.keyboard.press('Escape')
       }, { screenshot: null })
     }
+  }
+
+  if (env('OPERATOR_USERNAME')) {
+    await step('接警台 (12349 operator): an SOS published to the MQTT broker arrives on the live board; she answers it, judges it, sends the family, records arrival and closes it', async () => {
+      const ctx = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 1366, height: 900 } })
+      const p = await ctx.newPage()
+      p.setDefaultTimeout(STEP_TIMEOUT)
+      try {
+        await p.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+        await p.getByPlaceholder('请输入用户名').fill(env('OPERATOR_USERNAME'))
+        await p.getByPlaceholder('请输入密码').fill(env('OPERATOR_PASSWORD'))
+        await p.getByRole('button', { name: /登\s*录/ }).click()
+        // The operator lands on her board.
+        await p.waitForURL(/\/emergency$/)
+        await p.locator('[data-test="live"]', { hasText: '实时连接中' }).waitFor()
+        // The device publishes, as a real one would, to the broker the server listens to.
+        const serial = env('ALARM_SERIAL', 'RG000001')
+        const body = JSON.stringify({ event_id: `e2e-${Date.now()}`, type: 'sos', at: new Date().toISOString(), battery: 66 })
+        const sent = Date.now()
+        execFileSync('mosquitto_pub', ['-h', env('MQTT_HOST', '127.0.0.1'), '-q', '1', '-t', `yiyang/devices/${serial}/events`, '-m', body])
+        const card = p.locator(`[data-test="event-${serial}"]`)
+        await card.waitFor()
+        const took = Date.now() - sent
+        assert(took < 3000, `the alarm took ${took} ms to reach the board`)
+        await card.locator('text=待接警').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'emergency-board.png') })
+        await card.click()
+        await p.locator('[data-test="elder-card"]').waitFor()
+        await p.locator('[data-test="ack"]').click()
+        await card.locator('text=已接警').waitFor()
+        await p.locator('[data-test="triage"]').click()
+        await card.locator('text=已研判').waitFor()
+        await p.locator('[data-test="dispatch"]').click()
+        await card.locator('text=已派：家属').waitFor()
+        await p.locator('[data-test="on-scene"]').click()
+        await card.locator('text=已到场').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'emergency-handling.png') })
+        await p.locator('[data-test="note"] input').fill('家属到场，老人在卫生间滑倒，无外伤，已扶起')
+        await p.locator('[data-test="close"]').click()
+        await card.waitFor({ state: 'detached' })
+        await p.locator('.el-timeline', { hasText: '结案' }).waitFor()
+      } finally {
+        await ctx.close()
+      }
+    }, { screenshot: null })
   }
 
   if (env('SYSADMIN_USERNAME')) {

@@ -18,7 +18,9 @@ $BIN gen-registry-file "$W/import.csv" --rows 300 --bad 12 --seed 99 >/dev/null
 $BIN gen-registry-file "$W/乡镇上报.xlsx" --rows 30 --changed 3 --seed 99 --office >/dev/null
 # Texts (the family's confirmation codes) go to a gateway the browser test stands in for.
 SMS_PORT=${E2E_SMS_PORT:-18081}
-YIYANG_NOTIFY_URL=http://127.0.0.1:$SMS_PORT/sms $BIN serve --profile demo --listen 127.0.0.1:$PORT --office-phone 0513-80000000 > "$W/serve.log" 2>&1 &
+# Device messages come through the broker (Mosquitto at 127.0.0.1:1883), under a session of
+# this run's own.
+YIYANG_MQTT_CLIENT_ID=yiyang-e2e-$$ YIYANG_NOTIFY_URL=http://127.0.0.1:$SMS_PORT/sms $BIN serve --profile demo --listen 127.0.0.1:$PORT --office-phone 0513-80000000 > "$W/serve.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -34,6 +36,7 @@ SYSADMIN_USERNAME=sysadmin SYSADMIN_PASSWORD=$(awk '$1=="sysadmin"{print $2}' "$
 MANAGER_USERNAME=home_manager MANAGER_PASSWORD=$(awk '$1=="home_manager"{print $2}' "$ACC") \
 CAREGIVER_USERNAME=caregiver CAREGIVER_PASSWORD=$(awk '$1=="caregiver"{print $2}' "$ACC") SMS_PORT=$SMS_PORT \
 MEAL_USERNAME=meal MEAL_PASSWORD=$(awk '$1=="meal"{print $2}' "$ACC") \
+OPERATOR_USERNAME=operator OPERATOR_PASSWORD=$(awk '$1=="operator"{print $2}' "$ACC") \
 IMPORT_FILE="$W/import.csv" OFFICE_FILE="$W/乡镇上报.xlsx" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.

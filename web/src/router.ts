@@ -37,6 +37,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'orgs', name: 'orgs', component: () => import('./modules/org/OrgsView.vue'), meta: { title: '服务机构', perm: 'aggregates.read' } },
       { path: 'admission-queue', name: 'admission-queue', component: () => import('./modules/institution/QueueView.vue'), meta: { title: '入住轮候', perm: 'institution.manage' } },
       { path: 'service-orders', name: 'service-orders', component: () => import('./modules/home_service/ServiceOrdersView.vue'), meta: { title: '居家服务', perm: 'home_service.manage' } },
+      { path: 'emergency', name: 'emergency', component: () => import('./modules/emergency/BoardView.vue'), meta: { title: '接警台', perm: 'emergency.handle' } },
       { path: 'home-settlements', name: 'home-settlements', component: () => import('./modules/home_service/SettlementsView.vue'), meta: { title: '服务结算', perm: 'home_service.manage' } },
       { path: 'bed-claims', name: 'bed-claims', component: () => import('./modules/institution/ClaimsView.vue'), meta: { title: '床位补贴', perm: ['aggregates.read', 'institution.manage'] } },
       { path: 'orgs/:id', name: 'org-beds', component: () => import('./modules/institution/BedsView.vue'), meta: { title: '机构详情', perm: ['aggregates.read', 'institution.manage'] } },
@@ -78,6 +79,10 @@ router.beforeEach(async (to) => {
   // A meal point's counter works at its counter.
   if (to.name === 'home' && auth.can('home_service.meal') && !auth.can('home_service.manage')) {
     return { name: 'meal-counter' }
+  }
+  // The 12349 operator's work is the board (an officer, who also may handle events, keeps her workbench).
+  if (to.name === 'home' && auth.can('emergency.handle') && !auth.can('registry.edit')) {
+    return { name: 'emergency' }
   }
   if (to.meta.perm && !auth.can(to.meta.perm)) {
     ElMessage.warning('没有访问该页面的权限')

@@ -6,6 +6,7 @@ pub mod bed_subsidy;
 pub mod citizen_id;
 pub mod codes;
 pub mod eligibility;
+pub mod emergency;
 pub mod indicator;
 pub mod mask;
 pub mod mzt039;

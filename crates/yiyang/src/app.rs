@@ -136,6 +136,8 @@ pub struct AppState {
     pub sessions: Arc<crate::identity::session::SessionCache>,
     /// Visit photos and other files kept beside the database.
     pub files: Arc<dyn crate::platform::files::FileStore>,
+    /// The emergency board's live feed and the call devices by serial.
+    pub emergency: Arc<crate::emergency::Hub>,
 }
 
 impl AppState {
@@ -156,6 +158,7 @@ impl AppState {
             regions: Arc::new(RwLock::new(regions)),
             imports: Arc::new(Mutex::new(HashMap::new())),
             evaluations: Arc::default(),
+            emergency: Arc::default(),
         })
     }
 }
@@ -200,8 +203,10 @@ impl AppState {
         crate::institution::http::offer_bed, crate::institution::http::offers, crate::institution::http::answer_offer,
         crate::institution::board::queue_place,
         crate::institution::http::family_beds, crate::institution::http::add_family_bed, crate::institution::http::end_family_bed,
+        crate::emergency::http::list, crate::emergency::http::detail, crate::emergency::http::step, crate::emergency::http::call,
+        crate::emergency::http::callers, crate::emergency::http::devices, crate::emergency::http::device_event,
     ),
-    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"), (name = "home_service", description = "居家上门服务"))
+    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"), (name = "home_service", description = "居家上门服务"), (name = "emergency", description = "紧急呼叫与呼叫设备"))
 )]
 pub struct ApiDoc;
 
@@ -354,6 +359,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::org::http::routes())
         .merge(crate::institution::http::routes())
         .merge(crate::home_service::http::routes())
+        .merge(crate::emergency::http::routes())
         .merge(audit::http::routes())
         .merge(crate::workbench::routes())
         // The matched route pattern, for the request metrics (never the path: ids stay out).

@@ -123,6 +123,16 @@ pub enum Cmd {
         #[command(subcommand)]
         what: HomecareCmd,
     },
+    /// Call devices (呼叫设备): list them, give a vendor's gateway a token, simulate their messages
+    Devices {
+        #[command(subcommand)]
+        what: DevicesCmd,
+    },
+    /// Emergency events (紧急呼叫): list what arrived
+    Emergency {
+        #[command(subcommand)]
+        what: EmergencyCmd,
+    },
     /// Indicators (重点指标): one value for scripts, rollup rebuild, target sheets
     Indicators {
         #[command(subcommand)]
@@ -378,6 +388,43 @@ pub enum HomecareCmd {
         region: Option<String>,
         #[arg(long)]
         dry_run: bool,
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DevicesCmd {
+    /// Every device: serial, kind, the elder's masked ID, last heartbeat, status
+    List {
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// A token for a vendor's gateway (new, or replacing the old one): shown once
+    Gateway { name: String },
+    /// Publish heartbeats and now and then an alarm to the broker (YIYANG_MQTT_URL) as the
+    /// registered devices would
+    Simulate {
+        /// Messages a second
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// How long (0: until stopped)
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+        /// One message in this many is an alarm (0: none)
+        #[arg(long, default_value_t = 500)]
+        alarm_every: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EmergencyCmd {
+    /// The events received (since a time): id, serial, type, status, received_at, acknowledged_at,
+    /// duplicate_count
+    Events {
+        /// RFC 3339 time or YYYY-MM-DD
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long, default_value = "text")]
         format: String,
     },
@@ -732,6 +779,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             // Care plans place their coming week's visits.
             crate::home_service::plan::keep_made(state.db.clone());
+            // Device messages from the county's broker (YIYANG_MQTT_URL; `off` for none).
+            match crate::emergency::mqtt::Broker::from_env()? {
+                Some(b) => {
+                    tracing::info!(broker = %b.url(), "device messages from the MQTT broker");
+                    let id = std::env::var("YIYANG_MQTT_CLIENT_ID")
+                        .unwrap_or_else(|_| "yiyang-server".into());
+                    crate::emergency::mqtt::start(
+                        state.db.clone(),
+                        state.emergency.clone(),
+                        b,
+                        id,
+                    )?;
+                }
+                None => tracing::info!("YIYANG_MQTT_URL=off: no device messages over MQTT"),
+            }
             // Phones written before their blind index existed become findable.
             let fill = state.clone();
             tokio::spawn(async move {
@@ -1052,6 +1114,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => return homecare_settle(&cli, month, region.as_deref(), *dry_run, format).await,
         Cmd::Indicators { what } => return indicator_cmd(&cli, what).await,
+        Cmd::Devices { what } => devices_cmd(&cli, what).await?,
+        Cmd::Emergency { what } => emergency_cmd(&cli, what).await?,
         Cmd::AuditCheckpoint => {
             let (db, _keys) = open(&cli, 2).await?;
             let sink = checkpoint_sink(&cli);
@@ -1345,7 +1409,7 @@ async fn region_import(
 }
 
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 12] = [
+    let accounts: [(&str, &str, &str, &str, &str); 13] = [
         (
             "officer",
             "县民政局 李科长",
@@ -1423,6 +1487,14 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             "caregiver",
             "护理员",
             "caregiver",
+            crate::demo::COUNTY,
+            "edit,individuals",
+        ),
+        // The 12349 line's operator: the board of alarms and calls of the county.
+        (
+            "operator",
+            "12349 坐席 何坐席",
+            "operator",
             crate::demo::COUNTY,
             "edit,individuals",
         ),
@@ -1533,6 +1605,21 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         tx.commit().await?;
         lines.push(format!("{u}\t{pw}\t{name}"));
     }
+    // The demo gateway's token, made again with the accounts (shown once, like a password).
+    if !lines.is_empty()
+        && sqlx::query("SELECT 1 FROM device_gateway WHERE name = $1")
+            .bind(crate::emergency::demo::GATEWAY)
+            .fetch_optional(&db.pool)
+            .await?
+            .is_some()
+    {
+        let (_, token) =
+            crate::emergency::ingest::gateway_token(db, crate::emergency::demo::GATEWAY).await?;
+        lines.push(format!(
+            "gateway\t{token}\t{}（设备消息 HTTP 接口令牌）",
+            crate::emergency::demo::GATEWAY
+        ));
+    }
     if !lines.is_empty() {
         use std::io::Write;
         #[cfg(unix)]
@@ -1561,6 +1648,118 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     println!("启动后请访问 http://{listen}/ 登录（演示配置下动态验证码可选）。");
+    Ok(())
+}
+
+async fn devices_cmd(cli: &Cli, what: &DevicesCmd) -> anyhow::Result<()> {
+    let (db, _keys) = open(cli, 2).await?;
+    match what {
+        DevicesCmd::List { format } => {
+            let list = crate::emergency::devices(&db, &Scope::all())
+                .await
+                .map_err(api_err)?;
+            if format == "json" {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({"serial": d.serial, "kind": d.kind, "vendor": d.vendor,
+                            "elder_citizen_id_masked": d.elder_citizen_id_masked,
+                            "last_heartbeat": d.last_heartbeat, "battery": d.battery, "status": d.status})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for d in &list {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        d.serial,
+                        d.kind_zh,
+                        d.elder_citizen_id_masked.as_deref().unwrap_or("-"),
+                        d.last_heartbeat.as_deref().unwrap_or("从未上报"),
+                        d.battery.map_or("-".into(), |b| format!("{b}%")),
+                        d.status_zh
+                    );
+                }
+                println!("共 {} 台设备", list.len());
+            }
+        }
+        DevicesCmd::Gateway { name } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && name.chars().count() <= 50,
+                "网关名称应为 1–50 个字"
+            );
+            let (id, token) = crate::emergency::ingest::gateway_token(&db, name).await?;
+            println!("网关 {name}（{id}）的令牌（只显示这一次，请交给设备厂商）：\n{token}");
+        }
+        DevicesCmd::Simulate {
+            rate,
+            seconds,
+            alarm_every,
+        } => {
+            let broker = crate::emergency::mqtt::Broker::from_env()?
+                .ok_or_else(|| anyhow::anyhow!("YIYANG_MQTT_URL=off：没有可发送的消息代理"))?;
+            let serials: Vec<String> = sqlx::query_scalar(
+                "SELECT serial FROM device WHERE state = 'active' ORDER BY serial",
+            )
+            .fetch_all(&db.pool)
+            .await?;
+            println!(
+                "向 {} 模拟 {} 台设备，每秒 {rate} 条消息……",
+                broker.url(),
+                serials.len()
+            );
+            let (beats, alarms) =
+                crate::emergency::mqtt::simulate(&broker, &serials, *rate, *seconds, *alarm_every)
+                    .await?;
+            println!("已发送心跳 {beats} 条、报警 {alarms} 条");
+        }
+    }
+    Ok(())
+}
+
+async fn emergency_cmd(cli: &Cli, what: &EmergencyCmd) -> anyhow::Result<()> {
+    let (db, _keys) = open(cli, 2).await?;
+    let EmergencyCmd::Events { since, format } = what;
+    let since = match since {
+        Some(s) => crate::emergency::parse_since("since", s).map_err(api_err)?,
+        None => 0,
+    };
+    let rows = sqlx::query(
+        "SELECT e.id, d.serial, e.kind, e.state, e.received_at, e.acknowledged_at, e.duplicate_count \
+         FROM emergency_event e LEFT JOIN device d ON d.id = e.device_id WHERE e.received_at >= $1 \
+         ORDER BY e.received_at, e.id",
+    )
+    .bind(since)
+    .fetch_all(&db.pool)
+    .await?;
+    use crate::emergency::ms_text;
+    let list: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({"id": r.get::<String, _>(0), "serial": r.get::<Option<String>, _>(1),
+                "type": r.get::<String, _>(2), "status": r.get::<String, _>(3),
+                "received_at": ms_text(r.get(4)),
+                "acknowledged_at": r.get::<Option<i64>, _>(5).map(ms_text),
+                "duplicate_count": r.get::<i64, _>(6)})
+        })
+        .collect();
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for e in &list {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t重复 {}",
+                e["received_at"].as_str().unwrap_or(""),
+                e["serial"].as_str().unwrap_or("来电"),
+                e["type"].as_str().unwrap_or(""),
+                e["status"].as_str().unwrap_or(""),
+                e["id"].as_str().unwrap_or(""),
+                e["duplicate_count"]
+            );
+        }
+        println!("共 {} 个事件", list.len());
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
+pub mod emergency;
 pub mod floor;
 pub mod home_service;
 pub mod identity;

@@ -61,6 +61,8 @@ pub enum Role {
     Caregiver,
     /// 助餐点工作人员: records the meals served at one meal point's counter (bound to it).
     MealCounter,
+    /// 12349 坐席: takes alarms and calls on the board, finds the elder, sends help.
+    Operator,
 }
 
 impl Role {
@@ -76,6 +78,7 @@ impl Role {
             "dispatcher" => Role::Dispatcher,
             "caregiver" => Role::Caregiver,
             "meal_counter" => Role::MealCounter,
+            "operator" => Role::Operator,
             _ => return None,
         })
     }
@@ -91,6 +94,7 @@ impl Role {
             Role::Dispatcher => "dispatcher",
             Role::Caregiver => "caregiver",
             Role::MealCounter => "meal_counter",
+            Role::Operator => "operator",
         }
     }
     pub fn zh(self) -> &'static str {
@@ -105,6 +109,7 @@ impl Role {
             Role::Dispatcher => "服务商调度员",
             Role::Caregiver => "护理员",
             Role::MealCounter => "助餐点工作人员",
+            Role::Operator => "12349 坐席",
         }
     }
     pub fn perms(self) -> &'static [Perm] {
@@ -128,6 +133,7 @@ impl Role {
                 InstitutionManage,
                 HomeServiceManage,
                 MealServe,
+                EmergencyHandle,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
@@ -135,6 +141,7 @@ impl Role {
             Role::Dispatcher => &[HomeServiceManage, StaffManage],
             Role::Caregiver => &[HomeVisit],
             Role::MealCounter => &[MealServe],
+            Role::Operator => &[RegistryRead, EmergencyHandle],
         }
     }
     /// A role that works for one organisation: the account must name it, and holds no other role.
@@ -174,6 +181,8 @@ pub enum Perm {
     HomeVisit,
     /// Record meals served at a meal point's counter (老年助餐).
     MealServe,
+    /// Take alarms and calls on the 12349 board: acknowledge, triage, dispatch, close (紧急呼叫).
+    EmergencyHandle,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -197,6 +206,7 @@ impl Perm {
             Perm::HomeServiceManage => "home_service.manage",
             Perm::HomeVisit => "home_service.visit",
             Perm::MealServe => "home_service.meal",
+            Perm::EmergencyHandle => "emergency.handle",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -219,6 +229,7 @@ impl Perm {
             Perm::HomeServiceManage => "管理居家上门服务",
             Perm::HomeVisit => "上门服务签到签退",
             Perm::MealServe => "登记助餐",
+            Perm::EmergencyHandle => "处置紧急呼叫",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

@@ -172,6 +172,14 @@ pub const SETTINGS: &[Setting] = &[
         "消息网关的访问令牌",
     ),
     s(
+        "mqtt.client_id",
+        "YIYANG_MQTT_CLIENT_ID",
+        Kind::Text,
+        false,
+        "yiyang-server",
+        "在 MQTT 代理上的客户端标识（代理按它保留未确认的消息）",
+    ),
+    s(
         "imports.chunk_ms",
         "YIYANG_IMPORT_CHUNK_MS",
         Kind::Int(5, 5000),

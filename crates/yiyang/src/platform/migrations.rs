@@ -341,6 +341,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meal_code_tries",
         stmts: crate::home_service::meal_code::MIGRATION_TRIES,
     },
+    Migration {
+        version: 62,
+        name: "emergency",
+        stmts: crate::emergency::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

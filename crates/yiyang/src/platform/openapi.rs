@@ -780,6 +780,8 @@ const NOT_TEXT: &[&str] = &[
     "age_max",
     "all",
     "nursing",
+    "open",
+    "limit",
 ];
 
 /// Refuses a JSON request whose text fields are longer than [`text_limit`] allows, before any

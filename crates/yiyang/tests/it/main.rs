@@ -8,6 +8,7 @@ mod audit_chain;
 mod auth;
 mod backup;
 mod catalog;
+mod emergency;
 mod home_service;
 mod hostile;
 mod import;
