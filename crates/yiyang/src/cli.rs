@@ -794,6 +794,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => tracing::info!("YIYANG_MQTT_URL=off: no device messages over MQTT"),
             }
+            // Events past their clocks go to the supervisors.
+            crate::emergency::sla::keep_watch(state.db.clone(), state.emergency.clone());
             // Phones written before their blind index existed become findable.
             let fill = state.clone();
             tokio::spawn(async move {

@@ -20,6 +20,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/emergency/calls", post(call))
         .route("/emergency/callers", post(callers))
         .route("/emergency/stream", get(stream))
+        .route("/emergency/sla", get(get_sla).put(put_sla))
         .route("/devices", get(devices))
         .route(
             "/device-events",
@@ -60,7 +61,7 @@ pub async fn list(
     let (scope, names) = reader(&actor)?;
     let regions = app.regions.read().await;
     Ok(Json(
-        super::list(&app.db, &regions, &scope, &q, names).await?,
+        super::list(&app.db, &app.emergency, &regions, &scope, &q, names).await?,
     ))
 }
 
@@ -75,7 +76,7 @@ pub async fn detail(
     let (scope, names) = reader(&actor)?;
     let d = {
         let regions = app.regions.read().await;
-        super::detail(&app.db, &regions, &scope, &id, names).await?
+        super::detail(&app.db, &app.emergency, &regions, &scope, &id, names).await?
     };
     if let Some(e) = &d.elder {
         app.read_audit
@@ -113,6 +114,7 @@ pub async fn step(
         true,
         regions.path_name(&r.region_code),
         super::now_ms(),
+        app.emergency.sla(&r.region_code),
     )))
 }
 
@@ -130,7 +132,12 @@ pub async fn call(
     let regions = app.regions.read().await;
     Ok((
         StatusCode::CREATED,
-        Json(r.view(true, regions.path_name(&r.region_code), super::now_ms())),
+        Json(r.view(
+            true,
+            regions.path_name(&r.region_code),
+            super::now_ms(),
+            app.emergency.sla(&r.region_code),
+        )),
     ))
 }
 
@@ -196,16 +203,17 @@ pub async fn stream(
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
     let (scope, names) = reader(&actor)?;
     let rx = app.emergency.subscribe();
+    let hub = app.emergency.clone();
     let regions = app.regions.clone();
-    let s = futures_util::stream::unfold(
-        (rx, scope, regions),
-        move |(mut rx, scope, regions)| async move {
+    let s = futures_util::stream::unfold((rx, scope, regions), move |(mut rx, scope, regions)| {
+        let hub = hub.clone();
+        async move {
             loop {
                 match rx.recv().await {
                     Ok(n) if scope.contains(&n.region_code) => {
                         let row = {
                             let r = regions.read().await;
-                            ingest::view(&n, names, &r)
+                            ingest::view(&n, names, &r, &hub)
                         };
                         let ev = Event::default()
                             .event(if n.added { "added" } else { "changed" })
@@ -221,9 +229,58 @@ pub async fn stream(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        },
-    );
+        }
+    });
     Ok(Sse::new(s).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SlaQuery {
+    /// Default: the caller's own region
+    pub region_code: Option<String>,
+}
+
+/// A region's clocks (its own, an enclosing region's, or the default 60 s / 30 min).
+#[utoipa::path(get, path = "/api/v1/emergency/sla", tag = "emergency", params(SlaQuery),
+    responses((status = 200, body = super::sla::SlaView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn get_sla(
+    State(app): State<AppState>,
+    actor: Actor,
+    Query(q): Query<SlaQuery>,
+) -> ApiResult<Json<super::sla::SlaView>> {
+    let (scope, _) = reader(&actor)?;
+    let code = match q.region_code.as_deref().filter(|s| !s.is_empty()) {
+        Some(c) => scope.region(c)?,
+        None => actor.region.clone(),
+    };
+    let regions = app.regions.read().await;
+    Ok(Json(super::sla::view(
+        &app.emergency,
+        &regions,
+        code.as_str(),
+    )))
+}
+
+/// Set a region's clocks: acknowledged within, someone on scene within (a supervisor).
+#[utoipa::path(put, path = "/api/v1/emergency/sla", tag = "emergency", request_body = super::sla::SlaReq,
+    responses((status = 200, body = super::sla::SlaView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_sla(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(req): Json<super::sla::SlaReq>,
+) -> ApiResult<Json<super::sla::SlaView>> {
+    actor.require(Perm::EmergencySupervise)?;
+    if !actor.scopes.edit {
+        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+    }
+    super::sla::put(&app.db, &app.emergency, &actor.scope(), &actor.who(), &req).await?;
+    let regions = app.regions.read().await;
+    Ok(Json(super::sla::view(
+        &app.emergency,
+        &regions,
+        &req.region_code,
+    )))
 }
 
 /// The devices installed in the caller's area, with their last sign of life.

@@ -69,6 +69,8 @@ struct DeviceRef {
 pub struct Hub {
     tx: broadcast::Sender<Arc<Notice>>,
     devices: Mutex<HashMap<String, DeviceRef>>,
+    /// Each region's clocks (`emergency_sla`), read again when set and every half minute.
+    pub(crate) slas: std::sync::RwLock<Vec<(yiyang_kernel::RegionCode, rule::Sla)>>,
 }
 
 impl Default for Hub {
@@ -76,6 +78,7 @@ impl Default for Hub {
         Hub {
             tx: broadcast::channel(4096).0,
             devices: Mutex::new(HashMap::new()),
+            slas: std::sync::RwLock::default(),
         }
     }
 }
@@ -222,6 +225,8 @@ pub async fn take(db: &Db, hub: &Hub, source: Source, payload: &[u8]) -> ApiResu
         dispatched_to: None,
         outcome: None,
         duplicate_count: 0,
+        escalation: None,
+        escalated_at: None,
     };
     let (event_id, lat, lng) = (msg.event_id.clone(), msg.lat, msg.lng);
     let row = (
@@ -374,9 +379,18 @@ pub async fn gateway_token(db: &Db, name: &str) -> anyhow::Result<(String, Strin
 }
 
 /// For the board's stream: a notice as the reader may see it.
-pub fn view(n: &Notice, names: bool, regions: &crate::region::RegionIndex) -> BoardEvent {
-    n.raw
-        .view(names, regions.path_name(&n.region_code), now_ms())
+pub fn view(
+    n: &Notice,
+    names: bool,
+    regions: &crate::region::RegionIndex,
+    hub: &Hub,
+) -> BoardEvent {
+    n.raw.view(
+        names,
+        regions.path_name(&n.region_code),
+        now_ms(),
+        hub.sla(&n.region_code),
+    )
 }
 
 /// Whether it is an alarm a device may send (for the simulator).

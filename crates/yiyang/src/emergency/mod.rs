@@ -7,6 +7,7 @@ pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
+pub mod sla;
 
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
@@ -40,7 +41,7 @@ pub const MIGRATION: &[Stmt] = &[
         "CREATE TABLE emergency_event (id TEXT PRIMARY KEY, device_id TEXT REFERENCES device (id), event_id TEXT, \
          kind TEXT NOT NULL, source TEXT NOT NULL, priority BIGINT NOT NULL, elder_id TEXT REFERENCES elder (id), \
          region_code TEXT NOT NULL, occurred_at TEXT NOT NULL, received_at BIGINT NOT NULL, lat DOUBLE, lng DOUBLE, \
-         caller_phone_masked TEXT, state TEXT NOT NULL, acknowledged_at BIGINT, acknowledged_by TEXT, triage TEXT, \
+         caller_phone_masked TEXT, state TEXT NOT NULL, escalation TEXT, escalated_at BIGINT, acknowledged_at BIGINT, acknowledged_by TEXT, triage TEXT, \
          dispatched_to TEXT, on_scene_at BIGINT, closed_at BIGINT, outcome TEXT, note TEXT, \
          duplicate_count BIGINT NOT NULL DEFAULT 0, version BIGINT NOT NULL, \
          CONSTRAINT emergency_event_device_key UNIQUE (device_id, event_id))",
@@ -60,6 +61,11 @@ pub const MIGRATION: &[Stmt] = &[
          payload TEXT NOT NULL, received_at BIGINT NOT NULL)",
     ),
     Both("CREATE INDEX device_reject_received ON device_reject (received_at)"),
+    // A region's clocks (接警 and 到场 within so many seconds), for its subtree; none: 60 s / 30 min.
+    Both(
+        "CREATE TABLE emergency_sla (region_code TEXT PRIMARY KEY, ack_secs BIGINT NOT NULL, on_scene_secs BIGINT NOT NULL, \
+         updated_by TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    ),
 ];
 
 /// China Standard Time (UTC+8), in which times are shown.
@@ -115,13 +121,18 @@ pub struct BoardEvent {
     /// The clock breached now: ack (超时未接警) or on_scene (超时未到场)
     pub breach: Option<String>,
     pub breach_zh: Option<String>,
+    /// When the supervisor was told of the breach
+    pub escalated_at: Option<String>,
+    /// The region's clocks: acknowledged within, someone on scene within (seconds)
+    pub ack_due_secs: i64,
+    pub on_scene_due_secs: i64,
     /// Seconds since it arrived
     pub age_secs: i64,
 }
 
 const BOARD_COLS: &str = "e.id, e.kind, e.priority, e.state, e.source, d.serial, e.elder_id, el.name, e.region_code, \
      e.occurred_at, e.received_at, e.acknowledged_at, e.on_scene_at, e.closed_at, e.triage, e.dispatched_to, e.outcome, \
-     e.duplicate_count";
+     e.duplicate_count, e.escalation, e.escalated_at";
 const BOARD_FROM: &str = "FROM emergency_event e LEFT JOIN device d ON d.id = e.device_id \
      LEFT JOIN elder el ON el.id = e.elder_id";
 
@@ -145,6 +156,9 @@ pub struct Raw {
     pub dispatched_to: Option<String>,
     pub outcome: Option<String>,
     pub duplicate_count: i64,
+    /// The clock breached when the supervisor was told (ack / on_scene)
+    pub escalation: Option<String>,
+    pub escalated_at: Option<i64>,
 }
 
 fn raw(r: &sqlx::any::AnyRow) -> Raw {
@@ -167,11 +181,19 @@ fn raw(r: &sqlx::any::AnyRow) -> Raw {
         dispatched_to: r.get(15),
         outcome: r.get(16),
         duplicate_count: r.get(17),
+        escalation: r.get(18),
+        escalated_at: r.get(19),
     }
 }
 
 impl Raw {
-    pub(crate) fn view(&self, names: bool, region_name: String, now: i64) -> BoardEvent {
+    pub(crate) fn view(
+        &self,
+        names: bool,
+        region_name: String,
+        now: i64,
+        sla: rule::Sla,
+    ) -> BoardEvent {
         let kind = EventType::parse(&self.kind);
         let state = State::parse(&self.state).unwrap_or(State::Received);
         let breach = rule::breach(
@@ -180,7 +202,7 @@ impl Raw {
             self.acknowledged_at.map(|t| t / 1000),
             self.on_scene_at.map(|t| t / 1000),
             now / 1000,
-            rule::Sla::default(),
+            sla,
         );
         BoardEvent {
             id: self.id.clone(),
@@ -224,6 +246,9 @@ impl Raw {
             duplicate_count: self.duplicate_count,
             breach_zh: breach.map(|b| b.zh().to_string()),
             breach: breach.map(|b| b.as_str().to_string()),
+            escalated_at: self.escalated_at.map(ms_text),
+            ack_due_secs: sla.ack_secs,
+            on_scene_due_secs: sla.on_scene_secs,
             age_secs: ((now - self.received_at) / 1000).max(0),
         }
     }
@@ -264,6 +289,7 @@ pub fn parse_since(field: &str, v: &str) -> ApiResult<i64> {
 /// a time, newest first.
 pub async fn list(
     db: &Db,
+    hub: &Hub,
     regions: &crate::region::RegionIndex,
     scope: &Scope,
     q: &EventQuery,
@@ -299,7 +325,7 @@ pub async fn list(
         .map(|r| {
             let r = raw(r);
             let name = regions.path_name(&r.region_code);
-            r.view(names, name, now)
+            r.view(names, name, now, hub.sla(&r.region_code))
         })
         .collect())
 }
@@ -397,12 +423,14 @@ fn action_zh(a: &str) -> &'static str {
         "on_scene" => "到场",
         "close" => "结案",
         "call" => "来电登记",
+        "escalate" => "超时督办",
         _ => "处置",
     }
 }
 
 pub async fn detail(
     db: &Db,
+    hub: &Hub,
     regions: &crate::region::RegionIndex,
     scope: &Scope,
     id: &str,
@@ -429,12 +457,12 @@ pub async fn detail(
     })
     .collect();
     let elder = match (&r.elder_id, names) {
-        (Some(e), true) => Some(card(db, regions, e, &r.id, now).await?),
+        (Some(e), true) => Some(card(db, hub, regions, e, &r.id, now).await?),
         _ => None,
     };
     let region_name = regions.path_name(&r.region_code);
     Ok(EventDetail {
-        event: r.view(names, region_name, now),
+        event: r.view(names, region_name, now, hub.sla(&r.region_code)),
         steps,
         elder,
     })
@@ -442,6 +470,7 @@ pub async fn detail(
 
 async fn card(
     db: &Db,
+    hub: &Hub,
     regions: &crate::region::RegionIndex,
     elder: &str,
     event: &str,
@@ -477,7 +506,7 @@ async fn card(
         .map(|r| {
             let r = raw(r);
             let n = regions.path_name(&r.region_code);
-            r.view(true, n, now)
+            r.view(true, n, now, hub.sla(&r.region_code))
         })
         .collect();
     let region: String = e.get(5);

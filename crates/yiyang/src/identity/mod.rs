@@ -134,6 +134,7 @@ impl Role {
                 HomeServiceManage,
                 MealServe,
                 EmergencyHandle,
+                EmergencySupervise,
             ],
             Role::Worker => &[RegistryRead, RegistryEdit, AggregatesRead],
             Role::Assessor => &[RegistryRead, AssessmentRecord],
@@ -183,6 +184,8 @@ pub enum Perm {
     MealServe,
     /// Take alarms and calls on the 12349 board: acknowledge, triage, dispatch, close (紧急呼叫).
     EmergencyHandle,
+    /// Set a region's emergency clocks and be told of the events that breach them (督办).
+    EmergencySupervise,
     AuditRead,
     UsersManage,
     SystemConfig,
@@ -207,6 +210,7 @@ impl Perm {
             Perm::HomeVisit => "home_service.visit",
             Perm::MealServe => "home_service.meal",
             Perm::EmergencyHandle => "emergency.handle",
+            Perm::EmergencySupervise => "emergency.supervise",
             Perm::AuditRead => "audit.read",
             Perm::UsersManage => "users.manage",
             Perm::SystemConfig => "system.config",
@@ -230,6 +234,7 @@ impl Perm {
             Perm::HomeVisit => "上门服务签到签退",
             Perm::MealServe => "登记助餐",
             Perm::EmergencyHandle => "处置紧急呼叫",
+            Perm::EmergencySupervise => "督办紧急呼叫",
             Perm::AuditRead => "查看审计日志",
             Perm::UsersManage => "管理用户",
             Perm::SystemConfig => "系统配置",

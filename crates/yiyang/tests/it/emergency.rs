@@ -419,3 +419,140 @@ async fn db_an_sos_over_mqtt_is_one_event_on_the_board_within_a_second() {
     assert!(done, "the replay counted and the heartbeat stored");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM emergency_event").await, 1);
 }
+
+/// A region's clocks hold for its subtree; an open event is escalated once per clock it breaches,
+/// at the boundary (not at the second, at the one after), never after it is closed; only a
+/// supervisor sets clocks, within bounds. On both engines.
+#[tokio::test]
+async fn db_events_past_their_region_clocks_are_escalated_once_at_the_boundary() {
+    let t = TestApp::new("demo", 60).await;
+    let devs = devices(&t).await;
+    t.add_user("boss", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("op", &["operator"], "320682000000", all_scopes())
+        .await;
+    let boss = t.login("boss").await;
+    let op = t.login("op").await;
+    let (serial, _, village) = devs[3].clone();
+    let town = format!("{}000", &village[..9]);
+    let put = json!({"region_code": town, "ack_secs": 30, "on_scene_secs": 600});
+    let (s, _, _) = t
+        .call("PUT", "/api/v1/emergency/sla", Some(&op), Some(put.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for bad in [
+        json!({"region_code": town, "ack_secs": 5, "on_scene_secs": 600}),
+        json!({"region_code": town, "ack_secs": 30, "on_scene_secs": 99_999}),
+    ] {
+        let (s, v, _) = t
+            .call("PUT", "/api/v1/emergency/sla", Some(&boss), Some(bad))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
+    let (s, v, _) = t
+        .call("PUT", "/api/v1/emergency/sla", Some(&boss), Some(put))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/emergency/sla?region_code={village}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["ack_secs"].as_i64(), v["own"].as_bool()),
+        (Some(30), Some(false))
+    );
+    let (_, v, _) = t
+        .call(
+            "GET",
+            "/api/v1/emergency/sla?region_code=320682000000",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(v["ack_secs"], 60, "the county keeps the default");
+    use yiyang::emergency::ingest::{Outcome, Source, take};
+    let body = json!({"event_id": "c-1", "type": "fall", "at": "2026-12-07T08:30:00Z"}).to_string();
+    let Outcome::Created { event } = take(
+        &t.state.db,
+        &t.state.emergency,
+        Source::Mqtt(serial),
+        body.as_bytes(),
+    )
+    .await
+    .unwrap() else {
+        panic!("not created")
+    };
+    let received: i64 = sqlx::query_scalar("SELECT received_at FROM emergency_event WHERE id = $1")
+        .bind(&event)
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap();
+    use yiyang::emergency::sla::escalate;
+    let (db, hub) = (&t.state.db, &t.state.emergency);
+    let at = |s: i64| received - received % 1000 + s * 1000;
+    assert_eq!(escalate(db, hub, at(30)).await.unwrap(), 0, "due at 30 s");
+    assert_eq!(
+        escalate(db, hub, at(31)).await.unwrap(),
+        1,
+        "breached at 31 s"
+    );
+    assert_eq!(escalate(db, hub, at(32)).await.unwrap(), 0, "told once");
+    let (_, v, _) = t
+        .call("GET", "/api/v1/emergency/events", Some(&op), None)
+        .await;
+    assert!(v[0]["escalated_at"].as_str().is_some(), "{v}");
+    // Answered late, sent, never on scene: the second clock at 600 s.
+    for body in [
+        json!({"action": "triage", "triage": "medical"}),
+        json!({"action": "dispatch", "to": "emergency_120"}),
+    ] {
+        let mut b = body;
+        b["id"] = uuid::Uuid::new_v4().to_string().into();
+        let (s, v, _) = t
+            .call(
+                "POST",
+                &format!("/api/v1/emergency/events/{event}/steps"),
+                Some(&op),
+                Some(b),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // The late answer is still the breach on record until the scene clock runs out.
+    let now = yiyang::emergency::now_ms();
+    let scene = |s: i64| received + s * 1000;
+    assert_eq!(escalate(db, hub, now.max(scene(600))).await.unwrap(), 0);
+    assert_eq!(
+        escalate(db, hub, scene(602)).await.unwrap(),
+        1,
+        "on scene due at 600 s"
+    );
+    assert_eq!(escalate(db, hub, scene(700)).await.unwrap(), 0);
+    let steps: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM emergency_event_step WHERE event_id = $1 AND action = 'escalate'",
+    )
+    .bind(&event)
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(steps, 2);
+    let mut b = json!({"action": "close", "note": "已送医"});
+    b["id"] = uuid::Uuid::new_v4().to_string().into();
+    t.call(
+        "POST",
+        &format!("/api/v1/emergency/events/{event}/steps"),
+        Some(&op),
+        Some(b),
+    )
+    .await;
+    assert_eq!(
+        escalate(db, hub, scene(9000)).await.unwrap(),
+        0,
+        "closed: no more"
+    );
+}
