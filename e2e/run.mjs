@@ -1668,7 +1668,7 @@ try {
         await p.locator('[data-test="on-scene"]').click()
         await card.locator('text=已到场').waitFor()
         await p.screenshot({ path: join(SHOTS, 'emergency-handling.png') })
-        await p.locator('[data-test="note"] input').fill('家属到场，老人在卫生间滑倒，无外伤，已扶起')
+        await p.locator('[data-test="note"]').fill('家属到场，老人在卫生间滑倒，无外伤，已扶起')
         await p.locator('[data-test="close"]').click()
         await card.waitFor({ state: 'detached' })
         await p.locator('.el-timeline', { hasText: '结案' }).waitFor()

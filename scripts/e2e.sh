@@ -22,7 +22,8 @@ SMS_PORT=${E2E_SMS_PORT:-18081}
 # this run's own.
 YIYANG_MQTT_CLIENT_ID=yiyang-e2e-$$ YIYANG_NOTIFY_URL=http://127.0.0.1:$SMS_PORT/sms $BIN serve --profile demo --listen 127.0.0.1:$PORT --office-phone 0513-80000000 > "$W/serve.log" 2>&1 &
 SPID=$!
-trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT
+# The broker keeps this run's session after it: a clean connection under the same id ends it.
+trap 'kill $SPID 2>/dev/null || true; mosquitto_sub -h 127.0.0.1 -i yiyang-e2e-$$ -t yiyang/none -W 1 >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 ACC="$W/demo-accounts.txt"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)

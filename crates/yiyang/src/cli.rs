@@ -214,6 +214,13 @@ pub enum Cmd {
         #[arg(long, default_value_t = 200)]
         count: usize,
     },
+    /// Add `--count` call devices (serials BN000001…) on the active elders, a device each in turn
+    /// (the emergency bench)
+    #[command(hide = true)]
+    GenDevices {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
     /// Add confirmed home visits for a month across the demo county's elders (the settlement
     /// bench): `--orders` visits and `--meals` meals in `--month` YYYY-MM
     #[command(hide = true)]
@@ -691,6 +698,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await?;
             println!("已添加 {n} 家机构、{b} 张床位、{r} 位入住老人");
+        }
+        Cmd::GenDevices { count } => {
+            let (db, _keys) = open(&cli, 2).await?;
+            let n = crate::emergency::demo::gen_devices(&db, *count).await?;
+            println!("已添加 {n} 台呼叫设备");
         }
         Cmd::GenAssessmentFile {
             out,

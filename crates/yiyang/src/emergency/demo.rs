@@ -85,3 +85,36 @@ pub async fn seed(db: &Db, scale: f64, today: chrono::NaiveDate) -> anyhow::Resu
     tx.commit().await?;
     Ok(rows.len())
 }
+
+/// `count` call buttons (serials BN000001…) on the active elders in turn, reporting straight to
+/// the broker: the bench's devices.
+pub async fn gen_devices(db: &Db, count: usize) -> anyhow::Result<usize> {
+    let elders = sqlx::query(
+        "SELECT id, residence_region FROM elder WHERE status = 'active' ORDER BY id LIMIT $1",
+    )
+    .bind(count as i64)
+    .fetch_all(&db.pool)
+    .await?;
+    anyhow::ensure!(!elders.is_empty(), "没有在册老人");
+    let now = crate::platform::now_rfc3339();
+    let today = crate::platform::today().to_string();
+    let mut tx = db.begin().await?;
+    for i in 0..count {
+        let r = &elders[i % elders.len()];
+        sqlx::query(
+            "INSERT INTO device (id, serial, kind, vendor, elder_id, region_code, gateway_id, installed_on, monthly_fee_fen, \
+             fee_payer, silent_hours, last_heartbeat, battery, state, created_at) \
+             VALUES ($1, $2, 'call_button', '如意通信', $3, $4, NULL, $5, 1500, 'government', 24, NULL, NULL, 'active', $6)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(format!("BN{:06}", i + 1))
+        .bind(r.get::<String, _>(0))
+        .bind(r.get::<String, _>(1))
+        .bind(&today)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(count)
+}

@@ -216,7 +216,12 @@ pub async fn take(db: &Db, hub: &Hub, source: Source, payload: &[u8]) -> ApiResu
         elder_id: device.elder_id.clone(),
         elder_name: device.elder_name.clone(),
         region_code: device.region_code.clone(),
-        occurred_at: super::ms_text(msg.at.timestamp_millis()),
+        // To the millisecond: the device's own clock, for whoever times the way to the board.
+        occurred_at: msg
+            .at
+            .with_timezone(&super::china())
+            .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+            .to_string(),
         received_at: received,
         acknowledged_at: None,
         on_scene_at: None,

@@ -418,6 +418,18 @@ async fn db_an_sos_over_mqtt_is_one_event_on_the_board_within_a_second() {
     }
     assert!(done, "the replay counted and the heartbeat stored");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM emergency_event").await, 1);
+    // The broker would keep this test's session (and queue for it) forever: a clean connection
+    // under the same id ends it.
+    let mut o = rumqttc::MqttOptions::new(format!("yiyang-test-{tag}"), "127.0.0.1", 1883);
+    o.set_clean_session(true);
+    let (c, mut ev) = rumqttc::AsyncClient::new(o, 4);
+    for _ in 0..20 {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) = ev.poll().await {
+            break;
+        }
+    }
+    let _ = c.disconnect().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), ev.poll()).await;
 }
 
 /// A region's clocks hold for its subtree; an open event is escalated once per clock it breaches,
