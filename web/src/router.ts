@@ -38,6 +38,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'admission-queue', name: 'admission-queue', component: () => import('./modules/institution/QueueView.vue'), meta: { title: '入住轮候', perm: 'institution.manage' } },
       { path: 'service-orders', name: 'service-orders', component: () => import('./modules/home_service/ServiceOrdersView.vue'), meta: { title: '居家服务', perm: 'home_service.manage' } },
       { path: 'emergency', name: 'emergency', component: () => import('./modules/emergency/BoardView.vue'), meta: { title: '接警台', perm: 'emergency.handle' } },
+      { path: 'devices', name: 'devices', component: () => import('./modules/emergency/DevicesView.vue'), meta: { title: '呼叫设备', perm: 'emergency.handle' } },
       { path: 'home-settlements', name: 'home-settlements', component: () => import('./modules/home_service/SettlementsView.vue'), meta: { title: '服务结算', perm: 'home_service.manage' } },
       { path: 'bed-claims', name: 'bed-claims', component: () => import('./modules/institution/ClaimsView.vue'), meta: { title: '床位补贴', perm: ['aggregates.read', 'institution.manage'] } },
       { path: 'orgs/:id', name: 'org-beds', component: () => import('./modules/institution/BedsView.vue'), meta: { title: '机构详情', perm: ['aggregates.read', 'institution.manage'] } },

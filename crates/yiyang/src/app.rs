@@ -205,7 +205,7 @@ impl AppState {
         crate::institution::http::family_beds, crate::institution::http::add_family_bed, crate::institution::http::end_family_bed,
         crate::emergency::http::list, crate::emergency::http::detail, crate::emergency::http::step, crate::emergency::http::call,
         crate::emergency::http::callers, crate::emergency::http::devices, crate::emergency::http::device_event,
-        crate::emergency::http::get_sla, crate::emergency::http::put_sla,
+        crate::emergency::http::get_sla, crate::emergency::http::put_sla, crate::emergency::http::fleet, crate::emergency::http::install, crate::emergency::http::retire,
     ),
     tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"), (name = "home_service", description = "居家上门服务"), (name = "emergency", description = "紧急呼叫与呼叫设备"))
 )]

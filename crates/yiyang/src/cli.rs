@@ -1669,7 +1669,7 @@ async fn devices_cmd(cli: &Cli, what: &DevicesCmd) -> anyhow::Result<()> {
     let (db, _keys) = open(cli, 2).await?;
     match what {
         DevicesCmd::List { format } => {
-            let list = crate::emergency::devices(&db, &Scope::all())
+            let list = crate::emergency::fleet::every(&db, &Scope::all(), None, None)
                 .await
                 .map_err(api_err)?;
             if format == "json" {

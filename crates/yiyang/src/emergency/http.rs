@@ -21,7 +21,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/emergency/callers", post(callers))
         .route("/emergency/stream", get(stream))
         .route("/emergency/sla", get(get_sla).put(put_sla))
-        .route("/devices", get(devices))
+        .route("/devices", get(devices).post(install))
+        .route("/devices/summary", get(fleet))
+        .route("/devices/{serial}/retire", post(retire))
         .route(
             "/device-events",
             post(device_event).layer(axum::extract::DefaultBodyLimit::max(
@@ -270,11 +272,8 @@ pub async fn put_sla(
     actor: Actor,
     Json(req): Json<super::sla::SlaReq>,
 ) -> ApiResult<Json<super::sla::SlaView>> {
-    actor.require(Perm::EmergencySupervise)?;
-    if !actor.scopes.edit {
-        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
-    }
-    super::sla::put(&app.db, &app.emergency, &actor.scope(), &actor.who(), &req).await?;
+    let scope = supervisor(&actor)?;
+    super::sla::put(&app.db, &app.emergency, &scope, &actor.who(), &req).await?;
     let regions = app.regions.read().await;
     Ok(Json(super::sla::view(
         &app.emergency,
@@ -283,15 +282,78 @@ pub async fn put_sla(
     )))
 }
 
-/// The devices installed in the caller's area, with their last sign of life.
-#[utoipa::path(get, path = "/api/v1/devices", tag = "emergency",
-    responses((status = 200, body = Vec<DeviceView>), (status = 403, body = Problem)))]
+/// The devices installed in the caller's area, with their last sign of life (silent: past their
+/// allowance).
+#[utoipa::path(get, path = "/api/v1/devices", tag = "emergency", params(super::fleet::DeviceQuery),
+    responses((status = 200, body = Vec<DeviceView>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn devices(
     State(app): State<AppState>,
     actor: Actor,
+    Query(q): Query<super::fleet::DeviceQuery>,
 ) -> ApiResult<Json<Vec<DeviceView>>> {
     let (scope, _) = reader(&actor)?;
-    Ok(Json(super::devices(&app.db, &scope).await?))
+    Ok(Json(super::fleet::list(&app.db, &scope, &q).await?))
+}
+
+/// The fleet of the caller's area: devices by kind and vendor, silent ones, what the government
+/// pays a month, open maintenance tasks.
+#[utoipa::path(get, path = "/api/v1/devices/summary", tag = "emergency",
+    responses((status = 200, body = super::fleet::Fleet), (status = 403, body = Problem)))]
+pub async fn fleet(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<super::fleet::Fleet>> {
+    let (scope, _) = reader(&actor)?;
+    Ok(Json(super::fleet::summary(&app.db, &scope).await?))
+}
+
+fn supervisor(actor: &Actor) -> ApiResult<Scope> {
+    actor.require(Perm::EmergencySupervise)?;
+    if !actor.scopes.edit {
+        return Err(ApiError::forbidden("您的账号没有“编辑”的范围"));
+    }
+    Ok(actor.scope())
+}
+
+/// Install a device in an elder's home.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "emergency", request_body = super::fleet::NewDevice,
+    responses((status = 201, body = DeviceView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn install(
+    State(app): State<AppState>,
+    actor: Actor,
+    Json(d): Json<super::fleet::NewDevice>,
+) -> ApiResult<(StatusCode, Json<DeviceView>)> {
+    let scope = supervisor(&actor)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(super::fleet::install(&app.db, &app.emergency, &scope, &actor.who(), d).await?),
+    ))
+}
+
+/// Retire a device (its messages are refused from now on), with the reason.
+#[utoipa::path(post, path = "/api/v1/devices/{serial}/retire", tag = "emergency", params(("serial" = String, Path)),
+    request_body = super::fleet::RetireReq,
+    responses((status = 200, body = DeviceView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn retire(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(serial): Path<String>,
+    Json(r): Json<super::fleet::RetireReq>,
+) -> ApiResult<Json<DeviceView>> {
+    let scope = supervisor(&actor)?;
+    Ok(Json(
+        super::fleet::retire(
+            &app.db,
+            &app.emergency,
+            &scope,
+            &actor.who(),
+            &serial,
+            &r.reason,
+        )
+        .await?,
+    ))
 }
 
 /// A device's message as a gateway posts it (the MQTT payload plus `serial`).

@@ -71,6 +71,8 @@ pub struct Hub {
     devices: Mutex<HashMap<String, DeviceRef>>,
     /// Each region's clocks (`emergency_sla`), read again when set and every half minute.
     pub(crate) slas: std::sync::RwLock<Vec<(yiyang_kernel::RegionCode, rule::Sla)>>,
+    /// The device messages' writer (`batch`), started with the first message.
+    writer: std::sync::OnceLock<super::batch::Queue>,
 }
 
 impl Default for Hub {
@@ -79,6 +81,7 @@ impl Default for Hub {
             tx: broadcast::channel(4096).0,
             devices: Mutex::new(HashMap::new()),
             slas: std::sync::RwLock::default(),
+            writer: std::sync::OnceLock::new(),
         }
     }
 }
@@ -186,23 +189,9 @@ pub async fn take(db: &Db, hub: &Hub, source: Source, payload: &[u8]) -> ApiResu
         )
         .await;
     };
-    let battery = msg.battery;
-    let dev_id = device.id.clone();
+    let queue = hub.writer.get_or_init(|| super::batch::start(db)).clone();
     if !msg.kind.is_alarm() {
-        db.grouped_with(false, move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE device SET last_heartbeat = $1, battery = COALESCE($2, battery) WHERE id = $3",
-                )
-                .bind(received)
-                .bind(battery)
-                .bind(&dev_id)
-                .execute(&mut **tx)
-                .await?;
-                Ok(Ok(()))
-            })
-        })
-        .await?;
+        super::batch::write(&queue, device.id.clone(), received, msg.battery, None).await?;
         return Ok(Outcome::Device);
     }
     let id = uuid::Uuid::now_v7().to_string();
@@ -233,54 +222,16 @@ pub async fn take(db: &Db, hub: &Hub, source: Source, payload: &[u8]) -> ApiResu
         escalation: None,
         escalated_at: None,
     };
-    let (event_id, lat, lng) = (msg.event_id.clone(), msg.lat, msg.lng);
-    let row = (
-        raw.id.clone(),
-        raw.kind.clone(),
-        raw.priority,
-        raw.source.clone(),
-        raw.elder_id.clone(),
-        raw.region_code.clone(),
-        raw.occurred_at.clone(),
-    );
-    let (event, dups): (String, i64) = db
-        .grouped_with(true, move |tx| {
-            Box::pin(async move {
-                let (id, kind, priority, source, elder, region, occurred) = row;
-                let r = sqlx::query(
-                    "INSERT INTO emergency_event (id, device_id, event_id, kind, source, priority, elder_id, region_code, \
-                     occurred_at, received_at, lat, lng, state, duplicate_count, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'received', 0, 1) \
-                     ON CONFLICT (device_id, event_id) DO UPDATE SET duplicate_count = emergency_event.duplicate_count + 1 \
-                     RETURNING id, duplicate_count",
-                )
-                .bind(&id)
-                .bind(&dev_id)
-                .bind(&event_id)
-                .bind(&kind)
-                .bind(&source)
-                .bind(priority)
-                .bind(&elder)
-                .bind(&region)
-                .bind(&occurred)
-                .bind(received)
-                .bind(lat)
-                .bind(lng)
-                .fetch_one(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE device SET last_heartbeat = $1, battery = COALESCE($2, battery) WHERE id = $3",
-                )
-                .bind(received)
-                .bind(battery)
-                .bind(&dev_id)
-                .execute(&mut **tx)
-                .await?;
-                Ok(Ok((r.get::<String, _>(0), r.get::<i64, _>(1))))
-            })
-        })
-        .await?;
-    if dups > 0 {
+    let alarm = (raw.clone(), msg.event_id.clone(), msg.lat, msg.lng);
+    let (event, new) = super::batch::write(
+        &queue,
+        device.id.clone(),
+        received,
+        msg.battery,
+        Some(alarm),
+    )
+    .await?;
+    if !new {
         return Ok(Outcome::Duplicate { event });
     }
     hub.added(&raw);

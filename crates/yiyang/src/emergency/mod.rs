@@ -3,7 +3,9 @@
 //! the 12349 calls they enter. The rules (what a message may say, the steps, the clocks) are in
 //! the kernel's `emergency`.
 
+pub mod batch;
 pub mod demo;
+pub mod fleet;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
@@ -61,6 +63,12 @@ pub const MIGRATION: &[Stmt] = &[
          payload TEXT NOT NULL, received_at BIGINT NOT NULL)",
     ),
     Both("CREATE INDEX device_reject_received ON device_reject (received_at)"),
+    // A device's maintenance task (silent past its allowance), open until it is heard from again.
+    Both(
+        "CREATE TABLE device_task (id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES device (id), kind TEXT NOT NULL, \
+         opened_at BIGINT NOT NULL, closed_at BIGINT, note TEXT)",
+    ),
+    Both("CREATE INDEX device_task_device ON device_task (device_id, closed_at)"),
     // A region's clocks (接警 and 到场 within so many seconds), for its subtree; none: 60 s / 30 min.
     Both(
         "CREATE TABLE emergency_sla (region_code TEXT PRIMARY KEY, ack_secs BIGINT NOT NULL, on_scene_secs BIGINT NOT NULL, \
@@ -544,7 +552,7 @@ async fn devices_where(db: &Db, filter: &str, arg: &str, now: i64) -> ApiResult<
         .collect())
 }
 
-fn device_view(r: &sqlx::any::AnyRow, now: i64) -> DeviceView {
+pub(crate) fn device_view(r: &sqlx::any::AnyRow, now: i64) -> DeviceView {
     let kind: String = r.get(1);
     let installed: String = r.get(5);
     let last: Option<i64> = r.get(6);
@@ -583,21 +591,6 @@ fn device_view(r: &sqlx::any::AnyRow, now: i64) -> DeviceView {
         .into(),
         status,
     }
-}
-
-/// The devices of an area (the command line's `devices list`).
-pub async fn devices(db: &Db, scope: &Scope) -> ApiResult<Vec<DeviceView>> {
-    let now = now_ms();
-    let rows = sqlx::query(
-        "SELECT d.serial, d.kind, d.vendor, e.citizen_id_masked, d.region_code, d.installed_on, d.last_heartbeat, \
-         d.battery, d.state, d.silent_hours FROM device d LEFT JOIN elder e ON e.id = d.elder_id \
-         WHERE d.region_code >= $1 AND d.region_code <= $2 ORDER BY d.serial",
-    )
-    .bind(&scope.lo)
-    .bind(&scope.hi)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(rows.iter().map(|r| device_view(r, now)).collect())
 }
 
 fn trimmed(v: Option<&str>, max: usize, field: &str) -> ApiResult<Option<String>> {

@@ -198,6 +198,16 @@ pub fn keep_watch(db: Db, hub: std::sync::Arc<Hub>) {
             {
                 tracing::warn!(error = %e, "emergency clocks not read");
             }
+            // Once a minute: devices silent past their allowance get a maintenance task.
+            if round.is_multiple_of(12) {
+                match super::fleet::maintain(&db, super::now_ms()).await {
+                    Ok((0, 0)) => {}
+                    Ok((o, c)) => {
+                        tracing::info!(opened = o, closed = c, "device maintenance tasks")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "device maintenance round failed"),
+                }
+            }
             round += 1;
             match escalate(&db, &hub, super::now_ms()).await {
                 Ok(0) => {}

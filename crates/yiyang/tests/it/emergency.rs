@@ -568,3 +568,184 @@ async fn db_events_past_their_region_clocks_are_escalated_once_at_the_boundary()
         "closed: no more"
     );
 }
+
+/// The fleet: devices by kind and vendor with the government's monthly fees; a device silent past
+/// its allowance is silent in the list and gets one maintenance task, closed when it is heard
+/// from; an installed device takes messages, a retired one no more; only a supervisor installs,
+/// in her area, with a serial not yet used. On both engines.
+#[tokio::test]
+async fn db_the_fleet_counts_devices_and_silent_ones_get_a_task_until_heard_from() {
+    let t = TestApp::new("demo", 60).await;
+    let devs = devices(&t).await;
+    t.add_user("boss", &["officer"], "320682000000", all_scopes())
+        .await;
+    t.add_user("op", &["operator"], "320682000000", all_scopes())
+        .await;
+    let boss = t.login("boss").await;
+    let op = t.login("op").await;
+    let (s, f, _) = t
+        .call("GET", "/api/v1/devices/summary", Some(&boss), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    assert_eq!(f["devices"].as_i64(), Some(devs.len() as i64));
+    let by_kind: i64 = f["by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["devices"].as_i64().unwrap())
+        .sum();
+    assert_eq!(by_kind, devs.len() as i64);
+    let fen: i64 = count(
+        &t,
+        "SELECT CAST(SUM(monthly_fee_fen) AS BIGINT) FROM device WHERE fee_payer = 'government'",
+    )
+    .await;
+    assert!(
+        (f["monthly_fee_government"].as_f64().unwrap() - fen as f64 / 100.0).abs() < 0.005,
+        "{f}"
+    );
+    // One device silent for 25 hours (its kind allows 24), one for 23.
+    let now = yiyang::emergency::now_ms();
+    for (serial, hours) in [(&devs[0].0, 25), (&devs[1].0, 23)] {
+        sqlx::query("UPDATE device SET last_heartbeat = $1 WHERE serial = $2")
+            .bind(now - hours * 3600 * 1000)
+            .bind(serial)
+            .execute(&t.state.db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE device SET last_heartbeat = $1 WHERE serial <> $2 AND serial <> $3")
+        .bind(now)
+        .bind(&devs[0].0)
+        .bind(&devs[1].0)
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    let (_, silent, _) = t
+        .call("GET", "/api/v1/devices?status=silent", Some(&boss), None)
+        .await;
+    let silent: Vec<&str> = silent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(silent, vec![devs[0].0.as_str()]);
+    use yiyang::emergency::fleet::maintain;
+    assert_eq!(maintain(&t.state.db, now).await.unwrap(), (1, 0));
+    assert_eq!(
+        maintain(&t.state.db, now + 1000).await.unwrap(),
+        (0, 0),
+        "one task a device"
+    );
+    let (_, f, _) = t
+        .call("GET", "/api/v1/devices/summary", Some(&boss), None)
+        .await;
+    assert_eq!(
+        (f["silent"].as_i64(), f["open_tasks"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // Heard from again: the task closes.
+    use yiyang::emergency::ingest::{Outcome, Source, take};
+    let beat =
+        json!({"event_id": "hb-1", "type": "heartbeat", "at": "2026-12-07T08:30:00Z"}).to_string();
+    let o = take(
+        &t.state.db,
+        &t.state.emergency,
+        Source::Mqtt(devs[0].0.clone()),
+        beat.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(o, Outcome::Device);
+    assert_eq!(
+        maintain(&t.state.db, yiyang::emergency::now_ms() + 1)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    // Installing: a supervisor only, a living elder of her area, a new serial.
+    let elder: String =
+        sqlx::query_scalar("SELECT id FROM elder WHERE status = 'active' ORDER BY id LIMIT 1")
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    let new = json!({"serial": "NEW-0001", "kind": "smoke", "vendor": "消安电子", "elder_id": elder, "monthly_fee": 8.5});
+    let (s, _, _) = t
+        .call("POST", "/api/v1/devices", Some(&op), Some(new.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (bad, field) in [
+        (
+            json!({"serial": "a b", "kind": "smoke", "vendor": "x", "elder_id": elder, "monthly_fee": 1}),
+            "serial",
+        ),
+        (
+            json!({"serial": "N-2", "kind": "toaster", "vendor": "x", "elder_id": elder, "monthly_fee": 1}),
+            "kind",
+        ),
+        (
+            json!({"serial": "N-2", "kind": "smoke", "vendor": "x", "elder_id": elder, "monthly_fee": 900}),
+            "monthly_fee",
+        ),
+    ] {
+        let (s, v, _) = t
+            .call("POST", "/api/v1/devices", Some(&boss), Some(bad))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    let (s, v, _) = t
+        .call("POST", "/api/v1/devices", Some(&boss), Some(new.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["kind_zh"], "烟感");
+    let (s, _, _) = t
+        .call("POST", "/api/v1/devices", Some(&boss), Some(new))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let smoke =
+        json!({"event_id": "s-1", "type": "smoke", "at": "2026-12-07T08:30:00Z"}).to_string();
+    let o = take(
+        &t.state.db,
+        &t.state.emergency,
+        Source::Mqtt("NEW-0001".into()),
+        smoke.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(o, Outcome::Created { .. }), "{o:?}");
+    // Retired: its messages are refused (and kept as such).
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/devices/NEW-0001/retire",
+            Some(&boss),
+            Some(json!({"reason": "老人入住养老院，设备收回"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("retired")),
+        "{v}"
+    );
+    let smoke =
+        json!({"event_id": "s-2", "type": "smoke", "at": "2026-12-07T08:31:00Z"}).to_string();
+    let o = take(
+        &t.state.db,
+        &t.state.emergency,
+        Source::Mqtt("NEW-0001".into()),
+        smoke.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(o, Outcome::Rejected { .. }), "{o:?}");
+    assert_eq!(
+        count(
+            &t,
+            "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'device.%'"
+        )
+        .await,
+        2
+    );
+}
