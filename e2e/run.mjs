@@ -232,6 +232,20 @@ const browser = await chromium.launch({
   downloadsPath: downloads,
   timeout: STEP_TIMEOUT,
 })
+
+/** Another person on a device of her own: a fresh browser context (desktop unless `options` say
+ * otherwise), on the login page with her name and password sent. The caller closes `ctx`. */
+async function signedIn(username, password, options = {}) {
+  const ctx = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 1366, height: 900 }, ...options })
+  const p = await ctx.newPage()
+  p.setDefaultTimeout(STEP_TIMEOUT)
+  await p.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
+  await p.getByPlaceholder('请输入用户名').fill(username)
+  await p.getByPlaceholder('请输入密码').fill(password)
+  await p.getByRole('button', { name: /登\s*录/ }).click()
+  return { ctx, p }
+}
+
 // A fresh context is a fresh, empty profile (cookies, storage); launch() itself runs chromium with a
 // new temporary --user-data-dir that playwright deletes on close.
 const context = await browser.newContext({
@@ -1083,17 +1097,11 @@ try {
 
   if (CAREGIVER_USERNAME && SMS_PORT) {
     await step('今日上门 (caregiver, phone width): accept, check in with no signal (kept on the phone, sent when back), check out, a photo, the family\'s code by text, 已完成', async () => {
-      const phone = await browser.newContext({
-        locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+      const { ctx: phone, p } = await signedIn(CAREGIVER_USERNAME, CAREGIVER_PASSWORD, {
+        viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
         geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
       })
-      const p = await phone.newPage()
-      p.setDefaultTimeout(STEP_TIMEOUT)
       try {
-        await p.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
-        await p.getByPlaceholder('请输入用户名').fill(CAREGIVER_USERNAME)
-        await p.getByPlaceholder('请输入密码').fill(CAREGIVER_PASSWORD)
-        await p.getByRole('button', { name: /登\s*录/ }).click()
         await p.waitForURL(/\/m\/visits$/)
         const card = p.locator('.card').first()
         await card.waitFor()
@@ -1635,14 +1643,8 @@ try {
 
   if (env('OPERATOR_USERNAME')) {
     await step('接警台 (12349 operator): an SOS published to the MQTT broker arrives on the live board; she answers it, judges it, sends the family, records arrival and closes it', async () => {
-      const ctx = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 1366, height: 900 } })
-      const p = await ctx.newPage()
-      p.setDefaultTimeout(STEP_TIMEOUT)
+      const { ctx, p } = await signedIn(env('OPERATOR_USERNAME'), env('OPERATOR_PASSWORD'))
       try {
-        await p.goto(`${BASE_URL}/login`, { waitUntil: 'domcontentloaded' })
-        await p.getByPlaceholder('请输入用户名').fill(env('OPERATOR_USERNAME'))
-        await p.getByPlaceholder('请输入密码').fill(env('OPERATOR_PASSWORD'))
-        await p.getByRole('button', { name: /登\s*录/ }).click()
         // The operator lands on her board.
         await p.waitForURL(/\/emergency$/)
         await p.locator('[data-test="live"]', { hasText: '实时连接中' }).waitFor()
@@ -1677,6 +1679,21 @@ try {
       }
     }, { screenshot: null })
   }
+
+  await step('呼叫设备 (officer): the fleet by kind and vendor with what the government pays a month, and the silent devices', async () => {
+    const { ctx, p } = await signedIn(USERNAME, PASSWORD)
+    try {
+      await p.waitForURL((u) => !u.pathname.startsWith('/login'))
+      await p.goto(`${BASE_URL}/devices`, { waitUntil: 'domcontentloaded' })
+      const fleet = p.locator('[data-test="fleet"]')
+      await fleet.locator('text=政府每月付费').waitFor()
+      // The demo has one device in fifty silent for two days.
+      await p.locator('[data-test="devices"] .el-table__row', { hasText: '失联' }).first().waitFor()
+      await p.screenshot({ path: join(SHOTS, 'devices.png'), fullPage: true })
+    } finally {
+      await ctx.close()
+    }
+  }, { screenshot: null })
 
   if (env('SYSADMIN_USERNAME')) {
     await step('log out', logout, { screenshot: null })

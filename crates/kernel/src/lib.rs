@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod assessment;
 pub mod bed_subsidy;
+pub mod care_visit;
 pub mod citizen_id;
 pub mod codes;
 pub mod eligibility;

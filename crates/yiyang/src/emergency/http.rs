@@ -196,6 +196,9 @@ pub async fn callers(
     ))
 }
 
+/// How long one live stream runs before the page must connect (and show its session) again.
+const STREAM_FOR: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// The board live (server-sent events): `added` and `changed` carry a board row of the caller's
 /// area; `resync` asks the page to load the list again (it fell behind). Not in the document's
 /// fuzzing: it never ends.
@@ -207,11 +210,18 @@ pub async fn stream(
     let rx = app.emergency.subscribe();
     let hub = app.emergency.clone();
     let regions = app.regions.clone();
+    let until = tokio::time::Instant::now() + STREAM_FOR;
     let s = futures_util::stream::unfold((rx, scope, regions), move |(mut rx, scope, regions)| {
         let hub = hub.clone();
         async move {
             loop {
-                match rx.recv().await {
+                let next = tokio::select! {
+                    n = rx.recv() => n,
+                    // The stream ends: the page connects again, and its session is checked again
+                    // (one that ended since is refused there).
+                    _ = tokio::time::sleep_until(until) => return None,
+                };
+                match next {
                     Ok(n) if scope.contains(&n.region_code) => {
                         let row = {
                             let r = regions.read().await;
