@@ -81,6 +81,11 @@ pub fn china() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8")
 }
 
+/// The events not yet closed, as the index on (state, received_at) can find them (`<> 'closed'`
+/// would read every event of every year).
+pub(crate) const OPEN: &str =
+    "e.state IN ('received', 'acknowledged', 'triaged', 'dispatched', 'on_scene')";
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -313,7 +318,7 @@ pub async fn list(
     };
     let open = q.open.unwrap_or(true);
     let (filter, order) = if open {
-        ("e.state <> 'closed'", "e.priority, e.received_at DESC")
+        (OPEN, "e.priority, e.received_at DESC")
     } else {
         ("1 = 1", "e.received_at DESC")
     };

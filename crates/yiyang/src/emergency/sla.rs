@@ -2,7 +2,7 @@
 //! its own) and the escalation of the events that breach them: a step "超时督办" on the event and
 //! a change on every board, where the supervisors of the area see it at the top.
 
-use super::{BOARD_COLS, BOARD_FROM, Hub, raw};
+use super::{BOARD_COLS, BOARD_FROM, Hub, OPEN, raw};
 use crate::audit::{self, Entry, Who};
 use crate::identity::Scope;
 use crate::platform::db::Db;
@@ -131,7 +131,7 @@ pub async fn put(db: &Db, hub: &Hub, scope: &Scope, who: &Who, req: &SlaReq) -> 
 pub async fn escalate(db: &Db, hub: &Hub, now: i64) -> Result<usize, ApiError> {
     // Nothing can breach before the shortest acknowledgement clock.
     let sql = format!(
-        "SELECT {BOARD_COLS} {BOARD_FROM} WHERE e.state <> 'closed' AND e.received_at < $1 ORDER BY e.received_at"
+        "SELECT {BOARD_COLS} {BOARD_FROM} WHERE {OPEN} AND e.received_at < $1 ORDER BY e.received_at"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now - 10_000)
