@@ -23,7 +23,7 @@ pub struct DeviceQuery {
     pub limit: Option<i64>,
 }
 
-const COLS: &str = "d.serial, d.kind, d.vendor, e.citizen_id_masked, d.region_code, d.installed_on, d.last_heartbeat, \
+pub(crate) const COLS: &str = "d.serial, d.kind, d.vendor, e.citizen_id_masked, d.region_code, d.installed_on, d.last_heartbeat, \
      d.battery, d.state, d.silent_hours";
 
 /// The devices of an area, filtered. Silent is judged now, by each device's allowance.
@@ -129,7 +129,7 @@ pub async fn summary(db: &Db, scope: &Scope) -> ApiResult<Fleet> {
     .bind(&scope.hi)
     .fetch_one(&db.pool)
     .await?;
-    let now = now_ms() / 1000;
+    let now = now_ms();
     let mut f = Fleet {
         devices: 0,
         silent: 0,
@@ -160,13 +160,7 @@ pub async fn summary(db: &Db, scope: &Scope) -> ApiResult<Fleet> {
             f.retired += 1;
             continue;
         }
-        let installed: String = r.get(4);
-        let installed = chrono::NaiveDate::parse_from_str(&installed, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map_or(0, |t| t.and_utc().timestamp());
-        let last: Option<i64> = r.get(3);
-        let silent = rule::silent(last.map(|t| t / 1000), installed, r.get(5), now);
+        let silent = super::silent_now(&r.get::<String, _>(4), r.get(3), r.get(5), now);
         let fee = if r.get::<String, _>(7) == "government" {
             r.get::<i64, _>(6) as f64 / 100.0
         } else {
@@ -387,13 +381,7 @@ pub async fn maintain(db: &Db, now: i64) -> Result<(u64, u64), sqlx::Error> {
     .await?;
     let mut opened = 0;
     for r in rows {
-        let installed: String = r.get(2);
-        let installed = chrono::NaiveDate::parse_from_str(&installed, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map_or(0, |t| t.and_utc().timestamp());
-        let last: Option<i64> = r.get(1);
-        if !rule::silent(last.map(|t| t / 1000), installed, r.get(3), now / 1000) {
+        if !super::silent_now(&r.get::<String, _>(2), r.get(1), r.get(3), now) {
             continue;
         }
         opened += sqlx::query(

@@ -544,9 +544,8 @@ async fn card(
 
 async fn devices_where(db: &Db, filter: &str, arg: &str, now: i64) -> ApiResult<Vec<DeviceView>> {
     let sql = format!(
-        "SELECT d.serial, d.kind, d.vendor, e.citizen_id_masked, d.region_code, d.installed_on, d.last_heartbeat, \
-         d.battery, d.state, d.silent_hours FROM device d LEFT JOIN elder e ON e.id = d.elder_id WHERE {filter} \
-         ORDER BY d.serial"
+        "SELECT {} FROM device d LEFT JOIN elder e ON e.id = d.elder_id WHERE {filter} ORDER BY d.serial",
+        fleet::COLS
     );
     Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(arg)
@@ -557,23 +556,29 @@ async fn devices_where(db: &Db, filter: &str, arg: &str, now: i64) -> ApiResult<
         .collect())
 }
 
+/// Whether a device is silent at `now_ms`: past its allowance (`hours`) since its last sign of
+/// life, or since the day it was installed (`YYYY-MM-DD`) when it never sent one.
+pub(crate) fn silent_now(
+    installed_on: &str,
+    last_ms: Option<i64>,
+    hours: i64,
+    now_ms: i64,
+) -> bool {
+    let installed = chrono::NaiveDate::parse_from_str(installed_on, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(0, |t| t.and_utc().timestamp());
+    rule::silent(last_ms.map(|t| t / 1000), installed, hours, now_ms / 1000)
+}
+
 pub(crate) fn device_view(r: &sqlx::any::AnyRow, now: i64) -> DeviceView {
     let kind: String = r.get(1);
     let installed: String = r.get(5);
     let last: Option<i64> = r.get(6);
     let state: String = r.get(8);
-    let installed_ms = chrono::NaiveDate::parse_from_str(&installed, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map_or(0, |t| t.and_utc().timestamp_millis());
     let status = if state != "active" {
         state
-    } else if rule::silent(
-        last.map(|t| t / 1000),
-        installed_ms / 1000,
-        r.get(9),
-        now / 1000,
-    ) {
+    } else if silent_now(&installed, last, r.get(9), now) {
         "silent".to_string()
     } else {
         "active".to_string()
