@@ -49,6 +49,80 @@ pub const DEFAULT_RULES: &[(&str, Frequency, &str)] = &[
     ),
 ];
 
+/// How a visit was made.
+pub const MODES: &[(&str, &str)] = &[("door", "上门"), ("phone", "电话"), ("video", "视频")];
+
+pub fn mode_zh(code: &str) -> Option<&'static str> {
+    MODES.iter().find(|m| m.0 == code).map(|m| m.1)
+}
+
+/// The short checklist a visitor ticks: what she found in order.
+pub const FINDINGS: &[(&str, &str)] = &[
+    ("health_ok", "身体状况稳定"),
+    ("meals_ok", "饮食起居正常"),
+    ("home_safe", "居住环境安全（水电气无隐患）"),
+    ("meds_ok", "按时服药"),
+    ("mood_ok", "精神状态良好"),
+    ("contact_ok", "子女或亲属常联系"),
+];
+
+pub fn finding_zh(code: &str) -> Option<&'static str> {
+    FINDINGS.iter().find(|m| m.0 == code).map(|m| m.1)
+}
+
+/// What a risk flag sets going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Noted as a reassessment trigger of this kind (the assessment module's kinds).
+    Reassess(&'static str),
+    /// An event on the 12349 board, now.
+    Emergency,
+    /// A referral to home care for the officer to place.
+    HomeCare,
+    /// Recorded only.
+    Note,
+}
+
+/// Risk flags a visitor can raise, and what each sets going.
+pub const FLAGS: &[(&str, &str, FollowUp)] = &[
+    (
+        "condition_change",
+        "身体或认知状况明显变化",
+        FollowUp::Reassess("condition_change"),
+    ),
+    (
+        "fell",
+        "近期跌倒、走失或噎食",
+        FollowUp::Reassess("risk_event"),
+    ),
+    ("danger", "现场发现紧急情况", FollowUp::Emergency),
+    (
+        "needs_care",
+        "生活照料困难，需要上门服务",
+        FollowUp::HomeCare,
+    ),
+    ("unsafe_home", "居住环境存在安全隐患", FollowUp::Note),
+    ("lonely", "情绪低落、孤独", FollowUp::Note),
+];
+
+pub fn flag(code: &str) -> Option<(&'static str, FollowUp)> {
+    FLAGS.iter().find(|f| f.0 == code).map(|f| (f.1, f.2))
+}
+
+/// The duty an elder holds under several rules: the most frequent one's (weekly before monthly),
+/// with the index of the rule that asks for it (the first such, in the rules' order).
+pub fn strictest(
+    holding: impl IntoIterator<Item = (usize, Frequency)>,
+) -> Option<(usize, Frequency)> {
+    holding.into_iter().fold(
+        None,
+        |best: Option<(usize, Frequency)>, (i, f)| match best {
+            Some((_, b)) if b <= f => best,
+            _ => Some((i, f)),
+        },
+    )
+}
+
 /// The period a visit on `day` counts for: Monday to Sunday, or the calendar month.
 pub fn period(f: Frequency, day: NaiveDate) -> (NaiveDate, NaiveDate) {
     match f {
@@ -208,5 +282,25 @@ mod tests {
         assert_eq!(visit_rate(0, 0), None);
         assert_eq!(visit_rate(45, 50), Some(0.9));
         assert_eq!(visit_rate(60, 50), Some(1.0));
+    }
+    #[test]
+    fn the_most_frequent_rule_wins() {
+        use Frequency::*;
+        assert_eq!(strictest([]), None);
+        assert_eq!(strictest([(1, Monthly)]), Some((1, Monthly)));
+        assert_eq!(strictest([(1, Monthly), (0, Weekly)]), Some((0, Weekly)));
+        assert_eq!(strictest([(0, Weekly), (1, Weekly)]), Some((0, Weekly)));
+    }
+
+    #[test]
+    fn every_flag_that_asks_for_a_reassessment_names_a_trigger_kind() {
+        for (code, zh, f) in FLAGS {
+            assert!(!zh.is_empty(), "{code}");
+            if let FollowUp::Reassess(k) = f {
+                assert!(["risk_event", "condition_change"].contains(k), "{code}");
+            }
+        }
+        assert_eq!(mode_zh("door"), Some("上门"));
+        assert_eq!(mode_zh("fax"), None);
     }
 }

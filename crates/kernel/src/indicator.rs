@@ -71,6 +71,10 @@ pub mod measure {
     /// Caregivers in post on the day at open organisations that send caregivers to homes, at the
     /// organisation's place (a caregiver has no home region of their own in the records).
     pub const HOME_CAREGIVERS: &str = "home_caregivers";
+    /// Elders holding a visit duty (探访任务) on the day, alive then, where they live.
+    pub const SPECIAL_DIFFICULTY: &str = "special_difficulty";
+    /// Of those, the ones visited within the period up to the day.
+    pub const SPECIAL_DIFFICULTY_VISITED: &str = "special_difficulty_visited";
     pub const ALL: &[&str] = &[
         ELDERS_60,
         ELDERS_80,
@@ -102,6 +106,8 @@ pub mod measure {
         HOME_VISITS_SATISFIED,
         MEALS,
         HOME_CAREGIVERS,
+        SPECIAL_DIFFICULTY,
+        SPECIAL_DIFFICULTY_VISITED,
     ];
 }
 
@@ -360,11 +366,11 @@ pub static DEFS: &[Def] = &[
         K::Ratio,
         "%",
         F::MeanMonthly {
-            num: "special_difficulty_visited",
-            den: "special_difficulty",
+            num: m::SPECIAL_DIFFICULTY_VISITED,
+            den: m::SPECIAL_DIFFICULTY,
         },
-        S::Pending("探访关爱"),
-        "每月：当月至少完成一次探访的特殊困难老年人 / 当月在世、在册的特殊困难老年人；年度取12个月平均（并显示最低月份）",
+        S::Records,
+        "每月：当月至少完成一次探访的特殊困难老年人 / 月末（当月为今日）负有探访任务且在世的特殊困难老年人（探访任务按探访任务规则确定）；年度取12个月平均（并显示最低月份）",
     ),
     flow(def(
         "home_service_share",

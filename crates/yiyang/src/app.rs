@@ -206,8 +206,11 @@ impl AppState {
         crate::emergency::http::list, crate::emergency::http::detail, crate::emergency::http::step, crate::emergency::http::call,
         crate::emergency::http::callers, crate::emergency::http::devices, crate::emergency::http::device_event,
         crate::emergency::http::get_sla, crate::emergency::http::put_sla, crate::emergency::http::fleet, crate::emergency::http::install, crate::emergency::http::retire,
+        crate::care_visit::http::due, crate::care_visit::http::due_export, crate::care_visit::http::list, crate::care_visit::http::record,
+        crate::care_visit::http::close_referral, crate::care_visit::http::rate, crate::care_visit::http::rules, crate::care_visit::http::set_rules,
+        crate::care_visit::http::refresh, crate::care_visit::http::areas, crate::care_visit::http::assign,
     ),
-    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"), (name = "home_service", description = "居家上门服务"), (name = "emergency", description = "紧急呼叫与呼叫设备"))
+    tags((name = "identity", description = "登录、账号"), (name = "region", description = "行政区划"), (name = "registry", description = "老年人档案"), (name = "audit", description = "审计"), (name = "assessment", description = "老年人能力评估"), (name = "catalog", description = "基本养老服务目录与资格"), (name = "indicator", description = "重点指标、目标与看板"), (name = "org", description = "服务机构"), (name = "institution", description = "床位与入住"), (name = "home_service", description = "居家上门服务"), (name = "emergency", description = "紧急呼叫与呼叫设备"), (name = "care_visit", description = "探访关爱"))
 )]
 pub struct ApiDoc;
 
@@ -361,6 +364,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::institution::http::routes())
         .merge(crate::home_service::http::routes())
         .merge(crate::emergency::http::routes())
+        .merge(crate::care_visit::http::routes())
         .merge(audit::http::routes())
         .merge(crate::workbench::routes())
         // The matched route pattern, for the request metrics (never the path: ids stay out).

@@ -791,6 +791,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             // Care plans place their coming week's visits.
             crate::home_service::plan::keep_made(state.db.clone());
+            // Who must be visited how often, worked out every hour and when the rules change.
+            crate::care_visit::duty::keep_current(state.db.clone());
             // Device messages from the county's broker (YIYANG_MQTT_URL; `off` for none).
             match crate::emergency::mqtt::Broker::from_env()? {
                 Some(b) => {

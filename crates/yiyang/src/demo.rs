@@ -372,6 +372,8 @@ pub async fn build(db: &Db, keys: &KeyRing, scale: f64) -> anyhow::Result<usize>
     crate::home_service::demo::seed_meals(db, scale, today).await?;
     // Call devices in the homes of elders living alone or disabled.
     crate::emergency::demo::seed(db, scale, today).await?;
+    // Visit duties by the default rules, and three months of visits.
+    crate::care_visit::demo::seed(db, &regions, today).await?;
     demo_map(db, &regions, &who).await?;
     // Last month's bed subsidy claims, made from those records.
     let last_month = (today.with_day(1).unwrap_or(today) - chrono::Days::new(1))

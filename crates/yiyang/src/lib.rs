@@ -5,6 +5,7 @@ pub mod app;
 pub mod assessment;
 pub mod audit;
 pub mod backup;
+pub mod care_visit;
 pub mod catalog;
 pub mod cli;
 pub mod demo;

@@ -665,32 +665,7 @@ pub async fn note_trigger(
     }
     let mut tx = db.begin().await?;
     let region = elder_region(&mut tx, scope, elder_id).await?;
-    let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query(
-        "INSERT INTO assessment_trigger (id, elder_id, kind, noted_on, note, recorded_by, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&id)
-    .bind(elder_id)
-    .bind(&t.kind)
-    .bind(on.to_string())
-    .bind(note)
-    .bind(&who.actor_name)
-    .bind(crate::platform::now_rfc3339())
-    .execute(&mut *tx)
-    .await?;
-    audit::append(
-        &mut tx,
-        who,
-        Entry {
-            action: "assessment.trigger",
-            entity: "elder",
-            entity_id: Some(elder_id),
-            region_code: Some(&region),
-            detail: serde_json::json!({"kind": t.kind, "noted_on": on.to_string()}).to_string(),
-        },
-    )
-    .await?;
+    let id = insert_trigger(&mut tx, who, elder_id, &region, &t.kind, on, note).await?;
     tx.commit().await?;
     Ok(Trigger {
         id,
@@ -700,6 +675,46 @@ pub async fn note_trigger(
         note: note.map(str::to_string),
         recorded_by: who.actor_name.clone(),
     })
+}
+
+/// Write a trigger (a kind of [`TRIGGER_KINDS`]) and its audit entry in the caller's transaction:
+/// a care visit notes the ones its flags raise together with the visit.
+pub(crate) async fn insert_trigger(
+    tx: &mut crate::platform::db::Tx<'_>,
+    who: &Who,
+    elder_id: &str,
+    region: &str,
+    kind: &str,
+    on: NaiveDate,
+    note: Option<&str>,
+) -> ApiResult<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO assessment_trigger (id, elder_id, kind, noted_on, note, recorded_by, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(elder_id)
+    .bind(kind)
+    .bind(on.to_string())
+    .bind(note)
+    .bind(&who.actor_name)
+    .bind(crate::platform::now_rfc3339())
+    .execute(&mut **tx)
+    .await?;
+    audit::append(
+        tx,
+        who,
+        Entry {
+            action: "assessment.trigger",
+            entity: "elder",
+            entity_id: Some(elder_id),
+            region_code: Some(region),
+            detail: serde_json::json!({"kind": kind, "noted_on": on.to_string()}).to_string(),
+        },
+    )
+    .await?;
+    Ok(id)
 }
 
 /// An assignment still open: no assessment on or after the day it was made (an imported one ends it

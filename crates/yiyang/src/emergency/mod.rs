@@ -436,6 +436,7 @@ fn action_zh(a: &str) -> &'static str {
         "on_scene" => "到场",
         "close" => "结案",
         "call" => "来电登记",
+        "visit" => "探访发现紧急情况",
         "escalate" => "超时督办",
         _ => "处置",
     }
@@ -861,6 +862,67 @@ pub async fn call(db: &Db, hub: &Hub, scope: &Scope, who: &Who, c: CallReq) -> A
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("call vanished")))?;
     hub.added(&r);
     Ok(r)
+}
+
+/// Put an event on the board for an elder from another module's record (a care visit that
+/// found an emergency), in the caller's transaction: `received` like an alarm, so the operator
+/// acknowledges it and the clocks run. After the commit, [`announce`] shows it on the boards.
+pub(crate) async fn raise_in(
+    tx: &mut crate::platform::db::Tx<'_>,
+    who: &Who,
+    source: &str,
+    elder_id: &str,
+    region: &str,
+    note: &str,
+) -> ApiResult<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO emergency_event (id, device_id, event_id, kind, source, priority, elder_id, region_code, occurred_at, \
+         received_at, state, note, duplicate_count, version) \
+         VALUES ($1, NULL, NULL, 'call', $2, 1, $3, $4, $5, $6, 'received', $7, 0, 1)",
+    )
+    .bind(&id)
+    .bind(source)
+    .bind(elder_id)
+    .bind(region)
+    .bind(ms_text(now))
+    .bind(now)
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO emergency_event_step (id, event_id, action, at, actor, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&id)
+    .bind(source)
+    .bind(now)
+    .bind(&who.actor_name)
+    .bind(serde_json::json!({"note": note, "source": source}).to_string())
+    .execute(&mut **tx)
+    .await?;
+    audit::append(
+        tx,
+        who,
+        Entry {
+            action: "emergency_event.raise",
+            entity: "emergency_event",
+            entity_id: Some(&id),
+            region_code: Some(region),
+            detail: serde_json::json!({"elder_id": elder_id, "source": source}).to_string(),
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Show a committed event on the boards.
+pub(crate) async fn announce(db: &Db, hub: &Hub, id: &str) -> ApiResult<()> {
+    if let Some(r) = read(db, id).await? {
+        hub.added(&r);
+    }
+    Ok(())
 }
 
 /// Elders whose phone is this number (the blind index), in the caller's area: who is calling.

@@ -11,7 +11,7 @@ use super::rollup::{self, Person, Which};
 use crate::platform::db::Db;
 use crate::platform::error::{ApiError, ApiResult};
 use crate::region::RegionIndex;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -27,7 +27,9 @@ pub fn drillable(id: &str) -> bool {
 /// What the list of an indicator holds: "gap" (a coverage's missing people) or "counted".
 pub fn part(id: &str) -> Option<&'static str> {
     match id {
-        "assessment_coverage_80" | "longevity_allowance_coverage" => Some("gap"),
+        "assessment_coverage_80" | "longevity_allowance_coverage" | "monthly_visit_rate" => {
+            Some("gap")
+        }
         "elders_60" | "entitled_elders" => Some("counted"),
         "home_visits_per_served" | "meals_served" => Some("counted"),
         _ => None,
@@ -115,7 +117,19 @@ async fn members(
     d: NaiveDate,
     today: NaiveDate,
 ) -> ApiResult<Vec<(String, String, String, Option<NaiveDate>)>> {
-    let mut v: Vec<_> = if let Some(meals) = served_within(id) {
+    let mut v: Vec<_> = if id == "monthly_visit_rate" {
+        // The month of the day decided on (a year's list is its last month's).
+        let start = d.with_day(1).unwrap_or(d);
+        crate::care_visit::month_people(db, lo, hi, start, d)
+            .await?
+            .into_iter()
+            .filter(|p| !p.visited)
+            .map(|p| {
+                let note = format!("{} 月未探访", start.month());
+                (p.elder_id, p.leaf, note, p.birth)
+            })
+            .collect()
+    } else if let Some(meals) = served_within(id) {
         facilities::served_people(db, lo, hi, p, today, meals)
             .await?
             .into_iter()

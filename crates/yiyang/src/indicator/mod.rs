@@ -10,6 +10,7 @@ pub mod http;
 pub mod query;
 pub mod rollup;
 pub mod targets;
+pub mod visits;
 
 use crate::platform::migrations::Stmt::{self, *};
 

@@ -229,6 +229,7 @@ async fn refresh_once(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<
         let mut counts = count(&people, &periods, today);
         drop(people);
         super::facilities::add(db, &Which::All, &periods, today, &mut counts).await?;
+        super::visits::add(db, &Which::All, &periods, today, &mut counts).await?;
         let rows = node_rows(counts, &periods);
         let written = rows.len();
         write(
@@ -269,6 +270,7 @@ async fn refresh_once(db: &Db, today: NaiveDate, force_full: bool) -> ApiResult<
     let mut counts = count(&people, &periods, today);
     drop(people);
     super::facilities::add(db, &Which::Towns(&towns), &periods, today, &mut counts).await?;
+    super::visits::add(db, &Which::Towns(&towns), &periods, today, &mut counts).await?;
     // Town subtrees only: the nodes above are adjusted by difference in `write`.
     let mut rows = node_rows(counts, &periods);
     rows.retain(|r| r.level >= 4);

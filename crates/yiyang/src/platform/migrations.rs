@@ -346,6 +346,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "emergency",
         stmts: crate::emergency::MIGRATION,
     },
+    Migration {
+        version: 63,
+        name: "care_visit",
+        stmts: crate::care_visit::MIGRATION,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -782,6 +782,8 @@ const NOT_TEXT: &[&str] = &[
     "nursing",
     "open",
     "limit",
+    "mine",
+    "open_referrals",
 ];
 
 /// Refuses a JSON request whose text fields are longer than [`text_limit`] allows, before any

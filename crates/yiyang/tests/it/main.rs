@@ -7,6 +7,7 @@ mod assessment;
 mod audit_chain;
 mod auth;
 mod backup;
+mod care_visit;
 mod catalog;
 mod emergency;
 mod home_service;
