@@ -1695,6 +1695,52 @@ try {
     }
   }, { screenshot: null })
 
+  if (env('VILLAGE_WORKER_USERNAME')) {
+    await step('我的探访 (village worker, phone width): her elders overdue first; a visit recorded with no signal is kept and sent when back, the elder moves to 已探访, and the officer\'s visit rate of her village rises by one', async () => {
+      const { ctx: phone, p } = await signedIn(env('VILLAGE_WORKER_USERNAME'), env('VILLAGE_WORKER_PASSWORD'), {
+        viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+      })
+      const { ctx: desk, p: o } = await signedIn(USERNAME, PASSWORD)
+      try {
+        await p.waitForURL(/\/m\/care-visits$/)
+        await o.waitForURL((u) => !u.pathname.startsWith('/login'))
+        const village = (await p.evaluate(async () => (await fetch('/api/v1/me')).json())).region_code
+        const rateOf = async () => (await o.evaluate(async (v) => (await fetch(`/api/v1/care-visits/rate?region_code=${v}`)).json(), village)).total
+        const before = await rateOf()
+        assert(before.with_duty > 0, `the village has no duties: ${JSON.stringify(before)}`)
+        const card = p.locator('.card').first()
+        await card.waitFor()
+        const elder = await card.getAttribute('data-elder')
+        await p.screenshot({ path: join(SHOTS, 'care-visits-phone.png') })
+        await card.getByRole('button', { name: '记录探访' }).click()
+        await p.locator('[data-mode="phone"]').click()
+        await p.locator('[data-flag="lonely"]').click()
+        await p.getByPlaceholder(/看到、听到的情况/).fill('电话联系，老人说最近睡得不好，想找人说说话')
+        // No signal in the fields: the visit is kept on the phone.
+        await phone.setOffline(true)
+        await p.locator('[data-test="care-save"]').click()
+        await p.locator('[data-test="care-waiting"]').waitFor()
+        await p.screenshot({ path: join(SHOTS, 'care-visits-offline.png') })
+        await phone.setOffline(false)
+        await p.locator('[data-test="care-waiting"]').waitFor({ state: 'detached', timeout: 40_000 })
+        await p.getByRole('tab', { name: /已探访/ }).click()
+        await p.locator(`.card[data-elder="${elder}"]`).waitFor()
+        const after = await rateOf()
+        assert(after.visited === before.visited + 1, `the village's visits went from ${before.visited} to ${after.visited}`)
+        const visits = await o.evaluate(async (id) => (await fetch(`/api/v1/care-visits?elder_id=${id}`)).json(), elder)
+        assert(visits.length >= 1 && visits[0].mode === 'phone' && visits[0].flags_zh.includes('情绪低落、孤独'), `the visits read ${JSON.stringify(visits).slice(0, 300)}`)
+        // The officer's page: the month's rate and each town's.
+        await o.goto(`${BASE_URL}/care-visits`, { waitUntil: 'domcontentloaded' })
+        await o.locator('[data-test="visit-rate"]').waitFor()
+        await o.locator('[data-test="rate-table"] .el-table__row').first().waitFor()
+        await o.screenshot({ path: join(SHOTS, 'care-visits-rate.png'), fullPage: true })
+      } finally {
+        await phone.close()
+        await desk.close()
+      }
+    }, { screenshot: null, timeout: 90_000 })
+  }
+
   if (env('SYSADMIN_USERNAME')) {
     await step('log out', logout, { screenshot: null })
     await step('the system administrator lands on a workbench of the system, not an empty page', async () => {

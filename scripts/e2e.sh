@@ -38,6 +38,7 @@ MANAGER_USERNAME=home_manager MANAGER_PASSWORD=$(awk '$1=="home_manager"{print $
 CAREGIVER_USERNAME=caregiver CAREGIVER_PASSWORD=$(awk '$1=="caregiver"{print $2}' "$ACC") SMS_PORT=$SMS_PORT \
 MEAL_USERNAME=meal MEAL_PASSWORD=$(awk '$1=="meal"{print $2}' "$ACC") \
 OPERATOR_USERNAME=operator OPERATOR_PASSWORD=$(awk '$1=="operator"{print $2}' "$ACC") \
+VILLAGE_WORKER_USERNAME=village_worker VILLAGE_WORKER_PASSWORD=$(awk '$1=="village_worker"{print $2}' "$ACC") \
 IMPORT_FILE="$W/import.csv" OFFICE_FILE="$W/乡镇上报.xlsx" SEARCH_NAME=秀 \
   node e2e/run.mjs
 # Nothing personal leaked into the server log.

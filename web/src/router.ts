@@ -20,6 +20,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/queue-place', name: 'queue-place', component: () => import('./modules/institution/QueuePlaceView.vue'), meta: { public: true, title: '入住轮候查询' } },
   // Phone pages for people in the field: full screen, no console menu.
   { path: '/m/meals', name: 'meal-counter', component: () => import('./modules/home_service/MealCounterView.vue'), meta: { title: '助餐登记', perm: 'home_service.meal' } },
+  { path: '/m/care-visits', name: 'my-care-visits', component: () => import('./modules/care_visit/MyCareVisitsView.vue'), meta: { title: '我的探访', perm: 'care_visit.record' } },
   { path: '/m/visits', name: 'my-visits', component: () => import('./modules/home_service/MyVisitsView.vue'), meta: { title: '今日上门', perm: 'home_service.visit' } },
   { path: '/login', name: 'login', component: () => import('./modules/identity/LoginView.vue'), meta: { public: true, title: '登录' } },
   {
@@ -38,6 +39,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'admission-queue', name: 'admission-queue', component: () => import('./modules/institution/QueueView.vue'), meta: { title: '入住轮候', perm: 'institution.manage' } },
       { path: 'service-orders', name: 'service-orders', component: () => import('./modules/home_service/ServiceOrdersView.vue'), meta: { title: '居家服务', perm: 'home_service.manage' } },
       { path: 'emergency', name: 'emergency', component: () => import('./modules/emergency/BoardView.vue'), meta: { title: '接警台', perm: 'emergency.handle' } },
+      { path: 'care-visits', name: 'care-visits', component: () => import('./modules/care_visit/CareVisitsView.vue'), meta: { title: '探访关爱', perm: 'care_visit.record' } },
       { path: 'devices', name: 'devices', component: () => import('./modules/emergency/DevicesView.vue'), meta: { title: '呼叫设备', perm: 'emergency.handle' } },
       { path: 'home-settlements', name: 'home-settlements', component: () => import('./modules/home_service/SettlementsView.vue'), meta: { title: '服务结算', perm: 'home_service.manage' } },
       { path: 'bed-claims', name: 'bed-claims', component: () => import('./modules/institution/ClaimsView.vue'), meta: { title: '床位补贴', perm: ['aggregates.read', 'institution.manage'] } },
@@ -76,6 +78,10 @@ router.beforeEach(async (to) => {
   // A caregiver's work is her visits, on her phone.
   if (to.name === 'home' && auth.can('home_service.visit')) {
     return { name: 'my-visits' }
+  }
+  // A village worker's work is her visits, on her phone (a town's workers keep the console).
+  if (to.name === 'home' && auth.can('care_visit.record') && !auth.can('care_visit.manage') && !auth.me?.region_code?.endsWith('000')) {
+    return { name: 'my-care-visits' }
   }
   // A meal point's counter works at its counter.
   if (to.name === 'home' && auth.can('home_service.meal') && !auth.can('home_service.manage')) {

@@ -1425,7 +1425,7 @@ async fn region_import(
 }
 
 async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
-    let accounts: [(&str, &str, &str, &str, &str); 13] = [
+    let accounts: [(&str, &str, &str, &str, &str); 14] = [
         (
             "officer",
             "县民政局 李科长",
@@ -1454,6 +1454,14 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             "worker",
             "320682103000",
             "edit,aggregates,individuals",
+        ),
+        // A village worker (网格员) of the 东陈镇 village with the most visit duties: hers on a phone.
+        (
+            "village_worker",
+            "网格员 钱网格",
+            "worker",
+            "320682103000",
+            "edit,individuals",
         ),
         (
             "assessor",
@@ -1549,6 +1557,20 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             continue;
         }
         let (mut name, mut staff_id) = (name.to_string(), None);
+        let mut region = region.to_string();
+        if u == "village_worker" {
+            let village: Option<String> = sqlx::query_scalar(
+                "SELECT e.residence_region FROM visit_duty d JOIN elder e ON e.id = d.elder_id \
+                 WHERE d.ended_on IS NULL AND e.residence_region BETWEEN '320682103000' AND '320682103999' \
+                 GROUP BY e.residence_region ORDER BY COUNT(*) DESC, e.residence_region LIMIT 1",
+            )
+            .fetch_optional(&db.pool)
+            .await?;
+            match village {
+                Some(v) => region = v,
+                None => continue,
+            }
+        }
         let org_id = if role == "dispatcher" || role == "caregiver" {
             let Some((p, pname, c, cname)) = &bound else {
                 continue;
@@ -1594,7 +1616,7 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
             display_name: name.clone(),
             password: pw.clone(),
             roles: vec![role.into()],
-            region_code: region.into(),
+            region_code: region.clone(),
             scopes: Scopes {
                 edit: scopes.contains("edit"),
                 aggregates: scopes.contains("aggregates"),
@@ -1618,6 +1640,17 @@ async fn demo_accounts(db: &Db, cli: &Cli) -> anyhow::Result<()> {
         )
         .await
         .map_err(api_err)?;
+        if u == "village_worker" {
+            // Her village's elders are hers to visit.
+            sqlx::query(
+                "INSERT INTO visit_area (region_code, user_id, assigned_by, assigned_at) \
+                 SELECT region_code, id, 'yiyang demo', $2 FROM app_user WHERE username = $1",
+            )
+            .bind(u)
+            .bind(crate::platform::now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         lines.push(format!("{u}\t{pw}\t{name}"));
     }

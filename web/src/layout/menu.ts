@@ -1,5 +1,5 @@
 import type { Component } from 'vue'
-import { Bell, DataLine, Cpu, Document, Files, House, List, Money, OfficeBuilding, Sort, Tickets, Upload, User, Van } from '@element-plus/icons-vue'
+import { Bell, DataLine, Cpu, Document, Files, House, List, Money, OfficeBuilding, Sort, Tickets, Upload, User, UserFilled, Van } from '@element-plus/icons-vue'
 
 export interface MenuItem {
   path: string
@@ -22,6 +22,7 @@ export const MENU: MenuItem[] = [
   { path: '/my-org', title: '本机构', icon: OfficeBuilding, perm: 'institution.manage', bound: true },
   { path: '/admission-queue', title: '入住轮候', icon: Sort, perm: 'institution.manage', bound: false },
   { path: '/emergency', title: '接警台', icon: Bell, perm: 'emergency.handle', bound: false },
+  { path: '/care-visits', title: '探访关爱', icon: UserFilled, perm: 'care_visit.record', bound: false },
   { path: '/devices', title: '呼叫设备', icon: Cpu, perm: 'emergency.supervise', bound: false },
   { path: '/service-orders', title: '居家服务', icon: Van, perm: 'home_service.manage', bound: false },
   { path: '/home-settlements', title: '服务结算', icon: Money, perm: 'home_service.manage', bound: false },

@@ -15,11 +15,12 @@ export const useAuth = defineStore('auth', () => {
   const can = (perm: string | string[]) =>
     (Array.isArray(perm) ? perm : [perm]).some((p) => !!me.value?.permissions.includes(p))
 
-  // A caregiver opens her visits where there may be no signal: who she is, from her last page
+  // A caregiver (or a village worker) opens her visits where there may be no signal: who she is, from her last page
   // load, stands in when the server cannot be reached (the server still checks every request).
   const FIELD_KEY = 'yiyang.me.field'
   const keepField = (m: Me | null) => {
-    if (m?.permissions.includes('home_service.visit')) localStorage.setItem(FIELD_KEY, JSON.stringify(m))
+    const field = m?.permissions.includes('home_service.visit') || (m?.permissions.includes('care_visit.record') && !m.permissions.includes('care_visit.manage'))
+    if (field) localStorage.setItem(FIELD_KEY, JSON.stringify(m))
     else localStorage.removeItem(FIELD_KEY)
   }
 
