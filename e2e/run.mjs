@@ -1708,10 +1708,15 @@ try {
         const rateOf = async () => (await o.evaluate(async (v) => (await fetch(`/api/v1/care-visits/rate?region_code=${v}`)).json(), village)).total
         const before = await rateOf()
         assert(before.with_duty > 0, `the village has no duties: ${JSON.stringify(before)}`)
-        const card = p.locator('.card').first()
-        await card.waitFor()
-        const elder = await card.getAttribute('data-elder')
+        await p.locator('.card').first().waitFor()
         await p.screenshot({ path: join(SHOTS, 'care-visits-phone.png') })
+        // Someone not yet visited this month (a weekly duty met last week is due again, but
+        // already counts for the month).
+        const monthStart = new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 8) + '01'
+        const due = await p.evaluate(async () => (await fetch('/api/v1/care-visits/due?mine=true&page_size=500')).json())
+        const elder = due.items.find((i) => i.standing !== 'done' && (!i.last_visited_on || i.last_visited_on < monthStart))?.elder_id
+        assert(elder, `everyone of the village was visited this month: ${JSON.stringify(due).slice(0, 300)}`)
+        const card = p.locator(`.card[data-elder="${elder}"]`)
         await card.getByRole('button', { name: '记录探访' }).click()
         await p.locator('[data-mode="phone"]').click()
         await p.locator('[data-flag="lonely"]').click()

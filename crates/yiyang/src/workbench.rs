@@ -151,6 +151,25 @@ pub async fn workbench(State(app): State<AppState>, actor: Actor) -> ApiResult<J
             ));
         }
     }
+    if actor.has(Perm::CareVisitRecord) && actor.scopes.individuals {
+        let scope = actor.scope();
+        let (_, due, overdue) =
+            crate::care_visit::standing_counts(db, &scope.lo, &scope.hi, today).await?;
+        cards.push(card(
+            "探访逾期",
+            overdue,
+            "上一个探访周期（周或月）结束时仍未探访的老年人".into(),
+            "/care-visits",
+            if overdue > 0 { "danger" } else { "info" },
+        ));
+        cards.push(card(
+            "本期待探访",
+            due,
+            "本周或本月还需探访的老年人".into(),
+            "/care-visits",
+            "warning",
+        ));
+    }
     if actor.has(Perm::RegistryImport) || actor.has(Perm::AssessmentRecord) {
         let n = count(
             db,

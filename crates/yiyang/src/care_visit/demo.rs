@@ -39,7 +39,12 @@ pub async fn seed(
     let mut rng = StdRng::seed_from_u64(20261207);
     let now = crate::platform::now_rfc3339();
     let mut rows: Vec<[String; 9]> = vec![];
+    // The first elder of each village (by id) is not yet visited this month: a month under way
+    // has someone to visit everywhere.
+    let month_start = today.with_day(1).unwrap_or(today);
+    let mut seen = std::collections::HashSet::new();
     for (elder, freq, region) in &duties {
+        let first_of_village = seen.insert(region.clone());
         let f = Frequency::parse(freq).unwrap_or(Frequency::Monthly);
         // Some villages keep up better than others.
         let village_skill =
@@ -50,6 +55,11 @@ pub async fn seed(
             let last = p1.min(today - Days::new(1));
             let current = p1 >= today;
             let chance = if current { 0.45 } else { village_skill };
+            let last = if first_of_village {
+                last.min(month_start - Days::new(1))
+            } else {
+                last
+            };
             if last >= p0 && rng.gen_bool(chance) {
                 let span = (last - p0).num_days().max(0) as u64;
                 let on = p0 + Days::new(rng.gen_range(0..=span));

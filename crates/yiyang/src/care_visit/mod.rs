@@ -27,7 +27,7 @@ pub const MIGRATION: &[Stmt] = &[
     Both(
         "CREATE TABLE visit_duty_rule (id TEXT PRIMARY KEY, name TEXT NOT NULL, frequency TEXT NOT NULL, rule TEXT NOT NULL, \
          position BIGINT NOT NULL, active BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at TEXT NOT NULL, \
-         CONSTRAINT visit_duty_rule_frequency_check CHECK (frequency IN ('weekly', 'monthly')))",
+         CONSTRAINT visit_duty_rule_frequency_check CHECK (frequency = 'weekly' OR frequency = 'monthly'))",
     ),
     // A duty held from `since` until the day before `ended_on` (none: still held); kept when it
     // ends, so a past month's rate counts the duties of that month.
@@ -51,7 +51,7 @@ pub const MIGRATION: &[Stmt] = &[
          visited_on TEXT NOT NULL, visited_at TEXT NOT NULL, mode TEXT NOT NULL, findings TEXT NOT NULL, flags TEXT NOT NULL, \
          note TEXT, visitor_id TEXT, visitor_name TEXT NOT NULL, recorded_at TEXT NOT NULL, trigger_id TEXT, \
          emergency_event_id TEXT, referral TEXT, referral_note TEXT, referral_closed_by TEXT, referral_closed_at TEXT, \
-         CONSTRAINT care_visit_mode_check CHECK (mode IN ('door', 'phone', 'video')))",
+         CONSTRAINT care_visit_mode_check CHECK (mode = 'door' OR mode = 'phone' OR mode = 'video'))",
     ),
     Both("CREATE INDEX care_visit_elder ON care_visit (elder_id, visited_on)"),
     Both("CREATE INDEX care_visit_day ON care_visit (visited_on)"),
@@ -211,6 +211,37 @@ pub async fn due_all(
         ))
     });
     Ok(out)
+}
+
+/// How many duties of the range are done, due and overdue today (the workbench's counts: no
+/// names read).
+pub async fn standing_counts(
+    db: &Db,
+    lo: &str,
+    hi: &str,
+    today: NaiveDate,
+) -> ApiResult<(i64, i64, i64)> {
+    let rows = sqlx::query(
+        "SELECT d.frequency, d.since, (SELECT MAX(v.visited_on) FROM care_visit v WHERE v.elder_id = d.elder_id) \
+         FROM visit_duty d JOIN elder e ON e.id = d.elder_id \
+         WHERE d.ended_on IS NULL AND e.status = 'active' AND e.residence_region BETWEEN $1 AND $2",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut n = (0, 0, 0);
+    for r in rows {
+        let f = Frequency::parse(&r.get::<String, _>(0)).unwrap_or(Frequency::Monthly);
+        let since = date(&r.get::<String, _>(1)).unwrap_or(today);
+        let last: Option<String> = r.get(2);
+        match rule::standing(f, since, last.as_deref().and_then(date), today) {
+            Standing::Done => n.0 += 1,
+            Standing::Due { .. } => n.1 += 1,
+            Standing::Overdue { .. } => n.2 += 1,
+        }
+    }
+    Ok(n)
 }
 
 pub async fn due(

@@ -257,6 +257,22 @@ async fn db_a_visit_is_recorded_once_and_moves_the_due_list_and_the_rate() {
     assert_eq!(s, StatusCode::OK, "{before}");
     assert_eq!(rate(&before), (1, 0));
 
+    // The indicator's list behind the month's figure: the elder not yet visited.
+    t.add_user("cv_officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let o = t.login("cv_officer").await;
+    let month = today.format("%Y-%m").to_string();
+    let gap =
+        format!("/api/v1/indicators/monthly_visit_rate/people?region_code={town}&period={month}");
+    let (s, v, _) = t.call("GET", &gap, Some(&o), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["people"][0]["elder_id"], elder.as_str(), "{v}");
+    assert!(
+        v["people"][0]["note"].as_str().unwrap().contains("未探访"),
+        "{v}"
+    );
+
     let id = uuid::Uuid::new_v4().to_string();
     let body = json!({"id": id, "elder_id": elder, "mode": "door", "findings": ["meals_ok", "meds_ok"],
         "flags": ["condition_change", "danger", "needs_care"], "note": "老人说头晕，走路不稳"});
@@ -411,10 +427,9 @@ async fn db_a_visit_is_recorded_once_and_moves_the_due_list_and_the_rate() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
+    let (_, v, _) = t.call("GET", &gap, Some(&o), None).await;
+    assert_eq!(v["total"], 0, "{v}");
     // The officer closes the referral once.
-    t.add_user("cv_officer", &["officer"], "320682000000", all_scopes())
-        .await;
-    let o = t.login("cv_officer").await;
     let (s, v, _) = t
         .call(
             "GET",

@@ -187,6 +187,43 @@ async fn db_scope_matrix() {
                 s,
                 "region children",
             );
+            // Care visits: recording one, an elder's visits, the due list and rate of the region.
+            let (s, _, _) = t
+                .call(
+                    "POST",
+                    "/api/v1/care-visits",
+                    Some(&c),
+                    Some(json!({"id": uuid::Uuid::new_v4().to_string(), "elder_id": id, "mode": "door"})),
+                )
+                .await;
+            expect(
+                StatusCode::CREATED,
+                &[StatusCode::NOT_FOUND],
+                s,
+                "record a care visit",
+            );
+            let (s, v, _) = t
+                .call(
+                    "GET",
+                    &format!("/api/v1/care-visits?elder_id={id}"),
+                    Some(&c),
+                    None,
+                )
+                .await;
+            // Outside: an empty list (the elder's visits are not in the caller's area).
+            assert_eq!(s, StatusCode::OK, "{u} care visits of {region}");
+            assert_eq!(
+                v.as_array().unwrap().is_empty(),
+                !inside,
+                "{u} care visits of {region}: {v}"
+            );
+            for uri in [
+                format!("/api/v1/care-visits/due?region_code={region}"),
+                format!("/api/v1/care-visits/rate?region_code={region}"),
+            ] {
+                let (s, _, _) = t.call("GET", &uri, Some(&c), None).await;
+                expect(StatusCode::OK, &[StatusCode::FORBIDDEN], s, &uri);
+            }
             // The catalogue: an elder's eligibility, lists, the approval queue, the payment check,
             // the catalogue itself and its evaluation.
             let (s, _, _) = t
