@@ -116,13 +116,24 @@ pub struct DuePage {
     pub items: Vec<DueItem>,
 }
 
+/// "12月13日"
+fn md(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    format!("{}月{}日", d.month(), d.day())
+}
+
 fn standing_parts(s: Standing) -> (&'static str, String, Option<String>, Option<String>) {
     match s {
         Standing::Done => ("done", "本期已探访".into(), None, None),
-        Standing::Due { by } => ("due", format!("{by} 前探访"), Some(by.to_string()), None),
+        Standing::Due { by } => (
+            "due",
+            format!("{}前探访", md(by)),
+            Some(by.to_string()),
+            None,
+        ),
         Standing::Overdue { missed } => (
             "overdue",
-            format!("已逾期（{missed} 前未探访）"),
+            format!("已逾期（{}前未探访）", md(missed)),
             None,
             Some(missed.to_string()),
         ),

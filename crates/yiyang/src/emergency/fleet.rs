@@ -394,5 +394,17 @@ pub async fn maintain(db: &Db, now: i64) -> Result<(u64, u64), sqlx::Error> {
         .await?
         .rows_affected();
     }
+    // Messages that made no event are kept 90 days for the vendor to look into, then let go (a
+    // misconfigured device repeating itself would otherwise fill the disk); a round deletes at
+    // most 5,000 so it never holds the writers long.
+    sqlx::query(
+        "DELETE FROM device_reject WHERE id IN (SELECT id FROM device_reject WHERE received_at < $1 LIMIT 5000)",
+    )
+    .bind(now - REJECTS_KEPT_MS)
+    .execute(&db.pool)
+    .await?;
     Ok((opened, closed))
 }
+
+/// How long a rejected device message is kept (90 days).
+pub const REJECTS_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;

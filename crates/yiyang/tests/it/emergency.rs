@@ -658,12 +658,25 @@ async fn db_the_fleet_counts_devices_and_silent_ones_get_a_task_until_heard_from
     .await
     .unwrap();
     assert_eq!(o, Outcome::Device);
-    assert_eq!(
-        maintain(&t.state.db, yiyang::emergency::now_ms() + 1)
+    // A rejected message is kept 90 days, then let go by the maintenance round.
+    let now2 = yiyang::emergency::now_ms();
+    for (id, age) in [
+        ("r-old", yiyang::emergency::fleet::REJECTS_KEPT_MS + 1000),
+        ("r-new", 1000),
+    ] {
+        sqlx::query("INSERT INTO device_reject (id, serial, source, reason, payload, received_at) VALUES ($1, 'X', 'mqtt', 'unknown_serial', '{}', $2)")
+            .bind(id)
+            .bind(now2 - age)
+            .execute(&t.state.db.pool)
             .await
-            .unwrap(),
-        (0, 1)
-    );
+            .unwrap();
+    }
+    assert_eq!(maintain(&t.state.db, now2 + 1).await.unwrap(), (0, 1));
+    let kept: Vec<String> = sqlx::query_scalar("SELECT id FROM device_reject WHERE id LIKE 'r-%'")
+        .fetch_all(&t.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec!["r-new".to_string()]);
     // Installing: a supervisor only, a living elder of her area, a new serial.
     let elder: String =
         sqlx::query_scalar("SELECT id FROM elder WHERE status = 'active' ORDER BY id LIMIT 1")
