@@ -66,6 +66,18 @@ pub async fn ensure_defaults(db: &Db) -> ApiResult<()> {
     }
     let mut tx = db.begin().await?;
     let now = crate::platform::now_rfc3339();
+    // The mark first, in the same transaction: of two first calls at once, one seeds.
+    let first = sqlx::query(
+        "INSERT INTO app_meta (key, value) VALUES ('visit_rules_seeded', $1) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first {
+        return Ok(());
+    }
     for (i, (name, f, text)) in rule::DEFAULT_RULES.iter().enumerate() {
         sqlx::query(
             "INSERT INTO visit_duty_rule (id, name, frequency, rule, position, active, updated_by, updated_at) \
@@ -80,10 +92,6 @@ pub async fn ensure_defaults(db: &Db) -> ApiResult<()> {
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("INSERT INTO app_meta (key, value) VALUES ('visit_rules_seeded', $1) ON CONFLICT (key) DO NOTHING")
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -129,6 +137,25 @@ pub async fn rules(db: &Db) -> ApiResult<RulesView> {
         rules,
         refreshed_at,
     })
+}
+
+/// The rules hold for everyone in the database: only an account whose area holds every elder
+/// registered may set them or work them out again (in a city's deployment, the city's officer).
+pub async fn whole_registry(db: &Db, scope: &Scope) -> ApiResult<()> {
+    let outside = sqlx::query(
+        "SELECT 1 FROM elder WHERE residence_region < $1 OR residence_region > $2 LIMIT 1",
+    )
+    .bind(&scope.lo)
+    .bind(&scope.hi)
+    .fetch_optional(&db.pool)
+    .await?
+    .is_some();
+    if outside {
+        return Err(ApiError::forbidden(
+            "探访任务规则适用于本系统登记的全部老年人，请由管辖全部区划的民政部门设置",
+        ));
+    }
+    Ok(())
 }
 
 /// Replace the rules (validated, all or nothing; audited). The duties follow at the next refresh,
@@ -237,6 +264,31 @@ static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// duty ends and a new one begins today). Written in chunks, so other users go on meanwhile.
 pub async fn refresh(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
     let _one = REFRESHING.lock().await;
+    refresh_held(db, today).await
+}
+
+/// A refresh asked for by hand: refused while one runs or an import is being written, rather
+/// than queued behind it.
+pub async fn refresh_now(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
+    let Ok(_one) = REFRESHING.try_lock() else {
+        return Err(ApiError::conflict("探访任务正在核定中，请稍后再试"));
+    };
+    if importing(db).await {
+        return Err(ApiError::conflict("正在导入档案，导入完成后会自动重新核定"));
+    }
+    refresh_held(db, today).await
+}
+
+async fn importing(db: &Db) -> bool {
+    sqlx::query("SELECT 1 FROM import_job WHERE state = 'running' AND dry_run = 0 LIMIT 1")
+        .fetch_optional(&db.pool)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+async fn refresh_held(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
     let t0 = std::time::Instant::now();
     ensure_defaults(db).await?;
     let rules: Vec<(String, Frequency, Rule)> = sqlx::query(
@@ -283,6 +335,8 @@ pub async fn refresh(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
         Open(String, usize, Frequency),
         End(String, String),
         Swap(String, String, usize, Frequency),
+        /// The same frequency under another rule (renamed, reordered): the duty goes on.
+        Relabel(String, usize),
     }
     let mut changes = vec![];
     let mut out = Refresh::default();
@@ -292,9 +346,12 @@ pub async fn refresh(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
                 out.opened += 1;
                 changes.push(Change::Open(elder.clone(), *i, *f));
             }
-            Some((id, hf, hr)) if hf != f.as_str() || *hr != rules[*i].0 => {
+            Some((id, hf, _)) if hf != f.as_str() => {
                 out.changed += 1;
                 changes.push(Change::Swap(id.clone(), elder.clone(), *i, *f));
+            }
+            Some((id, _, hr)) if *hr != rules[*i].0 => {
+                changes.push(Change::Relabel(id.clone(), *i));
             }
             Some(_) => {}
         }
@@ -309,6 +366,8 @@ pub async fn refresh(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
     for c in &changes {
         let elder = match c {
             Change::Open(e, _, _) | Change::Swap(_, e, _, _) | Change::End(_, e) => e.as_str(),
+            // Nothing a figure counts changes.
+            Change::Relabel(..) => continue,
         };
         if let Some(t) = town.get(elder) {
             towns.insert(format!("{t:0<12}"));
@@ -320,10 +379,19 @@ pub async fn refresh(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
     for chunk in changes.chunks(2000) {
         let mut tx = db.begin().await?;
         for c in chunk {
+            if let Change::Relabel(id, i) = c {
+                sqlx::query("UPDATE visit_duty SET rule_id = $1 WHERE id = $2")
+                    .bind(&rules[*i].0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
             let (end, open) = match c {
                 Change::Open(e, i, f) => (None, Some((e, *i, *f))),
                 Change::End(id, _) => (Some(id), None),
                 Change::Swap(id, e, i, f) => (Some(id), Some((e, *i, *f))),
+                Change::Relabel(..) => continue,
             };
             if let Some(id) = end {
                 sqlx::query(
@@ -378,15 +446,7 @@ pub fn keep_current(db: Db) {
     tokio::spawn(async move {
         loop {
             crate::platform::metrics::beat("visit_duties", std::time::Duration::from_secs(3600));
-            let importing = sqlx::query(
-                "SELECT 1 FROM import_job WHERE state = 'running' AND dry_run = 0 LIMIT 1",
-            )
-            .fetch_optional(&db.pool)
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-            let wait = if importing {
+            let wait = if importing(&db).await {
                 std::time::Duration::from_secs(60)
             } else {
                 match refresh(&db, crate::platform::today()).await {

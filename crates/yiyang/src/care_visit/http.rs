@@ -64,8 +64,8 @@ pub async fn due(
     Query(q): Query<DueQuery>,
 ) -> ApiResult<Json<DuePage>> {
     let scope = visitor(&actor)?;
-    let regions = app.regions.read().await;
-    Ok(Json(
+    let page = {
+        let regions = app.regions.read().await;
         super::due(
             &app.db,
             &regions,
@@ -74,8 +74,24 @@ pub async fn due(
             &actor.user_id,
             crate::platform::today(),
         )
-        .await?,
-    ))
+        .await?
+    };
+    // A list of names, addresses and masked phones: an audited read, as the indicator's lists.
+    let (lo, _) = scope.narrow(q.region_code.as_deref())?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            Entry {
+                action: "care_visit.due_list",
+                entity: "region",
+                entity_id: q.region_code.as_deref(),
+                region_code: Some(&lo),
+                detail: serde_json::json!({"standing": q.standing, "page": page.page, "rows": page.items.len()})
+                    .to_string(),
+            },
+        )
+        .await?;
+    Ok(Json(page))
 }
 
 /// The due list (or the overdue list: `standing=overdue`) as XLSX, masked IDs, at most 20,000
@@ -91,22 +107,20 @@ pub async fn due_export(
     let scope = visitor(&actor)?;
     let today = crate::platform::today();
     let regions = app.regions.read().await.clone();
-    let page = super::due(
-        &app.db,
-        &regions,
-        &scope,
-        &DueQuery {
-            page: Some(1),
-            page_size: Some(20_000),
-            region_code: q.region_code.clone(),
-            standing: q.standing.clone(),
-            mine: q.mine,
-        },
-        &actor.user_id,
-        today,
-    )
-    .await?;
-    let (lo, _) = scope.narrow(q.region_code.as_deref())?;
+    let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
+    let want = q.standing.as_deref().unwrap_or("all");
+    if !["all", "due", "overdue", "done"].contains(&want) {
+        return Err(ApiError::invalid(
+            "standing",
+            "筛选应为 all（全部）、due（待探访）、overdue（已逾期）或 done（已探访）",
+        ));
+    }
+    let me = q.mine.unwrap_or(false).then_some(actor.user_id.as_str());
+    let items: Vec<super::DueItem> = super::due_all(&app.db, &regions, &lo, &hi, me, today)
+        .await?
+        .into_iter()
+        .filter(|i| want == "all" || i.standing == want)
+        .collect();
     app.read_audit
         .record(
             &actor.who(),
@@ -115,8 +129,9 @@ pub async fn due_export(
                 entity: "region",
                 entity_id: q.region_code.as_deref(),
                 region_code: Some(&lo),
-                detail: serde_json::json!({"standing": q.standing, "rows": page.items.len()})
-                    .to_string(),
+                detail:
+                    serde_json::json!({"standing": q.standing, "rows": items.len().min(20_000)})
+                        .to_string(),
             },
         )
         .await?;
@@ -126,7 +141,7 @@ pub async fn due_export(
         "探访名单"
     };
     Ok(crate::registry::http::xlsx(
-        super::due_xlsx(&page.items, today)?,
+        super::due_xlsx(&items, today)?,
         name,
     ))
 }
@@ -141,8 +156,8 @@ pub async fn list(
     Query(q): Query<VisitQuery>,
 ) -> ApiResult<Json<Vec<Visit>>> {
     let scope = visitor(&actor)?;
-    let regions = app.regions.read().await;
-    Ok(Json(
+    let list = {
+        let regions = app.regions.read().await;
         super::list(
             &app.db,
             &regions,
@@ -151,8 +166,24 @@ pub async fn list(
             &actor.user_id,
             crate::platform::today(),
         )
-        .await?,
-    ))
+        .await?
+    };
+    // One elder's visits tell of her health and home: an audited read when there are any.
+    if let (Some(elder), Some(v)) = (q.elder_id.as_deref(), list.first()) {
+        app.read_audit
+            .record(
+                &actor.who(),
+                Entry {
+                    action: "care_visit.view",
+                    entity: "elder",
+                    entity_id: Some(elder),
+                    region_code: Some(&v.region_code),
+                    detail: serde_json::json!({"visits": list.len()}).to_string(),
+                },
+            )
+            .await?;
+    }
+    Ok(Json(list))
 }
 
 /// Record a visit under the id the phone made for it (sent again, recorded once); its risk flags
@@ -261,13 +292,7 @@ pub async fn set_rules(
     Json(r): Json<RulesReq>,
 ) -> ApiResult<Json<RulesView>> {
     let scope = manager(&actor)?;
-    if scope
-        .root
-        .as_ref()
-        .is_some_and(|r| r.level() as u8 > yiyang_kernel::region_code::RegionLevel::County as u8)
-    {
-        return Err(ApiError::forbidden("探访任务规则由县级以上民政部门设置"));
-    }
+    duty::whole_registry(&app.db, &scope).await?;
     duty::set_rules(&app.db, &actor.who(), r.rules).await?;
     duty::RULES_CHANGED.notify_one();
     Ok(Json(duty::rules(&app.db).await?))
@@ -275,11 +300,12 @@ pub async fn set_rules(
 
 /// Work the duties out now (the server also does it every hour and after a rule change).
 #[utoipa::path(post, path = "/api/v1/visit-duties/refresh", tag = "care_visit",
-    responses((status = 200, body = Refresh), (status = 403, body = Problem)))]
+    responses((status = 200, body = Refresh), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn refresh(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Refresh>> {
-    manager(&actor)?;
+    let scope = manager(&actor)?;
+    duty::whole_registry(&app.db, &scope).await?;
     Ok(Json(
-        duty::refresh(&app.db, crate::platform::today()).await?,
+        duty::refresh_now(&app.db, crate::platform::today()).await?,
     ))
 }
 

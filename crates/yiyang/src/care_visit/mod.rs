@@ -140,6 +140,26 @@ fn standing_parts(s: Standing) -> (&'static str, String, Option<String>, Option<
     }
 }
 
+/// The first day of a month given as YYYY-MM (years 2000 to 2100).
+fn month_start(m: &str) -> ApiResult<NaiveDate> {
+    let bad = || ApiError::invalid("month", "月份格式应为 YYYY-MM，例如 2026-12");
+    let b = m.as_bytes();
+    if b.len() != 7
+        || b[4] != b'-'
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let d = NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").map_err(|_| bad())?;
+    if !(2000..=2100).contains(&chrono::Datelike::year(&d)) {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
 fn date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
 }
@@ -272,7 +292,7 @@ pub async fn due(
         ));
     }
     let page_size = q.page_size.unwrap_or(50).clamp(1, 500);
-    let page = q.page.unwrap_or(1).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
     let all = due_all(
         db,
         regions,
@@ -501,6 +521,14 @@ pub async fn record(
     if uuid::Uuid::parse_str(&v.id).is_err() {
         return Err(ApiError::invalid("id", "编号应为 UUID"));
     }
+    // Recorded already (the phone did not hear the answer): the same answer, whatever its time.
+    if let Some(done) = read_visit(db, regions, &v.id).await? {
+        return if done.elder_id == v.elder_id && in_scope(db, scope, &done.elder_id).await? {
+            Ok((done, None))
+        } else {
+            Err(ApiError::conflict("该编号已被使用"))
+        };
+    }
     if rule::mode_zh(&v.mode).is_none() {
         return Err(ApiError::invalid(
             "mode",
@@ -552,13 +580,6 @@ pub async fn record(
         ));
     }
     let visited_on = (at + chrono::Duration::hours(8)).date_naive();
-    if let Some(done) = read_visit(db, regions, &v.id).await? {
-        return if done.elder_id == v.elder_id && scope.contains(&done.region_code) {
-            Ok((done, None))
-        } else {
-            Err(ApiError::conflict("该编号已被使用"))
-        };
-    }
     let elder = sqlx::query("SELECT residence_region, status, death_date FROM elder WHERE id = $1")
         .bind(&v.elder_id)
         .fetch_optional(&db.pool)
@@ -598,13 +619,28 @@ pub async fn record(
                 );
             }
             FollowUp::Emergency => {
+                // A visit kept on a phone without signal arrives late: the board says when.
+                let late = (now - at).num_minutes();
+                let when = if late >= 10 {
+                    format!("（{} 探访时发现，{} 分钟后才传到）", local_hm(at), late)
+                } else {
+                    String::new()
+                };
                 let what = match &note {
-                    Some(n) => format!("网格员探访发现紧急情况：{n}"),
-                    None => "网格员探访发现紧急情况".to_string(),
+                    Some(n) => format!("网格员探访发现紧急情况{when}：{n}"),
+                    None => format!("网格员探访发现紧急情况{when}"),
                 };
                 event_id = Some(
-                    crate::emergency::raise_in(&mut tx, who, "visit", &v.elder_id, &region, &what)
-                        .await?,
+                    crate::emergency::raise_in(
+                        &mut tx,
+                        who,
+                        "visit",
+                        &v.elder_id,
+                        &region,
+                        &what,
+                        at.timestamp_millis(),
+                    )
+                    .await?,
                 );
             }
             FollowUp::HomeCare => referral = Some("open"),
@@ -639,6 +675,7 @@ pub async fn record(
         drop(tx);
         let done = read_visit(db, regions, &v.id)
             .await?
+            .filter(|d| d.elder_id == v.elder_id)
             .ok_or_else(|| ApiError::conflict("该编号已被使用"))?;
         return Ok((done, None));
     }
@@ -661,6 +698,24 @@ pub async fn record(
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("visit vanished")))?;
     Ok((visit, event_id))
+}
+
+/// "12月7日 09:30", China time.
+fn local_hm(at: DateTime<chrono::Utc>) -> String {
+    (at + chrono::Duration::hours(8))
+        .format("%-m月%-d日 %H:%M")
+        .to_string()
+}
+
+/// The elder lives in the scope now.
+async fn in_scope(db: &Db, scope: &Scope, elder_id: &str) -> ApiResult<bool> {
+    Ok(
+        sqlx::query_scalar::<_, String>("SELECT residence_region FROM elder WHERE id = $1")
+            .bind(elder_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .is_some_and(|r| scope.contains(&r)),
+    )
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -690,11 +745,7 @@ pub async fn list(
 ) -> ApiResult<Vec<Visit>> {
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let (from, to) = match q.month.as_deref().filter(|m| !m.is_empty()) {
-        Some(m) => {
-            let start = NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
-                .map_err(|_| ApiError::invalid("month", "月份格式应为 YYYY-MM"))?;
-            rule::period(Frequency::Monthly, start)
-        }
+        Some(m) => rule::period(Frequency::Monthly, month_start(m)?),
         None => (today - chrono::Days::new(30), today),
     };
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
@@ -750,9 +801,15 @@ pub async fn close_referral(
     if note.is_empty() || note.chars().count() > 200 {
         return Err(ApiError::invalid("note", "请用 200 字以内写明处理情况"));
     }
+    // Where the elder lives now, as the list of referrals reads it.
     let v = read_visit(db, regions, id)
         .await?
-        .filter(|v| scope.contains(&v.region_code))
+        .ok_or_else(|| ApiError::not_found("未找到该探访记录（或不在您的管辖范围内）"))?;
+    let region: String = sqlx::query_scalar("SELECT residence_region FROM elder WHERE id = $1")
+        .bind(&v.elder_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .filter(|r: &String| scope.contains(r))
         .ok_or_else(|| ApiError::not_found("未找到该探访记录（或不在您的管辖范围内）"))?;
     if v.referral.as_deref() != Some("open") {
         return Err(ApiError::conflict("该探访没有待处理的转介"));
@@ -779,7 +836,7 @@ pub async fn close_referral(
             action: "care_visit.referral_close",
             entity: "elder",
             entity_id: Some(&v.elder_id),
-            region_code: Some(&v.region_code),
+            region_code: Some(&region),
             detail: serde_json::json!({"visit": id, "note": note}).to_string(),
         },
     )
@@ -896,9 +953,7 @@ pub async fn rate(
             .ok_or_else(|| ApiError::invalid("region_code", "请选择区划"))?,
     };
     let (start, end) = match month.filter(|m| !m.is_empty()) {
-        Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
-            .map(|d| rule::period(Frequency::Monthly, d))
-            .map_err(|_| ApiError::invalid("month", "月份格式应为 YYYY-MM"))?,
+        Some(m) => rule::period(Frequency::Monthly, month_start(m)?),
         None => rule::period(Frequency::Monthly, today),
     };
     if start > today {

@@ -866,7 +866,7 @@ pub async fn call(db: &Db, hub: &Hub, scope: &Scope, who: &Who, c: CallReq) -> A
 
 /// Put an event on the board for an elder from another module's record (a care visit that
 /// found an emergency), in the caller's transaction: `received` like an alarm, so the operator
-/// acknowledges it and the clocks run. After the commit, [`announce`] shows it on the boards.
+/// acknowledges it and the clocks run (from its arrival; `occurred_ms` says when it was seen). After the commit, [`announce`] shows it on the boards.
 pub(crate) async fn raise_in(
     tx: &mut crate::platform::db::Tx<'_>,
     who: &Who,
@@ -874,6 +874,7 @@ pub(crate) async fn raise_in(
     elder_id: &str,
     region: &str,
     note: &str,
+    occurred_ms: i64,
 ) -> ApiResult<String> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
@@ -886,7 +887,7 @@ pub(crate) async fn raise_in(
     .bind(source)
     .bind(elder_id)
     .bind(region)
-    .bind(ms_text(now))
+    .bind(ms_text(occurred_ms.min(now)))
     .bind(now)
     .bind(note)
     .execute(&mut **tx)

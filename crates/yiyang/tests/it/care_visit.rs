@@ -175,6 +175,63 @@ async fn db_visit_duties_follow_the_rules_at_their_boundaries() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["rules"].as_array().unwrap().len(), 2, "{v}");
+    // Renamed and reordered, same frequencies: the duties go on from the day they began.
+    let since_before: Vec<(String, String)> = sqlx::query(
+        "SELECT elder_id, since FROM visit_duty WHERE ended_on IS NULL ORDER BY elder_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let renamed: Vec<Value> = yiyang_kernel::care_visit::DEFAULT_RULES
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, (_, f, rule))| json!({"name": format!("规则{i}"), "frequency": f.as_str(), "rule": rule}))
+        .collect();
+    let (s, v, _) = t
+        .call(
+            "PUT",
+            "/api/v1/visit-duty-rules",
+            Some(&c),
+            Some(json!({"rules": renamed})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = yiyang::care_visit::duty::refresh(db, tomorrow + Days::new(1))
+        .await
+        .unwrap();
+    assert_eq!((r.opened, r.changed, r.ended), (0, 0, 0), "{r:?}");
+    let since_after: Vec<(String, String)> = sqlx::query(
+        "SELECT elder_id, since FROM visit_duty WHERE ended_on IS NULL ORDER BY elder_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    assert_eq!(since_before, since_after);
+    // A town's officer cannot set the rules every elder of the database is held to.
+    t.add_user(
+        "cv_town_officer",
+        &["officer"],
+        "320682103000",
+        all_scopes(),
+    )
+    .await;
+    let town = t.login("cv_town_officer").await;
+    let (s, v, _) = t
+        .call(
+            "PUT",
+            "/api/v1/visit-duty-rules",
+            Some(&town),
+            Some(json!({"rules": renamed})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     // A new rule set: 90+ monthly only. Everyone else's duty ends.
     let (s, v, _) = t
         .call(
@@ -246,6 +303,26 @@ async fn db_a_visit_is_recorded_once_and_moves_the_due_list_and_the_rate() {
             v["total"]["visited"].as_i64().unwrap(),
         )
     };
+    for bad in ["%2B262143-12", "2026-13", "26-12", "2026-1"] {
+        let (s, v, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/care-visits/rate?region_code={village}&month={bad}"),
+                Some(&c),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (s, v, _) = t
+        .call(
+            "GET",
+            "/api/v1/care-visits/due?page=18446744073709551615",
+            Some(&c),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, before, _) = t
         .call(
             "GET",

@@ -50,11 +50,15 @@ export const FLAGS: [string, string, string][] = [
 ]
 
 const key = (user: string) => `yiyang.carevisits.queue.${user}`
+const refusedKey = (user: string) => `yiyang.carevisits.refused.${user}`
 const listKey = (user: string) => `yiyang.carevisits.due.${user}`
 
 export function useCareQueue(user: string, onDone: (v: Visit) => void) {
   const queue = ref<QueuedVisit[]>(JSON.parse(localStorage.getItem(key(user)) || '[]'))
-  const refused = ref<{ visit: QueuedVisit; reason: string }[]>([])
+  // Refused visits stay on the phone (with the reason) until she closes the notice: what she
+  // wrote is not lost with a reload.
+  const refused = ref<{ visit: QueuedVisit; reason: string }[]>(JSON.parse(localStorage.getItem(refusedKey(user)) || '[]'))
+  const keepRefused = () => localStorage.setItem(refusedKey(user), JSON.stringify(refused.value))
   const online = ref(navigator.onLine)
   let flushing = false
   const save = () => localStorage.setItem(key(user), JSON.stringify(queue.value))
@@ -82,6 +86,7 @@ export function useCareQueue(user: string, onDone: (v: Visit) => void) {
           queue.value.shift()
           save()
           refused.value.push({ visit: q, reason: (e as ApiError).problem.detail || '未能保存' })
+          keepRefused()
         }
       }
     } finally {
@@ -110,8 +115,14 @@ export function useCareQueue(user: string, onDone: (v: Visit) => void) {
   const keepList = (p: DuePage) => localStorage.setItem(listKey(user), JSON.stringify(p))
   const lastList = (): DuePage | null => JSON.parse(localStorage.getItem(listKey(user)) || 'null')
 
+  /** She has read why a visit was refused. */
+  const dismiss = (i: number) => {
+    refused.value.splice(i, 1)
+    keepRefused()
+  }
+
   return {
-    queue, refused, online, push, flush, waiting, keepList, lastList,
+    queue, refused, dismiss, online, push, flush, waiting, keepList, lastList,
     stop: () => {
       window.clearInterval(timer)
       window.removeEventListener('online', onOnline)
