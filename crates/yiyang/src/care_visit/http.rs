@@ -1,5 +1,5 @@
 use super::duty::{self, AreaAssignReq, Areas, DutyRule, Refresh, RulesView};
-use super::{CloseReferral, DuePage, DueQuery, NewVisit, RateView, Visit, VisitQuery};
+use super::{CloseReferral, DueQuery, NewVisit, RateView, Visit, VisitDuePage, VisitQuery};
 use crate::app::AppState;
 use crate::audit::Entry;
 use crate::identity::{Actor, Perm, Scope};
@@ -57,12 +57,12 @@ fn manager(actor: &Actor) -> ApiResult<Scope> {
 /// The elders who must be visited in the caller's area and where each duty stands today:
 /// overdue first, then by the day the visit is due.
 #[utoipa::path(get, path = "/api/v1/care-visits/due", tag = "care_visit", params(DueQuery),
-    responses((status = 200, body = DuePage), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = VisitDuePage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn due(
     State(app): State<AppState>,
     actor: Actor,
     Query(q): Query<DueQuery>,
-) -> ApiResult<Json<DuePage>> {
+) -> ApiResult<Json<VisitDuePage>> {
     let scope = visitor(&actor)?;
     let page = {
         let regions = app.regions.read().await;
@@ -96,13 +96,13 @@ pub async fn due(
 
 /// The due list (or the overdue list: `standing=overdue`) as XLSX, masked IDs, at most 20,000
 /// rows; audited as an export.
-#[utoipa::path(get, path = "/api/v1/care-visits/due/export", tag = "care_visit", params(DueQuery),
+#[utoipa::path(get, path = "/api/v1/care-visits/due/export", tag = "care_visit", params(super::DueExportQuery),
     responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn due_export(
     State(app): State<AppState>,
     actor: Actor,
-    Query(q): Query<DueQuery>,
+    Query(q): Query<super::DueExportQuery>,
 ) -> ApiResult<axum::response::Response> {
     let scope = visitor(&actor)?;
     let today = crate::platform::today();
@@ -116,7 +116,7 @@ pub async fn due_export(
         ));
     }
     let me = q.mine.unwrap_or(false).then_some(actor.user_id.as_str());
-    let items: Vec<super::DueItem> = super::due_all(&app.db, &regions, &lo, &hi, me, today)
+    let items: Vec<super::VisitDueItem> = super::due_all(&app.db, &regions, &lo, &hi, me, today)
         .await?
         .into_iter()
         .filter(|i| want == "all" || i.standing == want)

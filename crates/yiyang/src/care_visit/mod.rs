@@ -77,8 +77,19 @@ pub struct DueQuery {
     pub page_size: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DueExportQuery {
+    /// A region inside the caller's scope (default: all of it)
+    pub region_code: Option<String>,
+    /// all（默认）/ due（本期待探访）/ overdue（已逾期）/ done（本期已探访）
+    pub standing: Option<String>,
+    /// Only the villages given to me (and those given to no one)
+    pub mine: Option<bool>,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DueItem {
+pub struct VisitDueItem {
     pub elder_id: String,
     pub name: String,
     pub citizen_id_masked: String,
@@ -105,7 +116,7 @@ pub struct DueItem {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DuePage {
+pub struct VisitDuePage {
     pub today: String,
     pub total: usize,
     pub done: usize,
@@ -113,7 +124,7 @@ pub struct DuePage {
     pub overdue: usize,
     pub page: usize,
     pub page_size: usize,
-    pub items: Vec<DueItem>,
+    pub items: Vec<VisitDueItem>,
 }
 
 /// "12月13日"
@@ -173,7 +184,7 @@ pub async fn due_all(
     hi: &str,
     mine: Option<&str>,
     today: NaiveDate,
-) -> ApiResult<Vec<DueItem>> {
+) -> ApiResult<Vec<VisitDueItem>> {
     let rows = sqlx::query(
         "SELECT d.elder_id, d.frequency, d.since, e.name, e.citizen_id_masked, e.sex, e.birth_date, e.residence_region, \
          e.address, e.phone_masked, (SELECT MAX(v.visited_on) FROM care_visit v WHERE v.elder_id = d.elder_id), \
@@ -201,7 +212,7 @@ pub async fn due_all(
         let (code, zh, by, missed) = standing_parts(st);
         let region: String = r.get(7);
         let sex: String = r.get(5);
-        out.push(DueItem {
+        out.push(VisitDueItem {
             elder_id: r.get(0),
             name: r.get(3),
             citizen_id_masked: r.get(4),
@@ -282,7 +293,7 @@ pub async fn due(
     q: &DueQuery,
     me: &str,
     today: NaiveDate,
-) -> ApiResult<DuePage> {
+) -> ApiResult<VisitDuePage> {
     let (lo, hi) = scope.narrow(q.region_code.as_deref())?;
     let want = q.standing.as_deref().unwrap_or("all");
     if !["all", "due", "overdue", "done"].contains(&want) {
@@ -291,8 +302,13 @@ pub async fn due(
             "筛选应为 all（全部）、due（待探访）、overdue（已逾期）或 done（已探访）",
         ));
     }
-    let page_size = q.page_size.unwrap_or(50).clamp(1, 500);
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let (page, page_size) = crate::platform::web::paging(
+        q.page.map(|p| p.min(i64::MAX as usize) as i64),
+        q.page_size.map(|p| p.min(i64::MAX as usize) as i64),
+        50,
+        500,
+    )?;
+    let (page, page_size) = (page as usize, page_size as usize);
     let all = due_all(
         db,
         regions,
@@ -304,11 +320,11 @@ pub async fn due(
     .await?;
     let count = |s: &str| all.iter().filter(|i| i.standing == s).count();
     let (done, due, overdue) = (count("done"), count("due"), count("overdue"));
-    let items: Vec<DueItem> = all
+    let items: Vec<VisitDueItem> = all
         .into_iter()
         .filter(|i| want == "all" || i.standing == want)
         .collect();
-    Ok(DuePage {
+    Ok(VisitDuePage {
         today: today.to_string(),
         total: items.len(),
         done,
@@ -325,7 +341,7 @@ pub async fn due(
 }
 
 /// The due list as a sheet for the village workers (at most 20,000 rows).
-pub fn due_xlsx(items: &[DueItem], today: NaiveDate) -> ApiResult<Vec<u8>> {
+pub fn due_xlsx(items: &[VisitDueItem], today: NaiveDate) -> ApiResult<Vec<u8>> {
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     let w = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::Error::from(e));

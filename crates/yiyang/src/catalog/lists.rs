@@ -194,13 +194,7 @@ pub async fn members(
     Ok(changed)
 }
 
-/// A refused row of a member file.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct RowProblem {
-    /// Row number as Excel shows it on its sheet.
-    pub row: i64,
-    pub reason: String,
-}
+pub use crate::platform::sheet::RowProblem;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberImport {

@@ -43,12 +43,7 @@ fn header_key(h: &str) -> Option<String> {
     Some(k.into())
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RowProblem {
-    /// Row number as Excel shows it on its sheet.
-    pub row: i64,
-    pub reason: String,
-}
+pub use crate::platform::sheet::RowProblem;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgImport {

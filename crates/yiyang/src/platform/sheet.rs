@@ -705,3 +705,11 @@ fn fill_merged(
     }
     Ok(())
 }
+
+/// A refused row of an uploaded sheet (members of a list, organisations).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RowProblem {
+    /// Row number as Excel shows it on its sheet.
+    pub row: i64,
+    pub reason: String,
+}

@@ -322,7 +322,11 @@ async fn db_a_visit_is_recorded_once_and_moves_the_due_list_and_the_rate() {
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v, _) = t
+        .call("GET", "/api/v1/care-visits/due?page_size=0", Some(&c), None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (s, before, _) = t
         .call(
             "GET",

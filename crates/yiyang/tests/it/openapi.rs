@@ -32,3 +32,50 @@ fn openapi_snapshot_and_lint() {
     }
     assert!(v["paths"].as_object().unwrap().len() >= 18);
 }
+
+/// Two types of one name in the document: utoipa keeps one schema, and the other route's answers
+/// are described by it (a visit's due list once described the assessment due list's). Each
+/// `ToSchema` type's name is unique across the crate's sources.
+#[test]
+fn schema_names_are_unique() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let t = l.trim_start();
+                let Some(rest) = t
+                    .strip_prefix("pub struct ")
+                    .or_else(|| t.strip_prefix("pub enum "))
+                    .or_else(|| t.strip_prefix("struct "))
+                else {
+                    continue;
+                };
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                let attrs = lines[i.saturating_sub(4)..i].join("\n");
+                if !attrs.contains("ToSchema") || attrs.contains("schema(as") {
+                    continue;
+                }
+                let here = format!("{}:{}", p.display(), i + 1);
+                if let Some(first) = seen.insert(name.clone(), here.clone()) {
+                    panic!("schema {name} is defined twice: {first} and {here}");
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 100, "{}", seen.len());
+}
