@@ -306,7 +306,7 @@ pub async fn due(
         q.page.map(|p| p.min(i64::MAX as usize) as i64),
         q.page_size.map(|p| p.min(i64::MAX as usize) as i64),
         50,
-        500,
+        200,
     )?;
     let (page, page_size) = (page as usize, page_size as usize);
     let all = due_all(
