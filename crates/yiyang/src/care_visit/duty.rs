@@ -273,19 +273,10 @@ pub async fn refresh_now(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
     let Ok(_one) = REFRESHING.try_lock() else {
         return Err(ApiError::conflict("探访任务正在核定中，请稍后再试"));
     };
-    if importing(db).await {
+    if crate::indicator::rollup::import_running(db).await {
         return Err(ApiError::conflict("正在导入档案，导入完成后会自动重新核定"));
     }
     refresh_held(db, today).await
-}
-
-async fn importing(db: &Db) -> bool {
-    sqlx::query("SELECT 1 FROM import_job WHERE state = 'running' AND dry_run = 0 LIMIT 1")
-        .fetch_optional(&db.pool)
-        .await
-        .ok()
-        .flatten()
-        .is_some()
 }
 
 async fn refresh_held(db: &Db, today: NaiveDate) -> ApiResult<Refresh> {
@@ -446,7 +437,7 @@ pub fn keep_current(db: Db) {
     tokio::spawn(async move {
         loop {
             crate::platform::metrics::beat("visit_duties", std::time::Duration::from_secs(3600));
-            let wait = if importing(&db).await {
+            let wait = if crate::indicator::rollup::import_running(&db).await {
                 std::time::Duration::from_secs(60)
             } else {
                 match refresh(&db, crate::platform::today()).await {

@@ -820,7 +820,7 @@ pub async fn mark_dirty(
 const MAX_DEFERRED: u32 = 20;
 
 /// Is an import writing now? (A job left `running` by a crash is marked failed at start.)
-async fn import_running(db: &Db) -> bool {
+pub(crate) async fn import_running(db: &Db) -> bool {
     sqlx::query("SELECT 1 FROM import_job WHERE state = 'running' AND dry_run = 0 LIMIT 1")
         .fetch_optional(&db.pool)
         .await
