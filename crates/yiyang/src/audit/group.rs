@@ -10,11 +10,12 @@
 //! takes nothing else with it. The writes' audit entries are held back and appended together
 //! just before the commit ([`super::append_many`]): one move of the chain's head per group.
 
-use crate::platform::db::{Db, GroupJob as Job, Tx};
+use crate::platform::db::{BatchItem, BatchRun, Db, GroupJob as Job, GroupWork, Tx};
 use crate::platform::error::{ApiError, REQUEST_ID, current_request_id};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::Executor;
+use std::any::{Any, TypeId};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes in one transaction at most: a group holds the write gate (SQLite) for about this many
@@ -81,19 +82,67 @@ impl Db {
                 }
             })
         });
-        let jobs = self
-            .group
+        if self
+            .group_queue()
+            .send(GroupWork::One(savepoint, job))
+            .await
+            .is_err()
+        {
+            return Err(lost());
+        }
+        answered.await.unwrap_or_else(|_| Err(lost()))
+    }
+
+    /// Write `item` together with the other items of its kind waiting in the group, in one go
+    /// ([`Batch::write_all`]), and answer after the commit whether it was written. `false` when
+    /// the batch's own check left it out, or when the batch as a whole failed (rolled back to
+    /// its savepoint, the rest of the group unharmed): the caller then takes the one-by-one way.
+    pub async fn grouped_batch<B: Batch>(&self, item: B) -> Result<bool, ApiError> {
+        let (answer, answered) = oneshot::channel();
+        let work = GroupWork::Batch(BatchItem {
+            kind: TypeId::of::<B>(),
+            item: Box::new(item),
+            run: run_erased::<B>,
+            answer,
+        });
+        if self.group_queue().send(work).await.is_err() {
+            return Err(lost());
+        }
+        answered.await.unwrap_or_else(|_| Err(lost()))
+    }
+
+    fn group_queue(&self) -> mpsc::Sender<GroupWork> {
+        self.group
             .get_or_init(|| {
                 let (send, receive) = mpsc::channel(4 * GROUP_MAX);
                 start(self, receive);
                 send
             })
-            .clone();
-        if jobs.send((savepoint, job)).await.is_err() {
-            return Err(lost());
-        }
-        answered.await.unwrap_or_else(|_| Err(lost()))
+            .clone()
     }
+}
+
+/// Writes of one kind that a group writes together: on PostgreSQL one statement for all of them
+/// instead of a round trip each, which is what a crowd of check-ins waits for.
+pub trait Batch: Sized + Send + 'static {
+    /// Write `items` (at most [`GROUP_MAX`]), answering for each, in order, whether it was
+    /// written, and appending the audit entries of those written. `Err` rolls the whole batch back.
+    fn write_all<'a>(
+        tx: &'a mut Tx<'static>,
+        items: Vec<Self>,
+    ) -> BoxFuture<'a, Result<Vec<bool>, ApiError>>;
+}
+
+fn run_erased<'a, B: Batch>(
+    tx: &'a mut Tx<'static>,
+    items: Vec<Box<dyn Any + Send>>,
+) -> BoxFuture<'a, Result<Vec<bool>, ApiError>> {
+    // The writer gathers items by their kind's TypeId, so every one is a `B`.
+    let items: Vec<B> = items
+        .into_iter()
+        .filter_map(|i| i.downcast::<B>().ok().map(|b| *b))
+        .collect();
+    B::write_all(tx, items)
 }
 
 /// The answer when the group could not be committed (the database went away): nothing of the
@@ -110,7 +159,7 @@ fn lost() -> ApiError {
 /// waits for the one before it, and on the server's runtime each of those waits also queued
 /// behind the crowd of requests that made the group. It ends when the queue's sender is dropped
 /// (with the last handle of `db`); its own handle holds no sender.
-fn start(db: &Db, jobs: mpsc::Receiver<(bool, Job)>) {
+fn start(db: &Db, jobs: mpsc::Receiver<GroupWork>) {
     let db = db.clone();
     let spawned = std::thread::Builder::new()
         .name("yiyang-group-commit".into())
@@ -153,7 +202,7 @@ fn start(db: &Db, jobs: mpsc::Receiver<(bool, Job)>) {
     }
 }
 
-async fn writer(db: Db, mut jobs: mpsc::Receiver<(bool, Job)>) {
+async fn writer(db: Db, mut jobs: mpsc::Receiver<GroupWork>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
@@ -171,27 +220,72 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<(bool, Job)>) {
             }
         };
         tx.hold_audit();
-        let mut finished = Vec::with_capacity(group.len());
+        // Batches first, each kind in one go; then the single writes in the order they came.
+        let mut batches: Vec<(TypeId, BatchRun, Vec<BatchItem>)> = Vec::new();
+        let mut singles: Vec<(bool, Job)> = Vec::with_capacity(group.len());
+        for work in group {
+            match work {
+                GroupWork::One(savepoint, job) => singles.push((savepoint, job)),
+                GroupWork::Batch(item) => match batches.iter_mut().find(|b| b.0 == item.kind) {
+                    Some(b) => b.2.push(item),
+                    None => batches.push((item.kind, item.run, vec![item])),
+                },
+            }
+        }
+        let mut finished: Vec<Finish> = Vec::with_capacity(singles.len() + batches.len());
         let mut broken = false;
         // Each write runs inside the savepoint `grouped`; the next one's is made in the same
         // round trip as the release of the last one (a rolled-back one's is released unused).
         // A write without one changed nothing when it failed, or broke the transaction.
         let mut open = false;
-        for (savepoint, job) in group {
+        for (_, run, items) in batches {
             if broken {
                 continue;
             }
-            if savepoint {
-                let mark = if open {
-                    "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
-                } else {
-                    "SAVEPOINT grouped"
-                };
-                if (&mut *tx).execute(mark).await.is_err() {
-                    broken = true;
-                    continue;
+            if !mark(&mut tx, &mut open).await {
+                broken = true;
+                continue;
+            }
+            let held = tx.held_audit().map_or(0, |h| h.len());
+            let (answers, erased): (Vec<_>, Vec<_>) =
+                items.into_iter().map(|i| (i.answer, i.item)).unzip();
+            let out = std::panic::AssertUnwindSafe(run(&mut tx, erased))
+                .catch_unwind()
+                .await;
+            let written = match out {
+                Ok(Ok(w)) if w.len() == answers.len() => w,
+                failed => {
+                    if let Ok(Err(e)) = failed {
+                        tracing::error!(error = ?e, "a grouped batch failed; its items go one by one");
+                    } else {
+                        tracing::error!(
+                            "a grouped batch panicked or miscounted; its items go one by one"
+                        );
+                    }
+                    if let Some(h) = tx.held_audit() {
+                        h.truncate(held);
+                    }
+                    broken = (&mut *tx)
+                        .execute("ROLLBACK TO SAVEPOINT grouped")
+                        .await
+                        .is_err();
+                    vec![false; answers.len()]
                 }
-                open = true;
+            };
+            finished.push(Box::new(move |committed| {
+                for (a, w) in answers.into_iter().zip(written) {
+                    // Not written is an answer even when the group failed: nothing of it is kept.
+                    let _ = a.send(if committed || !w { Ok(w) } else { Err(lost()) });
+                }
+            }));
+        }
+        for (savepoint, job) in singles {
+            if broken {
+                continue;
+            }
+            if savepoint && !mark(&mut tx, &mut open).await {
+                broken = true;
+                continue;
             }
             let held = tx.held_audit().map_or(0, |h| h.len());
             let (keep, finish) = job(&mut tx).await;
@@ -223,4 +317,16 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<(bool, Job)>) {
             f(committed);
         }
     }
+}
+
+/// Open the savepoint `grouped` for the next write (releasing the last one in the same round
+/// trip); false when the transaction is broken.
+async fn mark(tx: &mut Tx<'static>, open: &mut bool) -> bool {
+    let sql = if *open {
+        "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
+    } else {
+        "SAVEPOINT grouped"
+    };
+    *open = true;
+    (&mut **tx).execute(sql).await.is_ok()
 }

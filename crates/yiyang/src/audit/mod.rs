@@ -284,7 +284,7 @@ pub async fn append_pg(
     Ok(r.seq)
 }
 
-async fn append_as(
+pub(crate) async fn append_as(
     tx: &mut Tx<'_>,
     who: &Who,
     e: Entry<'_>,

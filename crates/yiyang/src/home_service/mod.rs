@@ -574,38 +574,24 @@ pub async fn step(
     // nothing else changed it in between (same version); read after the commit otherwise. Read
     // here, the crowd's reads run side by side instead of one by one inside the group.
     let job = std::sync::Arc::new(job);
-    let pg = db.backend == crate::platform::db::Backend::Postgres;
     // The visit's step before this one left its answer here: when the order is still at that
     // version (the write checks it), no read at all before the write.
     if let Some((v, o, region)) = recent::recall(id).filter(|(_, o, r)| {
         scope.holds(&o.provider_id, r) && mine(scope, o.caregiver_id.as_deref())
     }) && let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
         rule::next(&o.state, &job.action)
+        && let Some(done) = quick(db, &job, to, v, &region).await?
     {
-        let (j, r) = (job.clone(), region.clone());
-        let done = db
-            .grouped_with(!pg, move |tx| {
-                Box::pin(async move { quick(tx, &j, to, v, &r).await })
-            })
-            .await?;
-        if let Some(done) = done {
-            let mut o = o;
-            done.apply(&mut o);
-            recent::remember(id, v + 1, &o, &region);
-            return Ok(o);
-        }
+        let mut o = o;
+        done.apply(&mut o);
+        recent::remember(id, v + 1, &o, &region);
+        return Ok(o);
     }
     let (before, before_version, region) = versioned(db, scope, id, true).await?;
     if let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
         rule::next(&before.state, &job.action)
     {
-        let (j, r) = (job.clone(), region.clone());
-        let done = db
-            .grouped_with(!pg, move |tx| {
-                Box::pin(async move { quick(tx, &j, to, before_version, &r).await })
-            })
-            .await?;
-        if let Some(done) = done {
+        if let Some(done) = quick(db, &job, to, before_version, &region).await? {
             let mut o = before;
             done.apply(&mut o);
             recent::remember(id, before_version + 1, &o, &region);
@@ -711,94 +697,217 @@ fn step_time(done_at: Option<i64>, to: &str) -> (String, String, i64) {
 }
 
 /// Accept, check in and check out, most of a day's steps, made on the order as read before
-/// (`version`, scope checked there): on PostgreSQL one statement, so without a savepoint in the
-/// group — a crowd of check-ins waits for a third of the round trips. `None` when the order
-/// changed since or the step's id was used: nothing written, and the full way decides.
+/// (`version`, scope checked there). `None` when the order changed since or the step's id was
+/// used: nothing written, and the full way decides. On PostgreSQL the group's quick steps are one
+/// statement together ([`QuickStep`]): a crowd of check-ins waits for one round trip, not one each.
 async fn quick(
+    db: &Db,
+    j: &std::sync::Arc<Checked>,
+    to: &'static str,
+    version: i64,
+    region: &str,
+) -> ApiResult<Option<Done>> {
+    let (now, done, done_min) = step_time(j.done_at, to);
+    let note = Some(j.note.clone()).filter(|n| !n.is_empty());
+    let written = if db.backend == crate::platform::db::Backend::Postgres {
+        let step = QuickStep {
+            job: j.clone(),
+            to,
+            version,
+            region: region.to_string(),
+            now,
+            done: done.clone(),
+            done_min,
+            request_id: crate::platform::error::current_request_id().unwrap_or_default(),
+        };
+        db.grouped_batch(step).await?
+    } else {
+        let (j, r) = (j.clone(), region.to_string());
+        let done = done.clone();
+        db.grouped(move |tx| {
+            Box::pin(
+                async move { quick_sqlite(tx, &j, to, version, &r, now, done, done_min).await },
+            )
+        })
+        .await?
+    };
+    Ok(written.then_some(Done {
+        to,
+        at: done,
+        reason: note,
+    }))
+}
+
+/// A quick step on SQLite, in its savepoint of the group: the update (guarded by the version and
+/// the step's id), then the step's row (in-process: no round trip to save).
+#[allow(clippy::too_many_arguments)]
+async fn quick_sqlite(
     tx: &mut Tx<'static>,
     j: &Checked,
     to: &'static str,
     version: i64,
     region: &str,
-) -> Result<ApiResult<Option<Done>>, ApiError> {
-    let (now, done, done_min) = step_time(j.done_at, to);
+    now: String,
+    done: String,
+    done_min: i64,
+) -> Result<ApiResult<bool>, ApiError> {
     let note = Some(j.note.as_str()).filter(|n| !n.is_empty());
-    let pg = tx.backend() == crate::platform::db::Backend::Postgres;
     let f64_or_null = crate::platform::db::opt_f64;
-    // $1–$4 for every step; then the step's own columns; on PostgreSQL then the rest of the
-    // step's row, for the insert that follows the update in the same statement.
-    let (set, rest) = match to {
-        "checked_in" | "checked_out" => {
-            let at = if to == "checked_in" {
-                "check_in"
-            } else {
-                "check_out"
-            };
-            (
-                format!("{at}_at = $5, {at}_lon = $6, {at}_lat = $7, {at}_min = $8"),
-                "$9, $10, $11, $6, $7, $12",
-            )
+    let set = match to {
+        "checked_in" => "check_in_at = $5, check_in_lon = $6, check_in_lat = $7, check_in_min = $8",
+        "checked_out" => {
+            "check_out_at = $5, check_out_lon = $6, check_out_lat = $7, check_out_min = $8"
         }
-        _ => ("reason = $5".to_string(), "$6, $7, $8, $9, $10, $5"),
+        _ => "reason = $5",
     };
-    let update = format!(
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE service_order SET state = $2, {set}, version = version + 1 \
          WHERE id = $1 AND version = $3 AND NOT EXISTS (SELECT 1 FROM service_order_step t WHERE t.id = $4)"
-    );
-    let step = "INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note)";
-    let sql = if pg {
-        format!("WITH u AS ({update} RETURNING id) {step} SELECT $4, u.id, {rest} FROM u")
-    } else {
-        // Two statements on SQLite (in-process: no round trip to save), in a savepoint.
-        update
-    };
-    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&j.id)
-        .bind(to)
-        .bind(version)
-        .bind(&j.step_id);
+    )))
+    .bind(&j.id)
+    .bind(to)
+    .bind(version)
+    .bind(&j.step_id);
     let q = if to == "accepted" {
-        let q = q.bind(note);
-        if pg {
-            let q = q.bind(&j.action).bind(&now).bind(&j.who.actor_name);
-            f64_or_null(f64_or_null(q, j.lon), j.lat)
-        } else {
-            q
-        }
+        q.bind(note)
     } else {
-        let q = f64_or_null(f64_or_null(q.bind(&done), j.lon), j.lat).bind(done_min);
-        if pg {
-            q.bind(&j.action)
-                .bind(&now)
-                .bind(&j.who.actor_name)
-                .bind(note)
-        } else {
-            q
-        }
+        f64_or_null(f64_or_null(q.bind(&done), j.lon), j.lat).bind(done_min)
     };
     if q.execute(&mut **tx).await?.rows_affected() != 1 {
-        return Ok(Ok(None));
+        return Ok(Ok(false));
     }
-    if !pg {
-        let ins = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{step} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )))
-        .bind(&j.step_id)
-        .bind(&j.id)
-        .bind(&j.action)
-        .bind(&now)
-        .bind(&j.who.actor_name);
-        f64_or_null(f64_or_null(ins, j.lon), j.lat)
-            .bind(note)
-            .execute(&mut **tx)
-            .await?;
+    let ins = sqlx::query(
+        "INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&j.step_id)
+    .bind(&j.id)
+    .bind(&j.action)
+    .bind(&now)
+    .bind(&j.who.actor_name);
+    f64_or_null(f64_or_null(ins, j.lon), j.lat)
+        .bind(note)
+        .execute(&mut **tx)
+        .await?;
+    step_audit(tx, j, to, region, None).await?;
+    Ok(Ok(true))
+}
+
+/// A quick step on PostgreSQL, written with the others of the group in one statement.
+struct QuickStep {
+    job: std::sync::Arc<Checked>,
+    to: &'static str,
+    version: i64,
+    region: String,
+    now: String,
+    done: String,
+    done_min: i64,
+    request_id: String,
+}
+
+/// The columns of [`QuickStep`]'s rows, each with its type (the values are parameters).
+const QUICK_COLS: [(&str, &str); 12] = [
+    ("id", "text"),
+    ("to_state", "text"),
+    ("version", "bigint"),
+    ("step_id", "text"),
+    ("done", "text"),
+    ("lon", "float8"),
+    ("lat", "float8"),
+    ("done_min", "bigint"),
+    ("note", "text"),
+    ("action", "text"),
+    ("now", "text"),
+    ("actor", "text"),
+];
+
+impl crate::audit::group::Batch for QuickStep {
+    fn write_all<'a>(
+        tx: &'a mut Tx<'static>,
+        items: Vec<Self>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<bool>, ApiError>> {
+        Box::pin(async move {
+            // One step per order and per step id in a statement (an UPDATE … FROM takes one of
+            // two rows for the same order, and which is not said): a second goes the full way.
+            let mut seen = std::collections::HashSet::new();
+            let take: Vec<bool> = items
+                .iter()
+                .map(|q| seen.insert(q.job.id.as_str()) & seen.insert(q.job.step_id.as_str()))
+                .collect();
+            let rows: Vec<String> = (0..take.iter().filter(|t| **t).count())
+                .map(|r| {
+                    let cols: Vec<String> = QUICK_COLS
+                        .iter()
+                        .enumerate()
+                        .map(|(c, (_, ty))| format!("${}::{ty}", r * QUICK_COLS.len() + c + 1))
+                        .collect();
+                    format!("({})", cols.join(", "))
+                })
+                .collect();
+            if rows.is_empty() {
+                return Ok(vec![false; items.len()]);
+            }
+            let names: Vec<&str> = QUICK_COLS.iter().map(|c| c.0).collect();
+            // Each column set from the row when the row's step sets it, else left as it is.
+            let when = |state: &str, col: &str, from: &str| {
+                format!("{col} = CASE WHEN v.to_state = '{state}' THEN v.{from} ELSE o.{col} END")
+            };
+            let sets = [
+                when("accepted", "reason", "note"),
+                when("checked_in", "check_in_at", "done"),
+                when("checked_in", "check_in_lon", "lon"),
+                when("checked_in", "check_in_lat", "lat"),
+                when("checked_in", "check_in_min", "done_min"),
+                when("checked_out", "check_out_at", "done"),
+                when("checked_out", "check_out_lon", "lon"),
+                when("checked_out", "check_out_lat", "lat"),
+                when("checked_out", "check_out_min", "done_min"),
+            ];
+            let sql = format!(
+                "WITH v ({}) AS (VALUES {}), \
+                 u AS (UPDATE service_order o SET state = v.to_state, {}, version = o.version + 1 FROM v \
+                   WHERE o.id = v.id AND o.version = v.version \
+                   AND NOT EXISTS (SELECT 1 FROM service_order_step t WHERE t.id = v.step_id) RETURNING v.step_id), \
+                 i AS (INSERT INTO service_order_step (id, order_id, action, at, actor, lon, lat, note) \
+                   SELECT v.step_id, v.id, v.action, v.now, v.actor, v.lon, v.lat, v.note FROM v JOIN u ON u.step_id = v.step_id) \
+                 SELECT step_id FROM u",
+                names.join(", "),
+                rows.join(", "),
+                sets.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (s, _) in items.iter().zip(&take).filter(|(_, t)| **t) {
+                let j = &s.job;
+                q = q
+                    .bind(&j.id)
+                    .bind(s.to)
+                    .bind(s.version)
+                    .bind(&j.step_id)
+                    .bind(&s.done);
+                q = crate::platform::db::opt_f64(crate::platform::db::opt_f64(q, j.lon), j.lat);
+                q = q
+                    .bind(s.done_min)
+                    .bind(Some(j.note.as_str()).filter(|n| !n.is_empty()))
+                    .bind(&j.action)
+                    .bind(&s.now)
+                    .bind(&j.who.actor_name);
+            }
+            let written: std::collections::HashSet<String> = q
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+            let mut out = Vec::with_capacity(items.len());
+            for (s, t) in items.iter().zip(&take) {
+                let w = *t && written.contains(&s.job.step_id);
+                if w {
+                    step_audit(tx, &s.job, s.to, &s.region, Some(&s.request_id)).await?;
+                }
+                out.push(w);
+            }
+            Ok(out)
+        })
     }
-    step_audit(tx, j, to, region).await?;
-    Ok(Ok(Some(Done {
-        to,
-        at: done,
-        reason: note.map(str::to_string),
-    })))
 }
 
 /// A step's audit entry.
@@ -807,8 +916,10 @@ async fn step_audit(
     j: &Checked,
     to: &str,
     region: &str,
+    request_id: Option<&str>,
 ) -> Result<(), ApiError> {
-    audit::append(
+    let here = crate::platform::error::current_request_id().unwrap_or_default();
+    audit::append_as(
         tx,
         &j.who,
         Entry {
@@ -819,6 +930,7 @@ async fn step_audit(
             detail: serde_json::json!({"action": j.action, "to": to, "step_id": j.step_id})
                 .to_string(),
         },
+        request_id.unwrap_or(&here),
     )
     .await?;
     Ok(())
@@ -1021,7 +1133,7 @@ async fn write_step(
     ins.bind(Some(&note).filter(|n| !n.is_empty()))
         .execute(&mut **tx)
         .await?;
-    step_audit(tx, j, to, region).await?;
+    step_audit(tx, j, to, region, None).await?;
     Ok(Ok(Some(Done {
         to,
         at: if to == "confirmed" { now } else { done },

@@ -38,7 +38,7 @@ pub struct Db {
     /// every clone of this handle.
     chain: Arc<std::sync::OnceLock<crate::platform::crypto::ChainKey>>,
     /// The group-commit writer's queue, started on first use (`crate::audit::group`).
-    pub(crate) group: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<(bool, GroupJob)>>>,
+    pub(crate) group: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<GroupWork>>>,
 }
 
 /// A write transaction; on SQLite it also holds the process's write gate until commit or drop.
@@ -59,6 +59,32 @@ pub type GroupJob = Box<
         )
             -> futures_util::future::BoxFuture<'a, (bool, Box<dyn FnOnce(bool) + Send>)>
         + Send,
+>;
+
+/// What the group-commit writer is sent: one write (with whether it runs in a savepoint of its
+/// own), or an item of a batch, written with the others of its kind in the group in one go.
+pub enum GroupWork {
+    One(bool, GroupJob),
+    Batch(BatchItem),
+}
+
+/// One item of a batch (`crate::audit::group::Batch`), type-erased: the writer gathers the group's
+/// items of one `kind` and hands them to `run` together, which says for each whether it was
+/// written; `answer` hears that once the group committed.
+pub struct BatchItem {
+    pub kind: std::any::TypeId,
+    pub item: Box<dyn std::any::Any + Send>,
+    pub run: BatchRun,
+    pub answer: tokio::sync::oneshot::Sender<Result<bool, crate::platform::error::ApiError>>,
+}
+
+/// Writes a batch's items (all of one kind), answering for each whether it was written.
+pub type BatchRun = for<'a> fn(
+    &'a mut Tx<'static>,
+    Vec<Box<dyn std::any::Any + Send>>,
+) -> futures_util::future::BoxFuture<
+    'a,
+    Result<Vec<bool>, crate::platform::error::ApiError>,
 >;
 
 /// An audit entry, owned: held back in a group commit, or queued for the read-audit writer.

@@ -2608,3 +2608,166 @@ async fn db_a_visit_keeps_its_photos_once_with_their_place_and_only_for_its_read
     }
     assert_eq!(files(&t.state.config.files_dir), 8);
 }
+
+/// A crowd of caregivers stepping at once (written together, one statement for a group on
+/// PostgreSQL): every step is written once with its own columns, a step sent twice at the same
+/// moment is done once, a check-in without a place leaves the place empty, and each step has its
+/// one audit entry under the request that made it.
+#[tokio::test]
+async fn db_a_crowd_of_steps_at_once_writes_each_once() {
+    const N: usize = 24;
+    let t = TestApp::new("demo", 30).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (s, p, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "provider", "name": "如皋市同心居家养老服务中心", "ownership": "private",
+            "region_code": "320682103000"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let provider = p["id"].as_str().unwrap().to_string();
+    let elders: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 24",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(elders.len(), N);
+    let mut orders = vec![];
+    let names = "秀兰春华建国桂英玉梅淑珍凤英海燕丽华红梅志强国强建华德明";
+    for (i, elder) in elders.iter().enumerate() {
+        let given: String = names.chars().skip(i % 16 * 2).take(2).collect();
+        let family = ["王", "李"][i / 16];
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/orgs/{provider}/staff"),
+            Some(json!({"name": format!("{family}{given}"), "role": "caregiver"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let caregiver = v["id"].as_str().unwrap().to_string();
+        let (s, o, _) = call(
+            "POST",
+            "/api/v1/service-orders".into(),
+            Some(
+                json!({"provider_id": provider, "elder_id": elder, "service": "助洁",
+                "planned_start": "2026-12-08 09:00", "planned_minutes": 60}),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        let id = o["id"].as_str().unwrap().to_string();
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/service-orders/{id}/dispatch"),
+            Some(json!({"caregiver_id": caregiver})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        orders.push(id);
+    }
+    let audits = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'service_order.step'",
+        )
+        .fetch_one(&t.state.db.pool)
+        .await
+        .unwrap()
+    };
+    let before = audits().await;
+    let dispatched: i64 =
+        sqlx::query_scalar("SELECT MAX(version) FROM service_order WHERE provider_id = $1")
+            .bind(&provider)
+            .fetch_one(&t.state.db.pool)
+            .await
+            .unwrap();
+    for (action, to) in [
+        ("accept", "accepted"),
+        ("check_in", "checked_in"),
+        ("check_out", "checked_out"),
+    ] {
+        // Every order's step, sent twice at once under one id for every third order.
+        let mut sends = vec![];
+        for (i, id) in orders.iter().enumerate() {
+            let step_id = uuid::Uuid::now_v7().to_string();
+            let mut body = json!({"step_id": step_id, "action": action});
+            // Every other caregiver's phone has no place to give.
+            if i % 2 == 0 && action != "accept" {
+                body["lon"] = json!(120.57 + i as f64 / 1000.0);
+                body["lat"] = json!(32.39);
+            }
+            let times = if i % 3 == 0 { 2 } else { 1 };
+            for _ in 0..times {
+                sends.push(call(
+                    "POST",
+                    format!("/api/v1/service-orders/{id}/steps"),
+                    Some(body.clone()),
+                ));
+            }
+        }
+        for (s, v, _) in futures_util::future::join_all(sends).await {
+            assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some(to)), "{v}");
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT o.id, o.state, o.version, o.check_in_lon, o.check_out_lon, o.check_in_min, o.check_out_min, \
+         (SELECT COUNT(*) FROM service_order_step t WHERE t.order_id = o.id) \
+         FROM service_order o WHERE o.provider_id = $1",
+    )
+    .bind(&provider)
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), N);
+    use sqlx::Row;
+    for r in &rows {
+        let id: String = r.get(0);
+        let i = orders.iter().position(|o| *o == id).unwrap();
+        assert_eq!(r.get::<String, _>(1), "checked_out", "{id}");
+        // Each of the three steps moved the version once.
+        assert_eq!(r.get::<i64, _>(2), dispatched + 3, "version of order {i}");
+        assert_eq!(r.get::<i64, _>(7), 3, "steps of order {i}");
+        let (lon_in, lon_out): (Option<f64>, Option<f64>) = (r.get(3), r.get(4));
+        if i % 2 == 0 {
+            let lon = 120.57 + i as f64 / 1000.0;
+            assert!(
+                lon_in.is_some_and(|x| (x - lon).abs() < 1e-9),
+                "{i}: {lon_in:?}"
+            );
+            assert!(
+                lon_out.is_some_and(|x| (x - lon).abs() < 1e-9),
+                "{i}: {lon_out:?}"
+            );
+        } else {
+            assert_eq!((lon_in, lon_out), (None, None), "{i}");
+        }
+        let (m_in, m_out): (Option<i64>, Option<i64>) = (r.get(5), r.get(6));
+        assert!(m_in.is_some() && m_out >= m_in, "{i}: {m_in:?} {m_out:?}");
+    }
+    assert_eq!(
+        audits().await - before,
+        3 * N as i64,
+        "one audit entry a step"
+    );
+    let requests: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT request_id) FROM audit_log WHERE action = 'service_order.step' AND request_id <> ''",
+    )
+    .fetch_one(&t.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(requests, 3 * N as i64, "each entry names its own request");
+    let chain = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
+    assert!(
+        chain.ok,
+        "the chain holds after the crowd's grouped appends"
+    );
+}
