@@ -27,6 +27,112 @@ pub fn needs_qualification(code: &str) -> bool {
     SERVICES.iter().any(|s| s.0 == code && s.2)
 }
 
+/// What a visit of each service is made of (服务项目), ticked off on the caregiver's phone at
+/// check-out: (service, [(code, 中文)]).
+pub const TASKS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "cleaning",
+        &[
+            ("sweep", "清扫拖地"),
+            ("bed", "整理床铺"),
+            ("dishes", "清洗餐具"),
+            ("rubbish", "清理垃圾"),
+            ("laundry", "洗晒衣物"),
+            ("wipe", "擦拭门窗家具"),
+        ],
+    ),
+    (
+        "meal",
+        &[
+            ("deliver", "送餐上门"),
+            ("feed", "协助进餐"),
+            ("tidy", "餐后清洁"),
+        ],
+    ),
+    (
+        "bathing",
+        &[
+            ("pressure", "浴前测量血压"),
+            ("water", "调试水温"),
+            ("bath", "协助洗浴"),
+            ("dress", "协助更衣"),
+            ("skin", "检查皮肤"),
+            ("tidy", "清理浴室"),
+        ],
+    ),
+    (
+        "mobility",
+        &[
+            ("walk", "陪同散步"),
+            ("stairs", "协助上下楼"),
+            ("errand", "陪同外出办事"),
+            ("aids", "检查助行器具"),
+        ],
+    ),
+    (
+        "medical_escort",
+        &[
+            ("escort", "陪同就医"),
+            ("medicine", "代为取药"),
+            ("remind", "用药提醒"),
+            ("measure", "测量血压血糖"),
+        ],
+    ),
+    (
+        "emergency",
+        &[
+            ("check", "查看老人状况"),
+            ("family", "联系家属"),
+            ("call", "呼叫急救或报警"),
+            ("repair", "紧急维修"),
+        ],
+    ),
+    (
+        "personal_care",
+        &[
+            ("vitals", "测量生命体征"),
+            ("turn", "翻身拍背"),
+            ("skin", "皮肤护理"),
+            ("mouth", "口腔清洁"),
+            ("medicine", "协助服药"),
+            ("toilet", "协助如厕"),
+        ],
+    ),
+];
+
+/// The tasks of a service (none for an unknown one).
+pub fn tasks(service: &str) -> &'static [(&'static str, &'static str)] {
+    TASKS.iter().find(|t| t.0 == service).map_or(&[], |t| t.1)
+}
+
+/// The tasks ticked for a visit of `service` (codes or Chinese names), as stored: their codes in
+/// the service's own order, each once, joined by commas; `None` when none was ticked. Err names
+/// the first that is not a task of the service.
+pub fn tasks_done(service: &str, ticked: &[String]) -> Result<Option<String>, String> {
+    let all = tasks(service);
+    let mut done = vec![false; all.len()];
+    for t in ticked {
+        let t = t.trim();
+        match all.iter().position(|(c, zh)| *c == t || *zh == t) {
+            Some(i) => done[i] = true,
+            None => {
+                return Err(format!(
+                    "“{t}”不是{}的服务项目，应为：{}",
+                    service_zh(service),
+                    all.iter().map(|a| a.1).collect::<Vec<_>>().join("、")
+                ));
+            }
+        }
+    }
+    let codes: Vec<&str> = all
+        .iter()
+        .zip(&done)
+        .filter(|(_, d)| **d)
+        .map(|(a, _)| a.0)
+        .collect();
+    Ok((!codes.is_empty()).then(|| codes.join(",")))
+}
+
 /// States: created → dispatched → accepted → checked_in → checked_out → confirmed, or cancelled /
 /// no_show on the way.
 pub const STATES: &[(&str, &str)] = &[
@@ -318,6 +424,30 @@ pub fn split(amount_fen: i64, shares: [u8; 4]) -> [i64; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticked_tasks_are_stored_in_the_services_order_once() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            tasks_done("cleaning", &t(&["dishes", "清扫拖地", "dishes"])),
+            Ok(Some("sweep,dishes".into()))
+        );
+        assert_eq!(tasks_done("cleaning", &[]), Ok(None));
+        let e = tasks_done("meal", &t(&["bath"])).unwrap_err();
+        assert!(
+            e.contains("“bath”不是助餐的服务项目") && e.contains("送餐上门"),
+            "{e}"
+        );
+        // Every service has its tasks, with codes unique within it.
+        for (code, _, _) in SERVICES {
+            let all = tasks(code);
+            assert!(all.len() >= 3, "{code}");
+            let mut codes: Vec<_> = all.iter().map(|a| a.0).collect();
+            codes.sort();
+            codes.dedup();
+            assert_eq!(codes.len(), all.len(), "{code}");
+        }
+    }
 
     #[test]
     fn the_free_nearest_caregiver_comes_first() {

@@ -195,7 +195,7 @@ impl AppState {
         crate::home_service::http::settlements, crate::home_service::http::settlement,
         crate::home_service::http::approve, crate::home_service::http::to_batch,
         crate::home_service::family::ask_code, crate::home_service::family::visits, crate::home_service::family::feedback, crate::home_service::family::meal_code, crate::home_service::family::order,
-        crate::home_service::http::serve_meal, crate::home_service::http::meal_day, crate::home_service::http::statement, crate::home_service::http::add_photo, crate::home_service::http::photos, crate::home_service::http::photo,
+        crate::home_service::http::serve_meal, crate::home_service::http::meal_day, crate::home_service::http::statement, crate::home_service::http::add_photo, crate::home_service::http::photos, crate::home_service::http::photo, crate::home_service::http::signature,
         crate::home_service::http::create_plan, crate::home_service::http::plans, crate::home_service::http::end_plan,
         crate::institution::http::subsidy_policy, crate::institution::http::publish_subsidy_policy,
         crate::institution::http::claims, crate::institution::http::compute_claims, crate::institution::http::export_claims,

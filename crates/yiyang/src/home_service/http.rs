@@ -33,6 +33,7 @@ pub fn routes() -> axum::Router<AppState> {
                 )),
         )
         .route("/service-orders/{id}/photos/{photo_id}", get(photo))
+        .route("/service-orders/{id}/signature", get(signature))
         .route("/elders/{id}/service-quota", get(quota))
         .route("/elders/{id}/hospital-stays", post(hospital_stay))
         .route("/providers/{id}/contract", get(contract).put(put_contract))
@@ -173,7 +174,16 @@ pub async fn step(
 ) -> ApiResult<Json<Order>> {
     let scope = visitor(&actor)?;
     Ok(Json(
-        super::step(&app.db, &app.keys, &scope, &actor.who(), &id, s).await?,
+        super::step(
+            &app.db,
+            &app.keys,
+            app.files.as_ref(),
+            &scope,
+            &actor.who(),
+            &id,
+            s,
+        )
+        .await?,
     ))
 }
 
@@ -572,6 +582,41 @@ pub async fn photo(
                 // Each look is audited: none from a cache, none left on a shared office PC.
                 "no-store".into(),
             ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The elder's signature that confirmed a visit (PNG), for the visit's readers; each look is
+/// audited.
+#[utoipa::path(get, path = "/api/v1/service-orders/{id}/signature", tag = "home_service", params(("id" = String, Path)),
+    responses((status = 200, description = "the signature (PNG)", content_type = "image/png"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn signature(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let scope = photo_reader(&actor)?;
+    let (bytes, region) = super::signature(&app.db, app.files.as_ref(), &scope, &id).await?;
+    app.read_audit
+        .record(
+            &actor.who(),
+            crate::audit::Entry {
+                action: "service_order.signature_view",
+                entity: "service_order",
+                entity_id: Some(&id),
+                region_code: Some(&region),
+                detail: "{}".into(),
+            },
+        )
+        .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/png"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
         ],
         bytes,
     )

@@ -107,6 +107,14 @@ pub const MIGRATION_SETTLE: &[Stmt] = &[
     ),
 ];
 
+/// What a visit was made of (the tasks ticked at check-out, kernel `service_order::TASKS`), and
+/// the elder's signature when she confirmed on the caregiver's phone (a PNG in the file store,
+/// named by its SHA-256).
+pub const MIGRATION_TASKS: &[Stmt] = &[
+    Both("ALTER TABLE service_order ADD COLUMN tasks_done TEXT"),
+    Both("ALTER TABLE service_order ADD COLUMN signature_sha TEXT"),
+];
+
 /// Kinds of organisation that send caregivers to homes.
 pub const PROVIDER_KINDS: &[&str] = &["provider", "station", "comprehensive_center", "day_care"];
 
@@ -155,6 +163,41 @@ pub struct Order {
     pub rating_comment: Option<String>,
     /// The family's complaint about this visit
     pub complaint: Option<String>,
+    /// What the visit is made of, each ticked or not at check-out
+    pub tasks: Vec<VisitTask>,
+    /// How it was confirmed: code (the family's code), signature (the elder signed on the
+    /// phone), call_back (an officer called the family)
+    pub confirmed_by: Option<String>,
+    pub confirmed_by_zh: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VisitTask {
+    pub code: String,
+    pub name: String,
+    pub done: bool,
+}
+
+/// The service's tasks with those done (as stored: codes joined by commas) ticked.
+fn visit_tasks(service: &str, done: Option<&str>) -> Vec<VisitTask> {
+    let done: Vec<&str> = done.map(|d| d.split(',').collect()).unwrap_or_default();
+    rule::tasks(service)
+        .iter()
+        .map(|(code, name)| VisitTask {
+            code: (*code).into(),
+            name: (*name).into(),
+            done: done.contains(code),
+        })
+        .collect()
+}
+
+fn confirmed_by_zh(by: &str) -> &'static str {
+    match by {
+        "code" => "家属确认码",
+        "signature" => "老人签名",
+        "call_back" => "电话回访",
+        _ => "",
+    }
 }
 
 /// Minutes since 1970 of a China-time "YYYY-MM-DD HH:MM" (what overlap is measured in).
@@ -178,14 +221,15 @@ const COLS: &str = "o.id, o.provider_id, p.name, o.elder_id, e.name, o.service, 
     o.confirmed_at, o.reason, o.note, p.region_code, e.address, e.lon, e.lat, \
     (SELECT t.name FROM region t WHERE t.code = substr(e.residence_region, 1, 9) || '000'), \
     (SELECT v.name FROM region v WHERE v.code = e.residence_region), \
-    f.rating, f.comment, f.complaint";
+    f.rating, f.comment, f.complaint, o.tasks_done, o.confirmed_by";
 /// How many columns `COLS` has.
-const COLS_N: usize = 25;
+const COLS_N: usize = 27;
 
 fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
     let service: String = r.get(5);
     let state: String = r.get(10);
     let name: String = r.get(4);
+    let tasks = visit_tasks(&service, r.get::<Option<String>, _>(25).as_deref());
     Order {
         id: r.get(0),
         provider_id: r.get(1),
@@ -224,6 +268,11 @@ fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
         rating: r.get(22),
         rating_comment: r.get(23),
         complaint: r.get(24),
+        tasks,
+        confirmed_by_zh: r
+            .get::<Option<String>, _>(26)
+            .map(|b| confirmed_by_zh(&b).to_string()),
+        confirmed_by: r.get(26),
     }
 }
 
@@ -500,6 +549,31 @@ pub struct Step {
     /// When it was done on the phone (RFC 3339), for a check-in or check-out sent late after a
     /// lost connection; at most a day back. Default: when it arrives.
     pub at: Option<String>,
+    /// check_out: the tasks done (codes or names of the service's tasks, see the order's `tasks`)
+    pub tasks: Option<Vec<String>>,
+    /// confirm: the elder's signature drawn on the phone, a PNG (base64, a data URL is fine) of
+    /// at most 200 KB, instead of the family's code
+    pub signature: Option<String>,
+}
+
+/// A signature's PNG at most.
+pub const SIGNATURE_MAX: usize = 200 * 1024;
+
+/// The signature's bytes: a PNG, base64 (or a data URL of one), not too large.
+fn signature_png(v: &str) -> ApiResult<Vec<u8>> {
+    use base64::Engine;
+    let v = v.trim();
+    let v = v.strip_prefix("data:image/png;base64,").unwrap_or(v);
+    if v.len() > SIGNATURE_MAX * 4 / 3 + 4 {
+        return Err(ApiError::invalid("signature", "签名图片不能超过 200 KB"));
+    }
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(v)
+        .map_err(|_| ApiError::invalid("signature", "签名应为 base64 编码的 PNG 图片"))?;
+    if !b.starts_with(b"\x89PNG\r\n\x1a\n") || b.len() < 64 {
+        return Err(ApiError::invalid("signature", "签名应为 PNG 图片"));
+    }
+    Ok(b)
 }
 
 /// Move an order on by one step. A step id already taken answers with the order as it stands,
@@ -507,6 +581,7 @@ pub struct Step {
 pub async fn step(
     db: &Db,
     keys: &KeyRing,
+    files: &dyn crate::platform::files::FileStore,
     scope: &Scope,
     who: &Who,
     id: &str,
@@ -535,6 +610,31 @@ pub async fn step(
                 ));
             }
             Some(t)
+        }
+    };
+    let tasks = s.tasks.unwrap_or_default();
+    if !tasks.is_empty() && s.action != "check_out" {
+        return Err(ApiError::invalid("tasks", "服务项目在签退时填写"));
+    }
+    if tasks.len() > 20 {
+        return Err(ApiError::invalid("tasks", "服务项目至多 20 项"));
+    }
+    // The signature is kept before the step is written (the file store is not transactional): a
+    // step refused afterwards leaves an unnamed file, harmless and named by its content.
+    let signature = match s.signature.as_deref().filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(_) if s.action != "confirm" => {
+            return Err(ApiError::invalid("signature", "签名只在确认完成时提交"));
+        }
+        Some(_) if s.code.as_deref().is_some_and(|c| !c.trim().is_empty()) => {
+            return Err(ApiError::invalid(
+                "signature",
+                "确认码和签名只需其一，请只提交一种",
+            ));
+        }
+        Some(v) => {
+            let png = signature_png(v)?;
+            Some(files.put(&png).await.map_err(ApiError::internal)?)
         }
     };
     // A confirmation takes a visit from the elder's quota: the grants in force that day, read
@@ -569,6 +669,8 @@ pub async fn step(
         code: s.code,
         done_at,
         grants,
+        tasks,
+        signature,
     };
     // The answer is the order read before the step with the step's changes made to it, when
     // nothing else changed it in between (same version); read after the commit otherwise. Read
@@ -580,7 +682,7 @@ pub async fn step(
         scope.holds(&o.provider_id, r) && mine(scope, o.caregiver_id.as_deref())
     }) && let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
         rule::next(&o.state, &job.action)
-        && let Some(done) = quick(db, &job, to, v, &region).await?
+        && let Some(done) = quick(db, &job, to, v, &region, job.tasks_for(&o.service)?).await?
     {
         let mut o = o;
         done.apply(&mut o);
@@ -591,7 +693,8 @@ pub async fn step(
     if let Ok(to @ ("accepted" | "checked_in" | "checked_out")) =
         rule::next(&before.state, &job.action)
     {
-        if let Some(done) = quick(db, &job, to, before_version, &region).await? {
+        let tasks = job.tasks_for(&before.service)?;
+        if let Some(done) = quick(db, &job, to, before_version, &region, tasks).await? {
             let mut o = before;
             done.apply(&mut o);
             recent::remember(id, before_version + 1, &o, &region);
@@ -602,6 +705,31 @@ pub async fn step(
         return full(db, scope, id, job, now, now_version).await;
     }
     full(db, scope, id, job, before, before_version).await
+}
+
+/// The signature that confirmed an order and the provider's region (for the audit of the look),
+/// for a reader in the order's scope; 404 when it was confirmed otherwise.
+pub async fn signature(
+    db: &Db,
+    files: &dyn crate::platform::files::FileStore,
+    scope: &Scope,
+    id: &str,
+) -> ApiResult<(Vec<u8>, String)> {
+    let (_, _, region) = versioned(db, scope, id, true).await?;
+    let sha: Option<String> =
+        sqlx::query_scalar("SELECT signature_sha FROM service_order WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await?;
+    let sha = sha.ok_or_else(|| ApiError::not_found("该工单不是由老人签名确认的"))?;
+    let b = files
+        .get(&sha)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("signature of {id}: file {sha} missing"))
+        })?;
+    Ok((b, region))
 }
 
 /// Orders as a caregiver's day list or a quick step left them: the answer, its version and the
@@ -663,8 +791,9 @@ async fn full(
     before: Order,
     before_version: i64,
 ) -> ApiResult<Order> {
+    let tasks = job.tasks_for(&before.service)?;
     let (version, done) = db
-        .grouped(move |tx| Box::pin(async move { apply(tx, &job).await }))
+        .grouped(move |tx| Box::pin(async move { apply(tx, &job, tasks).await }))
         .await?;
     match done {
         Some(done) if version == before_version => {
@@ -706,6 +835,7 @@ async fn quick(
     to: &'static str,
     version: i64,
     region: &str,
+    tasks: Option<String>,
 ) -> ApiResult<Option<Done>> {
     let (now, done, done_min) = step_time(j.done_at, to);
     let note = Some(j.note.clone()).filter(|n| !n.is_empty());
@@ -718,16 +848,18 @@ async fn quick(
             now,
             done: done.clone(),
             done_min,
+            tasks: tasks.clone(),
             request_id: crate::platform::error::current_request_id().unwrap_or_default(),
         };
         db.grouped_batch(step).await?
     } else {
         let (j, r) = (j.clone(), region.to_string());
-        let done = done.clone();
+        let (done, t) = (done.clone(), tasks.clone());
         db.grouped(move |tx| {
-            Box::pin(
-                async move { quick_sqlite(tx, &j, to, version, &r, now, done, done_min).await },
-            )
+            Box::pin(async move {
+                let at = (now, done, done_min);
+                quick_sqlite(tx, &j, to, version, &r, at, t).await
+            })
         })
         .await?
     };
@@ -735,28 +867,28 @@ async fn quick(
         to,
         at: done,
         reason: note,
+        tasks,
+        by: None,
     }))
 }
 
 /// A quick step on SQLite, in its savepoint of the group: the update (guarded by the version and
 /// the step's id), then the step's row (in-process: no round trip to save).
-#[allow(clippy::too_many_arguments)]
 async fn quick_sqlite(
     tx: &mut Tx<'static>,
     j: &Checked,
     to: &'static str,
     version: i64,
     region: &str,
-    now: String,
-    done: String,
-    done_min: i64,
+    (now, done, done_min): (String, String, i64),
+    tasks: Option<String>,
 ) -> Result<ApiResult<bool>, ApiError> {
     let note = Some(j.note.as_str()).filter(|n| !n.is_empty());
     let f64_or_null = crate::platform::db::opt_f64;
     let set = match to {
         "checked_in" => "check_in_at = $5, check_in_lon = $6, check_in_lat = $7, check_in_min = $8",
         "checked_out" => {
-            "check_out_at = $5, check_out_lon = $6, check_out_lat = $7, check_out_min = $8"
+            "check_out_at = $5, check_out_lon = $6, check_out_lat = $7, check_out_min = $8, tasks_done = $9"
         }
         _ => "reason = $5",
     };
@@ -771,7 +903,12 @@ async fn quick_sqlite(
     let q = if to == "accepted" {
         q.bind(note)
     } else {
-        f64_or_null(f64_or_null(q.bind(&done), j.lon), j.lat).bind(done_min)
+        let q = f64_or_null(f64_or_null(q.bind(&done), j.lon), j.lat).bind(done_min);
+        if to == "checked_out" {
+            q.bind(tasks)
+        } else {
+            q
+        }
     };
     if q.execute(&mut **tx).await?.rows_affected() != 1 {
         return Ok(Ok(false));
@@ -801,11 +938,12 @@ struct QuickStep {
     now: String,
     done: String,
     done_min: i64,
+    tasks: Option<String>,
     request_id: String,
 }
 
 /// The columns of [`QuickStep`]'s rows, each with its type (the values are parameters).
-const QUICK_COLS: [(&str, &str); 12] = [
+const QUICK_COLS: [(&str, &str); 13] = [
     ("id", "text"),
     ("to_state", "text"),
     ("version", "bigint"),
@@ -818,6 +956,7 @@ const QUICK_COLS: [(&str, &str); 12] = [
     ("action", "text"),
     ("now", "text"),
     ("actor", "text"),
+    ("tasks", "text"),
 ];
 
 impl crate::audit::group::Batch for QuickStep {
@@ -861,6 +1000,7 @@ impl crate::audit::group::Batch for QuickStep {
                 when("checked_out", "check_out_lon", "lon"),
                 when("checked_out", "check_out_lat", "lat"),
                 when("checked_out", "check_out_min", "done_min"),
+                when("checked_out", "tasks_done", "tasks"),
             ];
             let sql = format!(
                 "WITH v ({}) AS (VALUES {}), \
@@ -889,7 +1029,8 @@ impl crate::audit::group::Batch for QuickStep {
                     .bind(Some(j.note.as_str()).filter(|n| !n.is_empty()))
                     .bind(&j.action)
                     .bind(&s.now)
-                    .bind(&j.who.actor_name);
+                    .bind(&j.who.actor_name)
+                    .bind(&s.tasks);
             }
             let written: std::collections::HashSet<String> = q
                 .fetch_all(&mut **tx)
@@ -951,6 +1092,17 @@ struct Checked {
     done_at: Option<i64>,
     /// For a confirmation: the elder, the month and the grants in force (`quota::grants_on`).
     grants: Option<(String, String, Vec<quota::Grant>)>,
+    /// check_out: the tasks ticked, as sent (checked against the order's service before writing)
+    tasks: Vec<String>,
+    /// confirm: the elder's signature, kept in the file store under this name
+    signature: Option<String>,
+}
+
+impl Checked {
+    /// The tasks as stored for a visit of `service`; 422 naming one that is not its task.
+    fn tasks_for(&self, service: &str) -> ApiResult<Option<String>> {
+        rule::tasks_done(service, &self.tasks).map_err(|e| ApiError::invalid("tasks", e))
+    }
 }
 
 /// The step's writes, on a grouped transaction, and what they changed. The outer error rolls
@@ -958,9 +1110,10 @@ struct Checked {
 async fn apply(
     tx: &mut Tx<'static>,
     j: &Checked,
+    tasks: Option<String>,
 ) -> Result<ApiResult<(i64, Option<Done>)>, ApiError> {
     let seen = for_step(tx, &j.scope, &j.id, &j.step_id).await?;
-    Ok(write_step(tx, j, &seen)
+    Ok(write_step(tx, j, &seen, tasks)
         .await?
         .map(|done| (seen.version, done)))
 }
@@ -979,14 +1132,24 @@ struct Done {
     to: &'static str,
     at: String,
     reason: Option<String>,
+    /// check_out: the tasks as stored; confirmed: how
+    tasks: Option<String>,
+    by: Option<&'static str>,
 }
 
 impl Done {
     fn apply(self, o: &mut Order) {
         match self.to {
             "checked_in" => o.check_in_at = Some(self.at),
-            "checked_out" => o.check_out_at = Some(self.at),
-            "confirmed" => o.confirmed_at = Some(self.at),
+            "checked_out" => {
+                o.check_out_at = Some(self.at);
+                o.tasks = visit_tasks(&o.service, self.tasks.as_deref());
+            }
+            "confirmed" => {
+                o.confirmed_at = Some(self.at);
+                o.confirmed_by = self.by.map(str::to_string);
+                o.confirmed_by_zh = self.by.map(|b| confirmed_by_zh(b).to_string());
+            }
             _ => o.reason = self.reason,
         }
         o.state_zh = rule::state_zh(self.to).into();
@@ -1024,6 +1187,7 @@ async fn write_step(
     tx: &mut Tx<'static>,
     j: &Checked,
     seen: &Seen,
+    tasks: Option<String>,
 ) -> Result<ApiResult<Option<Done>>, ApiError> {
     let (keys, scope, who, id, step_id) = (&j.keys, &j.scope, &j.who, j.id.as_str(), &j.step_id);
     let (note, s) = (&j.note, j);
@@ -1045,7 +1209,17 @@ async fn write_step(
         return Err(ApiError::invalid("note", "请写明原因"));
     }
     let confirmed_by = if to == "confirmed" {
-        match confirm_check(tx, keys, scope, id, s.code.as_deref(), note).await? {
+        match confirm_check(
+            tx,
+            keys,
+            scope,
+            id,
+            s.code.as_deref(),
+            note,
+            s.signature.is_some(),
+        )
+        .await?
+        {
             Ok(by) => by,
             Err(e) => {
                 // A wrong code counts, whatever the answer.
@@ -1062,7 +1236,8 @@ async fn write_step(
             let at = if to == "checked_in" { "check_in" } else { "check_out" };
             let q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE service_order SET state = $2, {at}_at = $3, {at}_lon = $4, {at}_lat = $5, \
-                 {at}_min = $7, version = version + 1 WHERE id = $1 AND state = $6 AND version = $8"
+                 {at}_min = $7, version = version + 1, tasks_done = CASE WHEN $2 = 'checked_out' THEN $9 ELSE tasks_done END \
+                 WHERE id = $1 AND state = $6 AND version = $8"
             )))
             .bind(id)
             .bind(to)
@@ -1072,17 +1247,19 @@ async fn write_step(
                 .bind(state)
                 .bind(done_min)
                 .bind(seen.version)
+                .bind(&tasks)
         }
         "confirmed" => sqlx::query(
-            "UPDATE service_order SET state = $2, confirmed_at = $3, confirmed_by = $5, version = version + 1 \
-             WHERE id = $1 AND state = $4 AND version = $6",
+            "UPDATE service_order SET state = $2, confirmed_at = $3, confirmed_by = $5, version = version + 1, \
+             signature_sha = $7 WHERE id = $1 AND state = $4 AND version = $6",
         )
         .bind(id)
         .bind(to)
         .bind(&now)
         .bind(state)
         .bind(confirmed_by)
-        .bind(seen.version),
+        .bind(seen.version)
+        .bind(&s.signature),
         _ => sqlx::query(
             "UPDATE service_order SET state = $2, reason = $3, version = version + 1 WHERE id = $1 AND state = $4 AND version = $5",
         )
@@ -1138,6 +1315,8 @@ async fn write_step(
         to,
         at: if to == "confirmed" { now } else { done },
         reason: Some(note.clone()).filter(|n| !n.is_empty()),
+        tasks,
+        by: Some(confirmed_by).filter(|b| !b.is_empty()),
     })))
 }
 
@@ -1292,7 +1471,12 @@ async fn confirm_check(
     id: &str,
     code: Option<&str>,
     note: &str,
+    signed: bool,
 ) -> Result<Result<&'static str, ApiError>, ApiError> {
+    // The elder signed on the caregiver's phone (a home with no family phone to send a code to).
+    if signed {
+        return Ok(Ok("signature"));
+    }
     let r =
         sqlx::query("SELECT code_enc, code_expires, code_tries FROM service_order WHERE id = $1")
             .bind(id)
@@ -1305,7 +1489,7 @@ async fn confirm_check(
         }
         return Ok(Err(ApiError::invalid(
             "code",
-            "请输入老人家属手机收到的 6 位确认码",
+            "请输入老人家属手机收到的 6 位确认码，或请老人在手机上签名确认",
         )));
     };
     let Some(enc) = enc else {

@@ -351,6 +351,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "care_visit",
         stmts: crate::care_visit::MIGRATION,
     },
+    Migration {
+        version: 64,
+        name: "visit_tasks_and_signature",
+        stmts: crate::home_service::MIGRATION_TASKS,
+    },
 ];
 
 /// SQLite evaluates `CHECK (x IN ('a', 'b', …))` by building a temporary b-tree of the list on

@@ -76,6 +76,8 @@ pub fn text_limit(field: &str) -> usize {
         "code" | "item_code" | "indicator_id" | "id" => 64,
         "address" | "reason" | "note" | "description" | "source" | "category" | "department" => 200,
         "evidence" | "provision" | "standard" => 500,
+        // A signature drawn on a phone: a PNG of at most 200 KB in base64, as a data URL.
+        "signature" => 280_000,
         _ => TEXT_MAX,
     }
 }
@@ -97,6 +99,7 @@ fn field_label(field: &str) -> &str {
         "citizen_id" => "身份证号",
         "reason" | "reveal_reason" => "事由",
         "note" => "说明",
+        "signature" => "签名图片",
         "description" => "描述",
         "evidence" => "依据",
         "source" => "来源",

@@ -2771,3 +2771,235 @@ async fn db_a_crowd_of_steps_at_once_writes_each_once() {
         "the chain holds after the crowd's grouped appends"
     );
 }
+
+/// A visit's tasks are ticked at check-out from its service's list (another service's task is
+/// refused, naming the right ones), and the elder may confirm by signing on the phone instead of
+/// the family's code: the signature is kept, shown to the visit's readers with each look
+/// audited, and a bad one is refused. On both engines.
+#[tokio::test]
+async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
+    use base64::Engine;
+    let t = TestApp::new("demo", 30).await;
+    t.add_user("officer", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("officer").await;
+    let call = |m: &'static str, uri: String, body: Option<Value>| {
+        let (t, c) = (&t, c.clone());
+        async move { t.call(m, &uri, Some(&c), body).await }
+    };
+    let (_, p, _) = call(
+        "POST",
+        "/api/v1/orgs".into(),
+        Some(
+            json!({"kind": "provider", "name": "如皋市安康居家养老服务中心", "ownership": "private",
+            "region_code": "320682103000"}),
+        ),
+    )
+    .await;
+    let provider = p["id"].as_str().unwrap().to_string();
+    let (_, cg, _) = call(
+        "POST",
+        format!("/api/v1/orgs/{provider}/staff"),
+        Some(json!({"name": "王秀兰", "role": "caregiver"})),
+    )
+    .await;
+    let elders: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM elder WHERE status = 'active' AND death_date IS NULL ORDER BY id LIMIT 2",
+    )
+    .fetch_all(&t.state.db.pool)
+    .await
+    .unwrap();
+    let mut orders = vec![];
+    for (elder, at) in elders.iter().zip(["2026-12-08 09:00", "2026-12-08 14:00"]) {
+        let (s, o, _) = call(
+            "POST",
+            "/api/v1/service-orders".into(),
+            Some(
+                json!({"provider_id": provider, "elder_id": elder, "service": "助洁",
+                "planned_start": at, "planned_minutes": 60}),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        let id = o["id"].as_str().unwrap().to_string();
+        assert_eq!(o["tasks"].as_array().unwrap().len(), 6, "{o}");
+        assert_eq!(
+            o["tasks"][0],
+            json!({"code": "sweep", "name": "清扫拖地", "done": false})
+        );
+        let (s, v, _) = call(
+            "POST",
+            format!("/api/v1/service-orders/{id}/dispatch"),
+            Some(json!({"caregiver_id": cg["id"]})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        orders.push(id);
+    }
+    let step = |order: &str, body: Value| {
+        let mut body = body;
+        body["step_id"] = json!(uuid::Uuid::now_v7().to_string());
+        call(
+            "POST",
+            format!("/api/v1/service-orders/{order}/steps"),
+            Some(body),
+        )
+    };
+    let a = &orders[0];
+    let (s, v, _) = step(a, json!({"action": "accept", "tasks": ["sweep"]})).await;
+    assert_eq!(
+        (s, &v["errors"][0]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("tasks")),
+        "{v}"
+    );
+    for action in ["accept", "check_in"] {
+        let (s, v, _) = step(a, json!({"action": action})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v, _) = step(a, json!({"action": "check_out", "tasks": ["协助洗浴"]})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let msg = v["detail"].as_str().unwrap();
+    assert!(
+        msg.contains("不是助洁的服务项目") && msg.contains("清洗餐具"),
+        "{v}"
+    );
+    let (s, v, _) = step(
+        a,
+        json!({"action": "check_out", "tasks": ["dishes", "清扫拖地", "dishes"]}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("checked_out")),
+        "{v}"
+    );
+    let done: Vec<&str> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["done"] == true)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(done, ["清扫拖地", "清洗餐具"], "{v}");
+    let (_, read, _) = call("GET", format!("/api/v1/service-orders/{a}"), None).await;
+    assert_eq!(read["tasks"], v["tasks"], "the answer is what was kept");
+
+    // The elder signs: a PNG, not with a code too, not too large.
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[7u8; 120]].concat();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    for (bad, why) in [
+        (
+            json!({"action": "confirm", "signature": "不是图片"}),
+            "base64",
+        ),
+        (
+            json!({"action": "confirm", "signature": b64(b"GIF89a0000000000000000000000000000000000000000000000000000000000000000")}),
+            "PNG",
+        ),
+        (
+            json!({"action": "confirm", "signature": b64(&[png.clone(), vec![0u8; 210 * 1024]].concat())}),
+            "签名图片",
+        ),
+        (
+            json!({"action": "confirm", "code": "123456", "signature": b64(&png)}),
+            "只需其一",
+        ),
+        (
+            json!({"action": "check_in", "signature": b64(&png)}),
+            "确认完成时",
+        ),
+    ] {
+        let (s, v, _) = step(a, bad).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(why), "{why}: {v}");
+    }
+    let (s, v, _) = call("GET", format!("/api/v1/service-orders/{a}/signature"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "not signed yet: {v}");
+    let sign = json!({"action": "confirm", "step_id": uuid::Uuid::now_v7().to_string(),
+        "signature": format!("data:image/png;base64,{}", b64(&png))});
+    let send = || {
+        call(
+            "POST",
+            format!("/api/v1/service-orders/{a}/steps"),
+            Some(sign.clone()),
+        )
+    };
+    let (s, v, _) = send().await;
+    assert_eq!(
+        (
+            s,
+            v["state"].as_str(),
+            v["confirmed_by"].as_str(),
+            v["confirmed_by_zh"].as_str()
+        ),
+        (
+            StatusCode::OK,
+            Some("confirmed"),
+            Some("signature"),
+            Some("老人签名")
+        ),
+        "{v}"
+    );
+    let (s, again, _) = send().await;
+    assert_eq!(
+        (s, again["state"].as_str()),
+        (StatusCode::OK, Some("confirmed")),
+        "sent twice, done once: {again}"
+    );
+    let (s, bytes, h) = t
+        .raw(
+            axum::http::Request::get(format!("/api/v1/service-orders/{a}/signature"))
+                .header(axum::http::header::COOKIE, c.as_str())
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (s, bytes, h["content-type"].to_str().unwrap()),
+        (StatusCode::OK, png.clone(), "image/png")
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'service_order.signature_view'")
+            .await,
+        1
+    );
+    // Another county's officer cannot read it.
+    t.add_user("other", &["officer"], "320681000000", all_scopes())
+        .await;
+    let o = t.login("other").await;
+    let (s, _, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/service-orders/{a}/signature"),
+            Some(&o),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Confirmed by the officer's call to the family: no signature.
+    let b = &orders[1];
+    for body in [
+        json!({"action": "check_in"}),
+        json!({"action": "check_out"}),
+        json!({"action": "confirm", "note": "已电话回访家属，确认上门"}),
+    ] {
+        let (s, v, _) = step(b, body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v, _) = call("GET", format!("/api/v1/service-orders/{b}"), None).await;
+    assert_eq!(
+        (s, v["confirmed_by_zh"].as_str()),
+        (StatusCode::OK, Some("电话回访")),
+        "{v}"
+    );
+    assert!(
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["done"] == false),
+        "{v}"
+    );
+    let (s, _, _) = call("GET", format!("/api/v1/service-orders/{b}/signature"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
