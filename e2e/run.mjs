@@ -1117,6 +1117,10 @@ try {
         // Back in signal: it is sent by itself (same step id, done once).
         await phone.setOffline(false)
         await p.getByText('待上传', { exact: false }).first().waitFor({ state: 'detached' })
+        // What was done, ticked from the service's own list before checking out.
+        const tasks = card.locator('.task')
+        await tasks.nth(0).click()
+        await tasks.nth(1).click()
         await card.getByRole('button', { name: '服务完成签退' }).click()
         // A photo of the work, from the phone's camera (a file input): kept, then sent.
         const jpeg = Buffer.from('/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=', 'base64')
@@ -1145,14 +1149,62 @@ try {
         // The server has it once, checked in where the phone was.
         const o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
         assert(o.state === 'confirmed' && o.check_in_at, `the order reads ${JSON.stringify(o)}`)
+        const ticked = o.tasks.filter((t) => t.done).map((t) => t.name)
+        assert(ticked.length === 2 && o.confirmed_by === 'code', `tasks done ${JSON.stringify(ticked)}, confirmed by ${o.confirmed_by}`)
         const photos = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}/photos`)).json(), orderId)
         assert(photos.length === 1 && photos[0].mime === 'image/jpeg', `the photos read ${JSON.stringify(photos)}`)
-        state.visit = { orderId, elderId: o.elder_id, caregiver: o.caregiver_name, month: thisMonth, before }
+        state.visit = { orderId, elderId: o.elder_id, caregiver: o.caregiver_name, month: thisMonth, before, ticked }
       } finally {
         await phone.close()
       }
     // Waits on the phone's retry (every 15 s) and on the outbox's sender (every few seconds).
     }, { screenshot: null, timeout: 90_000 })
+
+    await step('今日上门: a home with no family phone — the elder signs on the caregiver\'s phone to confirm, and the officer can see the signature', async () => {
+      const { ctx: phone, p } = await signedIn(CAREGIVER_USERNAME, CAREGIVER_PASSWORD, {
+        viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+        geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
+      })
+      let orderId
+      try {
+        await p.waitForURL(/\/m\/visits$/)
+        const card = p.locator('.card').nth(1)
+        await card.waitFor()
+        orderId = await card.getAttribute('data-order')
+        await card.getByRole('button', { name: '接单' }).click()
+        await card.getByRole('button', { name: '到达签到' }).click()
+        await card.locator('.task').first().click()
+        await card.getByRole('button', { name: '服务完成签退' }).click()
+        await card.getByTestId('sign').click()
+        const pad = p.getByTestId('signature-canvas')
+        await pad.waitFor()
+        const b = await pad.boundingBox()
+        // A name written with a finger: a few strokes across the box.
+        for (const [y0, y1] of [[0.3, 0.7], [0.7, 0.3], [0.5, 0.5]]) {
+          await p.mouse.move(b.x + b.width * 0.15, b.y + b.height * y0)
+          await p.mouse.down()
+          for (let i = 1; i <= 12; i++) await p.mouse.move(b.x + b.width * (0.15 + i * 0.055), b.y + b.height * (y0 + ((y1 - y0) * i) / 12))
+          await p.mouse.up()
+        }
+        await p.screenshot({ path: join(SHOTS, 'caregiver-signature.png') })
+        await p.getByTestId('signature-done').click()
+        await card.getByText('已完成').waitFor()
+        let o = null
+        for (let i = 0; i < 40 && o?.state !== 'confirmed'; i++) {
+          o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
+          if (o.state !== 'confirmed') await p.waitForTimeout(500)
+        }
+        assert(o.state === 'confirmed' && o.confirmed_by === 'signature', `the order reads ${JSON.stringify(o).slice(0, 400)}`)
+        await card.getByText('确认方式：老人签名').waitFor()
+      } finally {
+        await phone.close()
+      }
+      const sig = await page.evaluate(async (id) => {
+        const r = await fetch(`/api/v1/service-orders/${id}/signature`)
+        return { status: r.status, type: r.headers.get('content-type'), size: (await r.arrayBuffer()).byteLength }
+      }, orderId)
+      assert(sig.status === 200 && sig.type === 'image/png' && sig.size > 500, `the signature reads ${JSON.stringify(sig)}`)
+    }, { screenshot: null, timeout: 60_000 })
 
     await step('服务结算: this month\'s trial lists the visit just made, held back as too short (minutes on site); let through with a reason, it is paid', async () => {
       assert(state.visit, 'the caregiver step did not finish a visit')
@@ -1224,6 +1276,8 @@ try {
         const visit = p.locator('.visit', { hasText: state.visit.caregiver }).first()
         await visit.waitFor()
         assert((await visit.innerText()).includes('已完成'), 'the visit is not shown as done')
+        const said = await visit.innerText()
+        assert(state.visit.ticked.every((t) => said.includes(t)), `the family does not read what was done (${state.visit.ticked}): ${said}`)
         await p.getByText('本月服务次数').waitFor()
         await p.screenshot({ path: join(SHOTS, 'family-visits.png'), fullPage: true })
         await visit.getByRole('button', { name: '评价这次服务' }).click()

@@ -203,6 +203,8 @@ pub struct FamilyVisit {
     pub state: String,
     /// Minutes from check-in to check-out
     pub minutes: Option<i64>,
+    /// What the caregiver ticked as done at check-out (清扫拖地, 清洗餐具, …)
+    pub done: Vec<String>,
     pub rating: Option<i64>,
     pub comment: Option<String>,
     pub complaint: Option<String>,
@@ -453,7 +455,7 @@ async fn enter_code(
 async fn month_visits(db: &Db, elder: &str, month: &str) -> ApiResult<Vec<FamilyVisit>> {
     let rows = sqlx::query(
         "SELECT o.id, o.planned_start, o.service, p.name, (SELECT s.name FROM staff s WHERE s.id = o.caregiver_id), \
-         o.state, o.check_in_min, o.check_out_min, f.rating, f.comment, f.complaint \
+         o.state, o.check_in_min, o.check_out_min, f.rating, f.comment, f.complaint, o.tasks_done \
          FROM service_order o JOIN organisation p ON p.id = o.provider_id \
          LEFT JOIN service_feedback f ON f.order_id = o.id \
          WHERE o.elder_id = $1 AND o.planned_start >= $2 AND o.planned_start < $3 ORDER BY o.planned_start",
@@ -470,6 +472,13 @@ async fn month_visits(db: &Db, elder: &str, month: &str) -> ApiResult<Vec<Family
             let state: String = r.get(5);
             let (rating, complaint): (Option<i64>, Option<String>) = (r.get(8), r.get(10));
             let (i, o): (Option<i64>, Option<i64>) = (r.get(6), r.get(7));
+            let service: String = r.get(2);
+            let done: Vec<String> =
+                super::visit_tasks(&service, r.get::<Option<String>, _>(11).as_deref())
+                    .into_iter()
+                    .filter(|t| t.done)
+                    .map(|t| t.name)
+                    .collect();
             FamilyVisit {
                 id: r.get(0),
                 when: format!(
@@ -478,12 +487,13 @@ async fn month_visits(db: &Db, elder: &str, month: &str) -> ApiResult<Vec<Family
                     start[8..10].trim_start_matches('0'),
                     &start[11..16]
                 ),
-                service: rule::service_zh(&r.get::<String, _>(2)).to_string(),
+                service: rule::service_zh(&service).to_string(),
                 provider: r.get(3),
                 caregiver: r.get(4),
                 can_rate: state == "confirmed" && rating.is_none() && complaint.is_none(),
                 state: rule::state_zh(&state).to_string(),
                 minutes: i.zip(o).map(|(i, o)| (o - i).max(0)),
+                done,
                 rating,
                 comment: r.get(9),
                 complaint,

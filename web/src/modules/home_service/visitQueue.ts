@@ -10,6 +10,7 @@ export interface VisitOrder {
   id: string; provider_name: string; elder_name: string; service_zh: string; planned_start: string
   planned_minutes: number; state: string; state_zh: string; check_in_at: string | null; check_out_at: string | null
   confirmed_at: string | null; note: string | null; address: string | null; elder_lon: number | null; elder_lat: number | null
+  tasks?: { code: string; name: string; done: boolean }[]; confirmed_by_zh?: string | null
 }
 
 export interface QueuedStep {
@@ -21,6 +22,10 @@ export interface QueuedStep {
   lat?: number
   code?: string
   note?: string
+  /** check_out: the tasks done */
+  tasks?: string[]
+  /** confirm: the elder's signature (PNG data URL) instead of a code */
+  signature?: string
 }
 
 /** What a step makes of an order, shown before the server has it. */
