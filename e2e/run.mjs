@@ -1160,52 +1160,6 @@ try {
     // Waits on the phone's retry (every 15 s) and on the outbox's sender (every few seconds).
     }, { screenshot: null, timeout: 90_000 })
 
-    await step('今日上门: a home with no family phone — the elder signs on the caregiver\'s phone to confirm, and the officer can see the signature', async () => {
-      const { ctx: phone, p } = await signedIn(CAREGIVER_USERNAME, CAREGIVER_PASSWORD, {
-        viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
-        geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
-      })
-      let orderId
-      try {
-        await p.waitForURL(/\/m\/visits$/)
-        const card = p.locator('.card').nth(1)
-        await card.waitFor()
-        orderId = await card.getAttribute('data-order')
-        await card.getByRole('button', { name: '接单' }).click()
-        await card.getByRole('button', { name: '到达签到' }).click()
-        await card.locator('.task').first().click()
-        await card.getByRole('button', { name: '服务完成签退' }).click()
-        await card.getByTestId('sign').click()
-        const pad = p.getByTestId('signature-canvas')
-        await pad.waitFor()
-        const b = await pad.boundingBox()
-        // A name written with a finger: a few strokes across the box.
-        for (const [y0, y1] of [[0.3, 0.7], [0.7, 0.3], [0.5, 0.5]]) {
-          await p.mouse.move(b.x + b.width * 0.15, b.y + b.height * y0)
-          await p.mouse.down()
-          for (let i = 1; i <= 12; i++) await p.mouse.move(b.x + b.width * (0.15 + i * 0.055), b.y + b.height * (y0 + ((y1 - y0) * i) / 12))
-          await p.mouse.up()
-        }
-        await p.screenshot({ path: join(SHOTS, 'caregiver-signature.png') })
-        await p.getByTestId('signature-done').click()
-        await card.getByText('已完成').waitFor()
-        let o = null
-        for (let i = 0; i < 40 && o?.state !== 'confirmed'; i++) {
-          o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
-          if (o.state !== 'confirmed') await p.waitForTimeout(500)
-        }
-        assert(o.state === 'confirmed' && o.confirmed_by === 'signature', `the order reads ${JSON.stringify(o).slice(0, 400)}`)
-        await card.getByText('确认方式：老人签名').waitFor()
-      } finally {
-        await phone.close()
-      }
-      const sig = await page.evaluate(async (id) => {
-        const r = await fetch(`/api/v1/service-orders/${id}/signature`)
-        return { status: r.status, type: r.headers.get('content-type'), size: (await r.arrayBuffer()).byteLength }
-      }, orderId)
-      assert(sig.status === 200 && sig.type === 'image/png' && sig.size > 500, `the signature reads ${JSON.stringify(sig)}`)
-    }, { screenshot: null, timeout: 60_000 })
-
     await step('服务结算: this month\'s trial lists the visit just made, held back as too short (minutes on site); let through with a reason, it is paid', async () => {
       assert(state.visit, 'the caregiver step did not finish a visit')
       const { orderId, month, before } = state.visit
@@ -1303,6 +1257,56 @@ try {
       } finally {
         await phone.close()
       }
+    }, { screenshot: null, timeout: 60_000 })
+
+    await step('今日上门: a home with no family phone — the elder signs on the caregiver\'s phone to confirm, and the officer can see the signature', async () => {
+      const { ctx: phone, p } = await signedIn(CAREGIVER_USERNAME, CAREGIVER_PASSWORD, {
+        viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+        geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
+      })
+      let orderId
+      try {
+        await p.waitForURL(/\/m\/visits$/)
+        const card = p.locator('.card').nth(1)
+        await card.waitFor()
+        orderId = await card.getAttribute('data-order')
+        await card.getByRole('button', { name: '接单' }).click()
+        await card.getByRole('button', { name: '到达签到' }).click()
+        await card.locator('.task').first().click()
+        await card.getByRole('button', { name: '服务完成签退' }).click()
+        await card.getByTestId('sign').click()
+        const pad = p.getByTestId('signature-canvas')
+        await pad.waitFor()
+        // A name written with a finger: a few strokes across the box, as a touch screen sends them.
+        await pad.evaluate((c) => {
+          const r = c.getBoundingClientRect()
+          const send = (type, x, y) => c.dispatchEvent(new PointerEvent(type, {
+            clientX: r.left + r.width * x, clientY: r.top + r.height * y, pointerId: 7, pointerType: 'touch', isPrimary: true, bubbles: true,
+          }))
+          for (const [y0, y1] of [[0.3, 0.7], [0.7, 0.3], [0.5, 0.5]]) {
+            send('pointerdown', 0.15, y0)
+            for (let i = 1; i <= 12; i++) send('pointermove', 0.15 + i * 0.055, y0 + ((y1 - y0) * i) / 12)
+            send('pointerup', 0.81, y1)
+          }
+        })
+        await p.screenshot({ path: join(SHOTS, 'caregiver-signature.png') })
+        await p.getByTestId('signature-done').click()
+        await card.getByText('已完成').waitFor()
+        let o = null
+        for (let i = 0; i < 40 && o?.state !== 'confirmed'; i++) {
+          o = await p.evaluate(async (id) => (await fetch(`/api/v1/service-orders/${id}`)).json(), orderId)
+          if (o.state !== 'confirmed') await p.waitForTimeout(500)
+        }
+        assert(o.state === 'confirmed' && o.confirmed_by === 'signature', `the order reads ${JSON.stringify(o).slice(0, 400)}`)
+        await card.getByText('确认方式：老人签名').waitFor()
+      } finally {
+        await phone.close()
+      }
+      const sig = await page.evaluate(async (id) => {
+        const r = await fetch(`/api/v1/service-orders/${id}/signature`)
+        return { status: r.status, type: r.headers.get('content-type'), size: (await r.arrayBuffer()).byteLength }
+      }, orderId)
+      assert(sig.status === 200 && sig.type === 'image/png' && sig.size > 500, `the signature reads ${JSON.stringify(sig)}`)
     }, { screenshot: null, timeout: 60_000 })
 
     if (MEAL_USERNAME) {
