@@ -619,8 +619,7 @@ pub async fn step(
     if tasks.len() > 20 {
         return Err(ApiError::invalid("tasks", "服务项目至多 20 项"));
     }
-    // The signature is kept before the step is written (the file store is not transactional): a
-    // step refused afterwards leaves an unnamed file, harmless and named by its content.
+    // Checked here, kept only once the order is read in scope and waiting for its confirmation.
     let signature = match s.signature.as_deref().filter(|v| !v.trim().is_empty()) {
         None => None,
         Some(_) if s.action != "confirm" => {
@@ -632,10 +631,7 @@ pub async fn step(
                 "确认码和签名只需其一，请只提交一种",
             ));
         }
-        Some(v) => {
-            let png = signature_png(v)?;
-            Some(files.put(&png).await.map_err(ApiError::internal)?)
-        }
+        Some(v) => Some(signature_png(v)?),
     };
     // A confirmation takes a visit from the elder's quota: the grants in force that day, read
     // before the transaction (catalogue versions are read through the pool).
@@ -702,9 +698,9 @@ pub async fn step(
         }
         // Changed since it was read, or sent again: the full way, on the order as it is now.
         let (now, now_version, _) = versioned(db, scope, id, true).await?;
-        return full(db, scope, id, job, now, now_version).await;
+        return full(db, files, scope, id, job, now, now_version).await;
     }
-    full(db, scope, id, job, before, before_version).await
+    full(db, files, scope, id, job, before, before_version).await
 }
 
 /// The signature that confirmed an order and the provider's region (for the audit of the look),
@@ -785,6 +781,7 @@ mod recent {
 /// when nothing else changed it in between; read after the commit otherwise.
 async fn full(
     db: &Db,
+    files: &dyn crate::platform::files::FileStore,
     scope: &Scope,
     id: &str,
     job: std::sync::Arc<Checked>,
@@ -792,8 +789,17 @@ async fn full(
     before_version: i64,
 ) -> ApiResult<Order> {
     let tasks = job.tasks_for(&before.service)?;
+    // The signature is kept before the step is written (the file store is not transactional),
+    // and only for an order in the caller's scope waiting for its confirmation: a step refused
+    // afterwards (a race) leaves one unnamed file, harmless and named by its content.
+    let signature = match &job.signature {
+        Some(png) if before.state == "checked_out" => {
+            Some(files.put(png).await.map_err(ApiError::internal)?)
+        }
+        _ => None,
+    };
     let (version, done) = db
-        .grouped(move |tx| Box::pin(async move { apply(tx, &job, tasks).await }))
+        .grouped(move |tx| Box::pin(async move { apply(tx, &job, tasks, signature).await }))
         .await?;
     match done {
         Some(done) if version == before_version => {
@@ -1094,8 +1100,8 @@ struct Checked {
     grants: Option<(String, String, Vec<quota::Grant>)>,
     /// check_out: the tasks ticked, as sent (checked against the order's service before writing)
     tasks: Vec<String>,
-    /// confirm: the elder's signature, kept in the file store under this name
-    signature: Option<String>,
+    /// confirm: the elder's signature (PNG), kept in the file store by the full way
+    signature: Option<Vec<u8>>,
 }
 
 impl Checked {
@@ -1111,9 +1117,10 @@ async fn apply(
     tx: &mut Tx<'static>,
     j: &Checked,
     tasks: Option<String>,
+    signature: Option<String>,
 ) -> Result<ApiResult<(i64, Option<Done>)>, ApiError> {
     let seen = for_step(tx, &j.scope, &j.id, &j.step_id).await?;
-    Ok(write_step(tx, j, &seen, tasks)
+    Ok(write_step(tx, j, &seen, tasks, signature)
         .await?
         .map(|done| (seen.version, done)))
 }
@@ -1188,6 +1195,7 @@ async fn write_step(
     j: &Checked,
     seen: &Seen,
     tasks: Option<String>,
+    signature: Option<String>,
 ) -> Result<ApiResult<Option<Done>>, ApiError> {
     let (keys, scope, who, id, step_id) = (&j.keys, &j.scope, &j.who, j.id.as_str(), &j.step_id);
     let (note, s) = (&j.note, j);
@@ -1216,7 +1224,7 @@ async fn write_step(
             id,
             s.code.as_deref(),
             note,
-            s.signature.is_some(),
+            signature.is_some(),
         )
         .await?
         {
@@ -1259,7 +1267,7 @@ async fn write_step(
         .bind(state)
         .bind(confirmed_by)
         .bind(seen.version)
-        .bind(&s.signature),
+        .bind(&signature),
         _ => sqlx::query(
             "UPDATE service_order SET state = $2, reason = $3, version = version + 1 WHERE id = $1 AND state = $4 AND version = $5",
         )

@@ -2915,6 +2915,37 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
     }
     let (s, v, _) = call("GET", format!("/api/v1/service-orders/{a}/signature"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "not signed yet: {v}");
+    fn files(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.map(|e| e.unwrap().path())
+                .map(|p| if p.is_dir() { files(&p) } else { 1 })
+                .sum()
+        })
+    }
+    // Signed for an order not waiting for it, or outside the caller's area: refused, nothing kept.
+    let (s, v, _) = step(
+        &orders[1],
+        json!({"action": "confirm", "signature": b64(&png)}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    t.add_user("other", &["officer"], "320681000000", all_scopes())
+        .await;
+    let o = t.login("other").await;
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/service-orders/{a}/steps"),
+            Some(&o),
+            Some(json!({"step_id": uuid::Uuid::now_v7().to_string(), "action": "confirm", "signature": b64(&png)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(
+        files(&t.state.config.files_dir),
+        0,
+        "no file for a refused signature"
+    );
     let sign = json!({"action": "confirm", "step_id": uuid::Uuid::now_v7().to_string(),
         "signature": format!("data:image/png;base64,{}", b64(&png))});
     let send = || {
@@ -2963,10 +2994,8 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
             .await,
         1
     );
+    assert_eq!(files(&t.state.config.files_dir), 1, "the signature, once");
     // Another county's officer cannot read it.
-    t.add_user("other", &["officer"], "320681000000", all_scopes())
-        .await;
-    let o = t.login("other").await;
     let (s, _, _) = t
         .call(
             "GET",
