@@ -1259,7 +1259,7 @@ try {
       }
     }, { screenshot: null, timeout: 60_000 })
 
-    await step('今日上门: a home with no family phone — the elder signs on the caregiver\'s phone to confirm, and the officer can see the signature', async () => {
+    await step('今日上门: an elder with no phone on file signs on the caregiver\'s phone to confirm, and the officer can see the signature', async () => {
       const { ctx: phone, p } = await signedIn(CAREGIVER_USERNAME, CAREGIVER_PASSWORD, {
         viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
         geolocation: { longitude: 120.57, latitude: 32.39 }, permissions: ['geolocation'],
@@ -1267,7 +1267,7 @@ try {
       let orderId
       try {
         await p.waitForURL(/\/m\/visits$/)
-        const card = p.locator('.card').nth(1)
+        const card = p.locator('.card').nth(2)
         await card.waitFor()
         orderId = await card.getAttribute('data-order')
         await card.getByRole('button', { name: '接单' }).click()

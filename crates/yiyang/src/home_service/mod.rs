@@ -169,6 +169,9 @@ pub struct Order {
     /// phone), call_back (an officer called the family)
     pub confirmed_by: Option<String>,
     pub confirmed_by_zh: Option<String>,
+    /// The elder's record has a phone for the family's code; without one, the caregiver asks the
+    /// elder to sign on her phone
+    pub phone_on_file: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -221,9 +224,10 @@ const COLS: &str = "o.id, o.provider_id, p.name, o.elder_id, e.name, o.service, 
     o.confirmed_at, o.reason, o.note, p.region_code, e.address, e.lon, e.lat, \
     (SELECT t.name FROM region t WHERE t.code = substr(e.residence_region, 1, 9) || '000'), \
     (SELECT v.name FROM region v WHERE v.code = e.residence_region), \
-    f.rating, f.comment, f.complaint, o.tasks_done, o.confirmed_by";
+    f.rating, f.comment, f.complaint, o.tasks_done, o.confirmed_by, \
+    CASE WHEN e.phone_bidx IS NULL THEN 0 ELSE 1 END";
 /// How many columns `COLS` has.
-const COLS_N: usize = 27;
+const COLS_N: usize = 28;
 
 fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
     let service: String = r.get(5);
@@ -273,6 +277,7 @@ fn from_row(r: &sqlx::any::AnyRow, names: bool) -> Order {
             .get::<Option<String>, _>(26)
             .map(|b| confirmed_by_zh(&b).to_string()),
         confirmed_by: r.get(26),
+        phone_on_file: r.get::<i64, _>(27) == 1,
     }
 }
 
@@ -596,7 +601,15 @@ pub async fn step(
         return Err(ApiError::invalid("lon", "位置应为我国境内的经纬度"));
     }
     let note = crate::institution::text("note", "说明", s.note.as_deref(), 200)?;
-    let done_at = match s.at.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+    // The phone's time counts for a check-in or check-out only (a confirmation sent late is
+    // confirmed when it arrives): other steps' `at` is not looked at.
+    let timed = s.action == "check_in" || s.action == "check_out";
+    let done_at = match s
+        .at
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| timed && !a.is_empty())
+    {
         None => None,
         Some(a) => {
             let t = chrono::DateTime::parse_from_rfc3339(a)
@@ -794,6 +807,7 @@ async fn full(
     // afterwards (a race) leaves one unnamed file, harmless and named by its content.
     let signature = match &job.signature {
         Some(png) if before.state == "checked_out" => {
+            signable(db, scope, id).await?;
             Some(files.put(png).await.map_err(ApiError::internal)?)
         }
         _ => None,
@@ -809,6 +823,29 @@ async fn full(
         }
         _ => get(db, scope, id, true).await,
     }
+}
+
+/// A signature confirms a visit only where the code cannot: the caregiver herself, in the home of
+/// an elder with no phone on file to send the family's code to. Elsewhere the family's code, or an
+/// officer's call back, confirms it.
+async fn signable(db: &Db, scope: &Scope, id: &str) -> ApiResult<()> {
+    if scope.staff.is_none() {
+        return Err(ApiError::forbidden(
+            "老人签名由上门的护理员在老人家中请老人签写；机构或街道可电话回访后确认",
+        ));
+    }
+    let phone: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT e.phone_bidx FROM service_order o JOIN elder e ON e.id = o.elder_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    if phone.flatten().is_some() {
+        return Err(ApiError::conflict(
+            "老人档案登记了联系电话，请发送确认码到该手机确认；收不到时请服务机构电话回访",
+        ));
+    }
+    Ok(())
 }
 
 /// When a step is done: now, and for check-in and check-out the phone's time when it was sent
@@ -1020,7 +1057,9 @@ impl crate::audit::group::Batch for QuickStep {
                 rows.join(", "),
                 sets.join(", ")
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            // Its text differs with the group's size: not kept among each connection's prepared
+            // statements, where 64 sizes would push out the hot ones.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
             for (s, _) in items.iter().zip(&take).filter(|(_, t)| **t) {
                 let j = &s.job;
                 q = q
@@ -1208,6 +1247,10 @@ async fn write_step(
         return Ok(Ok(None));
     }
     let to = rule::next(state, &s.action).map_err(ApiError::conflict)?;
+    if to == "confirmed" && s.signature.is_some() && signature.is_none() {
+        // Signed on an order read before it was checked out (a race): nothing kept, sign again.
+        return Err(ApiError::conflict("该工单刚有变化，请刷新后重新签名"));
+    }
     if scope.staff.is_some() && to == "cancelled" {
         return Err(ApiError::forbidden(
             "护理员不能取消工单，请联系服务商调度员",

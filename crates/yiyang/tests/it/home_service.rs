@@ -2809,6 +2809,28 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
     .fetch_all(&t.state.db.pool)
     .await
     .unwrap();
+    // The first elder has no phone on file (the family's code cannot reach anyone); the second has.
+    sqlx::query("UPDATE elder SET phone_bidx = NULL WHERE id = $1")
+        .bind(&elders[0])
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE elder SET phone_bidx = 'test-phone' WHERE id = $1")
+        .bind(&elders[1])
+        .execute(&t.state.db.pool)
+        .await
+        .unwrap();
+    let cg_id = cg["id"].as_str().unwrap().to_string();
+    t.add_user_staff(
+        "cg",
+        &["caregiver"],
+        "320682000000",
+        all_scopes(),
+        Some(&provider),
+        Some(&cg_id),
+    )
+    .await;
+    let cgc = t.login("cg").await;
     let mut orders = vec![];
     for (elder, at) in elders.iter().zip(["2026-12-08 09:00", "2026-12-08 14:00"]) {
         let (s, o, _) = call(
@@ -2948,12 +2970,18 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
     );
     let sign = json!({"action": "confirm", "step_id": uuid::Uuid::now_v7().to_string(),
         "signature": format!("data:image/png;base64,{}", b64(&png))});
+    // Only the caregiver in the home asks the elder to sign; an officer calls the family back.
+    let (s, v, _) = call(
+        "POST",
+        format!("/api/v1/service-orders/{a}/steps"),
+        Some(sign.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let send = || {
-        call(
-            "POST",
-            format!("/api/v1/service-orders/{a}/steps"),
-            Some(sign.clone()),
-        )
+        let (t, c, sign) = (&t, cgc.clone(), sign.clone());
+        let uri = format!("/api/v1/service-orders/{a}/steps");
+        async move { t.call("POST", &uri, Some(&c), Some(sign)).await }
     };
     let (s, v, _) = send().await;
     assert_eq!(
@@ -2995,6 +3023,7 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
         1
     );
     assert_eq!(files(&t.state.config.files_dir), 1, "the signature, once");
+    assert_eq!(v["phone_on_file"], false, "{v}");
     // Another county's officer cannot read it.
     let (s, _, _) = t
         .call(
@@ -3010,11 +3039,28 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
     for body in [
         json!({"action": "check_in"}),
         json!({"action": "check_out"}),
-        json!({"action": "confirm", "note": "已电话回访家属，确认上门"}),
     ] {
         let (s, v, _) = step(b, body).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
+    // Her family has a phone on file: the code, not a signature.
+    let (s, v, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/service-orders/{b}/steps"),
+            Some(&cgc),
+            Some(json!({"step_id": uuid::Uuid::now_v7().to_string(), "action": "confirm", "signature": b64(&png)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("发送确认码"), "{v}");
+    assert_eq!(files(&t.state.config.files_dir), 1, "nothing kept for it");
+    let (s, v, _) = step(
+        b,
+        json!({"action": "confirm", "note": "已电话回访家属，确认上门"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v, _) = call("GET", format!("/api/v1/service-orders/{b}"), None).await;
     assert_eq!(
         (s, v["confirmed_by_zh"].as_str()),

@@ -10,14 +10,14 @@ export interface VisitOrder {
   id: string; provider_name: string; elder_name: string; service_zh: string; planned_start: string
   planned_minutes: number; state: string; state_zh: string; check_in_at: string | null; check_out_at: string | null
   confirmed_at: string | null; note: string | null; address: string | null; elder_lon: number | null; elder_lat: number | null
-  tasks?: { code: string; name: string; done: boolean }[]; confirmed_by_zh?: string | null
+  tasks?: { code: string; name: string; done: boolean }[]; confirmed_by_zh?: string | null; phone_on_file?: boolean
 }
 
 export interface QueuedStep {
   step_id: string
   order_id: string
   action: 'accept' | 'check_in' | 'check_out' | 'confirm' | 'no_show'
-  at: string
+  at?: string
   lon?: number
   lat?: number
   code?: string
@@ -55,7 +55,16 @@ export function useVisitQueue(user: string, onDone: (o: VisitOrder) => void) {
   const online = ref(navigator.onLine)
   let flushing = false
 
-  const save = () => localStorage.setItem(key(user), JSON.stringify(queue.value))
+  /** False when the phone's storage is full: what is waiting then lives only while the page is open. */
+  const kept = ref(true)
+  const save = () => {
+    try {
+      localStorage.setItem(key(user), JSON.stringify(queue.value))
+      kept.value = true
+    } catch {
+      kept.value = false
+    }
+  }
 
   async function flush() {
     if (flushing || queue.value.length === 0) return
@@ -89,7 +98,9 @@ export function useVisitQueue(user: string, onDone: (o: VisitOrder) => void) {
   }
 
   function push(step: Omit<QueuedStep, 'step_id' | 'at'>) {
-    queue.value.push({ ...step, step_id: uuid(), at: new Date().toISOString() })
+    // The phone's time matters for a check-in or check-out sent late; the rest are timed on arrival.
+    const timed = step.action === 'check_in' || step.action === 'check_out'
+    queue.value.push({ ...step, step_id: uuid(), at: timed ? new Date().toISOString() : undefined } as QueuedStep)
     save()
     void flush()
   }
@@ -107,5 +118,5 @@ export function useVisitQueue(user: string, onDone: (o: VisitOrder) => void) {
   const keepDay = (orders: VisitOrder[]) => localStorage.setItem(dayKey(user), JSON.stringify(orders))
   const lastDay = (): VisitOrder[] => JSON.parse(localStorage.getItem(dayKey(user)) || '[]')
 
-  return { queue, refused, online, push, flush, pending, keepDay, lastDay, stop: () => window.clearInterval(timer) }
+  return { queue, refused, online, kept, push, flush, pending, keepDay, lastDay, stop: () => window.clearInterval(timer) }
 }
