@@ -1228,7 +1228,7 @@ async fn db_a_caregiver_moves_only_her_visits_and_a_dispatcher_only_her_provider
     };
     // Sent late after a lost connection: the phone's times are kept, up to a day back.
     let ago = |m: i64| (chrono::Utc::now() - chrono::Duration::minutes(m)).to_rfc3339();
-    let (s, v, _) = step("accept", json!({"at": ago(3 * 24 * 60)})).await;
+    let (s, v, _) = step("check_in", json!({"at": ago(3 * 24 * 60)})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     for (action, at, want) in [
         ("accept", ago(100), "accepted"),
