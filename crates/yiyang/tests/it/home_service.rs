@@ -3077,4 +3077,59 @@ async fn db_a_visit_ticks_its_tasks_and_the_elder_may_sign_to_confirm() {
     );
     let (s, _, _) = call("GET", format!("/api/v1/service-orders/{b}/signature"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The 12349 operator takes an elder's call and places a visit; dispatching, steps and the
+    // settlement stay with the provider and the officer.
+    t.add_user("op", &["operator"], "320682000000", all_scopes())
+        .await;
+    let op = t.login("op").await;
+    let (s, v, _) = t
+        .call(
+            "POST",
+            "/api/v1/service-orders",
+            Some(&op),
+            Some(json!({"provider_id": provider, "elder_id": elders[1], "service": "助医",
+                "planned_start": "2026-12-09 08:30", "planned_minutes": 120, "note": "12349 来电：陪同复诊"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::CREATED, Some("created")),
+        "{v}"
+    );
+    let placed = v["id"].as_str().unwrap().to_string();
+    for (m, uri, body) in [
+        (
+            "POST",
+            format!("/api/v1/service-orders/{placed}/dispatch"),
+            Some(json!({"caregiver_id": cg["id"]})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/service-orders/{placed}/steps"),
+            Some(
+                json!({"step_id": uuid::Uuid::now_v7().to_string(), "action": "cancel", "note": "来电取消"}),
+            ),
+        ),
+        (
+            "GET",
+            "/api/v1/home-settlements/preview?month=2026-12".to_string(),
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/care-plans".to_string(),
+            Some(
+                json!({"elder_id": elders[1], "provider_id": provider, "service": "助洁", "weekdays": [2], "start_time": "09:00", "planned_minutes": 60}),
+            ),
+        ),
+    ] {
+        let (s, v, _) = t.call(m, &uri, Some(&op), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{m} {uri}: {v}");
+    }
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM audit_log WHERE action = 'service_order.create' AND actor_name = 'op'")
+            .await,
+        1
+    );
 }
