@@ -569,34 +569,42 @@ pub async fn photo(
     actor: Actor,
     Path((id, photo_id)): Path<(String, String)>,
 ) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
     let scope = photo_reader(&actor)?;
     let (mime, bytes, region) =
         super::photo::bytes(&app.db, app.files.as_ref(), &scope, &id, &photo_id).await?;
-    app.read_audit
-        .record(
-            &actor.who(),
-            crate::audit::Entry {
-                action: "service_order.photo_view",
-                entity: "service_order",
-                entity_id: Some(&id),
-                region_code: Some(&region),
-                detail: serde_json::json!({"photo_id": photo_id}).to_string(),
-            },
-        )
-        .await?;
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, mime),
-            (
-                axum::http::header::CACHE_CONTROL,
-                // Each look is audited: none from a cache, none left on a shared office PC.
-                "no-store".into(),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    let detail = serde_json::json!({"photo_id": photo_id}).to_string();
+    let look = (
+        "service_order.photo_view",
+        id.as_str(),
+        region.as_str(),
+        detail,
+    );
+    image_looked_at(&app, &actor, look, mime, bytes).await
+}
+
+/// A visit's image (a photo, the elder's signature) answered once its look is audited: none from
+/// a cache, none left on a shared office PC.
+async fn image_looked_at(
+    app: &AppState,
+    actor: &Actor,
+    (action, id, region, detail): (&'static str, &str, &str, String),
+    mime: String,
+    bytes: Vec<u8>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let entry = crate::audit::Entry {
+        action,
+        entity: "service_order",
+        entity_id: Some(id),
+        region_code: Some(region),
+        detail,
+    };
+    app.read_audit.record(&actor.who(), entry).await?;
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, mime),
+        (axum::http::header::CACHE_CONTROL, "no-store".into()),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 /// The elder's signature that confirmed a visit (PNG), for the visit's readers; each look is
@@ -609,29 +617,15 @@ pub async fn signature(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
     let scope = photo_reader(&actor)?;
     let (bytes, region) = super::signature(&app.db, app.files.as_ref(), &scope, &id).await?;
-    app.read_audit
-        .record(
-            &actor.who(),
-            crate::audit::Entry {
-                action: "service_order.signature_view",
-                entity: "service_order",
-                entity_id: Some(&id),
-                region_code: Some(&region),
-                detail: "{}".into(),
-            },
-        )
-        .await?;
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, "image/png"),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-        ],
-        bytes,
-    )
-        .into_response())
+    let look = (
+        "service_order.signature_view",
+        id.as_str(),
+        region.as_str(),
+        "{}".into(),
+    );
+    image_looked_at(&app, &actor, look, "image/png".into(), bytes).await
 }
 
 /// A provider's statement of a recorded settlement (对账单, XLSX): totals, the split by level,
