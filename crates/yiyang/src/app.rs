@@ -374,8 +374,7 @@ pub fn router(state: AppState) -> Router {
         // While an import or a run writes, requests are admitted at a bounded rate.
         .layer(middleware::from_fn(
             |req: axum::extract::Request, next: middleware::Next| async move {
-                crate::platform::pace().await;
-                next.run(req).await
+                crate::platform::paced(next.run(req)).await
             },
         ));
     Router::new()

@@ -379,10 +379,10 @@ pub async fn upload(
         .await
         .insert(id.clone(), progress.clone());
     let (app2, job, who, uid) = (app.clone(), id.clone(), actor.who(), actor.user_id.clone());
-    tokio::spawn(async move {
+    crate::platform::spawn_apart("import", &app.db, 4, move |db| async move {
         let regions = app2.regions.read().await.clone();
         let ctx = crate::registry::import::Ctx {
-            db: &app2.db,
+            db: &db,
             keys: &app2.keys,
             regions: &regions,
             scope: &scope,

@@ -90,6 +90,7 @@ impl Db {
         {
             return Err(lost());
         }
+        crate::platform::leave_place();
         answered.await.unwrap_or_else(|_| Err(lost()))
     }
 
@@ -108,6 +109,7 @@ impl Db {
         if self.group_queue().send(work).await.is_err() {
             return Err(lost());
         }
+        crate::platform::leave_place();
         answered.await.unwrap_or_else(|_| Err(lost()))
     }
 

@@ -162,12 +162,19 @@ pub const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RE
 pub const INSERT_ROW: &str = "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 pub const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+/// [`INSERT_ROW`] and [`SET_HEAD`] in one statement (PostgreSQL): a writer holds the head until it
+/// commits, and every round trip while it does is one more that the next writer waits.
+const INSERT_ROW_SET_HEAD: &str = "WITH i AS (INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) UPDATE audit_head SET hash = $12 WHERE id = 1";
 
 /// [`INSERT_ROW`] with an [`AuditRow`] bound, for either sqlx connection type (the pool's Any and
 /// the bulk writer's native PostgreSQL); a macro because the two are different `Database`s.
 macro_rules! insert_row {
     ($r:expr) => {
-        sqlx::query(INSERT_ROW)
+        insert_row!($r, INSERT_ROW)
+    };
+    ($r:expr, $sql:expr) => {
+        sqlx::query($sql)
             .bind($r.seq)
             .bind(&$r.at)
             .bind(&$r.actor_id)
@@ -290,6 +297,7 @@ pub(crate) async fn append_as(
     e: Entry<'_>,
     request_id: &str,
 ) -> Result<i64, sqlx::Error> {
+    crate::platform::leave_place();
     if let Some(held) = tx.held_audit() {
         // A group commit appends its entries together, just before it commits (`group`).
         held.push(owned(who, &e, request_id));
@@ -298,11 +306,17 @@ pub(crate) async fn append_as(
     let key = tx.chain_key()?;
     let head = sqlx::query(BUMP_HEAD).fetch_one(&mut **tx).await?;
     let r = row_after(&key, head.get(0), head.get(1), who, &e, request_id);
-    insert_row!(r).execute(&mut **tx).await?;
-    sqlx::query(SET_HEAD)
-        .bind(&r.hash)
-        .execute(&mut **tx)
-        .await?;
+    if tx.backend() == crate::platform::db::Backend::Postgres {
+        insert_row!(r, INSERT_ROW_SET_HEAD)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        insert_row!(r).execute(&mut **tx).await?;
+        sqlx::query(SET_HEAD)
+            .bind(&r.hash)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(r.seq)
 }
 
@@ -388,6 +402,7 @@ impl ReadAudit {
             AUDIT_QUEUED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             return Err(gone());
         }
+        crate::platform::leave_place();
         match wait.await {
             Ok(true) => Ok(()),
             Ok(false) => Err(sqlx::Error::Protocol("audit commit failed".into())),

@@ -764,12 +764,13 @@ pub async fn start_evaluation(
         jobs.insert(job.id.clone(), job.clone());
     }
     let (who, id) = (actor.who(), job.id.clone());
-    tokio::spawn(async move {
+    let shared = app.db.clone();
+    crate::platform::spawn_apart("evaluation", &shared, 4, move |db| async move {
         let r = {
             let idx = app.regions.read().await;
             let names = namer(&idx);
             evaluate::run_with(
-                &app.db,
+                &db,
                 &scope,
                 &who,
                 &job.region_code,

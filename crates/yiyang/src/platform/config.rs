@@ -196,6 +196,14 @@ pub const SETTINGS: &[Setting] = &[
         "导入或批量运行期间每秒放行的请求数（默认每核 SQLite 450、PostgreSQL 350）",
     ),
     s(
+        "imports.bulk_concurrency",
+        "YIYANG_BULK_CONCURRENCY",
+        Kind::Int(0, 10_000),
+        false,
+        "",
+        "导入或批量运行期间同时处理的请求数（默认 PostgreSQL 每核 1 个，SQLite 不限；0 为不限）",
+    ),
+    s(
         "sessions.idle_minutes",
         "YIYANG_IDLE_MINUTES",
         Kind::Int(1, 1440),

@@ -633,10 +633,10 @@ pub async fn upload(
     let job = id.clone();
     let who = actor.who();
     let uid = actor.user_id.clone();
-    tokio::spawn(async move {
+    crate::platform::spawn_apart("import", &app.db, 4, move |db| async move {
         let regions = app2.regions.read().await.clone();
         let ctx = import::Ctx {
-            db: &app2.db,
+            db: &db,
             keys: &app2.keys,
             regions: &regions,
             scope: &scope,

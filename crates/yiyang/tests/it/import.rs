@@ -885,3 +885,98 @@ async fn db_edits_go_on_during_an_import() {
     let r = yiyang::audit::verify(&t.state.db, &[]).await.unwrap();
     assert!(r.ok, "{r:?}");
 }
+
+/// An editor holds a person's row and then asks for the change number while an import into the
+/// registry has reached that person (PostgreSQL; SQLite has one writer and no row locks). The
+/// import must not hold the change number while it waits for the row: both would wait for each
+/// other until the database failed one of them after a second.
+#[tokio::test]
+async fn db_an_import_waiting_for_an_edited_row_does_not_hold_the_change_number() {
+    let t = TestApp::new("demo", 0).await;
+    if t.pg_url.is_none() {
+        return;
+    }
+    t.add_user("imp", &["officer"], "320682000000", all_scopes())
+        .await;
+    let c = t.login("imp").await;
+    let n = 3000u32;
+    let file = |address: &str| {
+        let mut s = String::from("身份证号,姓名,性别,居住地区划代码,居住状况,经济状况,居住地址\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "{},李{},,320682001001,独居,低保,{address} {i} 号\n",
+                cid(1 + i % 28, 100 + i / 28),
+                ["秀", "桂", "玉", "凤", "美", "兰"][(i % 6) as usize],
+            ));
+        }
+        s
+    };
+    let import = |csv: String| {
+        let (t, c) = (&t, &c);
+        async move {
+            let (s, job) = t
+                .multipart(
+                    "/api/v1/imports/registry",
+                    c,
+                    "a.csv",
+                    csv.as_bytes(),
+                    false,
+                )
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+            job["id"].as_str().unwrap().to_string()
+        }
+    };
+    let first = import(file("幸福路")).await;
+    let st = t.wait_job(&first, &c).await;
+    assert_eq!(st["state"], "done", "{st}");
+    // A person late in the file: the second import changes everyone's address.
+    let db = &t.state.db;
+    let mut editor = db.begin().await.unwrap();
+    let id: String = sqlx::query_scalar("SELECT id FROM elder WHERE address = $1 FOR UPDATE")
+        .bind(format!("幸福路 {} 号", n - 10))
+        .fetch_one(&mut *editor)
+        .await
+        .unwrap();
+    let second = import(file("和平路")).await;
+    // Until the import waits for that row.
+    let mut waiting = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND (query LIKE '%FOR UPDATE%' OR query LIKE 'UPDATE elder SET name%')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+    }
+    assert!(waiting, "the import never reached the edited person");
+    let t0 = std::time::Instant::now();
+    sqlx::query("UPDATE registry_head SET seq = seq + 1 WHERE id = 1")
+        .execute(&mut *editor)
+        .await
+        .expect("the editor got the change number");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(900),
+        "the editor waited {:?} for the change number",
+        t0.elapsed()
+    );
+    editor.commit().await.unwrap();
+    let st = t.wait_job(&second, &c).await;
+    assert_eq!(
+        (st["state"].as_str(), st["updated"].as_i64()),
+        (Some("done"), Some(n as i64)),
+        "{st}"
+    );
+    let address: String = sqlx::query_scalar("SELECT address FROM elder WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(address.starts_with("和平路"), "{address}");
+}
