@@ -7,6 +7,10 @@
 # the imports' time beside the same imports into the same county with no load.
 # Budget: during the imports read p99 <= 200 ms, write p99 <= 500 ms, nothing over 2 s; the
 # imports at most a third slower than alone.
+# Each job starts from a checkpoint, alone and under load (`settle`), so both begin with the
+# database in the same state: PostgreSQL checkpoints every ~540 MB of WAL at its default
+# max_wal_size, and where one fell (with the full-page writes after it) differed between the two,
+# e.g. at the start of the eligibility run under load but at the end of it alone.
 # Usage: bench/import-meanwhile.sh [SCALE] [ROWS] [ENGINES] [RATE]   (SCALE: demo county x 400k
 # elders, default 0.5; ENGINES: "sqlite postgres" by default, PostgreSQL at
 # postgres://postgres@127.0.0.1:5432; RATE: requests a second per connection, 0 (default) for a
@@ -83,8 +87,8 @@ for engine in $ENGINES; do
   # Alone: the same imports into the same county with nobody else.
   restore; settle "$URL"; serve "$URL"
   read -r a0 a1 < <(upload "$W/reg.csv" registry)
-  read -r b0 b1 < <(upload "$W/a.csv" assessments)
-  read -r e0 e1 < <(evaluate)
+  settle "$URL"; read -r b0 b1 < <(upload "$W/a.csv" assessments)
+  settle "$URL"; read -r e0 e1 < <(evaluate)
   stop
   # Under load.
   restore; settle "$URL"; serve "$URL"
@@ -103,8 +107,8 @@ for l in sys.stdin:
   LPID=$!
   sleep 12
   read -r c0 c1 < <(upload "$W/reg.csv" registry)
-  read -r d0 d1 < <(upload "$W/a.csv" assessments)
-  read -r f0 f1 < <(evaluate)
+  settle "$URL"; read -r d0 d1 < <(upload "$W/a.csv" assessments)
+  settle "$URL"; read -r f0 f1 < <(evaluate)
   sleep 2; touch "$W/stop"; wait $LPID
   stop
   python3 - "$W/requests-$engine.tsv" "$engine" "$a0" "$a1" "$b0" "$b1" "$c0" "$c1" "$d0" "$d1" "$e0" "$e1" "$f0" "$f1" "$RATE" >> "$RESULTS" <<'PY'

@@ -163,45 +163,33 @@ fn lost() -> ApiError {
 /// (with the last handle of `db`); its own handle holds no sender.
 fn start(db: &Db, jobs: mpsc::Receiver<GroupWork>) {
     let db = db.clone();
-    let spawned = std::thread::Builder::new()
-        .name("yiyang-group-commit".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "group commit: no runtime"),
-            };
-            rt.block_on(async move {
-                let mut jobs = jobs;
-                loop {
-                    match db.with_own_pool(1).await {
-                        // The main handle is let go here: its queue must not keep itself open.
-                        Ok(own) => {
-                            drop(db);
-                            return writer(own, jobs).await;
-                        }
-                        Err(e) => {
-                            // No connection (the database restarting, out of connections): the
-                            // writes waiting are answered "not saved, try again", and the
-                            // writer tries again in a second rather than giving up for good.
-                            tracing::error!(error = %e, "group commit: cannot connect");
-                            while let Ok(job) = jobs.try_recv() {
-                                drop(job);
-                            }
-                            if jobs.is_closed() {
-                                return;
-                            }
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                    }
+    let run = move || async move {
+        let mut jobs = jobs;
+        loop {
+            match db.with_own_pool(1).await {
+                // The main handle is let go here: its queue must not keep itself open.
+                Ok(own) => {
+                    drop(db);
+                    return writer(own, jobs).await;
                 }
-            })
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "group commit: no thread");
-    }
+                Err(e) => {
+                    // No connection (the database restarting, out of connections): the writes
+                    // waiting are answered "not saved, try again", and the writer tries again in
+                    // a second rather than giving up for good.
+                    tracing::error!(error = %e, "group commit: cannot connect");
+                    while let Ok(job) = jobs.try_recv() {
+                        drop(job);
+                    }
+                    if jobs.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    // With no thread the queue's receiver is dropped: every grouped write answers "not saved".
+    let _ = crate::platform::on_own_thread("group-commit", run);
 }
 
 async fn writer(db: Db, mut jobs: mpsc::Receiver<GroupWork>) {

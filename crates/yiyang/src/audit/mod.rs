@@ -159,13 +159,23 @@ pub struct AuditRow {
 }
 
 pub const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
-pub const INSERT_ROW: &str = "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// The audit row's INSERT as a literal, so [`INSERT_ROW`] and [`INSERT_ROW_SET_HEAD`] share one
+/// column list (`concat!` takes only literals).
+macro_rules! insert_row_sql {
+    () => {
+        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    };
+}
+pub const INSERT_ROW: &str = insert_row_sql!();
 pub const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 /// [`INSERT_ROW`] and [`SET_HEAD`] in one statement (PostgreSQL): a writer holds the head until it
 /// commits, and every round trip while it does is one more that the next writer waits.
-const INSERT_ROW_SET_HEAD: &str = "WITH i AS (INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity, entity_id, region_code, detail, request_id, prev_hash, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) UPDATE audit_head SET hash = $12 WHERE id = 1";
+const INSERT_ROW_SET_HEAD: &str = concat!(
+    "WITH i AS (",
+    insert_row_sql!(),
+    ") UPDATE audit_head SET hash = $12 WHERE id = 1"
+);
 
 /// [`INSERT_ROW`] with an [`AuditRow`] bound, for either sqlx connection type (the pool's Any and
 /// the bulk writer's native PostgreSQL); a macro because the two are different `Database`s.

@@ -64,41 +64,29 @@ pub async fn write(
 pub fn start(db: &Db) -> Queue {
     let (send, receive) = mpsc::channel::<Item>(4 * BATCH_MAX);
     let db = db.clone();
-    let spawned = std::thread::Builder::new()
-        .name("yiyang-device-writer".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "device writer: no runtime"),
-            };
-            rt.block_on(async move {
-                let mut items = receive;
-                loop {
-                    match db.with_own_pool(1).await {
-                        Ok(own) => {
-                            drop(db);
-                            return run(own, items).await;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "device writer: cannot connect");
-                            while let Ok(i) = items.try_recv() {
-                                let _ = i.answer.send(Err(lost()));
-                            }
-                            if items.is_closed() {
-                                return;
-                            }
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                    }
+    let writer = move || async move {
+        let mut items = receive;
+        loop {
+            match db.with_own_pool(1).await {
+                Ok(own) => {
+                    drop(db);
+                    return run(own, items).await;
                 }
-            })
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "device writer: no thread");
-    }
+                Err(e) => {
+                    tracing::error!(error = %e, "device writer: cannot connect");
+                    while let Ok(i) = items.try_recv() {
+                        let _ = i.answer.send(Err(lost()));
+                    }
+                    if items.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    // With no thread the receiver is dropped: every message is answered "not saved".
+    let _ = crate::platform::on_own_thread("device-writer", writer);
     send
 }
 

@@ -245,6 +245,11 @@ impl Db {
                 .split('?')
                 .next()
                 .unwrap_or("");
+            // Every connection of a pool would open a database of its own, and so would the
+            // writers and bulk jobs that open pools of their own (`with_own_pool`).
+            if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+                anyhow::bail!("不支持内存中的 SQLite 数据库，请给出数据库文件的路径");
+            }
             sqlite_path = Some(Arc::from(path));
             if let Some(dir) = std::path::Path::new(path).parent()
                 && !dir.as_os_str().is_empty()
@@ -254,7 +259,7 @@ impl Db {
             }
             // A new database file is readable by its owner only, like the key file (SQLite gives
             // its -wal and -shm files the same mode).
-            if !path.is_empty() && path != ":memory:" && !std::path::Path::new(path).exists() {
+            if !std::path::Path::new(path).exists() {
                 let mut o = std::fs::OpenOptions::new();
                 o.write(true).create_new(true);
                 #[cfg(unix)]
@@ -510,9 +515,9 @@ impl Db {
         self.chain.get().cloned().ok_or_else(no_chain_key)
     }
 
-    /// The SQLite database file (none on PostgreSQL or in memory).
+    /// The SQLite database file (none on PostgreSQL).
     pub fn sqlite_file(&self) -> Option<&str> {
-        self.sqlite_path.as_deref().filter(|p| *p != ":memory:")
+        self.sqlite_path.as_deref()
     }
 
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {

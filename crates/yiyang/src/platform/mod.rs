@@ -261,49 +261,56 @@ where
     F: FnOnce(db::Db) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    // Left here if no thread can be had, and then run on the server's runtime.
-    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(job)));
-    let take = |s: &std::sync::Mutex<Option<F>>| s.lock().ok().and_then(|mut j| j.take());
-    let (shared, taken) = (db.clone(), slot.clone());
+    let shared = db.clone();
+    let run = move || async move {
+        match shared.with_own_pool(connections).await {
+            Ok(own) => {
+                drop(shared);
+                job(own.clone()).await;
+                own.pool.close().await;
+            }
+            // No connections of its own (the database at its limit): the job shares the
+            // server's pool.
+            Err(e) => {
+                tracing::warn!(error = %e, "bulk job: no connections of its own");
+                job(shared).await;
+            }
+        }
+    };
+    if let Err(run) = on_own_thread(name, run) {
+        tokio::spawn(run());
+    }
+}
+
+/// Runs `make()`'s future to its end on a thread named `yiyang-{name}` with a current-thread
+/// runtime of its own (bulk jobs and the long-lived writers). Gives `make` back when no thread
+/// can be had, for the caller to run it elsewhere.
+pub fn on_own_thread<F, Fut>(name: &str, make: F) -> Result<(), F>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    // `spawn` consumes its closure even when it fails: `make` waits here to be taken back.
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(make)));
+    let take = |s: &std::sync::Mutex<Option<F>>| s.lock().ok().and_then(|mut m| m.take());
+    let (taken, label) = (slot.clone(), name.to_string());
     let spawned = std::thread::Builder::new()
         .name(format!("yiyang-{name}"))
         .spawn(move || {
-            let Some(job) = take(&taken) else { return };
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            let Some(make) = take(&taken) else { return };
+            match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "bulk job: no runtime"),
-            };
-            rt.block_on(async move {
-                // A database in memory is only the server's pool's.
-                let in_memory =
-                    shared.backend == db::Backend::Sqlite && shared.sqlite_file().is_none();
-                let own = match in_memory {
-                    false => Some(shared.with_own_pool(connections).await),
-                    true => None,
-                };
-                match own {
-                    Some(Ok(own)) => {
-                        drop(shared);
-                        job(own.clone()).await;
-                        own.pool.close().await;
-                    }
-                    // No connections of its own (the database at its limit): the job shares
-                    // the server's pool, still on its own thread.
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "bulk job: no connections of its own");
-                        job(shared).await;
-                    }
-                    None => job(shared).await,
-                }
-            });
+                Ok(rt) => rt.block_on(make()),
+                Err(e) => tracing::error!(error = %e, thread = %label, "no runtime"),
+            }
         });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "bulk job: no thread, run on the server's runtime");
-        if let Some(job) = take(&slot) {
-            tokio::spawn(job(db.clone()));
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, thread = %name, "no thread");
+            take(&slot).map_or(Ok(()), Err)
         }
     }
 }
