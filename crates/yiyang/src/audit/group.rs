@@ -165,28 +165,12 @@ fn start(db: &Db, jobs: mpsc::Receiver<GroupWork>) {
     let db = db.clone();
     let run = move || async move {
         let mut jobs = jobs;
-        loop {
-            match db.with_own_pool(1).await {
-                // The main handle is let go here: its queue must not keep itself open.
-                Ok(own) => {
-                    drop(db);
-                    return writer(own, jobs).await;
-                }
-                Err(e) => {
-                    // No connection (the database restarting, out of connections): the writes
-                    // waiting are answered "not saved, try again", and the writer tries again in
-                    // a second rather than giving up for good.
-                    tracing::error!(error = %e, "group commit: cannot connect");
-                    while let Ok(job) = jobs.try_recv() {
-                        drop(job);
-                    }
-                    if jobs.is_closed() {
-                        return;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
-        }
+        let Some(own) = db.writer_pool("group commit", &mut jobs, drop).await else {
+            return;
+        };
+        // The main handle is let go here: its queue must not keep itself open.
+        drop(db);
+        writer(own, jobs).await
     };
     // With no thread the queue's receiver is dropped: every grouped write answers "not saved".
     let _ = crate::platform::on_own_thread("group-commit", run);

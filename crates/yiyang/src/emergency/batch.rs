@@ -66,24 +66,14 @@ pub fn start(db: &Db) -> Queue {
     let db = db.clone();
     let writer = move || async move {
         let mut items = receive;
-        loop {
-            match db.with_own_pool(1).await {
-                Ok(own) => {
-                    drop(db);
-                    return run(own, items).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "device writer: cannot connect");
-                    while let Ok(i) = items.try_recv() {
-                        let _ = i.answer.send(Err(lost()));
-                    }
-                    if items.is_closed() {
-                        return;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
-        }
+        let refuse = |i: Item| {
+            let _ = i.answer.send(Err(lost()));
+        };
+        let Some(own) = db.writer_pool("device writer", &mut items, refuse).await else {
+            return;
+        };
+        drop(db);
+        run(own, items).await
     };
     // With no thread the receiver is dropped: every message is answered "not saved".
     let _ = crate::platform::on_own_thread("device-writer", writer);

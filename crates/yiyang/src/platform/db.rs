@@ -300,6 +300,33 @@ impl Db {
         })
     }
 
+    /// A one-connection pool of its own for a long-lived writer (`name` in the log), tried again
+    /// every second while the database cannot be reached (restarting, out of connections); what
+    /// waits in `queue` meanwhile goes to `refuse` (answered "not saved, try again"). `None` once
+    /// the queue is closed.
+    pub async fn writer_pool<T>(
+        &self,
+        name: &str,
+        queue: &mut tokio::sync::mpsc::Receiver<T>,
+        refuse: impl Fn(T),
+    ) -> Option<Db> {
+        loop {
+            match self.with_own_pool(1).await {
+                Ok(own) => return Some(own),
+                Err(e) => {
+                    tracing::error!(error = %e, writer = name, "cannot connect");
+                    while let Ok(item) = queue.try_recv() {
+                        refuse(item);
+                    }
+                    if queue.is_closed() {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
     /// Read a large result fast and hand each row to `f` as text columns (`None` for NULL). Whole-
     /// registry jobs read a million rows; through sqlx Any that costs 5–7 µs a row (measured), so
     /// SQLite reads on its own read-only rusqlite connection and PostgreSQL through `COPY … TO
