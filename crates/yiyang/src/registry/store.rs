@@ -591,6 +591,9 @@ const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residen
     death_date, moved_out_date, status_source, status_since, created_at, updated_at, version, \
     (SELECT level FROM elder_ability WHERE elder_id = elder.id), (SELECT valid_until FROM elder_ability WHERE elder_id = elder.id)";
 
+/// Columns in [`DETAIL_COLS`].
+const DETAIL_WIDTH: usize = 26;
+
 /// One status change row: kind, new value, source, since.
 type ChangeRow = (String, Option<String>, String, String);
 
@@ -629,6 +632,8 @@ fn fetch_detail_fast(
 }
 
 /// Read one elder in scope through `conn` (inside a transaction, it sees the transaction's writes).
+/// One statement: the person's row once per status change (or once with none), so a detail
+/// view costs one round trip, not two, while an import competes for the database's cores.
 async fn fetch_detail(
     conn: &mut sqlx::AnyConnection,
     scope: &Scope,
@@ -636,22 +641,31 @@ async fn fetch_detail(
     regions: &RegionIndex,
     today: NaiveDate,
 ) -> ApiResult<Elder> {
-    let sql = format!("SELECT {DETAIL_COLS} FROM elder {DETAIL_SQL}");
-    let r = sqlx::query(AssertSqlSafe(sql))
+    let sql = format!(
+        "SELECT d.*, c.kind, c.new_value, c.source, c.since \
+         FROM (SELECT {DETAIL_COLS} FROM elder {DETAIL_SQL}) d \
+         LEFT JOIN elder_status_change c ON c.elder_id = d.id ORDER BY c.recorded_at"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(id)
         .bind(&scope.lo)
         .bind(&scope.hi)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(not_found)?;
-    let changes: Vec<ChangeRow> = sqlx::query(CHANGES_SQL)
-        .bind(id)
         .fetch_all(&mut *conn)
-        .await?
+        .await?;
+    let first = rows.first().ok_or_else(not_found)?;
+    let changes: Vec<ChangeRow> = rows
         .iter()
-        .map(|c| (c.get(0), c.get(1), c.get(2), c.get(3)))
+        .filter_map(|c| {
+            let kind: Option<String> = c.get(DETAIL_WIDTH);
+            Some((
+                kind?,
+                c.get(DETAIL_WIDTH + 1),
+                c.get(DETAIL_WIDTH + 2),
+                c.get(DETAIL_WIDTH + 3),
+            ))
+        })
         .collect();
-    Ok(elder_of(&r, changes, regions, today))
+    Ok(elder_of(first, changes, regions, today))
 }
 
 fn elder_of(

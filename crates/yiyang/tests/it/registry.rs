@@ -60,6 +60,20 @@ async fn db_elder_edit_sets_keeps_and_clears() {
         assert!(v[k].is_null(), "{k} not cleared: {v}");
     }
     assert_eq!(v["name"], "测试老人甲");
+    // The status list shows the latest change of each kind, in the edit's answer as in the
+    // detail view (the person's row joined to every change).
+    let living = |v: &serde_json::Value| {
+        v["statuses"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["kind"] == "living_status"))
+            .map(|s| s["value"].clone())
+    };
+    assert_eq!(living(&v), Some(serde_json::Value::Null), "{v}");
+    let v = patch(json!({"living_status": "独居"})).await;
+    assert_eq!(living(&v), Some(json!("独居")), "{v}");
+    let (_, d, _) = t.call("GET", &path, Some(&c), None).await;
+    assert_eq!(d["statuses"], v["statuses"]);
+    assert_eq!(d["name"], "测试老人甲");
     // A value sets again; a bad one is refused and changes nothing.
     let v = patch(json!({"lon": 120.6, "lat": 32.4})).await;
     assert_eq!(v["lon"], 120.6);
