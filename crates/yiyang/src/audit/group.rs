@@ -179,12 +179,6 @@ fn start(db: &Db, jobs: mpsc::Receiver<GroupWork>) {
 async fn writer(db: Db, mut jobs: mpsc::Receiver<GroupWork>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
-        while group.len() < GROUP_MAX {
-            match jobs.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
-        }
         // A job dropped unrun answers its caller `lost()` (its sender is dropped with it).
         let mut tx = match db.begin().await {
             Ok(tx) => tx,
@@ -193,6 +187,14 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<GroupWork>) {
                 continue;
             }
         };
+        // Taken once the transaction has begun: what came while it waited (on SQLite, behind an
+        // import's chunk) goes in now, not after the next chunk.
+        while group.len() < GROUP_MAX {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
         tx.hold_audit();
         // Batches first, each kind in one go; then the single writes in the order they came.
         let mut batches: Vec<(TypeId, BatchRun, Vec<BatchItem>)> = Vec::new();
