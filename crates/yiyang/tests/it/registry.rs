@@ -108,6 +108,38 @@ async fn db_new_sqlite_file_has_8k_pages() {
     }
 }
 
+/// SQLite: commits leave the WAL to the database's own checkpointer (`platform::db`), and it
+/// keeps up: rounds of writes with pauses between them reuse the WAL from its start instead of
+/// growing it by every round's pages.
+#[tokio::test]
+async fn db_sqlite_wal_is_folded_in_by_its_own_thread() {
+    let t = TestApp::new("demo", 0).await;
+    let Some(path) = &t.sqlite_path else { return };
+    assert_eq!(t.count("PRAGMA wal_autocheckpoint").await, 0);
+    let db = &t.state.db;
+    sqlx::query("CREATE TABLE wal_probe (k INTEGER PRIMARY KEY, v TEXT)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let wal = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+    let pad = "x".repeat(4000);
+    for round in 0..20 {
+        let mut tx = db.begin().await.unwrap();
+        for k in 0..250 {
+            sqlx::query("INSERT INTO wal_probe (k, v) VALUES ($1, $2)")
+                .bind((round * 250 + k) as i64)
+                .bind(&pad)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // 20 rounds of about 1 MB each: never folded in, the WAL would hold all 20 MB.
+    assert!(wal() < 6 << 20, "WAL grew to {} bytes", wal());
+}
+
 /// The state checks refuse unknown values on both engines; on SQLite they are worded so that a row
 /// written builds no temporary table (migration 19, `sqlite_checks_without_in`).
 #[tokio::test]
