@@ -591,9 +591,6 @@ const DETAIL_COLS: &str = "id, name, sex, birth_date, citizen_id_masked, residen
     death_date, moved_out_date, status_source, status_since, created_at, updated_at, version, \
     (SELECT level FROM elder_ability WHERE elder_id = elder.id), (SELECT valid_until FROM elder_ability WHERE elder_id = elder.id)";
 
-/// Columns in [`DETAIL_COLS`].
-const DETAIL_WIDTH: usize = 26;
-
 /// One status change row: kind, new value, source, since.
 type ChangeRow = (String, Option<String>, String, String);
 
@@ -653,16 +650,13 @@ async fn fetch_detail(
         .fetch_all(&mut *conn)
         .await?;
     let first = rows.first().ok_or_else(not_found)?;
+    // The change's four columns come after the person's, however many those are.
+    let w = first.len() - 4;
     let changes: Vec<ChangeRow> = rows
         .iter()
         .filter_map(|c| {
-            let kind: Option<String> = c.get(DETAIL_WIDTH);
-            Some((
-                kind?,
-                c.get(DETAIL_WIDTH + 1),
-                c.get(DETAIL_WIDTH + 2),
-                c.get(DETAIL_WIDTH + 3),
-            ))
+            let kind: Option<String> = c.get(w);
+            Some((kind?, c.get(w + 1), c.get(w + 2), c.get(w + 3)))
         })
         .collect();
     Ok(elder_of(first, changes, regions, today))
